@@ -1,0 +1,81 @@
+import type { Aval } from "../prims/shape-rules.js";
+import { newNodeId, Tensor, type GradNode } from "../core/tensor.js";
+import { isFloat } from "../core/dtype.js";
+
+type Cts = readonly (Tensor | undefined)[];
+export type VjpFn = (cts: Cts) => (Tensor | undefined)[] | Promise<(Tensor | undefined)[]>;
+
+let recording = true;
+
+/** Whether ops currently record graph nodes (false inside backward passes and `noGrad`). */
+export function isRecording(): boolean {
+  return recording;
+}
+
+/** Run `f` without recording: its results carry no gradient. */
+export function noGrad<T>(f: () => T): T {
+  const prev = recording;
+  recording = false;
+  try {
+    return f();
+  } finally {
+    recording = prev;
+  }
+}
+
+export interface NodeOptions {
+  collective?: boolean;
+}
+
+export interface InternalNode extends GradNode {
+  readonly outAvals: readonly Aval[];
+}
+
+/** Attach a graph node to `outputs` if recording and any parent is tracked. Returns the outputs. */
+export function attachNode(
+  outputs: Tensor[],
+  parents: readonly Tensor[],
+  vjp: VjpFn,
+  opts: NodeOptions = {},
+): Tensor[] {
+  if (!recording || !parents.some((p) => p.node !== undefined)) return outputs;
+  if (!outputs.some((o) => isFloat(o.dtype))) return outputs;
+  const node: InternalNode = {
+    id: newNodeId(),
+    parents,
+    numOutputs: outputs.length,
+    collective: opts.collective ?? false,
+    leaf: false,
+    outAvals: outputs.map((o) => ({ shape: o.shape, dtype: o.dtype })),
+    vjp,
+  };
+  outputs.forEach((o, i) => {
+    if (isFloat(o.dtype)) {
+      o.node = node;
+      o.outIndex = i;
+    }
+  });
+  return outputs;
+}
+
+/** A fresh tracked leaf sharing `t`'s storage. */
+export function makeLeaf(t: Tensor): Tensor {
+  const leaf = new Tensor(t.data, t.shape, t.dtype);
+  const node: InternalNode = {
+    id: newNodeId(),
+    parents: [],
+    numOutputs: 1,
+    collective: false,
+    leaf: true,
+    outAvals: [{ shape: t.shape, dtype: t.dtype }],
+    vjp: () => [],
+  };
+  leaf.node = node;
+  return leaf;
+}
+
+/** The same storage without gradient tracking. */
+export function stopGradient(t: Tensor): Tensor {
+  if (t.node === undefined) return t;
+  return new Tensor(t.data, t.shape, t.dtype);
+}

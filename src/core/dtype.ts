@@ -1,0 +1,81 @@
+// Element types. bfloat16 is stored in a Float32Array whose values are rounded to bf16 on every write.
+export type DType = "float32" | "float64" | "bfloat16" | "int32";
+export type TypedArray = Float32Array | Float64Array | Int32Array;
+
+export const DTYPES: readonly DType[] = ["float32", "float64", "bfloat16", "int32"];
+
+export function isFloat(d: DType): boolean {
+  return d !== "int32";
+}
+
+export function byteWidth(d: DType): number {
+  switch (d) {
+    case "float32":
+    case "int32":
+      return 4;
+    case "float64":
+      return 8;
+    case "bfloat16":
+      return 2;
+    default:
+      return d satisfies never;
+  }
+}
+
+export function allocate(d: DType, n: number): TypedArray {
+  switch (d) {
+    case "float32":
+    case "bfloat16":
+      return new Float32Array(n);
+    case "float64":
+      return new Float64Array(n);
+    case "int32":
+      return new Int32Array(n);
+    default:
+      return d satisfies never;
+  }
+}
+
+const RANK: Record<DType, number> = { int32: 0, bfloat16: 1, float32: 2, float64: 3 };
+
+/** Result type of a binary op: the wider float, ints promote to the float operand's type. */
+export function promote(a: DType, b: DType): DType {
+  return RANK[a] >= RANK[b] ? a : b;
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** Round a float to the nearest bfloat16 value (round-half-to-even), NaN preserved. */
+export function toBf16(x: number): number {
+  f32[0] = x;
+  const bits = u32[0]!;
+  if ((bits & 0x7f800000) === 0x7f800000 && (bits & 0x007fffff) !== 0) return x;
+  const rounded = (bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000;
+  u32[0] = rounded >>> 0;
+  return f32[0]!;
+}
+
+export function roundBf16InPlace(a: Float32Array): void {
+  for (let i = 0; i < a.length; i++) a[i] = toBf16(a[i]!);
+}
+
+/** Machine epsilon per dtype (for tolerances). */
+export function eps(d: DType): number {
+  switch (d) {
+    case "float32":
+      return 1.1920929e-7;
+    case "float64":
+      return 2.220446049250313e-16;
+    case "bfloat16":
+      return 0.0078125;
+    case "int32":
+      return 0;
+    default:
+      return d satisfies never;
+  }
+}
+
+export function parseDType(name: string): DType | undefined {
+  return (DTYPES as readonly string[]).includes(name) ? (name as DType) : undefined;
+}

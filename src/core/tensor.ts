@@ -1,0 +1,110 @@
+import { allocate, isFloat, roundBf16InPlace, type DType, type TypedArray } from "./dtype.js";
+import { ShapeError } from "./errors.js";
+import { fmt, size, type Shape } from "./shape.js";
+
+/**
+ * A node of the reverse-mode graph: made by an op whose inputs are tracked. `vjp` maps the cotangents
+ * of the node's outputs to those of its parents (undefined = zero / not differentiable).
+ */
+export interface GradNode {
+  readonly id: number;
+  readonly parents: readonly Tensor[];
+  readonly numOutputs: number;
+  /** Collective nodes run their VJP on every rank even without a cotangent, so ranks stay in step. */
+  readonly collective: boolean;
+  readonly leaf: boolean;
+  vjp(cts: readonly (Tensor | undefined)[]): (Tensor | undefined)[] | Promise<(Tensor | undefined)[]>;
+}
+
+let nextNodeId = 0;
+export function newNodeId(): number {
+  return nextNodeId++;
+}
+
+/**
+ * A dense row-major array. Storage is a typed array (host memory, or native memory exposed as an
+ * ArrayBuffer), never copied by views of the same data.
+ */
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly data: TypedArray;
+  node: GradNode | undefined;
+  outIndex = 0;
+
+  constructor(data: TypedArray, shape: Shape, dtype: DType) {
+    if (data.length !== size(shape)) {
+      throw new ShapeError(`[tensor] ${data.length} elements do not fill shape ${fmt(shape)}`);
+    }
+    this.data = data;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+  }
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  /** Scalar value of a one-element tensor. */
+  item(): number {
+    if (this.data.length !== 1) throw new ShapeError(`[item] tensor of shape ${fmt(this.shape)} is not a scalar`);
+    return this.data[0]!;
+  }
+
+  /** Plain copy of the elements, row-major. */
+  toArray(): number[] {
+    return Array.from(this.data);
+  }
+
+  /** Nested JS arrays in the tensor's shape. */
+  toNested(): unknown {
+    const rec = (dim: number, off: number): unknown => {
+      if (dim === this.shape.length) return this.data[off];
+      const stride = size(this.shape.slice(dim + 1));
+      return Array.from({ length: this.shape[dim]! }, (_, i) => rec(dim + 1, off + i * stride));
+    };
+    return rec(0, 0);
+  }
+
+  toString(): string {
+    return `Tensor(${this.dtype}${fmt(this.shape)})`;
+  }
+}
+
+/** Build a tensor from numbers (copied, converted to `dtype`). */
+export function tensor(values: ArrayLike<number> | number, shape?: Shape, dtype: DType = "float32"): Tensor {
+  const arr = typeof values === "number" ? [values] : values;
+  const shp = shape ?? (typeof values === "number" ? [] : [arr.length]);
+  const data = allocate(dtype, arr.length);
+  for (let i = 0; i < arr.length; i++) data[i] = arr[i]!;
+  if (dtype === "bfloat16") roundBf16InPlace(data as Float32Array);
+  if (dtype === "int32") {
+    for (let i = 0; i < arr.length; i++) {
+      if (!Number.isInteger(arr[i])) throw new ShapeError(`[tensor] int32 value ${arr[i]} at ${i} is not an integer`);
+    }
+  }
+  return new Tensor(data, shp, dtype);
+}
+
+export function zerosLike(t: { shape: Shape; dtype: DType }): Tensor {
+  return new Tensor(allocate(t.dtype, size(t.shape)), t.shape, t.dtype);
+}
+
+export function zeros(shape: Shape, dtype: DType = "float32"): Tensor {
+  return new Tensor(allocate(dtype, size(shape)), shape, dtype);
+}
+
+export function full(shape: Shape, value: number, dtype: DType = "float32"): Tensor {
+  const t = zeros(shape, dtype);
+  t.data.fill(value);
+  if (dtype === "bfloat16") roundBf16InPlace(t.data as Float32Array);
+  return t;
+}
+
+export function isDifferentiable(t: Tensor): boolean {
+  return isFloat(t.dtype);
+}
