@@ -1,0 +1,127 @@
+// Runs a golden case through moekit: forward, every gradient, and the side outputs it lists.
+import type { Tensor } from "../core/tensor.js";
+import { tensor } from "../core/tensor.js";
+import { valueAndGrad } from "../autodiff/grad.js";
+import { stopGradient } from "../autodiff/graph.js";
+import { add, mul } from "../ops/elementwise.js";
+import { sum } from "../ops/reduce.js";
+import { moeConfig, type MoeConfig } from "../moe/config.js";
+import { routedMoeForward, type MoeOutput, type RoutedMoeWeights } from "../moe/routed-moe.js";
+import { MlpBlock } from "../nn/mlp.js";
+import { sharedExpertDim } from "../moe/routed-and-shared-moe.js";
+import { compareTensor, inputTensor, type GoldenCase, type TensorCheck } from "./case.js";
+import { runExpertParallelCase } from "./run-ep.js";
+
+export interface CaseResult {
+  name: string;
+  ok: boolean;
+  checks: TensorCheck[];
+  worst: TensorCheck | undefined;
+  error?: string;
+}
+
+const NON_DIFF = new Set(["cotangent", "random_top_k_indices"]);
+
+export const WEIGHT_KEYS: Record<string, keyof RoutedMoeWeights> = {
+  gate_kernel: "gateKernel",
+  gate_bias: "gateBias",
+  wi_0: "wi0",
+  wi_1: "wi1",
+  wo: "wo",
+  wi_0_bias: "wi0Bias",
+  wi_1_bias: "wi1Bias",
+  wo_bias: "woBias",
+  per_expert_scale: "perExpertScale",
+};
+
+/** Outputs a case can ask for, by name. */
+export type Produced = Record<string, Tensor | number | undefined>;
+
+export function routedWeights(named: Record<string, Tensor>): RoutedMoeWeights {
+  const w: Partial<RoutedMoeWeights> = {};
+  for (const [k, t] of Object.entries(named)) {
+    const key = WEIGHT_KEYS[k];
+    if (key !== undefined) w[key] = t;
+  }
+  return w as RoutedMoeWeights;
+}
+
+function sharedMlp(cfg: MoeConfig, named: Record<string, Tensor>): MlpBlock | undefined {
+  if (cfg.sharedExperts <= 0) return undefined;
+  const mlp = new MlpBlock({
+    inFeatures: cfg.expertInputDim,
+    intermediateDim: sharedExpertDim(cfg),
+    activations: cfg.mlpActivations,
+    dtype: cfg.dtype,
+    weightDtype: cfg.weightDtype,
+    activationsInFloat32: cfg.activationsInFloat32,
+  });
+  const n = cfg.mlpActivations.length;
+  const p: Record<string, Tensor> = { "wo/kernel": named.shared_wo! };
+  if (n === 1) p["wi/kernel"] = named.shared_wi!;
+  else for (let i = 0; i < n; i++) p[`wi_${i}/kernel`] = named[`shared_wi_${i}`]!;
+  mlp.loadParameters(p);
+  return mlp;
+}
+
+/** Record the routing side outputs under the golden names. */
+export function routingOutputs(o: MoeOutput, out: Produced): void {
+  out.output = o.output;
+  out.lb_loss = o.lbLoss;
+  out.bias_updates = o.biasUpdates;
+  out.top_k_indices = o.topKIndices_BSK;
+  out.top_k_weights = o.topKWeights_BSK;
+  out.gate_logits = o.gateLogits_BSE;
+  out.pre_bias_logits = o.preBiasLogits_BSE;
+  if (o.expertCapacity !== undefined) out.expert_capacity = o.expertCapacity;
+  out.kept_mask = o.keptMask_BSK;
+}
+
+function singleDevice(c: GoldenCase, cfg: MoeConfig): Produced {
+  const diffNames = c.input_names.filter((n) => !NON_DIFF.has(n));
+  const ct = inputTensor(c, "cotangent");
+  const rng = c.input_names.includes("random_top_k_indices") ? { topKIndices: inputTensor(c, "random_top_k_indices") } : undefined;
+  const out: Produced = {};
+  const f = (...args: Tensor[]): Tensor => {
+    const named: Record<string, Tensor> = Object.fromEntries(diffNames.map((n, i) => [n, args[i]!]));
+    const o = routedMoeForward(cfg, routedWeights(named), named.x!, { gateInputs: named.gate_inputs, rng });
+    routingOutputs(o, out);
+    const mlp = sharedMlp(cfg, named);
+    let y = o.output;
+    if (mlp !== undefined) {
+      const s = mlp.forward(named.x!);
+      out.routed_output = o.output;
+      out.shared_output = s;
+      y = add(o.output, s);
+      out.output = y;
+    }
+    const obj = sum(mul(y, ct));
+    return o.lbLoss === undefined ? obj : add(obj, o.lbLoss);
+  };
+  const { grads } = valueAndGrad(f)(...diffNames.map((n) => inputTensor(c, n)));
+  diffNames.forEach((n, i) => (out[`grad_${n}`] = grads[i]));
+  for (const [k, v] of Object.entries(out)) if (v !== undefined && typeof v !== "number") out[k] = stopGradient(v);
+  return out;
+}
+
+const SIDE_OUTPUTS = ["lb_loss", "bias_updates"];
+
+/** Run a case and check every expected tensor; also flags side outputs the seed would not return. */
+export async function runCase(c: GoldenCase): Promise<CaseResult> {
+  try {
+    const cfg = moeConfig(c.config);
+    const produced = c.expert_parallelism > 1 || c.expert_parallelism_path !== "none" ? await runExpertParallelCase(c, cfg) : singleDevice(c, cfg);
+    const checks = c.expected_names.map((n) => compareTensor(n, produced[n], c.tensors[n]!));
+    for (const n of SIDE_OUTPUTS) {
+      if (!c.expected_names.includes(n) && produced[n] !== undefined) {
+        checks.push({ name: n, ok: false, error: Infinity, note: "produced, but the seed returns None here" });
+      }
+    }
+    const worst = [...checks].sort((a, b) => Number(a.ok) - Number(b.ok) || b.error - a.error)[0];
+    return { name: c.name, ok: checks.every((x) => x.ok), checks, worst };
+  } catch (e) {
+    return { name: c.name, ok: false, checks: [], worst: undefined, error: (e as Error).message };
+  }
+}
+
+export { tensor };

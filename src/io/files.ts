@@ -1,0 +1,78 @@
+import fs from "node:fs";
+import { MoeError } from "../core/errors.js";
+import type { Fail } from "./codec.js";
+
+export type FileFormat = "safetensors" | "npy";
+
+/** A checkpoint file that cannot be read or written. The message reads `[format] file: problem`. */
+export class CheckpointError extends MoeError {
+  override name = "CheckpointError";
+  constructor(
+    readonly format: FileFormat,
+    readonly file: string,
+    readonly problem: string,
+    options?: ErrorOptions,
+  ) {
+    super(`[${format}] ${file}: ${problem}`, options);
+  }
+}
+
+/** A `Fail` that throws a CheckpointError for `file`, optionally prefixing the problem with `context`. */
+export function failFor(format: FileFormat, file: string, context?: string): Fail {
+  return (problem) => {
+    throw new CheckpointError(format, file, context === undefined ? problem : `${context}: ${problem}`);
+  };
+}
+
+function systemMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Opens `file` for reading, turning a system error into a CheckpointError. */
+export function openForRead(format: FileFormat, file: string): number {
+  try {
+    return fs.openSync(file, "r");
+  } catch (e) {
+    throw new CheckpointError(format, file, `cannot open (${systemMessage(e)})`, { cause: e });
+  }
+}
+
+/** Largest single read; Node refuses lengths of 2 GiB and more. */
+const MAX_READ = 1 << 30;
+
+/** Reads exactly `length` bytes at `position`; a file that ends early is an error, never a short result. */
+export function readExactly(fd: number, position: number, length: number, fail: Fail): Uint8Array {
+  const out = new Uint8Array(length);
+  let done = 0;
+  while (done < length) {
+    const n = fs.readSync(fd, out, done, Math.min(length - done, MAX_READ), position + done);
+    if (n === 0) fail(`truncated: ${length} bytes expected at offset ${position}, the file ends after ${done}`);
+    done += n;
+  }
+  return out;
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.length) {
+    done += fs.writeSync(fd, bytes, done, Math.min(bytes.length - done, MAX_READ));
+  }
+}
+
+/**
+ * Writes the chunks to `file` through a temporary file renamed into place, so that a failure
+ * (including one thrown while the chunks are produced) leaves no partial file behind.
+ */
+export function writeAtomically(file: string, chunks: Iterable<Uint8Array>): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fd = fs.openSync(tmp, "w");
+  let written = false;
+  try {
+    for (const chunk of chunks) writeAll(fd, chunk);
+    written = true;
+  } finally {
+    fs.closeSync(fd);
+    if (!written) fs.rmSync(tmp, { force: true });
+  }
+  fs.renameSync(tmp, file);
+}

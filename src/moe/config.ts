@@ -1,0 +1,309 @@
+// MaxText MoE config: snake_case keys in, camelCase fields out, MaxText's base defaults, validated.
+import { parse as parseYaml } from "yaml";
+import { parseDType, type DType } from "../core/dtype.js";
+import { ConfigError } from "../core/errors.js";
+import { ACTIVATION_NAMES } from "../ops/nn.js";
+
+export const DECODER_BLOCKS = [
+  "default",
+  "llama2",
+  "mistral",
+  "mixtral",
+  "deepseek",
+  "deepseek4",
+  "gemma",
+  "gemma2",
+  "gemma3",
+  "gemma4",
+  "gpt3",
+  "gpt_oss",
+  "qwen2",
+  "qwen3",
+  "qwen3_moe",
+  "qwen3_custom_moe",
+  "qwen3_next",
+  "qwen3_5",
+  "llama4",
+  "simple",
+  "simple_mlp",
+  "olmo3",
+  "envy",
+] as const;
+export type DecoderBlock = (typeof DECODER_BLOCKS)[number];
+
+/** Every key the MoE layer reads, with MaxText's base.yml default. Order is the PARITY.md order. */
+export const MOE_DEFAULTS = {
+  num_experts: 1,
+  num_experts_per_tok: 1,
+  emb_dim: 2048,
+  mlp_dim: 7168,
+  moe_mlp_dim: 7168,
+  moe_expert_input_dim: -1,
+  padded_base_moe_mlp_dim: null as number | null,
+  capacity_factor: -1.0,
+  sparse_matmul: true,
+  megablox: true,
+  use_tokamax_gmm: false,
+  routed_score_func: "",
+  routed_bias: false,
+  routed_bias_update_rate: 0.0,
+  routed_scaling_factor: 1.0,
+  n_routing_groups: -1,
+  topk_routing_group: -1,
+  norm_topk_prob: false,
+  decoder_block: "llama2" as DecoderBlock,
+  model_name: "default",
+  mlp_activations: ["silu", "linear"] as string[],
+  mlp_activations_limit: -1.0,
+  mlp_bias: false,
+  load_balance_loss_weight: 0.0,
+  float32_weight_sum: true,
+  float32_gate_logits: false,
+  activations_in_float32: false,
+  shared_experts: 1,
+  dropout_rate: 0.0,
+  model_call_mode: "",
+  use_random_routing: false,
+  use_ring_of_experts: false,
+  ragged_buffer_factor: -1.0,
+  use_custom_sort_vjp: true,
+  ici_context_autoregressive_parallelism: 1,
+  ici_expert_parallelism: 1,
+  ici_tensor_parallelism: 1,
+  ici_tensor_transpose_parallelism: 1,
+  attention: "autoselected",
+  matmul_precision: "default",
+  dtype: "bfloat16" as string,
+  weight_dtype: "float32" as string,
+  quantization: "",
+  use_qwix_quantization: false,
+  prefuse_moe_weights: false,
+  fused_mlp: false,
+  shard_exp_on_fsdp: false,
+  use_2d_fsdp_sharding: false,
+  use_batch_split_schedule: false,
+  moe_fsdp_use_two_stage_all_gather: false,
+  wi_tile_fwd_batch_seq: 512,
+  wi_tile_fwd_embed_dim: 1024,
+  wi_tile_fwd_mlp_dim: 1024,
+  wi_tile_dlhs_batch_seq: 512,
+  wi_tile_dlhs_mlp_dim: 1024,
+  wi_tile_dlhs_embed_dim: 1024,
+  wi_tile_drhs_batch_seq: 512,
+  wi_tile_drhs_embed_dim: 1024,
+  wi_tile_drhs_mlp_dim: 1024,
+  wo_tile_fwd_batch_seq: 512,
+  wo_tile_fwd_mlp_dim: 1024,
+  wo_tile_fwd_embed_dim: 1024,
+  wo_tile_dlhs_batch_seq: 512,
+  wo_tile_dlhs_embed_dim: 1024,
+  wo_tile_dlhs_mlp_dim: 1024,
+  wo_tile_drhs_batch_seq: 512,
+  wo_tile_drhs_mlp_dim: 1024,
+  wo_tile_drhs_embed_dim: 1024,
+};
+
+export type MaxTextMoeKeys = typeof MOE_DEFAULTS;
+export type RawConfig = { [K in keyof MaxTextMoeKeys]?: MaxTextMoeKeys[K] } & Record<string, unknown>;
+
+type Camel<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
+
+/** The validated config: MaxText keys camelCased 1:1, plus resolved derived values. */
+export type MoeConfig = { readonly [K in keyof MaxTextMoeKeys as Camel<K>]: MaxTextMoeKeys[K] } & {
+  readonly dtype: DType;
+  readonly weightDtype: DType;
+  /** moe_expert_input_dim if > 0, else emb_dim */
+  readonly expertInputDim: number;
+  /** true for model names starting with "deepseek3" (pre-bias weights, group routing) */
+  readonly isDeepseek3: boolean;
+};
+
+export function camelCase(key: string): string {
+  return key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+export function snakeCase(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+function suggest(key: string): string {
+  const known = Object.keys(MOE_DEFAULTS);
+  const best = known.map((k) => [k, editDistance(key, k)] as const).sort((x, y) => x[1] - y[1])[0];
+  return best !== undefined && best[1] <= 3 ? ` (did you mean ${best[0]}?)` : "";
+}
+
+export interface ConfigOptions {
+  /** Reject keys the MoE layer does not read (default true). false ignores them (a whole MaxText YAML). */
+  strict?: boolean;
+}
+
+function checkType(key: string, value: unknown, def: unknown): void {
+  if (def === null) {
+    if (value !== null && !(typeof value === "number" && Number.isInteger(value))) {
+      throw new ConfigError(key, value, "must be an integer or null");
+    }
+    return;
+  }
+  if (Array.isArray(def)) {
+    if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) {
+      throw new ConfigError(key, value, "must be a list of strings");
+    }
+    return;
+  }
+  if (typeof value !== typeof def) throw new ConfigError(key, value, `must be a ${typeof def}`);
+  if (typeof def === "number" && !Number.isFinite(value as number)) throw new ConfigError(key, value, "must be finite");
+}
+
+const INT_KEYS = new Set([
+  "num_experts",
+  "num_experts_per_tok",
+  "emb_dim",
+  "mlp_dim",
+  "moe_mlp_dim",
+  "moe_expert_input_dim",
+  "n_routing_groups",
+  "topk_routing_group",
+  "shared_experts",
+  "ici_context_autoregressive_parallelism",
+  "ici_expert_parallelism",
+  "ici_tensor_parallelism",
+  "ici_tensor_transpose_parallelism",
+]);
+
+/**
+ * Build a validated MoeConfig from MaxText keys (snake_case, as in MaxText YAML; camelCase also accepted).
+ * Missing keys take MaxText's base defaults. Errors name the key, the value and why.
+ */
+export function moeConfig(raw: Record<string, unknown> = {}, opts: ConfigOptions = {}): MoeConfig {
+  const strict = opts.strict ?? true;
+  const merged: Record<string, unknown> = { ...MOE_DEFAULTS, mlp_activations: [...MOE_DEFAULTS.mlp_activations] };
+  for (const [k0, v] of Object.entries(raw)) {
+    const k = k0 in MOE_DEFAULTS ? k0 : snakeCase(k0);
+    if (!(k in MOE_DEFAULTS)) {
+      if (strict) throw new ConfigError(k0, v, `is not a MoE config key${suggest(k0)}`);
+      continue;
+    }
+    checkType(k0, v, (MOE_DEFAULTS as Record<string, unknown>)[k]);
+    if (INT_KEYS.has(k) && !Number.isInteger(v)) throw new ConfigError(k0, v, "must be an integer");
+    merged[k] = v;
+  }
+  const cfg: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(merged)) cfg[camelCase(k)] = v;
+  const dtype = parseDType(merged.dtype as string);
+  const weightDtype = parseDType(merged.weight_dtype as string);
+  if (dtype === undefined || dtype === "int32") throw new ConfigError("dtype", merged.dtype, "must be float32, bfloat16 or float64");
+  if (weightDtype === undefined || weightDtype === "int32") {
+    throw new ConfigError("weight_dtype", merged.weight_dtype, "must be float32, bfloat16 or float64");
+  }
+  cfg.dtype = dtype;
+  cfg.weightDtype = weightDtype;
+  cfg.expertInputDim = (merged.moe_expert_input_dim as number) > 0 ? merged.moe_expert_input_dim : merged.emb_dim;
+  cfg.isDeepseek3 = (merged.model_name as string).startsWith("deepseek3");
+  const c = Object.freeze(cfg) as unknown as MoeConfig;
+  validate(c);
+  return c;
+}
+
+/** Parse a JSON or YAML text into a config. */
+export function parseMoeConfig(text: string, opts: ConfigOptions = {}): MoeConfig {
+  const obj: unknown = parseYaml(text);
+  if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
+    throw new ConfigError("<config>", typeof obj, "must be a mapping of MaxText keys");
+  }
+  return moeConfig(obj as Record<string, unknown>, opts);
+}
+
+/** Back to MaxText snake_case keys. */
+export function toMaxTextKeys(cfg: MoeConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(MOE_DEFAULTS)) out[k] = (cfg as unknown as Record<string, unknown>)[camelCase(k)];
+  return out;
+}
+
+function positive(key: string, v: number): void {
+  if (!(v >= 1)) throw new ConfigError(key, v, "must be >= 1");
+}
+
+function validate(c: MoeConfig): void {
+  positive("num_experts", c.numExperts);
+  positive("num_experts_per_tok", c.numExpertsPerTok);
+  positive("emb_dim", c.embDim);
+  positive("mlp_dim", c.mlpDim);
+  positive("moe_mlp_dim", c.moeMlpDim);
+  positive("ici_context_autoregressive_parallelism", c.iciContextAutoregressiveParallelism);
+  positive("ici_expert_parallelism", c.iciExpertParallelism);
+  positive("ici_tensor_parallelism", c.iciTensorParallelism);
+  positive("ici_tensor_transpose_parallelism", c.iciTensorTransposeParallelism);
+  if (c.numExpertsPerTok > c.numExperts) {
+    throw new ConfigError("num_experts_per_tok", c.numExpertsPerTok, `must be <= num_experts (${c.numExperts})`);
+  }
+  if (!(DECODER_BLOCKS as readonly string[]).includes(c.decoderBlock)) {
+    throw new ConfigError("decoder_block", c.decoderBlock, `unknown (known: ${DECODER_BLOCKS.join(", ")})`);
+  }
+  if (c.mlpActivations.length === 0) throw new ConfigError("mlp_activations", c.mlpActivations, "needs at least one activation");
+  for (const a of c.mlpActivations) {
+    if (!ACTIVATION_NAMES.includes(a)) {
+      throw new ConfigError("mlp_activations", c.mlpActivations, `unknown activation "${a}" (known: ${ACTIVATION_NAMES.join(", ")})`);
+    }
+  }
+  if (c.routedScoreFunc !== "" && !ACTIVATION_NAMES.includes(c.routedScoreFunc)) {
+    throw new ConfigError("routed_score_func", c.routedScoreFunc, `unknown score function (known: "", ${ACTIVATION_NAMES.join(", ")})`);
+  }
+  if (c.isDeepseek3 && c.routedScoreFunc === "") {
+    throw new ConfigError("routed_score_func", "", `a deepseek3 model (model_name=${c.modelName}) needs a score function; the seed leaves pre_bias_logits undefined without one`);
+  }
+  if (c.isDeepseek3 && c.nRoutingGroups !== -1) {
+    const g = c.nRoutingGroups;
+    if (g < 1 || c.numExperts % g !== 0) throw new ConfigError("n_routing_groups", g, `must divide num_experts (${c.numExperts}) or be -1`);
+    if (c.numExperts / g < 2) throw new ConfigError("n_routing_groups", g, "groups need >= 2 experts (group score = sum of the top-2)");
+    if (c.topkRoutingGroup < 1 || c.topkRoutingGroup > g) {
+      throw new ConfigError("topk_routing_group", c.topkRoutingGroup, `must be in [1, n_routing_groups=${g}]`);
+    }
+    if (c.numExpertsPerTok > c.topkRoutingGroup * (c.numExperts / g)) {
+      throw new ConfigError("num_experts_per_tok", c.numExpertsPerTok, `exceeds the experts in the top ${c.topkRoutingGroup} groups`);
+    }
+  }
+  if (c.decoderBlock === "llama4" && c.numExpertsPerTok > 1) {
+    throw new ConfigError("num_experts_per_tok", c.numExpertsPerTok, "llama4 routing scales inputs by one router score per token: needs 1");
+  }
+  if (c.decoderBlock === "llama4" && !c.sparseMatmul && c.capacityFactor > 0 && c.modelCallMode !== "inference") {
+    throw new ConfigError("capacity_factor", c.capacityFactor, "llama4 with token dropping in training is undefined in the seed (no routing weights)");
+  }
+  if (!c.sparseMatmul && c.capacityFactor > 0 && c.modelCallMode === "inference" && c.mlpBias) {
+    throw new ConfigError("mlp_bias", true, "the dense inference capacity path adds the bias on the wrong axis in the seed: unsupported");
+  }
+  if (c.decoderBlock === "gpt_oss" && !(c.mlpActivationsLimit > 0)) {
+    throw new ConfigError("mlp_activations_limit", c.mlpActivationsLimit, "gpt_oss clamps to ±limit: must be > 0");
+  }
+  if (c.modelCallMode !== "" && c.modelCallMode !== "inference") {
+    throw new ConfigError("model_call_mode", c.modelCallMode, 'must be "" (training) or "inference"');
+  }
+  if (c.sharedExperts < 0) throw new ConfigError("shared_experts", c.sharedExperts, "must be >= 0");
+  if (!(c.dropoutRate >= 0 && c.dropoutRate < 1)) throw new ConfigError("dropout_rate", c.dropoutRate, "must be in [0, 1)");
+  if (c.loadBalanceLossWeight < 0) throw new ConfigError("load_balance_loss_weight", c.loadBalanceLossWeight, "must be >= 0");
+  if (c.routedBiasUpdateRate < 0) throw new ConfigError("routed_bias_update_rate", c.routedBiasUpdateRate, "must be >= 0");
+  if (c.attention === "vllm_rpa") throw new ConfigError("attention", c.attention, "the vLLM fused path (tpu-inference) is not available here");
+  if (c.quantization !== "" || c.useQwixQuantization) {
+    throw new ConfigError(c.quantization !== "" ? "quantization" : "use_qwix_quantization", c.quantization || true, "quantized experts are not implemented yet");
+  }
+  if (c.paddedBaseMoeMlpDim !== null && c.paddedBaseMoeMlpDim !== c.moeMlpDim) {
+    throw new ConfigError("padded_base_moe_mlp_dim", c.paddedBaseMoeMlpDim, "only meaningful for the vLLM GMM_v2 path; must be null or equal to moe_mlp_dim");
+  }
+  if (c.iciExpertParallelism > 1 && c.numExperts % c.iciExpertParallelism !== 0) {
+    throw new ConfigError("ici_expert_parallelism", c.iciExpertParallelism, `must divide num_experts (${c.numExperts})`);
+  }
+  if (!["default", "high", "highest", "float32", "bfloat16", "tensorfloat32", "fastest"].includes(c.matmulPrecision)) {
+    throw new ConfigError("matmul_precision", c.matmulPrecision, "must be a jax.lax.Precision name (default, high, highest)");
+  }
+}

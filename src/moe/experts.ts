@@ -1,0 +1,175 @@
+// Expert compute: the sparse (grouped matmul) and dense (einsum) paths.
+// Legend: B batch, S sequence, N context partitions, T tokens, D model dim, H expert hidden, E experts,
+// K experts per token, C capacity, R routed rows.
+import type { Tensor } from "../core/tensor.js";
+import { add, cast, clip, minimum, mul, sigmoid } from "../ops/elementwise.js";
+import { take } from "../ops/indexing.js";
+import { einsum } from "../ops/matmul.js";
+import { reshape } from "../ops/movement.js";
+import { getActivation, softmax } from "../ops/nn.js";
+import { gmm } from "../ops/segment.js";
+import { full } from "../core/tensor.js";
+import { clamp as clampIds } from "./ids.js";
+import type { MoeConfig } from "./config.js";
+import { getContextPartitionAndSubSeq, reshapeAndUpdateWeights, capacityMasks, subgroupMasks } from "./dispatch.js";
+import { calculateLoadBalanceUpdates, loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
+import { getTopk, type RoutingRng } from "./routing.js";
+import { permute, unpermute } from "./permute.js";
+
+/** The routed experts' weights, MaxText names: wi_0/wi_1 [E,D,H], wo [E,H,D], biases [E,H]/[E,D]. */
+export interface ExpertWeights {
+  wi0: Tensor;
+  wi1: Tensor;
+  wo: Tensor;
+  wi0Bias?: Tensor | undefined;
+  wi1Bias?: Tensor | undefined;
+  woBias?: Tensor | undefined;
+}
+
+/** apply_ffn_activation: act(h0)·h1, or GPT-OSS's clamped h0·σ(1.702·h0)·(h1+1). */
+export function applyFfnActivation(cfg: MoeConfig, layerW0: Tensor, layerW1: Tensor): Tensor {
+  const act = getActivation(cfg.mlpActivations[0]!);
+  let out: Tensor;
+  if (cfg.decoderBlock === "gpt_oss") {
+    const L = cfg.mlpActivationsLimit;
+    const h0 = minimum(layerW0, L);
+    const h1 = clip(layerW1, -L, L);
+    out = mul(mul(h0, act(mul(h0, 1.702))), add(h1, 1));
+  } else {
+    out = mul(act(layerW0), layerW1);
+  }
+  return cast(out, cfg.dtype);
+}
+
+/** transform_bias: each sorted row's expert bias (ids clamped; padding rows never reach an output). */
+export function transformBias(expertsIndex_R: Tensor, w0Bias_EH: Tensor, w1Bias_EH: Tensor, woBias_ED: Tensor): [Tensor, Tensor, Tensor] {
+  const ids = clampIds(expertsIndex_R, w0Bias_EH.shape[0]!);
+  return [take(w0Bias_EH, ids, 0), take(w1Bias_EH, ids, 0), take(woBias_ED, ids, 0)];
+}
+
+/**
+ * The expert FFN over rows grouped by expert: gmm(x, wi_0) (+bias), gmm(x, wi_1) (+bias), activation,
+ * gmm(·, wo) (+bias). `expertOfRow_R` gives each row's (local) expert for the biases.
+ */
+export function expertFfn(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, expertOfRow_R: Tensor, w: ExpertWeights): Tensor {
+  const dt = cfg.dtype;
+  const x = cast(x_RD, dt);
+  let h0 = gmm(x, cast(w.wi0, dt), groupSizes_E);
+  let h1 = gmm(x, cast(w.wi1, dt), groupSizes_E);
+  let b: [Tensor, Tensor, Tensor] | undefined;
+  if (cfg.mlpBias) {
+    b = transformBias(expertOfRow_R, cast(w.wi0Bias!, dt), cast(w.wi1Bias!, dt), cast(w.woBias!, dt));
+    h0 = add(h0, b[0]);
+    h1 = add(h1, b[1]);
+  }
+  const act = applyFfnActivation(cfg, h0, h1);
+  let out = gmm(act, cast(w.wo, dt), groupSizes_E);
+  if (b !== undefined) out = add(out, b[2]);
+  return out;
+}
+
+export interface RoutingOutputs {
+  topKWeights_BSK: Tensor;
+  topKIndices_BSK: Tensor;
+  lbLoss: Tensor | undefined;
+  biasUpdates: Tensor | undefined;
+  /** dense capacity paths only */
+  expertCapacity?: number;
+  keptMask_BSK?: Tensor;
+}
+
+export interface DenseResult extends RoutingOutputs {
+  output: Tensor;
+}
+
+function upDown(cfg: MoeConfig, up: string, down: string, dispatched: Tensor, w: ExpertWeights, biasShape: (b: Tensor) => Tensor): Tensor {
+  const f32 = (t: Tensor): Tensor => (cfg.activationsInFloat32 ? cast(t, "float32") : t);
+  let h0 = einsum(up, dispatched, w.wi0);
+  let h1 = einsum(up, dispatched, w.wi1);
+  if (cfg.mlpBias) {
+    h0 = add(h0, biasShape(w.wi0Bias!));
+    h1 = add(h1, biasShape(w.wi1Bias!));
+  }
+  const act = applyFfnActivation(cfg, f32(h0), f32(h1));
+  let o = einsum(down, act, w.wo);
+  if (cfg.mlpBias) o = add(o, biasShape(w.woBias!));
+  return f32(o);
+}
+
+/**
+ * dense_matmul: every expert on every token (dropless), or capacity-limited dispatch/combine einsums
+ * (generate_masks in training, generate_masks_subgroup in inference).
+ */
+export function denseMatmul(
+  cfg: MoeConfig,
+  inputs_BSD: Tensor,
+  gateLogits_BSE: Tensor,
+  preBiasLogits_BSE: Tensor | undefined,
+  w: ExpertWeights,
+  rng?: RoutingRng,
+): DenseResult {
+  const dt = cfg.dtype;
+  const E = cfg.numExperts;
+  const [topKWeights, topKIndices] = getTopk(cfg, gateLogits_BSE, preBiasLogits_BSE, rng);
+  const isLlama4 = cfg.decoderBlock === "llama4";
+  let inputs = inputs_BSD;
+  let weights_BSE: Tensor | undefined;
+  if (isLlama4) inputs = mul(inputs, cast(sigmoid(cast(topKWeights, "float32")), dt));
+  else weights_BSE = reshapeAndUpdateWeights(cfg, topKWeights, topKIndices);
+  let lbLoss: Tensor | undefined;
+  if (cfg.modelCallMode !== "inference" && cfg.loadBalanceLossWeight > 0) {
+    lbLoss = loadBalanceLoss(cfg, topKIndices, cast(softmax(cast(gateLogits_BSE, "float32")), dt));
+  }
+  const biasUpdates = shouldUpdateLoadBalance(cfg) ? calculateLoadBalanceUpdates(topKIndices, E, cfg.routedBiasUpdateRate) : undefined;
+  const routing = { topKWeights_BSK: topKWeights, topKIndices_BSK: topKIndices, lbLoss, biasUpdates };
+  const [B, S, D] = inputs.shape as [number, number, number];
+  const ew: ExpertWeights = { ...w, wi0: cast(w.wi0, dt), wi1: cast(w.wi1, dt), wo: cast(w.wo, dt) };
+
+  if (cfg.capacityFactor > 0) {
+    if (cfg.modelCallMode !== "inference") {
+      const m = capacityMasks(cfg, topKIndices, weights_BSE!);
+      const dispatched = einsum("BSM,BSEC->EBCM", inputs, cast(m.dispatch, dt));
+      const inter = upDown(cfg, "EBCM,EMH->EBCH", "EBCH,EHM->EBCM", dispatched, ew, (b) => reshape(b, [E, 1, 1, -1]));
+      const output = einsum("EBCM,BSEC->BSM", inter, m.combine);
+      return { output, ...routing, expertCapacity: m.capacity, keptMask_BSK: m.kept };
+    }
+    const probs = cast(softmax(cast(gateLogits_BSE, "float32")), dt);
+    const m = subgroupMasks(cfg, topKIndices, probs);
+    const [cp, sub] = getContextPartitionAndSubSeq(cfg, S);
+    const x_BNSM = reshape(inputs, [B, cp, sub, D]);
+    const dispatched = einsum("BNSM,BNSEC->EBNCM", x_BNSM, cast(m.dispatch, dt));
+    const inter = upDown(cfg, "EBNCM,EMH->EBNCH", "EBNCH,EHM->EBNCM", dispatched, ew, (b) => reshape(b, [E, 1, 1, -1]));
+    const out_BNSM = einsum("EBNCM,BNSEC->BNSM", inter, m.combine);
+    return { output: reshape(out_BNSM, [B, cp * sub, D]), ...routing, expertCapacity: m.capacity, keptMask_BSK: m.kept };
+  }
+
+  const inter_BSED = upDown(cfg, "BSM,EMH->BSEH", "BSEH,EHM->BSEM", inputs, ew, (b) => b);
+  let cw = isLlama4 ? reshapeAndUpdateWeights(cfg, full(topKWeights.shape, 1, dt), topKIndices) : weights_BSE!;
+  let x = inter_BSED;
+  if (cfg.float32WeightSum) {
+    x = cast(x, "float32");
+    cw = cast(cw, "float32");
+  }
+  return { output: cast(einsum("BSEM,BSE->BSM", x, cw), dt), ...routing };
+}
+
+export interface SparseResult extends RoutingOutputs {
+  output: Tensor;
+  groupSizes_E: Tensor;
+}
+
+/** sparse_matmul on one device: permute, grouped-matmul FFN, unpermute (dropless). */
+export function sparseMatmul(
+  cfg: MoeConfig,
+  inputs_BSD: Tensor,
+  gateLogits_BSE: Tensor,
+  preBiasLogits_BSE: Tensor | undefined,
+  w: ExpertWeights,
+  rng?: RoutingRng,
+): SparseResult {
+  const [B, S] = inputs_BSD.shape as [number, number];
+  const [x_RD, order_R, weights, groupSizes_E, sortedExperts_R, lbLoss, biasUpdates, selected] = permute(cfg, inputs_BSD, gateLogits_BSE, preBiasLogits_BSE, { rng });
+  const out_RD = expertFfn(cfg, x_RD, groupSizes_E, sortedExperts_R, w);
+  const output = unpermute(cfg, out_RD, order_R, weights, B, S);
+  return { output, topKWeights_BSK: weights, topKIndices_BSK: selected, lbLoss, biasUpdates, groupSizes_E };
+}

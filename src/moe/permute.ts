@@ -1,0 +1,131 @@
+// Legend: B batch, S sequence, T tokens (B·S), D model dim, E experts, e local experts, K experts per token,
+// R routed rows (T·K).
+import { ShapeError } from "../core/errors.js";
+import { full, type Tensor } from "../core/tensor.js";
+import { customVjp } from "../autodiff/custom-vjp.js";
+import { add, cast, equal, floorDivide, mod, mul, sigmoid, where } from "../ops/elementwise.js";
+import { arange, argsort, bincount, repeat, take } from "../ops/indexing.js";
+import { einsum } from "../ops/matmul.js";
+import { flatten, reshape, sliceAxis } from "../ops/movement.js";
+import { softmax } from "../ops/nn.js";
+import { sum } from "../ops/reduce.js";
+import type { MoeConfig } from "./config.js";
+import { calculateLoadBalanceUpdates, loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
+import { getTopk, type RoutingRng } from "./routing.js";
+
+const sortCustom = customVjp(
+  (x: Tensor, idx: Tensor) => ({ out: take(x, idx, 0), res: idx }),
+  // the transpose of a row permutation is the inverse permutation
+  (idx, ct) => [take(ct, argsort(idx), 0), undefined],
+);
+
+/**
+ * _sort_activations: rows of `inputs` in the order `sortIndices` (a permutation of its rows). With
+ * useCustomVjp the backward pass is a gather by the inverse permutation instead of a scatter-add.
+ */
+export function sortActivations(inputs: Tensor, sortIndices: Tensor, useCustomVjp: boolean): Tensor {
+  if (inputs.shape[0] !== sortIndices.shape[0]) {
+    throw new ShapeError(`[sort_activations] ${inputs.shape[0]} rows vs ${sortIndices.shape[0]} indices`);
+  }
+  return useCustomVjp ? sortCustom(inputs, sortIndices) : take(inputs, sortIndices, 0);
+}
+
+export interface PermuteOptions {
+  useCustomSortVjp?: boolean;
+  rng?: RoutingRng;
+  /** ring of experts: expert ids are rotated by −rollToExpertId (mod E) so this shard's come first */
+  rollToExpertId?: number;
+}
+
+/**
+ * permute: route, then sort the K copies of every token by expert. Returns the seed's tuple
+ * [sortedInputs_RD, sortedSelectedExperts_R (the sort order), weights_BSK, groupSize_E,
+ *  sortedExperts_R (expert id of each sorted row), lbLoss | undefined, biasUpdates | undefined, selectedExperts_BSK].
+ */
+export function permute(
+  cfg: MoeConfig,
+  inputs_BSD: Tensor,
+  gateLogits_BSE: Tensor,
+  preBiasLogits_BSE: Tensor | undefined,
+  opts: PermuteOptions = {},
+): [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | undefined, Tensor | undefined, Tensor] {
+  const [B, S, D] = inputs_BSD.shape as [number, number, number];
+  const K = cfg.numExpertsPerTok;
+  const E = cfg.numExperts;
+  let inputs_TD = reshape(inputs_BSD, [B * S, D]);
+  const [weights, selected_BSK] = getTopk(cfg, gateLogits_BSE, preBiasLogits_BSE, opts.rng);
+  let lbLoss: Tensor | undefined;
+  if (cfg.loadBalanceLossWeight > 0) {
+    const probs = cast(softmax(cast(gateLogits_BSE, "float32")), cfg.dtype);
+    lbLoss = loadBalanceLoss(cfg, selected_BSK, probs);
+  }
+  const biasUpdates = shouldUpdateLoadBalance(cfg) ? calculateLoadBalanceUpdates(selected_BSK, E, cfg.routedBiasUpdateRate) : undefined;
+  if (cfg.decoderBlock === "llama4") {
+    const scores_TK = reshape(sigmoid(cast(weights, "float32")), [B * S, -1]);
+    inputs_TD = mul(inputs_TD, scores_TK);
+  }
+  let flat_R = flatten(selected_BSK);
+  if (opts.rollToExpertId !== undefined) flat_R = mod(add(flat_R, -opts.rollToExpertId), E);
+  const order_R = argsort(flat_R);
+  const replicated_RD = repeat(inputs_TD, K);
+  const sorted_RD = cast(sortActivations(replicated_RD, order_R, opts.useCustomSortVjp ?? cfg.useCustomSortVjp), cfg.dtype);
+  const groupSize_E = bincount(flat_R, E);
+  const sortedExperts_R = repeat(arange(E), groupSize_E, flat_R.size);
+  return [sorted_RD, order_R, weights, groupSize_E, sortedExperts_R, lbLoss, biasUpdates, selected_BSK];
+}
+
+/**
+ * unpermute: undo the sort and combine the K expert outputs of each token with its routing weights
+ * (weights of 1 for llama4; float32 sum when float32_weight_sum). Returns [B,S,D] in the layer dtype.
+ */
+export function unpermute(
+  cfg: MoeConfig,
+  intermediate_RD: Tensor,
+  sortedSelectedExperts_R: Tensor,
+  weights_BSK: Tensor,
+  batchSize: number,
+  sequenceLength: number,
+  useCustomSortVjp = cfg.useCustomSortVjp,
+): Tensor {
+  const K = cfg.numExpertsPerTok;
+  const unsorted_RD = sortActivations(intermediate_RD, argsort(sortedSelectedExperts_R), useCustomSortVjp);
+  let w_TK = reshape(weights_BSK, [-1, K]);
+  let x_TKD = reshape(unsorted_RD, [w_TK.shape[0]!, K, -1]);
+  if (cfg.decoderBlock === "llama4") w_TK = full(w_TK.shape, 1, w_TK.dtype);
+  if (cfg.float32WeightSum) {
+    x_TKD = cast(x_TKD, "float32");
+    w_TK = cast(w_TK, "float32");
+  }
+  const out_TD = einsum("TKD,TK->TD", x_TKD, w_TK);
+  return cast(reshape(out_TD, [batchSize, sequenceLength, -1]), cfg.dtype);
+}
+
+/**
+ * local_permute (static): regroup the rows an expert shard holds by local expert id.
+ * Returns [sortedInputs, sortedIndices, localGroupSize_e, sortedExpertsIds].
+ */
+export function localPermute(
+  inputs: Tensor,
+  globalGroupSizes: Tensor,
+  localExpertSize: number,
+  shardIndex: number,
+  isOffset = false,
+  globalSortedExperts?: Tensor,
+  useCustomSortVjp = true,
+): [Tensor, Tensor, Tensor, Tensor] {
+  const allShardLocal = sliceAxis(globalGroupSizes, 1, shardIndex * localExpertSize, (shardIndex + 1) * localExpertSize);
+  const localSizes = flatten(allShardLocal);
+  const localGroupSize = sum(allShardLocal, 0);
+  let expertIndices: Tensor;
+  if (isOffset) {
+    if (globalSortedExperts === undefined) throw new ShapeError("[local_permute] is_offset needs global_sorted_experts");
+    const owner = floorDivide(globalSortedExperts, localExpertSize);
+    expertIndices = where(equal(owner, shardIndex), mod(globalSortedExperts, localExpertSize), localExpertSize);
+  } else {
+    const base = mod(arange(localSizes.size), localExpertSize);
+    expertIndices = repeat(base, localSizes, inputs.shape[0]);
+  }
+  const sortedIndices = argsort(expertIndices);
+  const sortedInputs = sortActivations(inputs, sortedIndices, useCustomSortVjp);
+  return [sortedInputs, sortedIndices, localGroupSize, take(expertIndices, sortedIndices, 0)];
+}

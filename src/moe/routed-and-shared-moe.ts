@@ -1,0 +1,68 @@
+import type { Tensor } from "../core/tensor.js";
+import { add } from "../ops/elementwise.js";
+import { MlpBlock } from "../nn/mlp.js";
+import { Module, type Params } from "../nn/module.js";
+import { foldIn, prngKey, type Key } from "../nn/random.js";
+import type { MoeConfig } from "./config.js";
+import { RoutedMoE, type ForwardOptions, type MoeOutput } from "./routed-moe.js";
+
+export interface SharedMoeOutput extends MoeOutput {
+  routedOutput: Tensor;
+  sharedOutput: Tensor;
+}
+
+/** Width of the shared MLP: shared_experts × (mlp_dim for Gemma4, moe_mlp_dim otherwise). */
+export function sharedExpertDim(cfg: MoeConfig): number {
+  return cfg.sharedExperts * (cfg.decoderBlock === "gemma4" ? cfg.mlpDim : cfg.moeMlpDim);
+}
+
+/**
+ * MaxText's RoutedAndSharedMoE: routed experts (`MoeBlock_0`) plus a dense shared MLP, summed.
+ * Parameter paths: "MoeBlock_0/<routed path>", "shared_experts/<mlp path>".
+ */
+export class RoutedAndSharedMoE extends Module {
+  readonly config: MoeConfig;
+  readonly routedMoe: RoutedMoE;
+  readonly sharedExperts: MlpBlock;
+
+  constructor(config: MoeConfig, opts: { key?: Key } = {}) {
+    super();
+    this.config = config;
+    const key = opts.key ?? prngKey(0);
+    this.routedMoe = new RoutedMoE(config, { intermediateDim: config.moeMlpDim, key: foldIn(key, 0) });
+    this.sharedExperts = new MlpBlock({
+      inFeatures: config.expertInputDim,
+      intermediateDim: sharedExpertDim(config),
+      activations: config.mlpActivations,
+      dtype: config.dtype,
+      weightDtype: config.weightDtype,
+      intermediateDropoutRate: config.dropoutRate,
+      activationsInFloat32: config.activationsInFloat32,
+      key: foldIn(key, 1),
+    });
+  }
+
+  parameters(): [string, Tensor][] {
+    return [
+      ...this.routedMoe.parameters().map(([p, t]): [string, Tensor] => [`MoeBlock_0/${p}`, t]),
+      ...this.sharedExperts.parameters().map(([p, t]): [string, Tensor] => [`shared_experts/${p}`, t]),
+    ];
+  }
+
+  protected setParameters(params: Params): void {
+    const routed: Params = {};
+    const shared: Params = {};
+    for (const [p, t] of Object.entries(params)) {
+      if (p.startsWith("MoeBlock_0/")) routed[p.slice("MoeBlock_0/".length)] = t;
+      else shared[p.slice("shared_experts/".length)] = t;
+    }
+    this.routedMoe.loadParameters(routed);
+    this.sharedExperts.loadParameters(shared);
+  }
+
+  forward(inputs_BSD: Tensor, opts: ForwardOptions & { dropoutKey?: Key } = {}): SharedMoeOutput {
+    const r = this.routedMoe.forward(inputs_BSD, opts);
+    const sharedOutput = this.sharedExperts.forward(inputs_BSD, opts.dropoutKey);
+    return { ...r, output: add(r.output, sharedOutput), routedOutput: r.output, sharedOutput };
+  }
+}

@@ -1,0 +1,154 @@
+// Legend: B batch, S sequence, D model dim, H expert hidden, E experts, K experts per token.
+import { ShapeError } from "../core/errors.js";
+import { fmt, shapesEqual } from "../core/shape.js";
+import { full, type Tensor } from "../core/tensor.js";
+import { cast, mul } from "../ops/elementwise.js";
+import { reshape } from "../ops/movement.js";
+import { Module, type Params } from "../nn/module.js";
+import { defaultKernelInit, type NdInitializer } from "../nn/init.js";
+import { prngKey, split, type Key } from "../nn/random.js";
+import type { MoeConfig } from "./config.js";
+import { denseMatmul, sparseMatmul, type ExpertWeights, type RoutingOutputs } from "./experts.js";
+import { gateDtype, gateLogit } from "./gate-logit.js";
+import type { RoutingRng } from "./routing.js";
+
+/** All weights of a RoutedMoE, MaxText names camelCased (gate/kernel -> gateKernel). */
+export interface RoutedMoeWeights extends ExpertWeights {
+  gateKernel: Tensor;
+  gateBias?: Tensor | undefined;
+  perExpertScale?: Tensor | undefined;
+}
+
+/** Layer output plus what routing decided (for statistics, tests and the golden checker). */
+export interface MoeOutput extends RoutingOutputs {
+  output: Tensor;
+  gateLogits_BSE: Tensor;
+  preBiasLogits_BSE: Tensor | undefined;
+  /** tokens routed to each expert (sparse path) */
+  groupSizes_E?: Tensor;
+}
+
+export interface ForwardOptions {
+  /** a separate routing input (MaxText gate_inputs) */
+  gateInputs?: Tensor;
+  /** PRNG key (or injected draw) for use_random_routing */
+  rng?: RoutingRng;
+}
+
+/** The experts' effective wo: per_expert_scale (Gemma4) folded in. */
+export function effectiveWeights(cfg: MoeConfig, w: RoutedMoeWeights): ExpertWeights {
+  const dt = cfg.dtype;
+  let wo = cast(w.wo, dt);
+  if (w.perExpertScale !== undefined) wo = mul(wo, reshape(cast(w.perExpertScale, dt), [-1, 1, 1]));
+  return { ...w, wo };
+}
+
+/** Gate logits for the layer input (MaxText RoutedMoE.__call__ up to the expert dispatch). */
+export function routedGate(cfg: MoeConfig, w: RoutedMoeWeights, inputs_BSD: Tensor, gateInputs?: Tensor): { x: Tensor; logits: Tensor; pre: Tensor | undefined } {
+  const x = cast(inputs_BSD, cfg.dtype);
+  const routingInputs = gateInputs === undefined ? x : cast(gateInputs, gateDtype(cfg));
+  const { logits_BSE, preBiasLogits_BSE } = gateLogit(cfg, w.gateKernel, w.gateBias, routingInputs);
+  return { x, logits: logits_BSE, pre: preBiasLogits_BSE };
+}
+
+/** RoutedMoE.__call__ as a pure function of the config, the weights and the input [B,S,D]. */
+export function routedMoeForward(cfg: MoeConfig, w: RoutedMoeWeights, inputs_BSD: Tensor, opts: ForwardOptions = {}): MoeOutput {
+  if (inputs_BSD.ndim !== 3 || inputs_BSD.shape[2] !== w.gateKernel.shape[0]) {
+    throw new ShapeError(`[RoutedMoE] input ${fmt(inputs_BSD.shape)} must be [B,S,${w.gateKernel.shape[0]}]`);
+  }
+  const { x, logits, pre } = routedGate(cfg, w, inputs_BSD, opts.gateInputs);
+  const ew = effectiveWeights(cfg, w);
+  const r = cfg.sparseMatmul ? sparseMatmul(cfg, x, logits, pre, ew, opts.rng) : denseMatmul(cfg, x, logits, pre, ew, opts.rng);
+  return { ...r, gateLogits_BSE: logits, preBiasLogits_BSE: pre };
+}
+
+export interface RoutedMoeOptions {
+  /** hidden width of each expert (MaxText intermediate_dim); default moe_mlp_dim */
+  intermediateDim?: number;
+  key?: Key;
+  kernelInit?: NdInitializer;
+}
+
+/** Expected shapes of every parameter, by MaxText path. */
+export function routedMoeParamShapes(cfg: MoeConfig, H: number): Record<string, number[]> {
+  const D = cfg.expertInputDim;
+  const E = cfg.numExperts;
+  const shapes: Record<string, number[]> = { "gate/kernel": [D, E] };
+  if (cfg.routedBias) shapes["gate/bias"] = [E];
+  Object.assign(shapes, { wi_0: [E, D, H], wi_1: [E, D, H], wo: [E, H, D] });
+  if (cfg.mlpBias) Object.assign(shapes, { wi_0_bias: [E, H], wi_1_bias: [E, H], wo_bias: [E, D] });
+  if (cfg.decoderBlock === "gemma4") shapes["per_expert_scale"] = [E];
+  return shapes;
+}
+
+const KEY_OF: Record<string, keyof RoutedMoeWeights> = {
+  "gate/kernel": "gateKernel",
+  "gate/bias": "gateBias",
+  wi_0: "wi0",
+  wi_1: "wi1",
+  wo: "wo",
+  wi_0_bias: "wi0Bias",
+  wi_1_bias: "wi1Bias",
+  wo_bias: "woBias",
+  per_expert_scale: "perExpertScale",
+};
+
+/**
+ * MaxText's RoutedMoE: gate, routing, and the experts (sparse grouped matmul or dense einsums).
+ *
+ * @example
+ * const moe = new RoutedMoE(moeConfig({ num_experts: 8, num_experts_per_tok: 2, emb_dim: 16, moe_mlp_dim: 32, dtype: "float32" }));
+ * const { output, lbLoss } = moe.forward(x_BSD);
+ */
+export class RoutedMoE extends Module {
+  readonly config: MoeConfig;
+  readonly intermediateDim: number;
+  weights: RoutedMoeWeights;
+
+  constructor(config: MoeConfig, opts: RoutedMoeOptions = {}) {
+    super();
+    this.config = config;
+    this.intermediateDim = opts.intermediateDim ?? config.moeMlpDim;
+    const init = opts.kernelInit ?? defaultKernelInit;
+    const shapes = routedMoeParamShapes(config, this.intermediateDim);
+    const keys = split(opts.key ?? prngKey(0), Object.keys(shapes).length);
+    const w: Partial<Record<keyof RoutedMoeWeights, Tensor>> = {};
+    const wdt = config.weightDtype;
+    Object.entries(shapes).forEach(([path, shape], i) => {
+      const k = keys[i]!;
+      let t: Tensor;
+      if (path === "gate/kernel") t = init(k, shape, wdt, [0], [1]);
+      // MaxText calls the 3-D expert initialiser with in_axis=[0], out_axis=[1] (fan_in = E·H or E·D)
+      else if (path === "wi_0" || path === "wi_1" || path === "wo") t = init(k, shape, wdt, [0], [1]);
+      else if (path === "per_expert_scale") t = full(shape, 1, wdt);
+      else t = full(shape, 0, wdt);
+      w[KEY_OF[path]!] = t;
+    });
+    this.weights = w as RoutedMoeWeights;
+  }
+
+  parameters(): [string, Tensor][] {
+    return Object.entries(KEY_OF)
+      .filter(([, k]) => this.weights[k] !== undefined)
+      .map(([path, k]) => [path, this.weights[k]!]);
+  }
+
+  protected setParameters(params: Params): void {
+    for (const [path, t] of Object.entries(params)) this.weights = { ...this.weights, [KEY_OF[path]!]: t };
+  }
+
+  /** Check every expected parameter is present with its shape. */
+  validateWeights(): void {
+    const shapes = routedMoeParamShapes(this.config, this.intermediateDim);
+    for (const [path, shape] of Object.entries(shapes)) {
+      const t = this.weights[KEY_OF[path]!];
+      if (t === undefined) throw new ShapeError(`[RoutedMoE] missing parameter ${path}`);
+      if (!shapesEqual(t.shape, shape)) throw new ShapeError(`[RoutedMoE] ${path} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
+    }
+  }
+
+  /** MaxText __call__: returns the output and the routing side outputs. */
+  forward(inputs_BSD: Tensor, opts: ForwardOptions = {}): MoeOutput {
+    return routedMoeForward(this.config, this.weights, inputs_BSD, opts);
+  }
+}
