@@ -1,5 +1,5 @@
 // Legend: B batch, S sequence, D model dim, H expert hidden, E experts, K experts per token.
-import { ShapeError } from "../core/errors.js";
+import { ConfigError, ShapeError } from "../core/errors.js";
 import { fmt, shapesEqual } from "../core/shape.js";
 import { full, type Tensor } from "../core/tensor.js";
 import { cast, mul } from "../ops/elementwise.js";
@@ -11,6 +11,8 @@ import type { MoeConfig } from "./config.js";
 import { denseMatmul, sparseMatmul, type ExpertWeights, type RoutingOutputs } from "./experts.js";
 import { gateDtype, gateLogit } from "./gate-logit.js";
 import type { RoutingRng } from "./routing.js";
+import type { Group } from "../parallel/group.js";
+import { sparseMatmulExpertParallel, type EpPath, type EpStats } from "./expert-parallel.js";
 
 /** All weights of a RoutedMoE, MaxText names camelCased (gate/kernel -> gateKernel). */
 export interface RoutedMoeWeights extends ExpertWeights {
@@ -151,4 +153,19 @@ export class RoutedMoE extends Module {
   forward(inputs_BSD: Tensor, opts: ForwardOptions = {}): MoeOutput {
     return routedMoeForward(this.config, this.weights, inputs_BSD, opts);
   }
+}
+
+/** RoutedMoE.__call__ on one rank of an expert-parallel group; `w` holds this rank's experts. */
+export async function routedMoeForwardParallel(
+  cfg: MoeConfig,
+  group: Group,
+  path: EpPath,
+  w: RoutedMoeWeights,
+  inputs_BSD: Tensor,
+  opts: ForwardOptions = {},
+): Promise<MoeOutput & { ep: EpStats }> {
+  if (!cfg.sparseMatmul) throw new ConfigError("sparse_matmul", false, "expert parallelism runs the sparse (grouped matmul) path only");
+  const { x, logits, pre } = routedGate(cfg, w, inputs_BSD, opts.gateInputs);
+  const r = await sparseMatmulExpertParallel(cfg, group, path, x, logits, pre, effectiveWeights(cfg, w), opts.rng);
+  return { ...r, gateLogits_BSE: logits, preBiasLogits_BSE: pre };
 }

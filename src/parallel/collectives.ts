@@ -1,0 +1,109 @@
+// Differentiable collectives over a Group. Linear maps in adjoint pairs:
+// allGather ⇄ psumScatter, raggedAllToAll ⇄ raggedAllToAll with the roles of send and receive swapped.
+import { MoeError } from "../core/errors.js";
+import { tensor, zeros, type Tensor } from "../core/tensor.js";
+import { attachNode } from "../autodiff/graph.js";
+import { add } from "../ops/elementwise.js";
+import { concatenate, pad, reshape, sliceAxis } from "../ops/movement.js";
+import { noGrad } from "../autodiff/graph.js";
+import type { Group } from "./group.js";
+
+/** Rows of every rank concatenated on axis 0 (jax.lax.all_gather tiled=True). */
+export async function allGather(group: Group, x: Tensor): Promise<Tensor> {
+  const parts = await group.allGather(x);
+  const out = noGrad(() => concatenate(parts, 0));
+  attachNode([out], [x], async ([ct]) => [await psumScatter(group, ct!)], { collective: true });
+  return out;
+}
+
+/** Sum over ranks, then this rank's 1/N slice of axis 0 (psum_scatter tiled=True). Sums in rank order. */
+export async function psumScatter(group: Group, x: Tensor): Promise<Tensor> {
+  const n = group.size;
+  const rows = x.shape[0]!;
+  if (rows % n !== 0) throw new MoeError(`[psum_scatter] axis 0 (${rows}) not divisible by group size ${n}`);
+  const chunk = rows / n;
+  const parts = noGrad(() => Array.from({ length: n }, (_, j) => sliceAxis(x, 0, j * chunk, (j + 1) * chunk)));
+  const got = await group.allToAll(parts);
+  const out = noGrad(() => got.reduce((a, b) => add(a, b)));
+  attachNode([out], [x], async ([ct]) => [await allGather(group, ct!)], { collective: true });
+  return out;
+}
+
+/** Sum over ranks (all-reduce), deterministic rank order; for gradients of replicated parameters. */
+export async function allReduceSum(group: Group, x: Tensor): Promise<Tensor> {
+  const parts = await group.allGather(x);
+  return noGrad(() => parts.reduce((a, b) => add(a, b)));
+}
+
+/** Integer metadata of every rank stacked on a new axis 0 (no gradient). */
+export async function allGatherStack(group: Group, x: Tensor): Promise<Tensor> {
+  const parts = await group.allGather(x);
+  return noGrad(() => concatenate(parts.map((p) => reshape(p, [1, ...p.shape])), 0));
+}
+
+function vec(t: Tensor | readonly number[]): number[] {
+  return Array.isArray(t) ? [...t] : Array.from((t as Tensor).data);
+}
+
+export interface RaggedParams {
+  inputOffsets: readonly number[];
+  sendSizes: readonly number[];
+  /** offsets in the receivers' buffers */
+  outputOffsets: readonly number[];
+  recvSizes: readonly number[];
+}
+
+/**
+ * jax.lax.ragged_all_to_all: rows operand[inputOffsets[i] : +sendSizes[i]] go to rank i, landing at
+ * outputOffsets[i] of its output buffer (`outputRows` rows, zeros where nothing lands). Received sizes
+ * must agree with what peers send. Differentiable in `operand`.
+ */
+export async function raggedAllToAll(group: Group, operand: Tensor, outputRows: number, p: RaggedParams): Promise<Tensor> {
+  const n = group.size;
+  const inner = operand.shape.slice(1);
+  const payload = noGrad(() =>
+    Array.from({ length: n }, (_, i) => {
+      const rows = sliceAxis(operand, 0, p.inputOffsets[i]!, p.inputOffsets[i]! + p.sendSizes[i]!);
+      return rows;
+    }),
+  );
+  const offsets = await group.allToAll(Array.from({ length: n }, (_, i) => tensor([p.outputOffsets[i]!], [1], "int32")));
+  const got = await group.allToAll(payload);
+  const out = noGrad(() => {
+    let buf = zeros([outputRows, ...inner], operand.dtype);
+    got.forEach((rows, j) => {
+      const at = offsets[j]!.data[0]!;
+      const m = rows.shape[0]!;
+      if (m !== p.recvSizes[j]) throw new MoeError(`[ragged_all_to_all] rank ${group.rank} expected ${p.recvSizes[j]} rows from rank ${j}, got ${m}`);
+      if (at < 0 || at + m > outputRows) {
+        throw new MoeError(`[ragged_all_to_all] ${m} rows from rank ${j} at offset ${at} overflow the ${outputRows}-row buffer of rank ${group.rank}`);
+      }
+      if (m > 0) buf = add(buf, pad(rows, [at, ...inner.map(() => 0)], [outputRows - at - m, ...inner.map(() => 0)]));
+    });
+    return buf;
+  });
+  attachNode(
+    [out],
+    [operand],
+    async ([ct]) => {
+      // adjoint: send back, from where peers' rows landed here, to where they came from
+      const landedAt = vec(await exchange(group, p.outputOffsets));
+      const cameFrom = vec(await exchange(group, p.inputOffsets));
+      const back = await raggedAllToAll(group, ct!, operand.shape[0]!, {
+        inputOffsets: landedAt,
+        sendSizes: p.recvSizes,
+        outputOffsets: cameFrom,
+        recvSizes: p.sendSizes,
+      });
+      return [back];
+    },
+    { collective: true },
+  );
+  return out;
+}
+
+/** a2a of one int per peer: result[j] = rank j's v[me]. */
+async function exchange(group: Group, v: readonly number[]): Promise<number[]> {
+  const got = await group.allToAll(v.map((x) => tensor([x], [1], "int32")));
+  return got.map((t) => t.data[0]!);
+}

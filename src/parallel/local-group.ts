@@ -1,0 +1,98 @@
+import { MoeError } from "../core/errors.js";
+import { Tensor } from "../core/tensor.js";
+import type { Group } from "./group.js";
+
+interface Slot {
+  op: string;
+  payload: unknown[];
+  arrived: number;
+  waiters: { resolve: (v: unknown[]) => void; reject: (e: Error) => void }[];
+}
+
+/** Shared state of N in-process ranks: a rendezvous per collective call, in call order. */
+class Rendezvous {
+  readonly slots = new Map<number, Slot>();
+  failure: Error | undefined;
+
+  constructor(readonly size: number) {}
+
+  meet(rank: number, seq: number, op: string, value: unknown): Promise<unknown[]> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    let slot = this.slots.get(seq);
+    if (slot === undefined) {
+      slot = { op, payload: new Array<unknown>(this.size), arrived: 0, waiters: [] };
+      this.slots.set(seq, slot);
+    }
+    if (slot.op !== op) {
+      const e = new MoeError(`[group] collective mismatch at call ${seq}: rank ${rank} called ${op}, another rank ${slot.op}`);
+      this.fail(e);
+      return Promise.reject(e);
+    }
+    slot.payload[rank] = value;
+    slot.arrived++;
+    const s = slot;
+    const p = new Promise<unknown[]>((resolve, reject) => s.waiters.push({ resolve, reject }));
+    if (slot.arrived === this.size) {
+      this.slots.delete(seq);
+      for (const w of slot.waiters) w.resolve(slot.payload);
+    }
+    return p;
+  }
+
+  fail(e: Error): void {
+    this.failure ??= e;
+    for (const s of this.slots.values()) for (const w of s.waiters) w.reject(this.failure);
+    this.slots.clear();
+  }
+}
+
+const detach = (t: Tensor): Tensor => new Tensor(t.data, t.shape, t.dtype);
+
+class LocalRank implements Group {
+  #seq = 0;
+  constructor(
+    readonly rank: number,
+    readonly size: number,
+    private readonly rv: Rendezvous,
+  ) {}
+
+  async allGather(x: Tensor): Promise<Tensor[]> {
+    const all = await this.rv.meet(this.rank, this.#seq++, "allGather", detach(x));
+    return all as Tensor[];
+  }
+
+  async allToAll(xs: readonly Tensor[]): Promise<Tensor[]> {
+    if (xs.length !== this.size) throw new MoeError(`[group] allToAll needs ${this.size} tensors, got ${xs.length}`);
+    const all = (await this.rv.meet(this.rank, this.#seq++, "allToAll", xs.map(detach))) as Tensor[][];
+    return all.map((sent) => sent[this.rank]!);
+  }
+}
+
+/** N ranks in one process (deterministic; the test backbone). One Group handle per rank. */
+export function createLocalGroup(size: number): Group[] {
+  return makeRanks(size).ranks;
+}
+
+function makeRanks(size: number): { ranks: Group[]; rv: Rendezvous } {
+  if (!Number.isInteger(size) || size < 1) throw new MoeError(`[group] size must be a positive integer, got ${size}`);
+  const rv = new Rendezvous(size);
+  return { ranks: Array.from({ length: size }, (_, r) => new LocalRank(r, size, rv)), rv };
+}
+
+/**
+ * Run `fn` on every rank of a fresh local group, concurrently; resolves to the per-rank results.
+ * If one rank fails, the others are released with the same error instead of waiting forever.
+ */
+export async function runSpmd<T>(size: number, fn: (group: Group) => Promise<T>): Promise<T[]> {
+  const { ranks, rv } = makeRanks(size);
+  return Promise.all(
+    ranks.map(async (g) => {
+      try {
+        return await fn(g);
+      } catch (e) {
+        rv.fail(e as Error);
+        throw e;
+      }
+    }),
+  );
+}
