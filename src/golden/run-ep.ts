@@ -11,7 +11,7 @@ import { expertShard, type EpPath } from "../moe/expert-parallel.js";
 import { routedMoeForwardParallel } from "../moe/routed-moe.js";
 import { runSpmd } from "../parallel/local-group.js";
 import { inputTensor, type GoldenCase } from "./case.js";
-import { routedWeights, routingOutputs, type Produced } from "./run.js";
+import { routedWeights, routingOutputs, sharedMlp, type Produced } from "./run.js";
 
 const EXPERT_SHARDED = new Set(["wi_0", "wi_1", "wo", "wi_0_bias", "wi_1_bias", "wo_bias", "per_expert_scale"]);
 const NON_DIFF = new Set(["cotangent", "random_top_k_indices"]);
@@ -47,8 +47,16 @@ export async function runExpertParallelCase(c: GoldenCase, cfg: MoeConfig): Prom
       const o = await routedMoeForwardParallel(cfg, group, path, routedWeights(named), named.x!, { gateInputs: named.gate_inputs, rng });
       routingOutputs(o, out);
       ep = o.ep;
+      let y = o.output;
+      const mlp = sharedMlp(cfg, named);
+      if (mlp !== undefined) {
+        out.routed_output = o.output;
+        out.shared_output = mlp.forward(named.x!);
+        y = add(o.output, out.shared_output);
+        out.output = y;
+      }
       // unmapped outputs (lb_loss; the whole output when the batch is replicated) get cotangent/N per rank
-      let obj = sum(mul(o.output, ct));
+      let obj = sum(mul(y, ct));
       if (!sharded) obj = div(obj, N);
       return o.lbLoss === undefined ? obj : add(obj, div(o.lbLoss, N));
     };
@@ -60,7 +68,7 @@ export async function runExpertParallelCase(c: GoldenCase, cfg: MoeConfig): Prom
   const produced: Produced = { ...first.out };
   const cat = (name: string): Tensor => concatenate(perRank.map((p) => p.out[name] as Tensor), 0);
   if (sharded) {
-    for (const n of ["output", "top_k_indices", "top_k_weights", "gate_logits", "pre_bias_logits"]) {
+    for (const n of ["output", "routed_output", "shared_output", "top_k_indices", "top_k_weights", "gate_logits", "pre_bias_logits"]) {
       if (first.out[n] !== undefined) produced[n] = cat(n);
     }
   }

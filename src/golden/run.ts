@@ -1,5 +1,6 @@
 // Runs a golden case through moekit: forward, every gradient, and the side outputs it lists.
 import type { Tensor } from "../core/tensor.js";
+import { MoeError } from "../core/errors.js";
 import { tensor } from "../core/tensor.js";
 import { valueAndGrad } from "../autodiff/grad.js";
 import { stopGradient } from "../autodiff/graph.js";
@@ -46,8 +47,10 @@ export function routedWeights(named: Record<string, Tensor>): RoutedMoeWeights {
   return w as RoutedMoeWeights;
 }
 
-function sharedMlp(cfg: MoeConfig, named: Record<string, Tensor>): MlpBlock | undefined {
-  if (cfg.sharedExperts <= 0) return undefined;
+/** The shared MLP when the case gives shared weights (RoutedAndSharedMoE), else undefined (RoutedMoE). */
+export function sharedMlp(cfg: MoeConfig, named: Record<string, Tensor>): MlpBlock | undefined {
+  if (named.shared_wo === undefined) return undefined;
+  if (cfg.sharedExperts <= 0) throw new MoeError(`[golden] shared expert weights given but shared_experts=${cfg.sharedExperts}`);
   const mlp = new MlpBlock({
     inFeatures: cfg.expertInputDim,
     intermediateDim: sharedExpertDim(cfg),
@@ -77,7 +80,7 @@ export function routingOutputs(o: MoeOutput, out: Produced): void {
   out.kept_mask = o.keptMask_BSK;
 }
 
-function singleDevice(c: GoldenCase, cfg: MoeConfig): Produced {
+export function runSingleDevice(c: GoldenCase, cfg: MoeConfig): Produced {
   const diffNames = c.input_names.filter((n) => !NON_DIFF.has(n));
   const ct = inputTensor(c, "cotangent");
   const rng = c.input_names.includes("random_top_k_indices") ? { topKIndices: inputTensor(c, "random_top_k_indices") } : undefined;
@@ -110,7 +113,7 @@ const SIDE_OUTPUTS = ["lb_loss", "bias_updates"];
 export async function runCase(c: GoldenCase): Promise<CaseResult> {
   try {
     const cfg = moeConfig(c.config);
-    const produced = c.expert_parallelism > 1 || c.expert_parallelism_path !== "none" ? await runExpertParallelCase(c, cfg) : singleDevice(c, cfg);
+    const produced = c.expert_parallelism > 1 || c.expert_parallelism_path !== "none" ? await runExpertParallelCase(c, cfg) : runSingleDevice(c, cfg);
     const checks = c.expected_names.map((n) => compareTensor(n, produced[n], c.tensors[n]!));
     for (const n of SIDE_OUTPUTS) {
       if (!c.expected_names.includes(n) && produced[n] !== undefined) {

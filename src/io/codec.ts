@@ -219,9 +219,12 @@ function roundShift(x: number, shift: number): number {
   return rem > half || (rem === half && (q & 1) === 1) ? q + 1 : q;
 }
 
-/** binary32 bits -> bfloat16 bits, rounding to nearest even; NaN stays NaN. */
+/** binary32 bits -> bfloat16 bits, rounding to nearest even; NaN stays NaN (its payload's top bits kept). */
 function floatToBf16Bits(f: number): number {
-  if ((f & 0x7f800000) === 0x7f800000 && (f & 0x7fffff) !== 0) return (f >>> 16) | 0x40;
+  if ((f & 0x7f800000) === 0x7f800000 && (f & 0x7fffff) !== 0) {
+    const high = f >>> 16;
+    return (high & 0x7f) === 0 ? high | 0x40 : high;
+  }
   return ((f + 0x7fff + ((f >>> 16) & 1)) >>> 16) & 0xffff;
 }
 

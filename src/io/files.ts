@@ -24,7 +24,11 @@ export function failFor(format: FileFormat, file: string, context?: string): Fai
   };
 }
 
-function systemMessage(e: unknown): string {
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+export function systemMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 

@@ -15,7 +15,7 @@ import {
   type Fail,
   type StorageDType,
 } from "./codec.js";
-import { failFor, openForRead, readExactly, writeAtomically } from "./files.js";
+import { failFor, isObject, openForRead, readExactly, writeAtomically } from "./files.js";
 
 /** The reference implementation refuses larger headers, to bound the JSON it parses. */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -59,10 +59,6 @@ interface Header {
   metadata: Record<string, string>;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function parseJsonObject(bytes: Uint8Array, fail: Fail): Record<string, unknown> {
   let text: string;
   try {
@@ -98,11 +94,14 @@ function parseCounts(value: unknown, what: string, fail: Fail): number[] {
 
 function parseDType(value: unknown, where: string, fail: Fail): StorageDType {
   if (typeof value === "string" && isStorageDType(value)) return value;
-  if (typeof value === "string" && UNSUPPORTED_DTYPES.includes(value)) fail(`${where}: dtype ${value} is not supported`);
+  if (typeof value === "string" && UNSUPPORTED_DTYPES.includes(value)) {
+    fail(`${where}: dtype ${value} is not supported`);
+  }
   return fail(`${where}: unknown dtype ${JSON.stringify(value)} (known: ${STORAGE_DTYPES.join(", ")})`);
 }
 
 function byteSize(shape: readonly number[], dtype: StorageDType, where: string, fail: Fail): number {
+  if (shape.includes(0)) return 0;
   let n = storageWidth(dtype);
   for (const d of shape) n *= d;
   if (!Number.isSafeInteger(n)) fail(`${where}: shape [${shape.join(", ")}] is too large`);
@@ -121,7 +120,8 @@ function parseEntry(name: string, value: unknown, fail: Fail): TensorInfo {
   }
   const need = byteSize(shape, dtype, where, fail);
   if (need !== end - begin) {
-    fail(`${where}: shape [${shape.join(", ")}] of ${dtype} needs ${need} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
+    const held = `data_offsets [${begin}, ${end}] hold ${end - begin}`;
+    fail(`${where}: shape [${shape.join(", ")}] of ${dtype} needs ${need} bytes but ${held}`);
   }
   return { dtype, shape: Object.freeze(shape), dataOffsets: [begin, end] };
 }
@@ -135,15 +135,23 @@ function checkLayout(tensors: Map<string, TensorInfo>, bufferLength: number, fai
   let previous = "";
   for (const [name, { dataOffsets }] of sorted) {
     const [begin, end] = dataOffsets;
-    if (begin < cursor) fail(`tensors '${previous}' and '${name}' overlap: '${name}' begins at byte ${begin}, '${previous}' ends at ${cursor}`);
-    if (begin > cursor) fail(`bytes [${cursor}, ${begin}) of the data buffer belong to no tensor (holes are not allowed)`);
+    if (begin < cursor) {
+      const detail = `'${name}' begins at byte ${begin}, '${previous}' ends at ${cursor}`;
+      fail(`tensors '${previous}' and '${name}' overlap: ${detail}`);
+    }
+    if (begin > cursor) {
+      fail(`bytes [${cursor}, ${begin}) of the data buffer belong to no tensor (holes are not allowed)`);
+    }
     cursor = end;
     previous = name;
   }
   if (cursor > bufferLength) {
-    fail(`truncated: tensor '${previous}' ends at byte ${cursor} of the data buffer, which holds only ${bufferLength} bytes`);
+    const detail = `ends at byte ${cursor} of the data buffer, which holds only ${bufferLength} bytes`;
+    fail(`truncated: tensor '${previous}' ${detail}`);
   }
-  if (cursor < bufferLength) fail(`${bufferLength - cursor} bytes after the last tensor belong to no tensor (holes are not allowed)`);
+  if (cursor < bufferLength) {
+    fail(`${bufferLength - cursor} bytes after the last tensor belong to no tensor (holes are not allowed)`);
+  }
   return new Map(sorted);
 }
 
@@ -177,7 +185,9 @@ export class SafetensorsFile {
     const fileSize = fs.fstatSync(fd).size;
     if (fileSize < 8) this.#fail(`truncated: ${fileSize} bytes, fewer than the 8-byte header length`);
     const n = new DataView(this.#read(0, 8).buffer).getBigUint64(0, true);
-    if (n > BigInt(fileSize - 8)) this.#fail(`header length ${n} exceeds the ${fileSize - 8} bytes after the length field`);
+    if (n > BigInt(fileSize - 8)) {
+      this.#fail(`header length ${n} exceeds the ${fileSize - 8} bytes after the length field`);
+    }
     if (n > MAX_HEADER_BYTES) this.#fail(`header length ${n} exceeds the limit of ${MAX_HEADER_BYTES} bytes`);
     const headerLength = Number(n);
     this.#dataStart = 8 + headerLength;
@@ -242,7 +252,7 @@ export class SafetensorsFile {
   /** A tensor as a moekit Tensor (see ReadOptions for the dtype); integers outside int32 range are an error. */
   get(name: string, options: ReadOptions = {}): Tensor {
     const raw = this.getRaw(name);
-    const fail = failFor("safetensors", this.path, `tensor '${name}' (${raw.dtype})`);
+    const fail: Fail = failFor("safetensors", this.path, `tensor '${name}' (${raw.dtype})`);
     const decoded = decodeElements(raw.dtype, raw.bytes, fail);
     const dtype = options.dtype ?? decoded.dtype;
     return new Tensor(castDecoded(decoded, dtype, fail), raw.shape, dtype);
@@ -273,7 +283,8 @@ interface PlannedTensor {
   end: number;
 }
 
-function checkSaveOptions(tensors: Record<string, Tensor>, options: SaveOptions, fail: Fail): void {
+/** Throws for a reserved tensor name, a non-string metadata value, or a `dtypes` entry naming no tensor or no dtype. */
+export function checkSaveOptions(tensors: Record<string, Tensor>, options: SaveOptions, fail: Fail): void {
   if (Object.hasOwn(tensors, METADATA_KEY)) fail(`'${METADATA_KEY}' is reserved and cannot name a tensor`);
   for (const [k, v] of Object.entries(options.metadata ?? {})) {
     if (typeof v !== "string") fail(`metadata value of '${k}' is ${JSON.stringify(v)}, not a string`);

@@ -2,7 +2,7 @@
 // Legend: B batch, S sequence, N context partitions, T tokens, D model dim, H expert hidden, E experts,
 // K experts per token, C capacity, R routed rows.
 import type { Tensor } from "../core/tensor.js";
-import { add, cast, clip, minimum, mul, sigmoid } from "../ops/elementwise.js";
+import { add, cast, clip, minimum, mul, sigmoid, upcastF32 } from "../ops/elementwise.js";
 import { take } from "../ops/indexing.js";
 import { einsum } from "../ops/matmul.js";
 import { reshape } from "../ops/movement.js";
@@ -83,7 +83,7 @@ export interface DenseResult extends RoutingOutputs {
 }
 
 function upDown(cfg: MoeConfig, up: string, down: string, dispatched: Tensor, w: ExpertWeights, biasShape: (b: Tensor) => Tensor): Tensor {
-  const f32 = (t: Tensor): Tensor => (cfg.activationsInFloat32 ? cast(t, "float32") : t);
+  const f32 = (t: Tensor): Tensor => (cfg.activationsInFloat32 ? upcastF32(t) : t);
   let h0 = einsum(up, dispatched, w.wi0);
   let h1 = einsum(up, dispatched, w.wi1);
   if (cfg.mlpBias) {
@@ -114,11 +114,11 @@ export function denseMatmul(
   const isLlama4 = cfg.decoderBlock === "llama4";
   let inputs = inputs_BSD;
   let weights_BSE: Tensor | undefined;
-  if (isLlama4) inputs = mul(inputs, cast(sigmoid(cast(topKWeights, "float32")), dt));
+  if (isLlama4) inputs = mul(inputs, cast(sigmoid(upcastF32(topKWeights)), dt));
   else weights_BSE = reshapeAndUpdateWeights(cfg, topKWeights, topKIndices);
   let lbLoss: Tensor | undefined;
   if (cfg.modelCallMode !== "inference" && cfg.loadBalanceLossWeight > 0) {
-    lbLoss = loadBalanceLoss(cfg, topKIndices, cast(softmax(cast(gateLogits_BSE, "float32")), dt));
+    lbLoss = loadBalanceLoss(cfg, topKIndices, cast(softmax(upcastF32(gateLogits_BSE)), dt));
   }
   const biasUpdates = shouldUpdateLoadBalance(cfg) ? calculateLoadBalanceUpdates(topKIndices, E, cfg.routedBiasUpdateRate) : undefined;
   const routing = { topKWeights_BSK: topKWeights, topKIndices_BSK: topKIndices, lbLoss, biasUpdates };
@@ -133,7 +133,7 @@ export function denseMatmul(
       const output = einsum("EBCM,BSEC->BSM", inter, m.combine);
       return { output, ...routing, expertCapacity: m.capacity, keptMask_BSK: m.kept };
     }
-    const probs = cast(softmax(cast(gateLogits_BSE, "float32")), dt);
+    const probs = cast(softmax(upcastF32(gateLogits_BSE)), dt);
     const m = subgroupMasks(cfg, topKIndices, probs);
     const [cp, sub] = getContextPartitionAndSubSeq(cfg, S);
     const x_BNSM = reshape(inputs, [B, cp, sub, D]);
@@ -147,8 +147,8 @@ export function denseMatmul(
   let cw = isLlama4 ? reshapeAndUpdateWeights(cfg, full(topKWeights.shape, 1, dt), topKIndices) : weights_BSE!;
   let x = inter_BSED;
   if (cfg.float32WeightSum) {
-    x = cast(x, "float32");
-    cw = cast(cw, "float32");
+    x = upcastF32(x);
+    cw = upcastF32(cw);
   }
   return { output: cast(einsum("BSEM,BSE->BSM", x, cw), dt), ...routing };
 }

@@ -14,7 +14,7 @@ export interface GateLogitOutput {
 
 /** The gate's compute dtype: float32 if float32_gate_logits, else the layer dtype. */
 export function gateDtype(cfg: MoeConfig): MoeConfig["dtype"] {
-  return cfg.float32GateLogits ? "float32" : cfg.dtype;
+  return cfg.float32GateLogits && cfg.dtype === "bfloat16" ? "float32" : cfg.dtype;
 }
 
 /**

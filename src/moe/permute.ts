@@ -3,7 +3,7 @@
 import { ShapeError } from "../core/errors.js";
 import { full, type Tensor } from "../core/tensor.js";
 import { customVjp } from "../autodiff/custom-vjp.js";
-import { add, cast, equal, floorDivide, mod, mul, sigmoid, where } from "../ops/elementwise.js";
+import { add, cast, equal, floorDivide, mod, mul, sigmoid, where, upcastF32 } from "../ops/elementwise.js";
 import { arange, argsort, bincount, repeat, take } from "../ops/indexing.js";
 import { einsum } from "../ops/matmul.js";
 import { flatten, reshape, sliceAxis } from "../ops/movement.js";
@@ -56,12 +56,12 @@ export function permute(
   const [weights, selected_BSK] = getTopk(cfg, gateLogits_BSE, preBiasLogits_BSE, opts.rng);
   let lbLoss: Tensor | undefined;
   if (cfg.loadBalanceLossWeight > 0) {
-    const probs = cast(softmax(cast(gateLogits_BSE, "float32")), cfg.dtype);
+    const probs = cast(softmax(upcastF32(gateLogits_BSE)), cfg.dtype);
     lbLoss = loadBalanceLoss(cfg, selected_BSK, probs);
   }
   const biasUpdates = shouldUpdateLoadBalance(cfg) ? calculateLoadBalanceUpdates(selected_BSK, E, cfg.routedBiasUpdateRate) : undefined;
   if (cfg.decoderBlock === "llama4") {
-    const scores_TK = reshape(sigmoid(cast(weights, "float32")), [B * S, -1]);
+    const scores_TK = reshape(sigmoid(upcastF32(weights)), [B * S, -1]);
     inputs_TD = mul(inputs_TD, scores_TK);
   }
   let flat_R = flatten(selected_BSK);
@@ -93,8 +93,8 @@ export function unpermute(
   let x_TKD = reshape(unsorted_RD, [w_TK.shape[0]!, K, -1]);
   if (cfg.decoderBlock === "llama4") w_TK = full(w_TK.shape, 1, w_TK.dtype);
   if (cfg.float32WeightSum) {
-    x_TKD = cast(x_TKD, "float32");
-    w_TK = cast(w_TK, "float32");
+    x_TKD = upcastF32(x_TKD);
+    w_TK = upcastF32(w_TK);
   }
   const out_TD = einsum("TKD,TK->TD", x_TKD, w_TK);
   return cast(reshape(out_TD, [batchSize, sequenceLength, -1]), cfg.dtype);

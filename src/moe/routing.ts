@@ -1,7 +1,7 @@
 // Legend: B batch, S sequence, E experts, K experts per token, G routing groups.
 import { ConfigError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
-import { cast, div, greater, mul, where } from "../ops/elementwise.js";
+import { cast, div, greater, mul, where, upcastF32 } from "../ops/elementwise.js";
 import { oneHot, takeAlongAxis, topK } from "../ops/indexing.js";
 import { broadcastTo, expandDims, reshape } from "../ops/movement.js";
 import { softmax } from "../ops/nn.js";
@@ -39,7 +39,7 @@ export function expertGroupMask(cfg: MoeConfig, gateLogits_BSE: Tensor): Tensor 
   const lead = gateLogits_BSE.shape.slice(0, -1);
   const grouped = reshape(gateLogits_BSE, [...lead, G, E / G]);
   const [top2] = topK(grouped, 2);
-  const groupScores = sum(cast(top2, "float32"), -1);
+  const groupScores = sum(upcastF32(top2), -1);
   const [, groupIdx] = topK(groupScores, cfg.topkRoutingGroup);
   const groupMask = sum(oneHot(groupIdx, G, "float32"), -2);
   return reshape(broadcastTo(expandDims(groupMask, -1), [...lead, G, E / G]), [...lead, E]);
@@ -65,7 +65,7 @@ export function getTopk(cfg: MoeConfig, gateLogits_BSE: Tensor, preBiasLogits_BS
   if (cfg.isDeepseek3) {
     [weights, indices] = deepseekRouting(cfg, gateLogits_BSE, preBiasLogits_BSE!);
   } else if (cfg.decoderBlock === "gemma4") {
-    const probs = softmax(cast(gateLogits_BSE, "float32"));
+    const probs = softmax(upcastF32(gateLogits_BSE));
     [, indices] = topK(gateLogits_BSE, K);
     weights = cast(takeAlongAxis(probs, indices), cfg.dtype);
   } else {
@@ -74,7 +74,7 @@ export function getTopk(cfg: MoeConfig, gateLogits_BSE: Tensor, preBiasLogits_BS
   if (cfg.decoderBlock === "deepseek") {
     weights = deepseekScaleWeights(cfg, weights);
   } else if (cfg.decoderBlock !== "llama4" && cfg.decoderBlock !== "gemma4") {
-    weights = cast(softmax(cast(weights, "float32")), cfg.dtype);
+    weights = cast(softmax(upcastF32(weights)), cfg.dtype);
   }
   if (cfg.normTopkProb) weights = div(weights, sum(weights, -1, true));
   return [weights, indices];

@@ -3,7 +3,7 @@ import { ConfigError, ShapeError } from "../core/errors.js";
 import type { DType } from "../core/dtype.js";
 import { fmt } from "../core/shape.js";
 import { tensor, type Tensor } from "../core/tensor.js";
-import { cast, div, mul } from "../ops/elementwise.js";
+import { cast, div, mul, upcastF32 } from "../ops/elementwise.js";
 import { einsum } from "../ops/matmul.js";
 import { getActivation } from "../ops/nn.js";
 import { defaultKernelInit, type NdInitializer } from "./init.js";
@@ -67,7 +67,7 @@ export class MlpBlock extends Module {
     let h: Tensor | undefined;
     wiPaths(activations.length).forEach((p, i) => {
       let z = einsum("BSD,DH->BSH", xx, cast(this.kernels.get(p)!, dtype));
-      if (this.opts.activationsInFloat32) z = cast(z, "float32");
+      if (this.opts.activationsInFloat32) z = upcastF32(z);
       const a = getActivation(activations[i]!)(z);
       h = h === undefined ? a : mul(h, a);
     });

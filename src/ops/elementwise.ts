@@ -91,3 +91,8 @@ export function clip(x: Tensor, lo?: number, hi?: number): Tensor {
 export function isFloatTensor(x: Tensor): boolean {
   return isFloat(x.dtype);
 }
+
+/** MaxText's `.astype(float32)` for "compute in at least fp32": bf16 goes up to f32, f32/f64 stay. */
+export function upcastF32(x: Tensor): Tensor {
+  return x.dtype === "bfloat16" ? cast(x, "float32") : x;
+}

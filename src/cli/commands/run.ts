@@ -1,0 +1,140 @@
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { MoeError } from "../../core/errors.js";
+import type { Tensor } from "../../core/tensor.js";
+import { parse as parseYaml } from "yaml";
+import { moeConfig, type MoeConfig } from "../../moe/config.js";
+import { getPreset } from "../../moe/presets.js";
+import { RoutedMoE, type MoeOutput } from "../../moe/routed-moe.js";
+import { RoutedAndSharedMoE } from "../../moe/routed-and-shared-moe.js";
+import { bincount } from "../../ops/indexing.js";
+import { foldIn, normal, prngKey } from "../../nn/random.js";
+
+const HELP = `Usage: moekit run (--preset NAME | --config FILE) [options]
+
+Builds a MoE layer with MaxText's initialisers (seeded), runs it on a seeded random input and prints
+the output summary and routing statistics (tokens per expert, dropped assignments, lb_loss).
+
+Options:
+  --preset NAME     a preset from \`moekit presets\` (tiny-* twins run in well under a second)
+  --config FILE     MaxText MoE keys as JSON or YAML
+  --set KEY=VALUE   override one MaxText key (repeatable), e.g. --set capacity_factor=1.0
+  --batch B         batch size (default 2)
+  --seq S           sequence length (default 8)
+  --seed N          PRNG seed for weights and input (default 0)
+  --max-params N    refuse layers with more parameters (default 2e8; the reference backend is slow)
+  --json            machine-readable output`;
+
+function parseValue(v: string): unknown {
+  try {
+    return parseYaml(v) as unknown;
+  } catch {
+    return v;
+  }
+}
+
+function configFrom(values: { preset?: string; config?: string; set?: string[] }): { cfg: MoeConfig; shared: boolean; label: string } {
+  const overrides: Record<string, unknown> = {};
+  for (const kv of values.set ?? []) {
+    const i = kv.indexOf("=");
+    if (i <= 0) throw new MoeError(`--set expects KEY=VALUE, got "${kv}"`);
+    overrides[kv.slice(0, i)] = parseValue(kv.slice(i + 1));
+  }
+  if (values.preset !== undefined) {
+    const p = getPreset(values.preset);
+    return { cfg: moeConfig({ ...p.keys, ...overrides }), shared: p.layer === "routed_and_shared", label: p.name };
+  }
+  if (values.config !== undefined) {
+    const obj = parseYaml(readFileSync(values.config, "utf8")) as Record<string, unknown>;
+    const cfg = moeConfig({ ...obj, ...overrides });
+    return { cfg, shared: cfg.sharedExperts > 0 && ["deepseek", "gemma4", "llama4"].includes(cfg.decoderBlock), label: values.config };
+  }
+  throw new MoeError("give --preset NAME or --config FILE (see --help)");
+}
+
+function stats(t: Tensor): { mean: number; std: number; min: number; max: number } {
+  let s = 0;
+  let s2 = 0;
+  let mn = Infinity;
+  let mx = -Infinity;
+  for (const v of t.data) {
+    s += v;
+    s2 += v * v;
+    mn = Math.min(mn, v);
+    mx = Math.max(mx, v);
+  }
+  const n = t.size;
+  return { mean: s / n, std: Math.sqrt(Math.max(0, s2 / n - (s / n) ** 2)), min: mn, max: mx };
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      preset: { type: "string" },
+      config: { type: "string" },
+      set: { type: "string", multiple: true },
+      batch: { type: "string", default: "2" },
+      seq: { type: "string", default: "8" },
+      seed: { type: "string", default: "0" },
+      "max-params": { type: "string", default: "2e8" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help === true) {
+    console.log(HELP);
+    return 0;
+  }
+  const { cfg, shared, label } = configFrom(values);
+  const B = Number(values.batch);
+  const S = Number(values.seq);
+  const seed = Number(values.seed);
+  for (const [k, v] of [["--batch", B], ["--seq", S], ["--seed", seed]] as const) {
+    if (!Number.isInteger(v) || v < 0 || (k !== "--seed" && v < 1)) throw new MoeError(`${k} must be a positive integer, got ${String(v)}`);
+  }
+  const D = cfg.expertInputDim;
+  const approxParams = cfg.numExperts * 3 * D * cfg.moeMlpDim + D * cfg.numExperts;
+  if (approxParams > Number(values["max-params"])) {
+    throw new MoeError(`${label} has ~${approxParams.toExponential(2)} routed parameters, over --max-params ${values["max-params"]}; try the tiny-${label} preset`);
+  }
+  const key = prngKey(seed);
+  const log = (m: string): void => {
+    if (values.json !== true) console.error(`[moekit] ${m}`);
+  };
+  log(`initialising ${label} (${shared ? "RoutedAndSharedMoE" : "RoutedMoE"}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, D=${D}, H=${cfg.moeMlpDim}, ${cfg.sparseMatmul ? "sparse" : "dense"})`);
+  const layer = shared ? new RoutedAndSharedMoE(cfg, { key: foldIn(key, 1) }) : new RoutedMoE(cfg, { key: foldIn(key, 1) });
+  const x = normal(foldIn(key, 2), [B, S, D], cfg.dtype);
+  log(`forward on x [${B},${S},${D}] ${cfg.dtype}`);
+  const t0 = performance.now();
+  const o: MoeOutput = layer.forward(x, { rng: foldIn(key, 3) });
+  const ms = performance.now() - t0;
+  const perExpert = Array.from(bincount(o.topKIndices_BSK, cfg.numExperts).data);
+  const dropped = o.keptMask_BSK === undefined ? 0 : Array.from(o.keptMask_BSK.data).filter((v) => v === 0).length;
+  const report = {
+    layer: label,
+    parameters: layer.numParameters(),
+    input: [B, S, D],
+    output: { shape: o.output.shape, ...stats(o.output) },
+    tokensPerExpert: perExpert,
+    routedAssignments: B * S * cfg.numExpertsPerTok,
+    droppedAssignments: dropped,
+    expertCapacity: o.expertCapacity ?? null,
+    lbLoss: o.lbLoss?.item() ?? null,
+    biasUpdates: o.biasUpdates === undefined ? null : Array.from(o.biasUpdates.data),
+    forwardMs: Number(ms.toFixed(2)),
+  };
+  if (values.json === true) {
+    console.log(JSON.stringify(report, null, 2));
+    return 0;
+  }
+  const s = report.output;
+  console.log(`layer           ${label}  (${report.parameters} parameters)`);
+  console.log(`output          [${s.shape.join(",")}]  mean ${s.mean.toExponential(3)}  std ${s.std.toExponential(3)}  min ${s.min.toFixed(4)}  max ${s.max.toFixed(4)}`);
+  console.log(`tokens/expert   ${perExpert.join(" ")}`);
+  console.log(`dropped         ${dropped} of ${report.routedAssignments} assignments${o.expertCapacity !== undefined ? ` (capacity ${o.expertCapacity} per expert per group)` : ""}`);
+  console.log(`lb_loss         ${report.lbLoss === null ? "none (load_balance_loss_weight = 0 or inference)" : report.lbLoss.toExponential(4)}`);
+  if (report.biasUpdates !== null) console.log(`bias_updates    ${report.biasUpdates.map((v) => v.toFixed(4)).join(" ")}`);
+  console.log(`forward         ${report.forwardMs} ms (reference backend)`);
+  return 0;
+}

@@ -1,0 +1,59 @@
+import { MoeError } from "../core/errors.js";
+import { checkCommand } from "./commands/check.js";
+import { infoCommand } from "./commands/info.js";
+import { presetsCommand } from "./commands/presets.js";
+import { runCommand } from "./commands/run.js";
+
+export const VERSION = "0.1.0";
+
+const HELP = `moekit ${VERSION} — MaxText's Mixture-of-Experts layer in TypeScript
+
+Usage: moekit <command> [options]
+
+Commands:
+  check <file-or-dir>...   run golden cases (JSON) and compare every expected tensor
+  run                      build a layer with initialised weights and run it on a random input
+  presets                  list the MaxText model presets (and their tiny twins)
+  info                     backend, ISA and threads in use
+
+Run \`moekit <command> --help\` for a command's options.`;
+
+/** CLI entry: returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case undefined:
+      case "--help":
+      case "-h":
+      case "help":
+        console.log(HELP);
+        return cmd === undefined ? 1 : 0;
+      case "--version":
+      case "-v":
+        console.log(VERSION);
+        return 0;
+      case "check":
+        return await checkCommand(rest);
+      case "run":
+        return await runCommand(rest);
+      case "presets":
+        return presetsCommand(rest);
+      case "info":
+        return infoCommand(rest);
+      default:
+        console.error(`moekit: unknown command "${cmd}"\n\n${HELP}`);
+        return 2;
+    }
+  } catch (e) {
+    if (e instanceof MoeError || (e instanceof Error && e.name === "TypeError" && e.message.includes("parseArgs"))) {
+      console.error(`moekit ${cmd}: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof Error && "code" in e && typeof e.code === "string" && e.code.startsWith("ERR_PARSE_ARGS")) {
+      console.error(`moekit ${cmd}: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}

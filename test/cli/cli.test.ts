@@ -1,0 +1,88 @@
+import { mkdtempSync, writeFileSync, copyFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { main } from "../../src/cli/main.js";
+
+let out: string[];
+let err: string[];
+beforeEach(() => {
+  out = [];
+  err = [];
+  vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void out.push(a.join(" ")));
+  vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void err.push(a.join(" ")));
+});
+afterEach(() => vi.restoreAllMocks());
+
+const golden = join(import.meta.dirname, "../../fixtures/golden");
+
+describe("moekit CLI", () => {
+  it("check: one PASS line per case and exit 0", async () => {
+    const code = await main(["check", join(golden, "p01_mixtral_sparse_softmax.json"), join(golden, "p26_ring_ep2.json")]);
+    expect(code).toBe(0);
+    expect(out.filter((l) => l.startsWith("PASS"))).toHaveLength(2);
+    expect(out.at(-1)).toBe("2 passed, 0 failed");
+  });
+
+  it("check: a corrupted expectation fails with exit 1 and names the tensor", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moekit-cli-"));
+    const src = JSON.parse((await import("node:fs")).readFileSync(join(golden, "p02_mixtral_dense_nodrop.json"), "utf8").replace(/Infinity/g, "1e999")) as {
+      tensors: Record<string, { data: number[] }>;
+    };
+    src.tensors.grad_wo!.data[3]! += 0.5;
+    writeFileSync(join(dir, "bad.json"), JSON.stringify(src));
+    const code = await main(["check", dir]);
+    expect(code).toBe(1);
+    expect(out[0]).toMatch(/^FAIL .*grad_wo/);
+  });
+
+  it("check --json reports every tensor", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moekit-cli-"));
+    copyFileSync(join(golden, "p03_dense_capacity_drop_training.json"), join(dir, "a.json"));
+    expect(await main(["check", "--json", dir])).toBe(0);
+    const doc = JSON.parse(out.join("\n")) as { passed: number; cases: { checks: { name: string }[] }[] };
+    expect(doc.passed).toBe(1);
+    expect(doc.cases[0]!.checks.map((c) => c.name)).toContain("kept_mask");
+  });
+
+  it("check: a missing path is a usage error", async () => {
+    expect(await main(["check", "/nonexistent/case.json"])).toBe(2);
+    expect(err.join("\n")).toMatch(/no such file/);
+  });
+
+  it("run --preset prints routing statistics", async () => {
+    expect(await main(["run", "--preset", "tiny-mixtral-8x7b", "--set", "load_balance_loss_weight=0.01", "--json"])).toBe(0);
+    const r = JSON.parse(out.join("\n")) as { tokensPerExpert: number[]; routedAssignments: number; lbLoss: number };
+    expect(r.tokensPerExpert.reduce((a, b) => a + b, 0)).toBe(r.routedAssignments);
+    expect(r.lbLoss).toBeGreaterThan(0);
+  });
+
+  it("run: dropped assignments on the dense capacity path", async () => {
+    expect(await main(["run", "--preset", "tiny-mixtral-8x7b", "--set", "sparse_matmul=false", "--set", "capacity_factor=0.5", "--json"])).toBe(0);
+    const r = JSON.parse(out.join("\n")) as { droppedAssignments: number; expertCapacity: number };
+    expect(r.droppedAssignments).toBeGreaterThan(0);
+    expect(r.expertCapacity).toBe(1);
+  });
+
+  it("run: a bad override names the key", async () => {
+    expect(await main(["run", "--preset", "tiny-mixtral-8x7b", "--set", "num_experts_per_tok=99"])).toBe(2);
+    expect(err.join("\n")).toMatch(/num_experts_per_tok=99/);
+  });
+
+  it("run: a full-size preset is refused on the reference backend", async () => {
+    expect(await main(["run", "--preset", "deepseek3-671b"])).toBe(2);
+    expect(err.join("\n")).toMatch(/tiny-deepseek3-671b/);
+  });
+
+  it("presets lists every MaxText preset and its tiny twin", async () => {
+    expect(await main(["presets"])).toBe(0);
+    const text = out.join("\n");
+    for (const p of ["mixtral-8x7b", "deepseek3-671b-batchsplit", "gemma4-26b", "gpt-oss-120b", "llama4-17b-128e", "qwen3-235b-a22b", "tiny-kimi-k2-1t"]) expect(text).toContain(p);
+  });
+
+  it("unknown commands and --help", async () => {
+    expect(await main(["frobnicate"])).toBe(2);
+    expect(await main(["--help"])).toBe(0);
+    expect(out.join("\n")).toContain("check <file-or-dir>");
+  });
+});

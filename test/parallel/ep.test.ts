@@ -1,0 +1,103 @@
+import { describe, expect, it } from "vitest";
+import type { Tensor } from "../../src/core/tensor.js";
+import type { GoldenCase, CaseTensor } from "../../src/golden/case.js";
+import { runSingleDevice, type Produced } from "../../src/golden/run.js";
+import { runExpertParallelCase } from "../../src/golden/run-ep.js";
+import { moeConfig } from "../../src/moe/config.js";
+import { foldIn, normal, prngKey } from "../../src/nn/random.js";
+
+function t(x: Tensor): CaseTensor {
+  return { shape: [...x.shape], dtype: "float32", data: Array.from(x.data) };
+}
+
+function makeCase(keys: Record<string, unknown>, B: number, S: number, D: number, H: number, N: number, seed: number): GoldenCase {
+  const cfg = moeConfig({ dtype: "float32", weight_dtype: "float32", ...keys });
+  const E = cfg.numExperts;
+  const k = prngKey(seed);
+  const n = (i: number, shape: number[], s = 1): CaseTensor => {
+    const r = t(normal(foldIn(k, i), shape, "float32"));
+    r.data = r.data.map((v) => Math.fround(v * s));
+    return r;
+  };
+  const tensors: Record<string, CaseTensor> = {
+    x: n(0, [B, S, D]),
+    gate_kernel: n(1, [D, E]),
+    wi_0: n(2, [E, D, H], 0.5),
+    wi_1: n(3, [E, D, H], 0.5),
+    wo: n(4, [E, H, D], 0.5),
+    cotangent: n(5, [B, S, D]),
+  };
+  if (cfg.routedBias) tensors.gate_bias = n(6, [E], 0.3);
+  if (cfg.mlpBias) Object.assign(tensors, { wi_0_bias: n(7, [E, H], 0.2), wi_1_bias: n(8, [E, H], 0.2), wo_bias: n(9, [E, D], 0.2) });
+  const input_names = Object.keys(tensors);
+  return {
+    name: "ep",
+    description: "",
+    config: { dtype: "float32", weight_dtype: "float32", ...keys },
+    expert_parallelism: N,
+    expert_parallelism_path: "none",
+    grad_objective: "",
+    input_names,
+    expected_names: [],
+    tensors,
+  };
+}
+
+function maxDiff(a: Produced[string], b: Produced[string]): number {
+  const x = a as Tensor;
+  const y = b as Tensor;
+  expect(x.shape).toEqual(y.shape);
+  let m = 0;
+  for (let i = 0; i < x.size; i++) m = Math.max(m, Math.abs(x.data[i]! - y.data[i]!));
+  return m;
+}
+
+const GRADS = ["grad_x", "grad_gate_kernel", "grad_wi_0", "grad_wi_1", "grad_wo"];
+
+const SETUPS: [string, Record<string, unknown>, number, number][] = [
+  ["batch sharded, N=2", { decoder_block: "mixtral", num_experts: 8, num_experts_per_tok: 2, load_balance_loss_weight: 0.01 }, 4, 2],
+  ["batch sharded, N=4, mlp_bias, sigmoid+bias", { num_experts: 8, num_experts_per_tok: 3, mlp_bias: true, routed_score_func: "sigmoid", routed_bias: true, decoder_block: "default" }, 4, 4],
+  ["batch replicated (decode), N=2", { decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, load_balance_loss_weight: 0.01 }, 1, 2],
+  ["batch replicated (decode), N=4, deepseek3 groups", { decoder_block: "deepseek", model_name: "deepseek3-test", num_experts: 8, num_experts_per_tok: 2, routed_score_func: "sigmoid", routed_bias: true, n_routing_groups: 4, topk_routing_group: 2 }, 1, 4],
+  ["ring of experts, N=2", { decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, use_ring_of_experts: true, mlp_bias: true, load_balance_loss_weight: 0.01 }, 2, 2],
+  ["ring of experts, N=4", { decoder_block: "qwen3", num_experts: 8, num_experts_per_tok: 4, use_ring_of_experts: true, norm_topk_prob: true }, 4, 4],
+];
+
+describe.each(SETUPS)("EP=N equals EP=1: %s", (name, keys, B, N) => {
+  const c = makeCase(keys, B, 3, 6, 5, N, name.length);
+  const cfg = moeConfig(c.config);
+
+  it("outputs, routing and every gradient", async () => {
+    const one = runSingleDevice(c, cfg);
+    const ep = await runExpertParallelCase(c, cfg);
+    const ring = cfg.useRingOfExperts;
+    // only permutations separate the paths, except the ring's cross-rank sum
+    expect(maxDiff(ep.output, one.output)).toBeLessThanOrEqual(ring ? 1e-6 : 0);
+    expect(Array.from((ep.top_k_indices as Tensor).data)).toEqual(Array.from((one.top_k_indices as Tensor).data));
+    for (const g of GRADS) expect(maxDiff(ep[g], one[g]), g).toBeLessThan(1e-5);
+    if (one.lb_loss !== undefined) {
+      const per = Array.from((ep.lb_loss_per_shard as Tensor).data);
+      const mean = per.reduce((a, b) => a + b, 0) / per.length;
+      expect(Math.abs(mean - (one.lb_loss as Tensor).item())).toBeLessThan(1e-7);
+    }
+  });
+
+  if (B > 1 && !cfg.useRingOfExperts) {
+    it("expert-weight gradients are bit-identical (same rows in the same order per expert)", async () => {
+      const one = runSingleDevice(c, cfg);
+      const ep = await runExpertParallelCase(c, cfg);
+      for (const g of ["grad_wi_0", "grad_wi_1", "grad_wo"]) expect(maxDiff(ep[g], one[g]), g).toBe(0);
+    });
+  }
+});
+
+describe("EP errors", () => {
+  it("a ragged buffer that would overflow is refused, naming ragged_buffer_factor", async () => {
+    const c = makeCase({ decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, ragged_buffer_factor: 0.25 }, 4, 3, 6, 5, 2, 3);
+    await expect(runExpertParallelCase(c, moeConfig(c.config))).rejects.toThrow(/ragged_buffer_factor/);
+  });
+  it("a batch not divisible by the expert shards is refused", async () => {
+    const c = makeCase({ decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2 }, 3, 3, 6, 5, 2, 3);
+    await expect(runExpertParallelCase(c, moeConfig(c.config))).rejects.toThrow(/not divisible/);
+  });
+});
