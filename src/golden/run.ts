@@ -1,7 +1,6 @@
 // Runs a golden case through moekit: forward, every gradient, and the side outputs it lists.
 import type { Tensor } from "../core/tensor.js";
 import { MoeError } from "../core/errors.js";
-import { tensor } from "../core/tensor.js";
 import { valueAndGrad } from "../autodiff/grad.js";
 import { stopGradient } from "../autodiff/graph.js";
 import { add, mul } from "../ops/elementwise.js";
@@ -127,4 +126,3 @@ export async function runCase(c: GoldenCase): Promise<CaseResult> {
   }
 }
 
-export { tensor };

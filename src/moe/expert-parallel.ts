@@ -3,7 +3,7 @@
 // Legend: B batch (local), S sequence, D model dim, E experts, e local experts (E/N), N ranks, K top-k,
 // R routed rows.
 import { MoeError } from "../core/errors.js";
-import { tensor, type Tensor } from "../core/tensor.js";
+import type { Tensor } from "../core/tensor.js";
 import { argsort, arange } from "../ops/indexing.js";
 import { lessEqual, where } from "../ops/elementwise.js";
 import { expandDims, reshape, sliceAxis, transpose } from "../ops/movement.js";
@@ -166,4 +166,3 @@ export function expertShard(t: Tensor, rank: number, size: number): Tensor {
   return sliceAxis(t, 0, rank * e, (rank + 1) * e);
 }
 
-export { tensor };

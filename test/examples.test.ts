@@ -1,0 +1,19 @@
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+
+const root = join(import.meta.dirname, "..");
+const built = existsSync(join(root, "dist/src/index.js"));
+
+describe.skipIf(!built)("README examples run as written (against the built package)", () => {
+  it("examples/quickstart.mjs", () => {
+    const out = execFileSync(process.execPath, [join(root, "examples/quickstart.mjs")], { encoding: "utf8" });
+    expect(out).toMatch(/^output \[ 2, 4, 16 \] lb_loss \d\.\d{5}$/m);
+    expect(out).toMatch(/^loss \d+\.\d{5} grad wo \[ 8, 32, 16 \]$/m);
+  });
+  it("moekit check on the golden fixtures", () => {
+    const out = execFileSync(process.execPath, [join(root, "bin/moekit.js"), "check", join(root, "fixtures/golden")], { encoding: "utf8" });
+    expect(out.trim().split("\n").at(-1)).toBe("28 passed, 0 failed");
+  });
+});
