@@ -12,6 +12,10 @@ describe.skipIf(!built)("README examples run as written (against the built packa
     expect(out).toMatch(/^output \[ 2, 4, 16 \] lb_loss \d\.\d{5}$/m);
     expect(out).toMatch(/^loss \d+\.\d{5} grad wo \[ 8, 32, 16 \]$/m);
   });
+  it("examples/expert-parallel.mjs", () => {
+    const out = execFileSync(process.execPath, [join(root, "examples/expert-parallel.mjs")], { encoding: "utf8" });
+    expect(out.trim()).toBe("EP=2 output [ 4, 8, 16 ] is bit-identical to EP=1");
+  });
   it("moekit check on the golden fixtures", () => {
     const out = execFileSync(process.execPath, [join(root, "bin/moekit.js"), "check", join(root, "fixtures/golden")], { encoding: "utf8" });
     expect(out.trim().split("\n").at(-1)).toBe("28 passed, 0 failed");

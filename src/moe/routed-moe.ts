@@ -12,7 +12,7 @@ import { denseMatmul, sparseMatmul, type ExpertWeights, type RoutingOutputs } fr
 import { gateDtype, gateLogit } from "./gate-logit.js";
 import type { RoutingRng } from "./routing.js";
 import type { Group } from "../parallel/group.js";
-import { sparseMatmulExpertParallel, type EpPath, type EpStats } from "./expert-parallel.js";
+import { expertShard, sparseMatmulExpertParallel, type EpPath, type EpStats } from "./expert-parallel.js";
 
 /** All weights of a RoutedMoE, MaxText names camelCased (gate/kernel -> gateKernel). */
 export interface RoutedMoeWeights extends ExpertWeights {
@@ -168,4 +168,20 @@ export async function routedMoeForwardParallel(
   const { x, logits, pre } = routedGate(cfg, w, inputs_BSD, opts.gateInputs);
   const r = await sparseMatmulExpertParallel(cfg, group, path, x, logits, pre, effectiveWeights(cfg, w), opts.rng);
   return { ...r, gateLogits_BSE: logits, preBiasLogits_BSE: pre };
+}
+
+/** This rank's view of the weights for expert parallelism: gate replicated, experts sliced [E/N, ...]. */
+export function shardWeights(w: RoutedMoeWeights, rank: number, size: number): RoutedMoeWeights {
+  const cut = (t: Tensor | undefined): Tensor | undefined => (t === undefined ? undefined : expertShard(t, rank, size));
+  return {
+    gateKernel: w.gateKernel,
+    gateBias: w.gateBias,
+    wi0: cut(w.wi0)!,
+    wi1: cut(w.wi1)!,
+    wo: cut(w.wo)!,
+    wi0Bias: cut(w.wi0Bias),
+    wi1Bias: cut(w.wi1Bias),
+    woBias: cut(w.woBias),
+    perExpertScale: cut(w.perExpertScale),
+  };
 }
