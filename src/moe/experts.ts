@@ -14,7 +14,8 @@ import type { MoeConfig } from "./config.js";
 import { getContextPartitionAndSubSeq, reshapeAndUpdateWeights, capacityMasks, subgroupMasks } from "./dispatch.js";
 import { calculateLoadBalanceUpdates, loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
 import { getTopk, type RoutingRng } from "./routing.js";
-import { permute, unpermute } from "./permute.js";
+import { gatherSorted, route, unpermute, type Routed } from "./permute.js";
+import { fusedMoeFfn } from "./fused-ffn.js";
 
 /** The routed experts' weights, MaxText names: wi_0/wi_1 [E,D,H], wo [E,H,D], biases [E,H]/[E,D]. */
 export interface ExpertWeights {
@@ -158,7 +159,19 @@ export interface SparseResult extends RoutingOutputs {
   groupSizes_E: Tensor;
 }
 
-/** sparse_matmul on one device: permute, grouped-matmul FFN, unpermute (dropless). */
+/**
+ * The routed rows' FFN plus the weighted combine, tokens to tokens: the spec is
+ * gatherSorted → expertFfn → unpermute. A backend with fused MoE kernels replaces the whole chain.
+ */
+export function sparseExpertCombine(cfg: MoeConfig, r: Routed, w: ExpertWeights, batchSize: number, sequenceLength: number): Tensor {
+  const fused = fusedMoeFfn(cfg, r, w, batchSize, sequenceLength);
+  if (fused !== undefined) return fused;
+  const x_RD = gatherSorted(cfg, r.inputs_TD, r.order_R);
+  const out_RD = expertFfn(cfg, x_RD, r.groupSize_E, r.sortedExperts_R, w);
+  return unpermute(cfg, out_RD, r.order_R, r.weights_BSK, batchSize, sequenceLength);
+}
+
+/** sparse_matmul on one device: route, grouped-matmul FFN over the sorted rows, combine (dropless). */
 export function sparseMatmul(
   cfg: MoeConfig,
   inputs_BSD: Tensor,
@@ -168,8 +181,7 @@ export function sparseMatmul(
   rng?: RoutingRng,
 ): SparseResult {
   const [B, S] = inputs_BSD.shape as [number, number];
-  const [x_RD, order_R, weights, groupSizes_E, sortedExperts_R, lbLoss, biasUpdates, selected] = permute(cfg, inputs_BSD, gateLogits_BSE, preBiasLogits_BSE, { rng });
-  const out_RD = expertFfn(cfg, x_RD, groupSizes_E, sortedExperts_R, w);
-  const output = unpermute(cfg, out_RD, order_R, weights, B, S);
-  return { output, topKWeights_BSK: weights, topKIndices_BSK: selected, lbLoss, biasUpdates, groupSizes_E };
+  const r = route(cfg, inputs_BSD, gateLogits_BSE, preBiasLogits_BSE, { rng });
+  const output = sparseExpertCombine(cfg, r, w, B, S);
+  return { output, topKWeights_BSK: r.weights_BSK, topKIndices_BSK: r.selected_BSK, lbLoss: r.lbLoss, biasUpdates: r.biasUpdates, groupSizes_E: r.groupSize_E };
 }

@@ -37,20 +37,23 @@ export interface PermuteOptions {
   rollToExpertId?: number;
 }
 
-/**
- * permute: route, then sort the K copies of every token by expert. Returns the seed's tuple
- * [sortedInputs_RD, sortedSelectedExperts_R (the sort order), weights_BSK, groupSize_E,
- *  sortedExperts_R (expert id of each sorted row), lbLoss | undefined, biasUpdates | undefined, selectedExperts_BSK].
- */
-export function permute(
-  cfg: MoeConfig,
-  inputs_BSD: Tensor,
-  gateLogits_BSE: Tensor,
-  preBiasLogits_BSE: Tensor | undefined,
-  opts: PermuteOptions = {},
-): [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | undefined, Tensor | undefined, Tensor] {
+/** Routing and sort order without moving any rows (what permute computes before its gather). */
+export interface Routed {
+  /** [T,D] tokens as the experts see them (llama4: scaled by sigmoid of the router score) */
+  inputs_TD: Tensor;
+  weights_BSK: Tensor;
+  selected_BSK: Tensor;
+  /** sorted row r holds routed choice order_R[r] = t·K + k */
+  order_R: Tensor;
+  groupSize_E: Tensor;
+  /** expert id of each sorted row */
+  sortedExperts_R: Tensor;
+  lbLoss: Tensor | undefined;
+  biasUpdates: Tensor | undefined;
+}
+
+export function route(cfg: MoeConfig, inputs_BSD: Tensor, gateLogits_BSE: Tensor, preBiasLogits_BSE: Tensor | undefined, opts: PermuteOptions = {}): Routed {
   const [B, S, D] = inputs_BSD.shape as [number, number, number];
-  const K = cfg.numExpertsPerTok;
   const E = cfg.numExperts;
   let inputs_TD = reshape(inputs_BSD, [B * S, D]);
   const [weights, selected_BSK] = getTopk(cfg, gateLogits_BSE, preBiasLogits_BSE, opts.rng);
@@ -67,11 +70,31 @@ export function permute(
   let flat_R = flatten(selected_BSK);
   if (opts.rollToExpertId !== undefined) flat_R = mod(add(flat_R, -opts.rollToExpertId), E);
   const order_R = argsort(flat_R);
-  const replicated_RD = repeat(inputs_TD, K);
-  const sorted_RD = cast(sortActivations(replicated_RD, order_R, opts.useCustomSortVjp ?? cfg.useCustomSortVjp), cfg.dtype);
   const groupSize_E = bincount(flat_R, E);
   const sortedExperts_R = repeat(arange(E), groupSize_E, flat_R.size);
-  return [sorted_RD, order_R, weights, groupSize_E, sortedExperts_R, lbLoss, biasUpdates, selected_BSK];
+  return { inputs_TD, weights_BSK: weights, selected_BSK, order_R, groupSize_E, sortedExperts_R, lbLoss, biasUpdates };
+}
+
+/** The K copies of every token in sorted order: rows of repeat(inputs, K)[order]. */
+export function gatherSorted(cfg: MoeConfig, inputs_TD: Tensor, order_R: Tensor, useCustomSortVjp = cfg.useCustomSortVjp): Tensor {
+  return cast(sortActivations(repeat(inputs_TD, cfg.numExpertsPerTok), order_R, useCustomSortVjp), cfg.dtype);
+}
+
+/**
+ * permute: route, then sort the K copies of every token by expert. Returns the seed's tuple
+ * [sortedInputs_RD, sortedSelectedExperts_R (the sort order), weights_BSK, groupSize_E,
+ *  sortedExperts_R (expert id of each sorted row), lbLoss | undefined, biasUpdates | undefined, selectedExperts_BSK].
+ */
+export function permute(
+  cfg: MoeConfig,
+  inputs_BSD: Tensor,
+  gateLogits_BSE: Tensor,
+  preBiasLogits_BSE: Tensor | undefined,
+  opts: PermuteOptions = {},
+): [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | undefined, Tensor | undefined, Tensor] {
+  const r = route(cfg, inputs_BSD, gateLogits_BSE, preBiasLogits_BSE, opts);
+  const sorted_RD = gatherSorted(cfg, r.inputs_TD, r.order_R, opts.useCustomSortVjp ?? cfg.useCustomSortVjp);
+  return [sorted_RD, r.order_R, r.weights_BSK, r.groupSize_E, r.sortedExperts_R, r.lbLoss, r.biasUpdates, r.selected_BSK];
 }
 
 /**
