@@ -1,4 +1,5 @@
 import type { Tensor } from "../core/tensor.js";
+import { normalizeAxis } from "../core/shape.js";
 import { Prim, type Params } from "../prims/prims.js";
 import { add, cast, div, equal, greater, mul, neg, sign, sub, where } from "../ops/elementwise.js";
 import { bind1 } from "../ops/bind.js";
@@ -61,20 +62,14 @@ export const vjpRules: { [P in Prim]: VjpRule<P> | null } = {
   [Prim.Equal]: null,
   [Prim.Greater]: null,
   [Prim.Where]: ([ct], [c]) => [undefined, on(ct, (g) => where(c!, g, 0)), on(ct, (g) => where(c!, 0, g))],
-  [Prim.ReduceSum]: ([ct], [x], _o, { axes }) => [
-    on(ct, (c) =>
-      broadcastTo(
-        reshape(
-          c,
-          x!.shape.map((d, i) => (axes.includes(i) ? 1 : d)),
-        ),
-        x!.shape,
-      ),
-    ),
-  ],
+  [Prim.ReduceSum]: ([ct], [x], _o, { axes }) => {
+    const ax = axes.map((a) => normalizeAxis(a, x!.ndim));
+    return [on(ct, (c) => broadcastTo(reshape(c, x!.shape.map((d, i) => (ax.includes(i) ? 1 : d))), x!.shape))];
+  },
   // ct shared evenly among the maxima
-  [Prim.ReduceMax]: ([ct], [x], [y], { axes }) => {
+  [Prim.ReduceMax]: ([ct], [x], [y], params) => {
     if (ct === undefined) return [undefined];
+    const axes = params.axes.map((a) => normalizeAxis(a, x!.ndim));
     const keep = x!.shape.map((d, i) => (axes.includes(i) ? 1 : d));
     const mask = cast(equal(x!, broadcastTo(reshape(y!, keep), x!.shape)), x!.dtype);
     const count = sum(mask, [...axes]);
@@ -105,7 +100,8 @@ export const vjpRules: { [P in Prim]: VjpRule<P> | null } = {
       ),
     ),
   ],
-  [Prim.Concat]: ([ct], ins, _o, { axis }) => {
+  [Prim.Concat]: ([ct], ins, _o, params) => {
+    const axis = normalizeAxis(params.axis, ins[0]!.ndim);
     let off = 0;
     return ins.map((t) => {
       const n = t.shape[axis]!;

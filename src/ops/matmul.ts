@@ -27,7 +27,11 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 function parse(spec: string): { ia: string[]; ib: string[]; io: string[] } {
   const m = /^\s*(\w*)\s*,\s*(\w*)\s*->\s*(\w*)\s*$/.exec(spec);
   if (m === null) throw new ShapeError(`[einsum] cannot parse "${spec}" (two operands, one-letter labels, explicit output)`);
-  return { ia: [...m[1]!], ib: [...m[2]!], io: [...m[3]!] };
+  const r = { ia: [...m[1]!], ib: [...m[2]!], io: [...m[3]!] };
+  for (const [what, ls] of [["first operand", r.ia], ["second operand", r.ib], ["output", r.io]] as const) {
+    if (new Set(ls).size !== ls.length) throw new ShapeError(`[einsum] repeated label in the ${what} of "${spec}" (traces/diagonals are not supported)`);
+  }
+  return r;
 }
 
 /**

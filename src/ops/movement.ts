@@ -66,7 +66,7 @@ export function pad(x: Tensor, lo: readonly number[], hi: readonly number[]): Te
 
 export function concatenate(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 1) return xs[0]!;
-  return bind1(Prim.Concat, xs, { axis });
+  return bind1(Prim.Concat, xs, { axis: normalizeAxis(axis, xs[0]!.ndim, "concat") });
 }
 
 export function stack(xs: readonly Tensor[], axis = 0): Tensor {

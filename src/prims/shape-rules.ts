@@ -125,6 +125,9 @@ export const shapeRules: { [P in Prim]: ShapeRule<P> } = {
     nIn(Prim.Pad, ins, 1);
     const a = ins[0]!;
     if (lo.length !== a.shape.length || hi.length !== a.shape.length) throw new ShapeError(`[pad] lo/hi rank mismatch`);
+    if ([...lo, ...hi].some((v) => !Number.isInteger(v) || v < 0)) {
+      throw new ShapeError(`[pad] padding must be non-negative integers, got lo [${lo.join(",")}] hi [${hi.join(",")}]`);
+    }
     return [{ shape: a.shape.map((d, i) => d + lo[i]! + hi[i]!), dtype: a.dtype }];
   },
   [Prim.Concat]: (ins, { axis }) => {
@@ -168,6 +171,7 @@ export const shapeRules: { [P in Prim]: ShapeRule<P> } = {
     nIn(Prim.ScatterAdd, ins, 2);
     const [u, idx] = [ins[0]!, ins[1]!];
     int32Vector(Prim.ScatterAdd, idx, "indices");
+    if (!Number.isInteger(numRows) || numRows < 0) throw new ShapeError(`[scatter_add] numRows must be a non-negative integer, got ${numRows}`);
     if (u.shape[0] !== idx.shape[0]) throw new ShapeError(`[scatter_add] ${u.shape[0]} rows vs ${idx.shape[0]} indices`);
     return [{ shape: [numRows, ...u.shape.slice(1)], dtype: u.dtype }];
   },
@@ -192,6 +196,7 @@ export const shapeRules: { [P in Prim]: ShapeRule<P> } = {
   [Prim.Bincount]: (ins, { length }) => {
     nIn(Prim.Bincount, ins, 1);
     int32Vector(Prim.Bincount, ins[0]!, "input");
+    if (!Number.isInteger(length) || length < 0) throw new ShapeError(`[bincount] length must be a non-negative integer, got ${length}`);
     return [{ shape: [length], dtype: "int32" }];
   },
   [Prim.Cumsum]: (ins, { axis }) => {

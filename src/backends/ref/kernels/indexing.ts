@@ -60,7 +60,7 @@ export function topK(x: Tensor, k: number, outs: readonly Aval[]): TypedArray[] 
   return [vals, ids];
 }
 
-/** Ascending, stable (Array.prototype.sort is stable), last axis. */
+/** Ascending, stable (Array.prototype.sort is stable), NaN last (as numpy/jnp), last axis. */
 export function argsort(x: Tensor): TypedArray {
   const n = x.shape[x.shape.length - 1]!;
   const rows = n === 0 ? 0 : x.size / n;
@@ -71,6 +71,9 @@ export function argsort(x: Tensor): TypedArray {
     order.sort((i, j) => {
       const a = row[i]!;
       const b = row[j]!;
+      const an = Number.isNaN(a);
+      const bn = Number.isNaN(b);
+      if (an || bn) return an && bn ? i - j : an ? 1 : -1;
       return a < b ? -1 : a > b ? 1 : i - j;
     });
     for (let j = 0; j < n; j++) o[r * n + j] = order[j]!;
