@@ -38,12 +38,15 @@ export * from "./moe/experts.js";
 export * from "./moe/expert-parallel.js";
 export * from "./moe/routed-moe.js";
 export * from "./moe/routed-and-shared-moe.js";
+export * from "./moe/gated-shared-moe.js";
+export * from "./moe/fused-ffn.js";
 
 export type { Group } from "./parallel/group.js";
 export { createLocalGroup, runSpmd } from "./parallel/local-group.js";
 export { allGather, psumScatter, allReduceSum, allGatherStack, raggedAllToAll, type RaggedParams } from "./parallel/collectives.js";
 
 export * from "./io/index.js";
+export * from "./checkpoint/index.js";
 
 export { loadCase, compareTensor, GOLDEN_RTOL, type GoldenCase, type TensorCheck } from "./golden/case.js";
 export { runCase, type CaseResult } from "./golden/run.js";

@@ -1,5 +1,6 @@
 import { MoeError } from "../core/errors.js";
 import { checkCommand } from "./commands/check.js";
+import { convertCommand } from "./commands/convert.js";
 import { infoCommand } from "./commands/info.js";
 import { presetsCommand } from "./commands/presets.js";
 import { runCommand } from "./commands/run.js";
@@ -12,7 +13,9 @@ Usage: moekit <command> [options]
 
 Commands:
   check <file-or-dir>...   run golden cases (JSON) and compare every expected tensor
-  run                      build a layer with initialised weights and run it on a random input
+  run                      run a layer: a preset or config with initialised weights, or one MoE layer of a
+                           Hugging Face / MaxText checkpoint (--checkpoint PATH --layer N)
+  convert                  convert one MoE layer between Hugging Face and MaxText layouts
   presets                  list the MaxText model presets (and their tiny twins)
   info                     backend, ISA and threads in use
 
@@ -37,6 +40,8 @@ export async function main(argv: string[]): Promise<number> {
         return await checkCommand(rest);
       case "run":
         return await runCommand(rest);
+      case "convert":
+        return await convertCommand(rest);
       case "presets":
         return presetsCommand(rest);
       case "info":

@@ -9,8 +9,10 @@ import { RoutedMoE, type MoeOutput } from "../../moe/routed-moe.js";
 import { RoutedAndSharedMoE } from "../../moe/routed-and-shared-moe.js";
 import { bincount } from "../../ops/indexing.js";
 import { foldIn, normal, prngKey } from "../../nn/random.js";
+import { runCheckpointCommand, wantsCheckpoint } from "./run-checkpoint.js";
 
 const HELP = `Usage: moekit run (--preset NAME | --config FILE) [options]
+       moekit run --checkpoint PATH [--layer N] ...   (see moekit run --checkpoint PATH --help)
 
 Builds a MoE layer with MaxText's initialisers (seeded), runs it on a seeded random input and prints
 the output summary and routing statistics (tokens per expert, dropped assignments, lb_loss).
@@ -68,6 +70,7 @@ function stats(t: Tensor): { mean: number; std: number; min: number; max: number
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
+  if (wantsCheckpoint(argv)) return runCheckpointCommand(argv);
   const { values } = parseArgs({
     args: argv,
     options: {

@@ -1,0 +1,246 @@
+// One MoE layer read from a checkpoint: its module kind, MaxText config keys, parameters by module path,
+// and how to run it. Shared by the Hugging Face and MaxText layouts.
+// Legend: B batch, S sequence, D model dim, H expert hidden, Hs shared hidden, E experts, K experts per token.
+import { MoeError, ShapeError, UnsupportedError } from "../core/errors.js";
+import { fmt, shapesEqual } from "../core/shape.js";
+import type { DType } from "../core/dtype.js";
+import type { Tensor } from "../core/tensor.js";
+import type { StorageDType, TensorInfo, ReadOptions } from "../io/index.js";
+import { moeConfig, type MoeConfig } from "../moe/config.js";
+import { routedMoeForward, routedMoeParamShapes, type ForwardOptions, type MoeOutput, type RoutedMoeWeights } from "../moe/routed-moe.js";
+import { sharedExpertDim } from "../moe/routed-and-shared-moe.js";
+import { gatedSharedMoeForward, mlpForward, mlpKernelPaths, type MlpKernels } from "../moe/gated-shared-moe.js";
+import { add } from "../ops/elementwise.js";
+import type { Key } from "../nn/random.js";
+
+/** Which module holds the layer: RoutedMoE, RoutedAndSharedMoE, or GatedSharedMoE (sigmoid-gated shared MLP). */
+export type MoeModuleKind = "routed" | "routed_and_shared" | "gated_shared";
+
+export const MODULE_KINDS: readonly MoeModuleKind[] = ["routed", "routed_and_shared", "gated_shared"];
+
+/** Module path prefix of the routed experts inside each module kind. */
+export const ROUTED_PREFIX: Record<MoeModuleKind, string> = {
+  routed: "",
+  routed_and_shared: "MoeBlock_0/",
+  gated_shared: "routed_experts/",
+};
+
+/** Module path prefix of the shared MLP (none for routed). */
+export const SHARED_PREFIX: Record<MoeModuleKind, string> = {
+  routed: "",
+  routed_and_shared: "shared_experts/",
+  gated_shared: "shared_expert/",
+};
+
+export const SHARED_GATE_PATH = "shared_expert_gate/kernel";
+
+/** A checkpoint whose contents moekit cannot read as asked. Message: `[checkpoint] source: problem`. */
+export class CheckpointLayoutError extends MoeError {
+  override name = "CheckpointLayoutError";
+  constructor(
+    readonly source: string,
+    readonly problem: string,
+  ) {
+    super(`[checkpoint] ${source}: ${problem}`);
+  }
+}
+
+/** A model (or one of its settings) whose MoE layer moekit cannot reproduce exactly; refused, never approximated. */
+export class UnsupportedModelError extends UnsupportedError {
+  override name = "UnsupportedModelError";
+  constructor(
+    readonly model: string,
+    readonly problem: string,
+  ) {
+    super(`[model] ${model}: ${problem}`);
+  }
+}
+
+/** Where the layer came from when it was read from a Hugging Face checkpoint (kept so it can be written back). */
+export interface HfProvenance {
+  family: string;
+  /** the full config.json object */
+  config: Record<string, unknown>;
+  /** tensor name prefix of the decoder layer, e.g. "model.layers.3" */
+  layerPrefix: string;
+  /** "legacy" = one tensor per expert, "fused" = transformers v5 gate_up_proj/down_proj */
+  expertLayout?: "legacy" | "fused";
+}
+
+/** One MoE layer with its parameters in moekit's module layout. */
+export interface MoeLayer {
+  module: MoeModuleKind;
+  /** MaxText keys describing the architecture (what gets saved); runtime overrides are not included */
+  keys: Record<string, unknown>;
+  /** validated config: keys plus the overrides given when reading */
+  config: MoeConfig;
+  /** decoder layer index (0-based, as the checkpoint counts) */
+  layer: number;
+  /** hidden width of the shared MLP (0 for routed) */
+  sharedDim: number;
+  /** MaxText first_num_dense_layers (DeepSeek), used for MaxText parameter names */
+  firstDenseLayers: number;
+  /** parameters by module path ("gate/kernel", "MoeBlock_0/wi_0", "shared_expert_gate/kernel", ...) */
+  params: Record<string, Tensor>;
+  /** storage dtype each parameter had on disk (kept when saving, so round trips are bit-exact) */
+  storage: Record<string, StorageDType>;
+  hf?: HfProvenance;
+  /** what the mapping had to assume or could not check statically */
+  caveats: string[];
+  /** data-dependent conditions checked on every forward (see checkRoutingGuards) */
+  guards: RoutingGuard[];
+}
+
+/** deepseek_v3_zero_fill: HF fills experts outside the chosen groups with 0, MaxText with -inf. */
+export type RoutingGuard = "deepseek_v3_zero_fill";
+
+/** Read access to a set of tensors (SafetensorsCheckpoint and SafetensorsFile satisfy it). */
+export interface TensorSource {
+  keys(): string[];
+  has(name: string): boolean;
+  info(name: string): TensorInfo;
+  get(name: string, options?: ReadOptions): Tensor;
+  close(): void;
+}
+
+export interface LayerReadOptions {
+  /** MaxText keys applied on top of the checkpoint's (e.g. {dtype: "float64", weight_dtype: "float64"}) */
+  overrides?: Record<string, unknown>;
+  /** convert every parameter to this dtype on load (default: keep the stored precision) */
+  dtype?: DType;
+  /** progress messages (e.g. to stderr) */
+  onProgress?: (message: string) => void;
+  /** read tensors from here instead of opening the path (tests use it to count reads) */
+  source?: TensorSource;
+}
+
+/** Expected shape of every parameter of a module kind, by module path. */
+export function expectedParamShapes(module: MoeModuleKind, cfg: MoeConfig, sharedDim: number): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  const routed = routedMoeParamShapes(cfg, cfg.moeMlpDim);
+  for (const [p, s] of Object.entries(routed)) out[ROUTED_PREFIX[module] + p] = s;
+  if (module === "routed") return out;
+  const D = cfg.expertInputDim;
+  const paths = mlpKernelPaths(cfg.mlpActivations.length);
+  for (const p of paths) out[SHARED_PREFIX[module] + p] = p === "wo/kernel" ? [sharedDim, D] : [D, sharedDim];
+  if (module === "gated_shared") out[SHARED_GATE_PATH] = [D, 1];
+  return out;
+}
+
+/** Shared width a module kind implies for a config when none is stored (RoutedAndSharedMoE: shared_experts × moe_mlp_dim). */
+export function defaultSharedDim(module: MoeModuleKind, cfg: MoeConfig): number {
+  if (module === "routed") return 0;
+  if (module === "routed_and_shared") return sharedExpertDim(cfg);
+  return cfg.moeMlpDim;
+}
+
+/** Builds the layer's validated config and checks every parameter is present with its expected shape. */
+export function makeLayer(fields: Omit<MoeLayer, "config">, overrides: Record<string, unknown> = {}, source = "layer"): MoeLayer {
+  const config = moeConfig({ ...fields.keys, ...overrides });
+  if (fields.module === "routed_and_shared" && fields.sharedDim !== sharedExpertDim(config)) {
+    throw new CheckpointLayoutError(source, `shared width ${fields.sharedDim} is not shared_experts × moe_mlp_dim = ${sharedExpertDim(config)}`);
+  }
+  const layer: MoeLayer = { ...fields, config };
+  validateLayer(layer, source);
+  return layer;
+}
+
+export function validateLayer(layer: MoeLayer, source = "layer"): void {
+  const shapes = expectedParamShapes(layer.module, layer.config, layer.sharedDim);
+  for (const [path, shape] of Object.entries(shapes)) {
+    const t = layer.params[path];
+    if (t === undefined) throw new CheckpointLayoutError(source, `missing parameter ${path} ${fmt(shape)}`);
+    if (!shapesEqual(t.shape, shape)) throw new CheckpointLayoutError(source, `parameter ${path} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
+  }
+  for (const path of Object.keys(layer.params)) {
+    if (!(path in shapes)) throw new CheckpointLayoutError(source, `unexpected parameter ${path} for a ${layer.module} layer`);
+  }
+}
+
+/** The routed experts' weights of a layer (paths under `prefix`). */
+export function routedWeightsOf(params: Record<string, Tensor>, prefix: string): RoutedMoeWeights {
+  const g = (p: string): Tensor | undefined => params[prefix + p];
+  const need = (p: string): Tensor => {
+    const t = g(p);
+    if (t === undefined) throw new ShapeError(`[layer] missing parameter ${prefix}${p}`);
+    return t;
+  };
+  return {
+    gateKernel: need("gate/kernel"),
+    gateBias: g("gate/bias"),
+    wi0: need("wi_0"),
+    wi1: need("wi_1"),
+    wo: need("wo"),
+    wi0Bias: g("wi_0_bias"),
+    wi1Bias: g("wi_1_bias"),
+    woBias: g("wo_bias"),
+    perExpertScale: g("per_expert_scale"),
+  };
+}
+
+function sharedKernelsOf(params: Record<string, Tensor>, prefix: string): MlpKernels {
+  const out: MlpKernels = {};
+  for (const [p, t] of Object.entries(params)) if (p.startsWith(prefix)) out[p.slice(prefix.length)] = t;
+  return out;
+}
+
+/** Layer output plus the routed and shared parts (when the module has a shared MLP). */
+export interface LayerOutput extends MoeOutput {
+  routedOutput?: Tensor;
+  sharedOutput?: Tensor;
+  /** sigmoid gate of the shared MLP [B,S,1] (gated_shared) */
+  sharedGate?: Tensor;
+}
+
+/**
+ * Runs the layer on x [B,S,D]: RoutedMoE, RoutedAndSharedMoE (routed + shared) or GatedSharedMoE, as pure
+ * functions of the loaded parameters (no module is built, so no weights are initialised). Data-dependent
+ * conditions under which the source model would compute something else are checked (checkRoutingGuards).
+ */
+export function moeLayerForward(layer: MoeLayer, x_BSD: Tensor, opts: ForwardOptions & { dropoutKey?: Key } = {}): LayerOutput {
+  const cfg = layer.config;
+  const routed = routedWeightsOf(layer.params, ROUTED_PREFIX[layer.module]);
+  let out: LayerOutput;
+  if (layer.module === "routed") {
+    out = routedMoeForward(cfg, routed, x_BSD, opts);
+  } else if (layer.module === "routed_and_shared") {
+    const r = routedMoeForward(cfg, routed, x_BSD, opts);
+    const sharedOutput = mlpForward(cfg, sharedKernelsOf(layer.params, SHARED_PREFIX.routed_and_shared), x_BSD, opts.dropoutKey);
+    out = { ...r, output: add(r.output, sharedOutput), routedOutput: r.output, sharedOutput };
+  } else {
+    const gateKernel = layer.params[SHARED_GATE_PATH];
+    if (gateKernel === undefined) throw new ShapeError(`[layer] missing parameter ${SHARED_GATE_PATH}`);
+    out = gatedSharedMoeForward(cfg, { routed, shared: sharedKernelsOf(layer.params, SHARED_PREFIX.gated_shared), gateKernel }, x_BSD, opts);
+  }
+  checkRoutingGuards(layer, out);
+  return out;
+}
+
+/**
+ * Refuses outputs that the source model would not have computed. deepseek_v3_zero_fill: with group-limited
+ * routing, Hugging Face's DeepSeek-V3 fills the scores of experts outside the chosen groups with 0.0 before
+ * its top-k, MaxText (and DeepSeek's reference) with -inf; the two pick the same experts exactly when every
+ * selected expert's biased score is > 0.
+ */
+export function checkRoutingGuards(layer: MoeLayer, out: MoeOutput): void {
+  if (!layer.guards.includes("deepseek_v3_zero_fill")) return;
+  const cfg = layer.config;
+  if (cfg.nRoutingGroups <= 1 || cfg.topkRoutingGroup >= cfg.nRoutingGroups) return;
+  const E = cfg.numExperts;
+  const K = cfg.numExpertsPerTok;
+  const logits = out.gateLogits_BSE.data;
+  const idx = out.topKIndices_BSK.data;
+  const T = idx.length / K;
+  for (let t = 0; t < T; t++) {
+    for (let j = 0; j < K; j++) {
+      const e = idx[t * K + j]!;
+      const s = logits[t * E + e]!;
+      if (!(s > 0)) {
+        throw new UnsupportedModelError(
+          "deepseek_v3",
+          `token ${t} selects expert ${e} with biased score ${s} <= 0; Hugging Face's DeepSeek-V3 fills experts outside the top ${cfg.topkRoutingGroup} groups with 0.0 (MaxText with -inf), so it may route this token differently: refused rather than approximated`,
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,30 @@
+// Open a MoE layer from either layout, detecting which one a path holds.
+import fs from "node:fs";
+import path from "node:path";
+import { CheckpointLayoutError, type LayerReadOptions, type MoeLayer } from "./layer.js";
+import { readHfMoeLayer } from "./hf-layout.js";
+import { readMaxTextMoeLayer, type MaxTextReadOptions } from "./maxtext-layout.js";
+import type { HfFamily } from "./hf-config.js";
+
+export type CheckpointFormat = "hf" | "maxtext";
+
+/** "hf" for a directory with config.json, else "maxtext" (a moekit MaxText-layout file or directory). */
+export function detectCheckpointFormat(location: string): CheckpointFormat {
+  if (!fs.existsSync(location)) throw new CheckpointLayoutError(location, "does not exist");
+  if (fs.statSync(location).isDirectory() && fs.existsSync(path.join(location, "config.json"))) return "hf";
+  return "maxtext";
+}
+
+export interface OpenLayerOptions extends LayerReadOptions, Omit<MaxTextReadOptions, keyof LayerReadOptions | "layer"> {
+  /** which layout to read (default: detected) */
+  format?: CheckpointFormat;
+  /** HF: read as this family */
+  family?: HfFamily;
+}
+
+/** Reads MoE layer `layer` (HF default: the first MoE layer; MaxText default: the stored one). */
+export function openMoeLayer(location: string, layer: number | undefined, opts: OpenLayerOptions = {}): MoeLayer {
+  const format = opts.format ?? detectCheckpointFormat(location);
+  if (format === "hf") return readHfMoeLayer(location, layer, opts);
+  return readMaxTextMoeLayer(location, { ...opts, layer });
+}

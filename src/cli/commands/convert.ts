@@ -1,0 +1,100 @@
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { parse as parseYaml } from "yaml";
+import { MoeError } from "../../core/errors.js";
+import {
+  HF_FAMILIES,
+  MODULE_KINDS,
+  isHfFamily,
+  openMoeLayer,
+  writeHfMoeLayer,
+  writeMaxTextMoeLayer,
+  type CheckpointFormat,
+  type MoeModuleKind,
+} from "../../checkpoint/index.js";
+
+const HELP = `Usage: moekit convert --from hf|maxtext --to hf|maxtext IN OUT [options]
+
+Converts one MoE layer between a Hugging Face checkpoint (directory with config.json and safetensors,
+sharded or not) and the MaxText layout (safetensors named like decoder/layers_3/MoeBlock_0/wi_0, with the
+MaxText keys in its metadata). Only the layer's tensors are read. Values are moved, never recomputed:
+HF -> MaxText -> HF gives back the same bytes.
+
+Options:
+  --layer N            decoder layer to convert (HF default: the first MoE layer; MaxText: the stored one)
+  --family NAME        Hugging Face family to write when the layer was not read from HF
+                       (${HF_FAMILIES.join(", ")})
+  --config FILE        MaxText keys (JSON or YAML) for a MaxText file without moekit metadata
+  --module KIND        ${MODULE_KINDS.join(" | ")} (MaxText file without metadata)
+  --max-shard-bytes N  write shards of at most N data bytes plus an index json
+  --quiet              no progress messages on stderr`;
+
+function format(v: string | undefined, flag: string): CheckpointFormat {
+  if (v !== "hf" && v !== "maxtext") throw new MoeError(`${flag} must be hf or maxtext, got ${JSON.stringify(v)} (see --help)`);
+  return v;
+}
+
+function positiveInt(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new MoeError(`${flag} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** Reads MaxText keys from a JSON or YAML file. */
+export function readKeysFile(file: string): Record<string, unknown> {
+  const obj: unknown = parseYaml(readFileSync(file, "utf8"));
+  if (obj === null || typeof obj !== "object" || Array.isArray(obj)) throw new MoeError(`${file}: expected a mapping of MaxText keys`);
+  return obj as Record<string, unknown>;
+}
+
+/** `moekit convert`: returns the exit code. */
+export async function convertCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      from: { type: "string" },
+      to: { type: "string" },
+      layer: { type: "string" },
+      family: { type: "string" },
+      config: { type: "string" },
+      module: { type: "string" },
+      "max-shard-bytes": { type: "string" },
+      quiet: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help === true) {
+    console.log(HELP);
+    return 0;
+  }
+  const from = format(values.from, "--from");
+  const to = format(values.to, "--to");
+  if (positionals.length !== 2) throw new MoeError(`expects IN and OUT, got ${positionals.length} paths (see --help)`);
+  const [input, output] = positionals as [string, string];
+  const layer = positiveInt(values.layer, "--layer");
+  const maxShardBytes = positiveInt(values["max-shard-bytes"], "--max-shard-bytes");
+  if (maxShardBytes === 0) throw new MoeError("--max-shard-bytes must be positive");
+  const family = values.family;
+  if (family !== undefined && !isHfFamily(family)) throw new MoeError(`--family ${family} is not one of ${HF_FAMILIES.join(", ")}`);
+  const module = values.module as MoeModuleKind | undefined;
+  if (module !== undefined && !MODULE_KINDS.includes(module)) throw new MoeError(`--module ${module} is not one of ${MODULE_KINDS.join(", ")}`);
+  const onProgress = values.quiet === true ? undefined : (m: string): void => console.error(`[moekit] ${m}`);
+  const keys = values.config === undefined ? undefined : readKeysFile(values.config);
+  const l = openMoeLayer(input, layer, { format: from, keys, module, onProgress, family: from === "hf" ? family : undefined });
+  let files: string[];
+  let count: number;
+  if (to === "hf") {
+    const r = writeHfMoeLayer(l, output, { family, maxShardBytes, onProgress });
+    files = r.files;
+    count = r.tensorNames.length;
+  } else {
+    const r = writeMaxTextMoeLayer(l, output, { maxShardBytes, onProgress });
+    files = r.files;
+    count = r.tensorNames.length;
+  }
+  for (const c of l.caveats) onProgress?.(`note: ${c}`);
+  console.log(`converted layer ${l.layer} (${l.hf?.family ?? l.config.decoderBlock}, ${l.module}) from ${from} to ${to}: ${count} tensors in ${files.length} file(s) under ${output}`);
+  return 0;
+}

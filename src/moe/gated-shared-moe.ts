@@ -1,0 +1,152 @@
+// A routed MoE plus a sigmoid-gated shared expert: out = routed(x) + sigmoid(x·w_g) ⊙ shared(x).
+// This is Qwen2-MoE's / Qwen3-Next's block (MaxText: Qwen3NextSparseMoeBlock). It is an extension beyond
+// RoutedAndSharedMoE, whose shared MLP is added without a gate.
+// Legend: B batch, S sequence, D model dim, H expert hidden, Hs shared hidden.
+import { ShapeError } from "../core/errors.js";
+import { fmt } from "../core/shape.js";
+import type { Tensor } from "../core/tensor.js";
+import { add, cast, mul, sigmoid, upcastF32 } from "../ops/elementwise.js";
+import { einsum } from "../ops/matmul.js";
+import { getActivation } from "../ops/nn.js";
+import { defaultKernelInit } from "../nn/init.js";
+import { MlpBlock, dropout } from "../nn/mlp.js";
+import { Module, type Params } from "../nn/module.js";
+import { foldIn, prngKey, type Key } from "../nn/random.js";
+import type { MoeConfig } from "./config.js";
+import { RoutedMoE, routedMoeForward, type ForwardOptions, type MoeOutput, type RoutedMoeWeights } from "./routed-moe.js";
+
+/** Kernel paths of a MaxText MlpBlock: "wi/kernel" for one activation, else "wi_0/kernel", ...; then "wo/kernel". */
+export function mlpKernelPaths(numActivations: number): string[] {
+  const wi = numActivations === 1 ? ["wi/kernel"] : Array.from({ length: numActivations }, (_, i) => `wi_${i}/kernel`);
+  return [...wi, "wo/kernel"];
+}
+
+/** Kernels of a MaxText MlpBlock by path ("wi_0/kernel" [D,Hs], ..., "wo/kernel" [Hs,D]). */
+export type MlpKernels = Record<string, Tensor>;
+
+/**
+ * MlpBlock.forward as a pure function (no bias, no pre-norm): h = Π_i act_i(x·wi_i) (fp32 before the
+ * activation when activations_in_float32), cast to the layer dtype, dropout (dropout_rate > 0 needs
+ * `dropoutKey`), h·wo.
+ */
+export function mlpForward(cfg: MoeConfig, kernels: MlpKernels, x_BSD: Tensor, dropoutKey?: Key): Tensor {
+  const dt = cfg.dtype;
+  const paths = mlpKernelPaths(cfg.mlpActivations.length);
+  const xx = cast(x_BSD, dt);
+  let h: Tensor | undefined;
+  paths.slice(0, -1).forEach((p, i) => {
+    const k = kernels[p];
+    if (k === undefined) throw new ShapeError(`[mlp] missing kernel ${p}`);
+    let z = einsum("BSD,DH->BSH", xx, cast(k, dt));
+    if (cfg.activationsInFloat32) z = upcastF32(z);
+    const a = getActivation(cfg.mlpActivations[i]!)(z);
+    h = h === undefined ? a : mul(h, a);
+  });
+  let hh = cast(h!, dt);
+  if (cfg.dropoutRate > 0) hh = dropout(hh, cfg.dropoutRate, dropoutKey);
+  const wo = kernels["wo/kernel"];
+  if (wo === undefined) throw new ShapeError("[mlp] missing kernel wo/kernel");
+  return einsum("BSH,HD->BSD", hh, cast(wo, dt));
+}
+
+/** All weights of a GatedSharedMoE. */
+export interface GatedSharedMoeWeights {
+  routed: RoutedMoeWeights;
+  /** the shared MLP's kernels, MlpBlock paths */
+  shared: MlpKernels;
+  /** shared_expert_gate/kernel [D,1] */
+  gateKernel: Tensor;
+}
+
+export interface GatedSharedMoeOutput extends MoeOutput {
+  routedOutput: Tensor;
+  /** the shared MLP's output before the gate */
+  sharedOutput: Tensor;
+  /** sigmoid(x·w_g) [B,S,1] */
+  sharedGate: Tensor;
+}
+
+/** The gated shared block as a pure function of the config, the weights and the input [B,S,D]. */
+export function gatedSharedMoeForward(
+  cfg: MoeConfig,
+  w: GatedSharedMoeWeights,
+  inputs_BSD: Tensor,
+  opts: ForwardOptions & { dropoutKey?: Key } = {},
+): GatedSharedMoeOutput {
+  const D = cfg.expertInputDim;
+  if (w.gateKernel.ndim !== 2 || w.gateKernel.shape[0] !== D || w.gateKernel.shape[1] !== 1) {
+    throw new ShapeError(`[GatedSharedMoE] shared_expert_gate/kernel has shape ${fmt(w.gateKernel.shape)}, expected [${D},1]`);
+  }
+  const r = routedMoeForward(cfg, w.routed, inputs_BSD, opts);
+  const sharedOutput = mlpForward(cfg, w.shared, inputs_BSD, opts.dropoutKey);
+  const x = cast(inputs_BSD, cfg.dtype);
+  const sharedGate = sigmoid(einsum("BSD,DO->BSO", x, cast(w.gateKernel, cfg.dtype)));
+  const output = add(r.output, mul(sharedGate, sharedOutput));
+  return { ...r, output, routedOutput: r.output, sharedOutput, sharedGate };
+}
+
+export interface GatedSharedMoeOptions {
+  /** hidden width of the shared MLP (Qwen2-MoE: shared_expert_intermediate_size); default moe_mlp_dim */
+  sharedDim?: number;
+  key?: Key;
+}
+
+/**
+ * Routed experts plus a sigmoid-gated shared MLP (Qwen2-MoE, Qwen3-Next). Parameter paths, as in MaxText's
+ * Qwen3NextSparseMoeBlock: "routed_experts/<RoutedMoE path>", "shared_expert/<MlpBlock path>",
+ * "shared_expert_gate/kernel" [D,1].
+ */
+export class GatedSharedMoE extends Module {
+  readonly config: MoeConfig;
+  readonly sharedDim: number;
+  readonly routedExperts: RoutedMoE;
+  readonly sharedExpert: MlpBlock;
+  sharedExpertGate: Tensor;
+
+  constructor(config: MoeConfig, opts: GatedSharedMoeOptions = {}) {
+    super();
+    this.config = config;
+    this.sharedDim = opts.sharedDim ?? config.moeMlpDim;
+    const key = opts.key ?? prngKey(0);
+    this.routedExperts = new RoutedMoE(config, { intermediateDim: config.moeMlpDim, key: foldIn(key, 0) });
+    this.sharedExpert = new MlpBlock({
+      inFeatures: config.expertInputDim,
+      intermediateDim: this.sharedDim,
+      activations: config.mlpActivations,
+      dtype: config.dtype,
+      weightDtype: config.weightDtype,
+      intermediateDropoutRate: config.dropoutRate,
+      activationsInFloat32: config.activationsInFloat32,
+      key: foldIn(key, 1),
+    });
+    this.sharedExpertGate = defaultKernelInit(foldIn(key, 2), [config.expertInputDim, 1], config.weightDtype, [0], [1]);
+  }
+
+  parameters(): [string, Tensor][] {
+    return [
+      ...this.routedExperts.parameters().map(([p, t]): [string, Tensor] => [`routed_experts/${p}`, t]),
+      ...this.sharedExpert.parameters().map(([p, t]): [string, Tensor] => [`shared_expert/${p}`, t]),
+      ["shared_expert_gate/kernel", this.sharedExpertGate],
+    ];
+  }
+
+  protected setParameters(params: Params): void {
+    const routed: Params = {};
+    const shared: Params = {};
+    for (const [p, t] of Object.entries(params)) {
+      if (p.startsWith("routed_experts/")) routed[p.slice("routed_experts/".length)] = t;
+      else if (p.startsWith("shared_expert/")) shared[p.slice("shared_expert/".length)] = t;
+      else this.sharedExpertGate = t;
+    }
+    this.routedExperts.loadParameters(routed);
+    this.sharedExpert.loadParameters(shared);
+  }
+
+  weights(): GatedSharedMoeWeights {
+    return { routed: this.routedExperts.weights, shared: Object.fromEntries(this.sharedExpert.kernels), gateKernel: this.sharedExpertGate };
+  }
+
+  forward(inputs_BSD: Tensor, opts: ForwardOptions & { dropoutKey?: Key } = {}): GatedSharedMoeOutput {
+    return gatedSharedMoeForward(this.config, this.weights(), inputs_BSD, opts);
+  }
+}
