@@ -2,6 +2,7 @@ import { MoeError } from "../core/errors.js";
 import { checkCommand } from "./commands/check.js";
 import { convertCommand } from "./commands/convert.js";
 import { infoCommand } from "./commands/info.js";
+import { initCommand } from "./commands/init.js";
 import { presetsCommand } from "./commands/presets.js";
 import { runCommand } from "./commands/run.js";
 
@@ -16,6 +17,7 @@ Commands:
   run                      run a layer: a preset or config with initialised weights, or one MoE layer of a
                            Hugging Face / MaxText checkpoint (--checkpoint PATH --layer N)
   convert                  convert one MoE layer between Hugging Face and MaxText layouts
+  init                     write a preset's layer (initialised weights) as a MaxText or Hugging Face checkpoint
   presets                  list the MaxText model presets (and their tiny twins)
   info                     backend, ISA and threads in use
 
@@ -42,6 +44,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runCommand(rest);
       case "convert":
         return await convertCommand(rest);
+      case "init":
+        return initCommand(rest);
       case "presets":
         return presetsCommand(rest);
       case "info":

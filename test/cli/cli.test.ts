@@ -80,6 +80,18 @@ describe("moekit CLI", () => {
     for (const p of ["mixtral-8x7b", "deepseek3-671b-batchsplit", "gemma4-26b", "gpt-oss-120b", "llama4-17b-128e", "qwen3-235b-a22b", "tiny-kimi-k2-1t"]) expect(text).toContain(p);
   });
 
+  it("init writes a preset's layer; run --checkpoint and convert read it back", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moekit-init-"));
+    expect(await main(["init", "--preset", "tiny-qwen3-30b-a3b", "--format", "hf", "--family", "qwen3_moe", join(dir, "hf")])).toBe(0);
+    expect(await main(["run", "--checkpoint", join(dir, "hf"), "--json"])).toBe(0);
+    const r = JSON.parse(out.filter((l) => l.trim().startsWith("{") || l.includes("\n")).at(-1)!) as { tokensPerExpert: number[] };
+    expect(r.tokensPerExpert.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    expect(await main(["convert", "--from", "hf", "--to", "maxtext", join(dir, "hf"), join(dir, "mt.safetensors")])).toBe(0);
+    expect(await main(["convert", "--from", "maxtext", "--to", "hf", "--family", "qwen3_moe", join(dir, "mt.safetensors"), join(dir, "hf2")])).toBe(0);
+    const { readFileSync } = await import("node:fs");
+    expect(Buffer.compare(readFileSync(join(dir, "hf", "model.safetensors")), readFileSync(join(dir, "hf2", "model.safetensors")))).toBe(0);
+  });
+
   it("unknown commands and --help", async () => {
     expect(await main(["frobnicate"])).toBe(2);
     expect(await main(["--help"])).toBe(0);

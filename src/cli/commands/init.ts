@@ -1,0 +1,64 @@
+import { parseArgs } from "node:util";
+import { MoeError } from "../../core/errors.js";
+import type { Tensor } from "../../core/tensor.js";
+import { isHfFamily, makeLayer, writeHfMoeLayer, writeMaxTextMoeLayer, type MoeLayer } from "../../checkpoint/index.js";
+import { moeConfig } from "../../moe/config.js";
+import { getPreset } from "../../moe/presets.js";
+import { RoutedMoE } from "../../moe/routed-moe.js";
+import { RoutedAndSharedMoE, sharedExpertDim } from "../../moe/routed-and-shared-moe.js";
+import { prngKey } from "../../nn/random.js";
+
+const HELP = `Usage: moekit init --preset NAME [--format maxtext|hf] [--family F] [--seed N] [--set KEY=VALUE] OUT
+
+Writes one MoE layer with MaxText's initialisers (seeded) as a checkpoint: the MaxText layout
+(OUT ending in .safetensors, or a directory), or a Hugging Face directory (config.json + safetensors)
+of family F (mixtral, qwen3_moe, deepseek_v3, gpt_oss, llama4, ...). Read it back with
+\`moekit run --checkpoint OUT\`.`;
+
+export function initCommand(argv: string[]): number {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      preset: { type: "string" },
+      format: { type: "string", default: "maxtext" },
+      family: { type: "string" },
+      seed: { type: "string", default: "0" },
+      set: { type: "string", multiple: true },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help === true) {
+    console.log(HELP);
+    return 0;
+  }
+  const out = positionals[0];
+  if (values.preset === undefined || out === undefined) throw new MoeError("give --preset NAME and an output path (see --help)");
+  const p = getPreset(values.preset);
+  const keys: Record<string, unknown> = { ...p.keys };
+  for (const kv of values.set ?? []) {
+    const i = kv.indexOf("=");
+    if (i <= 0) throw new MoeError(`--set expects KEY=VALUE, got "${kv}"`);
+    keys[kv.slice(0, i)] = JSON.parse(kv.slice(i + 1)) as unknown;
+  }
+  const cfg = moeConfig(keys);
+  const key = prngKey(Number(values.seed));
+  let params: Record<string, Tensor>;
+  let sharedDim = 0;
+  if (p.layer === "routed_and_shared") {
+    params = new RoutedAndSharedMoE(cfg, { key }).paramRecord();
+    sharedDim = sharedExpertDim(cfg);
+  } else params = new RoutedMoE(cfg, { key }).paramRecord();
+  const layer: MoeLayer = makeLayer({ module: p.layer, keys, layer: 0, sharedDim, firstDenseLayers: 0, params, storage: {}, caveats: [], guards: [] });
+  const log = (m: string): void => console.error(`[moekit] ${m}`);
+  if (values.format === "hf") {
+    const family = values.family;
+    if (family === undefined || !isHfFamily(family)) throw new MoeError(`--format hf needs --family (e.g. mixtral, qwen3_moe, deepseek_v3), got ${String(family)}`);
+    const r = writeHfMoeLayer(layer, out, { family, onProgress: log });
+    console.log(`wrote ${r.tensorNames.length} tensors (${family}) to ${r.dir}`);
+  } else if (values.format === "maxtext") {
+    const r = writeMaxTextMoeLayer(layer, out, { onProgress: log });
+    console.log(`wrote ${r.tensorNames.length} tensors under ${r.prefix}/ to ${r.files.join(", ")}`);
+  } else throw new MoeError(`--format must be maxtext or hf, got ${values.format}`);
+  return 0;
+}
