@@ -1,0 +1,33 @@
+{
+  "targets": [
+    {
+      "target_name": "moekit_native",
+      "sources": [
+        "napi/addon.cpp",
+        "kernels/api.cpp",
+        "kernels/gemm.cpp",
+        "kernels/gemm_avx2.cpp",
+        "kernels/gemm_avx512.cpp",
+        "kernels/gemm_scalar.cpp",
+        "kernels/isa.cpp",
+        "kernels/thread_pool.cpp"
+      ],
+      "include_dirs": [
+        "include",
+        "<!(node -p \"require('node-addon-api').include_dir\")"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions"],
+      "xcode_settings": {
+        "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+        "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+        "OTHER_CPLUSPLUSFLAGS": ["-O3"]
+      },
+      "msvs_settings": {
+        "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17"] }
+      }
+    }
+  ]
+}

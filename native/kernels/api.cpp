@@ -1,0 +1,267 @@
+// The C ABI of moe-kernels.h: argument checks, error reporting, and the mapping of each operation onto
+// grouped GEMM descriptors.
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "internal.hpp"
+
+using moe::detail::GemmGroup;
+
+namespace {
+
+thread_local std::string g_last_error;
+
+// Serializes kernels and pool reconfiguration: the pool and its scratch serve one call at a time.
+std::mutex& call_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+moe_status_t fail(moe_status_t status, const std::string& msg) {
+  g_last_error = msg;
+  return status;
+}
+
+template <class F>
+moe_status_t guarded(const char* where, F&& body) {
+  g_last_error.clear();
+  try {
+    std::lock_guard<std::mutex> lk(call_mutex());
+    return body();
+  } catch (const std::bad_alloc&) {
+    return fail(MOE_STATUS_OUT_OF_MEMORY, std::string(where) + ": out of memory");
+  } catch (const std::system_error& e) {
+    return fail(MOE_STATUS_OUT_OF_MEMORY, std::string(where) + ": " + e.what());
+  } catch (const std::exception& e) {
+    return fail(MOE_STATUS_INTERNAL, std::string(where) + ": " + e.what());
+  } catch (...) {
+    return fail(MOE_STATUS_INTERNAL, std::string(where) + ": unknown error");
+  }
+}
+
+// Checks sizes and pointers. `dims` are the named sizes (all must be >= 0); each tensor is a pointer with
+// its element count, which must not overflow and may be zero only if the pointer is NULL-able.
+struct Checker {
+  const char* where;
+  std::string error;
+
+  bool size(const char* name, int64_t v) {
+    if (!error.empty()) return false;
+    if (v < 0) error = std::string(where) + ": " + name + " = " + std::to_string(v) + " is negative";
+    return error.empty();
+  }
+
+  // count = product of dims; the tensor must be non-NULL when count > 0.
+  bool tensor(const char* name, const void* p, std::initializer_list<int64_t> dims) {
+    if (!error.empty()) return false;
+    int64_t count = 1;
+    for (int64_t d : dims) {
+      if (__builtin_mul_overflow(count, d, &count) || count > (int64_t(1) << 60)) {
+        error = std::string(where) + ": " + name + " is too large";
+        return false;
+      }
+    }
+    if (count > 0 && p == nullptr) error = std::string(where) + ": " + name + " is NULL";
+    return error.empty();
+  }
+};
+
+// Group row offsets (num_groups + 1 entries); checks sizes >= 0 and sum <= rows.
+bool group_offsets(Checker& ck, const int32_t* sizes, int64_t num_groups, int64_t rows, std::vector<int64_t>& off) {
+  off.assign(size_t(num_groups) + 1, 0);
+  for (int64_t g = 0; g < num_groups; ++g) {
+    if (sizes[g] < 0) {
+      ck.error = std::string(ck.where) + ": group_sizes[" + std::to_string(g) + "] = " + std::to_string(sizes[g]) +
+                 " is negative";
+      return false;
+    }
+    off[size_t(g) + 1] = off[size_t(g)] + sizes[g];
+  }
+  if (off.back() > rows) {
+    ck.error = std::string(ck.where) + ": sum(group_sizes) = " + std::to_string(off.back()) + " exceeds m = " +
+               std::to_string(rows);
+    return false;
+  }
+  return true;
+}
+
+void zero_rows(float* out, int64_t from, int64_t to, int64_t width) {
+  if (to > from && width > 0) std::memset(out + from * width, 0, size_t((to - from) * width) * sizeof(float));
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* moe_version(void) { return "0.1.0"; }
+
+const char* moe_status_string(moe_status_t status) {
+  switch (status) {
+    case MOE_STATUS_OK: return "ok";
+    case MOE_STATUS_INVALID_ARGUMENT: return "invalid argument";
+    case MOE_STATUS_OUT_OF_MEMORY: return "out of memory";
+    case MOE_STATUS_UNSUPPORTED: return "unsupported";
+    case MOE_STATUS_INTERNAL: return "internal error";
+  }
+  return "unknown status";
+}
+
+const char* moe_last_error(void) { return g_last_error.c_str(); }
+
+const char* moe_isa_name(moe_isa_t isa) {
+  switch (isa) {
+    case MOE_ISA_SCALAR: return "scalar";
+    case MOE_ISA_AVX2: return "avx2";
+    case MOE_ISA_AVX512: return "avx512";
+  }
+  return "unknown";
+}
+
+moe_isa_t moe_isa_best(void) { return moe::detail::isa_best(); }
+moe_isa_t moe_isa_active(void) { return moe::detail::isa_active(); }
+
+moe_status_t moe_set_isa(moe_isa_t isa) {
+  return guarded("moe_set_isa", [&] {
+    if (isa < MOE_ISA_SCALAR || isa > moe::detail::isa_best()) {
+      return fail(MOE_STATUS_UNSUPPORTED, std::string("moe_set_isa: ") + moe_isa_name(isa) +
+                                              " is not available (best: " + moe_isa_name(moe::detail::isa_best()) +
+                                              ")");
+    }
+    moe::detail::isa_set(isa);
+    return MOE_STATUS_OK;
+  });
+}
+
+int moe_num_threads(void) {
+  std::lock_guard<std::mutex> lk(call_mutex());
+  return moe::detail::pool_threads();
+}
+
+int moe_default_num_threads(void) { return moe::detail::pool_default_threads(); }
+
+moe_status_t moe_set_num_threads(int n) {
+  return guarded("moe_set_num_threads", [&] {
+    if (n < 0 || n > 1024) {
+      return fail(MOE_STATUS_INVALID_ARGUMENT, "moe_set_num_threads: n = " + std::to_string(n) + " not in [0, 1024]");
+    }
+    moe::detail::pool_set_threads(n == 0 ? moe::detail::pool_default_threads() : n);
+    return MOE_STATUS_OK;
+  });
+}
+
+moe_status_t moe_gmm_fwd_f32(const float* lhs, const float* rhs, const int32_t* group_sizes, int64_t m, int64_t k,
+                             int64_t n, int64_t num_groups, int transpose_rhs, float* out) {
+  return guarded("moe_gmm_fwd_f32", [&] {
+    Checker ck{"moe_gmm_fwd_f32", {}};
+    std::vector<int64_t> off;
+    if (!(ck.size("m", m) && ck.size("k", k) && ck.size("n", n) && ck.size("num_groups", num_groups) &&
+          ck.tensor("lhs", lhs, {m, k}) && ck.tensor("rhs", rhs, {num_groups, k, n}) &&
+          ck.tensor("group_sizes", group_sizes, {num_groups}) && ck.tensor("out", out, {m, n}) &&
+          group_offsets(ck, group_sizes, num_groups, m, off))) {
+      return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
+    }
+    std::vector<GemmGroup> groups(static_cast<size_t>(num_groups));
+    for (int64_t g = 0; g < num_groups; ++g) {
+      const int64_t r0 = off[size_t(g)];
+      GemmGroup& d = groups[size_t(g)];
+      d.a = lhs + r0 * k;
+      d.a_rs = k;
+      d.a_cs = 1;
+      d.b = rhs + g * k * n;
+      d.b_rs = transpose_rhs ? 1 : n;  // [k, n], or [n, k] read transposed
+      d.b_cs = transpose_rhs ? k : 1;
+      d.c = out + r0 * n;
+      d.ldc = n;
+      d.m = off[size_t(g) + 1] - r0;
+      d.k = k;
+    }
+    moe::detail::grouped_gemm(groups.data(), num_groups, n);
+    zero_rows(out, off.back(), m, n);
+    return MOE_STATUS_OK;
+  });
+}
+
+moe_status_t moe_gmm_bwd_lhs_f32(const float* grad_out, const float* rhs, const int32_t* group_sizes, int64_t m,
+                                 int64_t k, int64_t n, int64_t num_groups, int transpose_rhs, float* grad_lhs) {
+  return guarded("moe_gmm_bwd_lhs_f32", [&] {
+    Checker ck{"moe_gmm_bwd_lhs_f32", {}};
+    std::vector<int64_t> off;
+    if (!(ck.size("m", m) && ck.size("k", k) && ck.size("n", n) && ck.size("num_groups", num_groups) &&
+          ck.tensor("grad_out", grad_out, {m, n}) && ck.tensor("rhs", rhs, {num_groups, k, n}) &&
+          ck.tensor("group_sizes", group_sizes, {num_groups}) && ck.tensor("grad_lhs", grad_lhs, {m, k}) &&
+          group_offsets(ck, group_sizes, num_groups, m, off))) {
+      return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
+    }
+    std::vector<GemmGroup> groups(static_cast<size_t>(num_groups));
+    for (int64_t g = 0; g < num_groups; ++g) {
+      const int64_t r0 = off[size_t(g)];
+      GemmGroup& d = groups[size_t(g)];
+      d.a = grad_out + r0 * n;
+      d.a_rs = n;
+      d.a_cs = 1;
+      d.b = rhs + g * k * n;          // B(p, j) = W(j, p) with p over n and j over k
+      d.b_rs = transpose_rhs ? k : 1;  // W stored [n, k] (row-major B) or [k, n] (read transposed)
+      d.b_cs = transpose_rhs ? 1 : n;
+      d.c = grad_lhs + r0 * k;
+      d.ldc = k;
+      d.m = off[size_t(g) + 1] - r0;
+      d.k = n;
+    }
+    moe::detail::grouped_gemm(groups.data(), num_groups, k);
+    zero_rows(grad_lhs, off.back(), m, k);
+    return MOE_STATUS_OK;
+  });
+}
+
+moe_status_t moe_gmm_bwd_rhs_f32(const float* lhs, const float* grad_out, const int32_t* group_sizes, int64_t m,
+                                 int64_t k, int64_t n, int64_t num_groups, float* grad_rhs) {
+  return guarded("moe_gmm_bwd_rhs_f32", [&] {
+    Checker ck{"moe_gmm_bwd_rhs_f32", {}};
+    std::vector<int64_t> off;
+    if (!(ck.size("m", m) && ck.size("k", k) && ck.size("n", n) && ck.size("num_groups", num_groups) &&
+          ck.tensor("lhs", lhs, {m, k}) && ck.tensor("grad_out", grad_out, {m, n}) &&
+          ck.tensor("group_sizes", group_sizes, {num_groups}) && ck.tensor("grad_rhs", grad_rhs, {num_groups, k, n}) &&
+          group_offsets(ck, group_sizes, num_groups, m, off))) {
+      return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
+    }
+    std::vector<GemmGroup> groups(static_cast<size_t>(num_groups));
+    for (int64_t g = 0; g < num_groups; ++g) {
+      const int64_t r0 = off[size_t(g)];
+      GemmGroup& d = groups[size_t(g)];
+      d.a = lhs + r0 * k;  // A(i, p) = lhs[r0 + p, i]
+      d.a_rs = 1;
+      d.a_cs = k;
+      d.b = grad_out + r0 * n;
+      d.b_rs = n;
+      d.b_cs = 1;
+      d.c = grad_rhs + g * k * n;
+      d.ldc = n;
+      d.m = k;
+      d.k = off[size_t(g) + 1] - r0;
+    }
+    moe::detail::grouped_gemm(groups.data(), num_groups, n);
+    return MOE_STATUS_OK;
+  });
+}
+
+moe_status_t moe_bmm_f32(const float* a, const float* b, int64_t batch, int64_t m, int64_t k, int64_t n, float* out) {
+  return guarded("moe_bmm_f32", [&] {
+    Checker ck{"moe_bmm_f32", {}};
+    if (!(ck.size("batch", batch) && ck.size("m", m) && ck.size("k", k) && ck.size("n", n) &&
+          ck.tensor("a", a, {batch, m, k}) && ck.tensor("b", b, {batch, k, n}) && ck.tensor("out", out, {batch, m, n}))) {
+      return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
+    }
+    std::vector<GemmGroup> groups(static_cast<size_t>(batch));
+    for (int64_t i = 0; i < batch; ++i) {
+      groups[size_t(i)] = GemmGroup{a + i * m * k, k, 1, b + i * k * n, n, 1, out + i * m * n, n, m, k};
+    }
+    moe::detail::grouped_gemm(groups.data(), batch, n);
+    return MOE_STATUS_OK;
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,41 @@
+// Run-time choice of the kernel ISA (compiled for baseline x86-64 or any other target).
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "internal.hpp"
+
+namespace moe::detail {
+namespace {
+
+moe_isa_t detect() {
+#if defined(MOE_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl");
+  if (avx512) return MOE_ISA_AVX512;
+  if (avx2) return MOE_ISA_AVX2;
+#endif
+  return MOE_ISA_SCALAR;
+}
+
+moe_isa_t env_cap(moe_isa_t best) {
+  const char* v = std::getenv("MOEKIT_NATIVE_ISA");
+  if (v == nullptr) return best;
+  moe_isa_t cap = best;
+  if (std::strcmp(v, "scalar") == 0) cap = MOE_ISA_SCALAR;
+  if (std::strcmp(v, "avx2") == 0) cap = MOE_ISA_AVX2;
+  return cap < best ? cap : best;
+}
+
+const moe_isa_t g_best = detect();
+std::atomic<moe_isa_t> g_active{env_cap(g_best)};
+
+}  // namespace
+
+moe_isa_t isa_best() { return g_best; }
+moe_isa_t isa_active() { return g_active.load(std::memory_order_relaxed); }
+void isa_set(moe_isa_t isa) { g_active.store(isa, std::memory_order_relaxed); }
+
+}  // namespace moe::detail

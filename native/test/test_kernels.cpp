@@ -1,0 +1,310 @@
+// Standalone test of the native kernels: every operation against naive loops on a table of shapes, for every
+// ISA this CPU runs and 1, 2 and 3 threads. Checks
+//   - |out - exact| <= 2 k u sum|a_p b_p| (a rigorous fp32 bound for any summation order), exact in double;
+//   - bit-identical results for every thread count;
+//   - on the FMA paths, bit-identical results to a sequential fmaf chain (the documented reduction order);
+//   - argument errors.
+// Build and run: native/test/run.sh
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "moe-kernels.h"
+
+namespace {
+
+int g_failures = 0;
+int g_checks = 0;
+
+#define EXPECT(cond, ...)                    \
+  do {                                       \
+    ++g_checks;                              \
+    if (!(cond)) {                           \
+      ++g_failures;                          \
+      std::printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+      std::printf(__VA_ARGS__);              \
+      std::printf("\n");                     \
+    }                                        \
+  } while (0)
+
+struct Rng {
+  uint64_t s;
+  float next() {  // uniform in [-1, 1)
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return float(int32_t(s >> 32)) * (1.0f / 2147483648.0f);
+  }
+};
+
+std::vector<float> rand_vec(size_t n, uint64_t seed) {
+  Rng r{seed * 0x9E3779B97F4A7C15ull + 1};
+  std::vector<float> v(n);
+  for (auto& x : v) x = r.next();
+  return v;
+}
+
+// One expected output element: fp32 fma chain, exact value (double) and sum |a_p b_p|.
+struct Expect {
+  std::vector<float> chain;
+  std::vector<double> exact, mag;
+  int64_t depth = 0;  // longest contraction
+  explicit Expect(size_t n) : chain(n, 0.0f), exact(n, 0.0), mag(n, 0.0) {}
+  void add(size_t idx, float a, float b) {
+    chain[idx] = std::fma(a, b, chain[idx]);
+    exact[idx] += double(a) * double(b);
+    mag[idx] += std::fabs(double(a) * double(b));
+  }
+};
+
+// Compares `got` with `want`; returns a description of the first mismatch or "".
+std::string compare(const std::vector<float>& got, const Expect& want, bool fma_exact) {
+  const double u = std::ldexp(1.0, -24);
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double bound = 2.0 * double(want.depth) * u * want.mag[i] + 1e-30;
+    const double diff = std::fabs(double(got[i]) - want.exact[i]);
+    if (!(diff <= bound)) {
+      return "element " + std::to_string(i) + ": got " + std::to_string(got[i]) + ", want " +
+             std::to_string(want.exact[i]) + " (bound " + std::to_string(bound) + ")";
+    }
+    if (fma_exact && std::memcmp(&got[i], &want.chain[i], sizeof(float)) != 0) {
+      return "element " + std::to_string(i) + ": got " + std::to_string(got[i]) + ", fma chain gives " +
+             std::to_string(want.chain[i]);
+    }
+  }
+  return "";
+}
+
+std::vector<int64_t> offsets(const std::vector<int32_t>& gs) {
+  std::vector<int64_t> off{0};
+  for (int32_t s : gs) off.push_back(off.back() + s);
+  return off;
+}
+
+struct GmmCase {
+  int64_t m, k, n;
+  std::vector<int32_t> gs;
+};
+
+std::string describe(const GmmCase& c) {
+  std::string s = "m=" + std::to_string(c.m) + " k=" + std::to_string(c.k) + " n=" + std::to_string(c.n) + " gs=[";
+  for (size_t i = 0; i < c.gs.size(); ++i) s += (i ? "," : "") + std::to_string(c.gs[i]);
+  return s + "]";
+}
+
+Expect naive_gmm(const GmmCase& c, const std::vector<float>& lhs, const std::vector<float>& rhs, bool trans) {
+  Expect e(size_t(c.m * c.n));
+  e.depth = c.k;
+  const auto off = offsets(c.gs);
+  for (size_t g = 0; g < c.gs.size(); ++g) {
+    for (int64_t r = off[g]; r < off[g + 1]; ++r) {
+      for (int64_t j = 0; j < c.n; ++j) {
+        for (int64_t p = 0; p < c.k; ++p) {
+          const float w = trans ? rhs[(g * c.n + j) * c.k + p] : rhs[(g * c.k + p) * c.n + j];
+          e.add(size_t(r * c.n + j), lhs[size_t(r * c.k + p)], w);
+        }
+      }
+    }
+  }
+  return e;
+}
+
+Expect naive_gmm_bwd_lhs(const GmmCase& c, const std::vector<float>& dout, const std::vector<float>& rhs, bool trans) {
+  Expect e(size_t(c.m * c.k));
+  e.depth = c.n;
+  const auto off = offsets(c.gs);
+  for (size_t g = 0; g < c.gs.size(); ++g) {
+    for (int64_t r = off[g]; r < off[g + 1]; ++r) {
+      for (int64_t i = 0; i < c.k; ++i) {
+        for (int64_t j = 0; j < c.n; ++j) {
+          const float w = trans ? rhs[(g * c.n + j) * c.k + i] : rhs[(g * c.k + i) * c.n + j];
+          e.add(size_t(r * c.k + i), dout[size_t(r * c.n + j)], w);
+        }
+      }
+    }
+  }
+  return e;
+}
+
+Expect naive_tgmm(const GmmCase& c, const std::vector<float>& lhs, const std::vector<float>& dout) {
+  const int64_t G = int64_t(c.gs.size());
+  Expect e(size_t(G * c.k * c.n));
+  const auto off = offsets(c.gs);
+  for (int64_t g = 0; g < G; ++g) {
+    e.depth = std::max<int64_t>(e.depth, c.gs[size_t(g)]);
+    for (int64_t i = 0; i < c.k; ++i) {
+      for (int64_t j = 0; j < c.n; ++j) {
+        for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; ++r) {
+          e.add(size_t((g * c.k + i) * c.n + j), lhs[size_t(r * c.k + i)], dout[size_t(r * c.n + j)]);
+        }
+      }
+    }
+  }
+  return e;
+}
+
+using Run = std::function<moe_status_t(std::vector<float>&)>;
+
+// Runs `run` for every thread count, checks each against `want` and against the 1-thread result.
+void check_threads(const std::string& what, size_t out_size, const Expect& want, bool fma_exact, const Run& run) {
+  std::vector<float> first;
+  for (int threads : {1, 2, 3}) {
+    moe_set_num_threads(threads);
+    std::vector<float> out(out_size, std::nanf(""));  // kernels must write every element
+    const moe_status_t st = run(out);
+    EXPECT(st == MOE_STATUS_OK, "%s threads=%d: status %s (%s)", what.c_str(), threads, moe_status_string(st),
+           moe_last_error());
+    if (st != MOE_STATUS_OK) return;
+    const std::string err = compare(out, want, fma_exact);
+    EXPECT(err.empty(), "%s threads=%d: %s", what.c_str(), threads, err.c_str());
+    if (threads == 1) {
+      first = out;
+    } else {
+      EXPECT(out.empty() || std::memcmp(first.data(), out.data(), out.size() * sizeof(float)) == 0,
+             "%s: %d threads differ from 1 thread", what.c_str(), threads);
+    }
+  }
+}
+
+std::vector<GmmCase> gmm_cases(int mr, int nr) {
+  std::vector<GmmCase> cs = {
+      {0, 5, 7, {}},
+      {0, 5, 7, {0, 0}},
+      {1, 7, 1, {1}},
+      {1, 1, 7, {1}},
+      {1, 100, 100, {0, 1, 0}},
+      {5, 7, 9, {2, 0, 2}},          // one row past the sum
+      {9, 0, 7, {4, 5}},             // k = 0
+      {7, 7, 0, {3, 4}},             // n = 0
+      {7, 1, 33, {0, 0, 7}},
+      {13, 100, 7, {13}},
+      {40, 33, 100, {10, 0, 0, 17, 3}},  // 10 rows past the sum
+      {64, 17, 31, {16, 16, 16, 16}},
+      {300, 64, 48, {300}},          // more rows than one work item
+      {50, 400, 70, {25, 25}},       // k past one contraction block
+      {30, 769, 20, {10, 20}},       // k just past two blocks
+      {20, 30, 530, {7, 13}},        // n wider than one work item
+  };
+  // One off the register tile and the panel width of the active ISA.
+  for (int64_t m : {mr - 1, mr, mr + 1, 2 * mr + 1}) {
+    for (int64_t n : {nr - 1, nr, nr + 1, 2 * nr - 1}) {
+      if (m > 0 && n > 0) cs.push_back({m, 37, n, {int32_t(m)}});
+    }
+  }
+  return cs;
+}
+
+void test_gmm_family(moe_isa_t isa, int mr, int nr) {
+  const bool fma = isa != MOE_ISA_SCALAR;
+  const std::string tag = std::string("[") + moe_isa_name(isa) + "] ";
+  uint64_t seed = 1;
+  for (const GmmCase& c : gmm_cases(mr, nr)) {
+    const int64_t G = int64_t(c.gs.size());
+    const auto lhs = rand_vec(size_t(c.m * c.k), seed++);
+    const auto rhs = rand_vec(size_t(G * c.k * c.n), seed++);
+    const auto dout = rand_vec(size_t(c.m * c.n), seed++);
+    for (int trans = 0; trans < 2; ++trans) {
+      const std::string t = trans ? " transposed" : "";
+      check_threads(tag + "gmm " + describe(c) + t, size_t(c.m * c.n), naive_gmm(c, lhs, rhs, trans), fma,
+                    [&](std::vector<float>& out) {
+                      return moe_gmm_fwd_f32(lhs.data(), rhs.data(), c.gs.data(), c.m, c.k, c.n, G, trans, out.data());
+                    });
+      check_threads(tag + "gmm_bwd_lhs " + describe(c) + t, size_t(c.m * c.k), naive_gmm_bwd_lhs(c, dout, rhs, trans),
+                    fma, [&](std::vector<float>& out) {
+                      return moe_gmm_bwd_lhs_f32(dout.data(), rhs.data(), c.gs.data(), c.m, c.k, c.n, G, trans,
+                                                 out.data());
+                    });
+    }
+    check_threads(tag + "tgmm " + describe(c), size_t(G * c.k * c.n), naive_tgmm(c, lhs, dout), fma,
+                  [&](std::vector<float>& out) {
+                    return moe_gmm_bwd_rhs_f32(lhs.data(), dout.data(), c.gs.data(), c.m, c.k, c.n, G, out.data());
+                  });
+  }
+}
+
+void test_bmm(moe_isa_t isa) {
+  const bool fma = isa != MOE_ISA_SCALAR;
+  const std::string tag = std::string("[") + moe_isa_name(isa) + "] ";
+  struct Case {
+    int64_t b, m, k, n;
+  };
+  uint64_t seed = 1000;
+  for (const Case& c : std::vector<Case>{{0, 3, 4, 5}, {1, 1, 1, 1}, {2, 0, 3, 4}, {3, 5, 0, 4}, {2, 7, 100, 1},
+                                         {4, 13, 31, 33}, {1, 100, 7, 100}, {5, 1, 385, 17}}) {
+    const auto a = rand_vec(size_t(c.b * c.m * c.k), seed++);
+    const auto b = rand_vec(size_t(c.b * c.k * c.n), seed++);
+    Expect e(size_t(c.b * c.m * c.n));
+    e.depth = c.k;
+    for (int64_t bb = 0; bb < c.b; ++bb) {
+      for (int64_t i = 0; i < c.m; ++i) {
+        for (int64_t j = 0; j < c.n; ++j) {
+          for (int64_t p = 0; p < c.k; ++p) {
+            e.add(size_t((bb * c.m + i) * c.n + j), a[size_t((bb * c.m + i) * c.k + p)], b[size_t((bb * c.k + p) * c.n + j)]);
+          }
+        }
+      }
+    }
+    const std::string what = tag + "bmm b=" + std::to_string(c.b) + " m=" + std::to_string(c.m) + " k=" +
+                             std::to_string(c.k) + " n=" + std::to_string(c.n);
+    check_threads(what, e.chain.size(), e, fma, [&](std::vector<float>& out) {
+      return moe_bmm_f32(a.data(), b.data(), c.b, c.m, c.k, c.n, out.data());
+    });
+  }
+}
+
+// A problem big enough to run on several threads (the pool is skipped below ~2 Mflop).
+void test_large(moe_isa_t isa) {
+  const bool fma = isa != MOE_ISA_SCALAR;
+  const GmmCase c{600, 160, 200, {100, 0, 250, 1, 200}};
+  const int64_t G = int64_t(c.gs.size());
+  const auto lhs = rand_vec(size_t(c.m * c.k), 77);
+  const auto rhs = rand_vec(size_t(G * c.k * c.n), 78);
+  const auto dout = rand_vec(size_t(c.m * c.n), 79);
+  const std::string tag = std::string("[") + moe_isa_name(isa) + "] large ";
+  check_threads(tag + "gmm", size_t(c.m * c.n), naive_gmm(c, lhs, rhs, false), fma, [&](std::vector<float>& out) {
+    return moe_gmm_fwd_f32(lhs.data(), rhs.data(), c.gs.data(), c.m, c.k, c.n, G, 0, out.data());
+  });
+  check_threads(tag + "tgmm", size_t(G * c.k * c.n), naive_tgmm(c, lhs, dout), fma, [&](std::vector<float>& out) {
+    return moe_gmm_bwd_rhs_f32(lhs.data(), dout.data(), c.gs.data(), c.m, c.k, c.n, G, out.data());
+  });
+}
+
+void test_errors() {
+  float x[8] = {};
+  float out[8];
+  const int32_t neg[2] = {-1, 2};
+  const int32_t big[2] = {2, 3};
+  EXPECT(moe_gmm_fwd_f32(x, x, neg, 2, 1, 1, 2, 0, out) == MOE_STATUS_INVALID_ARGUMENT, "negative group size");
+  EXPECT(std::strstr(moe_last_error(), "group_sizes[0]") != nullptr, "message names the group: %s", moe_last_error());
+  EXPECT(moe_gmm_fwd_f32(x, x, big, 4, 1, 1, 2, 0, out) == MOE_STATUS_INVALID_ARGUMENT, "sum(groups) > m");
+  EXPECT(moe_gmm_fwd_f32(x, x, big, -1, 1, 1, 2, 0, out) == MOE_STATUS_INVALID_ARGUMENT, "negative m");
+  EXPECT(moe_gmm_fwd_f32(nullptr, x, big, 5, 1, 1, 2, 0, out) == MOE_STATUS_INVALID_ARGUMENT, "NULL lhs");
+  EXPECT(moe_gmm_bwd_rhs_f32(x, x, neg, 2, 1, 1, 2, out) == MOE_STATUS_INVALID_ARGUMENT, "tgmm negative group");
+  EXPECT(moe_bmm_f32(x, x, 1, int64_t(1) << 40, int64_t(1) << 40, 1, out) == MOE_STATUS_INVALID_ARGUMENT, "overflow");
+  EXPECT(moe_gmm_fwd_f32(x, x, big, 5, 1, 1, 2, 0, out) == MOE_STATUS_OK, "valid call");
+  EXPECT(std::strcmp(moe_last_error(), "") == 0, "a good call clears the error");
+  EXPECT(moe_set_num_threads(-1) == MOE_STATUS_INVALID_ARGUMENT, "negative threads");
+  EXPECT(moe_set_isa(moe_isa_t(int(moe_isa_best()) + 1)) == MOE_STATUS_UNSUPPORTED, "isa above best");
+}
+
+}  // namespace
+
+int main() {
+  std::printf("moe-kernels %s: best ISA %s, %d default threads\n", moe_version(), moe_isa_name(moe_isa_best()),
+              moe_default_num_threads());
+  // Register tile per ISA (kernels/gemm_*.cpp), to probe sizes one off the tile.
+  const int mr[] = {4, 6, 12}, nr[] = {8, 16, 32};
+  for (int i = 0; i <= int(moe_isa_best()); ++i) {
+    const moe_isa_t isa = moe_isa_t(i);
+    EXPECT(moe_set_isa(isa) == MOE_STATUS_OK, "set isa %s", moe_isa_name(isa));
+    test_gmm_family(isa, mr[i], nr[i]);
+    test_bmm(isa);
+    test_large(isa);
+  }
+  test_errors();
+  moe_set_num_threads(0);
+  std::printf("%d checks, %d failures\n", g_checks, g_failures);
+  return g_failures == 0 ? 0 : 1;
+}
