@@ -48,5 +48,11 @@ export { allGather, psumScatter, allReduceSum, allGatherStack, raggedAllToAll, t
 export * from "./io/index.js";
 export * from "./checkpoint/index.js";
 
+export { useBackend, initFromEnv, runtimeInfo, setNativeThreads, type BackendChoice, type RuntimeInfo } from "./runtime.js";
+export { nativeInfo, type NativeInfo } from "./backends/native/index.js";
 export { loadCase, compareTensor, GOLDEN_RTOL, type GoldenCase, type TensorCheck } from "./golden/case.js";
 export { runCase, type CaseResult } from "./golden/run.js";
+
+// importing the package selects the backend (MOE_BACKEND, default: native when available)
+import { initFromEnv as init } from "./runtime.js";
+init();

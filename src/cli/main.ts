@@ -1,4 +1,5 @@
 import { MoeError } from "../core/errors.js";
+import { initFromEnv } from "../runtime.js";
 import { checkCommand } from "./commands/check.js";
 import { convertCommand } from "./commands/convert.js";
 import { infoCommand } from "./commands/info.js";
@@ -21,12 +22,15 @@ Commands:
   presets                  list the MaxText model presets (and their tiny twins)
   info                     backend, ISA and threads in use
 
+Environment: MOE_BACKEND=auto|native|ref (default auto: native when built), MOE_THREADS=n.
+
 Run \`moekit <command> --help\` for a command's options.`;
 
 /** CLI entry: returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
+    initFromEnv();
     switch (cmd) {
       case undefined:
       case "--help":

@@ -124,7 +124,8 @@ export function denseMatmul(
   const biasUpdates = shouldUpdateLoadBalance(cfg) ? calculateLoadBalanceUpdates(topKIndices, E, cfg.routedBiasUpdateRate) : undefined;
   const routing = { topKWeights_BSK: topKWeights, topKIndices_BSK: topKIndices, lbLoss, biasUpdates };
   const [B, S, D] = inputs.shape as [number, number, number];
-  const ew: ExpertWeights = { ...w, wi0: cast(w.wi0, dt), wi1: cast(w.wi1, dt), wo: cast(w.wo, dt) };
+  const c = (t: Tensor | undefined): Tensor | undefined => (t === undefined ? undefined : cast(t, dt));
+  const ew: ExpertWeights = { wi0: c(w.wi0)!, wi1: c(w.wi1)!, wo: c(w.wo)!, wi0Bias: c(w.wi0Bias), wi1Bias: c(w.wi1Bias), woBias: c(w.woBias) };
 
   if (cfg.capacityFactor > 0) {
     if (cfg.modelCallMode !== "inference") {

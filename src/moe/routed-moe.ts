@@ -37,12 +37,14 @@ export interface ForwardOptions {
   rng?: RoutingRng;
 }
 
-/** The experts' effective wo: per_expert_scale (Gemma4) folded in. */
+/**
+ * The experts' effective weights: per_expert_scale (Gemma4) folded into wo. Other weights keep their
+ * storage dtype; the expert compute casts them to the layer dtype (or a fused kernel reads them as stored).
+ */
 export function effectiveWeights(cfg: MoeConfig, w: RoutedMoeWeights): ExpertWeights {
+  if (w.perExpertScale === undefined) return w;
   const dt = cfg.dtype;
-  let wo = cast(w.wo, dt);
-  if (w.perExpertScale !== undefined) wo = mul(wo, reshape(cast(w.perExpertScale, dt), [-1, 1, 1]));
-  return { ...w, wo };
+  return { ...w, wo: mul(cast(w.wo, dt), reshape(cast(w.perExpertScale, dt), [-1, 1, 1])) };
 }
 
 /** Gate logits for the layer input (MaxText RoutedMoE.__call__ up to the expert dispatch). */

@@ -92,6 +92,12 @@ describe("moekit CLI", () => {
     expect(Buffer.compare(readFileSync(join(dir, "hf", "model.safetensors")), readFileSync(join(dir, "hf2", "model.safetensors")))).toBe(0);
   });
 
+  it("info names the backend in use", async () => {
+    expect(await main(["info", "--json"])).toBe(0);
+    const info = JSON.parse(out.join("\n")) as { backend: string; threads: number };
+    expect(["native", "ref"]).toContain(info.backend);
+  });
+
   it("unknown commands and --help", async () => {
     expect(await main(["frobnicate"])).toBe(2);
     expect(await main(["--help"])).toBe(0);

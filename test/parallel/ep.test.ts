@@ -5,6 +5,7 @@ import { runSingleDevice, type Produced } from "../../src/golden/run.js";
 import { runExpertParallelCase } from "../../src/golden/run-ep.js";
 import { moeConfig } from "../../src/moe/config.js";
 import { foldIn, normal, prngKey } from "../../src/nn/random.js";
+import { testBackends, withBackend } from "../harness/backends.js";
 
 function t(x: Tensor): CaseTensor {
   return { shape: [...x.shape], dtype: "float32", data: Array.from(x.data) };
@@ -63,13 +64,14 @@ const SETUPS: [string, Record<string, unknown>, number, number][] = [
   ["ring of experts, N=4", { decoder_block: "qwen3", num_experts: 8, num_experts_per_tok: 4, use_ring_of_experts: true, norm_topk_prob: true }, 4, 4],
 ];
 
-describe.each(SETUPS)("EP=N equals EP=1: %s", (name, keys, B, N) => {
+const CASES = testBackends().flatMap((b) => SETUPS.map((s) => [b, ...s] as const));
+
+describe.each(CASES)("EP=N equals EP=1 on %s: %s", (backend, name, keys, B, N) => {
   const c = makeCase(keys, B, 3, 6, 5, N, name.length);
   const cfg = moeConfig(c.config);
 
   it("outputs, routing and every gradient", async () => {
-    const one = runSingleDevice(c, cfg);
-    const ep = await runExpertParallelCase(c, cfg);
+    const [one, ep] = await withBackend(backend, async () => [runSingleDevice(c, cfg), await runExpertParallelCase(c, cfg)] as const);
     const ring = cfg.useRingOfExperts;
     // only permutations separate the paths, except the ring's cross-rank sum
     expect(maxDiff(ep.output, one.output)).toBeLessThanOrEqual(ring ? 1e-6 : 0);
@@ -84,8 +86,7 @@ describe.each(SETUPS)("EP=N equals EP=1: %s", (name, keys, B, N) => {
 
   if (B > 1 && !cfg.useRingOfExperts) {
     it("expert-weight gradients are bit-identical (same rows in the same order per expert)", async () => {
-      const one = runSingleDevice(c, cfg);
-      const ep = await runExpertParallelCase(c, cfg);
+      const [one, ep] = await withBackend(backend, async () => [runSingleDevice(c, cfg), await runExpertParallelCase(c, cfg)] as const);
       for (const g of ["grad_wi_0", "grad_wi_1", "grad_wo"]) expect(maxDiff(ep[g], one[g]), g).toBe(0);
     });
   }

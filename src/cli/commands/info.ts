@@ -1,11 +1,18 @@
 import { parseArgs } from "node:util";
-import { getBackend, listBackends } from "../../backends/backend.js";
-import "../../ops/bind.js";
+import { runtimeInfo } from "../../runtime.js";
 
 export function infoCommand(argv: string[]): number {
   const { values } = parseArgs({ args: argv, options: { json: { type: "boolean" } } });
-  const info = { backend: getBackend().name, backends: listBackends(), node: process.version };
+  const r = runtimeInfo();
+  const info = {
+    backend: r.backend,
+    native: r.native.available ? "available" : `unavailable (${r.native.reason ?? "?"})`,
+    isa: r.native.isa ?? "-",
+    bestIsa: r.native.bestIsa ?? "-",
+    threads: r.native.threads,
+    node: process.version,
+  };
   if (values.json === true) console.log(JSON.stringify(info, null, 2));
-  else for (const [k, v] of Object.entries(info)) console.log(`${k}: ${Array.isArray(v) ? v.join(", ") : v}`);
+  else for (const [k, v] of Object.entries(info)) console.log(`${k.padEnd(8)} ${String(v)}`);
   return 0;
 }

@@ -1,0 +1,51 @@
+// Backend selection, the one place that reads moekit's environment flags:
+//   MOE_BACKEND=auto|native|ref   (default auto: native when the addon loads, else ref, said once)
+//   MOE_THREADS=n                 native thread count (default: number of CPUs)
+import { MoeError } from "./core/errors.js";
+import { getBackend, registerBackend, setBackend } from "./backends/backend.js";
+import { refBackend } from "./backends/ref/index.js";
+import { nativeBackend, nativeInfo, setNativeThreads, type NativeInfo } from "./backends/native/index.js";
+
+export type BackendChoice = "auto" | "native" | "ref";
+
+let warned = false;
+
+/** Make `choice` the active backend; "auto" picks native when the addon is available. Returns the name in use. */
+export function useBackend(choice: BackendChoice = "auto"): string {
+  registerBackend(refBackend);
+  if (choice === "ref") return setBackend("ref").name;
+  if (nativeBackend === undefined) {
+    const why = nativeInfo().reason ?? "unknown reason";
+    if (choice === "native") throw new MoeError(`[backend] the native backend is unavailable: ${why}`);
+    if (!warned) {
+      warned = true;
+      console.warn(`moekit: native addon unavailable (${why}); using the reference backend (set MOE_BACKEND=ref to silence)`);
+    }
+    return setBackend("ref").name;
+  }
+  registerBackend(nativeBackend);
+  return setBackend("native").name;
+}
+
+/** Apply MOE_BACKEND / MOE_THREADS from the environment. */
+export function initFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  const choice = (env.MOE_BACKEND ?? "auto") as BackendChoice;
+  if (!["auto", "native", "ref"].includes(choice)) throw new MoeError(`[backend] MOE_BACKEND=${choice} must be auto, native or ref`);
+  if (env.MOE_THREADS !== undefined) {
+    const n = Number(env.MOE_THREADS);
+    if (!Number.isInteger(n) || n < 0) throw new MoeError(`[backend] MOE_THREADS=${env.MOE_THREADS} must be a non-negative integer`);
+    setNativeThreads(n);
+  }
+  return useBackend(choice);
+}
+
+export interface RuntimeInfo {
+  backend: string;
+  native: NativeInfo;
+}
+
+export function runtimeInfo(): RuntimeInfo {
+  return { backend: getBackend().name, native: nativeInfo() };
+}
+
+export { setNativeThreads };
