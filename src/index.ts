@@ -53,6 +53,6 @@ export { nativeInfo, type NativeInfo } from "./backends/native/index.js";
 export { loadCase, compareTensor, GOLDEN_RTOL, type GoldenCase, type TensorCheck } from "./golden/case.js";
 export { runCase, type CaseResult } from "./golden/run.js";
 
-// importing the package selects the backend (MOE_BACKEND, default: native when available)
+// importing the package selects the backend (MOEKIT_BACKEND, default: native when available)
 import { initFromEnv as init } from "./runtime.js";
 init();

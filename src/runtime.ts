@@ -1,6 +1,6 @@
 // Backend selection, the one place that reads moekit's environment flags:
-//   MOE_BACKEND=auto|native|ref   (default auto: native when the addon loads, else ref, said once)
-//   MOE_THREADS=n                 native thread count (default: number of CPUs)
+//   MOEKIT_BACKEND=auto|native|ref   (default auto: native when the addon loads, else ref, said once)
+//   MOEKIT_THREADS=n                 native thread count (default: number of CPUs)
 import { MoeError } from "./core/errors.js";
 import { getBackend, registerBackend, setBackend } from "./backends/backend.js";
 import { refBackend } from "./backends/ref/index.js";
@@ -19,7 +19,7 @@ export function useBackend(choice: BackendChoice = "auto"): string {
     if (choice === "native") throw new MoeError(`[backend] the native backend is unavailable: ${why}`);
     if (!warned) {
       warned = true;
-      console.warn(`moekit: native addon unavailable (${why}); using the reference backend (set MOE_BACKEND=ref to silence)`);
+      console.warn(`moekit: native addon unavailable (${why}); using the reference backend (set MOEKIT_BACKEND=ref to silence)`);
     }
     return setBackend("ref").name;
   }
@@ -27,13 +27,13 @@ export function useBackend(choice: BackendChoice = "auto"): string {
   return setBackend("native").name;
 }
 
-/** Apply MOE_BACKEND / MOE_THREADS from the environment. */
+/** Apply MOEKIT_BACKEND / MOEKIT_THREADS from the environment. */
 export function initFromEnv(env: NodeJS.ProcessEnv = process.env): string {
-  const choice = (env.MOE_BACKEND ?? "auto") as BackendChoice;
-  if (!["auto", "native", "ref"].includes(choice)) throw new MoeError(`[backend] MOE_BACKEND=${choice} must be auto, native or ref`);
-  if (env.MOE_THREADS !== undefined) {
-    const n = Number(env.MOE_THREADS);
-    if (!Number.isInteger(n) || n < 0) throw new MoeError(`[backend] MOE_THREADS=${env.MOE_THREADS} must be a non-negative integer`);
+  const choice = (env.MOEKIT_BACKEND ?? "auto") as BackendChoice;
+  if (!["auto", "native", "ref"].includes(choice)) throw new MoeError(`[backend] MOEKIT_BACKEND=${choice} must be auto, native or ref`);
+  if (env.MOEKIT_THREADS !== undefined) {
+    const n = Number(env.MOEKIT_THREADS);
+    if (!Number.isInteger(n) || n < 0) throw new MoeError(`[backend] MOEKIT_THREADS=${env.MOEKIT_THREADS} must be a non-negative integer`);
     setNativeThreads(n);
   }
   return useBackend(choice);

@@ -22,7 +22,7 @@ Commands:
   presets                  list the MaxText model presets (and their tiny twins)
   info                     backend, ISA and threads in use
 
-Environment: MOE_BACKEND=auto|native|ref (default auto: native when built), MOE_THREADS=n.
+Environment: MOEKIT_BACKEND=auto|native|ref (default auto: native when built), MOEKIT_THREADS=n.
 
 Run \`moekit <command> --help\` for a command's options.`;
 
