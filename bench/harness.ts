@@ -1,0 +1,54 @@
+// Benchmark helpers: fixed warm-up, median of N, peers spawned as separate processes.
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Seconds per call: `warmup` calls discarded, then the median of `runs`. */
+export function timeIt(f: () => unknown, runs: number, warmup = 1): { median_s: number; runs_s: number[] } {
+  for (let i = 0; i < warmup; i++) f();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    f();
+    times.push((performance.now() - t0) / 1000);
+  }
+  return { median_s: median(times), runs_s: times };
+}
+
+export async function timeItAsync(f: () => Promise<unknown>, runs: number, warmup = 1): Promise<{ median_s: number; runs_s: number[] }> {
+  for (let i = 0; i < warmup; i++) await f();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await f();
+    times.push((performance.now() - t0) / 1000);
+  }
+  return { median_s: median(times), runs_s: times };
+}
+
+export interface PeerResult {
+  peer: string;
+  median_s?: number;
+  skipped?: string;
+  [k: string]: unknown;
+}
+
+/** Run a peer command that prints one JSON line; a missing interpreter or a failure is a skip with the reason. */
+export function runPeer(name: string, cmd: string, args: string[], env: Record<string, string> = {}, timeoutS = 900): PeerResult {
+  if (cmd.startsWith("/") && !existsSync(cmd)) return { peer: name, skipped: `${cmd} not found` };
+  try {
+    const out = execFileSync(cmd, args, { encoding: "utf8", env: { ...process.env, ...env }, timeout: timeoutS * 1000, stdio: ["ignore", "pipe", "pipe"] });
+    const line = out.trim().split("\n").at(-1) ?? "";
+    const r = JSON.parse(line) as PeerResult;
+    return { ...r, peer: name };
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    const why = (err.stderr ?? err.message).trim().split("\n").at(-1) ?? "failed";
+    return { peer: name, skipped: why.slice(0, 200) };
+  }
+}

@@ -1,0 +1,64 @@
+// The layer under benchmark: a Mixtral-style SwiGLU MoE (softmax routing over the top-k, renormalised).
+import { roundBf16InPlace } from "../src/core/dtype.js";
+import { Tensor } from "../src/core/tensor.js";
+import { moeConfig, type MoeConfig } from "../src/moe/config.js";
+import type { RoutedMoeWeights } from "../src/moe/routed-moe.js";
+
+export interface BenchShape {
+  T: number;
+  D: number;
+  H: number;
+  E: number;
+  K: number;
+}
+
+export const BENCH_SHAPE: BenchShape = { T: 4096, D: 1024, H: 1408, E: 64, K: 8 };
+export const DECODE_SHAPE: BenchShape = { ...BENCH_SHAPE, T: 8 };
+
+/** Useful forward FLOPs of the expert FFN: T·K·6·D·H (two up-projections and one down). */
+export function usefulFlops(s: BenchShape): number {
+  return s.T * s.K * 6 * s.D * s.H;
+}
+
+export function benchConfig(s: BenchShape, weightDtype: "float32" | "bfloat16"): MoeConfig {
+  return moeConfig({
+    decoder_block: "mixtral",
+    num_experts: s.E,
+    num_experts_per_tok: s.K,
+    emb_dim: s.D,
+    moe_mlp_dim: s.H,
+    mlp_dim: s.H,
+    dtype: "float32",
+    weight_dtype: weightDtype,
+  });
+}
+
+/** Uniform(-a, a) from xorshift32: fast enough for 10^8 elements; values only need the right scale. */
+export function fill(shape: number[], a: number, seed: number, dtype: "float32" | "bfloat16" = "float32"): Tensor {
+  const n = shape.reduce((x, y) => x * y, 1);
+  const d = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    d[i] = ((s >>> 0) / 4294967296 - 0.5) * 2 * a;
+  }
+  if (dtype === "bfloat16") roundBf16InPlace(d);
+  return new Tensor(d, shape, dtype);
+}
+
+export function benchWeights(s: BenchShape, dtype: "float32" | "bfloat16"): RoutedMoeWeights {
+  const uD = Math.sqrt(3 / s.D);
+  const uH = Math.sqrt(3 / s.H);
+  return {
+    gateKernel: fill([s.D, s.E], uD, 1),
+    wi0: fill([s.E, s.D, s.H], uD, 2, dtype),
+    wi1: fill([s.E, s.D, s.H], uD, 3, dtype),
+    wo: fill([s.E, s.H, s.D], uH, 4, dtype),
+  };
+}
+
+export function benchInput(s: BenchShape): Tensor {
+  return fill([1, s.T, s.D], Math.sqrt(3), 5);
+}

@@ -1,0 +1,154 @@
+// `npm run bench`: the MoE layer at the bench shape against peers measured in the same run, and against the
+// machine's peak measured by probes in the same run. Results: a table on stdout; --json FILE for tracking.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import type { Tensor } from "../src/core/tensor.js";
+import { valueAndGrad } from "../src/autodiff/grad.js";
+import { mul } from "../src/ops/elementwise.js";
+import { sum } from "../src/ops/reduce.js";
+import { routedMoeForward, type RoutedMoeWeights } from "../src/moe/routed-moe.js";
+import { runtimeInfo, setNativeThreads, useBackend } from "../src/runtime.js";
+import { machineProbes } from "./probes.js";
+import { runPeer, timeIt, type PeerResult } from "./harness.js";
+import { BENCH_SHAPE, DECODE_SHAPE, benchConfig, benchInput, benchWeights, fill, usefulFlops, type BenchShape } from "./moe-layer.js";
+
+const { values } = parseArgs({
+  options: {
+    json: { type: "string" },
+    threads: { type: "string", default: "2" },
+    runs: { type: "string", default: "3" },
+    quick: { type: "boolean" },
+    "no-peers": { type: "boolean" },
+    "no-backward": { type: "boolean" },
+  },
+});
+const threads = Number(values.threads);
+const runs = Number(values.runs);
+const root = join(import.meta.dirname, "..");
+
+interface Row {
+  name: string;
+  shape: string;
+  dtype: string;
+  threads: number;
+  median_s?: number;
+  gflops?: number;
+  peakFraction?: number;
+  gbps?: number;
+  bandwidthFraction?: number;
+  vsTorch?: number;
+  vsOrt?: number;
+  note?: string;
+}
+
+const backend = useBackend("auto");
+setNativeThreads(threads);
+const info = runtimeInfo();
+console.error(`[bench] backend ${backend} (${info.native.isa ?? "no native"}), ${threads} threads`);
+const probes = machineProbes();
+console.error(`[bench] probes: ${JSON.stringify(probes)}`);
+
+const shape: BenchShape = values.quick === true ? { T: 512, D: 256, H: 352, E: 16, K: 4 } : BENCH_SHAPE;
+const shapeName = (s: BenchShape): string => `T=${s.T} D=${s.D} H=${s.H} E=${s.E} K=${s.K}`;
+const rows: Row[] = [];
+
+function forwardRow(s: BenchShape, dtype: "float32" | "bfloat16", n: number): { row: Row; w: RoutedMoeWeights; x: Tensor } {
+  const cfg = benchConfig(s, dtype);
+  const w = benchWeights(s, dtype);
+  const x = benchInput(s);
+  console.error(`[bench] forward ${shapeName(s)} weights ${dtype}`);
+  const t = timeIt(() => routedMoeForward(cfg, w, x), n);
+  const gflops = usefulFlops(s) / t.median_s / 1e9;
+  const peak = dtype === "bfloat16" ? probes.bf16Gflops : probes.fp32Gflops;
+  return {
+    row: { name: "moekit forward", shape: shapeName(s), dtype: `f32 act, ${dtype} weights`, threads, median_s: t.median_s, gflops, ...(peak ? { peakFraction: gflops / peak } : {}) },
+    w,
+    x,
+  };
+}
+
+function torch(s: BenchShape, dtype: string, backward = false): PeerResult {
+  console.error(`[bench] peer pytorch ${dtype}${backward ? " fwd+bwd" : ""}`);
+  const args = [join(root, "bench/peers/torch_moe.py"), ...[s.T, s.D, s.H, s.E, s.K].map(String), dtype, String(threads), String(runs)];
+  if (backward) args.push("backward");
+  return runPeer("pytorch", "/usr/bin/python3", args, { OMP_WAIT_POLICY: "PASSIVE", OMP_NUM_THREADS: String(threads) });
+}
+
+function ort(s: BenchShape, dtype: string): PeerResult {
+  const script = join(root, "bench/peers/ort/moe.mjs");
+  console.error(`[bench] peer onnxruntime ${dtype}`);
+  return runPeer("onnxruntime", process.execPath, [script, ...[s.T, s.D, s.H, s.E, s.K].map(String), dtype, String(threads), String(runs)]);
+}
+
+const peers: PeerResult[] = [];
+const ratio = (p: PeerResult, ours: number | undefined): number | undefined => (p.median_s !== undefined && ours !== undefined ? p.median_s / ours : undefined);
+
+for (const dtype of ["float32", "bfloat16"] as const) {
+  const { row, w, x } = forwardRow(shape, dtype, runs);
+  if (values["no-peers"] !== true) {
+    const tp = torch(shape, dtype);
+    peers.push({ ...tp, dtype });
+    row.vsTorch = ratio(tp, row.median_s);
+    const op = ort(shape, dtype);
+    peers.push({ ...op, dtype });
+    row.vsOrt = ratio(op, row.median_s);
+  }
+  rows.push(row);
+  if (dtype === "float32" && values["no-backward"] !== true) {
+    const cfg = benchConfig(shape, dtype);
+    const ct = fill([1, shape.T, shape.D], 1, 9);
+    const f = (xx: Tensor, g: Tensor, a: Tensor, b: Tensor, c: Tensor): Tensor =>
+      sum(mul(routedMoeForward(cfg, { gateKernel: g, wi0: a, wi1: b, wo: c }, xx).output, ct));
+    console.error(`[bench] forward+backward ${shapeName(shape)}`);
+    const t = timeIt(() => valueAndGrad(f)(x, w.gateKernel, w.wi0, w.wi1, w.wo), runs);
+    const r: Row = { name: "moekit forward+backward", shape: shapeName(shape), dtype: "f32", threads, median_s: t.median_s, gflops: (3 * usefulFlops(shape)) / t.median_s / 1e9 };
+    r.note = `${(t.median_s / row.median_s!).toFixed(2)}x forward`;
+    if (values["no-peers"] !== true) {
+      const tb = torch(shape, dtype, true);
+      peers.push({ ...tb, dtype, backward: true });
+      r.vsTorch = ratio(tb, r.median_s);
+    }
+    rows.push(r);
+  }
+}
+
+// decode: weights streamed once; bytes = experts touched × 3·D·H × bytes per weight
+for (const dtype of ["float32", "bfloat16"] as const) {
+  const s = values.quick === true ? { ...shape, T: 8 } : DECODE_SHAPE;
+  const cfg = benchConfig(s, dtype);
+  const w = benchWeights(s, dtype);
+  const x = benchInput(s);
+  const touched = new Set(Array.from(routedMoeForward(cfg, w, x).topKIndices_BSK.data)).size;
+  console.error(`[bench] decode ${shapeName(s)} weights ${dtype} (${touched} experts touched)`);
+  const t = timeIt(() => routedMoeForward(cfg, w, x), runs * 5);
+  const bytes = touched * 3 * s.D * s.H * (dtype === "bfloat16" ? 2 : 4);
+  const gbps = bytes / t.median_s / 1e9;
+  rows.push({
+    name: "moekit decode",
+    shape: shapeName(s),
+    dtype: `f32 act, ${dtype} weights`,
+    threads,
+    median_s: t.median_s,
+    gbps,
+    ...(probes.readGBps ? { bandwidthFraction: gbps / probes.readGBps } : {}),
+  });
+}
+
+const pct = (v: number | undefined): string => (v === undefined ? "-" : `${(100 * v).toFixed(0)}%`);
+const x2 = (v: number | undefined): string => (v === undefined ? "-" : `${v.toFixed(2)}x`);
+console.log(`\nmoekit bench — backend ${backend} (${info.native.isa ?? "-"}), ${threads} threads, median of ${runs}`);
+console.log(`machine probes: fp32 FMA ${probes.fp32Gflops?.toFixed(0) ?? "-"} GFLOP/s, bf16 dot ${probes.bf16Gflops?.toFixed(0) ?? "-"} GFLOP/s, read ${probes.readGBps?.toFixed(1) ?? "-"} GB/s\n`);
+console.log("| run | shape | dtype | ms | GFLOP/s | of peak | GB/s | of bandwidth | vs PyTorch | vs onnxruntime | note |");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+for (const r of rows) {
+  console.log(
+    `| ${r.name} | ${r.shape} | ${r.dtype} | ${r.median_s === undefined ? "-" : (r.median_s * 1000).toFixed(1)} | ${r.gflops?.toFixed(0) ?? "-"} | ${pct(r.peakFraction)} | ${r.gbps?.toFixed(1) ?? "-"} | ${pct(r.bandwidthFraction)} | ${x2(r.vsTorch)} | ${x2(r.vsOrt)} | ${r.note ?? ""} |`,
+  );
+}
+console.log("\npeers:");
+for (const p of peers) console.log(`  ${p.peer} ${String(p.dtype)}${p.backward === true ? " fwd+bwd" : ""}: ${p.median_s !== undefined ? `${(p.median_s * 1000).toFixed(1)} ms` : `skipped (${p.skipped ?? "?"})`}`);
+if (values.json !== undefined) {
+  writeFileSync(values.json, JSON.stringify({ date: new Date().toISOString(), backend, isa: info.native.isa, threads, runs, probes, rows, peers }, null, 2));
+  console.error(`[bench] wrote ${values.json}`);
+}
