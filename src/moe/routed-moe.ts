@@ -8,11 +8,15 @@ import { Module, type Params } from "../nn/module.js";
 import { defaultKernelInit, type NdInitializer } from "../nn/init.js";
 import { prngKey, split, type Key } from "../nn/random.js";
 import type { MoeConfig } from "./config.js";
-import { denseMatmul, sparseMatmul, type ExpertWeights, type RoutingOutputs } from "./experts.js";
+import { applyFfnActivation, denseMatmul, sparseMatmul, transformBias, type ExpertWeights, type RoutingOutputs } from "./experts.js";
+import { deepseekRouting, deepseekScaleWeights, expertGroupMask, getTopk } from "./routing.js";
+import { localPermute, permute, unpermute, type PermuteOptions } from "./permute.js";
+import { generateMasks, generateMasksSubgroup, getContextPartitionAndSubSeq, reshapeAndUpdateWeights } from "./dispatch.js";
+import { loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
 import { gateDtype, gateLogit } from "./gate-logit.js";
 import type { RoutingRng } from "./routing.js";
 import type { Group } from "../parallel/group.js";
-import { expertShard, sparseMatmulExpertParallel, type EpPath, type EpStats } from "./expert-parallel.js";
+import { expertShard, getAllToAllParams, getRaggedBufferSize, sparseMatmulExpertParallel, type EpPath, type EpStats } from "./expert-parallel.js";
 
 /** All weights of a RoutedMoE, MaxText names camelCased (gate/kernel -> gateKernel). */
 export interface RoutedMoeWeights extends ExpertWeights {
@@ -154,6 +158,82 @@ export class RoutedMoE extends Module {
   /** MaxText __call__: returns the output and the routing side outputs. */
   forward(inputs_BSD: Tensor, opts: ForwardOptions = {}): MoeOutput {
     return routedMoeForward(this.config, this.weights, inputs_BSD, opts);
+  }
+
+  // ---- the seed's methods, same names (camelCased), argument order and meaning ----
+
+  getTopk(gateLogits: Tensor, preBiasLogits: Tensor | undefined, rngs?: RoutingRng): [Tensor, Tensor] {
+    return getTopk(this.config, gateLogits, preBiasLogits, rngs);
+  }
+
+  deepseekScaleWeights(weights: Tensor): Tensor {
+    return deepseekScaleWeights(this.config, weights);
+  }
+
+  expertGroupMask(gateLogits: Tensor): Tensor {
+    return expertGroupMask(this.config, gateLogits);
+  }
+
+  deepseekRouting(gateLogits: Tensor, preBiasLogits: Tensor): [Tensor, Tensor] {
+    return deepseekRouting(this.config, gateLogits, preBiasLogits);
+  }
+
+  applyFfnActivation(layerW0: Tensor, layerW1: Tensor): Tensor {
+    return applyFfnActivation(this.config, layerW0, layerW1);
+  }
+
+  /** Returns the seed's 7-tuple (sortedInputs, sortedSelectedExperts, weights, groupSize, sortedExperts, lbLoss, biasUpdates). */
+  permute(inputs: Tensor, gateLogits: Tensor, preBiasLogits: Tensor | undefined, useCustomSortVjp = true, rngs?: RoutingRng, rollToExpertId?: number) {
+    const opts: PermuteOptions = { useCustomSortVjp, ...(rngs === undefined ? {} : { rng: rngs }), ...(rollToExpertId === undefined ? {} : { rollToExpertId }) };
+    return permute(this.config, inputs, gateLogits, preBiasLogits, opts).slice(0, 7) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | undefined, Tensor | undefined];
+  }
+
+  unpermute(intermediate: Tensor, sortedSelectedExperts: Tensor, weights: Tensor, batchSize: number, sequenceLength: number, useCustomSortVjp = true): Tensor {
+    return unpermute(this.config, intermediate, sortedSelectedExperts, weights, batchSize, sequenceLength, useCustomSortVjp);
+  }
+
+  static localPermute = localPermute;
+  static getAllToAllParams = getAllToAllParams;
+  static getRaggedBufferSize = getRaggedBufferSize;
+
+  transformBias(expertsIndex: Tensor, w0Bias: Tensor, w1Bias: Tensor, woBias: Tensor): [Tensor, Tensor, Tensor] {
+    return transformBias(expertsIndex, w0Bias, w1Bias, woBias);
+  }
+
+  /** Returns [output, lbLoss, biasUpdates]. */
+  sparseMatmul(inputs: Tensor, gateLogits: Tensor, preBiasLogits: Tensor | undefined, w0: Tensor, w1: Tensor, wo: Tensor, w0Bias?: Tensor, w1Bias?: Tensor, woBias?: Tensor, rng?: RoutingRng): [Tensor, Tensor | undefined, Tensor | undefined] {
+    const r = sparseMatmul(this.config, inputs, gateLogits, preBiasLogits, { wi0: w0, wi1: w1, wo, wi0Bias: w0Bias, wi1Bias: w1Bias, woBias }, rng);
+    return [r.output, r.lbLoss, r.biasUpdates];
+  }
+
+  /** Returns [output, lbLoss, biasUpdates]. */
+  denseMatmul(inputs: Tensor, gateLogits: Tensor, preBiasLogits: Tensor | undefined, w0: Tensor, w1: Tensor, wo: Tensor, w0Bias?: Tensor, w1Bias?: Tensor, woBias?: Tensor, rng?: RoutingRng): [Tensor, Tensor | undefined, Tensor | undefined] {
+    const r = denseMatmul(this.config, inputs, gateLogits, preBiasLogits, { wi0: w0, wi1: w1, wo, wi0Bias: w0Bias, wi1Bias: w1Bias, woBias }, rng);
+    return [r.output, r.lbLoss, r.biasUpdates];
+  }
+
+  reshapeAndUpdateWeights(weights: Tensor, indices: Tensor): Tensor {
+    return reshapeAndUpdateWeights(this.config, weights, indices);
+  }
+
+  getContextPartitionAndSubSeq(seqLen: number): [number, number] {
+    return getContextPartitionAndSubSeq(this.config, seqLen);
+  }
+
+  generateMasksSubgroup(topKIndices: Tensor, softmaxProbs: Tensor): [Tensor, Tensor] {
+    return generateMasksSubgroup(this.config, topKIndices, softmaxProbs);
+  }
+
+  generateMasks(topKIndices: Tensor, softmaxProbs: Tensor): [Tensor, Tensor] {
+    return generateMasks(this.config, topKIndices, softmaxProbs);
+  }
+
+  loadBalanceLoss(topKIndices: Tensor, logits: Tensor): Tensor {
+    return loadBalanceLoss(this.config, topKIndices, logits);
+  }
+
+  shouldUpdateLoadBalance(): boolean {
+    return shouldUpdateLoadBalance(this.config);
   }
 }
 
