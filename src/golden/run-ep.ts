@@ -29,7 +29,9 @@ export async function runExpertParallelCase(c: GoldenCase, cfg: MoeConfig): Prom
   const full: Record<string, Tensor> = Object.fromEntries(c.input_names.map((n) => [n, inputTensor(c, n)]));
   const B = full.x!.shape[0]!;
   const path = resolvePath(c, cfg, B);
-  const sharded = path !== "batch_replicated";
+  // the batch is sharded over the expert axis when it has more than one row (is_batch_sharded_by_ep);
+  // a one-row batch is replicated, also on the ring path (all_gather then yields N copies)
+  const sharded = B > 1;
   if (sharded && B % N !== 0) throw new MoeError(`[golden] ${c.name}: batch ${B} not divisible by ${N} expert shards`);
   const batchSlice = (t: Tensor, r: number): Tensor => (sharded ? sliceAxis(t, 0, (r * B) / N, ((r + 1) * B) / N) : t);
   const diffNames = c.input_names.filter((n) => !NON_DIFF.has(n));

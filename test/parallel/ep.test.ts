@@ -61,6 +61,7 @@ const SETUPS: [string, Record<string, unknown>, number, number][] = [
   ["batch replicated (decode), N=2", { decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, load_balance_loss_weight: 0.01 }, 1, 2],
   ["batch replicated (decode), N=4, deepseek3 groups", { decoder_block: "deepseek", model_name: "deepseek3-test", num_experts: 8, num_experts_per_tok: 2, routed_score_func: "sigmoid", routed_bias: true, n_routing_groups: 4, topk_routing_group: 2 }, 1, 4],
   ["ring of experts, N=2", { decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, use_ring_of_experts: true, mlp_bias: true, load_balance_loss_weight: 0.01 }, 2, 2],
+  ["ring of experts, N=2, batch 1 (replicated)", { decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, use_ring_of_experts: true, load_balance_loss_weight: 0.01 }, 1, 2],
   ["ring of experts, N=4", { decoder_block: "qwen3", num_experts: 8, num_experts_per_tok: 4, use_ring_of_experts: true, norm_topk_prob: true }, 4, 4],
 ];
 
