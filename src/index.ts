@@ -43,6 +43,8 @@ export * from "./moe/fused-ffn.js";
 
 export type { Group } from "./parallel/group.js";
 export { createLocalGroup, runSpmd } from "./parallel/local-group.js";
+export { runWorkers } from "./parallel/worker-group.js";
+export { PortGroup } from "./parallel/port-group.js";
 export { allGather, psumScatter, allReduceSum, allGatherStack, raggedAllToAll, type RaggedParams } from "./parallel/collectives.js";
 
 export * from "./io/index.js";

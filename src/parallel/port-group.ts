@@ -1,0 +1,75 @@
+// A Group over MessagePorts: one port per peer, FIFO per port (collectives are called in the same
+// order on every rank, so the n-th message from a peer belongs to the n-th collective).
+import type { MessagePort } from "node:worker_threads";
+import { MoeError } from "../core/errors.js";
+import type { Tensor } from "../core/tensor.js";
+import type { Group } from "./group.js";
+import { decode, encode } from "./wire.js";
+
+interface Msg {
+  seq: number;
+  op: string;
+  t: unknown;
+}
+
+class Inbox {
+  readonly queue: Msg[] = [];
+  readonly waiters: ((m: Msg) => void)[] = [];
+
+  constructor(port: MessagePort) {
+    port.on("message", (m: Msg) => {
+      const w = this.waiters.shift();
+      if (w !== undefined) w(m);
+      else this.queue.push(m);
+    });
+  }
+
+  next(): Promise<Msg> {
+    const m = this.queue.shift();
+    return m !== undefined ? Promise.resolve(m) : new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+export class PortGroup implements Group {
+  #seq = 0;
+  readonly #inboxes: (Inbox | undefined)[];
+
+  constructor(
+    readonly rank: number,
+    readonly size: number,
+    private readonly ports: readonly (MessagePort | undefined)[],
+  ) {
+    this.#inboxes = ports.map((p) => (p === undefined ? undefined : new Inbox(p)));
+  }
+
+  async allGather(x: Tensor): Promise<Tensor[]> {
+    return this.exchange("allGather", new Array<Tensor>(this.size).fill(x));
+  }
+
+  async allToAll(xs: readonly Tensor[]): Promise<Tensor[]> {
+    if (xs.length !== this.size) throw new MoeError(`[group] allToAll needs ${this.size} tensors, got ${xs.length}`);
+    return this.exchange("allToAll", xs);
+  }
+
+  private async exchange(op: string, xs: readonly Tensor[]): Promise<Tensor[]> {
+    const seq = this.#seq++;
+    this.ports.forEach((p, j) => p?.postMessage({ seq, op, t: encode(xs[j]) } satisfies Msg));
+    const out: Tensor[] = [];
+    for (let j = 0; j < this.size; j++) {
+      if (j === this.rank) {
+        out.push(xs[j]!);
+        continue;
+      }
+      const m = await this.#inboxes[j]!.next();
+      if (m.seq !== seq || m.op !== op) {
+        throw new MoeError(`[group] collective mismatch on rank ${this.rank}: call ${seq} is ${op}, rank ${j} sent ${m.op} #${m.seq}`);
+      }
+      out.push(decode(m.t) as Tensor);
+    }
+    return out;
+  }
+
+  close(): void {
+    for (const p of this.ports) p?.close();
+  }
+}

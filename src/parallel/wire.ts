@@ -1,0 +1,37 @@
+// Tensors across thread boundaries: plain records that structured clone carries (data is copied).
+import { parseDType } from "../core/dtype.js";
+import { MoeError } from "../core/errors.js";
+import { Tensor } from "../core/tensor.js";
+
+interface WireTensor {
+  __moekitTensor: true;
+  data: Float32Array | Float64Array | Int32Array;
+  shape: number[];
+  dtype: string;
+}
+
+const isWire = (v: unknown): v is WireTensor => typeof v === "object" && v !== null && (v as WireTensor).__moekitTensor === true;
+
+/** Replace every Tensor in a value (arrays and plain objects, recursively) by its wire form. */
+export function encode(v: unknown): unknown {
+  if (v instanceof Tensor) return { __moekitTensor: true, data: v.data, shape: [...v.shape], dtype: v.dtype } satisfies WireTensor;
+  if (Array.isArray(v)) return v.map(encode);
+  if (typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, encode(x)]));
+  }
+  return v;
+}
+
+/** Inverse of encode. */
+export function decode(v: unknown): unknown {
+  if (isWire(v)) {
+    const dt = parseDType(v.dtype);
+    if (dt === undefined) throw new MoeError(`[wire] unknown dtype ${v.dtype}`);
+    return new Tensor(v.data, v.shape, dt);
+  }
+  if (Array.isArray(v)) return v.map(decode);
+  if (typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, decode(x)]));
+  }
+  return v;
+}

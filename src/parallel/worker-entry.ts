@@ -1,0 +1,27 @@
+// Entry of one rank's worker thread (see worker-group.ts).
+import { parentPort, workerData, type MessagePort } from "node:worker_threads";
+import { pathToFileURL } from "node:url";
+import { PortGroup } from "./port-group.js";
+import { decode, encode } from "./wire.js";
+import { initFromEnv } from "../runtime.js";
+
+interface Data {
+  rank: number;
+  size: number;
+  module: string;
+  args: unknown;
+  ports: (MessagePort | undefined)[];
+}
+
+const d = workerData as Data;
+const group = new PortGroup(d.rank, d.size, d.ports);
+try {
+  initFromEnv();
+  const mod = (await import(d.module.startsWith("file:") ? d.module : pathToFileURL(d.module).href)) as { default: (g: PortGroup, a: unknown) => unknown };
+  const value = await mod.default(group, decode(d.args));
+  parentPort!.postMessage({ ok: true, value: encode(value) });
+} catch (e) {
+  parentPort!.postMessage({ ok: false, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
+} finally {
+  group.close();
+}
