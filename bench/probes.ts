@@ -1,24 +1,21 @@
-// Machine peak measured in the same run: native probes when the addon provides them.
-import { binding } from "../src/backends/native/binding.js";
+// Machine peak measured in the same run by the native probes (fp32 FMA, AVX512-BF16 dot, AMX-BF16, read bandwidth).
+import { nativeProbes } from "../src/backends/native/index.js";
 
 export interface Probes {
   fp32Gflops?: number;
   bf16Gflops?: number;
+  amxGflops?: number;
   readGBps?: number;
 }
 
-interface ProbeBinding {
-  probeFmaPeak?: (seconds: number) => number;
-  probeBf16Peak?: (seconds: number) => number;
-  probeReadBandwidth?: (bytes: number) => number;
-}
-
 export function machineProbes(): Probes {
-  const b = binding as unknown as ProbeBinding | undefined;
-  if (b === undefined) return {};
-  const out: Probes = {};
-  if (b.probeFmaPeak) out.fp32Gflops = b.probeFmaPeak(0.5);
-  if (b.probeBf16Peak) out.bf16Gflops = b.probeBf16Peak(0.5);
-  if (b.probeReadBandwidth) out.readGBps = b.probeReadBandwidth(1 << 30);
-  return out;
+  if (nativeProbes === undefined) return {};
+  const p = nativeProbes;
+  const nz = (v: number): number | undefined => (v > 0 ? v : undefined);
+  return {
+    fp32Gflops: p.fmaPeakGflops(0.5),
+    bf16Gflops: nz(p.bf16PeakGflops(0.5)),
+    amxGflops: nz(p.amxPeakGflops(0.5)),
+    readGBps: p.readBandwidthGBs(1 << 30),
+  };
 }

@@ -138,7 +138,10 @@ for (const dtype of ["float32", "bfloat16"] as const) {
 const pct = (v: number | undefined): string => (v === undefined ? "-" : `${(100 * v).toFixed(0)}%`);
 const x2 = (v: number | undefined): string => (v === undefined ? "-" : `${v.toFixed(2)}x`);
 console.log(`\nmoekit bench — backend ${backend} (${info.native.isa ?? "-"}), ${threads} threads, median of ${runs}`);
-console.log(`machine probes: fp32 FMA ${probes.fp32Gflops?.toFixed(0) ?? "-"} GFLOP/s, bf16 dot ${probes.bf16Gflops?.toFixed(0) ?? "-"} GFLOP/s, read ${probes.readGBps?.toFixed(1) ?? "-"} GB/s\n`);
+console.log(
+  `machine probes: fp32 FMA ${probes.fp32Gflops?.toFixed(0) ?? "-"} GFLOP/s, bf16 dot (vdpbf16ps) ${probes.bf16Gflops?.toFixed(0) ?? "-"} GFLOP/s, AMX-BF16 ${probes.amxGflops?.toFixed(0) ?? "-"} GFLOP/s, read ${probes.readGBps?.toFixed(1) ?? "-"} GB/s`,
+);
+console.log("(\"of peak\": fp32 rows against the FMA probe, bf16-weight rows against the vdpbf16ps probe)\n");
 console.log("| run | shape | dtype | ms | GFLOP/s | of peak | GB/s | of bandwidth | vs PyTorch | vs onnxruntime | note |");
 console.log("|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {

@@ -12,5 +12,5 @@ const outs = await runSpmd(2, async (group) => {
 });
 const y = concatenate(outs, 0);
 const ref = moe.forward(x).output;
-const same = y.toArray().every((v, i) => v === ref.data[i]);
-console.log("EP=2 output", y.shape, same ? "is bit-identical to EP=1" : "DIFFERS from EP=1");
+const maxDiff = Math.max(...y.toArray().map((v, i) => Math.abs(v - ref.data[i])));
+console.log("EP=2 output", y.shape, maxDiff < 1e-5 ? "matches EP=1" : `DIFFERS from EP=1 by ${maxDiff}`);

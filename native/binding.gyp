@@ -5,6 +5,11 @@
       "sources": [
         "napi/addon.cpp",
         "kernels/api.cpp",
+        "kernels/ffn.cpp",
+        "kernels/ffn_amx.cpp",
+        "kernels/ffn_avx512.cpp",
+        "kernels/ffn_avx512bf16.cpp",
+        "kernels/ffn_scalar.cpp",
         "kernels/gemm.cpp",
         "kernels/gemm_avx2.cpp",
         "kernels/gemm_avx512.cpp",

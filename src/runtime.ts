@@ -4,7 +4,8 @@
 import { MoeError } from "./core/errors.js";
 import { getBackend, registerBackend, setBackend } from "./backends/backend.js";
 import { refBackend } from "./backends/ref/index.js";
-import { nativeBackend, nativeInfo, setNativeThreads, type NativeInfo } from "./backends/native/index.js";
+import { nativeBackend, nativeInfo, nativeMoeFfn, setNativeThreads, type NativeInfo } from "./backends/native/index.js";
+import { setFusedMoeFfn } from "./moe/fused-ffn.js";
 
 export type BackendChoice = "auto" | "native" | "ref";
 
@@ -13,6 +14,7 @@ let warned = false;
 /** Make `choice` the active backend; "auto" picks native when the addon is available. Returns the name in use. */
 export function useBackend(choice: BackendChoice = "auto"): string {
   registerBackend(refBackend);
+  setFusedMoeFfn(undefined);
   if (choice === "ref") return setBackend("ref").name;
   if (nativeBackend === undefined) {
     const why = nativeInfo().reason ?? "unknown reason";
@@ -24,6 +26,8 @@ export function useBackend(choice: BackendChoice = "auto"): string {
     return setBackend("ref").name;
   }
   registerBackend(nativeBackend);
+  // the fused gather + GLU + grouped matmuls + combine kernels (forward and backward)
+  setFusedMoeFfn(nativeMoeFfn);
   return setBackend("native").name;
 }
 

@@ -8,9 +8,12 @@
  * Building and testing
  *   npm run build:native            the addon, native/build/Release/moekit_native.node (node-gyp, offline:
  *                                   native/build.mjs points node-gyp at the running Node's headers)
- *   native/test/run.sh              standalone C++ tests (every ISA the CPU has, 1-3 threads)
+ *   native/test/run.sh [quick]      standalone C++ tests (every ISA and bf16 path the CPU has, 1-3 threads)
  *   native/test/run.sh bench [op] [threads...]
  *                                   gmm GFLOP/s at the expert up-projection shape (native/lab/bench_gmm.cpp)
+ *   native/test/run.sh bench_ffn [threads...]
+ *                                   the fused MoE FFN (stage 2, below): forward / backward / decode against the
+ *                                   probes (native/lab/bench_ffn.cpp)
  *   TS side: src/backends/native (MOEKIT_NATIVE=0 disables the addon, MOEKIT_NATIVE_ADDON=path overrides it).
  *
  * Layout of the kernels: each grouped matmul becomes per-group GEMM descriptors (kernels/api.cpp), split
@@ -137,6 +140,221 @@ MOE_API moe_status_t moe_gmm_bwd_rhs_f32(const float* lhs, const float* grad_out
 /* Batched matmul: a [batch, m, k] x b [batch, k, n] -> out [batch, m, n]. */
 MOE_API moe_status_t moe_bmm_f32(const float* a, const float* b, int64_t batch, int64_t m, int64_t k, int64_t n,
                                  float* out);
+
+/* ==== Stage 2: the fused MoE expert FFN ===============================================================
+ *
+ * The routed-expert feed-forward of a MoE layer (MaxText's sparse_matmul path), forward and backward, with the
+ * routing permutation fused into the kernels. Legend: T tokens, K experts per token, R = T*K routed rows,
+ * E experts, D model dim, H expert hidden dim. The rows are sorted by expert: routed choice c = t*K + k
+ * (token t, its k-th expert) sits in sorted row r with order[r] = c; expert e owns the consecutive rows of
+ * group e (group_sizes, as for gmm above). Derived maps: row_token[r] = order[r] / K (the token a row reads)
+ * and inv[order[r]] = r (the row holding a choice).
+ *
+ * The spec (MaxText gather -> expert FFN -> unpermute; moekit: gatherSorted -> expertFfn -> unpermute):
+ *   x_rows[r] = x[row_token[r]]                                         [R, D]
+ *   h0[r] = x_rows[r] @ wi0[e] + b0[e],  h1[r] = x_rows[r] @ wi1[e] + b1[e]    (e the group of r)  [R, H]
+ *   act[r] = glu(h0[r], h1[r])                                          [R, H]
+ *   o_rows[r] = act[r] @ wo[e] + bo[e]                                  [R, D]
+ *   y[t] = sum_k w[t, k] * o_rows[inv[t*K + k]]                         [T, D]
+ * with weights wi0, wi1 [E, D, H], wo [E, H, D], optional biases b0, b1 [E, H], bo [E, D] (NULL: none) and
+ * combine weights w [T, K] (NULL: all ones, llama4). Rows past sum(group_sizes) belong to no expert: their
+ * h0, h1, act and o_rows are 0 (no bias) and their gradients are 0.
+ *
+ * GLU: with f = `activation` (below), act = f(h0) * h1 when clamp_limit == 0; with L = clamp_limit > 0 the
+ * GPT-OSS form  a = min(h0, L), b = clip(h1, -L, L), act = a * f(1.702 a) * (b + 1).
+ * Derivative conventions (as JAX): relu'(0) = 0; min/clip pass half the gradient at an exact tie (h0 == L,
+ * h1 == +-L), like jax.lax.min/max, and none beyond the bound. The gradients of silu, gelu and sigmoid are
+ * their closed forms; gelu is the tanh approximation computed as gelu(x) = x * sigmoid(2u),
+ * u = sqrt(2/pi) (x + 0.044715 x^3) (= 0.5 x (1 + tanh u)).
+ *
+ * Numerics and determinism: as the grouped matmuls above. Every output element is produced by one thread with
+ * a fixed reduction order (contractions ascending; the combine and the scatter of dx over k = 0..K-1; row sums
+ * ascending in r), so results are bit-identical for every thread count. Work splits depend on the shapes and
+ * group sizes only. exp/tanh in the GLU are the library's own vectorized approximations (relative error
+ * ~1e-7) on the AVX-512 path and libm on the portable path. The fused kernels have AVX-512 and portable
+ * implementations: with moe_isa_active() == MOE_ISA_AVX2 they run the portable code.
+ *
+ * Small groups (decode): in the forward, groups of at most 4 rows skip packing and stream their weights once, whole
+ * rows at a time (one contiguous read per weight matrix; bandwidth-bound GEMV-like loop with the packed path's fp32
+ * fma chain, so fp32 results do not depend on the path; bf16 weights are widened exactly to fp32 there, so a small
+ * group's bf16 product is not rounded like the dpbf16 / amx paths round).
+ *
+ * Layout of the code: ffn.cpp (this ABI, argument checks, work split, memory-bound passes, workspace, probes) builds
+ * fused grouped-GEMM problems (kernels/ffn.hpp): up to two B matrices side by side sharing the packed A (wi0|wi1),
+ * up to two contraction segments ([dh0|dh1] against [wi0^T; wi1^T]), A rows gathered through an index map while
+ * packing, and an epilogue (bias, GLU forward, GLU backward) applied to each finished block. ffn_engine.inc is the
+ * blocking loop shared by the ISA units (ffn_avx512.cpp fp32 12x32 fma tile; ffn_avx512bf16.cpp vdpbf16ps 12x32;
+ * ffn_amx.cpp 32x32 AMX tiles; ffn_scalar.cpp portable), with the GLU math in ffn_avx512_math.inc.
+ *
+ * bf16 weights (the `_bf16w` variants): weights are uint16_t bf16 bit patterns in the same layouts; activations,
+ * biases, outputs and gradients stay fp32. How products are formed depends on moe_bf16_path():
+ *   MOE_BF16_DPBF16  AVX512_BF16 vdpbf16ps: activations are rounded to bf16 (round to nearest even) as they are
+ *                    packed, products are summed in pairs into fp32 accumulators.
+ *   MOE_BF16_AMX     AMX-BF16 tiles: same rounding of the activations, fp32 accumulation in the tile unit.
+ *   MOE_BF16_WIDEN   weights widened (exactly) to fp32 as they are packed; fp32 fma (no activation rounding:
+ *                    equals the fp32 kernels on the bf16 values). The fallback when the CPU lacks AVX512_BF16.
+ * The default is AMX, else DPBF16, else WIDEN. Measured on an Emerald Rapids core: AMX ~2-2.8 TFLOP/s; vdpbf16ps
+ * ~86 GFLOP/s, half the fp32 fma rate (~176), so there DPBF16 is slower than WIDEN for large groups. It is the
+ * default only without AMX; whether it beats WIDEN on such a CPU depends on its vdpbf16ps rate (compare
+ * moe_probe_bf16_peak with moe_probe_fma_peak_f32, and choose with moe_set_bf16_path). Only the products with
+ * weights use the path: the weight gradients (tgmm of activations against gradients) are fp32 on every path.
+ *
+ * Scratch: kernels keep a per-worker packing scratch; the one-shot moe_ffn_fwd/bwd calls also keep their
+ * intermediates ([R, H] and [R, D] buffers, the index maps) in a library workspace that grows to the largest problem
+ * seen and is reused by later calls, as does the bf16 copy of x that the up projection makes on the DPBF16 / AMX
+ * paths (x is converted once per call instead of once per gathered tile); moe_workspace_release() frees it. No
+ * kernel allocates per call beyond that (and small per-call index arrays: work items, group offsets, the
+ * permutation check of inv).
+ */
+
+/* Activation f of the GLU. */
+typedef enum moe_activation {
+  MOE_ACT_LINEAR = 0,    /* f(x) = x */
+  MOE_ACT_SILU = 1,      /* x * sigmoid(x) (swish) */
+  MOE_ACT_GELU_TANH = 2, /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (jax.nn.gelu, approximate) */
+  MOE_ACT_SIGMOID = 3,   /* 1 / (1 + exp(-x)) */
+  MOE_ACT_RELU = 4       /* max(x, 0) */
+} moe_activation_t;
+
+/* How bf16 weights are multiplied (see above). */
+typedef enum moe_bf16_path {
+  MOE_BF16_WIDEN = 0,
+  MOE_BF16_DPBF16 = 1,
+  MOE_BF16_AMX = 2
+} moe_bf16_path_t;
+
+/* Constant name of a path ("widen", "dpbf16", "amx"). */
+MOE_API const char* moe_bf16_path_name(moe_bf16_path_t path);
+/* Whether the CPU has AVX512_BF16 (vdpbf16ps) / usable AMX-BF16 (CPUID, OS state and, on Linux, the
+ * arch_prctl permission for tile data). */
+MOE_API int moe_cpu_has_avx512_bf16(void);
+MOE_API int moe_cpu_has_amx_bf16(void);
+/* The path bf16-weight kernels use now; set it (UNSUPPORTED if the CPU or the active ISA lacks it: DPBF16 and
+ * AMX need moe_isa_active() == MOE_ISA_AVX512). The environment variable MOEKIT_NATIVE_BF16=widen|dpbf16|amx
+ * sets the initial path (capped to what is available). */
+MOE_API moe_bf16_path_t moe_bf16_path(void);
+MOE_API moe_status_t moe_set_bf16_path(moe_bf16_path_t path);
+
+/* Bytes held by the one-shot workspace; release it (the next one-shot call allocates again). */
+MOE_API int64_t moe_workspace_bytes(void);
+MOE_API void moe_workspace_release(void);
+
+/* ---- Fused kernels, one stage each ------------------------------------------------------------------
+ * Shapes: x [T, D]; row_token [R] (each in [0, T)); group_sizes [E] (sum <= R); wi0, wi1 [E, D, H];
+ * wo [E, H, D]; b0, b1 [E, H], bo [E, D] (NULL: no bias); inv [T*K] (a permutation of [0, T*K) with
+ * T*K == R); w [T, K] (NULL: ones). `_bf16w` variants take the weights as bf16 bits, everything else fp32. */
+
+/* Up projection with the gather and the GLU fused: act [R, H] = glu(x_rows @ wi0[e] + b0[e], x_rows @ wi1[e] +
+ * b1[e]); h0_out / h1_out [R, H] (the pre-activation values, for the backward) are written when non-NULL.
+ * clamp_limit: 0, or L > 0 for the GPT-OSS form. */
+MOE_API moe_status_t moe_ffn_up_fwd_f32(const float* x, int64_t T, int64_t D, const int32_t* row_token, int64_t R,
+                                        const float* wi0, const float* wi1, const float* b0, const float* b1,
+                                        const int32_t* group_sizes, int64_t E, int64_t H, moe_activation_t activation,
+                                        float clamp_limit, float* act, float* h0_out, float* h1_out);
+MOE_API moe_status_t moe_ffn_up_fwd_bf16w(const float* x, int64_t T, int64_t D, const int32_t* row_token, int64_t R,
+                                          const uint16_t* wi0, const uint16_t* wi1, const float* b0, const float* b1,
+                                          const int32_t* group_sizes, int64_t E, int64_t H,
+                                          moe_activation_t activation, float clamp_limit, float* act, float* h0_out,
+                                          float* h1_out);
+
+/* Down projection: o_rows [R, D] = act @ wo[e] + bo[e]. */
+MOE_API moe_status_t moe_ffn_down_fwd_f32(const float* act, int64_t R, int64_t H, const float* wo, const float* bo,
+                                          const int32_t* group_sizes, int64_t E, int64_t D, float* o_rows);
+MOE_API moe_status_t moe_ffn_down_fwd_bf16w(const float* act, int64_t R, int64_t H, const uint16_t* wo,
+                                            const float* bo, const int32_t* group_sizes, int64_t E, int64_t D,
+                                            float* o_rows);
+
+/* Weighted combine: y [T, D], y[t] = sum_{k=0..K-1} w[t, k] * rows[inv[t*K + k]] (w NULL: weight 1), the sum
+ * in ascending k starting from the k = 0 term. With w = NULL this is also the scatter of the backward
+ * (dx[t] = sum_k dx_rows[inv[t*K + k]]). */
+MOE_API moe_status_t moe_combine_fwd_f32(const float* rows, int64_t R, int64_t D, const int32_t* inv,
+                                         const float* w, int64_t T, int64_t K, float* y);
+
+/* Gradient of the combine: d_rows [R, D], d_rows[inv[t*K + k]] = w[t, k] * dy[t] (w NULL: dy[t]); and, when
+ * dw is non-NULL, dw [T, K], dw[t, k] = <rows[inv[t*K + k]], dy[t]> (sum over D ascending). */
+MOE_API moe_status_t moe_combine_bwd_f32(const float* dy, const float* rows, int64_t R, int64_t D,
+                                         const int32_t* inv, const float* w, int64_t T, int64_t K, float* d_rows,
+                                         float* dw);
+
+/* The GLU alone, elementwise over n values: act = glu(h0, h1); and its gradient dh0, dh1 given d_act. */
+MOE_API moe_status_t moe_glu_fwd_f32(const float* h0, const float* h1, int64_t n, moe_activation_t activation,
+                                     float clamp_limit, float* act);
+MOE_API moe_status_t moe_glu_bwd_f32(const float* d_act, const float* h0, const float* h1, int64_t n,
+                                     moe_activation_t activation, float clamp_limit, float* dh0, float* dh1);
+
+/* Backward of the down projection with the GLU backward fused into its epilogue:
+ *   d_act = d_o_rows @ wo[e]^T (never stored), (dh0, dh1) [R, H] = glu'(h0, h1) * d_act;
+ *   dwo [E, H, D], dwo[e] = act_e^T @ d_o_rows_e;  dbo [E, D] = per-group row sums of d_o_rows (each when
+ *   non-NULL: a NULL weight gradient skips its matmul).
+ * act, h0, h1 [R, H] are the forward's. */
+MOE_API moe_status_t moe_ffn_down_bwd_f32(const float* d_o_rows, const float* act, const float* h0, const float* h1,
+                                          int64_t R, int64_t H, const float* wo, const int32_t* group_sizes,
+                                          int64_t E, int64_t D, moe_activation_t activation, float clamp_limit,
+                                          float* dh0, float* dh1, float* dwo, float* dbo);
+MOE_API moe_status_t moe_ffn_down_bwd_bf16w(const float* d_o_rows, const float* act, const float* h0,
+                                            const float* h1, int64_t R, int64_t H, const uint16_t* wo,
+                                            const int32_t* group_sizes, int64_t E, int64_t D,
+                                            moe_activation_t activation, float clamp_limit, float* dh0, float* dh1,
+                                            float* dwo, float* dbo);
+
+/* Backward of the up projection:
+ *   dx_rows [R, D] = dh0 @ wi0[e]^T + dh1 @ wi1[e]^T (one chain: the dh0 terms, then the dh1 terms);
+ *   dwi0, dwi1 [E, D, H], dwi0[e] = x_rows_e^T @ dh0_e (x rows gathered by row_token as they are packed);
+ *   db0, db1 [E, H] per-group row sums of dh0, dh1 (each output when non-NULL).
+ * dx [T, D] is then moe_combine_fwd_f32(dx_rows, inv, NULL). */
+MOE_API moe_status_t moe_ffn_up_bwd_f32(const float* dh0, const float* dh1, int64_t R, int64_t H, const float* x,
+                                        int64_t T, int64_t D, const int32_t* row_token, const float* wi0,
+                                        const float* wi1, const int32_t* group_sizes, int64_t E, float* dx_rows,
+                                        float* dwi0, float* dwi1, float* db0, float* db1);
+MOE_API moe_status_t moe_ffn_up_bwd_bf16w(const float* dh0, const float* dh1, int64_t R, int64_t H, const float* x,
+                                          int64_t T, int64_t D, const int32_t* row_token, const uint16_t* wi0,
+                                          const uint16_t* wi1, const int32_t* group_sizes, int64_t E, float* dx_rows,
+                                          float* dwi0, float* dwi1, float* db0, float* db1);
+
+/* ---- One-shot forward and backward ------------------------------------------------------------------
+ * The whole spec from the sort order: order [R] with R = T*K (a permutation of [0, R)); row_token and inv are
+ * derived. Intermediates live in the workspace unless the caller asks for them:
+ *   forward: y [T, D]; res_act, res_h0, res_h1 [R, H] and res_o_rows [R, D] are written when non-NULL (a
+ *   training forward passes all four and hands them to the backward).
+ *   backward: from dy [T, D] and the forward's residuals: dx [T, D]; and, each when non-NULL (NULL skips its
+ *   work): dw [T, K] (dw[t, k] = <o_rows[inv[t*K + k]], dy[t]>, also when w is NULL), dwi0, dwi1 [E, D, H],
+ *   dwo [E, H, D], db0, db1 [E, H], dbo [E, D]. */
+MOE_API moe_status_t moe_ffn_fwd_f32(const float* x, int64_t T, int64_t D, const int32_t* order, int64_t K,
+                                     const float* w, const float* wi0, const float* wi1, const float* wo,
+                                     const float* b0, const float* b1, const float* bo, const int32_t* group_sizes,
+                                     int64_t E, int64_t H, moe_activation_t activation, float clamp_limit, float* y,
+                                     float* res_act, float* res_h0, float* res_h1, float* res_o_rows);
+MOE_API moe_status_t moe_ffn_fwd_bf16w(const float* x, int64_t T, int64_t D, const int32_t* order, int64_t K,
+                                       const float* w, const uint16_t* wi0, const uint16_t* wi1, const uint16_t* wo,
+                                       const float* b0, const float* b1, const float* bo, const int32_t* group_sizes,
+                                       int64_t E, int64_t H, moe_activation_t activation, float clamp_limit, float* y,
+                                       float* res_act, float* res_h0, float* res_h1, float* res_o_rows);
+MOE_API moe_status_t moe_ffn_bwd_f32(const float* dy, const float* x, int64_t T, int64_t D, const int32_t* order,
+                                     int64_t K, const float* w, const float* wi0, const float* wi1, const float* wo,
+                                     const int32_t* group_sizes, int64_t E, int64_t H, moe_activation_t activation,
+                                     float clamp_limit, const float* res_act, const float* res_h0,
+                                     const float* res_h1, const float* res_o_rows, float* dx, float* dw, float* dwi0,
+                                     float* dwi1, float* dwo, float* db0, float* db1, float* dbo);
+MOE_API moe_status_t moe_ffn_bwd_bf16w(const float* dy, const float* x, int64_t T, int64_t D, const int32_t* order,
+                                       int64_t K, const float* w, const uint16_t* wi0, const uint16_t* wi1,
+                                       const uint16_t* wo, const int32_t* group_sizes, int64_t E, int64_t H,
+                                       moe_activation_t activation, float clamp_limit, const float* res_act,
+                                       const float* res_h0, const float* res_h1, const float* res_o_rows, float* dx,
+                                       float* dw, float* dwi0, float* dwi1, float* dwo, float* db0, float* db1,
+                                       float* dbo);
+
+/* ---- Probes (benchmarks) ------------------------------------------------------------------------------
+ * Measured on the library's pool with the current thread count (each thread runs the loop on its own data):
+ *   moe_probe_fma_peak_f32   fp32 fma throughput of the active ISA (register-only loop), GFLOP/s (fma = 2 flop)
+ *   moe_probe_bf16_peak      vdpbf16ps throughput (each 512-bit instruction = 64 flop), GFLOP/s; 0 without
+ *                            AVX512_BF16
+ *   moe_probe_amx_peak       AMX tdpbf16ps throughput (16x16x32 tile product = 16384 flop), GFLOP/s; 0 without
+ *   moe_probe_read_bandwidth GB/s of summing a buffer of `bytes` (split between the threads; best of a few passes)
+ * `seconds` is the run time of each measurement (clamped to [0.01, 10]). Return < 0 on failure. */
+MOE_API double moe_probe_fma_peak_f32(double seconds);
+MOE_API double moe_probe_bf16_peak(double seconds);
+MOE_API double moe_probe_amx_peak(double seconds);
+MOE_API double moe_probe_read_bandwidth(int64_t bytes);
 
 #ifdef __cplusplus
 } /* extern "C" */

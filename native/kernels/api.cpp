@@ -7,93 +7,25 @@
 #include <system_error>
 #include <vector>
 
+#include "api_util.hpp"
 #include "internal.hpp"
 
 using moe::detail::GemmGroup;
+using moe::detail::Checker;
+using moe::detail::fail;
+using moe::detail::group_offsets;
+using moe::detail::guarded;
+using moe::detail::zero_rows;
 
-namespace {
-
-thread_local std::string g_last_error;
-
-// Serializes kernels and pool reconfiguration: the pool and its scratch serve one call at a time.
-std::mutex& call_mutex() {
+std::mutex& moe::detail::call_mutex() {
   static std::mutex mu;
   return mu;
 }
 
-moe_status_t fail(moe_status_t status, const std::string& msg) {
-  g_last_error = msg;
-  return status;
+std::string& moe::detail::last_error() {
+  thread_local std::string msg;
+  return msg;
 }
-
-template <class F>
-moe_status_t guarded(const char* where, F&& body) {
-  g_last_error.clear();
-  try {
-    std::lock_guard<std::mutex> lk(call_mutex());
-    return body();
-  } catch (const std::bad_alloc&) {
-    return fail(MOE_STATUS_OUT_OF_MEMORY, std::string(where) + ": out of memory");
-  } catch (const std::system_error& e) {
-    return fail(MOE_STATUS_OUT_OF_MEMORY, std::string(where) + ": " + e.what());
-  } catch (const std::exception& e) {
-    return fail(MOE_STATUS_INTERNAL, std::string(where) + ": " + e.what());
-  } catch (...) {
-    return fail(MOE_STATUS_INTERNAL, std::string(where) + ": unknown error");
-  }
-}
-
-// Checks sizes and pointers. `dims` are the named sizes (all must be >= 0); each tensor is a pointer with
-// its element count, which must not overflow and may be zero only if the pointer is NULL-able.
-struct Checker {
-  const char* where;
-  std::string error;
-
-  bool size(const char* name, int64_t v) {
-    if (!error.empty()) return false;
-    if (v < 0) error = std::string(where) + ": " + name + " = " + std::to_string(v) + " is negative";
-    return error.empty();
-  }
-
-  // count = product of dims; the tensor must be non-NULL when count > 0.
-  bool tensor(const char* name, const void* p, std::initializer_list<int64_t> dims) {
-    if (!error.empty()) return false;
-    int64_t count = 1;
-    for (int64_t d : dims) {
-      if (__builtin_mul_overflow(count, d, &count) || count > (int64_t(1) << 60)) {
-        error = std::string(where) + ": " + name + " is too large";
-        return false;
-      }
-    }
-    if (count > 0 && p == nullptr) error = std::string(where) + ": " + name + " is NULL";
-    return error.empty();
-  }
-};
-
-// Group row offsets (num_groups + 1 entries); checks sizes >= 0 and sum <= rows.
-bool group_offsets(Checker& ck, const int32_t* sizes, int64_t num_groups, int64_t rows, std::vector<int64_t>& off) {
-  off.assign(size_t(num_groups) + 1, 0);
-  for (int64_t g = 0; g < num_groups; ++g) {
-    if (sizes[g] < 0) {
-      ck.error = std::string(ck.where) + ": group_sizes[" + std::to_string(g) + "] = " + std::to_string(sizes[g]) +
-                 " is negative";
-      return false;
-    }
-    off[size_t(g) + 1] = off[size_t(g)] + sizes[g];
-  }
-  if (off.back() > rows) {
-    ck.error = std::string(ck.where) + ": sum(group_sizes) = " + std::to_string(off.back()) + " exceeds m = " +
-               std::to_string(rows);
-    return false;
-  }
-  return true;
-}
-
-void zero_rows(float* out, int64_t from, int64_t to, int64_t width) {
-  if (to > from && width > 0) std::memset(out + from * width, 0, size_t((to - from) * width) * sizeof(float));
-}
-
-}  // namespace
 
 extern "C" {
 
@@ -110,7 +42,7 @@ const char* moe_status_string(moe_status_t status) {
   return "unknown status";
 }
 
-const char* moe_last_error(void) { return g_last_error.c_str(); }
+const char* moe_last_error(void) { return moe::detail::last_error().c_str(); }
 
 const char* moe_isa_name(moe_isa_t isa) {
   switch (isa) {
@@ -137,7 +69,7 @@ moe_status_t moe_set_isa(moe_isa_t isa) {
 }
 
 int moe_num_threads(void) {
-  std::lock_guard<std::mutex> lk(call_mutex());
+  std::lock_guard<std::mutex> lk(moe::detail::call_mutex());
   return moe::detail::pool_threads();
 }
 

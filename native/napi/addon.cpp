@@ -195,6 +195,218 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ---- Stage 2: the fused MoE FFN ------------------------------------------------------------------------------
+// ffnFwd(args) / ffnBwd(args) take one object whose fields are the C ABI's arguments (moe_ffn_fwd_* / moe_ffn_bwd_*);
+// weights are Float32Array (fp32) or Uint16Array (bf16 bits), all three of the same type; optional tensors may be
+// null or absent.
+
+struct Obj {
+  const Napi::Object o;
+  Napi::Env env;
+
+  Napi::Value get(const char* name) const { return o.Get(name); }
+
+  int64_t size(const char* name) const {
+    const Napi::Value v = get(name);
+    if (!v.IsNumber()) throw_type(env, std::string(name) + " must be a number");
+    const double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d <= 9007199254740992.0) || std::floor(d) != d) {
+      throw_range(env, std::string(name) + " must be a non-negative integer, got " + std::to_string(d));
+    }
+    return int64_t(d);
+  }
+
+  double number(const char* name) const {
+    const Napi::Value v = get(name);
+    if (!v.IsNumber()) throw_type(env, std::string(name) + " must be a number");
+    return v.As<Napi::Number>().DoubleValue();
+  }
+
+  bool present(const char* name) const {
+    const Napi::Value v = get(name);
+    return !(v.IsNull() || v.IsUndefined());
+  }
+
+  template <class T>
+  View typed(const char* name, napi_typedarray_type type, const char* type_name, int64_t count, bool optional) const {
+    const Napi::Value v = get(name);
+    if (optional && (v.IsNull() || v.IsUndefined())) return {nullptr, 0};
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
+      throw_type(env, std::string(name) + " must be a " + type_name + (optional ? " or null" : ""));
+    }
+    auto arr = v.As<Napi::TypedArrayOf<T>>();
+    if (int64_t(arr.ElementLength()) != count) {
+      throw_range(env, std::string(name) + " has " + std::to_string(arr.ElementLength()) + " elements, expected " +
+                           std::to_string(count));
+    }
+    return {arr.Data(), arr.ByteLength()};
+  }
+
+  View f32(const char* name, int64_t n, bool optional = false) const {
+    return typed<float>(name, napi_float32_array, "Float32Array", n, optional);
+  }
+  View i32(const char* name, int64_t n) const { return typed<int32_t>(name, napi_int32_array, "Int32Array", n, false); }
+  View u16(const char* name, int64_t n) const { return typed<uint16_t>(name, napi_uint16_array, "Uint16Array", n, false); }
+
+  // A weight tensor: Float32Array or Uint16Array (bf16 bits); `bf16` is set from the first one.
+  View weight(const char* name, int64_t n, int& bf16) const {
+    const Napi::Value v = get(name);
+    const bool is16 = v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
+    if (bf16 < 0) bf16 = is16 ? 1 : 0;
+    if (is16 != (bf16 == 1)) throw_type(env, std::string(name) + ": wi0, wi1 and wo must all be fp32 or all bf16");
+    return bf16 == 1 ? u16(name, n) : f32(name, n);
+  }
+};
+
+Obj obj_arg(const Napi::CallbackInfo& info, const char* fn) {
+  expect_args(info, 1, fn);
+  if (!info[0].IsObject()) throw_type(info.Env(), std::string(fn) + " expects an argument object");
+  return Obj{info[0].As<Napi::Object>(), info.Env()};
+}
+
+moe_activation_t activation_arg(const Obj& a) {
+  const int64_t v = a.size("activation");
+  if (v > MOE_ACT_RELU) throw_range(a.env, "activation must be 0..4 (linear, silu, gelu_tanh, sigmoid, relu)");
+  return moe_activation_t(v);
+}
+
+template <class T>
+const T* cp(const View& v) {
+  return static_cast<const T*>(v.data);
+}
+template <class T>
+T* mp(const View& v) {
+  return static_cast<T*>(v.data);
+}
+
+// ffnFwd({x, T, D, order, K, w?, wi0, wi1, wo, b0?, b1?, bo?, groupSizes, E, H, activation, clampLimit, y,
+//         resAct?, resH0?, resH1?, resO?})
+Napi::Value FfnFwd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Obj a = obj_arg(info, "ffnFwd");
+  const int64_t T = a.size("T"), D = a.size("D"), K = a.size("K"), E = a.size("E"), H = a.size("H");
+  const int64_t R = count(env, {T, K});
+  const moe_activation_t act = activation_arg(a);
+  const float limit = float(a.number("clampLimit"));
+  int bf16 = -1;
+  const View x = a.f32("x", count(env, {T, D})), order = a.i32("order", R), w = a.f32("w", R, true);
+  const View wi0 = a.weight("wi0", count(env, {E, D, H}), bf16), wi1 = a.weight("wi1", count(env, {E, D, H}), bf16),
+             wo = a.weight("wo", count(env, {E, H, D}), bf16);
+  const View b0 = a.f32("b0", count(env, {E, H}), true), b1 = a.f32("b1", count(env, {E, H}), true),
+             bo = a.f32("bo", count(env, {E, D}), true), gs = a.i32("groupSizes", E);
+  const View y = a.f32("y", count(env, {T, D}));
+  const View ra = a.f32("resAct", count(env, {R, H}), true), r0 = a.f32("resH0", count(env, {R, H}), true),
+             r1 = a.f32("resH1", count(env, {R, H}), true), ro = a.f32("resO", count(env, {R, D}), true);
+  const std::initializer_list<View> ins = {x, order, w, wi0, wi1, wo, b0, b1, bo, gs};
+  for (const View& out : {y, ra, r0, r1, ro}) check_no_overlap(env, out, ins);
+  moe_status_t st;
+  if (bf16 == 1) {
+    st = moe_ffn_fwd_bf16w(cp<float>(x), T, D, cp<int32_t>(order), K, cp<float>(w), cp<uint16_t>(wi0), cp<uint16_t>(wi1),
+                           cp<uint16_t>(wo), cp<float>(b0), cp<float>(b1), cp<float>(bo), cp<int32_t>(gs), E, H, act,
+                           limit, mp<float>(y), mp<float>(ra), mp<float>(r0), mp<float>(r1), mp<float>(ro));
+  } else {
+    st = moe_ffn_fwd_f32(cp<float>(x), T, D, cp<int32_t>(order), K, cp<float>(w), cp<float>(wi0), cp<float>(wi1),
+                         cp<float>(wo), cp<float>(b0), cp<float>(b1), cp<float>(bo), cp<int32_t>(gs), E, H, act, limit,
+                         mp<float>(y), mp<float>(ra), mp<float>(r0), mp<float>(r1), mp<float>(ro));
+  }
+  check_status(env, st);
+  return env.Undefined();
+}
+
+// ffnBwd({dy, x, T, D, order, K, w?, wi0, wi1, wo, groupSizes, E, H, activation, clampLimit, resAct, resH0, resH1,
+//         resO, dx, dw?, dwi0?, dwi1?, dwo?, db0?, db1?, dbo?})
+Napi::Value FfnBwd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Obj a = obj_arg(info, "ffnBwd");
+  const int64_t T = a.size("T"), D = a.size("D"), K = a.size("K"), E = a.size("E"), H = a.size("H");
+  const int64_t R = count(env, {T, K});
+  const moe_activation_t act = activation_arg(a);
+  const float limit = float(a.number("clampLimit"));
+  int bf16 = -1;
+  const View dy = a.f32("dy", count(env, {T, D})), x = a.f32("x", count(env, {T, D})), order = a.i32("order", R),
+             w = a.f32("w", R, true);
+  const View wi0 = a.weight("wi0", count(env, {E, D, H}), bf16), wi1 = a.weight("wi1", count(env, {E, D, H}), bf16),
+             wo = a.weight("wo", count(env, {E, H, D}), bf16);
+  const View gs = a.i32("groupSizes", E);
+  const View ra = a.f32("resAct", count(env, {R, H})), r0 = a.f32("resH0", count(env, {R, H})),
+             r1 = a.f32("resH1", count(env, {R, H})), ro = a.f32("resO", count(env, {R, D}));
+  const View dx = a.f32("dx", count(env, {T, D})), dw = a.f32("dw", R, true),
+             dwi0 = a.f32("dwi0", count(env, {E, D, H}), true), dwi1 = a.f32("dwi1", count(env, {E, D, H}), true),
+             dwo = a.f32("dwo", count(env, {E, H, D}), true);
+  const View db0 = a.f32("db0", count(env, {E, H}), true), db1 = a.f32("db1", count(env, {E, H}), true),
+             dbo = a.f32("dbo", count(env, {E, D}), true);
+  const std::initializer_list<View> ins = {dy, x, order, w, wi0, wi1, wo, gs, ra, r0, r1, ro};
+  const std::initializer_list<View> outs = {dx, dw, dwi0, dwi1, dwo, db0, db1, dbo};
+  for (const View& out : outs) check_no_overlap(env, out, ins);
+  moe_status_t st;
+  if (bf16 == 1) {
+    st = moe_ffn_bwd_bf16w(cp<float>(dy), cp<float>(x), T, D, cp<int32_t>(order), K, cp<float>(w), cp<uint16_t>(wi0),
+                           cp<uint16_t>(wi1), cp<uint16_t>(wo), cp<int32_t>(gs), E, H, act, limit, cp<float>(ra),
+                           cp<float>(r0), cp<float>(r1), cp<float>(ro), mp<float>(dx), mp<float>(dw), mp<float>(dwi0),
+                           mp<float>(dwi1), mp<float>(dwo), mp<float>(db0), mp<float>(db1), mp<float>(dbo));
+  } else {
+    st = moe_ffn_bwd_f32(cp<float>(dy), cp<float>(x), T, D, cp<int32_t>(order), K, cp<float>(w), cp<float>(wi0),
+                         cp<float>(wi1), cp<float>(wo), cp<int32_t>(gs), E, H, act, limit, cp<float>(ra), cp<float>(r0),
+                         cp<float>(r1), cp<float>(ro), mp<float>(dx), mp<float>(dw), mp<float>(dwi0), mp<float>(dwi1),
+                         mp<float>(dwo), mp<float>(db0), mp<float>(db1), mp<float>(dbo));
+  }
+  check_status(env, st);
+  return env.Undefined();
+}
+
+double seconds_arg(const Napi::CallbackInfo& info, const char* fn) {
+  expect_args(info, 1, fn);
+  if (!info[0].IsNumber()) throw_type(info.Env(), std::string(fn) + " expects seconds");
+  return info[0].As<Napi::Number>().DoubleValue();
+}
+
+Napi::Value ProbeFma(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), moe_probe_fma_peak_f32(seconds_arg(info, "probeFmaPeak")));
+}
+Napi::Value ProbeBf16(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), moe_probe_bf16_peak(seconds_arg(info, "probeBf16Peak")));
+}
+Napi::Value ProbeAmx(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), moe_probe_amx_peak(seconds_arg(info, "probeAmxPeak")));
+}
+Napi::Value ProbeBandwidth(const Napi::CallbackInfo& info) {
+  expect_args(info, 1, "probeReadBandwidth");
+  return Napi::Number::New(info.Env(), moe_probe_read_bandwidth(size_arg(info, 0, "bytes")));
+}
+
+Napi::Value CpuHasAvx512Bf16(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), moe_cpu_has_avx512_bf16() != 0);
+}
+Napi::Value CpuHasAmxBf16(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), moe_cpu_has_amx_bf16() != 0);
+}
+Napi::Value Bf16Path(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), moe_bf16_path_name(moe_bf16_path()));
+}
+
+// setBf16Path(name): "widen" | "dpbf16" | "amx"
+Napi::Value SetBf16Path(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 1, "setBf16Path");
+  if (!info[0].IsString()) throw_type(env, "setBf16Path expects a path name");
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  for (moe_bf16_path_t p : {MOE_BF16_WIDEN, MOE_BF16_DPBF16, MOE_BF16_AMX}) {
+    if (name == moe_bf16_path_name(p)) {
+      check_status(env, moe_set_bf16_path(p));
+      return env.Undefined();
+    }
+  }
+  throw_range(env, "unknown bf16 path \"" + name + "\" (widen, dpbf16, amx)");
+}
+
+Napi::Value WorkspaceBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(moe_workspace_bytes()));
+}
+Napi::Value ReleaseWorkspace(const Napi::CallbackInfo& info) {
+  moe_workspace_release();
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, moe_version()));
   exports.Set("isa", Napi::Function::New(env, Isa, "isa"));
@@ -207,6 +419,18 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gmmBwdLhs", Napi::Function::New(env, GmmBwdLhs, "gmmBwdLhs"));
   exports.Set("tgmm", Napi::Function::New(env, Tgmm, "tgmm"));
   exports.Set("bmm", Napi::Function::New(env, Bmm, "bmm"));
+  exports.Set("ffnFwd", Napi::Function::New(env, FfnFwd, "ffnFwd"));
+  exports.Set("ffnBwd", Napi::Function::New(env, FfnBwd, "ffnBwd"));
+  exports.Set("probeFmaPeak", Napi::Function::New(env, ProbeFma, "probeFmaPeak"));
+  exports.Set("probeBf16Peak", Napi::Function::New(env, ProbeBf16, "probeBf16Peak"));
+  exports.Set("probeAmxPeak", Napi::Function::New(env, ProbeAmx, "probeAmxPeak"));
+  exports.Set("probeReadBandwidth", Napi::Function::New(env, ProbeBandwidth, "probeReadBandwidth"));
+  exports.Set("cpuHasAvx512Bf16", Napi::Function::New(env, CpuHasAvx512Bf16, "cpuHasAvx512Bf16"));
+  exports.Set("cpuHasAmxBf16", Napi::Function::New(env, CpuHasAmxBf16, "cpuHasAmxBf16"));
+  exports.Set("bf16Path", Napi::Function::New(env, Bf16Path, "bf16Path"));
+  exports.Set("setBf16Path", Napi::Function::New(env, SetBf16Path, "setBf16Path"));
+  exports.Set("workspaceBytes", Napi::Function::New(env, WorkspaceBytes, "workspaceBytes"));
+  exports.Set("releaseWorkspace", Napi::Function::New(env, ReleaseWorkspace, "releaseWorkspace"));
   return exports;
 }
 

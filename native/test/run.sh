@@ -1,19 +1,44 @@
 #!/usr/bin/env sh
-# Builds and runs the standalone kernel tests (and, with "bench", the gmm benchmark) with g++.
-#   native/test/run.sh            build + run the tests
-#   native/test/run.sh bench ...  build + run native/lab/bench_gmm.cpp with the given arguments
+# Builds and runs the standalone kernel tests (and the lab benchmarks) with g++. The kernel objects are built once
+# into native/build/test/obj and rebuilt when a kernel source or header is newer.
+#   native/test/run.sh                 build + run the tests (stage 1 gmm family, stage 2 fused FFN)
+#   native/test/run.sh quick           the same with the fused-FFN test on its small cases only
+#   native/test/run.sh bench ...       build + run native/lab/bench_gmm.cpp with the given arguments
+#   native/test/run.sh bench_ffn ...   build + run native/lab/bench_ffn.cpp with the given arguments
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 out="$root/build/test"
-mkdir -p "$out"
+obj="$out/obj"
+mkdir -p "$obj"
 CXX=${CXX:-g++}
 CXXFLAGS=${CXXFLAGS:-"-O3 -std=c++17 -Wall -Wextra -pthread"}
-# shellcheck disable=SC2086
-if [ "${1:-}" = "bench" ]; then
-  shift
-  $CXX $CXXFLAGS -I"$root/include" "$root"/kernels/*.cpp "$root/lab/bench_gmm.cpp" -o "$out/bench_gmm"
-  exec "$out/bench_gmm" "$@"
-fi
-$CXX $CXXFLAGS -I"$root/include" "$root"/kernels/*.cpp "$here/test_kernels.cpp" -o "$out/test_kernels"
-exec "$out/test_kernels"
+objs=""
+for src in "$root"/kernels/*.cpp; do
+  o="$obj/$(basename "$src" .cpp).o"
+  if [ ! -f "$o" ] || [ -n "$(find "$root/kernels" "$root/include" -newer "$o" -type f 2>/dev/null | head -n 1)" ]; then
+    # shellcheck disable=SC2086
+    $CXX $CXXFLAGS -I"$root/include" -c "$src" -o "$o.tmp" && mv "$o.tmp" "$o"
+  fi
+  objs="$objs $o"
+done
+link() {  # link <main.cpp> <exe>
+  # shellcheck disable=SC2086
+  $CXX $CXXFLAGS -I"$root/include" "$1" $objs -o "$2"
+}
+case "${1:-}" in
+  bench)
+    shift
+    link "$root/lab/bench_gmm.cpp" "$out/bench_gmm"
+    exec "$out/bench_gmm" "$@"
+    ;;
+  bench_ffn)
+    shift
+    link "$root/lab/bench_ffn.cpp" "$out/bench_ffn"
+    exec "$out/bench_ffn" "$@"
+    ;;
+esac
+link "$here/test_kernels.cpp" "$out/test_kernels"
+link "$here/test_ffn.cpp" "$out/test_ffn"
+"$out/test_kernels"
+exec "$out/test_ffn" "$@"

@@ -74,8 +74,10 @@ describe.each(CASES)("EP=N equals EP=1 on %s: %s", (backend, name, keys, B, N) =
   it("outputs, routing and every gradient", async () => {
     const [one, ep] = await withBackend(backend, async () => [runSingleDevice(c, cfg), await runExpertParallelCase(c, cfg)] as const);
     const ring = cfg.useRingOfExperts;
-    // only permutations separate the paths, except the ring's cross-rank sum
-    expect(maxDiff(ep.output, one.output)).toBeLessThanOrEqual(ring ? 1e-6 : 0);
+    // only permutations separate the paths on ref, except the ring's cross-rank sum; on native, EP=1 runs
+    // the fused FFN kernels (vectorised GLU, own combine order) while the EP path runs per-op kernels
+    const exact = backend === "ref" && !ring;
+    expect(maxDiff(ep.output, one.output)).toBeLessThanOrEqual(exact ? 0 : 1e-6);
     expect(Array.from((ep.top_k_indices as Tensor).data)).toEqual(Array.from((one.top_k_indices as Tensor).data));
     for (const g of GRADS) expect(maxDiff(ep[g], one[g]), g).toBeLessThan(1e-5);
     if (one.lb_loss !== undefined) {
@@ -85,7 +87,7 @@ describe.each(CASES)("EP=N equals EP=1 on %s: %s", (backend, name, keys, B, N) =
     }
   });
 
-  if (B > 1 && !cfg.useRingOfExperts) {
+  if (B > 1 && !cfg.useRingOfExperts && backend === "ref") {
     it("expert-weight gradients are bit-identical (same rows in the same order per expert)", async () => {
       const [one, ep] = await withBackend(backend, async () => [runSingleDevice(c, cfg), await runExpertParallelCase(c, cfg)] as const);
       for (const g of ["grad_wi_0", "grad_wi_1", "grad_wo"]) expect(maxDiff(ep[g], one[g]), g).toBe(0);

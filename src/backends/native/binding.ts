@@ -7,6 +7,74 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export type NativeIsa = "scalar" | "avx2" | "avx512";
+/** How bf16 weights are multiplied: widened to fp32, AVX512_BF16 vdpbf16ps, or AMX tiles (see moe-kernels.h). */
+export type NativeBf16Path = "widen" | "dpbf16" | "amx";
+
+/** Weights of the fused FFN: fp32, or bf16 bit patterns (all three of one kind). */
+export type NativeWeights = Float32Array | Uint16Array;
+
+/**
+ * moe_ffn_fwd_*: the routed experts' FFN plus the weighted combine, from the sort order (R = T*K rows,
+ * order[r] = t*K + k). Optional (null) fields: w (weights of 1), biases, and the residuals a training forward keeps.
+ * activation: 0 linear, 1 silu, 2 gelu (tanh), 3 sigmoid, 4 relu; clampLimit > 0 selects the GPT-OSS GLU.
+ */
+export interface NativeFfnFwdArgs {
+  x: Float32Array;
+  T: number;
+  D: number;
+  order: Int32Array;
+  K: number;
+  w: Float32Array | null;
+  wi0: NativeWeights;
+  wi1: NativeWeights;
+  wo: NativeWeights;
+  b0: Float32Array | null;
+  b1: Float32Array | null;
+  bo: Float32Array | null;
+  groupSizes: Int32Array;
+  E: number;
+  H: number;
+  activation: number;
+  clampLimit: number;
+  /** [T, D] output */
+  y: Float32Array;
+  /** [R, H] act, h0, h1 and [R, D] expert outputs, written when given */
+  resAct: Float32Array | null;
+  resH0: Float32Array | null;
+  resH1: Float32Array | null;
+  resO: Float32Array | null;
+}
+
+/** moe_ffn_bwd_*: gradients from dy [T, D] and the forward's residuals; all but dx optional (null skips the work). */
+export interface NativeFfnBwdArgs {
+  dy: Float32Array;
+  x: Float32Array;
+  T: number;
+  D: number;
+  order: Int32Array;
+  K: number;
+  w: Float32Array | null;
+  wi0: NativeWeights;
+  wi1: NativeWeights;
+  wo: NativeWeights;
+  groupSizes: Int32Array;
+  E: number;
+  H: number;
+  activation: number;
+  clampLimit: number;
+  resAct: Float32Array;
+  resH0: Float32Array;
+  resH1: Float32Array;
+  resO: Float32Array;
+  dx: Float32Array;
+  dw: Float32Array | null;
+  dwi0: Float32Array | null;
+  dwi1: Float32Array | null;
+  dwo: Float32Array | null;
+  db0: Float32Array | null;
+  db1: Float32Array | null;
+  dbo: Float32Array | null;
+}
 
 /** The addon's exports. Kernels write into `out` (preallocated, exact length, not overlapping an input). */
 export interface NativeBinding {
@@ -56,10 +124,54 @@ export interface NativeBinding {
   ): void;
   /** a[b,m,k] x b[b,k,n] -> out[b,m,n]. */
   bmm(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, out: Float32Array): void;
+  /** The fused MoE FFN forward (one shot; intermediates in the library's workspace unless residuals are asked for). */
+  ffnFwd(args: NativeFfnFwdArgs): void;
+  /** Its backward. */
+  ffnBwd(args: NativeFfnBwdArgs): void;
+  /** fp32 fma GFLOP/s of the active ISA on the current threads, measured for `seconds`. */
+  probeFmaPeak(seconds: number): number;
+  /** vdpbf16ps GFLOP/s (0 without AVX512_BF16). */
+  probeBf16Peak(seconds: number): number;
+  /** AMX tdpbf16ps GFLOP/s (0 without AMX-BF16). */
+  probeAmxPeak(seconds: number): number;
+  /** GB/s reading a buffer of `bytes`. */
+  probeReadBandwidth(bytes: number): number;
+  cpuHasAvx512Bf16(): boolean;
+  cpuHasAmxBf16(): boolean;
+  /** bf16-weight path in use (widen when the active ISA is below avx512). */
+  bf16Path(): NativeBf16Path;
+  /** Throws for a path this CPU / ISA lacks. */
+  setBf16Path(path: NativeBf16Path): void;
+  /** Bytes held by the one-shot workspace; releaseWorkspace() frees it. */
+  workspaceBytes(): number;
+  releaseWorkspace(): void;
 }
 
 const ADDON = join("native", "build", "Release", "moekit_native.node");
-const FUNCTIONS = ["isa", "bestIsa", "setIsa", "threads", "defaultThreads", "setThreads", "gmm", "gmmBwdLhs", "tgmm", "bmm"];
+const FUNCTIONS = [
+  "isa",
+  "bestIsa",
+  "setIsa",
+  "threads",
+  "defaultThreads",
+  "setThreads",
+  "gmm",
+  "gmmBwdLhs",
+  "tgmm",
+  "bmm",
+  "ffnFwd",
+  "ffnBwd",
+  "probeFmaPeak",
+  "probeBf16Peak",
+  "probeAmxPeak",
+  "probeReadBandwidth",
+  "cpuHasAvx512Bf16",
+  "cpuHasAmxBf16",
+  "bf16Path",
+  "setBf16Path",
+  "workspaceBytes",
+  "releaseWorkspace",
+];
 
 /** The addon path: MOEKIT_NATIVE_ADDON, else native/build/Release in the nearest package root above this file. */
 function addonPath(): string | undefined {

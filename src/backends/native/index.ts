@@ -7,7 +7,10 @@ import type { Tensor } from "../../core/tensor.js";
 import { Prim, type Params } from "../../prims/prims.js";
 import type { Aval } from "../../prims/shape-rules.js";
 import type { Backend } from "../backend.js";
-import { binding, unavailableReason, type NativeBinding, type NativeIsa } from "./binding.js";
+import { binding, unavailableReason, type NativeBf16Path, type NativeBinding, type NativeIsa } from "./binding.js";
+
+export { bf16Bits, NATIVE_FFN_ACTIVATIONS, nativeMoeFfn, nativeMoeFfnApplies } from "./moe-ffn.js";
+export type { NativeBf16Path } from "./binding.js";
 
 export interface NativeInfo {
   available: boolean;
@@ -31,6 +34,54 @@ export function setNativeThreads(n: number): boolean {
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`[native] thread count ${n} must be a non-negative integer`);
   binding.setThreads(n);
   return true;
+}
+
+/** Whether the CPU multiplies bf16 natively (AVX512_BF16; AMX-BF16 is reported by nativeBf16Path()). False without the addon. */
+export function nativeBf16Supported(): boolean {
+  return binding?.cpuHasAvx512Bf16() ?? false;
+}
+
+/** The path the fused kernels take for bf16 weights ("widen" | "dpbf16" | "amx"), undefined without the addon. */
+export function nativeBf16Path(): NativeBf16Path | undefined {
+  return binding?.bf16Path();
+}
+
+/** Choose the bf16 path (tests, benchmarks); throws for one the CPU lacks. Returns false without the addon. */
+export function setNativeBf16Path(path: NativeBf16Path): boolean {
+  if (binding === undefined) return false;
+  binding.setBf16Path(path);
+  return true;
+}
+
+/** Peak probes on the native thread pool with the current thread count; undefined without the addon. */
+export interface NativeProbes {
+  /** fp32 fma GFLOP/s of the active ISA (fma = 2 flop) */
+  fmaPeakGflops(seconds?: number): number;
+  /** AVX512_BF16 vdpbf16ps GFLOP/s (0 without it) */
+  bf16PeakGflops(seconds?: number): number;
+  /** AMX-BF16 GFLOP/s (0 without it) */
+  amxPeakGflops(seconds?: number): number;
+  /** GB/s summing a buffer of `bytes` (default 512 MiB) */
+  readBandwidthGBs(bytes?: number): number;
+}
+
+export const nativeProbes: NativeProbes | undefined =
+  binding === undefined
+    ? undefined
+    : {
+        fmaPeakGflops: (seconds = 0.2) => binding!.probeFmaPeak(seconds),
+        bf16PeakGflops: (seconds = 0.2) => binding!.probeBf16Peak(seconds),
+        amxPeakGflops: (seconds = 0.2) => binding!.probeAmxPeak(seconds),
+        readBandwidthGBs: (bytes = 512 * 2 ** 20) => binding!.probeReadBandwidth(bytes),
+      };
+
+/** Bytes the native one-shot workspace holds (0 without the addon); releaseNativeWorkspace() frees it. */
+export function nativeWorkspaceBytes(): number {
+  return binding?.workspaceBytes() ?? 0;
+}
+
+export function releaseNativeWorkspace(): void {
+  binding?.releaseWorkspace();
 }
 
 const isF32 = (t: Tensor | undefined, rank: number): boolean => t?.dtype === "float32" && t.shape.length === rank;

@@ -1,0 +1,103 @@
+// Helpers of the C ABI units (api.cpp, ffn.cpp; baseline code only): error reporting, the call mutex that
+// serializes kernels, and argument checks.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <mutex>
+#include <new>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "moe-kernels.h"
+
+namespace moe::detail {
+
+// Serializes kernels and pool reconfiguration: the pool and its scratch serve one call at a time (api.cpp).
+std::mutex& call_mutex();
+// The calling thread's last error message (api.cpp).
+std::string& last_error();
+
+inline moe_status_t fail(moe_status_t status, const std::string& msg) {
+  last_error() = msg;
+  return status;
+}
+
+template <class F>
+moe_status_t guarded(const char* where, F&& body) {
+  last_error().clear();
+  try {
+    std::lock_guard<std::mutex> lk(call_mutex());
+    return body();
+  } catch (const std::bad_alloc&) {
+    return fail(MOE_STATUS_OUT_OF_MEMORY, std::string(where) + ": out of memory");
+  } catch (const std::system_error& e) {
+    return fail(MOE_STATUS_OUT_OF_MEMORY, std::string(where) + ": " + e.what());
+  } catch (const std::exception& e) {
+    return fail(MOE_STATUS_INTERNAL, std::string(where) + ": " + e.what());
+  } catch (...) {
+    return fail(MOE_STATUS_INTERNAL, std::string(where) + ": unknown error");
+  }
+}
+
+// Checks sizes and pointers; the first failure is kept in `error`.
+struct Checker {
+  const char* where;
+  std::string error;
+
+  bool size(const char* name, int64_t v) {
+    if (!error.empty()) return false;
+    if (v < 0) error = std::string(where) + ": " + name + " = " + std::to_string(v) + " is negative";
+    return error.empty();
+  }
+
+  // count = product of dims; the tensor must be non-NULL when count > 0.
+  bool tensor(const char* name, const void* p, std::initializer_list<int64_t> dims) {
+    if (!error.empty()) return false;
+    int64_t count = 1;
+    for (int64_t d : dims) {
+      if (__builtin_mul_overflow(count, d, &count) || count > (int64_t(1) << 60)) {
+        error = std::string(where) + ": " + name + " is too large";
+        return false;
+      }
+    }
+    if (count > 0 && p == nullptr) error = std::string(where) + ": " + name + " is NULL";
+    return error.empty();
+  }
+
+  bool require(bool ok, const std::string& msg) {
+    if (!error.empty()) return false;
+    if (!ok) error = std::string(where) + ": " + msg;
+    return ok;
+  }
+};
+
+// Group row offsets (num_groups + 1 entries); checks sizes >= 0 and sum <= rows.
+inline bool group_offsets(Checker& ck, const int32_t* sizes, int64_t num_groups, int64_t rows, std::vector<int64_t>& off) {
+  if (!ck.error.empty()) return false;
+  off.assign(size_t(num_groups) + 1, 0);
+  for (int64_t g = 0; g < num_groups; ++g) {
+    if (sizes[g] < 0) {
+      ck.error = std::string(ck.where) + ": group_sizes[" + std::to_string(g) + "] = " + std::to_string(sizes[g]) +
+                 " is negative";
+      return false;
+    }
+    off[size_t(g) + 1] = off[size_t(g)] + sizes[g];
+  }
+  if (off.back() > rows) {
+    ck.error = std::string(ck.where) + ": sum(group_sizes) = " + std::to_string(off.back()) + " exceeds m = " +
+               std::to_string(rows);
+    return false;
+  }
+  return true;
+}
+
+inline void zero_rows(float* out, int64_t from, int64_t to, int64_t width) {
+  if (out != nullptr && to > from && width > 0) {
+    std::memset(out + from * width, 0, size_t((to - from) * width) * sizeof(float));
+  }
+}
+
+}  // namespace moe::detail

@@ -1,0 +1,114 @@
+// Internal interface of the fused MoE FFN kernels (stage 2): the problem descriptor that the C ABI
+// (ffn.cpp, baseline code) builds and splits into work items, and the per-ISA kernel tables
+// (ffn_avx512.cpp, ffn_scalar.cpp) that run one work item. Plain structs only (see internal.hpp).
+#pragma once
+
+#include <cstdint>
+
+#include "internal.hpp"
+
+namespace moe::detail {
+
+enum class BElem : int { F32 = 0, BF16 = 1 };
+
+// How a work item multiplies: fp32 fma, bf16 pairs (vdpbf16ps) or AMX tiles. bf16-widen is Mul::F32 with
+// bf16 B (widened while packing).
+enum class Mul : int { F32 = 0, DPBF16 = 1, AMX = 2 };
+
+enum class EpiKind : int { Store, GluFwd, GluBwd };
+
+// The epilogue of a work item: what happens to its finished C block (cbuf) of mb x nb per half.
+//   Store   out[h][orow * ldo + j] = C_h + bias[h][g * n + j] (bias optional)
+//   GluFwd  h0 = C_0 + bias[0], h1 = C_1 + bias[1]; out[0] = act = glu(h0, h1); h_out[0|1] = h0|h1 (optional)
+//   GluBwd  (C_0 = d_act) out[0] = dh0, out[1] = dh1 from h_in[0] = h0, h_in[1] = h1 (row r, same ld)
+// orow: the row r (rows mode) or g * m + i (tgmm mode).
+struct FfnEpi {
+  EpiKind kind = EpiKind::Store;
+  float* out[2] = {nullptr, nullptr};
+  int64_t ldo = 0;
+  const float* bias[2] = {nullptr, nullptr};
+  float* h_out[2] = {nullptr, nullptr};
+  const float* h_in[2] = {nullptr, nullptr};
+  moe_activation_t act = MOE_ACT_LINEAR;
+  float limit = 0.0f;
+};
+
+// A grouped GEMM with a fused operand gather, up to two B matrices side by side (halves, sharing A) and up
+// to two contraction segments, in one of two modes:
+//   rows (tgmm == false): for group g with rows [off[g], off[g + 1]), C_g[i, j] over i < m_g, j < n:
+//       A(i, p) = a[s][arow(off[g] + i) * lda + p'],  B_h(p, j) = W(p', j) of b[h][s] + g * bgstride,
+//       where p runs over segment 0 (p' = p < k[0]) then segment 1 (p' = p - k[0] < k[1]);
+//       W(p, j) = w[p * ldb + j], or w[j * ldb + p] when btrans.
+//   tgmm: C_g[i, j] over i < m, j < n, contraction over the group's rows p:
+//       A(i, p) = a[0][arow(off[g] + p) * lda + i],  B_h(p, j) = b[h][0][(off[g] + p) * ldb + j] (fp32).
+// arow(r) = arow[r], or r when arow is NULL.
+struct FfnProblem {
+  bool tgmm = false;
+  const int64_t* off = nullptr;  // groups + 1 row offsets
+  int64_t groups = 0;
+  int64_t m = 0;  // tgmm: rows of each C_g
+  int64_t n = 0;  // columns per half
+  int halves = 1;
+  int64_t k[2] = {0, 0};  // rows mode: contraction segment lengths
+  const float* a[2] = {nullptr, nullptr};
+  // bf16 copy of a[0] (same layout, round to nearest even as the packing would), used by the bf16-pair multiply kinds
+  // instead of converting each tile (rows mode, one segment); NULL: convert while packing.
+  const uint16_t* a16 = nullptr;
+  int64_t lda = 0;
+  const int32_t* arow = nullptr;
+  const void* b[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}};  // [half][segment]
+  BElem belem = BElem::F32;
+  bool btrans = false;
+  int64_t ldb = 0;
+  int64_t bgstride = 0;
+  FfnEpi epi;
+  Mul mul = Mul::F32;
+  bool stream_small = false;  // rows mode, row-major weights, one segment: small groups stream their weights
+};
+
+// One work item: rows [i0, i0 + mb) and columns [j0, j0 + nb) (of every half) of group g's C. `stream`: the
+// weight-streaming kernel (mb <= kStreamRows, whole group).
+struct FfnItem {
+  int64_t g, i0, mb, j0, nb;
+  bool stream;
+};
+
+constexpr int64_t kStreamRows = 4;
+
+// Blocking of one multiply kind: mr x nr register (or tile) block, kc contraction block, mc x nc item.
+struct FfnBlocking {
+  int mr, nr, kc, mc, nc, kg;  // kg: contraction granularity of packed operands (zero padded)
+};
+
+struct FfnIsa {
+  moe_isa_t isa;
+  FfnBlocking (*blocking)(Mul mul);
+  // Scratch floats (64-byte aligned) one item needs.
+  int64_t (*scratch_floats)(const FfnProblem& p, const FfnItem& it);
+  void (*run_item)(const FfnProblem& p, const FfnItem& it, float* scratch);
+  // Elementwise GLU over n values (the epilogue's row functions).
+  void (*glu_fwd)(const float* h0, const float* h1, int64_t n, const float* b0, const float* b1,
+                  moe_activation_t act, float limit, float* out, float* h0_out, float* h1_out);
+  void (*glu_bwd)(const float* d_act, const float* h0, const float* h1, int64_t n, moe_activation_t act,
+                  float limit, float* dh0, float* dh1);
+};
+
+const FfnIsa& ffn_isa_scalar();
+#if defined(MOE_HAVE_X86_KERNELS)
+const FfnIsa& ffn_isa_avx512();
+// Probes (ffn_avx512.cpp, ffn_avx512bf16.cpp, ffn_amx.cpp): `seconds` of register-only work on the calling thread;
+// return the flops done.
+double probe_fma_avx512(double seconds);
+double probe_dpbf16(double seconds);
+double probe_amx(double seconds);
+// Enables AMX tile data for this process (Linux arch_prctl); true when AMX can be used.
+bool amx_enable();
+// fp32 -> bf16 (round to nearest even with vcvtne2ps2bf16, exactly as the bf16 packing; ffn_avx512bf16.cpp).
+void to_bf16_avx512bf16(const float* src, int64_t n, uint16_t* dst);
+#endif
+
+// CPU features beyond isa.cpp's (ffn.cpp).
+bool cpu_has_avx512_bf16();
+bool cpu_has_amx_bf16();
+
+}  // namespace moe::detail

@@ -1,0 +1,288 @@
+// The native fused MoE FFN (src/backends/native/moe-ffn.ts) against the spec: sparseExpertCombine without the hook,
+// i.e. gatherSorted → expertFfn → unpermute on the reference backend. Forward and every gradient (inputs, combine
+// weights, wi0, wi1, wo, biases) via valueAndGrad. Skipped, with the reason in the suite name, when the addon is not
+// built.
+//
+// Tolerances: fp32 weights (and bf16 weights on the "widen" path, which multiplies the exact bf16 values in fp32):
+// max|native - ref| <= 1e-5 · max(1, max|ref|) · sqrt(depth), depth = the longest contraction (D, H or T·K).
+// bf16 weights on the dpbf16 / amx paths round the activations to bf16 (relative 2^-9) before multiplying:
+// max|native - ref| <= 2^-8 · max(1, max|ref|) · sqrt(depth) (they pass at 2^-10). Gradients of bf16 weights are bf16 (both sides round
+// the fp32 gradient, as the reference's cast VJP does), so they may also differ by one bf16 ulp: + 2^-7 · max|ref|.
+import v8 from "node:v8";
+import vm from "node:vm";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { valueAndGrad } from "../../src/autodiff/grad.js";
+import { binding } from "../../src/backends/native/binding.js";
+import {
+  bf16Bits,
+  nativeBf16Path,
+  nativeBf16Supported,
+  nativeInfo,
+  nativeMoeFfn,
+  nativeMoeFfnApplies,
+  nativeProbes,
+  nativeWorkspaceBytes,
+  setNativeBf16Path,
+  setNativeThreads,
+  type NativeBf16Path,
+} from "../../src/backends/native/index.js";
+import { roundBf16InPlace, type DType } from "../../src/core/dtype.js";
+import { Tensor } from "../../src/core/tensor.js";
+import { mul } from "../../src/ops/elementwise.js";
+import { sum } from "../../src/ops/reduce.js";
+import { moeConfig, type MoeConfig } from "../../src/moe/config.js";
+import { sparseExpertCombine, type ExpertWeights } from "../../src/moe/experts.js";
+import { setFusedMoeFfn } from "../../src/moe/fused-ffn.js";
+import { route, type Routed } from "../../src/moe/permute.js";
+
+const info = nativeInfo();
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 31 - 1;
+  };
+}
+
+function rand(shape: number[], seed: number, scale = 1, dtype: DType = "float32"): Tensor {
+  const next = rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) data[i] = next() * scale;
+  if (dtype === "bfloat16") roundBf16InPlace(data);
+  return new Tensor(data, shape, dtype);
+}
+
+interface Case {
+  name: string;
+  raw: Record<string, unknown>;
+  B: number;
+  S: number;
+  D: number;
+  H: number;
+  E: number;
+  K: number;
+}
+
+const CASES: Case[] = [
+  { name: "silu", raw: {}, B: 2, S: 5, D: 16, H: 24, E: 4, K: 2 },
+  { name: "gelu", raw: { mlp_activations: ["gelu", "linear"] }, B: 1, S: 7, D: 13, H: 19, E: 5, K: 3 },
+  {
+    name: "gpt_oss + biases",
+    raw: { decoder_block: "gpt_oss", mlp_activations: ["sigmoid", "linear"], mlp_activations_limit: 0.7, mlp_bias: true },
+    B: 2,
+    S: 4,
+    D: 12,
+    H: 20,
+    E: 4,
+    K: 2,
+  },
+  { name: "llama4", raw: { decoder_block: "llama4" }, B: 2, S: 6, D: 10, H: 14, E: 4, K: 1 },
+  { name: "relu + biases", raw: { mlp_activations: ["relu", "linear"], mlp_bias: true }, B: 1, S: 9, D: 11, H: 17, E: 3, K: 2 },
+  { name: "linear", raw: { mlp_activations: ["linear", "linear"] }, B: 3, S: 2, D: 9, H: 8, E: 6, K: 6 },
+];
+
+function config(c: Case): MoeConfig {
+  return moeConfig({
+    num_experts: c.E,
+    num_experts_per_tok: c.K,
+    emb_dim: c.D,
+    moe_mlp_dim: c.H,
+    dtype: "float32",
+    ...c.raw,
+  });
+}
+
+interface Problem {
+  cfg: MoeConfig;
+  r: Routed;
+  w: ExpertWeights;
+  args: Tensor[];
+  seedCt: Tensor;
+}
+
+function problem(c: Case, seed: number, weightDtype: DType = "float32"): Problem {
+  const cfg = config(c);
+  const inputs = rand([c.B, c.S, c.D], seed);
+  const logits = rand([c.B, c.S, c.E], seed + 1, 2);
+  const r = route(cfg, inputs, logits, undefined);
+  const ws = 1 / Math.sqrt(c.D);
+  const w: ExpertWeights = {
+    wi0: rand([c.E, c.D, c.H], seed + 2, 2 * ws, weightDtype),
+    wi1: rand([c.E, c.D, c.H], seed + 3, 2 * ws, weightDtype),
+    wo: rand([c.E, c.H, c.D], seed + 4, 2 / Math.sqrt(c.H), weightDtype),
+  };
+  if (cfg.mlpBias) {
+    w.wi0Bias = rand([c.E, c.H], seed + 5, 0.3, weightDtype);
+    w.wi1Bias = rand([c.E, c.H], seed + 6, 0.3, weightDtype);
+    w.woBias = rand([c.E, c.D], seed + 7, 0.3, weightDtype);
+  }
+  const args = [r.inputs_TD, r.weights_BSK, w.wi0, w.wi1, w.wo];
+  if (cfg.mlpBias) args.push(w.wi0Bias!, w.wi1Bias!, w.woBias!);
+  return { cfg, r, w, args, seedCt: rand([c.B, c.S, c.D], seed + 8) };
+}
+
+/** sum(sparseExpertCombine(...) · G): a scalar whose gradient reaches every input. */
+function loss(p: Problem, c: Case) {
+  return (...a: Tensor[]): Tensor => {
+    const r: Routed = { ...p.r, inputs_TD: a[0]!, weights_BSK: a[1]! };
+    const w: ExpertWeights = { wi0: a[2]!, wi1: a[3]!, wo: a[4]!, wi0Bias: a[5], wi1Bias: a[6], woBias: a[7] };
+    return sum(mul(sparseExpertCombine(p.cfg, r, w, c.B, c.S), p.seedCt));
+  };
+}
+
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
+  return m;
+}
+
+function expectClose(nat: Tensor, ref: Tensor, depth: number, rel: number, what: string): void {
+  expect(nat.shape, what).toEqual(ref.shape);
+  expect(nat.dtype, what).toBe(ref.dtype);
+  let diff = 0;
+  for (let i = 0; i < ref.size; i++) {
+    const d = Math.abs(nat.data[i]! - ref.data[i]!);
+    diff = Number.isNaN(d) ? Infinity : Math.max(diff, d);
+  }
+  // bf16 results (gradients of bf16 weights, cast like the reference's cast VJP) may differ by one bf16 ulp
+  const ulp = ref.dtype === "bfloat16" ? 2 ** -7 * maxAbs(ref.data) : 0;
+  const tol = rel * Math.max(1, maxAbs(ref.data)) * Math.sqrt(Math.max(1, depth)) + ulp;
+  expect(diff, `${what}: max|diff| ${diff} > ${tol}`).toBeLessThanOrEqual(tol);
+}
+
+const GRAD_NAMES = ["inputs_TD", "weights_BSK", "wi0", "wi1", "wo", "wi0Bias", "wi1Bias", "woBias"];
+
+/** Value and all gradients with the reference composition, then with the native hook; compared. */
+function compare(c: Case, p: Problem, rel: number, tag: string): void {
+  const f = loss(p, c);
+  setFusedMoeFfn(undefined);
+  const ref = valueAndGrad(f)(...p.args);
+  const refOut = sparseExpertCombine(p.cfg, p.r, p.w, c.B, c.S);
+  setFusedMoeFfn(nativeMoeFfn);
+  const nat = valueAndGrad(f)(...p.args);
+  const natOut = sparseExpertCombine(p.cfg, p.r, p.w, c.B, c.S);
+  const depth = Math.max(c.D, c.H, c.B * c.S * c.K);
+  expectClose(natOut, refOut, depth, rel, `${tag} forward`);
+  expectClose(nat.value, ref.value, depth * c.D, rel, `${tag} loss`);
+  nat.grads.forEach((g, i) => expectClose(g, ref.grads[i]!, depth, rel, `${tag} d${GRAD_NAMES[i]}`));
+}
+
+describe.skipIf(!info.available)(`native fused MoE FFN vs the reference composition${info.available ? "" : ` (skipped: ${info.reason})`}`, () => {
+  const b = binding as NonNullable<typeof binding>;
+  const defaultPath = info.available ? nativeBf16Path() : undefined;
+  afterEach(() => setFusedMoeFfn(undefined));
+  afterAll(() => {
+    if (info.isa !== undefined) b.setIsa(info.isa);
+    if (defaultPath !== undefined) setNativeBf16Path(defaultPath);
+    setNativeThreads(0);
+  });
+
+  it("applies to float32 layers with fp32 / bf16 weights and supported activations only", () => {
+    const c = CASES[0]!;
+    const p = problem(c, 1);
+    expect(nativeMoeFfnApplies(p.cfg, p.r, p.w, c.B, c.S)).toBe(true);
+    const pb = problem(c, 1, "bfloat16");
+    expect(nativeMoeFfnApplies(pb.cfg, pb.r, pb.w, c.B, c.S)).toBe(true);
+    const bf16Layer = moeConfig({ num_experts: c.E, num_experts_per_tok: c.K, dtype: "bfloat16" });
+    expect(nativeMoeFfn!(bf16Layer, p.r, p.w, c.B, c.S)).toBeUndefined();
+    const tanhAct = moeConfig({ num_experts: c.E, num_experts_per_tok: c.K, dtype: "float32", mlp_activations: ["tanh", "linear"] });
+    expect(nativeMoeFfn!(tanhAct, p.r, p.w, c.B, c.S)).toBeUndefined();
+    const f64 = { ...p.w, wo: new Tensor(Float64Array.from(p.w.wo.data), p.w.wo.shape, "float64") };
+    expect(nativeMoeFfn!(p.cfg, p.r, f64, c.B, c.S)).toBeUndefined();
+    const mixed = { ...p.w, wo: pb.w.wo };
+    expect(nativeMoeFfn!(p.cfg, p.r, mixed, c.B, c.S)).toBeUndefined();
+    // a declined call falls back to the reference composition
+    setFusedMoeFfn(nativeMoeFfn);
+    expect(sparseExpertCombine(tanhAct, p.r, p.w, c.B, c.S).shape).toEqual([c.B, c.S, c.D]);
+  });
+
+  for (const c of CASES) {
+    it(`${c.name}: forward and all gradients match (fp32 weights)`, () => {
+      compare(c, problem(c, 10), 1e-5, c.name);
+    });
+  }
+
+  it("gradients for the tracked inputs only (frozen experts) match", () => {
+    const c = CASES[2]!;
+    const p = problem(c, 15);
+    const f = (x: Tensor, wts: Tensor, wi1: Tensor): Tensor => loss(p, c)(x, wts, p.w.wi0, wi1, p.w.wo, ...p.args.slice(5));
+    setFusedMoeFfn(undefined);
+    const ref = valueAndGrad(f)(p.r.inputs_TD, p.r.weights_BSK, p.w.wi1);
+    setFusedMoeFfn(nativeMoeFfn);
+    const nat = valueAndGrad(f)(p.r.inputs_TD, p.r.weights_BSK, p.w.wi1);
+    const depth = Math.max(c.D, c.H, c.B * c.S * c.K);
+    ["inputs_TD", "weights_BSK", "wi1"].forEach((name, i) => expectClose(nat.grads[i]!, ref.grads[i]!, depth, 1e-5, `frozen d${name}`));
+  });
+
+  it("the portable kernels (isa scalar) match too", () => {
+    b.setIsa("scalar");
+    try {
+      compare(CASES[2]!, problem(CASES[2]!, 20), 1e-5, "scalar gpt_oss");
+      compare(CASES[0]!, problem(CASES[0]!, 21), 1e-5, "scalar silu");
+    } finally {
+      b.setIsa(info.isa!);
+    }
+  });
+
+  const paths: NativeBf16Path[] = ["widen"];
+  if (info.available && nativeBf16Supported()) paths.push("dpbf16");
+  if (info.available && b.cpuHasAmxBf16()) paths.push("amx");
+  for (const path of paths) {
+    it(`bf16 weights (${path}): forward and all gradients match`, () => {
+      setNativeBf16Path(path);
+      const rel = path === "widen" ? 1e-5 : 2 ** -8;
+      for (const c of [CASES[0]!, CASES[2]!, CASES[3]!]) compare(c, problem(c, 30, "bfloat16"), rel, `${path} ${c.name}`);
+    });
+  }
+
+  it("bf16 bits are converted once per weight storage", () => {
+    const t = rand([3, 4, 5], 40, 1, "bfloat16");
+    const bits = bf16Bits(t);
+    expect(bf16Bits(new Tensor(t.data, t.shape, t.dtype))).toBe(bits);
+    const back = new Float32Array(new Uint32Array(Array.from(bits, (u) => u << 16)).buffer);
+    expect(Array.from(back)).toEqual(Array.from(t.data));
+  });
+
+  it("is bit-identical for 1 and 2 threads, forward and backward", () => {
+    const c: Case = { name: "pool", raw: { mlp_bias: true }, B: 2, S: 32, D: 64, H: 96, E: 4, K: 4 };
+    const p = problem(c, 50);
+    setFusedMoeFfn(nativeMoeFfn);
+    const run = (threads: number) => {
+      setNativeThreads(threads);
+      return valueAndGrad(loss(p, c))(...p.args);
+    };
+    const one = run(1);
+    const two = run(2);
+    const bits = (t: Tensor) => new Uint32Array(new Float32Array(t.data).buffer);
+    expect(bits(two.value)).toEqual(bits(one.value));
+    two.grads.forEach((g, i) => expect(bits(g), GRAD_NAMES[i]).toEqual(bits(one.grads[i]!)));
+  });
+
+  it("does not leak: many forward + backward calls keep memory bounded", () => {
+    v8.setFlagsFromString("--expose_gc");
+    const gc = vm.runInNewContext("gc") as () => void;
+    const c: Case = { name: "leak", raw: { mlp_bias: true }, B: 4, S: 16, D: 48, H: 64, E: 8, K: 4 };
+    const p = problem(c, 60);
+    setFusedMoeFfn(nativeMoeFfn);
+    const step = () => valueAndGrad(loss(p, c))(...p.args);
+    for (let i = 0; i < 20; i++) step();
+    gc();
+    const before = process.memoryUsage();
+    const ws = nativeWorkspaceBytes();
+    for (let i = 0; i < 300; i++) step();
+    gc();
+    const after = process.memoryUsage();
+    expect(nativeWorkspaceBytes()).toBe(ws);
+    expect(after.arrayBuffers - before.arrayBuffers).toBeLessThan(4 * 2 ** 20);
+    expect(after.rss - before.rss).toBeLessThan(48 * 2 ** 20);
+  });
+
+  it("probes report positive peaks", () => {
+    const pr = nativeProbes!;
+    expect(pr.fmaPeakGflops(0.02)).toBeGreaterThan(0);
+    expect(pr.readBandwidthGBs(16 * 2 ** 20)).toBeGreaterThan(0);
+    expect(pr.bf16PeakGflops(0.02) > 0).toBe(nativeBf16Supported());
+  });
+});
