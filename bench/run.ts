@@ -9,6 +9,7 @@ import { mul } from "../src/ops/elementwise.js";
 import { sum } from "../src/ops/reduce.js";
 import { routedMoeForward, type RoutedMoeWeights } from "../src/moe/routed-moe.js";
 import { runtimeInfo, setNativeThreads, useBackend } from "../src/runtime.js";
+import { nativeBf16Path } from "../src/backends/native/index.js";
 import { machineProbes } from "./probes.js";
 import { runPeer, timeIt, type PeerResult } from "./harness.js";
 import { BENCH_SHAPE, DECODE_SHAPE, benchConfig, benchInput, benchWeights, fill, usefulFlops, type BenchShape } from "./moe-layer.js";
@@ -60,9 +61,21 @@ function forwardRow(s: BenchShape, dtype: "float32" | "bfloat16", n: number): { 
   console.error(`[bench] forward ${shapeName(s)} weights ${dtype}`);
   const t = timeIt(() => routedMoeForward(cfg, w, x), n);
   const gflops = usefulFlops(s) / t.median_s / 1e9;
-  const peak = dtype === "bfloat16" ? probes.bf16Gflops : probes.fp32Gflops;
+  console.error(`[bench]   -> ${(t.median_s * 1000).toFixed(1)} ms, ${gflops.toFixed(0)} GFLOP/s`);
+  // bf16 weights: against the probe of the path the kernels use (AMX tiles, or vdpbf16ps dot products)
+  const bf16Path = nativeBf16Path();
+  const peak = dtype === "bfloat16" ? (bf16Path === "amx" ? probes.amxGflops : probes.bf16Gflops) : probes.fp32Gflops;
   return {
-    row: { name: "moekit forward", shape: shapeName(s), dtype: `f32 act, ${dtype} weights`, threads, median_s: t.median_s, gflops, ...(peak ? { peakFraction: gflops / peak } : {}) },
+    row: {
+      name: "moekit forward",
+      shape: shapeName(s),
+      dtype: `f32 act, ${dtype} weights`,
+      threads,
+      median_s: t.median_s,
+      gflops,
+      ...(peak ? { peakFraction: gflops / peak } : {}),
+      ...(dtype === "bfloat16" ? { note: `bf16 path ${bf16Path ?? "-"}` } : {}),
+    },
     w,
     x,
   };
@@ -70,15 +83,20 @@ function forwardRow(s: BenchShape, dtype: "float32" | "bfloat16", n: number): { 
 
 function torch(s: BenchShape, dtype: string, backward = false): PeerResult {
   console.error(`[bench] peer pytorch ${dtype}${backward ? " fwd+bwd" : ""}`);
-  const args = [join(root, "bench/peers/torch_moe.py"), ...[s.T, s.D, s.H, s.E, s.K].map(String), dtype, String(threads), String(runs)];
+  // the HF-style loop's backward is slow: one timed run, bounded
+  const args = [join(root, "bench/peers/torch_moe.py"), ...[s.T, s.D, s.H, s.E, s.K].map(String), dtype, String(threads), String(backward ? 1 : runs)];
   if (backward) args.push("backward");
-  return runPeer("pytorch", "/usr/bin/python3", args, { OMP_WAIT_POLICY: "PASSIVE", OMP_NUM_THREADS: String(threads) });
+  const r = runPeer("pytorch", "/usr/bin/python3", args, { OMP_WAIT_POLICY: "PASSIVE", OMP_NUM_THREADS: String(threads) }, backward ? 300 : 600);
+  console.error(`[bench]   -> ${r.median_s !== undefined ? `${(r.median_s * 1000).toFixed(1)} ms` : `skipped: ${r.skipped ?? "?"}`}`);
+  return r;
 }
 
 function ort(s: BenchShape, dtype: string): PeerResult {
   const script = join(root, "bench/peers/ort/moe.mjs");
   console.error(`[bench] peer onnxruntime ${dtype}`);
-  return runPeer("onnxruntime", process.execPath, [script, ...[s.T, s.D, s.H, s.E, s.K].map(String), dtype, String(threads), String(runs)]);
+  const r = runPeer("onnxruntime", process.execPath, [script, ...[s.T, s.D, s.H, s.E, s.K].map(String), dtype, String(threads), String(runs)], {}, 600);
+  console.error(`[bench]   -> ${r.median_s !== undefined ? `${(r.median_s * 1000).toFixed(1)} ms` : `skipped: ${r.skipped ?? "?"}`}`);
+  return r;
 }
 
 const peers: PeerResult[] = [];
@@ -102,6 +120,7 @@ for (const dtype of ["float32", "bfloat16"] as const) {
       sum(mul(routedMoeForward(cfg, { gateKernel: g, wi0: a, wi1: b, wo: c }, xx).output, ct));
     console.error(`[bench] forward+backward ${shapeName(shape)}`);
     const t = timeIt(() => valueAndGrad(f)(x, w.gateKernel, w.wi0, w.wi1, w.wo), runs);
+    console.error(`[bench]   -> ${(t.median_s * 1000).toFixed(1)} ms`);
     const r: Row = { name: "moekit forward+backward", shape: shapeName(shape), dtype: "f32", threads, median_s: t.median_s, gflops: (3 * usefulFlops(shape)) / t.median_s / 1e9 };
     r.note = `${(t.median_s / row.median_s!).toFixed(2)}x forward`;
     if (values["no-peers"] !== true) {
@@ -141,7 +160,7 @@ console.log(`\nmoekit bench — backend ${backend} (${info.native.isa ?? "-"}), 
 console.log(
   `machine probes: fp32 FMA ${probes.fp32Gflops?.toFixed(0) ?? "-"} GFLOP/s, bf16 dot (vdpbf16ps) ${probes.bf16Gflops?.toFixed(0) ?? "-"} GFLOP/s, AMX-BF16 ${probes.amxGflops?.toFixed(0) ?? "-"} GFLOP/s, read ${probes.readGBps?.toFixed(1) ?? "-"} GB/s`,
 );
-console.log("(\"of peak\": fp32 rows against the FMA probe, bf16-weight rows against the vdpbf16ps probe)\n");
+console.log("(\"of peak\": fp32 rows against the FMA probe, bf16-weight rows against the probe of the bf16 path in use)\n");
 console.log("| run | shape | dtype | ms | GFLOP/s | of peak | GB/s | of bandwidth | vs PyTorch | vs onnxruntime | note |");
 console.log("|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
