@@ -1,6 +1,6 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { parse as parseYaml } from "yaml";
+import { parseValue, stats } from "../summary.js";
 import { MoeError } from "../../core/errors.js";
 import { Tensor } from "../../core/tensor.js";
 import { loadSafetensors, readNpy, saveSafetensors, writeNpy } from "../../io/index.js";
@@ -30,28 +30,7 @@ Options:
   --batch B, --seq S, --seed N   random input when no --input (default 1, 8, 0)
   --json             machine-readable output`;
 
-function parseValue(v: string): unknown {
-  try {
-    return parseYaml(v) as unknown;
-  } catch {
-    return v;
-  }
-}
 
-function stats(t: Tensor): { mean: number; std: number; min: number; max: number } {
-  let s = 0;
-  let s2 = 0;
-  let mn = Infinity;
-  let mx = -Infinity;
-  for (const v of t.data) {
-    s += v;
-    s2 += v * v;
-    mn = Math.min(mn, v);
-    mx = Math.max(mx, v);
-  }
-  const n = t.size;
-  return { mean: s / n, std: Math.sqrt(Math.max(0, s2 / n - (s / n) ** 2)), min: mn, max: mx };
-}
 
 /** True when `moekit run` was given --checkpoint (the lead's run.ts hands such calls to runCheckpointCommand). */
 export function wantsCheckpoint(argv: readonly string[]): boolean {

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { MoeError } from "../../core/errors.js";
-import type { Tensor } from "../../core/tensor.js";
 import { parse as parseYaml } from "yaml";
+import { parseValue, stats } from "../summary.js";
 import { moeConfig, type MoeConfig } from "../../moe/config.js";
 import { getPreset } from "../../moe/presets.js";
 import { RoutedMoE, type MoeOutput } from "../../moe/routed-moe.js";
@@ -27,13 +27,6 @@ Options:
   --max-params N    refuse layers with more parameters (default 2e8; the reference backend is slow)
   --json            machine-readable output`;
 
-function parseValue(v: string): unknown {
-  try {
-    return parseYaml(v) as unknown;
-  } catch {
-    return v;
-  }
-}
 
 function configFrom(values: { preset?: string; config?: string; set?: string[] }): { cfg: MoeConfig; shared: boolean; label: string } {
   const overrides: Record<string, unknown> = {};
@@ -54,20 +47,6 @@ function configFrom(values: { preset?: string; config?: string; set?: string[] }
   throw new MoeError("give --preset NAME or --config FILE (see --help)");
 }
 
-function stats(t: Tensor): { mean: number; std: number; min: number; max: number } {
-  let s = 0;
-  let s2 = 0;
-  let mn = Infinity;
-  let mx = -Infinity;
-  for (const v of t.data) {
-    s += v;
-    s2 += v * v;
-    mn = Math.min(mn, v);
-    mx = Math.max(mx, v);
-  }
-  const n = t.size;
-  return { mean: s / n, std: Math.sqrt(Math.max(0, s2 / n - (s / n) ** 2)), min: mn, max: mx };
-}
 
 export async function runCommand(argv: string[]): Promise<number> {
   if (wantsCheckpoint(argv)) return runCheckpointCommand(argv);
