@@ -41,7 +41,11 @@ export async function runExpertParallelCase(c: GoldenCase, cfg: MoeConfig): Prom
     const local = (n: string): Tensor =>
       EXPERT_SHARDED.has(n) ? expertShard(full[n]!, r, N) : n === "x" || n === "gate_inputs" ? batchSlice(full[n]!, r) : full[n]!;
     const ct = batchSlice(full.cotangent!, r);
-    const rng = full.random_top_k_indices === undefined ? undefined : { topKIndices: batchSlice(full.random_top_k_indices, r) };
+    // the injected random draw covers the tokens this rank routes: its batch slice, or on the ring path
+    // the all-gathered batch (N copies of a one-row batch)
+    const draw = full.random_top_k_indices;
+    const ringDraw = (t: Tensor): Tensor => (sharded ? t : concatenate(new Array<Tensor>(N).fill(t), 0));
+    const rng = draw === undefined ? undefined : { topKIndices: path === "ring_of_experts" ? ringDraw(draw) : batchSlice(draw, r) };
     const out: Produced = {};
     let ep: Awaited<ReturnType<typeof routedMoeForwardParallel>>["ep"] | undefined;
     const f = async (...args: Tensor[]): Promise<Tensor> => {
