@@ -15,6 +15,7 @@
         "kernels/gemm_avx512.cpp",
         "kernels/gemm_scalar.cpp",
         "kernels/isa.cpp",
+        "kernels/routing.cpp",
         "kernels/thread_pool.cpp"
       ],
       "include_dirs": [

@@ -356,6 +356,16 @@ MOE_API double moe_probe_bf16_peak(double seconds);
 MOE_API double moe_probe_amx_peak(double seconds);
 MOE_API double moe_probe_read_bandwidth(int64_t bytes);
 
+/* ---- Routing -----------------------------------------------------------------------------------------
+ * Top-k along the last axis of x [rows, n]: values [rows, k] and indices [rows, k], larger first, NaN before
+ * any number, equal values by lower index (jax.lax.top_k). 0 <= k <= n. */
+MOE_API moe_status_t moe_topk_f32(const float* x, int64_t rows, int64_t n, int64_t k, float* values,
+                                  int32_t* indices);
+
+/* Stable ascending argsort of int32 keys [n] into out [n] (counting sort when the key range is at most
+ * 4n + 1024, else a stable comparison sort). */
+MOE_API moe_status_t moe_argsort_i32(const int32_t* keys, int64_t n, int32_t* out);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

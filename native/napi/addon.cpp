@@ -143,6 +143,33 @@ Napi::Value Tgmm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// topk(x, rows, n, k, values, indices)
+Napi::Value Topk(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 6, "topk");
+  const int64_t rows = size_arg(info, 1, "rows"), n = size_arg(info, 2, "n"), k = size_arg(info, 3, "k");
+  const View x = f32_arg(info, 0, "x", count(env, {rows, n}));
+  const View vals = f32_arg(info, 4, "values", count(env, {rows, k}));
+  const View ids = i32_arg(info, 5, "indices", count(env, {rows, k}));
+  check_no_overlap(env, vals, {x});
+  check_no_overlap(env, ids, {x});
+  check_status(env, moe_topk_f32(static_cast<const float*>(x.data), rows, n, k, static_cast<float*>(vals.data),
+                                 static_cast<int32_t*>(ids.data)));
+  return env.Undefined();
+}
+
+// argsortI32(keys, out)
+Napi::Value ArgsortI32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 2, "argsortI32");
+  const int64_t n = int64_t(info[0].IsTypedArray() ? info[0].As<Napi::TypedArray>().ElementLength() : 0);
+  const View keys = i32_arg(info, 0, "keys", n);
+  const View out = i32_arg(info, 1, "out", n);
+  check_no_overlap(env, out, {keys});
+  check_status(env, moe_argsort_i32(static_cast<const int32_t*>(keys.data), n, static_cast<int32_t*>(out.data)));
+  return env.Undefined();
+}
+
 // bmm(a, b, batch, m, k, n, out)
 Napi::Value Bmm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -419,6 +446,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gmmBwdLhs", Napi::Function::New(env, GmmBwdLhs, "gmmBwdLhs"));
   exports.Set("tgmm", Napi::Function::New(env, Tgmm, "tgmm"));
   exports.Set("bmm", Napi::Function::New(env, Bmm, "bmm"));
+  exports.Set("topk", Napi::Function::New(env, Topk, "topk"));
+  exports.Set("argsortI32", Napi::Function::New(env, ArgsortI32, "argsortI32"));
   exports.Set("ffnFwd", Napi::Function::New(env, FfnFwd, "ffnFwd"));
   exports.Set("ffnBwd", Napi::Function::New(env, FfnBwd, "ffnBwd"));
   exports.Set("probeFmaPeak", Napi::Function::New(env, ProbeFma, "probeFmaPeak"));

@@ -124,6 +124,10 @@ export interface NativeBinding {
   ): void;
   /** a[b,m,k] x b[b,k,n] -> out[b,m,n]. */
   bmm(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, out: Float32Array): void;
+  /** x[rows,n] -> values[rows,k], indices[rows,k]: larger first, NaN first, ties to the lower index. */
+  topk(x: Float32Array, rows: number, n: number, k: number, values: Float32Array, indices: Int32Array): void;
+  /** Stable ascending argsort of int32 keys. */
+  argsortI32(keys: Int32Array, out: Int32Array): void;
   /** The fused MoE FFN forward (one shot; intermediates in the library's workspace unless residuals are asked for). */
   ffnFwd(args: NativeFfnFwdArgs): void;
   /** Its backward. */
@@ -159,6 +163,8 @@ const FUNCTIONS = [
   "gmmBwdLhs",
   "tgmm",
   "bmm",
+  "topk",
+  "argsortI32",
   "ffnFwd",
   "ffnBwd",
   "probeFmaPeak",

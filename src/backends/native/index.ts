@@ -95,6 +95,10 @@ function supports(prim: Prim, ins: readonly Tensor[]): boolean {
       return ins.length === 3 && isF32(ins[0], 2) && isF32(ins[1], 2) && isI32Vector(ins[2]);
     case Prim.BatchMatmul:
       return ins.length === 2 && isF32(ins[0], 3) && isF32(ins[1], 3);
+    case Prim.TopK:
+      return ins.length === 1 && ins[0]!.dtype === "float32" && ins[0]!.shape.length >= 1;
+    case Prim.Argsort:
+      return ins.length === 1 && isI32Vector(ins[0]);
     default:
       return false;
   }
@@ -154,6 +158,21 @@ function run(b: NativeBinding, prim: Prim, ins: readonly Tensor[], params: Param
       const n = y.shape[2]!;
       const out = new Float32Array(batch * m * n);
       b.bmm(f32(x, "lhs"), f32(y, "rhs"), batch, m, k, n, out);
+      return [out];
+    }
+    case Prim.TopK: {
+      const x = ins[0]!;
+      const n = x.shape[x.shape.length - 1]!;
+      const rows = n === 0 ? 0 : x.size / n;
+      const { k } = params as Params<Prim.TopK>;
+      const vals = new Float32Array(rows * k);
+      const ids = new Int32Array(rows * k);
+      b.topk(f32(x, "x"), rows, n, k, vals, ids);
+      return [vals, ids];
+    }
+    case Prim.Argsort: {
+      const out = new Int32Array(ins[0]!.size);
+      b.argsortI32(i32(ins[0]!, "keys"), out);
       return [out];
     }
     default:
