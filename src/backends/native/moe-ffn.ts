@@ -12,6 +12,7 @@
 // to bf16 precision rather than fp32.
 import { customVjp } from "../../autodiff/custom-vjp.js";
 import { isRecording } from "../../autodiff/graph.js";
+import { MoeError } from "../../core/errors.js";
 import { Tensor } from "../../core/tensor.js";
 import type { MoeConfig } from "../../moe/config.js";
 import type { ExpertWeights } from "../../moe/experts.js";
@@ -130,25 +131,15 @@ function run(b: NativeBinding, p: Plan, r: Routed, w: ExpertWeights, B: number, 
     return new Tensor(y, outShape, "float32");
   }
 
-  interface Res {
-    act: Float32Array;
-    h0: Float32Array;
-    h1: Float32Array;
-    o: Float32Array;
-  }
   const fused = customVjp(
     (..._inputs: Tensor[]) => {
-      const res: Res = {
-        act: new Float32Array(R * H),
-        h0: new Float32Array(R * H),
-        h1: new Float32Array(R * H),
-        o: new Float32Array(R * D),
-      };
+      const res: Res = { act: residuals.take(R * H), h0: residuals.take(R * H), h1: residuals.take(R * H), o: residuals.take(R * D), consumed: false };
       const y = new Float32Array(T * D);
       b.ffnFwd({ ...common, b0, b1, bo, y, resAct: res.act, resH0: res.h0, resH1: res.h1, resO: res.o });
       return { out: new Tensor(y, outShape, "float32"), res };
     },
     (res: Res, ct: Tensor) => {
+      if (res.consumed) throw new MoeError("[moe_ffn] the native fused FFN's residuals were consumed by an earlier backward pass of this graph");
       // gradients only for the inputs autodiff tracks (an untracked weight skips its matmul)
       const want = (t: Tensor | undefined, n: number): Float32Array | null => (t?.node !== undefined ? new Float32Array(n) : null);
       const dx = new Float32Array(T * D);
@@ -160,6 +151,8 @@ function run(b: NativeBinding, p: Plan, r: Routed, w: ExpertWeights, B: number, 
       const db1 = p.bias ? want(w.wi1Bias, E * H) : null;
       const dbo = p.bias ? want(w.woBias, E * D) : null;
       b.ffnBwd({ ...common, dy: f32Data(ct), resAct: res.act, resH0: res.h0, resH1: res.h1, resO: res.o, dx, dw, dwi0, dwi1, dwo, db0, db1, dbo });
+      res.consumed = true;
+      residuals.give(res.act, res.h0, res.h1, res.o);
       // float32 cotangents; the backward sweep casts each to its input's dtype (bf16 weights: as the reference's cast VJP)
       const grad = (g: Float32Array | null, shape: readonly number[]): Tensor | undefined => (g === null ? undefined : new Tensor(g, shape, "float32"));
       const grads: (Tensor | undefined)[] = [new Tensor(dx, [T, D], "float32")];
@@ -171,6 +164,47 @@ function run(b: NativeBinding, p: Plan, r: Routed, w: ExpertWeights, B: number, 
   );
   return fused(...args);
 }
+
+interface Res {
+  act: Float32Array;
+  h0: Float32Array;
+  h1: Float32Array;
+  o: Float32Array;
+  /** set once a backward pass has used (and recycled) the buffers */
+  consumed: boolean;
+}
+
+/**
+ * Recycled residual buffers: a training step's forward takes them, its backward gives them back, so the
+ * next step writes into memory that is already mapped (fresh 100 MB arrays cost their page faults on
+ * every step). Bounded; buffers of a graph whose backward never runs are left to the GC.
+ */
+class BufferPool {
+  readonly #free = new Map<number, Float32Array[]>();
+  #held = 0;
+
+  constructor(private readonly maxBuffers: number) {}
+
+  take(n: number): Float32Array {
+    const list = this.#free.get(n);
+    const buf = list?.pop();
+    if (buf === undefined) return new Float32Array(n);
+    this.#held--;
+    return buf;
+  }
+
+  give(...bufs: Float32Array[]): void {
+    for (const b of bufs) {
+      if (this.#held >= this.maxBuffers) return;
+      const list = this.#free.get(b.length) ?? [];
+      list.push(b);
+      this.#free.set(b.length, list);
+      this.#held++;
+    }
+  }
+}
+
+const residuals = new BufferPool(8);
 
 function makeFfn(b: NativeBinding): FusedMoeFfn {
   return (cfg, r, w, B, S) => {
