@@ -7,7 +7,7 @@ import type { DType } from "../core/dtype.js";
 import type { Tensor } from "../core/tensor.js";
 import type { StorageDType, TensorInfo, ReadOptions } from "../io/index.js";
 import { moeConfig, type MoeConfig } from "../moe/config.js";
-import { routedMoeForward, routedMoeParamShapes, type ForwardOptions, type MoeOutput, type RoutedMoeWeights } from "../moe/routed-moe.js";
+import { routedMoeForward, routedMoeParamShapes, routedWeightsFromPaths, type ForwardOptions, type MoeOutput, type RoutedMoeWeights } from "../moe/routed-moe.js";
 import { sharedExpertDim } from "../moe/routed-and-shared-moe.js";
 import { gatedSharedMoeForward, mlpForward, mlpKernelPaths, type MlpKernels } from "../moe/gated-shared-moe.js";
 import { add } from "../ops/elementwise.js";
@@ -159,23 +159,7 @@ export function validateLayer(layer: MoeLayer, source = "layer"): void {
 
 /** The routed experts' weights of a layer (paths under `prefix`). */
 export function routedWeightsOf(params: Record<string, Tensor>, prefix: string): RoutedMoeWeights {
-  const g = (p: string): Tensor | undefined => params[prefix + p];
-  const need = (p: string): Tensor => {
-    const t = g(p);
-    if (t === undefined) throw new ShapeError(`[layer] missing parameter ${prefix}${p}`);
-    return t;
-  };
-  return {
-    gateKernel: need("gate/kernel"),
-    gateBias: g("gate/bias"),
-    wi0: need("wi_0"),
-    wi1: need("wi_1"),
-    wo: need("wo"),
-    wi0Bias: g("wi_0_bias"),
-    wi1Bias: g("wi_1_bias"),
-    woBias: g("wo_bias"),
-    perExpertScale: g("per_expert_scale"),
-  };
+  return routedWeightsFromPaths((p) => params[prefix + p], `layer ${prefix || "(routed)"}`);
 }
 
 function sharedKernelsOf(params: Record<string, Tensor>, prefix: string): MlpKernels {

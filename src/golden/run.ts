@@ -6,9 +6,9 @@ import { stopGradient } from "../autodiff/graph.js";
 import { add, mul } from "../ops/elementwise.js";
 import { sum } from "../ops/reduce.js";
 import { moeConfig, type MoeConfig } from "../moe/config.js";
-import { routedMoeForward, type MoeOutput, type RoutedMoeWeights } from "../moe/routed-moe.js";
+import { routedMoeForward, routedWeightsFromPaths, type MoeOutput, type RoutedMoeWeights } from "../moe/routed-moe.js";
 import { MlpBlock } from "../nn/mlp.js";
-import { sharedExpertDim } from "../moe/routed-and-shared-moe.js";
+import { sharedExpertDim, sharedMlpBlock } from "../moe/routed-and-shared-moe.js";
 import { compareTensor, inputTensor, type GoldenCase, type TensorCheck } from "./case.js";
 import { runExpertParallelCase } from "./run-ep.js";
 
@@ -22,42 +22,20 @@ export interface CaseResult {
 
 const NON_DIFF = new Set(["cotangent", "random_top_k_indices"]);
 
-export const WEIGHT_KEYS: Record<string, keyof RoutedMoeWeights> = {
-  gate_kernel: "gateKernel",
-  gate_bias: "gateBias",
-  wi_0: "wi0",
-  wi_1: "wi1",
-  wo: "wo",
-  wi_0_bias: "wi0Bias",
-  wi_1_bias: "wi1Bias",
-  wo_bias: "woBias",
-  per_expert_scale: "perExpertScale",
-};
 
 /** Outputs a case can ask for, by name. */
 export type Produced = Record<string, Tensor | number | undefined>;
 
+/** The routed weights among a case's inputs (golden names are paths with "_": gate_kernel = gate/kernel). */
 export function routedWeights(named: Record<string, Tensor>): RoutedMoeWeights {
-  const w: Partial<RoutedMoeWeights> = {};
-  for (const [k, t] of Object.entries(named)) {
-    const key = WEIGHT_KEYS[k];
-    if (key !== undefined) w[key] = t;
-  }
-  return w as RoutedMoeWeights;
+  return routedWeightsFromPaths((path) => named[path.replace("/", "_")], "golden");
 }
 
 /** The shared MLP when the case gives shared weights (RoutedAndSharedMoE), else undefined (RoutedMoE). */
 export function sharedMlp(cfg: MoeConfig, named: Record<string, Tensor>): MlpBlock | undefined {
   if (named.shared_wo === undefined) return undefined;
   if (cfg.sharedExperts <= 0) throw new MoeError(`[golden] shared expert weights given but shared_experts=${cfg.sharedExperts}`);
-  const mlp = new MlpBlock({
-    inFeatures: cfg.expertInputDim,
-    intermediateDim: sharedExpertDim(cfg),
-    activations: cfg.mlpActivations,
-    dtype: cfg.dtype,
-    weightDtype: cfg.weightDtype,
-    activationsInFloat32: cfg.activationsInFloat32,
-  });
+  const mlp = sharedMlpBlock(cfg, sharedExpertDim(cfg));
   const n = cfg.mlpActivations.length;
   const p: Record<string, Tensor> = { "wo/kernel": named.shared_wo! };
   if (n === 1) p["wi/kernel"] = named.shared_wi!;

@@ -14,6 +14,7 @@ import { Module, type Params } from "../nn/module.js";
 import { foldIn, prngKey, type Key } from "../nn/random.js";
 import type { MoeConfig } from "./config.js";
 import { RoutedMoE, routedMoeForward, type ForwardOptions, type MoeOutput, type RoutedMoeWeights } from "./routed-moe.js";
+import { sharedMlpBlock } from "./routed-and-shared-moe.js";
 
 /** Kernel paths of a MaxText MlpBlock: "wi/kernel" for one activation, else "wi_0/kernel", ...; then "wo/kernel". */
 export function mlpKernelPaths(numActivations: number): string[] {
@@ -109,16 +110,7 @@ export class GatedSharedMoE extends Module {
     this.sharedDim = opts.sharedDim ?? config.moeMlpDim;
     const key = opts.key ?? prngKey(0);
     this.routedExperts = new RoutedMoE(config, { intermediateDim: config.moeMlpDim, key: foldIn(key, 0) });
-    this.sharedExpert = new MlpBlock({
-      inFeatures: config.expertInputDim,
-      intermediateDim: this.sharedDim,
-      activations: config.mlpActivations,
-      dtype: config.dtype,
-      weightDtype: config.weightDtype,
-      intermediateDropoutRate: config.dropoutRate,
-      activationsInFloat32: config.activationsInFloat32,
-      key: foldIn(key, 1),
-    });
+    this.sharedExpert = sharedMlpBlock(config, this.sharedDim, foldIn(key, 1));
     this.sharedExpertGate = defaultKernelInit(foldIn(key, 2), [config.expertInputDim, 1], config.weightDtype, [0], [1]);
   }
 

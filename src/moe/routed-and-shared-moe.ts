@@ -16,6 +16,20 @@ export function sharedExpertDim(cfg: MoeConfig): number {
   return cfg.sharedExperts * (cfg.decoderBlock === "gemma4" ? cfg.mlpDim : cfg.moeMlpDim);
 }
 
+/** The shared-expert MlpBlock of a layer config: its activations, dtypes, dropout and fp32 flag. */
+export function sharedMlpBlock(config: MoeConfig, intermediateDim: number, key?: Key): MlpBlock {
+  return new MlpBlock({
+    inFeatures: config.expertInputDim,
+    intermediateDim,
+    activations: config.mlpActivations,
+    dtype: config.dtype,
+    weightDtype: config.weightDtype,
+    intermediateDropoutRate: config.dropoutRate,
+    activationsInFloat32: config.activationsInFloat32,
+    ...(key === undefined ? {} : { key }),
+  });
+}
+
 /**
  * MaxText's RoutedAndSharedMoE: routed experts (`MoeBlock_0`) plus a dense shared MLP, summed.
  * Parameter paths: "MoeBlock_0/<routed path>", "shared_experts/<mlp path>".
@@ -30,16 +44,7 @@ export class RoutedAndSharedMoE extends Module {
     this.config = config;
     const key = opts.key ?? prngKey(0);
     this.routedMoe = new RoutedMoE(config, { intermediateDim: config.moeMlpDim, key: foldIn(key, 0) });
-    this.sharedExperts = new MlpBlock({
-      inFeatures: config.expertInputDim,
-      intermediateDim: sharedExpertDim(config),
-      activations: config.mlpActivations,
-      dtype: config.dtype,
-      weightDtype: config.weightDtype,
-      intermediateDropoutRate: config.dropoutRate,
-      activationsInFloat32: config.activationsInFloat32,
-      key: foldIn(key, 1),
-    });
+    this.sharedExperts = sharedMlpBlock(config, sharedExpertDim(config), foldIn(key, 1));
   }
 
   parameters(): [string, Tensor][] {

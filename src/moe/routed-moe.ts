@@ -89,7 +89,8 @@ export function routedMoeParamShapes(cfg: MoeConfig, H: number): Record<string, 
   return shapes;
 }
 
-const KEY_OF: Record<string, keyof RoutedMoeWeights> = {
+/** Field of RoutedMoeWeights holding each MaxText parameter path. */
+export const ROUTED_PARAM_FIELDS: Readonly<Record<string, keyof RoutedMoeWeights>> = {
   "gate/kernel": "gateKernel",
   "gate/bias": "gateBias",
   wi_0: "wi0",
@@ -100,6 +101,21 @@ const KEY_OF: Record<string, keyof RoutedMoeWeights> = {
   wo_bias: "woBias",
   per_expert_scale: "perExpertScale",
 };
+const REQUIRED_PATHS = new Set(["gate/kernel", "wi_0", "wi_1", "wo"]);
+
+/**
+ * RoutedMoeWeights from parameters looked up by MaxText path (`get("wi_0")`); the optional ones may be
+ * absent, a missing required one is an error naming `where` and the path.
+ */
+export function routedWeightsFromPaths(get: (path: string) => Tensor | undefined, where: string): RoutedMoeWeights {
+  const w: Partial<Record<keyof RoutedMoeWeights, Tensor>> = {};
+  for (const [path, field] of Object.entries(ROUTED_PARAM_FIELDS)) {
+    const t = get(path);
+    if (t !== undefined) w[field] = t;
+    else if (REQUIRED_PATHS.has(path)) throw new ShapeError(`[${where}] missing parameter ${path}`);
+  }
+  return w as RoutedMoeWeights;
+}
 
 /**
  * MaxText's RoutedMoE: gate, routing, and the experts (sparse grouped matmul or dense einsums).
@@ -130,26 +146,26 @@ export class RoutedMoE extends Module {
       else if (path === "wi_0" || path === "wi_1" || path === "wo") t = init(k, shape, wdt, [0], [1]);
       else if (path === "per_expert_scale") t = full(shape, 1, wdt);
       else t = full(shape, 0, wdt);
-      w[KEY_OF[path]!] = t;
+      w[ROUTED_PARAM_FIELDS[path]!] = t;
     });
     this.weights = w as RoutedMoeWeights;
   }
 
   parameters(): [string, Tensor][] {
-    return Object.entries(KEY_OF)
+    return Object.entries(ROUTED_PARAM_FIELDS)
       .filter(([, k]) => this.weights[k] !== undefined)
       .map(([path, k]) => [path, this.weights[k]!]);
   }
 
   protected setParameters(params: Params): void {
-    for (const [path, t] of Object.entries(params)) this.weights = { ...this.weights, [KEY_OF[path]!]: t };
+    for (const [path, t] of Object.entries(params)) this.weights = { ...this.weights, [ROUTED_PARAM_FIELDS[path]!]: t };
   }
 
   /** Check every expected parameter is present with its shape. */
   validateWeights(): void {
     const shapes = routedMoeParamShapes(this.config, this.intermediateDim);
     for (const [path, shape] of Object.entries(shapes)) {
-      const t = this.weights[KEY_OF[path]!];
+      const t = this.weights[ROUTED_PARAM_FIELDS[path]!];
       if (t === undefined) throw new ShapeError(`[RoutedMoE] missing parameter ${path}`);
       if (!shapesEqual(t.shape, shape)) throw new ShapeError(`[RoutedMoE] ${path} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
     }
