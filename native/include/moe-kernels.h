@@ -239,6 +239,11 @@ MOE_API moe_status_t moe_set_bf16_path(moe_bf16_path_t path);
 MOE_API int64_t moe_workspace_bytes(void);
 MOE_API void moe_workspace_release(void);
 
+/* Hint that [p, p + bytes) is fresh memory about to be written in full (an output array just allocated by the
+ * caller): on Linux, large ranges get transparent huge pages for their 2 MiB-aligned interior, so that first
+ * writes fault once per 2 MiB rather than per 4 KiB. Never changes contents or results; a no-op elsewhere. */
+MOE_API void moe_advise_fresh_output(void* p, int64_t bytes);
+
 /* ---- Fused kernels, one stage each ------------------------------------------------------------------
  * Shapes: x [T, D]; row_token [R] (each in [0, T)); group_sizes [E] (sum <= R); wi0, wi1 [E, D, H];
  * wo [E, H, D]; b0, b1 [E, H], bo [E, D] (NULL: no bias); inv [T*K] (a permutation of [0, T*K) with

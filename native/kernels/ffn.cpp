@@ -13,6 +13,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "api_util.hpp"
 #include "ffn.hpp"
 
@@ -128,6 +132,7 @@ class Workspace {
       s.bytes = 0;
       s.p.reset(::operator new(size_t(bytes), kAlign));
       s.bytes = bytes;
+      moe_advise_fresh_output(s.p.get(), bytes);
     }
     return s.p.get();
   }
@@ -195,7 +200,7 @@ void run_problem(const FfnProblem& P) {
   if (P.n == 0) return;
   const FfnIsa& isa = active_ffn_isa();
   const FfnBlocking bl = isa.blocking(P.mul);
-  const int64_t nc_max = std::max<int64_t>(bl.nr, bl.nc / P.halves / bl.nr * bl.nr);
+  const int64_t nc_max = std::max<int64_t>(bl.nr, (P.tgmm ? bl.tnc : bl.nc) / P.halves / bl.nr * bl.nr);
   const int64_t nc = block_size(P.n, nc_max, bl.nr);
   const int64_t ns = P.stream_small ? stream_cols(P) : P.n;
   std::vector<FfnItem> items;
@@ -210,7 +215,7 @@ void run_problem(const FfnProblem& P) {
       for (int64_t j0 = 0; j0 < P.n; j0 += ns) items.push_back({g, 0, rows, j0, std::min(ns, P.n - j0), true});
       continue;
     }
-    const int64_t mc = block_size(m, bl.mc, bl.mr);
+    const int64_t mc = block_size(m, P.tgmm ? bl.tmc : bl.mc, bl.mr);
     for (int64_t i0 = 0; i0 < m; i0 += mc) {
       for (int64_t j0 = 0; j0 < P.n; j0 += nc) {
         items.push_back({g, i0, std::min(mc, m - i0), j0, std::min(nc, P.n - j0), false});
@@ -825,6 +830,19 @@ moe_status_t moe_set_bf16_path(moe_bf16_path_t path) {
     moe::detail::bf16_path_setting().store(int(path), std::memory_order_relaxed);
     return MOE_STATUS_OK;
   });
+}
+
+void moe_advise_fresh_output(void* p, int64_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  if (p == nullptr || bytes < int64_t(4 * kHuge)) return;
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + uintptr_t(bytes)) & ~(kHuge - 1);
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);  // a hint: failure is harmless
+#else
+  (void)p;
+  (void)bytes;
+#endif
 }
 
 int64_t moe_workspace_bytes(void) {

@@ -78,6 +78,7 @@ constexpr int64_t kStreamRows = 4;
 // Blocking of one multiply kind: mr x nr register (or tile) block, kc contraction block, mc x nc item.
 struct FfnBlocking {
   int mr, nr, kc, mc, nc, kg;  // kg: contraction granularity of packed operands (zero padded)
+  int tmc, tnc;                // mc, nc of tgmm items (their packed A block is mc x kc, not mr x kc)
 };
 
 struct FfnIsa {

@@ -148,7 +148,7 @@ struct TrAmx {
 
 }  // namespace
 
-FfnBlocking ffn_amx_blocking() { return {TrAmx::MR, TrAmx::NR, TrAmx::KC, MOE_FFN_AMX_MC, MOE_FFN_AMX_NC, TrAmx::KG}; }
+FfnBlocking ffn_amx_blocking() { return {TrAmx::MR, TrAmx::NR, TrAmx::KC, MOE_FFN_AMX_MC, MOE_FFN_AMX_NC, TrAmx::KG, MOE_FFN_AMX_MC, MOE_FFN_AMX_NC}; }
 int64_t ffn_amx_scratch(const FfnProblem& p, const FfnItem& it) { return scratch_floats_t<TrAmx>(p, it); }
 void ffn_amx_run(const FfnProblem& p, const FfnItem& it, float* scratch) { run_packed<TrAmx>(p, it, scratch); }
 

@@ -18,6 +18,12 @@
 #ifndef MOE_FFN_F32_NC
 #define MOE_FFN_F32_NC 1024
 #endif
+#ifndef MOE_FFN_F32_TMC
+#define MOE_FFN_F32_TMC 528
+#endif
+#ifndef MOE_FFN_F32_TNC
+#define MOE_FFN_F32_TNC 1024
+#endif
 #ifndef MOE_FFN_F32_KC
 #define MOE_FFN_F32_KC 256
 #endif
@@ -122,7 +128,7 @@ FfnBlocking blocking(Mul mul) {
     case Mul::AMX: return ffn_amx_blocking();
     case Mul::F32: break;
   }
-  return {TrF32::MR, TrF32::NR, TrF32::KC, MOE_FFN_F32_MC, MOE_FFN_F32_NC, TrF32::KG};
+  return {TrF32::MR, TrF32::NR, TrF32::KC, MOE_FFN_F32_MC, MOE_FFN_F32_NC, TrF32::KG, MOE_FFN_F32_TMC, MOE_FFN_F32_TNC};
 }
 
 int64_t item_scratch(const FfnProblem& p, const FfnItem& it) {

@@ -121,7 +121,7 @@ struct TrDp {
 
 void to_bf16_avx512bf16(const float* src, int64_t n, uint16_t* dst) { cvt_row_bf16(src, n, n, dst); }
 
-FfnBlocking ffn_dpbf16_blocking() { return {TrDp::MR, TrDp::NR, TrDp::KC, MOE_FFN_DP_MC, MOE_FFN_DP_NC, TrDp::KG}; }
+FfnBlocking ffn_dpbf16_blocking() { return {TrDp::MR, TrDp::NR, TrDp::KC, MOE_FFN_DP_MC, MOE_FFN_DP_NC, TrDp::KG, MOE_FFN_DP_MC, MOE_FFN_DP_NC}; }
 int64_t ffn_dpbf16_scratch(const FfnProblem& p, const FfnItem& it) { return scratch_floats_t<TrDp>(p, it); }
 void ffn_dpbf16_run(const FfnProblem& p, const FfnItem& it, float* scratch) { run_packed<TrDp>(p, it, scratch); }
 

@@ -166,7 +166,7 @@ struct TrS {
   static void end() {}
 };
 
-FfnBlocking blocking(Mul) { return {TrS::MR, TrS::NR, TrS::KC, 128, 256, TrS::KG}; }
+FfnBlocking blocking(Mul) { return {TrS::MR, TrS::NR, TrS::KC, 128, 256, TrS::KG, 128, 256}; }
 
 int64_t item_scratch(const FfnProblem& p, const FfnItem& it) {
   return it.stream ? stream_scratch_floats(p, it) : scratch_floats_t<TrS>(p, it);

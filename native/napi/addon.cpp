@@ -325,7 +325,10 @@ Napi::Value FfnFwd(const Napi::CallbackInfo& info) {
   const View ra = a.f32("resAct", count(env, {R, H}), true), r0 = a.f32("resH0", count(env, {R, H}), true),
              r1 = a.f32("resH1", count(env, {R, H}), true), ro = a.f32("resO", count(env, {R, D}), true);
   const std::initializer_list<View> ins = {x, order, w, wi0, wi1, wo, b0, b1, bo, gs};
-  for (const View& out : {y, ra, r0, r1, ro}) check_no_overlap(env, out, ins);
+  for (const View& out : {y, ra, r0, r1, ro}) {
+    check_no_overlap(env, out, ins);
+    moe_advise_fresh_output(out.data, int64_t(out.bytes));
+  }
   moe_status_t st;
   if (bf16 == 1) {
     st = moe_ffn_fwd_bf16w(cp<float>(x), T, D, cp<int32_t>(order), K, cp<float>(w), cp<uint16_t>(wi0), cp<uint16_t>(wi1),
@@ -364,7 +367,10 @@ Napi::Value FfnBwd(const Napi::CallbackInfo& info) {
              dbo = a.f32("dbo", count(env, {E, D}), true);
   const std::initializer_list<View> ins = {dy, x, order, w, wi0, wi1, wo, gs, ra, r0, r1, ro};
   const std::initializer_list<View> outs = {dx, dw, dwi0, dwi1, dwo, db0, db1, dbo};
-  for (const View& out : outs) check_no_overlap(env, out, ins);
+  for (const View& out : outs) {
+    check_no_overlap(env, out, ins);
+    moe_advise_fresh_output(out.data, int64_t(out.bytes));
+  }
   moe_status_t st;
   if (bf16 == 1) {
     st = moe_ffn_bwd_bf16w(cp<float>(dy), cp<float>(x), T, D, cp<int32_t>(order), K, cp<float>(w), cp<uint16_t>(wi0),

@@ -32,6 +32,11 @@ case "${1:-}" in
     link "$root/lab/bench_gmm.cpp" "$out/bench_gmm"
     exec "$out/bench_gmm" "$@"
     ;;
+  bench_stages)
+    shift
+    link "$root/lab/bench_stages.cpp" "$out/bench_stages"
+    exec "$out/bench_stages" "$@"
+    ;;
   bench_ffn)
     shift
     link "$root/lab/bench_ffn.cpp" "$out/bench_ffn"

@@ -4,7 +4,7 @@ import type { Tensor } from "../../core/tensor.js";
 import { Prim, type Params } from "../../prims/prims.js";
 import type { Aval } from "../../prims/shape-rules.js";
 import type { Backend } from "../backend.js";
-import { floorDiv, mapBinary, mapUnary, max2, min2, mod, sigmoid, where } from "./kernels/elementwise.js";
+import { add, floorDiv, mapBinary, mapUnary, mul, max2, min2, mod, sigmoid, where } from "./kernels/elementwise.js";
 import { argsort, bincount, gather, scatterAdd, topK } from "./kernels/indexing.js";
 import { batchMatmul } from "./kernels/matmul.js";
 import { broadcastTo, concat, iota, pad, slice, transpose } from "./kernels/movement.js";
@@ -31,9 +31,9 @@ const kernels: { [P in Prim]: RefKernel<P> } = {
   [Prim.Abs]: un(Math.abs),
   [Prim.Sign]: un((x) => (x > 0 ? 1 : x < 0 ? -1 : x)),
   [Prim.Cast]: (ins, { dtype }, outs) => [mapUnary(ins[0]!, outs[0]!, dtype === "int32" ? Math.trunc : (x) => x)],
-  [Prim.Add]: bin((x, y) => x + y),
+  [Prim.Add]: (ins, _p, outs) => [add(ins[0]!, ins[1]!, outs[0]!)],
   [Prim.Sub]: bin((x, y) => x - y),
-  [Prim.Mul]: bin((x, y) => x * y),
+  [Prim.Mul]: (ins, _p, outs) => [mul(ins[0]!, ins[1]!, outs[0]!)],
   [Prim.Div]: bin((x, y) => x / y),
   [Prim.Max]: bin(max2),
   [Prim.Min]: bin(min2),

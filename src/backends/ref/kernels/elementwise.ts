@@ -18,6 +18,23 @@ export function mapBinary(a: Tensor, b: Tensor, out: Aval, f: (x: number, y: num
   return o;
 }
 
+// The two hottest binary ops as their own loops (no call per element).
+export function add(a: Tensor, b: Tensor, out: Aval): TypedArray {
+  const o = allocate(out.dtype, a.size);
+  const x = a.data;
+  const y = b.data;
+  for (let i = 0; i < o.length; i++) o[i] = x[i]! + y[i]!;
+  return o;
+}
+
+export function mul(a: Tensor, b: Tensor, out: Aval): TypedArray {
+  const o = allocate(out.dtype, a.size);
+  const x = a.data;
+  const y = b.data;
+  for (let i = 0; i < o.length; i++) o[i] = x[i]! * y[i]!;
+  return o;
+}
+
 export function where(c: Tensor, a: Tensor, b: Tensor, out: Aval): TypedArray {
   const o = allocate(out.dtype, a.size);
   for (let i = 0; i < o.length; i++) o[i] = c.data[i] !== 0 ? a.data[i]! : b.data[i]!;

@@ -16,48 +16,76 @@ function forEachIndex(shape: readonly number[], f: (flat: number, idx: readonly 
   }
 }
 
+/**
+ * dst[flat] = src[offset + sum_d idx[d] * st[d]] over the row-major indices of `shape` (gather form), or, with
+ * `scatter`, dst[offset + sum_d idx[d] * st[d]] = src[flat]. The innermost axis runs as a plain loop; the outer
+ * index advances like an odometer.
+ */
+function stridedCopy(src: TypedArray, dst: TypedArray, shape: readonly number[], st: readonly number[], offset: number, scatter = false): void {
+  const n = size(shape);
+  if (n === 0) return;
+  const r = shape.length;
+  if (r === 0) {
+    if (scatter) dst[offset] = src[0]!;
+    else dst[0] = src[offset]!;
+    return;
+  }
+  const inner = shape[r - 1]!;
+  const s = st[r - 1]!;
+  const idx = new Array<number>(r).fill(0);
+  let base = offset;
+  for (let flat = 0; flat < n; flat += inner) {
+    if (scatter) {
+      for (let j = 0; j < inner; j++) dst[base + j * s] = src[flat + j]!;
+    } else if (s === 1) {
+      for (let j = 0; j < inner; j++) dst[flat + j] = src[base + j]!;
+    } else {
+      for (let j = 0; j < inner; j++) dst[flat + j] = src[base + j * s]!;
+    }
+    for (let d = r - 2; d >= 0; d--) {
+      base += st[d]!;
+      if (++idx[d]! < shape[d]!) break;
+      base -= idx[d]! * st[d]!;
+      idx[d] = 0;
+    }
+  }
+}
+
 export function transpose(a: Tensor, perm: readonly number[], out: Aval): TypedArray {
   const o = allocate(out.dtype, a.size);
   const st = strides(a.shape);
-  const pst = perm.map((p) => st[p]!);
-  forEachIndex(out.shape, (flat, idx) => {
-    let src = 0;
-    for (let d = 0; d < idx.length; d++) src += idx[d]! * pst[d]!;
-    o[flat] = a.data[src]!;
-  });
+  stridedCopy(a.data, o, out.shape, perm.map((p) => st[p]!), 0);
   return o;
 }
 
 export function broadcastTo(a: Tensor, out: Aval): TypedArray {
   const o = allocate(out.dtype, size(out.shape));
-  const st = strides(a.shape).map((s, i) => (a.shape[i] === 1 ? 0 : s));
-  forEachIndex(out.shape, (flat, idx) => {
-    let src = 0;
-    for (let d = 0; d < idx.length; d++) src += idx[d]! * st[d]!;
-    o[flat] = a.data[src]!;
-  });
+  if (a.size === 1) {
+    o.fill(a.data[0]! as never);
+    return o;
+  }
+  // a's axes align with the trailing axes of out; broadcast (size-1 or missing) axes get stride 0
+  const lead = out.shape.length - a.shape.length;
+  const st = strides(a.shape);
+  stridedCopy(a.data, o, out.shape, out.shape.map((_, d) => (d < lead || a.shape[d - lead] === 1 ? 0 : st[d - lead]!)), 0);
   return o;
 }
 
 export function slice(a: Tensor, starts: readonly number[], out: Aval): TypedArray {
   const o = allocate(out.dtype, size(out.shape));
   const st = strides(a.shape);
-  forEachIndex(out.shape, (flat, idx) => {
-    let src = 0;
-    for (let d = 0; d < idx.length; d++) src += (idx[d]! + starts[d]!) * st[d]!;
-    o[flat] = a.data[src]!;
-  });
+  let offset = 0;
+  for (let d = 0; d < st.length; d++) offset += starts[d]! * st[d]!;
+  stridedCopy(a.data, o, out.shape, st, offset);
   return o;
 }
 
 export function pad(a: Tensor, lo: readonly number[], out: Aval): TypedArray {
   const o = allocate(out.dtype, size(out.shape));
   const st = strides(out.shape);
-  forEachIndex(a.shape, (flat, idx) => {
-    let dst = 0;
-    for (let d = 0; d < idx.length; d++) dst += (idx[d]! + lo[d]!) * st[d]!;
-    o[dst] = a.data[flat]!;
-  });
+  let offset = 0;
+  for (let d = 0; d < st.length; d++) offset += lo[d]! * st[d]!;
+  stridedCopy(a.data, o, a.shape, st, offset, true);
   return o;
 }
 

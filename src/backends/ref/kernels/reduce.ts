@@ -3,27 +3,49 @@ import { normalizeAxis, size, strides } from "../../../core/shape.js";
 import type { Tensor } from "../../../core/tensor.js";
 import type { Aval } from "../../../prims/shape-rules.js";
 
-/** Reduce `axes` of `a` with (acc, x) => acc, starting from `init`. Accumulates in float64. */
+/**
+ * Reduce `axes` of `a` with (acc, x) => acc, starting from `init`, visiting the elements in row-major order
+ * (that order fixes float64 rounding). Accumulates in float64. `f` undefined: acc + x.
+ */
 export function reduceAxes(
   a: Tensor,
   axes: readonly number[],
   out: Aval,
   init: number,
-  f: (acc: number, x: number) => number,
+  f?: (acc: number, x: number) => number,
 ): TypedArray {
   const nd = a.shape.length;
   const red = new Set(axes.map((x) => normalizeAxis(x, nd)));
   const keep = a.shape.map((_, i) => i).filter((i) => !red.has(i));
   const acc = new Float64Array(size(out.shape)).fill(init);
-  const outSt = strides(keep.map((i) => a.shape[i]!));
-  const idx = new Array<number>(nd).fill(0);
-  for (let flat = 0; flat < a.size; flat++) {
+  const keptSt = strides(keep.map((i) => a.shape[i]!));
+  // output stride of each input axis (0 for reduced axes)
+  const ost = a.shape.map(() => 0);
+  keep.forEach((ax, j) => (ost[ax] = keptSt[j]!));
+  const data = a.data;
+  if (a.size > 0 && nd === 0) {
+    acc[0] = f === undefined ? acc[0]! + data[0]! : f(acc[0]!, data[0]!);
+  } else if (a.size > 0) {
+    const inner = a.shape[nd - 1]!;
+    const s = ost[nd - 1]!;
+    const idx = new Array<number>(nd).fill(0);
     let o = 0;
-    for (let j = 0; j < keep.length; j++) o += idx[keep[j]!]! * outSt[j]!;
-    acc[o] = f(acc[o]!, a.data[flat]!);
-    for (let d = nd - 1; d >= 0; d--) {
-      if (++idx[d]! < a.shape[d]!) break;
-      idx[d] = 0;
+    for (let flat = 0; flat < a.size; flat += inner) {
+      if (f === undefined && s === 0) {
+        let v = acc[o]!;
+        for (let j = 0; j < inner; j++) v += data[flat + j]!;
+        acc[o] = v;
+      } else if (f === undefined) {
+        for (let j = 0; j < inner; j++) acc[o + j * s] = acc[o + j * s]! + data[flat + j]!;
+      } else {
+        for (let j = 0; j < inner; j++) acc[o + j * s] = f(acc[o + j * s]!, data[flat + j]!);
+      }
+      for (let d = nd - 2; d >= 0; d--) {
+        o += ost[d]!;
+        if (++idx[d]! < a.shape[d]!) break;
+        o -= idx[d]! * ost[d]!;
+        idx[d] = 0;
+      }
     }
   }
   const o = allocate(out.dtype, acc.length);
