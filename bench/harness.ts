@@ -20,6 +20,25 @@ export function timeIt(f: () => unknown, runs: number, warmup = 1): { median_s: 
   return { median_s: median(times), runs_s: times };
 }
 
+/**
+ * Two functions timed alternately (a, b, a, b, ...) after one warm-up call each, so that both see the same
+ * machine state (a VM's speed drifts by tens of percent within minutes): the medians of each, and of b/a.
+ */
+export function timePaired(a: () => unknown, b: () => unknown, runs: number): { a_s: number; b_s: number; ratio: number } {
+  a();
+  b();
+  const ta: number[] = [];
+  const tb: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    for (const [f, ts] of [[a, ta], [b, tb]] as const) {
+      const t0 = performance.now();
+      f();
+      ts.push((performance.now() - t0) / 1000);
+    }
+  }
+  return { a_s: median(ta), b_s: median(tb), ratio: median(tb.map((t, i) => t / ta[i]!)) };
+}
+
 export async function timeItAsync(f: () => Promise<unknown>, runs: number, warmup = 1): Promise<{ median_s: number; runs_s: number[] }> {
   for (let i = 0; i < warmup; i++) await f();
   const times: number[] = [];

@@ -8,14 +8,39 @@ export interface Probes {
   readGBps?: number;
 }
 
-export function machineProbes(): Probes {
+const nz = (v: number | undefined): number | undefined => (v !== undefined && v > 0 ? v : undefined);
+const maxOf = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
+
+/** One reading of every probe. */
+export function machineProbes(seconds = 0.5): Probes {
   if (nativeProbes === undefined) return {};
   const p = nativeProbes;
-  const nz = (v: number): number | undefined => (v > 0 ? v : undefined);
   return {
-    fp32Gflops: p.fmaPeakGflops(0.5),
-    bf16Gflops: nz(p.bf16PeakGflops(0.5)),
-    amxGflops: nz(p.amxPeakGflops(0.5)),
+    fp32Gflops: p.fmaPeakGflops(seconds),
+    bf16Gflops: nz(p.bf16PeakGflops(seconds)),
+    amxGflops: nz(p.amxPeakGflops(seconds)),
     readGBps: p.readBandwidthGBs(1 << 30),
   };
+}
+
+/**
+ * The peaks a run reports: the highest reading of each probe over the run (probes are read at the start and again
+ * next to each timed measurement, since a VM's speed drifts). The highest reading is the conservative choice:
+ * fractions of it are the lowest.
+ */
+export class PeakTracker {
+  peak: Probes = {};
+  readings = 0;
+
+  read(seconds = 0.5): Probes {
+    const r = machineProbes(seconds);
+    this.readings++;
+    this.peak = {
+      fp32Gflops: maxOf(this.peak.fp32Gflops, r.fp32Gflops),
+      bf16Gflops: maxOf(this.peak.bf16Gflops, r.bf16Gflops),
+      amxGflops: maxOf(this.peak.amxGflops, r.amxGflops),
+      readGBps: maxOf(this.peak.readGBps, r.readGBps),
+    };
+    return r;
+  }
 }

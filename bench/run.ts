@@ -10,8 +10,8 @@ import { sum } from "../src/ops/reduce.js";
 import { routedMoeForward, type RoutedMoeWeights } from "../src/moe/routed-moe.js";
 import { runtimeInfo, setNativeThreads, useBackend } from "../src/runtime.js";
 import { nativeBf16Path } from "../src/backends/native/index.js";
-import { machineProbes } from "./probes.js";
-import { runPeer, timeIt, type PeerResult } from "./harness.js";
+import { PeakTracker, type Probes } from "./probes.js";
+import { median, runPeer, timeIt, timePaired, type PeerResult } from "./harness.js";
 import { BENCH_SHAPE, DECODE_SHAPE, benchConfig, benchInput, benchWeights, fill, usefulFlops, type BenchShape } from "./moe-layer.js";
 
 const { values } = parseArgs({
@@ -41,44 +41,43 @@ interface Row {
   vsTorch?: number;
   vsOrt?: number;
   note?: string;
+  /** which probe `peakFraction` is taken against (filled in once the run's peaks are known) */
+  peakOf?: keyof Probes;
 }
 
 const backend = useBackend("auto");
 setNativeThreads(threads);
 const info = runtimeInfo();
 console.error(`[bench] backend ${backend} (${info.native.isa ?? "no native"}), ${threads} threads`);
-const probes = machineProbes();
-console.error(`[bench] probes: ${JSON.stringify(probes)}`);
+const tracker = new PeakTracker();
+console.error(`[bench] probes: ${JSON.stringify(tracker.read())}`);
 
 const shape: BenchShape = values.quick === true ? { T: 512, D: 256, H: 352, E: 16, K: 4 } : BENCH_SHAPE;
 const shapeName = (s: BenchShape): string => `T=${s.T} D=${s.D} H=${s.H} E=${s.E} K=${s.K}`;
 const rows: Row[] = [];
 
-function forwardRow(s: BenchShape, dtype: "float32" | "bfloat16", n: number): { row: Row; w: RoutedMoeWeights; x: Tensor } {
+function forwardRow(s: BenchShape, dtype: "float32" | "bfloat16", n: number): { row: Row; w: RoutedMoeWeights; x: Tensor; f: () => unknown; times: number[] } {
   const cfg = benchConfig(s, dtype);
   const w = benchWeights(s, dtype);
   const x = benchInput(s);
   console.error(`[bench] forward ${shapeName(s)} weights ${dtype}`);
-  const t = timeIt(() => routedMoeForward(cfg, w, x), n);
-  const gflops = usefulFlops(s) / t.median_s / 1e9;
-  console.error(`[bench]   -> ${(t.median_s * 1000).toFixed(1)} ms, ${gflops.toFixed(0)} GFLOP/s`);
+  const f = (): unknown => routedMoeForward(cfg, w, x);
+  tracker.read(0.3);
+  const t = timeIt(f, n);
+  tracker.read(0.3);
+  console.error(`[bench]   -> ${(t.median_s * 1000).toFixed(1)} ms, ${(usefulFlops(s) / t.median_s / 1e9).toFixed(0)} GFLOP/s`);
   // bf16 weights: against the probe of the path the kernels use (AMX tiles, or vdpbf16ps dot products)
   const bf16Path = nativeBf16Path();
-  const peak = dtype === "bfloat16" ? (bf16Path === "amx" ? probes.amxGflops : probes.bf16Gflops) : probes.fp32Gflops;
-  return {
-    row: {
-      name: "moekit forward",
-      shape: shapeName(s),
-      dtype: `f32 act, ${dtype} weights`,
-      threads,
-      median_s: t.median_s,
-      gflops,
-      ...(peak ? { peakFraction: gflops / peak } : {}),
-      ...(dtype === "bfloat16" ? { note: `bf16 path ${bf16Path ?? "-"}` } : {}),
-    },
-    w,
-    x,
-  };
+  const peakOf: keyof Probes = dtype === "bfloat16" ? (bf16Path === "amx" ? "amxGflops" : "bf16Gflops") : "fp32Gflops";
+  const row: Row = { name: "moekit forward", shape: shapeName(s), dtype: `f32 act, ${dtype} weights`, threads, peakOf };
+  if (dtype === "bfloat16") row.note = `bf16 path ${bf16Path ?? "-"}`;
+  setTime(row, s, t.runs_s);
+  return { row, w, x, f, times: t.runs_s };
+}
+
+function setTime(row: Row, s: BenchShape, times: number[]): void {
+  row.median_s = median(times);
+  row.gflops = usefulFlops(s) / row.median_s / 1e9;
 }
 
 function torch(s: BenchShape, dtype: string, backward = false): PeerResult {
@@ -103,13 +102,17 @@ const peers: PeerResult[] = [];
 const ratio = (p: PeerResult, ours: number | undefined): number | undefined => (p.median_s !== undefined && ours !== undefined ? p.median_s / ours : undefined);
 
 for (const dtype of ["float32", "bfloat16"] as const) {
-  const { row, w, x } = forwardRow(shape, dtype, runs);
+  const { row, w, x, f: forward, times } = forwardRow(shape, dtype, runs);
   if (values["no-peers"] !== true) {
     const tp = torch(shape, dtype);
     peers.push({ ...tp, dtype });
-    row.vsTorch = ratio(tp, row.median_s);
     const op = ort(shape, dtype);
     peers.push({ ...op, dtype });
+    // ours again after the peers, so that our median spans the same stretch of time as theirs
+    times.push(...timeIt(forward, runs, 0).runs_s);
+    setTime(row, shape, times);
+    console.error(`[bench]   forward over ${times.length} runs around the peers -> ${(row.median_s! * 1000).toFixed(1)} ms`);
+    row.vsTorch = ratio(tp, row.median_s);
     row.vsOrt = ratio(op, row.median_s);
   }
   rows.push(row);
@@ -119,10 +122,11 @@ for (const dtype of ["float32", "bfloat16"] as const) {
     const f = (xx: Tensor, g: Tensor, a: Tensor, b: Tensor, c: Tensor): Tensor =>
       sum(mul(routedMoeForward(cfg, { gateKernel: g, wi0: a, wi1: b, wo: c }, xx).output, ct));
     console.error(`[bench] forward+backward ${shapeName(shape)}`);
-    const t = timeIt(() => valueAndGrad(f)(x, w.gateKernel, w.wi0, w.wi1, w.wo), runs);
-    console.error(`[bench]   -> ${(t.median_s * 1000).toFixed(1)} ms`);
-    const r: Row = { name: "moekit forward+backward", shape: shapeName(shape), dtype: "f32", threads, median_s: t.median_s, gflops: (3 * usefulFlops(shape)) / t.median_s / 1e9 };
-    r.note = `${(t.median_s / row.median_s!).toFixed(2)}x forward`;
+    // timed alternately with the forward: the ratio compares runs made seconds apart
+    const t = timePaired(forward, () => valueAndGrad(f)(x, w.gateKernel, w.wi0, w.wi1, w.wo), runs);
+    console.error(`[bench]   -> ${(t.b_s * 1000).toFixed(1)} ms, ${t.ratio.toFixed(2)}x the forward timed beside it (${(t.a_s * 1000).toFixed(1)} ms)`);
+    const r: Row = { name: "moekit forward+backward", shape: shapeName(shape), dtype: "f32", threads, peakOf: "fp32Gflops", median_s: t.b_s, gflops: (3 * usefulFlops(shape)) / t.b_s / 1e9 };
+    r.note = `${t.ratio.toFixed(2)}x forward (interleaved; forward ${(t.a_s * 1000).toFixed(0)} ms there)`;
     if (values["no-peers"] !== true) {
       const tb = torch(shape, dtype, true);
       peers.push({ ...tb, dtype, backward: true });
@@ -141,6 +145,7 @@ for (const dtype of ["float32", "bfloat16"] as const) {
   const touched = new Set(Array.from(routedMoeForward(cfg, w, x).topKIndices_BSK.data)).size;
   console.error(`[bench] decode ${shapeName(s)} weights ${dtype} (${touched} experts touched)`);
   const t = timeIt(() => routedMoeForward(cfg, w, x), runs * 5);
+  tracker.read(0.3);
   const bytes = touched * 3 * s.D * s.H * (dtype === "bfloat16" ? 2 : 4);
   const gbps = bytes / t.median_s / 1e9;
   rows.push({
@@ -150,15 +155,22 @@ for (const dtype of ["float32", "bfloat16"] as const) {
     threads,
     median_s: t.median_s,
     gbps,
-    ...(probes.readGBps ? { bandwidthFraction: gbps / probes.readGBps } : {}),
   });
+}
+
+// fractions against the run's highest probe readings
+const probes = tracker.peak;
+for (const r of rows) {
+  const peak = r.peakOf !== undefined ? probes[r.peakOf] : undefined;
+  if (peak !== undefined && r.gflops !== undefined) r.peakFraction = r.gflops / peak;
+  if (probes.readGBps !== undefined && r.gbps !== undefined) r.bandwidthFraction = r.gbps / probes.readGBps;
 }
 
 const pct = (v: number | undefined): string => (v === undefined ? "-" : `${(100 * v).toFixed(0)}%`);
 const x2 = (v: number | undefined): string => (v === undefined ? "-" : `${v.toFixed(2)}x`);
 console.log(`\nmoekit bench — backend ${backend} (${info.native.isa ?? "-"}), ${threads} threads, median of ${runs}`);
 console.log(
-  `machine probes: fp32 FMA ${probes.fp32Gflops?.toFixed(0) ?? "-"} GFLOP/s, bf16 dot (vdpbf16ps) ${probes.bf16Gflops?.toFixed(0) ?? "-"} GFLOP/s, AMX-BF16 ${probes.amxGflops?.toFixed(0) ?? "-"} GFLOP/s, read ${probes.readGBps?.toFixed(1) ?? "-"} GB/s`,
+  `machine probes (highest of ${tracker.readings} readings in this run): fp32 FMA ${probes.fp32Gflops?.toFixed(0) ?? "-"} GFLOP/s, bf16 dot (vdpbf16ps) ${probes.bf16Gflops?.toFixed(0) ?? "-"} GFLOP/s, AMX-BF16 ${probes.amxGflops?.toFixed(0) ?? "-"} GFLOP/s, read ${probes.readGBps?.toFixed(1) ?? "-"} GB/s`,
 );
 console.log("(\"of peak\": fp32 rows against the FMA probe, bf16-weight rows against the probe of the bf16 path in use)\n");
 console.log("| run | shape | dtype | ms | GFLOP/s | of peak | GB/s | of bandwidth | vs PyTorch | vs onnxruntime | note |");

@@ -85,68 +85,58 @@ moe_status_t moe_set_num_threads(int n) {
   });
 }
 
-moe_status_t moe_gmm_fwd_f32(const float* lhs, const float* rhs, const int32_t* group_sizes, int64_t m, int64_t k,
-                             int64_t n, int64_t num_groups, int transpose_rhs, float* out) {
-  return guarded("moe_gmm_fwd_f32", [&] {
-    Checker ck{"moe_gmm_fwd_f32", {}};
+namespace {
+
+// The two row-grouped products: forward out[m, n] = lhs[m, k] @ rhs[g] (k x n), and the lhs gradient
+// grad_lhs[m, k] = grad_out[m, n] @ rhs[g]^T; rhs[g] is stored [k, n], or [n, k] with transpose_rhs.
+moe_status_t gmm_rows(const char* where, const char* a_name, const char* out_name, bool bwd, const float* a,
+                      const float* rhs, const int32_t* group_sizes, int64_t m, int64_t k, int64_t n, int64_t num_groups,
+                      int transpose_rhs, float* out) {
+  return guarded(where, [&] {
+    Checker ck{where, {}};
     std::vector<int64_t> off;
+    const int64_t kk = bwd ? n : k, nn = bwd ? k : n;  // contraction and output columns
     if (!(ck.size("m", m) && ck.size("k", k) && ck.size("n", n) && ck.size("num_groups", num_groups) &&
-          ck.tensor("lhs", lhs, {m, k}) && ck.tensor("rhs", rhs, {num_groups, k, n}) &&
-          ck.tensor("group_sizes", group_sizes, {num_groups}) && ck.tensor("out", out, {m, n}) &&
+          ck.tensor(a_name, a, {m, kk}) && ck.tensor("rhs", rhs, {num_groups, k, n}) &&
+          ck.tensor("group_sizes", group_sizes, {num_groups}) && ck.tensor(out_name, out, {m, nn}) &&
           group_offsets(ck, group_sizes, num_groups, m, off))) {
       return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
     }
+    // B(p, j) = rhs[g] element (p, j) (forward) or (j, p) (backward), in whichever layout rhs is stored
+    const bool rows_of_b_contiguous = bwd == bool(transpose_rhs);
     std::vector<GemmGroup> groups(static_cast<size_t>(num_groups));
     for (int64_t g = 0; g < num_groups; ++g) {
       const int64_t r0 = off[size_t(g)];
       GemmGroup& d = groups[size_t(g)];
-      d.a = lhs + r0 * k;
-      d.a_rs = k;
+      d.a = a + r0 * kk;
+      d.a_rs = kk;
       d.a_cs = 1;
       d.b = rhs + g * k * n;
-      d.b_rs = transpose_rhs ? 1 : n;  // [k, n], or [n, k] read transposed
-      d.b_cs = transpose_rhs ? k : 1;
-      d.c = out + r0 * n;
-      d.ldc = n;
+      d.b_rs = rows_of_b_contiguous ? nn : 1;
+      d.b_cs = rows_of_b_contiguous ? 1 : kk;
+      d.c = out + r0 * nn;
+      d.ldc = nn;
       d.m = off[size_t(g) + 1] - r0;
-      d.k = k;
+      d.k = kk;
     }
-    moe::detail::grouped_gemm(groups.data(), num_groups, n);
-    zero_rows(out, off.back(), m, n);
+    moe::detail::grouped_gemm(groups.data(), num_groups, nn);
+    zero_rows(out, off.back(), m, nn);
     return MOE_STATUS_OK;
   });
 }
 
+}  // namespace
+
+moe_status_t moe_gmm_fwd_f32(const float* lhs, const float* rhs, const int32_t* group_sizes, int64_t m, int64_t k,
+                             int64_t n, int64_t num_groups, int transpose_rhs, float* out) {
+  return gmm_rows("moe_gmm_fwd_f32", "lhs", "out", false, lhs, rhs, group_sizes, m, k, n, num_groups, transpose_rhs,
+                  out);
+}
+
 moe_status_t moe_gmm_bwd_lhs_f32(const float* grad_out, const float* rhs, const int32_t* group_sizes, int64_t m,
                                  int64_t k, int64_t n, int64_t num_groups, int transpose_rhs, float* grad_lhs) {
-  return guarded("moe_gmm_bwd_lhs_f32", [&] {
-    Checker ck{"moe_gmm_bwd_lhs_f32", {}};
-    std::vector<int64_t> off;
-    if (!(ck.size("m", m) && ck.size("k", k) && ck.size("n", n) && ck.size("num_groups", num_groups) &&
-          ck.tensor("grad_out", grad_out, {m, n}) && ck.tensor("rhs", rhs, {num_groups, k, n}) &&
-          ck.tensor("group_sizes", group_sizes, {num_groups}) && ck.tensor("grad_lhs", grad_lhs, {m, k}) &&
-          group_offsets(ck, group_sizes, num_groups, m, off))) {
-      return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
-    }
-    std::vector<GemmGroup> groups(static_cast<size_t>(num_groups));
-    for (int64_t g = 0; g < num_groups; ++g) {
-      const int64_t r0 = off[size_t(g)];
-      GemmGroup& d = groups[size_t(g)];
-      d.a = grad_out + r0 * n;
-      d.a_rs = n;
-      d.a_cs = 1;
-      d.b = rhs + g * k * n;          // B(p, j) = W(j, p) with p over n and j over k
-      d.b_rs = transpose_rhs ? k : 1;  // W stored [n, k] (row-major B) or [k, n] (read transposed)
-      d.b_cs = transpose_rhs ? 1 : n;
-      d.c = grad_lhs + r0 * k;
-      d.ldc = k;
-      d.m = off[size_t(g) + 1] - r0;
-      d.k = n;
-    }
-    moe::detail::grouped_gemm(groups.data(), num_groups, k);
-    zero_rows(grad_lhs, off.back(), m, k);
-    return MOE_STATUS_OK;
-  });
+  return gmm_rows("moe_gmm_bwd_lhs_f32", "grad_out", "grad_lhs", true, grad_out, rhs, group_sizes, m, k, n, num_groups,
+                  transpose_rhs, grad_lhs);
 }
 
 moe_status_t moe_gmm_bwd_rhs_f32(const float* lhs, const float* grad_out, const int32_t* group_sizes, int64_t m,

@@ -106,6 +106,8 @@ double probe_amx(double seconds);
 bool amx_enable();
 // fp32 -> bf16 (round to nearest even with vcvtne2ps2bf16, exactly as the bf16 packing; ffn_avx512bf16.cpp).
 void to_bf16_avx512bf16(const float* src, int64_t n, uint16_t* dst);
+// The same into n <= npad slots, zero padded (the AMX unit's A packing).
+void to_bf16_padded_avx512bf16(const float* src, int64_t n, int64_t npad, uint16_t* dst);
 #endif
 
 // CPU features beyond isa.cpp's (ffn.cpp).

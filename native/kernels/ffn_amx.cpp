@@ -109,23 +109,6 @@ void ukr_amx(int mr, int64_t kcp, const uint16_t* a, int64_t lda, const void* bv
   }
 }
 
-inline __mmask16 tmask(int64_t r) { return r >= 16 ? __mmask16(0xFFFF) : r <= 0 ? __mmask16(0) : __mmask16((1u << r) - 1u); }
-
-void cvt_row_bf16(const float* src, int64_t n, int64_t npad, uint16_t* dst) {
-  int64_t p = 0;
-  for (; p + 32 <= n; p += 32) {
-    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + p + 16), _mm512_loadu_ps(src + p));
-    _mm512_storeu_si512(dst + p, (__m512i)v);
-  }
-  for (; p < npad; p += 32) {
-    const int64_t r = n - p;
-    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(tmask(r - 16), src + p + 16),
-                                           _mm512_maskz_loadu_ps(tmask(r), src + p));
-    const int64_t w = npad - p < 32 ? npad - p : 32;
-    _mm512_mask_storeu_epi16(dst + p, w >= 32 ? __mmask32(0xFFFFFFFFu) : __mmask32((1u << w) - 1u), (__m512i)v);
-  }
-}
-
 struct TrAmx {
   static constexpr int MR = 32, NR = 32, KC = MOE_FFN_AMX_KC, KG = 32;
   using AT = uint16_t;
@@ -133,7 +116,7 @@ struct TrAmx {
   static void ukr(int mr, int64_t kcp, const uint16_t* a, int64_t lda, const void* b, float* c, int64_t ldc, bool acc) {
     ukr_amx(mr, kcp, a, lda, b, c, ldc, acc);
   }
-  static void cvt_row(const float* src, int64_t n, int64_t npad, uint16_t* dst) { cvt_row_bf16(src, n, npad, dst); }
+  static void cvt_row(const float* src, int64_t n, int64_t npad, uint16_t* dst) { to_bf16_padded_avx512bf16(src, n, npad, dst); }
   static void pack_pairs(const uint16_t* base, int64_t ldb, int64_t pc, int64_t kc, int64_t kcp, int64_t j0, int64_t nb,
                          uint16_t* dst) {
     pack_pairs_rm32(base, ldb, pc, kc, kcp, j0, nb, dst);

@@ -120,6 +120,7 @@ struct TrDp {
 }  // namespace
 
 void to_bf16_avx512bf16(const float* src, int64_t n, uint16_t* dst) { cvt_row_bf16(src, n, n, dst); }
+void to_bf16_padded_avx512bf16(const float* src, int64_t n, int64_t npad, uint16_t* dst) { cvt_row_bf16(src, n, npad, dst); }
 
 FfnBlocking ffn_dpbf16_blocking() { return {TrDp::MR, TrDp::NR, TrDp::KC, MOE_FFN_DP_MC, MOE_FFN_DP_NC, TrDp::KG, MOE_FFN_DP_MC, MOE_FFN_DP_NC}; }
 int64_t ffn_dpbf16_scratch(const FfnProblem& p, const FfnItem& it) { return scratch_floats_t<TrDp>(p, it); }

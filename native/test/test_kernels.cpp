@@ -14,30 +14,13 @@
 #include <vector>
 
 #include "moe-kernels.h"
+#include "check.hpp"
 
 namespace {
 
-int g_failures = 0;
-int g_checks = 0;
-
-#define EXPECT(cond, ...)                    \
-  do {                                       \
-    ++g_checks;                              \
-    if (!(cond)) {                           \
-      ++g_failures;                          \
-      std::printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-      std::printf(__VA_ARGS__);              \
-      std::printf("\n");                     \
-    }                                        \
-  } while (0)
-
-struct Rng {
-  uint64_t s;
-  float next() {  // uniform in [-1, 1)
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    return float(int32_t(s >> 32)) * (1.0f / 2147483648.0f);
-  }
-};
+using moe_test::g_checks;
+using moe_test::g_failures;
+using moe_test::Rng;
 
 std::vector<float> rand_vec(size_t n, uint64_t seed) {
   Rng r{seed * 0x9E3779B97F4A7C15ull + 1};
