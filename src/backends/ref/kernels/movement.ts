@@ -32,6 +32,10 @@ function stridedCopy(src: TypedArray, dst: TypedArray, shape: readonly number[],
   }
   const inner = shape[r - 1]!;
   const s = st[r - 1]!;
+  if (!scatter && s !== 1 && r >= 2) {
+    blockedGather(src, dst, shape, st, offset);
+    return;
+  }
   const idx = new Array<number>(r).fill(0);
   let base = offset;
   for (let flat = 0; flat < n; flat += inner) {
@@ -43,6 +47,41 @@ function stridedCopy(src: TypedArray, dst: TypedArray, shape: readonly number[],
       for (let j = 0; j < inner; j++) dst[flat + j] = src[base + j * s]!;
     }
     for (let d = r - 2; d >= 0; d--) {
+      base += st[d]!;
+      if (++idx[d]! < shape[d]!) break;
+      base -= idx[d]! * st[d]!;
+      idx[d] = 0;
+    }
+  }
+}
+
+/**
+ * stridedCopy's gather with a strided innermost axis (a transpose): the two innermost axes in 32 x 32 tiles, so
+ * that both the reads and the writes of a tile stay within a few cache lines.
+ */
+function blockedGather(src: TypedArray, dst: TypedArray, shape: readonly number[], st: readonly number[], offset: number): void {
+  const r = shape.length;
+  const rows = shape[r - 2]!;
+  const cols = shape[r - 1]!;
+  const sa = st[r - 2]!;
+  const sb = st[r - 1]!;
+  const outer = size(shape.slice(0, r - 2));
+  const idx = new Array<number>(Math.max(r - 2, 0)).fill(0);
+  const B = 32;
+  let base = offset;
+  for (let q = 0, flat = 0; q < outer; q++, flat += rows * cols) {
+    for (let i0 = 0; i0 < rows; i0 += B) {
+      const i1 = Math.min(rows, i0 + B);
+      for (let j0 = 0; j0 < cols; j0 += B) {
+        const j1 = Math.min(cols, j0 + B);
+        for (let i = i0; i < i1; i++) {
+          const d = flat + i * cols;
+          const sI = base + i * sa;
+          for (let j = j0; j < j1; j++) dst[d + j] = src[sI + j * sb]!;
+        }
+      }
+    }
+    for (let d = r - 3; d >= 0; d--) {
       base += st[d]!;
       if (++idx[d]! < shape[d]!) break;
       base -= idx[d]! * st[d]!;

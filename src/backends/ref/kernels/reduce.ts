@@ -32,9 +32,7 @@ export function reduceAxes(
     let o = 0;
     for (let flat = 0; flat < a.size; flat += inner) {
       if (f === undefined && s === 0) {
-        let v = acc[o]!;
-        for (let j = 0; j < inner; j++) v += data[flat + j]!;
-        acc[o] = v;
+        acc[o] = data instanceof Float32Array ? sumRunF32(acc[o]!, data, flat, inner) : sumRun(acc[o]!, data, flat, inner);
       } else if (f === undefined) {
         for (let j = 0; j < inner; j++) acc[o + j * s] = acc[o + j * s]! + data[flat + j]!;
       } else {
@@ -51,6 +49,17 @@ export function reduceAxes(
   const o = allocate(out.dtype, acc.length);
   for (let i = 0; i < acc.length; i++) o[i] = acc[i]!;
   return o;
+}
+
+// v + data[from] + ... + data[from + n - 1], left to right in float64 (one loop per array type: see add in elementwise.ts)
+function sumRunF32(v: number, data: Float32Array, from: number, n: number): number {
+  for (let j = 0; j < n; j++) v += data[from + j]!;
+  return v;
+}
+
+function sumRun(v: number, data: TypedArray, from: number, n: number): number {
+  for (let j = 0; j < n; j++) v += data[from + j]!;
+  return v;
 }
 
 export function cumsum(a: Tensor, axis: number, reverse: boolean, out: Aval): TypedArray {
