@@ -1,5 +1,5 @@
 // The reference backend: the living spec. Plain loops, float64 accumulation, never optimised.
-import { allocate, type TypedArray } from "../../core/dtype.js";
+import type { TypedArray } from "../../core/dtype.js";
 import type { Tensor } from "../../core/tensor.js";
 import { Prim, type Params } from "../../prims/prims.js";
 import type { Aval } from "../../prims/shape-rules.js";
@@ -46,11 +46,8 @@ const kernels: { [P in Prim]: RefKernel<P> } = {
   [Prim.Where]: (ins, _p, outs) => [where(ins[0]!, ins[1]!, ins[2]!, outs[0]!)],
   [Prim.ReduceSum]: (ins, { axes }, outs) => [reduceAxes(ins[0]!, axes, outs[0]!, 0, (a, x) => a + x)],
   [Prim.ReduceMax]: (ins, { axes }, outs) => [reduceAxes(ins[0]!, axes, outs[0]!, -Infinity, max2)],
-  [Prim.Reshape]: (ins, _p, outs) => {
-    const o = allocate(outs[0]!.dtype, ins[0]!.size);
-    o.set(ins[0]!.data);
-    return [o];
-  },
+  // row-major order is unchanged: the output shares the input's storage (tensors are immutable)
+  [Prim.Reshape]: (ins) => [ins[0]!.data],
   [Prim.Transpose]: (ins, { perm }, outs) => [transpose(ins[0]!, perm, outs[0]!)],
   [Prim.BroadcastTo]: (ins, _p, outs) => [broadcastTo(ins[0]!, outs[0]!)],
   [Prim.Slice]: (ins, { starts }, outs) => [slice(ins[0]!, starts, outs[0]!)],
