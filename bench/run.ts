@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { Tensor } from "../src/core/tensor.js";
 import { valueAndGrad } from "../src/autodiff/grad.js";
+import { recycle, releaseRecycled } from "../src/core/pool.js";
 import { mul } from "../src/ops/elementwise.js";
 import { sum } from "../src/ops/reduce.js";
 import { routedMoeForward, type RoutedMoeWeights } from "../src/moe/routed-moe.js";
@@ -122,11 +123,17 @@ for (const dtype of ["float32", "bfloat16"] as const) {
     const f = (xx: Tensor, g: Tensor, a: Tensor, b: Tensor, c: Tensor): Tensor =>
       sum(mul(routedMoeForward(cfg, { gateKernel: g, wi0: a, wi1: b, wo: c }, xx).output, ct));
     console.error(`[bench] forward+backward ${shapeName(shape)}`);
-    // timed alternately with the forward: the ratio compares runs made seconds apart
-    const t = timePaired(forward, () => valueAndGrad(f)(x, w.gateKernel, w.wi0, w.wi1, w.wo), runs);
-    console.error(`[bench]   -> ${(t.b_s * 1000).toFixed(1)} ms, ${t.ratio.toFixed(2)}x the forward timed beside it (${(t.a_s * 1000).toFixed(1)} ms)`);
+    // timed alternately with the forward: the ratio compares runs made seconds apart. Two variants: gradients
+    // left to the GC (fresh storage every step), and recycled once used, as a training loop does after its
+    // optimizer step (the kernels then write into memory that is already mapped)
+    const step = (): ReturnType<ReturnType<typeof valueAndGrad>> => valueAndGrad(f)(x, w.gateKernel, w.wi0, w.wi1, w.wo);
+    const plain = timePaired(forward, step, runs);
+    console.error(`[bench]   -> ${(plain.b_s * 1000).toFixed(1)} ms, ${plain.ratio.toFixed(2)}x the forward timed beside it (${(plain.a_s * 1000).toFixed(1)} ms)`);
+    const t = timePaired(forward, () => recycle(step().grads), runs);
+    console.error(`[bench]   recycling the gradients -> ${(t.b_s * 1000).toFixed(1)} ms, ${t.ratio.toFixed(2)}x the forward timed beside it (${(t.a_s * 1000).toFixed(1)} ms)`);
+    releaseRecycled();
     const r: Row = { name: "moekit forward+backward", shape: shapeName(shape), dtype: "f32", threads, peakOf: "fp32Gflops", median_s: t.b_s, gflops: (3 * usefulFlops(shape)) / t.b_s / 1e9 };
-    r.note = `${t.ratio.toFixed(2)}x forward (interleaved; forward ${(t.a_s * 1000).toFixed(0)} ms there)`;
+    r.note = `${t.ratio.toFixed(2)}x forward (interleaved; forward ${(t.a_s * 1000).toFixed(0)} ms there), gradients recycled; ${plain.ratio.toFixed(2)}x (${(plain.b_s * 1000).toFixed(0)} ms) without`;
     if (values["no-peers"] !== true) {
       const tb = torch(shape, dtype, true);
       peers.push({ ...tb, dtype, backward: true });

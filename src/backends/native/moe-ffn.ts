@@ -13,6 +13,7 @@
 import { customVjp } from "../../autodiff/custom-vjp.js";
 import { isRecording } from "../../autodiff/graph.js";
 import { MoeError } from "../../core/errors.js";
+import { storagePool } from "../../core/pool.js";
 import { Tensor } from "../../core/tensor.js";
 import type { MoeConfig } from "../../moe/config.js";
 import type { ExpertWeights } from "../../moe/experts.js";
@@ -133,7 +134,7 @@ function run(b: NativeBinding, p: Plan, r: Routed, w: ExpertWeights, B: number, 
 
   const fused = customVjp(
     (..._inputs: Tensor[]) => {
-      const res: Res = { act: residuals.take(R * H), h0: residuals.take(R * H), h1: residuals.take(R * H), o: residuals.take(R * D), consumed: false };
+      const res: Res = { act: storagePool.take(R * H), h0: storagePool.take(R * H), h1: storagePool.take(R * H), o: storagePool.take(R * D), consumed: false };
       const y = new Float32Array(T * D);
       b.ffnFwd({ ...common, b0, b1, bo, y, resAct: res.act, resH0: res.h0, resH1: res.h1, resO: res.o });
       return { out: new Tensor(y, outShape, "float32"), res };
@@ -141,8 +142,9 @@ function run(b: NativeBinding, p: Plan, r: Routed, w: ExpertWeights, B: number, 
     (res: Res, ct: Tensor) => {
       if (res.consumed) throw new MoeError("[moe_ffn] the native fused FFN's residuals were consumed by an earlier backward pass of this graph");
       // gradients only for the inputs autodiff tracks (an untracked weight skips its matmul)
-      const want = (t: Tensor | undefined, n: number): Float32Array | null => (t?.node !== undefined ? new Float32Array(n) : null);
-      const dx = new Float32Array(T * D);
+      // (the kernels write every element of every output, so recycled storage needs no clearing)
+      const want = (t: Tensor | undefined, n: number): Float32Array | null => (t?.node !== undefined ? storagePool.take(n) : null);
+      const dx = storagePool.take(T * D);
       const dw = p.llama4 ? null : want(r.weights_BSK, R);
       const dwi0 = want(w.wi0, E * D * H);
       const dwi1 = want(w.wi1, E * D * H);
@@ -152,7 +154,7 @@ function run(b: NativeBinding, p: Plan, r: Routed, w: ExpertWeights, B: number, 
       const dbo = p.bias ? want(w.woBias, E * D) : null;
       b.ffnBwd({ ...common, dy: f32Data(ct), resAct: res.act, resH0: res.h0, resH1: res.h1, resO: res.o, dx, dw, dwi0, dwi1, dwo, db0, db1, dbo });
       res.consumed = true;
-      residuals.give(res.act, res.h0, res.h1, res.o);
+      for (const buf of [res.act, res.h0, res.h1, res.o]) storagePool.give(buf);
       // float32 cotangents; the backward sweep casts each to its input's dtype (bf16 weights: as the reference's cast VJP)
       const grad = (g: Float32Array | null, shape: readonly number[]): Tensor | undefined => (g === null ? undefined : new Tensor(g, shape, "float32"));
       const grads: (Tensor | undefined)[] = [new Tensor(dx, [T, D], "float32")];
@@ -173,38 +175,6 @@ interface Res {
   /** set once a backward pass has used (and recycled) the buffers */
   consumed: boolean;
 }
-
-/**
- * Recycled residual buffers: a training step's forward takes them, its backward gives them back, so the
- * next step writes into memory that is already mapped (fresh 100 MB arrays cost their page faults on
- * every step). Bounded; buffers of a graph whose backward never runs are left to the GC.
- */
-class BufferPool {
-  readonly #free = new Map<number, Float32Array[]>();
-  #held = 0;
-
-  constructor(private readonly maxBuffers: number) {}
-
-  take(n: number): Float32Array {
-    const list = this.#free.get(n);
-    const buf = list?.pop();
-    if (buf === undefined) return new Float32Array(n);
-    this.#held--;
-    return buf;
-  }
-
-  give(...bufs: Float32Array[]): void {
-    for (const b of bufs) {
-      if (this.#held >= this.maxBuffers) return;
-      const list = this.#free.get(b.length) ?? [];
-      list.push(b);
-      this.#free.set(b.length, list);
-      this.#held++;
-    }
-  }
-}
-
-const residuals = new BufferPool(8);
 
 function makeFfn(b: NativeBinding): FusedMoeFfn {
   return (cfg, r, w, B, S) => {
