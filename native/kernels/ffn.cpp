@@ -360,33 +360,59 @@ struct Dims {
   std::vector<int64_t> off;  // E + 1 group offsets
 };
 
-void up_fwd(const Dims& d, const float* x, const int32_t* row_token, const void* wi0, const void* wi1, BElem be,
-            const float* b0, const float* b1, moe_activation_t act, float limit, float* act_out, float* h0,
-            float* h1) {
+// Rows mode over the routed rows: C_g = A_g (rows x k) @ W_g (k x n), W_g = w + g * k * n stored [k, n], or [n, k]
+// read transposed (btrans); the epilogue and any second half or segment are the caller's.
+FfnProblem rows_problem(const Dims& d, int64_t n, int64_t k, const float* a, const void* w, BElem be, bool btrans) {
   FfnProblem P;
   P.off = d.off.data();
   P.groups = d.E;
-  P.n = d.H;
-  P.halves = 2;
-  P.k[0] = d.D;
-  P.a[0] = x;
-  P.lda = d.D;
-  P.arow = row_token;
-  P.b[0][0] = wi0;
-  P.b[1][0] = wi1;
+  P.n = n;
+  P.k[0] = k;
+  P.a[0] = a;
+  P.lda = k;
+  P.b[0][0] = w;
   P.belem = be;
-  P.ldb = d.H;
-  P.bgstride = d.D * d.H;
+  P.btrans = btrans;
+  P.ldb = btrans ? k : n;
+  P.bgstride = k * n;
+  P.mul = mul_for(be);
+  P.epi.ldo = n;
+  return P;
+}
+
+// tgmm mode: out_g (m x n, Store) = A_g^T @ B_g over group g's rows, A(i, p) = a[arow(p) * m + i]; the B halves
+// (rows of n) and outputs are the caller's.
+FfnProblem tgmm_problem(const Dims& d, int64_t m, int64_t n, const float* a, const int32_t* arow) {
+  FfnProblem P;
+  P.tgmm = true;
+  P.off = d.off.data();
+  P.groups = d.E;
+  P.m = m;
+  P.n = n;
+  P.a[0] = a;
+  P.lda = m;
+  P.arow = arow;
+  P.ldb = n;
+  P.epi.kind = EpiKind::Store;
+  P.epi.ldo = n;
+  return P;
+}
+
+void up_fwd(const Dims& d, const float* x, const int32_t* row_token, const void* wi0, const void* wi1, BElem be,
+            const float* b0, const float* b1, moe_activation_t act, float limit, float* act_out, float* h0,
+            float* h1) {
+  FfnProblem P = rows_problem(d, d.H, d.D, x, wi0, be, false);
+  P.halves = 2;
+  P.arow = row_token;
+  P.b[1][0] = wi1;
   P.epi.kind = EpiKind::GluFwd;
   P.epi.out[0] = act_out;
-  P.epi.ldo = d.H;
   P.epi.bias[0] = b0;
   P.epi.bias[1] = b1;
   P.epi.h_out[0] = h0;
   P.epi.h_out[1] = h1;
   P.epi.act = act;
   P.epi.limit = limit;
-  P.mul = mul_for(be);
   P.stream_small = true;
 #if defined(MOE_HAVE_X86_KERNELS)
   if (P.mul != Mul::F32) {  // every token is gathered K times per column block: convert x to bf16 once
@@ -405,22 +431,10 @@ void up_fwd(const Dims& d, const float* x, const int32_t* row_token, const void*
 }
 
 void down_fwd(const Dims& d, const float* act, const void* wo, BElem be, const float* bo, float* o_rows) {
-  FfnProblem P;
-  P.off = d.off.data();
-  P.groups = d.E;
-  P.n = d.D;
-  P.k[0] = d.H;
-  P.a[0] = act;
-  P.lda = d.H;
-  P.b[0][0] = wo;
-  P.belem = be;
-  P.ldb = d.D;
-  P.bgstride = d.H * d.D;
+  FfnProblem P = rows_problem(d, d.D, d.H, act, wo, be, false);
   P.epi.kind = EpiKind::Store;
   P.epi.out[0] = o_rows;
-  P.epi.ldo = d.D;
   P.epi.bias[0] = bo;
-  P.mul = mul_for(be);
   P.stream_small = true;
   run_problem(P);
   zero_rows(o_rows, d.off.back(), d.R, d.D);
@@ -429,45 +443,22 @@ void down_fwd(const Dims& d, const float* act, const void* wo, BElem be, const f
 void down_bwd(const Dims& d, const float* d_o, const float* act, const float* h0, const float* h1, const void* wo,
               BElem be, moe_activation_t a, float limit, float* dh0, float* dh1, float* dwo, float* dbo) {
   {  // d_act = d_o @ wo^T, GLU backward in the epilogue
-    FfnProblem P;
-    P.off = d.off.data();
-    P.groups = d.E;
-    P.n = d.H;
-    P.k[0] = d.D;
-    P.a[0] = d_o;
-    P.lda = d.D;
-    P.b[0][0] = wo;
-    P.belem = be;
-    P.btrans = true;  // B(p, j) = wo[g][j * D + p]
-    P.ldb = d.D;
-    P.bgstride = d.H * d.D;
+    FfnProblem P = rows_problem(d, d.H, d.D, d_o, wo, be, true);  // B(p, j) = wo[g][j * D + p]
     P.epi.kind = EpiKind::GluBwd;
     P.epi.out[0] = dh0;
     P.epi.out[1] = dh1;
-    P.epi.ldo = d.H;
     P.epi.h_in[0] = h0;
     P.epi.h_in[1] = h1;
     P.epi.act = a;
     P.epi.limit = limit;
-    P.mul = mul_for(be);
     run_problem(P);
     zero_rows(dh0, d.off.back(), d.R, d.H);
     zero_rows(dh1, d.off.back(), d.R, d.H);
   }
   if (dwo != nullptr) {  // dwo[g] = act_g^T @ d_o_g
-    FfnProblem P;
-    P.tgmm = true;
-    P.off = d.off.data();
-    P.groups = d.E;
-    P.m = d.H;
-    P.n = d.D;
-    P.a[0] = act;
-    P.lda = d.H;
+    FfnProblem P = tgmm_problem(d, d.H, d.D, act, nullptr);
     P.b[0][0] = d_o;
-    P.ldb = d.D;
-    P.epi.kind = EpiKind::Store;
     P.epi.out[0] = dwo;
-    P.epi.ldo = d.D;
     run_problem(P);
   }
   if (dbo != nullptr) group_row_sums(d_o, d.D, d.off, dbo);
@@ -477,41 +468,17 @@ void up_bwd(const Dims& d, const float* dh0, const float* dh1, const float* x, c
             const void* wi0, const void* wi1, BElem be, float* dx_rows, float* dwi0, float* dwi1, float* db0,
             float* db1) {
   {  // dx_rows = dh0 @ wi0^T + dh1 @ wi1^T: one contraction over [dh0 | dh1]
-    FfnProblem P;
-    P.off = d.off.data();
-    P.groups = d.E;
-    P.n = d.D;
-    P.k[0] = d.H;
+    FfnProblem P = rows_problem(d, d.D, d.H, dh0, wi0, be, true);  // B(p, j) = wi[g][j * H + p]
     P.k[1] = d.H;
-    P.a[0] = dh0;
     P.a[1] = dh1;
-    P.lda = d.H;
-    P.b[0][0] = wi0;
     P.b[0][1] = wi1;
-    P.belem = be;
-    P.btrans = true;  // B(p, j) = wi[g][j * H + p]
-    P.ldb = d.H;
-    P.bgstride = d.D * d.H;
     P.epi.kind = EpiKind::Store;
     P.epi.out[0] = dx_rows;
-    P.epi.ldo = d.D;
-    P.mul = mul_for(be);
     run_problem(P);
     zero_rows(dx_rows, d.off.back(), d.R, d.D);
   }
   if (dwi0 != nullptr || dwi1 != nullptr) {  // dwi{0,1}[g] = x_rows_g^T @ dh{0,1}_g, x rows gathered while packing
-    FfnProblem P;
-    P.tgmm = true;
-    P.off = d.off.data();
-    P.groups = d.E;
-    P.m = d.D;
-    P.n = d.H;
-    P.a[0] = x;
-    P.lda = d.D;
-    P.arow = row_token;
-    P.ldb = d.H;
-    P.epi.kind = EpiKind::Store;
-    P.epi.ldo = d.H;
+    FfnProblem P = tgmm_problem(d, d.D, d.H, x, row_token);
     int h = 0;  // both: one pass, two halves sharing the packed x
     if (dwi0 != nullptr) {
       P.b[h][0] = dh0;
