@@ -63,16 +63,20 @@ function forwardRow(s: BenchShape, dtype: "float32" | "bfloat16", n: number): { 
   const x = benchInput(s);
   console.error(`[bench] forward ${shapeName(s)} weights ${dtype}`);
   const f = (): unknown => routedMoeForward(cfg, w, x);
-  tracker.read(0.3);
+  const before = tracker.read(0.3);
   const t = timeIt(f, n);
-  tracker.read(0.3);
+  const after = tracker.read(0.3);
   console.error(`[bench]   -> ${(t.median_s * 1000).toFixed(1)} ms, ${(usefulFlops(s) / t.median_s / 1e9).toFixed(0)} GFLOP/s`);
   // bf16 weights: against the probe of the path the kernels use (AMX tiles, or vdpbf16ps dot products)
   const bf16Path = nativeBf16Path();
   const peakOf: keyof Probes = dtype === "bfloat16" ? (bf16Path === "amx" ? "amxGflops" : "bf16Gflops") : "fp32Gflops";
   const row: Row = { name: "moekit forward", shape: shapeName(s), dtype: `f32 act, ${dtype} weights`, threads, peakOf };
-  if (dtype === "bfloat16") row.note = `bf16 path ${bf16Path ?? "-"}`;
   setTime(row, s, t.runs_s);
+  // the same timed runs against the mean of the two probe readings taken just before and after them
+  const beside = ((before[peakOf] ?? NaN) + (after[peakOf] ?? NaN)) / 2;
+  const notes = Number.isFinite(beside) ? [`${((100 * usefulFlops(s)) / median(t.runs_s) / 1e9 / beside).toFixed(0)}% of the probe read beside these runs`] : [];
+  if (dtype === "bfloat16") notes.push(`bf16 path ${bf16Path ?? "-"}`);
+  if (notes.length > 0) row.note = notes.join("; ");
   return { row, w, x, f, times: t.runs_s };
 }
 
