@@ -131,24 +131,12 @@ double probe_dpbf16(double seconds) {
   __m512 acc[24];
   for (int i = 0; i < 24; ++i) acc[i] = _mm512_setzero_ps();
   __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80);
-  const auto t0 = std::chrono::steady_clock::now();
-  int64_t iters = 0;
-  for (;;) {
-    for (int rep = 0; rep < 4096; ++rep) {
+  const int64_t steps = probe_steps(seconds, acc, [&](__m512(&a)[24]) {
 #pragma GCC unroll 24
-      for (int i = 0; i < 24; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], x, x);
-      __asm__ volatile("" : "+v"(x));
-    }
-    iters += 4096;
-    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >= seconds) break;
-  }
-  __m512 s = acc[0];
-  for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, s);
-  volatile float sink = lanes[0];
-  (void)sink;
-  return double(iters) * 24.0 * 64.0;
+    for (int i = 0; i < 24; ++i) a[i] = _mm512_dpbf16_ps(a[i], x, x);
+    __asm__ volatile("" : "+v"(x));
+  });
+  return double(steps) * 24.0 * 64.0;
 }
 
 }  // namespace moe::detail
