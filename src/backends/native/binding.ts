@@ -14,11 +14,11 @@ export type NativeBf16Path = "widen" | "dpbf16" | "amx";
 export type NativeWeights = Float32Array | Uint16Array;
 
 /**
- * moe_ffn_fwd_*: the routed experts' FFN plus the weighted combine, from the sort order (R = T*K rows,
- * order[r] = t*K + k). Optional (null) fields: w (weights of 1), biases, and the residuals a training forward keeps.
+ * What moe_ffn_fwd_* and moe_ffn_bwd_* share: the routed experts' FFN plus the weighted combine, from the sort
+ * order (R = T*K rows, order[r] = t*K + k); w null: combine weights of 1.
  * activation: 0 linear, 1 silu, 2 gelu (tanh), 3 sigmoid, 4 relu; clampLimit > 0 selects the GPT-OSS GLU.
  */
-export interface NativeFfnFwdArgs {
+export interface NativeFfnProblem {
   x: Float32Array;
   T: number;
   D: number;
@@ -28,14 +28,18 @@ export interface NativeFfnFwdArgs {
   wi0: NativeWeights;
   wi1: NativeWeights;
   wo: NativeWeights;
-  b0: Float32Array | null;
-  b1: Float32Array | null;
-  bo: Float32Array | null;
   groupSizes: Int32Array;
   E: number;
   H: number;
   activation: number;
   clampLimit: number;
+}
+
+/** moe_ffn_fwd_*: optional (null) biases, and the residuals a training forward keeps. */
+export interface NativeFfnFwdArgs extends NativeFfnProblem {
+  b0: Float32Array | null;
+  b1: Float32Array | null;
+  bo: Float32Array | null;
   /** [T, D] output */
   y: Float32Array;
   /** [R, H] act, h0, h1 and [R, D] expert outputs, written when given */
@@ -46,22 +50,8 @@ export interface NativeFfnFwdArgs {
 }
 
 /** moe_ffn_bwd_*: gradients from dy [T, D] and the forward's residuals; all but dx optional (null skips the work). */
-export interface NativeFfnBwdArgs {
+export interface NativeFfnBwdArgs extends NativeFfnProblem {
   dy: Float32Array;
-  x: Float32Array;
-  T: number;
-  D: number;
-  order: Int32Array;
-  K: number;
-  w: Float32Array | null;
-  wi0: NativeWeights;
-  wi1: NativeWeights;
-  wo: NativeWeights;
-  groupSizes: Int32Array;
-  E: number;
-  H: number;
-  activation: number;
-  clampLimit: number;
   resAct: Float32Array;
   resH0: Float32Array;
   resH1: Float32Array;
