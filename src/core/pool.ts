@@ -10,7 +10,7 @@ export class StoragePool {
   readonly #free = new Map<number, Float32Array[]>();
   #bytes = 0;
 
-  constructor(readonly maxBytes: number) {}
+  constructor(public maxBytes: number) {}
 
   /** A Float32Array of length n: a recycled one (old contents: callers overwrite every element) or a fresh one. */
   take(n: number): Float32Array {
@@ -40,16 +40,16 @@ export class StoragePool {
     this.#free.clear();
     this.#bytes = 0;
   }
+
+  /** A new budget; what the pool holds beyond it is dropped. */
+  setMaxBytes(bytes: number): void {
+    this.maxBytes = bytes;
+    if (this.#bytes > bytes) this.clear();
+  }
 }
 
-/** The pool the native kernels draw their large outputs from (2 GiB by default; MOEKIT_POOL_MB overrides). */
-export const storagePool = new StoragePool(poolBudget());
-
-function poolBudget(): number {
-  const raw = globalThis.process?.env?.MOEKIT_POOL_MB;
-  const mb = raw === undefined || raw === "" ? NaN : Number(raw);
-  return Number.isFinite(mb) && mb >= 0 ? mb * 2 ** 20 : 2 * 2 ** 30;
-}
+/** The pool the native kernels draw their large outputs from (2 GiB; MOEKIT_POOL_MB sets it, see runtime.ts). */
+export const storagePool = new StoragePool(2 * 2 ** 30);
 
 /**
  * Hands the storage of tensors you are done with back to moekit, so that the native kernels reuse it for their

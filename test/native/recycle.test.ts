@@ -9,6 +9,7 @@ import { moeConfig } from "../../src/moe/config.js";
 import { routedMoeForward, type RoutedMoeWeights } from "../../src/moe/routed-moe.js";
 import { mul } from "../../src/ops/elementwise.js";
 import { sum } from "../../src/ops/reduce.js";
+import { initFromEnv, useBackend } from "../../src/runtime.js";
 import { withBackend } from "../harness/backends.js";
 
 function rand(shape: number[], seed: number, scale: number): Tensor {
@@ -94,5 +95,29 @@ describe("StoragePool", () => {
     releaseRecycled();
     recycle(new Tensor(new Float64Array(2 ** 18), [2 ** 18], "float64"), undefined, [new Tensor(new Int32Array(2 ** 19), [2 ** 19], "int32")]);
     expect(recycledBytes()).toBe(0);
+  });
+});
+
+describe("initFromEnv", () => {
+  afterEach(() => {
+    storagePoolReset();
+    useBackend("ref");
+  });
+  const storagePoolReset = () => initFromEnv({ MOEKIT_BACKEND: "ref", MOEKIT_POOL_MB: "2048" });
+
+  it("MOEKIT_POOL_MB sets the recycle budget; 0 turns recycling off", () => {
+    initFromEnv({ MOEKIT_BACKEND: "ref", MOEKIT_POOL_MB: "1.5" });
+    recycle(new Tensor(new Float32Array(2 ** 18), [2 ** 18], "float32"), new Tensor(new Float32Array(2 ** 18), [2 ** 18], "float32"));
+    expect(recycledBytes()).toBe(2 ** 20);
+    initFromEnv({ MOEKIT_BACKEND: "ref", MOEKIT_POOL_MB: "0" });
+    expect(recycledBytes()).toBe(0);
+    recycle(new Tensor(new Float32Array(2 ** 18), [2 ** 18], "float32"));
+    expect(recycledBytes()).toBe(0);
+  });
+
+  it("a bad value is an error naming the variable", () => {
+    for (const v of ["abc", "-1", "", "Infinity"]) expect(() => initFromEnv({ MOEKIT_BACKEND: "ref", MOEKIT_POOL_MB: v })).toThrow(/MOEKIT_POOL_MB/);
+    expect(() => initFromEnv({ MOEKIT_BACKEND: "gpu" })).toThrow(/MOEKIT_BACKEND=gpu must be auto, native or ref/);
+    expect(() => initFromEnv({ MOEKIT_BACKEND: "ref", MOEKIT_THREADS: "1.5" })).toThrow(/MOEKIT_THREADS/);
   });
 });
