@@ -166,10 +166,12 @@ for (const dtype of ["float32", "bfloat16"] as const) {
   const x = benchInput(s);
   const touched = new Set(Array.from(routedMoeForward(cfg, w, x).topKIndices_BSK.data)).size;
   console.error(`[bench] decode ${shapeName(s)} weights ${dtype} (${touched} experts touched)`);
+  const before = tracker.read(0.3).readGBps;
   const t = timeIt(() => routedMoeForward(cfg, w, x), runs * 5);
-  tracker.read(0.3);
+  const after = tracker.read(0.3).readGBps;
   const bytes = touched * 3 * s.D * s.H * (dtype === "bfloat16" ? 2 : 4);
   const gbps = bytes / t.median_s / 1e9;
+  const beside = before !== undefined && after !== undefined ? (before + after) / 2 : undefined;
   rows.push({
     name: "moekit decode",
     shape: shapeName(s),
@@ -177,6 +179,7 @@ for (const dtype of ["float32", "bfloat16"] as const) {
     threads,
     median_s: t.median_s,
     gbps,
+    ...(beside !== undefined ? { note: `${((100 * gbps) / beside).toFixed(0)}% of the read probe beside these runs` } : {}),
   });
 }
 
