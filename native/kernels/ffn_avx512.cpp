@@ -24,6 +24,9 @@
 #ifndef MOE_FFN_F32_TNC
 #define MOE_FFN_F32_TNC 1024
 #endif
+#ifndef MOE_FFN_F32_MR
+#define MOE_FFN_F32_MR 12
+#endif
 #ifndef MOE_FFN_F32_KC
 #define MOE_FFN_F32_KC 256
 #endif
@@ -99,7 +102,7 @@ constexpr auto ukr_f32_table(std::integer_sequence<int, R...>) {
 }
 
 struct TrF32 {
-  static constexpr int MR = 12, NR = 32, KC = MOE_FFN_F32_KC, KG = 1;
+  static constexpr int MR = MOE_FFN_F32_MR, NR = 32, KC = MOE_FFN_F32_KC, KG = 1;
   using AT = float;
   static constexpr bool kPairs = false, kPadRows = false;
   static void ukr(int mr, int64_t kcp, const float* a, int64_t lda, const void* b, float* c, int64_t ldc, bool acc) {
