@@ -729,6 +729,20 @@ void test_workspace_and_probes() {
   EXPECT((amx > 0) == (moe_cpu_has_amx_bf16() != 0), "amx probe iff AMX");
 }
 
+// moe_advise_fresh_output is a hint: any range (null, tiny, unaligned, large) is accepted and no content changes.
+void test_advise_fresh_output() {
+  moe_advise_fresh_output(nullptr, 0);
+  moe_advise_fresh_output(nullptr, int64_t(1) << 30);
+  std::vector<float> small(100, 1.5f);
+  moe_advise_fresh_output(small.data(), int64_t(small.size() * sizeof(float)));
+  std::vector<float> big((size_t(24) << 20) / sizeof(float) + 3);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = float(i % 1021);
+  moe_advise_fresh_output(big.data() + 1, int64_t((big.size() - 2) * sizeof(float)));  // unaligned start and end
+  bool same = small[0] == 1.5f && small[99] == 1.5f;
+  for (size_t i = 0; i < big.size(); ++i) same = same && big[i] == float(i % 1021);
+  EXPECT(same, "advising a range leaves its contents as they were");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -762,6 +776,7 @@ int main(int argc, char** argv) {
   test_glu_conventions();
   test_errors();
   test_workspace_and_probes();
+  test_advise_fresh_output();
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }
