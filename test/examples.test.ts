@@ -16,6 +16,12 @@ describe.skipIf(!built)("README examples run as written (against the built packa
     const out = execFileSync(process.execPath, [join(root, "examples/expert-parallel.mjs")], { encoding: "utf8" });
     expect(out.trim()).toBe("EP=2 output [ 4, 8, 16 ] matches EP=1");
   });
+  it("examples/training-loop.mjs: SGD with recycled gradients lowers the loss", () => {
+    const out = execFileSync(process.execPath, [join(root, "examples/training-loop.mjs")], { encoding: "utf8" });
+    const m = /^loss (\d+\.\d+) -> (\d+\.\d+) in 20 steps \(decreasing\)$/m.exec(out);
+    expect(m, out).not.toBeNull();
+    expect(Number(m![2])).toBeLessThan(0.9 * Number(m![1]));
+  });
   it("moekit check on the golden fixtures", () => {
     const out = execFileSync(process.execPath, [join(root, "bin/moekit.js"), "check", join(root, "fixtures/golden")], { encoding: "utf8" });
     expect(out.trim().split("\n").at(-1)).toBe("28 passed, 0 failed");
