@@ -109,7 +109,7 @@ void ukr_amx(int mr, int64_t kcp, const uint16_t* a, int64_t lda, const void* bv
   }
 }
 
-struct TrAmx {
+struct TrAmx : PairPanels {
   static constexpr int MR = 32, NR = 32, KC = MOE_FFN_AMX_KC, KG = 32;
   using AT = uint16_t;
   static constexpr bool kPairs = true, kPadRows = true;
@@ -117,14 +117,6 @@ struct TrAmx {
     ukr_amx(mr, kcp, a, lda, b, c, ldc, acc);
   }
   static void cvt_row(const float* src, int64_t n, int64_t npad, uint16_t* dst) { to_bf16_padded_avx512bf16(src, n, npad, dst); }
-  static void pack_pairs(const uint16_t* base, int64_t ldb, int64_t pc, int64_t kc, int64_t kcp, int64_t j0, int64_t nb,
-                         uint16_t* dst) {
-    pack_pairs_rm32(base, ldb, pc, kc, kcp, j0, nb, dst);
-  }
-  static void pack_pairs_trans(const uint16_t* base, int64_t ldb, int64_t pc, int64_t kc, int64_t kcp, int64_t j0,
-                               int64_t nb, uint16_t* dst) {
-    pack_trans32<2>(base, ldb, pc, kc, kcp, j0, nb, dst);
-  }
   static void begin() { _tile_loadconfig(&tile_config()); }
   static void end() { _tile_release(); }
 };

@@ -96,7 +96,7 @@ void cvt_row_bf16(const float* src, int64_t n, int64_t npad, uint16_t* dst) {
   }
 }
 
-struct TrDp {
+struct TrDp : PairPanels {
   static constexpr int MR = 12, NR = 32, KC = MOE_FFN_DP_KC, KG = 2;
   using AT = uint16_t;
   static constexpr bool kPairs = true, kPadRows = false;
@@ -105,14 +105,6 @@ struct TrDp {
     table[size_t(mr - 1)](kcp, a, lda, static_cast<const uint16_t*>(b), c, ldc, acc);
   }
   static void cvt_row(const float* src, int64_t n, int64_t npad, uint16_t* dst) { cvt_row_bf16(src, n, npad, dst); }
-  static void pack_pairs(const uint16_t* base, int64_t ldb, int64_t pc, int64_t kc, int64_t kcp, int64_t j0, int64_t nb,
-                         uint16_t* dst) {
-    pack_pairs_rm32(base, ldb, pc, kc, kcp, j0, nb, dst);
-  }
-  static void pack_pairs_trans(const uint16_t* base, int64_t ldb, int64_t pc, int64_t kc, int64_t kcp, int64_t j0,
-                               int64_t nb, uint16_t* dst) {
-    pack_trans32<2>(base, ldb, pc, kc, kcp, j0, nb, dst);
-  }
   static void begin() {}
   static void end() {}
 };
