@@ -17,6 +17,21 @@ function forEachIndex(shape: readonly number[], f: (flat: number, idx: readonly 
 }
 
 /**
+ * Advances the row-major index `idx` over axes 0..last of `shape` by one step and returns the change of the
+ * offset sum_d idx[d] * st[d] (the axes after `last` are the caller's inner loops).
+ */
+export function advance(idx: number[], shape: readonly number[], st: readonly number[], last: number): number {
+  let delta = 0;
+  for (let d = last; d >= 0; d--) {
+    delta += st[d]!;
+    if (++idx[d]! < shape[d]!) return delta;
+    delta -= idx[d]! * st[d]!;
+    idx[d] = 0;
+  }
+  return delta;
+}
+
+/**
  * dst[flat] = src[offset + sum_d idx[d] * st[d]] over the row-major indices of `shape` (gather form), or, with
  * `scatter`, dst[offset + sum_d idx[d] * st[d]] = src[flat]. The innermost axis runs as a plain loop; the outer
  * index advances like an odometer.
@@ -46,12 +61,7 @@ function stridedCopy(src: TypedArray, dst: TypedArray, shape: readonly number[],
     } else {
       for (let j = 0; j < inner; j++) dst[flat + j] = src[base + j * s]!;
     }
-    for (let d = r - 2; d >= 0; d--) {
-      base += st[d]!;
-      if (++idx[d]! < shape[d]!) break;
-      base -= idx[d]! * st[d]!;
-      idx[d] = 0;
-    }
+    base += advance(idx, shape, st, r - 2);
   }
 }
 
@@ -81,12 +91,7 @@ function blockedGather(src: TypedArray, dst: TypedArray, shape: readonly number[
         }
       }
     }
-    for (let d = r - 3; d >= 0; d--) {
-      base += st[d]!;
-      if (++idx[d]! < shape[d]!) break;
-      base -= idx[d]! * st[d]!;
-      idx[d] = 0;
-    }
+    base += advance(idx, shape, st, r - 3);
   }
 }
 
@@ -103,10 +108,9 @@ export function broadcastTo(a: Tensor, out: Aval): TypedArray {
     o.fill(a.data[0]! as never);
     return o;
   }
-  // a's axes align with the trailing axes of out; broadcast (size-1 or missing) axes get stride 0
-  const lead = out.shape.length - a.shape.length;
-  const st = strides(a.shape);
-  stridedCopy(a.data, o, out.shape, out.shape.map((_, d) => (d < lead || a.shape[d - lead] === 1 ? 0 : st[d - lead]!)), 0);
+  // same rank as out (the shape rule); size-1 axes are read with stride 0
+  const st = strides(a.shape).map((s, d) => (a.shape[d] === 1 ? 0 : s));
+  stridedCopy(a.data, o, out.shape, st, 0);
   return o;
 }
 

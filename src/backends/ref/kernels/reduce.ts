@@ -2,6 +2,7 @@ import { allocate, type TypedArray } from "../../../core/dtype.js";
 import { normalizeAxis, size, strides } from "../../../core/shape.js";
 import type { Tensor } from "../../../core/tensor.js";
 import type { Aval } from "../../../prims/shape-rules.js";
+import { advance } from "./movement.js";
 
 /**
  * Reduce `axes` of `a` with (acc, x) => acc, starting from `init`, visiting the elements in row-major order
@@ -38,12 +39,7 @@ export function reduceAxes(
       } else {
         for (let j = 0; j < inner; j++) acc[o + j * s] = f(acc[o + j * s]!, data[flat + j]!);
       }
-      for (let d = nd - 2; d >= 0; d--) {
-        o += ost[d]!;
-        if (++idx[d]! < a.shape[d]!) break;
-        o -= idx[d]! * ost[d]!;
-        idx[d] = 0;
-      }
+      o += advance(idx, a.shape, ost, nd - 2);
     }
   }
   const o = allocate(out.dtype, acc.length);
