@@ -12,12 +12,15 @@ export function median(xs: number[]): number {
 export function timeIt(f: () => unknown, runs: number, warmup = 1): { median_s: number; runs_s: number[] } {
   for (let i = 0; i < warmup; i++) f();
   const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    f();
-    times.push((performance.now() - t0) / 1000);
-  }
+  for (let i = 0; i < runs; i++) times.push(seconds(f));
   return { median_s: median(times), runs_s: times };
+}
+
+/** Wall-clock seconds of one call. */
+function seconds(f: () => unknown): number {
+  const t0 = performance.now();
+  f();
+  return (performance.now() - t0) / 1000;
 }
 
 /**
@@ -30,11 +33,8 @@ export function timePaired(a: () => unknown, b: () => unknown, runs: number): { 
   const ta: number[] = [];
   const tb: number[] = [];
   for (let i = 0; i < runs; i++) {
-    for (const [f, ts] of [[a, ta], [b, tb]] as const) {
-      const t0 = performance.now();
-      f();
-      ts.push((performance.now() - t0) / 1000);
-    }
+    ta.push(seconds(a));
+    tb.push(seconds(b));
   }
   return { a_s: median(ta), b_s: median(tb), ratio: median(tb.map((t, i) => t / ta[i]!)) };
 }

@@ -35,12 +35,7 @@ export class PeakTracker {
   read(seconds = 0.5): Probes {
     const r = machineProbes(seconds);
     this.readings++;
-    this.peak = {
-      fp32Gflops: maxOf(this.peak.fp32Gflops, r.fp32Gflops),
-      bf16Gflops: maxOf(this.peak.bf16Gflops, r.bf16Gflops),
-      amxGflops: maxOf(this.peak.amxGflops, r.amxGflops),
-      readGBps: maxOf(this.peak.readGBps, r.readGBps),
-    };
+    for (const k of Object.keys(r) as (keyof Probes)[]) this.peak[k] = maxOf(this.peak[k], r[k]);
     return r;
   }
 }
