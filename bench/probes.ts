@@ -1,5 +1,6 @@
 // Machine peak measured in the same run by the native probes (fp32 FMA, AVX512-BF16 dot, AMX-BF16, read bandwidth).
 import { nativeProbes } from "../src/backends/native/index.js";
+import { timeIt } from "./harness.js";
 
 export interface Probes {
   fp32Gflops?: number;
@@ -37,5 +38,16 @@ export class PeakTracker {
     this.readings++;
     for (const k of Object.keys(r) as (keyof Probes)[]) this.peak[k] = maxOf(this.peak[k], r[k]);
     return r;
+  }
+
+  /**
+   * timeIt(f, runs) between two short probe readings; `beside`: the mean of the two readings of `key` (the
+   * machine's speed while f ran), undefined without that probe.
+   */
+  timeBetweenReadings(f: () => unknown, runs: number, key: keyof Probes): { median_s: number; runs_s: number[]; beside?: number } {
+    const before = this.read(0.3)[key];
+    const t = timeIt(f, runs);
+    const after = this.read(0.3)[key];
+    return before !== undefined && after !== undefined ? { ...t, beside: (before + after) / 2 } : t;
   }
 }

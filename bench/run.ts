@@ -63,18 +63,14 @@ function forwardRow(s: BenchShape, dtype: "float32" | "bfloat16", n: number): { 
   const x = benchInput(s);
   console.error(`[bench] forward ${shapeName(s)} weights ${dtype}`);
   const f = (): unknown => routedMoeForward(cfg, w, x);
-  const before = tracker.read(0.3);
-  const t = timeIt(f, n);
-  const after = tracker.read(0.3);
-  console.error(`[bench]   -> ${(t.median_s * 1000).toFixed(1)} ms, ${(usefulFlops(s) / t.median_s / 1e9).toFixed(0)} GFLOP/s`);
   // bf16 weights: against the probe of the path the kernels use (AMX tiles, or vdpbf16ps dot products)
   const bf16Path = nativeBf16Path();
   const peakOf: keyof Probes = dtype === "bfloat16" ? (bf16Path === "amx" ? "amxGflops" : "bf16Gflops") : "fp32Gflops";
+  const t = tracker.timeBetweenReadings(f, n, peakOf);
+  console.error(`[bench]   -> ${(t.median_s * 1000).toFixed(1)} ms, ${(usefulFlops(s) / t.median_s / 1e9).toFixed(0)} GFLOP/s`);
   const row: Row = { name: "moekit forward", shape: shapeName(s), dtype: `f32 act, ${dtype} weights`, threads, peakOf };
   setTime(row, s, t.runs_s);
-  // the same timed runs against the mean of the two probe readings taken just before and after them
-  const beside = ((before[peakOf] ?? NaN) + (after[peakOf] ?? NaN)) / 2;
-  const notes = Number.isFinite(beside) ? [`${((100 * usefulFlops(s)) / median(t.runs_s) / 1e9 / beside).toFixed(0)}% of the probe read beside these runs`] : [];
+  const notes = t.beside !== undefined ? [`${((100 * usefulFlops(s)) / t.median_s / 1e9 / t.beside).toFixed(0)}% of the probe read beside these runs`] : [];
   if (dtype === "bfloat16") notes.push(`bf16 path ${bf16Path ?? "-"}`);
   if (notes.length > 0) row.note = notes.join("; ");
   return { row, w, x, f, times: t.runs_s };
@@ -166,12 +162,9 @@ for (const dtype of ["float32", "bfloat16"] as const) {
   const x = benchInput(s);
   const touched = new Set(Array.from(routedMoeForward(cfg, w, x).topKIndices_BSK.data)).size;
   console.error(`[bench] decode ${shapeName(s)} weights ${dtype} (${touched} experts touched)`);
-  const before = tracker.read(0.3).readGBps;
-  const t = timeIt(() => routedMoeForward(cfg, w, x), runs * 5);
-  const after = tracker.read(0.3).readGBps;
+  const t = tracker.timeBetweenReadings(() => routedMoeForward(cfg, w, x), runs * 5, "readGBps");
   const bytes = touched * 3 * s.D * s.H * (dtype === "bfloat16" ? 2 : 4);
   const gbps = bytes / t.median_s / 1e9;
-  const beside = before !== undefined && after !== undefined ? (before + after) / 2 : undefined;
   rows.push({
     name: "moekit decode",
     shape: shapeName(s),
@@ -179,7 +172,7 @@ for (const dtype of ["float32", "bfloat16"] as const) {
     threads,
     median_s: t.median_s,
     gbps,
-    ...(beside !== undefined ? { note: `${((100 * gbps) / beside).toFixed(0)}% of the read probe beside these runs` } : {}),
+    ...(t.beside !== undefined ? { note: `${((100 * gbps) / t.beside).toFixed(0)}% of the read probe beside these runs` } : {}),
   });
 }
 
