@@ -9,7 +9,7 @@ import { moeConfig } from "../../src/moe/config.js";
 import { routedMoeForward, type RoutedMoeWeights } from "../../src/moe/routed-moe.js";
 import { mul } from "../../src/ops/elementwise.js";
 import { sum } from "../../src/ops/reduce.js";
-import { initFromEnv, useBackend } from "../../src/runtime.js";
+import { initFromEnv } from "../../src/runtime.js";
 import { withBackend } from "../harness/backends.js";
 
 function rand(shape: number[], seed: number, scale: number): Tensor {
@@ -99,11 +99,8 @@ describe("StoragePool", () => {
 });
 
 describe("initFromEnv", () => {
-  afterEach(() => {
-    storagePoolReset();
-    useBackend("ref");
-  });
-  const storagePoolReset = () => initFromEnv({ MOEKIT_BACKEND: "ref", MOEKIT_POOL_MB: "2048" });
+  // back to the default budget (2048 MiB) and the ref backend the suites expect
+  afterEach(() => initFromEnv({ MOEKIT_BACKEND: "ref", MOEKIT_POOL_MB: "2048" }));
 
   it("MOEKIT_POOL_MB sets the recycle budget; 0 turns recycling off", () => {
     initFromEnv({ MOEKIT_BACKEND: "ref", MOEKIT_POOL_MB: "1.5" });
