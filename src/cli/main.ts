@@ -22,7 +22,8 @@ Commands:
   presets                  list the MaxText model presets (and their tiny twins)
   info                     backend, ISA and threads in use
 
-Environment: MOEKIT_BACKEND=auto|native|ref (default auto: native when built), MOEKIT_THREADS=n.
+Environment: MOEKIT_BACKEND=auto|native|ref (default auto: native when built), MOEKIT_THREADS=n,
+MOEKIT_POOL_MB=n (recycled-storage budget, default 2048).
 
 Run \`moekit <command> --help\` for a command's options.`;
 
