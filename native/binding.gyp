@@ -7,6 +7,7 @@
         "kernels/api.cpp",
         "kernels/ffn.cpp",
         "kernels/ffn_amx.cpp",
+        "kernels/ffn_avx2.cpp",
         "kernels/ffn_avx512.cpp",
         "kernels/ffn_avx512bf16.cpp",
         "kernels/ffn_scalar.cpp",

@@ -171,8 +171,9 @@ MOE_API moe_status_t moe_bmm_f32(const float* a, const float* b, int64_t batch, 
  * a fixed reduction order (contractions ascending; the combine and the scatter of dx over k = 0..K-1; row sums
  * ascending in r), so results are bit-identical for every thread count. Work splits depend on the shapes and
  * group sizes only. exp/tanh in the GLU are the library's own vectorized approximations (relative error
- * ~1e-7) on the AVX-512 path and libm on the portable path. The fused kernels have AVX-512 and portable
- * implementations: with moe_isa_active() == MOE_ISA_AVX2 they run the portable code.
+ * ~1e-7) on the AVX-512 and AVX2 paths and libm on the portable path. The fused kernels have AVX-512, AVX2 + FMA
+ * and portable implementations; the fp32 products of the AVX2 and AVX-512 ones are the same fma chains (same
+ * bits), their GLUs may differ in the last bit (the AVX2 sigmoid divides where AVX-512 refines vrcp14ps).
  *
  * Small groups (decode): in the forward, groups of at most 4 rows skip packing and stream their weights once, whole
  * rows at a time (one contiguous read per weight matrix; bandwidth-bound GEMV-like loop with the packed path's fp32

@@ -99,6 +99,7 @@ moe_bf16_path_t effective_bf16_path() {
 const FfnIsa& active_ffn_isa() {
 #if defined(MOE_HAVE_X86_KERNELS)
   if (isa_active() == MOE_ISA_AVX512) return ffn_isa_avx512();
+  if (isa_active() == MOE_ISA_AVX2) return ffn_isa_avx2();
 #endif
   return ffn_isa_scalar();
 }
@@ -986,6 +987,7 @@ moe_status_t moe_ffn_bwd_bf16w(const float* dy, const float* x, int64_t T, int64
 double moe_probe_fma_peak_f32(double seconds) {
 #if defined(MOE_HAVE_X86_KERNELS)
   if (moe::detail::isa_active() == MOE_ISA_AVX512) return moe::detail::run_probe(seconds, &moe::detail::probe_fma_avx512);
+  if (moe::detail::isa_active() == MOE_ISA_AVX2) return moe::detail::run_probe(seconds, &moe::detail::probe_fma_avx2);
 #endif
   return moe::detail::run_probe(seconds, &moe::detail::probe_fma_portable);
 }

@@ -96,10 +96,12 @@ struct FfnIsa {
 
 const FfnIsa& ffn_isa_scalar();
 #if defined(MOE_HAVE_X86_KERNELS)
+const FfnIsa& ffn_isa_avx2();
 const FfnIsa& ffn_isa_avx512();
 // Probes (ffn_avx512.cpp, ffn_avx512bf16.cpp, ffn_amx.cpp): `seconds` of register-only work on the calling thread;
 // return the flops done.
 double probe_fma_avx512(double seconds);
+double probe_fma_avx2(double seconds);  // ffn_avx2.cpp
 double probe_dpbf16(double seconds);
 double probe_amx(double seconds);
 // Enables AMX tile data for this process (Linux arch_prctl); true when AMX can be used.

@@ -94,25 +94,16 @@ void ukr_f32(int64_t kc, const float* a, int64_t lda, const float* b, float* c, 
   }
 }
 
-using UkrF32 = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, bool);
+template <int R>
+struct UkrAvx512 {
+  static constexpr UkrF32 run = &ukr_f32<R>;
+};
 
-template <int... R>
-constexpr auto ukr_f32_table(std::integer_sequence<int, R...>) {
-  return std::array<UkrF32, sizeof...(R)>{&ukr_f32<R + 1>...};
-}
-
-struct TrF32 {
+struct TrF32 : F32Rows {
   static constexpr int MR = MOE_FFN_F32_MR, NR = 32, KC = MOE_FFN_F32_KC, KG = 1;
   using AT = float;
   static constexpr bool kPairs = false, kPadRows = false;
-  static void ukr(int mr, int64_t kcp, const float* a, int64_t lda, const void* b, float* c, int64_t ldc, bool acc) {
-    static constexpr auto table = ukr_f32_table(std::make_integer_sequence<int, MR>());
-    table[size_t(mr - 1)](kcp, a, lda, static_cast<const float*>(b), c, ldc, acc);
-  }
-  static void cvt_row(const float* src, int64_t n, int64_t npad, float* dst) {
-    std::memcpy(dst, src, size_t(n) * sizeof(float));
-    for (int64_t p = n; p < npad; ++p) dst[p] = 0.0f;
-  }
+  static constexpr auto ukr = &ukr_rows<UkrAvx512, MR>;
   static void pack_trans(const float* base, int64_t ldb, int64_t pc, int64_t kc, int64_t kcp, int64_t j0, int64_t nb,
                          float* dst) {
     pack_trans32<0>(base, ldb, pc, kc, kcp, j0, nb, dst);
@@ -121,8 +112,6 @@ struct TrF32 {
                          float* dst) {
     pack_trans32<1>(base, ldb, pc, kc, kcp, j0, nb, dst);
   }
-  static void begin() {}
-  static void end() {}
 };
 
 FfnBlocking blocking(Mul mul) {

@@ -1,4 +1,4 @@
-// Portable fused MoE kernels (any CPU; also what MOE_ISA_AVX2 runs): the engine of ffn_engine.inc with a plain C++
+// Portable fused MoE kernels (any CPU): the engine of ffn_engine.inc with a plain C++
 // register tile, fp32 multiply (bf16 weights widened while packing) and libm's exp in the GLU.
 #include <array>
 #include <cmath>
@@ -13,24 +13,14 @@ namespace {
 
 inline float madd(float a, float b, float c) { return a * b + c; }
 
-template <class S>
-inline float widen_s(S v) {
-  if constexpr (sizeof(S) == 2) {
-    const uint32_t u = uint32_t(v) << 16;
-    float f;
-    std::memcpy(&f, &u, sizeof f);
-    return f;
-  } else {
-    return v;
-  }
-}
+#include "widen.inc"
 
 template <class S>
 void axpy_rows(float* __restrict acc, int64_t lda, const float* x, int64_t m, const S* __restrict w, int64_t n) {
   for (int64_t i = 0; i < m; ++i) {
     float* __restrict a = acc + i * lda;
     const float xi = x[i];
-    for (int64_t j = 0; j < n; ++j) a[j] = madd(xi, widen_s(w[j]), a[j]);
+    for (int64_t j = 0; j < n; ++j) a[j] = madd(xi, widen(w[j]), a[j]);
   }
 }
 
@@ -138,49 +128,22 @@ void ukr_s(int64_t kc, const float* __restrict a, int64_t lda, const float* __re
   }
 }
 
-using UkrS = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, bool);
+template <int R>
+struct UkrS {
+  static constexpr UkrF32 run = &ukr_s<R>;
+};
 
-template <int... R>
-constexpr auto ukr_s_table(std::integer_sequence<int, R...>) {
-  return std::array<UkrS, sizeof...(R)>{&ukr_s<R + 1>...};
-}
-
-struct TrS {
+struct TrS : F32Packing<16> {
   static constexpr int MR = 4, NR = 16, KC = 256, KG = 1;
   using AT = float;
   static constexpr bool kPairs = false, kPadRows = false;
-  static void ukr(int mr, int64_t kcp, const float* a, int64_t lda, const void* b, float* c, int64_t ldc, bool acc) {
-    static constexpr auto table = ukr_s_table(std::make_integer_sequence<int, MR>());
-    table[size_t(mr - 1)](kcp, a, lda, static_cast<const float*>(b), c, ldc, acc);
-  }
-  static void cvt_row(const float* src, int64_t n, int64_t npad, float* dst) {
-    std::memcpy(dst, src, size_t(n) * sizeof(float));
-    for (int64_t p = n; p < npad; ++p) dst[p] = 0.0f;
-  }
-  template <class S>
-  static void pack_trans(const S* base, int64_t ldb, int64_t pc, int64_t kc, int64_t kcp, int64_t j0, int64_t nb,
-                         float* dst) {
-    pack_b_f32<NR>(base, true, ldb, pc, kc, kcp, j0, nb, dst);
-  }
-  static void begin() {}
-  static void end() {}
+  static constexpr auto ukr = &ukr_rows<UkrS, MR>;
 };
 
 FfnBlocking blocking(Mul) { return {TrS::MR, TrS::NR, TrS::KC, 128, 256, TrS::KG, 128, 256}; }
 
-int64_t item_scratch(const FfnProblem& p, const FfnItem& it) {
-  return it.stream ? stream_scratch_floats(p, it) : scratch_floats_t<TrS>(p, it);
-}
-
-void run_item(const FfnProblem& p, const FfnItem& it, float* scratch) {
-  if (it.stream) {
-    run_stream(p, it, scratch);
-  } else {
-    run_packed<TrS>(p, it, scratch);
-  }
-}
-
-const FfnIsa kScalar = {MOE_ISA_SCALAR, &blocking, &item_scratch, &run_item, &glu_fwd_row, &glu_bwd_row};
+const FfnIsa kScalar = {MOE_ISA_SCALAR, &blocking, &item_scratch_one<TrS>, &run_item_one<TrS>, &glu_fwd_row,
+                        &glu_bwd_row};
 
 }  // namespace
 

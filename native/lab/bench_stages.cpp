@@ -1,5 +1,5 @@
 // Per-stage timings of the fused FFN's fp32 forward and backward at the bench shape (T=4096 by default):
-// GFLOP/s of each stage's matmul work. Usage: bench_stages [threads]  (env: T, K, D, H, E, REPS)
+// GFLOP/s of each stage's matmul work. Usage: bench_stages [threads]  (env: T, K, D, H, E, REPS, FWD_ONLY=1)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -40,7 +40,9 @@ int main(int argc, char** argv) {
   const double f1 = 2.0 * double(R) * double(D) * double(H);
   auto rep = [&](const char* name, double t, double flops) { std::printf("%-28s %8.1f ms  %6.1f GFLOP/s\n", name, t * 1e3, flops / t / 1e9); };
   rep("up fwd (2 mm + glu)", best(reps, [&] { moe_ffn_up_fwd_f32(x.data(), T, D, row_token.data(), R, wi0.data(), wi1.data(), nullptr, nullptr, gs.data(), E, H, MOE_ACT_SILU, 0, act.data(), h0.data(), h1.data()); }), 2 * f1);
+  rep("up fwd, act only (inference)", best(reps, [&] { moe_ffn_up_fwd_f32(x.data(), T, D, row_token.data(), R, wi0.data(), wi1.data(), nullptr, nullptr, gs.data(), E, H, MOE_ACT_SILU, 0, act.data(), nullptr, nullptr); }), 2 * f1);
   rep("down fwd", best(reps, [&] { moe_ffn_down_fwd_f32(act.data(), R, H, wo.data(), nullptr, gs.data(), E, D, orow.data()); }), f1);
+  if (env("FWD_ONLY", 0) != 0) return 0;
   const double tdb = best(reps, [&] { moe_ffn_down_bwd_f32(dorow.data(), act.data(), h0.data(), h1.data(), R, H, wo.data(), gs.data(), E, D, MOE_ACT_SILU, 0, dh0.data(), dh1.data(), nullptr, nullptr); });
   rep("down bwd d_act (+glu bwd)", tdb, f1);
   const double tdw = best(reps, [&] { moe_ffn_down_bwd_f32(dorow.data(), act.data(), h0.data(), h1.data(), R, H, wo.data(), gs.data(), E, D, MOE_ACT_SILU, 0, dh0.data(), dh1.data(), dwo.data(), nullptr); });
