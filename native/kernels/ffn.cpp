@@ -54,14 +54,30 @@ bool detect_amx_bf16() {
   if (((xcr0 >> 17) & 3u) != 3u) return false;  // XTILECFG, XTILEDATA
   return amx_enable();
 }
+
+// AMD cores (Zen 4, Zen 5) run vdpbf16ps at twice the fp32 fma rate; Intel cores (Cooper Lake to Granite Rapids) at
+// half of it (measured here: 160 against 330 GFLOP/s), where widening the weights to fp32 is faster.
+bool detect_fast_dpbf16() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+  char vendor[13] = {};
+  std::memcpy(vendor, &b, 4);
+  std::memcpy(vendor + 4, &d, 4);
+  std::memcpy(vendor + 8, &c, 4);
+  return std::strcmp(vendor, "AuthenticAMD") == 0 || std::strcmp(vendor, "HygonGenuine") == 0;
+}
 #else
 bool detect_avx512_bf16() { return false; }
 bool detect_amx_bf16() { return false; }
+bool detect_fast_dpbf16() { return false; }
 #endif
 
+// AMX where the CPU and OS allow it; vdpbf16ps where it outruns fp32 fma; else bf16 weights widened to fp32 (which
+// also keeps the activations in fp32).
 moe_bf16_path_t best_bf16_path() {
+  static const bool fast_dpbf16 = detect_fast_dpbf16();
   if (cpu_has_amx_bf16()) return MOE_BF16_AMX;
-  if (cpu_has_avx512_bf16()) return MOE_BF16_DPBF16;
+  if (cpu_has_avx512_bf16() && fast_dpbf16) return MOE_BF16_DPBF16;
   return MOE_BF16_WIDEN;
 }
 
