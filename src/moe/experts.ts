@@ -15,7 +15,7 @@ import { getContextPartitionAndSubSeq, reshapeAndUpdateWeights, capacityMasks, s
 import { calculateLoadBalanceUpdates, loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
 import { getTopk, type RoutingRng } from "./routing.js";
 import { gatherSorted, route, unpermute, type Routed } from "./permute.js";
-import { fusedMoeFfn } from "./fused-ffn.js";
+import { fusedMoeFfn, fusedRowsFfn } from "./fused-ffn.js";
 
 /** The routed experts' weights, MaxText names: wi_0/wi_1 [E,D,H], wo [E,H,D], biases [E,H]/[E,D]. */
 export interface ExpertWeights {
@@ -53,6 +53,8 @@ export function transformBias(expertsIndex_R: Tensor, w0Bias_EH: Tensor, w1Bias_
  * gmm(·, wo) (+bias). `expertOfRow_R` gives each row's (local) expert for the biases.
  */
 export function expertFfn(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, expertOfRow_R: Tensor, w: ExpertWeights): Tensor {
+  const fused = fusedRowsFfn(cfg, x_RD, groupSizes_E, w);
+  if (fused !== undefined) return fused;
   const dt = cfg.dtype;
   const x = cast(x_RD, dt);
   let h0 = gmm(x, cast(w.wi0, dt), groupSizes_E);

@@ -1,0 +1,100 @@
+// expertFfn on rows already grouped by expert (what an expert-parallel rank computes) through the native fused
+// kernels (fusedRowsFfn: one expert per row, combine weight 1) against the unfused composition (gmm, activation,
+// gmm). Forward and the gradients of the rows and of every weight, with a ragged buffer's padding rows (zeros from
+// the fused path; they never reach an output, so only the grouped rows are compared) and an empty expert.
+// Tolerance as moe-ffn.test.ts: 1e-5 · max(1, max|ref|) · sqrt(depth).
+import { afterEach, describe, expect, it } from "vitest";
+import { valueAndGrad } from "../../src/autodiff/grad.js";
+import { nativeInfo, nativeMoeFfn } from "../../src/backends/native/index.js";
+import { Tensor } from "../../src/core/tensor.js";
+import { mul } from "../../src/ops/elementwise.js";
+import { sliceAxis } from "../../src/ops/movement.js";
+import { sum } from "../../src/ops/reduce.js";
+import { moeConfig } from "../../src/moe/config.js";
+import { expertFfn, type ExpertWeights } from "../../src/moe/experts.js";
+import { setFusedMoeFfn, type FusedMoeFfn } from "../../src/moe/fused-ffn.js";
+
+const info = nativeInfo();
+
+function rand(shape: number[], seed: number, scale = 1): Tensor {
+  let s = seed >>> 0;
+  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < data.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    data[i] = (s / 2 ** 31 - 1) * scale;
+  }
+  return new Tensor(data, shape, "float32");
+}
+
+const CASES = [
+  { name: "silu", raw: {}, D: 16, H: 24, sizes: [5, 0, 7, 3], pad: 4 },
+  { name: "gpt_oss + biases", raw: { decoder_block: "gpt_oss", mlp_activations: ["sigmoid", "linear"], mlp_activations_limit: 0.7, mlp_bias: true }, D: 12, H: 20, sizes: [2, 9, 1], pad: 3 },
+  { name: "gelu, no padding", raw: { mlp_activations: ["gelu", "linear"] }, D: 13, H: 19, sizes: [4, 4, 6], pad: 0 },
+];
+
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
+  return m;
+}
+
+function expectClose(nat: Tensor, ref: Tensor, depth: number, what: string): void {
+  expect(nat.shape, what).toEqual(ref.shape);
+  let diff = 0;
+  for (let i = 0; i < ref.size; i++) {
+    const d = Math.abs(nat.data[i]! - ref.data[i]!);
+    diff = Number.isNaN(d) ? Infinity : Math.max(diff, d);
+  }
+  const tol = 1e-5 * Math.max(1, maxAbs(ref.data)) * Math.sqrt(depth);
+  expect(diff, `${what}: max|diff| ${diff} > ${tol}`).toBeLessThanOrEqual(tol);
+}
+
+describe.skipIf(!info.available)(`expertFfn on grouped rows through the native fused kernels${info.available ? "" : ` (skipped: ${info.reason})`}`, () => {
+  afterEach(() => setFusedMoeFfn(undefined));
+
+  for (const c of CASES) {
+    it(c.name, () => {
+      const E = c.sizes.length;
+      const n = c.sizes.reduce((a, b) => a + b, 0);
+      const R = n + c.pad;
+      const cfg = moeConfig({ num_experts: E, num_experts_per_tok: 2, emb_dim: c.D, moe_mlp_dim: c.H, dtype: "float32", ...c.raw });
+      const groupSizes = new Tensor(Int32Array.from(c.sizes), [E], "int32");
+      const ids = new Tensor(Int32Array.from(c.sizes.flatMap((g, e) => Array<number>(g).fill(e)).concat(Array<number>(c.pad).fill(E - 1))), [R], "int32");
+      const x = rand([R, c.D], 1);
+      const w: ExpertWeights = { wi0: rand([E, c.D, c.H], 2, 0.5), wi1: rand([E, c.D, c.H], 3, 0.5), wo: rand([E, c.H, c.D], 4, 0.4) };
+      if (cfg.mlpBias) {
+        w.wi0Bias = rand([E, c.H], 5, 0.3);
+        w.wi1Bias = rand([E, c.H], 6, 0.3);
+        w.woBias = rand([E, c.D], 7, 0.3);
+      }
+      const ct = rand([n, c.D], 8);
+      const args = [x, w.wi0, w.wi1, w.wo, ...(cfg.mlpBias ? [w.wi0Bias!, w.wi1Bias!, w.woBias!] : [])];
+      // only the grouped rows reach the loss, as in expert parallelism
+      const f = (...a: Tensor[]): Tensor => {
+        const ww: ExpertWeights = { wi0: a[1]!, wi1: a[2]!, wo: a[3]!, wi0Bias: a[4], wi1Bias: a[5], woBias: a[6] };
+        return sum(mul(sliceAxis(expertFfn(cfg, a[0]!, groupSizes, ids, ww), 0, 0, n), ct));
+      };
+
+      setFusedMoeFfn(undefined);
+      const ref = valueAndGrad(f)(...args);
+      const refOut = expertFfn(cfg, x, groupSizes, ids, w);
+
+      let calls = 0;
+      const counting: FusedMoeFfn = (...a) => {
+        calls++;
+        return nativeMoeFfn!(...a);
+      };
+      setFusedMoeFfn(counting);
+      const nat = valueAndGrad(f)(...args);
+      const natOut = expertFfn(cfg, x, groupSizes, ids, w);
+      expect(calls, "the fused kernels ran").toBe(2);
+
+      const depth = Math.max(c.D, c.H, n);
+      expect(natOut.shape).toEqual([R, c.D]);
+      expectClose(sliceAxis(natOut, 0, 0, n), sliceAxis(refOut, 0, 0, n), depth, "forward");
+      expect(maxAbs(sliceAxis(natOut, 0, n, R).data), "padding rows").toBe(0);
+      expectClose(nat.value, ref.value, depth * c.D, "loss");
+      nat.grads.forEach((g, i) => expectClose(g, ref.grads[i]!, depth, `gradient ${i}`));
+    });
+  }
+});
