@@ -86,7 +86,8 @@ describe.each(CASES)("EP=N equals EP=1 on %s: %s", (backend, name, keys, B, N) =
     const [one, ep] = await withBackend(backend, async () => [runSingleDevice(c, cfg), await runExpertParallelCase(c, cfg)] as const);
     const ring = cfg.useRingOfExperts;
     // only permutations separate the paths on ref, except the ring's cross-rank sum; on native, EP=1 runs
-    // the fused FFN kernels (vectorised GLU, own combine order) while the EP path runs per-op kernels
+    // the fused FFN kernels with their own combine, the EP ranks run them on their received rows (one expert
+    // per row) and combine after the return trip
     const exact = backend === "ref" && !ring;
     expect(maxDiff(ep.output, one.output)).toBeLessThanOrEqual(exact ? 0 : 1e-6 * scale(one.output));
     expect(Array.from((ep.top_k_indices as Tensor).data)).toEqual(Array.from((one.top_k_indices as Tensor).data));
