@@ -20,10 +20,12 @@ Commands:
   convert                  convert one MoE layer between Hugging Face and MaxText layouts
   init                     write a preset's layer (initialised weights) as a MaxText or Hugging Face checkpoint
   presets                  list the MaxText model presets (and their tiny twins)
-  info                     backend, ISA and threads in use
+  info                     backend, ISA, threads and bf16 path in use
 
 Environment: MOEKIT_BACKEND=auto|native|ref (default auto: native when built), MOEKIT_THREADS=n,
-MOEKIT_POOL_MB=n (recycled-storage budget, default 2048).
+MOEKIT_POOL_MB=n (recycled-storage budget, default 2048), MOEKIT_NATIVE_ISA=scalar|avx2|avx512 (caps the
+native ISA), MOEKIT_NATIVE_BF16=widen|dpbf16|amx (how bf16 weights are multiplied; default: amx where
+available, dpbf16 on AMD cores, else widen).
 
 Run \`moekit <command> --help\` for a command's options.`;
 

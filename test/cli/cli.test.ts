@@ -94,8 +94,9 @@ describe("moekit CLI", () => {
 
   it("info names the backend in use", async () => {
     expect(await main(["info", "--json"])).toBe(0);
-    const info = JSON.parse(out.join("\n")) as { backend: string; threads: number };
+    const info = JSON.parse(out.join("\n")) as { backend: string; threads: number; bf16Path: string };
     expect(["native", "ref"]).toContain(info.backend);
+    expect(["widen", "dpbf16", "amx", "-"]).toContain(info.bf16Path);
   });
 
   it("unknown commands and --help", async () => {

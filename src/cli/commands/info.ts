@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { nativeBf16Path } from "../../backends/native/index.js";
 import { runtimeInfo } from "../../runtime.js";
 
 export function infoCommand(argv: string[]): number {
@@ -10,9 +11,10 @@ export function infoCommand(argv: string[]): number {
     isa: r.native.isa ?? "-",
     bestIsa: r.native.bestIsa ?? "-",
     threads: r.native.threads,
+    bf16Path: nativeBf16Path() ?? "-",
     node: process.version,
   };
   if (values.json === true) console.log(JSON.stringify(info, null, 2));
-  else for (const [k, v] of Object.entries(info)) console.log(`${k.padEnd(8)} ${String(v)}`);
+  else for (const [k, v] of Object.entries(info)) console.log(`${k.padEnd(9)} ${String(v)}`);
   return 0;
 }
