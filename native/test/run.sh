@@ -5,6 +5,9 @@
 #   native/test/run.sh quick           the same with the fused-FFN test on its small cases only
 #   native/test/run.sh bench ...       build + run native/lab/bench_gmm.cpp with the given arguments
 #   native/test/run.sh bench_ffn ...   build + run native/lab/bench_ffn.cpp with the given arguments
+#   native/test/run.sh ab "FLAGS A" "FLAGS B" [f32|dpbf16|amx] [rounds]
+#                                      two builds of the kernels (e.g. "-DMOE_FFN_F32_KC=128"), timed alternately
+#                                      by native/lab/ab_ffn.cpp
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -26,7 +29,27 @@ link() {  # link <main.cpp> <exe>
   # shellcheck disable=SC2086
   $CXX $CXXFLAGS -I"$root/include" "$1" $objs -o "$2"
 }
+# Two builds of every kernel as shared objects (for the A/B harness), each with its own extra flags.
+shared_build() {  # shared_build <dir> <extra flags>
+  mkdir -p "$1"
+  sobjs=""
+  for src in "$root"/kernels/*.cpp; do
+    # shellcheck disable=SC2086
+    $CXX $CXXFLAGS -fPIC $2 -I"$root/include" -c "$src" -o "$1/$(basename "$src" .cpp).o"
+    sobjs="$sobjs $1/$(basename "$src" .cpp).o"
+  done
+  # shellcheck disable=SC2086
+  $CXX -shared -pthread $sobjs -o "$1/moe-kernels.so"
+}
 case "${1:-}" in
+  ab)
+    shift
+    shared_build "$out/ab/a" "${1:-}"
+    shared_build "$out/ab/b" "${2:-}"
+    shift 2 || true
+    $CXX $CXXFLAGS -I"$root/include" "$root/lab/ab_ffn.cpp" -ldl -o "$out/ab_ffn"
+    exec "$out/ab_ffn" "$out/ab/a/moe-kernels.so" "$out/ab/b/moe-kernels.so" "$@"
+    ;;
   bench)
     shift
     link "$root/lab/bench_gmm.cpp" "$out/bench_gmm"

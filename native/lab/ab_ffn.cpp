@@ -1,0 +1,131 @@
+// Paired A/B of two builds of the kernels (shared objects made with different macros), call by call: each round runs
+// the bench-shape forward once with each build, in alternating order, and the verdict is the median of the per-round
+// time ratios B/A, so the VM's drift (tens of percent within minutes) cancels. Build and run through
+// native/test/run.sh ab "FLAGS A" "FLAGS B" [f32|dpbf16|amx] [rounds]   (env: T, default 4096)
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "moe-kernels.h"
+
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+struct Build {
+  decltype(&moe_ffn_fwd_f32) f32 = nullptr;
+  decltype(&moe_ffn_fwd_bf16w) bf16 = nullptr;
+  decltype(&moe_set_bf16_path) set_path = nullptr;
+  decltype(&moe_set_num_threads) set_threads = nullptr;
+  explicit Build(const char* path) {
+    void* h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) {
+      std::fprintf(stderr, "%s\n", dlerror());
+      std::exit(2);
+    }
+    f32 = reinterpret_cast<decltype(f32)>(dlsym(h, "moe_ffn_fwd_f32"));
+    bf16 = reinterpret_cast<decltype(bf16)>(dlsym(h, "moe_ffn_fwd_bf16w"));
+    set_path = reinterpret_cast<decltype(set_path)>(dlsym(h, "moe_set_bf16_path"));
+    set_threads = reinterpret_cast<decltype(set_threads)>(dlsym(h, "moe_set_num_threads"));
+  }
+};
+
+uint16_t to_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: ab_ffn A.so B.so [f32|dpbf16|amx] [rounds]\n");
+    return 2;
+  }
+  Build A(argv[1]), B(argv[2]);
+  const char* mode = argc > 3 ? argv[3] : "f32";
+  const int rounds = argc > 4 ? std::atoi(argv[4]) : 12;
+  const bool bf16 = std::strcmp(mode, "f32") != 0;
+  for (Build* b : {&A, &B}) {
+    b->set_threads(2);
+    if (bf16 && b->set_path(std::strcmp(mode, "amx") == 0 ? MOE_BF16_AMX : MOE_BF16_DPBF16) != MOE_STATUS_OK) {
+      std::fprintf(stderr, "bf16 path %s is not available here\n", mode);
+      return 2;
+    }
+  }
+  const char* te = std::getenv("T");
+  const int64_t T = te != nullptr ? std::atoll(te) : 4096, K = 8, D = 1024, H = 1408, E = 64, R = T * K;
+  // each token picks K distinct experts (fixed LCG); rows sorted by expert
+  std::vector<int32_t> ex(static_cast<size_t>(R)), order(static_cast<size_t>(R)), gs(static_cast<size_t>(E), 0);
+  uint64_t s = 7;
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<int32_t> pool(static_cast<size_t>(E));
+    for (int64_t e = 0; e < E; ++e) pool[size_t(e)] = int32_t(e);
+    for (int64_t k = 0; k < K; ++k) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      std::swap(pool[size_t(k)], pool[size_t(k + int64_t((s >> 33) % uint64_t(E - k)))]);
+      ex[size_t(t * K + k)] = pool[size_t(k)];
+    }
+  }
+  for (int64_t i = 0; i < R; ++i) order[size_t(i)] = int32_t(i);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return ex[size_t(a)] < ex[size_t(b)]; });
+  for (int32_t e : ex) gs[size_t(e)]++;
+  const size_t nw = size_t(E * D * H);
+  std::vector<float> w(static_cast<size_t>(R), 1.0f / float(K)), x(static_cast<size_t>(T * D)), y(x.size()), wi0(nw), wi1(nw), wo(nw);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) * 0.1f;
+  for (size_t i = 0; i < nw; ++i) {
+    wi0[i] = float(int(i % 13) - 6) * 0.003f;
+    wi1[i] = float(int(i % 11) - 5) * 0.003f;
+    wo[i] = float(int(i % 7) - 3) * 0.003f;
+  }
+  std::vector<uint16_t> b0(nw), b1(nw), bo(nw);
+  for (size_t i = 0; i < nw; ++i) {
+    b0[i] = to_bf16(wi0[i]);
+    b1[i] = to_bf16(wi1[i]);
+    bo[i] = to_bf16(wo[i]);
+  }
+  auto run = [&](const Build& b) {
+    const double t0 = now();
+    const moe_status_t st =
+        bf16 ? b.bf16(x.data(), T, D, order.data(), K, w.data(), b0.data(), b1.data(), bo.data(), nullptr, nullptr, nullptr,
+                      gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data(), nullptr, nullptr, nullptr, nullptr)
+             : b.f32(x.data(), T, D, order.data(), K, w.data(), wi0.data(), wi1.data(), wo.data(), nullptr, nullptr, nullptr,
+                     gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data(), nullptr, nullptr, nullptr, nullptr);
+    if (st != MOE_STATUS_OK) {
+      std::fprintf(stderr, "forward failed\n");
+      std::exit(1);
+    }
+    return now() - t0;
+  };
+  for (int i = 0; i < 2; ++i) {  // warm-up: workspaces, pages
+    run(A);
+    run(B);
+  }
+  std::vector<double> ratio, ta, tb;
+  for (int i = 0; i < rounds; ++i) {
+    double a, b;
+    if (i % 2 == 0) {
+      a = run(A);
+      b = run(B);
+    } else {
+      b = run(B);
+      a = run(A);
+    }
+    ratio.push_back(b / a);
+    ta.push_back(a);
+    tb.push_back(b);
+  }
+  for (auto* v : {&ratio, &ta, &tb}) std::sort(v->begin(), v->end());
+  const size_t m = size_t(rounds / 2);
+  std::printf("%s T=%lld, %d rounds: A median %.1f ms, B median %.1f ms; B/A per round: median %.3f (min %.3f, max %.3f)\n",
+              mode, static_cast<long long>(T), rounds, ta[m] * 1e3, tb[m] * 1e3, ratio[m], ratio.front(), ratio.back());
+  return 0;
+}
