@@ -5,6 +5,7 @@
       "sources": [
         "napi/addon.cpp",
         "kernels/api.cpp",
+        "kernels/convert.cpp",
         "kernels/ffn.cpp",
         "kernels/ffn_amx.cpp",
         "kernels/ffn_avx2.cpp",

@@ -374,6 +374,11 @@ MOE_API moe_status_t moe_topk_f32(const float* x, int64_t rows, int64_t n, int64
  * 4n + 1024, else a stable comparison sort). */
 MOE_API moe_status_t moe_argsort_i32(const int32_t* keys, int64_t n, int32_t* out);
 
+/* ---- Conversion ---------------------------------------------------------------------------------------
+ * bf16 bit patterns of src [n] into dst [n]: round to nearest even (exact for bf16-valued data, denormals
+ * included); a NaN keeps its sign and top payload bits and becomes quiet (bits | 0x40). On the thread pool. */
+MOE_API moe_status_t moe_f32_to_bf16_bits(const float* src, int64_t n, uint16_t* dst);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

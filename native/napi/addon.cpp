@@ -163,6 +163,18 @@ Napi::Value ArgsortI32(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// f32ToBf16Bits(src, dst)
+Napi::Value F32ToBf16Bits(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 2, "f32ToBf16Bits");
+  const int64_t n = int64_t(info[0].IsTypedArray() ? info[0].As<Napi::TypedArray>().ElementLength() : 0);
+  const View src = f32_arg(info, 0, "src", n);
+  const View dst = array_arg<uint16_t>(info, 1, "dst", napi_uint16_array, "Uint16Array", n);
+  check_no_overlap(env, dst, {src});
+  check_status(env, moe_f32_to_bf16_bits(static_cast<const float*>(src.data), n, static_cast<uint16_t*>(dst.data)));
+  return env.Undefined();
+}
+
 // bmm(a, b, batch, m, k, n, out)
 Napi::Value Bmm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -436,6 +448,7 @@ Napi::Value ReleaseWorkspace(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, moe_version()));
   exports.Set("isa", Napi::Function::New(env, Isa, "isa"));
+  exports.Set("f32ToBf16Bits", Napi::Function::New(env, F32ToBf16Bits, "f32ToBf16Bits"));
   exports.Set("bestIsa", Napi::Function::New(env, BestIsa, "bestIsa"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("threads", Napi::Function::New(env, Threads, "threads"));

@@ -118,6 +118,8 @@ export interface NativeBinding {
   topk(x: Float32Array, rows: number, n: number, k: number, values: Float32Array, indices: Int32Array): void;
   /** Stable ascending argsort of int32 keys. */
   argsortI32(keys: Int32Array, out: Int32Array): void;
+  /** bf16 bit patterns of src (round to nearest even; NaN made quiet, sign and top payload kept) into dst. */
+  f32ToBf16Bits(src: Float32Array, dst: Uint16Array): void;
   /** The fused MoE FFN forward (one shot; intermediates in the library's workspace unless residuals are asked for). */
   ffnFwd(args: NativeFfnFwdArgs): void;
   /** Its backward. */
@@ -155,6 +157,7 @@ const FUNCTIONS = [
   "bmm",
   "topk",
   "argsortI32",
+  "f32ToBf16Bits",
   "ffnFwd",
   "ffnBwd",
   "probeFmaPeak",

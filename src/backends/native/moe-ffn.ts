@@ -29,17 +29,28 @@ export const NATIVE_FFN_ACTIVATIONS: readonly string[] = Object.keys(ACTIVATIONS
 
 const bf16Cache = new WeakMap<Float32Array, Uint16Array>();
 
-/** bf16 bit patterns of a bfloat16 tensor's values (round to nearest even; exact for bf16-valued data), cached. */
+/** bf16 bit patterns of float32 values (round to nearest even; NaN made quiet), in TypeScript: the spec of the native conversion. */
+export function bf16BitsRef(data: Float32Array): Uint16Array {
+  const u32 = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  const bits = new Uint16Array(data.length);
+  for (let i = 0; i < u32.length; i++) {
+    const u = u32[i]!;
+    const isNaN = (u & 0x7f800000) === 0x7f800000 && (u & 0x007fffff) !== 0;
+    bits[i] = isNaN ? (u >>> 16) | 0x40 : ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+  }
+  return bits;
+}
+
+/** bf16 bit patterns of a bfloat16 tensor's values (exact for bf16-valued data), cached; converted natively. */
 export function bf16Bits(t: Tensor): Uint16Array {
   const data = t.data as Float32Array;
   let bits = bf16Cache.get(data);
   if (bits === undefined) {
-    const u32 = new Uint32Array(data.buffer, data.byteOffset, data.length);
-    bits = new Uint16Array(data.length);
-    for (let i = 0; i < u32.length; i++) {
-      const u = u32[i]!;
-      const isNaN = (u & 0x7f800000) === 0x7f800000 && (u & 0x007fffff) !== 0;
-      bits[i] = isNaN ? (u >>> 16) | 0x40 : ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+    if (binding === undefined) {
+      bits = bf16BitsRef(data);
+    } else {
+      bits = new Uint16Array(data.length);
+      binding.f32ToBf16Bits(data, bits);
     }
     bf16Cache.set(data, bits);
   }

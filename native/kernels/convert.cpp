@@ -1,0 +1,43 @@
+// fp32 -> bf16 bit patterns for the bf16 weights that TypeScript holds as float32 values: an elementwise integer
+// formula (no vcvtneps2bf16, which flushes denormals), split over the thread pool in fixed chunks.
+#include <cstdint>
+#include <cstring>
+
+#include "api_util.hpp"
+#include "internal.hpp"
+#include "moe-kernels.h"
+
+namespace {
+
+// Round to nearest even; NaN keeps its sign and top payload bits and becomes quiet.
+inline uint16_t bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu) != 0) return uint16_t((u >> 16) | 0x40u);
+  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+constexpr int64_t kChunk = int64_t(1) << 18;
+
+}  // namespace
+
+extern "C" moe_status_t moe_f32_to_bf16_bits(const float* src, int64_t n, uint16_t* dst) {
+  using namespace moe::detail;
+  if (n < 0) return fail(MOE_STATUS_INVALID_ARGUMENT, "moe_f32_to_bf16_bits: n < 0");
+  if (n > 0 && (src == nullptr || dst == nullptr)) return fail(MOE_STATUS_INVALID_ARGUMENT, "moe_f32_to_bf16_bits: NULL pointer");
+  return guarded("moe_f32_to_bf16_bits", [&] {
+    struct Job {
+      const float* src;
+      uint16_t* dst;
+      int64_t n;
+    } job{src, dst, n};
+    auto body = [](void* ctx, int64_t item, int) {
+      const Job& j = *static_cast<const Job*>(ctx);
+      const int64_t b = item * kChunk, e = b + kChunk < j.n ? b + kChunk : j.n;
+      for (int64_t i = b; i < e; ++i) j.dst[i] = bf16_bits(j.src[i]);
+    };
+    const int64_t items = (n + kChunk - 1) / kChunk;
+    parallel_for(items, items > 1 ? pool_threads() : 1, body, &job);
+    return MOE_STATUS_OK;
+  });
+}

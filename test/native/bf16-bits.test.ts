@@ -1,0 +1,58 @@
+// The native fp32 -> bf16 bit conversion (f32ToBf16Bits, used for bf16 weights) against its TypeScript spec
+// (bf16BitsRef): bit for bit on edge values (ties, denormals, overflow to inf, NaN payloads) and on random bit
+// patterns spanning several of the kernel's chunks (so several threads).
+import { describe, expect, it } from "vitest";
+import { binding } from "../../src/backends/native/binding.js";
+import { nativeInfo } from "../../src/backends/native/index.js";
+import { bf16BitsRef } from "../../src/backends/native/moe-ffn.js";
+
+const info = nativeInfo();
+
+function fromBits(bits: number[]): Float32Array {
+  return new Float32Array(Uint32Array.from(bits).buffer);
+}
+
+describe.skipIf(!info.available)(`native f32ToBf16Bits${info.available ? "" : ` (skipped: ${info.reason})`}`, () => {
+  const b = binding!;
+  const native = (x: Float32Array): Uint16Array => {
+    const out = new Uint16Array(x.length);
+    b.f32ToBf16Bits(x, out);
+    return out;
+  };
+
+  it("matches the TypeScript spec on edge values", () => {
+    const edges = fromBits([
+      0x00000000, 0x80000000, 0x00000001, 0x807fffff, 0x00008000, 0x00018000, 0x3f808000, 0x3f818000, 0x3f807fff,
+      0x3f808001, 0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001, 0xffa00001, 0x7fffffff,
+    ]);
+    const got = native(edges);
+    expect(Array.from(got)).toEqual(Array.from(bf16BitsRef(edges)));
+    // spot values: ties to even, overflow to inf, quieted NaNs
+    expect(got[6]).toBe(0x3f80); // 1.00390625 halfway, even stays
+    expect(got[7]).toBe(0x3f82); // halfway above an odd mantissa rounds up
+    expect(got[10]).toBe(0x7f80); // the largest float rounds to +inf
+    expect(got[15]).toBe(0x7fc0); // a signalling NaN with a low payload becomes the quiet NaN
+    expect(got[16]).toBe(0xffe0);
+  });
+
+  it("matches it on random bit patterns across chunks", () => {
+    const n = 3 * (1 << 18) + 12345;
+    const u = new Uint32Array(n);
+    let s = 12345;
+    for (let i = 0; i < n; i++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      u[i] = s;
+    }
+    const x = new Float32Array(u.buffer);
+    const got = native(x);
+    const want = bf16BitsRef(x);
+    let mismatches = 0;
+    for (let i = 0; i < n; i++) mismatches += got[i] === want[i] ? 0 : 1;
+    expect(mismatches).toBe(0);
+  });
+
+  it("checks its arguments", () => {
+    expect(() => b.f32ToBf16Bits(new Float32Array(4), new Uint16Array(3))).toThrow(/dst has 3 elements, expected 4/);
+    expect(() => b.f32ToBf16Bits(new Float32Array(4), new Int16Array(4) as unknown as Uint16Array)).toThrow(/Uint16Array/);
+  });
+});
