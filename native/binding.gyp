@@ -17,6 +17,7 @@
         "kernels/gemm_avx512.cpp",
         "kernels/gemm_scalar.cpp",
         "kernels/isa.cpp",
+        "kernels/optim.cpp",
         "kernels/routing.cpp",
         "kernels/thread_pool.cpp"
       ],

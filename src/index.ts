@@ -4,6 +4,7 @@ export * from "./core/errors.js";
 export { fmt as formatShape, size as shapeSize, type Shape } from "./core/shape.js";
 export { Tensor, tensor, zeros, zerosLike, full, type GradNode } from "./core/tensor.js";
 export { recycle, releaseRecycled, recycledBytes } from "./core/pool.js";
+export { AdamW, SGD, type AdamWOptions, type SgdOptions } from "./optim/optimizers.js";
 
 export { Prim, type PrimParams } from "./prims/prims.js";
 export { shapeRules, type Aval } from "./prims/shape-rules.js";

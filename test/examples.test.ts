@@ -16,7 +16,7 @@ describe.skipIf(!built)("README examples run as written (against the built packa
     const out = execFileSync(process.execPath, [join(root, "examples/expert-parallel.mjs")], { encoding: "utf8" });
     expect(out.trim()).toBe("EP=2 output [ 4, 8, 16 ] matches EP=1");
   });
-  it("examples/training-loop.mjs: SGD with recycled gradients lowers the loss", () => {
+  it("examples/training-loop.mjs: AdamW with recycled gradients lowers the loss", () => {
     const out = execFileSync(process.execPath, [join(root, "examples/training-loop.mjs")], { encoding: "utf8" });
     const m = /^loss (\d+\.\d+) -> (\d+\.\d+) in 20 steps \(decreasing\)$/m.exec(out);
     expect(m, out).not.toBeNull();

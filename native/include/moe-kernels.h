@@ -379,6 +379,20 @@ MOE_API moe_status_t moe_argsort_i32(const int32_t* keys, int64_t n, int32_t* ou
  * included); a NaN keeps its sign and top payload bits and becomes quiet (bits | 0x40). On the thread pool. */
 MOE_API moe_status_t moe_f32_to_bf16_bits(const float* src, int64_t n, uint16_t* dst);
 
+/* ---- Optimizer updates ------------------------------------------------------------------------------------
+ * In place over float32 parameters p [n] with gradients g [n], every element with float operations in this
+ * order (no fused multiply-adds; the caller computes the per-step scalars):
+ *   AdamW: m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) (g g);
+ *          p = p - lr ((m / bc1) / (sqrt(v / bc2) + eps) + wd p),  bc1 = 1 - b1^t, bc2 = 1 - b2^t.
+ *   SGD:   d = g, or with a momentum trace d = momentum trace + g, trace = d;  p = p - lr d. */
+typedef struct moe_adamw {
+  float learning_rate, b1, one_minus_b1, b2, one_minus_b2, bias_correction1, bias_correction2, eps, weight_decay;
+} moe_adamw_t;
+MOE_API moe_status_t moe_adamw_f32(float* p, const float* g, float* m, float* v, int64_t n, const moe_adamw_t* h);
+/* trace NULL: plain SGD. */
+MOE_API moe_status_t moe_sgd_f32(float* p, const float* g, float* trace, int64_t n, float learning_rate,
+                                 float momentum);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

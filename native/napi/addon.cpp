@@ -175,6 +175,46 @@ Napi::Value F32ToBf16Bits(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+float f32_scalar(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  const Napi::Value v = info[i];
+  if (!v.IsNumber()) throw_type(info.Env(), std::string(name) + " must be a number");
+  return float(v.As<Napi::Number>().DoubleValue());
+}
+
+// adamwF32(p, g, m, v, lr, b1, oneMinusB1, b2, oneMinusB2, bc1, bc2, eps, wd)
+Napi::Value AdamwF32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 13, "adamwF32");
+  const int64_t n = int64_t(info[0].IsTypedArray() ? info[0].As<Napi::TypedArray>().ElementLength() : 0);
+  const View p = f32_arg(info, 0, "p", n), g = f32_arg(info, 1, "g", n), m = f32_arg(info, 2, "m", n),
+             v = f32_arg(info, 3, "v", n);
+  check_no_overlap(env, p, {g, m, v});
+  check_no_overlap(env, m, {g, v});
+  check_no_overlap(env, v, {g});
+  static const char* const names[] = {"lr", "b1", "oneMinusB1", "b2", "oneMinusB2", "bc1", "bc2", "eps", "wd"};
+  float s[9];
+  for (size_t i = 0; i < 9; ++i) s[i] = f32_scalar(info, 4 + i, names[i]);
+  const moe_adamw_t h = {s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8]};
+  check_status(env, moe_adamw_f32(static_cast<float*>(p.data), static_cast<const float*>(g.data),
+                                  static_cast<float*>(m.data), static_cast<float*>(v.data), n, &h));
+  return env.Undefined();
+}
+
+// sgdF32(p, g, trace | null, lr, momentum)
+Napi::Value SgdF32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 5, "sgdF32");
+  const int64_t n = int64_t(info[0].IsTypedArray() ? info[0].As<Napi::TypedArray>().ElementLength() : 0);
+  const View p = f32_arg(info, 0, "p", n), g = f32_arg(info, 1, "g", n);
+  const bool has_trace = !info[2].IsNull() && !info[2].IsUndefined();
+  const View t = has_trace ? f32_arg(info, 2, "trace", n) : View{nullptr, 0};
+  check_no_overlap(env, p, {g});
+  if (has_trace) check_no_overlap(env, t, {p, g});
+  check_status(env, moe_sgd_f32(static_cast<float*>(p.data), static_cast<const float*>(g.data),
+                                static_cast<float*>(t.data), n, f32_scalar(info, 3, "lr"), f32_scalar(info, 4, "momentum")));
+  return env.Undefined();
+}
+
 // bmm(a, b, batch, m, k, n, out)
 Napi::Value Bmm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -449,6 +489,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, moe_version()));
   exports.Set("isa", Napi::Function::New(env, Isa, "isa"));
   exports.Set("f32ToBf16Bits", Napi::Function::New(env, F32ToBf16Bits, "f32ToBf16Bits"));
+  exports.Set("adamwF32", Napi::Function::New(env, AdamwF32, "adamwF32"));
+  exports.Set("sgdF32", Napi::Function::New(env, SgdF32, "sgdF32"));
   exports.Set("bestIsa", Napi::Function::New(env, BestIsa, "bestIsa"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("threads", Napi::Function::New(env, Threads, "threads"));

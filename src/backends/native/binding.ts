@@ -120,6 +120,10 @@ export interface NativeBinding {
   argsortI32(keys: Int32Array, out: Int32Array): void;
   /** bf16 bit patterns of src (round to nearest even; NaN made quiet, sign and top payload kept) into dst. */
   f32ToBf16Bits(src: Float32Array, dst: Uint16Array): void;
+  /** AdamW in place (moe_adamw_f32): the per-step scalars as float32 values. */
+  adamwF32(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, b1: number, oneMinusB1: number, b2: number, oneMinusB2: number, bc1: number, bc2: number, eps: number, wd: number): void;
+  /** SGD in place (moe_sgd_f32); trace null: no momentum. */
+  sgdF32(p: Float32Array, g: Float32Array, trace: Float32Array | null, lr: number, momentum: number): void;
   /** The fused MoE FFN forward (one shot; intermediates in the library's workspace unless residuals are asked for). */
   ffnFwd(args: NativeFfnFwdArgs): void;
   /** Its backward. */
@@ -158,6 +162,8 @@ const FUNCTIONS = [
   "topk",
   "argsortI32",
   "f32ToBf16Bits",
+  "adamwF32",
+  "sgdF32",
   "ffnFwd",
   "ffnBwd",
   "probeFmaPeak",

@@ -1,0 +1,165 @@
+// Optimizers that update float32 parameters in place (the storage of the Tensors you pass): AdamW (optax's adamw
+// update order) and SGD with an optional momentum trace. The TypeScript loops below are the spec: every element
+// takes float32 operations in a fixed order; the native kernels (moe_adamw_f32 / moe_sgd_f32) do the same
+// operations multi-threaded and give the same bits. Gradients are consumed as they are: recycle() them after step().
+import { binding } from "../backends/native/binding.js";
+import { MoeError } from "../core/errors.js";
+import type { Tensor } from "../core/tensor.js";
+
+const f = Math.fround;
+
+function checkedParams(name: string, params: readonly Tensor[]): Float32Array[] {
+  const data = params.map((p, i) => {
+    if (p.dtype !== "float32" || !(p.data instanceof Float32Array)) {
+      throw new MoeError(`[${name}] parameter ${i} is ${p.dtype}: the optimizers update float32 parameters (keep float32 master weights and cast them for the forward)`);
+    }
+    return p.data;
+  });
+  data.forEach((a, i) => {
+    for (let j = 0; j < i; j++) {
+      const b = data[j]!;
+      if (a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength) {
+        throw new MoeError(`[${name}] parameter ${i} shares storage with parameter ${j}: it would be updated twice`);
+      }
+    }
+  });
+  return data;
+}
+
+function checkedGrads(name: string, params: readonly Float32Array[], shapes: readonly (readonly number[])[], grads: readonly (Tensor | undefined)[]): (Float32Array | undefined)[] {
+  if (grads.length !== params.length) throw new MoeError(`[${name}] step() got ${grads.length} gradients for ${params.length} parameters`);
+  return grads.map((g, i) => {
+    if (g === undefined) return undefined;
+    const same = g.shape.length === shapes[i]!.length && g.shape.every((d, j) => d === shapes[i]![j]);
+    if (!same) throw new MoeError(`[${name}] gradient ${i} has shape [${g.shape.join(", ")}], parameter ${i} has [${shapes[i]!.join(", ")}]`);
+    if (g.data instanceof Float32Array) return g.data;
+    return Float32Array.from(g.data as ArrayLike<number>);
+  });
+}
+
+function positive(name: string, key: string, v: number, orZero = false): number {
+  if (!Number.isFinite(v) || v < 0 || (!orZero && v === 0)) throw new MoeError(`[${name}] ${key} must be a finite number ${orZero ? ">= 0" : "> 0"}, got ${v}`);
+  return v;
+}
+
+export interface AdamWOptions {
+  learningRate: number;
+  /** default 0.9 */
+  b1?: number;
+  /** default 0.999 */
+  b2?: number;
+  /** default 1e-8 */
+  eps?: number;
+  /** decoupled weight decay, default 1e-4 (optax's adamw default) */
+  weightDecay?: number;
+}
+
+/**
+ * AdamW over `params`, in place: m = b1 m + (1-b1) g, v = b2 v + (1-b2) g², p -= lr ((m/bc1) / (sqrt(v/bc2) + eps) + wd p)
+ * with bc = 1 - b^t (optax.adamw). A gradient left undefined skips its parameter (its moments and step stay).
+ */
+export class AdamW {
+  readonly #p: Float32Array[];
+  readonly #shapes: (readonly number[])[];
+  readonly #m: Float32Array[];
+  readonly #v: Float32Array[];
+  #t = 0;
+  readonly lr: number;
+  readonly b1: number;
+  readonly b2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+
+  constructor(params: readonly Tensor[], opts: AdamWOptions) {
+    this.#p = checkedParams("adamw", params);
+    this.#shapes = params.map((p) => [...p.shape]);
+    this.#m = this.#p.map((p) => new Float32Array(p.length));
+    this.#v = this.#p.map((p) => new Float32Array(p.length));
+    this.lr = positive("adamw", "learningRate", opts.learningRate);
+    this.b1 = opts.b1 ?? 0.9;
+    this.b2 = opts.b2 ?? 0.999;
+    for (const [k, b] of [["b1", this.b1], ["b2", this.b2]] as const) {
+      if (!(b >= 0 && b < 1)) throw new MoeError(`[adamw] ${k} must be in [0, 1), got ${b}`);
+    }
+    this.eps = positive("adamw", "eps", opts.eps ?? 1e-8);
+    this.weightDecay = positive("adamw", "weightDecay", opts.weightDecay ?? 1e-4, true);
+  }
+
+  /** Steps taken. */
+  get steps(): number {
+    return this.#t;
+  }
+
+  /** One update of every parameter from its gradient. */
+  step(grads: readonly (Tensor | undefined)[]): void {
+    const gs = checkedGrads("adamw", this.#p, this.#shapes, grads);
+    this.#t++;
+    // the per-step scalars, as float32 values (the kernels' operands)
+    const s = [this.lr, this.b1, 1 - this.b1, this.b2, 1 - this.b2, 1 - this.b1 ** this.#t, 1 - this.b2 ** this.#t, this.eps, this.weightDecay].map(f) as [number, number, number, number, number, number, number, number, number];
+    gs.forEach((g, i) => {
+      if (g === undefined) return;
+      if (binding !== undefined) binding.adamwF32(this.#p[i]!, g, this.#m[i]!, this.#v[i]!, ...s);
+      else adamwRef(this.#p[i]!, g, this.#m[i]!, this.#v[i]!, s);
+    });
+  }
+}
+
+/** The spec of one AdamW update (see moe-kernels.h): float32 operations in the kernels' order. */
+export function adamwRef(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, s: readonly number[]): void {
+  const [lr, b1, omb1, b2, omb2, bc1, bc2, eps, wd] = s as [number, number, number, number, number, number, number, number, number];
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i]!;
+    const mi = f(f(b1 * m[i]!) + f(omb1 * gi));
+    const vi = f(f(b2 * v[i]!) + f(omb2 * f(gi * gi)));
+    m[i] = mi;
+    v[i] = vi;
+    const u = f(f(f(mi / bc1) / f(f(Math.sqrt(f(vi / bc2))) + eps)) + f(wd * p[i]!));
+    p[i] = f(p[i]! - f(lr * u));
+  }
+}
+
+export interface SgdOptions {
+  learningRate: number;
+  /** momentum trace factor (optax.sgd's), default 0: plain SGD */
+  momentum?: number;
+}
+
+/** SGD over `params`, in place: d = g (or d = momentum·trace + g, trace = d), p -= lr d. */
+export class SGD {
+  readonly #p: Float32Array[];
+  readonly #shapes: (readonly number[])[];
+  readonly #trace: (Float32Array | null)[];
+  readonly lr: number;
+  readonly momentum: number;
+
+  constructor(params: readonly Tensor[], opts: SgdOptions) {
+    this.#p = checkedParams("sgd", params);
+    this.#shapes = params.map((p) => [...p.shape]);
+    this.lr = positive("sgd", "learningRate", opts.learningRate);
+    this.momentum = positive("sgd", "momentum", opts.momentum ?? 0, true);
+    this.#trace = this.#p.map((p) => (this.momentum > 0 ? new Float32Array(p.length) : null));
+  }
+
+  step(grads: readonly (Tensor | undefined)[]): void {
+    const gs = checkedGrads("sgd", this.#p, this.#shapes, grads);
+    const lr = f(this.lr);
+    const mu = f(this.momentum);
+    gs.forEach((g, i) => {
+      if (g === undefined) return;
+      if (binding !== undefined) binding.sgdF32(this.#p[i]!, g, this.#trace[i]!, lr, mu);
+      else sgdRef(this.#p[i]!, g, this.#trace[i]!, lr, mu);
+    });
+  }
+}
+
+/** The spec of one SGD update. */
+export function sgdRef(p: Float32Array, g: Float32Array, trace: Float32Array | null, lr: number, momentum: number): void {
+  for (let i = 0; i < p.length; i++) {
+    let d = g[i]!;
+    if (trace !== null) {
+      d = f(f(momentum * trace[i]!) + d);
+      trace[i] = d;
+    }
+    p[i] = f(p[i]! - f(lr * d));
+  }
+}
