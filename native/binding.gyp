@@ -6,6 +6,7 @@
         "napi/addon.cpp",
         "kernels/api.cpp",
         "kernels/convert.cpp",
+        "kernels/elementwise.cpp",
         "kernels/ffn.cpp",
         "kernels/ffn_amx.cpp",
         "kernels/ffn_avx2.cpp",

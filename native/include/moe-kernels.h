@@ -379,6 +379,11 @@ MOE_API moe_status_t moe_argsort_i32(const int32_t* keys, int64_t n, int32_t* ou
  * included); a NaN keeps its sign and top payload bits and becomes quiet (bits | 0x40). On the thread pool. */
 MOE_API moe_status_t moe_f32_to_bf16_bits(const float* src, int64_t n, uint16_t* dst);
 
+/* ---- Elementwise -------------------------------------------------------------------------------------------
+ * out[i] = a[i] op b[i] for i < n, one IEEE float32 operation each (out may alias a or b). On the thread pool. */
+typedef enum moe_binary_op { MOE_BINARY_ADD = 0, MOE_BINARY_SUB = 1, MOE_BINARY_MUL = 2, MOE_BINARY_DIV = 3 } moe_binary_op_t;
+MOE_API moe_status_t moe_binary_f32(moe_binary_op_t op, const float* a, const float* b, float* out, int64_t n);
+
 /* ---- Optimizer updates ------------------------------------------------------------------------------------
  * In place over float32 parameters p [n] with gradients g [n], every element with float operations in this
  * order (no fused multiply-adds; the caller computes the per-step scalars):

@@ -163,6 +163,19 @@ Napi::Value ArgsortI32(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// binaryF32(op, a, b, out): op 0 add, 1 sub, 2 mul, 3 div; out is written fresh (huge pages advised)
+Napi::Value BinaryF32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 4, "binaryF32");
+  const int64_t op = size_arg(info, 0, "op");
+  const int64_t n = int64_t(info[1].IsTypedArray() ? info[1].As<Napi::TypedArray>().ElementLength() : 0);
+  const View a = f32_arg(info, 1, "a", n), b = f32_arg(info, 2, "b", n), out = f32_arg(info, 3, "out", n);
+  moe_advise_fresh_output(out.data, int64_t(out.bytes));
+  check_status(env, moe_binary_f32(moe_binary_op_t(op > 3 ? 4 : op), static_cast<const float*>(a.data),
+                                   static_cast<const float*>(b.data), static_cast<float*>(out.data), n));
+  return env.Undefined();
+}
+
 // f32ToBf16Bits(src, dst)
 Napi::Value F32ToBf16Bits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -489,6 +502,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, moe_version()));
   exports.Set("isa", Napi::Function::New(env, Isa, "isa"));
   exports.Set("f32ToBf16Bits", Napi::Function::New(env, F32ToBf16Bits, "f32ToBf16Bits"));
+  exports.Set("binaryF32", Napi::Function::New(env, BinaryF32, "binaryF32"));
   exports.Set("adamwF32", Napi::Function::New(env, AdamwF32, "adamwF32"));
   exports.Set("sgdF32", Napi::Function::New(env, SgdF32, "sgdF32"));
   exports.Set("bestIsa", Napi::Function::New(env, BestIsa, "bestIsa"));

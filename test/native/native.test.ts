@@ -106,7 +106,7 @@ describe.skipIf(!info.available)(`native backend vs ref${info.available ? "" : `
     setNativeThreads(0);
   });
 
-  it("supports float32 gmm, tgmm and batch_matmul only", () => {
+  it("supports float32 gmm, tgmm, batch_matmul (and large elementwise, see elementwise.test.ts) only", () => {
     const nb = nativeBackend!;
     const gs = ints([2]);
     expect(nb.supports(Prim.Gmm, [randn([2, 3], 1), randn([1, 3, 4], 2), gs])).toBe(true);
@@ -117,7 +117,8 @@ describe.skipIf(!info.available)(`native backend vs ref${info.available ? "" : `
     const f64 = new Tensor(new Float64Array(24), [2, 3, 4], "float64");
     expect(nb.supports(Prim.BatchMatmul, [f64, f64])).toBe(false);
     expect(nb.supports(Prim.Add, [randn([2], 1), randn([2], 2)])).toBe(false);
-    expect(() => nb.run(Prim.Add, [randn([2], 1), randn([2], 2)], {}, [{ shape: [2], dtype: "float32" }])).toThrow(
+    expect(nb.supports(Prim.Max, [randn([2], 1), randn([2], 2)])).toBe(false);
+    expect(() => nb.run(Prim.Max, [randn([2], 1), randn([2], 2)], {}, [{ shape: [2], dtype: "float32" }])).toThrow(
       /not implemented/,
     );
   });

@@ -120,6 +120,8 @@ export interface NativeBinding {
   argsortI32(keys: Int32Array, out: Int32Array): void;
   /** bf16 bit patterns of src (round to nearest even; NaN made quiet, sign and top payload kept) into dst. */
   f32ToBf16Bits(src: Float32Array, dst: Uint16Array): void;
+  /** out = a op b elementwise (op 0 add, 1 sub, 2 mul, 3 div), same lengths. */
+  binaryF32(op: number, a: Float32Array, b: Float32Array, out: Float32Array): void;
   /** AdamW in place (moe_adamw_f32): the per-step scalars as float32 values. */
   adamwF32(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, b1: number, oneMinusB1: number, b2: number, oneMinusB2: number, bc1: number, bc2: number, eps: number, wd: number): void;
   /** SGD in place (moe_sgd_f32); trace null: no momentum. */
@@ -162,6 +164,7 @@ const FUNCTIONS = [
   "topk",
   "argsortI32",
   "f32ToBf16Bits",
+  "binaryF32",
   "adamwF32",
   "sgdF32",
   "ffnFwd",

@@ -87,6 +87,11 @@ export function releaseNativeWorkspace(): void {
 const isF32 = (t: Tensor | undefined, rank: number): boolean => t?.dtype === "float32" && t.shape.length === rank;
 const isI32Vector = (t: Tensor | undefined): boolean => t?.dtype === "int32" && t.shape.length === 1;
 
+/** Elementwise float32 operands from this many elements on run natively (bit-identical to the ref kernels). */
+export const MIN_NATIVE_ELEMENTWISE = 1 << 16;
+const BINARY_OPS: Readonly<Record<string, number>> = { [Prim.Add]: 0, [Prim.Sub]: 1, [Prim.Mul]: 2, [Prim.Div]: 3 };
+const sameShape = (a: Tensor, b: Tensor): boolean => a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+
 function supports(prim: Prim, ins: readonly Tensor[]): boolean {
   switch (prim) {
     case Prim.Gmm:
@@ -99,6 +104,12 @@ function supports(prim: Prim, ins: readonly Tensor[]): boolean {
       return ins.length === 1 && ins[0]!.dtype === "float32" && ins[0]!.shape.length >= 1;
     case Prim.Argsort:
       return ins.length === 1 && isI32Vector(ins[0]);
+    case Prim.Add:
+    case Prim.Sub:
+    case Prim.Mul:
+    case Prim.Div:
+      // large float32 operands only: below, the call costs more than the TypeScript loop
+      return ins.length === 2 && ins.every((t) => t.dtype === "float32" && t.data instanceof Float32Array) && ins[0]!.size >= MIN_NATIVE_ELEMENTWISE && sameShape(ins[0]!, ins[1]!);
     default:
       return false;
   }
@@ -173,6 +184,14 @@ function run(b: NativeBinding, prim: Prim, ins: readonly Tensor[], params: Param
     case Prim.Argsort: {
       const out = new Int32Array(ins[0]!.size);
       b.argsortI32(i32(ins[0]!, "keys"), out);
+      return [out];
+    }
+    case Prim.Add:
+    case Prim.Sub:
+    case Prim.Mul:
+    case Prim.Div: {
+      const out = new Float32Array(ins[0]!.size);
+      b.binaryF32(BINARY_OPS[prim]!, f32(ins[0]!, "lhs"), f32(ins[1]!, "rhs"), out);
       return [out];
     }
     default:

@@ -1,0 +1,46 @@
+// Elementwise float32 arithmetic of two same-shape arrays (add, sub, mul, div), on the thread pool in fixed chunks:
+// one IEEE operation per element, so the results equal the reference backend's bit for bit.
+#include <cstdint>
+
+#include "api_util.hpp"
+#include "internal.hpp"
+#include "moe-kernels.h"
+
+namespace {
+
+constexpr int64_t kChunk = int64_t(1) << 16;
+
+template <class Op>
+void run(const float* a, const float* b, float* out, int64_t n, Op op) {
+  struct Job {
+    const float *a, *b;
+    float* out;
+    int64_t n;
+    Op op;
+  } job{a, b, out, n, op};
+  auto body = [](void* ctx, int64_t item, int) {
+    const Job& j = *static_cast<const Job*>(ctx);
+    const int64_t s = item * kChunk, e = s + kChunk < j.n ? s + kChunk : j.n;
+    for (int64_t i = s; i < e; ++i) j.out[i] = j.op(j.a[i], j.b[i]);
+  };
+  const int64_t items = (n + kChunk - 1) / kChunk;
+  moe::detail::parallel_for(items, items > 1 ? moe::detail::pool_threads() : 1, body, &job);
+}
+
+}  // namespace
+
+extern "C" moe_status_t moe_binary_f32(moe_binary_op_t op, const float* a, const float* b, float* out, int64_t n) {
+  using namespace moe::detail;
+  if (n < 0) return fail(MOE_STATUS_INVALID_ARGUMENT, "moe_binary_f32: n < 0");
+  if (n > 0 && (a == nullptr || b == nullptr || out == nullptr)) return fail(MOE_STATUS_INVALID_ARGUMENT, "moe_binary_f32: NULL pointer");
+  if (op < MOE_BINARY_ADD || op > MOE_BINARY_DIV) return fail(MOE_STATUS_INVALID_ARGUMENT, "moe_binary_f32: unknown op");
+  return guarded("moe_binary_f32", [&] {
+    switch (op) {
+      case MOE_BINARY_ADD: run(a, b, out, n, [](float x, float y) { return x + y; }); break;
+      case MOE_BINARY_SUB: run(a, b, out, n, [](float x, float y) { return x - y; }); break;
+      case MOE_BINARY_MUL: run(a, b, out, n, [](float x, float y) { return x * y; }); break;
+      case MOE_BINARY_DIV: run(a, b, out, n, [](float x, float y) { return x / y; }); break;
+    }
+    return MOE_STATUS_OK;
+  });
+}
