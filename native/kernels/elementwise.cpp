@@ -1,5 +1,6 @@
 // Elementwise float32 arithmetic of two same-shape arrays (add, sub, mul, div), on the thread pool in fixed chunks:
-// one IEEE operation per element, so the results equal the reference backend's bit for bit.
+// one IEEE operation per element, so the results equal the reference backend's bit for bit (a NaN may carry
+// another payload).
 #include <cstdint>
 
 #include "api_util.hpp"
