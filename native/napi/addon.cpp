@@ -208,6 +208,9 @@ Napi::Value AdamwF32(const Napi::CallbackInfo& info) {
   float s[9];
   for (size_t i = 0; i < 9; ++i) s[i] = f32_scalar(info, 4 + i, names[i]);
   const moe_adamw_t h = {s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8]};
+  // the moments are zero-filled arrays the first step touches first: huge pages (a hint; idempotent later)
+  moe_advise_fresh_output(m.data, int64_t(m.bytes));
+  moe_advise_fresh_output(v.data, int64_t(v.bytes));
   check_status(env, moe_adamw_f32(static_cast<float*>(p.data), static_cast<const float*>(g.data),
                                   static_cast<float*>(m.data), static_cast<float*>(v.data), n, &h));
   return env.Undefined();
@@ -222,7 +225,10 @@ Napi::Value SgdF32(const Napi::CallbackInfo& info) {
   const bool has_trace = !info[2].IsNull() && !info[2].IsUndefined();
   const View t = has_trace ? f32_arg(info, 2, "trace", n) : View{nullptr, 0};
   check_no_overlap(env, p, {g});
-  if (has_trace) check_no_overlap(env, t, {p, g});
+  if (has_trace) {
+    check_no_overlap(env, t, {p, g});
+    moe_advise_fresh_output(t.data, int64_t(t.bytes));
+  }
   check_status(env, moe_sgd_f32(static_cast<float*>(p.data), static_cast<const float*>(g.data),
                                 static_cast<float*>(t.data), n, f32_scalar(info, 3, "lr"), f32_scalar(info, 4, "momentum")));
   return env.Undefined();
