@@ -3,7 +3,8 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { Tensor } from "../src/core/tensor.js";
+import { Tensor } from "../src/core/tensor.js";
+import { AdamW } from "../src/optim/optimizers.js";
 import { valueAndGrad } from "../src/autodiff/grad.js";
 import { recycle, releaseRecycled } from "../src/core/pool.js";
 import { mul } from "../src/ops/elementwise.js";
@@ -151,6 +152,27 @@ for (const dtype of ["float32", "bfloat16"] as const) {
       r.vsTorch = ratio(tb, r.median_s);
     }
     rows.push(r);
+
+    // a whole training step: forward+backward, AdamW in place over copies of the weights, gradients recycled
+    const params = [w.gateKernel, w.wi0, w.wi1, w.wo].map((p) => new Tensor(Float32Array.from(p.data as Float32Array), p.shape, "float32"));
+    const opt = new AdamW(params, { learningRate: 1e-6, weightDecay: 0 });
+    const train = (): void => {
+      const { grads } = valueAndGrad(f)(x, ...(params as [Tensor, Tensor, Tensor, Tensor]));
+      opt.step(grads.slice(1));
+      recycle(grads);
+    };
+    console.error(`[bench] training step (forward+backward+AdamW) ${shapeName(shape)}`);
+    const ts = timePaired(forward, train, runs);
+    releaseRecycled();
+    console.error(`[bench]   -> ${(ts.b_s * 1000).toFixed(1)} ms, ${ts.ratio.toFixed(2)}x the forward timed beside it`);
+    rows.push({
+      name: "moekit training step",
+      shape: shapeName(shape),
+      dtype: "f32",
+      threads,
+      median_s: ts.b_s,
+      note: `forward+backward+AdamW (in place over ${(params.reduce((n, p) => n + p.size, 0) / 1e6).toFixed(0)}M weights), gradients recycled: ${ts.ratio.toFixed(2)}x the forward timed beside it`,
+    });
   }
 }
 
