@@ -185,7 +185,8 @@ MOE_API moe_status_t moe_bmm_f32(const float* a, const float* b, int64_t batch, 
  * up to two contraction segments ([dh0|dh1] against [wi0^T; wi1^T]), A rows gathered through an index map while
  * packing, and an epilogue (bias, GLU forward, GLU backward) applied to each finished block. ffn_engine.inc is the
  * blocking loop shared by the ISA units (ffn_avx512.cpp fp32 12x32 fma tile; ffn_avx512bf16.cpp vdpbf16ps 12x32;
- * ffn_amx.cpp 32x32 AMX tiles; ffn_scalar.cpp portable), with the GLU math in ffn_avx512_math.inc.
+ * ffn_amx.cpp 32x32 AMX tiles; ffn_avx2.cpp 6x16 ymm fma tile with its own GLU math; ffn_scalar.cpp portable), with
+ * the AVX-512 units' GLU math in ffn_avx512_math.inc.
  *
  * bf16 weights (the `_bf16w` variants): weights are uint16_t bf16 bit patterns in the same layouts; activations,
  * biases, outputs and gradients stay fp32. How products are formed depends on moe_bf16_path():
