@@ -26,18 +26,10 @@ extern "C" moe_status_t moe_f32_to_bf16_bits(const float* src, int64_t n, uint16
   if (n < 0) return fail(MOE_STATUS_INVALID_ARGUMENT, "moe_f32_to_bf16_bits: n < 0");
   if (n > 0 && (src == nullptr || dst == nullptr)) return fail(MOE_STATUS_INVALID_ARGUMENT, "moe_f32_to_bf16_bits: NULL pointer");
   return guarded("moe_f32_to_bf16_bits", [&] {
-    struct Job {
-      const float* src;
-      uint16_t* dst;
-      int64_t n;
-    } job{src, dst, n};
-    auto body = [](void* ctx, int64_t item, int) {
-      const Job& j = *static_cast<const Job*>(ctx);
-      const int64_t b = item * kChunk, e = b + kChunk < j.n ? b + kChunk : j.n;
-      for (int64_t i = b; i < e; ++i) j.dst[i] = bf16_bits(j.src[i]);
+    auto convert = [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) dst[i] = bf16_bits(src[i]);
     };
-    const int64_t items = (n + kChunk - 1) / kChunk;
-    parallel_for(items, items > 1 ? pool_threads() : 1, body, &job);
+    parallel_chunks(n, kChunk, convert);
     return MOE_STATUS_OK;
   });
 }

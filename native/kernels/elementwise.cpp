@@ -13,19 +13,10 @@ constexpr int64_t kChunk = int64_t(1) << 16;
 
 template <class Op>
 void run(const float* a, const float* b, float* out, int64_t n, Op op) {
-  struct Job {
-    const float *a, *b;
-    float* out;
-    int64_t n;
-    Op op;
-  } job{a, b, out, n, op};
-  auto body = [](void* ctx, int64_t item, int) {
-    const Job& j = *static_cast<const Job*>(ctx);
-    const int64_t s = item * kChunk, e = s + kChunk < j.n ? s + kChunk : j.n;
-    for (int64_t i = s; i < e; ++i) j.out[i] = j.op(j.a[i], j.b[i]);
+  auto pass = [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) out[i] = op(a[i], b[i]);
   };
-  const int64_t items = (n + kChunk - 1) / kChunk;
-  moe::detail::parallel_for(items, items > 1 ? moe::detail::pool_threads() : 1, body, &job);
+  moe::detail::parallel_chunks(n, kChunk, pass);
 }
 
 }  // namespace

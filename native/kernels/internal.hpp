@@ -63,6 +63,23 @@ int pool_default_threads();
 void pool_set_threads(int n);  // n >= 1; throws std::system_error / std::bad_alloc
 // Runs fn(ctx, item, worker) for item in [0, n_items) on at most max_workers threads (the caller is worker 0).
 void parallel_for(int64_t n_items, int max_workers, TaskFn fn, void* ctx);
+
+// f(begin, end) over [0, n) in fixed chunks of `chunk` elements (the last one shorter), on the pool's threads: the
+// split depends on n and chunk only. For elementwise passes.
+template <class F>
+void parallel_chunks(int64_t n, int64_t chunk, F& f) {
+  struct Job {
+    F* f;
+    int64_t n, chunk;
+  } job{&f, n, chunk};
+  auto body = [](void* ctx, int64_t item, int) {
+    const Job& j = *static_cast<const Job*>(ctx);
+    const int64_t b = item * j.chunk;
+    (*j.f)(b, b + j.chunk < j.n ? b + j.chunk : j.n);
+  };
+  const int64_t items = (n + chunk - 1) / chunk;
+  parallel_for(items, items > 1 ? pool_threads() : 1, body, &job);
+}
 // Ensures every worker has a 64-byte aligned scratch buffer of at least `floats` floats; throws std::bad_alloc.
 void scratch_reserve(int64_t floats);
 float* scratch(int worker);

@@ -17,16 +17,6 @@ namespace {
 
 constexpr int64_t kChunk = int64_t(1) << 16;
 
-template <class F>
-void chunked(int64_t n, F& f) {
-  const int64_t items = (n + kChunk - 1) / kChunk;
-  auto body = [](void* ctx, int64_t item, int) {
-    const int64_t b = item * kChunk;
-    (*static_cast<F*>(ctx))(b, b + kChunk);
-  };
-  moe::detail::parallel_for(items, items > 1 ? moe::detail::pool_threads() : 1, body, &f);
-}
-
 }  // namespace
 
 extern "C" moe_status_t moe_adamw_f32(float* p, const float* g, float* m, float* v, int64_t n, const moe_adamw_t* h) {
@@ -38,7 +28,6 @@ extern "C" moe_status_t moe_adamw_f32(float* p, const float* g, float* m, float*
   return guarded("moe_adamw_f32", [&] {
     const moe_adamw_t c = *h;
     auto f = [&](int64_t b, int64_t e) {
-      if (e > n) e = n;
       for (int64_t i = b; i < e; ++i) {
         const float gi = g[i];
         const float mi = c.b1 * m[i] + c.one_minus_b1 * gi;
@@ -49,7 +38,7 @@ extern "C" moe_status_t moe_adamw_f32(float* p, const float* g, float* m, float*
         p[i] = p[i] - c.learning_rate * u;
       }
     };
-    chunked(n, f);
+    parallel_chunks(n, kChunk, f);
     return MOE_STATUS_OK;
   });
 }
@@ -61,7 +50,6 @@ extern "C" moe_status_t moe_sgd_f32(float* p, const float* g, float* trace, int6
   if (n > 0 && (p == nullptr || g == nullptr)) return fail(MOE_STATUS_INVALID_ARGUMENT, "moe_sgd_f32: NULL pointer");
   return guarded("moe_sgd_f32", [&] {
     auto f = [&](int64_t b, int64_t e) {
-      if (e > n) e = n;
       for (int64_t i = b; i < e; ++i) {
         float d = g[i];
         if (trace != nullptr) {
@@ -71,7 +59,7 @@ extern "C" moe_status_t moe_sgd_f32(float* p, const float* g, float* trace, int6
         p[i] = p[i] - learning_rate * d;
       }
     };
-    chunked(n, f);
+    parallel_chunks(n, kChunk, f);
     return MOE_STATUS_OK;
   });
 }

@@ -51,6 +51,11 @@ View array_arg(const Napi::CallbackInfo& info, size_t i, const char* name, napi_
   return {arr.Data(), arr.ByteLength()};
 }
 
+// Elements of argument i when it is a typed array (0 otherwise: the array check that follows reports it).
+int64_t typed_length(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].IsTypedArray() ? int64_t(info[i].As<Napi::TypedArray>().ElementLength()) : 0;
+}
+
 View f32_arg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t count) {
   return array_arg<float>(info, i, name, napi_float32_array, "Float32Array", count);
 }
@@ -101,7 +106,7 @@ Napi::Value gmm_like(const Napi::CallbackInfo& info, const char* fn, const char*
   expect_args(info, 8, fn);
   const int64_t m = size_arg(info, 3, "m"), k = size_arg(info, 4, "k"), n = size_arg(info, 5, "n");
   const bool trans = bool_arg(info, 6, "transposeRhs");
-  const int64_t groups = int64_t(info[2].IsTypedArray() ? info[2].As<Napi::TypedArray>().ElementLength() : 0);
+  const int64_t groups = typed_length(info, 2);
   const View gs = i32_arg(info, 2, "groupSizes", groups);
   const View in = f32_arg(info, 0, in_name, count(env, {m, bwd ? n : k}));
   const View rhs = f32_arg(info, 1, "rhs", count(env, {groups, k, n}));
@@ -124,7 +129,7 @@ Napi::Value Tgmm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   expect_args(info, 7, "tgmm");
   const int64_t m = size_arg(info, 3, "m"), k = size_arg(info, 4, "k"), n = size_arg(info, 5, "n");
-  const int64_t groups = int64_t(info[2].IsTypedArray() ? info[2].As<Napi::TypedArray>().ElementLength() : 0);
+  const int64_t groups = typed_length(info, 2);
   const View gs = i32_arg(info, 2, "groupSizes", groups);
   const View lhs = f32_arg(info, 0, "lhs", count(env, {m, k}));
   const View rhs = f32_arg(info, 1, "rhs", count(env, {m, n}));
@@ -155,7 +160,7 @@ Napi::Value Topk(const Napi::CallbackInfo& info) {
 Napi::Value ArgsortI32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   expect_args(info, 2, "argsortI32");
-  const int64_t n = int64_t(info[0].IsTypedArray() ? info[0].As<Napi::TypedArray>().ElementLength() : 0);
+  const int64_t n = typed_length(info, 0);
   const View keys = i32_arg(info, 0, "keys", n);
   const View out = i32_arg(info, 1, "out", n);
   check_no_overlap(env, out, {keys});
@@ -168,7 +173,7 @@ Napi::Value BinaryF32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   expect_args(info, 4, "binaryF32");
   const int64_t op = size_arg(info, 0, "op");
-  const int64_t n = int64_t(info[1].IsTypedArray() ? info[1].As<Napi::TypedArray>().ElementLength() : 0);
+  const int64_t n = typed_length(info, 1);
   const View a = f32_arg(info, 1, "a", n), b = f32_arg(info, 2, "b", n), out = f32_arg(info, 3, "out", n);
   moe_advise_fresh_output(out.data, int64_t(out.bytes));
   check_status(env, moe_binary_f32(moe_binary_op_t(op > 3 ? 4 : op), static_cast<const float*>(a.data),
@@ -180,7 +185,7 @@ Napi::Value BinaryF32(const Napi::CallbackInfo& info) {
 Napi::Value F32ToBf16Bits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   expect_args(info, 2, "f32ToBf16Bits");
-  const int64_t n = int64_t(info[0].IsTypedArray() ? info[0].As<Napi::TypedArray>().ElementLength() : 0);
+  const int64_t n = typed_length(info, 0);
   const View src = f32_arg(info, 0, "src", n);
   const View dst = array_arg<uint16_t>(info, 1, "dst", napi_uint16_array, "Uint16Array", n);
   check_no_overlap(env, dst, {src});
@@ -198,7 +203,7 @@ float f32_scalar(const Napi::CallbackInfo& info, size_t i, const char* name) {
 Napi::Value AdamwF32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   expect_args(info, 13, "adamwF32");
-  const int64_t n = int64_t(info[0].IsTypedArray() ? info[0].As<Napi::TypedArray>().ElementLength() : 0);
+  const int64_t n = typed_length(info, 0);
   const View p = f32_arg(info, 0, "p", n), g = f32_arg(info, 1, "g", n), m = f32_arg(info, 2, "m", n),
              v = f32_arg(info, 3, "v", n);
   check_no_overlap(env, p, {g, m, v});
@@ -220,7 +225,7 @@ Napi::Value AdamwF32(const Napi::CallbackInfo& info) {
 Napi::Value SgdF32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   expect_args(info, 5, "sgdF32");
-  const int64_t n = int64_t(info[0].IsTypedArray() ? info[0].As<Napi::TypedArray>().ElementLength() : 0);
+  const int64_t n = typed_length(info, 0);
   const View p = f32_arg(info, 0, "p", n), g = f32_arg(info, 1, "g", n);
   const bool has_trace = !info[2].IsNull() && !info[2].IsUndefined();
   const View t = has_trace ? f32_arg(info, 2, "trace", n) : View{nullptr, 0};
