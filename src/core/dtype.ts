@@ -46,13 +46,19 @@ export function promote(a: DType, b: DType): DType {
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
+const isNaNBits = (bits: number): boolean => (bits & 0x7f800000) === 0x7f800000 && (bits & 0x007fffff) !== 0;
+
+/** The bfloat16 bit pattern of float32 bits: round half to even; a NaN keeps its sign and top payload bits, made quiet. */
+export function bf16BitsOf(bits: number): number {
+  return isNaNBits(bits) ? (bits >>> 16) | 0x40 : ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
 /** Round a float to the nearest bfloat16 value (round-half-to-even), NaN preserved. */
 export function toBf16(x: number): number {
   f32[0] = x;
   const bits = u32[0]!;
-  if ((bits & 0x7f800000) === 0x7f800000 && (bits & 0x007fffff) !== 0) return x;
-  const rounded = (bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000;
-  u32[0] = rounded >>> 0;
+  if (isNaNBits(bits)) return x;
+  u32[0] = bf16BitsOf(bits) << 16;
   return f32[0]!;
 }
 

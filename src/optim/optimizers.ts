@@ -4,6 +4,7 @@
 // operations multi-threaded and give the same bits. Gradients are consumed as they are: recycle() them after step().
 import { binding } from "../backends/native/binding.js";
 import { MoeError } from "../core/errors.js";
+import { shapesEqual } from "../core/shape.js";
 import type { Tensor } from "../core/tensor.js";
 
 const f = Math.fround;
@@ -30,8 +31,7 @@ function checkedGrads(name: string, params: readonly Float32Array[], shapes: rea
   if (grads.length !== params.length) throw new MoeError(`[${name}] step() got ${grads.length} gradients for ${params.length} parameters`);
   return grads.map((g, i) => {
     if (g === undefined) return undefined;
-    const same = g.shape.length === shapes[i]!.length && g.shape.every((d, j) => d === shapes[i]![j]);
-    if (!same) throw new MoeError(`[${name}] gradient ${i} has shape [${g.shape.join(", ")}], parameter ${i} has [${shapes[i]!.join(", ")}]`);
+    if (!shapesEqual(g.shape, shapes[i]!)) throw new MoeError(`[${name}] gradient ${i} has shape [${g.shape.join(", ")}], parameter ${i} has [${shapes[i]!.join(", ")}]`);
     if (g.data instanceof Float32Array) return g.data;
     return Float32Array.from(g.data as ArrayLike<number>);
   });

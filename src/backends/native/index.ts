@@ -3,6 +3,7 @@
 // Not registered anywhere: `nativeBackend` is undefined when the addon is unavailable.
 import type { TypedArray } from "../../core/dtype.js";
 import { DTypeError, ShapeError, UnsupportedError } from "../../core/errors.js";
+import { shapesEqual } from "../../core/shape.js";
 import type { Tensor } from "../../core/tensor.js";
 import { Prim, type Params } from "../../prims/prims.js";
 import type { Aval } from "../../prims/shape-rules.js";
@@ -90,7 +91,6 @@ const isI32Vector = (t: Tensor | undefined): boolean => t?.dtype === "int32" && 
 /** Elementwise float32 operands from this many elements on run natively (bit-identical to the ref kernels). */
 export const MIN_NATIVE_ELEMENTWISE = 1 << 16;
 const BINARY_OPS: Readonly<Record<string, number>> = { [Prim.Add]: 0, [Prim.Sub]: 1, [Prim.Mul]: 2, [Prim.Div]: 3 };
-const sameShape = (a: Tensor, b: Tensor): boolean => a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
 
 function supports(prim: Prim, ins: readonly Tensor[]): boolean {
   switch (prim) {
@@ -109,7 +109,7 @@ function supports(prim: Prim, ins: readonly Tensor[]): boolean {
     case Prim.Mul:
     case Prim.Div:
       // large float32 operands only: below, the call costs more than the TypeScript loop
-      return ins.length === 2 && ins.every((t) => t.dtype === "float32" && t.data instanceof Float32Array) && ins[0]!.size >= MIN_NATIVE_ELEMENTWISE && sameShape(ins[0]!, ins[1]!);
+      return ins.length === 2 && ins.every((t) => t.dtype === "float32" && t.data instanceof Float32Array) && ins[0]!.size >= MIN_NATIVE_ELEMENTWISE && shapesEqual(ins[0]!.shape, ins[1]!.shape);
     default:
       return false;
   }

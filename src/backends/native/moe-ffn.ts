@@ -12,8 +12,10 @@
 // to bf16 precision rather than fp32.
 import { customVjp } from "../../autodiff/custom-vjp.js";
 import { isRecording } from "../../autodiff/graph.js";
+import { bf16BitsOf } from "../../core/dtype.js";
 import { MoeError } from "../../core/errors.js";
 import { storagePool } from "../../core/pool.js";
+import { shapesEqual } from "../../core/shape.js";
 import { Tensor } from "../../core/tensor.js";
 import type { MoeConfig } from "../../moe/config.js";
 import type { ExpertWeights } from "../../moe/experts.js";
@@ -33,11 +35,7 @@ const bf16Cache = new WeakMap<Float32Array, Uint16Array>();
 export function bf16BitsRef(data: Float32Array): Uint16Array {
   const u32 = new Uint32Array(data.buffer, data.byteOffset, data.length);
   const bits = new Uint16Array(data.length);
-  for (let i = 0; i < u32.length; i++) {
-    const u = u32[i]!;
-    const isNaN = (u & 0x7f800000) === 0x7f800000 && (u & 0x007fffff) !== 0;
-    bits[i] = isNaN ? (u >>> 16) | 0x40 : ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-  }
+  for (let i = 0; i < u32.length; i++) bits[i] = bf16BitsOf(u32[i]!);
   return bits;
 }
 
@@ -73,7 +71,6 @@ interface Plan {
 const isF32 = (t: Tensor | undefined): boolean => t !== undefined && t.dtype === "float32" && t.data instanceof Float32Array;
 const isWeight = (t: Tensor, bf16: boolean): boolean => t.dtype === (bf16 ? "bfloat16" : "float32") && t.data instanceof Float32Array;
 const isBias = (t: Tensor | undefined): boolean => t !== undefined && (t.dtype === "float32" || t.dtype === "bfloat16") && t.data instanceof Float32Array;
-const sameShape = (t: Tensor, shape: readonly number[]): boolean => t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]);
 
 /** What the kernels need, or undefined when the fused path does not apply. */
 function plan(cfg: MoeConfig, r: Routed, w: ExpertWeights, B: number, S: number): Plan | undefined {
@@ -88,7 +85,7 @@ function plan(cfg: MoeConfig, r: Routed, w: ExpertWeights, B: number, S: number)
   const [E, , H] = w.wi0.shape as [number, number, number];
   const bf16 = w.wi0.dtype === "bfloat16";
   if (!isWeight(w.wi0, bf16) || !isWeight(w.wi1, bf16) || !isWeight(w.wo, bf16)) return undefined;
-  if (!sameShape(w.wi0, [E, D, H]) || !sameShape(w.wi1, [E, D, H]) || !sameShape(w.wo, [E, H, D])) return undefined;
+  if (!shapesEqual(w.wi0.shape, [E, D, H]) || !shapesEqual(w.wi1.shape, [E, D, H]) || !shapesEqual(w.wo.shape, [E, H, D])) return undefined;
   const llama4 = cfg.decoderBlock === "llama4";
   if (!llama4 && (!isF32(r.weights_BSK) || r.weights_BSK.size !== T * K)) return undefined;
   const order = r.order_R;
