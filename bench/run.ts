@@ -42,6 +42,8 @@ interface Row {
   bandwidthFraction?: number;
   vsTorch?: number;
   vsOrt?: number;
+  /** ratio against the expert matmuls alone through numpy's BLAS (bench/peers/blas_gemm.py) */
+  vsBlas?: number;
   note?: string;
   /** which probe `peakFraction` is taken against (filled in once the run's peaks are known) */
   peakOf?: keyof Probes;
@@ -100,6 +102,17 @@ function ort(s: BenchShape, dtype: string): PeerResult {
   return r;
 }
 
+/** The layer's expert matmuls alone through numpy's BLAS: `python3` on PATH, or MOEKIT_BENCH_PYTHON. */
+function blas(s: BenchShape): PeerResult {
+  console.error("[bench] peer numpy BLAS (expert matmuls only)");
+  const py = process.env.MOEKIT_BENCH_PYTHON ?? "python3";
+  const args = [join(root, "bench/peers/blas_gemm.py"), ...[s.T, s.D, s.H, s.E, s.K].map(String), String(threads), String(runs)];
+  const n = String(threads);
+  const r = runPeer("blas", py, args, { OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n, MKL_NUM_THREADS: n }, 600);
+  console.error(`[bench]   -> ${r.median_s !== undefined ? `${(r.median_s * 1000).toFixed(1)} ms (${String(r.blas)})` : `skipped: ${r.skipped ?? "?"}`}`);
+  return r;
+}
+
 const peers: PeerResult[] = [];
 
 /** Two runs of one peer as one result: the median over both runs' times (or whichever ran). */
@@ -114,6 +127,7 @@ const ratio = (p: PeerResult, ours: number | undefined): number | undefined => (
 
 for (const dtype of ["float32", "bfloat16"] as const) {
   const { row, w, x, f: forward, times } = forwardRow(shape, dtype, runs);
+  let bp: PeerResult | undefined;
   if (values["no-peers"] !== true) {
     // ours, onnxruntime, ours, PyTorch, onnxruntime, ours: each median spans the same stretch of time
     const op1 = ort(shape, dtype);
@@ -123,12 +137,30 @@ for (const dtype of ["float32", "bfloat16"] as const) {
     const op = combineRuns(op1, ort(shape, dtype));
     peers.push({ ...op, dtype });
     times.push(...timeIt(forward, runs, 0).runs_s);
+    if (dtype === "float32") {
+      bp = blas(shape);
+      peers.push({ ...bp, dtype });
+      times.push(...timeIt(forward, runs, 0).runs_s);
+    }
     setTime(row, shape, times);
     console.error(`[bench]   forward over ${times.length} runs around the peers -> ${(row.median_s! * 1000).toFixed(1)} ms`);
     row.vsTorch = ratio(tp, row.median_s);
     row.vsOrt = ratio(op, row.median_s);
+    if (bp !== undefined) row.vsBlas = ratio(bp, row.median_s);
   }
   rows.push(row);
+  if (bp?.median_s !== undefined) {
+    rows.push({
+      name: "peer: expert matmuls alone via numpy BLAS",
+      shape: shapeName(shape),
+      dtype: "f32",
+      threads,
+      median_s: bp.median_s,
+      gflops: usefulFlops(shape) / bp.median_s / 1e9,
+      peakOf: "fp32Gflops",
+      note: `${String(bp.blas)} (numpy ${String(bp.numpy)}), ${String(bp.rows_per_expert)} rows per expert; no routing, gather, activation or combine`,
+    });
+  }
   if (dtype === "float32" && values["no-backward"] !== true) {
     const cfg = benchConfig(shape, dtype);
     const ct = fill([1, shape.T, shape.D], 1, 9);
@@ -213,11 +245,11 @@ console.log(
   `machine probes (highest of ${tracker.readings} readings in this run): fp32 FMA ${probes.fp32Gflops?.toFixed(0) ?? "-"} GFLOP/s, bf16 dot (vdpbf16ps) ${probes.bf16Gflops?.toFixed(0) ?? "-"} GFLOP/s, AMX-BF16 ${probes.amxGflops?.toFixed(0) ?? "-"} GFLOP/s, read ${probes.readGBps?.toFixed(1) ?? "-"} GB/s`,
 );
 console.log("(\"of peak\": fp32 rows against the FMA probe, bf16-weight rows against the probe of the bf16 path in use)\n");
-console.log("| run | shape | dtype | ms | GFLOP/s | of peak | GB/s | of bandwidth | vs PyTorch | vs onnxruntime | note |");
-console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+console.log("| run | shape | dtype | ms | GFLOP/s | of peak | GB/s | of bandwidth | vs PyTorch | vs onnxruntime | vs BLAS matmuls | note |");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
   console.log(
-    `| ${r.name} | ${r.shape} | ${r.dtype} | ${r.median_s === undefined ? "-" : (r.median_s * 1000).toFixed(1)} | ${r.gflops?.toFixed(0) ?? "-"} | ${pct(r.peakFraction)} | ${r.gbps?.toFixed(1) ?? "-"} | ${pct(r.bandwidthFraction)} | ${x2(r.vsTorch)} | ${x2(r.vsOrt)} | ${r.note ?? ""} |`,
+    `| ${r.name} | ${r.shape} | ${r.dtype} | ${r.median_s === undefined ? "-" : (r.median_s * 1000).toFixed(1)} | ${r.gflops?.toFixed(0) ?? "-"} | ${pct(r.peakFraction)} | ${r.gbps?.toFixed(1) ?? "-"} | ${pct(r.bandwidthFraction)} | ${x2(r.vsTorch)} | ${x2(r.vsOrt)} | ${x2(r.vsBlas)} | ${r.note ?? ""} |`,
   );
 }
 console.log("\npeers:");
