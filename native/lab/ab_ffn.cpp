@@ -1,7 +1,8 @@
 // Paired A/B of two builds of the kernels (shared objects made with different macros), call by call: each round runs
 // the bench-shape forward once with each build, in alternating order, and the verdict is the median of the per-round
 // time ratios B/A, so the VM's drift (tens of percent within minutes) cancels. Build and run through
-// native/test/run.sh ab "FLAGS A" "FLAGS B" [f32|dpbf16|amx] [rounds]   (env: T, default 4096)
+// native/test/run.sh ab "FLAGS A" "FLAGS B" [f32|dpbf16|amx|bwd] [rounds]   (env: T, default 4096). bwd: the fp32
+// backward with every weight gradient (residuals from one forward of build A).
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 struct Build {
   decltype(&moe_ffn_fwd_f32) f32 = nullptr;
   decltype(&moe_ffn_fwd_bf16w) bf16 = nullptr;
+  decltype(&moe_ffn_bwd_f32) bwd = nullptr;
   decltype(&moe_set_bf16_path) set_path = nullptr;
   decltype(&moe_set_num_threads) set_threads = nullptr;
   explicit Build(const char* path) {
@@ -31,6 +33,7 @@ struct Build {
     }
     f32 = reinterpret_cast<decltype(f32)>(dlsym(h, "moe_ffn_fwd_f32"));
     bf16 = reinterpret_cast<decltype(bf16)>(dlsym(h, "moe_ffn_fwd_bf16w"));
+    bwd = reinterpret_cast<decltype(bwd)>(dlsym(h, "moe_ffn_bwd_f32"));
     set_path = reinterpret_cast<decltype(set_path)>(dlsym(h, "moe_set_bf16_path"));
     set_threads = reinterpret_cast<decltype(set_threads)>(dlsym(h, "moe_set_num_threads"));
   }
@@ -47,13 +50,14 @@ uint16_t to_bf16(float x) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: ab_ffn A.so B.so [f32|dpbf16|amx] [rounds]\n");
+    std::fprintf(stderr, "usage: ab_ffn A.so B.so [f32|dpbf16|amx|bwd] [rounds]\n");
     return 2;
   }
   Build A(argv[1]), B(argv[2]);
   const char* mode = argc > 3 ? argv[3] : "f32";
   const int rounds = argc > 4 ? std::atoi(argv[4]) : 12;
-  const bool bf16 = std::strcmp(mode, "f32") != 0;
+  const bool backward = std::strcmp(mode, "bwd") == 0;
+  const bool bf16 = std::strcmp(mode, "f32") != 0 && !backward;
   for (Build* b : {&A, &B}) {
     b->set_threads(2);
     if (bf16 && b->set_path(std::strcmp(mode, "amx") == 0 ? MOE_BF16_AMX : MOE_BF16_DPBF16) != MOE_STATUS_OK) {
@@ -92,15 +96,31 @@ int main(int argc, char** argv) {
     b1[i] = to_bf16(wi1[i]);
     bo[i] = to_bf16(wo[i]);
   }
+  std::vector<float> ra, r0, r1, ro, dy, dx, dwi0, dwi1, dwo;
+  if (backward) {
+    for (auto* v : {&ra, &r0, &r1}) v->resize(size_t(R * H));
+    ro.resize(size_t(R * D));
+    dy.resize(x.size(), 0.01f);
+    dx.resize(x.size());
+    for (auto* v : {&dwi0, &dwi1, &dwo}) v->resize(nw);
+    if (A.f32(x.data(), T, D, order.data(), K, w.data(), wi0.data(), wi1.data(), wo.data(), nullptr, nullptr, nullptr,
+              gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data(), ra.data(), r0.data(), r1.data(), ro.data()) != MOE_STATUS_OK) {
+      std::fprintf(stderr, "forward failed\n");
+      return 1;
+    }
+  }
   auto run = [&](const Build& b) {
     const double t0 = now();
     const moe_status_t st =
-        bf16 ? b.bf16(x.data(), T, D, order.data(), K, w.data(), b0.data(), b1.data(), bo.data(), nullptr, nullptr, nullptr,
+        backward ? b.bwd(dy.data(), x.data(), T, D, order.data(), K, w.data(), wi0.data(), wi1.data(), wo.data(), gs.data(),
+                         E, H, MOE_ACT_SILU, 0.0f, ra.data(), r0.data(), r1.data(), ro.data(), dx.data(), nullptr,
+                         dwi0.data(), dwi1.data(), dwo.data(), nullptr, nullptr, nullptr)
+        : bf16 ? b.bf16(x.data(), T, D, order.data(), K, w.data(), b0.data(), b1.data(), bo.data(), nullptr, nullptr, nullptr,
                       gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data(), nullptr, nullptr, nullptr, nullptr)
              : b.f32(x.data(), T, D, order.data(), K, w.data(), wi0.data(), wi1.data(), wo.data(), nullptr, nullptr, nullptr,
                      gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data(), nullptr, nullptr, nullptr, nullptr);
     if (st != MOE_STATUS_OK) {
-      std::fprintf(stderr, "forward failed\n");
+      std::fprintf(stderr, "%s failed\n", backward ? "backward" : "forward");
       std::exit(1);
     }
     return now() - t0;

@@ -5,7 +5,7 @@
 #   native/test/run.sh quick           the same with the fused-FFN test on its small cases only
 #   native/test/run.sh bench ...       build + run native/lab/bench_gmm.cpp with the given arguments
 #   native/test/run.sh bench_ffn ...   build + run native/lab/bench_ffn.cpp with the given arguments
-#   native/test/run.sh ab "FLAGS A" "FLAGS B" [f32|dpbf16|amx] [rounds]
+#   native/test/run.sh ab "FLAGS A" "FLAGS B" [f32|dpbf16|amx|bwd] [rounds]
 #                                      two builds of the kernels (e.g. "-DMOE_FFN_F32_KC=128"), timed alternately
 #                                      by native/lab/ab_ffn.cpp
 set -eu
