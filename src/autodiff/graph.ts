@@ -60,7 +60,7 @@ export function attachNode(
 
 /** A fresh tracked leaf sharing `t`'s storage. */
 export function makeLeaf(t: Tensor): Tensor {
-  const leaf = new Tensor(t.data, t.shape, t.dtype);
+  const leaf = t.sameStorage();
   const node: InternalNode = {
     id: newNodeId(),
     parents: [],
@@ -77,5 +77,5 @@ export function makeLeaf(t: Tensor): Tensor {
 /** The same storage without gradient tracking. */
 export function stopGradient(t: Tensor): Tensor {
   if (t.node === undefined) return t;
-  return new Tensor(t.data, t.shape, t.dtype);
+  return t.sameStorage();
 }

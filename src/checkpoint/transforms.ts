@@ -1,12 +1,20 @@
 // Exact layout transforms between checkpoint tensors: transposes, stacking, splitting of fused tensors.
 // Plain loops over the storage arrays (values are moved, never recomputed), so every transform is
-// bit-exact and invertible.
-import { allocate, roundBf16InPlace, type TypedArray } from "../core/dtype.js";
+// bit-exact and invertible. Bits-backed bfloat16 tensors (as a checkpoint's BF16 tensors load) move their
+// 16-bit patterns and stay bits-backed.
+import { allocate, bf16BitsRef, roundBf16InPlace, type TypedArray } from "../core/dtype.js";
 import { ShapeError } from "../core/errors.js";
 import { fmt } from "../core/shape.js";
 import { Tensor } from "../core/tensor.js";
 
 const prod = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
+
+type Storage = TypedArray | Uint16Array;
+
+/** What a transform moves: the bf16 bits when `bits` (exact for any bfloat16 tensor), else the values. */
+const storageOf = (t: Tensor, bits: boolean): Storage => (bits ? (t.bf16Bits ?? bf16BitsRef(t.data as Float32Array)) : t.data);
+const allocateLike = (t: Tensor, bits: boolean, n: number): Storage => (bits ? new Uint16Array(n) : allocate(t.dtype, n));
+const bitsBacked = (...ts: Tensor[]): boolean => ts.every((t) => t.bf16Bits !== undefined);
 
 /** Swap the last two axes: [..., a, b] -> [..., b, a]. */
 export function transposeLast2(t: Tensor): Tensor {
@@ -14,13 +22,14 @@ export function transposeLast2(t: Tensor): Tensor {
   const a = t.shape[t.ndim - 2]!;
   const b = t.shape[t.ndim - 1]!;
   const n = prod(t.shape.slice(0, -2));
-  const out = allocate(t.dtype, t.size);
-  transposeInto(t.data, out, n, a, b, 0);
+  const bits = bitsBacked(t);
+  const out = allocateLike(t, bits, t.size);
+  transposeInto(storageOf(t, bits), out, n, a, b, 0);
   return new Tensor(out, [...t.shape.slice(0, -2), b, a], t.dtype);
 }
 
 /** For each of n blocks, dst[off + k*a*b + j*a + i] = src[k*a*b + i*b + j]. */
-function transposeInto(src: TypedArray, dst: TypedArray, n: number, a: number, b: number, off: number): void {
+function transposeInto(src: Storage, dst: Storage, n: number, a: number, b: number, off: number): void {
   const ab = a * b;
   for (let k = 0; k < n; k++) {
     const s0 = k * ab;
@@ -38,18 +47,20 @@ function transposeInto(src: TypedArray, dst: TypedArray, n: number, a: number, b
  */
 export function stackTransposed(count: number, read: (e: number) => Tensor, shape: readonly [number, number]): Tensor {
   const [a, b] = shape;
-  let out: TypedArray | undefined;
+  let out: Storage | undefined;
   let dtype: Tensor["dtype"] | undefined;
+  let bits = false;
   for (let e = 0; e < count; e++) {
     const t = read(e);
     if (t.ndim !== 2 || t.shape[0] !== a || t.shape[1] !== b) throw new ShapeError(`[stack] expert ${e} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
     if (dtype === undefined) {
       dtype = t.dtype;
-      out = allocate(dtype, count * a * b);
+      bits = bitsBacked(t);
+      out = allocateLike(t, bits, count * a * b);
     } else if (t.dtype !== dtype) {
       throw new ShapeError(`[stack] expert ${e} is ${t.dtype}, expert 0 is ${dtype}`);
     }
-    transposeInto(t.data, out!, 1, a, b, e * a * b);
+    transposeInto(storageOf(t, bits), out!, 1, a, b, e * a * b);
   }
   if (out === undefined || dtype === undefined) throw new ShapeError("[stack] no tensors");
   return new Tensor(out, [count, b, a], dtype);
@@ -58,7 +69,7 @@ export function stackTransposed(count: number, read: (e: number) => Tensor, shap
 /** Slice e of axis 0: [E, ...] -> [...] (a copy). */
 export function indexAxis0(t: Tensor, e: number): Tensor {
   const inner = prod(t.shape.slice(1));
-  return new Tensor(t.data.slice(e * inner, (e + 1) * inner), t.shape.slice(1), t.dtype);
+  return new Tensor(storageOf(t, bitsBacked(t)).slice(e * inner, (e + 1) * inner), t.shape.slice(1), t.dtype);
 }
 
 /** How a fused axis of length 2n holds its two parts. */
@@ -73,8 +84,10 @@ export function splitAxis(t: Tensor, axis: number, mode: SplitMode): [Tensor, Te
   const outer = prod(t.shape.slice(0, ax));
   const inner = prod(t.shape.slice(ax + 1));
   const shape = [...t.shape.slice(0, ax), n, ...t.shape.slice(ax + 1)];
-  const A = allocate(t.dtype, outer * n * inner);
-  const B = allocate(t.dtype, outer * n * inner);
+  const bits = bitsBacked(t);
+  const src = storageOf(t, bits);
+  const A = allocateLike(t, bits, outer * n * inner);
+  const B = allocateLike(t, bits, outer * n * inner);
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < n; i++) {
       const ia = mode === "halves" ? i : 2 * i;
@@ -82,8 +95,8 @@ export function splitAxis(t: Tensor, axis: number, mode: SplitMode): [Tensor, Te
       const src0 = o * len * inner;
       const dst = (o * n + i) * inner;
       for (let k = 0; k < inner; k++) {
-        A[dst + k] = t.data[src0 + ia * inner + k]!;
-        B[dst + k] = t.data[src0 + ib * inner + k]!;
+        A[dst + k] = src[src0 + ia * inner + k]!;
+        B[dst + k] = src[src0 + ib * inner + k]!;
       }
     }
   }
@@ -98,7 +111,10 @@ export function joinAxis(a: Tensor, b: Tensor, axis: number, mode: SplitMode): T
   const n = a.shape[ax]!;
   const outer = prod(a.shape.slice(0, ax));
   const inner = prod(a.shape.slice(ax + 1));
-  const out = allocate(a.dtype, 2 * a.size);
+  const bits = bitsBacked(a, b);
+  const sa = storageOf(a, bits);
+  const sb = storageOf(b, bits);
+  const out = allocateLike(a, bits, 2 * a.size);
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < n; i++) {
       const ia = mode === "halves" ? i : 2 * i;
@@ -106,8 +122,8 @@ export function joinAxis(a: Tensor, b: Tensor, axis: number, mode: SplitMode): T
       const src = (o * n + i) * inner;
       const dst0 = o * 2 * n * inner;
       for (let k = 0; k < inner; k++) {
-        out[dst0 + ia * inner + k] = a.data[src + k]!;
-        out[dst0 + ib * inner + k] = b.data[src + k]!;
+        out[dst0 + ia * inner + k] = sa[src + k]!;
+        out[dst0 + ib * inner + k] = sb[src + k]!;
       }
     }
   }

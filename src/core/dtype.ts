@@ -62,6 +62,22 @@ export function toBf16(x: number): number {
   return f32[0]!;
 }
 
+/** bf16 bit patterns of float32 values (round to nearest even; NaN made quiet): the spec of the native conversion. */
+export function bf16BitsRef(data: Float32Array): Uint16Array {
+  const u32 = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  const bits = new Uint16Array(data.length);
+  for (let i = 0; i < u32.length; i++) bits[i] = bf16BitsOf(u32[i]!);
+  return bits;
+}
+
+/** float32 values of bf16 bit patterns (exact: the bits become the top half of each float32). */
+export function bf16BitsToF32(halves: Uint16Array): Float32Array {
+  const out = new Float32Array(halves.length);
+  const bits = new Uint32Array(out.buffer);
+  for (let i = 0; i < halves.length; i++) bits[i] = halves[i]! << 16;
+  return out;
+}
+
 export function roundBf16InPlace(a: Float32Array): void {
   for (let i = 0; i < a.length; i++) a[i] = toBf16(a[i]!);
 }

@@ -59,7 +59,7 @@ export const storagePool = new StoragePool(2 * 2 ** 30);
  */
 export function recycle(...tensors: readonly (Tensor | readonly (Tensor | undefined)[] | undefined)[]): void {
   for (const t of tensors.flat()) {
-    if (t !== undefined && t.data instanceof Float32Array) storagePool.give(t.data);
+    if (t !== undefined && t.materialized && t.data instanceof Float32Array) storagePool.give(t.data);
   }
 }
 

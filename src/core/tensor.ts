@@ -1,4 +1,4 @@
-import { allocate, isFloat, roundBf16InPlace, type DType, type TypedArray } from "./dtype.js";
+import { allocate, bf16BitsToF32, isFloat, roundBf16InPlace, type DType, type TypedArray } from "./dtype.js";
 import { ShapeError } from "./errors.js";
 import { fmt, size, type Shape } from "./shape.js";
 
@@ -23,26 +23,53 @@ export function newNodeId(): number {
 
 /**
  * A dense row-major array. Storage is a typed array (host memory, or native memory exposed as an
- * ArrayBuffer), never copied by views of the same data.
+ * ArrayBuffer), never copied by views of the same data. A bfloat16 tensor may instead be backed by its bf16 bit
+ * patterns (a Uint16Array, 2 bytes per element, as in a checkpoint): the native kernels read those directly, and
+ * `data` widens them to float32 only when something first reads it.
  */
 export class Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
-  readonly data: TypedArray;
+  readonly size: number;
+  #data: TypedArray | undefined;
+  readonly #bits: Uint16Array | undefined;
   node: GradNode | undefined;
   outIndex = 0;
 
-  constructor(data: TypedArray, shape: Shape, dtype: DType) {
+  /** `data`: the dtype's storage (Float32Array for float32 / bfloat16), or bf16 bit patterns for bfloat16. */
+  constructor(data: TypedArray | Uint16Array, shape: Shape, dtype: DType) {
     if (data.length !== size(shape)) {
       throw new ShapeError(`[tensor] ${data.length} elements do not fill shape ${fmt(shape)}`);
     }
-    this.data = data;
+    if (data instanceof Uint16Array) {
+      if (dtype !== "bfloat16") throw new ShapeError(`[tensor] a Uint16Array holds bf16 bit patterns: dtype must be bfloat16, got ${dtype}`);
+      this.#bits = data;
+    } else {
+      this.#data = data;
+    }
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
+    this.size = data.length;
   }
 
-  get size(): number {
-    return this.data.length;
+  /** The elements (float32 for bfloat16); a bits-backed bfloat16 tensor widens its bits on the first read. */
+  get data(): TypedArray {
+    return this.#data ?? (this.#data = bf16BitsToF32(this.#bits!));
+  }
+
+  /** The bf16 bit patterns behind a bits-backed bfloat16 tensor; undefined for every other tensor. */
+  get bf16Bits(): Uint16Array | undefined {
+    return this.#bits;
+  }
+
+  /** False only for a bits-backed tensor whose float32 `data` has not been made (yet). */
+  get materialized(): boolean {
+    return this.#data !== undefined;
+  }
+
+  /** A new tensor object (no graph node) over the same storage; bf16 bits stay as they are. */
+  sameStorage(): Tensor {
+    return new Tensor(this.#data ?? this.#bits!, this.shape, this.dtype);
   }
 
   get ndim(): number {

@@ -1,5 +1,5 @@
 // Element codecs shared by the checkpoint formats: little-endian bytes in a file's element type <-> tensor storage.
-import { roundBf16InPlace, type DType, type TypedArray } from "../core/dtype.js";
+import { bf16BitsToF32, roundBf16InPlace, type DType, type TypedArray } from "../core/dtype.js";
 import { UnsupportedError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
 
@@ -93,7 +93,8 @@ function bytesOf(a: ArrayBufferView): Uint8Array {
 
 /** A decoded element array and the moekit dtype it holds exactly. */
 export interface Decoded {
-  data: TypedArray;
+  /** the elements; for bfloat16 their bf16 bit patterns (a Tensor takes those as they are) */
+  data: TypedArray | Uint16Array;
   dtype: DType;
 }
 
@@ -110,7 +111,7 @@ export function decodeElements(dtype: StorageDType, bytes: Uint8Array, fail: Fai
     case "F64":
       return { data: viewAs(Float64Array, bytes), dtype: "float64" };
     case "BF16":
-      return { data: bf16ToF32(viewAs(Uint16Array, bytes)), dtype: "bfloat16" };
+      return { data: viewAs(Uint16Array, bytes), dtype: "bfloat16" };
     case "F16":
       return { data: f16ToF32(viewAs(Uint16Array, bytes)), dtype: "float32" };
     case "I32":
@@ -160,13 +161,6 @@ function narrow64(words: Int32Array, unsigned: boolean, fail: Fail): Int32Array 
     }
     out[i] = lo;
   }
-  return out;
-}
-
-function bf16ToF32(halves: Uint16Array): Float32Array {
-  const out = new Float32Array(halves.length);
-  const bits = new Uint32Array(out.buffer);
-  for (let i = 0; i < halves.length; i++) bits[i] = halves[i]! << 16;
   return out;
 }
 
@@ -248,6 +242,7 @@ function encodeFloat(t: Tensor, dtype: StorageDType): Uint8Array {
     case "F32":
       return bytesOf(f32Storage ? t.data : Float32Array.from(t.data));
     default: {
+      if (dtype === "BF16" && t.bf16Bits !== undefined) return bytesOf(t.bf16Bits);
       const bits = viewAs(Uint32Array, bytesOf(f32Storage ? t.data : Float32Array.from(t.data)));
       const toHalf = dtype === "BF16" ? floatToBf16Bits : floatToHalfBits;
       const out = new Uint16Array(bits.length);
@@ -298,15 +293,16 @@ function widen64(values: Int32Array): Int32Array {
 }
 
 /** Converts decoded data to another moekit dtype; float -> int32 is refused through `fail`. */
-export function castDecoded(d: Decoded, to: DType, fail: Fail): TypedArray {
+export function castDecoded(d: Decoded, to: DType, fail: Fail): TypedArray | Uint16Array {
   if (d.dtype === to) return d.data;
+  const values = d.data instanceof Uint16Array ? bf16BitsToF32(d.data) : d.data;
   switch (to) {
     case "float64":
-      return Float64Array.from(d.data);
+      return Float64Array.from(values);
     case "float32":
-      return d.dtype === "bfloat16" ? d.data : Float32Array.from(d.data);
+      return values instanceof Float32Array ? values : Float32Array.from(values);
     case "bfloat16": {
-      const out = Float32Array.from(d.data);
+      const out = Float32Array.from(values);
       roundBf16InPlace(out);
       return out;
     }

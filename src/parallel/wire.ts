@@ -5,7 +5,8 @@ import { Tensor } from "../core/tensor.js";
 
 interface WireTensor {
   __moekitTensor: true;
-  data: Float32Array | Float64Array | Int32Array;
+  /** bf16 bit patterns for a bits-backed bfloat16 tensor */
+  data: Float32Array | Float64Array | Int32Array | Uint16Array;
   shape: number[];
   dtype: string;
 }
@@ -14,7 +15,7 @@ const isWire = (v: unknown): v is WireTensor => typeof v === "object" && v !== n
 
 /** Replace every Tensor in a value (arrays and plain objects, recursively) by its wire form. */
 export function encode(v: unknown): unknown {
-  if (v instanceof Tensor) return { __moekitTensor: true, data: v.data, shape: [...v.shape], dtype: v.dtype } satisfies WireTensor;
+  if (v instanceof Tensor) return { __moekitTensor: true, data: v.bf16Bits ?? v.data, shape: [...v.shape], dtype: v.dtype } satisfies WireTensor;
   if (Array.isArray(v)) return v.map(encode);
   if (typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype) {
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, encode(x)]));

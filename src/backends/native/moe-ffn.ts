@@ -12,7 +12,7 @@
 // to bf16 precision rather than fp32.
 import { customVjp } from "../../autodiff/custom-vjp.js";
 import { isRecording } from "../../autodiff/graph.js";
-import { bf16BitsOf } from "../../core/dtype.js";
+import { bf16BitsRef } from "../../core/dtype.js";
 import { MoeError } from "../../core/errors.js";
 import { storagePool } from "../../core/pool.js";
 import { shapesEqual } from "../../core/shape.js";
@@ -31,16 +31,11 @@ export const NATIVE_FFN_ACTIVATIONS: readonly string[] = Object.keys(ACTIVATIONS
 
 const bf16Cache = new WeakMap<Float32Array, Uint16Array>();
 
-/** bf16 bit patterns of float32 values (round to nearest even; NaN made quiet), in TypeScript: the spec of the native conversion. */
-export function bf16BitsRef(data: Float32Array): Uint16Array {
-  const u32 = new Uint32Array(data.buffer, data.byteOffset, data.length);
-  const bits = new Uint16Array(data.length);
-  for (let i = 0; i < u32.length; i++) bits[i] = bf16BitsOf(u32[i]!);
-  return bits;
-}
+export { bf16BitsRef };
 
 /** bf16 bit patterns of a bfloat16 tensor's values (exact for bf16-valued data), cached; converted natively. */
 export function bf16Bits(t: Tensor): Uint16Array {
+  if (t.bf16Bits !== undefined) return t.bf16Bits;
   const data = t.data as Float32Array;
   let bits = bf16Cache.get(data);
   if (bits === undefined) {
@@ -69,7 +64,8 @@ interface Plan {
 }
 
 const isF32 = (t: Tensor | undefined): boolean => t !== undefined && t.dtype === "float32" && t.data instanceof Float32Array;
-const isWeight = (t: Tensor, bf16: boolean): boolean => t.dtype === (bf16 ? "bfloat16" : "float32") && t.data instanceof Float32Array;
+// (a bits-backed bfloat16 weight goes to the kernels as its bits, never widened)
+const isWeight = (t: Tensor, bf16: boolean): boolean => t.dtype === (bf16 ? "bfloat16" : "float32") && (t.bf16Bits !== undefined || t.data instanceof Float32Array);
 const isBias = (t: Tensor | undefined): boolean => t !== undefined && (t.dtype === "float32" || t.dtype === "bfloat16") && t.data instanceof Float32Array;
 
 /** What the kernels need, or undefined when the fused path does not apply. */
