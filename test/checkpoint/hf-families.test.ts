@@ -109,6 +109,12 @@ describe.each(CASES)("HF $family $variant $storage", (c) => {
     const want = c.storage === "BF16" ? "bfloat16" : "float32";
     const gate = Object.entries(layer.params).find(([p]) => p.endsWith("gate/kernel"))![1];
     expect(gate.dtype).toBe(want);
+    // BF16 tensors arrive as their bits, moved (not widened) through the layout transforms
+    for (const [p, t] of Object.entries(layer.params)) {
+      if (t.dtype !== "bfloat16") continue;
+      expect(t.bf16Bits, p).toBeDefined();
+      expect(t.materialized, p).toBe(false);
+    }
   });
 
   it("HF -> HF and HF -> MaxText -> HF are bit-exact; MaxText reads back the same layer", () => {
