@@ -1,7 +1,7 @@
 // MaxText initialisers (layers/initializers.py): variance scaling with explicit in/out axes.
 import { ConfigError } from "../core/errors.js";
-import { roundBf16InPlace, type DType } from "../core/dtype.js";
-import { full, type Tensor } from "../core/tensor.js";
+import { bf16BitsRef, type DType } from "../core/dtype.js";
+import { full, Tensor } from "../core/tensor.js";
 import { normal, truncatedNormal, uniform, type Key } from "./random.js";
 
 export type FanMode = "fan_in" | "fan_out" | "fan_avg";
@@ -47,11 +47,13 @@ export function ndDenseInit(scale: number, mode: FanMode, distribution: Distribu
   };
 }
 
+/** t * s in `dtype`; bfloat16 results are kept as their bits (2 bytes per weight; the values round through float32). */
 function mapScale(t: Tensor, s: number, dtype: DType): Tensor {
-  const out = full(t.shape, 0, dtype);
-  for (let i = 0; i < t.size; i++) out.data[i] = t.data[i]! * s;
-  if (dtype === "bfloat16") roundBf16InPlace(out.data as Float32Array);
-  return out;
+  const out = full(t.shape, 0, dtype === "bfloat16" ? "float32" : dtype);
+  const src = t.data;
+  const dst = out.data;
+  for (let i = 0; i < src.length; i++) dst[i] = src[i]! * s;
+  return dtype === "bfloat16" ? new Tensor(bf16BitsRef(dst as Float32Array), t.shape, "bfloat16") : out;
 }
 
 /** The decoders' default: nd_dense_init(1.0, "fan_in", "truncated_normal"). */

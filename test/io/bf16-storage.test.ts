@@ -9,6 +9,8 @@ import { nativeInfo, nativeMoeFfn } from "../../src/backends/native/index.js";
 import { makeLeaf, stopGradient } from "../../src/autodiff/graph.js";
 import { joinAxis, splitAxis, stackTransposed, indexAxis0, transposeLast2, withDtype } from "../../src/checkpoint/transforms.js";
 import { roundBf16InPlace } from "../../src/core/dtype.js";
+import { defaultKernelInit, ndDenseInit } from "../../src/nn/init.js";
+import { prngKey } from "../../src/nn/random.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { loadSafetensors, saveSafetensors } from "../../src/io/safetensors.js";
 import { decode, encode } from "../../src/parallel/wire.js";
@@ -101,6 +103,22 @@ describe("bits-backed bfloat16 tensors", () => {
     const f32 = withDtype(b(), "float32");
     expect(f32.dtype).toBe("float32");
     expect(bitsOf(f32.data as Float32Array)).toEqual(bitsOf(widen(bits)));
+  });
+});
+
+describe("bfloat16 weights from the initialisers", () => {
+  it("are bits-backed, with the float32 initialiser's values rounded to bf16", () => {
+    for (const init of [defaultKernelInit, ndDenseInit(2.0, "fan_avg", "uniform"), ndDenseInit(0.5, "fan_out", "normal")]) {
+      const b = init(prngKey(7), [4, 6, 8], "bfloat16", [1], [2]);
+      const f = init(prngKey(7), [4, 6, 8], "float32", [1], [2]);
+      expect(b.dtype).toBe("bfloat16");
+      expect(b.bf16Bits).toBeDefined();
+      expect(b.materialized).toBe(false);
+      const want = Float32Array.from(f.data);
+      roundBf16InPlace(want);
+      expect(bitsOf(b.data as Float32Array)).toEqual(bitsOf(want));
+      expect(new Set(bitsOf(want)).size).toBeGreaterThan(100);
+    }
   });
 });
 
