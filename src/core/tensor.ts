@@ -1,5 +1,5 @@
 import { allocate, bf16BitsToF32, isFloat, roundBf16InPlace, type DType, type TypedArray } from "./dtype.js";
-import { ShapeError } from "./errors.js";
+import { DTypeError, ShapeError } from "./errors.js";
 import { fmt, size, type Shape } from "./shape.js";
 
 /**
@@ -42,7 +42,7 @@ export class Tensor {
       throw new ShapeError(`[tensor] ${data.length} elements do not fill shape ${fmt(shape)}`);
     }
     if (data instanceof Uint16Array) {
-      if (dtype !== "bfloat16") throw new ShapeError(`[tensor] a Uint16Array holds bf16 bit patterns: dtype must be bfloat16, got ${dtype}`);
+      if (dtype !== "bfloat16") throw new DTypeError(`[tensor] a Uint16Array holds bf16 bit patterns: dtype must be bfloat16, got ${dtype}`);
       this.#bits = data;
     } else {
       this.#data = data;
