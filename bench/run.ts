@@ -14,6 +14,7 @@ import { runtimeInfo, setNativeThreads, useBackend } from "../src/runtime.js";
 import { nativeBf16Path } from "../src/backends/native/index.js";
 import { PeakTracker, type Probes } from "./probes.js";
 import { median, runPeer, timeIt, timePaired, type PeerResult } from "./harness.js";
+import { checkTargets, type TargetRow } from "./targets.js";
 import { BENCH_SHAPE, DECODE_SHAPE, benchConfig, benchInput, benchWeights, fill, usefulFlops, type BenchShape } from "./moe-layer.js";
 
 const { values } = parseArgs({
@@ -30,7 +31,7 @@ const threads = Number(values.threads);
 const runs = Number(values.runs);
 const root = join(import.meta.dirname, "..");
 
-interface Row {
+interface Row extends TargetRow {
   name: string;
   shape: string;
   dtype: string;
@@ -71,9 +72,10 @@ function forwardRow(s: BenchShape, dtype: "float32" | "bfloat16", n: number): { 
   const peakOf: keyof Probes = dtype === "bfloat16" ? (bf16Path === "amx" ? "amxGflops" : "bf16Gflops") : "fp32Gflops";
   const t = tracker.timeBetweenReadings(f, n, peakOf);
   console.error(`[bench]   -> ${(t.median_s * 1000).toFixed(1)} ms, ${(usefulFlops(s) / t.median_s / 1e9).toFixed(0)} GFLOP/s`);
-  const row: Row = { name: "moekit forward", shape: shapeName(s), dtype: `f32 act, ${dtype} weights`, threads, peakOf };
+  const row: Row = { id: dtype === "float32" ? "forward-f32" : "forward-bf16", name: "moekit forward", shape: shapeName(s), dtype: `f32 act, ${dtype} weights`, threads, peakOf };
   setTime(row, s, t.runs_s);
-  const notes = t.beside !== undefined ? [`${((100 * usefulFlops(s)) / t.median_s / 1e9 / t.beside).toFixed(0)}% of the probe read beside these runs`] : [];
+  if (t.beside !== undefined) row.besideFraction = usefulFlops(s) / t.median_s / 1e9 / t.beside;
+  const notes = row.besideFraction !== undefined ? [`${(100 * row.besideFraction).toFixed(0)}% of the probe read beside these runs`] : [];
   if (dtype === "bfloat16") notes.push(`bf16 path ${bf16Path ?? "-"}`);
   if (notes.length > 0) row.note = notes.join("; ");
   return { row, w, x, f, times: t.runs_s };
@@ -176,7 +178,18 @@ for (const dtype of ["float32", "bfloat16"] as const) {
     const t = timePaired(forward, () => recycle(step().grads), runs);
     console.error(`[bench]   recycling the gradients -> ${(t.b_s * 1000).toFixed(1)} ms, ${t.ratio.toFixed(2)}x the forward timed beside it (${(t.a_s * 1000).toFixed(1)} ms)`);
     releaseRecycled();
-    const r: Row = { name: "moekit forward+backward", shape: shapeName(shape), dtype: "f32", threads, peakOf: "fp32Gflops", median_s: t.b_s, gflops: (3 * usefulFlops(shape)) / t.b_s / 1e9 };
+    const r: Row = {
+      id: "forward+backward",
+      name: "moekit forward+backward",
+      shape: shapeName(shape),
+      dtype: "f32",
+      threads,
+      peakOf: "fp32Gflops",
+      median_s: t.b_s,
+      gflops: (3 * usefulFlops(shape)) / t.b_s / 1e9,
+      ratio: t.ratio,
+      ratioPlain: plain.ratio,
+    };
     r.note = `${t.ratio.toFixed(2)}x forward (interleaved; forward ${(t.a_s * 1000).toFixed(0)} ms there), gradients recycled; ${plain.ratio.toFixed(2)}x (${(plain.b_s * 1000).toFixed(0)} ms) without`;
     if (values["no-peers"] !== true) {
       const tb = torch(shape, dtype, true);
@@ -220,13 +233,14 @@ for (const dtype of ["float32", "bfloat16"] as const) {
   const bytes = touched * 3 * s.D * s.H * (dtype === "bfloat16" ? 2 : 4);
   const gbps = bytes / t.median_s / 1e9;
   rows.push({
+    id: dtype === "float32" ? "decode-f32" : "decode-bf16",
     name: "moekit decode",
     shape: shapeName(s),
     dtype: `f32 act, ${dtype} weights`,
     threads,
     median_s: t.median_s,
     gbps,
-    ...(t.beside !== undefined ? { note: `${((100 * gbps) / t.beside).toFixed(0)}% of the read probe beside these runs` } : {}),
+    ...(t.beside !== undefined ? { besideFraction: gbps / t.beside, note: `${((100 * gbps) / t.beside).toFixed(0)}% of the read probe beside these runs` } : {}),
   });
 }
 
@@ -252,9 +266,12 @@ for (const r of rows) {
     `| ${r.name} | ${r.shape} | ${r.dtype} | ${r.median_s === undefined ? "-" : (r.median_s * 1000).toFixed(1)} | ${r.gflops?.toFixed(0) ?? "-"} | ${pct(r.peakFraction)} | ${r.gbps?.toFixed(1) ?? "-"} | ${pct(r.bandwidthFraction)} | ${x2(r.vsTorch)} | ${x2(r.vsOrt)} | ${x2(r.vsBlas)} | ${r.note ?? ""} |`,
   );
 }
+const targets = checkTargets(rows);
+console.log(`\ntargets of the native-backend issue (fractions against the highest probe readings)${values.quick === true ? " — set for the bench shape, not the --quick one" : ""}:`);
+for (const c of targets) console.log(`  ${c.met === undefined ? "-   " : c.met ? "met " : "NOT "} ${c.target}: ${c.measured}`);
 console.log("\npeers:");
 for (const p of peers) console.log(`  ${p.peer} ${String(p.dtype)}${p.backward === true ? " fwd+bwd" : ""}: ${p.median_s !== undefined ? `${(p.median_s * 1000).toFixed(1)} ms` : `skipped (${p.skipped ?? "?"})`}`);
 if (values.json !== undefined) {
-  writeFileSync(values.json, JSON.stringify({ date: new Date().toISOString(), backend, isa: info.native.isa, threads, runs, probes, rows, peers }, null, 2));
+  writeFileSync(values.json, JSON.stringify({ date: new Date().toISOString(), backend, isa: info.native.isa, threads, runs, probes, rows, peers, targets }, null, 2));
   console.error(`[bench] wrote ${values.json}`);
 }
