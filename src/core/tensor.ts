@@ -21,6 +21,18 @@ export function newNodeId(): number {
   return nextNodeId++;
 }
 
+// float32 values of bf16 bit arrays, made once per array: tensors over the same bits (autodiff leaves, views) share them
+const widenedBits = new WeakMap<Uint16Array, Float32Array>();
+
+function widened(bits: Uint16Array): Float32Array {
+  let d = widenedBits.get(bits);
+  if (d === undefined) {
+    d = bf16BitsToF32(bits);
+    widenedBits.set(bits, d);
+  }
+  return d;
+}
+
 /**
  * A dense row-major array. Storage is a typed array (host memory, or native memory exposed as an
  * ArrayBuffer), never copied by views of the same data. A bfloat16 tensor may instead be backed by its bf16 bit
@@ -54,7 +66,7 @@ export class Tensor {
 
   /** The elements (float32 for bfloat16); a bits-backed bfloat16 tensor widens its bits on the first read. */
   get data(): TypedArray {
-    return this.#data ?? (this.#data = bf16BitsToF32(this.#bits!));
+    return this.#data ?? (this.#data = widened(this.#bits!));
   }
 
   /** The bf16 bit patterns behind a bits-backed bfloat16 tensor; undefined for every other tensor. */
@@ -64,12 +76,12 @@ export class Tensor {
 
   /** False only for a bits-backed tensor whose float32 `data` has not been made (yet). */
   get materialized(): boolean {
-    return this.#data !== undefined;
+    return this.#data !== undefined || widenedBits.has(this.#bits!);
   }
 
   /** A new tensor object (no graph node) over the same storage; bf16 bits stay as they are. */
   sameStorage(): Tensor {
-    return new Tensor(this.#data ?? this.#bits!, this.shape, this.dtype);
+    return new Tensor(this.#bits ?? this.#data!, this.shape, this.dtype);
   }
 
   get ndim(): number {
