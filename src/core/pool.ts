@@ -59,7 +59,8 @@ export const storagePool = new StoragePool(2 * 2 ** 30);
  */
 export function recycle(...tensors: readonly (Tensor | readonly (Tensor | undefined)[] | undefined)[]): void {
   for (const t of tensors.flat()) {
-    if (t !== undefined && t.materialized && t.data instanceof Float32Array) storagePool.give(t.data);
+    // a bits-backed bf16 tensor's float32 data is a widened copy shared by every tensor over the same bits: never given
+    if (t !== undefined && t.bf16Bits === undefined && t.data instanceof Float32Array) storagePool.give(t.data);
   }
 }
 

@@ -9,6 +9,7 @@ import { nativeInfo, nativeMoeFfn } from "../../src/backends/native/index.js";
 import { makeLeaf, stopGradient } from "../../src/autodiff/graph.js";
 import { joinAxis, splitAxis, stackTransposed, indexAxis0, transposeLast2, withDtype } from "../../src/checkpoint/transforms.js";
 import { roundBf16InPlace } from "../../src/core/dtype.js";
+import { recycle, recycledBytes, releaseRecycled } from "../../src/core/pool.js";
 import { defaultKernelInit, ndDenseInit } from "../../src/nn/init.js";
 import { prngKey } from "../../src/nn/random.js";
 import { Tensor } from "../../src/core/tensor.js";
@@ -50,6 +51,17 @@ describe("bits-backed bfloat16 tensors", () => {
     expect(bitsOf(t.data as Float32Array)).toEqual(bitsOf(widen(bits)));
     expect(t.materialized).toBe(true);
     expect(t.data).toBe(t.data);
+  });
+
+  it("are never handed to the storage pool, even once widened (other tensors share the widened copy)", () => {
+    releaseRecycled();
+    const t = new Tensor(randomBits(1 << 19, 9), [1 << 19], "bfloat16");
+    const widenedCopy = Float32Array.from(t.data);
+    const twin = t.sameStorage();
+    recycle(t, twin);
+    expect(recycledBytes()).toBe(0);
+    expect(bitsOf(twin.data as Float32Array)).toEqual(bitsOf(widenedCopy));
+    releaseRecycled();
   });
 
   it("reject a Uint16Array for any dtype but bfloat16, and a wrong length", () => {
