@@ -232,6 +232,7 @@ for (const dtype of ["float32", "bfloat16"] as const) {
   const t = tracker.timeBetweenReadings(() => routedMoeForward(cfg, w, x), runs * 5, "readGBps");
   const bytes = touched * 3 * s.D * s.H * (dtype === "bfloat16" ? 2 : 4);
   const gbps = bytes / t.median_s / 1e9;
+  const besideFraction = t.beside !== undefined ? gbps / t.beside : undefined;
   rows.push({
     id: dtype === "float32" ? "decode-f32" : "decode-bf16",
     name: "moekit decode",
@@ -240,7 +241,7 @@ for (const dtype of ["float32", "bfloat16"] as const) {
     threads,
     median_s: t.median_s,
     gbps,
-    ...(t.beside !== undefined ? { besideFraction: gbps / t.beside, note: `${((100 * gbps) / t.beside).toFixed(0)}% of the read probe beside these runs` } : {}),
+    ...(besideFraction !== undefined ? { besideFraction, note: `${(100 * besideFraction).toFixed(0)}% of the read probe beside these runs` } : {}),
   });
 }
 

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { binding } from "../../src/backends/native/binding.js";
 import { nativeInfo } from "../../src/backends/native/index.js";
-import { bf16BitsRef } from "../../src/backends/native/moe-ffn.js";
+import { bf16BitsRef } from "../../src/core/dtype.js";
 
 const info = nativeInfo();
 

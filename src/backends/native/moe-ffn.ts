@@ -31,8 +31,6 @@ export const NATIVE_FFN_ACTIVATIONS: readonly string[] = Object.keys(ACTIVATIONS
 
 const bf16Cache = new WeakMap<Float32Array, Uint16Array>();
 
-export { bf16BitsRef };
-
 /** bf16 bit patterns of a bfloat16 tensor's values (exact for bf16-valued data), cached; converted natively. */
 export function bf16Bits(t: Tensor): Uint16Array {
   if (t.bf16Bits !== undefined) return t.bf16Bits;
