@@ -1,5 +1,5 @@
 // Machine peak measured in the same run by the native probes (fp32 FMA, AVX512-BF16 dot, AMX-BF16, read bandwidth).
-import { nativeProbes } from "../src/backends/native/index.js";
+import { nativeProbes } from "../src/backends/native/probes.js";
 import { timeIt } from "./harness.js";
 
 export interface Probes {
@@ -14,8 +14,8 @@ const maxOf = (a: number | undefined, b: number | undefined): number | undefined
 
 /** One reading of every probe. */
 export function machineProbes(seconds = 0.5): Probes {
-  if (nativeProbes === undefined) return {};
-  const p = nativeProbes;
+  const p = nativeProbes();
+  if (p === undefined) return {};
   return {
     fp32Gflops: p.fmaPeakGflops(seconds),
     bf16Gflops: nz(p.bf16PeakGflops(seconds)),

@@ -10,8 +10,8 @@ import { recycle, releaseRecycled } from "../src/core/pool.js";
 import { mul } from "../src/ops/elementwise.js";
 import { sum } from "../src/ops/reduce.js";
 import { routedMoeForward, type RoutedMoeWeights } from "../src/moe/routed-moe.js";
-import { runtimeInfo, setNativeThreads, useBackend } from "../src/runtime.js";
-import { nativeBf16Path } from "../src/backends/native/index.js";
+import { runtimeInfo, useBackend } from "../src/backends/select.js";
+import { setNativeThreads } from "../src/backends/native/index.js";
 import { PeakTracker, type Probes } from "./probes.js";
 import { median, runPeer, timeIt, timePaired, type PeerResult } from "./harness.js";
 import { checkTargets, type TargetRow } from "./targets.js";
@@ -68,7 +68,7 @@ function forwardRow(s: BenchShape, dtype: "float32" | "bfloat16", n: number): { 
   console.error(`[bench] forward ${shapeName(s)} weights ${dtype}`);
   const f = (): unknown => routedMoeForward(cfg, w, x);
   // bf16 weights: against the probe of the path the kernels use (AMX tiles, or vdpbf16ps dot products)
-  const bf16Path = nativeBf16Path();
+  const bf16Path = runtimeInfo().native.bf16Path;
   const peakOf: keyof Probes = dtype === "bfloat16" ? (bf16Path === "amx" ? "amxGflops" : "bf16Gflops") : "fp32Gflops";
   const t = tracker.timeBetweenReadings(f, n, peakOf);
   console.error(`[bench]   -> ${(t.median_s * 1000).toFixed(1)} ms, ${(usefulFlops(s) / t.median_s / 1e9).toFixed(0)} GFLOP/s`);

@@ -21,7 +21,7 @@ export * from "./ops/indexing.js";
 export * from "./ops/segment.js";
 export * from "./ops/nn.js";
 
-export { getBackend, setBackend, listBackends, registerBackend, type Backend } from "./backends/backend.js";
+export type { Backend } from "./backends/backend.js";
 export { refBackend } from "./backends/ref/index.js";
 
 export { Module, type Params } from "./nn/module.js";
@@ -41,7 +41,6 @@ export * from "./moe/expert-parallel.js";
 export * from "./moe/routed-moe.js";
 export * from "./moe/routed-and-shared-moe.js";
 export * from "./moe/gated-shared-moe.js";
-export * from "./moe/fused-ffn.js";
 
 export type { Group } from "./parallel/group.js";
 export { createLocalGroup, runSpmd } from "./parallel/local-group.js";
@@ -52,11 +51,7 @@ export { allGather, psumScatter, allReduceSum, allGatherStack, raggedAllToAll, t
 export * from "./io/index.js";
 export * from "./checkpoint/index.js";
 
-export { useBackend, initFromEnv, runtimeInfo, setNativeThreads, type BackendChoice, type RuntimeInfo } from "./runtime.js";
-export { nativeInfo, type NativeInfo } from "./backends/native/index.js";
+export { useBackend, initFromEnv, runtimeInfo, type BackendChoice, type RuntimeInfo } from "./backends/select.js";
+export { nativeInfo, setNativeThreads, type NativeInfo } from "./backends/native/index.js";
 export { loadCase, compareTensor, GOLDEN_RTOL, type GoldenCase, type TensorCheck } from "./golden/case.js";
 export { runCase, type CaseResult } from "./golden/run.js";
-
-// importing the package selects the backend (MOEKIT_BACKEND, default: native when available)
-import { initFromEnv as init } from "./runtime.js";
-init();

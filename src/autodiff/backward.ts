@@ -1,6 +1,6 @@
 import { Tensor, zeros, type GradNode } from "../core/tensor.js";
 import { MoeError } from "../core/errors.js";
-import { add, cast } from "../ops/elementwise.js";
+import { add, cast } from "./lax.js";
 import { noGrad, type InternalNode } from "./graph.js";
 
 type Ct = Tensor | undefined;

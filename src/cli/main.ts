@@ -1,5 +1,5 @@
 import { MoeError } from "../core/errors.js";
-import { initFromEnv } from "../runtime.js";
+import { initFromEnv } from "../backends/select.js";
 import { checkCommand } from "./commands/check.js";
 import { convertCommand } from "./commands/convert.js";
 import { infoCommand } from "./commands/info.js";

@@ -1,6 +1,13 @@
+import type { DType } from "./dtype.js";
 import { ShapeError } from "./errors.js";
 
 export type Shape = readonly number[];
+
+/** An abstract value: what a shape rule knows of a tensor. */
+export interface Aval {
+  readonly shape: Shape;
+  readonly dtype: DType;
+}
 
 export function size(shape: Shape): number {
   let n = 1;

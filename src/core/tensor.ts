@@ -1,4 +1,4 @@
-import { allocate, bf16BitsToF32, isFloat, roundBf16InPlace, type DType, type TypedArray } from "./dtype.js";
+import { allocate, bf16BitsRef, bf16BitsToF32, isFloat, roundBf16InPlace, type DType, type TypedArray } from "./dtype.js";
 import { DTypeError, ShapeError } from "./errors.js";
 import { fmt, size, type Shape } from "./shape.js";
 
@@ -21,8 +21,11 @@ export function newNodeId(): number {
   return nextNodeId++;
 }
 
-// float32 values of bf16 bit arrays, made once per array: tensors over the same bits (autodiff leaves, views) share them
+// The one cache of a bfloat16 tensor's other storage form, keyed by the storage array so that every tensor over
+// the same storage (autodiff leaves, reshapes) shares it: the float32 values of bit-pattern storage, and the bit
+// patterns of float32 storage (tensors are immutable, so neither goes stale).
 const widenedBits = new WeakMap<Uint16Array, Float32Array>();
+const narrowedValues = new WeakMap<Float32Array, Uint16Array>();
 
 function widened(bits: Uint16Array): Float32Array {
   let d = widenedBits.get(bits);
@@ -32,6 +35,11 @@ function widened(bits: Uint16Array): Float32Array {
   }
   return d;
 }
+
+/** Converts float32 values (already bf16-valued) to bf16 bit patterns; a backend may pass a faster one. */
+export type Bf16Narrowing = (values: Float32Array, bits: Uint16Array) => void;
+
+const narrowRef: Bf16Narrowing = (values, bits) => bits.set(bf16BitsRef(values));
 
 /**
  * A dense row-major array. Storage is a typed array (host memory, or native memory exposed as an
@@ -72,6 +80,20 @@ export class Tensor {
   /** The bf16 bit patterns behind a bits-backed bfloat16 tensor; undefined for every other tensor. */
   get bf16Bits(): Uint16Array | undefined {
     return this.#bits;
+  }
+
+  /** A bfloat16 tensor's bit patterns: its storage, or made once per float32 storage array (cached). */
+  bf16BitsOf(narrow: Bf16Narrowing = narrowRef): Uint16Array {
+    if (this.dtype !== "bfloat16") throw new DTypeError(`[tensor] bf16 bits of a ${this.dtype} tensor`);
+    if (this.#bits !== undefined) return this.#bits;
+    const values = this.#data as Float32Array;
+    let bits = narrowedValues.get(values);
+    if (bits === undefined) {
+      bits = new Uint16Array(values.length);
+      narrow(values, bits);
+      narrowedValues.set(values, bits);
+    }
+    return bits;
   }
 
   /** False only for a bits-backed tensor whose float32 `data` has not been made (yet). */

@@ -3,9 +3,10 @@
 // K experts per token, C capacity, R routed rows.
 import type { Tensor } from "../core/tensor.js";
 import { add, cast, clip, minimum, mul, sigmoid, upcastF32 } from "../ops/elementwise.js";
-import { take } from "../ops/indexing.js";
+import { arange, take } from "../ops/indexing.js";
 import { einsum } from "../ops/matmul.js";
-import { reshape } from "../ops/movement.js";
+import { pad, reshape, sliceAxis } from "../ops/movement.js";
+import { expertFfn as expertFfnOp, isFfnActivation, type ExpertFfnArgs, type ExpertFfnOptions } from "../ops/expert-ffn.js";
 import { getActivation, softmax } from "../ops/nn.js";
 import { gmm } from "../ops/segment.js";
 import { full } from "../core/tensor.js";
@@ -15,7 +16,6 @@ import { getContextPartitionAndSubSeq, reshapeAndUpdateWeights, capacityMasks, s
 import { calculateLoadBalanceUpdates, loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
 import { getTopk, type RoutingRng } from "./routing.js";
 import { gatherSorted, route, unpermute, type Routed } from "./permute.js";
-import { fusedMoeFfn, fusedRowsFfn } from "./fused-ffn.js";
 
 /** The routed experts' weights, MaxText names: wi_0/wi_1 [E,D,H], wo [E,H,D], biases [E,H]/[E,D]. */
 export interface ExpertWeights {
@@ -48,13 +48,60 @@ export function transformBias(expertsIndex_R: Tensor, w0Bias_EH: Tensor, w1Bias_
   return [take(w0Bias_EH, ids, 0), take(w1Bias_EH, ids, 0), take(woBias_ED, ids, 0)];
 }
 
+const WEIGHT_DTYPES: readonly string[] = ["float32", "bfloat16"];
+
+/**
+ * The ExpertFfn primitive's options for this config, or undefined where it does not compute what the op
+ * composition computes: layer dtypes other than float32 (the composition rounds every op to that dtype), weights of
+ * other dtypes, and activations outside its GLU.
+ */
+function expertFfnOptions(cfg: MoeConfig, w: ExpertWeights): ExpertFfnOptions | undefined {
+  if (cfg.dtype !== "float32") return undefined;
+  const name = cfg.mlpActivations[0] === "swish" ? "silu" : (cfg.mlpActivations[0] ?? "");
+  if (!isFfnActivation(name)) return undefined;
+  const dts = [w.wi0, w.wi1, w.wo].map((t) => t.dtype);
+  if (!WEIGHT_DTYPES.includes(dts[0]!) || dts.some((d) => d !== dts[0])) return undefined;
+  if (cfg.mlpBias && [w.wi0Bias, w.wi1Bias, w.woBias].some((t) => t === undefined || !WEIGHT_DTYPES.includes(t.dtype))) return undefined;
+  let clampLimit = 0;
+  if (cfg.decoderBlock === "gpt_oss") {
+    clampLimit = cfg.mlpActivationsLimit;
+    if (!(clampLimit > 0) || !Number.isFinite(clampLimit)) return undefined;
+  }
+  return { numExpertsPerTok: cfg.numExpertsPerTok, activation: name, clampLimit, alpha: 1.702 };
+}
+
+function ffnArgs(cfg: MoeConfig, w: ExpertWeights, x_TD: Tensor, order_R: Tensor, groupSizes_E: Tensor, combine_TK: Tensor | undefined): ExpertFfnArgs {
+  return {
+    x_TD: cast(x_TD, "float32"),
+    order_R,
+    groupSizes_E,
+    wi0_EDH: w.wi0,
+    wi1_EDH: w.wi1,
+    wo_EHD: w.wo,
+    combineWeights_TK: combine_TK === undefined ? undefined : cast(combine_TK, "float32"),
+    bias: cfg.mlpBias ? { wi0_EH: w.wi0Bias!, wi1_EH: w.wi1Bias!, wo_ED: w.woBias! } : undefined,
+  };
+}
+
 /**
  * The expert FFN over rows grouped by expert: gmm(x, wi_0) (+bias), gmm(x, wi_1) (+bias), activation,
- * gmm(·, wo) (+bias). `expertOfRow_R` gives each row's (local) expert for the biases.
+ * gmm(·, wo) (+bias). `expertOfRow_R` gives each row's (local) expert for the biases. Rows past the groups (a
+ * ragged buffer's padding) never reach an output.
  */
 export function expertFfn(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, expertOfRow_R: Tensor, w: ExpertWeights): Tensor {
-  const fused = fusedRowsFfn(cfg, x_RD, groupSizes_E, w);
-  if (fused !== undefined) return fused;
+  const opts = expertFfnOptions(cfg, w);
+  const R = x_RD.shape[0]!;
+  let n = 0;
+  for (const g of groupSizes_E.data) n += g;
+  if (opts === undefined || n === 0 || n > R) return expertFfnComposed(cfg, x_RD, groupSizes_E, expertOfRow_R, w);
+  // each grouped row is a token routed to one expert with weight 1; the padding rows come back as zeros
+  const rows = n < R ? sliceAxis(x_RD, 0, 0, n) : x_RD;
+  const out = expertFfnOp(ffnArgs(cfg, w, rows, arange(n), groupSizes_E, undefined), { ...opts, numExpertsPerTok: 1 });
+  return cast(n < R ? pad(out, [0, 0], [R - n, 0]) : out, cfg.dtype);
+}
+
+/** expertFfn as the composition of ops (the ExpertFfn primitive's spec for float32 layers). */
+export function expertFfnComposed(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, expertOfRow_R: Tensor, w: ExpertWeights): Tensor {
   const dt = cfg.dtype;
   const x = cast(x_RD, dt);
   let h0 = gmm(x, cast(w.wi0, dt), groupSizes_E);
@@ -163,14 +210,21 @@ export interface SparseResult extends RoutingOutputs {
 }
 
 /**
- * The routed rows' FFN plus the weighted combine, tokens to tokens: the spec is
- * gatherSorted → expertFfn → unpermute. A backend with fused MoE kernels replaces the whole chain.
+ * The routed rows' FFN plus the weighted combine, tokens to tokens: gatherSorted → expertFfn → unpermute, one
+ * ExpertFfn primitive where it applies.
  */
 export function sparseExpertCombine(cfg: MoeConfig, r: Routed, w: ExpertWeights, batchSize: number, sequenceLength: number): Tensor {
-  const fused = fusedMoeFfn(cfg, r, w, batchSize, sequenceLength);
-  if (fused !== undefined) return fused;
+  const opts = expertFfnOptions(cfg, w);
+  if (opts === undefined) return sparseExpertCombineComposed(cfg, r, w, batchSize, sequenceLength);
+  const combine_TK = cfg.decoderBlock === "llama4" ? undefined : reshape(r.weights_BSK, [-1, cfg.numExpertsPerTok]);
+  const y_TD = expertFfnOp(ffnArgs(cfg, w, r.inputs_TD, r.order_R, r.groupSize_E, combine_TK), opts);
+  return reshape(y_TD, [batchSize, sequenceLength, -1]);
+}
+
+/** sparseExpertCombine as the composition of ops. */
+export function sparseExpertCombineComposed(cfg: MoeConfig, r: Routed, w: ExpertWeights, batchSize: number, sequenceLength: number): Tensor {
   const x_RD = gatherSorted(cfg, r.inputs_TD, r.order_R);
-  const out_RD = expertFfn(cfg, x_RD, r.groupSize_E, r.sortedExperts_R, w);
+  const out_RD = expertFfnComposed(cfg, x_RD, r.groupSize_E, r.sortedExperts_R, w);
   return unpermute(cfg, out_RD, r.order_R, r.weights_BSK, batchSize, sequenceLength);
 }
 

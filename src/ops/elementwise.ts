@@ -2,7 +2,7 @@ import { isFloat, promote, type DType } from "../core/dtype.js";
 import { broadcastShapes, shapesEqual } from "../core/shape.js";
 import { full, Tensor } from "../core/tensor.js";
 import { Prim } from "../prims/prims.js";
-import { bind1 } from "./bind.js";
+import { bind1 } from "../autodiff/bind.js";
 import { broadcastTo } from "./movement.js";
 
 export type TensorLike = Tensor | number;

@@ -2,7 +2,7 @@ import { DTypeError, ShapeError } from "../core/errors.js";
 import { fmt, normalizeAxis, size } from "../core/shape.js";
 import { Tensor, tensor } from "../core/tensor.js";
 import { Prim } from "../prims/prims.js";
-import { bind, bind1 } from "./bind.js";
+import { bind, bind1 } from "../autodiff/bind.js";
 import { add, cast, equal, mul } from "./elementwise.js";
 import { broadcastTo, expandDims, moveAxis, reshape } from "./movement.js";
 

@@ -2,7 +2,7 @@ import { ShapeError } from "../core/errors.js";
 import { size } from "../core/shape.js";
 import type { Tensor } from "../core/tensor.js";
 import { Prim } from "../prims/prims.js";
-import { bind1 } from "./bind.js";
+import { bind1 } from "../autodiff/bind.js";
 import { reshape, transpose } from "./movement.js";
 import { sum } from "./reduce.js";
 

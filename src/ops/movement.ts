@@ -2,7 +2,7 @@ import { ShapeError } from "../core/errors.js";
 import { fmt, normalizeAxis, resolveReshape, shapesEqual, size } from "../core/shape.js";
 import type { Tensor } from "../core/tensor.js";
 import { Prim } from "../prims/prims.js";
-import { bind1 } from "./bind.js";
+import { bind1 } from "../autodiff/bind.js";
 
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const s = resolveReshape(x.shape, shape);

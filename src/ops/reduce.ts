@@ -1,7 +1,7 @@
 import { normalizeAxis } from "../core/shape.js";
 import type { Tensor } from "../core/tensor.js";
 import { Prim } from "../prims/prims.js";
-import { bind1 } from "./bind.js";
+import { bind1 } from "../autodiff/bind.js";
 import { div } from "./elementwise.js";
 import { reshape } from "./movement.js";
 

@@ -1,7 +1,7 @@
 import { DTypeError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
 import { Prim } from "../prims/prims.js";
-import { bind1 } from "./bind.js";
+import { bind1 } from "../autodiff/bind.js";
 
 /**
  * Grouped matmul (Megablox gmm): rows [off_g, off_g + groupSizes[g]) of `lhs` [m,k] times `rhs[g]`

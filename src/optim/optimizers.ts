@@ -1,11 +1,11 @@
 // Optimizers that update float32 parameters in place (the storage of the Tensors you pass): AdamW (optax's adamw
-// update order) and SGD with an optional momentum trace. The TypeScript loops below are the spec: every element
-// takes float32 operations in a fixed order; the native kernels (moe_adamw_f32 / moe_sgd_f32) do the same
-// operations multi-threaded and give the same bits. Gradients are consumed as they are: recycle() them after step().
-import { binding } from "../backends/native/binding.js";
+// update order) and SGD with an optional momentum trace, each step one AdamwStep / SgdStep primitive per
+// parameter (prims/optim-steps.ts states the float32 operation order every backend follows bit for bit).
+// Gradients are consumed as they are: recycle() them after step().
 import { MoeError } from "../core/errors.js";
 import { shapesEqual } from "../core/shape.js";
-import type { Tensor } from "../core/tensor.js";
+import { Tensor } from "../core/tensor.js";
+import { adamwStep, sgdStep } from "../ops/optim-steps.js";
 
 const f = Math.fround;
 
@@ -96,27 +96,16 @@ export class AdamW {
     this.#t++;
     // the per-step scalars, as float32 values (the kernels' operands)
     const s = [this.lr, this.b1, 1 - this.b1, this.b2, 1 - this.b2, 1 - this.b1 ** this.#t, 1 - this.b2 ** this.#t, this.eps, this.weightDecay].map(f) as [number, number, number, number, number, number, number, number, number];
+    const [lr, b1, omb1, b2, omb2, bc1, bc2, eps, weightDecay] = s;
+    const params = { lr, b1, omb1, b2, omb2, bc1, bc2, eps, weightDecay };
     gs.forEach((g, i) => {
       if (g === undefined) return;
-      if (binding !== undefined) binding.adamwF32(this.#p[i]!, g, this.#m[i]!, this.#v[i]!, ...s);
-      else adamwRef(this.#p[i]!, g, this.#m[i]!, this.#v[i]!, s);
+      adamwStep(flat(this.#p[i]!), flat(g), flat(this.#m[i]!), flat(this.#v[i]!), params);
     });
   }
 }
 
-/** The spec of one AdamW update (see moe-kernels.h): float32 operations in the kernels' order. */
-export function adamwRef(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, s: readonly number[]): void {
-  const [lr, b1, omb1, b2, omb2, bc1, bc2, eps, wd] = s as [number, number, number, number, number, number, number, number, number];
-  for (let i = 0; i < p.length; i++) {
-    const gi = g[i]!;
-    const mi = f(f(b1 * m[i]!) + f(omb1 * gi));
-    const vi = f(f(b2 * v[i]!) + f(omb2 * f(gi * gi)));
-    m[i] = mi;
-    v[i] = vi;
-    const u = f(f(f(mi / bc1) / f(f(Math.sqrt(f(vi / bc2))) + eps)) + f(wd * p[i]!));
-    p[i] = f(p[i]! - f(lr * u));
-  }
-}
+const flat = (a: Float32Array): Tensor => new Tensor(a, [a.length], "float32");
 
 export interface SgdOptions {
   learningRate: number;
@@ -146,20 +135,8 @@ export class SGD {
     const mu = f(this.momentum);
     gs.forEach((g, i) => {
       if (g === undefined) return;
-      if (binding !== undefined) binding.sgdF32(this.#p[i]!, g, this.#trace[i]!, lr, mu);
-      else sgdRef(this.#p[i]!, g, this.#trace[i]!, lr, mu);
+      const trace = this.#trace[i];
+      sgdStep(flat(this.#p[i]!), flat(g), trace === null ? undefined : flat(trace!), { lr, momentum: mu });
     });
-  }
-}
-
-/** The spec of one SGD update. */
-export function sgdRef(p: Float32Array, g: Float32Array, trace: Float32Array | null, lr: number, momentum: number): void {
-  for (let i = 0; i < p.length; i++) {
-    let d = g[i]!;
-    if (trace !== null) {
-      d = f(f(momentum * trace[i]!) + d);
-      trace[i] = d;
-    }
-    p[i] = f(p[i]! - f(lr * d));
   }
 }

@@ -3,7 +3,7 @@ import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
 import { PortGroup } from "./port-group.js";
 import { decode, encode } from "./wire.js";
-import { initFromEnv } from "../runtime.js";
+import { initFromEnv } from "../backends/select.js";
 
 interface Data {
   rank: number;

@@ -1,4 +1,6 @@
 import type { DType } from "../core/dtype.js";
+import type { AdamwStepParams, SgdStepParams } from "./optim-steps.js";
+import type { ExpertFfnBwdParams, ExpertFfnParams } from "./expert-ffn.js";
 
 /**
  * The closed primitive set. Every op in moekit lowers to these; each has one shape rule
@@ -53,6 +55,12 @@ export enum Prim {
   Cumsum = "cumsum",
   Gmm = "gmm",
   Tgmm = "tgmm",
+  // fused MoE expert FFN (gather, up-projections, GLU, down-projection, combine) and its backward
+  ExpertFfn = "expert_ffn",
+  ExpertFfnBwd = "expert_ffn_bwd",
+  // optimizer updates (outputs are the updated inputs, written in place)
+  AdamwStep = "adamw_step",
+  SgdStep = "sgd_step",
 }
 
 type NoParams = Record<string, never>;
@@ -109,6 +117,10 @@ export interface PrimParams {
   [Prim.Gmm]: { transposeRhs: boolean };
   /** lhs[m,k], rhs[m,n], groupSizes[G] -> [G,k,n], out[g] = lhs_g^T rhs_g */
   [Prim.Tgmm]: NoParams;
+  [Prim.ExpertFfn]: ExpertFfnParams;
+  [Prim.ExpertFfnBwd]: ExpertFfnBwdParams;
+  [Prim.AdamwStep]: AdamwStepParams;
+  [Prim.SgdStep]: SgdStepParams;
 }
 
 export type Params<P extends Prim> = PrimParams[P];

@@ -1,13 +1,12 @@
 import type { DType } from "../core/dtype.js";
 import { isFloat } from "../core/dtype.js";
 import { DTypeError, ShapeError } from "../core/errors.js";
-import { fmt, normalizeAxis, resolveReshape, shapesEqual } from "../core/shape.js";
+import { fmt, normalizeAxis, resolveReshape, shapesEqual, type Aval } from "../core/shape.js";
+import { expertFfnBwdShape, expertFfnShape } from "./expert-ffn.js";
+import { adamwStepShape, sgdStepShape } from "./optim-steps.js";
 import { Prim, type Params } from "./prims.js";
 
-export interface Aval {
-  readonly shape: readonly number[];
-  readonly dtype: DType;
-}
+export type { Aval };
 
 export type ShapeRule<P extends Prim> = (inputs: readonly Aval[], params: Params<P>) => Aval[];
 
@@ -227,4 +226,8 @@ export const shapeRules: { [P in Prim]: ShapeRule<P> } = {
     if (l.dtype !== r.dtype) throw new DTypeError(`[tgmm] dtypes ${l.dtype} != ${r.dtype}`);
     return [{ shape: [g.shape[0]!, l.shape[1]!, r.shape[1]!], dtype: l.dtype }];
   },
+  [Prim.ExpertFfn]: expertFfnShape,
+  [Prim.ExpertFfnBwd]: expertFfnBwdShape,
+  [Prim.AdamwStep]: adamwStepShape,
+  [Prim.SgdStep]: sgdStepShape,
 };

@@ -1,5 +1,6 @@
-import { nativeBackend } from "../../src/backends/native/index.js";
-import { useBackend, type BackendChoice } from "../../src/runtime.js";
+import { nativeBackend as nativeBackendOf } from "../../src/backends/native/index.js";
+const nativeBackend = nativeBackendOf();
+import { useBackend, type BackendChoice } from "../../src/backends/select.js";
 
 /** Backends to run a suite on: ref always, native when the addon is built (MOEKIT_REQUIRE_NATIVE=1 makes it required). */
 export function testBackends(): BackendChoice[] {

@@ -5,7 +5,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { nativeInfo, nativeMoeFfn } from "../../src/backends/native/index.js";
+import { nativeInfo } from "../../src/backends/native/index.js";
+import { useBackend } from "../../src/backends/select.js";
 import { makeLeaf, stopGradient } from "../../src/autodiff/graph.js";
 import { joinAxis, splitAxis, stackTransposed, indexAxis0, transposeLast2, withDtype } from "../../src/checkpoint/transforms.js";
 import { roundBf16InPlace } from "../../src/core/dtype.js";
@@ -16,7 +17,6 @@ import { Tensor } from "../../src/core/tensor.js";
 import { loadSafetensors, saveSafetensors } from "../../src/io/safetensors.js";
 import { decode, encode } from "../../src/parallel/wire.js";
 import { moeConfig } from "../../src/moe/config.js";
-import { setFusedMoeFfn } from "../../src/moe/fused-ffn.js";
 import { routedMoeForward } from "../../src/moe/routed-moe.js";
 
 /** Random bf16 bit patterns: finite values of both signs and many exponents, plus +-0, +-inf, a NaN and denormals. */
@@ -166,11 +166,11 @@ describe("BF16 checkpoint tensors", () => {
 
 const info = nativeInfo();
 
-describe.skipIf(!info.available || nativeMoeFfn === undefined)(`native fused FFN on bits-backed weights${info.available ? "" : ` (skipped: ${info.reason})`}`, () => {
-  afterAll(() => setFusedMoeFfn(undefined));
+describe.skipIf(!info.available)(`native fused FFN on bits-backed weights${info.available ? "" : ` (skipped: ${info.reason})`}`, () => {
+  afterAll(() => void useBackend("ref"));
 
   it("gives the float32-backed twin's output bit for bit and never widens the expert weights", () => {
-    setFusedMoeFfn(nativeMoeFfn);
+    useBackend("native");
     const E = 4;
     const D = 16;
     const H = 24;

@@ -2,7 +2,8 @@
 // (bf16BitsRef): bit for bit on edge values (ties, denormals, overflow to inf, NaN payloads) and on random bit
 // patterns spanning several of the kernel's chunks (so several threads).
 import { describe, expect, it } from "vitest";
-import { binding } from "../../src/backends/native/binding.js";
+import { nativeBinding } from "../../src/backends/native/binding.js";
+const binding = nativeBinding();
 import { nativeInfo } from "../../src/backends/native/index.js";
 import { bf16BitsRef } from "../../src/core/dtype.js";
 

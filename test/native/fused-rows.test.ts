@@ -5,14 +5,16 @@
 // Tolerance as moe-ffn.test.ts: 1e-5 · max(1, max|ref|) · sqrt(depth).
 import { afterEach, describe, expect, it } from "vitest";
 import { valueAndGrad } from "../../src/autodiff/grad.js";
-import { nativeInfo, nativeMoeFfn } from "../../src/backends/native/index.js";
+import { nativeBackend, nativeInfo } from "../../src/backends/native/index.js";
+import { useBackend } from "../../src/backends/select.js";
+import type { Backend } from "../../src/backends/backend.js";
+import { Prim } from "../../src/prims/prims.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { mul } from "../../src/ops/elementwise.js";
 import { sliceAxis } from "../../src/ops/movement.js";
 import { sum } from "../../src/ops/reduce.js";
 import { moeConfig } from "../../src/moe/config.js";
-import { expertFfn, type ExpertWeights } from "../../src/moe/experts.js";
-import { setFusedMoeFfn, type FusedMoeFfn } from "../../src/moe/fused-ffn.js";
+import { expertFfn, expertFfnComposed, type ExpertWeights } from "../../src/moe/experts.js";
 
 const info = nativeInfo();
 
@@ -50,7 +52,7 @@ function expectClose(nat: Tensor, ref: Tensor, depth: number, what: string): voi
 }
 
 describe.skipIf(!info.available)(`expertFfn on grouped rows through the native fused kernels${info.available ? "" : ` (skipped: ${info.reason})`}`, () => {
-  afterEach(() => setFusedMoeFfn(undefined));
+  afterEach(() => void useBackend("ref"));
 
   for (const c of CASES) {
     it(c.name, () => {
@@ -70,24 +72,32 @@ describe.skipIf(!info.available)(`expertFfn on grouped rows through the native f
       const ct = rand([n, c.D], 8);
       const args = [x, w.wi0, w.wi1, w.wo, ...(cfg.mlpBias ? [w.wi0Bias!, w.wi1Bias!, w.woBias!] : [])];
       // only the grouped rows reach the loss, as in expert parallelism
-      const f = (...a: Tensor[]): Tensor => {
-        const ww: ExpertWeights = { wi0: a[1]!, wi1: a[2]!, wo: a[3]!, wi0Bias: a[4], wi1Bias: a[5], woBias: a[6] };
-        return sum(mul(sliceAxis(expertFfn(cfg, a[0]!, groupSizes, ids, ww), 0, 0, n), ct));
-      };
+      const f =
+        (ffn: typeof expertFfn) =>
+        (...a: Tensor[]): Tensor => {
+          const ww: ExpertWeights = { wi0: a[1]!, wi1: a[2]!, wo: a[3]!, wi0Bias: a[4], wi1Bias: a[5], woBias: a[6] };
+          return sum(mul(sliceAxis(ffn(cfg, a[0]!, groupSizes, ids, ww), 0, 0, n), ct));
+        };
 
-      setFusedMoeFfn(undefined);
-      const ref = valueAndGrad(f)(...args);
-      const refOut = expertFfn(cfg, x, groupSizes, ids, w);
+      useBackend("ref");
+      const ref = valueAndGrad(f(expertFfnComposed))(...args);
+      const refOut = expertFfnComposed(cfg, x, groupSizes, ids, w);
 
+      // the native backend, counting the fused kernels it runs
+      const native = nativeBackend()!;
       let calls = 0;
-      const counting: FusedMoeFfn = (...a) => {
-        calls++;
-        return nativeMoeFfn!(...a);
+      const counting: Backend = {
+        name: "native-counting",
+        supports: (p, ins, params) => native.supports(p, ins, params),
+        run: (p, ins, params, outs) => {
+          if (p === Prim.ExpertFfn || p === Prim.ExpertFfnBwd) calls++;
+          return native.run(p, ins, params, outs);
+        },
       };
-      setFusedMoeFfn(counting);
-      const nat = valueAndGrad(f)(...args);
+      useBackend(counting);
+      const nat = valueAndGrad(f(expertFfn))(...args);
       const natOut = expertFfn(cfg, x, groupSizes, ids, w);
-      expect(calls, "the fused kernels ran").toBe(2);
+      expect(calls, "the fused kernels ran (forward, backward, forward)").toBe(3);
 
       const depth = Math.max(c.D, c.H, n);
       expect(natOut.shape).toEqual([R, c.D]);

@@ -1,8 +1,10 @@
 // The native backend against the ref kernels (the spec). Skipped, with the reason in the suite name, when the
 // addon is not built; MOEKIT_REQUIRE_NATIVE=1 turns a missing addon into a failure.
 import { afterAll, describe, expect, it } from "vitest";
-import { binding, type NativeIsa } from "../../src/backends/native/binding.js";
-import { nativeBackend, nativeInfo, setNativeThreads } from "../../src/backends/native/index.js";
+import { nativeBinding, type NativeIsa } from "../../src/backends/native/binding.js";
+const binding = nativeBinding();
+import { nativeBackend as nativeBackendOf, nativeInfo, setNativeThreads } from "../../src/backends/native/index.js";
+const nativeBackend = nativeBackendOf();
 import { refBackend } from "../../src/backends/ref/index.js";
 import type { TypedArray } from "../../src/core/dtype.js";
 import { ShapeError } from "../../src/core/errors.js";
@@ -109,15 +111,15 @@ describe.skipIf(!info.available)(`native backend vs ref${info.available ? "" : `
   it("supports float32 gmm, tgmm, batch_matmul (and large elementwise, see elementwise.test.ts) only", () => {
     const nb = nativeBackend!;
     const gs = ints([2]);
-    expect(nb.supports(Prim.Gmm, [randn([2, 3], 1), randn([1, 3, 4], 2), gs])).toBe(true);
-    expect(nb.supports(Prim.Tgmm, [randn([2, 3], 1), randn([2, 4], 2), gs])).toBe(true);
-    expect(nb.supports(Prim.BatchMatmul, [randn([1, 2, 3], 1), randn([1, 3, 4], 2)])).toBe(true);
+    expect(nb.supports(Prim.Gmm, [randn([2, 3], 1), randn([1, 3, 4], 2), gs], {} as never)).toBe(true);
+    expect(nb.supports(Prim.Tgmm, [randn([2, 3], 1), randn([2, 4], 2), gs], {} as never)).toBe(true);
+    expect(nb.supports(Prim.BatchMatmul, [randn([1, 2, 3], 1), randn([1, 3, 4], 2)], {} as never)).toBe(true);
     const bf = new Tensor(new Float32Array(6), [2, 3], "bfloat16");
-    expect(nb.supports(Prim.Gmm, [bf, randn([1, 3, 4], 2), gs])).toBe(false);
+    expect(nb.supports(Prim.Gmm, [bf, randn([1, 3, 4], 2), gs], {} as never)).toBe(false);
     const f64 = new Tensor(new Float64Array(24), [2, 3, 4], "float64");
-    expect(nb.supports(Prim.BatchMatmul, [f64, f64])).toBe(false);
-    expect(nb.supports(Prim.Add, [randn([2], 1), randn([2], 2)])).toBe(false);
-    expect(nb.supports(Prim.Max, [randn([2], 1), randn([2], 2)])).toBe(false);
+    expect(nb.supports(Prim.BatchMatmul, [f64, f64], {} as never)).toBe(false);
+    expect(nb.supports(Prim.Add, [randn([2], 1), randn([2], 2)], {} as never)).toBe(false);
+    expect(nb.supports(Prim.Max, [randn([2], 1), randn([2], 2)], {} as never)).toBe(false);
     expect(() => nb.run(Prim.Max, [randn([2], 1), randn([2], 2)], {}, [{ shape: [2], dtype: "float32" }])).toThrow(
       /not implemented/,
     );

@@ -2,14 +2,15 @@
 // (even NaN-filled) storage is bit-identical to what fresh storage gives.
 import { afterEach, describe, expect, it } from "vitest";
 import { valueAndGrad } from "../../src/autodiff/grad.js";
-import { nativeBackend } from "../../src/backends/native/index.js";
+import { nativeBackend as nativeBackendOf } from "../../src/backends/native/index.js";
+const nativeBackend = nativeBackendOf();
 import { recycle, recycledBytes, releaseRecycled, StoragePool } from "../../src/core/pool.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { moeConfig } from "../../src/moe/config.js";
 import { routedMoeForward, type RoutedMoeWeights } from "../../src/moe/routed-moe.js";
 import { mul } from "../../src/ops/elementwise.js";
 import { sum } from "../../src/ops/reduce.js";
-import { initFromEnv } from "../../src/runtime.js";
+import { initFromEnv } from "../../src/backends/select.js";
 import { withBackend } from "../harness/backends.js";
 
 function rand(shape: number[], seed: number, scale: number): Tensor {

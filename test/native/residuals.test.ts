@@ -2,11 +2,12 @@
 import { afterAll, describe, expect, it } from "vitest";
 import type { Tensor } from "../../src/core/tensor.js";
 import { vjp } from "../../src/autodiff/grad.js";
-import { nativeBackend } from "../../src/backends/native/index.js";
+import { nativeBackend as nativeBackendOf } from "../../src/backends/native/index.js";
+const nativeBackend = nativeBackendOf();
 import { moeConfig } from "../../src/moe/config.js";
 import { routedMoeForward } from "../../src/moe/routed-moe.js";
 import { foldIn, normal, prngKey } from "../../src/nn/random.js";
-import { useBackend } from "../../src/runtime.js";
+import { useBackend } from "../../src/backends/select.js";
 
 describe.skipIf(nativeBackend === undefined)("native fused FFN residuals", () => {
   afterAll(() => useBackend("ref"));

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { Tensor, tensor } from "../../src/core/tensor.js";
-import { setBackend } from "../../src/backends/backend.js";
-import { bind, bind1 } from "../../src/ops/bind.js";
+import { useBackend } from "../../src/backends/select.js";
+import { bind, bind1 } from "../../src/autodiff/bind.js";
 import { Prim } from "../../src/prims/prims.js";
 import { vjpRules } from "../../src/autodiff/vjp-rules.js";
 import { valueAndGrad } from "../../src/autodiff/grad.js";
@@ -14,7 +14,7 @@ import { assertAllClose, assertExact } from "../harness/tolerance.js";
 import { expectPrimError, gradCoverage } from "../harness/families.js";
 import { build, numel, range, ravel } from "../harness/naive.js";
 
-beforeAll(() => void setBackend("ref"));
+beforeAll(() => void useBackend("ref"));
 const cov = gradCoverage("indexing");
 const s = (shape: readonly number[]): string => `[${shape.join(",")}]`;
 const i32 = (xs: number[], shape: readonly number[] = [xs.length]): Tensor => tensor(xs, shape, "int32");

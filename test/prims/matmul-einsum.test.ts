@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { DType } from "../../src/core/dtype.js";
 import { Tensor, tensor } from "../../src/core/tensor.js";
-import { setBackend } from "../../src/backends/backend.js";
-import { bind1 } from "../../src/ops/bind.js";
+import { useBackend } from "../../src/backends/select.js";
+import { bind1 } from "../../src/autodiff/bind.js";
 import { Prim } from "../../src/prims/prims.js";
 import { batchMatmul, einsum, matmul } from "../../src/ops/matmul.js";
 import { assertAdjoint } from "../harness/adjoint.js";
@@ -12,7 +12,7 @@ import { assertAllClose, assertExact, nmse, roundTo } from "../harness/tolerance
 import { expectPrimError, gradCoverage } from "../harness/families.js";
 import { build, indices, ravel } from "../harness/naive.js";
 
-beforeAll(() => void setBackend("ref"));
+beforeAll(() => void useBackend("ref"));
 const cov = gradCoverage("matmul-einsum");
 const s = (shape: readonly number[]): string => `[${shape.join(",")}]`;
 

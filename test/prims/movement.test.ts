@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { DType } from "../../src/core/dtype.js";
 import { Tensor, tensor } from "../../src/core/tensor.js";
-import { setBackend } from "../../src/backends/backend.js";
-import { bind1 } from "../../src/ops/bind.js";
+import { useBackend } from "../../src/backends/select.js";
+import { bind1 } from "../../src/autodiff/bind.js";
 import { Prim } from "../../src/prims/prims.js";
 import { vjpRules } from "../../src/autodiff/vjp-rules.js";
 import { valueAndGrad } from "../../src/autodiff/grad.js";
@@ -16,7 +16,7 @@ import { assertAllClose, assertExact } from "../harness/tolerance.js";
 import { expectPrimError, gradCoverage } from "../harness/families.js";
 import { build, numel, ravel } from "../harness/naive.js";
 
-beforeAll(() => void setBackend("ref"));
+beforeAll(() => void useBackend("ref"));
 const cov = gradCoverage("movement");
 const s = (shape: readonly number[]): string => `[${shape.join(",")}]`;
 /** 0, 1, 2, ... as a tensor: every element distinct, so data movement is visible */

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { Tensor, tensor } from "../../src/core/tensor.js";
-import { setBackend } from "../../src/backends/backend.js";
+import { useBackend } from "../../src/backends/select.js";
 import { valueAndGrad } from "../../src/autodiff/grad.js";
 import { add } from "../../src/ops/elementwise.js";
 import {
@@ -32,7 +32,7 @@ import { assertAllClose, assertExact } from "../harness/tolerance.js";
 import { expectPrimError } from "../harness/families.js";
 import { build, ravel } from "../harness/naive.js";
 
-beforeAll(() => void setBackend("ref"));
+beforeAll(() => void useBackend("ref"));
 const f64 = (xs: number[], shape: readonly number[] = [xs.length]): Tensor => tensor(xs, shape, "float64");
 const sig = (x: number): number => 1 / (1 + Math.exp(-x));
 const sp = (x: number): number => Math.log(1 + Math.exp(x));

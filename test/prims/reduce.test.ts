@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { Tensor, tensor } from "../../src/core/tensor.js";
-import { setBackend } from "../../src/backends/backend.js";
-import { bind1 } from "../../src/ops/bind.js";
+import { useBackend } from "../../src/backends/select.js";
+import { bind1 } from "../../src/autodiff/bind.js";
 import { Prim } from "../../src/prims/prims.js";
 import { valueAndGrad } from "../../src/autodiff/grad.js";
 import { max, mean, sum } from "../../src/ops/reduce.js";
@@ -12,7 +12,7 @@ import { assertAllClose, assertExact } from "../harness/tolerance.js";
 import { expectPrimError, gradCoverage } from "../harness/families.js";
 import { indices, numel, ravel } from "../harness/naive.js";
 
-beforeAll(() => void setBackend("ref"));
+beforeAll(() => void useBackend("ref"));
 const cov = gradCoverage("reduce");
 
 /** Naive reduction: visit every element, accumulate into the output position of its kept indices. */

@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { DType } from "../../src/core/dtype.js";
 import { Tensor, tensor } from "../../src/core/tensor.js";
-import { setBackend } from "../../src/backends/backend.js";
-import { bind1 } from "../../src/ops/bind.js";
+import { useBackend } from "../../src/backends/select.js";
+import { bind1 } from "../../src/autodiff/bind.js";
 import { Prim } from "../../src/prims/prims.js";
 import { valueAndGrad } from "../../src/autodiff/grad.js";
 import { gmm, tgmm } from "../../src/ops/segment.js";
@@ -12,7 +12,7 @@ import { Rng } from "../harness/random.js";
 import { assertAllClose, assertExact, roundTo } from "../harness/tolerance.js";
 import { expectPrimError, gradCoverage } from "../harness/families.js";
 
-beforeAll(() => void setBackend("ref"));
+beforeAll(() => void useBackend("ref"));
 const cov = gradCoverage("segment");
 const i32 = (xs: number[]): Tensor => tensor(xs, [xs.length], "int32");
 

@@ -1,14 +1,13 @@
 // Typed access to the Node-API addon built from native/ (see native/include/moe-kernels.h for the kernels'
-// contracts). Loading never throws: when the addon is missing or fails to load, `binding` is undefined and
-// `unavailableReason` says why.
+// contracts). The addon is loaded on first use; loading never throws: when the addon is missing or fails to load,
+// nativeBinding() is undefined and nativeUnavailableReason() says why.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { readEnv, type MoekitEnv, type NativeBf16Path, type NativeIsa } from "../../core/env.js";
 
-export type NativeIsa = "scalar" | "avx2" | "avx512";
-/** How bf16 weights are multiplied: widened to fp32, AVX512_BF16 vdpbf16ps, or AMX tiles (see moe-kernels.h). */
-export type NativeBf16Path = "widen" | "dpbf16" | "amx";
+export type { NativeIsa, NativeBf16Path };
 
 /** Weights of the fused FFN: fp32, or bf16 bit patterns (all three of one kind). */
 export type NativeWeights = Float32Array | Uint16Array;
@@ -182,9 +181,8 @@ const FUNCTIONS = [
 ];
 
 /** The addon path: MOEKIT_NATIVE_ADDON, else native/build/Release in the nearest package root above this file. */
-function addonPath(): string | undefined {
-  const fromEnv = process.env.MOEKIT_NATIVE_ADDON;
-  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
+function addonPath(env: MoekitEnv): string | undefined {
+  if (env.nativeAddon !== undefined) return env.nativeAddon;
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(join(dir, "package.json"))) return join(dir, ADDON);
@@ -194,10 +192,9 @@ function addonPath(): string | undefined {
   }
 }
 
-function load(): { binding?: NativeBinding; reason?: string } {
-  const off = process.env.MOEKIT_NATIVE;
-  if (off === "0" || off === "off") return { reason: `disabled by MOEKIT_NATIVE=${off}` };
-  const path = addonPath();
+function load(env: MoekitEnv): { binding?: NativeBinding; reason?: string } {
+  if (env.nativeDisabled) return { reason: "disabled by MOEKIT_NATIVE" };
+  const path = addonPath(env);
   if (path === undefined) return { reason: "package root not found" };
   if (!existsSync(path)) return { reason: `${path} not found (build it with \`npm run build:native\`)` };
   try {
@@ -210,9 +207,16 @@ function load(): { binding?: NativeBinding; reason?: string } {
   }
 }
 
-const loaded = load();
+let loaded: { binding?: NativeBinding; reason?: string } | undefined;
 
-/** The addon, or undefined when it is not available. */
-export const binding: NativeBinding | undefined = loaded.binding;
-/** Why `binding` is undefined. */
-export const unavailableReason: string | undefined = loaded.reason;
+/** The addon, loaded on the first call (undefined when it is not available: see nativeUnavailableReason). */
+export function nativeBinding(): NativeBinding | undefined {
+  loaded ??= load(readEnv());
+  return loaded.binding;
+}
+
+/** Why nativeBinding() is undefined. */
+export function nativeUnavailableReason(): string | undefined {
+  nativeBinding();
+  return loaded!.reason;
+}

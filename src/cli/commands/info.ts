@@ -1,6 +1,5 @@
 import { parseArgs } from "node:util";
-import { nativeBf16Path } from "../../backends/native/index.js";
-import { runtimeInfo } from "../../runtime.js";
+import { runtimeInfo } from "../../backends/select.js";
 
 export function infoCommand(argv: string[]): number {
   const { values } = parseArgs({ args: argv, options: { json: { type: "boolean" } } });
@@ -11,7 +10,7 @@ export function infoCommand(argv: string[]): number {
     isa: r.native.isa ?? "-",
     bestIsa: r.native.bestIsa ?? "-",
     threads: r.native.threads,
-    bf16Path: nativeBf16Path() ?? "-",
+    bf16Path: r.native.bf16Path ?? "-",
     node: process.version,
   };
   if (values.json === true) console.log(JSON.stringify(info, null, 2));

@@ -1,7 +1,7 @@
-// The native fused MoE FFN (src/backends/native/moe-ffn.ts) against the spec: sparseExpertCombine without the hook,
-// i.e. gatherSorted → expertFfn → unpermute on the reference backend. Forward and every gradient (inputs, combine
-// weights, wi0, wi1, wo, biases) via valueAndGrad. Skipped, with the reason in the suite name, when the addon is not
-// built.
+// The ExpertFfn primitive (and its backward, ExpertFfnBwd) on every backend against its spec, the op composition
+// gatherSorted → gmm, GLU, gmm → unpermute (sparseExpertCombineComposed) on the reference backend. Forward and every
+// gradient (inputs, combine weights, wi0, wi1, wo, biases) via valueAndGrad. The reference kernel's forward gives the
+// composition's bits; its backward accumulates in float64.
 //
 // Tolerances: fp32 weights (and bf16 weights on the "widen" path, which multiplies the exact bf16 values in fp32):
 // max|native - ref| <= 1e-5 · max(1, max|ref|) · sqrt(depth), depth = the longest contraction (D, H or T·K).
@@ -12,30 +12,23 @@ import v8 from "node:v8";
 import vm from "node:vm";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { valueAndGrad } from "../../src/autodiff/grad.js";
-import { binding } from "../../src/backends/native/binding.js";
-import {
-  bf16Bits,
-  nativeBf16Path,
-  nativeBf16Supported,
-  nativeInfo,
-  nativeMoeFfn,
-  nativeMoeFfnApplies,
-  nativeProbes,
-  nativeWorkspaceBytes,
-  setNativeBf16Path,
-  setNativeThreads,
-  type NativeBf16Path,
-} from "../../src/backends/native/index.js";
+import { nativeBinding } from "../../src/backends/native/binding.js";
+import { nativeInfo, nativeWorkspaceBytes, setNativeBf16Path, setNativeThreads, type NativeBf16Path } from "../../src/backends/native/index.js";
+import { nativeProbes } from "../../src/backends/native/probes.js";
+import { useBackend } from "../../src/backends/select.js";
+import { Prim } from "../../src/prims/prims.js";
+import { gradCoverage } from "../harness/families.js";
+import { testBackends } from "../harness/backends.js";
 import { roundBf16InPlace, type DType } from "../../src/core/dtype.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { mul } from "../../src/ops/elementwise.js";
 import { sum } from "../../src/ops/reduce.js";
 import { moeConfig, type MoeConfig } from "../../src/moe/config.js";
-import { sparseExpertCombine, type ExpertWeights } from "../../src/moe/experts.js";
-import { setFusedMoeFfn } from "../../src/moe/fused-ffn.js";
+import { sparseExpertCombine, sparseExpertCombineComposed, type ExpertWeights } from "../../src/moe/experts.js";
 import { route, type Routed } from "../../src/moe/permute.js";
 
 const info = nativeInfo();
+const cov = gradCoverage("expert-ffn");
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -123,12 +116,13 @@ function problem(c: Case, seed: number, weightDtype: DType = "float32"): Problem
   return { cfg, r, w, args, seedCt: rand([c.B, c.S, c.D], seed + 8) };
 }
 
-/** sum(sparseExpertCombine(...) · G): a scalar whose gradient reaches every input. */
-function loss(p: Problem, c: Case) {
+/** sum(sparseExpertCombine(...) · G): a scalar whose gradient reaches every input (the spec: the op composition). */
+function loss(p: Problem, c: Case, spec = false) {
+  const combine = spec ? sparseExpertCombineComposed : sparseExpertCombine;
   return (...a: Tensor[]): Tensor => {
     const r: Routed = { ...p.r, inputs_TD: a[0]!, weights_BSK: a[1]! };
     const w: ExpertWeights = { wi0: a[2]!, wi1: a[3]!, wo: a[4]!, wi0Bias: a[5], wi1Bias: a[6], woBias: a[7] };
-    return sum(mul(sparseExpertCombine(p.cfg, r, w, c.B, c.S), p.seedCt));
+    return sum(mul(combine(p.cfg, r, w, c.B, c.S), p.seedCt));
   };
 }
 
@@ -154,93 +148,112 @@ function expectClose(nat: Tensor, ref: Tensor, depth: number, rel: number, what:
 
 const GRAD_NAMES = ["inputs_TD", "weights_BSK", "wi0", "wi1", "wo", "wi0Bias", "wi1Bias", "woBias"];
 
-/** Value and all gradients with the reference composition, then with the native hook; compared. */
-function compare(c: Case, p: Problem, rel: number, tag: string): void {
-  const f = loss(p, c);
-  setFusedMoeFfn(undefined);
-  const ref = valueAndGrad(f)(...p.args);
-  const refOut = sparseExpertCombine(p.cfg, p.r, p.w, c.B, c.S);
-  setFusedMoeFfn(nativeMoeFfn);
-  const nat = valueAndGrad(f)(...p.args);
+/** Value and all gradients of the composition on ref, then of the primitive on `backend`; compared. */
+function compare(c: Case, p: Problem, rel: number, tag: string, backend: string): void {
+  useBackend("ref");
+  const ref = valueAndGrad(loss(p, c, true))(...p.args);
+  const refOut = sparseExpertCombineComposed(p.cfg, p.r, p.w, c.B, c.S);
+  useBackend(backend as "ref" | "native");
+  const nat = valueAndGrad(loss(p, c))(...p.args);
   const natOut = sparseExpertCombine(p.cfg, p.r, p.w, c.B, c.S);
+  cov.mark(Prim.ExpertFfn);
   const depth = Math.max(c.D, c.H, c.B * c.S * c.K);
   expectClose(natOut, refOut, depth, rel, `${tag} forward`);
   expectClose(nat.value, ref.value, depth * c.D, rel, `${tag} loss`);
   nat.grads.forEach((g, i) => expectClose(g, ref.grads[i]!, depth, rel, `${tag} d${GRAD_NAMES[i]}`));
 }
 
-describe.skipIf(!info.available)(`native fused MoE FFN vs the reference composition${info.available ? "" : ` (skipped: ${info.reason})`}`, () => {
-  const b = binding as NonNullable<typeof binding>;
-  const defaultPath = info.available ? nativeBf16Path() : undefined;
-  afterEach(() => setFusedMoeFfn(undefined));
-  afterAll(() => {
-    if (info.isa !== undefined) b.setIsa(info.isa);
-    if (defaultPath !== undefined) setNativeBf16Path(defaultPath);
-    setNativeThreads(0);
-  });
-
-  it("applies to float32 layers with fp32 / bf16 weights and supported activations only", () => {
-    const c = CASES[0]!;
-    const p = problem(c, 1);
-    expect(nativeMoeFfnApplies(p.cfg, p.r, p.w, c.B, c.S)).toBe(true);
-    const pb = problem(c, 1, "bfloat16");
-    expect(nativeMoeFfnApplies(pb.cfg, pb.r, pb.w, c.B, c.S)).toBe(true);
-    const bf16Layer = moeConfig({ num_experts: c.E, num_experts_per_tok: c.K, dtype: "bfloat16" });
-    expect(nativeMoeFfn!(bf16Layer, p.r, p.w, c.B, c.S)).toBeUndefined();
-    const tanhAct = moeConfig({ num_experts: c.E, num_experts_per_tok: c.K, dtype: "float32", mlp_activations: ["tanh", "linear"] });
-    expect(nativeMoeFfn!(tanhAct, p.r, p.w, c.B, c.S)).toBeUndefined();
-    const f64 = { ...p.w, wo: new Tensor(Float64Array.from(p.w.wo.data), p.w.wo.shape, "float64") };
-    expect(nativeMoeFfn!(p.cfg, p.r, f64, c.B, c.S)).toBeUndefined();
-    const mixed = { ...p.w, wo: pb.w.wo };
-    expect(nativeMoeFfn!(p.cfg, p.r, mixed, c.B, c.S)).toBeUndefined();
-    // a declined call falls back to the reference composition
-    setFusedMoeFfn(nativeMoeFfn);
-    expect(sparseExpertCombine(tanhAct, p.r, p.w, c.B, c.S).shape).toEqual([c.B, c.S, c.D]);
-  });
+describe.each(testBackends())("ExpertFfn on %s against the op composition on ref", (backend) => {
+  afterAll(() => void useBackend("ref"));
 
   for (const c of CASES) {
     it(`${c.name}: forward and all gradients match (fp32 weights)`, () => {
-      compare(c, problem(c, 10), 1e-5, c.name);
+      compare(c, problem(c, 10), 1e-5, c.name, backend);
     });
   }
 
   it("gradients for the tracked inputs only (frozen experts) match", () => {
     const c = CASES[2]!;
     const p = problem(c, 15);
-    const f = (x: Tensor, wts: Tensor, wi1: Tensor): Tensor => loss(p, c)(x, wts, p.w.wi0, wi1, p.w.wo, ...p.args.slice(5));
-    setFusedMoeFfn(undefined);
-    const ref = valueAndGrad(f)(p.r.inputs_TD, p.r.weights_BSK, p.w.wi1);
-    setFusedMoeFfn(nativeMoeFfn);
-    const nat = valueAndGrad(f)(p.r.inputs_TD, p.r.weights_BSK, p.w.wi1);
+    const f = (spec: boolean) => (x: Tensor, wts: Tensor, wi1: Tensor): Tensor => loss(p, c, spec)(x, wts, p.w.wi0, wi1, p.w.wo, ...p.args.slice(5));
+    useBackend("ref");
+    const ref = valueAndGrad(f(true))(p.r.inputs_TD, p.r.weights_BSK, p.w.wi1);
+    useBackend(backend);
+    const nat = valueAndGrad(f(false))(p.r.inputs_TD, p.r.weights_BSK, p.w.wi1);
     const depth = Math.max(c.D, c.H, c.B * c.S * c.K);
     ["inputs_TD", "weights_BSK", "wi1"].forEach((name, i) => expectClose(nat.grads[i]!, ref.grads[i]!, depth, 1e-5, `frozen d${name}`));
+  });
+
+  it("bf16 weights (widen on native): forward and all gradients match", () => {
+    if (backend === "native") setNativeBf16Path("widen");
+    try {
+      for (const c of [CASES[0]!, CASES[2]!, CASES[3]!]) compare(c, problem(c, 30, "bfloat16"), 1e-5, `bf16 ${c.name}`, backend);
+    } finally {
+      if (backend === "native" && info.bf16Path !== undefined) setNativeBf16Path(info.bf16Path);
+    }
+  });
+
+  it("the reference kernel's forward gives the composition's bits", () => {
+    if (backend !== "ref") return;
+    for (const c of CASES) {
+      const p = problem(c, 70);
+      useBackend("ref");
+      const want = sparseExpertCombineComposed(p.cfg, p.r, p.w, c.B, c.S);
+      const got = sparseExpertCombine(p.cfg, p.r, p.w, c.B, c.S);
+      expect(Array.from(got.data), c.name).toEqual(Array.from(want.data));
+    }
+  });
+
+  it("layers it does not cover take the composition", () => {
+    const c = CASES[0]!;
+    const p = problem(c, 1);
+    useBackend(backend);
+    const tanhAct = moeConfig({ num_experts: c.E, num_experts_per_tok: c.K, emb_dim: c.D, moe_mlp_dim: c.H, dtype: "float32", mlp_activations: ["tanh", "linear"] });
+    const f64 = { ...p.w, wo: new Tensor(Float64Array.from(p.w.wo.data), p.w.wo.shape, "float64") };
+    expect(sparseExpertCombine(tanhAct, p.r, p.w, c.B, c.S).shape).toEqual([c.B, c.S, c.D]);
+    expect(sparseExpertCombine(p.cfg, p.r, f64, c.B, c.S).shape).toEqual([c.B, c.S, c.D]);
+  });
+});
+
+describe("expert-ffn gradient coverage", () => {
+  it("every differentiable primitive of the family was gradient-checked", () => cov.verify());
+});
+
+describe.skipIf(!info.available)(`ExpertFfn on the native kernels${info.available ? "" : ` (skipped: ${info.reason})`}`, () => {
+  const b = nativeBinding()!;
+  const defaultPath = info.bf16Path;
+  afterEach(() => void useBackend("ref"));
+  afterAll(() => {
+    if (info.isa !== undefined) b.setIsa(info.isa);
+    if (defaultPath !== undefined) setNativeBf16Path(defaultPath);
+    setNativeThreads(0);
   });
 
   it("the portable kernels (isa scalar) match too", () => {
     b.setIsa("scalar");
     try {
-      compare(CASES[2]!, problem(CASES[2]!, 20), 1e-5, "scalar gpt_oss");
-      compare(CASES[0]!, problem(CASES[0]!, 21), 1e-5, "scalar silu");
+      compare(CASES[2]!, problem(CASES[2]!, 20), 1e-5, "scalar gpt_oss", "native");
+      compare(CASES[0]!, problem(CASES[0]!, 21), 1e-5, "scalar silu", "native");
     } finally {
       b.setIsa(info.isa!);
     }
   });
 
-  const paths: NativeBf16Path[] = ["widen"];
-  if (info.available && nativeBf16Supported()) paths.push("dpbf16");
+  const paths: NativeBf16Path[] = [];
+  if (info.available && b.cpuHasAvx512Bf16()) paths.push("dpbf16");
   if (info.available && b.cpuHasAmxBf16()) paths.push("amx");
   for (const path of paths) {
     it(`bf16 weights (${path}): forward and all gradients match`, () => {
       setNativeBf16Path(path);
       const rel = path === "widen" ? 1e-5 : 2 ** -8;
-      for (const c of [CASES[0]!, CASES[2]!, CASES[3]!]) compare(c, problem(c, 30, "bfloat16"), rel, `${path} ${c.name}`);
+      for (const c of [CASES[0]!, CASES[2]!, CASES[3]!]) compare(c, problem(c, 30, "bfloat16"), rel, `${path} ${c.name}`, "native");
     });
   }
 
   it("bf16 bits are converted once per weight storage", () => {
     const t = rand([3, 4, 5], 40, 1, "bfloat16");
-    const bits = bf16Bits(t);
-    expect(bf16Bits(new Tensor(t.data, t.shape, t.dtype))).toBe(bits);
+    const bits = t.bf16BitsOf((v, out) => b.f32ToBf16Bits(v, out));
+    expect(new Tensor(t.data, t.shape, t.dtype).bf16BitsOf()).toBe(bits);
     const back = new Float32Array(new Uint32Array(Array.from(bits, (u) => u << 16)).buffer);
     expect(Array.from(back)).toEqual(Array.from(t.data));
   });
@@ -248,7 +261,7 @@ describe.skipIf(!info.available)(`native fused MoE FFN vs the reference composit
   it("is bit-identical for 1 and 2 threads, forward and backward", () => {
     const c: Case = { name: "pool", raw: { mlp_bias: true }, B: 2, S: 32, D: 64, H: 96, E: 4, K: 4 };
     const p = problem(c, 50);
-    setFusedMoeFfn(nativeMoeFfn);
+    useBackend("native");
     const run = (threads: number) => {
       setNativeThreads(threads);
       return valueAndGrad(loss(p, c))(...p.args);
@@ -265,7 +278,7 @@ describe.skipIf(!info.available)(`native fused MoE FFN vs the reference composit
     const gc = vm.runInNewContext("gc") as () => void;
     const c: Case = { name: "leak", raw: { mlp_bias: true }, B: 4, S: 16, D: 48, H: 64, E: 8, K: 4 };
     const p = problem(c, 60);
-    setFusedMoeFfn(nativeMoeFfn);
+    useBackend("native");
     const step = () => valueAndGrad(loss(p, c))(...p.args);
     // ArrayBuffer backing stores are swept concurrently after a full GC: let the sweeper finish before reading
     const settle = async (): Promise<NodeJS.MemoryUsage> => {
@@ -286,9 +299,9 @@ describe.skipIf(!info.available)(`native fused MoE FFN vs the reference composit
   });
 
   it("probes report positive peaks", () => {
-    const pr = nativeProbes!;
+    const pr = nativeProbes()!;
     expect(pr.fmaPeakGflops(0.02)).toBeGreaterThan(0);
     expect(pr.readBandwidthGBs(16 * 2 ** 20)).toBeGreaterThan(0);
-    expect(pr.bf16PeakGflops(0.02) > 0).toBe(nativeBf16Supported());
+    expect(pr.bf16PeakGflops(0.02) > 0).toBe(b.cpuHasAvx512Bf16());
   });
 });

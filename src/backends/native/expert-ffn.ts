@@ -1,0 +1,93 @@
+// ExpertFfn and ExpertFfnBwd on the fused native kernels (moe_ffn_fwd_* / moe_ffn_bwd_*). bfloat16 weights go to
+// the kernels as their bit patterns, never widened in TypeScript; with them the dpbf16 / amx paths round the
+// activations to bf16 (native/include/moe-kernels.h), so results match the reference to bf16 precision.
+import type { TypedArray } from "../../core/dtype.js";
+import { storagePool } from "../../core/pool.js";
+import type { Aval } from "../../core/shape.js";
+import type { Tensor } from "../../core/tensor.js";
+import { expertFfnInputs, FFN_ACTIVATIONS, type ExpertFfnBwdParams, type ExpertFfnParams } from "../../prims/expert-ffn.js";
+import type { NativeBinding, NativeFfnProblem, NativeWeights } from "./binding.js";
+
+/** moe_activation_t by activation name. */
+const ACTIVATION_CODE: Readonly<Record<string, number>> = { linear: 0, silu: 1, gelu: 2, sigmoid: 3, relu: 4 };
+/** The one GLU scale the kernels implement for the clamped form. */
+const KERNEL_ALPHA = 1.702;
+
+const f32Backed = (t: Tensor | undefined): boolean => t !== undefined && t.data instanceof Float32Array;
+
+/** Whether the backward kernel takes these inputs: as the forward, with float32 cotangent and residuals. */
+export function supportsExpertFfnBwd(ins: readonly Tensor[], p: ExpertFfnBwdParams): boolean {
+  return f32Backed(ins[0]) && ins.slice(-4).every(f32Backed) && supportsExpertFfn(ins.slice(1, -4), p);
+}
+
+/** Whether the kernels take these inputs: every routed row in a group, float storage they can read, their GLUs. */
+export function supportsExpertFfn(ins: readonly Tensor[], p: ExpertFfnParams | ExpertFfnBwdParams): boolean {
+  if (!FFN_ACTIVATIONS.includes(p.activation) || (p.clampLimit !== 0 && Math.fround(p.alpha) !== Math.fround(KERNEL_ALPHA))) return false;
+  const a = expertFfnInputs(ins, p);
+  if (a.x === undefined || !f32Backed(a.x) || a.wi0 === undefined) return false;
+  const bf16 = a.wi0.dtype === "bfloat16";
+  const weightOk = (t: Tensor | undefined): boolean => t !== undefined && t.dtype === a.wi0.dtype && (bf16 || f32Backed(t));
+  if (!weightOk(a.wi0) || !weightOk(a.wi1) || !weightOk(a.wo)) return false;
+  if (p.hasCombineWeights && !f32Backed(a.w)) return false;
+  if (p.hasBias && ![a.b0, a.b1, a.bo].every(f32Backed)) return false;
+  if (!(a.groupSizes?.data instanceof Int32Array) || !(a.order?.data instanceof Int32Array)) return false;
+  let rows = 0;
+  for (const g of a.groupSizes.data) rows += g;
+  return rows === a.order.size;
+}
+
+function weights(b: NativeBinding, t: Tensor): NativeWeights {
+  return t.dtype === "bfloat16" ? t.bf16BitsOf((v, bits) => b.f32ToBf16Bits(v, bits)) : (t.data as Float32Array);
+}
+
+function problem(b: NativeBinding, ins: readonly Tensor[], p: ExpertFfnParams | ExpertFfnBwdParams): NativeFfnProblem {
+  const a = expertFfnInputs(ins, p);
+  const [T, D] = a.x.shape as [number, number];
+  const [E, , H] = a.wi0.shape as [number, number, number];
+  return {
+    x: a.x.data as Float32Array,
+    T,
+    D,
+    order: a.order.data as Int32Array,
+    K: p.numExpertsPerTok,
+    w: p.hasCombineWeights ? (a.w!.data as Float32Array) : null,
+    wi0: weights(b, a.wi0),
+    wi1: weights(b, a.wi1),
+    wo: weights(b, a.wo),
+    groupSizes: a.groupSizes.data as Int32Array,
+    E,
+    H,
+    activation: ACTIVATION_CODE[p.activation]!,
+    clampLimit: p.clampLimit,
+  };
+}
+
+// bf16 biases are Float32Arrays of bf16 values: exact as fp32
+const bias = (t: Tensor | undefined): Float32Array | null => (t === undefined ? null : (t.data as Float32Array));
+
+export function expertFfnNative(b: NativeBinding, ins: readonly Tensor[], p: ExpertFfnParams, outs: readonly Aval[]): TypedArray[] {
+  const a = expertFfnInputs(ins, p);
+  const y = new Float32Array(outs[0]!.shape[0]! * outs[0]!.shape[1]!);
+  // residuals come from the recycled-storage pool: the kernels write every element
+  const res = p.residuals ? outs.slice(1).map((o) => storagePool.take(o.shape[0]! * o.shape[1]!)) : [null, null, null, null];
+  b.ffnFwd({ ...problem(b, ins, p), b0: bias(a.b0), b1: bias(a.b1), bo: bias(a.bo), y, resAct: res[0]!, resH0: res[1]!, resH1: res[2]!, resO: res[3]! });
+  return p.residuals ? [y, ...(res as Float32Array[])] : [y];
+}
+
+export function expertFfnBwdNative(b: NativeBinding, ins: readonly Tensor[], p: ExpertFfnBwdParams, outs: readonly Aval[]): TypedArray[] {
+  const [dy, act, h0, h1, o] = [ins[0]!, ...ins.slice(-4)].map((t) => t.data as Float32Array) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+  const fwdIns = ins.slice(1, -4);
+  // the outputs in the shape rule's order, each from the pool (the kernels write every element)
+  const grads = outs.map((o) => storagePool.take(o.shape.reduce((x, y) => x * y, 1)));
+  let i = 1;
+  const g = p.grads;
+  const next = (want: boolean): Float32Array | null => (want ? grads[i++]! : null);
+  const dw = next(p.hasCombineWeights && g.w);
+  const dwi0 = next(g.wi0);
+  const dwi1 = next(g.wi1);
+  const dwo = next(g.wo);
+  const withBias = p.hasBias && g.bias;
+  const [db0, db1, dbo] = [next(withBias), next(withBias), next(withBias)];
+  b.ffnBwd({ ...problem(b, fwdIns, p), dy, resAct: act, resH0: h0, resH1: h1, resO: o, dx: grads[0]!, dw, dwi0, dwi1, dwo, db0, db1, dbo });
+  return grads;
+}

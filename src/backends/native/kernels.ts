@@ -1,0 +1,144 @@
+// The native backend's kernels, one entry per primitive it implements; supports() is false for every other
+// primitive and input, and the dispatcher runs the reference kernel instead.
+import type { TypedArray } from "../../core/dtype.js";
+import { DTypeError, ShapeError, UnsupportedError } from "../../core/errors.js";
+import { shapesEqual, type Aval } from "../../core/shape.js";
+import type { Tensor } from "../../core/tensor.js";
+import { Prim, type Params } from "../../prims/prims.js";
+import type { NativeBinding } from "./binding.js";
+import { expertFfnBwdNative, expertFfnNative, supportsExpertFfn, supportsExpertFfnBwd } from "./expert-ffn.js";
+
+const isF32 = (t: Tensor | undefined, rank: number): boolean => t?.dtype === "float32" && t.shape.length === rank && t.data instanceof Float32Array;
+const isI32Vector = (t: Tensor | undefined): boolean => t?.dtype === "int32" && t.shape.length === 1;
+const allF32 = (ins: readonly Tensor[]): boolean => ins.every((t) => t.dtype === "float32" && t.data instanceof Float32Array);
+
+/** Elementwise float32 operands from this many elements on run natively (bit-identical to the ref kernels). */
+export const MIN_NATIVE_ELEMENTWISE = 1 << 16;
+const BINARY_OPS: Readonly<Record<string, number>> = { [Prim.Add]: 0, [Prim.Sub]: 1, [Prim.Mul]: 2, [Prim.Div]: 3 };
+
+export function supports<P extends Prim>(prim: P, ins: readonly Tensor[], params: Params<P>): boolean {
+  switch (prim) {
+    case Prim.Gmm:
+      return ins.length === 3 && isF32(ins[0], 2) && isF32(ins[1], 3) && isI32Vector(ins[2]);
+    case Prim.Tgmm:
+      return ins.length === 3 && isF32(ins[0], 2) && isF32(ins[1], 2) && isI32Vector(ins[2]);
+    case Prim.BatchMatmul:
+      return ins.length === 2 && isF32(ins[0], 3) && isF32(ins[1], 3);
+    case Prim.TopK:
+      return ins.length === 1 && ins[0]!.dtype === "float32" && ins[0]!.shape.length >= 1;
+    case Prim.Argsort:
+      return ins.length === 1 && isI32Vector(ins[0]);
+    case Prim.Add:
+    case Prim.Sub:
+    case Prim.Mul:
+    case Prim.Div:
+      // large float32 operands only: below, the call costs more than the TypeScript loop
+      return ins.length === 2 && allF32(ins) && ins[0]!.size >= MIN_NATIVE_ELEMENTWISE && shapesEqual(ins[0]!.shape, ins[1]!.shape);
+    case Prim.ExpertFfn:
+      return supportsExpertFfn(ins, params as Params<Prim.ExpertFfn>);
+    case Prim.ExpertFfnBwd:
+      return supportsExpertFfnBwd(ins, params as Params<Prim.ExpertFfnBwd>);
+    case Prim.AdamwStep:
+    case Prim.SgdStep:
+      return allF32(ins);
+    default:
+      return false;
+  }
+}
+
+function f32(t: Tensor, what: string): Float32Array {
+  if (t.dtype !== "float32" || !(t.data instanceof Float32Array)) throw new DTypeError(`[native] ${what} must be float32, got ${t.dtype}`);
+  return t.data;
+}
+
+function i32(t: Tensor, what: string): Int32Array {
+  if (t.dtype !== "int32" || !(t.data instanceof Int32Array)) throw new DTypeError(`[native] ${what} must be int32, got ${t.dtype}`);
+  return t.data;
+}
+
+/** Same checks and messages as the ref kernels: sizes >= 0 with sum <= rows. */
+function checkGroups(gs: Int32Array, rows: number, where: string): void {
+  let sum = 0;
+  for (let g = 0; g < gs.length; g++) {
+    const s = gs[g]!;
+    if (s < 0) throw new ShapeError(`[${where}] groupSizes[${g}] = ${s} is negative`);
+    sum += s;
+  }
+  if (sum > rows) throw new ShapeError(`[${where}] sum(groupSizes) (${sum}) > rows (${rows})`);
+}
+
+export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Tensor[], params: Params<P>, outs: readonly Aval[]): TypedArray[] {
+  switch (prim) {
+    case Prim.Gmm: {
+      const [lhs, rhs, gs] = [ins[0]!, ins[1]!, ins[2]!];
+      const [m, k] = lhs.shape as [number, number];
+      const n = outs[0]!.shape[1]!;
+      const sizes = i32(gs, "groupSizes");
+      checkGroups(sizes, m, "gmm");
+      const out = new Float32Array(m * n);
+      b.gmm(f32(lhs, "lhs"), f32(rhs, "rhs"), sizes, m, k, n, (params as Params<Prim.Gmm>).transposeRhs, out);
+      return [out];
+    }
+    case Prim.Tgmm: {
+      const [lhs, rhs, gs] = [ins[0]!, ins[1]!, ins[2]!];
+      const [m, k] = lhs.shape as [number, number];
+      const n = rhs.shape[1]!;
+      const sizes = i32(gs, "groupSizes");
+      checkGroups(sizes, m, "tgmm");
+      const out = new Float32Array(sizes.length * k * n);
+      b.tgmm(f32(lhs, "lhs"), f32(rhs, "rhs"), sizes, m, k, n, out);
+      return [out];
+    }
+    case Prim.BatchMatmul: {
+      const [x, y] = [ins[0]!, ins[1]!];
+      const [batch, m, k] = x.shape as [number, number, number];
+      const n = y.shape[2]!;
+      const out = new Float32Array(batch * m * n);
+      b.bmm(f32(x, "lhs"), f32(y, "rhs"), batch, m, k, n, out);
+      return [out];
+    }
+    case Prim.TopK: {
+      const x = ins[0]!;
+      const n = x.shape[x.shape.length - 1]!;
+      const rows = n === 0 ? 0 : x.size / n;
+      const { k } = params as Params<Prim.TopK>;
+      const vals = new Float32Array(rows * k);
+      const ids = new Int32Array(rows * k);
+      b.topk(f32(x, "x"), rows, n, k, vals, ids);
+      return [vals, ids];
+    }
+    case Prim.Argsort: {
+      const out = new Int32Array(ins[0]!.size);
+      b.argsortI32(i32(ins[0]!, "keys"), out);
+      return [out];
+    }
+    case Prim.Add:
+    case Prim.Sub:
+    case Prim.Mul:
+    case Prim.Div: {
+      const out = new Float32Array(ins[0]!.size);
+      b.binaryF32(BINARY_OPS[prim]!, f32(ins[0]!, "lhs"), f32(ins[1]!, "rhs"), out);
+      return [out];
+    }
+    case Prim.ExpertFfn:
+      return expertFfnNative(b, ins, params as Params<Prim.ExpertFfn>, outs);
+    case Prim.ExpertFfnBwd:
+      return expertFfnBwdNative(b, ins, params as Params<Prim.ExpertFfnBwd>, outs);
+    case Prim.AdamwStep: {
+      const s = params as Params<Prim.AdamwStep>;
+      const [p, g, m, v] = ins.map((t) => t.data as Float32Array) as [Float32Array, Float32Array, Float32Array, Float32Array];
+      const f = Math.fround;
+      b.adamwF32(p, g, m, v, f(s.lr), f(s.b1), f(s.omb1), f(s.b2), f(s.omb2), f(s.bc1), f(s.bc2), f(s.eps), f(s.weightDecay));
+      return [p, m, v];
+    }
+    case Prim.SgdStep: {
+      const s = params as Params<Prim.SgdStep>;
+      const [p, g] = [ins[0]!.data as Float32Array, ins[1]!.data as Float32Array];
+      const trace = s.hasTrace ? (ins[2]!.data as Float32Array) : null;
+      b.sgdF32(p, g, trace, Math.fround(s.lr), Math.fround(s.momentum));
+      return trace === null ? [p] : [p, trace];
+    }
+    default:
+      throw new UnsupportedError(`[native] ${prim} is not implemented by the native backend`);
+  }
+}

@@ -1,0 +1,24 @@
+// Peak probes of the native kernels' machine, for benchmarks: undefined without the addon.
+import { nativeBinding } from "./binding.js";
+
+export interface NativeProbes {
+  /** fp32 fma GFLOP/s of the active ISA (fma = 2 flop) */
+  fmaPeakGflops(seconds?: number): number;
+  /** AVX512_BF16 vdpbf16ps GFLOP/s (0 without it) */
+  bf16PeakGflops(seconds?: number): number;
+  /** AMX-BF16 GFLOP/s (0 without it) */
+  amxPeakGflops(seconds?: number): number;
+  /** GB/s summing a buffer of `bytes` (default 512 MiB) */
+  readBandwidthGBs(bytes?: number): number;
+}
+
+export function nativeProbes(): NativeProbes | undefined {
+  const b = nativeBinding();
+  if (b === undefined) return undefined;
+  return {
+    fmaPeakGflops: (seconds = 0.2) => b.probeFmaPeak(seconds),
+    bf16PeakGflops: (seconds = 0.2) => b.probeBf16Peak(seconds),
+    amxPeakGflops: (seconds = 0.2) => b.probeAmxPeak(seconds),
+    readBandwidthGBs: (bytes = 512 * 2 ** 20) => b.probeReadBandwidth(bytes),
+  };
+}

@@ -1,0 +1,61 @@
+// Which backend runs primitives. Nothing is chosen at import: the first primitive (or useBackend, or
+// configureFromEnv) chooses, from MOEKIT_BACKEND and the other flags of core/env.ts.
+import { readEnv, type BackendChoice, type MoekitEnv } from "../core/env.js";
+import { MoeError } from "../core/errors.js";
+import { storagePool } from "../core/pool.js";
+import type { Backend } from "./backend.js";
+import { nativeBackend, nativeInfo, configureNative } from "./native/index.js";
+import { refBackend } from "./ref/index.js";
+
+export type { BackendChoice };
+
+let active: Backend | undefined;
+let warned = false;
+
+/** The backend primitives run on now (chosen from the environment on first use). */
+export function activeBackend(): Backend {
+  return active ?? selectBackend(configureFromEnv());
+}
+
+function selectBackend(choice: BackendChoice | Backend): Backend {
+  if (typeof choice !== "string") return (active = choice);
+  if (choice === "ref") return (active = refBackend);
+  const native = nativeBackend();
+  if (native === undefined) {
+    const why = nativeInfo().reason ?? "unknown reason";
+    if (choice === "native") throw new MoeError(`[backend] the native backend is unavailable: ${why}`);
+    if (!warned) {
+      warned = true;
+      console.warn(`moekit: native addon unavailable (${why}); using the reference backend (set MOEKIT_BACKEND=ref to silence)`);
+    }
+    return (active = refBackend);
+  }
+  return (active = native);
+}
+
+/** Make `choice` the active backend ("auto": native when the addon loads, else ref). Returns its name. */
+export function useBackend(choice: BackendChoice | Backend = "auto"): string {
+  return selectBackend(choice).name;
+}
+
+/** Apply the environment's flags (pool budget, native threads / ISA / bf16 path) and return its backend choice. */
+export function configureFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): BackendChoice {
+  const e: MoekitEnv = readEnv(env);
+  if (e.poolMb !== undefined) storagePool.setMaxBytes(e.poolMb * 2 ** 20);
+  configureNative(e);
+  return e.backend;
+}
+
+/** Choose the backend from the environment now (what the CLI does at start-up). Returns its name. */
+export function initFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): string {
+  return selectBackend(configureFromEnv(env)).name;
+}
+
+export interface RuntimeInfo {
+  backend: string;
+  native: ReturnType<typeof nativeInfo>;
+}
+
+export function runtimeInfo(): RuntimeInfo {
+  return { backend: activeBackend().name, native: nativeInfo() };
+}

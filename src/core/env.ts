@@ -1,0 +1,57 @@
+// moekit's environment flags, all read and validated here (and only when asked, never at import):
+//   MOEKIT_BACKEND=auto|native|ref      the backend (auto: native when the addon loads, else ref)
+//   MOEKIT_THREADS=n                    native kernel threads, 0 = one per CPU
+//   MOEKIT_POOL_MB=n                    budget of the recycled-storage pool, MiB (0 disables it)
+//   MOEKIT_NATIVE=0|off                 never load the native addon
+//   MOEKIT_NATIVE_ADDON=path            load the addon from this path
+//   MOEKIT_NATIVE_ISA=scalar|avx2|avx512         cap the instruction set of the native kernels
+//   MOEKIT_NATIVE_BF16=widen|dpbf16|amx          how the native kernels multiply bf16 weights
+import { MoeError } from "./errors.js";
+
+export type BackendChoice = "auto" | "native" | "ref";
+export type NativeIsa = "scalar" | "avx2" | "avx512";
+export type NativeBf16Path = "widen" | "dpbf16" | "amx";
+
+export interface MoekitEnv {
+  backend: BackendChoice;
+  threads: number | undefined;
+  poolMb: number | undefined;
+  nativeDisabled: boolean;
+  nativeAddon: string | undefined;
+  nativeIsa: NativeIsa | undefined;
+  nativeBf16: NativeBf16Path | undefined;
+}
+
+/** The most native threads accepted (a larger count is a typo, not a machine). */
+export const MAX_THREADS = 1024;
+
+const list = (xs: readonly string[]): string => `${xs.slice(0, -1).join(", ")} or ${xs[xs.length - 1]}`;
+
+function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(v)) throw new MoeError(`[env] ${name}=${v} must be ${list(allowed)}`);
+  return v as T;
+}
+
+function number(name: string, v: string | undefined, integer: boolean, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = v.trim() === "" ? NaN : Number(v);
+  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n)) || n > max) {
+    throw new MoeError(`[env] ${name}=${v} must be a ${integer ? "non-negative integer" : "non-negative number"} up to ${max}`);
+  }
+  return n;
+}
+
+/** The flags of `env` (default: this process's environment), validated: a bad value throws, naming the variable. */
+export function readEnv(env: Readonly<Record<string, string | undefined>> = process.env): MoekitEnv {
+  const native = oneOf("MOEKIT_NATIVE", env.MOEKIT_NATIVE, ["0", "off", "1", "on", ""]);
+  return {
+    backend: oneOf("MOEKIT_BACKEND", env.MOEKIT_BACKEND, ["auto", "native", "ref"]) ?? "auto",
+    threads: number("MOEKIT_THREADS", env.MOEKIT_THREADS, true, MAX_THREADS),
+    poolMb: number("MOEKIT_POOL_MB", env.MOEKIT_POOL_MB, false, 2 ** 30),
+    nativeDisabled: native === "0" || native === "off",
+    nativeAddon: env.MOEKIT_NATIVE_ADDON === "" ? undefined : env.MOEKIT_NATIVE_ADDON,
+    nativeIsa: oneOf("MOEKIT_NATIVE_ISA", env.MOEKIT_NATIVE_ISA, ["scalar", "avx2", "avx512"]),
+    nativeBf16: oneOf("MOEKIT_NATIVE_BF16", env.MOEKIT_NATIVE_BF16, ["widen", "dpbf16", "amx"]),
+  };
+}

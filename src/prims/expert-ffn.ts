@@ -1,0 +1,158 @@
+// The fused MoE expert FFN as a primitive: MaxText's gather → expert FFN → unpermute over one sort order.
+// Legend: T tokens, K experts per token, R = T·K routed rows, E experts, D model dim, H expert hidden dim.
+//
+//   x_rows[r] = x[order[r] div K]                        routed choice order[r] = t·K + k sits in sorted row r
+//   h0[r] = x_rows[r] @ wi0[e] + b0[e],  h1[r] = x_rows[r] @ wi1[e] + b1[e]     e: the group of row r
+//   act[r] = glu(h0[r], h1[r])
+//   o[r] = act[r] @ wo[e] + bo[e]
+//   y[t] = Σ_k w[t, k] · o[row of choice t·K + k]        w = 1 without combine weights
+//
+// glu: f(h0)·h1, or with clampLimit L > 0 (GPT-OSS) a = min(h0, L), b = clip(h1, −L, L), a·f(alpha·a)·(b + 1).
+// Rows past sum(groupSizes) belong to no expert: h0, h1, act and o are 0 there.
+import type { DType } from "../core/dtype.js";
+import { DTypeError, ShapeError } from "../core/errors.js";
+import { fmt, shapesEqual, type Aval } from "../core/shape.js";
+
+/** The GLU's activation f (gelu is the tanh approximation). */
+export type FfnActivation = "linear" | "silu" | "gelu" | "sigmoid" | "relu";
+export const FFN_ACTIVATIONS: readonly FfnActivation[] = ["linear", "silu", "gelu", "sigmoid", "relu"];
+
+export interface ExpertFfnParams {
+  /** K: routed choices per token */
+  numExpertsPerTok: number;
+  activation: FfnActivation;
+  /** 0: act = f(h0)·h1; L > 0: the GPT-OSS clamped GLU */
+  clampLimit: number;
+  /** the GPT-OSS GLU's scale inside f (1.702) */
+  alpha: number;
+  /** false: every combine weight is 1 and there is no weights input */
+  hasCombineWeights: boolean;
+  hasBias: boolean;
+  /** also output the residuals a backward pass reads: act [R,H], h0 [R,H], h1 [R,H], o [R,D] */
+  residuals: boolean;
+}
+
+/** Which gradients a backward computes (dx always): combine weights, wi0, wi1, wo, b0, b1, bo. */
+export interface ExpertFfnGrads {
+  w: boolean;
+  wi0: boolean;
+  wi1: boolean;
+  wo: boolean;
+  bias: boolean;
+}
+
+export type ExpertFfnBwdParams = Omit<ExpertFfnParams, "residuals"> & { grads: ExpertFfnGrads };
+
+/** The inputs of ExpertFfn by name: [x, order, groupSizes, wi0, wi1, wo, w?, b0?, b1?, bo?]. */
+export interface ExpertFfnInputs<T> {
+  x: T;
+  order: T;
+  groupSizes: T;
+  wi0: T;
+  wi1: T;
+  wo: T;
+  w: T | undefined;
+  b0: T | undefined;
+  b1: T | undefined;
+  bo: T | undefined;
+}
+
+type Layout = Pick<ExpertFfnParams, "hasCombineWeights" | "hasBias">;
+
+export function expertFfnArity(p: Layout): number {
+  return 6 + (p.hasCombineWeights ? 1 : 0) + (p.hasBias ? 3 : 0);
+}
+
+export function expertFfnInputs<T>(ins: readonly T[], p: Layout): ExpertFfnInputs<T> {
+  let i = 6;
+  const w = p.hasCombineWeights ? ins[i++] : undefined;
+  const [b0, b1, bo] = p.hasBias ? [ins[i], ins[i + 1], ins[i + 2]] : [undefined, undefined, undefined];
+  return { x: ins[0]!, order: ins[1]!, groupSizes: ins[2]!, wi0: ins[3]!, wi1: ins[4]!, wo: ins[5]!, w, b0, b1, bo };
+}
+
+/** The inputs as a list, in the primitive's order. */
+export function expertFfnInputList<T>(a: ExpertFfnInputs<T>, p: Layout): T[] {
+  const list = [a.x, a.order, a.groupSizes, a.wi0, a.wi1, a.wo];
+  if (p.hasCombineWeights) list.push(a.w!);
+  if (p.hasBias) list.push(a.b0!, a.b1!, a.bo!);
+  return list;
+}
+
+/** The problem sizes of ExpertFfn inputs, after checking every shape and dtype. */
+export interface FfnDims {
+  T: number;
+  D: number;
+  K: number;
+  E: number;
+  H: number;
+  R: number;
+}
+
+const isFloatType = (d: DType): boolean => d === "float32" || d === "bfloat16";
+
+function expect(where: string, what: string, a: Aval, shape: readonly number[], ok: (d: DType) => boolean, dtypes: string): void {
+  if (!shapesEqual(a.shape, shape)) throw new ShapeError(`[${where}] ${what} has shape ${fmt(a.shape)}, expected ${fmt(shape)}`);
+  if (!ok(a.dtype)) throw new DTypeError(`[${where}] ${what} must be ${dtypes}, got ${a.dtype}`);
+}
+
+export function checkExpertFfn(where: string, ins: readonly Aval[], p: ExpertFfnParams | ExpertFfnBwdParams, extra: number): FfnDims {
+  const n = expertFfnArity(p) + extra;
+  if (ins.length !== n) throw new ShapeError(`[${where}] expects ${n} inputs, got ${ins.length}`);
+  const a = expertFfnInputs(ins.slice(extra), p);
+  if (a.x.shape.length !== 2 || a.wi0.shape.length !== 3) {
+    throw new ShapeError(`[${where}] x ${fmt(a.x.shape)} must be [T,D] and wi0 ${fmt(a.wi0.shape)} [E,D,H]`);
+  }
+  const [T, D] = a.x.shape as [number, number];
+  const [E, , H] = a.wi0.shape as [number, number, number];
+  const K = p.numExpertsPerTok;
+  if (!Number.isInteger(K) || K < 1) throw new ShapeError(`[${where}] numExpertsPerTok must be a positive integer, got ${K}`);
+  if (!FFN_ACTIVATIONS.includes(p.activation)) throw new ShapeError(`[${where}] activation ${p.activation} is not one of ${FFN_ACTIVATIONS.join(", ")}`);
+  if (!(p.clampLimit >= 0) || !Number.isFinite(p.clampLimit)) throw new ShapeError(`[${where}] clampLimit must be finite and >= 0, got ${p.clampLimit}`);
+  const R = T * K;
+  const f32 = (d: DType): boolean => d === "float32";
+  const i32 = (d: DType): boolean => d === "int32";
+  expect(where, "x", a.x, [T, D], f32, "float32");
+  expect(where, "order", a.order, [R], i32, "int32");
+  expect(where, "groupSizes", a.groupSizes, [E], i32, "int32");
+  const wdt = a.wi0.dtype;
+  const sameW = (d: DType): boolean => d === wdt && isFloatType(d);
+  expect(where, "wi0", a.wi0, [E, D, H], sameW, "float32 or bfloat16");
+  expect(where, "wi1", a.wi1, [E, D, H], sameW, `${wdt} (as wi0)`);
+  expect(where, "wo", a.wo, [E, H, D], sameW, `${wdt} (as wi0)`);
+  if (p.hasCombineWeights) expect(where, "combine weights", a.w!, [T, K], f32, "float32");
+  if (p.hasBias) {
+    expect(where, "b0", a.b0!, [E, H], isFloatType, "float32 or bfloat16");
+    expect(where, "b1", a.b1!, [E, H], isFloatType, "float32 or bfloat16");
+    expect(where, "bo", a.bo!, [E, D], isFloatType, "float32 or bfloat16");
+  }
+  return { T, D, K, E, H, R };
+}
+
+export function expertFfnShape(ins: readonly Aval[], p: ExpertFfnParams): Aval[] {
+  const { T, D, R, H } = checkExpertFfn("expert_ffn", ins, p, 0);
+  const out: Aval[] = [{ shape: [T, D], dtype: "float32" }];
+  if (p.residuals) {
+    for (const shape of [[R, H], [R, H], [R, H], [R, D]]) out.push({ shape, dtype: "float32" });
+  }
+  return out;
+}
+
+/** Inputs: [dy, ...ExpertFfn's inputs, act, h0, h1, o]; outputs: dx, then each requested gradient in input order. */
+export function expertFfnBwdShape(ins: readonly Aval[], p: ExpertFfnBwdParams): Aval[] {
+  const { T, D, R, H, E, K } = checkExpertFfn("expert_ffn_bwd", ins.slice(0, -4), p, 1);
+  const [dy, act, h0, h1, o] = [ins[0]!, ...ins.slice(-4)] as [Aval, Aval, Aval, Aval, Aval];
+  const f32 = (d: DType): boolean => d === "float32";
+  expect("expert_ffn_bwd", "dy", dy, [T, D], f32, "float32");
+  expect("expert_ffn_bwd", "act", act, [R, H], f32, "float32");
+  expect("expert_ffn_bwd", "h0", h0, [R, H], f32, "float32");
+  expect("expert_ffn_bwd", "h1", h1, [R, H], f32, "float32");
+  expect("expert_ffn_bwd", "o", o, [R, D], f32, "float32");
+  const out: Aval[] = [{ shape: [T, D], dtype: "float32" }];
+  const g = p.grads;
+  if (p.hasCombineWeights && g.w) out.push({ shape: [T, K], dtype: "float32" });
+  if (g.wi0) out.push({ shape: [E, D, H], dtype: "float32" });
+  if (g.wi1) out.push({ shape: [E, D, H], dtype: "float32" });
+  if (g.wo) out.push({ shape: [E, H, D], dtype: "float32" });
+  if (p.hasBias && g.bias) out.push({ shape: [E, H], dtype: "float32" }, { shape: [E, H], dtype: "float32" }, { shape: [E, D], dtype: "float32" });
+  return out;
+}
