@@ -1,4 +1,8 @@
-import { moeConfig, RoutedMoE, normal, prngKey, runSpmd, routedMoeForwardParallel, shardWeights, sliceAxis, concatenate } from "moekit";
+import { moeConfig, RoutedMoE, normal, prngKey, moe as moeApi, ops, parallel } from "moekit";
+
+const { routedMoeForwardParallel, shardWeights } = moeApi;
+const { sliceAxis, concatenate } = ops;
+const { runSpmd } = parallel;
 
 const cfg = moeConfig({ num_experts: 8, num_experts_per_tok: 2, emb_dim: 16, moe_mlp_dim: 32, decoder_block: "mixtral", dtype: "float32" });
 const moe = new RoutedMoE(cfg, { key: prngKey(0) });

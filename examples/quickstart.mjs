@@ -1,4 +1,6 @@
-import { moeConfig, RoutedMoE, routedMoeForward, normal, prngKey, valueAndGrad, sum, mul, add } from "moekit";
+import { moeConfig, RoutedMoE, routedMoeForward, normal, prngKey, valueAndGrad, ops } from "moekit";
+
+const { sum, mul, add } = ops;
 
 // A Mixtral-style layer: 8 experts, top-2, SwiGLU, load-balance loss.
 const cfg = moeConfig({

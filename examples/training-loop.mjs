@@ -2,7 +2,10 @@
 // in place (natively, multi-threaded). Each step's gradients are handed back with recycle() once applied, so that
 // the native backward can write the next ones into the same memory (the pool keeps buffers of 1 MiB and more: the
 // expert weights here are 8 x 128 x 256 floats).
-import { moeConfig, RoutedMoE, routedMoeForward, normal, prngKey, valueAndGrad, sum, sub, square, recycle, releaseRecycled, AdamW } from "moekit";
+import { moeConfig, RoutedMoE, routedMoeForward, normal, prngKey, valueAndGrad, recycle, releaseRecycled, ops, optim } from "moekit";
+
+const { sum, sub, square } = ops;
+const { AdamW } = optim;
 
 const cfg = moeConfig({ num_experts: 8, num_experts_per_tok: 2, emb_dim: 128, moe_mlp_dim: 256, decoder_block: "mixtral", dtype: "float32" });
 const moe = new RoutedMoE(cfg, { key: prngKey(0) });

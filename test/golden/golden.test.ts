@@ -1,8 +1,8 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadCase } from "../../src/golden/case.js";
-import { runCase } from "../../src/golden/run.js";
+import { loadCase } from "../../src/cli/golden/case.js";
+import { runCase } from "../../src/cli/golden/run.js";
 import { testBackends, withBackend } from "../harness/backends.js";
 
 const dir = join(import.meta.dirname, "../../fixtures/golden");

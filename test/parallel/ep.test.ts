@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { Tensor } from "../../src/core/tensor.js";
-import type { GoldenCase, CaseTensor } from "../../src/golden/case.js";
-import { runSingleDevice, type Produced } from "../../src/golden/run.js";
-import { runExpertParallelCase } from "../../src/golden/run-ep.js";
+import type { GoldenCase, CaseTensor } from "../../src/cli/golden/case.js";
+import { runSingleDevice, type Produced } from "../../src/cli/golden/single.js";
+import { runExpertParallelCase } from "../../src/cli/golden/expert-parallel.js";
 import { moeConfig } from "../../src/moe/config.js";
 import { foldIn, normal, prngKey } from "../../src/nn/random.js";
 import { testBackends, withBackend } from "../harness/backends.js";

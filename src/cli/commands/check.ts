@@ -2,8 +2,8 @@ import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { MoeError } from "../../core/errors.js";
-import { loadCase } from "../../golden/case.js";
-import { runCase, type CaseResult } from "../../golden/run.js";
+import { loadCase } from "../golden/case.js";
+import { runCase, type CaseResult } from "../golden/run.js";
 
 const HELP = `Usage: moekit check <file-or-dir>... [--json]
 

@@ -1,8 +1,8 @@
 // Golden case files (../shared/golden format): loading and tolerance-checked comparison.
 import { readFileSync } from "node:fs";
-import { MoeError } from "../core/errors.js";
-import { fmt } from "../core/shape.js";
-import { tensor, type Tensor } from "../core/tensor.js";
+import { MoeError } from "../../core/errors.js";
+import { fmt } from "../../core/shape.js";
+import { tensor, type Tensor } from "../../core/tensor.js";
 
 export type EpPath = "none" | "batch_sharded" | "batch_replicated" | "ring_of_experts";
 

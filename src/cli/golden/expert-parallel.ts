@@ -1,17 +1,17 @@
 // Expert-parallel golden cases: N in-process ranks, each with its shard; results reassembled.
-import { MoeError } from "../core/errors.js";
-import type { Tensor } from "../core/tensor.js";
-import { valueAndGradAsync } from "../autodiff/grad.js";
-import { stopGradient } from "../autodiff/graph.js";
-import { add, div, mul } from "../ops/elementwise.js";
-import { concatenate, reshape, sliceAxis, stack } from "../ops/movement.js";
-import { sum } from "../ops/reduce.js";
-import type { MoeConfig } from "../moe/config.js";
-import { expertShard, type EpPath } from "../moe/expert-parallel.js";
-import { routedMoeForwardParallel } from "../moe/routed-moe.js";
-import { runSpmd } from "../parallel/local-group.js";
+import { MoeError } from "../../core/errors.js";
+import type { Tensor } from "../../core/tensor.js";
+import { valueAndGradAsync } from "../../autodiff/grad.js";
+import { stopGradient } from "../../autodiff/graph.js";
+import { add, div, mul } from "../../ops/elementwise.js";
+import { concatenate, reshape, sliceAxis, stack } from "../../ops/movement.js";
+import { sum } from "../../ops/reduce.js";
+import type { MoeConfig } from "../../moe/config.js";
+import { expertShard, type EpPath } from "../../moe/expert-parallel.js";
+import { routedMoeForwardParallel } from "../../moe/routed-moe.js";
+import { runSpmd } from "../../parallel/local-group.js";
 import { inputTensor, type GoldenCase } from "./case.js";
-import { routedWeights, routingOutputs, sharedMlp, type Produced } from "./run.js";
+import { routedWeights, routingOutputs, sharedMlp, type Produced } from "./single.js";
 
 const EXPERT_SHARDED = new Set(["wi_0", "wi_1", "wo", "wi_0_bias", "wi_1_bias", "wo_bias", "per_expert_scale"]);
 const NON_DIFF = new Set(["cotangent", "random_top_k_indices"]);

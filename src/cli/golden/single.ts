@@ -1,27 +1,17 @@
 // Runs a golden case through moekit: forward, every gradient, and the side outputs it lists.
-import type { Tensor } from "../core/tensor.js";
-import { MoeError } from "../core/errors.js";
-import { valueAndGrad } from "../autodiff/grad.js";
-import { stopGradient } from "../autodiff/graph.js";
-import { add, mul } from "../ops/elementwise.js";
-import { sum } from "../ops/reduce.js";
-import { moeConfig, type MoeConfig } from "../moe/config.js";
-import { routedMoeForward, routedWeightsFromPaths, type MoeOutput, type RoutedMoeWeights } from "../moe/routed-moe.js";
-import { MlpBlock } from "../nn/mlp.js";
-import { sharedExpertDim, sharedMlpBlock } from "../moe/routed-and-shared-moe.js";
-import { compareTensor, inputTensor, type GoldenCase, type TensorCheck } from "./case.js";
-import { runExpertParallelCase } from "./run-ep.js";
-
-export interface CaseResult {
-  name: string;
-  ok: boolean;
-  checks: TensorCheck[];
-  worst: TensorCheck | undefined;
-  error?: string;
-}
+import type { Tensor } from "../../core/tensor.js";
+import { MoeError } from "../../core/errors.js";
+import { valueAndGrad } from "../../autodiff/grad.js";
+import { stopGradient } from "../../autodiff/graph.js";
+import { add, mul } from "../../ops/elementwise.js";
+import { sum } from "../../ops/reduce.js";
+import type { MoeConfig } from "../../moe/config.js";
+import { routedMoeForward, routedWeightsFromPaths, type MoeOutput, type RoutedMoeWeights } from "../../moe/routed-moe.js";
+import { MlpBlock } from "../../nn/mlp.js";
+import { sharedExpertDim, sharedMlpBlock } from "../../moe/routed-and-shared-moe.js";
+import { inputTensor, type GoldenCase } from "./case.js";
 
 const NON_DIFF = new Set(["cotangent", "random_top_k_indices"]);
-
 
 /** Outputs a case can ask for, by name. */
 export type Produced = Record<string, Tensor | number | undefined>;
@@ -83,24 +73,3 @@ export function runSingleDevice(c: GoldenCase, cfg: MoeConfig): Produced {
   for (const [k, v] of Object.entries(out)) if (v !== undefined && typeof v !== "number") out[k] = stopGradient(v);
   return out;
 }
-
-const SIDE_OUTPUTS = ["lb_loss", "bias_updates"];
-
-/** Run a case and check every expected tensor; also flags side outputs the seed would not return. */
-export async function runCase(c: GoldenCase): Promise<CaseResult> {
-  try {
-    const cfg = moeConfig(c.config);
-    const produced = c.expert_parallelism > 1 || c.expert_parallelism_path !== "none" ? await runExpertParallelCase(c, cfg) : runSingleDevice(c, cfg);
-    const checks = c.expected_names.map((n) => compareTensor(n, produced[n], c.tensors[n]!));
-    for (const n of SIDE_OUTPUTS) {
-      if (!c.expected_names.includes(n) && produced[n] !== undefined) {
-        checks.push({ name: n, ok: false, error: Infinity, note: "produced, but the seed returns None here" });
-      }
-    }
-    const worst = [...checks].sort((a, b) => Number(a.ok) - Number(b.ok) || b.error - a.error)[0];
-    return { name: c.name, ok: checks.every((x) => x.ok), checks, worst };
-  } catch (e) {
-    return { name: c.name, ok: false, checks: [], worst: undefined, error: (e as Error).message };
-  }
-}
-
