@@ -1,3 +1,4 @@
+/// <reference types="node" preserve="true" />
 // A Group over MessagePorts: one port per peer, FIFO per port (collectives are called in the same
 // order on every rank, so the n-th message from a peer belongs to the n-th collective).
 import type { MessagePort } from "node:worker_threads";
