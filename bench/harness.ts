@@ -39,17 +39,6 @@ export function timePaired(a: () => unknown, b: () => unknown, runs: number): { 
   return { a_s: median(ta), b_s: median(tb), ratio: median(tb.map((t, i) => t / ta[i]!)) };
 }
 
-export async function timeItAsync(f: () => Promise<unknown>, runs: number, warmup = 1): Promise<{ median_s: number; runs_s: number[] }> {
-  for (let i = 0; i < warmup; i++) await f();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await f();
-    times.push((performance.now() - t0) / 1000);
-  }
-  return { median_s: median(times), runs_s: times };
-}
-
 export interface PeerResult {
   peer: string;
   median_s?: number;

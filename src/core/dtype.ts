@@ -8,20 +8,6 @@ export function isFloat(d: DType): boolean {
   return d !== "int32";
 }
 
-export function byteWidth(d: DType): number {
-  switch (d) {
-    case "float32":
-    case "int32":
-      return 4;
-    case "float64":
-      return 8;
-    case "bfloat16":
-      return 2;
-    default:
-      return d satisfies never;
-  }
-}
-
 export function allocate(d: DType, n: number): TypedArray {
   switch (d) {
     case "float32":
@@ -80,22 +66,6 @@ export function bf16BitsToF32(halves: Uint16Array): Float32Array {
 
 export function roundBf16InPlace(a: Float32Array): void {
   for (let i = 0; i < a.length; i++) a[i] = toBf16(a[i]!);
-}
-
-/** Machine epsilon per dtype (for tolerances). */
-export function eps(d: DType): number {
-  switch (d) {
-    case "float32":
-      return 1.1920929e-7;
-    case "float64":
-      return 2.220446049250313e-16;
-    case "bfloat16":
-      return 0.0078125;
-    case "int32":
-      return 0;
-    default:
-      return d satisfies never;
-  }
 }
 
 export function parseDType(name: string): DType | undefined {

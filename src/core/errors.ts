@@ -27,6 +27,3 @@ export class ConfigError extends MoeError {
   }
 }
 
-export function check(cond: boolean, ctor: new (m: string) => MoeError, msg: () => string): asserts cond {
-  if (!cond) throw new ctor(msg());
-}

@@ -1,4 +1,4 @@
-import { allocate, bf16BitsRef, bf16BitsToF32, isFloat, roundBf16InPlace, type DType, type TypedArray } from "./dtype.js";
+import { allocate, bf16BitsRef, bf16BitsToF32, roundBf16InPlace, type DType, type TypedArray } from "./dtype.js";
 import { DTypeError, ShapeError } from "./errors.js";
 import { fmt, size, type Shape } from "./shape.js";
 
@@ -164,8 +164,4 @@ export function full(shape: Shape, value: number, dtype: DType = "float32"): Ten
   t.data.fill(value);
   if (dtype === "bfloat16") roundBf16InPlace(t.data as Float32Array);
   return t;
-}
-
-export function isDifferentiable(t: Tensor): boolean {
-  return isFloat(t.dtype);
 }

@@ -59,6 +59,3 @@ function mapScale(t: Tensor, s: number, dtype: DType): Tensor {
 /** The decoders' default: nd_dense_init(1.0, "fan_in", "truncated_normal"). */
 export const defaultKernelInit: NdInitializer = ndDenseInit(1.0, "fan_in", "truncated_normal");
 
-export function zerosInit(shape: readonly number[], dtype: DType): Tensor {
-  return full(shape, 0, dtype);
-}

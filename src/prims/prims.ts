@@ -124,17 +124,3 @@ export interface PrimParams {
 }
 
 export type Params<P extends Prim> = PrimParams[P];
-
-export const UNARY = [
-  Prim.Neg,
-  Prim.Exp,
-  Prim.Log,
-  Prim.Log1p,
-  Prim.Sqrt,
-  Prim.Tanh,
-  Prim.Sigmoid,
-  Prim.Abs,
-  Prim.Sign,
-] as const;
-export const BINARY = [Prim.Add, Prim.Sub, Prim.Mul, Prim.Div, Prim.Max, Prim.Min, Prim.FloorDiv, Prim.Mod] as const;
-export const COMPARE = [Prim.Less, Prim.LessEqual, Prim.Equal, Prim.Greater] as const;

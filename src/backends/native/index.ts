@@ -74,11 +74,8 @@ export function configureNative(env: MoekitEnv): void {
   }
 }
 
-/** Bytes the native one-shot workspace holds (0 without the addon); releaseNativeWorkspace() frees it. */
+/** Bytes the native one-shot workspace holds (0 without the addon). */
 export function nativeWorkspaceBytes(): number {
   return nativeBinding()?.workspaceBytes() ?? 0;
 }
 
-export function releaseNativeWorkspace(): void {
-  nativeBinding()?.releaseWorkspace();
-}
