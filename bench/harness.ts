@@ -25,7 +25,7 @@ function seconds(f: () => unknown): number {
 
 /**
  * Two functions timed alternately (a, b, a, b, ...) after one warm-up call each, so that both see the same
- * machine state (a VM's speed drifts by tens of percent within minutes): the medians of each, and of b/a.
+ * machine state (a VM's speed drifts over minutes): the medians of each, and of b/a.
  */
 export function timePaired(a: () => unknown, b: () => unknown, runs: number): { a_s: number; b_s: number; ratio: number } {
   a();

@@ -48,7 +48,7 @@ export class StoragePool {
   }
 }
 
-/** The pool the native kernels draw their large outputs from (2 GiB; MOEKIT_POOL_MB sets it, see runtime.ts). */
+/** The pool the native kernels draw their large outputs from (2 GiB; MOEKIT_POOL_MB sets it: core/env.ts, backends/select.ts). */
 export const storagePool = new StoragePool(2 * 2 ** 30);
 
 /**
