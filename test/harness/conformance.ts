@@ -35,10 +35,16 @@ export interface ConformOptions {
 type Outputs = Tensor | readonly Tensor[];
 const list = (o: Outputs): Tensor[] => (o instanceof Tensor ? [o] : [...o]);
 
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) if (Number.isFinite(a[i])) m = Math.max(m, Math.abs(a[i]!));
-  return m;
+/** Root mean square of the finite values: the size of a result, for the k-scaled atol. */
+function rms(a: ArrayLike<number>): number {
+  let ss = 0;
+  let n = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i])) continue;
+    ss += a[i]! * a[i]!;
+    n++;
+  }
+  return n === 0 ? 0 : Math.sqrt(ss / n);
 }
 
 /** One output of the backend against the float64 reference. */
@@ -51,7 +57,7 @@ export function expectConforms(got: Tensor, want: Tensor, opts: ConformOptions &
     assertIdentical(got, Array.from(want.data, (v) => roundTo(got.dtype, v)), what);
   } else {
     const k = opts.k ?? 1;
-    assertAllClose(got, want, tolVsF64(got.dtype, k, maxAbs(want.data), opts.c), `${what} (${got.dtype} vs float64, k=${k})`);
+    assertAllClose(got, want, tolVsF64(got.dtype, k, rms(want.data), opts.c), `${what} (${got.dtype} vs float64, k=${k})`);
     if (opts.nmse === true) {
       const e = nmse(got, want);
       if (!(e <= nmseBound(got.dtype))) throw new Error(`${what}: NMSE ${e.toExponential(3)} > ${nmseBound(got.dtype)}`);

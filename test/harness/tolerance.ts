@@ -55,7 +55,7 @@ export function nmseBound(dtype: DType): number {
 
 /**
  * Tolerance of a result stored in `dtype` against the float64 reference: rtol = c·eps(dtype), and
- * atol = c·eps·sqrt(k)·scale for a contraction of length k > 1 (scale: the size of the result, e.g. max|ref|),
+ * atol = c·eps·sqrt(k)·scale for a contraction of length k > 1 (scale: the size of the result, its rms),
  * since summation error grows with k; for k <= 1 only the dtype's smallest normal.
  */
 export function tolVsF64(dtype: DType, k = 1, scale = 1, c = 4): Required<Pick<Tol, "atol" | "rtol">> {
