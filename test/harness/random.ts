@@ -1,7 +1,7 @@
 // Seeded random tensors for tests, built on the library's Threefry keys (src/nn/random.ts).
 import type { DType } from "../../src/core/dtype.js";
 import { Tensor, tensor } from "../../src/core/tensor.js";
-import { foldIn, normal, prngKey, randint, uniform, type Key } from "../../src/nn/random.js";
+import { foldIn, normal, prngKey, randint, randomBits, uniform, type Key } from "../../src/nn/random.js";
 
 /** A stream of independent keys from one seed: every draw folds in a fresh counter. */
 export class Rng {
@@ -29,6 +29,21 @@ export class Rng {
   /** Uniform in [lo, hi). */
   uniform(shape: readonly number[], lo = 0, hi = 1, dtype: DType = "float64"): Tensor {
     return uniform(this.key(), shape, lo, hi, dtype);
+  }
+
+  /** n float32 values uniform in [-scale, scale). */
+  floats(n: number, scale = 1): Float32Array {
+    return uniform(this.key(), [n], -scale, scale, "float32").data as Float32Array;
+  }
+
+  /** A tensor uniform in [-scale, scale), rounded to `dtype` (float32 by default). */
+  tensor(shape: readonly number[], dtype: DType = "float32", scale = 1): Tensor {
+    return uniform(this.key(), shape, -scale, scale, dtype);
+  }
+
+  /** n random 32-bit words (as float32 bit patterns they hit NaNs, infinities and denormals). */
+  bits(n: number): Uint32Array {
+    return randomBits(this.key(), n);
   }
 
   /** int32 uniform in [lo, hi). */

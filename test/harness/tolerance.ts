@@ -42,6 +42,28 @@ export function tolFor(dtype: DType): Required<Pick<Tol, "atol" | "rtol">> {
   }
 }
 
+/** Machine epsilon of each dtype (int32 results are compared exactly). */
+export const EPS: Readonly<Record<DType, number>> = { float64: 2 ** -52, float32: 2 ** -23, bfloat16: 2 ** -7, int32: 0 };
+
+/** Smallest normal value of each dtype: the floor of atol, so denormal results need not match to the last bit. */
+const TINY: Readonly<Record<DType, number>> = { float64: 2 ** -1022, float32: 2 ** -126, bfloat16: 2 ** -126, int32: 0 };
+
+/** NMSE bound of matmul-like results in `dtype` against float64 (ggml's defaults). */
+export function nmseBound(dtype: DType): number {
+  return dtype === "float64" ? 1e-24 : dtype === "bfloat16" ? 1e-5 : dtype === "float32" ? 1e-10 : 0;
+}
+
+/**
+ * Tolerance of a result stored in `dtype` against the float64 reference: rtol = c·eps(dtype), and
+ * atol = c·eps·sqrt(k)·scale for a contraction of length k > 1 (scale: the size of the result, its rms),
+ * since summation error grows with k; for k <= 1 only the dtype's smallest normal.
+ */
+export function tolVsF64(dtype: DType, k = 1, scale = 1, c = 4): Required<Pick<Tol, "atol" | "rtol">> {
+  const eps = EPS[dtype];
+  const atol = k > 1 ? c * eps * Math.sqrt(k) * scale : 0;
+  return { rtol: c * eps, atol: Math.max(atol, TINY[dtype]) };
+}
+
 export function closeReport(actual: Numbers, expected: Numbers, tol: Tol = {}): CloseReport {
   const a = values(actual);
   const r = values(expected);
@@ -148,4 +170,19 @@ export function roundTo(dtype: DType, x: number): number {
     default:
       return dtype satisfies never;
   }
+}
+
+/** Identical values: Object.is elementwise (so -0 != +0), any NaN equal to any NaN (payloads may differ); throws at the first difference. */
+export function assertIdentical(actual: Numbers, expected: Numbers, what = "values"): void {
+  const a = values(actual);
+  const r = values(expected);
+  if (a.length !== r.length) throw new Error(`${what}: ${a.length} elements != expected ${r.length}`);
+  let bad = 0;
+  let first = -1;
+  for (let i = 0; i < a.length; i++) {
+    if (Object.is(a[i], r[i]) || (Number.isNaN(a[i]) && Number.isNaN(r[i]))) continue;
+    if (first < 0) first = i;
+    bad++;
+  }
+  if (bad > 0) throw new Error(`${what}: ${bad} of ${a.length} values differ; first at ${first}: got ${a[first]}, expected ${r[first]}`);
 }

@@ -18,15 +18,14 @@ import { loadSafetensors, saveSafetensors } from "../../src/io/safetensors.js";
 import { decode, encode } from "../../src/parallel/wire.js";
 import { moeConfig } from "../../src/moe/config.js";
 import { routedMoeForward } from "../../src/moe/routed-moe.js";
+import { Rng } from "../harness/random.js";
 
 /** Random bf16 bit patterns: finite values of both signs and many exponents, plus +-0, +-inf, a NaN and denormals. */
 function randomBits(n: number, seed: number): Uint16Array {
-  let s = seed >>> 0 || 1;
+  const words = new Rng(seed).bits(n);
   const out = new Uint16Array(n);
   for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
+    const s = words[i]!;
     const sign = (s >>> 31) << 15;
     const exp = 100 + ((s >>> 8) % 40); // |x| around 2^-27 .. 2^12
     out[i] = sign | (exp << 7) | (s & 0x7f);

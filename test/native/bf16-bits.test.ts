@@ -6,6 +6,7 @@ import { nativeBinding } from "../../src/backends/native/binding.js";
 const binding = nativeBinding();
 import { nativeInfo } from "../../src/backends/native/index.js";
 import { bf16BitsRef } from "../../src/core/dtype.js";
+import { Rng } from "../harness/random.js";
 
 const info = nativeInfo();
 
@@ -38,13 +39,7 @@ describe.skipIf(!info.available)(`native f32ToBf16Bits${info.available ? "" : ` 
 
   it("matches it on random bit patterns across chunks", () => {
     const n = 3 * (1 << 18) + 12345;
-    const u = new Uint32Array(n);
-    let s = 12345;
-    for (let i = 0; i < n; i++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      u[i] = s;
-    }
-    const x = new Float32Array(u.buffer);
+    const x = new Float32Array(new Rng(12345).bits(n).buffer);
     const got = native(x);
     const want = bf16BitsRef(x);
     let mismatches = 0;

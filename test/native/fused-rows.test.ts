@@ -15,18 +15,11 @@ import { sliceAxis } from "../../src/ops/movement.js";
 import { sum } from "../../src/ops/reduce.js";
 import { moeConfig } from "../../src/moe/config.js";
 import { expertFfn, expertFfnComposed, type ExpertWeights } from "../../src/moe/experts.js";
+import { Rng } from "../harness/random.js";
 
 const info = nativeInfo();
 
-function rand(shape: number[], seed: number, scale = 1): Tensor {
-  let s = seed >>> 0;
-  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < data.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = (s / 2 ** 31 - 1) * scale;
-  }
-  return new Tensor(data, shape, "float32");
-}
+const rand = (shape: number[], seed: number, scale = 1): Tensor => new Rng(seed).tensor(shape, "float32", scale);
 
 const CASES = [
   { name: "silu", raw: {}, D: 16, H: 24, sizes: [5, 0, 7, 3], pad: 4 },

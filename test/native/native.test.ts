@@ -1,16 +1,18 @@
-// The native backend against the ref kernels (the spec). Skipped, with the reason in the suite name, when the
-// addon is not built; MOEKIT_REQUIRE_NATIVE=1 turns a missing addon into a failure.
+// The native backend: what only it has (ISA choice, thread-count bit identity, supports(), the addon's argument
+// checks). Its kernels against the spec: test/prims at the default ISA, here the same case tables at the others.
+// Skipped, with the reason in the suite name, when the addon is not built; MOEKIT_REQUIRE_NATIVE=1 turns a missing
+// addon into a failure.
 import { afterAll, describe, expect, it } from "vitest";
 import { nativeBinding, type NativeIsa } from "../../src/backends/native/binding.js";
 const binding = nativeBinding();
 import { nativeBackend as nativeBackendOf, nativeInfo, setNativeThreads } from "../../src/backends/native/index.js";
 const nativeBackend = nativeBackendOf();
-import { refBackend } from "../../src/backends/ref/index.js";
 import type { TypedArray } from "../../src/core/dtype.js";
-import { ShapeError } from "../../src/core/errors.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { Prim, type Params } from "../../src/prims/prims.js";
 import { shapeRules } from "../../src/prims/shape-rules.js";
+import { BMM_CASES, checkBmm, checkGmm, checkTgmm, GMM_CASES } from "../harness/matmul-cases.js";
+import { Rng } from "../harness/random.js";
 
 const info = nativeInfo();
 
@@ -29,43 +31,12 @@ it.runIf(process.env.MOEKIT_REQUIRE_NATIVE === "1")("native addon is available (
   expect(info.available).toBe(true);
 });
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  };
-}
-
-function randn(shape: number[], seed: number): Tensor {
-  const next = rng(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  for (let i = 0; i < n; i++) data[i] = next();
-  return new Tensor(data, shape, "float32");
-}
-
+const randn = (shape: number[], seed: number): Tensor => new Rng(seed).tensor(shape);
 const ints = (v: number[]): Tensor => new Tensor(Int32Array.from(v), [v.length], "int32");
 
-function runBoth<P extends Prim>(prim: P, ins: Tensor[], params: Params<P>): { ref: TypedArray; nat: TypedArray } {
-  const outs = shapeRules[prim](ins, params);
-  const ref = refBackend.run(prim, ins, params, outs)[0]!;
-  const nat = nativeBackend!.run(prim, ins, params, outs)[0]!;
-  return { ref, nat };
-}
-
-/** max|nat - ref| <= 1e-5 * max(1, max|ref|) * sqrt(depth), depth = contraction length. */
-function expectClose(nat: TypedArray, ref: TypedArray, depth: number, what: string): void {
-  expect(nat.length, what).toBe(ref.length);
-  let maxRef = 0;
-  let maxDiff = 0;
-  for (let i = 0; i < ref.length; i++) {
-    maxRef = Math.max(maxRef, Math.abs(ref[i]!));
-    const d = Math.abs(nat[i]! - ref[i]!);
-    maxDiff = Number.isNaN(d) ? Infinity : Math.max(maxDiff, d);
-  }
-  const tol = 1e-5 * Math.max(1, maxRef) * Math.sqrt(Math.max(1, depth));
-  expect(maxDiff, `${what}: max|diff| ${maxDiff} > ${tol}`).toBeLessThanOrEqual(tol);
+/** The native kernel's output for `prim` (no dispatch: unsupported inputs throw). */
+function runNative<P extends Prim>(prim: P, ins: Tensor[], params: Params<P>): TypedArray {
+  return nativeBackend!.run(prim, ins, params, shapeRules[prim](ins, params))[0]!;
 }
 
 function sameBits(a: TypedArray, b: TypedArray): boolean {
@@ -73,29 +44,6 @@ function sameBits(a: TypedArray, b: TypedArray): boolean {
   const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
   return x.length === y.length && x.every((v, i) => v === y[i]);
 }
-
-interface GmmCase {
-  m: number;
-  k: number;
-  n: number;
-  gs: number[];
-}
-
-const GMM_CASES: GmmCase[] = [
-  { m: 0, k: 5, n: 7, gs: [0, 0] },
-  { m: 1, k: 7, n: 1, gs: [1] },
-  { m: 1, k: 1, n: 7, gs: [0, 1, 0] },
-  { m: 3, k: 100, n: 100, gs: [1, 2] },
-  { m: 5, k: 7, n: 9, gs: [2, 0, 2] }, // a row past the sum
-  { m: 9, k: 0, n: 7, gs: [4, 5] }, // k = 0
-  { m: 13, k: 33, n: 31, gs: [13] },
-  { m: 40, k: 17, n: 100, gs: [10, 0, 0, 17, 3] }, // rows past the sum, empty groups
-  { m: 25, k: 300, n: 33, gs: [12, 13] }, // k past a contraction block
-  { m: 64, k: 7, n: 65, gs: [16, 16, 16, 16] },
-  { m: 30, k: 20, n: 520, gs: [7, 23] }, // n past a work item
-];
-
-const describeCase = (c: GmmCase): string => `m=${c.m} k=${c.k} n=${c.n} gs=[${c.gs.join(",")}]`;
 
 const ISAS: NativeIsa[] = ["scalar", "avx2", "avx512"];
 
@@ -127,54 +75,14 @@ describe.skipIf(!info.available)(`native backend vs ref${info.available ? "" : `
 
   for (const isa of isas) {
     describe(`isa ${isa}`, () => {
-      it("gmm matches ref", () => {
+      if (isa !== info.isa)
+        it("gmm, tgmm and batch_matmul match ref in float64 (the test/prims case tables)", () => {
         b.setIsa(isa);
-        let seed = 10;
         for (const c of GMM_CASES) {
-          const G = c.gs.length;
-          const lhs = randn([c.m, c.k], seed++);
-          for (const transposeRhs of [false, true]) {
-            const rhs = randn(transposeRhs ? [G, c.n, c.k] : [G, c.k, c.n], seed++);
-            const { ref, nat } = runBoth(Prim.Gmm, [lhs, rhs, ints(c.gs)], { transposeRhs });
-            expectClose(nat, ref, c.k, `gmm ${describeCase(c)} transposeRhs=${transposeRhs}`);
-            const used = c.gs.reduce((a, x) => a + x, 0);
-            expect(nat.subarray(used * c.n).every((v) => Object.is(v, 0))).toBe(true);
-          }
+          for (const transposeRhs of [false, true]) checkGmm("native", c, transposeRhs, "float32", 10);
+          checkTgmm("native", c, "float32", 100);
         }
-      });
-
-      it("tgmm matches ref", () => {
-        b.setIsa(isa);
-        let seed = 100;
-        for (const c of GMM_CASES) {
-          const lhs = randn([c.m, c.k], seed++);
-          const rhs = randn([c.m, c.n], seed++);
-          const { ref, nat } = runBoth(Prim.Tgmm, [lhs, rhs, ints(c.gs)], {});
-          expectClose(nat, ref, Math.max(0, ...c.gs), `tgmm ${describeCase(c)}`);
-          // empty groups are exactly zero
-          c.gs.forEach((s, g) => {
-            if (s === 0) expect(nat.subarray(g * c.k * c.n, (g + 1) * c.k * c.n).every((v) => v === 0)).toBe(true);
-          });
-        }
-      });
-
-      it("batch_matmul matches ref", () => {
-        b.setIsa(isa);
-        let seed = 200;
-        for (const [B, m, k, n] of [
-          [0, 3, 4, 5],
-          [1, 1, 1, 1],
-          [2, 0, 3, 4],
-          [3, 5, 0, 4],
-          [2, 7, 100, 1],
-          [4, 13, 31, 33],
-          [1, 100, 7, 100],
-        ] as const) {
-          const x = randn([B, m, k], seed++);
-          const y = randn([B, k, n], seed++);
-          const { ref, nat } = runBoth(Prim.BatchMatmul, [x, y], {});
-          expectClose(nat, ref, k, `batch_matmul [${B},${m},${k}]x[${B},${k},${n}]`);
-        }
+        for (const shape of BMM_CASES) checkBmm("native", shape, "float32", 200);
       });
 
       it("results are bit-identical for 1 and 2 threads", () => {
@@ -187,10 +95,10 @@ describe.skipIf(!info.available)(`native backend vs ref${info.available ? "" : `
         const x3 = randn([4, 64, 96], 10);
         const y3 = randn([4, 96, 80], 11);
         const runAll = (): TypedArray[] => [
-          runBoth(Prim.Gmm, [lhs, w, gs], { transposeRhs: false }).nat,
-          runBoth(Prim.Gmm, [dy, w, gs], { transposeRhs: true }).nat,
-          runBoth(Prim.Tgmm, [lhs, dy, gs], {}).nat,
-          runBoth(Prim.BatchMatmul, [x3, y3], {}).nat,
+          runNative(Prim.Gmm, [lhs, w, gs], { transposeRhs: false }),
+          runNative(Prim.Gmm, [dy, w, gs], { transposeRhs: true }),
+          runNative(Prim.Tgmm, [lhs, dy, gs], {}),
+          runNative(Prim.BatchMatmul, [x3, y3], {}),
         ];
         setNativeThreads(1);
         expect(nativeInfo().threads).toBe(1);
@@ -202,30 +110,6 @@ describe.skipIf(!info.available)(`native backend vs ref${info.available ? "" : `
       });
     });
   }
-
-  it("rejects bad group sizes like ref", () => {
-    const lhs = randn([4, 3], 1);
-    const rhs = randn([2, 3, 2], 2);
-    for (const gs of [
-      [-1, 2],
-      [3, 2],
-    ]) {
-      const ins = [lhs, rhs, ints(gs)];
-      const outs = shapeRules[Prim.Gmm](ins, { transposeRhs: false });
-      const refErr = (() => {
-        try {
-          refBackend.run(Prim.Gmm, ins, { transposeRhs: false }, outs);
-        } catch (e) {
-          return e;
-        }
-        return undefined;
-      })();
-      expect(refErr).toBeInstanceOf(ShapeError);
-      expect(() => nativeBackend!.run(Prim.Gmm, ins, { transposeRhs: false }, outs)).toThrow(
-        (refErr as Error).message,
-      );
-    }
-  });
 
   it("the addon checks its arguments", () => {
     const f = new Float32Array(4);

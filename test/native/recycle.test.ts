@@ -12,17 +12,9 @@ import { mul } from "../../src/ops/elementwise.js";
 import { sum } from "../../src/ops/reduce.js";
 import { initFromEnv } from "../../src/backends/select.js";
 import { withBackend } from "../harness/backends.js";
+import { Rng } from "../harness/random.js";
 
-function rand(shape: number[], seed: number, scale: number): Tensor {
-  let s = seed >>> 0;
-  const n = shape.reduce((a, b) => a * b, 1);
-  const d = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    d[i] = (s / 2 ** 31 - 1) * scale;
-  }
-  return new Tensor(d, shape, "float32");
-}
+const rand = (shape: number[], seed: number, scale: number): Tensor => new Rng(seed).tensor(shape, "float32", scale);
 
 // E·D·H floats = 1 MiB: the expert-weight gradients are large enough to be pooled
 const E = 8, D = 128, H = 256, T = 96, K = 2;

@@ -3,16 +3,9 @@
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../src/core/tensor.js";
 import { AdamW, SGD } from "../../src/optim/optimizers.js";
+import { Rng } from "../harness/random.js";
 
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = (s / 2 ** 31 - 1) * scale;
-  }
-  return a;
-}
+const rand = (n: number, seed: number, scale = 1): Float32Array => new Rng(seed).floats(n, scale);
 
 const t = (a: Float32Array, shape = [a.length]): Tensor => new Tensor(a, shape, "float32");
 

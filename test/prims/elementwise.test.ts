@@ -1,7 +1,7 @@
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DType } from "../../src/core/dtype.js";
 import { Tensor, tensor } from "../../src/core/tensor.js";
-import { useBackend } from "../../src/backends/select.js";
+import { useBackend, type BackendChoice } from "../../src/backends/select.js";
 import { bind1 } from "../../src/autodiff/bind.js";
 import { Prim } from "../../src/prims/prims.js";
 import { vjpRules } from "../../src/autodiff/vjp-rules.js";
@@ -12,6 +12,9 @@ import { assertGradcheck, project } from "../harness/gradcheck.js";
 import { Rng } from "../harness/random.js";
 import { assertAllClose, assertExact, roundTo } from "../harness/tolerance.js";
 import { expectPrimError, gradCoverage } from "../harness/families.js";
+import { testBackends } from "../harness/backends.js";
+import { MIN_NATIVE_ELEMENTWISE } from "../../src/backends/native/kernels.js";
+import { conform, conformGrad } from "../harness/conformance.js";
 
 beforeAll(() => void useBackend("ref"));
 const cov = gradCoverage("elementwise");
@@ -53,21 +56,28 @@ const UNARY: readonly UnaryCase[] = [
   { prim: Prim.Sign, ref: (x) => (x > 0 ? 1 : x < 0 ? -1 : 0), domain: normal, floatOnly: false },
 ];
 
-describe("elementwise unary kernels", () => {
+const onRef = (backend: BackendChoice): string => (backend === "ref" ? " and the naive formula" : "");
+
+describe.each(testBackends())("elementwise unary kernels on %s", (backend) => {
+  afterAll(() => void useBackend("ref"));
   for (const c of UNARY) {
     for (const dtype of FLOATS) {
       for (const shape of SHAPES) {
-        it(`${c.prim}: ${dtype}${fmtShape(shape)} matches the naive formula`, () => {
+        it(`${c.prim}: ${dtype}${fmtShape(shape)} matches ref in float64${onRef(backend)}`, () => {
           const x = tensor(c.domain(new Rng(11), shape).data, shape, dtype);
-          const y = un(c.prim, x);
-          expect(y.shape).toEqual(shape);
-          expect(y.dtype).toBe(dtype);
+          const [y] = conform(backend, (a) => un(c.prim, a!), [x]);
+          expect(y!.shape).toEqual(shape);
+          expect(y!.dtype).toBe(dtype);
+          if (backend !== "ref") return;
           const want = Array.from(x.data, (v) => roundTo(dtype, c.ref(v)));
-          assertAllClose(y, want, ULP[dtype], `${c.prim} ${dtype}`);
+          assertAllClose(y!, want, ULP[dtype], `${c.prim} ${dtype}`);
         });
       }
     }
   }
+});
+
+describe("elementwise unary kernels", () => {
 
   it("neg, abs, sign: int32 inputs give exact int32 results", () => {
     const x = tensor([-5, -1, 0, 2, 2147483647], [5], "int32");
@@ -181,24 +191,56 @@ const BINARY: readonly BinaryCase[] = [
   { prim: Prim.Greater, ref: (a, b) => Number(a > b), draw: drawTies, dtypes: [...ALLF, "int32"], out: "int32" },
 ];
 
-describe("elementwise binary kernels", () => {
+/** n float32 values from random bit patterns (NaNs, infinities, denormals of both signs), plus explicit specials. */
+function wildFloats(rng: Rng, n: number): Tensor {
+  const x = new Float32Array(rng.bits(n).buffer);
+  const special = [NaN, Infinity, -Infinity, 0, -0, 1e-40, -3e-39, 1, -1];
+  special.forEach((v, i) => (x[i * 7] = v));
+  return new Tensor(x, [n], "float32");
+}
+
+describe.each(testBackends())("elementwise binary kernels on %s", (backend) => {
+  afterAll(() => void useBackend("ref"));
   for (const c of BINARY) {
     for (const dtype of c.dtypes) {
       for (const shape of [[], [1], [9], [3, 4], [0, 2]] as const) {
-        it(`${c.prim}: ${dtype}${fmtShape(shape)} matches the naive formula`, () => {
+        it(`${c.prim}: ${dtype}${fmtShape(shape)} matches ref in float64${onRef(backend)}`, () => {
           const rng = new Rng(23);
           const [a, b] = dtype === "int32" && c.draw === drawFloat ? drawTies(rng, shape, "int32") : c.draw(rng, shape, dtype);
-          const y = bin(c.prim, a, b);
+          const [y] = conform(backend, (x, z) => bin(c.prim, x!, z!), [a, b]);
           const out = c.out ?? dtype;
-          expect(y.dtype).toBe(out);
-          expect(y.shape).toEqual(shape);
+          expect(y!.dtype).toBe(out);
+          expect(y!.shape).toEqual(shape);
+          if (backend !== "ref") return;
           const want = Array.from(a.data, (v, i) => roundTo(out, c.ref(v, b.data[i]!)));
-          if (out === "int32") assertExact(y, want, c.prim);
-          else assertAllClose(y, want, ULP[out], c.prim);
+          if (out === "int32") assertExact(y!, want, c.prim);
+          else assertAllClose(y!, want, ULP[out], c.prim);
         });
       }
     }
   }
+
+  // large float32 operands (the native kernels take them from MIN_NATIVE_ELEMENTWISE elements), over several of
+  // their chunks: correctly rounded, so bit for bit the float64 result rounded to float32 (-0 included)
+  const n = 3 * MIN_NATIVE_ELEMENTWISE + 101;
+  for (const p of [Prim.Add, Prim.Sub, Prim.Mul, Prim.Div]) {
+    it(`${p}: float32[${n}] of random bit patterns (NaN, ±inf, ±0, denormals) equals the rounded float64 result bit for bit`, () => {
+      const rng = new Rng(29);
+      conform(backend, (x, z) => bin(p, x!, z!), [wildFloats(rng, n), wildFloats(rng, n)], { bits: true });
+    });
+  }
+
+  const m = MIN_NATIVE_ELEMENTWISE + 3;
+  for (const [p, draw] of [[Prim.Add, drawFloat], [Prim.Sub, drawFloat], [Prim.Mul, drawFloat], [Prim.Div, drawDiv]] as const) {
+    it(`${p}: value and gradients of <${p}(a, b), w> on float32[${m}] match ref in float64`, () => {
+      const rng = new Rng(30);
+      // the gradients chain up to three float32 roundings (div: -w·a/b²): 8 eps instead of 4
+      conformGrad(backend, (x, z, w) => project(bin(p, x!, z!), w!), [...draw(rng, [m], "float32"), rng.tensor([m])], { k: [m, 1, 1, 1], c: 8 });
+    });
+  }
+});
+
+describe("elementwise binary kernels", () => {
 
   it("floor_div / mod: signs follow the divisor (numpy semantics)", () => {
     const a = tensor([7, -7, 7, -7, 6, -6], [6], "int32");
@@ -229,10 +271,11 @@ describe("elementwise binary kernels", () => {
   });
 });
 
-describe("where", () => {
+describe.each(testBackends())("where on %s", (backend) => {
+  afterAll(() => void useBackend("ref"));
   for (const dtype of ["float64", "float32", "int32"] as const) {
     for (const shape of [[], [1], [6], [2, 3], [0, 3]] as const) {
-      it(`where: ${dtype}${fmtShape(shape)} selects a where cond != 0`, () => {
+      it(`where: ${dtype}${fmtShape(shape)} selects a where cond != 0 (as ref in float64)`, () => {
         const rng = new Rng(5);
         const c = tensor(
           Array.from(rng.randint(shape, -1, 2).data, (v) => v * 3),
@@ -241,9 +284,9 @@ describe("where", () => {
         );
         const a = tensor(rng.randint(shape, -9, 9).data, shape, dtype);
         const b = tensor(rng.randint(shape, -9, 9).data, shape, dtype);
-        const y = bind1(Prim.Where, [c, a, b], {});
+        const [y] = conform(backend, (cc, x, z) => bind1(Prim.Where, [cc!, x!, z!], {}), [c, a, b], { bits: true });
         assertExact(
-          y,
+          y!,
           Array.from(c.data, (v, i) => (v !== 0 ? a.data[i]! : b.data[i]!)),
         );
       });

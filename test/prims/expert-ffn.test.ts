@@ -18,8 +18,9 @@ import { nativeProbes } from "../../src/backends/native/probes.js";
 import { useBackend } from "../../src/backends/select.js";
 import { Prim } from "../../src/prims/prims.js";
 import { gradCoverage } from "../harness/families.js";
+import { Rng } from "../harness/random.js";
 import { testBackends } from "../harness/backends.js";
-import { roundBf16InPlace, type DType } from "../../src/core/dtype.js";
+import type { DType } from "../../src/core/dtype.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { mul } from "../../src/ops/elementwise.js";
 import { sum } from "../../src/ops/reduce.js";
@@ -30,22 +31,7 @@ import { route, type Routed } from "../../src/moe/permute.js";
 const info = nativeInfo();
 const cov = gradCoverage("expert-ffn");
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  };
-}
-
-function rand(shape: number[], seed: number, scale = 1, dtype: DType = "float32"): Tensor {
-  const next = rng(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  for (let i = 0; i < n; i++) data[i] = next() * scale;
-  if (dtype === "bfloat16") roundBf16InPlace(data);
-  return new Tensor(data, shape, dtype);
-}
+const rand = (shape: number[], seed: number, scale = 1, dtype: DType = "float32"): Tensor => new Rng(seed).tensor(shape, dtype, scale);
 
 interface Case {
   name: string;

@@ -7,7 +7,8 @@ import { transpose } from "../../src/ops/movement.js";
 import { adjointCheck, assertAdjoint } from "../harness/adjoint.js";
 import { assertGradcheck, gradcheck, project } from "../harness/gradcheck.js";
 import { Rng } from "../harness/random.js";
-import { allclose, assertAllClose, bf16, closeReport, nmse, roundTo } from "../harness/tolerance.js";
+import { allclose, assertAllClose, assertIdentical, bf16, closeReport, nmse, roundTo, tolVsF64 } from "../harness/tolerance.js";
+import { conform, expectConforms } from "../harness/conformance.js";
 
 describe("harness: gradcheck", () => {
   it("gradcheck: passes a correct VJP and reports a tiny error", () => {
@@ -92,6 +93,44 @@ describe("harness: tolerance", () => {
   });
 });
 
+describe("harness: conformance", () => {
+  const f64 = (xs: number[]): Tensor => tensor(xs, [xs.length], "float64");
+  const f32 = (xs: number[]): Tensor => tensor(xs, [xs.length], "float32");
+
+  it("tolVsF64: rtol c·eps of the dtype; atol grows with sqrt(k) and the scale, floored at the smallest normal", () => {
+    expect(tolVsF64("float32")).toEqual({ rtol: 4 * 2 ** -23, atol: 2 ** -126 });
+    expect(tolVsF64("bfloat16", 1, 1, 2).rtol).toBe(2 * 2 ** -7);
+    expect(tolVsF64("float32", 100, 3).atol).toBeCloseTo(4 * 2 ** -23 * 10 * 3, 20);
+  });
+
+  it("expectConforms: a float32 result within 4 ulp passes, 8 ulp fails; int32 must be exact", () => {
+    const r = 1 / 3;
+    expectConforms(f32([r * (1 + 3 * 2 ** -24)]), f64([r]));
+    expect(() => expectConforms(f32([r * (1 + 2 ** -20)]), f64([r]))).toThrow(/not close/);
+    expect(() => expectConforms(tensor([3], [1], "int32"), tensor([4], [1], "int32"))).toThrow(/not close/);
+    expect(() => expectConforms(f32([1, 2]), f64([1, 2, 3]))).toThrow(/shape/);
+  });
+
+  it("expectConforms: matmul-like results also bound the NMSE; bits mode compares the rounded float64 bit for bit", () => {
+    // each element within the k-scaled atol, but every one off: the NMSE catches it
+    const want = f64(Array.from({ length: 64 }, (_, i) => i - 31.5));
+    const got = f32(Array.from(want.data, (v) => v + 2e-4));
+    expectConforms(got, want, { k: 4096 });
+    expect(() => expectConforms(got, want, { k: 4096, nmse: true })).toThrow(/NMSE/);
+    expectConforms(f32([0.1, NaN, -0]), f64([0.1, NaN, -0]), { bits: true });
+    expect(() => expectConforms(f32([0]), f64([-0]), { bits: true })).toThrow(/differ/);
+    expect(() => assertIdentical([Math.fround(0.1)], [0.1])).toThrow(/1 of 1 values differ/);
+  });
+
+  it("conform: runs the function on ref with float inputs widened to float64", () => {
+    const seen: string[] = [];
+    const f = (x: Tensor): Tensor => (seen.push(x.dtype), mul(x, 3));
+    const [y] = conform("ref", f, [f32([0.1, 2])]);
+    expect(seen).toEqual(["float32", "float64"]);
+    expect(y!.dtype).toBe("float32");
+  });
+});
+
 describe("harness: random", () => {
   it("Rng: the same seed gives the same draws; permutation is a permutation; composition sums to the total", () => {
     expect(new Rng(9).normal([5]).toArray()).toEqual(new Rng(9).normal([5]).toArray());
@@ -103,5 +142,20 @@ describe("harness: random", () => {
     const d = new Rng(13).distinct([30]).toArray();
     expect(new Set(d).size).toBe(30);
     expect(new Rng(14).awayFromZero([50], 0.2).toArray().every((v) => Math.abs(v) >= 0.2)).toBe(true);
+  });
+
+  it("Rng: floats and tensor are uniform in [-scale, scale); bits are 32-bit words", () => {
+    const x = new Rng(15).floats(1000, 3);
+    expect(x).toBeInstanceOf(Float32Array);
+    expect(x.every((v) => v >= -3 && v < 3)).toBe(true);
+    expect(Math.min(...x)).toBeLessThan(-2.9);
+    expect(Math.max(...x)).toBeGreaterThan(2.9);
+    const t = new Rng(16).tensor([4, 5], "bfloat16", 2);
+    expect([t.dtype, t.shape]).toEqual(["bfloat16", [4, 5]]);
+    expect(t.toArray().every((v) => bf16(v) === v && Math.abs(v) <= 2)).toBe(true);
+    const b = new Rng(17).bits(1000);
+    expect(b).toBeInstanceOf(Uint32Array);
+    expect(Math.max(...b)).toBeGreaterThan(2 ** 31);
+    expect(new Set(b).size).toBe(1000);
   });
 });

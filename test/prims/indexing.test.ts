@@ -1,6 +1,6 @@
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Tensor, tensor } from "../../src/core/tensor.js";
-import { useBackend } from "../../src/backends/select.js";
+import { useBackend, type BackendChoice } from "../../src/backends/select.js";
 import { bind, bind1 } from "../../src/autodiff/bind.js";
 import { Prim } from "../../src/prims/prims.js";
 import { vjpRules } from "../../src/autodiff/vjp-rules.js";
@@ -13,6 +13,8 @@ import { Rng } from "../harness/random.js";
 import { assertAllClose, assertExact } from "../harness/tolerance.js";
 import { expectPrimError, gradCoverage } from "../harness/families.js";
 import { build, numel, range, ravel } from "../harness/naive.js";
+import { testBackends } from "../harness/backends.js";
+import { conform, conformGrad } from "../harness/conformance.js";
 
 beforeAll(() => void useBackend("ref"));
 const cov = gradCoverage("indexing");
@@ -143,14 +145,29 @@ describe("scatter_add", () => {
   );
 });
 
-describe("top_k", () => {
-  it("top_k: [1,3,3,2] k=2 gives values [3,3], indices [1,2] (ties to the lower index)", () => {
-    const [v, i] = bind(Prim.TopK, [f64([1, 3, 3, 2])], { k: 2 });
-    expect(v!.toArray()).toEqual([3, 3]);
-    expect(i!.toArray()).toEqual([1, 2]);
-    expect(i!.dtype).toBe("int32");
-  });
+/** top_k of x on `backend` against ref in float64 (indices exactly); on ref also against stable selection. */
+function checkTopK(backend: BackendChoice, x: Tensor, k: number): void {
+  const [v, i] = conform(backend, (a) => bind(Prim.TopK, [a!], { k }), [x]);
+  const shape = x.shape;
+  expect(v!.shape).toEqual([...shape.slice(0, -1), k]);
+  expect(v!.dtype).toBe(x.dtype);
+  expect(i!.dtype).toBe("int32");
+  if (backend !== "ref") return;
+  const n = shape[shape.length - 1]!;
+  const r = n === 0 ? 0 : numel(shape) / n;
+  const want = range(r).map((row) => naiveTopK(Array.from(x.data.subarray(row * n, (row + 1) * n)), k));
+  assertExact(
+    i!,
+    want.flatMap((w) => w.indices),
+  );
+  assertExact(
+    v!,
+    want.flatMap((w) => w.values),
+  );
+}
 
+describe.each(testBackends())("top_k on %s", (backend) => {
+  afterAll(() => void useBackend("ref"));
   const CASES: readonly [readonly number[], number][] = [
     [[6], 3],
     [[6], 6],
@@ -160,28 +177,32 @@ describe("top_k", () => {
     [[3, 1], 1],
     [[0, 4], 2],
     [[3, 0], 0],
+    [[1, 2], 0],
+    [[16, 12], 5],
   ];
   for (const [shape, k] of CASES) {
     for (const dtype of ["float64", "float32", "int32"] as const) {
-      it(`top_k: ${dtype}${s(shape)} k=${k} with many ties matches stable selection`, () => {
-        const x = tensor(new Rng(51).randint(shape, -2, 3).data, shape, dtype);
-        const [v, i] = bind(Prim.TopK, [x], { k });
-        const n = shape[shape.length - 1]!;
-        const r = n === 0 ? 0 : numel(shape) / n;
-        const want = range(r).map((row) => naiveTopK(Array.from(x.data.subarray(row * n, (row + 1) * n)), k));
-        expect(v!.shape).toEqual([...shape.slice(0, -1), k]);
-        expect(v!.dtype).toBe(dtype);
-        assertExact(
-          i!,
-          want.flatMap((w) => w.indices),
-        );
-        assertExact(
-          v!,
-          want.flatMap((w) => w.values),
-        );
+      it(`top_k: ${dtype}${s(shape)} k=${k} with many ties matches ref in float64${backend === "ref" ? " and stable selection" : ""}`, () => {
+        checkTopK(backend, tensor(new Rng(51).randint(shape, -2, 3).data, shape, dtype), k);
       });
     }
   }
+  const SPECIAL: readonly [string, Tensor, number][] = [
+    ["NaN first, -Infinity last", tensor([0.5, NaN, -Infinity, 2, NaN], [5], "float32"), 4],
+    ["ties go to the lower index", tensor([1, 3, 3, 2], [4], "float32"), 2],
+    ["k = n with repeats", tensor([3, 1, 2, 1, 3], [5], "float32"), 5],
+    ["random float32 [37, 64] k=8", new Rng(55).tensor([37, 64]), 8],
+  ];
+  for (const [what, x, k] of SPECIAL) it(`top_k: ${what}`, () => checkTopK(backend, x, k));
+});
+
+describe("top_k", () => {
+  it("top_k: [1,3,3,2] k=2 gives values [3,3], indices [1,2] (ties to the lower index)", () => {
+    const [v, i] = bind(Prim.TopK, [f64([1, 3, 3, 2])], { k: 2 });
+    expect(v!.toArray()).toEqual([3, 3]);
+    expect(i!.toArray()).toEqual([1, 2]);
+    expect(i!.dtype).toBe("int32");
+  });
 
   it("top_k: NaN ranks first, -Infinity last", () => {
     const [v, i] = bind(Prim.TopK, [f64([-Infinity, 2, NaN, 5, NaN])], { k: 5 });
@@ -196,6 +217,38 @@ describe("top_k", () => {
   it("top_k: rejects a rank-0 input", () => expectPrimError(() => bind(Prim.TopK, [f64([1], [])], { k: 1 }), "top_k"));
 });
 
+/** argsort of x on `backend` against ref in float64 (exactly); on ref also against a stable insertion sort. */
+function checkArgsort(backend: BackendChoice, x: Tensor): void {
+  const [y] = conform(backend, (a) => argsort(a!), [x]);
+  expect(y!.dtype).toBe("int32");
+  expect(y!.shape).toEqual(x.shape);
+  if (backend !== "ref") return;
+  const n = x.shape[x.ndim - 1]!;
+  const r = n === 0 ? 0 : x.size / n;
+  assertExact(
+    y!,
+    range(r).flatMap((row) => naiveArgsort(Array.from(x.data.subarray(row * n, (row + 1) * n)))),
+  );
+}
+
+describe.each(testBackends())("argsort on %s", (backend) => {
+  afterAll(() => void useBackend("ref"));
+  const CASES: readonly (readonly number[])[] = [[9], [3, 8], [2, 2, 5], [1], [0], [3, 0], [0, 4], [7]];
+  for (const shape of CASES) {
+    for (const dtype of ["float64", "int32"] as const) {
+      it(`argsort: ${dtype}${s(shape)} with ties matches ref in float64${backend === "ref" ? " and a stable insertion sort per row" : ""}`, () => {
+        checkArgsort(backend, tensor(new Rng(52).randint(shape, -3, 4).data, shape, dtype));
+      });
+    }
+  }
+  const SPECIAL: readonly [string, Tensor][] = [
+    ["int32 keys over a wide range (comparison sort)", i32([1e9, -1e9, 7, 1e9, -5, 7])],
+    ["int32 extreme keys", i32([2147483647, -2147483648, 0, -2147483648, 2147483647])],
+    ["the expert ids of 8192 routed rows", new Rng(56).randint([8192], 0, 64)],
+  ];
+  for (const [what, x] of SPECIAL) it(`argsort: ${what}`, () => checkArgsort(backend, x));
+});
+
 describe("argsort", () => {
   it("argsort: [2,1,2,1,0] is stable: [4,1,3,0,2]", () => {
     expect(argsort(f64([2, 1, 2, 1, 0])).toArray()).toEqual([4, 1, 3, 0, 2]);
@@ -203,23 +256,6 @@ describe("argsort", () => {
   it("argsort: -0 and 0 are equal keys (stable order kept)", () => {
     expect(argsort(f64([0, -0, 0, -1])).toArray()).toEqual([3, 0, 1, 2]);
   });
-  const CASES: readonly (readonly number[])[] = [[9], [3, 8], [2, 2, 5], [1], [0], [3, 0], [0, 4]];
-  for (const shape of CASES) {
-    for (const dtype of ["float64", "int32"] as const) {
-      it(`argsort: ${dtype}${s(shape)} with ties matches a stable insertion sort per row`, () => {
-        const x = tensor(new Rng(52).randint(shape, -3, 4).data, shape, dtype);
-        const y = argsort(x);
-        expect(y.dtype).toBe("int32");
-        expect(y.shape).toEqual(shape);
-        const n = shape[shape.length - 1]!;
-        const r = n === 0 ? 0 : numel(shape) / n;
-        assertExact(
-          y,
-          range(r).flatMap((row) => naiveArgsort(Array.from(x.data.subarray(row * n, (row + 1) * n)))),
-        );
-      });
-    }
-  }
   it("argsort: NaN sorts last, as jnp.argsort ([3,NaN,1,2,NaN,0] -> [5,2,3,0,1,4])", () => {
     expect(argsort(f64([3, NaN, 1, 2, NaN, 0])).toArray()).toEqual([5, 2, 3, 0, 1, 4]);
   });
@@ -364,6 +400,13 @@ describe("indexing ops", () => {
   it("repeat: rejects a count per row mismatch and negative counts", () => {
     expectPrimError(() => repeat(i32([1, 2]), i32([1])), "repeat");
     expectPrimError(() => repeat(i32([1, 2]), i32([1, -1])), "repeat");
+  });
+});
+
+describe.each(testBackends())("top_k gradients on %s against ref in float64", (backend) => {
+  it("top_k: value and gradients of <top_k(x, 3) values, w> (distinct float32 inputs)", () => {
+    const rng = new Rng(71);
+    conformGrad(backend, (x, w) => project(bind(Prim.TopK, [x!], { k: 3 })[0]!, w!), [rng.distinct([6, 9], "float32"), rng.tensor([6, 3])], { k: [18, 1, 1] });
   });
 });
 

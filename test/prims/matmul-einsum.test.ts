@@ -1,5 +1,4 @@
-import { beforeAll, describe, expect, it } from "vitest";
-import type { DType } from "../../src/core/dtype.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Tensor, tensor } from "../../src/core/tensor.js";
 import { useBackend } from "../../src/backends/select.js";
 import { bind1 } from "../../src/autodiff/bind.js";
@@ -11,6 +10,9 @@ import { Rng } from "../harness/random.js";
 import { assertAllClose, assertExact, nmse, roundTo } from "../harness/tolerance.js";
 import { expectPrimError, gradCoverage } from "../harness/families.js";
 import { build, indices, ravel } from "../harness/naive.js";
+import { testBackends } from "../harness/backends.js";
+import { conformGrad } from "../harness/conformance.js";
+import { BMM_CASES, checkBmm } from "../harness/matmul-cases.js";
 
 beforeAll(() => void useBackend("ref"));
 const cov = gradCoverage("matmul-einsum");
@@ -52,53 +54,36 @@ function naiveEinsum(spec: string, a: Tensor, b: Tensor): { shape: number[]; dat
   return { shape, data };
 }
 
-describe("batch_matmul", () => {
-  const CASES: readonly [readonly number[], readonly number[]][] = [
-    [
-      [1, 1, 1],
-      [1, 1, 1],
-    ],
-    [
-      [2, 3, 4],
-      [2, 4, 5],
-    ],
-    [
-      [3, 5, 7],
-      [3, 7, 1],
-    ],
-    [
-      [2, 3, 0],
-      [2, 0, 5],
-    ],
-    [
-      [0, 3, 4],
-      [0, 4, 2],
-    ],
-    [
-      [2, 0, 4],
-      [2, 4, 3],
-    ],
-  ];
-  for (const [sa, sb] of CASES) {
+describe.each(testBackends())("batch_matmul on %s", (backend) => {
+  afterAll(() => void useBackend("ref"));
+  for (const shape of BMM_CASES) {
+    const [B, M, K, N] = shape;
     for (const dtype of ["float64", "float32", "bfloat16", "int32"] as const) {
-      it(`batch_matmul: ${dtype} ${s(sa)} x ${s(sb)}`, () => {
-        const rng = new Rng(31);
-        const draw = (sh: readonly number[]): Tensor =>
-          dtype === "int32" ? rng.randint(sh, -5, 6) : tensor(rng.normal(sh).data, sh, dtype as DType);
-        const a = draw(sa);
-        const b = draw(sb);
-        const y = bind1(Prim.BatchMatmul, [a, b], {});
-        expect(y.shape).toEqual([sa[0], sa[1], sb[2]]);
+      it(`batch_matmul: ${dtype} ${s([B, M, K])} x ${s([B, K, N])} matches ref in float64${backend === "ref" ? " and the naive loop" : ""}`, () => {
+        const { ins, y } = checkBmm(backend, shape, dtype, 31);
+        expect(y.shape).toEqual([B, M, N]);
         expect(y.dtype).toBe(dtype);
+        if (backend !== "ref") return;
         // the kernel accumulates in float64 and rounds once: the naive float64 sum rounded to dtype
         assertAllClose(
           y,
-          naiveBmm(a, b).map((v) => roundTo(dtype, v)),
+          naiveBmm(ins[0]!, ins[1]!).map((v) => roundTo(dtype, v)),
           { atol: 1e-300, rtol: dtype === "float64" ? 1e-14 : 0 },
         );
       });
     }
   }
+
+  it("batch_matmul: value and gradients of <x·y, w> match ref in float64", () => {
+    const rng = new Rng(37);
+    const [B, M, K, N] = [3, 9, 40, 11];
+    const ins = [rng.tensor([B, M, K]), rng.tensor([B, K, N]), rng.tensor([B, M, N])];
+    const depth = Math.max(M, K, N);
+    conformGrad(backend, (x, y, w) => project(batchMatmul(x!, y!), w!), ins, { k: [B * M * K * N, depth, depth, depth], nmse: true });
+  });
+});
+
+describe("batch_matmul", () => {
   it("batch_matmul: float32 result tracks float64 (NMSE < 1e-13)", () => {
     const rng = new Rng(36);
     const a = rng.normal([2, 8, 16]);

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { DType } from "../../src/core/dtype.js";
 import { Tensor, tensor } from "../../src/core/tensor.js";
-import { useBackend } from "../../src/backends/select.js";
+import { useBackend, type BackendChoice } from "../../src/backends/select.js";
 import { bind1 } from "../../src/autodiff/bind.js";
 import { Prim } from "../../src/prims/prims.js";
 import { vjpRules } from "../../src/autodiff/vjp-rules.js";
@@ -15,6 +15,8 @@ import { Rng } from "../harness/random.js";
 import { assertAllClose, assertExact } from "../harness/tolerance.js";
 import { expectPrimError, gradCoverage } from "../harness/families.js";
 import { build, numel, ravel } from "../harness/naive.js";
+import { testBackends } from "../harness/backends.js";
+import { conform } from "../harness/conformance.js";
 
 beforeAll(() => void useBackend("ref"));
 const cov = gradCoverage("movement");
@@ -26,6 +28,11 @@ const seq = (shape: readonly number[], dtype: DType = "float64"): Tensor =>
     shape,
     dtype,
   );
+
+/** A movement primitive on `backend`, bit for bit as on ref with float64 inputs (data movement rounds nothing). */
+function moved(backend: BackendChoice, f: (...xs: Tensor[]) => Tensor, ins: Tensor[]): Tensor {
+  return conform(backend, f, ins, { bits: true })[0]!;
+}
 
 describe("reshape", () => {
   const CASES: readonly [readonly number[], readonly number[], readonly number[]][] = [
@@ -39,9 +46,9 @@ describe("reshape", () => {
     [[0, 3], [-1, 0], [0, 0]],
   ];
   for (const [from, to, want] of CASES) {
-    it(`reshape: ${s(from)} -> ${s(to)} gives ${s(want)} with the data unchanged`, () => {
+    it.each(testBackends())(`reshape: ${s(from)} -> ${s(to)} gives ${s(want)} with the data unchanged, on %s as ref`, (backend) => {
       const x = seq(from, "int32");
-      const y = bind1(Prim.Reshape, [x], { shape: to });
+      const y = moved(backend, (a) => bind1(Prim.Reshape, [a], { shape: to }), [x]);
       expect(y.shape).toEqual(want);
       expect(y.toArray()).toEqual(x.toArray());
     });
@@ -73,9 +80,9 @@ describe("transpose", () => {
     [[3, 5], [0, 1]],
   ];
   for (const [shape, perm] of CASES) {
-    it(`transpose: ${s(shape)} by perm ${s(perm)}`, () => {
-      const x = seq(shape);
-      const y = bind1(Prim.Transpose, [x], { perm });
+    it.each(testBackends())(`transpose: ${s(shape)} by perm ${s(perm)} on %s`, (backend) => {
+      const x = seq(shape, "float32");
+      const y = moved(backend, (a) => bind1(Prim.Transpose, [a], { perm }), [x]);
       expect(y.shape).toEqual(perm.map((p) => shape[p]));
       assertExact(y, naiveTranspose(x, perm));
     });
@@ -101,9 +108,9 @@ describe("broadcast_to", () => {
     [[3, 1, 2], [3, 4, 2]],
   ];
   for (const [from, to] of CASES) {
-    it(`broadcast_to: ${s(from)} -> ${s(to)}`, () => {
-      const x = seq(from);
-      const y = bind1(Prim.BroadcastTo, [x], { shape: to });
+    it.each(testBackends())(`broadcast_to: ${s(from)} -> ${s(to)} on %s`, (backend) => {
+      const x = seq(from, "float32");
+      const y = moved(backend, (a) => bind1(Prim.BroadcastTo, [a], { shape: to }), [x]);
       expect(y.shape).toEqual(to);
       assertExact(y, naiveBroadcast(x, to));
     });
@@ -135,9 +142,9 @@ describe("slice", () => {
     [[1], [0], [1]],
   ];
   for (const [shape, starts, ends] of CASES) {
-    it(`slice: ${s(shape)} from ${s(starts)} to ${s(ends)}`, () => {
-      const x = seq(shape);
-      const y = bind1(Prim.Slice, [x], { starts, ends });
+    it.each(testBackends())(`slice: ${s(shape)} from ${s(starts)} to ${s(ends)} on %s`, (backend) => {
+      const x = seq(shape, "float32");
+      const y = moved(backend, (a) => bind1(Prim.Slice, [a], { starts, ends }), [x]);
       expect(y.shape).toEqual(ends.map((e, d) => e - starts[d]!));
       assertExact(y, naiveSlice(x, starts, ends));
     });
@@ -167,9 +174,9 @@ describe("pad", () => {
     [[], [], []],
   ];
   for (const [shape, lo, hi] of CASES) {
-    it(`pad: ${s(shape)} with lo ${s(lo)} hi ${s(hi)} (zeros)`, () => {
-      const x = seq(shape);
-      const y = bind1(Prim.Pad, [x], { lo, hi });
+    it.each(testBackends())(`pad: ${s(shape)} with lo ${s(lo)} hi ${s(hi)} (zeros) on %s`, (backend) => {
+      const x = seq(shape, "float32");
+      const y = moved(backend, (a) => bind1(Prim.Pad, [a], { lo, hi }), [x]);
       expect(y.shape).toEqual(shape.map((d, i) => d + lo[i]! + hi[i]!));
       assertExact(y, naivePad(x, lo, hi));
     });
@@ -195,18 +202,18 @@ describe("concat", () => {
     [[[4]], 0],
   ];
   for (const [shapes, axis] of CASES) {
-    it(`concat: ${shapes.map(s).join(" + ")} along axis ${axis}`, () => {
+    it.each(testBackends())(`concat: ${shapes.map(s).join(" + ")} along axis ${axis} on %s`, (backend) => {
       let base = 0;
       const xs = shapes.map((sh) => {
         const t = tensor(
           Array.from({ length: numel(sh) }, (_, i) => base + i),
           sh,
-          "float64",
+          "float32",
         );
         base += 100;
         return t;
       });
-      const y = bind1(Prim.Concat, xs, { axis });
+      const y = moved(backend, (...a) => bind1(Prim.Concat, a, { axis }), xs);
       const ax = axis < 0 ? axis + shapes[0]!.length : axis;
       const outShape = [...shapes[0]!];
       outShape[ax] = shapes.reduce((a, sh) => a + sh[ax]!, 0);
@@ -246,8 +253,8 @@ describe("iota", () => {
     [[2, 0, 3], 2, "float64"],
   ];
   for (const [shape, axis, dtype] of CASES) {
-    it(`iota: ${dtype}${s(shape)} along axis ${axis}`, () => {
-      const y = bind1(Prim.Iota, [], { shape, axis, dtype });
+    it.each(testBackends())(`iota: ${dtype}${s(shape)} along axis ${axis} on %s`, (backend) => {
+      const y = moved(backend, () => bind1(Prim.Iota, [], { shape, axis, dtype }), []);
       expect(y.dtype).toBe(dtype);
       const ax = axis < 0 ? axis + shape.length : axis;
       assertExact(

@@ -1,5 +1,4 @@
-import { beforeAll, describe, expect, it } from "vitest";
-import type { DType } from "../../src/core/dtype.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Tensor, tensor } from "../../src/core/tensor.js";
 import { useBackend } from "../../src/backends/select.js";
 import { bind1 } from "../../src/autodiff/bind.js";
@@ -11,6 +10,9 @@ import { assertGradcheck, project } from "../harness/gradcheck.js";
 import { Rng } from "../harness/random.js";
 import { assertAllClose, assertExact, roundTo } from "../harness/tolerance.js";
 import { expectPrimError, gradCoverage } from "../harness/families.js";
+import { testBackends } from "../harness/backends.js";
+import { conformGrad, onBackend } from "../harness/conformance.js";
+import { checkGmm, checkTgmm, describeGmm, GMM_CASES } from "../harness/matmul-cases.js";
 
 beforeAll(() => void useBackend("ref"));
 const cov = gradCoverage("segment");
@@ -62,38 +64,17 @@ function naiveTgmm(lhs: Tensor, rhs: Tensor, gs: number[]): number[] {
   return out;
 }
 
-interface Case {
-  what: string;
-  m: number;
-  k: number;
-  n: number;
-  gs: number[];
-}
-const CASES: readonly Case[] = [
-  { what: "an empty expert group and one row past sum(groupSizes)", m: 6, k: 3, n: 4, gs: [2, 0, 3] },
-  { what: "a single group covering every row", m: 5, k: 2, n: 3, gs: [5] },
-  { what: "all groups empty", m: 4, k: 3, n: 2, gs: [0, 0, 0] },
-  { what: "zero rows", m: 0, k: 3, n: 2, gs: [0, 0] },
-  { what: "zero groups", m: 3, k: 2, n: 2, gs: [] },
-  { what: "k = 0", m: 3, k: 0, n: 2, gs: [1, 2] },
-  { what: "one row per group", m: 5, k: 3, n: 3, gs: [1, 1, 1, 1, 1] },
-  { what: "one element", m: 1, k: 1, n: 1, gs: [1] },
-  { what: "odd sizes and a trailing empty group", m: 7, k: 5, n: 3, gs: [3, 4, 0] },
-];
-
-describe("gmm", () => {
-  for (const c of CASES) {
+describe.each(testBackends())("gmm on %s", (backend) => {
+  afterAll(() => void useBackend("ref"));
+  for (const c of GMM_CASES) {
     for (const transposeRhs of [false, true]) {
       for (const dtype of ["float64", "float32", "bfloat16"] as const) {
-        it(`gmm: ${c.what} (m=${c.m}, k=${c.k}, n=${c.n}, groups [${c.gs.join(",")}], transposeRhs=${transposeRhs}, ${dtype})`, () => {
-          const rng = new Rng(81);
-          const G = c.gs.length;
-          const lhs = tensor(rng.normal([c.m, c.k]).data, [c.m, c.k], dtype as DType);
-          const rs = transposeRhs ? [G, c.n, c.k] : [G, c.k, c.n];
-          const rhs = tensor(rng.normal(rs).data, rs, dtype as DType);
-          const y = gmm(lhs, rhs, i32(c.gs), transposeRhs);
+        it(`gmm: ${c.what} (${describeGmm(c)}, transposeRhs=${transposeRhs}, ${dtype}) matches ref in float64${backend === "ref" ? " and the naive loop" : ""}`, () => {
+          const { ins, y } = checkGmm(backend, c, transposeRhs, dtype, 81);
           expect(y.shape).toEqual([c.m, c.n]);
           expect(y.dtype).toBe(dtype);
+          if (backend !== "ref") return;
+          const [lhs, rhs] = ins as [Tensor, Tensor];
           assertAllClose(
             y,
             naiveGmm(lhs, rhs, c.gs, transposeRhs).map((v) => roundTo(dtype, v)),
@@ -104,6 +85,14 @@ describe("gmm", () => {
     }
   }
 
+  // the kernels check group sizes (the shape rule cannot see values): float32 operands reach the native kernels
+  const lhs32 = tensor(new Array(12).fill(1), [6, 2], "float32");
+  const rhs32 = tensor(new Array(12).fill(1), [3, 2, 2], "float32");
+  it("gmm: sum(groupSizes) > rows throws", () => expectPrimError(() => onBackend(backend, () => gmm(lhs32, rhs32, i32([3, 3, 1]))), "gmm", /sum\(groupSizes\) \(7\) > rows \(6\)/));
+  it("gmm: a negative group size throws", () => expectPrimError(() => onBackend(backend, () => gmm(lhs32, rhs32, i32([3, -1, 2]))), "gmm", /groupSizes\[1\] = -1 is negative/));
+});
+
+describe("gmm", () => {
   it("gmm: rows past sum(groupSizes) are exactly +0 even when lhs rows are large", () => {
     const lhs = tensor([1, 2, 1e30, -1e30, NaN, 5], [3, 2], "float64");
     const rhs = tensor([1, 0, 0, 1], [1, 2, 2], "float64");
@@ -114,8 +103,6 @@ describe("gmm", () => {
 
   const lhs = tensor(new Array(12).fill(1), [6, 2], "float64");
   const rhs = tensor(new Array(12).fill(1), [3, 2, 2], "float64");
-  it("gmm: sum(groupSizes) > rows throws", () => expectPrimError(() => gmm(lhs, rhs, i32([3, 3, 1])), "gmm", /sum\(groupSizes\) \(7\) > rows \(6\)/));
-  it("gmm: a negative group size throws", () => expectPrimError(() => gmm(lhs, rhs, i32([3, -1, 2])), "gmm", /negative/));
   it("gmm: rejects float groupSizes (op)", () => expectPrimError(() => gmm(lhs, rhs, tensor([2, 2, 2], [3], "float64")), "gmm", /int32/));
   it("gmm: rejects float groupSizes (primitive)", () =>
     expectPrimError(() => bind1(Prim.Gmm, [lhs, rhs, tensor([2, 2, 2], [3], "float64")], { transposeRhs: false }), "gmm", /1-D int32/));
@@ -129,15 +116,15 @@ describe("gmm", () => {
   it("gmm: rejects mixed dtypes", () => expectPrimError(() => gmm(lhs, tensor(new Array(12).fill(1), [3, 2, 2], "float32"), i32([2, 2, 2])), "gmm", /dtypes/));
 });
 
-describe("tgmm", () => {
-  for (const c of CASES) {
+describe.each(testBackends())("tgmm on %s", (backend) => {
+  afterAll(() => void useBackend("ref"));
+  for (const c of GMM_CASES) {
     for (const dtype of ["float64", "float32"] as const) {
-      it(`tgmm: ${c.what} (m=${c.m}, k=${c.k}, n=${c.n}, groups [${c.gs.join(",")}], ${dtype})`, () => {
-        const rng = new Rng(82);
-        const lhs = tensor(rng.normal([c.m, c.k]).data, [c.m, c.k], dtype);
-        const rhs = tensor(rng.normal([c.m, c.n]).data, [c.m, c.n], dtype);
-        const y = tgmm(lhs, rhs, i32(c.gs));
+      it(`tgmm: ${c.what} (${describeGmm(c)}, ${dtype}) matches ref in float64${backend === "ref" ? " and the naive loop" : ""}`, () => {
+        const { ins, y } = checkTgmm(backend, c, dtype, 82);
         expect(y.shape).toEqual([c.gs.length, c.k, c.n]);
+        if (backend !== "ref") return;
+        const [lhs, rhs] = ins as [Tensor, Tensor];
         assertAllClose(
           y,
           naiveTgmm(lhs, rhs, c.gs).map((v) => roundTo(dtype, v)),
@@ -147,6 +134,13 @@ describe("tgmm", () => {
     }
   }
 
+  const lhs32 = tensor(new Array(8).fill(1), [4, 2], "float32");
+  const rhs32 = tensor(new Array(12).fill(1), [4, 3], "float32");
+  it("tgmm: sum(groupSizes) > rows throws", () => expectPrimError(() => onBackend(backend, () => tgmm(lhs32, rhs32, i32([3, 2]))), "tgmm", /sum\(groupSizes\) \(5\) > rows \(4\)/));
+  it("tgmm: a negative group size throws", () => expectPrimError(() => onBackend(backend, () => tgmm(lhs32, rhs32, i32([-1, 2]))), "tgmm", /groupSizes\[0\] = -1 is negative/));
+});
+
+describe("tgmm", () => {
   it("tgmm: empty groups give exact zeros; rows past sum(groupSizes) do not contribute", () => {
     const lhs = tensor([1, 2, 3, 4, 5, 6], [3, 2], "float64");
     const rhs = tensor([1, 1, 1e30], [3, 1], "float64");
@@ -157,14 +151,32 @@ describe("tgmm", () => {
 
   const lhs = tensor(new Array(8).fill(1), [4, 2], "float64");
   const rhs = tensor(new Array(12).fill(1), [4, 3], "float64");
-  it("tgmm: sum(groupSizes) > rows throws", () => expectPrimError(() => tgmm(lhs, rhs, i32([3, 2])), "tgmm", /sum\(groupSizes\) \(5\) > rows \(4\)/));
-  it("tgmm: a negative group size throws", () => expectPrimError(() => tgmm(lhs, rhs, i32([-1, 2])), "tgmm", /negative/));
   it("tgmm: rejects operands with different row counts", () =>
     expectPrimError(() => tgmm(lhs, tensor(new Array(9).fill(1), [3, 3], "float64"), i32([2, 1])), "tgmm", /share rows/));
   it("tgmm: rejects a rank-3 operand", () => expectPrimError(() => tgmm(lhs, tensor(new Array(12).fill(1), [4, 3, 1], "float64"), i32([4])), "tgmm"));
   it("tgmm: rejects float groupSizes", () =>
     expectPrimError(() => bind1(Prim.Tgmm, [lhs, rhs, tensor([4], [1], "float64")], {}), "tgmm", /1-D int32/));
   it("tgmm: rejects mixed dtypes", () => expectPrimError(() => tgmm(lhs, tensor(new Array(12).fill(1), [4, 3], "float32"), i32([4])), "tgmm", /dtypes/));
+});
+
+describe.each(testBackends())("segment gradients on %s against ref in float64", (backend) => {
+  // float32 operands (the native kernels' dtype) over an empty group and rows past the sum; the cotangent w is an input
+  const c = GMM_CASES.find((x) => x.m === 40)!;
+  for (const transposeRhs of [false, true]) {
+    it(`gmm: value and gradients of <gmm(x, W), w> (transposeRhs=${transposeRhs})`, () => {
+      const rng = new Rng(85);
+      const G = c.gs.length;
+      const ins = [rng.tensor([c.m, c.k]), rng.tensor(transposeRhs ? [G, c.n, c.k] : [G, c.k, c.n]), i32(c.gs), rng.tensor([c.m, c.n])];
+      const depth = Math.max(c.m, c.k, c.n);
+      conformGrad(backend, (l, r, g, w) => project(gmm(l!, r!, g!, transposeRhs), w!), ins, { k: [c.m * c.k * c.n, depth, depth, 1, depth], nmse: true });
+    });
+  }
+  it("tgmm: value and gradients of <tgmm(x, y), w>", () => {
+    const rng = new Rng(86);
+    const ins = [rng.tensor([c.m, c.k]), rng.tensor([c.m, c.n]), i32(c.gs), rng.tensor([c.gs.length, c.k, c.n])];
+    const depth = Math.max(c.m, c.k, c.n);
+    conformGrad(backend, (l, r, g, w) => project(tgmm(l!, r!, g!), w!), ins, { k: [c.m * c.k * c.n, depth, depth, 1, depth], nmse: true });
+  });
 });
 
 describe("segment gradients and adjoints", () => {
