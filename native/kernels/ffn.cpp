@@ -112,14 +112,6 @@ moe_bf16_path_t effective_bf16_path() {
   return moe_bf16_path_t(bf16_path_setting().load(std::memory_order_relaxed));
 }
 
-const FfnIsa& active_ffn_isa() {
-#if defined(MOE_HAVE_X86_KERNELS)
-  if (isa_active() == MOE_ISA_AVX512) return ffn_isa_avx512();
-  if (isa_active() == MOE_ISA_AVX2) return ffn_isa_avx2();
-#endif
-  return ffn_isa_scalar();
-}
-
 Mul mul_for(BElem e) {
   if (e == BElem::F32) return Mul::F32;
   switch (effective_bf16_path()) {
@@ -182,74 +174,13 @@ Workspace& workspace() {
 
 // ---- Running problems ------------------------------------------------------------------------------------------
 
-// Below this much work (flops, or elements for the memory passes) a problem runs on the calling thread.
-constexpr double kSerialFlops = double(1 << 21);
+// Below this many elements a memory-bound pass runs on the calling thread.
 constexpr double kSerialElems = double(1 << 16);
 
 template <class F>
 void parallel_items(int64_t n_items, bool serial, F& f) {
   parallel_for(
       n_items, serial ? 1 : pool_threads(), [](void* ctx, int64_t i, int w) { (*static_cast<F*>(ctx))(i, w); }, &f);
-}
-
-// Splits `len` into ceil(len / max) blocks of equal size rounded up to `align` (the last one shorter).
-int64_t block_size(int64_t len, int64_t max, int64_t align) {
-  const int64_t blocks = (len + max - 1) / max;
-  const int64_t even = (len + blocks - 1) / blocks;
-  return std::min(len, (even + align - 1) / align * align);
-}
-
-// Column block of the streaming kernel (per half): whole weight rows (one contiguous stream per matrix) unless that
-// leaves fewer than 4 items per thread. Column blocks never change results (each element's chain runs over p only).
-int64_t stream_cols(const FfnProblem& P) {
-  int64_t groups = 0;
-  for (int64_t g = 0; g < P.groups; ++g) {
-    const int64_t rows = P.off[g + 1] - P.off[g];
-    groups += rows > 0 && rows <= kStreamRows;
-  }
-  const int64_t want = 4 * int64_t(pool_threads());
-  if (groups == 0 || groups >= want) return P.n;
-  const int64_t split = std::min((want + groups - 1) / groups, std::max<int64_t>(1, P.n / 256));
-  return block_size(P.n, (P.n + split - 1) / split, 16);
-}
-
-void run_problem(const FfnProblem& P) {
-  if (P.n == 0) return;
-  const FfnIsa& isa = active_ffn_isa();
-  const FfnBlocking bl = isa.blocking(P.mul);
-  const int64_t nc_max = std::max<int64_t>(bl.nr, (P.tgmm ? bl.tnc : bl.nc) / P.halves / bl.nr * bl.nr);
-  const int64_t nc = block_size(P.n, nc_max, bl.nr);
-  const int64_t ns = P.stream_small ? stream_cols(P) : P.n;
-  std::vector<FfnItem> items;
-  double flops = 0;
-  const int64_t ktot = P.k[0] + P.k[1];
-  for (int64_t g = 0; g < P.groups; ++g) {
-    const int64_t rows = P.off[g + 1] - P.off[g];
-    const int64_t m = P.tgmm ? P.m : rows;
-    if (m == 0) continue;
-    flops += 2.0 * double(m) * double(P.n) * double(P.halves) * double(P.tgmm ? rows : ktot);
-    if (!P.tgmm && P.stream_small && rows <= kStreamRows) {
-      for (int64_t j0 = 0; j0 < P.n; j0 += ns) items.push_back({g, 0, rows, j0, std::min(ns, P.n - j0), true});
-      continue;
-    }
-    const int64_t mc = block_size(m, P.tgmm ? bl.tmc : bl.mc, bl.mr);
-    for (int64_t i0 = 0; i0 < m; i0 += mc) {
-      for (int64_t j0 = 0; j0 < P.n; j0 += nc) {
-        items.push_back({g, i0, std::min(mc, m - i0), j0, std::min(nc, P.n - j0), false});
-      }
-    }
-  }
-  if (items.empty()) return;
-  int64_t need = 0;
-  for (const FfnItem& it : items) need = std::max(need, isa.scratch_floats(P, it));
-  scratch_reserve(need);
-  struct Job {
-    const FfnIsa* isa;
-    const FfnProblem* p;
-    const FfnItem* items;
-  } job{&isa, &P, items.data()};
-  auto run = [&job](int64_t i, int worker) { job.isa->run_item(*job.p, job.items[i], scratch(worker)); };
-  parallel_items(int64_t(items.size()), flops < kSerialFlops, run);
 }
 
 // ---- Memory-bound passes ---------------------------------------------------------------------------------------
@@ -377,23 +308,10 @@ struct Dims {
   std::vector<int64_t> off;  // E + 1 group offsets
 };
 
-// Rows mode over the routed rows: C_g = A_g (rows x k) @ W_g (k x n), W_g = w + g * k * n stored [k, n], or [n, k]
-// read transposed (btrans); the epilogue and any second half or segment are the caller's.
+// Rows mode over the routed rows with the multiply kind of the weights' element type (see rows_problem).
 FfnProblem rows_problem(const Dims& d, int64_t n, int64_t k, const float* a, const void* w, BElem be, bool btrans) {
-  FfnProblem P;
-  P.off = d.off.data();
-  P.groups = d.E;
-  P.n = n;
-  P.k[0] = k;
-  P.a[0] = a;
-  P.lda = k;
-  P.b[0][0] = w;
-  P.belem = be;
-  P.btrans = btrans;
-  P.ldb = btrans ? k : n;
-  P.bgstride = k * n;
+  FfnProblem P = rows_problem(d.off.data(), d.E, k, n, a, w, be, btrans);
   P.mul = mul_for(be);
-  P.epi.ldo = n;
   return P;
 }
 

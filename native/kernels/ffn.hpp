@@ -95,6 +95,17 @@ struct FfnIsa {
 };
 
 const FfnIsa& ffn_isa_scalar();
+// The unit of the active ISA (engine.cpp).
+const FfnIsa& active_ffn_isa();
+// Rows mode, one half, one segment, fp32 multiply, Store with ldo = n (out and bias unset): C_g = A_g @ W_g over the
+// rows of group g (off: groups + 1 offsets), A rows contiguous (lda = k), W_g = w + g * k * n stored [k, n], or
+// [n, k] read transposed (btrans) (engine.cpp).
+FfnProblem rows_problem(const int64_t* off, int64_t groups, int64_t k, int64_t n, const float* a, const void* w,
+                        BElem be, bool btrans);
+// Runs every work item of P on the pool with the active unit (engine.cpp).
+void run_problem(const FfnProblem& P);
+// Splits `len` into ceil(len / max) blocks of equal size rounded up to `align` (the last one shorter).
+int64_t block_size(int64_t len, int64_t max, int64_t align);
 #if defined(MOE_HAVE_X86_KERNELS)
 const FfnIsa& ffn_isa_avx2();
 const FfnIsa& ffn_isa_avx512();
