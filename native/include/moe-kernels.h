@@ -118,15 +118,6 @@ MOE_API moe_status_t moe_set_num_threads(int n);
 MOE_API moe_status_t moe_gmm_fwd_f32(const float* lhs, const float* rhs, const int32_t* group_sizes, int64_t m,
                                      int64_t k, int64_t n, int64_t num_groups, int transpose_rhs, float* out);
 
-/* Gradient of moe_gmm_fwd_f32 with respect to lhs (a gmm against the transposed weights):
- *   grad_out    [m, n]
- *   rhs         [num_groups, k, n], or [num_groups, n, k] when transpose_rhs != 0 (as in the forward)
- *   grad_lhs    [m, k]:  grad_lhs[r] = grad_out[r] @ rhs[g]^T   (rhs[g] when transposed) for r in group g,
- *                        0 for rows past sum(group_sizes). */
-MOE_API moe_status_t moe_gmm_bwd_lhs_f32(const float* grad_out, const float* rhs, const int32_t* group_sizes,
-                                         int64_t m, int64_t k, int64_t n, int64_t num_groups, int transpose_rhs,
-                                         float* grad_lhs);
-
 /* Transposed grouped matmul (Megablox tgmm), the gradient of moe_gmm_fwd_f32 with respect to rhs:
  *   lhs         [m, k]
  *   grad_out    [m, n]

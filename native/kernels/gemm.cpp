@@ -35,26 +35,6 @@ moe_status_t moe_gmm_fwd_f32(const float* lhs, const float* rhs, const int32_t* 
   });
 }
 
-moe_status_t moe_gmm_bwd_lhs_f32(const float* grad_out, const float* rhs, const int32_t* group_sizes, int64_t m,
-                                 int64_t k, int64_t n, int64_t num_groups, int transpose_rhs, float* grad_lhs) {
-  return guarded("moe_gmm_bwd_lhs_f32", [&] {
-    Checker ck{"moe_gmm_bwd_lhs_f32", {}};
-    std::vector<int64_t> off;
-    if (!(ck.size("m", m) && ck.size("k", k) && ck.size("n", n) && ck.size("num_groups", num_groups) &&
-          ck.tensor("grad_out", grad_out, {m, n}) && ck.tensor("rhs", rhs, {num_groups, k, n}) &&
-          ck.tensor("group_sizes", group_sizes, {num_groups}) && ck.tensor("grad_lhs", grad_lhs, {m, k}) &&
-          group_offsets(ck, group_sizes, num_groups, m, off))) {
-      return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
-    }
-    // contraction over n: B(p, j) = rhs[g] element (j, p), i.e. rhs read transposed unless it is stored transposed
-    FfnProblem P = rows_problem(off.data(), num_groups, n, k, grad_out, rhs, BElem::F32, transpose_rhs == 0);
-    P.epi.out[0] = grad_lhs;
-    moe::detail::run_problem(P);
-    moe::detail::zero_rows(grad_lhs, off.back(), m, k);
-    return MOE_STATUS_OK;
-  });
-}
-
 moe_status_t moe_gmm_bwd_rhs_f32(const float* lhs, const float* grad_out, const int32_t* group_sizes, int64_t m,
                                  int64_t k, int64_t n, int64_t num_groups, float* grad_rhs) {
   return guarded("moe_gmm_bwd_rhs_f32", [&] {

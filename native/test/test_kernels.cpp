@@ -94,23 +94,6 @@ Expect naive_gmm(const GmmCase& c, const std::vector<float>& lhs, const std::vec
   return e;
 }
 
-Expect naive_gmm_bwd_lhs(const GmmCase& c, const std::vector<float>& dout, const std::vector<float>& rhs, bool trans) {
-  Expect e(size_t(c.m * c.k));
-  e.depth = c.n;
-  const auto off = offsets(c.gs);
-  for (size_t g = 0; g < c.gs.size(); ++g) {
-    for (int64_t r = off[g]; r < off[g + 1]; ++r) {
-      for (int64_t i = 0; i < c.k; ++i) {
-        for (int64_t j = 0; j < c.n; ++j) {
-          const float w = trans ? rhs[(g * c.n + j) * c.k + i] : rhs[(g * c.k + i) * c.n + j];
-          e.add(size_t(r * c.k + i), dout[size_t(r * c.n + j)], w);
-        }
-      }
-    }
-  }
-  return e;
-}
-
 Expect naive_tgmm(const GmmCase& c, const std::vector<float>& lhs, const std::vector<float>& dout) {
   const int64_t G = int64_t(c.gs.size());
   Expect e(size_t(G * c.k * c.n));
@@ -193,11 +176,6 @@ void test_gmm_family(moe_isa_t isa, int mr, int nr) {
       check_threads(tag + "gmm " + describe(c) + t, size_t(c.m * c.n), naive_gmm(c, lhs, rhs, trans), fma,
                     [&](std::vector<float>& out) {
                       return moe_gmm_fwd_f32(lhs.data(), rhs.data(), c.gs.data(), c.m, c.k, c.n, G, trans, out.data());
-                    });
-      check_threads(tag + "gmm_bwd_lhs " + describe(c) + t, size_t(c.m * c.k), naive_gmm_bwd_lhs(c, dout, rhs, trans),
-                    fma, [&](std::vector<float>& out) {
-                      return moe_gmm_bwd_lhs_f32(dout.data(), rhs.data(), c.gs.data(), c.m, c.k, c.n, G, trans,
-                                                 out.data());
                     });
     }
     check_threads(tag + "tgmm " + describe(c), size_t(G * c.k * c.n), naive_tgmm(c, lhs, dout), fma,
