@@ -5,20 +5,26 @@
       "sources": [
         "napi/addon.cpp",
         "kernels/api.cpp",
+        "kernels/bf16_path.cpp",
         "kernels/convert.cpp",
+        "kernels/cpu_features.cpp",
         "kernels/elementwise.cpp",
         "kernels/engine.cpp",
-        "kernels/ffn.cpp",
         "kernels/ffn_amx.cpp",
+        "kernels/ffn_api.cpp",
         "kernels/ffn_avx2.cpp",
         "kernels/ffn_avx512.cpp",
         "kernels/ffn_avx512bf16.cpp",
+        "kernels/ffn_passes.cpp",
         "kernels/ffn_scalar.cpp",
+        "kernels/ffn_stages.cpp",
         "kernels/gemm.cpp",
         "kernels/isa.cpp",
         "kernels/optim.cpp",
+        "kernels/probes.cpp",
         "kernels/routing.cpp",
-        "kernels/thread_pool.cpp"
+        "kernels/thread_pool.cpp",
+        "kernels/workspace.cpp"
       ],
       "include_dirs": [
         "include",

@@ -1,6 +1,7 @@
-// Internal interface of the fused MoE FFN kernels (stage 2): the problem descriptor that the C ABI
-// (ffn.cpp, baseline code) builds and splits into work items, and the per-ISA kernel tables
-// (ffn_avx512.cpp, ffn_scalar.cpp) that run one work item. Plain structs only (see internal.hpp).
+// Internal interface of the blocked GEMM engine that serves gmm, tgmm, bmm and the fused FFN: the problem descriptor
+// that the baseline units build (gemm.cpp, ffn_stages.cpp) and engine.cpp splits into work items, and the per-ISA
+// unit tables (ffn_scalar.cpp, ffn_avx2.cpp, ffn_avx512.cpp with ffn_avx512bf16.cpp and ffn_amx.cpp) that run one
+// item. Plain structs and declarations only (see internal.hpp).
 #pragma once
 
 #include <cstdint>
@@ -123,8 +124,13 @@ void to_bf16_avx512bf16(const float* src, int64_t n, uint16_t* dst);
 void to_bf16_padded_avx512bf16(const float* src, int64_t n, int64_t npad, uint16_t* dst);
 #endif
 
-// CPU features beyond isa.cpp's (ffn.cpp).
+// CPU features beyond isa.cpp's (cpu_features.cpp). fast_dpbf16: vdpbf16ps outruns fp32 fma (AMD cores).
 bool cpu_has_avx512_bf16();
 bool cpu_has_amx_bf16();
+bool cpu_has_fast_dpbf16();
+
+// The bf16 path in use now, and the multiply kind it gives weights of element type e (bf16_path.cpp).
+moe_bf16_path_t effective_bf16_path();
+Mul mul_for(BElem e);
 
 }  // namespace moe::detail

@@ -25,9 +25,15 @@ for src in "$root"/kernels/*.cpp; do
   fi
   objs="$objs $o"
 done
+# The staged FFN ABI (stages_abi.h) exists for the tests and the lab only: built here, never into the addon.
+so="$obj/stages_abi.o"
+if [ ! -f "$so" ] || [ -n "$(find "$root/kernels" "$root/include" "$here/stages_abi.cpp" "$here/stages_abi.h" -newer "$so" -type f 2>/dev/null | head -n 1)" ]; then
+  # shellcheck disable=SC2086
+  $CXX $CXXFLAGS -I"$root/include" -I"$root/kernels" -I"$here" -c "$here/stages_abi.cpp" -o "$so.tmp" && mv "$so.tmp" "$so"
+fi
 link() {  # link <main.cpp> <exe>
   # shellcheck disable=SC2086
-  $CXX $CXXFLAGS -I"$root/include" "$1" $objs -o "$2"
+  $CXX $CXXFLAGS -I"$root/include" -I"$here" "$1" $objs "$so" -o "$2"
 }
 # Two builds of every kernel as shared objects (for the A/B harness), each with its own extra flags.
 shared_build() {  # shared_build <dir> <extra flags>
