@@ -16,11 +16,15 @@
  *                                   probes (native/lab/bench_ffn.cpp)
  *   TS side: src/backends/native (MOEKIT_NATIVE=0 disables the addon, MOEKIT_NATIVE_ADDON=path overrides it).
  *
- * Layout of the kernels: each grouped matmul becomes per-group GEMM descriptors (kernels/api.cpp), split
- * into work items of at most mc x nc outputs fixed by the shapes (kernels/gemm.cpp), run on the pool
- * (kernels/thread_pool.cpp). Per ISA (kernels/gemm_{avx512,avx2,scalar}.cpp): B is packed into NR-wide
- * panels per kc block, row-major A is read in place, and an MR x NR register tile accumulates in fp32
- * (AVX-512: 12 x 32, kc = 256; AVX2: 6 x 16; scalar: 4 x 8).
+ * Layout of the kernels: one blocked GEMM engine serves gmm, tgmm, bmm and the fused FFN. A call becomes engine
+ * problems (kernels/gemm.cpp, kernels/ffn_stages.cpp; the descriptor is kernels/ffn.hpp), which kernels/engine.cpp
+ * splits into work items fixed by the shapes and group sizes and runs on the pool (kernels/thread_pool.cpp). The
+ * blocking loop (kernels/ffn_engine.inc) is compiled once per ISA unit, each with its register tile: ffn_avx512.cpp
+ * fp32 12 x 32, ffn_avx512bf16.cpp vdpbf16ps 12 x 32, ffn_amx.cpp 32 x 32 AMX tiles, ffn_avx2.cpp 6 x 16,
+ * ffn_scalar.cpp portable 4 x 16. B is packed into panels per contraction block, row-major A is read in place, and
+ * an epilogue (store with bias, GLU forward, GLU backward) is applied to each finished block. The bf16 path policy
+ * (bf16_path.cpp, cpu_features.cpp), the workspace (workspace.cpp) and the peak probes (probes.cpp) have their own
+ * files. The FFN's stages can also be called one by one, for tests and the lab only (native/test/stages_abi.h).
  *
  * Conventions
  *   - Tensors are dense and row-major. Floating tensors are fp32, group sizes are int32.
@@ -118,15 +122,6 @@ MOE_API moe_status_t moe_set_num_threads(int n);
 MOE_API moe_status_t moe_gmm_fwd_f32(const float* lhs, const float* rhs, const int32_t* group_sizes, int64_t m,
                                      int64_t k, int64_t n, int64_t num_groups, int transpose_rhs, float* out);
 
-/* Gradient of moe_gmm_fwd_f32 with respect to lhs (a gmm against the transposed weights):
- *   grad_out    [m, n]
- *   rhs         [num_groups, k, n], or [num_groups, n, k] when transpose_rhs != 0 (as in the forward)
- *   grad_lhs    [m, k]:  grad_lhs[r] = grad_out[r] @ rhs[g]^T   (rhs[g] when transposed) for r in group g,
- *                        0 for rows past sum(group_sizes). */
-MOE_API moe_status_t moe_gmm_bwd_lhs_f32(const float* grad_out, const float* rhs, const int32_t* group_sizes,
-                                         int64_t m, int64_t k, int64_t n, int64_t num_groups, int transpose_rhs,
-                                         float* grad_lhs);
-
 /* Transposed grouped matmul (Megablox tgmm), the gradient of moe_gmm_fwd_f32 with respect to rhs:
  *   lhs         [m, k]
  *   grad_out    [m, n]
@@ -180,13 +175,10 @@ MOE_API moe_status_t moe_bmm_f32(const float* a, const float* b, int64_t batch, 
  * fma chain, so fp32 results do not depend on the path; bf16 weights are widened exactly to fp32 there, so a small
  * group's bf16 product is not rounded like the dpbf16 / amx paths round).
  *
- * Layout of the code: ffn.cpp (this ABI, argument checks, work split, memory-bound passes, workspace, probes) builds
- * fused grouped-GEMM problems (kernels/ffn.hpp): up to two B matrices side by side sharing the packed A (wi0|wi1),
- * up to two contraction segments ([dh0|dh1] against [wi0^T; wi1^T]), A rows gathered through an index map while
- * packing, and an epilogue (bias, GLU forward, GLU backward) applied to each finished block. ffn_engine.inc is the
- * blocking loop shared by the ISA units (ffn_avx512.cpp fp32 12x32 fma tile; ffn_avx512bf16.cpp vdpbf16ps 12x32;
- * ffn_amx.cpp 32x32 AMX tiles; ffn_avx2.cpp 6x16 ymm fma tile with its own GLU math; ffn_scalar.cpp portable), with
- * the AVX-512 units' GLU math in ffn_avx512_math.inc.
+ * Layout of the code: ffn_api.cpp (this ABI: argument checks, index maps, the order of the stages) runs the stages of
+ * ffn_stages.cpp, each a fused grouped-GEMM problem of the engine: up to two B matrices side by side sharing the
+ * packed A (wi0|wi1), up to two contraction segments ([dh0|dh1] against [wi0^T; wi1^T]), A rows gathered through an
+ * index map while packing, and the epilogue; the memory-bound passes (combine, row sums) are ffn_passes.cpp.
  *
  * bf16 weights (the `_bf16w` variants): weights are uint16_t bf16 bit patterns in the same layouts; activations,
  * biases, outputs and gradients stay fp32. How products are formed depends on moe_bf16_path():
@@ -248,80 +240,11 @@ MOE_API void moe_workspace_release(void);
  * writes fault once per 2 MiB rather than per 4 KiB. Never changes contents or results; a no-op elsewhere. */
 MOE_API void moe_advise_fresh_output(void* p, int64_t bytes);
 
-/* ---- Fused kernels, one stage each ------------------------------------------------------------------
- * Shapes: x [T, D]; row_token [R] (each in [0, T)); group_sizes [E] (sum <= R); wi0, wi1 [E, D, H];
- * wo [E, H, D]; b0, b1 [E, H], bo [E, D] (NULL: no bias); inv [T*K] (a permutation of [0, T*K) with
- * T*K == R); w [T, K] (NULL: ones). `_bf16w` variants take the weights as bf16 bits, everything else fp32. */
 
-/* Up projection with the gather and the GLU fused: act [R, H] = glu(x_rows @ wi0[e] + b0[e], x_rows @ wi1[e] +
- * b1[e]); h0_out / h1_out [R, H] (the pre-activation values, for the backward) are written when non-NULL.
- * clamp_limit: 0, or L > 0 for the GPT-OSS form. */
-MOE_API moe_status_t moe_ffn_up_fwd_f32(const float* x, int64_t T, int64_t D, const int32_t* row_token, int64_t R,
-                                        const float* wi0, const float* wi1, const float* b0, const float* b1,
-                                        const int32_t* group_sizes, int64_t E, int64_t H, moe_activation_t activation,
-                                        float clamp_limit, float* act, float* h0_out, float* h1_out);
-MOE_API moe_status_t moe_ffn_up_fwd_bf16w(const float* x, int64_t T, int64_t D, const int32_t* row_token, int64_t R,
-                                          const uint16_t* wi0, const uint16_t* wi1, const float* b0, const float* b1,
-                                          const int32_t* group_sizes, int64_t E, int64_t H,
-                                          moe_activation_t activation, float clamp_limit, float* act, float* h0_out,
-                                          float* h1_out);
-
-/* Down projection: o_rows [R, D] = act @ wo[e] + bo[e]. */
-MOE_API moe_status_t moe_ffn_down_fwd_f32(const float* act, int64_t R, int64_t H, const float* wo, const float* bo,
-                                          const int32_t* group_sizes, int64_t E, int64_t D, float* o_rows);
-MOE_API moe_status_t moe_ffn_down_fwd_bf16w(const float* act, int64_t R, int64_t H, const uint16_t* wo,
-                                            const float* bo, const int32_t* group_sizes, int64_t E, int64_t D,
-                                            float* o_rows);
-
-/* Weighted combine: y [T, D], y[t] = sum_{k=0..K-1} w[t, k] * rows[inv[t*K + k]] (w NULL: weight 1), the sum
- * in ascending k starting from the k = 0 term. With w = NULL this is also the scatter of the backward
- * (dx[t] = sum_k dx_rows[inv[t*K + k]]). */
-MOE_API moe_status_t moe_combine_fwd_f32(const float* rows, int64_t R, int64_t D, const int32_t* inv,
-                                         const float* w, int64_t T, int64_t K, float* y);
-
-/* Gradient of the combine: d_rows [R, D], d_rows[inv[t*K + k]] = w[t, k] * dy[t] (w NULL: dy[t]); and, when
- * dw is non-NULL, dw [T, K], dw[t, k] = <rows[inv[t*K + k]], dy[t]> (sum over D ascending). */
-MOE_API moe_status_t moe_combine_bwd_f32(const float* dy, const float* rows, int64_t R, int64_t D,
-                                         const int32_t* inv, const float* w, int64_t T, int64_t K, float* d_rows,
-                                         float* dw);
-
-/* The GLU alone, elementwise over n values: act = glu(h0, h1); and its gradient dh0, dh1 given d_act. */
-MOE_API moe_status_t moe_glu_fwd_f32(const float* h0, const float* h1, int64_t n, moe_activation_t activation,
-                                     float clamp_limit, float* act);
-MOE_API moe_status_t moe_glu_bwd_f32(const float* d_act, const float* h0, const float* h1, int64_t n,
-                                     moe_activation_t activation, float clamp_limit, float* dh0, float* dh1);
-
-/* Backward of the down projection with the GLU backward fused into its epilogue:
- *   d_act = d_o_rows @ wo[e]^T (never stored), (dh0, dh1) [R, H] = glu'(h0, h1) * d_act;
- *   dwo [E, H, D], dwo[e] = act_e^T @ d_o_rows_e;  dbo [E, D] = per-group row sums of d_o_rows (each when
- *   non-NULL: a NULL weight gradient skips its matmul).
- * act, h0, h1 [R, H] are the forward's. */
-MOE_API moe_status_t moe_ffn_down_bwd_f32(const float* d_o_rows, const float* act, const float* h0, const float* h1,
-                                          int64_t R, int64_t H, const float* wo, const int32_t* group_sizes,
-                                          int64_t E, int64_t D, moe_activation_t activation, float clamp_limit,
-                                          float* dh0, float* dh1, float* dwo, float* dbo);
-MOE_API moe_status_t moe_ffn_down_bwd_bf16w(const float* d_o_rows, const float* act, const float* h0,
-                                            const float* h1, int64_t R, int64_t H, const uint16_t* wo,
-                                            const int32_t* group_sizes, int64_t E, int64_t D,
-                                            moe_activation_t activation, float clamp_limit, float* dh0, float* dh1,
-                                            float* dwo, float* dbo);
-
-/* Backward of the up projection:
- *   dx_rows [R, D] = dh0 @ wi0[e]^T + dh1 @ wi1[e]^T (one chain: the dh0 terms, then the dh1 terms);
- *   dwi0, dwi1 [E, D, H], dwi0[e] = x_rows_e^T @ dh0_e (x rows gathered by row_token as they are packed);
- *   db0, db1 [E, H] per-group row sums of dh0, dh1 (each output when non-NULL).
- * dx [T, D] is then moe_combine_fwd_f32(dx_rows, inv, NULL). */
-MOE_API moe_status_t moe_ffn_up_bwd_f32(const float* dh0, const float* dh1, int64_t R, int64_t H, const float* x,
-                                        int64_t T, int64_t D, const int32_t* row_token, const float* wi0,
-                                        const float* wi1, const int32_t* group_sizes, int64_t E, float* dx_rows,
-                                        float* dwi0, float* dwi1, float* db0, float* db1);
-MOE_API moe_status_t moe_ffn_up_bwd_bf16w(const float* dh0, const float* dh1, int64_t R, int64_t H, const float* x,
-                                          int64_t T, int64_t D, const int32_t* row_token, const uint16_t* wi0,
-                                          const uint16_t* wi1, const int32_t* group_sizes, int64_t E, float* dx_rows,
-                                          float* dwi0, float* dwi1, float* db0, float* db1);
-
-/* ---- One-shot forward and backward ------------------------------------------------------------------
- * The whole spec from the sort order: order [R] with R = T*K (a permutation of [0, R)); row_token and inv are
+/* ---- Forward and backward ----------------------------------------------------------------------------
+ * Shapes: x [T, D]; group_sizes [E] (sum <= R); wi0, wi1 [E, D, H]; wo [E, H, D]; b0, b1 [E, H], bo [E, D] (NULL:
+ * no bias); w [T, K] (NULL: ones). `_bf16w` variants take the weights as bf16 bits, everything else fp32.
+ * clamp_limit: 0, or L > 0 for the GPT-OSS form. The whole spec from the sort order: order [R] with R = T*K (a permutation of [0, R)); row_token and inv are
  * derived. Intermediates live in the workspace unless the caller asks for them:
  *   forward: y [T, D]; res_act, res_h0, res_h1 [R, H] and res_o_rows [R, D] are written when non-NULL (a
  *   training forward passes all four and hands them to the backward).

@@ -1,14 +1,17 @@
-// Helpers of the C ABI units (api.cpp, ffn.cpp; baseline code only): error reporting, the call mutex that
+// Helpers of the baseline C ABI units (api.cpp, gemm.cpp, ffn_api.cpp, ...): error reporting, the call mutex that
 // serializes kernels, and argument checks.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
+#include <algorithm>
+#include <cmath>
 #include <initializer_list>
 #include <mutex>
 #include <new>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "moe-kernels.h"
@@ -92,6 +95,39 @@ inline bool group_offsets(Checker& ck, const int32_t* sizes, int64_t num_groups,
     return false;
   }
   return true;
+}
+
+// Checks shared by the FFN entry points.
+inline bool check_activation(Checker& ck, moe_activation_t act, float limit) {
+  return ck.require(act >= MOE_ACT_LINEAR && act <= MOE_ACT_RELU, "unknown activation " + std::to_string(int(act))) &&
+         ck.require(limit >= 0.0f && std::isfinite(limit), "clamp_limit must be finite and >= 0");
+}
+
+// row_token[r] = order[r] / K and inv[order[r]] = r, checking that order is a permutation of [0, R).
+inline bool derive_maps(Checker& ck, const int32_t* order, int64_t R, int64_t K, int32_t* row_token, int32_t* inv) {
+  if (!ck.error.empty()) return false;
+  std::fill(inv, inv + R, -1);
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t c = order[r];
+    if (c < 0 || c >= R || inv[c] != -1) {
+      return ck.require(false, "order is not a permutation of [0, T*K): order[" + std::to_string(r) + "] = " +
+                                   std::to_string(c));
+    }
+    inv[c] = int32_t(r);
+    row_token[r] = int32_t(c / K);
+  }
+  return true;
+}
+
+inline bool check_sizes(Checker& ck, std::initializer_list<std::pair<const char*, int64_t>> sizes) {
+  for (const auto& s : sizes) {
+    if (!ck.size(s.first, s.second)) return false;
+  }
+  return true;
+}
+
+inline bool check_index_range(Checker& ck, int64_t R) {
+  return ck.require(R <= int64_t(INT32_MAX), "R = " + std::to_string(R) + " exceeds the int32 index range");
 }
 
 inline void zero_rows(float* out, int64_t from, int64_t to, int64_t width) {

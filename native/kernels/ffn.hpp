@@ -1,6 +1,7 @@
-// Internal interface of the fused MoE FFN kernels (stage 2): the problem descriptor that the C ABI
-// (ffn.cpp, baseline code) builds and splits into work items, and the per-ISA kernel tables
-// (ffn_avx512.cpp, ffn_scalar.cpp) that run one work item. Plain structs only (see internal.hpp).
+// Internal interface of the blocked GEMM engine that serves gmm, tgmm, bmm and the fused FFN: the problem descriptor
+// that the baseline units build (gemm.cpp, ffn_stages.cpp) and engine.cpp splits into work items, and the per-ISA
+// unit tables (ffn_scalar.cpp, ffn_avx2.cpp, ffn_avx512.cpp with ffn_avx512bf16.cpp and ffn_amx.cpp) that run one
+// item. Plain structs and declarations only (see internal.hpp).
 #pragma once
 
 #include <cstdint>
@@ -95,6 +96,17 @@ struct FfnIsa {
 };
 
 const FfnIsa& ffn_isa_scalar();
+// The unit of the active ISA (engine.cpp).
+const FfnIsa& active_ffn_isa();
+// Rows mode, one half, one segment, fp32 multiply, Store with ldo = n (out and bias unset): C_g = A_g @ W_g over the
+// rows of group g (off: groups + 1 offsets), A rows contiguous (lda = k), W_g = w + g * k * n stored [k, n], or
+// [n, k] read transposed (btrans) (engine.cpp).
+FfnProblem rows_problem(const int64_t* off, int64_t groups, int64_t k, int64_t n, const float* a, const void* w,
+                        BElem be, bool btrans);
+// Runs every work item of P on the pool with the active unit (engine.cpp).
+void run_problem(const FfnProblem& P);
+// Splits `len` into ceil(len / max) blocks of equal size rounded up to `align` (the last one shorter).
+int64_t block_size(int64_t len, int64_t max, int64_t align);
 #if defined(MOE_HAVE_X86_KERNELS)
 const FfnIsa& ffn_isa_avx2();
 const FfnIsa& ffn_isa_avx512();
@@ -112,8 +124,13 @@ void to_bf16_avx512bf16(const float* src, int64_t n, uint16_t* dst);
 void to_bf16_padded_avx512bf16(const float* src, int64_t n, int64_t npad, uint16_t* dst);
 #endif
 
-// CPU features beyond isa.cpp's (ffn.cpp).
+// CPU features beyond isa.cpp's (cpu_features.cpp). fast_dpbf16: vdpbf16ps outruns fp32 fma (AMD cores).
 bool cpu_has_avx512_bf16();
 bool cpu_has_amx_bf16();
+bool cpu_has_fast_dpbf16();
+
+// The bf16 path in use now, and the multiply kind it gives weights of element type e (bf16_path.cpp).
+moe_bf16_path_t effective_bf16_path();
+Mul mul_for(BElem e);
 
 }  // namespace moe::detail

@@ -1,6 +1,6 @@
 // AMX fused MoE kernels: bf16 weights multiplied on the AMX tile unit (tdpbf16ps), activations rounded to bf16 as
-// they are packed, fp32 accumulation in the tiles. Runs only when ffn.cpp found AMX-BF16 usable (CPUID, XCR0 and the
-// Linux arch_prctl permission for tile data).
+// they are packed, fp32 accumulation in the tiles. Runs only when cpu_features.cpp found AMX-BF16 usable (CPUID, XCR0
+// and the Linux arch_prctl permission for tile data).
 #include <array>
 #include <chrono>
 #include <cstdint>

@@ -227,9 +227,26 @@ void glu_bwd_row(const float* d_act, const float* h0p, const float* h1p, int64_t
 #include "ffn_engine.inc"
 #include "probe.inc"
 
-#include "avx2_tile.inc"
+// The k loop of an MR x 16 tile (two ymm accumulators per row). A(i, p) is a[p * MR + i] when packed, else
+// a[i * lda + p]; B is a [kc][16] panel (32-byte aligned).
+template <int MR, bool kPacked>
+inline void ukr_avx2_loop(int64_t kc, const float* __restrict a, int64_t lda, const float* __restrict b,
+                          __m256 (&acc)[MR][2]) {
+#pragma GCC unroll 2
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m256 av = _mm256_broadcast_ss(kPacked ? a + i : a + i * lda);
+      acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+    }
+    a += kPacked ? MR : 1;
+    b += 16;
+  }
+}
 
-// C[MR x 16] (+)= A * B over kc (the shared tile loop).
+// C[MR x 16] (+)= A * B over kc.
 template <int MR>
 void ukr_f32(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, bool accumulate) {
   __m256 acc[MR][2];

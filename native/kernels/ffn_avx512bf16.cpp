@@ -1,5 +1,5 @@
 // AVX-512 BF16 fused MoE kernels: bf16 weights multiplied with vdpbf16ps (activations rounded to bf16 as they are
-// packed, pairs of products summed into fp32 accumulators). Runs only when ffn.cpp found AVX512_BF16 on the CPU.
+// packed, pairs of products summed into fp32 accumulators). Runs only when cpu_features.cpp found AVX512_BF16.
 #include <chrono>
 #include <cstdint>
 #include <cstring>

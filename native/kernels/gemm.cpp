@@ -1,67 +1,84 @@
-// Splits a grouped GEMM into work items and runs them on the pool with the active ISA's kernel.
-#include <algorithm>
+// The C ABI of the plain matmuls (gmm, tgmm, bmm): argument checks and their mapping onto engine problems (ffn.hpp).
+// Each output element is one chain over the contraction in ascending order, as in the fused FFN.
+#include <string>
 #include <vector>
 
-#include "internal.hpp"
+#include "api_util.hpp"
+#include "ffn.hpp"
 
-namespace moe::detail {
-namespace {
+using moe::detail::BElem;
+using moe::detail::Checker;
+using moe::detail::fail;
+using moe::detail::FfnProblem;
+using moe::detail::group_offsets;
+using moe::detail::guarded;
+using moe::detail::rows_problem;
 
-const GemmKernel& active_kernel() {
-#if defined(MOE_HAVE_X86_KERNELS)
-  switch (isa_active()) {
-    case MOE_ISA_AVX512: return gemm_kernel_avx512();
-    case MOE_ISA_AVX2: return gemm_kernel_avx2();
-    default: break;
-  }
-#endif
-  return gemm_kernel_scalar();
-}
+extern "C" {
 
-struct Item {
-  int64_t g, i0, mb, j0, nb;
-};
-
-struct Job {
-  const GemmKernel* kern;
-  const GemmGroup* groups;
-  const Item* items;
-  int64_t n;
-};
-
-void run_item(void* ctx, int64_t item, int worker) {
-  const Job& job = *static_cast<const Job*>(ctx);
-  const Item& it = job.items[item];
-  job.kern->block(job.groups[it.g], job.n, it.i0, it.mb, it.j0, it.nb, scratch(worker));
-}
-
-// Below this many flops a problem runs on the calling thread (waking workers costs more).
-constexpr double kSerialFlops = double(1 << 21);
-
-}  // namespace
-
-void grouped_gemm(const GemmGroup* groups, int64_t num_groups, int64_t n) {
-  if (n == 0) return;
-  const GemmKernel& kern = active_kernel();
-  // The split depends on the shapes only: blocks of at most mc x nc, evened out and rounded to the tile.
-  const int64_t nblocks = ceil_div(n, kern.nc);
-  const int64_t nc = std::min(n, round_up(ceil_div(n, nblocks), kern.nr));
-  std::vector<Item> items;
-  double flops = 0;
-  for (int64_t g = 0; g < num_groups; ++g) {
-    const int64_t m = groups[g].m;
-    if (m == 0) continue;
-    flops += 2.0 * double(m) * double(n) * double(groups[g].k);
-    const int64_t mblocks = ceil_div(m, kern.mc);
-    const int64_t mc = std::min(m, round_up(ceil_div(m, mblocks), kern.mr));
-    for (int64_t i0 = 0; i0 < m; i0 += mc) {
-      for (int64_t j0 = 0; j0 < n; j0 += nc) items.push_back({g, i0, std::min(mc, m - i0), j0, std::min(nc, n - j0)});
+moe_status_t moe_gmm_fwd_f32(const float* lhs, const float* rhs, const int32_t* group_sizes, int64_t m, int64_t k,
+                             int64_t n, int64_t num_groups, int transpose_rhs, float* out) {
+  return guarded("moe_gmm_fwd_f32", [&] {
+    Checker ck{"moe_gmm_fwd_f32", {}};
+    std::vector<int64_t> off;
+    if (!(ck.size("m", m) && ck.size("k", k) && ck.size("n", n) && ck.size("num_groups", num_groups) &&
+          ck.tensor("lhs", lhs, {m, k}) && ck.tensor("rhs", rhs, {num_groups, k, n}) &&
+          ck.tensor("group_sizes", group_sizes, {num_groups}) && ck.tensor("out", out, {m, n}) &&
+          group_offsets(ck, group_sizes, num_groups, m, off))) {
+      return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
     }
-  }
-  if (items.empty()) return;
-  scratch_reserve(scratch_floats(kern, nc));
-  Job job{&kern, groups, items.data(), n};
-  parallel_for(int64_t(items.size()), flops < kSerialFlops ? 1 : pool_threads(), &run_item, &job);
+    FfnProblem P = rows_problem(off.data(), num_groups, k, n, lhs, rhs, BElem::F32, transpose_rhs != 0);
+    P.epi.out[0] = out;
+    moe::detail::run_problem(P);
+    moe::detail::zero_rows(out, off.back(), m, n);
+    return MOE_STATUS_OK;
+  });
 }
 
-}  // namespace moe::detail
+moe_status_t moe_gmm_bwd_rhs_f32(const float* lhs, const float* grad_out, const int32_t* group_sizes, int64_t m,
+                                 int64_t k, int64_t n, int64_t num_groups, float* grad_rhs) {
+  return guarded("moe_gmm_bwd_rhs_f32", [&] {
+    Checker ck{"moe_gmm_bwd_rhs_f32", {}};
+    std::vector<int64_t> off;
+    if (!(ck.size("m", m) && ck.size("k", k) && ck.size("n", n) && ck.size("num_groups", num_groups) &&
+          ck.tensor("lhs", lhs, {m, k}) && ck.tensor("grad_out", grad_out, {m, n}) &&
+          ck.tensor("group_sizes", group_sizes, {num_groups}) && ck.tensor("grad_rhs", grad_rhs, {num_groups, k, n}) &&
+          group_offsets(ck, group_sizes, num_groups, m, off))) {
+      return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
+    }
+    // grad_rhs[g] (k x n) = lhs_g^T @ grad_out_g: A(i, p) = lhs[off[g] + p, i], B(p, j) = grad_out[off[g] + p, j]
+    FfnProblem P;
+    P.tgmm = true;
+    P.off = off.data();
+    P.groups = num_groups;
+    P.m = k;
+    P.n = n;
+    P.a[0] = lhs;
+    P.lda = k;
+    P.b[0][0] = grad_out;
+    P.ldb = n;
+    P.epi.kind = moe::detail::EpiKind::Store;
+    P.epi.out[0] = grad_rhs;
+    P.epi.ldo = n;
+    moe::detail::run_problem(P);
+    return MOE_STATUS_OK;
+  });
+}
+
+moe_status_t moe_bmm_f32(const float* a, const float* b, int64_t batch, int64_t m, int64_t k, int64_t n, float* out) {
+  return guarded("moe_bmm_f32", [&] {
+    Checker ck{"moe_bmm_f32", {}};
+    if (!(ck.size("batch", batch) && ck.size("m", m) && ck.size("k", k) && ck.size("n", n) &&
+          ck.tensor("a", a, {batch, m, k}) && ck.tensor("b", b, {batch, k, n}) && ck.tensor("out", out, {batch, m, n}))) {
+      return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
+    }
+    std::vector<int64_t> off(size_t(batch) + 1);  // each batch entry is a group of m rows
+    for (int64_t i = 0; i <= batch; ++i) off[size_t(i)] = i * m;
+    FfnProblem P = rows_problem(off.data(), batch, k, n, a, b, BElem::F32, false);
+    P.epi.out[0] = out;
+    moe::detail::run_problem(P);
+    return MOE_STATUS_OK;
+  });
+}
+
+}  // extern "C"

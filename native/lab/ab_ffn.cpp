@@ -1,8 +1,12 @@
-// Paired A/B of two builds of the kernels (shared objects made with different macros), call by call: each round runs
-// the bench-shape forward once with each build, in alternating order, and the verdict is the median of the per-round
-// time ratios B/A, so the VM's drift (tens of percent within minutes) cancels. Build and run through
-// native/test/run.sh ab "FLAGS A" "FLAGS B" [f32|dpbf16|amx|bwd] [rounds]   (env: T, default 4096). bwd: the fp32
-// backward with every weight gradient (residuals from one forward of build A).
+// Paired A/B of two builds of the kernels (shared objects made with different macros or from different sources), call
+// by call: each round runs the bench-shape call once with each build, in alternating order, and the verdict is the
+// median of the per-round time ratios B/A, so the VM's drift (tens of percent within minutes) cancels. The last call
+// of each build is compared bit for bit. Build and run through
+// native/test/run.sh ab "FLAGS A" "FLAGS B" [mode] [rounds]   (env: T, default 4096; THREADS,
+// default 2), or run ab_ffn A.so B.so.
+// Modes: f32 | dpbf16 | amx (the fused forward), bwd (the fp32 backward with every weight gradient, residuals from
+// one forward of build A), gmm | gmm_t (transposed rhs) | tgmm at m = T*K, k = D, n = H, and bmm (E batches of
+// T*K/E rows) with the same operands.
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -10,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -25,6 +30,9 @@ struct Build {
   decltype(&moe_ffn_bwd_f32) bwd = nullptr;
   decltype(&moe_set_bf16_path) set_path = nullptr;
   decltype(&moe_set_num_threads) set_threads = nullptr;
+  decltype(&moe_gmm_fwd_f32) gmm = nullptr;
+  decltype(&moe_gmm_bwd_rhs_f32) tgmm = nullptr;
+  decltype(&moe_bmm_f32) bmm = nullptr;
   explicit Build(const char* path) {
     void* h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (h == nullptr) {
@@ -36,6 +44,9 @@ struct Build {
     bwd = reinterpret_cast<decltype(bwd)>(dlsym(h, "moe_ffn_bwd_f32"));
     set_path = reinterpret_cast<decltype(set_path)>(dlsym(h, "moe_set_bf16_path"));
     set_threads = reinterpret_cast<decltype(set_threads)>(dlsym(h, "moe_set_num_threads"));
+    gmm = reinterpret_cast<decltype(gmm)>(dlsym(h, "moe_gmm_fwd_f32"));
+    tgmm = reinterpret_cast<decltype(tgmm)>(dlsym(h, "moe_gmm_bwd_rhs_f32"));
+    bmm = reinterpret_cast<decltype(bmm)>(dlsym(h, "moe_bmm_f32"));
   }
 };
 
@@ -57,9 +68,11 @@ int main(int argc, char** argv) {
   const char* mode = argc > 3 ? argv[3] : "f32";
   const int rounds = argc > 4 ? std::atoi(argv[4]) : 12;
   const bool backward = std::strcmp(mode, "bwd") == 0;
-  const bool bf16 = std::strcmp(mode, "f32") != 0 && !backward;
+  const std::string op = mode;
+  const bool plain = op == "gmm" || op == "gmm_t" || op == "tgmm" || op == "bmm";
+  const bool bf16 = (op == "dpbf16" || op == "amx");
   for (Build* b : {&A, &B}) {
-    b->set_threads(2);
+    b->set_threads(std::getenv("THREADS") != nullptr ? std::atoi(std::getenv("THREADS")) : 2);
     if (bf16 && b->set_path(std::strcmp(mode, "amx") == 0 ? MOE_BF16_AMX : MOE_BF16_DPBF16) != MOE_STATUS_OK) {
       std::fprintf(stderr, "bf16 path %s is not available here\n", mode);
       return 2;
@@ -96,6 +109,15 @@ int main(int argc, char** argv) {
     b1[i] = to_bf16(wi1[i]);
     bo[i] = to_bf16(wo[i]);
   }
+  // plain matmuls: lhs = x rows gathered by order (R x D), rhs = wi0 (E x D x H), grad_out (R x H)
+  std::vector<float> lhs, dout, out;
+  if (plain) {
+    lhs.resize(size_t(R * D));
+    for (int64_t r = 0; r < R; ++r) std::memcpy(&lhs[size_t(r * D)], &x[size_t(order[size_t(r)] / K * D)], size_t(D) * 4);
+    dout.resize(size_t(R * H));
+    for (size_t i = 0; i < dout.size(); ++i) dout[i] = float(int(i % 5) - 2) * 0.01f;
+    out.resize(std::max(size_t(R * H), nw));
+  }
   std::vector<float> ra, r0, r1, ro, dy, dx, dwi0, dwi1, dwo;
   if (backward) {
     for (auto* v : {&ra, &r0, &r1}) v->resize(size_t(R * H));
@@ -112,7 +134,11 @@ int main(int argc, char** argv) {
   auto run = [&](const Build& b) {
     const double t0 = now();
     const moe_status_t st =
-        backward ? b.bwd(dy.data(), x.data(), T, D, order.data(), K, w.data(), wi0.data(), wi1.data(), wo.data(), gs.data(),
+        op == "gmm"     ? b.gmm(lhs.data(), wi0.data(), gs.data(), R, D, H, E, 0, out.data())
+        : op == "gmm_t" ? b.gmm(lhs.data(), wi0.data(), gs.data(), R, D, H, E, 1, out.data())
+        : op == "tgmm"  ? b.tgmm(lhs.data(), dout.data(), gs.data(), R, D, H, E, out.data())
+        : op == "bmm"   ? b.bmm(lhs.data(), wi0.data(), E, R / E, D, H, out.data())
+        : backward ? b.bwd(dy.data(), x.data(), T, D, order.data(), K, w.data(), wi0.data(), wi1.data(), wo.data(), gs.data(),
                          E, H, MOE_ACT_SILU, 0.0f, ra.data(), r0.data(), r1.data(), ro.data(), dx.data(), nullptr,
                          dwi0.data(), dwi1.data(), dwo.data(), nullptr, nullptr, nullptr)
         : bf16 ? b.bf16(x.data(), T, D, order.data(), K, w.data(), b0.data(), b1.data(), bo.data(), nullptr, nullptr, nullptr,
@@ -120,7 +146,7 @@ int main(int argc, char** argv) {
              : b.f32(x.data(), T, D, order.data(), K, w.data(), wi0.data(), wi1.data(), wo.data(), nullptr, nullptr, nullptr,
                      gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data(), nullptr, nullptr, nullptr, nullptr);
     if (st != MOE_STATUS_OK) {
-      std::fprintf(stderr, "%s failed\n", backward ? "backward" : "forward");
+      std::fprintf(stderr, "%s failed\n", mode);
       std::exit(1);
     }
     return now() - t0;
@@ -143,9 +169,21 @@ int main(int argc, char** argv) {
     ta.push_back(a);
     tb.push_back(b);
   }
+  // the outputs of the last call of each build, bit for bit
+  std::vector<float>& res = plain ? out : backward ? dwo : y;
+  std::vector<float> ra_out, rb_out;
+  run(A);
+  ra_out = res;
+  if (backward) ra_out.insert(ra_out.end(), dx.begin(), dx.end());
+  run(B);
+  rb_out = res;
+  if (backward) rb_out.insert(rb_out.end(), dx.begin(), dx.end());
+  const bool same = std::memcmp(ra_out.data(), rb_out.data(), ra_out.size() * sizeof(float)) == 0;
   for (auto* v : {&ratio, &ta, &tb}) std::sort(v->begin(), v->end());
   const size_t m = size_t(rounds / 2);
-  std::printf("%s T=%lld, %d rounds: A median %.1f ms, B median %.1f ms; B/A per round: median %.3f (min %.3f, max %.3f)\n",
-              mode, static_cast<long long>(T), rounds, ta[m] * 1e3, tb[m] * 1e3, ratio[m], ratio.front(), ratio.back());
+  std::printf("%s T=%lld, %d rounds: A median %.1f ms, B median %.1f ms; B/A per round: median %.3f (min %.3f, max %.3f); "
+              "outputs %s\n",
+              mode, static_cast<long long>(T), rounds, ta[m] * 1e3, tb[m] * 1e3, ratio[m], ratio.front(), ratio.back(),
+              same ? "bit-identical" : "DIFFER");
   return 0;
 }

@@ -1,5 +1,5 @@
 // gmm throughput at the expert up-projection shape (default: m = T*K = 32768 rows, k = 1024, n = 1408,
-// 64 equal groups). Usage: bench_gmm [op] [threads...]   op: fwd | fwd_t | bwd_lhs | tgmm | all (default fwd)
+// 64 equal groups). Usage: bench_gmm [op] [threads...]   op: fwd | fwd_t | tgmm | all (default fwd)
 // Prints the best and median GFLOP/s of several repetitions per thread count.
 #include <algorithm>
 #include <chrono>
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   const double flops = 2.0 * double(m) * double(k) * double(n);
   std::printf("isa %s, m=%lld k=%lld n=%lld G=%lld, %.1f GFLOP per call\n", moe_isa_name(moe_isa_active()),
               (long long)m, (long long)k, (long long)n, (long long)G, flops / 1e9);
-  const std::vector<std::string> ops = op == "all" ? std::vector<std::string>{"fwd", "fwd_t", "bwd_lhs", "tgmm"}
+  const std::vector<std::string> ops = op == "all" ? std::vector<std::string>{"fwd", "fwd_t", "tgmm"}
                                                    : std::vector<std::string>{op};
   for (const std::string& o : ops) {
     for (int t : threads) {
@@ -51,7 +51,6 @@ int main(int argc, char** argv) {
         moe_status_t st = MOE_STATUS_OK;
         if (o == "fwd") st = moe_gmm_fwd_f32(lhs.data(), rhs.data(), gs.data(), m, k, n, G, 0, out.data());
         if (o == "fwd_t") st = moe_gmm_fwd_f32(lhs.data(), rhs.data(), gs.data(), m, k, n, G, 1, out.data());
-        if (o == "bwd_lhs") st = moe_gmm_bwd_lhs_f32(dout.data(), rhs.data(), gs.data(), m, k, n, G, 0, out.data());
         if (o == "tgmm") st = moe_gmm_bwd_rhs_f32(lhs.data(), dout.data(), gs.data(), m, k, n, G, out.data());
         const double s = seconds(t0);
         if (st != MOE_STATUS_OK) {

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "moe-kernels.h"
+#include "stages_abi.h"
 
 namespace {
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }

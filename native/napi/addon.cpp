@@ -95,33 +95,22 @@ void expect_args(const Napi::CallbackInfo& info, size_t n, const char* fn) {
   }
 }
 
-using GmmFn = moe_status_t (*)(const float*, const float*, const int32_t*, int64_t, int64_t, int64_t, int64_t, int,
-                               float*);
-
-// gmm(lhs, rhs, groupSizes, m, k, n, transposeRhs, out): lhs [m, k] -> out [m, n];
-// gmmBwdLhs(gradOut, rhs, groupSizes, m, k, n, transposeRhs, gradLhs): gradOut [m, n] -> gradLhs [m, k].
-Napi::Value gmm_like(const Napi::CallbackInfo& info, const char* fn, const char* in_name, const char* out_name,
-                     bool bwd, GmmFn kernel) {
+// gmm(lhs, rhs, groupSizes, m, k, n, transposeRhs, out): lhs [m, k] -> out [m, n].
+Napi::Value Gmm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  expect_args(info, 8, fn);
+  expect_args(info, 8, "gmm");
   const int64_t m = size_arg(info, 3, "m"), k = size_arg(info, 4, "k"), n = size_arg(info, 5, "n");
   const bool trans = bool_arg(info, 6, "transposeRhs");
   const int64_t groups = typed_length(info, 2);
   const View gs = i32_arg(info, 2, "groupSizes", groups);
-  const View in = f32_arg(info, 0, in_name, count(env, {m, bwd ? n : k}));
+  const View lhs = f32_arg(info, 0, "lhs", count(env, {m, k}));
   const View rhs = f32_arg(info, 1, "rhs", count(env, {groups, k, n}));
-  const View out = f32_arg(info, 7, out_name, count(env, {m, bwd ? k : n}));
-  check_no_overlap(env, out, {in, rhs, gs});
-  check_status(env, kernel(static_cast<const float*>(in.data), static_cast<const float*>(rhs.data),
-                           static_cast<const int32_t*>(gs.data), m, k, n, groups, trans ? 1 : 0,
-                           static_cast<float*>(out.data)));
+  const View out = f32_arg(info, 7, "out", count(env, {m, n}));
+  check_no_overlap(env, out, {lhs, rhs, gs});
+  check_status(env, moe_gmm_fwd_f32(static_cast<const float*>(lhs.data), static_cast<const float*>(rhs.data),
+                                    static_cast<const int32_t*>(gs.data), m, k, n, groups, trans ? 1 : 0,
+                                    static_cast<float*>(out.data)));
   return env.Undefined();
-}
-
-Napi::Value Gmm(const Napi::CallbackInfo& info) { return gmm_like(info, "gmm", "lhs", "out", false, moe_gmm_fwd_f32); }
-
-Napi::Value GmmBwdLhs(const Napi::CallbackInfo& info) {
-  return gmm_like(info, "gmmBwdLhs", "gradOut", "gradLhs", true, moe_gmm_bwd_lhs_f32);
 }
 
 // tgmm(lhs, rhs, groupSizes, m, k, n, out): lhs [m,k], rhs [m,n] -> out [G,k,n]
@@ -522,7 +511,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("defaultThreads", Napi::Function::New(env, DefaultThreads, "defaultThreads"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("gmm", Napi::Function::New(env, Gmm, "gmm"));
-  exports.Set("gmmBwdLhs", Napi::Function::New(env, GmmBwdLhs, "gmmBwdLhs"));
   exports.Set("tgmm", Napi::Function::New(env, Tgmm, "tgmm"));
   exports.Set("bmm", Napi::Function::New(env, Bmm, "bmm"));
   exports.Set("topk", Napi::Function::New(env, Topk, "topk"));

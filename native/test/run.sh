@@ -5,9 +5,10 @@
 #   native/test/run.sh quick           the same with the fused-FFN test on its small cases only
 #   native/test/run.sh bench ...       build + run native/lab/bench_gmm.cpp with the given arguments
 #   native/test/run.sh bench_ffn ...   build + run native/lab/bench_ffn.cpp with the given arguments
-#   native/test/run.sh ab "FLAGS A" "FLAGS B" [f32|dpbf16|amx|bwd] [rounds]
+#   native/test/run.sh ab "FLAGS A" "FLAGS B" [f32|dpbf16|amx|bwd|gmm|gmm_t|tgmm|bmm] [rounds]
 #                                      two builds of the kernels (e.g. "-DMOE_FFN_F32_KC=128"), timed alternately
-#                                      by native/lab/ab_ffn.cpp
+#                                      by native/lab/ab_ffn.cpp; with AB_A_REF=<git ref>, build A is that commit's
+#                                      kernels (e.g. AB_A_REF=main native/test/run.sh ab "" "" gmm 12)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -25,17 +26,24 @@ for src in "$root"/kernels/*.cpp; do
   fi
   objs="$objs $o"
 done
+# The staged FFN ABI (stages_abi.h) exists for the tests and the lab only: built here, never into the addon.
+so="$obj/stages_abi.o"
+if [ ! -f "$so" ] || [ -n "$(find "$root/kernels" "$root/include" "$here/stages_abi.cpp" "$here/stages_abi.h" -newer "$so" -type f 2>/dev/null | head -n 1)" ]; then
+  # shellcheck disable=SC2086
+  $CXX $CXXFLAGS -I"$root/include" -I"$root/kernels" -I"$here" -c "$here/stages_abi.cpp" -o "$so.tmp" && mv "$so.tmp" "$so"
+fi
 link() {  # link <main.cpp> <exe>
   # shellcheck disable=SC2086
-  $CXX $CXXFLAGS -I"$root/include" "$1" $objs -o "$2"
+  $CXX $CXXFLAGS -I"$root/include" -I"$here" "$1" $objs "$so" -o "$2"
 }
 # Two builds of every kernel as shared objects (for the A/B harness), each with its own extra flags.
-shared_build() {  # shared_build <dir> <extra flags>
+shared_build() {  # shared_build <dir> <extra flags> [native dir, default this one]
+  src_root=${3:-$root}
   mkdir -p "$1"
   sobjs=""
-  for src in "$root"/kernels/*.cpp; do
+  for src in "$src_root"/kernels/*.cpp; do
     # shellcheck disable=SC2086
-    $CXX $CXXFLAGS -fPIC $2 -I"$root/include" -c "$src" -o "$1/$(basename "$src" .cpp).o"
+    $CXX $CXXFLAGS -fPIC $2 -I"$src_root/include" -c "$src" -o "$1/$(basename "$src" .cpp).o"
     sobjs="$sobjs $1/$(basename "$src" .cpp).o"
   done
   # shellcheck disable=SC2086
@@ -44,7 +52,13 @@ shared_build() {  # shared_build <dir> <extra flags>
 case "${1:-}" in
   ab)
     shift
-    shared_build "$out/ab/a" "${1:-}"
+    if [ -n "${AB_A_REF:-}" ]; then
+      rm -rf "$out/ab/ref" && mkdir -p "$out/ab/ref"
+      git -C "$root" archive "$AB_A_REF" . | tar -x -C "$out/ab/ref"
+      shared_build "$out/ab/a" "${1:-}" "$out/ab/ref"
+    else
+      shared_build "$out/ab/a" "${1:-}"
+    fi
     shared_build "$out/ab/b" "${2:-}"
     shift 2 || true
     $CXX $CXXFLAGS -I"$root/include" "$root/lab/ab_ffn.cpp" -ldl -o "$out/ab_ffn"

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "moe-kernels.h"
 #include "check.hpp"
+#include "stages_abi.h"
 
 namespace {
 

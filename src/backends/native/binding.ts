@@ -90,17 +90,6 @@ export interface NativeBinding {
     transposeRhs: boolean,
     out: Float32Array,
   ): void;
-  /** gradOut[m,n], rhs as in gmm -> gradLhs[m,k] = gradOut @ rhs[g]^T per group; rows past the sum 0. */
-  gmmBwdLhs(
-    gradOut: Float32Array,
-    rhs: Float32Array,
-    groupSizes: Int32Array,
-    m: number,
-    k: number,
-    n: number,
-    transposeRhs: boolean,
-    gradLhs: Float32Array,
-  ): void;
   /** lhs[m,k], rhs[m,n], groupSizes[G] -> out[G,k,n], out[g] = lhs_g^T rhs_g; empty groups 0. */
   tgmm(
     lhs: Float32Array,
@@ -157,7 +146,6 @@ const FUNCTIONS = [
   "defaultThreads",
   "setThreads",
   "gmm",
-  "gmmBwdLhs",
   "tgmm",
   "bmm",
   "topk",

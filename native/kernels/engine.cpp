@@ -1,0 +1,104 @@
+// The driver of the blocked GEMM engine (baseline code): picks the active ISA's unit, splits a problem (ffn.hpp) into
+// work items fixed by the shapes and group sizes alone, and runs them on the pool, one thread per item.
+#include <algorithm>
+#include <vector>
+
+#include "ffn.hpp"
+
+namespace moe::detail {
+namespace {
+
+// Below this many flops a problem runs on the calling thread (waking workers costs more).
+constexpr double kSerialFlops = double(1 << 21);
+
+// Column block of the streaming kernel (per half): whole weight rows (one contiguous stream per matrix) unless that
+// leaves fewer than 4 items per thread. Column blocks never change results (each element's chain runs over p only).
+int64_t stream_cols(const FfnProblem& P) {
+  int64_t groups = 0;
+  for (int64_t g = 0; g < P.groups; ++g) {
+    const int64_t rows = P.off[g + 1] - P.off[g];
+    groups += rows > 0 && rows <= kStreamRows;
+  }
+  const int64_t want = 4 * int64_t(pool_threads());
+  if (groups == 0 || groups >= want) return P.n;
+  const int64_t split = std::min((want + groups - 1) / groups, std::max<int64_t>(1, P.n / 256));
+  return block_size(P.n, (P.n + split - 1) / split, 16);
+}
+
+}  // namespace
+
+int64_t block_size(int64_t len, int64_t max, int64_t align) {
+  const int64_t blocks = (len + max - 1) / max;
+  const int64_t even = (len + blocks - 1) / blocks;
+  return std::min(len, (even + align - 1) / align * align);
+}
+
+const FfnIsa& active_ffn_isa() {
+#if defined(MOE_HAVE_X86_KERNELS)
+  if (isa_active() == MOE_ISA_AVX512) return ffn_isa_avx512();
+  if (isa_active() == MOE_ISA_AVX2) return ffn_isa_avx2();
+#endif
+  return ffn_isa_scalar();
+}
+
+FfnProblem rows_problem(const int64_t* off, int64_t groups, int64_t k, int64_t n, const float* a, const void* w,
+                        BElem be, bool btrans) {
+  FfnProblem P;
+  P.off = off;
+  P.groups = groups;
+  P.n = n;
+  P.k[0] = k;
+  P.a[0] = a;
+  P.lda = k;
+  P.b[0][0] = w;
+  P.belem = be;
+  P.btrans = btrans;
+  P.ldb = btrans ? k : n;
+  P.bgstride = k * n;
+  P.epi.ldo = n;
+  return P;
+}
+
+void run_problem(const FfnProblem& P) {
+  if (P.n == 0) return;
+  const FfnIsa& isa = active_ffn_isa();
+  const FfnBlocking bl = isa.blocking(P.mul);
+  const int64_t nc_max = std::max<int64_t>(bl.nr, (P.tgmm ? bl.tnc : bl.nc) / P.halves / bl.nr * bl.nr);
+  const int64_t nc = block_size(P.n, nc_max, bl.nr);
+  const int64_t ns = P.stream_small ? stream_cols(P) : P.n;
+  std::vector<FfnItem> items;
+  double flops = 0;
+  const int64_t ktot = P.k[0] + P.k[1];
+  for (int64_t g = 0; g < P.groups; ++g) {
+    const int64_t rows = P.off[g + 1] - P.off[g];
+    const int64_t m = P.tgmm ? P.m : rows;
+    if (m == 0) continue;
+    flops += 2.0 * double(m) * double(P.n) * double(P.halves) * double(P.tgmm ? rows : ktot);
+    if (!P.tgmm && P.stream_small && rows <= kStreamRows) {
+      for (int64_t j0 = 0; j0 < P.n; j0 += ns) items.push_back({g, 0, rows, j0, std::min(ns, P.n - j0), true});
+      continue;
+    }
+    const int64_t mc = block_size(m, P.tgmm ? bl.tmc : bl.mc, bl.mr);
+    for (int64_t i0 = 0; i0 < m; i0 += mc) {
+      for (int64_t j0 = 0; j0 < P.n; j0 += nc) {
+        items.push_back({g, i0, std::min(mc, m - i0), j0, std::min(nc, P.n - j0), false});
+      }
+    }
+  }
+  if (items.empty()) return;
+  int64_t need = 0;
+  for (const FfnItem& it : items) need = std::max(need, isa.scratch_floats(P, it));
+  scratch_reserve(need);
+  struct Job {
+    const FfnIsa* isa;
+    const FfnProblem* p;
+    const FfnItem* items;
+  } job{&isa, &P, items.data()};
+  auto run = [](void* ctx, int64_t i, int worker) {
+    const Job& j = *static_cast<const Job*>(ctx);
+    j.isa->run_item(*j.p, j.items[i], scratch(worker));
+  };
+  parallel_for(int64_t(items.size()), flops < kSerialFlops ? 1 : pool_threads(), run, &job);
+}
+
+}  // namespace moe::detail

@@ -1,0 +1,52 @@
+// Internal interface of the fused FFN's stages (baseline code): each stage as engine problems (ffn_stages.cpp) and the
+// memory-bound passes between them (ffn_passes.cpp). Arguments are checked by the callers.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ffn.hpp"
+
+namespace moe::detail {
+
+// Below this many elements a memory-bound pass runs on the calling thread.
+constexpr double kSerialElems = double(1 << 16);
+
+// f(item, worker) for item in [0, n_items) on the pool (on the calling thread when `serial`).
+template <class F>
+void parallel_items(int64_t n_items, bool serial, F& f) {
+  parallel_for(
+      n_items, serial ? 1 : pool_threads(), [](void* ctx, int64_t i, int w) { (*static_cast<F*>(ctx))(i, w); }, &f);
+}
+
+struct Dims {
+  int64_t T, D, R, E, H;
+  std::vector<int64_t> off;  // E + 1 group offsets
+};
+
+// The stages (moe-kernels.h's spec; rows past sum(group_sizes) get zeros). dwo, dwi0, dwi1 and the bias gradients
+// are skipped when NULL.
+void up_fwd(const Dims& d, const float* x, const int32_t* row_token, const void* wi0, const void* wi1, BElem be,
+            const float* b0, const float* b1, moe_activation_t act, float limit, float* act_out, float* h0,
+            float* h1);
+void down_fwd(const Dims& d, const float* act, const void* wo, BElem be, const float* bo, float* o_rows);
+void down_bwd(const Dims& d, const float* d_o, const float* act, const float* h0, const float* h1, const void* wo,
+              BElem be, moe_activation_t a, float limit, float* dh0, float* dh1, float* dwo, float* dbo);
+void up_bwd(const Dims& d, const float* dh0, const float* dh1, const float* x, const int32_t* row_token,
+            const void* wi0, const void* wi1, BElem be, float* dx_rows, float* dwi0, float* dwi1, float* db0,
+            float* db1);
+
+// The passes.
+// y[t] = sum_k w[t, k] * rows[inv[t * K + k]] (w NULL: 1), ascending k, mul then add.
+void combine_fwd(const float* rows, int64_t D, const int32_t* inv, const float* w, int64_t T, int64_t K, float* y);
+// d_rows[inv[t * K + k]] = w[t, k] * dy[t]; dw[t, k] = <rows[inv[t * K + k]], dy[t]> (when dw != NULL).
+void combine_bwd(const float* dy, const float* rows, int64_t D, const int32_t* inv, const float* w, int64_t T,
+                 int64_t K, float* d_rows, float* dw);
+// out[g, j] = sum over the rows r of group g (ascending) of src[r, j]; items: (group, 256-column block).
+void group_row_sums(const float* src, int64_t n, const std::vector<int64_t>& off, float* out);
+// Elementwise GLU over n values in blocks of 4096.
+void glu_fwd_all(const float* h0, const float* h1, int64_t n, moe_activation_t act, float limit, float* out);
+void glu_bwd_all(const float* d, const float* h0, const float* h1, int64_t n, moe_activation_t act, float limit,
+                 float* dh0, float* dh1);
+
+}  // namespace moe::detail
