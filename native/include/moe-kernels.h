@@ -188,9 +188,8 @@ MOE_API moe_status_t moe_bmm_f32(const float* a, const float* b, int64_t batch, 
  *   MOE_BF16_WIDEN   weights widened (exactly) to fp32 as they are packed; fp32 fma (no activation rounding:
  *                    equals the fp32 kernels on the bf16 values). The fallback when the CPU lacks AVX512_BF16.
  * The default is AMX where the CPU and OS allow it; else DPBF16 on AMD cores (Zen 4, Zen 5: vdpbf16ps at twice the
- * fp32 fma rate); else WIDEN. Measured on an Emerald Rapids core: AMX ~2-2.8 TFLOP/s; vdpbf16ps ~86 GFLOP/s, half
- * the fp32 fma rate (~176), so on Intel cores without AMX (Cooper Lake, or a VM that hides AMX) DPBF16 would be
- * slower than WIDEN (a bench-shape forward took 1.95 s against 1.39 s). The rule looks at the CPU vendor, not at a
+ * fp32 fma rate); else WIDEN. Intel cores run vdpbf16ps at half their fp32 fma rate, so without AMX (Cooper Lake,
+ * or a VM that hides AMX) DPBF16 is slower than WIDEN there (bench/RESULTS.md). The rule looks at the CPU vendor, not at a
  * timing, so the path (and with it the rounding of the activations) is the same on every run; compare
  * moe_probe_bf16_peak with moe_probe_fma_peak_f32 and choose with moe_set_bf16_path to override. Only the products with
  * weights use the path: the weight gradients (tgmm of activations against gradients) are fp32 on every path.

@@ -39,7 +39,7 @@ bool detect_amx_bf16() {
 }
 
 // AMD cores (Zen 4, Zen 5) run vdpbf16ps at twice the fp32 fma rate; Intel cores (Cooper Lake to Granite Rapids) at
-// half of it (measured here: 160 against 330 GFLOP/s), where widening the weights to fp32 is faster.
+// half of it, where widening the weights to fp32 is faster (bench/RESULTS.md has the measurements).
 bool detect_fast_dpbf16() {
   unsigned a, b, c, d;
   if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
