@@ -55,28 +55,3 @@ export function readExactly(fd: number, position: number, length: number, fail: 
   }
   return out;
 }
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.length) {
-    done += fs.writeSync(fd, bytes, done, Math.min(bytes.length - done, MAX_READ));
-  }
-}
-
-/**
- * Writes the chunks to `file` through a temporary file renamed into place, so that a failure
- * (including one thrown while the chunks are produced) leaves no partial file behind.
- */
-export function writeAtomically(file: string, chunks: Iterable<Uint8Array>): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, "w");
-  let written = false;
-  try {
-    for (const chunk of chunks) writeAll(fd, chunk);
-    written = true;
-  } finally {
-    fs.closeSync(fd);
-    if (!written) fs.rmSync(tmp, { force: true });
-  }
-  fs.renameSync(tmp, file);
-}

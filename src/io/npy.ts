@@ -12,7 +12,8 @@ import {
   type Fail,
   type StorageDType,
 } from "./codec.js";
-import { CheckpointError, failFor, systemMessage, writeAtomically } from "./files.js";
+import { writeAtomically, type OverwriteOption } from "./atomic-write.js";
+import { CheckpointError, failFor, systemMessage } from "./files.js";
 import type { ReadOptions } from "./safetensors.js";
 
 /** "\x93NUMPY" */
@@ -208,7 +209,7 @@ export function readNpy(path: string, options: ReadOptions = {}): Tensor {
   return decodeNpy(bytes, path, options);
 }
 
-export interface NpyWriteOptions {
+export interface NpyWriteOptions extends OverwriteOption {
   /** NumPy dtype to store, such as '<f2' or '|u1'; default the tensor's own ('<f4' for bfloat16). */
   descr?: string;
 }
@@ -229,7 +230,7 @@ function encodeHeader(descr: string, shape: readonly number[]): Uint8Array {
   return out;
 }
 
-/** Writes a tensor as an .npy file (version 1.0, or 2.0 for headers beyond 64 KiB), C order. */
+/** Writes a tensor as an .npy file (version 1.0, or 2.0 for headers beyond 64 KiB), C order; an existing file only with `overwrite`. */
 export function writeNpy(path: string, t: Tensor, options: NpyWriteOptions = {}): void {
   const fail: Fail = failFor("npy", path);
   const dtype =
@@ -237,5 +238,5 @@ export function writeNpy(path: string, t: Tensor, options: NpyWriteOptions = {})
       ? defaultStorage(t.dtype === "bfloat16" ? "float32" : t.dtype)
       : parseDescr(options.descr, fail);
   const data = encodeElements(t, dtype, fail);
-  writeAtomically(path, [encodeHeader(descrOf(dtype), t.shape), data]);
+  writeAtomically(path, [encodeHeader(descrOf(dtype), t.shape), data], fail, options);
 }

@@ -4,7 +4,8 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Tensor } from "../core/tensor.js";
 import { storageWidth, type Fail } from "./codec.js";
-import { CheckpointError, failFor, isObject, systemMessage, writeAtomically } from "./files.js";
+import { writeAtomically, writeFolderAtomically } from "./atomic-write.js";
+import { CheckpointError, failFor, isObject, systemMessage } from "./files.js";
 import {
   SafetensorsFile,
   checkSaveOptions,
@@ -237,17 +238,13 @@ function pick<T>(record: Record<string, T>, names: string[]): Record<string, T> 
 const pad5 = (i: number): string => String(i).padStart(5, "0");
 
 /**
- * Writes `tensors` as shards of at most `maxShardBytes` data each, plus an index json mapping every
- * tensor to its shard. `metadata` goes into every shard and, with `total_size`, into the index.
+ * Writes `tensors` as shards into the existing folder `dir`, the index json last. Returns the file names.
+ * For a folder that is being made (see writeFolderAtomically); saveShardedSafetensors is the public form.
  */
-export function saveShardedSafetensors(
-  dir: string,
-  tensors: Record<string, Tensor>,
-  options: ShardedSaveOptions,
-): ShardedSaveResult {
+export function writeShards(dir: string, tensors: Record<string, Tensor>, options: ShardedSaveOptions): { index: string; shards: string[]; totalSize: number } {
   const prefix = options.prefix ?? "model";
-  const indexPath = path.join(dir, `${prefix}${INDEX_SUFFIX}`);
-  const fail: Fail = failFor("safetensors", indexPath);
+  const index = `${prefix}${INDEX_SUFFIX}`;
+  const fail: Fail = failFor("safetensors", path.join(dir, index));
   if (!(options.maxShardBytes > 0)) fail(`maxShardBytes ${options.maxShardBytes} is not a positive number`);
   checkSaveOptions(tensors, options, fail);
   const sizes = new Map(
@@ -256,15 +253,29 @@ export function saveShardedSafetensors(
       .map((n) => [n, tensors[n]!.size * storageWidth(storageDTypeOf(n, tensors[n]!, options))]),
   );
   const groups = groupIntoShards(sizes, options.maxShardBytes);
-  const names = groups.map((_, i) => `${prefix}-${pad5(i + 1)}-of-${pad5(groups.length)}.safetensors`);
-  fs.mkdirSync(dir, { recursive: true });
+  const shards = groups.map((_, i) => `${prefix}-${pad5(i + 1)}-of-${pad5(groups.length)}.safetensors`);
   groups.forEach((group, i) => {
     const shardOptions = { metadata: options.metadata, dtypes: pick(options.dtypes ?? {}, group) };
-    saveSafetensors(path.join(dir, names[i]!), pick(tensors, group), shardOptions);
+    saveSafetensors(path.join(dir, shards[i]!), pick(tensors, group), shardOptions);
   });
   const totalSize = [...sizes.values()].reduce((a, b) => a + b, 0);
-  const weightMap = Object.fromEntries(groups.flatMap((group, i) => group.map((n) => [n, names[i]!])));
-  const index = { metadata: { ...options.metadata, total_size: totalSize }, weight_map: weightMap };
-  writeAtomically(indexPath, [new TextEncoder().encode(`${JSON.stringify(index, null, 2)}\n`)]);
-  return { indexPath, shards: names.map((n) => path.join(dir, n)), totalSize };
+  const weightMap = Object.fromEntries(groups.flatMap((group, i) => group.map((n) => [n, shards[i]!])));
+  const json = { metadata: { ...options.metadata, total_size: totalSize }, weight_map: weightMap };
+  writeAtomically(path.join(dir, index), [new TextEncoder().encode(`${JSON.stringify(json, null, 2)}\n`)], fail);
+  return { index, shards, totalSize };
+}
+
+/**
+ * Writes `tensors` as the folder `dir`: shards of at most `maxShardBytes` data each, plus an index json mapping
+ * every tensor to its shard. `metadata` goes into every shard and, with `total_size`, into the index. The folder
+ * is made whole in a temporary folder and renamed into place; an existing non-empty `dir` is replaced only with
+ * `overwrite`, and only when it holds nothing but checkpoint files.
+ */
+export function saveShardedSafetensors(
+  dir: string,
+  tensors: Record<string, Tensor>,
+  options: ShardedSaveOptions,
+): ShardedSaveResult {
+  const written = writeFolderAtomically(dir, (tmp) => writeShards(tmp, tensors, options), failFor("safetensors", dir), options);
+  return { indexPath: path.join(dir, written.index), shards: written.shards.map((n) => path.join(dir, n)), totalSize: written.totalSize };
 }

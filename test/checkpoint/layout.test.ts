@@ -124,7 +124,7 @@ describe("malformed Hugging Face checkpoints", () => {
 
   it("writing into a directory that already holds a checkpoint is refused", () => {
     const dir = writeFixture(fx, tmp("occupied"));
-    expect(() => writeHfMoeLayer(readHfMoeLayer(dir, 1), dir)).toThrow(/already holds a checkpoint/);
+    expect(() => writeHfMoeLayer(readHfMoeLayer(dir, 1), dir)).toThrow(/already exists and holds/);
   });
 });
 

@@ -12,6 +12,7 @@ import {
   type CheckpointFormat,
   type MoeModuleKind,
 } from "../../checkpoint/index.js";
+import { checkOutput } from "../outputs.js";
 
 const HELP = `Usage: moekit convert --from hf|maxtext --to hf|maxtext IN OUT [options]
 
@@ -27,6 +28,7 @@ Options:
   --config FILE        MaxText keys (JSON or YAML) for a MaxText file without moekit metadata
   --module KIND        ${MODULE_KINDS.join(" | ")} (MaxText file without metadata)
   --max-shard-bytes N  write shards of at most N data bytes plus an index json
+  --force              replace an existing OUT (a file, or a folder holding only a checkpoint)
   --quiet              no progress messages on stderr`;
 
 function format(v: string | undefined, flag: string): CheckpointFormat {
@@ -62,6 +64,7 @@ export async function convertCommand(argv: string[]): Promise<number> {
       module: { type: "string" },
       "max-shard-bytes": { type: "string" },
       quiet: { type: "boolean" },
+      force: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -73,6 +76,8 @@ export async function convertCommand(argv: string[]): Promise<number> {
   const to = format(values.to, "--to");
   if (positionals.length !== 2) throw new MoeError(`expects IN and OUT, got ${positionals.length} paths (see --help)`);
   const [input, output] = positionals as [string, string];
+  const overwrite = values.force === true;
+  checkOutput({ flag: "OUT", path: output }, [{ flag: "IN", path: input }, { flag: "--config", path: values.config }], overwrite);
   const layer = positiveInt(values.layer, "--layer");
   const maxShardBytes = positiveInt(values["max-shard-bytes"], "--max-shard-bytes");
   if (maxShardBytes === 0) throw new MoeError("--max-shard-bytes must be positive");
@@ -86,11 +91,11 @@ export async function convertCommand(argv: string[]): Promise<number> {
   let files: string[];
   let count: number;
   if (to === "hf") {
-    const r = writeHfMoeLayer(l, output, { family, maxShardBytes, onProgress });
+    const r = writeHfMoeLayer(l, output, { family, maxShardBytes, onProgress, overwrite });
     files = r.files;
     count = r.tensorNames.length;
   } else {
-    const r = writeMaxTextMoeLayer(l, output, { maxShardBytes, onProgress });
+    const r = writeMaxTextMoeLayer(l, output, { maxShardBytes, onProgress, overwrite });
     files = r.files;
     count = r.tensorNames.length;
   }

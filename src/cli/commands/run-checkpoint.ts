@@ -9,6 +9,7 @@ import { reshape } from "../../ops/movement.js";
 import { foldIn, normal, prngKey } from "../../nn/random.js";
 import { HF_FAMILIES, isHfFamily, moeLayerForward, openMoeLayer, type CheckpointFormat, type MoeLayer } from "../../checkpoint/index.js";
 import { readKeysFile } from "./convert.js";
+import { checkOutput } from "../outputs.js";
 
 const HELP = `Usage: moekit run --checkpoint PATH [options]
 
@@ -23,6 +24,7 @@ Options:
                      [B,S,D] or [T,D]; default: a seeded normal input of --batch x --seq
   --output FILE      write the output: .npy (output only) or .safetensors (output, topk_indices,
                      topk_weights, gate_logits)
+  --force            replace an existing --output file
   --set KEY=VALUE    override a MaxText key (repeatable), e.g. --set dtype=float64 (default dtype float32)
   --format hf|maxtext  checkpoint layout (default: detected)
   --family NAME      read a HF checkpoint as this family (${HF_FAMILIES.join(", ")})
@@ -76,6 +78,7 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
       layer: { type: "string" },
       input: { type: "string" },
       output: { type: "string" },
+      force: { type: "boolean" },
       set: { type: "string", multiple: true },
       format: { type: "string" },
       family: { type: "string" },
@@ -101,6 +104,12 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
   const fmt = values.format;
   if (fmt !== undefined && fmt !== "hf" && fmt !== "maxtext") throw new MoeError(`--format must be hf or maxtext, got ${fmt}`);
   if (values.family !== undefined && !isHfFamily(values.family)) throw new MoeError(`--family ${values.family} is not one of ${HF_FAMILIES.join(", ")}`);
+  const out = values.output;
+  if (out !== undefined) {
+    if (!out.endsWith(".npy") && !out.endsWith(".safetensors")) throw new MoeError(`--output ${out}: expected a .npy or .safetensors file`);
+    const inputs = [{ flag: "--checkpoint", path: values.checkpoint }, { flag: "--input", path: values.input }, { flag: "--config", path: values.config }];
+    checkOutput({ flag: "--output", path: out }, inputs, values.force === true);
+  }
   const layerArg = values.layer === undefined ? undefined : countInt(values.layer, "--layer", 0);
   const log = (m: string): void => {
     if (values.json !== true) console.error(`[moekit] ${m}`);
@@ -131,12 +140,13 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
   const o = moeLayerForward(layer, x);
   const ms = performance.now() - t1;
   const perExpert = Array.from(bincount(o.topKIndices_BSK, cfg.numExperts).data);
-  if (values.output !== undefined) {
-    const out = values.output;
-    if (out.endsWith(".npy")) writeNpy(out, o.output);
-    else if (out.endsWith(".safetensors")) {
-      saveSafetensors(out, { output: o.output, topk_indices: o.topKIndices_BSK, topk_weights: o.topKWeights_BSK, gate_logits: o.gateLogits_BSE });
-    } else throw new MoeError(`--output ${out}: expected a .npy or .safetensors file`);
+  if (out !== undefined) {
+    const overwrite = values.force === true;
+    if (out.endsWith(".npy")) writeNpy(out, o.output, { overwrite });
+    else {
+      const tensors = { output: o.output, topk_indices: o.topKIndices_BSK, topk_weights: o.topKWeights_BSK, gate_logits: o.gateLogits_BSE };
+      saveSafetensors(out, tensors, { overwrite });
+    }
     log(`wrote ${path.resolve(out)}`);
   }
   const parameters = Object.values(layer.params).reduce((a, t) => a + t.size, 0);
