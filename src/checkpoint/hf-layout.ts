@@ -11,6 +11,7 @@ import {
   type StorageDType,
 } from "../io/index.js";
 import { defaultStorage } from "../io/codec.js";
+import { checkJsonDepth, readRegularFile } from "../io/files.js";
 import { moeConfig } from "../moe/config.js";
 import {
   CheckpointLayoutError,
@@ -198,14 +199,17 @@ export interface HfReadOptions extends LayerReadOptions {
   family?: HfFamily;
 }
 
+/** Largest config.json read (real ones are a few KiB). */
+const MAX_CONFIG_BYTES = 16 << 20;
+
 function readConfigJson(dir: string): Record<string, unknown> {
   const file = path.join(dir, "config.json");
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (e) {
-    throw new CheckpointLayoutError(dir, `cannot read config.json (${(e as Error).message}); a Hugging Face checkpoint is a directory with config.json and *.safetensors`);
-  }
+  const fail = (problem: string): never => {
+    throw new CheckpointLayoutError(file, problem);
+  };
+  if (!fs.existsSync(file)) fail("does not exist; a Hugging Face checkpoint is a directory with config.json and *.safetensors");
+  const text = new TextDecoder().decode(readRegularFile(file, fail, MAX_CONFIG_BYTES));
+  checkJsonDepth(text, fail);
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -1,7 +1,6 @@
 // NumPy .npy files: "\x93NUMPY", version major/minor bytes, a little-endian header length (u16 for
 // version 1, u32 for versions 2 and 3), a Python dict literal {'descr', 'fortran_order', 'shape'}
 // padded with spaces and a newline, then the elements.
-import fs from "node:fs";
 import { Tensor } from "../core/tensor.js";
 import {
   castDecoded,
@@ -13,7 +12,7 @@ import {
   type StorageDType,
 } from "./codec.js";
 import { writeAtomically, type OverwriteOption } from "./atomic-write.js";
-import { CheckpointError, failFor, systemMessage } from "./files.js";
+import { failFor, readRegularFile } from "./files.js";
 import type { ReadOptions } from "./safetensors.js";
 
 /** "\x93NUMPY" */
@@ -200,13 +199,7 @@ function decodeNpy(bytes: Uint8Array, file: string, options: ReadOptions = {}): 
  * Floats keep their values (f2 -> float32); integers become int32, and values beyond int32 are an error.
  */
 export function readNpy(path: string, options: ReadOptions = {}): Tensor {
-  let bytes: Uint8Array;
-  try {
-    bytes = fs.readFileSync(path);
-  } catch (e) {
-    throw new CheckpointError("npy", path, `cannot read (${systemMessage(e)})`, { cause: e });
-  }
-  return decodeNpy(bytes, path, options);
+  return decodeNpy(readRegularFile(path, failFor("npy", path), Number.MAX_SAFE_INTEGER), path, options);
 }
 
 export interface NpyWriteOptions extends OverwriteOption {

@@ -19,3 +19,14 @@ export function isInside(child: string, parent: string): boolean {
   return rel === "" || (rel.split(path.sep)[0] !== ".." && !path.isAbsolute(rel));
 }
 
+/**
+ * True when the real path `target` may back a file of the checkpoint folder `realDir`: inside it, or, for a
+ * Hugging Face hub cache snapshot (`<repo>/snapshots/<rev>/...`), inside that repository's `blobs` folder.
+ */
+export function backsCheckpointFile(target: string, realDir: string): boolean {
+  if (isInside(target, realDir)) return true;
+  const parts = realDir.split(path.sep);
+  const i = parts.lastIndexOf("snapshots");
+  const isHubRepo = i > 0 && i + 1 < parts.length && /^(models|datasets|spaces)--/.test(parts[i - 1]!);
+  return isHubRepo && isInside(target, path.join(parts.slice(0, i).join(path.sep) || path.sep, "blobs"));
+}

@@ -16,7 +16,7 @@ import {
   type StorageDType,
 } from "./codec.js";
 import { writeAtomically, type OverwriteOption } from "./atomic-write.js";
-import { failFor, isObject, openForRead, readExactly } from "./files.js";
+import { checkJsonDepth, failFor, isObject, openForRead, readExactly } from "./files.js";
 
 /** The reference implementation refuses larger headers, to bound the JSON it parses. */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -68,6 +68,7 @@ function parseJsonObject(bytes: Uint8Array, fail: Fail): Record<string, unknown>
     fail("header is not valid UTF-8");
   }
   if (!text.startsWith("{")) fail(`header does not start with '{' (it starts ${JSON.stringify(text.slice(0, 16))})`);
+  checkJsonDepth(text, (problem) => fail(`header ${problem}`));
   let value: unknown;
   try {
     value = JSON.parse(text);

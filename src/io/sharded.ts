@@ -5,7 +5,8 @@ import path from "node:path";
 import type { Tensor } from "../core/tensor.js";
 import { storageWidth, type Fail } from "./codec.js";
 import { writeAtomically, writeFolderAtomically } from "./atomic-write.js";
-import { CheckpointError, failFor, isObject, systemMessage } from "./files.js";
+import { CheckpointError, MAX_JSON_DEPTH, checkJsonDepth, failFor, isObject, readRegularFile, systemMessage } from "./files.js";
+import { backsCheckpointFile, realPathOf } from "./paths.js";
 import {
   SafetensorsFile,
   checkSaveOptions,
@@ -28,6 +29,14 @@ interface Layout {
   opened: SafetensorsFile[];
 }
 
+/** Fails if `file` (a symlink, say) resolves to a place outside the checkpoint folder `dir`. */
+function checkRealPathInside(dir: string, file: string, fail: Fail): void {
+  const real = realPathOf(file);
+  if (!backsCheckpointFile(real, realPathOf(dir))) {
+    fail(`shard '${path.relative(dir, file)}' resolves to ${real}, which lies outside the checkpoint directory`);
+  }
+}
+
 function resolveShard(dir: string, shard: string, fail: Fail): string {
   const resolved = path.resolve(dir, shard);
   if (path.isAbsolute(shard) || path.relative(dir, resolved).split(path.sep)[0] === "..") {
@@ -36,13 +45,12 @@ function resolveShard(dir: string, shard: string, fail: Fail): string {
   return resolved;
 }
 
+/** Largest index file read (real ones are a few hundred KiB). */
+const MAX_INDEX_BYTES = 64 << 20;
+
 function parseIndexJson(indexPath: string, fail: Fail): Record<string, unknown> {
-  let text: string;
-  try {
-    text = fs.readFileSync(indexPath, "utf8");
-  } catch (e) {
-    fail(`cannot read (${systemMessage(e)})`);
-  }
+  const text = new TextDecoder().decode(readRegularFile(indexPath, fail, MAX_INDEX_BYTES));
+  checkJsonDepth(text, fail, MAX_JSON_DEPTH);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -66,6 +74,7 @@ function readIndex(indexPath: string): Layout {
   }
   for (const shard of new Set(weightMap.values())) {
     if (!fs.existsSync(shard)) fail(`weight_map names shard '${path.relative(dir, shard)}', which does not exist`);
+    checkRealPathInside(dir, shard, fail);
   }
   return { weightMap, metadata, opened: [] };
 }
@@ -102,6 +111,7 @@ function readDirectory(dir: string): Layout {
   if (indexes.length === 1) return readIndex(path.join(dir, indexes[0]!));
   const files = entries.filter((e) => e.endsWith(".safetensors"));
   if (files.length === 0) fail(`no ${DEFAULT_INDEX} and no .safetensors files`);
+  for (const f of files) checkRealPathInside(dir, path.join(dir, f), fail);
   return readFiles(dir, files.map((f) => path.join(dir, f)));
 }
 

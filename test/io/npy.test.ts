@@ -215,7 +215,7 @@ describe("npy: malformed files are rejected with the file and the problem", () =
       () => rawFile(Uint8Array.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 5])),
       /truncated: 9 bytes, fewer than the 10-byte preamble/,
     ],
-    ["a missing file", () => path.join(root, "nope.npy"), /cannot read \(ENOENT/],
+    ["a missing file", () => path.join(root, "nope.npy"), /cannot open \(ENOENT/],
   ];
   it.each(cases)("%s", (_, make, problem) => expectRejected(make(), problem));
 });

@@ -1,6 +1,4 @@
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { parse as parseYaml } from "yaml";
 import { MoeError } from "../../core/errors.js";
 import {
   HF_FAMILIES,
@@ -12,6 +10,7 @@ import {
   type CheckpointFormat,
   type MoeModuleKind,
 } from "../../checkpoint/index.js";
+import { readKeysFile } from "../config-file.js";
 import { checkOutput } from "../outputs.js";
 
 const HELP = `Usage: moekit convert --from hf|maxtext --to hf|maxtext IN OUT [options]
@@ -41,13 +40,6 @@ function positiveInt(v: string | undefined, flag: string): number | undefined {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new MoeError(`${flag} must be a non-negative integer, got ${JSON.stringify(v)}`);
   return n;
-}
-
-/** Reads MaxText keys from a JSON or YAML file. */
-export function readKeysFile(file: string): Record<string, unknown> {
-  const obj: unknown = parseYaml(readFileSync(file, "utf8"));
-  if (obj === null || typeof obj !== "object" || Array.isArray(obj)) throw new MoeError(`${file}: expected a mapping of MaxText keys`);
-  return obj as Record<string, unknown>;
 }
 
 /** `moekit convert`: returns the exit code. */

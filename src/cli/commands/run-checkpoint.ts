@@ -8,7 +8,7 @@ import { bincount } from "../../ops/indexing.js";
 import { reshape } from "../../ops/movement.js";
 import { foldIn, normal, prngKey } from "../../nn/random.js";
 import { HF_FAMILIES, isHfFamily, moeLayerForward, openMoeLayer, type CheckpointFormat, type MoeLayer } from "../../checkpoint/index.js";
-import { readKeysFile } from "./convert.js";
+import { readKeysFile } from "../config-file.js";
 import { checkOutput } from "../outputs.js";
 
 const HELP = `Usage: moekit run --checkpoint PATH [options]

@@ -1,7 +1,5 @@
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { MoeError } from "../../core/errors.js";
-import { parse as parseYaml } from "yaml";
 import { parseValue, stats } from "../summary.js";
 import { moeConfig, type MoeConfig } from "../../moe/config.js";
 import { getPreset } from "../../moe/presets.js";
@@ -10,6 +8,7 @@ import { RoutedAndSharedMoE } from "../../moe/routed-and-shared-moe.js";
 import { bincount } from "../../ops/indexing.js";
 import { foldIn, normal, prngKey } from "../../nn/random.js";
 import { runCheckpointCommand, wantsCheckpoint } from "./run-checkpoint.js";
+import { readKeysFile } from "../config-file.js";
 
 const HELP = `Usage: moekit run (--preset NAME | --config FILE) [options]
        moekit run --checkpoint PATH [--layer N] ...   (see moekit run --checkpoint PATH --help)
@@ -40,7 +39,7 @@ function configFrom(values: { preset?: string; config?: string; set?: string[] }
     return { cfg: moeConfig({ ...p.keys, ...overrides }), shared: p.layer === "routed_and_shared", label: p.name };
   }
   if (values.config !== undefined) {
-    const obj = parseYaml(readFileSync(values.config, "utf8")) as Record<string, unknown>;
+    const obj = readKeysFile(values.config);
     const cfg = moeConfig({ ...obj, ...overrides });
     return { cfg, shared: cfg.sharedExperts > 0 && ["deepseek", "gemma4", "llama4"].includes(cfg.decoderBlock), label: values.config };
   }
