@@ -2,6 +2,7 @@
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { MoeError } from "../core/errors.js";
 import { readRegularFile } from "../io/files.js";
+import { twinKeys } from "../moe/config.js";
 
 /** Largest config file read (a MaxText config is a few KiB). */
 const MAX_CONFIG_BYTES = 16 << 20;
@@ -20,5 +21,8 @@ export function readKeysFile(file: string, flag = "--config"): Record<string, un
     fail(`not valid YAML or JSON (${e.message.split("\n")[0]!.replace(/:\s*$/, "")})`);
   }
   if (obj === null || typeof obj !== "object" || Array.isArray(obj)) fail("expected a mapping of MaxText keys");
-  return obj as Record<string, unknown>;
+  const keys = obj as Record<string, unknown>;
+  const twins = twinKeys(keys);
+  if (twins !== undefined) fail(`${twins[0]} and ${twins[1]} are the same key spelled twice; keep one`);
+  return keys;
 }

@@ -12,6 +12,7 @@ import {
 } from "../../checkpoint/index.js";
 import { readKeysFile } from "../config-file.js";
 import { checkOutput } from "../outputs.js";
+import { optionalIntFlag } from "../flags.js";
 
 const HELP = `Usage: moekit convert --from hf|maxtext --to hf|maxtext IN OUT [options]
 
@@ -33,13 +34,6 @@ Options:
 function format(v: string | undefined, flag: string): CheckpointFormat {
   if (v !== "hf" && v !== "maxtext") throw new MoeError(`${flag} must be hf or maxtext, got ${JSON.stringify(v)} (see --help)`);
   return v;
-}
-
-function positiveInt(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new MoeError(`${flag} must be a non-negative integer, got ${JSON.stringify(v)}`);
-  return n;
 }
 
 /** `moekit convert`: returns the exit code. */
@@ -70,9 +64,8 @@ export async function convertCommand(argv: string[]): Promise<number> {
   const [input, output] = positionals as [string, string];
   const overwrite = values.force === true;
   checkOutput({ flag: "OUT", path: output }, [{ flag: "IN", path: input }, { flag: "--config", path: values.config }], overwrite);
-  const layer = positiveInt(values.layer, "--layer");
-  const maxShardBytes = positiveInt(values["max-shard-bytes"], "--max-shard-bytes");
-  if (maxShardBytes === 0) throw new MoeError("--max-shard-bytes must be positive");
+  const layer = optionalIntFlag(values.layer, "--layer", 0);
+  const maxShardBytes = optionalIntFlag(values["max-shard-bytes"], "--max-shard-bytes", 1);
   const family = values.family;
   if (family !== undefined && !isHfFamily(family)) throw new MoeError(`--family ${family} is not one of ${HF_FAMILIES.join(", ")}`);
   const module = values.module as MoeModuleKind | undefined;

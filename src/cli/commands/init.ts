@@ -8,6 +8,8 @@ import { RoutedMoE } from "../../moe/routed-moe.js";
 import { RoutedAndSharedMoE, sharedExpertDim } from "../../moe/routed-and-shared-moe.js";
 import { prngKey } from "../../nn/random.js";
 import { checkOutput } from "../outputs.js";
+import { intFlag } from "../flags.js";
+import { parseSets, withOverrides } from "../sets.js";
 
 const HELP = `Usage: moekit init --preset NAME [--format maxtext|hf] [--family F] [--seed N] [--set KEY=VALUE] [--force] OUT
 
@@ -39,14 +41,9 @@ export function initCommand(argv: string[]): number {
   const overwrite = values.force === true;
   checkOutput({ flag: "OUT", path: out }, [], overwrite);
   const p = getPreset(values.preset);
-  const keys: Record<string, unknown> = { ...p.keys };
-  for (const kv of values.set ?? []) {
-    const i = kv.indexOf("=");
-    if (i <= 0) throw new MoeError(`--set expects KEY=VALUE, got "${kv}"`);
-    keys[kv.slice(0, i)] = JSON.parse(kv.slice(i + 1)) as unknown;
-  }
+  const keys = withOverrides(p.keys, parseSets(values.set));
   const cfg = moeConfig(keys);
-  const key = prngKey(Number(values.seed));
+  const key = prngKey(intFlag(values.seed, "--seed", 0));
   let params: Record<string, Tensor>;
   let sharedDim = 0;
   if (p.layer === "routed_and_shared") {

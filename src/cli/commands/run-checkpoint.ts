@@ -1,6 +1,7 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { parseValue, stats } from "../summary.js";
+import { stats } from "../summary.js";
+import { parseSets } from "../sets.js";
 import { MoeError } from "../../core/errors.js";
 import { Tensor } from "../../core/tensor.js";
 import { loadSafetensors, readNpy, saveSafetensors, writeNpy } from "../../io/index.js";
@@ -10,6 +11,7 @@ import { foldIn, normal, prngKey } from "../../nn/random.js";
 import { HF_FAMILIES, isHfFamily, moeLayerForward, openMoeLayer, type CheckpointFormat, type MoeLayer } from "../../checkpoint/index.js";
 import { readKeysFile } from "../config-file.js";
 import { checkOutput } from "../outputs.js";
+import { intFlag, optionalIntFlag } from "../flags.js";
 
 const HELP = `Usage: moekit run --checkpoint PATH [options]
 
@@ -59,12 +61,6 @@ export function readInput(file: string, D: number): Tensor {
   return t;
 }
 
-function countInt(v: string, flag: string, min: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new MoeError(`${flag} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
-  return n;
-}
-
 /**
  * `moekit run --checkpoint PATH [--layer N] [--input FILE] [--output FILE] ...`: loads one MoE layer of a
  * checkpoint, runs it and reports routing statistics. `argv` is everything after `run` (it must contain
@@ -95,12 +91,7 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.checkpoint === undefined) throw new MoeError("give --checkpoint PATH (see --help)");
-  const overrides: Record<string, unknown> = { dtype: "float32" };
-  for (const kv of values.set ?? []) {
-    const i = kv.indexOf("=");
-    if (i <= 0) throw new MoeError(`--set expects KEY=VALUE, got "${kv}"`);
-    overrides[kv.slice(0, i)] = parseValue(kv.slice(i + 1));
-  }
+  const overrides: Record<string, unknown> = { dtype: "float32", ...parseSets(values.set) };
   const fmt = values.format;
   if (fmt !== undefined && fmt !== "hf" && fmt !== "maxtext") throw new MoeError(`--format must be hf or maxtext, got ${fmt}`);
   if (values.family !== undefined && !isHfFamily(values.family)) throw new MoeError(`--family ${values.family} is not one of ${HF_FAMILIES.join(", ")}`);
@@ -110,7 +101,10 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
     const inputs = [{ flag: "--checkpoint", path: values.checkpoint }, { flag: "--input", path: values.input }, { flag: "--config", path: values.config }];
     checkOutput({ flag: "--output", path: out }, inputs, values.force === true);
   }
-  const layerArg = values.layer === undefined ? undefined : countInt(values.layer, "--layer", 0);
+  const layerArg = optionalIntFlag(values.layer, "--layer", 0);
+  const batch = intFlag(values.batch, "--batch", 1);
+  const seq = intFlag(values.seq, "--seq", 1);
+  const seed = intFlag(values.seed, "--seed", 0);
   const log = (m: string): void => {
     if (values.json !== true) console.error(`[moekit] ${m}`);
   };
@@ -130,9 +124,7 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
   if (values.input !== undefined) {
     x = readInput(values.input, D);
   } else {
-    const B = countInt(values.batch, "--batch", 1);
-    const S = countInt(values.seq, "--seq", 1);
-    x = normal(foldIn(prngKey(countInt(values.seed, "--seed", 0)), 2), [B, S, D], cfg.dtype);
+    x = normal(foldIn(prngKey(seed), 2), [batch, seq, D], cfg.dtype);
   }
   const [B, S] = x.shape as [number, number, number];
   log(`forward on x [${B},${S},${D}] ${cfg.dtype} (${layer.module}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, H=${cfg.moeMlpDim}${layer.sharedDim > 0 ? `, shared ${layer.sharedDim}` : ""})`);
