@@ -1,5 +1,6 @@
 // Checks on a command's output path, made before any work: nothing the command reads may be overwritten.
 import fs from "node:fs";
+import path from "node:path";
 import { MoeError } from "../core/errors.js";
 import { isInside, realPathOf } from "../io/paths.js";
 
@@ -29,6 +30,9 @@ export function checkOutput(output: NamedPath & { path: string }, inputs: readon
       throw new MoeError(`${output.flag} ${output.path} ${relation} ${input.flag} ${input.path}, which this command reads; write elsewhere`);
     }
   }
+  const folder = path.dirname(path.resolve(output.path));
+  const folderStat = fs.statSync(folder, { throwIfNoEntry: false });
+  if (folderStat !== undefined && !folderStat.isDirectory()) throw new MoeError(`${output.flag} ${output.path}: ${folder} is not a folder`);
   if (!force && holdsSomething(output.path)) {
     throw new MoeError(`${output.flag} ${output.path} already exists; pass --force to replace it`);
   }

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Fail } from "./codec.js";
 import { systemMessage } from "./files.js";
-import { temporaryName, trackTemporary } from "./temporaries.js";
+import { removeStaleTemporaries, temporaryName, trackTemporary } from "./temporaries.js";
 
 export interface OverwriteOption {
   /** replace an existing output (default false: an existing output is an error) */
@@ -46,6 +46,7 @@ function checkFileTarget(file: string, overwrite: boolean, fail: Fail): void {
  */
 export function writeAtomically(file: string, chunks: Iterable<Uint8Array>, fail: Fail, opts: OverwriteOption = {}): void {
   checkFileTarget(file, opts.overwrite === true, fail);
+  removeStaleTemporaries(file);
   const tmp = temporaryName(file);
   const untrack = trackTemporary(tmp);
   let fd: number | undefined;
@@ -91,6 +92,7 @@ function checkFolderTarget(dir: string, overwrite: boolean, fail: Fail): boolean
  */
 export function writeFolderAtomically<T>(dir: string, fill: (tmpDir: string) => T, fail: Fail, opts: OverwriteOption = {}): T {
   const replace = checkFolderTarget(dir, opts.overwrite === true, fail);
+  removeStaleTemporaries(dir);
   const tmp = temporaryName(dir);
   const untrack = trackTemporary(tmp);
   try {

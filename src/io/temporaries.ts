@@ -3,6 +3,7 @@
 // Writes are synchronous: a signal that arrives during one waits for it to end, and is dropped if the event
 // loop gets no turn before then (the write is never torn; the user presses Ctrl-C again).
 import fs from "node:fs";
+import path from "node:path";
 
 const live = new Set<string>();
 const SIGNALS = ["SIGINT", "SIGTERM"] as const;
@@ -34,6 +35,33 @@ let counter = 0;
 
 /** A name for a temporary beside `target` (same folder, so a rename onto `target` is atomic), hidden and recognisable. */
 export function temporaryName(target: string, kind: "tmp" | "old" = "tmp"): string {
-  const slash = Math.max(target.lastIndexOf("/"), target.lastIndexOf("\\"));
-  return `${target.slice(0, slash + 1)}.${target.slice(slash + 1)}.${process.pid}-${counter++}.moekit-${kind}`;
+  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}-${counter++}.moekit-${kind}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Removes the temporaries that writes to `target` by processes no longer running left behind (a SIGKILL
+ * cannot be caught). `.moekit-old` folders are kept: one may be the only copy of a replaced checkpoint.
+ */
+export function removeStaleTemporaries(target: string): void {
+  const folder = path.dirname(path.resolve(target));
+  const prefix = `.${path.basename(target)}.`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(folder);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = name.startsWith(prefix) ? /^(\d+)-\d+\.moekit-tmp$/.exec(name.slice(prefix.length)) : null;
+    if (m !== null && Number(m[1]) !== process.pid && !isAlive(Number(m[1]))) fs.rmSync(path.join(folder, name), { recursive: true, force: true });
+  }
 }

@@ -83,6 +83,11 @@ describe("bad output paths", () => {
     expectOneLine(r, /\/nonexistent-folder\/out.npy: the folder \/nonexistent-folder does not exist/);
   });
 
+  it("an OUT whose folder is a file names it, even with --force", async () => {
+    const file = fileIn("plain", "x");
+    expectOneLine(await cli("init", "--preset", "tiny-qwen3-30b-a3b", "--force", path.join(file, "out")), /^moekit init: OUT .*plain\/out: .*plain is not a folder$/);
+  });
+
   it("--output onto a folder", async () => {
     const dir = fileIn("taken.npy");
     fs.mkdirSync(dir);

@@ -4,7 +4,8 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { SafetensorsCheckpoint, loadSafetensors } from "../../src/io/index.js";
+import { tensor } from "../../src/core/tensor.js";
+import { SafetensorsCheckpoint, loadSafetensors, saveSafetensors, saveShardedSafetensors } from "../../src/io/index.js";
 import { runChild, temporariesIn, useScratch } from "./cli-harness.js";
 
 const scratch = useScratch("interrupted");
@@ -49,6 +50,17 @@ describe("a write killed outright (SIGKILL: no cleanup possible)", () => {
     expect(fs.existsSync(out)).toBe(false);
     // what remains is one hidden temporary folder, named for the output and the process
     expect(fs.readdirSync(path.dirname(out))).toEqual([expect.stringMatching(/^\.sharded\.\d+-\d+\.moekit-tmp$/)]);
+    // the next write to the same output removes what the dead process left
+    saveShardedSafetensors(out, { w: tensor([1, 2]) }, { maxShardBytes: 8 });
+    expect(fs.readdirSync(path.dirname(out))).toEqual(["sharded"]);
+  });
+
+  it("a temporary of a process still running is left alone", () => {
+    const out = folderFor("busy.safetensors");
+    const live = path.join(path.dirname(out), `.busy.safetensors.${process.ppid}-0.moekit-tmp`);
+    fs.writeFileSync(live, "being written");
+    saveSafetensors(out, { w: tensor([1]) });
+    expect(fs.readdirSync(path.dirname(out)).sort()).toEqual([path.basename(live), "busy.safetensors"]);
   });
 
   it("a single-file write leaves the old file as it was", () => {
