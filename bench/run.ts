@@ -12,6 +12,7 @@ import { sum } from "../src/ops/reduce.js";
 import { routedMoeForward, type RoutedMoeWeights } from "../src/moe/routed-moe.js";
 import { runtimeInfo, useBackend } from "../src/backends/select.js";
 import { setNativeThreads } from "../src/backends/native/index.js";
+import { intFlag } from "../src/cli/flags.js";
 import { PeakTracker, type Probes } from "./probes.js";
 import { median, runPeer, timeIt, timePaired, type PeerResult } from "./harness.js";
 import { checkTargets, type TargetRow } from "./targets.js";
@@ -27,8 +28,8 @@ const { values } = parseArgs({
     "no-backward": { type: "boolean" },
   },
 });
-const threads = Number(values.threads);
-const runs = Number(values.runs);
+const threads = intFlag(values.threads, "--threads", 1, 1024);
+const runs = intFlag(values.runs, "--runs", 1);
 const root = join(import.meta.dirname, "..");
 
 interface Row extends TargetRow {

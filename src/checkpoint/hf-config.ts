@@ -1,7 +1,7 @@
 // Hugging Face config.json -> MaxText MoE keys (and the module that reproduces the model's MoE block),
 // for the families whose MoE layer moekit computes exactly. Everything else is refused with the reason.
 // The semantics of each family were read from its published modelling code (see docs/checkpoints.md).
-import { moeConfig, type MoeConfig } from "../moe/config.js";
+import { moeConfig, twinKeys, type MoeConfig } from "../moe/config.js";
 import { UnsupportedModelError, type MoeModuleKind, type RoutingGuard } from "./layer.js";
 
 export const HF_FAMILIES = [
@@ -91,6 +91,11 @@ function isObj(v: unknown): v is Obj {
 }
 
 /** Typed reads of config fields; absent fields take the transformers class default when one is given. */
+/** Largest size or count accepted from a config.json (hidden sizes, experts, widths): far above any model's. */
+const MAX_SIZE = 2 ** 24;
+/** Largest num_hidden_layers accepted (the layer list is built from it). */
+const MAX_LAYERS = 100_000;
+
 class Fields {
   constructor(
     readonly o: Obj,
@@ -105,10 +110,11 @@ class Fields {
     return this.o[key] !== undefined && this.o[key] !== null;
   }
 
-  int(key: string, def?: number): number {
+  /** A size or count, checked against [0, max] before anything is sized by it. */
+  int(key: string, def?: number, max = MAX_SIZE): number {
     const v = this.o[key] ?? def;
     if (v === undefined || v === null) this.#fail(key, "is required");
-    if (typeof v !== "number" || !Number.isInteger(v)) this.#fail(key, "must be an integer");
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) this.#fail(key, `must be an integer in [0, ${max}]`);
     return v;
   }
 
@@ -133,7 +139,7 @@ class Fields {
 
   intList(key: string, def: number[]): number[] {
     const v = this.o[key] ?? def;
-    if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x))) this.#fail(key, "must be a list of integers");
+    if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0 && x <= MAX_SIZE)) this.#fail(key, `must be a list of integers in [0, ${MAX_SIZE}]`);
     return v as number[];
   }
 
@@ -208,6 +214,10 @@ export interface HfConfigOptions {
  */
 export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): HfMoeSpec {
   if (!isObj(config)) throw new UnsupportedModelError("config.json", "is not a JSON object");
+  for (const o of [config, config.text_config]) {
+    const twins = isObj(o) ? twinKeys(o) : undefined;
+    if (twins !== undefined) throw new UnsupportedModelError("config.json", `${twins[0]} and ${twins[1]} are the same key spelled twice; keep one`);
+  }
   const detected = opts.family === undefined ? detectFamily(config) : { family: opts.family, architecture: opts.family };
   const { family, architecture } = detected;
   const quant = config.quantization_config;
@@ -223,7 +233,7 @@ export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): 
   const caveats: string[] = [];
   const guards: RoutingGuard[] = [];
   const D = f.int("hidden_size");
-  const L = f.int("num_hidden_layers");
+  const L = f.int("num_hidden_layers", undefined, MAX_LAYERS);
   let keys: Obj;
   let module: MoeModuleKind = "routed";
   let sharedDim = 0;

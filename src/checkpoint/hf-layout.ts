@@ -8,11 +8,10 @@ import type { Tensor } from "../core/tensor.js";
 import { fmt, shapesEqual } from "../core/shape.js";
 import {
   SafetensorsCheckpoint,
-  saveSafetensors,
-  saveShardedSafetensors,
   type StorageDType,
 } from "../io/index.js";
 import { defaultStorage } from "../io/codec.js";
+import { checkJsonDepth, readRegularFile } from "../io/files.js";
 import { moeConfig } from "../moe/config.js";
 import {
   CheckpointLayoutError,
@@ -37,6 +36,7 @@ import {
   type HfMoeSpec,
 } from "./hf-config.js";
 import { indexAxis0, joinAxis, splitAxis, stackTransposed, transposeLast2, withDtype, type SplitMode } from "./transforms.js";
+import { writeCheckpointFolder, writeTensorFiles } from "./write-folder.js";
 
 /** How one HF tensor (or a set of per-expert tensors) maps onto moekit parameters. */
 export type HfRule =
@@ -199,14 +199,17 @@ export interface HfReadOptions extends LayerReadOptions {
   family?: HfFamily;
 }
 
+/** Largest config.json read (real ones are a few KiB). */
+const MAX_CONFIG_BYTES = 16 << 20;
+
 function readConfigJson(dir: string): Record<string, unknown> {
   const file = path.join(dir, "config.json");
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (e) {
-    throw new CheckpointLayoutError(dir, `cannot read config.json (${(e as Error).message}); a Hugging Face checkpoint is a directory with config.json and *.safetensors`);
-  }
+  const fail = (problem: string): never => {
+    throw new CheckpointLayoutError(file, problem);
+  };
+  if (!fs.existsSync(file)) fail("does not exist; a Hugging Face checkpoint is a directory with config.json and *.safetensors");
+  const text = new TextDecoder().decode(readRegularFile(file, fail, MAX_CONFIG_BYTES));
+  checkJsonDepth(text, fail);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -399,6 +402,8 @@ export interface HfWriteOptions {
   family?: HfFamily;
   /** write shards of at most this many data bytes plus model.safetensors.index.json (default: one model.safetensors) */
   maxShardBytes?: number;
+  /** replace an existing checkpoint folder (one holding nothing else) */
+  overwrite?: boolean;
   /** progress messages */
   onProgress?: (message: string) => void;
 }
@@ -438,27 +443,11 @@ export function writeHfMoeLayer(layer: MoeLayer, dir: string, opts: HfWriteOptio
     layerPrefix = `model.layers.${layer.layer}`;
   }
   const { tensors, dtypes } = hfTensorsOf(layer, family, layerPrefix, layout);
-  refuseExistingCheckpoint(dir);
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
   const log = opts.onProgress ?? (() => undefined);
   log(`writing ${Object.keys(tensors).length} tensors of layer ${layer.layer} as ${family} to ${dir}`);
-  let files: string[];
-  if (opts.maxShardBytes !== undefined) {
-    const r = saveShardedSafetensors(dir, tensors, { maxShardBytes: opts.maxShardBytes, dtypes, metadata: { format: "pt" } });
-    files = [r.indexPath, ...r.shards];
-  } else {
-    const file = path.join(dir, "model.safetensors");
-    saveSafetensors(file, tensors, { dtypes, metadata: { format: "pt" } });
-    files = [file];
-  }
+  const files = writeCheckpointFolder(dir, opts, (tmp) => {
+    fs.writeFileSync(path.join(tmp, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
+    return writeTensorFiles(tmp, tensors, { maxShardBytes: opts.maxShardBytes, dtypes, metadata: { format: "pt" } });
+  });
   return { dir, family, files, tensorNames: Object.keys(tensors).sort() };
-}
-
-/** Refuses to write into a directory that already holds safetensors files (they would be read together). */
-export function refuseExistingCheckpoint(dir: string): void {
-  if (!fs.existsSync(dir)) return;
-  if (!fs.statSync(dir).isDirectory()) throw new CheckpointLayoutError(dir, "exists and is not a directory");
-  const old = fs.readdirSync(dir).filter((f) => f.endsWith(".safetensors") || f.endsWith(".safetensors.index.json"));
-  if (old.length > 0) throw new CheckpointLayoutError(dir, `already holds a checkpoint (${old.slice(0, 3).join(", ")}); write to a new directory`);
 }

@@ -19,7 +19,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Tensor } from "../core/tensor.js";
 import { fmt, shapesEqual } from "../core/shape.js";
-import { SafetensorsCheckpoint, saveSafetensors, saveShardedSafetensors, type StorageDType } from "../io/index.js";
+import { SafetensorsCheckpoint, saveSafetensors, type StorageDType } from "../io/index.js";
 import { moeConfig } from "../moe/config.js";
 import {
   CheckpointLayoutError,
@@ -34,7 +34,7 @@ import {
   type RoutingGuard,
   type TensorSource,
 } from "./layer.js";
-import { refuseExistingCheckpoint } from "./hf-layout.js";
+import { writeCheckpointFolder, writeTensorFiles } from "./write-folder.js";
 import { withDtype } from "./transforms.js";
 
 export const MAXTEXT_LAYER_FORMAT = "moekit.maxtext-moe-layer.v1";
@@ -79,6 +79,8 @@ export interface MaxTextWriteOptions {
   /** block prefix to use instead of the convention's */
   prefix?: string;
   onProgress?: (message: string) => void;
+  /** replace an existing output (a file, or a folder holding checkpoint files alone) */
+  overwrite?: boolean;
 }
 
 export interface MaxTextWriteResult {
@@ -123,19 +125,10 @@ export function writeMaxTextMoeLayer(layer: MoeLayer, out: string, opts: MaxText
   if (out.endsWith(".safetensors")) {
     if (opts.maxShardBytes !== undefined) throw new CheckpointLayoutError(out, "sharding needs a directory, not a .safetensors file name");
     fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
-    saveSafetensors(out, tensors, { dtypes, metadata });
+    saveSafetensors(out, tensors, { dtypes, metadata, overwrite: opts.overwrite });
     files = [out];
   } else {
-    refuseExistingCheckpoint(out);
-    fs.mkdirSync(out, { recursive: true });
-    if (opts.maxShardBytes !== undefined) {
-      const r = saveShardedSafetensors(out, tensors, { maxShardBytes: opts.maxShardBytes, dtypes, metadata });
-      files = [r.indexPath, ...r.shards];
-    } else {
-      const file = path.join(out, "model.safetensors");
-      saveSafetensors(file, tensors, { dtypes, metadata });
-      files = [file];
-    }
+    files = writeCheckpointFolder(out, opts, (tmp) => writeTensorFiles(tmp, tensors, { maxShardBytes: opts.maxShardBytes, dtypes, metadata }));
   }
   return { files, prefix, tensorNames: Object.keys(tensors).sort() };
 }

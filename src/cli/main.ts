@@ -70,6 +70,11 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`moekit ${cmd}: ${e.message}`);
       return 2;
     }
+    // a system error (ENOENT, EACCES, ENOSPC, ...) is the machine's answer to the user's paths, not a bug
+    if (e instanceof Error && "syscall" in e && "code" in e && typeof e.code === "string") {
+      console.error(`moekit ${cmd}: ${e.message}`);
+      return 2;
+    }
     throw e;
   }
 }

@@ -9,7 +9,19 @@ export interface Aval {
   readonly dtype: DType;
 }
 
+/** Throws unless every dimension of `shape` is a non-negative safe integer; `where` names the caller. */
+export function checkShape(shape: Shape, where = "shape"): void {
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i]!;
+    if (!Number.isSafeInteger(d) || d < 0) {
+      throw new ShapeError(`[${where}] shape ${fmt(shape)}: dimension ${d} at axis ${i} is not a non-negative integer`);
+    }
+  }
+}
+
+/** Number of elements; the shape is checked (a non-integer or negative dimension is an error, never a size). */
 export function size(shape: Shape): number {
+  checkShape(shape);
   let n = 1;
   for (const d of shape) n *= d;
   return n;
@@ -62,10 +74,43 @@ export function resolveReshape(from: Shape, to: Shape): number[] {
   const known = to.filter((d) => d !== -1);
   const free = to.length - known.length;
   if (free > 1) throw new ShapeError(`[reshape] more than one -1 in ${fmt(to)}`);
+  checkShape(known, "reshape");
   const k = size(known);
   const out = to.map((d) => (d === -1 ? (k === 0 ? 0 : n / k) : d));
-  if (size(out) !== n || out.some((d) => !Number.isInteger(d) || d < 0)) {
+  if (out.some((d) => !Number.isInteger(d) || d < 0) || size(out) !== n) {
     throw new ShapeError(`[reshape] cannot reshape ${fmt(from)} (${n} elements) to ${fmt(to)}`);
   }
   return out;
+}
+
+const describe = (v: unknown): string => (Array.isArray(v) ? "a list" : typeof v === "string" ? JSON.stringify(v) : String(v));
+
+/** Nested number arrays, as `tensor()` takes them. */
+export type NestedNumbers = number | readonly NestedNumbers[];
+
+/**
+ * The shape and row-major elements of nested arrays, which must be rectangular with numbers at the leaves.
+ * Level by level rather than recursive, so deep nesting is an error, not a stack overflow.
+ */
+export function flattenNested(values: NestedNumbers, where = "tensor"): { shape: number[]; flat: number[] } {
+  const shape: number[] = [];
+  let level: NestedNumbers[] = [values];
+  // "values[i][j]..." of the k-th element of the current level
+  const at = (k: number): string => `values${shape.map((_, a) => `[${Math.floor(k / size(shape.slice(a + 1))) % shape[a]!}]`).join("")}`;
+  const fail = (k: number, what: string): never => {
+    throw new ShapeError(`[${where}] ${at(k)} ${what}`);
+  };
+  while (level.length > 0 && Array.isArray(level[0])) {
+    const n = (level[0] as readonly NestedNumbers[]).length;
+    const next: NestedNumbers[] = [];
+    level.forEach((v, k) => {
+      if (!Array.isArray(v)) fail(k, `is ${describe(v)} where ${at(0)} is a list`);
+      if ((v as readonly NestedNumbers[]).length !== n) fail(k, `has ${(v as readonly NestedNumbers[]).length} elements where ${at(0)} has ${n} (ragged nesting)`);
+      for (const x of v as readonly NestedNumbers[]) next.push(x);
+    });
+    shape.push(n);
+    level = next;
+  }
+  level.forEach((v, k) => typeof v === "number" || fail(k, `is ${describe(v)}, not a number`));
+  return { shape, flat: level as number[] };
 }

@@ -1,6 +1,6 @@
 import { allocate, bf16BitsRef, bf16BitsToF32, roundBf16InPlace, type DType, type TypedArray } from "./dtype.js";
 import { DTypeError, ShapeError } from "./errors.js";
-import { fmt, size, type Shape } from "./shape.js";
+import { checkShape, flattenNested, fmt, size, type NestedNumbers, type Shape } from "./shape.js";
 
 /**
  * A node of the reverse-mode graph: made by an op whose inputs are tracked. `vjp` maps the cotangents
@@ -136,10 +136,15 @@ export class Tensor {
   }
 }
 
-/** Build a tensor from numbers (copied, converted to `dtype`). */
-export function tensor(values: ArrayLike<number> | number, shape?: Shape, dtype: DType = "float32"): Tensor {
-  const arr = typeof values === "number" ? [values] : values;
-  const shp = shape ?? (typeof values === "number" ? [] : [arr.length]);
+/**
+ * Build a tensor from numbers (copied, converted to `dtype`): a number, a typed array, or nested arrays, which
+ * must be rectangular (their shape is the default `shape`).
+ */
+export function tensor(values: ArrayLike<number> | NestedNumbers, shape?: Shape, dtype: DType = "float32"): Tensor {
+  const nested = typeof values === "number" || Array.isArray(values) ? flattenNested(values as NestedNumbers) : undefined;
+  const arr: ArrayLike<number> = nested?.flat ?? (values as ArrayLike<number>);
+  const shp = shape ?? nested?.shape ?? [arr.length];
+  checkShape(shp, "tensor");
   const data = allocate(dtype, arr.length);
   for (let i = 0; i < arr.length; i++) data[i] = arr[i]!;
   if (dtype === "bfloat16") roundBf16InPlace(data as Float32Array);

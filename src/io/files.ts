@@ -32,12 +32,55 @@ export function systemMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Opens `file` for reading, turning a system error into a CheckpointError. */
+/** Opens `file` for reading. Only a regular file is opened (a FIFO or device would block or never end). */
 export function openForRead(format: FileFormat, file: string): number {
+  return openRegular(file, failFor(format, file));
+}
+
+/** Opens `file` for reading, or fails naming why; O_NONBLOCK keeps a FIFO from blocking the open itself. */
+export function openRegular(file: string, fail: Fail): number {
+  let fd: number;
   try {
-    return fs.openSync(file, "r");
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (e) {
-    throw new CheckpointError(format, file, `cannot open (${systemMessage(e)})`, { cause: e });
+    fail(`cannot open (${systemMessage(e)})`);
+  }
+  const stat = fs.fstatSync(fd);
+  if (!stat.isFile()) {
+    fs.closeSync(fd);
+    fail(stat.isDirectory() ? "is a folder, not a file" : "is not a regular file (a FIFO, socket or device)");
+  }
+  return fd;
+}
+
+/** The whole of a regular file of at most `maxBytes` bytes. */
+export function readRegularFile(file: string, fail: Fail, maxBytes: number): Uint8Array {
+  const fd = openRegular(file, fail);
+  try {
+    const length = fs.fstatSync(fd).size;
+    if (length > maxBytes) fail(`is ${length} bytes, over the limit of ${maxBytes}`);
+    return readExactly(fd, 0, length, fail);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Deepest nesting accepted in JSON text (checkpoint headers, index and config files need a handful). */
+export const MAX_JSON_DEPTH = 64;
+
+/** Fails if `text` nests arrays or objects deeper than `maxDepth` (JSON.parse would overflow the stack). */
+export function checkJsonDepth(text: string, fail: Fail, maxDepth = MAX_JSON_DEPTH): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) fail(`JSON nested deeper than ${maxDepth} levels (at character ${i})`);
+    } else if (c === 0x5d || c === 0x7d) depth--;
   }
 }
 
@@ -54,29 +97,4 @@ export function readExactly(fd: number, position: number, length: number, fail: 
     done += n;
   }
   return out;
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.length) {
-    done += fs.writeSync(fd, bytes, done, Math.min(bytes.length - done, MAX_READ));
-  }
-}
-
-/**
- * Writes the chunks to `file` through a temporary file renamed into place, so that a failure
- * (including one thrown while the chunks are produced) leaves no partial file behind.
- */
-export function writeAtomically(file: string, chunks: Iterable<Uint8Array>): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, "w");
-  let written = false;
-  try {
-    for (const chunk of chunks) writeAll(fd, chunk);
-    written = true;
-  } finally {
-    fs.closeSync(fd);
-    if (!written) fs.rmSync(tmp, { force: true });
-  }
-  fs.renameSync(tmp, file);
 }

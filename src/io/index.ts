@@ -1,4 +1,5 @@
 export { CheckpointError, type FileFormat } from "./files.js";
+export type { OverwriteOption } from "./atomic-write.js";
 export { STORAGE_DTYPES, type StorageDType } from "./codec.js";
 export {
   SafetensorsFile,

@@ -1,7 +1,6 @@
 // NumPy .npy files: "\x93NUMPY", version major/minor bytes, a little-endian header length (u16 for
 // version 1, u32 for versions 2 and 3), a Python dict literal {'descr', 'fortran_order', 'shape'}
 // padded with spaces and a newline, then the elements.
-import fs from "node:fs";
 import { Tensor } from "../core/tensor.js";
 import {
   castDecoded,
@@ -12,7 +11,8 @@ import {
   type Fail,
   type StorageDType,
 } from "./codec.js";
-import { CheckpointError, failFor, systemMessage, writeAtomically } from "./files.js";
+import { writeAtomically, type OverwriteOption } from "./atomic-write.js";
+import { failFor, readRegularFile } from "./files.js";
 import type { ReadOptions } from "./safetensors.js";
 
 /** "\x93NUMPY" */
@@ -199,16 +199,10 @@ function decodeNpy(bytes: Uint8Array, file: string, options: ReadOptions = {}): 
  * Floats keep their values (f2 -> float32); integers become int32, and values beyond int32 are an error.
  */
 export function readNpy(path: string, options: ReadOptions = {}): Tensor {
-  let bytes: Uint8Array;
-  try {
-    bytes = fs.readFileSync(path);
-  } catch (e) {
-    throw new CheckpointError("npy", path, `cannot read (${systemMessage(e)})`, { cause: e });
-  }
-  return decodeNpy(bytes, path, options);
+  return decodeNpy(readRegularFile(path, failFor("npy", path), Number.MAX_SAFE_INTEGER), path, options);
 }
 
-export interface NpyWriteOptions {
+export interface NpyWriteOptions extends OverwriteOption {
   /** NumPy dtype to store, such as '<f2' or '|u1'; default the tensor's own ('<f4' for bfloat16). */
   descr?: string;
 }
@@ -229,7 +223,7 @@ function encodeHeader(descr: string, shape: readonly number[]): Uint8Array {
   return out;
 }
 
-/** Writes a tensor as an .npy file (version 1.0, or 2.0 for headers beyond 64 KiB), C order. */
+/** Writes a tensor as an .npy file (version 1.0, or 2.0 for headers beyond 64 KiB), C order; an existing file only with `overwrite`. */
 export function writeNpy(path: string, t: Tensor, options: NpyWriteOptions = {}): void {
   const fail: Fail = failFor("npy", path);
   const dtype =
@@ -237,5 +231,5 @@ export function writeNpy(path: string, t: Tensor, options: NpyWriteOptions = {})
       ? defaultStorage(t.dtype === "bfloat16" ? "float32" : t.dtype)
       : parseDescr(options.descr, fail);
   const data = encodeElements(t, dtype, fail);
-  writeAtomically(path, [encodeHeader(descrOf(dtype), t.shape), data]);
+  writeAtomically(path, [encodeHeader(descrOf(dtype), t.shape), data], fail, options);
 }

@@ -15,7 +15,8 @@ import {
   type Fail,
   type StorageDType,
 } from "./codec.js";
-import { failFor, isObject, openForRead, readExactly, writeAtomically } from "./files.js";
+import { writeAtomically, type OverwriteOption } from "./atomic-write.js";
+import { checkJsonDepth, failFor, isObject, openForRead, readExactly } from "./files.js";
 
 /** The reference implementation refuses larger headers, to bound the JSON it parses. */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -46,7 +47,7 @@ export interface ReadOptions {
   dtype?: DType;
 }
 
-export interface SaveOptions {
+export interface SaveOptions extends OverwriteOption {
   /** String pairs stored under `__metadata__`. */
   metadata?: Record<string, string>;
   /** Storage dtype by tensor name; the rest keep theirs (float32 F32, float64 F64, bfloat16 BF16, int32 I32). */
@@ -67,6 +68,7 @@ function parseJsonObject(bytes: Uint8Array, fail: Fail): Record<string, unknown>
     fail("header is not valid UTF-8");
   }
   if (!text.startsWith("{")) fail(`header does not start with '{' (it starts ${JSON.stringify(text.slice(0, 16))})`);
+  checkJsonDepth(text, (problem) => fail(`header ${problem}`));
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -334,10 +336,12 @@ function encodeHeader(planned: PlannedTensor[], metadata: Record<string, string>
 /**
  * Writes `tensors` to a safetensors file, data in sorted-name order. Reading it back gives bit-identical
  * tensors when each keeps its natural storage dtype. Values that do not fit a requested integer dtype,
- * or floats requested as integers, are an error; nothing is left at `path` then.
+ * or floats requested as integers, are an error; nothing is left at `path` then. An existing `path` is
+ * replaced only with `overwrite`.
  */
 export function saveSafetensors(path: string, tensors: Record<string, Tensor>, options: SaveOptions = {}): void {
-  checkSaveOptions(tensors, options, failFor("safetensors", path));
+  const fail = failFor("safetensors", path);
+  checkSaveOptions(tensors, options, fail);
   const planned = planTensors(tensors, options);
   function* chunks(): Generator<Uint8Array> {
     yield encodeHeader(planned, options.metadata);
@@ -345,5 +349,5 @@ export function saveSafetensors(path: string, tensors: Record<string, Tensor>, o
       yield encodeElements(tensor, dtype, failFor("safetensors", path, `tensor '${name}'`));
     }
   }
-  writeAtomically(path, chunks());
+  writeAtomically(path, chunks(), fail, options);
 }

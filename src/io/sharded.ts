@@ -4,7 +4,9 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Tensor } from "../core/tensor.js";
 import { storageWidth, type Fail } from "./codec.js";
-import { CheckpointError, failFor, isObject, systemMessage, writeAtomically } from "./files.js";
+import { writeAtomically, writeFolderAtomically } from "./atomic-write.js";
+import { CheckpointError, MAX_JSON_DEPTH, checkJsonDepth, failFor, isObject, readRegularFile, systemMessage } from "./files.js";
+import { backsCheckpointFile, realPathOf } from "./paths.js";
 import {
   SafetensorsFile,
   checkSaveOptions,
@@ -27,6 +29,14 @@ interface Layout {
   opened: SafetensorsFile[];
 }
 
+/** Fails if `file` (a symlink, say) resolves to a place outside the checkpoint folder `dir`. */
+function checkRealPathInside(dir: string, file: string, fail: Fail): void {
+  const real = realPathOf(file);
+  if (!backsCheckpointFile(real, realPathOf(dir))) {
+    fail(`shard '${path.relative(dir, file)}' resolves to ${real}, which lies outside the checkpoint directory`);
+  }
+}
+
 function resolveShard(dir: string, shard: string, fail: Fail): string {
   const resolved = path.resolve(dir, shard);
   if (path.isAbsolute(shard) || path.relative(dir, resolved).split(path.sep)[0] === "..") {
@@ -35,13 +45,12 @@ function resolveShard(dir: string, shard: string, fail: Fail): string {
   return resolved;
 }
 
+/** Largest index file read (real ones are a few hundred KiB). */
+const MAX_INDEX_BYTES = 64 << 20;
+
 function parseIndexJson(indexPath: string, fail: Fail): Record<string, unknown> {
-  let text: string;
-  try {
-    text = fs.readFileSync(indexPath, "utf8");
-  } catch (e) {
-    fail(`cannot read (${systemMessage(e)})`);
-  }
+  const text = new TextDecoder().decode(readRegularFile(indexPath, fail, MAX_INDEX_BYTES));
+  checkJsonDepth(text, fail, MAX_JSON_DEPTH);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -65,6 +74,7 @@ function readIndex(indexPath: string): Layout {
   }
   for (const shard of new Set(weightMap.values())) {
     if (!fs.existsSync(shard)) fail(`weight_map names shard '${path.relative(dir, shard)}', which does not exist`);
+    checkRealPathInside(dir, shard, fail);
   }
   return { weightMap, metadata, opened: [] };
 }
@@ -101,6 +111,7 @@ function readDirectory(dir: string): Layout {
   if (indexes.length === 1) return readIndex(path.join(dir, indexes[0]!));
   const files = entries.filter((e) => e.endsWith(".safetensors"));
   if (files.length === 0) fail(`no ${DEFAULT_INDEX} and no .safetensors files`);
+  for (const f of files) checkRealPathInside(dir, path.join(dir, f), fail);
   return readFiles(dir, files.map((f) => path.join(dir, f)));
 }
 
@@ -237,17 +248,13 @@ function pick<T>(record: Record<string, T>, names: string[]): Record<string, T> 
 const pad5 = (i: number): string => String(i).padStart(5, "0");
 
 /**
- * Writes `tensors` as shards of at most `maxShardBytes` data each, plus an index json mapping every
- * tensor to its shard. `metadata` goes into every shard and, with `total_size`, into the index.
+ * Writes `tensors` as shards into the existing folder `dir`, the index json last. Returns the file names.
+ * For a folder that is being made (see writeFolderAtomically); saveShardedSafetensors is the public form.
  */
-export function saveShardedSafetensors(
-  dir: string,
-  tensors: Record<string, Tensor>,
-  options: ShardedSaveOptions,
-): ShardedSaveResult {
+export function writeShards(dir: string, tensors: Record<string, Tensor>, options: ShardedSaveOptions): { index: string; shards: string[]; totalSize: number } {
   const prefix = options.prefix ?? "model";
-  const indexPath = path.join(dir, `${prefix}${INDEX_SUFFIX}`);
-  const fail: Fail = failFor("safetensors", indexPath);
+  const index = `${prefix}${INDEX_SUFFIX}`;
+  const fail: Fail = failFor("safetensors", path.join(dir, index));
   if (!(options.maxShardBytes > 0)) fail(`maxShardBytes ${options.maxShardBytes} is not a positive number`);
   checkSaveOptions(tensors, options, fail);
   const sizes = new Map(
@@ -256,15 +263,29 @@ export function saveShardedSafetensors(
       .map((n) => [n, tensors[n]!.size * storageWidth(storageDTypeOf(n, tensors[n]!, options))]),
   );
   const groups = groupIntoShards(sizes, options.maxShardBytes);
-  const names = groups.map((_, i) => `${prefix}-${pad5(i + 1)}-of-${pad5(groups.length)}.safetensors`);
-  fs.mkdirSync(dir, { recursive: true });
+  const shards = groups.map((_, i) => `${prefix}-${pad5(i + 1)}-of-${pad5(groups.length)}.safetensors`);
   groups.forEach((group, i) => {
     const shardOptions = { metadata: options.metadata, dtypes: pick(options.dtypes ?? {}, group) };
-    saveSafetensors(path.join(dir, names[i]!), pick(tensors, group), shardOptions);
+    saveSafetensors(path.join(dir, shards[i]!), pick(tensors, group), shardOptions);
   });
   const totalSize = [...sizes.values()].reduce((a, b) => a + b, 0);
-  const weightMap = Object.fromEntries(groups.flatMap((group, i) => group.map((n) => [n, names[i]!])));
-  const index = { metadata: { ...options.metadata, total_size: totalSize }, weight_map: weightMap };
-  writeAtomically(indexPath, [new TextEncoder().encode(`${JSON.stringify(index, null, 2)}\n`)]);
-  return { indexPath, shards: names.map((n) => path.join(dir, n)), totalSize };
+  const weightMap = Object.fromEntries(groups.flatMap((group, i) => group.map((n) => [n, shards[i]!])));
+  const json = { metadata: { ...options.metadata, total_size: totalSize }, weight_map: weightMap };
+  writeAtomically(path.join(dir, index), [new TextEncoder().encode(`${JSON.stringify(json, null, 2)}\n`)], fail);
+  return { index, shards, totalSize };
+}
+
+/**
+ * Writes `tensors` as the folder `dir`: shards of at most `maxShardBytes` data each, plus an index json mapping
+ * every tensor to its shard. `metadata` goes into every shard and, with `total_size`, into the index. The folder
+ * is made whole in a temporary folder and renamed into place; an existing non-empty `dir` is replaced only with
+ * `overwrite`, and only when it holds nothing but checkpoint files.
+ */
+export function saveShardedSafetensors(
+  dir: string,
+  tensors: Record<string, Tensor>,
+  options: ShardedSaveOptions,
+): ShardedSaveResult {
+  const written = writeFolderAtomically(dir, (tmp) => writeShards(tmp, tensors, options), failFor("safetensors", dir), options);
+  return { indexPath: path.join(dir, written.index), shards: written.shards.map((n) => path.join(dir, n)), totalSize: written.totalSize };
 }

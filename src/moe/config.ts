@@ -126,6 +126,15 @@ export function snakeCase(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
+/** The first key of `obj` spelled twice (`num_experts` and `numExperts`), as [snake, camel]; undefined if none. */
+export function twinKeys(obj: Record<string, unknown>): [string, string] | undefined {
+  for (const k of Object.keys(obj)) {
+    const snake = snakeCase(k);
+    if (snake !== k && Object.hasOwn(obj, snake)) return [snake, k];
+  }
+  return undefined;
+}
+
 function editDistance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) d[0]![j] = j;
@@ -188,6 +197,8 @@ const INT_KEYS = new Set([
 export function moeConfig(raw: Record<string, unknown> = {}, opts: ConfigOptions = {}): MoeConfig {
   const strict = opts.strict ?? true;
   const merged: Record<string, unknown> = { ...MOE_DEFAULTS, mlp_activations: [...MOE_DEFAULTS.mlp_activations] };
+  const twins = twinKeys(raw);
+  if (twins !== undefined) throw new ConfigError(twins[1], raw[twins[1]], `is given twice, also as ${twins[0]}=${JSON.stringify(raw[twins[0]])}; keep one`);
   for (const [k0, v] of Object.entries(raw)) {
     const k = k0 in MOE_DEFAULTS ? k0 : snakeCase(k0);
     if (!(k in MOE_DEFAULTS)) {

@@ -1,6 +1,7 @@
 // Explicit, splittable PRNG keys (counter-based Threefry-2x32, 20 rounds). No global RNG.
 import { allocate, roundBf16InPlace, type DType } from "../core/dtype.js";
-import { size } from "../core/shape.js";
+import { MoeError } from "../core/errors.js";
+import { checkShape, size } from "../core/shape.js";
 import { Tensor } from "../core/tensor.js";
 
 /** A PRNG key: two uint32 words. */
@@ -31,19 +32,32 @@ export function threefry2x32(key: Key, c0: number, c1: number): [number, number]
   return [x0, x1];
 }
 
-/** A key from an integer seed. */
+function checkInteger(v: number, what: string, where: string): void {
+  if (!Number.isSafeInteger(v)) throw new MoeError(`[${where}] ${what} ${v} is not a safe integer`);
+}
+
+/** A key from an integer seed (a NaN or fractional seed would silently equal another seed's key). */
 export function prngKey(seed: number): Key {
+  checkInteger(seed, "seed", "prngKey");
   return [Math.floor(seed / 2 ** 32) >>> 0, seed >>> 0];
 }
 
 /** n independent keys derived from `key`. */
 export function split(key: Key, n = 2): Key[] {
+  checkInteger(n, "count", "split");
   return Array.from({ length: n }, (_, i) => threefry2x32(key, i, 0x6b657973));
 }
 
 /** A key derived from `key` and an integer (e.g. a layer index or rank). */
 export function foldIn(key: Key, data: number): Key {
+  checkInteger(data, "data", "foldIn");
   return threefry2x32(key, data >>> 0, 0x666f6c64);
+}
+
+/** Elements of `shape`, checked and named for `where`. */
+function count(shape: readonly number[], where: string): number {
+  checkShape(shape, where);
+  return size(shape);
 }
 
 /** n uint32 words. */
@@ -73,13 +87,13 @@ function fill(shape: readonly number[], dtype: DType, values: ArrayLike<number>)
 }
 
 export function uniform(key: Key, shape: readonly number[], lo = 0, hi = 1, dtype: DType = "float32"): Tensor {
-  const u = uniform01(key, size(shape));
+  const u = uniform01(key, count(shape, "uniform"));
   return fill(shape, dtype, u.map((v) => lo + (hi - lo) * v));
 }
 
 /** Integers uniform in [lo, hi) (int32). */
 export function randint(key: Key, shape: readonly number[], lo: number, hi: number): Tensor {
-  const u = uniform01(key, size(shape));
+  const u = uniform01(key, count(shape, "randint"));
   return fill(shape, "int32", u.map((v) => lo + Math.floor(v * (hi - lo))));
 }
 
@@ -131,7 +145,7 @@ function erfc(x: number): number {
 }
 
 export function normal(key: Key, shape: readonly number[], dtype: DType = "float32"): Tensor {
-  const u = uniform01(key, size(shape));
+  const u = uniform01(key, count(shape, "normal"));
   return fill(shape, dtype, u.map((v) => ndtri(Math.min(Math.max(v, 1e-300), 1 - 2 ** -33))));
 }
 
@@ -139,7 +153,7 @@ export function normal(key: Key, shape: readonly number[], dtype: DType = "float
 export function truncatedNormal(key: Key, shape: readonly number[], lo = -2, hi = 2, dtype: DType = "float32"): Tensor {
   const a = normCdf(lo);
   const b = normCdf(hi);
-  const u = uniform01(key, size(shape));
+  const u = uniform01(key, count(shape, "truncatedNormal"));
   return fill(
     shape,
     dtype,

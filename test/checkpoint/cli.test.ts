@@ -2,7 +2,8 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { captureConsole } from "../harness/console.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { SafetensorsCheckpoint, loadSafetensors, saveSafetensors, writeNpy } from "../../src/io/index.js";
 import { convertCommand } from "../../src/cli/commands/convert.js";
@@ -15,15 +16,7 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 let n = 0;
 const tmp = (name: string): string => path.join(root, `${n++}-${name}`);
 
-let out: string[];
-let err: string[];
-beforeEach(() => {
-  out = [];
-  err = [];
-  vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void out.push(a.join(" ")));
-  vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void err.push(a.join(" ")));
-});
-afterEach(() => vi.restoreAllMocks());
+const { out, err } = captureConsole();
 
 describe("moekit convert", () => {
   const fx = makeFixture("qwen2_moe");

@@ -286,15 +286,18 @@ export interface WriteOptions {
 
 /** Writes a fixture as a HF checkpoint directory. */
 export function writeFixture(fx: Fixture, dir: string, opts: WriteOptions = {}): string {
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(opts.config ?? fx.config, null, 2));
   const tensors: Record<string, Tensor> = {};
   const storage: Record<string, StorageDType> = { ...fx.storage };
   for (const [n, t] of Object.entries(fx.tensors)) tensors[n] = toTensor(t, fx.storage[n]!);
   opts.edit?.(tensors, storage);
   const dtypes = Object.fromEntries(Object.keys(tensors).map((n) => [n, storage[n]!]));
+  // a sharded save makes the folder as a whole, so config.json goes in after it
   if (opts.maxShardBytes !== undefined) saveShardedSafetensors(dir, tensors, { maxShardBytes: opts.maxShardBytes, dtypes, metadata: { format: "pt" } });
-  else saveSafetensors(path.join(dir, "model.safetensors"), tensors, { dtypes, metadata: { format: "pt" } });
+  else {
+    fs.mkdirSync(dir, { recursive: true });
+    saveSafetensors(path.join(dir, "model.safetensors"), tensors, { dtypes, metadata: { format: "pt" } });
+  }
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(opts.config ?? fx.config, null, 2));
   return dir;
 }
 

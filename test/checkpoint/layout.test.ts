@@ -81,7 +81,7 @@ describe("malformed Hugging Face checkpoints", () => {
   it("no config.json / invalid JSON", () => {
     const dir = tmp("noconfig");
     fs.mkdirSync(dir);
-    expect(() => readHfMoeLayer(dir, 1)).toThrow(/cannot read config.json/);
+    expect(() => readHfMoeLayer(dir, 1)).toThrow(/config.json: does not exist; a Hugging Face checkpoint is a directory with config.json/);
     fs.writeFileSync(path.join(dir, "config.json"), "{ nope");
     expect(() => readHfMoeLayer(dir, 1)).toThrow(/not valid JSON/);
   });
@@ -124,7 +124,7 @@ describe("malformed Hugging Face checkpoints", () => {
 
   it("writing into a directory that already holds a checkpoint is refused", () => {
     const dir = writeFixture(fx, tmp("occupied"));
-    expect(() => writeHfMoeLayer(readHfMoeLayer(dir, 1), dir)).toThrow(/already holds a checkpoint/);
+    expect(() => writeHfMoeLayer(readHfMoeLayer(dir, 1), dir)).toThrow(/already exists and holds/);
   });
 });
 

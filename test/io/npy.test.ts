@@ -120,10 +120,10 @@ describe("npy: round trips", () => {
     expect(readNpy(file, { dtype: "bfloat16" }).dtype).toBe("bfloat16");
 
     for (const descr of ["<i8", "|u1", "<u2", "<i2", "|i1", "<u4", "<u8", "|b1"]) {
-      writeNpy(file, tensor([0, 1, 1], [3], "int32"), { descr });
+      writeNpy(file, tensor([0, 1, 1], [3], "int32"), { descr, overwrite: true });
       expect(readNpy(file).toArray()).toEqual([0, 1, 1]);
     }
-    writeNpy(file, tensor([1, -2, 65504]), { descr: "<f2" });
+    writeNpy(file, tensor([1, -2, 65504]), { descr: "<f2", overwrite: true });
     expect(readNpy(file).toArray()).toEqual([1, -2, 65504]);
   });
 
@@ -137,9 +137,9 @@ describe("npy: round trips", () => {
     const header = bytes.subarray(10, 10 + length).toString("latin1");
     expect(header).toMatch(/^\{'descr': '<f4', 'fortran_order': False, 'shape': \(2, 3\), \} *\n$/);
     expect(bytes.length).toBe(10 + length + 24);
-    writeNpy(file, tensor([1, 2, 3, 4, 5]));
+    writeNpy(file, tensor([1, 2, 3, 4, 5]), { overwrite: true });
     expect(fs.readFileSync(file).toString("latin1")).toContain("'shape': (5,), }");
-    writeNpy(file, tensor(1, [], "int32"));
+    writeNpy(file, tensor(1, [], "int32"), { overwrite: true });
     const scalarHeader = "{'descr': '<i4', 'fortran_order': False, 'shape': (), }";
     expect(fs.readFileSync(file).toString("latin1")).toContain(scalarHeader);
   });
@@ -215,7 +215,7 @@ describe("npy: malformed files are rejected with the file and the problem", () =
       () => rawFile(Uint8Array.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 5])),
       /truncated: 9 bytes, fewer than the 10-byte preamble/,
     ],
-    ["a missing file", () => path.join(root, "nope.npy"), /cannot read \(ENOENT/],
+    ["a missing file", () => path.join(root, "nope.npy"), /cannot open \(ENOENT/],
   ];
   it.each(cases)("%s", (_, make, problem) => expectRejected(make(), problem));
 });

@@ -1,6 +1,4 @@
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { parse as parseYaml } from "yaml";
 import { MoeError } from "../../core/errors.js";
 import {
   HF_FAMILIES,
@@ -12,6 +10,9 @@ import {
   type CheckpointFormat,
   type MoeModuleKind,
 } from "../../checkpoint/index.js";
+import { readKeysFile } from "../config-file.js";
+import { checkOutput } from "../outputs.js";
+import { optionalIntFlag } from "../flags.js";
 
 const HELP = `Usage: moekit convert --from hf|maxtext --to hf|maxtext IN OUT [options]
 
@@ -27,25 +28,12 @@ Options:
   --config FILE        MaxText keys (JSON or YAML) for a MaxText file without moekit metadata
   --module KIND        ${MODULE_KINDS.join(" | ")} (MaxText file without metadata)
   --max-shard-bytes N  write shards of at most N data bytes plus an index json
+  --force              replace an existing OUT (a file, or a folder holding only a checkpoint)
   --quiet              no progress messages on stderr`;
 
 function format(v: string | undefined, flag: string): CheckpointFormat {
   if (v !== "hf" && v !== "maxtext") throw new MoeError(`${flag} must be hf or maxtext, got ${JSON.stringify(v)} (see --help)`);
   return v;
-}
-
-function positiveInt(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new MoeError(`${flag} must be a non-negative integer, got ${JSON.stringify(v)}`);
-  return n;
-}
-
-/** Reads MaxText keys from a JSON or YAML file. */
-export function readKeysFile(file: string): Record<string, unknown> {
-  const obj: unknown = parseYaml(readFileSync(file, "utf8"));
-  if (obj === null || typeof obj !== "object" || Array.isArray(obj)) throw new MoeError(`${file}: expected a mapping of MaxText keys`);
-  return obj as Record<string, unknown>;
 }
 
 /** `moekit convert`: returns the exit code. */
@@ -62,6 +50,7 @@ export async function convertCommand(argv: string[]): Promise<number> {
       module: { type: "string" },
       "max-shard-bytes": { type: "string" },
       quiet: { type: "boolean" },
+      force: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -73,9 +62,10 @@ export async function convertCommand(argv: string[]): Promise<number> {
   const to = format(values.to, "--to");
   if (positionals.length !== 2) throw new MoeError(`expects IN and OUT, got ${positionals.length} paths (see --help)`);
   const [input, output] = positionals as [string, string];
-  const layer = positiveInt(values.layer, "--layer");
-  const maxShardBytes = positiveInt(values["max-shard-bytes"], "--max-shard-bytes");
-  if (maxShardBytes === 0) throw new MoeError("--max-shard-bytes must be positive");
+  const overwrite = values.force === true;
+  checkOutput({ flag: "OUT", path: output }, [{ flag: "IN", path: input }, { flag: "--config", path: values.config }], overwrite);
+  const layer = optionalIntFlag(values.layer, "--layer", 0);
+  const maxShardBytes = optionalIntFlag(values["max-shard-bytes"], "--max-shard-bytes", 1);
   const family = values.family;
   if (family !== undefined && !isHfFamily(family)) throw new MoeError(`--family ${family} is not one of ${HF_FAMILIES.join(", ")}`);
   const module = values.module as MoeModuleKind | undefined;
@@ -86,11 +76,11 @@ export async function convertCommand(argv: string[]): Promise<number> {
   let files: string[];
   let count: number;
   if (to === "hf") {
-    const r = writeHfMoeLayer(l, output, { family, maxShardBytes, onProgress });
+    const r = writeHfMoeLayer(l, output, { family, maxShardBytes, onProgress, overwrite });
     files = r.files;
     count = r.tensorNames.length;
   } else {
-    const r = writeMaxTextMoeLayer(l, output, { maxShardBytes, onProgress });
+    const r = writeMaxTextMoeLayer(l, output, { maxShardBytes, onProgress, overwrite });
     files = r.files;
     count = r.tensorNames.length;
   }

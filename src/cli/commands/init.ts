@@ -7,13 +7,16 @@ import { getPreset } from "../../moe/presets.js";
 import { RoutedMoE } from "../../moe/routed-moe.js";
 import { RoutedAndSharedMoE, sharedExpertDim } from "../../moe/routed-and-shared-moe.js";
 import { prngKey } from "../../nn/random.js";
+import { checkOutput } from "../outputs.js";
+import { intFlag } from "../flags.js";
+import { parseSets, withOverrides } from "../sets.js";
 
-const HELP = `Usage: moekit init --preset NAME [--format maxtext|hf] [--family F] [--seed N] [--set KEY=VALUE] OUT
+const HELP = `Usage: moekit init --preset NAME [--format maxtext|hf] [--family F] [--seed N] [--set KEY=VALUE] [--force] OUT
 
 Writes one MoE layer with MaxText's initialisers (seeded) as a checkpoint: the MaxText layout
 (OUT ending in .safetensors, or a directory), or a Hugging Face directory (config.json + safetensors)
 of family F (mixtral, qwen3_moe, deepseek_v3, gpt_oss, llama4, ...). Read it back with
-\`moekit run --checkpoint OUT\`.`;
+\`moekit run --checkpoint OUT\`. An existing OUT is replaced only with --force.`;
 
 export function initCommand(argv: string[]): number {
   const { values, positionals } = parseArgs({
@@ -25,6 +28,7 @@ export function initCommand(argv: string[]): number {
       family: { type: "string" },
       seed: { type: "string", default: "0" },
       set: { type: "string", multiple: true },
+      force: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -34,15 +38,12 @@ export function initCommand(argv: string[]): number {
   }
   const out = positionals[0];
   if (values.preset === undefined || out === undefined) throw new MoeError("give --preset NAME and an output path (see --help)");
+  const overwrite = values.force === true;
+  checkOutput({ flag: "OUT", path: out }, [], overwrite);
   const p = getPreset(values.preset);
-  const keys: Record<string, unknown> = { ...p.keys };
-  for (const kv of values.set ?? []) {
-    const i = kv.indexOf("=");
-    if (i <= 0) throw new MoeError(`--set expects KEY=VALUE, got "${kv}"`);
-    keys[kv.slice(0, i)] = JSON.parse(kv.slice(i + 1)) as unknown;
-  }
+  const keys = withOverrides(p.keys, parseSets(values.set));
   const cfg = moeConfig(keys);
-  const key = prngKey(Number(values.seed));
+  const key = prngKey(intFlag(values.seed, "--seed", 0));
   let params: Record<string, Tensor>;
   let sharedDim = 0;
   if (p.layer === "routed_and_shared") {
@@ -54,10 +55,10 @@ export function initCommand(argv: string[]): number {
   if (values.format === "hf") {
     const family = values.family;
     if (family === undefined || !isHfFamily(family)) throw new MoeError(`--format hf needs --family (e.g. mixtral, qwen3_moe, deepseek_v3), got ${String(family)}`);
-    const r = writeHfMoeLayer(layer, out, { family, onProgress: log });
+    const r = writeHfMoeLayer(layer, out, { family, onProgress: log, overwrite });
     console.log(`wrote ${r.tensorNames.length} tensors (${family}) to ${r.dir}`);
   } else if (values.format === "maxtext") {
-    const r = writeMaxTextMoeLayer(layer, out, { onProgress: log });
+    const r = writeMaxTextMoeLayer(layer, out, { onProgress: log, overwrite });
     console.log(`wrote ${r.tensorNames.length} tensors under ${r.prefix}/ to ${r.files.join(", ")}`);
   } else throw new MoeError(`--format must be maxtext or hf, got ${values.format}`);
   return 0;

@@ -1,6 +1,7 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { parseValue, stats } from "../summary.js";
+import { stats } from "../summary.js";
+import { parseSets } from "../sets.js";
 import { MoeError } from "../../core/errors.js";
 import { Tensor } from "../../core/tensor.js";
 import { loadSafetensors, readNpy, saveSafetensors, writeNpy } from "../../io/index.js";
@@ -8,7 +9,9 @@ import { bincount } from "../../ops/indexing.js";
 import { reshape } from "../../ops/movement.js";
 import { foldIn, normal, prngKey } from "../../nn/random.js";
 import { HF_FAMILIES, isHfFamily, moeLayerForward, openMoeLayer, type CheckpointFormat, type MoeLayer } from "../../checkpoint/index.js";
-import { readKeysFile } from "./convert.js";
+import { readKeysFile } from "../config-file.js";
+import { checkOutput } from "../outputs.js";
+import { intFlag, optionalIntFlag } from "../flags.js";
 
 const HELP = `Usage: moekit run --checkpoint PATH [options]
 
@@ -23,6 +26,7 @@ Options:
                      [B,S,D] or [T,D]; default: a seeded normal input of --batch x --seq
   --output FILE      write the output: .npy (output only) or .safetensors (output, topk_indices,
                      topk_weights, gate_logits)
+  --force            replace an existing --output file
   --set KEY=VALUE    override a MaxText key (repeatable), e.g. --set dtype=float64 (default dtype float32)
   --format hf|maxtext  checkpoint layout (default: detected)
   --family NAME      read a HF checkpoint as this family (${HF_FAMILIES.join(", ")})
@@ -57,12 +61,6 @@ export function readInput(file: string, D: number): Tensor {
   return t;
 }
 
-function countInt(v: string, flag: string, min: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new MoeError(`${flag} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
-  return n;
-}
-
 /**
  * `moekit run --checkpoint PATH [--layer N] [--input FILE] [--output FILE] ...`: loads one MoE layer of a
  * checkpoint, runs it and reports routing statistics. `argv` is everything after `run` (it must contain
@@ -76,6 +74,7 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
       layer: { type: "string" },
       input: { type: "string" },
       output: { type: "string" },
+      force: { type: "boolean" },
       set: { type: "string", multiple: true },
       format: { type: "string" },
       family: { type: "string" },
@@ -92,16 +91,20 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.checkpoint === undefined) throw new MoeError("give --checkpoint PATH (see --help)");
-  const overrides: Record<string, unknown> = { dtype: "float32" };
-  for (const kv of values.set ?? []) {
-    const i = kv.indexOf("=");
-    if (i <= 0) throw new MoeError(`--set expects KEY=VALUE, got "${kv}"`);
-    overrides[kv.slice(0, i)] = parseValue(kv.slice(i + 1));
-  }
+  const overrides: Record<string, unknown> = { dtype: "float32", ...parseSets(values.set) };
   const fmt = values.format;
   if (fmt !== undefined && fmt !== "hf" && fmt !== "maxtext") throw new MoeError(`--format must be hf or maxtext, got ${fmt}`);
   if (values.family !== undefined && !isHfFamily(values.family)) throw new MoeError(`--family ${values.family} is not one of ${HF_FAMILIES.join(", ")}`);
-  const layerArg = values.layer === undefined ? undefined : countInt(values.layer, "--layer", 0);
+  const out = values.output;
+  if (out !== undefined) {
+    if (!out.endsWith(".npy") && !out.endsWith(".safetensors")) throw new MoeError(`--output ${out}: expected a .npy or .safetensors file`);
+    const inputs = [{ flag: "--checkpoint", path: values.checkpoint }, { flag: "--input", path: values.input }, { flag: "--config", path: values.config }];
+    checkOutput({ flag: "--output", path: out }, inputs, values.force === true);
+  }
+  const layerArg = optionalIntFlag(values.layer, "--layer", 0);
+  const batch = intFlag(values.batch, "--batch", 1);
+  const seq = intFlag(values.seq, "--seq", 1);
+  const seed = intFlag(values.seed, "--seed", 0);
   const log = (m: string): void => {
     if (values.json !== true) console.error(`[moekit] ${m}`);
   };
@@ -121,9 +124,7 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
   if (values.input !== undefined) {
     x = readInput(values.input, D);
   } else {
-    const B = countInt(values.batch, "--batch", 1);
-    const S = countInt(values.seq, "--seq", 1);
-    x = normal(foldIn(prngKey(countInt(values.seed, "--seed", 0)), 2), [B, S, D], cfg.dtype);
+    x = normal(foldIn(prngKey(seed), 2), [batch, seq, D], cfg.dtype);
   }
   const [B, S] = x.shape as [number, number, number];
   log(`forward on x [${B},${S},${D}] ${cfg.dtype} (${layer.module}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, H=${cfg.moeMlpDim}${layer.sharedDim > 0 ? `, shared ${layer.sharedDim}` : ""})`);
@@ -131,12 +132,13 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
   const o = moeLayerForward(layer, x);
   const ms = performance.now() - t1;
   const perExpert = Array.from(bincount(o.topKIndices_BSK, cfg.numExperts).data);
-  if (values.output !== undefined) {
-    const out = values.output;
-    if (out.endsWith(".npy")) writeNpy(out, o.output);
-    else if (out.endsWith(".safetensors")) {
-      saveSafetensors(out, { output: o.output, topk_indices: o.topKIndices_BSK, topk_weights: o.topKWeights_BSK, gate_logits: o.gateLogits_BSE });
-    } else throw new MoeError(`--output ${out}: expected a .npy or .safetensors file`);
+  if (out !== undefined) {
+    const overwrite = values.force === true;
+    if (out.endsWith(".npy")) writeNpy(out, o.output, { overwrite });
+    else {
+      const tensors = { output: o.output, topk_indices: o.topKIndices_BSK, topk_weights: o.topKWeights_BSK, gate_logits: o.gateLogits_BSE };
+      saveSafetensors(out, tensors, { overwrite });
+    }
     log(`wrote ${path.resolve(out)}`);
   }
   const parameters = Object.values(layer.params).reduce((a, t) => a + t.size, 0);

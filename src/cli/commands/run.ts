@@ -1,8 +1,7 @@
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { MoeError } from "../../core/errors.js";
-import { parse as parseYaml } from "yaml";
-import { parseValue, stats } from "../summary.js";
+import { stats } from "../summary.js";
+import { parseSets, withOverrides } from "../sets.js";
 import { moeConfig, type MoeConfig } from "../../moe/config.js";
 import { getPreset } from "../../moe/presets.js";
 import { RoutedMoE, type MoeOutput } from "../../moe/routed-moe.js";
@@ -10,6 +9,8 @@ import { RoutedAndSharedMoE } from "../../moe/routed-and-shared-moe.js";
 import { bincount } from "../../ops/indexing.js";
 import { foldIn, normal, prngKey } from "../../nn/random.js";
 import { runCheckpointCommand, wantsCheckpoint } from "./run-checkpoint.js";
+import { readKeysFile } from "../config-file.js";
+import { intFlag } from "../flags.js";
 
 const HELP = `Usage: moekit run (--preset NAME | --config FILE) [options]
        moekit run --checkpoint PATH [--layer N] ...   (see moekit run --checkpoint PATH --help)
@@ -29,19 +30,15 @@ Options:
 
 
 function configFrom(values: { preset?: string; config?: string; set?: string[] }): { cfg: MoeConfig; shared: boolean; label: string } {
-  const overrides: Record<string, unknown> = {};
-  for (const kv of values.set ?? []) {
-    const i = kv.indexOf("=");
-    if (i <= 0) throw new MoeError(`--set expects KEY=VALUE, got "${kv}"`);
-    overrides[kv.slice(0, i)] = parseValue(kv.slice(i + 1));
-  }
+  const overrides = parseSets(values.set);
+  if (values.preset !== undefined && values.config !== undefined) throw new MoeError("give --preset NAME or --config FILE, not both");
   if (values.preset !== undefined) {
     const p = getPreset(values.preset);
-    return { cfg: moeConfig({ ...p.keys, ...overrides }), shared: p.layer === "routed_and_shared", label: p.name };
+    return { cfg: moeConfig(withOverrides(p.keys, overrides)), shared: p.layer === "routed_and_shared", label: p.name };
   }
   if (values.config !== undefined) {
-    const obj = parseYaml(readFileSync(values.config, "utf8")) as Record<string, unknown>;
-    const cfg = moeConfig({ ...obj, ...overrides });
+    const obj = readKeysFile(values.config);
+    const cfg = moeConfig(withOverrides(obj, overrides));
     return { cfg, shared: cfg.sharedExperts > 0 && ["deepseek", "gemma4", "llama4"].includes(cfg.decoderBlock), label: values.config };
   }
   throw new MoeError("give --preset NAME or --config FILE (see --help)");
@@ -68,16 +65,14 @@ export async function runCommand(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  const B = intFlag(values.batch, "--batch", 1);
+  const S = intFlag(values.seq, "--seq", 1);
+  const seed = intFlag(values.seed, "--seed", 0);
+  const maxParams = intFlag(values["max-params"], "--max-params", 0);
   const { cfg, shared, label } = configFrom(values);
-  const B = Number(values.batch);
-  const S = Number(values.seq);
-  const seed = Number(values.seed);
-  for (const [k, v] of [["--batch", B], ["--seq", S], ["--seed", seed]] as const) {
-    if (!Number.isInteger(v) || v < 0 || (k !== "--seed" && v < 1)) throw new MoeError(`${k} must be a positive integer, got ${String(v)}`);
-  }
   const D = cfg.expertInputDim;
   const approxParams = cfg.numExperts * 3 * D * cfg.moeMlpDim + D * cfg.numExperts;
-  if (approxParams > Number(values["max-params"])) {
+  if (approxParams > maxParams) {
     throw new MoeError(`${label} has ~${approxParams.toExponential(2)} routed parameters, over --max-params ${values["max-params"]}; try the tiny-${label} preset`);
   }
   const key = prngKey(seed);

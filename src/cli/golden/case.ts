@@ -1,8 +1,8 @@
 // Golden case files (../shared/golden format): loading and tolerance-checked comparison.
-import { readFileSync } from "node:fs";
 import { MoeError } from "../../core/errors.js";
 import { fmt } from "../../core/shape.js";
 import { tensor, type Tensor } from "../../core/tensor.js";
+import { checkJsonDepth, readRegularFile } from "../../io/files.js";
 
 export type EpPath = "none" | "batch_sharded" | "batch_replicated" | "ring_of_experts";
 
@@ -24,6 +24,9 @@ export interface GoldenCase {
   tensors: Record<string, CaseTensor>;
 }
 
+/** Largest case file read (the golden cases are a few MiB). */
+const MAX_CASE_BYTES = 256 << 20;
+
 function fail(file: string, msg: string): never {
   throw new MoeError(`[golden] ${file}: ${msg}`);
 }
@@ -36,9 +39,11 @@ export function parseLenientJson(text: string): unknown {
 
 /** Parse and validate one case file. */
 export function loadCase(path: string): GoldenCase {
+  const text = new TextDecoder().decode(readRegularFile(path, (problem) => fail(path, problem), MAX_CASE_BYTES));
+  checkJsonDepth(text, (problem) => fail(path, problem));
   let obj: unknown;
   try {
-    obj = parseLenientJson(readFileSync(path, "utf8"));
+    obj = parseLenientJson(text);
   } catch (e) {
     fail(path, `not valid JSON (${(e as Error).message})`);
   }
