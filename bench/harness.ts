@@ -50,7 +50,12 @@ export interface PeerResult {
 export function runPeer(name: string, cmd: string, args: string[], env: Record<string, string> = {}, timeoutS = 900): PeerResult {
   if (cmd.startsWith("/") && !existsSync(cmd)) return { peer: name, skipped: `${cmd} not found` };
   try {
-    const out = execFileSync(cmd, args, { encoding: "utf8", env: { ...process.env, ...env }, timeout: timeoutS * 1000, stdio: ["ignore", "pipe", "pipe"] });
+    const out = execFileSync(cmd, args, {
+      encoding: "utf8",
+      env: { ...process.env, ...env },
+      timeout: timeoutS * 1000,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const line = out.trim().split("\n").at(-1) ?? "";
     const r = JSON.parse(line) as PeerResult;
     return { ...r, peer: name };

@@ -10,7 +10,8 @@ export interface Probes {
 }
 
 const nz = (v: number | undefined): number | undefined => (v !== undefined && v > 0 ? v : undefined);
-const maxOf = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
+const maxOf = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined ? b : b === undefined ? a : Math.max(a, b);
 
 /** One reading of every probe. */
 export function machineProbes(seconds = 0.5): Probes {

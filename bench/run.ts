@@ -62,7 +62,11 @@ const shape: BenchShape = values.quick === true ? { T: 512, D: 256, H: 352, E: 1
 const shapeName = (s: BenchShape): string => `T=${s.T} D=${s.D} H=${s.H} E=${s.E} K=${s.K}`;
 const rows: Row[] = [];
 
-function forwardRow(s: BenchShape, dtype: "float32" | "bfloat16", n: number): { row: Row; w: RoutedMoeWeights; x: Tensor; f: () => unknown; times: number[] } {
+function forwardRow(
+  s: BenchShape,
+  dtype: "float32" | "bfloat16",
+  n: number,
+): { row: Row; w: RoutedMoeWeights; x: Tensor; f: () => unknown; times: number[] } {
   const cfg = benchConfig(s, dtype);
   const w = benchWeights(s, dtype);
   const x = benchInput(s);
@@ -73,7 +77,14 @@ function forwardRow(s: BenchShape, dtype: "float32" | "bfloat16", n: number): { 
   const peakOf: keyof Probes = dtype === "bfloat16" ? (bf16Path === "amx" ? "amxGflops" : "bf16Gflops") : "fp32Gflops";
   const t = tracker.timeBetweenReadings(f, n, peakOf);
   console.error(`[bench]   -> ${(t.median_s * 1000).toFixed(1)} ms, ${(usefulFlops(s) / t.median_s / 1e9).toFixed(0)} GFLOP/s`);
-  const row: Row = { id: dtype === "float32" ? "forward-f32" : "forward-bf16", name: "moekit forward", shape: shapeName(s), dtype: `f32 act, ${dtype} weights`, threads, peakOf };
+  const row: Row = {
+    id: dtype === "float32" ? "forward-f32" : "forward-bf16",
+    name: "moekit forward",
+    shape: shapeName(s),
+    dtype: `f32 act, ${dtype} weights`,
+    threads,
+    peakOf,
+  };
   setTime(row, s, t.runs_s);
   if (t.beside !== undefined) row.besideFraction = usefulFlops(s) / t.median_s / 1e9 / t.beside;
   const notes = row.besideFraction !== undefined ? [`${(100 * row.besideFraction).toFixed(0)}% of the probe read beside these runs`] : [];
@@ -90,9 +101,21 @@ function setTime(row: Row, s: BenchShape, times: number[]): void {
 function torch(s: BenchShape, dtype: string, backward = false): PeerResult {
   console.error(`[bench] peer pytorch ${dtype}${backward ? " fwd+bwd" : ""}`);
   // the HF-style loop's backward is slow: one timed run, bounded
-  const args = [join(root, "bench/peers/torch_moe.py"), ...[s.T, s.D, s.H, s.E, s.K].map(String), dtype, String(threads), String(backward ? 1 : runs)];
+  const args = [
+    join(root, "bench/peers/torch_moe.py"),
+    ...[s.T, s.D, s.H, s.E, s.K].map(String),
+    dtype,
+    String(threads),
+    String(backward ? 1 : runs),
+  ];
   if (backward) args.push("backward");
-  const r = runPeer("pytorch", "/usr/bin/python3", args, { OMP_WAIT_POLICY: "PASSIVE", OMP_NUM_THREADS: String(threads) }, backward ? 300 : 600);
+  const r = runPeer(
+    "pytorch",
+    "/usr/bin/python3",
+    args,
+    { OMP_WAIT_POLICY: "PASSIVE", OMP_NUM_THREADS: String(threads) },
+    backward ? 300 : 600,
+  );
   console.error(`[bench]   -> ${r.median_s !== undefined ? `${(r.median_s * 1000).toFixed(1)} ms` : `skipped: ${r.skipped ?? "?"}`}`);
   return r;
 }
@@ -100,7 +123,13 @@ function torch(s: BenchShape, dtype: string, backward = false): PeerResult {
 function ort(s: BenchShape, dtype: string): PeerResult {
   const script = join(root, "bench/peers/ort/moe.mjs");
   console.error(`[bench] peer onnxruntime ${dtype}`);
-  const r = runPeer("onnxruntime", process.execPath, [script, ...[s.T, s.D, s.H, s.E, s.K].map(String), dtype, String(threads), String(runs)], {}, 600);
+  const r = runPeer(
+    "onnxruntime",
+    process.execPath,
+    [script, ...[s.T, s.D, s.H, s.E, s.K].map(String), dtype, String(threads), String(runs)],
+    {},
+    600,
+  );
   console.error(`[bench]   -> ${r.median_s !== undefined ? `${(r.median_s * 1000).toFixed(1)} ms` : `skipped: ${r.skipped ?? "?"}`}`);
   return r;
 }
@@ -112,7 +141,9 @@ function blas(s: BenchShape): PeerResult {
   const args = [join(root, "bench/peers/blas_gemm.py"), ...[s.T, s.D, s.H, s.E, s.K].map(String), String(threads), String(runs)];
   const n = String(threads);
   const r = runPeer("blas", py, args, { OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n, MKL_NUM_THREADS: n }, 600);
-  console.error(`[bench]   -> ${r.median_s !== undefined ? `${(r.median_s * 1000).toFixed(1)} ms (${String(r.blas)})` : `skipped: ${r.skipped ?? "?"}`}`);
+  console.error(
+    `[bench]   -> ${r.median_s !== undefined ? `${(r.median_s * 1000).toFixed(1)} ms (${String(r.blas)})` : `skipped: ${r.skipped ?? "?"}`}`,
+  );
   return r;
 }
 
@@ -126,7 +157,8 @@ function combineRuns(a: PeerResult, b: PeerResult): PeerResult {
   const all = [...ra, ...rb];
   return { ...b, median_s: median(all), runs_s: all, runs: all.length };
 }
-const ratio = (p: PeerResult, ours: number | undefined): number | undefined => (p.median_s !== undefined && ours !== undefined ? p.median_s / ours : undefined);
+const ratio = (p: PeerResult, ours: number | undefined): number | undefined =>
+  p.median_s !== undefined && ours !== undefined ? p.median_s / ours : undefined;
 
 for (const dtype of ["float32", "bfloat16"] as const) {
   const { row, w, x, f: forward, times } = forwardRow(shape, dtype, runs);
@@ -175,9 +207,13 @@ for (const dtype of ["float32", "bfloat16"] as const) {
     // optimizer step (the kernels then write into memory that is already mapped)
     const step = (): ReturnType<ReturnType<typeof valueAndGrad>> => valueAndGrad(f)(x, w.gateKernel, w.wi0, w.wi1, w.wo);
     const plain = timePaired(forward, step, runs);
-    console.error(`[bench]   -> ${(plain.b_s * 1000).toFixed(1)} ms, ${plain.ratio.toFixed(2)}x the forward timed beside it (${(plain.a_s * 1000).toFixed(1)} ms)`);
+    console.error(
+      `[bench]   -> ${(plain.b_s * 1000).toFixed(1)} ms, ${plain.ratio.toFixed(2)}x the forward timed beside it (${(plain.a_s * 1000).toFixed(1)} ms)`,
+    );
     const t = timePaired(forward, () => recycle(step().grads), runs);
-    console.error(`[bench]   recycling the gradients -> ${(t.b_s * 1000).toFixed(1)} ms, ${t.ratio.toFixed(2)}x the forward timed beside it (${(t.a_s * 1000).toFixed(1)} ms)`);
+    console.error(
+      `[bench]   recycling the gradients -> ${(t.b_s * 1000).toFixed(1)} ms, ${t.ratio.toFixed(2)}x the forward timed beside it (${(t.a_s * 1000).toFixed(1)} ms)`,
+    );
     releaseRecycled();
     const r: Row = {
       id: "forward+backward",
@@ -242,7 +278,9 @@ for (const dtype of ["float32", "bfloat16"] as const) {
     threads,
     median_s: t.median_s,
     gbps,
-    ...(besideFraction !== undefined ? { besideFraction, note: `${(100 * besideFraction).toFixed(0)}% of the read probe beside these runs` } : {}),
+    ...(besideFraction !== undefined
+      ? { besideFraction, note: `${(100 * besideFraction).toFixed(0)}% of the read probe beside these runs` }
+      : {}),
   });
 }
 
@@ -260,8 +298,10 @@ console.log(`\nmoekit bench — backend ${backend} (${info.native.isa ?? "-"}), 
 console.log(
   `machine probes (highest of ${tracker.readings} readings in this run): fp32 FMA ${probes.fp32Gflops?.toFixed(0) ?? "-"} GFLOP/s, bf16 dot (vdpbf16ps) ${probes.bf16Gflops?.toFixed(0) ?? "-"} GFLOP/s, AMX-BF16 ${probes.amxGflops?.toFixed(0) ?? "-"} GFLOP/s, read ${probes.readGBps?.toFixed(1) ?? "-"} GB/s`,
 );
-console.log("(\"of peak\": fp32 rows against the FMA probe, bf16-weight rows against the probe of the bf16 path in use)\n");
-console.log("| run | shape | dtype | ms | GFLOP/s | of peak | GB/s | of bandwidth | vs PyTorch | vs onnxruntime | vs BLAS matmuls | note |");
+console.log('("of peak": fp32 rows against the FMA probe, bf16-weight rows against the probe of the bf16 path in use)\n');
+console.log(
+  "| run | shape | dtype | ms | GFLOP/s | of peak | GB/s | of bandwidth | vs PyTorch | vs onnxruntime | vs BLAS matmuls | note |",
+);
 console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
   console.log(
@@ -269,11 +309,19 @@ for (const r of rows) {
   );
 }
 const targets = checkTargets(rows);
-console.log(`\ntargets of the native-backend issue (fractions against the highest probe readings)${values.quick === true ? " — set for the bench shape, not the --quick one" : ""}:`);
+console.log(
+  `\ntargets of the native-backend issue (fractions against the highest probe readings)${values.quick === true ? " — set for the bench shape, not the --quick one" : ""}:`,
+);
 for (const c of targets) console.log(`  ${c.met === undefined ? "-   " : c.met ? "met " : "NOT "} ${c.target}: ${c.measured}`);
 console.log("\npeers:");
-for (const p of peers) console.log(`  ${p.peer} ${String(p.dtype)}${p.backward === true ? " fwd+bwd" : ""}: ${p.median_s !== undefined ? `${(p.median_s * 1000).toFixed(1)} ms` : `skipped (${p.skipped ?? "?"})`}`);
+for (const p of peers)
+  console.log(
+    `  ${p.peer} ${String(p.dtype)}${p.backward === true ? " fwd+bwd" : ""}: ${p.median_s !== undefined ? `${(p.median_s * 1000).toFixed(1)} ms` : `skipped (${p.skipped ?? "?"})`}`,
+  );
 if (values.json !== undefined) {
-  writeFileSync(values.json, JSON.stringify({ date: new Date().toISOString(), backend, isa: info.native.isa, threads, runs, probes, rows, peers, targets }, null, 2));
+  writeFileSync(
+    values.json,
+    JSON.stringify({ date: new Date().toISOString(), backend, isa: info.native.isa, threads, runs, probes, rows, peers, targets }, null, 2),
+  );
   console.error(`[bench] wrote ${values.json}`);
 }

@@ -22,7 +22,13 @@ export interface TargetCheck {
 const pct = (v: number): string => `${(100 * v).toFixed(0)}%`;
 const times = (v: number): string => `${v.toFixed(2)}x`;
 
-function check(target: string, value: number | undefined, ok: (v: number) => boolean, show: (v: number) => string, extra = ""): TargetCheck {
+function check(
+  target: string,
+  value: number | undefined,
+  ok: (v: number) => boolean,
+  show: (v: number) => string,
+  extra = "",
+): TargetCheck {
   if (value === undefined) return { target, measured: "not measured" };
   return { target, measured: show(value) + extra, met: ok(value) };
 }
@@ -37,12 +43,20 @@ export function checkTargets(rows: readonly TargetRow[]): TargetCheck[] {
     check("fp32 forward >= 85% of the FMA peak", f32?.peakFraction, (v) => v >= 0.85, pct, beside(f32)),
     check("fp32 forward >= 1.5x PyTorch fp32", f32?.vsTorch, (v) => v >= 1.5, times),
     check("fp32 forward >= 1.4x onnxruntime MoE", f32?.vsOrt, (v) => v >= 1.4, times),
-    check("bf16-weight forward >= 75% of the bf16 peak (probe of the path in use)", bf16?.peakFraction, (v) => v >= 0.75, pct, beside(bf16)),
+    check(
+      "bf16-weight forward >= 75% of the bf16 peak (probe of the path in use)",
+      bf16?.peakFraction,
+      (v) => v >= 0.75,
+      pct,
+      beside(bf16),
+    ),
     check("bf16-weight forward ahead of PyTorch bf16", bf16?.vsTorch, (v) => v > 1, times),
   ];
   for (const id of ["decode-f32", "decode-bf16"]) {
     const r = row(id);
-    out.push(check(`${id.replace("-", " ")}: weights streamed at >= 70% of read bandwidth`, r?.bandwidthFraction, (v) => v >= 0.7, pct, beside(r)));
+    out.push(
+      check(`${id.replace("-", " ")}: weights streamed at >= 70% of read bandwidth`, r?.bandwidthFraction, (v) => v >= 0.7, pct, beside(r)),
+    );
   }
   out.push(
     check("forward+backward <= 3.5x forward (fresh gradients)", fb?.ratioPlain, (v) => v <= 3.5, times),

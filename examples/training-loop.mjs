@@ -7,7 +7,14 @@ import { moeConfig, RoutedMoE, routedMoeForward, normal, prngKey, valueAndGrad, 
 const { sum, sub, square } = ops;
 const { AdamW } = optim;
 
-const cfg = moeConfig({ num_experts: 8, num_experts_per_tok: 2, emb_dim: 128, moe_mlp_dim: 256, decoder_block: "mixtral", dtype: "float32" });
+const cfg = moeConfig({
+  num_experts: 8,
+  num_experts_per_tok: 2,
+  emb_dim: 128,
+  moe_mlp_dim: 256,
+  decoder_block: "mixtral",
+  dtype: "float32",
+});
 const moe = new RoutedMoE(cfg, { key: prngKey(0) });
 const x = normal(prngKey(1), [2, 16, 128]);
 const target = normal(prngKey(2), [2, 16, 128]);
@@ -24,4 +31,7 @@ for (let step = 0; step < 20; step++) {
 }
 releaseRecycled();
 const [first, last] = [losses[0], losses.at(-1)];
-console.log(`loss ${first.toFixed(2)} -> ${last.toFixed(2)} in ${losses.length} steps`, last < 0.9 * first ? "(decreasing)" : "(NOT decreasing)");
+console.log(
+  `loss ${first.toFixed(2)} -> ${last.toFixed(2)} in ${losses.length} steps`,
+  last < 0.9 * first ? "(decreasing)" : "(NOT decreasing)",
+);

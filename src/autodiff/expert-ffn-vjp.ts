@@ -10,20 +10,37 @@ import { apply } from "../backends/dispatch.js";
 
 const consumed = new WeakSet<Tensor>();
 
-export function expertFfnVjp(cts: readonly (Tensor | undefined)[], inputs: readonly Tensor[], outputs: readonly Tensor[], params: ExpertFfnParams): (Tensor | undefined)[] {
+export function expertFfnVjp(
+  cts: readonly (Tensor | undefined)[],
+  inputs: readonly Tensor[],
+  outputs: readonly Tensor[],
+  params: ExpertFfnParams,
+): (Tensor | undefined)[] {
   const ct = cts[0];
   if (ct === undefined) return inputs.map(() => undefined);
-  if (outputs.length !== 5) throw new MoeError("[expert_ffn] differentiating a forward that kept no residuals (bind it with residuals: true)");
+  if (outputs.length !== 5)
+    throw new MoeError("[expert_ffn] differentiating a forward that kept no residuals (bind it with residuals: true)");
   const res = outputs.slice(1);
-  if (consumed.has(res[0]!)) throw new MoeError("[expert_ffn] residuals were consumed by an earlier backward pass of this graph (one backward per forward)");
+  if (consumed.has(res[0]!))
+    throw new MoeError("[expert_ffn] residuals were consumed by an earlier backward pass of this graph (one backward per forward)");
   const a = expertFfnInputs(inputs, params);
   const tracked = (t: Tensor | undefined): boolean => t?.node !== undefined;
   const { residuals: _, ...rest } = params;
   const p: ExpertFfnBwdParams = {
     ...rest,
-    grads: { w: tracked(a.w), wi0: tracked(a.wi0), wi1: tracked(a.wi1), wo: tracked(a.wo), bias: tracked(a.b0) || tracked(a.b1) || tracked(a.bo) },
+    grads: {
+      w: tracked(a.w),
+      wi0: tracked(a.wi0),
+      wi1: tracked(a.wi1),
+      wo: tracked(a.wo),
+      bias: tracked(a.b0) || tracked(a.b1) || tracked(a.bo),
+    },
   };
-  const grads = apply(Prim.ExpertFfnBwd, [ct.dtype === "float32" ? ct : apply(Prim.Cast, [ct], { dtype: "float32" })[0]!, ...inputs, ...res], p);
+  const grads = apply(
+    Prim.ExpertFfnBwd,
+    [ct.dtype === "float32" ? ct : apply(Prim.Cast, [ct], { dtype: "float32" })[0]!, ...inputs, ...res],
+    p,
+  );
   for (const r of res) {
     consumed.add(r);
     storagePool.give(r.data as Float32Array);

@@ -40,9 +40,7 @@ export function grad<A extends Tensor[]>(f: (...args: A) => Tensor): (...args: A
 }
 
 /** Async variant for functions that communicate (expert parallelism): awaits collective VJPs. */
-export function valueAndGradAsync<A extends Tensor[]>(
-  f: (...args: A) => Promise<Tensor>,
-): (...args: A) => Promise<ValueAndGrad<A>> {
+export function valueAndGradAsync<A extends Tensor[]>(f: (...args: A) => Promise<Tensor>): (...args: A) => Promise<ValueAndGrad<A>> {
   return async (...args: A) => {
     const leaves = args.map(makeLeaf) as A;
     const value = checkScalar(await f(...leaves));

@@ -32,12 +32,7 @@ export interface InternalNode extends GradNode {
 }
 
 /** Attach a graph node to `outputs` if recording and any parent is tracked. Returns the outputs. */
-export function attachNode(
-  outputs: Tensor[],
-  parents: readonly Tensor[],
-  vjp: VjpFn,
-  opts: NodeOptions = {},
-): Tensor[] {
+export function attachNode(outputs: Tensor[], parents: readonly Tensor[], vjp: VjpFn, opts: NodeOptions = {}): Tensor[] {
   if (!recording || !parents.some((p) => p.node !== undefined)) return outputs;
   if (!outputs.some((o) => isFloat(o.dtype))) return outputs;
   const node: InternalNode = {

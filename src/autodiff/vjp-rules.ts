@@ -8,7 +8,12 @@ import { expertFfnVjp } from "./expert-ffn-vjp.js";
 
 type Ct = Tensor | undefined;
 /** Maps output cotangents to input cotangents; undefined means zero. */
-export type VjpRule<P extends Prim> = (cts: readonly Ct[], inputs: readonly Tensor[], outputs: readonly Tensor[], params: Params<P>) => Ct[];
+export type VjpRule<P extends Prim> = (
+  cts: readonly Ct[],
+  inputs: readonly Tensor[],
+  outputs: readonly Tensor[],
+  params: Params<P>,
+) => Ct[];
 
 const on = (ct: Ct, f: (c: Tensor) => Tensor): Ct => (ct === undefined ? undefined : f(ct));
 const { add, div, mul, neg, sub, fill } = lax;
@@ -41,7 +46,8 @@ function unreduce(x: Tensor, shape: readonly number[], axes: readonly number[]):
   );
 }
 
-const sortedAxes = (axes: readonly number[], ndim: number): number[] => [...new Set(axes.map((a) => normalizeAxis(a, ndim)))].sort((a, b) => a - b);
+const sortedAxes = (axes: readonly number[], ndim: number): number[] =>
+  [...new Set(axes.map((a) => normalizeAxis(a, ndim)))].sort((a, b) => a - b);
 
 export const vjpRules: { [P in Prim]: VjpRule<P> | null } = {
   [Prim.Neg]: ([ct]) => [on(ct, neg)],
@@ -142,7 +148,11 @@ export const vjpRules: { [P in Prim]: VjpRule<P> | null } = {
     undefined,
   ],
   // out[g] = lhs_g^T rhs_g: dlhs_g = rhs_g ct[g]^T, drhs_g = lhs_g ct[g]
-  [Prim.Tgmm]: ([ct], [lhs, rhs, gs]) => [on(ct, (c) => lax.gmm(rhs!, c, gs!, true)), on(ct, (c) => lax.gmm(lhs!, c, gs!, false)), undefined],
+  [Prim.Tgmm]: ([ct], [lhs, rhs, gs]) => [
+    on(ct, (c) => lax.gmm(rhs!, c, gs!, true)),
+    on(ct, (c) => lax.gmm(lhs!, c, gs!, false)),
+    undefined,
+  ],
   [Prim.ExpertFfn]: expertFfnVjp,
   [Prim.ExpertFfnBwd]: null,
   [Prim.AdamwStep]: null,

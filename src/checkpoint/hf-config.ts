@@ -61,7 +61,8 @@ const REFUSED: Record<string, string> = {
   DbrxForCausalLM: "DBRX's fused expert layout (ffn.experts.mlp.w1/v1/w2) is not mapped",
   JambaForCausalLM: "Jamba's hybrid Mamba/MoE layers are not mapped",
   GraniteMoeHybridForCausalLM: "Granite-MoE-Hybrid mixes Mamba layers in; its MoE layers are not mapped",
-  Qwen3VLMoeForConditionalGeneration: "the Qwen3-VL-MoE checkpoint layout is not mapped (its text MoE is Qwen3-MoE's; convert the text model)",
+  Qwen3VLMoeForConditionalGeneration:
+    "the Qwen3-VL-MoE checkpoint layout is not mapped (its text MoE is Qwen3-MoE's; convert the text model)",
 };
 
 /** What a Hugging Face config maps to. */
@@ -139,7 +140,8 @@ class Fields {
 
   intList(key: string, def: number[]): number[] {
     const v = this.o[key] ?? def;
-    if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0 && x <= MAX_SIZE)) this.#fail(key, `must be a list of integers in [0, ${MAX_SIZE}]`);
+    if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0 && x <= MAX_SIZE))
+      this.#fail(key, `must be a list of integers in [0, ${MAX_SIZE}]`);
     return v as number[];
   }
 
@@ -216,7 +218,8 @@ export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): 
   if (!isObj(config)) throw new UnsupportedModelError("config.json", "is not a JSON object");
   for (const o of [config, config.text_config]) {
     const twins = isObj(o) ? twinKeys(o) : undefined;
-    if (twins !== undefined) throw new UnsupportedModelError("config.json", `${twins[0]} and ${twins[1]} are the same key spelled twice; keep one`);
+    if (twins !== undefined)
+      throw new UnsupportedModelError("config.json", `${twins[0]} and ${twins[1]} are the same key spelled twice; keep one`);
   }
   const detected = opts.family === undefined ? detectFamily(config) : { family: opts.family, architecture: opts.family };
   const { family, architecture } = detected;
@@ -258,41 +261,60 @@ export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): 
 
   switch (family) {
     case "mixtral": {
-      keys = { ...base(f.int("num_local_experts"), f.int("num_experts_per_tok"), f.int("intermediate_size"), activation(f)), decoder_block: "mixtral" };
-      caveats.push("Mixtral: softmax over all experts, top-k, renormalise == MaxText mixtral's softmax over the top-k logits (equal up to rounding)");
+      keys = {
+        ...base(f.int("num_local_experts"), f.int("num_experts_per_tok"), f.int("intermediate_size"), activation(f)),
+        decoder_block: "mixtral",
+      };
+      caveats.push(
+        "Mixtral: softmax over all experts, top-k, renormalise == MaxText mixtral's softmax over the top-k logits (equal up to rounding)",
+      );
       break;
     }
     case "qwen2_moe":
     case "qwen3_next": {
       const norm = f.bool("norm_topk_prob", family === "qwen3_next");
-      keys = { ...base(f.int("num_experts"), f.int("num_experts_per_tok"), f.int("moe_intermediate_size"), activation(f)), ...softmaxAllTopk(norm, family === "qwen3_next" ? "qwen3_next" : "default", caveats) };
+      keys = {
+        ...base(f.int("num_experts"), f.int("num_experts_per_tok"), f.int("moe_intermediate_size"), activation(f)),
+        ...softmaxAllTopk(norm, family === "qwen3_next" ? "qwen3_next" : "default", caveats),
+      };
       sharedDim = f.int("shared_expert_intermediate_size", family === "qwen3_next" ? 512 : 5632);
       if (sharedDim > 0) module = "gated_shared";
       moeLayers = qwenLayers();
-      if (module === "gated_shared") caveats.push("shared expert gated by sigmoid(x·w_g): GatedSharedMoE (moekit extension; MaxText Qwen3NextSparseMoeBlock)");
+      if (module === "gated_shared")
+        caveats.push("shared expert gated by sigmoid(x·w_g): GatedSharedMoE (moekit extension; MaxText Qwen3NextSparseMoeBlock)");
       break;
     }
     case "qwen3_moe": {
       const norm = f.bool("norm_topk_prob", false);
-      keys = { ...base(f.int("num_experts"), f.int("num_experts_per_tok"), f.int("moe_intermediate_size"), activation(f)), ...softmaxAllTopk(norm, "qwen3_moe", caveats) };
+      keys = {
+        ...base(f.int("num_experts"), f.int("num_experts_per_tok"), f.int("moe_intermediate_size"), activation(f)),
+        ...softmaxAllTopk(norm, "qwen3_moe", caveats),
+      };
       moeLayers = qwenLayers();
       break;
     }
     case "olmoe": {
       const norm = f.bool("norm_topk_prob", false);
-      keys = { ...base(f.int("num_experts"), f.int("num_experts_per_tok"), f.int("intermediate_size"), activation(f)), ...softmaxAllTopk(norm, "default", caveats) };
+      keys = {
+        ...base(f.int("num_experts"), f.int("num_experts_per_tok"), f.int("intermediate_size"), activation(f)),
+        ...softmaxAllTopk(norm, "default", caveats),
+      };
       break;
     }
     case "granitemoe":
     case "granitemoeshared": {
       const H = f.int("intermediate_size");
       keys = { ...base(f.int("num_local_experts"), f.int("num_experts_per_tok"), H, activation(f)), decoder_block: "default" };
-      caveats.push("Granite: top-k of the logits, softmax over those k (MaxText's default rule); residual_multiplier is applied outside the MoE layer");
+      caveats.push(
+        "Granite: top-k of the logits, softmax over those k (MaxText's default rule); residual_multiplier is applied outside the MoE layer",
+      );
       if (family === "granitemoeshared") {
         const Hs = f.int("shared_intermediate_size", 0);
         if (Hs > 0) {
           if (Hs % H !== 0) {
-            f.refuse(`shared_intermediate_size ${Hs} is not a multiple of intermediate_size ${H}; MaxText's ungated shared MLP is shared_experts × moe_mlp_dim wide: refused`);
+            f.refuse(
+              `shared_intermediate_size ${Hs} is not a multiple of intermediate_size ${H}; MaxText's ungated shared MLP is shared_experts × moe_mlp_dim wide: refused`,
+            );
           }
           module = "routed_and_shared";
           sharedDim = Hs;
@@ -333,14 +355,18 @@ export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): 
         }
         if (method !== "greedy" && method !== "group_limited_greedy") f.refuse(`topk_method "${method}" is not DeepSeek-V2's`);
         if (norm && K > 1) {
-          f.refuse("norm_topk_prob=true: DeepSeek's own V2 code renormalises the top-k weights, transformers' DeepseekV2 does not; the result is ambiguous: refused");
+          f.refuse(
+            "norm_topk_prob=true: DeepSeek's own V2 code renormalises the top-k weights, transformers' DeepseekV2 does not; the result is ambiguous: refused",
+          );
         }
         keys.routed_score_func = "softmax";
       } else {
         if (score !== "sigmoid") f.refuse(`scoring_func "${score}": DeepSeek-V3 routing scores with sigmoid; refused`);
         if (method !== "noaux_tc") f.refuse(`topk_method "${method}": DeepSeek-V3 routes with noaux_tc; refused`);
         if (!norm && K > 1) {
-          f.refuse("norm_topk_prob=false with sigmoid scores: MaxText's DeepSeek routing always renormalises sigmoid weights before scaling: refused");
+          f.refuse(
+            "norm_topk_prob=false with sigmoid scores: MaxText's DeepSeek routing always renormalises sigmoid weights before scaling: refused",
+          );
         }
         Object.assign(keys, { routed_score_func: "sigmoid", routed_bias: true, norm_topk_prob: false });
         if (groupsActive) {
@@ -366,7 +392,9 @@ export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): 
       const K = f.has("num_experts_per_tok") ? f.int("num_experts_per_tok") : f.int("experts_per_token");
       const limit = f.num("swiglu_limit", 7.0);
       if (limit !== 7.0) {
-        f.refuse(`swiglu_limit=${limit}: transformers' GptOssExperts clamps at a fixed 7.0 and OpenAI's reference at swiglu_limit; the result is ambiguous: refused`);
+        f.refuse(
+          `swiglu_limit=${limit}: transformers' GptOssExperts clamps at a fixed 7.0 and OpenAI's reference at swiglu_limit; the result is ambiguous: refused`,
+        );
       }
       keys = {
         ...base(f.int("num_local_experts"), K, f.int("intermediate_size"), "sigmoid"),
@@ -375,16 +403,25 @@ export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): 
         mlp_bias: true,
         mlp_activations_limit: 7.0,
       };
-      caveats.push("GPT-OSS: softmax over the top-k router logits (router has a bias); experts clamp at 7.0, glu = gate·σ(1.702·gate)·(up+1)");
+      caveats.push(
+        "GPT-OSS: softmax over the top-k router logits (router has a bias); experts clamp at 7.0, glu = gate·σ(1.702·gate)·(up+1)",
+      );
       break;
     }
     case "llama4": {
       const K = f.int("num_experts_per_tok", 1);
       if (K !== 1) {
-        f.refuse(`num_experts_per_tok=${K}: Llama 4 scales each expert's input by its own sigmoid score; MaxText's llama4 routing is defined for top-1 only: refused`);
+        f.refuse(
+          `num_experts_per_tok=${K}: Llama 4 scales each expert's input by its own sigmoid score; MaxText's llama4 routing is defined for top-1 only: refused`,
+        );
       }
       const H = f.int("intermediate_size");
-      keys = { ...base(f.int("num_local_experts"), 1, H, activation(f)), decoder_block: "llama4", mlp_dim: f.int("intermediate_size_mlp", H), shared_experts: 1 };
+      keys = {
+        ...base(f.int("num_local_experts"), 1, H, activation(f)),
+        decoder_block: "llama4",
+        mlp_dim: f.int("intermediate_size_mlp", H),
+        shared_experts: 1,
+      };
       module = "routed_and_shared";
       sharedDim = H;
       const step = f.int("interleave_moe_layer_step", 1);
@@ -414,7 +451,10 @@ export function checkMoeLayer(spec: HfMoeSpec, layer: number): void {
   }
   if (!spec.moeLayers.includes(layer)) {
     const shown = spec.moeLayers.length > 12 ? `${spec.moeLayers.slice(0, 12).join(", ")}, ...` : spec.moeLayers.join(", ");
-    throw new UnsupportedModelError(spec.architecture, `layer ${layer} is a dense MLP layer, not a MoE layer (MoE layers: ${shown || "none"})`);
+    throw new UnsupportedModelError(
+      spec.architecture,
+      `layer ${layer} is a dense MLP layer, not a MoE layer (MoE layers: ${shown || "none"})`,
+    );
   }
 }
 
@@ -438,7 +478,13 @@ export function semanticDifferences(a: MoeConfig, b: MoeConfig): string[] {
     ["routed_score_func", (c) => c.routedScoreFunc],
     ["routed_scaling_factor", (c) => (rule(c).startsWith("deepseek") ? c.routedScalingFactor : 1)],
     ["norm_topk_prob", (c) => (rule(c) === "softmax-over-top-k" ? "no-op" : c.normTopkProb)],
-    ["n_routing_groups", (c) => (c.isDeepseek3 && c.nRoutingGroups > 1 && c.topkRoutingGroup < c.nRoutingGroups ? `${c.nRoutingGroups}/${c.topkRoutingGroup}` : "off")],
+    [
+      "n_routing_groups",
+      (c) =>
+        c.isDeepseek3 && c.nRoutingGroups > 1 && c.topkRoutingGroup < c.nRoutingGroups
+          ? `${c.nRoutingGroups}/${c.topkRoutingGroup}`
+          : "off",
+    ],
     ["mlp_activations_limit", (c) => (c.decoderBlock === "gpt_oss" ? c.mlpActivationsLimit : "n/a")],
   ];
   const out: string[] = [];
@@ -470,7 +516,8 @@ export function maxTextToHfConfig(family: HfFamily, target: HfConfigTarget): Rec
   const act = ACT_TO_HF[c.mlpActivations[0]!];
   const model = `${family} (from MaxText keys)`;
   if (act === undefined || c.mlpActivations.length !== 2 || c.mlpActivations[1] !== "linear") {
-    if (family !== "gpt_oss") throw new UnsupportedModelError(model, `mlp_activations ${JSON.stringify(c.mlpActivations)} have no ${family} equivalent`);
+    if (family !== "gpt_oss")
+      throw new UnsupportedModelError(model, `mlp_activations ${JSON.stringify(c.mlpActivations)} have no ${family} equivalent`);
   }
   const L = target.layer + 1;
   const common = { hidden_size: c.embDim, num_hidden_layers: L, hidden_act: act ?? "silu", torch_dtype: "float32" };
@@ -479,7 +526,14 @@ export function maxTextToHfConfig(family: HfFamily, target: HfConfigTarget): Rec
   let out: Record<string, unknown>;
   switch (family) {
     case "mixtral":
-      out = { architectures: ["MixtralForCausalLM"], model_type: "mixtral", ...common, intermediate_size: H, num_local_experts: c.numExperts, num_experts_per_tok: c.numExpertsPerTok };
+      out = {
+        architectures: ["MixtralForCausalLM"],
+        model_type: "mixtral",
+        ...common,
+        intermediate_size: H,
+        num_local_experts: c.numExperts,
+        num_experts_per_tok: c.numExpertsPerTok,
+      };
       break;
     case "qwen2_moe":
     case "qwen3_next":
@@ -497,10 +551,28 @@ export function maxTextToHfConfig(family: HfFamily, target: HfConfigTarget): Rec
       };
       break;
     case "qwen3_moe":
-      out = { architectures: ["Qwen3MoeForCausalLM"], model_type: "qwen3_moe", ...common, moe_intermediate_size: H, num_experts: c.numExperts, num_experts_per_tok: c.numExpertsPerTok, norm_topk_prob: softmaxNorm, decoder_sparse_step: 1, mlp_only_layers: [] };
+      out = {
+        architectures: ["Qwen3MoeForCausalLM"],
+        model_type: "qwen3_moe",
+        ...common,
+        moe_intermediate_size: H,
+        num_experts: c.numExperts,
+        num_experts_per_tok: c.numExpertsPerTok,
+        norm_topk_prob: softmaxNorm,
+        decoder_sparse_step: 1,
+        mlp_only_layers: [],
+      };
       break;
     case "olmoe":
-      out = { architectures: ["OlmoeForCausalLM"], model_type: "olmoe", ...common, intermediate_size: H, num_experts: c.numExperts, num_experts_per_tok: c.numExpertsPerTok, norm_topk_prob: softmaxNorm };
+      out = {
+        architectures: ["OlmoeForCausalLM"],
+        model_type: "olmoe",
+        ...common,
+        intermediate_size: H,
+        num_experts: c.numExperts,
+        num_experts_per_tok: c.numExpertsPerTok,
+        norm_topk_prob: softmaxNorm,
+      };
       break;
     case "granitemoe":
     case "granitemoeshared":
@@ -511,7 +583,9 @@ export function maxTextToHfConfig(family: HfFamily, target: HfConfigTarget): Rec
         intermediate_size: H,
         num_local_experts: c.numExperts,
         num_experts_per_tok: c.numExpertsPerTok,
-        ...(family === "granitemoeshared" ? { shared_intermediate_size: target.module === "routed_and_shared" ? target.sharedDim : 0 } : {}),
+        ...(family === "granitemoeshared"
+          ? { shared_intermediate_size: target.module === "routed_and_shared" ? target.sharedDim : 0 }
+          : {}),
       };
       break;
     case "deepseek_v2":
@@ -538,7 +612,15 @@ export function maxTextToHfConfig(family: HfFamily, target: HfConfigTarget): Rec
       break;
     }
     case "gpt_oss":
-      out = { architectures: ["GptOssForCausalLM"], model_type: "gpt_oss", ...common, intermediate_size: H, num_local_experts: c.numExperts, num_experts_per_tok: c.numExpertsPerTok, swiglu_limit: c.mlpActivationsLimit };
+      out = {
+        architectures: ["GptOssForCausalLM"],
+        model_type: "gpt_oss",
+        ...common,
+        intermediate_size: H,
+        num_local_experts: c.numExperts,
+        num_experts_per_tok: c.numExpertsPerTok,
+        swiglu_limit: c.mlpActivationsLimit,
+      };
       break;
     case "llama4":
       out = {

@@ -6,10 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Tensor } from "../core/tensor.js";
 import { fmt, shapesEqual } from "../core/shape.js";
-import {
-  SafetensorsCheckpoint,
-  type StorageDType,
-} from "../io/index.js";
+import { SafetensorsCheckpoint, type StorageDType } from "../io/index.js";
 import { defaultStorage } from "../io/codec.js";
 import { checkJsonDepth, readRegularFile } from "../io/files.js";
 import { moeConfig } from "../moe/config.js";
@@ -108,7 +105,9 @@ export function hfRules(family: HfFamily, module: MoeModuleKind, layerPrefix: st
       return;
     }
     const mts = [`${R}wi_0`, `${R}wi_1`, `${R}wo`];
-    names.forEach((n, i) => rules.push({ kind: "experts", hf: (e) => `${P}.experts.${e}.${n}.weight`, hfPattern: `${P}.experts.{e}.${n}.weight`, mt: mts[i]! }));
+    names.forEach((n, i) =>
+      rules.push({ kind: "experts", hf: (e) => `${P}.experts.${e}.${n}.weight`, hfPattern: `${P}.experts.{e}.${n}.weight`, mt: mts[i]! }),
+    );
   };
   const sharedMlp = (base: string): void => {
     rules.push({ kind: "transposed", hf: `${base}.gate_proj.weight`, mt: `${Sh}wi_0/kernel` });
@@ -152,7 +151,11 @@ export function hfRules(family: HfFamily, module: MoeModuleKind, layerPrefix: st
       rules.push({ kind: "fusedRows", hf: `${P}.input_linear.weight`, mt: [`${R}wi_0`, `${R}wi_1`] });
       rules.push({ kind: "transposed", hf: `${P}.output_linear.weight`, mt: `${R}wo` });
       if (module === "routed_and_shared") {
-        rules.push({ kind: "fusedRows", hf: `${layerPrefix}.shared_mlp.input_linear.weight`, mt: [`${Sh}wi_0/kernel`, `${Sh}wi_1/kernel`] });
+        rules.push({
+          kind: "fusedRows",
+          hf: `${layerPrefix}.shared_mlp.input_linear.weight`,
+          mt: [`${Sh}wi_0/kernel`, `${Sh}wi_1/kernel`],
+        });
         rules.push({ kind: "transposed", hf: `${layerPrefix}.shared_mlp.output_linear.weight`, mt: `${Sh}wo/kernel` });
       }
       break;
@@ -239,7 +242,9 @@ function locateLayer(src: TensorSource, spec: HfMoeSpec, layer: number, source: 
   throw new CheckpointLayoutError(
     source,
     `no MoE block of layer ${layer} (looked for ${probeNames(spec.family, candidates[0]!).join(" or ")}); ` +
-      (present.length === 0 ? "the checkpoint has no tensors of that layer" : `tensors of that layer: ${shown}${present.length > 10 ? ", ..." : ""}`),
+      (present.length === 0
+        ? "the checkpoint has no tensors of that layer"
+        : `tensors of that layer: ${shown}${present.length > 10 ? ", ..." : ""}`),
   );
 }
 
@@ -282,9 +287,14 @@ export function readHfMoeLayer(dir: string, layer?: number, opts: HfReadOptions 
     const owned = [blockPrefixes(spec.family, layerPrefix, layout).block, ...blockPrefixes(spec.family, layerPrefix, layout).extra];
     const extra = src.keys().filter((k) => owned.some((o) => k.startsWith(`${o}.`)) && !consumed.has(k));
     if (extra.length > 0) {
-      throw new CheckpointLayoutError(dir, `layer ${N} has tensors moekit does not understand (quantized or another layout?): ${extra.slice(0, 6).join(", ")}${extra.length > 6 ? ", ..." : ""}`);
+      throw new CheckpointLayoutError(
+        dir,
+        `layer ${N} has tensors moekit does not understand (quantized or another layout?): ${extra.slice(0, 6).join(", ")}${extra.length > 6 ? ", ..." : ""}`,
+      );
     }
-    log(`reading layer ${N} of ${spec.architecture} (${spec.module}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, D=${cfg.embDim}, H=${cfg.moeMlpDim}): ${consumed.size} tensors, ${(bytes / 2 ** 20).toFixed(1)} MiB`);
+    log(
+      `reading layer ${N} of ${spec.architecture} (${spec.module}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, D=${cfg.embDim}, H=${cfg.moeMlpDim}): ${consumed.size} tensors, ${(bytes / 2 ** 20).toFixed(1)} MiB`,
+    );
     // 3. read and transform
     const params: Record<string, Tensor> = {};
     const storage: Record<string, StorageDType> = {};
@@ -314,7 +324,11 @@ export function readHfMoeLayer(dir: string, layer?: number, opts: HfReadOptions 
             if (d !== stored) throw new CheckpointLayoutError(dir, `${rule.hf(e)} is stored as ${d}, ${rule.hf(0)} as ${stored}`);
           }
           const s = mtShapes[rule.mt]!;
-          put(rule.mt, stackTransposed(cfg.numExperts, (e) => get(rule.hf(e)), [s[2]!, s[1]!]), stored);
+          put(
+            rule.mt,
+            stackTransposed(cfg.numExperts, (e) => get(rule.hf(e)), [s[2]!, s[1]!]),
+            stored,
+          );
           break;
         }
         case "fusedRows": {
@@ -355,7 +369,12 @@ export function readHfMoeLayer(dir: string, layer?: number, opts: HfReadOptions 
 }
 
 /** HF tensors (name -> tensor, storage dtype) of a layer, by the family's rules. */
-export function hfTensorsOf(layer: MoeLayer, family: HfFamily, layerPrefix: string, layout: ExpertLayout): { tensors: Record<string, Tensor>; dtypes: Record<string, StorageDType> } {
+export function hfTensorsOf(
+  layer: MoeLayer,
+  family: HfFamily,
+  layerPrefix: string,
+  layout: ExpertLayout,
+): { tensors: Record<string, Tensor>; dtypes: Record<string, StorageDType> } {
   const rules = hfRules(family, layer.module, layerPrefix, layout);
   const tensors: Record<string, Tensor> = {};
   const dtypes: Record<string, StorageDType> = {};
@@ -424,7 +443,10 @@ export interface HfWriteResult {
 export function writeHfMoeLayer(layer: MoeLayer, dir: string, opts: HfWriteOptions = {}): HfWriteResult {
   const family = opts.family ?? (layer.hf !== undefined && isHfFamily(layer.hf.family) ? layer.hf.family : undefined);
   if (family === undefined) {
-    throw new CheckpointLayoutError(dir, "the layer was not read from a Hugging Face checkpoint: name the target family (mixtral, qwen3_moe, deepseek_v3, ...)");
+    throw new CheckpointLayoutError(
+      dir,
+      "the layer was not read from a Hugging Face checkpoint: name the target family (mixtral, qwen3_moe, deepseek_v3, ...)",
+    );
   }
   let config: Record<string, unknown>;
   let layerPrefix: string;
@@ -436,10 +458,19 @@ export function writeHfMoeLayer(layer: MoeLayer, dir: string, opts: HfWriteOptio
     const back = hfConfigToMaxText(config);
     const diffs = semanticDifferences(moeConfig({ ...back.keys }), moeConfig({ ...layer.keys }));
     if (diffs.length > 0 || back.module !== layer.module) {
-      throw new CheckpointLayoutError(dir, `the layer's MaxText keys no longer match its config.json: ${diffs.join("; ") || `module ${back.module} vs ${layer.module}`}`);
+      throw new CheckpointLayoutError(
+        dir,
+        `the layer's MaxText keys no longer match its config.json: ${diffs.join("; ") || `module ${back.module} vs ${layer.module}`}`,
+      );
     }
   } else {
-    config = maxTextToHfConfig(family, { module: layer.module, keys: layer.keys, sharedDim: layer.sharedDim, layer: layer.layer, firstDenseLayers: layer.firstDenseLayers });
+    config = maxTextToHfConfig(family, {
+      module: layer.module,
+      keys: layer.keys,
+      sharedDim: layer.sharedDim,
+      layer: layer.layer,
+      firstDenseLayers: layer.firstDenseLayers,
+    });
     layerPrefix = `model.layers.${layer.layer}`;
   }
   const { tensors, dtypes } = hfTensorsOf(layer, family, layerPrefix, layout);

@@ -7,7 +7,14 @@ import type { DType } from "../core/dtype.js";
 import type { Tensor } from "../core/tensor.js";
 import type { StorageDType, TensorInfo, ReadOptions } from "../io/index.js";
 import { moeConfig, type MoeConfig } from "../moe/config.js";
-import { routedMoeForward, routedMoeParamShapes, routedWeightsFromPaths, type ForwardOptions, type MoeOutput, type RoutedMoeWeights } from "../moe/routed-moe.js";
+import {
+  routedMoeForward,
+  routedMoeParamShapes,
+  routedWeightsFromPaths,
+  type ForwardOptions,
+  type MoeOutput,
+  type RoutedMoeWeights,
+} from "../moe/routed-moe.js";
 import { sharedExpertDim } from "../moe/routed-and-shared-moe.js";
 import { gatedSharedMoeForward, mlpForward, mlpKernelPaths, type MlpKernels } from "../moe/gated-shared-moe.js";
 import { add } from "../ops/elementwise.js";
@@ -138,7 +145,10 @@ export function defaultSharedDim(module: MoeModuleKind, cfg: MoeConfig): number 
 export function makeLayer(fields: Omit<MoeLayer, "config">, overrides: Record<string, unknown> = {}, source = "layer"): MoeLayer {
   const config = moeConfig({ ...fields.keys, ...overrides });
   if (fields.module === "routed_and_shared" && fields.sharedDim !== sharedExpertDim(config)) {
-    throw new CheckpointLayoutError(source, `shared width ${fields.sharedDim} is not shared_experts × moe_mlp_dim = ${sharedExpertDim(config)}`);
+    throw new CheckpointLayoutError(
+      source,
+      `shared width ${fields.sharedDim} is not shared_experts × moe_mlp_dim = ${sharedExpertDim(config)}`,
+    );
   }
   const layer: MoeLayer = { ...fields, config };
   validateLayer(layer, source);
@@ -150,7 +160,8 @@ export function validateLayer(layer: MoeLayer, source = "layer"): void {
   for (const [path, shape] of Object.entries(shapes)) {
     const t = layer.params[path];
     if (t === undefined) throw new CheckpointLayoutError(source, `missing parameter ${path} ${fmt(shape)}`);
-    if (!shapesEqual(t.shape, shape)) throw new CheckpointLayoutError(source, `parameter ${path} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
+    if (!shapesEqual(t.shape, shape))
+      throw new CheckpointLayoutError(source, `parameter ${path} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
   }
   for (const path of Object.keys(layer.params)) {
     if (!(path in shapes)) throw new CheckpointLayoutError(source, `unexpected parameter ${path} for a ${layer.module} layer`);
@@ -194,7 +205,12 @@ export function moeLayerForward(layer: MoeLayer, x_BSD: Tensor, opts: ForwardOpt
   } else {
     const gateKernel = layer.params[SHARED_GATE_PATH];
     if (gateKernel === undefined) throw new ShapeError(`[layer] missing parameter ${SHARED_GATE_PATH}`);
-    out = gatedSharedMoeForward(cfg, { routed, shared: sharedKernelsOf(layer.params, SHARED_PREFIX.gated_shared), gateKernel }, x_BSD, opts);
+    out = gatedSharedMoeForward(
+      cfg,
+      { routed, shared: sharedKernelsOf(layer.params, SHARED_PREFIX.gated_shared), gateKernel },
+      x_BSD,
+      opts,
+    );
   }
   checkRoutingGuards(layer, out);
   return out;

@@ -57,12 +57,14 @@ export const META = {
 export function maxTextBlockPrefix(decoderBlock: string, module: MoeModuleKind, layer: number, firstDenseLayers = 0): string {
   if (module === "gated_shared") return `decoder/layers_${layer}/mlp`;
   if (decoderBlock === "deepseek" && module === "routed_and_shared") {
-    if (layer < firstDenseLayers) throw new CheckpointLayoutError("maxtext", `layer ${layer} is one of the first ${firstDenseLayers} dense layers`);
+    if (layer < firstDenseLayers)
+      throw new CheckpointLayoutError("maxtext", `layer ${layer} is one of the first ${firstDenseLayers} dense layers`);
     return `decoder/moe_layers_${layer - firstDenseLayers}/DeepSeekMoeBlock_0`;
   }
   if (decoderBlock === "llama4" && module === "routed_and_shared") return `decoder/layers_${layer}/Llama4MoEBlock_0`;
   if (decoderBlock === "gpt_oss") return `decoder/layers_${layer}/GptOssMlp`;
-  if (["qwen3_moe", "qwen3_custom_moe", "gemma4", "qwen3_5"].includes(decoderBlock) || module === "routed_and_shared") return `decoder/layers_${layer}/moe_block`;
+  if (["qwen3_moe", "qwen3_custom_moe", "gemma4", "qwen3_5"].includes(decoderBlock) || module === "routed_and_shared")
+    return `decoder/layers_${layer}/moe_block`;
   return `decoder/layers_${layer}/MoeBlock_0`;
 }
 
@@ -128,7 +130,9 @@ export function writeMaxTextMoeLayer(layer: MoeLayer, out: string, opts: MaxText
     saveSafetensors(out, tensors, { dtypes, metadata, overwrite: opts.overwrite });
     files = [out];
   } else {
-    files = writeCheckpointFolder(out, opts, (tmp) => writeTensorFiles(tmp, tensors, { maxShardBytes: opts.maxShardBytes, dtypes, metadata }));
+    files = writeCheckpointFolder(out, opts, (tmp) =>
+      writeTensorFiles(tmp, tensors, { maxShardBytes: opts.maxShardBytes, dtypes, metadata }),
+    );
   }
   return { files, prefix, tensorNames: Object.keys(tensors).sort() };
 }
@@ -165,7 +169,8 @@ function parseJson<T>(text: string, what: string, source: string): T {
 
 function parseInt10(text: string, what: string, source: string): number {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 0) throw new CheckpointLayoutError(source, `metadata ${what}=${JSON.stringify(text)} is not a non-negative integer`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new CheckpointLayoutError(source, `metadata ${what}=${JSON.stringify(text)} is not a non-negative integer`);
   return n;
 }
 
@@ -185,25 +190,36 @@ export function readMaxTextMoeLayer(location: string, opts: MaxTextReadOptions =
     const keysText = metaString(meta, META.keys, location);
     const keys = opts.keys ?? (keysText === undefined ? undefined : parseJson<Record<string, unknown>>(keysText, META.keys, location));
     if (keys === undefined) {
-      throw new CheckpointLayoutError(location, `no MaxText config: the file has no ${META.keys} metadata; pass the MaxText keys (--config FILE)`);
+      throw new CheckpointLayoutError(
+        location,
+        `no MaxText config: the file has no ${META.keys} metadata; pass the MaxText keys (--config FILE)`,
+      );
     }
     const cfg = moeConfig({ ...keys, ...opts.overrides });
     const moduleText = opts.module ?? metaString(meta, META.module, location);
     const module: MoeModuleKind =
-      moduleText === undefined ? (cfg.sharedExperts > 0 && ["deepseek", "llama4", "gemma4"].includes(cfg.decoderBlock) ? "routed_and_shared" : "routed") : (moduleText as MoeModuleKind);
-    if (!MODULE_KINDS.includes(module)) throw new CheckpointLayoutError(location, `module "${module}" is not one of ${MODULE_KINDS.join(", ")}`);
+      moduleText === undefined
+        ? cfg.sharedExperts > 0 && ["deepseek", "llama4", "gemma4"].includes(cfg.decoderBlock)
+          ? "routed_and_shared"
+          : "routed"
+        : (moduleText as MoeModuleKind);
+    if (!MODULE_KINDS.includes(module))
+      throw new CheckpointLayoutError(location, `module "${module}" is not one of ${MODULE_KINDS.join(", ")}`);
     const layerText = metaString(meta, META.layer, location);
     const stored = layerText === undefined ? undefined : parseInt10(layerText, META.layer, location);
     if (stored !== undefined && opts.layer !== undefined && opts.layer !== stored) {
       throw new CheckpointLayoutError(location, `holds layer ${stored}, not layer ${opts.layer}`);
     }
     const layer = opts.layer ?? stored;
-    if (layer === undefined) throw new CheckpointLayoutError(location, `no layer index: the file has no ${META.layer} metadata; pass --layer N`);
+    if (layer === undefined)
+      throw new CheckpointLayoutError(location, `no layer index: the file has no ${META.layer} metadata; pass --layer N`);
     const sdText = metaString(meta, META.sharedDim, location);
-    const sharedDim = opts.sharedDim ?? (sdText === undefined ? defaultSharedDim(module, cfg) : parseInt10(sdText, META.sharedDim, location));
+    const sharedDim =
+      opts.sharedDim ?? (sdText === undefined ? defaultSharedDim(module, cfg) : parseInt10(sdText, META.sharedDim, location));
     const fdText = metaString(meta, META.firstDense, location);
     const firstDenseLayers = opts.firstDenseLayers ?? (fdText === undefined ? 0 : parseInt10(fdText, META.firstDense, location));
-    const prefix = opts.prefix ?? metaString(meta, META.prefix, location) ?? maxTextBlockPrefix(cfg.decoderBlock, module, layer, firstDenseLayers);
+    const prefix =
+      opts.prefix ?? metaString(meta, META.prefix, location) ?? maxTextBlockPrefix(cfg.decoderBlock, module, layer, firstDenseLayers);
     const guardsText = metaString(meta, META.guards, location);
     const guards = guardsText === undefined ? [] : parseJson<RoutingGuard[]>(guardsText, META.guards, location);
     const caveatsText = metaString(meta, META.caveats, location);
@@ -215,14 +231,20 @@ export function readMaxTextMoeLayer(location: string, opts: MaxTextReadOptions =
     const names: Record<string, string> = {};
     for (const [p, shape] of Object.entries(shapes)) {
       const name = maxTextNameCandidates(prefix, p).find((n) => src.has(n));
-      if (name === undefined) throw new CheckpointLayoutError(location, `missing tensor ${prefix}/${p} ${fmt(shape)} (${module} layer ${layer})`);
+      if (name === undefined)
+        throw new CheckpointLayoutError(location, `missing tensor ${prefix}/${p} ${fmt(shape)} (${module} layer ${layer})`);
       const info = src.info(name);
-      if (!shapesEqual(info.shape, shape)) throw new CheckpointLayoutError(location, `tensor ${name} has shape ${fmt(info.shape)}, expected ${fmt(shape)}`);
+      if (!shapesEqual(info.shape, shape))
+        throw new CheckpointLayoutError(location, `tensor ${name} has shape ${fmt(info.shape)}, expected ${fmt(shape)}`);
       names[p] = name;
     }
     const under = new Set(Object.values(names));
     const extra = src.keys().filter((k) => !under.has(k) && maxTextNameCandidates(prefix, "").some((c) => k.startsWith(c)));
-    if (extra.length > 0) throw new CheckpointLayoutError(location, `tensors under ${prefix}/ that a ${module} layer does not have: ${extra.slice(0, 6).join(", ")}`);
+    if (extra.length > 0)
+      throw new CheckpointLayoutError(
+        location,
+        `tensors under ${prefix}/ that a ${module} layer does not have: ${extra.slice(0, 6).join(", ")}`,
+      );
     log(`reading ${Object.keys(names).length} MaxText tensors of layer ${layer} under ${prefix}/`);
     const params: Record<string, Tensor> = {};
     const storage: Record<string, StorageDType> = {};

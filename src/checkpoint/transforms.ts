@@ -52,7 +52,8 @@ export function stackTransposed(count: number, read: (e: number) => Tensor, shap
   let bits = false;
   for (let e = 0; e < count; e++) {
     const t = read(e);
-    if (t.ndim !== 2 || t.shape[0] !== a || t.shape[1] !== b) throw new ShapeError(`[stack] expert ${e} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
+    if (t.ndim !== 2 || t.shape[0] !== a || t.shape[1] !== b)
+      throw new ShapeError(`[stack] expert ${e} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
     if (dtype === undefined) {
       dtype = t.dtype;
       bits = bitsBacked(t);

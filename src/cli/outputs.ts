@@ -27,7 +27,9 @@ export function checkOutput(output: NamedPath & { path: string }, inputs: readon
     const inp = realPathOf(input.path);
     const relation = out === inp ? "is" : isInside(out, inp) ? "lies inside" : isInside(inp, out) ? "contains" : undefined;
     if (relation !== undefined) {
-      throw new MoeError(`${output.flag} ${output.path} ${relation} ${input.flag} ${input.path}, which this command reads; write elsewhere`);
+      throw new MoeError(
+        `${output.flag} ${output.path} ${relation} ${input.flag} ${input.path}, which this command reads; write elsewhere`,
+      );
     }
   }
   const folder = path.dirname(path.resolve(output.path));

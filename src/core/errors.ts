@@ -26,4 +26,3 @@ export class ConfigError extends MoeError {
     super(`[config] ${key}=${JSON.stringify(value)}: ${why}`);
   }
 }
-

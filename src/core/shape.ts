@@ -105,7 +105,8 @@ export function flattenNested(values: NestedNumbers, where = "tensor"): { shape:
     const next: NestedNumbers[] = [];
     level.forEach((v, k) => {
       if (!Array.isArray(v)) fail(k, `is ${describe(v)} where ${at(0)} is a list`);
-      if ((v as readonly NestedNumbers[]).length !== n) fail(k, `has ${(v as readonly NestedNumbers[]).length} elements where ${at(0)} has ${n} (ragged nesting)`);
+      if ((v as readonly NestedNumbers[]).length !== n)
+        fail(k, `has ${(v as readonly NestedNumbers[]).length} elements where ${at(0)} has ${n} (ragged nesting)`);
       for (const x of v as readonly NestedNumbers[]) next.push(x);
     });
     shape.push(n);

@@ -62,7 +62,8 @@ export class Tensor {
       throw new ShapeError(`[tensor] ${data.length} elements do not fill shape ${fmt(shape)}`);
     }
     if (data instanceof Uint16Array) {
-      if (dtype !== "bfloat16") throw new DTypeError(`[tensor] a Uint16Array holds bf16 bit patterns: dtype must be bfloat16, got ${dtype}`);
+      if (dtype !== "bfloat16")
+        throw new DTypeError(`[tensor] a Uint16Array holds bf16 bit patterns: dtype must be bfloat16, got ${dtype}`);
       this.#bits = data;
     } else {
       this.#data = data;

@@ -4,20 +4,7 @@ import { UnsupportedError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
 
 /** Element types of checkpoint files, named as in safetensors (.npy descrs map onto them). */
-export type StorageDType =
-  | "BOOL"
-  | "U8"
-  | "I8"
-  | "U16"
-  | "I16"
-  | "U32"
-  | "I32"
-  | "U64"
-  | "I64"
-  | "F16"
-  | "BF16"
-  | "F32"
-  | "F64";
+export type StorageDType = "BOOL" | "U8" | "I8" | "U16" | "I16" | "U32" | "I32" | "U64" | "I64" | "F16" | "BF16" | "F32" | "F64";
 
 const WIDTH: Record<StorageDType, number> = {
   BOOL: 1,

@@ -10,10 +10,5 @@ export {
   type SaveOptions,
   type TensorInfo,
 } from "./safetensors.js";
-export {
-  SafetensorsCheckpoint,
-  saveShardedSafetensors,
-  type ShardedSaveOptions,
-  type ShardedSaveResult,
-} from "./sharded.js";
+export { SafetensorsCheckpoint, saveShardedSafetensors, type ShardedSaveOptions, type ShardedSaveResult } from "./sharded.js";
 export { readNpy, writeNpy, type NpyWriteOptions } from "./npy.js";

@@ -2,15 +2,7 @@
 // version 1, u32 for versions 2 and 3), a Python dict literal {'descr', 'fortran_order', 'shape'}
 // padded with spaces and a newline, then the elements.
 import { Tensor } from "../core/tensor.js";
-import {
-  castDecoded,
-  decodeElements,
-  defaultStorage,
-  encodeElements,
-  storageWidth,
-  type Fail,
-  type StorageDType,
-} from "./codec.js";
+import { castDecoded, decodeElements, defaultStorage, encodeElements, storageWidth, type Fail, type StorageDType } from "./codec.js";
 import { writeAtomically, type OverwriteOption } from "./atomic-write.js";
 import { failFor, readRegularFile } from "./files.js";
 import type { ReadOptions } from "./safetensors.js";
@@ -227,9 +219,7 @@ function encodeHeader(descr: string, shape: readonly number[]): Uint8Array {
 export function writeNpy(path: string, t: Tensor, options: NpyWriteOptions = {}): void {
   const fail: Fail = failFor("npy", path);
   const dtype =
-    options.descr === undefined
-      ? defaultStorage(t.dtype === "bfloat16" ? "float32" : t.dtype)
-      : parseDescr(options.descr, fail);
+    options.descr === undefined ? defaultStorage(t.dtype === "bfloat16" ? "float32" : t.dtype) : parseDescr(options.descr, fail);
   const data = encodeElements(t, dtype, fail);
   writeAtomically(path, [encodeHeader(descrOf(dtype), t.shape), data], fail, options);
 }

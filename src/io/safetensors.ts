@@ -130,9 +130,7 @@ function parseEntry(name: string, value: unknown, fail: Fail): TensorInfo {
 
 /** The tensors in buffer order, which must tile [0, bufferLength) without holes or overlaps. */
 function checkLayout(tensors: Map<string, TensorInfo>, bufferLength: number, fail: Fail): Map<string, TensorInfo> {
-  const sorted = [...tensors].sort(
-    ([, a], [, b]) => a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1],
-  );
+  const sorted = [...tensors].sort(([, a], [, b]) => a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1]);
   let cursor = 0;
   let previous = "";
   for (const [name, { dataOffsets }] of sorted) {
@@ -238,7 +236,10 @@ export class SafetensorsFile {
     const info = this.#header.tensors.get(name);
     if (info === undefined) {
       const names = this.keys();
-      const shown = names.slice(0, 8).map((k) => `'${k}'`).join(", ");
+      const shown = names
+        .slice(0, 8)
+        .map((k) => `'${k}'`)
+        .join(", ");
       this.#fail(`no tensor '${name}' (the file holds ${names.length}: ${shown}${names.length > 8 ? ", ..." : ""})`);
     }
     return info;

@@ -112,7 +112,10 @@ function readDirectory(dir: string): Layout {
   const files = entries.filter((e) => e.endsWith(".safetensors"));
   if (files.length === 0) fail(`no ${DEFAULT_INDEX} and no .safetensors files`);
   for (const f of files) checkRealPathInside(dir, path.join(dir, f), fail);
-  return readFiles(dir, files.map((f) => path.join(dir, f)));
+  return readFiles(
+    dir,
+    files.map((f) => path.join(dir, f)),
+  );
 }
 
 function readLayout(location: string): Layout {
@@ -251,7 +254,11 @@ const pad5 = (i: number): string => String(i).padStart(5, "0");
  * Writes `tensors` as shards into the existing folder `dir`, the index json last. Returns the file names.
  * For a folder that is being made (see writeFolderAtomically); saveShardedSafetensors is the public form.
  */
-export function writeShards(dir: string, tensors: Record<string, Tensor>, options: ShardedSaveOptions): { index: string; shards: string[]; totalSize: number } {
+export function writeShards(
+  dir: string,
+  tensors: Record<string, Tensor>,
+  options: ShardedSaveOptions,
+): { index: string; shards: string[]; totalSize: number } {
   const prefix = options.prefix ?? "model";
   const index = `${prefix}${INDEX_SUFFIX}`;
   const fail: Fail = failFor("safetensors", path.join(dir, index));
@@ -281,11 +288,7 @@ export function writeShards(dir: string, tensors: Record<string, Tensor>, option
  * is made whole in a temporary folder and renamed into place; an existing non-empty `dir` is replaced only with
  * `overwrite`, and only when it holds nothing but checkpoint files.
  */
-export function saveShardedSafetensors(
-  dir: string,
-  tensors: Record<string, Tensor>,
-  options: ShardedSaveOptions,
-): ShardedSaveResult {
+export function saveShardedSafetensors(dir: string, tensors: Record<string, Tensor>, options: ShardedSaveOptions): ShardedSaveResult {
   const written = writeFolderAtomically(dir, (tmp) => writeShards(tmp, tensors, options), failFor("safetensors", dir), options);
   return { indexPath: path.join(dir, written.index), shards: written.shards.map((n) => path.join(dir, n)), totalSize: written.totalSize };
 }

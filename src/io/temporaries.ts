@@ -62,6 +62,7 @@ export function removeStaleTemporaries(target: string): void {
   }
   for (const name of names) {
     const m = name.startsWith(prefix) ? /^(\d+)-\d+\.moekit-tmp$/.exec(name.slice(prefix.length)) : null;
-    if (m !== null && Number(m[1]) !== process.pid && !isAlive(Number(m[1]))) fs.rmSync(path.join(folder, name), { recursive: true, force: true });
+    if (m !== null && Number(m[1]) !== process.pid && !isAlive(Number(m[1])))
+      fs.rmSync(path.join(folder, name), { recursive: true, force: true });
   }
 }

@@ -198,7 +198,8 @@ export function moeConfig(raw: Record<string, unknown> = {}, opts: ConfigOptions
   const strict = opts.strict ?? true;
   const merged: Record<string, unknown> = { ...MOE_DEFAULTS, mlp_activations: [...MOE_DEFAULTS.mlp_activations] };
   const twins = twinKeys(raw);
-  if (twins !== undefined) throw new ConfigError(twins[1], raw[twins[1]], `is given twice, also as ${twins[0]}=${JSON.stringify(raw[twins[0]])}; keep one`);
+  if (twins !== undefined)
+    throw new ConfigError(twins[1], raw[twins[1]], `is given twice, also as ${twins[0]}=${JSON.stringify(raw[twins[0]])}; keep one`);
   for (const [k0, v] of Object.entries(raw)) {
     const k = k0 in MOE_DEFAULTS ? k0 : snakeCase(k0);
     if (!(k in MOE_DEFAULTS)) {
@@ -272,7 +273,11 @@ function validate(c: MoeConfig): void {
     throw new ConfigError("routed_score_func", c.routedScoreFunc, `unknown score function (known: "", ${ACTIVATION_NAMES.join(", ")})`);
   }
   if (c.isDeepseek3 && c.routedScoreFunc === "") {
-    throw new ConfigError("routed_score_func", "", `a deepseek3 model (model_name=${c.modelName}) needs a score function; the seed leaves pre_bias_logits undefined without one`);
+    throw new ConfigError(
+      "routed_score_func",
+      "",
+      `a deepseek3 model (model_name=${c.modelName}) needs a score function; the seed leaves pre_bias_logits undefined without one`,
+    );
   }
   if (c.isDeepseek3 && c.nRoutingGroups !== -1) {
     const g = c.nRoutingGroups;
@@ -289,7 +294,11 @@ function validate(c: MoeConfig): void {
     throw new ConfigError("num_experts_per_tok", c.numExpertsPerTok, "llama4 routing scales inputs by one router score per token: needs 1");
   }
   if (c.decoderBlock === "llama4" && !c.sparseMatmul && c.capacityFactor > 0 && c.modelCallMode !== "inference") {
-    throw new ConfigError("capacity_factor", c.capacityFactor, "llama4 with token dropping in training is undefined in the seed (no routing weights)");
+    throw new ConfigError(
+      "capacity_factor",
+      c.capacityFactor,
+      "llama4 with token dropping in training is undefined in the seed (no routing weights)",
+    );
   }
   if (!c.sparseMatmul && c.capacityFactor > 0 && c.modelCallMode === "inference" && c.mlpBias) {
     throw new ConfigError("mlp_bias", true, "the dense inference capacity path adds the bias on the wrong axis in the seed: unsupported");
@@ -304,12 +313,21 @@ function validate(c: MoeConfig): void {
   if (!(c.dropoutRate >= 0 && c.dropoutRate < 1)) throw new ConfigError("dropout_rate", c.dropoutRate, "must be in [0, 1)");
   if (c.loadBalanceLossWeight < 0) throw new ConfigError("load_balance_loss_weight", c.loadBalanceLossWeight, "must be >= 0");
   if (c.routedBiasUpdateRate < 0) throw new ConfigError("routed_bias_update_rate", c.routedBiasUpdateRate, "must be >= 0");
-  if (c.attention === "vllm_rpa") throw new ConfigError("attention", c.attention, "the vLLM fused path (tpu-inference) is not available here");
+  if (c.attention === "vllm_rpa")
+    throw new ConfigError("attention", c.attention, "the vLLM fused path (tpu-inference) is not available here");
   if (c.quantization !== "" || c.useQwixQuantization) {
-    throw new ConfigError(c.quantization !== "" ? "quantization" : "use_qwix_quantization", c.quantization || true, "quantized experts are not implemented yet");
+    throw new ConfigError(
+      c.quantization !== "" ? "quantization" : "use_qwix_quantization",
+      c.quantization || true,
+      "quantized experts are not implemented yet",
+    );
   }
   if (c.paddedBaseMoeMlpDim !== null && c.paddedBaseMoeMlpDim !== c.moeMlpDim) {
-    throw new ConfigError("padded_base_moe_mlp_dim", c.paddedBaseMoeMlpDim, "only meaningful for the vLLM GMM_v2 path; must be null or equal to moe_mlp_dim");
+    throw new ConfigError(
+      "padded_base_moe_mlp_dim",
+      c.paddedBaseMoeMlpDim,
+      "only meaningful for the vLLM GMM_v2 path; must be null or equal to moe_mlp_dim",
+    );
   }
   if (c.iciExpertParallelism > 1 && c.numExperts % c.iciExpertParallelism !== 0) {
     throw new ConfigError("ici_expert_parallelism", c.iciExpertParallelism, `must divide num_experts (${c.numExperts})`);

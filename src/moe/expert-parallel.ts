@@ -45,7 +45,13 @@ export function getAllToAllParams(
  * get_ragged_buffer_size (static): rows of the receive buffer. With ragged_buffer_factor > 0,
  * int(localBatch · factor) (can overflow); otherwise the worst case int(localBatch · min(N, E/K)).
  */
-export function getRaggedBufferSize(localBatch: number, epDegree: number, globalExperts: number, topK: number, raggedBufferFactor: number): number {
+export function getRaggedBufferSize(
+  localBatch: number,
+  epDegree: number,
+  globalExperts: number,
+  topK: number,
+  raggedBufferFactor: number,
+): number {
   if (raggedBufferFactor > 0) return Math.trunc(localBatch * raggedBufferFactor);
   return Math.trunc(localBatch * Math.min(epDegree, globalExperts / topK));
 }
@@ -125,7 +131,13 @@ export async function sparseMatmulExpertParallel(
   }
 
   const [B, S] = inputs_BSD.shape as [number, number];
-  const [x, order, weights, groupSizes, sortedExperts, lbLoss, biasUpdates, selected] = permute(cfg, inputs_BSD, gateLogits_BSE, preBiasLogits_BSE, { rng });
+  const [x, order, weights, groupSizes, sortedExperts, lbLoss, biasUpdates, selected] = permute(
+    cfg,
+    inputs_BSD,
+    gateLogits_BSE,
+    preBiasLogits_BSE,
+    { rng },
+  );
   const rows = x.shape[0]!;
   const perShard = sum(reshape(groupSizes, [N, e]), 1);
   const common = { topKWeights_BSK: weights, topKIndices_BSK: selected, lbLoss, biasUpdates, groupSizes_E: groupSizes };
@@ -165,4 +177,3 @@ export function expertShard(t: Tensor, rank: number, size: number): Tensor {
   const e = t.shape[0]! / size;
   return sliceAxis(t, 0, rank * e, (rank + 1) * e);
 }
-

@@ -70,7 +70,14 @@ function expertFfnOptions(cfg: MoeConfig, w: ExpertWeights): ExpertFfnOptions | 
   return { numExpertsPerTok: cfg.numExpertsPerTok, activation: name, clampLimit, alpha: 1.702 };
 }
 
-function ffnArgs(cfg: MoeConfig, w: ExpertWeights, x_TD: Tensor, order_R: Tensor, groupSizes_E: Tensor, combine_TK: Tensor | undefined): ExpertFfnArgs {
+function ffnArgs(
+  cfg: MoeConfig,
+  w: ExpertWeights,
+  x_TD: Tensor,
+  order_R: Tensor,
+  groupSizes_E: Tensor,
+  combine_TK: Tensor | undefined,
+): ExpertFfnArgs {
   return {
     x_TD: cast(x_TD, "float32"),
     order_R,
@@ -174,7 +181,14 @@ export function denseMatmul(
   const routing = { topKWeights_BSK: topKWeights, topKIndices_BSK: topKIndices, lbLoss, biasUpdates };
   const [B, S, D] = inputs.shape as [number, number, number];
   const c = (t: Tensor | undefined): Tensor | undefined => (t === undefined ? undefined : cast(t, dt));
-  const ew: ExpertWeights = { wi0: c(w.wi0)!, wi1: c(w.wi1)!, wo: c(w.wo)!, wi0Bias: c(w.wi0Bias), wi1Bias: c(w.wi1Bias), woBias: c(w.woBias) };
+  const ew: ExpertWeights = {
+    wi0: c(w.wi0)!,
+    wi1: c(w.wi1)!,
+    wo: c(w.wo)!,
+    wi0Bias: c(w.wi0Bias),
+    wi1Bias: c(w.wi1Bias),
+    woBias: c(w.woBias),
+  };
 
   if (cfg.capacityFactor > 0) {
     if (cfg.modelCallMode !== "inference") {
@@ -222,7 +236,13 @@ export function sparseExpertCombine(cfg: MoeConfig, r: Routed, w: ExpertWeights,
 }
 
 /** sparseExpertCombine as the composition of ops. */
-export function sparseExpertCombineComposed(cfg: MoeConfig, r: Routed, w: ExpertWeights, batchSize: number, sequenceLength: number): Tensor {
+export function sparseExpertCombineComposed(
+  cfg: MoeConfig,
+  r: Routed,
+  w: ExpertWeights,
+  batchSize: number,
+  sequenceLength: number,
+): Tensor {
   const x_RD = gatherSorted(cfg, r.inputs_TD, r.order_R);
   const out_RD = expertFfnComposed(cfg, x_RD, r.groupSize_E, r.sortedExperts_R, w);
   return unpermute(cfg, out_RD, r.order_R, r.weights_BSK, batchSize, sequenceLength);
@@ -240,5 +260,12 @@ export function sparseMatmul(
   const [B, S] = inputs_BSD.shape as [number, number];
   const r = route(cfg, inputs_BSD, gateLogits_BSE, preBiasLogits_BSE, { rng });
   const output = sparseExpertCombine(cfg, r, w, B, S);
-  return { output, topKWeights_BSK: r.weights_BSK, topKIndices_BSK: r.selected_BSK, lbLoss: r.lbLoss, biasUpdates: r.biasUpdates, groupSizes_E: r.groupSize_E };
+  return {
+    output,
+    topKWeights_BSK: r.weights_BSK,
+    topKIndices_BSK: r.selected_BSK,
+    lbLoss: r.lbLoss,
+    biasUpdates: r.biasUpdates,
+    groupSizes_E: r.groupSize_E,
+  };
 }

@@ -30,7 +30,12 @@ export interface GateComputeOptions {
 }
 
 /** score(cast(x)·kernel) (+ bias), returning the pre-bias scores when asked. */
-export function computeGateLogits(kernel_DE: Tensor, bias_E: Tensor | undefined, inputs_BSD: Tensor, o: GateComputeOptions): GateLogitOutput {
+export function computeGateLogits(
+  kernel_DE: Tensor,
+  bias_E: Tensor | undefined,
+  inputs_BSD: Tensor,
+  o: GateComputeOptions,
+): GateLogitOutput {
   let out = einsum("BSD,DE->BSE", cast(inputs_BSD, o.dtype), cast(kernel_DE, o.dtype));
   if (o.scoreFunc !== "") out = getActivation(o.scoreFunc)(out);
   const pre = o.keepPreBias ? out : undefined;
@@ -86,7 +91,12 @@ export class GateLogit extends Module {
   }
 
   parameters(): [string, Tensor][] {
-    return this.bias === undefined ? [["kernel", this.kernel]] : [["kernel", this.kernel], ["bias", this.bias]];
+    return this.bias === undefined
+      ? [["kernel", this.kernel]]
+      : [
+          ["kernel", this.kernel],
+          ["bias", this.bias],
+        ];
   }
 
   protected setParameters(params: Params): void {
@@ -96,7 +106,11 @@ export class GateLogit extends Module {
 
   forward(inputs: Tensor): [Tensor, Tensor | undefined] {
     const o = this.opts;
-    const r = computeGateLogits(this.kernel, this.bias, inputs, { dtype: o.dtype, scoreFunc: o.scoreFunc, keepPreBias: o.modelName.startsWith("deepseek3") });
+    const r = computeGateLogits(this.kernel, this.bias, inputs, {
+      dtype: o.dtype,
+      scoreFunc: o.scoreFunc,
+      keepPreBias: o.modelName.startsWith("deepseek3"),
+    });
     return [r.logits_BSE, r.preBiasLogits_BSE];
   }
 }

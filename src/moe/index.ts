@@ -1,5 +1,15 @@
 // The `moe` namespace: MaxText's MoE layer, its functions under their MaxText names (camelCased).
-export { DECODER_BLOCKS, MOE_DEFAULTS, moeConfig, parseMoeConfig, toMaxTextKeys, type ConfigOptions, type DecoderBlock, type MoeConfig, type RawConfig } from "./config.js";
+export {
+  DECODER_BLOCKS,
+  MOE_DEFAULTS,
+  moeConfig,
+  parseMoeConfig,
+  toMaxTextKeys,
+  type ConfigOptions,
+  type DecoderBlock,
+  type MoeConfig,
+  type RawConfig,
+} from "./config.js";
 export * from "./presets.js";
 export * from "./gate-logit.js";
 export * from "./routing.js";

@@ -52,7 +52,13 @@ export interface Routed {
   biasUpdates: Tensor | undefined;
 }
 
-export function route(cfg: MoeConfig, inputs_BSD: Tensor, gateLogits_BSE: Tensor, preBiasLogits_BSE: Tensor | undefined, opts: PermuteOptions = {}): Routed {
+export function route(
+  cfg: MoeConfig,
+  inputs_BSD: Tensor,
+  gateLogits_BSE: Tensor,
+  preBiasLogits_BSE: Tensor | undefined,
+  opts: PermuteOptions = {},
+): Routed {
   const [B, S, D] = inputs_BSD.shape as [number, number, number];
   const E = cfg.numExperts;
   let inputs_TD = reshape(inputs_BSD, [B * S, D]);

@@ -16,7 +16,14 @@ import { loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
 import { gateDtype, gateLogit } from "./gate-logit.js";
 import type { RoutingRng } from "./routing.js";
 import type { Group } from "../parallel/group.js";
-import { expertShard, getAllToAllParams, getRaggedBufferSize, sparseMatmulExpertParallel, type EpPath, type EpStats } from "./expert-parallel.js";
+import {
+  expertShard,
+  getAllToAllParams,
+  getRaggedBufferSize,
+  sparseMatmulExpertParallel,
+  type EpPath,
+  type EpStats,
+} from "./expert-parallel.js";
 
 /** All weights of a RoutedMoE, MaxText names camelCased (gate/kernel -> gateKernel). */
 export interface RoutedMoeWeights extends ExpertWeights {
@@ -52,7 +59,12 @@ export function effectiveWeights(cfg: MoeConfig, w: RoutedMoeWeights): ExpertWei
 }
 
 /** Gate logits for the layer input (MaxText RoutedMoE.__call__ up to the expert dispatch). */
-export function routedGate(cfg: MoeConfig, w: RoutedMoeWeights, inputs_BSD: Tensor, gateInputs?: Tensor): { x: Tensor; logits: Tensor; pre: Tensor | undefined } {
+export function routedGate(
+  cfg: MoeConfig,
+  w: RoutedMoeWeights,
+  inputs_BSD: Tensor,
+  gateInputs?: Tensor,
+): { x: Tensor; logits: Tensor; pre: Tensor | undefined } {
   const x = cast(inputs_BSD, cfg.dtype);
   const routingInputs = gateInputs === undefined ? x : cast(gateInputs, gateDtype(cfg));
   const { logits_BSE, preBiasLogits_BSE } = gateLogit(cfg, w.gateKernel, w.gateBias, routingInputs);
@@ -199,12 +211,38 @@ export class RoutedMoE extends Module {
   }
 
   /** Returns the seed's 7-tuple (sortedInputs, sortedSelectedExperts, weights, groupSize, sortedExperts, lbLoss, biasUpdates). */
-  permute(inputs: Tensor, gateLogits: Tensor, preBiasLogits: Tensor | undefined, useCustomSortVjp = true, rngs?: RoutingRng, rollToExpertId?: number) {
-    const opts: PermuteOptions = { useCustomSortVjp, ...(rngs === undefined ? {} : { rng: rngs }), ...(rollToExpertId === undefined ? {} : { rollToExpertId }) };
-    return permute(this.config, inputs, gateLogits, preBiasLogits, opts).slice(0, 7) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | undefined, Tensor | undefined];
+  permute(
+    inputs: Tensor,
+    gateLogits: Tensor,
+    preBiasLogits: Tensor | undefined,
+    useCustomSortVjp = true,
+    rngs?: RoutingRng,
+    rollToExpertId?: number,
+  ) {
+    const opts: PermuteOptions = {
+      useCustomSortVjp,
+      ...(rngs === undefined ? {} : { rng: rngs }),
+      ...(rollToExpertId === undefined ? {} : { rollToExpertId }),
+    };
+    return permute(this.config, inputs, gateLogits, preBiasLogits, opts).slice(0, 7) as [
+      Tensor,
+      Tensor,
+      Tensor,
+      Tensor,
+      Tensor,
+      Tensor | undefined,
+      Tensor | undefined,
+    ];
   }
 
-  unpermute(intermediate: Tensor, sortedSelectedExperts: Tensor, weights: Tensor, batchSize: number, sequenceLength: number, useCustomSortVjp = true): Tensor {
+  unpermute(
+    intermediate: Tensor,
+    sortedSelectedExperts: Tensor,
+    weights: Tensor,
+    batchSize: number,
+    sequenceLength: number,
+    useCustomSortVjp = true,
+  ): Tensor {
     return unpermute(this.config, intermediate, sortedSelectedExperts, weights, batchSize, sequenceLength, useCustomSortVjp);
   }
 
@@ -217,14 +255,50 @@ export class RoutedMoE extends Module {
   }
 
   /** Returns [output, lbLoss, biasUpdates]. */
-  sparseMatmul(inputs: Tensor, gateLogits: Tensor, preBiasLogits: Tensor | undefined, w0: Tensor, w1: Tensor, wo: Tensor, w0Bias?: Tensor, w1Bias?: Tensor, woBias?: Tensor, rng?: RoutingRng): [Tensor, Tensor | undefined, Tensor | undefined] {
-    const r = sparseMatmul(this.config, inputs, gateLogits, preBiasLogits, { wi0: w0, wi1: w1, wo, wi0Bias: w0Bias, wi1Bias: w1Bias, woBias }, rng);
+  sparseMatmul(
+    inputs: Tensor,
+    gateLogits: Tensor,
+    preBiasLogits: Tensor | undefined,
+    w0: Tensor,
+    w1: Tensor,
+    wo: Tensor,
+    w0Bias?: Tensor,
+    w1Bias?: Tensor,
+    woBias?: Tensor,
+    rng?: RoutingRng,
+  ): [Tensor, Tensor | undefined, Tensor | undefined] {
+    const r = sparseMatmul(
+      this.config,
+      inputs,
+      gateLogits,
+      preBiasLogits,
+      { wi0: w0, wi1: w1, wo, wi0Bias: w0Bias, wi1Bias: w1Bias, woBias },
+      rng,
+    );
     return [r.output, r.lbLoss, r.biasUpdates];
   }
 
   /** Returns [output, lbLoss, biasUpdates]. */
-  denseMatmul(inputs: Tensor, gateLogits: Tensor, preBiasLogits: Tensor | undefined, w0: Tensor, w1: Tensor, wo: Tensor, w0Bias?: Tensor, w1Bias?: Tensor, woBias?: Tensor, rng?: RoutingRng): [Tensor, Tensor | undefined, Tensor | undefined] {
-    const r = denseMatmul(this.config, inputs, gateLogits, preBiasLogits, { wi0: w0, wi1: w1, wo, wi0Bias: w0Bias, wi1Bias: w1Bias, woBias }, rng);
+  denseMatmul(
+    inputs: Tensor,
+    gateLogits: Tensor,
+    preBiasLogits: Tensor | undefined,
+    w0: Tensor,
+    w1: Tensor,
+    wo: Tensor,
+    w0Bias?: Tensor,
+    w1Bias?: Tensor,
+    woBias?: Tensor,
+    rng?: RoutingRng,
+  ): [Tensor, Tensor | undefined, Tensor | undefined] {
+    const r = denseMatmul(
+      this.config,
+      inputs,
+      gateLogits,
+      preBiasLogits,
+      { wi0: w0, wi1: w1, wo, wi0Bias: w0Bias, wi1Bias: w1Bias, woBias },
+      rng,
+    );
     return [r.output, r.lbLoss, r.biasUpdates];
   }
 

@@ -8,10 +8,20 @@ export type FanMode = "fan_in" | "fan_out" | "fan_avg";
 export type Distribution = "truncated_normal" | "normal" | "uniform";
 
 /** init(key, shape, dtype, inAxis, outAxis) -> Tensor (MaxText NdInitializer). */
-export type NdInitializer = (key: Key, shape: readonly number[], dtype: DType, inAxis: readonly number[], outAxis: readonly number[]) => Tensor;
+export type NdInitializer = (
+  key: Key,
+  shape: readonly number[],
+  dtype: DType,
+  inAxis: readonly number[],
+  outAxis: readonly number[],
+) => Tensor;
 
 /** Fans as JAX computes them: receptive field = the axes in neither inAxis nor outAxis. */
-export function computeFans(shape: readonly number[], inAxis: readonly number[], outAxis: readonly number[]): { fanIn: number; fanOut: number } {
+export function computeFans(
+  shape: readonly number[],
+  inAxis: readonly number[],
+  outAxis: readonly number[],
+): { fanIn: number; fanOut: number } {
   const prod = (axes: readonly number[]): number => axes.reduce((a, i) => a * shape[i < 0 ? i + shape.length : i]!, 1);
   const inSize = prod(inAxis);
   const outSize = prod(outAxis);
@@ -58,4 +68,3 @@ function mapScale(t: Tensor, s: number, dtype: DType): Tensor {
 
 /** The decoders' default: nd_dense_init(1.0, "fan_in", "truncated_normal"). */
 export const defaultKernelInit: NdInitializer = ndDenseInit(1.0, "fan_in", "truncated_normal");
-

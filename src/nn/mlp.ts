@@ -83,6 +83,10 @@ export function dropout(h_BSH: Tensor, rate: number, key: Key | undefined): Tens
   if (key === undefined) throw new ConfigError("dropout_rate", rate, "dropout needs an explicit PRNG key (dropoutKey)");
   const [B, , H] = h_BSH.shape as [number, number, number];
   const u = uniform(key, [B, 1, H], 0, 1, "float64");
-  const keep = tensor(Array.from(u.data, (v) => (v < 1 - rate ? 1 : 0)), [B, 1, H], h_BSH.dtype);
+  const keep = tensor(
+    Array.from(u.data, (v) => (v < 1 - rate ? 1 : 0)),
+    [B, 1, H],
+    h_BSH.dtype,
+  );
   return div(mul(h_BSH, keep), 1 - rate);
 }

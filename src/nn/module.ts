@@ -15,7 +15,8 @@ export abstract class Module {
     const own = new Map(this.parameters());
     for (const [path, t] of Object.entries(params)) {
       const cur = own.get(path);
-      if (cur === undefined) throw new MoeError(`[params] ${this.constructor.name} has no parameter "${path}" (have: ${[...own.keys()].join(", ")})`);
+      if (cur === undefined)
+        throw new MoeError(`[params] ${this.constructor.name} has no parameter "${path}" (have: ${[...own.keys()].join(", ")})`);
       if (!shapesEqual(cur.shape, t.shape)) {
         throw new ShapeError(`[params] "${path}" expects shape ${fmt(cur.shape)}, got ${fmt(t.shape)}`);
       }

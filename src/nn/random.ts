@@ -88,13 +88,21 @@ function fill(shape: readonly number[], dtype: DType, values: ArrayLike<number>)
 
 export function uniform(key: Key, shape: readonly number[], lo = 0, hi = 1, dtype: DType = "float32"): Tensor {
   const u = uniform01(key, count(shape, "uniform"));
-  return fill(shape, dtype, u.map((v) => lo + (hi - lo) * v));
+  return fill(
+    shape,
+    dtype,
+    u.map((v) => lo + (hi - lo) * v),
+  );
 }
 
 /** Integers uniform in [lo, hi) (int32). */
 export function randint(key: Key, shape: readonly number[], lo: number, hi: number): Tensor {
   const u = uniform01(key, count(shape, "randint"));
-  return fill(shape, "int32", u.map((v) => lo + Math.floor(v * (hi - lo))));
+  return fill(
+    shape,
+    "int32",
+    u.map((v) => lo + Math.floor(v * (hi - lo))),
+  );
 }
 
 // Acklam's inverse normal CDF (relative error < 1.2e-9).
@@ -139,14 +147,24 @@ function erfc(x: number): number {
     Math.exp(
       -z * z -
         1.26551223 +
-        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
     );
   return x >= 0 ? r : 2 - r;
 }
 
 export function normal(key: Key, shape: readonly number[], dtype: DType = "float32"): Tensor {
   const u = uniform01(key, count(shape, "normal"));
-  return fill(shape, dtype, u.map((v) => ndtri(Math.min(Math.max(v, 1e-300), 1 - 2 ** -33))));
+  return fill(
+    shape,
+    dtype,
+    u.map((v) => ndtri(Math.min(Math.max(v, 1e-300), 1 - 2 ** -33))),
+  );
 }
 
 /** N(0,1) truncated to (lo, hi), by inverse CDF. */

@@ -41,10 +41,22 @@ export function isFfnActivation(name: string): name is FfnActivation {
 
 /** y_TD = Σ_k w[t,k] · FFN_e(x[t]) over each token's routed experts, rows grouped by expert. */
 export function expertFfn(a: ExpertFfnArgs, o: ExpertFfnOptions): Tensor {
-  if (!isFfnActivation(o.activation)) throw new UnsupportedError(`[expert_ffn] activation ${String(o.activation)} is not one of ${FFN_ACTIVATIONS.join(", ")}`);
+  if (!isFfnActivation(o.activation))
+    throw new UnsupportedError(`[expert_ffn] activation ${String(o.activation)} is not one of ${FFN_ACTIVATIONS.join(", ")}`);
   const layout = { hasCombineWeights: a.combineWeights_TK !== undefined, hasBias: a.bias !== undefined };
   const inputs = expertFfnInputList(
-    { x: a.x_TD, order: a.order_R, groupSizes: a.groupSizes_E, wi0: a.wi0_EDH, wi1: a.wi1_EDH, wo: a.wo_EHD, w: a.combineWeights_TK, b0: a.bias?.wi0_EH, b1: a.bias?.wi1_EH, bo: a.bias?.wo_ED },
+    {
+      x: a.x_TD,
+      order: a.order_R,
+      groupSizes: a.groupSizes_E,
+      wi0: a.wi0_EDH,
+      wi1: a.wi1_EDH,
+      wo: a.wo_EHD,
+      w: a.combineWeights_TK,
+      b0: a.bias?.wi0_EH,
+      b1: a.bias?.wi1_EH,
+      bo: a.bias?.wo_ED,
+    },
     layout,
   );
   const params: ExpertFfnParams = {

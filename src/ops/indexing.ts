@@ -95,8 +95,7 @@ export function oneHot(idx: Tensor, numClasses: number, dtype: Tensor["dtype"] =
  */
 export function repeat(x: Tensor, repeats: number | Tensor, totalRepeatLength?: number): Tensor {
   const n = x.shape[0]!;
-  const counts =
-    typeof repeats === "number" ? new Array<number>(n).fill(repeats) : Array.from(repeats.data, (v) => Number(v));
+  const counts = typeof repeats === "number" ? new Array<number>(n).fill(repeats) : Array.from(repeats.data, (v) => Number(v));
   if (counts.length !== n) throw new ShapeError(`[repeat] ${counts.length} repeats for ${n} rows`);
   if (counts.some((c) => c < 0 || !Number.isInteger(c))) throw new ShapeError(`[repeat] repeats must be non-negative integers`);
   const rows: number[] = [];

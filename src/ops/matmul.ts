@@ -28,8 +28,13 @@ function parse(spec: string): { ia: string[]; ib: string[]; io: string[] } {
   const m = /^\s*(\w*)\s*,\s*(\w*)\s*->\s*(\w*)\s*$/.exec(spec);
   if (m === null) throw new ShapeError(`[einsum] cannot parse "${spec}" (two operands, one-letter labels, explicit output)`);
   const r = { ia: [...m[1]!], ib: [...m[2]!], io: [...m[3]!] };
-  for (const [what, ls] of [["first operand", r.ia], ["second operand", r.ib], ["output", r.io]] as const) {
-    if (new Set(ls).size !== ls.length) throw new ShapeError(`[einsum] repeated label in the ${what} of "${spec}" (traces/diagonals are not supported)`);
+  for (const [what, ls] of [
+    ["first operand", r.ia],
+    ["second operand", r.ib],
+    ["output", r.io],
+  ] as const) {
+    if (new Set(ls).size !== ls.length)
+      throw new ShapeError(`[einsum] repeated label in the ${what} of "${spec}" (traces/diagonals are not supported)`);
   }
   return r;
 }
@@ -60,8 +65,20 @@ export function einsum(spec: string, a: Tensor, b: Tensor): Tensor {
   // sum out labels private to one operand and absent from the output
   const privA = ia.filter((l) => !ib.includes(l) && !io.includes(l));
   const privB = ib.filter((l) => !ia.includes(l) && !io.includes(l));
-  let x = privA.length > 0 ? sum(a, privA.map((l) => ia.indexOf(l))) : a;
-  let y = privB.length > 0 ? sum(b, privB.map((l) => ib.indexOf(l))) : b;
+  let x =
+    privA.length > 0
+      ? sum(
+          a,
+          privA.map((l) => ia.indexOf(l)),
+        )
+      : a;
+  let y =
+    privB.length > 0
+      ? sum(
+          b,
+          privB.map((l) => ib.indexOf(l)),
+        )
+      : b;
   const la = ia.filter((l) => !privA.includes(l));
   const lb = ib.filter((l) => !privB.includes(l));
   const bat = la.filter((l) => lb.includes(l) && io.includes(l));
@@ -69,11 +86,23 @@ export function einsum(spec: string, a: Tensor, b: Tensor): Tensor {
   const fa = la.filter((l) => !lb.includes(l));
   const fb = lb.filter((l) => !la.includes(l));
   const sz = (ls: string[]): number => size(ls.map((l) => dims.get(l)!));
-  x = transpose(x, [...bat, ...fa, ...con].map((l) => la.indexOf(l)));
-  y = transpose(y, [...bat, ...con, ...fb].map((l) => lb.indexOf(l)));
+  x = transpose(
+    x,
+    [...bat, ...fa, ...con].map((l) => la.indexOf(l)),
+  );
+  y = transpose(
+    y,
+    [...bat, ...con, ...fb].map((l) => lb.indexOf(l)),
+  );
   x = reshape(x, [sz(bat), sz(fa), sz(con)]);
   y = reshape(y, [sz(bat), sz(con), sz(fb)]);
-  const r = reshape(batchMatmul(x, y), [...bat, ...fa, ...fb].map((l) => dims.get(l)!));
+  const r = reshape(
+    batchMatmul(x, y),
+    [...bat, ...fa, ...fb].map((l) => dims.get(l)!),
+  );
   const have = [...bat, ...fa, ...fb];
-  return transpose(r, io.map((l) => have.indexOf(l)));
+  return transpose(
+    r,
+    io.map((l) => have.indexOf(l)),
+  );
 }

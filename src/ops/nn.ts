@@ -1,7 +1,26 @@
 import { UnsupportedError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
 import { stopGradient } from "../autodiff/graph.js";
-import { abs, add, div, exp, greater, greaterEqual, less, log, log1p, maximum, minimum, mul, neg, sigmoid, sqrt, sub, tanh, where } from "./elementwise.js";
+import {
+  abs,
+  add,
+  div,
+  exp,
+  greater,
+  greaterEqual,
+  less,
+  log,
+  log1p,
+  maximum,
+  minimum,
+  mul,
+  neg,
+  sigmoid,
+  sqrt,
+  sub,
+  tanh,
+  where,
+} from "./elementwise.js";
 import { sliceAxis } from "./movement.js";
 import { max, sum } from "./reduce.js";
 

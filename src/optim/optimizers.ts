@@ -12,7 +12,9 @@ const f = Math.fround;
 function checkedParams(name: string, params: readonly Tensor[]): Float32Array[] {
   const data = params.map((p, i) => {
     if (p.dtype !== "float32" || !(p.data instanceof Float32Array)) {
-      throw new MoeError(`[${name}] parameter ${i} is ${p.dtype}: the optimizers update float32 parameters (keep float32 master weights and cast them for the forward)`);
+      throw new MoeError(
+        `[${name}] parameter ${i} is ${p.dtype}: the optimizers update float32 parameters (keep float32 master weights and cast them for the forward)`,
+      );
     }
     return p.data;
   });
@@ -27,18 +29,25 @@ function checkedParams(name: string, params: readonly Tensor[]): Float32Array[] 
   return data;
 }
 
-function checkedGrads(name: string, params: readonly Float32Array[], shapes: readonly (readonly number[])[], grads: readonly (Tensor | undefined)[]): (Float32Array | undefined)[] {
+function checkedGrads(
+  name: string,
+  params: readonly Float32Array[],
+  shapes: readonly (readonly number[])[],
+  grads: readonly (Tensor | undefined)[],
+): (Float32Array | undefined)[] {
   if (grads.length !== params.length) throw new MoeError(`[${name}] step() got ${grads.length} gradients for ${params.length} parameters`);
   return grads.map((g, i) => {
     if (g === undefined) return undefined;
-    if (!shapesEqual(g.shape, shapes[i]!)) throw new MoeError(`[${name}] gradient ${i} has shape [${g.shape.join(", ")}], parameter ${i} has [${shapes[i]!.join(", ")}]`);
+    if (!shapesEqual(g.shape, shapes[i]!))
+      throw new MoeError(`[${name}] gradient ${i} has shape [${g.shape.join(", ")}], parameter ${i} has [${shapes[i]!.join(", ")}]`);
     if (g.data instanceof Float32Array) return g.data;
     return Float32Array.from(g.data as ArrayLike<number>);
   });
 }
 
 function positive(name: string, key: string, v: number, orZero = false): number {
-  if (!Number.isFinite(v) || v < 0 || (!orZero && v === 0)) throw new MoeError(`[${name}] ${key} must be a finite number ${orZero ? ">= 0" : "> 0"}, got ${v}`);
+  if (!Number.isFinite(v) || v < 0 || (!orZero && v === 0))
+    throw new MoeError(`[${name}] ${key} must be a finite number ${orZero ? ">= 0" : "> 0"}, got ${v}`);
   return v;
 }
 
@@ -78,7 +87,10 @@ export class AdamW {
     this.lr = positive("adamw", "learningRate", opts.learningRate);
     this.b1 = opts.b1 ?? 0.9;
     this.b2 = opts.b2 ?? 0.999;
-    for (const [k, b] of [["b1", this.b1], ["b2", this.b2]] as const) {
+    for (const [k, b] of [
+      ["b1", this.b1],
+      ["b2", this.b2],
+    ] as const) {
       if (!(b >= 0 && b < 1)) throw new MoeError(`[adamw] ${k} must be in [0, 1), got ${b}`);
     }
     this.eps = positive("adamw", "eps", opts.eps ?? 1e-8);
@@ -95,7 +107,17 @@ export class AdamW {
     const gs = checkedGrads("adamw", this.#p, this.#shapes, grads);
     this.#t++;
     // the per-step scalars, as float32 values (the kernels' operands)
-    const s = [this.lr, this.b1, 1 - this.b1, this.b2, 1 - this.b2, 1 - this.b1 ** this.#t, 1 - this.b2 ** this.#t, this.eps, this.weightDecay].map(f) as [number, number, number, number, number, number, number, number, number];
+    const s = [
+      this.lr,
+      this.b1,
+      1 - this.b1,
+      this.b2,
+      1 - this.b2,
+      1 - this.b1 ** this.#t,
+      1 - this.b2 ** this.#t,
+      this.eps,
+      this.weightDecay,
+    ].map(f) as [number, number, number, number, number, number, number, number, number];
     const [lr, b1, omb1, b2, omb2, bc1, bc2, eps, weightDecay] = s;
     const params = { lr, b1, omb1, b2, omb2, bc1, bc2, eps, weightDecay };
     gs.forEach((g, i) => {

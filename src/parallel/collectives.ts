@@ -38,7 +38,12 @@ export async function allReduceSum(group: Group, x: Tensor): Promise<Tensor> {
 /** Integer metadata of every rank stacked on a new axis 0 (no gradient). */
 export async function allGatherStack(group: Group, x: Tensor): Promise<Tensor> {
   const parts = await group.allGather(x);
-  return noGrad(() => concatenate(parts.map((p) => reshape(p, [1, ...p.shape])), 0));
+  return noGrad(() =>
+    concatenate(
+      parts.map((p) => reshape(p, [1, ...p.shape])),
+      0,
+    ),
+  );
 }
 
 function vec(t: Tensor | readonly number[]): number[] {
@@ -74,9 +79,12 @@ export async function raggedAllToAll(group: Group, operand: Tensor, outputRows: 
     got.forEach((rows, j) => {
       const at = offsets[j]!.data[0]!;
       const m = rows.shape[0]!;
-      if (m !== p.recvSizes[j]) throw new MoeError(`[ragged_all_to_all] rank ${group.rank} expected ${p.recvSizes[j]} rows from rank ${j}, got ${m}`);
+      if (m !== p.recvSizes[j])
+        throw new MoeError(`[ragged_all_to_all] rank ${group.rank} expected ${p.recvSizes[j]} rows from rank ${j}, got ${m}`);
       if (at < 0 || at + m > outputRows) {
-        throw new MoeError(`[ragged_all_to_all] ${m} rows from rank ${j} at offset ${at} overflow the ${outputRows}-row buffer of rank ${group.rank}`);
+        throw new MoeError(
+          `[ragged_all_to_all] ${m} rows from rank ${j} at offset ${at} overflow the ${outputRows}-row buffer of rank ${group.rank}`,
+        );
       }
       if (m > 0) buf = add(buf, pad(rows, [at, ...inner.map(() => 0)], [outputRows - at - m, ...inner.map(() => 0)]));
     });

@@ -15,7 +15,8 @@ const isWire = (v: unknown): v is WireTensor => typeof v === "object" && v !== n
 
 /** Replace every Tensor in a value (arrays and plain objects, recursively) by its wire form. */
 export function encode(v: unknown): unknown {
-  if (v instanceof Tensor) return { __moekitTensor: true, data: v.bf16Bits ?? v.data, shape: [...v.shape], dtype: v.dtype } satisfies WireTensor;
+  if (v instanceof Tensor)
+    return { __moekitTensor: true, data: v.bf16Bits ?? v.data, shape: [...v.shape], dtype: v.dtype } satisfies WireTensor;
   if (Array.isArray(v)) return v.map(encode);
   if (typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype) {
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, encode(x)]));

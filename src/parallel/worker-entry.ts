@@ -17,7 +17,9 @@ const d = workerData as Data;
 const group = new PortGroup(d.rank, d.size, d.ports);
 try {
   initFromEnv();
-  const mod = (await import(d.module.startsWith("file:") ? d.module : pathToFileURL(d.module).href)) as { default: (g: PortGroup, a: unknown) => unknown };
+  const mod = (await import(d.module.startsWith("file:") ? d.module : pathToFileURL(d.module).href)) as {
+    default: (g: PortGroup, a: unknown) => unknown;
+  };
   const value = await mod.default(group, decode(d.args));
   parentPort!.postMessage({ ok: true, value: encode(value) });
 } catch (e) {

@@ -106,8 +106,10 @@ export function checkExpertFfn(where: string, ins: readonly Aval[], p: ExpertFfn
   const [E, , H] = a.wi0.shape as [number, number, number];
   const K = p.numExpertsPerTok;
   if (!Number.isInteger(K) || K < 1) throw new ShapeError(`[${where}] numExpertsPerTok must be a positive integer, got ${K}`);
-  if (!FFN_ACTIVATIONS.includes(p.activation)) throw new ShapeError(`[${where}] activation ${p.activation} is not one of ${FFN_ACTIVATIONS.join(", ")}`);
-  if (!(p.clampLimit >= 0) || !Number.isFinite(p.clampLimit)) throw new ShapeError(`[${where}] clampLimit must be finite and >= 0, got ${p.clampLimit}`);
+  if (!FFN_ACTIVATIONS.includes(p.activation))
+    throw new ShapeError(`[${where}] activation ${p.activation} is not one of ${FFN_ACTIVATIONS.join(", ")}`);
+  if (!(p.clampLimit >= 0) || !Number.isFinite(p.clampLimit))
+    throw new ShapeError(`[${where}] clampLimit must be finite and >= 0, got ${p.clampLimit}`);
   const R = T * K;
   const f32 = (d: DType): boolean => d === "float32";
   const i32 = (d: DType): boolean => d === "int32";
@@ -132,7 +134,13 @@ export function expertFfnShape(ins: readonly Aval[], p: ExpertFfnParams): Aval[]
   const { T, D, R, H } = checkExpertFfn("expert_ffn", ins, p, 0);
   const out: Aval[] = [{ shape: [T, D], dtype: "float32" }];
   if (p.residuals) {
-    for (const shape of [[R, H], [R, H], [R, H], [R, D]]) out.push({ shape, dtype: "float32" });
+    for (const shape of [
+      [R, H],
+      [R, H],
+      [R, H],
+      [R, D],
+    ])
+      out.push({ shape, dtype: "float32" });
   }
   return out;
 }
@@ -153,6 +161,7 @@ export function expertFfnBwdShape(ins: readonly Aval[], p: ExpertFfnBwdParams): 
   if (g.wi0) out.push({ shape: [E, D, H], dtype: "float32" });
   if (g.wi1) out.push({ shape: [E, D, H], dtype: "float32" });
   if (g.wo) out.push({ shape: [E, H, D], dtype: "float32" });
-  if (p.hasBias && g.bias) out.push({ shape: [E, H], dtype: "float32" }, { shape: [E, H], dtype: "float32" }, { shape: [E, D], dtype: "float32" });
+  if (p.hasBias && g.bias)
+    out.push({ shape: [E, H], dtype: "float32" }, { shape: [E, H], dtype: "float32" }, { shape: [E, D], dtype: "float32" });
   return out;
 }

@@ -28,11 +28,13 @@ export interface SgdStepParams {
 }
 
 function sameF32(where: string, names: readonly string[], ins: readonly Aval[]): Aval[] {
-  if (ins.length !== names.length) throw new ShapeError(`[${where}] expects ${names.length} inputs (${names.join(", ")}), got ${ins.length}`);
+  if (ins.length !== names.length)
+    throw new ShapeError(`[${where}] expects ${names.length} inputs (${names.join(", ")}), got ${ins.length}`);
   const p = ins[0]!;
   ins.forEach((a, i) => {
     if (a.dtype !== "float32") throw new DTypeError(`[${where}] ${names[i]} must be float32, got ${a.dtype}`);
-    if (!shapesEqual(a.shape, p.shape)) throw new ShapeError(`[${where}] ${names[i]} has shape ${fmt(a.shape)}, the parameter ${fmt(p.shape)}`);
+    if (!shapesEqual(a.shape, p.shape))
+      throw new ShapeError(`[${where}] ${names[i]} has shape ${fmt(a.shape)}, the parameter ${fmt(p.shape)}`);
   });
   return [p];
 }

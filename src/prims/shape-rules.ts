@@ -170,7 +170,8 @@ export const shapeRules: { [P in Prim]: ShapeRule<P> } = {
     nIn(Prim.ScatterAdd, ins, 2);
     const [u, idx] = [ins[0]!, ins[1]!];
     int32Vector(Prim.ScatterAdd, idx, "indices");
-    if (!Number.isInteger(numRows) || numRows < 0) throw new ShapeError(`[scatter_add] numRows must be a non-negative integer, got ${numRows}`);
+    if (!Number.isInteger(numRows) || numRows < 0)
+      throw new ShapeError(`[scatter_add] numRows must be a non-negative integer, got ${numRows}`);
     if (u.shape[0] !== idx.shape[0]) throw new ShapeError(`[scatter_add] ${u.shape[0]} rows vs ${idx.shape[0]} indices`);
     return [{ shape: [numRows, ...u.shape.slice(1)], dtype: u.dtype }];
   },

@@ -40,7 +40,9 @@ describe("moekit convert", () => {
   it("maxtext -> hf of another family checks that the family computes the same thing", async () => {
     const mt = tmp("mt.safetensors");
     await convertCommand(["--from", "hf", "--to", "maxtext", hf, mt, "--quiet"]);
-    await expect(convertCommand(["--from", "maxtext", "--to", "hf", mt, tmp("as-mixtral"), "--family", "mixtral", "--quiet"])).rejects.toThrow(/cannot express|no mixtral equivalent/);
+    await expect(
+      convertCommand(["--from", "maxtext", "--to", "hf", mt, tmp("as-mixtral"), "--family", "mixtral", "--quiet"]),
+    ).rejects.toThrow(/cannot express|no mixtral equivalent/);
     // a Mixtral layer re-expressed as Granite (same routing rule, fused input_linear) runs identically
     const mix = writeFixture(makeFixture("mixtral"), tmp("mixtral"));
     const mixMt = tmp("mix.safetensors");
@@ -77,8 +79,28 @@ describe("moekit run --checkpoint", () => {
     const input = tmp("x.npy");
     writeNpy(input, x);
     const output = tmp("y.safetensors");
-    expect(await runCheckpointCommand(["--checkpoint", hf, "--layer", "1", "--input", input, "--output", output, "--set", "dtype=float64", "--json"])).toBe(0);
-    const report = JSON.parse(out.join("\n")) as { layer: number; module: string; family: string; tokensPerExpert: number[]; input: number[] };
+    expect(
+      await runCheckpointCommand([
+        "--checkpoint",
+        hf,
+        "--layer",
+        "1",
+        "--input",
+        input,
+        "--output",
+        output,
+        "--set",
+        "dtype=float64",
+        "--json",
+      ]),
+    ).toBe(0);
+    const report = JSON.parse(out.join("\n")) as {
+      layer: number;
+      module: string;
+      family: string;
+      tokensPerExpert: number[];
+      input: number[];
+    };
     expect(report).toMatchObject({ layer: 1, module: "routed", family: "gpt_oss", input: [2, 3, 16] });
     expect(report.tokensPerExpert.reduce((a, b) => a + b, 0)).toBe(2 * 3 * 2);
     const y = loadSafetensors(output);

@@ -111,10 +111,24 @@ export function makeFixture(family: string, opts: FixtureOptions = {}): Fixture 
   const layer = 1;
   let layerPrefix = lp(1);
   let reference: (x: Vec[]) => Vec[];
-  const common = { hidden_size: D, num_hidden_layers: L, hidden_act: "silu", vocab_size: V, num_attention_heads: 2, torch_dtype: "float32" };
+  const common = {
+    hidden_size: D,
+    num_hidden_layers: L,
+    hidden_act: "silu",
+    vocab_size: V,
+    num_attention_heads: 2,
+    torch_dtype: "float32",
+  };
   switch (family) {
     case "mixtral": {
-      config = { architectures: ["MixtralForCausalLM"], model_type: "mixtral", ...common, intermediate_size: H, num_local_experts: E, num_experts_per_tok: K };
+      config = {
+        architectures: ["MixtralForCausalLM"],
+        model_type: "mixtral",
+        ...common,
+        intermediate_size: H,
+        num_local_experts: E,
+        num_experts_per_tok: K,
+      };
       for (let l = 0; l < L; l++) {
         b.attention(lp(l), D);
         b.add(`${lp(l)}.block_sparse_moe.gate.weight`, [E, D], gateScale / Math.sqrt(D));
@@ -130,7 +144,12 @@ export function makeFixture(family: string, opts: FixtureOptions = {}): Fixture 
       const defaultNorm = family === "qwen3_next" || family === "qwen3_moe";
       const norm = opts.variant === "norm" ? !defaultNorm : defaultNorm;
       const shared = family === "qwen2_moe" || family === "qwen3_next";
-      const arch = { qwen2_moe: "Qwen2MoeForCausalLM", qwen3_next: "Qwen3NextForCausalLM", qwen3_moe: "Qwen3MoeForCausalLM", olmoe: "OlmoeForCausalLM" }[family];
+      const arch = {
+        qwen2_moe: "Qwen2MoeForCausalLM",
+        qwen3_next: "Qwen3NextForCausalLM",
+        qwen3_moe: "Qwen3MoeForCausalLM",
+        olmoe: "OlmoeForCausalLM",
+      }[family];
       const Hs = 20;
       config = { architectures: [arch], model_type: family, ...common, num_experts: E, num_experts_per_tok: K, norm_topk_prob: norm };
       if (family === "olmoe") config.intermediate_size = H;
@@ -179,7 +198,9 @@ export function makeFixture(family: string, opts: FixtureOptions = {}): Fixture 
         routed_scaling_factor: scale,
         first_k_dense_replace: 1,
         moe_layer_freq: 1,
-        ...(v3 ? { n_group: 4, topk_group: 2, norm_topk_prob: true, scoring_func: "sigmoid", topk_method: "noaux_tc" } : { n_group: 1, topk_group: 1, norm_topk_prob: false, scoring_func: "softmax", topk_method: "greedy" }),
+        ...(v3
+          ? { n_group: 4, topk_group: 2, norm_topk_prob: true, scoring_func: "sigmoid", topk_method: "noaux_tc" }
+          : { n_group: 1, topk_group: 1, norm_topk_prob: false, scoring_func: "softmax", topk_method: "greedy" }),
       };
       for (let l = 0; l < L; l++) {
         b.attention(lp(l), D);
@@ -197,12 +218,32 @@ export function makeFixture(family: string, opts: FixtureOptions = {}): Fixture 
       }
       reference = (x) =>
         v3
-          ? deepseekV3Reference({ n_routed_experts: En, num_experts_per_tok: Kn, n_group: 4, topk_group: 2, norm_topk_prob: true, routed_scaling_factor: scale }, b.tensors, layerPrefix, x)
+          ? deepseekV3Reference(
+              {
+                n_routed_experts: En,
+                num_experts_per_tok: Kn,
+                n_group: 4,
+                topk_group: 2,
+                norm_topk_prob: true,
+                routed_scaling_factor: scale,
+              },
+              b.tensors,
+              layerPrefix,
+              x,
+            )
           : deepseekV2Reference({ num_experts_per_tok: Kn, routed_scaling_factor: scale }, b.tensors, layerPrefix, x);
       break;
     }
     case "gpt_oss": {
-      config = { architectures: ["GptOssForCausalLM"], model_type: "gpt_oss", ...common, intermediate_size: H, num_local_experts: E, num_experts_per_tok: K, swiglu_limit: 7.0 };
+      config = {
+        architectures: ["GptOssForCausalLM"],
+        model_type: "gpt_oss",
+        ...common,
+        intermediate_size: H,
+        num_local_experts: E,
+        num_experts_per_tok: K,
+        swiglu_limit: 7.0,
+      };
       for (let l = 0; l < L; l++) {
         b.attention(lp(l), D);
         b.add(`${lp(l)}.mlp.router.weight`, [E, D], gateScale / Math.sqrt(D));
@@ -216,8 +257,21 @@ export function makeFixture(family: string, opts: FixtureOptions = {}): Fixture 
       break;
     }
     case "llama4": {
-      const text = { model_type: "llama4_text", ...common, intermediate_size: H, intermediate_size_mlp: 40, num_local_experts: E, num_experts_per_tok: 1, interleave_moe_layer_step: 2 };
-      config = { architectures: ["Llama4ForConditionalGeneration"], model_type: "llama4", text_config: text, vision_config: { hidden_size: 8 } };
+      const text = {
+        model_type: "llama4_text",
+        ...common,
+        intermediate_size: H,
+        intermediate_size_mlp: 40,
+        num_local_experts: E,
+        num_experts_per_tok: 1,
+        interleave_moe_layer_step: 2,
+      };
+      config = {
+        architectures: ["Llama4ForConditionalGeneration"],
+        model_type: "llama4",
+        text_config: text,
+        vision_config: { hidden_size: 8 },
+      };
       const tp = (l: number): string => `language_model.model.layers.${l}`;
       layerPrefix = tp(1);
       for (let l = 0; l < L; l++) {
@@ -259,7 +313,8 @@ export function makeFixture(family: string, opts: FixtureOptions = {}): Fixture 
           b.add(`${lp(l)}.shared_mlp.output_linear.weight`, [D, Hs], 1 / Math.sqrt(Hs));
         }
       }
-      reference = (x) => graniteMoeReference({ num_experts_per_tok: K, intermediate_size: H, shared_intermediate_size: Hs }, b.tensors, layerPrefix, x);
+      reference = (x) =>
+        graniteMoeReference({ num_experts_per_tok: K, intermediate_size: H, shared_intermediate_size: Hs }, b.tensors, layerPrefix, x);
       break;
     }
     default:
@@ -292,7 +347,8 @@ export function writeFixture(fx: Fixture, dir: string, opts: WriteOptions = {}):
   opts.edit?.(tensors, storage);
   const dtypes = Object.fromEntries(Object.keys(tensors).map((n) => [n, storage[n]!]));
   // a sharded save makes the folder as a whole, so config.json goes in after it
-  if (opts.maxShardBytes !== undefined) saveShardedSafetensors(dir, tensors, { maxShardBytes: opts.maxShardBytes, dtypes, metadata: { format: "pt" } });
+  if (opts.maxShardBytes !== undefined)
+    saveShardedSafetensors(dir, tensors, { maxShardBytes: opts.maxShardBytes, dtypes, metadata: { format: "pt" } });
   else {
     fs.mkdirSync(dir, { recursive: true });
     saveSafetensors(path.join(dir, "model.safetensors"), tensors, { dtypes, metadata: { format: "pt" } });

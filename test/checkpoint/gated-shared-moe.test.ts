@@ -7,7 +7,17 @@ import { RoutedMoE } from "../../src/moe/routed-moe.js";
 import { MlpBlock } from "../../src/nn/mlp.js";
 import { foldIn, normal, prngKey } from "../../src/nn/random.js";
 
-const cfg = moeConfig({ num_experts: 4, num_experts_per_tok: 2, emb_dim: 16, moe_mlp_dim: 24, mlp_dim: 24, dtype: "float64", weight_dtype: "float64", decoder_block: "qwen3_next", norm_topk_prob: true });
+const cfg = moeConfig({
+  num_experts: 4,
+  num_experts_per_tok: 2,
+  emb_dim: 16,
+  moe_mlp_dim: 24,
+  mlp_dim: 24,
+  dtype: "float64",
+  weight_dtype: "float64",
+  decoder_block: "qwen3_next",
+  norm_topk_prob: true,
+});
 
 describe("GatedSharedMoE", () => {
   const m = new GatedSharedMoE(cfg, { sharedDim: 20, key: prngKey(3) });
@@ -30,7 +40,14 @@ describe("GatedSharedMoE", () => {
   it("output = routed + sigmoid(x·w_g) ⊙ shared, with the routed part equal to RoutedMoE's", () => {
     const o = m.forward(x);
     const routed = new RoutedMoE(cfg);
-    routed.loadParameters(Object.fromEntries(m.parameters().filter(([p]) => p.startsWith("routed_experts/")).map(([p, t]) => [p.slice("routed_experts/".length), t])));
+    routed.loadParameters(
+      Object.fromEntries(
+        m
+          .parameters()
+          .filter(([p]) => p.startsWith("routed_experts/"))
+          .map(([p, t]) => [p.slice("routed_experts/".length), t]),
+      ),
+    );
     expect(Array.from(o.routedOutput.data)).toEqual(Array.from(routed.forward(x).output.data));
     const g = m.sharedExpertGate.data;
     for (let t = 0; t < 6; t++) {
@@ -46,11 +63,20 @@ describe("GatedSharedMoE", () => {
   });
 
   it("mlpForward equals MlpBlock.forward; loadParameters round-trips", () => {
-    const mlp = new MlpBlock({ inFeatures: 16, intermediateDim: 20, activations: ["silu", "linear"], dtype: "float64", weightDtype: "float64", key: prngKey(9) });
+    const mlp = new MlpBlock({
+      inFeatures: 16,
+      intermediateDim: 20,
+      activations: ["silu", "linear"],
+      dtype: "float64",
+      weightDtype: "float64",
+      key: prngKey(9),
+    });
     expect(Array.from(mlpForward(cfg, Object.fromEntries(mlp.kernels), x).data)).toEqual(Array.from(mlp.forward(x).data));
     const other = new GatedSharedMoE(cfg, { sharedDim: 20, key: prngKey(99) });
     other.loadParameters(m.paramRecord());
     expect(Array.from(other.forward(x).output.data)).toEqual(Array.from(m.forward(x).output.data));
-    expect(() => gatedSharedMoeForward(cfg, { ...m.weights(), gateKernel: new Tensor(new Float64Array(16), [1, 16], "float64") }, x)).toThrow(/expected \[16,1\]/);
+    expect(() =>
+      gatedSharedMoeForward(cfg, { ...m.weights(), gateKernel: new Tensor(new Float64Array(16), [1, 16], "float64") }, x),
+    ).toThrow(/expected \[16,1\]/);
   });
 });

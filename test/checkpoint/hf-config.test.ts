@@ -19,13 +19,25 @@ describe("hfConfigToMaxText: mappings", () => {
     const s = hfConfigToMaxText(makeFixture("mixtral").config);
     expect(s.family).toBe("mixtral");
     expect(s.module).toBe("routed");
-    expect(s.keys).toMatchObject({ decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, emb_dim: 16, moe_mlp_dim: 24, mlp_activations: ["silu", "linear"] });
+    expect(s.keys).toMatchObject({
+      decoder_block: "mixtral",
+      num_experts: 4,
+      num_experts_per_tok: 2,
+      emb_dim: 16,
+      moe_mlp_dim: 24,
+      mlp_activations: ["silu", "linear"],
+    });
     expect(s.moeLayers).toEqual([0, 1, 2]);
   });
 
   it("norm_topk_prob=false (Qwen2-MoE, OLMoE) -> DeepSeek-V2 softmax rule; true -> softmax over the k logits", () => {
     const q2 = hfConfigToMaxText(makeFixture("qwen2_moe").config);
-    expect(q2.keys).toMatchObject({ decoder_block: "deepseek", routed_score_func: "softmax", routed_scaling_factor: 1, norm_topk_prob: false });
+    expect(q2.keys).toMatchObject({
+      decoder_block: "deepseek",
+      routed_score_func: "softmax",
+      routed_scaling_factor: 1,
+      norm_topk_prob: false,
+    });
     expect(q2.module).toBe("gated_shared");
     expect(q2.sharedDim).toBe(20);
     expect(q2.moeLayers).toEqual([1, 2]);
@@ -38,7 +50,16 @@ describe("hfConfigToMaxText: mappings", () => {
 
   it("DeepSeek-V3 -> deepseek3 model name, sigmoid + bias, groups, MaxText norm off (its sigmoid weights are always renormalised)", () => {
     const s = hfConfigToMaxText(makeFixture("deepseek_v3").config);
-    expect(s.keys).toMatchObject({ decoder_block: "deepseek", routed_score_func: "sigmoid", routed_bias: true, routed_scaling_factor: 2.5, n_routing_groups: 4, topk_routing_group: 2, norm_topk_prob: false, shared_experts: 1 });
+    expect(s.keys).toMatchObject({
+      decoder_block: "deepseek",
+      routed_score_func: "sigmoid",
+      routed_bias: true,
+      routed_scaling_factor: 2.5,
+      n_routing_groups: 4,
+      topk_routing_group: 2,
+      norm_topk_prob: false,
+      shared_experts: 1,
+    });
     expect(moeConfig(s.keys).isDeepseek3).toBe(true);
     expect(s.guards).toEqual(["deepseek_v3_zero_fill"]);
     expect(s.moeLayers).toEqual([1, 2]);
@@ -50,7 +71,13 @@ describe("hfConfigToMaxText: mappings", () => {
   });
 
   it("GPT-OSS, Llama 4, Granite", () => {
-    expect(hfConfigToMaxText(makeFixture("gpt_oss").config).keys).toMatchObject({ decoder_block: "gpt_oss", routed_bias: true, mlp_bias: true, mlp_activations: ["sigmoid", "linear"], mlp_activations_limit: 7 });
+    expect(hfConfigToMaxText(makeFixture("gpt_oss").config).keys).toMatchObject({
+      decoder_block: "gpt_oss",
+      routed_bias: true,
+      mlp_bias: true,
+      mlp_activations: ["sigmoid", "linear"],
+      mlp_activations_limit: 7,
+    });
     const l4 = hfConfigToMaxText(makeFixture("llama4").config);
     expect(l4.module).toBe("routed_and_shared");
     expect(l4.moeLayers).toEqual([1]);
@@ -71,13 +98,25 @@ describe("hfConfigToMaxText: refusals", () => {
     ["an unknown architecture", { architectures: ["FooForCausalLM"], model_type: "foo" }, /not a supported MoE architecture/],
     ["exact-erf gelu", withCfg("mixtral", { hidden_act: "gelu" }), /no exact MaxText activation/],
     ["a quantized checkpoint", withCfg("deepseek_v3", { quantization_config: { quant_method: "fp8" } }), /quantized checkpoint.*fp8/],
-    ["DeepSeek-V2 group_limited_greedy with a group limit", withCfg("deepseek_v2", { topk_method: "group_limited_greedy", n_group: 2, topk_group: 1 }), /maximum score/],
+    [
+      "DeepSeek-V2 group_limited_greedy with a group limit",
+      withCfg("deepseek_v2", { topk_method: "group_limited_greedy", n_group: 2, topk_group: 1 }),
+      /maximum score/,
+    ],
     ["DeepSeek-V2 norm_topk_prob", withCfg("deepseek_v2", { norm_topk_prob: true }), /ambiguous/],
     ["DeepSeek-V3 without renormalisation", withCfg("deepseek_v3", { norm_topk_prob: false }), /always renormalises/],
     ["DeepSeek-V3 with softmax scores", withCfg("deepseek_v3", { scoring_func: "softmax" }), /sigmoid/],
     ["GPT-OSS with another clamp", withCfg("gpt_oss", { swiglu_limit: 5 }), /ambiguous/],
-    ["Llama 4 top-2", { ...makeFixture("llama4").config, text_config: { ...(makeFixture("llama4").config.text_config as object), num_experts_per_tok: 2 } }, /top-1 only/],
-    ["Granite shared width not a multiple of the expert width", withCfg("granitemoeshared", { shared_intermediate_size: 20 }), /not a multiple/],
+    [
+      "Llama 4 top-2",
+      { ...makeFixture("llama4").config, text_config: { ...(makeFixture("llama4").config.text_config as object), num_experts_per_tok: 2 } },
+      /top-1 only/,
+    ],
+    [
+      "Granite shared width not a multiple of the expert width",
+      withCfg("granitemoeshared", { shared_intermediate_size: 20 }),
+      /not a multiple/,
+    ],
     ["a missing dimension", withCfg("mixtral", { num_local_experts: undefined }), /num_local_experts.*required/],
     ["not an object", [] as unknown as Record<string, unknown>, /not a JSON object/],
   ];
@@ -117,10 +156,26 @@ describe("maxTextToHfConfig", () => {
   it("refuses keys the family cannot express (kimi-k2's generic top-k on biased scores is not DeepSeek-V3's rule)", () => {
     const keys = getPreset("kimi-k2-1t").keys;
     const cfg = moeConfig(keys);
-    expect(() => maxTextToHfConfig("deepseek_v3", { module: "routed_and_shared", keys, sharedDim: cfg.moeMlpDim, layer: 0, firstDenseLayers: 0 })).toThrow(/routing rule/);
-    expect(() => maxTextToHfConfig("mixtral", { module: "routed", keys: getPreset("qwen3-30b-a3b").keys, sharedDim: 0, layer: 0, firstDenseLayers: 0 })).not.toThrow();
-    expect(() => maxTextToHfConfig("mixtral", { module: "routed", keys: hfConfigToMaxText(makeFixture("olmoe").config).keys, sharedDim: 0, layer: 0, firstDenseLayers: 0 })).toThrow(
-      /cannot express/,
-    );
+    expect(() =>
+      maxTextToHfConfig("deepseek_v3", { module: "routed_and_shared", keys, sharedDim: cfg.moeMlpDim, layer: 0, firstDenseLayers: 0 }),
+    ).toThrow(/routing rule/);
+    expect(() =>
+      maxTextToHfConfig("mixtral", {
+        module: "routed",
+        keys: getPreset("qwen3-30b-a3b").keys,
+        sharedDim: 0,
+        layer: 0,
+        firstDenseLayers: 0,
+      }),
+    ).not.toThrow();
+    expect(() =>
+      maxTextToHfConfig("mixtral", {
+        module: "routed",
+        keys: hfConfigToMaxText(makeFixture("olmoe").config).keys,
+        sharedDim: 0,
+        layer: 0,
+        firstDenseLayers: 0,
+      }),
+    ).toThrow(/cannot express/);
   });
 });

@@ -7,7 +7,14 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { SafetensorsCheckpoint } from "../../src/io/index.js";
 import { Tensor } from "../../src/core/tensor.js";
-import { moeLayerForward, readHfMoeLayer, readMaxTextMoeLayer, writeHfMoeLayer, writeMaxTextMoeLayer, type MoeLayer } from "../../src/checkpoint/index.js";
+import {
+  moeLayerForward,
+  readHfMoeLayer,
+  readMaxTextMoeLayer,
+  writeHfMoeLayer,
+  writeMaxTextMoeLayer,
+  type MoeLayer,
+} from "../../src/checkpoint/index.js";
 import { RoutedMoE } from "../../src/moe/routed-moe.js";
 import { RoutedAndSharedMoE } from "../../src/moe/routed-and-shared-moe.js";
 import { GatedSharedMoE } from "../../src/moe/gated-shared-moe.js";
@@ -52,7 +59,11 @@ const CASES: Case[] = [
 /** The layer's moekit module built from its parameters (checks the pure forward against the modules). */
 function moduleOf(layer: MoeLayer): Module & { forward(x: Tensor): { output: Tensor } } {
   const m =
-    layer.module === "routed" ? new RoutedMoE(layer.config) : layer.module === "routed_and_shared" ? new RoutedAndSharedMoE(layer.config) : new GatedSharedMoE(layer.config, { sharedDim: layer.sharedDim });
+    layer.module === "routed"
+      ? new RoutedMoE(layer.config)
+      : layer.module === "routed_and_shared"
+        ? new RoutedAndSharedMoE(layer.config)
+        : new GatedSharedMoE(layer.config, { sharedDim: layer.sharedDim });
   m.loadParameters(layer.params);
   return m;
 }
@@ -88,7 +99,10 @@ describe.each(CASES)("HF $family $variant $storage", (c) => {
   const { rows, x } = makeInput(2, 3, DIMS.D);
   const expected = fx.reference(rows);
 
-  it.each([["unsharded", undefined], ["sharded", 3000]] as const)("%s: loads the layer and matches the reference loop to 1e-9", (_, maxShardBytes) => {
+  it.each([
+    ["unsharded", undefined],
+    ["sharded", 3000],
+  ] as const)("%s: loads the layer and matches the reference loop to 1e-9", (_, maxShardBytes) => {
     const dir = writeFixture(fx, tmp(c.family), { maxShardBytes });
     if (maxShardBytes !== undefined) expect(fs.readdirSync(dir).filter((f) => f.endsWith(".safetensors")).length).toBeGreaterThan(2);
     const layer = readHfMoeLayer(dir, fx.layer, { overrides: F64 });
@@ -179,6 +193,10 @@ describe("HF layouts beyond the legacy per-expert one", () => {
     expect(relError(moeLayerForward(layer, x).output.data, fx.reference(rows))).toBeLessThan(TOL);
     const again = tmp("fused2");
     writeHfMoeLayer(readHfMoeLayer(dir, 1), again);
-    expectSameBytes(dir, again, ["model.layers.1.mlp.gate.weight", "model.layers.1.mlp.experts.gate_up_proj", "model.layers.1.mlp.experts.down_proj"]);
+    expectSameBytes(dir, again, [
+      "model.layers.1.mlp.gate.weight",
+      "model.layers.1.mlp.experts.gate_up_proj",
+      "model.layers.1.mlp.experts.down_proj",
+    ]);
   });
 });

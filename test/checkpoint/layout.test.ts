@@ -89,7 +89,9 @@ describe("malformed Hugging Face checkpoints", () => {
   it("a missing expert tensor is named, with the per-expert pattern", () => {
     const dir = writeFixture(fx, tmp("missing"), { edit: (t) => void delete t[`${P}.experts.2.w3.weight`] });
     expect(() => readHfMoeLayer(dir, 1)).toThrow(CheckpointLayoutError);
-    expect(() => readHfMoeLayer(dir, 1)).toThrow(/missing tensor model\.layers\.1\.block_sparse_moe\.experts\.2\.w3\.weight \(one per expert: .*experts\.\{e\}\.w3\.weight\)/);
+    expect(() => readHfMoeLayer(dir, 1)).toThrow(
+      /missing tensor model\.layers\.1\.block_sparse_moe\.experts\.2\.w3\.weight \(one per expert: .*experts\.\{e\}\.w3\.weight\)/,
+    );
   });
 
   it("a shape that disagrees with config.json", () => {
@@ -98,7 +100,12 @@ describe("malformed Hugging Face checkpoints", () => {
   });
 
   it("unknown tensors in the block (e.g. quantization scales) are refused", () => {
-    const dir = writeFixture(fx, tmp("extra"), { edit: (t, s) => ((t[`${P}.experts.0.w1.weight_scale_inv`] = new Tensor(new Float32Array(4), [2, 2], "float32")), (s[`${P}.experts.0.w1.weight_scale_inv`] = "F32")) });
+    const dir = writeFixture(fx, tmp("extra"), {
+      edit: (t, s) => (
+        (t[`${P}.experts.0.w1.weight_scale_inv`] = new Tensor(new Float32Array(4), [2, 2], "float32")),
+        (s[`${P}.experts.0.w1.weight_scale_inv`] = "F32")
+      ),
+    });
     expect(() => readHfMoeLayer(dir, 1)).toThrow(/does not understand.*weight_scale_inv/);
   });
 
@@ -107,13 +114,20 @@ describe("malformed Hugging Face checkpoints", () => {
     const dir = writeFixture(ds, tmp("dense"));
     expect(() => readHfMoeLayer(dir, 0)).toThrow(/dense MLP layer/);
     expect(() => readHfMoeLayer(dir, 7)).toThrow(/out of range/);
-    const gone = writeFixture(fx, tmp("nolayer"), { edit: (t) => Object.keys(t).filter((k) => k.startsWith(`${P}.`)).forEach((k) => delete t[k]) });
+    const gone = writeFixture(fx, tmp("nolayer"), {
+      edit: (t) =>
+        Object.keys(t)
+          .filter((k) => k.startsWith(`${P}.`))
+          .forEach((k) => delete t[k]),
+    });
     expect(() => readHfMoeLayer(gone, 1)).toThrow(/no MoE block of layer 1 .*tensors of that layer: model\.layers\.1\./);
   });
 
   it("a truncated shard and an index naming a missing shard are refused by the safetensors reader", () => {
     const dir = writeFixture(fx, tmp("trunc"), { maxShardBytes: 3000 });
-    const index = JSON.parse(fs.readFileSync(path.join(dir, "model.safetensors.index.json"), "utf8")) as { weight_map: Record<string, string> };
+    const index = JSON.parse(fs.readFileSync(path.join(dir, "model.safetensors.index.json"), "utf8")) as {
+      weight_map: Record<string, string>;
+    };
     const shard = path.join(dir, index.weight_map[`${P}.gate.weight`]!);
     fs.truncateSync(shard, fs.statSync(shard).size - 10);
     expect(() => readHfMoeLayer(dir, 1)).toThrow(CheckpointError);
@@ -162,7 +176,8 @@ describe("MaxText layout", () => {
   it("reads MaxText's own flattened names (params-decoder-...) given the keys, module and layer", () => {
     const layer = readHfMoeLayer(dir, 1);
     const tensors: Record<string, Tensor> = {};
-    for (const [p, t] of Object.entries(layer.params)) tensors[`params-decoder-moe_layers_0-DeepSeekMoeBlock_0-${p.replaceAll("/", "-")}`] = t;
+    for (const [p, t] of Object.entries(layer.params))
+      tensors[`params-decoder-moe_layers_0-DeepSeekMoeBlock_0-${p.replaceAll("/", "-")}`] = t;
     const file = tmp("flat.safetensors");
     saveSafetensors(file, tensors);
     expect(() => readMaxTextMoeLayer(file)).toThrow(/no MaxText config/);
@@ -181,7 +196,9 @@ describe("MaxText layout", () => {
     const file = tmp("bad.safetensors");
     writeMaxTextMoeLayer(layer, file);
     expect(() => readMaxTextMoeLayer(file, { layer: 2 })).toThrow(/holds layer 1, not layer 2/);
-    expect(() => readMaxTextMoeLayer(file, { keys: { ...layer.keys, moe_mlp_dim: 20 } })).toThrow(/MoeBlock_0\/wi_0 has shape \[8,16,24\], expected \[8,16,20\]/);
+    expect(() => readMaxTextMoeLayer(file, { keys: { ...layer.keys, moe_mlp_dim: 20 } })).toThrow(
+      /MoeBlock_0\/wi_0 has shape \[8,16,24\], expected \[8,16,20\]/,
+    );
     const p = { ...layer.params };
     delete p["MoeBlock_0/gate/bias"];
     expect(() => writeMaxTextMoeLayer({ ...layer, params: p }, tmp("x.safetensors"))).not.toThrow();
@@ -189,7 +206,10 @@ describe("MaxText layout", () => {
     writeMaxTextMoeLayer({ ...layer, params: p }, missing);
     expect(() => readMaxTextMoeLayer(missing)).toThrow(/missing tensor decoder\/moe_layers_0\/DeepSeekMoeBlock_0\/MoeBlock_0\/gate\/bias/);
     const stray = tmp("stray.safetensors");
-    writeMaxTextMoeLayer({ ...layer, params: { ...layer.params, "MoeBlock_0/per_expert_scale": layer.params["MoeBlock_0/gate/bias"]! } }, stray);
+    writeMaxTextMoeLayer(
+      { ...layer, params: { ...layer.params, "MoeBlock_0/per_expert_scale": layer.params["MoeBlock_0/gate/bias"]! } },
+      stray,
+    );
     expect(() => readMaxTextMoeLayer(stray)).toThrow(/does not have: .*per_expert_scale/);
   });
 });

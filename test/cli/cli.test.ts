@@ -19,7 +19,9 @@ describe("moekit CLI", () => {
 
   it("check: a corrupted expectation fails with exit 1 and names the tensor", async () => {
     const dir = mkdtempSync(join(tmpdir(), "moekit-cli-"));
-    const src = JSON.parse((await import("node:fs")).readFileSync(join(golden, "p02_mixtral_dense_nodrop.json"), "utf8").replace(/Infinity/g, "1e999")) as {
+    const src = JSON.parse(
+      (await import("node:fs")).readFileSync(join(golden, "p02_mixtral_dense_nodrop.json"), "utf8").replace(/Infinity/g, "1e999"),
+    ) as {
       tensors: Record<string, { data: number[] }>;
     };
     src.tensors.grad_wo!.data[3]! += 0.5;
@@ -51,7 +53,9 @@ describe("moekit CLI", () => {
   });
 
   it("run: dropped assignments on the dense capacity path", async () => {
-    expect(await main(["run", "--preset", "tiny-mixtral-8x7b", "--set", "sparse_matmul=false", "--set", "capacity_factor=0.5", "--json"])).toBe(0);
+    expect(
+      await main(["run", "--preset", "tiny-mixtral-8x7b", "--set", "sparse_matmul=false", "--set", "capacity_factor=0.5", "--json"]),
+    ).toBe(0);
     const r = JSON.parse(out.join("\n")) as { droppedAssignments: number; expertCapacity: number };
     expect(r.droppedAssignments).toBeGreaterThan(0);
     expect(r.expertCapacity).toBe(1);
@@ -70,7 +74,16 @@ describe("moekit CLI", () => {
   it("presets lists every MaxText preset and its tiny twin", async () => {
     expect(await main(["presets"])).toBe(0);
     const text = out.join("\n");
-    for (const p of ["mixtral-8x7b", "deepseek3-671b-batchsplit", "gemma4-26b", "gpt-oss-120b", "llama4-17b-128e", "qwen3-235b-a22b", "tiny-kimi-k2-1t"]) expect(text).toContain(p);
+    for (const p of [
+      "mixtral-8x7b",
+      "deepseek3-671b-batchsplit",
+      "gemma4-26b",
+      "gpt-oss-120b",
+      "llama4-17b-128e",
+      "qwen3-235b-a22b",
+      "tiny-kimi-k2-1t",
+    ])
+      expect(text).toContain(p);
   });
 
   it("init writes a preset's layer; run --checkpoint and convert read it back", async () => {
@@ -80,7 +93,9 @@ describe("moekit CLI", () => {
     const r = JSON.parse(out.filter((l) => l.trim().startsWith("{") || l.includes("\n")).at(-1)!) as { tokensPerExpert: number[] };
     expect(r.tokensPerExpert.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
     expect(await main(["convert", "--from", "hf", "--to", "maxtext", join(dir, "hf"), join(dir, "mt.safetensors")])).toBe(0);
-    expect(await main(["convert", "--from", "maxtext", "--to", "hf", "--family", "qwen3_moe", join(dir, "mt.safetensors"), join(dir, "hf2")])).toBe(0);
+    expect(
+      await main(["convert", "--from", "maxtext", "--to", "hf", "--family", "qwen3_moe", join(dir, "mt.safetensors"), join(dir, "hf2")]),
+    ).toBe(0);
     const { readFileSync } = await import("node:fs");
     expect(Buffer.compare(readFileSync(join(dir, "hf", "model.safetensors")), readFileSync(join(dir, "hf2", "model.safetensors")))).toBe(0);
   });

@@ -33,7 +33,8 @@ export function adjointCheck(f: (...xs: Tensor[]) => Tensor, inputs: readonly Te
   const { outputs, pullback } = vjp((...xs: Tensor[]) => [f(...xs)], ...inputs);
   const ax = outputs[0]!;
   const y = typeof seed === "number" ? new Rng(seed).normal(ax.shape, ax.dtype) : seed;
-  if (y.shape.join() !== ax.shape.join()) throw new Error(`adjointCheck: cotangent shape [${y.shape.join(",")}] != output [${ax.shape.join(",")}]`);
+  if (y.shape.join() !== ax.shape.join())
+    throw new Error(`adjointCheck: cotangent shape [${y.shape.join(",")}] != output [${ax.shape.join(",")}]`);
   const transposed = pullback([y]);
   let rhs = 0;
   let scale = 0;
@@ -54,7 +55,11 @@ export function adjointCheck(f: (...xs: Tensor[]) => Tensor, inputs: readonly Te
 }
 
 /** adjointCheck that throws unless relErr <= tol (default 1e-12, for float64 inputs). */
-export function assertAdjoint(f: (...xs: Tensor[]) => Tensor, inputs: readonly Tensor[], opts: { tol?: number; seed?: number } = {}): AdjointResult {
+export function assertAdjoint(
+  f: (...xs: Tensor[]) => Tensor,
+  inputs: readonly Tensor[],
+  opts: { tol?: number; seed?: number } = {},
+): AdjointResult {
   const r = adjointCheck(f, inputs, opts.seed ?? 7);
   const tol = opts.tol ?? 1e-12;
   if (!(r.relErr <= tol)) {

@@ -54,7 +54,11 @@ export function expectConforms(got: Tensor, want: Tensor, opts: ConformOptions &
     if (got.dtype !== want.dtype) throw new Error(`${what}: dtype ${got.dtype} != ref ${want.dtype}`);
     assertExact(got, want, what);
   } else if (opts.bits === true) {
-    assertIdentical(got, Array.from(want.data, (v) => roundTo(got.dtype, v)), what);
+    assertIdentical(
+      got,
+      Array.from(want.data, (v) => roundTo(got.dtype, v)),
+      what,
+    );
   } else {
     const k = opts.k ?? 1;
     assertAllClose(got, want, tolVsF64(got.dtype, k, rms(want.data), opts.c), `${what} (${got.dtype} vs float64, k=${k})`);
@@ -69,7 +73,13 @@ export function expectConforms(got: Tensor, want: Tensor, opts: ConformOptions &
  * Runs `f(...ins)` on `backend` and on ref with the inputs widened to float64, and checks every output conforms.
  * Returns the backend's outputs (for further checks of the caller's own).
  */
-export function conform(backend: BackendChoice, f: (...xs: Tensor[]) => Outputs, ins: readonly Tensor[], opts: ConformOptions = {}, what = "output"): Tensor[] {
+export function conform(
+  backend: BackendChoice,
+  f: (...xs: Tensor[]) => Outputs,
+  ins: readonly Tensor[],
+  opts: ConformOptions = {},
+  what = "output",
+): Tensor[] {
   const got = list(onBackend(backend, () => f(...ins)));
   const want = list(onBackend("ref", () => f(...ins.map(widen))));
   if (got.length !== want.length) throw new Error(`${what}: ${got.length} outputs != ref ${want.length}`);
@@ -84,7 +94,13 @@ export function conform(backend: BackendChoice, f: (...xs: Tensor[]) => Outputs,
  * Value and gradients of the scalar `f` on `backend` against those on ref in float64 (outputs: the value, then one
  * gradient per input). `k` as in conform, one per output.
  */
-export function conformGrad(backend: BackendChoice, f: (...xs: Tensor[]) => Tensor, ins: readonly Tensor[], opts: ConformOptions = {}, what = "gradient"): Tensor[] {
+export function conformGrad(
+  backend: BackendChoice,
+  f: (...xs: Tensor[]) => Tensor,
+  ins: readonly Tensor[],
+  opts: ConformOptions = {},
+  what = "gradient",
+): Tensor[] {
   const vg = valueAndGrad(f);
   return conform(
     backend,

@@ -51,7 +51,13 @@ function expectPlusZeros(data: ArrayLike<number>, from: number, to: number, what
 }
 
 /** gmm of the case on `backend` against ref in float64; rows past sum(groupSizes) exactly +0. Returns inputs and output. */
-export function checkGmm(backend: BackendChoice, c: GmmCase, transposeRhs: boolean, dtype: DType, seed: number): { ins: Tensor[]; y: Tensor } {
+export function checkGmm(
+  backend: BackendChoice,
+  c: GmmCase,
+  transposeRhs: boolean,
+  dtype: DType,
+  seed: number,
+): { ins: Tensor[]; y: Tensor } {
   const rng = new Rng(seed);
   const G = c.gs.length;
   const ins = [draw(rng, [c.m, c.k], dtype), draw(rng, transposeRhs ? [G, c.n, c.k] : [G, c.k, c.n], dtype), i32(c.gs)];
@@ -87,10 +93,21 @@ export const BMM_CASES: readonly (readonly [number, number, number, number])[] =
 ];
 
 /** batch_matmul on `backend` against ref in float64 (int32 exactly). Returns inputs and output. */
-export function checkBmm(backend: BackendChoice, [B, m, k, n]: readonly [number, number, number, number], dtype: DType, seed: number): { ins: Tensor[]; y: Tensor } {
+export function checkBmm(
+  backend: BackendChoice,
+  [B, m, k, n]: readonly [number, number, number, number],
+  dtype: DType,
+  seed: number,
+): { ins: Tensor[]; y: Tensor } {
   const rng = new Rng(seed);
   const make = (sh: number[]): Tensor => (dtype === "int32" ? rng.randint(sh, -5, 6) : draw(rng, sh, dtype));
   const ins = [make([B, m, k]), make([B, k, n])];
-  const [y] = conform(backend, (a, b) => bind1(Prim.BatchMatmul, [a!, b!], {}), ins, { k, nmse: true }, `batch_matmul [${B},${m},${k}]x[${B},${k},${n}] ${dtype} on ${backend}`);
+  const [y] = conform(
+    backend,
+    (a, b) => bind1(Prim.BatchMatmul, [a!, b!], {}),
+    ins,
+    { k, nmse: true },
+    `batch_matmul [${B},${m},${k}]x[${B},${k},${n}] ${dtype} on ${backend}`,
+  );
   return { ins, y: y! };
 }

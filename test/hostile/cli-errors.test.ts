@@ -47,14 +47,30 @@ beforeAll(async () => {
 function shardedCopy(edit: (dir: string, shards: string[]) => void): string {
   const dir = scratch("copy");
   fs.cpSync(sharded, dir, { recursive: true });
-  edit(dir, fs.readdirSync(dir).filter((f) => /-of-\d+\.safetensors$/.test(f)).sort());
+  edit(
+    dir,
+    fs
+      .readdirSync(dir)
+      .filter((f) => /-of-\d+\.safetensors$/.test(f))
+      .sort(),
+  );
   return dir;
 }
 
 describe("bad config files", () => {
   const cases: [string, string, (f: string) => string[], RegExp][] = [
-    ["a YAML syntax error (run --config)", "num_experts: [8\nnum_experts_per_tok: 2\n", (f) => ["run", "--config", f], /^moekit run: --config .*bad.yaml: not valid YAML or JSON \(.* at line 2, column 1\)$/],
-    ["a YAML syntax error (convert --config)", "a: b: c\n", (f) => ["convert", "--from", "maxtext", "--to", "hf", f, scratch("never"), "--config", f], /^moekit convert: --config .*bad.yaml: not valid YAML or JSON/],
+    [
+      "a YAML syntax error (run --config)",
+      "num_experts: [8\nnum_experts_per_tok: 2\n",
+      (f) => ["run", "--config", f],
+      /^moekit run: --config .*bad.yaml: not valid YAML or JSON \(.* at line 2, column 1\)$/,
+    ],
+    [
+      "a YAML syntax error (convert --config)",
+      "a: b: c\n",
+      (f) => ["convert", "--from", "maxtext", "--to", "hf", f, scratch("never"), "--config", f],
+      /^moekit convert: --config .*bad.yaml: not valid YAML or JSON/,
+    ],
     ["a config that is a list", "- 1\n- 2\n", (f) => ["run", "--config", f], /--config .*bad.yaml: expected a mapping of MaxText keys/],
   ];
   it.each(cases)("%s", async (_, content, argv, message) => {
@@ -62,7 +78,10 @@ describe("bad config files", () => {
   });
 
   it("a missing --config file (the README's `run --config my-moe.yaml` without the file)", async () => {
-    expectOneLine(await cli("run", "--config", "/nonexistent/my-moe.yaml"), /^moekit run: --config \/nonexistent\/my-moe.yaml: cannot open \(ENOENT/);
+    expectOneLine(
+      await cli("run", "--config", "/nonexistent/my-moe.yaml"),
+      /^moekit run: --config \/nonexistent\/my-moe.yaml: cannot open \(ENOENT/,
+    );
   });
 
   it("a --config that is a folder", async () => {
@@ -85,7 +104,10 @@ describe("bad output paths", () => {
 
   it("an OUT whose folder is a file names it, even with --force", async () => {
     const file = fileIn("plain", "x");
-    expectOneLine(await cli("init", "--preset", "tiny-qwen3-30b-a3b", "--force", path.join(file, "out")), /^moekit init: OUT .*plain\/out: .*plain is not a folder$/);
+    expectOneLine(
+      await cli("init", "--preset", "tiny-qwen3-30b-a3b", "--force", path.join(file, "out")),
+      /^moekit init: OUT .*plain\/out: .*plain is not a folder$/,
+    );
   });
 
   it("--output onto a folder", async () => {
@@ -112,7 +134,9 @@ describe("bad checkpoint files", () => {
   });
 
   it("an index json nested 200,000 deep", () => {
-    const dir = shardedCopy((d) => fs.writeFileSync(path.join(d, "model.safetensors.index.json"), `{"weight_map":${"[".repeat(200_000)}${"]".repeat(200_000)}}`));
+    const dir = shardedCopy((d) =>
+      fs.writeFileSync(path.join(d, "model.safetensors.index.json"), `{"weight_map":${"[".repeat(200_000)}${"]".repeat(200_000)}}`),
+    );
     expect(() => SafetensorsCheckpoint.open(dir)).toThrow(/index.json: JSON nested deeper than 64 levels/);
   });
 
@@ -122,9 +146,14 @@ describe("bad checkpoint files", () => {
       fs.renameSync(path.join(d, shards[0]!), outside);
       fs.symlinkSync(outside, path.join(d, shards[0]!));
     });
-    expectOneLine(await cli("run", "--checkpoint", dir), /shard '.*-00001-of-\d+\.safetensors' resolves to .*elsewhere.safetensors, which lies outside the checkpoint directory/);
+    expectOneLine(
+      await cli("run", "--checkpoint", dir),
+      /shard '.*-00001-of-\d+\.safetensors' resolves to .*elsewhere.safetensors, which lies outside the checkpoint directory/,
+    );
     fs.rmSync(path.join(dir, "model.safetensors.index.json"));
-    expect(() => SafetensorsCheckpoint.open(dir)).toThrow(/resolves to .*elsewhere.safetensors, which lies outside the checkpoint directory/);
+    expect(() => SafetensorsCheckpoint.open(dir)).toThrow(
+      /resolves to .*elsewhere.safetensors, which lies outside the checkpoint directory/,
+    );
   });
 
   it("symlinks into a Hugging Face hub cache's blobs folder are read (snapshots/<rev> -> ../../blobs)", async () => {
@@ -148,15 +177,23 @@ describe("FIFOs never block (each in a child process killed after 20 s)", () => 
     return p;
   };
   const cases: [string, () => string[], RegExp][] = [
-    ["a checkpoint file that is a FIFO", () => ["run", "--checkpoint", fifo("pipe.safetensors")], /pipe.safetensors: is not a regular file \(a FIFO, socket or device\)/],
-    ["a shard that is a FIFO", () => [
-      "run",
-      "--checkpoint",
-      shardedCopy((d, shards) => {
-        fs.rmSync(path.join(d, shards[0]!));
-        execFileSync("mkfifo", [path.join(d, shards[0]!)]);
-      }),
-    ], /-00001-of-\d+\.safetensors: is not a regular file/],
+    [
+      "a checkpoint file that is a FIFO",
+      () => ["run", "--checkpoint", fifo("pipe.safetensors")],
+      /pipe.safetensors: is not a regular file \(a FIFO, socket or device\)/,
+    ],
+    [
+      "a shard that is a FIFO",
+      () => [
+        "run",
+        "--checkpoint",
+        shardedCopy((d, shards) => {
+          fs.rmSync(path.join(d, shards[0]!));
+          execFileSync("mkfifo", [path.join(d, shards[0]!)]);
+        }),
+      ],
+      /-00001-of-\d+\.safetensors: is not a regular file/,
+    ],
     ["a --config that is a FIFO", () => ["run", "--config", fifo("pipe.yaml")], /--config .*pipe.yaml: is not a regular file/],
     ["an --input that is a FIFO", () => ["run", "--checkpoint", hf, "--input", fifo("pipe.npy")], /pipe.npy: is not a regular file/],
   ];

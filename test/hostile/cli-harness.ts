@@ -35,8 +35,15 @@ export function useScratch(prefix: string): (name: string) => string {
 const CHILDREN = path.join(import.meta.dirname, "children");
 
 /** Runs test/hostile/children/<script> under tsx, killed after `timeoutMs`. */
-export function runChild(script: string, args: string[], timeoutMs = 30_000): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; timedOut: boolean } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", path.join(CHILDREN, script), ...args], { encoding: "utf8", timeout: timeoutMs });
+export function runChild(
+  script: string,
+  args: string[],
+  timeoutMs = 30_000,
+): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; timedOut: boolean } {
+  const r = spawnSync(process.execPath, ["--import", "tsx", path.join(CHILDREN, script), ...args], {
+    encoding: "utf8",
+    timeout: timeoutMs,
+  });
   const timedOut = (r.error as NodeJS.ErrnoException | undefined)?.code === "ETIMEDOUT";
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, timedOut };
 }

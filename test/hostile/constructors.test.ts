@@ -10,12 +10,26 @@ const key = prngKey(0);
 describe("nested arrays must be rectangular, with numbers at the leaves", () => {
   const cases: [string, unknown, string][] = [
     ["[[1, 2], [3]]", [[1, 2], [3]], "[tensor] values[1] has 1 elements where values[0] has 2 (ragged nesting)"],
-    ["[[[1], [2]], [[3], [4, 5]]]", [[[1], [2]], [[3], [4, 5]]], "[tensor] values[1][1] has 2 elements where values[0][0] has 1 (ragged nesting)"],
+    [
+      "[[[1], [2]], [[3], [4, 5]]]",
+      [
+        [[1], [2]],
+        [[3], [4, 5]],
+      ],
+      "[tensor] values[1][1] has 2 elements where values[0][0] has 1 (ragged nesting)",
+    ],
     ["[[1, 2], 3]", [[1, 2], 3], "[tensor] values[1] is 3 where values[0] is a list"],
     ["[1, [2]]", [1, [2]], "[tensor] values[1] is a list, not a number"],
     ['[[1, "2"]]', [[1, "2"]], '[tensor] values[0][1] is "2", not a number'],
     ["[1, null]", [1, null], "[tensor] values[1] is null, not a number"],
-    ["[[1, 2], [3, undefined]]", [[1, 2], [3, undefined]], "[tensor] values[1][1] is undefined, not a number"],
+    [
+      "[[1, 2], [3, undefined]]",
+      [
+        [1, 2],
+        [3, undefined],
+      ],
+      "[tensor] values[1][1] is undefined, not a number",
+    ],
   ];
   it.each(cases)("tensor(%s) throws, naming the position", (_, values, message) => {
     expect(() => tensor(values as number[])).toThrow(ShapeError);
@@ -24,10 +38,21 @@ describe("nested arrays must be rectangular, with numbers at the leaves", () => 
 
   it("rectangular nesting gives its shape and row-major values (including empty dimensions)", () => {
     const t = tensor([[[1, 2, 3]], [[4, 5, 6]]]);
-    expect([t.shape, t.toArray()]).toEqual([[2, 1, 3], [1, 2, 3, 4, 5, 6]]);
+    expect([t.shape, t.toArray()]).toEqual([
+      [2, 1, 3],
+      [1, 2, 3, 4, 5, 6],
+    ]);
     expect(tensor([[], []]).shape).toEqual([2, 0]);
     expect(tensor(7).shape).toEqual([]);
-    expect(tensor([[1, 2], [3, 4]], [4]).shape).toEqual([4]);
+    expect(
+      tensor(
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        [4],
+      ).shape,
+    ).toEqual([4]);
   });
 
   it("nesting 200,000 deep is not a stack overflow", () => {

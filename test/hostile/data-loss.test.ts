@@ -19,12 +19,32 @@ describe("outputs never overwrite what the command reads", () => {
   });
 
   const cases: [string, (c: string) => string[], RegExp][] = [
-    ["run --output onto the checkpoint's weights", (c) => ["run", "--checkpoint", c, "--output", path.join(c, "model.safetensors")], /--output .* lies inside --checkpoint .*, which this command reads/],
-    ["run --output onto the checkpoint's weights, with --force", (c) => ["run", "--checkpoint", c, "--output", path.join(c, "model.safetensors"), "--force"], /lies inside --checkpoint/],
-    ["run --output through a `..` path", (c) => ["run", "--checkpoint", c, "--output", path.join(c, "..", path.basename(c), "model.safetensors"), "--force"], /lies inside --checkpoint/],
-    ["convert IN IN/model.safetensors", (c) => ["convert", "--from", "hf", "--to", "maxtext", c, path.join(c, "model.safetensors"), "--force", "--quiet"], /OUT .* lies inside IN/],
+    [
+      "run --output onto the checkpoint's weights",
+      (c) => ["run", "--checkpoint", c, "--output", path.join(c, "model.safetensors")],
+      /--output .* lies inside --checkpoint .*, which this command reads/,
+    ],
+    [
+      "run --output onto the checkpoint's weights, with --force",
+      (c) => ["run", "--checkpoint", c, "--output", path.join(c, "model.safetensors"), "--force"],
+      /lies inside --checkpoint/,
+    ],
+    [
+      "run --output through a `..` path",
+      (c) => ["run", "--checkpoint", c, "--output", path.join(c, "..", path.basename(c), "model.safetensors"), "--force"],
+      /lies inside --checkpoint/,
+    ],
+    [
+      "convert IN IN/model.safetensors",
+      (c) => ["convert", "--from", "hf", "--to", "maxtext", c, path.join(c, "model.safetensors"), "--force", "--quiet"],
+      /OUT .* lies inside IN/,
+    ],
     ["convert IN IN", (c) => ["convert", "--from", "hf", "--to", "hf", c, c, "--force", "--quiet"], /OUT .* is IN/],
-    ["convert IN to a folder holding IN", (c) => ["convert", "--from", "hf", "--to", "maxtext", c, path.dirname(c), "--force", "--quiet"], /OUT .* contains IN/],
+    [
+      "convert IN to a folder holding IN",
+      (c) => ["convert", "--from", "hf", "--to", "maxtext", c, path.dirname(c), "--force", "--quiet"],
+      /OUT .* contains IN/,
+    ],
   ];
   it.each(cases)("%s is refused and the checkpoint is unchanged", async (_, argv, message) => {
     const before = snapshot(ckpt);
@@ -116,7 +136,9 @@ describe("a failed sharded write leaves nothing", () => {
     const tensors: Record<string, Tensor> = {};
     for (let i = 0; i < 12; i++) tensors[`w${String(i).padStart(2, "0")}`] = tensor([i, 300], [2], "int32");
     // the 7th tensor does not fit the U8 storage asked for it
-    expect(() => saveShardedSafetensors(dir, tensors, { maxShardBytes: 2, dtypes: { w06: "U8" } })).toThrow(/value 300 at index 1 does not fit U8/);
+    expect(() => saveShardedSafetensors(dir, tensors, { maxShardBytes: 2, dtypes: { w06: "U8" } })).toThrow(
+      /value 300 at index 1 does not fit U8/,
+    );
     expect(fs.readdirSync(path.dirname(dir))).toEqual([]);
   });
 
@@ -125,7 +147,10 @@ describe("a failed sharded write leaves nothing", () => {
     fs.mkdirSync(path.dirname(dir));
     const tensors = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`w${i}`, tensor([i, i])]));
     saveShardedSafetensors(dir, tensors, { maxShardBytes: 8 });
-    expect(fs.readdirSync(dir).sort()).toEqual([...Array.from({ length: 5 }, (_, i) => `model-0000${i + 1}-of-00005.safetensors`), "model.safetensors.index.json"]);
+    expect(fs.readdirSync(dir).sort()).toEqual([
+      ...Array.from({ length: 5 }, (_, i) => `model-0000${i + 1}-of-00005.safetensors`),
+      "model.safetensors.index.json",
+    ]);
     const ckpt = SafetensorsCheckpoint.open(dir);
     expect(ckpt.keys()).toEqual(Object.keys(tensors));
     ckpt.close();

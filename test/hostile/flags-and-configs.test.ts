@@ -35,7 +35,9 @@ describe("numeric flags are parsed strictly", () => {
     ["convert", "--max-shard-bytes", () => ["convert", "--from", "hf", "--to", "maxtext", hf, scratch("never")]],
     ["init", "--seed", () => ["init", ...TINY, scratch("never")]],
   ];
-  const cases = commands.flatMap(([command, flag, argv]) => BAD_NUMBERS.map((v) => [`${command} ${flag}=${JSON.stringify(v)}`, flag, v, argv] as const));
+  const cases = commands.flatMap(([command, flag, argv]) =>
+    BAD_NUMBERS.map((v) => [`${command} ${flag}=${JSON.stringify(v)}`, flag, v, argv] as const),
+  );
   it.each(cases)("%s is an error naming the flag", async (_, flag, value, argv) => {
     const r = await cli(...argv(), `${flag}=${value}`);
     expect(r.code).toBe(2);
@@ -83,7 +85,9 @@ describe("conflicting options and keys spelled twice", () => {
 
   it("moeConfig with num_experts and numExperts names both", () => {
     expect(() => moeConfig({ num_experts: 4, numExperts: 8 })).toThrow(ConfigError);
-    expect(() => moeConfig({ num_experts: 4, numExperts: 8 })).toThrow("[config] numExperts=8: is given twice, also as num_experts=4; keep one");
+    expect(() => moeConfig({ num_experts: 4, numExperts: 8 })).toThrow(
+      "[config] numExperts=8: is given twice, also as num_experts=4; keep one",
+    );
   });
 
   it("--set in the other spelling overrides the key instead of clashing", async () => {
@@ -100,7 +104,8 @@ describe("conflicting options and keys spelled twice", () => {
 });
 
 describe("config.json sizes are range-checked before any allocation", () => {
-  const config = (): Record<string, unknown> => JSON.parse(fs.readFileSync(path.join(hf, "config.json"), "utf8")) as Record<string, unknown>;
+  const config = (): Record<string, unknown> =>
+    JSON.parse(fs.readFileSync(path.join(hf, "config.json"), "utf8")) as Record<string, unknown>;
   const cases: [string, unknown][] = [
     ["num_hidden_layers", 1e7],
     ["num_hidden_layers", -2],
@@ -113,11 +118,15 @@ describe("config.json sizes are range-checked before any allocation", () => {
     ["num_experts_per_tok", -1],
   ];
   it.each(cases)("%s = %j is refused, naming the key", (key, value) => {
-    expect(() => hfConfigToMaxText({ ...config(), [key]: value })).toThrow(new RegExp(`config.json ${key}=.*: must be an integer in \\[0, \\d+\\]`));
+    expect(() => hfConfigToMaxText({ ...config(), [key]: value })).toThrow(
+      new RegExp(`config.json ${key}=.*: must be an integer in \\[0, \\d+\\]`),
+    );
   });
 
   it("mlp_only_layers with a negative entry is refused", () => {
-    expect(() => hfConfigToMaxText({ ...config(), mlp_only_layers: [-1] })).toThrow(/mlp_only_layers=\[-1\]: must be a list of integers in/);
+    expect(() => hfConfigToMaxText({ ...config(), mlp_only_layers: [-1] })).toThrow(
+      /mlp_only_layers=\[-1\]: must be a list of integers in/,
+    );
   });
 
   it("moekit run on a config.json with num_hidden_layers 1e12 exits 2 (it used to end in a V8 fatal error)", () => {

@@ -78,7 +78,9 @@ describe("the process-level cleanup registry", () => {
   it.each(["SIGTERM", "SIGINT"] as const)("%s removes every registered temporary and ends the process by that signal", async (signal) => {
     const dir = folderFor("registry");
     fs.mkdirSync(dir);
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(import.meta.dirname, "children", "temporary-signal.ts"), dir], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(import.meta.dirname, "children", "temporary-signal.ts"), dir], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
     let stdout = "";
     const ended = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_, sig) => resolve(sig)));

@@ -114,7 +114,10 @@ describe("bits-backed bfloat16 tensors", () => {
     );
     // a float32-backed expert among bits-backed ones is converted exactly
     const mixed = stackTransposed(2, (e) => (e === 0 ? experts[0]! : indexAxis0(f(), 1)), [6, 8]);
-    same(mixed, stackTransposed(2, (e) => indexAxis0(f(), e), [6, 8]));
+    same(
+      mixed,
+      stackTransposed(2, (e) => indexAxis0(f(), e), [6, 8]),
+    );
     const f32 = withDtype(b(), "float32");
     expect(f32.dtype).toBe("float32");
     expect(bitsOf(f32.data as Float32Array)).toEqual(bitsOf(widen(bits)));
@@ -173,7 +176,14 @@ describe.skipIf(!info.available)(`native fused FFN on bits-backed weights${info.
     const E = 4;
     const D = 16;
     const H = 24;
-    const cfg = moeConfig({ num_experts: E, num_experts_per_tok: 2, emb_dim: D, moe_mlp_dim: H, dtype: "float32", weight_dtype: "bfloat16" });
+    const cfg = moeConfig({
+      num_experts: E,
+      num_experts_per_tok: 2,
+      emb_dim: D,
+      moe_mlp_dim: H,
+      dtype: "float32",
+      weight_dtype: "bfloat16",
+    });
     const scaled = (n: number, seed: number, scale: number): Uint16Array => {
       // bf16 weights of a sane size: the random patterns rescaled, then rounded back to bf16 bits
       const x = widen(randomBits(n, seed)).map((v) => (Number.isFinite(v) ? Math.tanh(v) * scale : 0));

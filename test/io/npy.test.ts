@@ -25,9 +25,7 @@ function handBuilt(header: string, data: ArrayLike<number> | ArrayBufferView = [
   head.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, version, 0]); // "\x93NUMPY", version major.minor
   if (version === 1) head.writeUInt16LE(text.length, 8);
   else head.writeUInt32LE(text.length, 8);
-  const body = ArrayBuffer.isView(data)
-    ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-    : Buffer.from(Uint8Array.from(data));
+  const body = ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(Uint8Array.from(data));
   const file = tmp();
   fs.writeFileSync(file, Buffer.concat([head, Buffer.from(text, "latin1"), body]));
   return file;
@@ -162,11 +160,7 @@ describe("npy: malformed files are rejected with the file and the problem", () =
       () => patched(handBuilt(dict("<f4", "(1,)"), [0, 0, 0, 0]), (b) => (b[6] = 4)),
       /format version 4.0 is not supported/,
     ],
-    [
-      "fortran order",
-      () => handBuilt(dict("<f4", "(2, 2)", "True"), new Float32Array(4)),
-      /fortran_order is True; only C-order/,
-    ],
+    ["fortran order", () => handBuilt(dict("<f4", "(2, 2)", "True"), new Float32Array(4)), /fortran_order is True; only C-order/],
     ["big-endian data", () => handBuilt(dict(">f4", "(1,)"), [0, 0, 0, 0]), /big-endian dtype '>f4'/],
     ["an unsupported descr", () => handBuilt(dict("<c8", "(1,)"), new Float32Array(2)), /dtype '<c8' is not supported/],
     [
@@ -179,32 +173,20 @@ describe("npy: malformed files are rejected with the file and the problem", () =
       () => handBuilt(dict("<f4", "(2, 3)"), new Float32Array(5)),
       /truncated: shape \(2, 3\) of F32 needs 24 data bytes, the file holds 20/,
     ],
-    [
-      "bytes after the data",
-      () => handBuilt(dict("<f4", "(1,)"), new Float32Array(2)),
-      /4 unexpected bytes after the 4 data bytes/,
-    ],
+    ["bytes after the data", () => handBuilt(dict("<f4", "(1,)"), new Float32Array(2)), /4 unexpected bytes after the 4 data bytes/],
     [
       "a header length beyond the file",
       () => patched(handBuilt(dict("<f4", "()"), new Float32Array(1)), (b) => b.writeUInt16LE(5000, 8)),
       /header length 5000 exceeds/,
     ],
     ["a malformed header", () => handBuilt("{'descr': '<f4', 'shape': (1,"), /header .* is malformed/],
-    [
-      "a missing key",
-      () => handBuilt(`{'descr': '<f4', 'shape': (1,), }`, new Float32Array(1)),
-      /header keys are \{descr, shape\}/,
-    ],
+    ["a missing key", () => handBuilt(`{'descr': '<f4', 'shape': (1,), }`, new Float32Array(1)), /header keys are \{descr, shape\}/],
     [
       "an extra key",
       () => handBuilt(`{'descr': '<f4', 'fortran_order': False, 'shape': (), 'x': 1}`, new Float32Array(1)),
       /header keys are/,
     ],
-    [
-      "a negative dimension",
-      () => handBuilt(dict("<f4", "(-1,)")),
-      /shape \[-1\] is not a tuple of non-negative integers/,
-    ],
+    ["a negative dimension", () => handBuilt(dict("<f4", "(-1,)")), /shape \[-1\] is not a tuple of non-negative integers/],
     [
       "an int64 value beyond int32",
       () => handBuilt(dict("<i8", "(1,)"), new BigInt64Array([1n << 40n])),

@@ -272,16 +272,8 @@ describe("safetensors: malformed files are rejected with the file and the proble
     ["a huge header length", () => handBuilt("{}", [], 1n << 63n), /header length 9223372036854775808 exceeds/],
     ["invalid JSON", () => handBuilt('{"a": {"dtype": '), /not valid JSON/],
     ["a header that is not an object", () => handBuilt("[1, 2]"), /does not start with '\{'/],
-    [
-      "an unknown dtype",
-      () => handBuilt(JSON.stringify({ a: entry("F12", [1], 0, 4) }), [0, 0, 0, 0]),
-      /tensor 'a': unknown dtype "F12"/,
-    ],
-    [
-      "an unsupported dtype",
-      () => handBuilt(JSON.stringify({ a: entry("F8_E4M3", [1], 0, 1) }), [0]),
-      /dtype F8_E4M3 is not supported/,
-    ],
+    ["an unknown dtype", () => handBuilt(JSON.stringify({ a: entry("F12", [1], 0, 4) }), [0, 0, 0, 0]), /tensor 'a': unknown dtype "F12"/],
+    ["an unsupported dtype", () => handBuilt(JSON.stringify({ a: entry("F8_E4M3", [1], 0, 1) }), [0]), /dtype F8_E4M3 is not supported/],
     [
       "a shape that does not match the offsets",
       () => handBuilt(JSON.stringify({ a: f32([3], 0, 8) }), new Array(8).fill(0)),
@@ -307,11 +299,7 @@ describe("safetensors: malformed files are rejected with the file and the proble
       () => handBuilt(JSON.stringify({ a: f32([4], 0, 16) }), new Array(10).fill(0)),
       /truncated: tensor 'a' ends at byte 16 of the data buffer, which holds only 10 bytes/,
     ],
-    [
-      "offsets out of order",
-      () => handBuilt(JSON.stringify({ a: f32([1], 8, 4) })),
-      /data_offsets \[8,4\] is not \[begin, end\]/,
-    ],
+    ["offsets out of order", () => handBuilt(JSON.stringify({ a: f32([1], 8, 4) })), /data_offsets \[8,4\] is not \[begin, end\]/],
     [
       "a negative dimension",
       () => handBuilt(JSON.stringify({ a: f32([-1], 0, 0) })),
@@ -398,11 +386,22 @@ describe("safetensors: lazy reads", () => {
 describe("safetensors: sharded checkpoints", () => {
   function sample(): Record<string, Tensor> {
     return {
-      "layers.0.w": tensor(Array.from({ length: 12 }, (_, i) => i * 0.5), [3, 4]),
+      "layers.0.w": tensor(
+        Array.from({ length: 12 }, (_, i) => i * 0.5),
+        [3, 4],
+      ),
       "layers.0.b": tensor([1, 2, 3, 4]),
-      "layers.1.w": tensor(Array.from({ length: 12 }, (_, i) => -i), [4, 3], "bfloat16"),
+      "layers.1.w": tensor(
+        Array.from({ length: 12 }, (_, i) => -i),
+        [4, 3],
+        "bfloat16",
+      ),
       "layers.1.ids": tensor([7, -7, 9], [3], "int32"),
-      "embed": tensor(Array.from({ length: 40 }, (_, i) => i / 3), [10, 4], "float64"),
+      embed: tensor(
+        Array.from({ length: 40 }, (_, i) => i / 3),
+        [10, 4],
+        "float64",
+      ),
     };
   }
 

@@ -18,8 +18,29 @@ const CASES: [string, Record<string, unknown>][] = [
   ["sparse gpt_oss clamps + biases", ROUTING_CONFIGS.gpt_oss_bias_clamp!],
   ["sparse gemma4 per-expert scale", ROUTING_CONFIGS.gemma4_gelu_scale!],
   ["dense llama4", { ...ROUTING_CONFIGS.llama4_top1, sparse_matmul: false }],
-  ["dense capacity dropping (training)", { decoder_block: "mixtral", num_experts: 3, num_experts_per_tok: 2, sparse_matmul: false, capacity_factor: 0.7, load_balance_loss_weight: 0.05 }],
-  ["dense inference sub-groups", { decoder_block: "mixtral", num_experts: 3, num_experts_per_tok: 2, sparse_matmul: false, capacity_factor: 1, model_call_mode: "inference", ici_context_autoregressive_parallelism: 3 }],
+  [
+    "dense capacity dropping (training)",
+    {
+      decoder_block: "mixtral",
+      num_experts: 3,
+      num_experts_per_tok: 2,
+      sparse_matmul: false,
+      capacity_factor: 0.7,
+      load_balance_loss_weight: 0.05,
+    },
+  ],
+  [
+    "dense inference sub-groups",
+    {
+      decoder_block: "mixtral",
+      num_experts: 3,
+      num_experts_per_tok: 2,
+      sparse_matmul: false,
+      capacity_factor: 1,
+      model_call_mode: "inference",
+      ici_context_autoregressive_parallelism: 3,
+    },
+  ],
 ];
 
 describe.each(CASES)("finite differences of the whole layer: %s", (_name, keys) => {

@@ -10,7 +10,9 @@ import { prngKey } from "../../src/nn/random.js";
 const i32 = (v: number[], shape: number[]) => tensor(v, shape, "int32");
 
 describe("seed API", () => {
-  const moe = new RoutedMoE(moeConfig({ num_experts: 4, num_experts_per_tok: 2, emb_dim: 4, moe_mlp_dim: 4, capacity_factor: 1, dtype: "float32" }));
+  const moe = new RoutedMoE(
+    moeConfig({ num_experts: 4, num_experts_per_tok: 2, emb_dim: 4, moe_mlp_dim: 4, capacity_factor: 1, dtype: "float32" }),
+  );
 
   it("generateMasks: the seed's docstring example (routes [0,1] and [1,3], capacity 1)", () => {
     const idx = i32([0, 1, 1, 3], [1, 2, 2]);
@@ -23,9 +25,24 @@ describe("seed API", () => {
 
   it("getAllToAllParams: batch sharded and replicated", () => {
     const A = i32([1, 2, 3, 4], [2, 2]);
-    expect(RoutedMoE.getAllToAllParams(A, 0, 2)).toEqual([[0, 1], [1, 2], [0, 0], [1, 3]]);
-    expect(RoutedMoE.getAllToAllParams(A, 1, 2)).toEqual([[0, 3], [3, 4], [1, 2], [2, 4]]);
-    expect(RoutedMoE.getAllToAllParams(i32([5, 7], [2]), 1, 2, false)).toEqual([[0, 0], [7, 7], [5, 5], [5, 7]]);
+    expect(RoutedMoE.getAllToAllParams(A, 0, 2)).toEqual([
+      [0, 1],
+      [1, 2],
+      [0, 0],
+      [1, 3],
+    ]);
+    expect(RoutedMoE.getAllToAllParams(A, 1, 2)).toEqual([
+      [0, 3],
+      [3, 4],
+      [1, 2],
+      [2, 4],
+    ]);
+    expect(RoutedMoE.getAllToAllParams(i32([5, 7], [2]), 1, 2, false)).toEqual([
+      [0, 0],
+      [7, 7],
+      [5, 5],
+      [5, 7],
+    ]);
   });
 
   it("getRaggedBufferSize: worst case min(EP, E/K), or the factor", () => {
@@ -64,7 +81,14 @@ describe("seed API", () => {
   });
 
   it("GateLogit module: kernel [D,E], bias, pre-bias scores for deepseek3", () => {
-    const g = new GateLogit({ inFeatures: 3, outFeatures: 4, modelName: "deepseek3-test", useBias: true, scoreFunc: "sigmoid", key: prngKey(1) });
+    const g = new GateLogit({
+      inFeatures: 3,
+      outFeatures: 4,
+      modelName: "deepseek3-test",
+      useBias: true,
+      scoreFunc: "sigmoid",
+      key: prngKey(1),
+    });
     expect(g.parameters().map(([p, t]) => [p, t.shape])).toEqual([
       ["kernel", [3, 4]],
       ["bias", [4]],

@@ -70,8 +70,21 @@ export const ROUTING_CONFIGS: Record<string, Record<string, unknown>> = {
     n_routing_groups: 4,
     topk_routing_group: 2,
   },
-  deepseek2_softmax_scale: { decoder_block: "deepseek", model_name: "deepseek2-16b", num_experts: 6, num_experts_per_tok: 2, routed_score_func: "softmax", routed_scaling_factor: 1.5 },
-  gemma4_gelu_scale: { decoder_block: "gemma4", num_experts: 6, num_experts_per_tok: 2, mlp_activations: ["gelu", "linear"], norm_topk_prob: true },
+  deepseek2_softmax_scale: {
+    decoder_block: "deepseek",
+    model_name: "deepseek2-16b",
+    num_experts: 6,
+    num_experts_per_tok: 2,
+    routed_score_func: "softmax",
+    routed_scaling_factor: 1.5,
+  },
+  gemma4_gelu_scale: {
+    decoder_block: "gemma4",
+    num_experts: 6,
+    num_experts_per_tok: 2,
+    mlp_activations: ["gelu", "linear"],
+    norm_topk_prob: true,
+  },
   llama4_top1: { decoder_block: "llama4", num_experts: 4, num_experts_per_tok: 1 },
   gpt_oss_bias_clamp: {
     decoder_block: "gpt_oss",

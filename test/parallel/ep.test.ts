@@ -66,14 +66,77 @@ const GRADS = ["grad_x", "grad_gate_kernel", "grad_wi_0", "grad_wi_1", "grad_wo"
 
 const SETUPS: [string, Record<string, unknown>, number, number][] = [
   ["batch sharded, N=2", { decoder_block: "mixtral", num_experts: 8, num_experts_per_tok: 2, load_balance_loss_weight: 0.01 }, 4, 2],
-  ["batch sharded, N=4, mlp_bias, sigmoid+bias", { num_experts: 8, num_experts_per_tok: 3, mlp_bias: true, routed_score_func: "sigmoid", routed_bias: true, decoder_block: "default" }, 4, 4],
-  ["batch replicated (decode), N=2", { decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, load_balance_loss_weight: 0.01 }, 1, 2],
-  ["batch replicated (decode), N=4, deepseek3 groups", { decoder_block: "deepseek", model_name: "deepseek3-test", num_experts: 8, num_experts_per_tok: 2, routed_score_func: "sigmoid", routed_bias: true, n_routing_groups: 4, topk_routing_group: 2 }, 1, 4],
-  ["ring of experts, N=2", { decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, use_ring_of_experts: true, mlp_bias: true, load_balance_loss_weight: 0.01 }, 2, 2],
-  ["ring of experts, N=2, batch 1 (replicated)", { decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, use_ring_of_experts: true, load_balance_loss_weight: 0.01 }, 1, 2],
-  ["ring of experts, N=2, random routing (injected draw)", { decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, use_ring_of_experts: true, use_random_routing: true, load_balance_loss_weight: 0.01 }, 2, 2],
-  ["batch sharded, N=2, random routing (injected draw)", { decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, use_random_routing: true }, 2, 2],
-  ["ring of experts, N=4", { decoder_block: "qwen3", num_experts: 8, num_experts_per_tok: 4, use_ring_of_experts: true, norm_topk_prob: true }, 4, 4],
+  [
+    "batch sharded, N=4, mlp_bias, sigmoid+bias",
+    { num_experts: 8, num_experts_per_tok: 3, mlp_bias: true, routed_score_func: "sigmoid", routed_bias: true, decoder_block: "default" },
+    4,
+    4,
+  ],
+  [
+    "batch replicated (decode), N=2",
+    { decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, load_balance_loss_weight: 0.01 },
+    1,
+    2,
+  ],
+  [
+    "batch replicated (decode), N=4, deepseek3 groups",
+    {
+      decoder_block: "deepseek",
+      model_name: "deepseek3-test",
+      num_experts: 8,
+      num_experts_per_tok: 2,
+      routed_score_func: "sigmoid",
+      routed_bias: true,
+      n_routing_groups: 4,
+      topk_routing_group: 2,
+    },
+    1,
+    4,
+  ],
+  [
+    "ring of experts, N=2",
+    {
+      decoder_block: "mixtral",
+      num_experts: 4,
+      num_experts_per_tok: 2,
+      use_ring_of_experts: true,
+      mlp_bias: true,
+      load_balance_loss_weight: 0.01,
+    },
+    2,
+    2,
+  ],
+  [
+    "ring of experts, N=2, batch 1 (replicated)",
+    { decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, use_ring_of_experts: true, load_balance_loss_weight: 0.01 },
+    1,
+    2,
+  ],
+  [
+    "ring of experts, N=2, random routing (injected draw)",
+    {
+      decoder_block: "mixtral",
+      num_experts: 4,
+      num_experts_per_tok: 2,
+      use_ring_of_experts: true,
+      use_random_routing: true,
+      load_balance_loss_weight: 0.01,
+    },
+    2,
+    2,
+  ],
+  [
+    "batch sharded, N=2, random routing (injected draw)",
+    { decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, use_random_routing: true },
+    2,
+    2,
+  ],
+  [
+    "ring of experts, N=4",
+    { decoder_block: "qwen3", num_experts: 8, num_experts_per_tok: 4, use_ring_of_experts: true, norm_topk_prob: true },
+    4,
+    4,
+  ],
 ];
 
 const CASES = testBackends().flatMap((b) => SETUPS.map((s) => [b, ...s] as const));

@@ -24,7 +24,11 @@ describe.skipIf(!built)("worker-thread group (real parallel ranks; needs the bui
     const x = n(4, [4, 3, 8], 1);
     const ct = n(5, [4, 3, 8], 1);
     process.env.MOEKIT_BACKEND = "ref"; // same backend as this thread, so outputs can be compared bit for bit
-    const ranks = await runWorkers<{ output: Tensor; gradX: Tensor; gradWi0: Tensor }>(2, join(import.meta.dirname, "fixtures/ep-rank.mjs"), { keys, weights, x, ct });
+    const ranks = await runWorkers<{ output: Tensor; gradX: Tensor; gradWi0: Tensor }>(
+      2,
+      join(import.meta.dirname, "fixtures/ep-rank.mjs"),
+      { keys, weights, x, ct },
+    );
     const f = (xx: Tensor, wi0: Tensor): Tensor => sum(mul(routedMoeForward(cfg, { ...weights, wi0 }, xx).output, ct));
     const one = valueAndGrad(f)(x, weights.wi0);
     const out = concatenate(ranks.map((r) => r.output));
@@ -37,6 +41,8 @@ describe.skipIf(!built)("worker-thread group (real parallel ranks; needs the bui
   });
 
   it("a failing rank fails the run with its message", async () => {
-    await expect(runWorkers(2, join(import.meta.dirname, "fixtures/ep-rank.mjs"), { keys: { num_experts: 0 } })).rejects.toThrow(/num_experts/);
+    await expect(runWorkers(2, join(import.meta.dirname, "fixtures/ep-rank.mjs"), { keys: { num_experts: 0 } })).rejects.toThrow(
+      /num_experts/,
+    );
   });
 });

@@ -28,7 +28,20 @@ describe("primitive test coverage", () => {
     // the non-differentiable set is pinned: adding a VJP rule (or removing one) must update the tests
     const nonDiff = Object.values(Prim).filter((p) => vjpRules[p] === null);
     expect(nonDiff.sort()).toEqual(
-      [Prim.FloorDiv, Prim.Mod, Prim.Less, Prim.LessEqual, Prim.Equal, Prim.Greater, Prim.Iota, Prim.Argsort, Prim.Bincount, Prim.ExpertFfnBwd, Prim.AdamwStep, Prim.SgdStep].sort(),
+      [
+        Prim.FloorDiv,
+        Prim.Mod,
+        Prim.Less,
+        Prim.LessEqual,
+        Prim.Equal,
+        Prim.Greater,
+        Prim.Iota,
+        Prim.Argsort,
+        Prim.Bincount,
+        Prim.ExpertFfnBwd,
+        Prim.AdamwStep,
+        Prim.SgdStep,
+      ].sort(),
     );
     expect(differentiable(Object.values(Prim)).length).toBe(Object.values(Prim).length - nonDiff.length);
   });

@@ -78,7 +78,6 @@ describe.each(testBackends())("elementwise unary kernels on %s", (backend) => {
 });
 
 describe("elementwise unary kernels", () => {
-
   it("neg, abs, sign: int32 inputs give exact int32 results", () => {
     const x = tensor([-5, -1, 0, 2, 2147483647], [5], "int32");
     expect(un(Prim.Neg, x).toArray()).toEqual([5, 1, 0, -2, -2147483647]);
@@ -231,17 +230,24 @@ describe.each(testBackends())("elementwise binary kernels on %s", (backend) => {
   }
 
   const m = MIN_NATIVE_ELEMENTWISE + 3;
-  for (const [p, draw] of [[Prim.Add, drawFloat], [Prim.Sub, drawFloat], [Prim.Mul, drawFloat], [Prim.Div, drawDiv]] as const) {
+  for (const [p, draw] of [
+    [Prim.Add, drawFloat],
+    [Prim.Sub, drawFloat],
+    [Prim.Mul, drawFloat],
+    [Prim.Div, drawDiv],
+  ] as const) {
     it(`${p}: value and gradients of <${p}(a, b), w> on float32[${m}] match ref in float64`, () => {
       const rng = new Rng(30);
       // the gradients chain up to three float32 roundings (div: -w·a/b²): 8 eps instead of 4
-      conformGrad(backend, (x, z, w) => project(bin(p, x!, z!), w!), [...draw(rng, [m], "float32"), rng.tensor([m])], { k: [m, 1, 1, 1], c: 8 });
+      conformGrad(backend, (x, z, w) => project(bin(p, x!, z!), w!), [...draw(rng, [m], "float32"), rng.tensor([m])], {
+        k: [m, 1, 1, 1],
+        c: 8,
+      });
     });
   }
 });
 
 describe("elementwise binary kernels", () => {
-
   it("floor_div / mod: signs follow the divisor (numpy semantics)", () => {
     const a = tensor([7, -7, 7, -7, 6, -6], [6], "int32");
     const b = tensor([2, 2, -2, -2, 3, -3], [6], "int32");
@@ -303,7 +309,8 @@ describe("elementwise shape rules", () => {
     it(`${p}: rejects an int32 input`, () => expectPrimError(() => un(p, i32), p, /float/));
   }
   for (const p of [Prim.Neg, Prim.Exp, Prim.Abs, Prim.Cast]) {
-    it(`${p}: rejects a wrong number of inputs`, () => expectPrimError(() => bind1(p, [f64, f64], { dtype: "float64" } as never), p, /expects 1 inputs/));
+    it(`${p}: rejects a wrong number of inputs`, () =>
+      expectPrimError(() => bind1(p, [f64, f64], { dtype: "float64" } as never), p, /expects 1 inputs/));
   }
   for (const p of [Prim.Add, Prim.Sub, Prim.Mul, Prim.Div, Prim.Max, Prim.Min, Prim.Less, Prim.LessEqual, Prim.Equal, Prim.Greater]) {
     it(`${p}: rejects unequal shapes [2,3] vs [3,2]`, () => expectPrimError(() => bin(p, f64, t32), p, /shapes/));

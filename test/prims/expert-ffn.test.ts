@@ -13,7 +13,13 @@ import vm from "node:vm";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { valueAndGrad } from "../../src/autodiff/grad.js";
 import { nativeBinding } from "../../src/backends/native/binding.js";
-import { nativeInfo, nativeWorkspaceBytes, setNativeBf16Path, setNativeThreads, type NativeBf16Path } from "../../src/backends/native/index.js";
+import {
+  nativeInfo,
+  nativeWorkspaceBytes,
+  setNativeBf16Path,
+  setNativeThreads,
+  type NativeBf16Path,
+} from "../../src/backends/native/index.js";
 import { nativeProbes } from "../../src/backends/native/probes.js";
 import { useBackend } from "../../src/backends/select.js";
 import { Prim } from "../../src/prims/prims.js";
@@ -161,7 +167,10 @@ describe.each(testBackends())("ExpertFfn on %s against the op composition on ref
   it("gradients for the tracked inputs only (frozen experts) match", () => {
     const c = CASES[2]!;
     const p = problem(c, 15);
-    const f = (spec: boolean) => (x: Tensor, wts: Tensor, wi1: Tensor): Tensor => loss(p, c, spec)(x, wts, p.w.wi0, wi1, p.w.wo, ...p.args.slice(5));
+    const f =
+      (spec: boolean) =>
+      (x: Tensor, wts: Tensor, wi1: Tensor): Tensor =>
+        loss(p, c, spec)(x, wts, p.w.wi0, wi1, p.w.wo, ...p.args.slice(5));
     useBackend("ref");
     const ref = valueAndGrad(f(true))(p.r.inputs_TD, p.r.weights_BSK, p.w.wi1);
     useBackend(backend);
@@ -194,7 +203,14 @@ describe.each(testBackends())("ExpertFfn on %s against the op composition on ref
     const c = CASES[0]!;
     const p = problem(c, 1);
     useBackend(backend);
-    const tanhAct = moeConfig({ num_experts: c.E, num_experts_per_tok: c.K, emb_dim: c.D, moe_mlp_dim: c.H, dtype: "float32", mlp_activations: ["tanh", "linear"] });
+    const tanhAct = moeConfig({
+      num_experts: c.E,
+      num_experts_per_tok: c.K,
+      emb_dim: c.D,
+      moe_mlp_dim: c.H,
+      dtype: "float32",
+      mlp_activations: ["tanh", "linear"],
+    });
     const f64 = { ...p.w, wo: new Tensor(Float64Array.from(p.w.wo.data), p.w.wo.shape, "float64") };
     expect(sparseExpertCombine(tanhAct, p.r, p.w, c.B, c.S).shape).toEqual([c.B, c.S, c.D]);
     expect(sparseExpertCombine(p.cfg, p.r, f64, c.B, c.S).shape).toEqual([c.B, c.S, c.D]);
@@ -274,7 +290,7 @@ describe.skipIf(!info.available)(`ExpertFfn on the native kernels${info.availabl
       }
       return process.memoryUsage();
     };
-    for (let i = 0; i < 300; i++) step();  // V8's heap grows to its steady size over the first few hundred steps
+    for (let i = 0; i < 300; i++) step(); // V8's heap grows to its steady size over the first few hundred steps
     const before = await settle();
     const ws = nativeWorkspaceBytes();
     for (let i = 0; i < 300; i++) step();

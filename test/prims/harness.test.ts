@@ -141,7 +141,12 @@ describe("harness: random", () => {
     expect(c.reduce((a, b) => a + b, 0)).toBe(17);
     const d = new Rng(13).distinct([30]).toArray();
     expect(new Set(d).size).toBe(30);
-    expect(new Rng(14).awayFromZero([50], 0.2).toArray().every((v) => Math.abs(v) >= 0.2)).toBe(true);
+    expect(
+      new Rng(14)
+        .awayFromZero([50], 0.2)
+        .toArray()
+        .every((v) => Math.abs(v) >= 0.2),
+    ).toBe(true);
   });
 
   it("Rng: floats and tensor are uniform in [-scale, scale); bits are 32-bit words", () => {

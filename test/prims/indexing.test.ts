@@ -5,7 +5,18 @@ import { bind, bind1 } from "../../src/autodiff/bind.js";
 import { Prim } from "../../src/prims/prims.js";
 import { vjpRules } from "../../src/autodiff/vjp-rules.js";
 import { valueAndGrad } from "../../src/autodiff/grad.js";
-import { argsort, bincount, cumsum, invertPermutation, oneHot, repeat, scatterAdd, take, takeAlongAxis, topK } from "../../src/ops/indexing.js";
+import {
+  argsort,
+  bincount,
+  cumsum,
+  invertPermutation,
+  oneHot,
+  repeat,
+  scatterAdd,
+  take,
+  takeAlongAxis,
+  topK,
+} from "../../src/ops/indexing.js";
 import { sum } from "../../src/ops/reduce.js";
 import { assertAdjoint } from "../harness/adjoint.js";
 import { assertGradcheck, project } from "../harness/gradcheck.js";
@@ -77,11 +88,17 @@ function jnpRepeatIndices(repeats: number[], total: number | undefined): number[
 
 describe("gather", () => {
   const CASES: readonly [readonly number[], number[]][] = [
-    [[5, 3], [0, 4, 4, 2]],
+    [
+      [5, 3],
+      [0, 4, 4, 2],
+    ],
     [[4], [3, 0]],
     [[4], []],
     [[0, 2], []],
-    [[3, 2, 2], [2, 0]],
+    [
+      [3, 2, 2],
+      [2, 0],
+    ],
     [[1], [0, 0, 0]],
   ];
   for (const [shape, idx] of CASES) {
@@ -102,7 +119,8 @@ describe("gather", () => {
   const x = f64([1, 2, 3, 4, 5, 6], [3, 2]);
   it("gather: rejects float indices", () => expectPrimError(() => bind1(Prim.Gather, [x, f64([0])], {}), "gather", /1-D int32/));
   it("gather: rejects 2-D indices", () => expectPrimError(() => bind1(Prim.Gather, [x, i32([0, 1], [1, 2])], {}), "gather", /1-D int32/));
-  it("gather: rejects a rank-0 operand", () => expectPrimError(() => bind1(Prim.Gather, [f64([1], []), i32([0])], {}), "gather", /rank >= 1/));
+  it("gather: rejects a rank-0 operand", () =>
+    expectPrimError(() => bind1(Prim.Gather, [f64([1], []), i32([0])], {}), "gather", /rank >= 1/));
   it("gather: rejects index -1", () => expectPrimError(() => bind1(Prim.Gather, [x, i32([0, -1])], {}), "gather", /out of range/));
   it("gather: rejects index == rows", () => expectPrimError(() => bind1(Prim.Gather, [x, i32([3])], {}), "gather", /out of range/));
 });
@@ -137,12 +155,12 @@ describe("scatter_add", () => {
   const u = f64([1, 2, 3, 4], [2, 2]);
   it("scatter_add: rejects updates/index count mismatch", () =>
     expectPrimError(() => bind1(Prim.ScatterAdd, [u, i32([0])], { numRows: 2 }), "scatter_add", /2 rows vs 1 indices/));
-  it("scatter_add: rejects float indices", () => expectPrimError(() => bind1(Prim.ScatterAdd, [u, f64([0, 1])], { numRows: 2 }), "scatter_add", /int32/));
+  it("scatter_add: rejects float indices", () =>
+    expectPrimError(() => bind1(Prim.ScatterAdd, [u, f64([0, 1])], { numRows: 2 }), "scatter_add", /int32/));
   it("scatter_add: rejects an index >= numRows", () =>
     expectPrimError(() => bind1(Prim.ScatterAdd, [u, i32([0, 2])], { numRows: 2 }), "scatter_add", /out of range/));
   it("scatter_add: a negative numRows is a [scatter_add] error", () =>
-    expectPrimError(() => bind1(Prim.ScatterAdd, [u, i32([0, 0])], { numRows: -1 }), "scatter_add"),
-  );
+    expectPrimError(() => bind1(Prim.ScatterAdd, [u, i32([0, 0])], { numRows: -1 }), "scatter_add"));
 });
 
 /** top_k of x on `backend` against ref in float64 (indices exactly); on ref also against stable selection. */
@@ -284,10 +302,10 @@ describe("bincount", () => {
   }
   it("bincount (op): flattens a 2-D input", () => expect(bincount(i32([0, 1, 1, 1], [2, 2]), 2).toArray()).toEqual([1, 3]));
   it("bincount: rejects a float input", () => expectPrimError(() => bind1(Prim.Bincount, [f64([1])], { length: 2 }), "bincount", /int32/));
-  it("bincount: rejects a 2-D input at the primitive", () => expectPrimError(() => bind1(Prim.Bincount, [i32([1, 0], [1, 2])], { length: 2 }), "bincount", /1-D/));
+  it("bincount: rejects a 2-D input at the primitive", () =>
+    expectPrimError(() => bind1(Prim.Bincount, [i32([1, 0], [1, 2])], { length: 2 }), "bincount", /1-D/));
   it("bincount: a negative length is a [bincount] error", () =>
-    expectPrimError(() => bind1(Prim.Bincount, [i32([1])], { length: -1 }), "bincount"),
-  );
+    expectPrimError(() => bind1(Prim.Bincount, [i32([1])], { length: -1 }), "bincount"));
   it("argsort, bincount: no VJP rule", () => {
     expect(vjpRules[Prim.Argsort]).toBeNull();
     expect(vjpRules[Prim.Bincount]).toBeNull();
@@ -406,7 +424,12 @@ describe("indexing ops", () => {
 describe.each(testBackends())("top_k gradients on %s against ref in float64", (backend) => {
   it("top_k: value and gradients of <top_k(x, 3) values, w> (distinct float32 inputs)", () => {
     const rng = new Rng(71);
-    conformGrad(backend, (x, w) => project(bind(Prim.TopK, [x!], { k: 3 })[0]!, w!), [rng.distinct([6, 9], "float32"), rng.tensor([6, 3])], { k: [18, 1, 1] });
+    conformGrad(
+      backend,
+      (x, w) => project(bind(Prim.TopK, [x!], { k: 3 })[0]!, w!),
+      [rng.distinct([6, 9], "float32"), rng.tensor([6, 3])],
+      { k: [18, 1, 1] },
+    );
   });
 });
 

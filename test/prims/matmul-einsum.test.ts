@@ -99,7 +99,11 @@ describe("batch_matmul", () => {
 
   const a = tensor([1, 2, 3, 4, 5, 6], [1, 2, 3], "float64");
   it("batch_matmul: rejects rank-2 operands", () =>
-    expectPrimError(() => bind1(Prim.BatchMatmul, [tensor([1, 2], [1, 2], "float64"), tensor([1, 2], [2, 1], "float64")], {}), "batch_matmul", /cannot multiply/));
+    expectPrimError(
+      () => bind1(Prim.BatchMatmul, [tensor([1, 2], [1, 2], "float64"), tensor([1, 2], [2, 1], "float64")], {}),
+      "batch_matmul",
+      /cannot multiply/,
+    ));
   it("batch_matmul: rejects mismatched batch dims", () =>
     expectPrimError(() => bind1(Prim.BatchMatmul, [a, tensor(new Array(6).fill(1), [2, 3, 1], "float64")], {}), "batch_matmul"));
   it("batch_matmul: rejects mismatched contraction dims", () =>
@@ -199,10 +203,12 @@ describe("einsum", () => {
   const a = tensor([1, 2, 3, 4, 5, 6], [2, 3], "float64");
   it("einsum: rejects a one-operand spec", () => expectPrimError(() => einsum("ij->ji", a, a), "einsum", /cannot parse/));
   it("einsum: rejects an implicit output", () => expectPrimError(() => einsum("ij,jk", a, a), "einsum", /cannot parse/));
-  it("einsum: rejects labels that do not match the operand rank", () => expectPrimError(() => einsum("ijk,jk->i", a, a), "einsum", /ranks/));
-  it("einsum: rejects a label with two sizes", () => expectPrimError(() => einsum("ij,jk->ik", a, a), "einsum", /label j has sizes 3 and 2/));
-  it("einsum: a repeated label in one operand (\"ii,i->i\") is an [einsum] error", () =>
-    expectPrimError(() => einsum("ii,i->i", tensor([1, 2, 3, 4], [2, 2], "float64"), tensor([1, 2], [2], "float64")), "einsum"),
-  );
-  it("einsum: rejects an output label absent from the inputs", () => expectPrimError(() => einsum("ij,ij->z", a, a), "einsum", /output label z/));
+  it("einsum: rejects labels that do not match the operand rank", () =>
+    expectPrimError(() => einsum("ijk,jk->i", a, a), "einsum", /ranks/));
+  it("einsum: rejects a label with two sizes", () =>
+    expectPrimError(() => einsum("ij,jk->ik", a, a), "einsum", /label j has sizes 3 and 2/));
+  it('einsum: a repeated label in one operand ("ii,i->i") is an [einsum] error', () =>
+    expectPrimError(() => einsum("ii,i->i", tensor([1, 2, 3, 4], [2, 2], "float64"), tensor([1, 2], [2], "float64")), "einsum"));
+  it("einsum: rejects an output label absent from the inputs", () =>
+    expectPrimError(() => einsum("ij,ij->z", a, a), "einsum", /output label z/));
 });

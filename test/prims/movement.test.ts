@@ -36,14 +36,30 @@ function moved(backend: BackendChoice, f: (...xs: Tensor[]) => Tensor, ins: Tens
 
 describe("reshape", () => {
   const CASES: readonly [readonly number[], readonly number[], readonly number[]][] = [
-    [[2, 3], [3, 2], [3, 2]],
+    [
+      [2, 3],
+      [3, 2],
+      [3, 2],
+    ],
     [[6], [-1, 2], [3, 2]],
     [[2, 3], [6], [6]],
     [[], [1], [1]],
     [[1], [], []],
-    [[2, 1, 3], [3, -1], [3, 2]],
-    [[0, 3], [3, 0], [3, 0]],
-    [[0, 3], [-1, 0], [0, 0]],
+    [
+      [2, 1, 3],
+      [3, -1],
+      [3, 2],
+    ],
+    [
+      [0, 3],
+      [3, 0],
+      [3, 0],
+    ],
+    [
+      [0, 3],
+      [-1, 0],
+      [0, 0],
+    ],
   ];
   for (const [from, to, want] of CASES) {
     it.each(testBackends())(`reshape: ${s(from)} -> ${s(to)} gives ${s(want)} with the data unchanged, on %s as ref`, (backend) => {
@@ -53,9 +69,12 @@ describe("reshape", () => {
       expect(y.toArray()).toEqual(x.toArray());
     });
   }
-  it("reshape: rejects a size change [2,3] -> [4]", () => expectPrimError(() => bind1(Prim.Reshape, [seq([2, 3])], { shape: [4] }), "reshape", /cannot reshape/));
-  it("reshape: rejects two -1", () => expectPrimError(() => bind1(Prim.Reshape, [seq([2, 3])], { shape: [-1, -1] }), "reshape", /more than one -1/));
-  it("reshape: rejects a non-integer inferred dim [5] -> [-1, 2]", () => expectPrimError(() => bind1(Prim.Reshape, [seq([5])], { shape: [-1, 2] }), "reshape"));
+  it("reshape: rejects a size change [2,3] -> [4]", () =>
+    expectPrimError(() => bind1(Prim.Reshape, [seq([2, 3])], { shape: [4] }), "reshape", /cannot reshape/));
+  it("reshape: rejects two -1", () =>
+    expectPrimError(() => bind1(Prim.Reshape, [seq([2, 3])], { shape: [-1, -1] }), "reshape", /more than one -1/));
+  it("reshape: rejects a non-integer inferred dim [5] -> [-1, 2]", () =>
+    expectPrimError(() => bind1(Prim.Reshape, [seq([5])], { shape: [-1, 2] }), "reshape"));
 });
 
 /** out[i] = x[j] with j[perm[d]] = i[d] */
@@ -70,14 +89,32 @@ function naiveTranspose(x: Tensor, perm: readonly number[]): number[] {
 
 describe("transpose", () => {
   const CASES: readonly [readonly number[], readonly number[]][] = [
-    [[2, 3], [1, 0]],
-    [[2, 3, 4], [2, 0, 1]],
-    [[2, 3, 4], [0, 2, 1]],
-    [[2, 1, 3, 2], [3, 1, 0, 2]],
-    [[0, 3], [1, 0]],
+    [
+      [2, 3],
+      [1, 0],
+    ],
+    [
+      [2, 3, 4],
+      [2, 0, 1],
+    ],
+    [
+      [2, 3, 4],
+      [0, 2, 1],
+    ],
+    [
+      [2, 1, 3, 2],
+      [3, 1, 0, 2],
+    ],
+    [
+      [0, 3],
+      [1, 0],
+    ],
     [[1], [0]],
     [[], []],
-    [[3, 5], [0, 1]],
+    [
+      [3, 5],
+      [0, 1],
+    ],
   ];
   for (const [shape, perm] of CASES) {
     it.each(testBackends())(`transpose: ${s(shape)} by perm ${s(perm)} on %s`, (backend) => {
@@ -87,25 +124,52 @@ describe("transpose", () => {
       assertExact(y, naiveTranspose(x, perm));
     });
   }
-  it("transpose: rejects a repeated axis [0,0]", () => expectPrimError(() => bind1(Prim.Transpose, [seq([2, 3])], { perm: [0, 0] }), "transpose", /not a permutation/));
-  it("transpose: rejects a perm of the wrong rank", () => expectPrimError(() => bind1(Prim.Transpose, [seq([2, 3])], { perm: [0, 1, 2] }), "transpose"));
-  it("transpose: rejects a negative axis", () => expectPrimError(() => bind1(Prim.Transpose, [seq([2, 3])], { perm: [-1, 0] }), "transpose"));
+  it("transpose: rejects a repeated axis [0,0]", () =>
+    expectPrimError(() => bind1(Prim.Transpose, [seq([2, 3])], { perm: [0, 0] }), "transpose", /not a permutation/));
+  it("transpose: rejects a perm of the wrong rank", () =>
+    expectPrimError(() => bind1(Prim.Transpose, [seq([2, 3])], { perm: [0, 1, 2] }), "transpose"));
+  it("transpose: rejects a negative axis", () =>
+    expectPrimError(() => bind1(Prim.Transpose, [seq([2, 3])], { perm: [-1, 0] }), "transpose"));
 });
 
 /** out[i] = x[i with broadcast dims set to 0] */
 function naiveBroadcast(x: Tensor, shape: readonly number[]): number[] {
-  return build(shape, (i) => x.data[ravel(i.map((v, d) => (x.shape[d] === 1 ? 0 : v)), x.shape)]!);
+  return build(
+    shape,
+    (i) =>
+      x.data[
+        ravel(
+          i.map((v, d) => (x.shape[d] === 1 ? 0 : v)),
+          x.shape,
+        )
+      ]!,
+  );
 }
 
 describe("broadcast_to", () => {
   const CASES: readonly [readonly number[], readonly number[]][] = [
-    [[1, 3], [2, 3]],
-    [[2, 1, 1], [2, 3, 4]],
-    [[1, 1], [1, 1]],
+    [
+      [1, 3],
+      [2, 3],
+    ],
+    [
+      [2, 1, 1],
+      [2, 3, 4],
+    ],
+    [
+      [1, 1],
+      [1, 1],
+    ],
     [[1], [5]],
-    [[1, 2], [0, 2]],
+    [
+      [1, 2],
+      [0, 2],
+    ],
     [[], []],
-    [[3, 1, 2], [3, 4, 2]],
+    [
+      [3, 1, 2],
+      [3, 4, 2],
+    ],
   ];
   for (const [from, to] of CASES) {
     it.each(testBackends())(`broadcast_to: ${s(from)} -> ${s(to)} on %s`, (backend) => {
@@ -117,7 +181,8 @@ describe("broadcast_to", () => {
   }
   it("broadcast_to: rejects a rank change [3] -> [2,3] at the primitive", () =>
     expectPrimError(() => bind1(Prim.BroadcastTo, [seq([3])], { shape: [2, 3] }), "broadcast_to", /cannot broadcast/));
-  it("broadcast_to: rejects a non-1 dim that differs [2] -> [3]", () => expectPrimError(() => bind1(Prim.BroadcastTo, [seq([2])], { shape: [3] }), "broadcast_to"));
+  it("broadcast_to: rejects a non-1 dim that differs [2] -> [3]", () =>
+    expectPrimError(() => bind1(Prim.BroadcastTo, [seq([2])], { shape: [3] }), "broadcast_to"));
   it("broadcast_to (op): adds leading axes numpy-style [3] -> [2,3]; rejects [2,3] -> [3]", () => {
     expect(broadcastTo(seq([3]), [2, 3]).toArray()).toEqual([1, 2, 3, 1, 2, 3]);
     expectPrimError(() => broadcastTo(seq([2, 3]), [3]), "broadcast_to");
@@ -127,18 +192,44 @@ describe("broadcast_to", () => {
 function naiveSlice(x: Tensor, starts: readonly number[], ends: readonly number[]): number[] {
   return build(
     ends.map((e, d) => e - starts[d]!),
-    (i) => x.data[ravel(i.map((v, d) => v + starts[d]!), x.shape)]!,
+    (i) =>
+      x.data[
+        ravel(
+          i.map((v, d) => v + starts[d]!),
+          x.shape,
+        )
+      ]!,
   );
 }
 
 describe("slice", () => {
   const CASES: readonly [readonly number[], readonly number[], readonly number[]][] = [
     [[5], [1], [4]],
-    [[3, 4], [1, 0], [3, 2]],
-    [[3, 4], [0, 0], [3, 4]],
-    [[3, 4], [2, 2], [2, 2]],
-    [[2, 3, 5], [1, 1, 2], [2, 3, 5]],
-    [[0, 3], [0, 1], [0, 3]],
+    [
+      [3, 4],
+      [1, 0],
+      [3, 2],
+    ],
+    [
+      [3, 4],
+      [0, 0],
+      [3, 4],
+    ],
+    [
+      [3, 4],
+      [2, 2],
+      [2, 2],
+    ],
+    [
+      [2, 3, 5],
+      [1, 1, 2],
+      [2, 3, 5],
+    ],
+    [
+      [0, 3],
+      [0, 1],
+      [0, 3],
+    ],
     [[1], [0], [1]],
   ];
   for (const [shape, starts, ends] of CASES) {
@@ -149,10 +240,14 @@ describe("slice", () => {
       assertExact(y, naiveSlice(x, starts, ends));
     });
   }
-  it("slice: rejects a negative start", () => expectPrimError(() => bind1(Prim.Slice, [seq([4])], { starts: [-1], ends: [2] }), "slice", /bad range/));
-  it("slice: rejects an end past the dim", () => expectPrimError(() => bind1(Prim.Slice, [seq([4])], { starts: [0], ends: [5] }), "slice", /bad range/));
-  it("slice: rejects start > end", () => expectPrimError(() => bind1(Prim.Slice, [seq([4])], { starts: [3], ends: [2] }), "slice", /bad range/));
-  it("slice: rejects starts of the wrong rank", () => expectPrimError(() => bind1(Prim.Slice, [seq([4, 2])], { starts: [0], ends: [1] }), "slice", /rank/));
+  it("slice: rejects a negative start", () =>
+    expectPrimError(() => bind1(Prim.Slice, [seq([4])], { starts: [-1], ends: [2] }), "slice", /bad range/));
+  it("slice: rejects an end past the dim", () =>
+    expectPrimError(() => bind1(Prim.Slice, [seq([4])], { starts: [0], ends: [5] }), "slice", /bad range/));
+  it("slice: rejects start > end", () =>
+    expectPrimError(() => bind1(Prim.Slice, [seq([4])], { starts: [3], ends: [2] }), "slice", /bad range/));
+  it("slice: rejects starts of the wrong rank", () =>
+    expectPrimError(() => bind1(Prim.Slice, [seq([4, 2])], { starts: [0], ends: [1] }), "slice", /rank/));
 });
 
 function naivePad(x: Tensor, lo: readonly number[], hi: readonly number[]): number[] {
@@ -166,10 +261,26 @@ function naivePad(x: Tensor, lo: readonly number[], hi: readonly number[]): numb
 describe("pad", () => {
   const CASES: readonly [readonly number[], readonly number[], readonly number[]][] = [
     [[3], [1], [2]],
-    [[2, 3], [0, 1], [1, 0]],
-    [[2, 3], [0, 0], [0, 0]],
-    [[2, 2, 2], [1, 0, 2], [0, 1, 1]],
-    [[0, 2], [1, 0], [1, 1]],
+    [
+      [2, 3],
+      [0, 1],
+      [1, 0],
+    ],
+    [
+      [2, 3],
+      [0, 0],
+      [0, 0],
+    ],
+    [
+      [2, 2, 2],
+      [1, 0, 2],
+      [0, 1, 1],
+    ],
+    [
+      [0, 2],
+      [1, 0],
+      [1, 1],
+    ],
     [[1], [0], [3]],
     [[], [], []],
   ];
@@ -181,7 +292,8 @@ describe("pad", () => {
       assertExact(y, naivePad(x, lo, hi));
     });
   }
-  it("pad: rejects lo/hi of the wrong rank", () => expectPrimError(() => bind1(Prim.Pad, [seq([2, 2])], { lo: [1], hi: [1] }), "pad", /rank/));
+  it("pad: rejects lo/hi of the wrong rank", () =>
+    expectPrimError(() => bind1(Prim.Pad, [seq([2, 2])], { lo: [1], hi: [1] }), "pad", /rank/));
 
   // lax.pad crops on negative padding; moekit's pad is zero padding only and refuses it
   it("pad: negative padding is a [pad] error", () => {
@@ -193,12 +305,49 @@ describe("pad", () => {
 describe("concat", () => {
   const CASES: readonly [readonly (readonly number[])[], number][] = [
     [[[2], [3]], 0],
-    [[[2, 3], [1, 3]], 0],
-    [[[2, 3], [2, 1], [2, 2]], 1],
-    [[[2, 3], [2, 1]], -1],
-    [[[2, 0], [2, 3]], 1],
-    [[[0, 2], [0, 2]], 0],
-    [[[1, 2, 2], [1, 3, 2]], 1],
+    [
+      [
+        [2, 3],
+        [1, 3],
+      ],
+      0,
+    ],
+    [
+      [
+        [2, 3],
+        [2, 1],
+        [2, 2],
+      ],
+      1,
+    ],
+    [
+      [
+        [2, 3],
+        [2, 1],
+      ],
+      -1,
+    ],
+    [
+      [
+        [2, 0],
+        [2, 3],
+      ],
+      1,
+    ],
+    [
+      [
+        [0, 2],
+        [0, 2],
+      ],
+      0,
+    ],
+    [
+      [
+        [1, 2, 2],
+        [1, 3, 2],
+      ],
+      1,
+    ],
     [[[4]], 0],
   ];
   for (const [shapes, axis] of CASES) {
@@ -240,7 +389,8 @@ describe("concat", () => {
   it("concat: rejects shapes that differ off the axis", () =>
     expectPrimError(() => bind1(Prim.Concat, [seq([2, 3]), seq([2, 2])], { axis: 0 }), "concat", /differ off axis/));
   it("concat: rejects ranks that differ", () => expectPrimError(() => bind1(Prim.Concat, [seq([2, 3]), seq([3])], { axis: 0 }), "concat"));
-  it("concat: rejects an axis out of range", () => expectPrimError(() => bind1(Prim.Concat, [seq([2]), seq([2])], { axis: 1 }), "concat", /out of range/));
+  it("concat: rejects an axis out of range", () =>
+    expectPrimError(() => bind1(Prim.Concat, [seq([2]), seq([2])], { axis: 1 }), "concat", /out of range/));
 });
 
 describe("iota", () => {
@@ -263,8 +413,10 @@ describe("iota", () => {
       );
     });
   }
-  it("iota: rejects an axis out of range", () => expectPrimError(() => bind1(Prim.Iota, [], { shape: [3], axis: 1, dtype: "int32" }), "iota", /out of range/));
-  it("iota: rejects inputs", () => expectPrimError(() => bind1(Prim.Iota, [seq([1])], { shape: [3], axis: 0, dtype: "int32" }), "iota", /expects 0 inputs/));
+  it("iota: rejects an axis out of range", () =>
+    expectPrimError(() => bind1(Prim.Iota, [], { shape: [3], axis: 1, dtype: "int32" }), "iota", /out of range/));
+  it("iota: rejects inputs", () =>
+    expectPrimError(() => bind1(Prim.Iota, [seq([1])], { shape: [3], axis: 0, dtype: "int32" }), "iota", /expects 0 inputs/));
   it("iota: has no VJP rule", () => expect(vjpRules[Prim.Iota]).toBeNull());
 });
 
@@ -313,16 +465,22 @@ describe("movement gradients and adjoints", () => {
     cov.mark(p);
   };
 
-  it("reshape: gradient matches central differences", () => grad(Prim.Reshape, (x) => bind1(Prim.Reshape, [x], { shape: [3, 4] }), rng.normal([2, 6])));
-  it("transpose: gradient matches central differences", () => grad(Prim.Transpose, (x) => bind1(Prim.Transpose, [x], { perm: [2, 0, 1] }), rng.normal([2, 3, 2])));
+  it("reshape: gradient matches central differences", () =>
+    grad(Prim.Reshape, (x) => bind1(Prim.Reshape, [x], { shape: [3, 4] }), rng.normal([2, 6])));
+  it("transpose: gradient matches central differences", () =>
+    grad(Prim.Transpose, (x) => bind1(Prim.Transpose, [x], { perm: [2, 0, 1] }), rng.normal([2, 3, 2])));
   it("broadcast_to: gradient matches central differences", () =>
     grad(Prim.BroadcastTo, (x) => bind1(Prim.BroadcastTo, [x], { shape: [2, 3, 4] }), rng.normal([2, 1, 1])));
   it("slice: gradient matches central differences", () =>
     grad(Prim.Slice, (x) => bind1(Prim.Slice, [x], { starts: [1, 0], ends: [3, 2] }), rng.normal([3, 4])));
-  it("pad: gradient matches central differences", () => grad(Prim.Pad, (x) => bind1(Prim.Pad, [x], { lo: [1, 0], hi: [0, 2] }), rng.normal([2, 3])));
+  it("pad: gradient matches central differences", () =>
+    grad(Prim.Pad, (x) => bind1(Prim.Pad, [x], { lo: [1, 0], hi: [0, 2] }), rng.normal([2, 3])));
   it("concat: gradient in every input matches central differences", () => {
     const w = rng.normal([2, 6]);
-    assertGradcheck((a, b, c) => project(bind1(Prim.Concat, [a, b, c], { axis: 1 }), w), [rng.normal([2, 1]), rng.normal([2, 3]), rng.normal([2, 2])]);
+    assertGradcheck(
+      (a, b, c) => project(bind1(Prim.Concat, [a, b, c], { axis: 1 }), w),
+      [rng.normal([2, 1]), rng.normal([2, 3]), rng.normal([2, 2])],
+    );
     cov.mark(Prim.Concat);
   });
 
@@ -365,7 +523,10 @@ describe("movement gradients and adjoints", () => {
 
   it("movement ops compose: gradient of stack + moveAxis + slice", () => {
     const w = rng.normal([2, 2, 2, 2]);
-    assertGradcheck((a, b) => project(moveAxis(slice(stack([a, mul(b, b)], 0), [0, 0, 1]), 3, 0), w), [rng.normal([2, 3, 2]), rng.normal([2, 3, 2])]);
+    assertGradcheck(
+      (a, b) => project(moveAxis(slice(stack([a, mul(b, b)], 0), [0, 0, 1]), 3, 0), w),
+      [rng.normal([2, 3, 2]), rng.normal([2, 3, 2])],
+    );
   });
 
   // The Concat VJP indexes t.shape[axis] with the raw (negative) axis, so every input receives the

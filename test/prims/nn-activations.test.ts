@@ -113,7 +113,8 @@ describe("activations", () => {
     expect(getActivation("linear")(x)).toBe(x);
   });
 
-  it("getActivation: an unknown name throws [activation]", () => expectPrimError(() => getActivation("swishy"), "activation", /unknown activation "swishy"/));
+  it("getActivation: an unknown name throws [activation]", () =>
+    expectPrimError(() => getActivation("swishy"), "activation", /unknown activation "swishy"/));
 });
 
 function naiveSoftmax(x: Tensor, axis: number): number[] {
@@ -174,11 +175,7 @@ describe("softmax", () => {
       return row.map((v) => v - m - lse);
     });
     assertAllClose(logSoftmax(x), want, { atol: 1e-12, rtol: 1e-13 });
-    assertAllClose(
-      logSoftmax(f64([0.5, -1, 2])),
-      naiveSoftmax(f64([0.5, -1, 2]), -1).map(Math.log),
-      { atol: 1e-15, rtol: 1e-14 },
-    );
+    assertAllClose(logSoftmax(f64([0.5, -1, 2])), naiveSoftmax(f64([0.5, -1, 2]), -1).map(Math.log), { atol: 1e-15, rtol: 1e-14 });
   });
   it("softmax / logSoftmax: gradients match central differences (the max shift carries no gradient and needs none)", () => {
     const rng = new Rng(123);

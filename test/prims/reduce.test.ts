@@ -18,7 +18,12 @@ beforeAll(() => void useBackend("ref"));
 const cov = gradCoverage("reduce");
 
 /** Naive reduction: visit every element, accumulate into the output position of its kept indices. */
-function naiveReduce(x: Tensor, axes: readonly number[], init: number, f: (a: number, v: number) => number): { shape: number[]; data: number[] } {
+function naiveReduce(
+  x: Tensor,
+  axes: readonly number[],
+  init: number,
+  f: (a: number, v: number) => number,
+): { shape: number[]; data: number[] } {
   const ax = new Set(axes.map((a) => (a < 0 ? a + x.ndim : a)));
   const shape = x.shape.filter((_, i) => !ax.has(i));
   const data = new Array<number>(numel(shape)).fill(init);
@@ -40,12 +45,24 @@ const CASES: readonly [readonly number[], readonly number[]][] = [
   [[2, 3, 4], [0]],
   [[2, 3, 4], [1]],
   [[2, 3, 4], [2]],
-  [[2, 3, 4], [0, 2]],
-  [[2, 3, 4], [2, 0]],
-  [[2, 3, 4], [0, 1, 2]],
+  [
+    [2, 3, 4],
+    [0, 2],
+  ],
+  [
+    [2, 3, 4],
+    [2, 0],
+  ],
+  [
+    [2, 3, 4],
+    [0, 1, 2],
+  ],
   [[2, 3, 4], []],
   [[2, 3, 4], [-1]],
-  [[3, 5], [1, 1]],
+  [
+    [3, 5],
+    [1, 1],
+  ],
   [[0, 3], [0]],
   [[0, 3], [1]],
   [[4, 0, 2], [1]],
@@ -147,7 +164,8 @@ describe("reduce gradients", () => {
   });
 
   it("reduce_sum: adjoint identity (transpose is broadcast)", () => {
-    for (const axes of [[0], [2], [0, 1], [0, 1, 2]]) assertAdjoint((a) => bind1(Prim.ReduceSum, [a], { axes }), [new Rng(19).normal([3, 2, 4])]);
+    for (const axes of [[0], [2], [0, 1], [0, 1, 2]])
+      assertAdjoint((a) => bind1(Prim.ReduceSum, [a], { axes }), [new Rng(19).normal([3, 2, 4])]);
   });
 
   it("reduce_sum: gradient of a size-0 input is an empty tensor", () => {

@@ -59,7 +59,8 @@ function naiveTgmm(lhs: Tensor, rhs: Tensor, gs: number[]): number[] {
   for (let r = 0; r < m; r++) {
     const g = groups[r]!;
     if (g < 0) continue;
-    for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) out[(g * k + p) * n + j] = out[(g * k + p) * n + j]! + lhs.data[r * k + p]! * rhs.data[r * n + j]!;
+    for (let p = 0; p < k; p++)
+      for (let j = 0; j < n; j++) out[(g * k + p) * n + j] = out[(g * k + p) * n + j]! + lhs.data[r * k + p]! * rhs.data[r * n + j]!;
   }
   return out;
 }
@@ -88,8 +89,10 @@ describe.each(testBackends())("gmm on %s", (backend) => {
   // the kernels check group sizes (the shape rule cannot see values): float32 operands reach the native kernels
   const lhs32 = tensor(new Array(12).fill(1), [6, 2], "float32");
   const rhs32 = tensor(new Array(12).fill(1), [3, 2, 2], "float32");
-  it("gmm: sum(groupSizes) > rows throws", () => expectPrimError(() => onBackend(backend, () => gmm(lhs32, rhs32, i32([3, 3, 1]))), "gmm", /sum\(groupSizes\) \(7\) > rows \(6\)/));
-  it("gmm: a negative group size throws", () => expectPrimError(() => onBackend(backend, () => gmm(lhs32, rhs32, i32([3, -1, 2]))), "gmm", /groupSizes\[1\] = -1 is negative/));
+  it("gmm: sum(groupSizes) > rows throws", () =>
+    expectPrimError(() => onBackend(backend, () => gmm(lhs32, rhs32, i32([3, 3, 1]))), "gmm", /sum\(groupSizes\) \(7\) > rows \(6\)/));
+  it("gmm: a negative group size throws", () =>
+    expectPrimError(() => onBackend(backend, () => gmm(lhs32, rhs32, i32([3, -1, 2]))), "gmm", /groupSizes\[1\] = -1 is negative/));
 });
 
 describe("gmm", () => {
@@ -108,12 +111,16 @@ describe("gmm", () => {
     expectPrimError(() => bind1(Prim.Gmm, [lhs, rhs, tensor([2, 2, 2], [3], "float64")], { transposeRhs: false }), "gmm", /1-D int32/));
   it("gmm: rejects 2-D groupSizes", () =>
     expectPrimError(() => bind1(Prim.Gmm, [lhs, rhs, tensor([2, 2, 2], [1, 3], "int32")], { transposeRhs: false }), "gmm", /1-D int32/));
-  it("gmm: rejects a rank-3 lhs", () => expectPrimError(() => gmm(tensor(new Array(12).fill(1), [6, 2, 1], "float64"), rhs, i32([2, 2, 2])), "gmm", /incompatible/));
-  it("gmm: rejects a contraction mismatch", () => expectPrimError(() => gmm(tensor(new Array(18).fill(1), [6, 3], "float64"), rhs, i32([2, 2, 2])), "gmm", /incompatible/));
+  it("gmm: rejects a rank-3 lhs", () =>
+    expectPrimError(() => gmm(tensor(new Array(12).fill(1), [6, 2, 1], "float64"), rhs, i32([2, 2, 2])), "gmm", /incompatible/));
+  it("gmm: rejects a contraction mismatch", () =>
+    expectPrimError(() => gmm(tensor(new Array(18).fill(1), [6, 3], "float64"), rhs, i32([2, 2, 2])), "gmm", /incompatible/));
   it("gmm: rejects a contraction mismatch with transposeRhs (rhs [G,n,k])", () =>
     expectPrimError(() => gmm(lhs, tensor(new Array(18).fill(1), [3, 2, 3], "float64"), i32([2, 2, 2]), true), "gmm", /transposeRhs=true/));
-  it("gmm: rejects rhs groups != groupSizes length", () => expectPrimError(() => gmm(lhs, rhs, i32([3, 3])), "gmm", /rhs groups \(3\) != groupSizes \(2\)/));
-  it("gmm: rejects mixed dtypes", () => expectPrimError(() => gmm(lhs, tensor(new Array(12).fill(1), [3, 2, 2], "float32"), i32([2, 2, 2])), "gmm", /dtypes/));
+  it("gmm: rejects rhs groups != groupSizes length", () =>
+    expectPrimError(() => gmm(lhs, rhs, i32([3, 3])), "gmm", /rhs groups \(3\) != groupSizes \(2\)/));
+  it("gmm: rejects mixed dtypes", () =>
+    expectPrimError(() => gmm(lhs, tensor(new Array(12).fill(1), [3, 2, 2], "float32"), i32([2, 2, 2])), "gmm", /dtypes/));
 });
 
 describe.each(testBackends())("tgmm on %s", (backend) => {
@@ -136,8 +143,10 @@ describe.each(testBackends())("tgmm on %s", (backend) => {
 
   const lhs32 = tensor(new Array(8).fill(1), [4, 2], "float32");
   const rhs32 = tensor(new Array(12).fill(1), [4, 3], "float32");
-  it("tgmm: sum(groupSizes) > rows throws", () => expectPrimError(() => onBackend(backend, () => tgmm(lhs32, rhs32, i32([3, 2]))), "tgmm", /sum\(groupSizes\) \(5\) > rows \(4\)/));
-  it("tgmm: a negative group size throws", () => expectPrimError(() => onBackend(backend, () => tgmm(lhs32, rhs32, i32([-1, 2]))), "tgmm", /groupSizes\[0\] = -1 is negative/));
+  it("tgmm: sum(groupSizes) > rows throws", () =>
+    expectPrimError(() => onBackend(backend, () => tgmm(lhs32, rhs32, i32([3, 2]))), "tgmm", /sum\(groupSizes\) \(5\) > rows \(4\)/));
+  it("tgmm: a negative group size throws", () =>
+    expectPrimError(() => onBackend(backend, () => tgmm(lhs32, rhs32, i32([-1, 2]))), "tgmm", /groupSizes\[0\] = -1 is negative/));
 });
 
 describe("tgmm", () => {
@@ -153,10 +162,12 @@ describe("tgmm", () => {
   const rhs = tensor(new Array(12).fill(1), [4, 3], "float64");
   it("tgmm: rejects operands with different row counts", () =>
     expectPrimError(() => tgmm(lhs, tensor(new Array(9).fill(1), [3, 3], "float64"), i32([2, 1])), "tgmm", /share rows/));
-  it("tgmm: rejects a rank-3 operand", () => expectPrimError(() => tgmm(lhs, tensor(new Array(12).fill(1), [4, 3, 1], "float64"), i32([4])), "tgmm"));
+  it("tgmm: rejects a rank-3 operand", () =>
+    expectPrimError(() => tgmm(lhs, tensor(new Array(12).fill(1), [4, 3, 1], "float64"), i32([4])), "tgmm"));
   it("tgmm: rejects float groupSizes", () =>
     expectPrimError(() => bind1(Prim.Tgmm, [lhs, rhs, tensor([4], [1], "float64")], {}), "tgmm", /1-D int32/));
-  it("tgmm: rejects mixed dtypes", () => expectPrimError(() => tgmm(lhs, tensor(new Array(12).fill(1), [4, 3], "float32"), i32([4])), "tgmm", /dtypes/));
+  it("tgmm: rejects mixed dtypes", () =>
+    expectPrimError(() => tgmm(lhs, tensor(new Array(12).fill(1), [4, 3], "float32"), i32([4])), "tgmm", /dtypes/));
 });
 
 describe.each(testBackends())("segment gradients on %s against ref in float64", (backend) => {
@@ -168,7 +179,10 @@ describe.each(testBackends())("segment gradients on %s against ref in float64", 
       const G = c.gs.length;
       const ins = [rng.tensor([c.m, c.k]), rng.tensor(transposeRhs ? [G, c.n, c.k] : [G, c.k, c.n]), i32(c.gs), rng.tensor([c.m, c.n])];
       const depth = Math.max(c.m, c.k, c.n);
-      conformGrad(backend, (l, r, g, w) => project(gmm(l!, r!, g!, transposeRhs), w!), ins, { k: [c.m * c.k * c.n, depth, depth, 1, depth], nmse: true });
+      conformGrad(backend, (l, r, g, w) => project(gmm(l!, r!, g!, transposeRhs), w!), ins, {
+        k: [c.m * c.k * c.n, depth, depth, 1, depth],
+        nmse: true,
+      });
     });
   }
   it("tgmm: value and gradients of <tgmm(x, y), w>", () => {

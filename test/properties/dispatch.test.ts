@@ -52,7 +52,13 @@ describe("capacityMasks", () => {
   it("never more than C tokens per expert per group; kept choices are exactly the first C per expert in token-major order", () => {
     fc.assert(
       fc.property(caseArb, (c) => {
-        const cfg = moeConfig({ num_experts: c.E, num_experts_per_tok: c.K, dtype: "float32", capacity_factor: c.cf, decoder_block: "mixtral" });
+        const cfg = moeConfig({
+          num_experts: c.E,
+          num_experts_per_tok: c.K,
+          dtype: "float32",
+          capacity_factor: c.cf,
+          decoder_block: "mixtral",
+        });
         const topK = tensor(c.topk.flat(2), [c.G, c.T, c.K], "int32");
         // strictly positive probabilities, so dispatch (combine != 0) marks every kept choice
         const probs = new Rng(c.seed).uniform([c.G, c.T, c.E], 0.05, 1, "float32");
@@ -104,7 +110,13 @@ describe("capacityMasks", () => {
     fc.assert(
       fc.property(caseArb, (c) => {
         const cf = c.T * c.K; // ceil(T·K/E)·cf ≥ T·K
-        const cfg = moeConfig({ num_experts: c.E, num_experts_per_tok: c.K, dtype: "float32", capacity_factor: cf, decoder_block: "mixtral" });
+        const cfg = moeConfig({
+          num_experts: c.E,
+          num_experts_per_tok: c.K,
+          dtype: "float32",
+          capacity_factor: cf,
+          decoder_block: "mixtral",
+        });
         const probs = new Rng(c.seed).uniform([c.G, c.T, c.E], 0.05, 1, "float32");
         const m = capacityMasks(cfg, tensor(c.topk.flat(2), [c.G, c.T, c.K], "int32"), probs);
         expect(Array.from(m.kept.data).every((v) => v === 1)).toBe(true);

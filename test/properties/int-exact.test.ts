@@ -36,7 +36,12 @@ describe("integer outputs are exact", () => {
       fc.property(fc.array(fc.integer({ min: -1000, max: 1000 }), { maxLength: 30 }), fc.boolean(), (xs, reverse) => {
         const y = cumsum(tensor(xs, [xs.length], "int32"), 0, reverse);
         let acc = 0;
-        const want = reverse ? [...xs].reverse().map((v) => (acc += v)).reverse() : xs.map((v) => (acc += v));
+        const want = reverse
+          ? [...xs]
+              .reverse()
+              .map((v) => (acc += v))
+              .reverse()
+          : xs.map((v) => (acc += v));
         expect(y.dtype).toBe("int32");
         expect(Array.from(y.data)).toEqual(want);
       }),
@@ -46,17 +51,21 @@ describe("integer outputs are exact", () => {
 
   it("floor_div / mod: a = q·b + r with 0 ≤ |r| < |b| and sign(r) = sign(b), over the int32 range (BigInt reference)", () => {
     fc.assert(
-      fc.property(int32, int32.filter((b) => b !== 0), (a, b) => {
-        const q = Number(floorDivide(tensor([a], [1], "int32"), tensor([b], [1], "int32")).data[0]);
-        const r = Number(mod(tensor([a], [1], "int32"), tensor([b], [1], "int32")).data[0]);
-        const A = BigInt(a);
-        const B = BigInt(b);
-        let Q = A / B; // truncates toward zero
-        if (A % B !== 0n && A < 0n !== B < 0n) Q -= 1n;
-        const R = A - Q * B;
-        expect(q).toBe(Number(BigInt.asIntN(32, Q))); // -2^31 / -1 wraps, as in int32 numpy/jax
-        expect(r).toBe(Number(R));
-      }),
+      fc.property(
+        int32,
+        int32.filter((b) => b !== 0),
+        (a, b) => {
+          const q = Number(floorDivide(tensor([a], [1], "int32"), tensor([b], [1], "int32")).data[0]);
+          const r = Number(mod(tensor([a], [1], "int32"), tensor([b], [1], "int32")).data[0]);
+          const A = BigInt(a);
+          const B = BigInt(b);
+          let Q = A / B; // truncates toward zero
+          if (A % B !== 0n && A < 0n !== B < 0n) Q -= 1n;
+          const R = A - Q * B;
+          expect(q).toBe(Number(BigInt.asIntN(32, Q))); // -2^31 / -1 wraps, as in int32 numpy/jax
+          expect(r).toBe(Number(R));
+        },
+      ),
       RUNS,
     );
   });
@@ -95,28 +104,32 @@ describe("integer outputs are exact", () => {
 
   it("repeat with totalRepeatLength: the JAX scatter/cumsum construction (pads with the last row, truncates)", () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 6 }), fc.integer({ min: 0, max: 14 }), (reps, total) => {
-        const n = reps.length;
-        const y = repeat(
-          tensor(
-            range(n).map((v) => 10 * v),
-            [n],
-            "int32",
-          ),
-          tensor(reps, [n], "int32"),
-          total,
-        );
-        // jnp.repeat: exclusive cumsum of repeats -> block starts -> marks (out-of-range dropped) -> cumsum - 1
-        const marks = new Array<number>(total).fill(0);
-        let start = 0;
-        for (const r of reps) {
-          if (start < total) marks[start]!++;
-          start += r;
-        }
-        let c = 0;
-        const want = marks.map((m) => 10 * ((c += m) - 1));
-        expect(Array.from(y.data)).toEqual(want);
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 6 }),
+        fc.integer({ min: 0, max: 14 }),
+        (reps, total) => {
+          const n = reps.length;
+          const y = repeat(
+            tensor(
+              range(n).map((v) => 10 * v),
+              [n],
+              "int32",
+            ),
+            tensor(reps, [n], "int32"),
+            total,
+          );
+          // jnp.repeat: exclusive cumsum of repeats -> block starts -> marks (out-of-range dropped) -> cumsum - 1
+          const marks = new Array<number>(total).fill(0);
+          let start = 0;
+          for (const r of reps) {
+            if (start < total) marks[start]!++;
+            start += r;
+          }
+          let c = 0;
+          const want = marks.map((m) => 10 * ((c += m) - 1));
+          expect(Array.from(y.data)).toEqual(want);
+        },
+      ),
       RUNS,
     );
   });

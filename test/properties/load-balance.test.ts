@@ -35,7 +35,8 @@ const t3 = (xs: number[][][], dtype: "int32" | "float64"): Tensor =>
 /** token s picks experts (s·K + k) mod E: every expert is picked S·K/E times when E divides S·K */
 const roundRobin = (B: number, S: number, E: number, K: number): number[][][] =>
   range(B).map(() => range(S).map((s) => range(K).map((k) => (s * K + k) % E)));
-const uniformProbs = (B: number, S: number, E: number): number[][][] => range(B).map(() => range(S).map(() => new Array<number>(E).fill(1 / E)));
+const uniformProbs = (B: number, S: number, E: number): number[][][] =>
+  range(B).map(() => range(S).map(() => new Array<number>(E).fill(1 / E)));
 
 describe("loadBalanceLoss", () => {
   it("uniform probabilities and uniform counts give exactly weight·K (from E²·w·mean_{b,e}((K/E)·(1/E)))", () => {
@@ -65,7 +66,13 @@ describe("loadBalanceLoss", () => {
   it("matches the naive formula for arbitrary routing and probabilities", () => {
     fc.assert(
       fc.property(
-        fc.record({ B: fc.integer({ min: 1, max: 3 }), S: fc.integer({ min: 1, max: 6 }), E: fc.integer({ min: 1, max: 6 }), seed: fc.nat(), w: fc.constantFrom(0.001, 0.01, 1) }),
+        fc.record({
+          B: fc.integer({ min: 1, max: 3 }),
+          S: fc.integer({ min: 1, max: 6 }),
+          E: fc.integer({ min: 1, max: 6 }),
+          seed: fc.nat(),
+          w: fc.constantFrom(0.001, 0.01, 1),
+        }),
         fc.integer({ min: 1, max: 6 }),
         ({ B, S, E, seed, w }, k0) => {
           const K = Math.min(k0, E);
@@ -85,29 +92,44 @@ describe("loadBalanceLoss", () => {
 
   it("with uniform probabilities the loss is weight·K for any routing (Σ_e density_e = K)", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 }), fc.nat(), (B, S, E, seed) => {
-        const K = 1 + (seed % E);
-        const ids = new Rng(seed).randint([B, S, K], 0, E);
-        const loss = loadBalanceLoss(cfgOf(E, K, 0.5), ids, t3(uniformProbs(B, S, E), "float64")).item();
-        expect(Math.abs(loss - 0.5 * K)).toBeLessThan(1e-13);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 2 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.nat(),
+        (B, S, E, seed) => {
+          const K = 1 + (seed % E);
+          const ids = new Rng(seed).randint([B, S, K], 0, E);
+          const loss = loadBalanceLoss(cfgOf(E, K, 0.5), ids, t3(uniformProbs(B, S, E), "float64")).item();
+          expect(Math.abs(loss - 0.5 * K)).toBeLessThan(1e-13);
+        },
+      ),
       RUNS,
     );
   });
 
   it("concentrating both counts and probability on one expert raises the loss above the balanced value", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 2, max: 6 }), fc.integer({ min: 1, max: 4 }), fc.double({ min: 0.05, max: 0.95, noNaN: true }), (E, sMul, extra) => {
-        const S = E * sMul;
-        const w = 0.01;
-        const balanced = loadBalanceLoss(cfgOf(E, 1, w), t3(roundRobin(1, S, E, 1), "int32"), t3(uniformProbs(1, S, E), "float64")).item();
-        // every token to expert 0 with probability mass shifted toward it
-        const p0 = 1 / E + extra * (1 - 1 / E);
-        const probs = [range(S).map(() => range(E).map((e) => (e === 0 ? p0 : (1 - p0) / (E - 1))))];
-        const skewed = loadBalanceLoss(cfgOf(E, 1, w), t3([range(S).map(() => [0])], "int32"), t3(probs, "float64")).item();
-        expect(skewed).toBeGreaterThan(balanced);
-        expect(Math.abs(skewed - w * E * p0)).toBeLessThan(1e-14);
-      }),
+      fc.property(
+        fc.integer({ min: 2, max: 6 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.double({ min: 0.05, max: 0.95, noNaN: true }),
+        (E, sMul, extra) => {
+          const S = E * sMul;
+          const w = 0.01;
+          const balanced = loadBalanceLoss(
+            cfgOf(E, 1, w),
+            t3(roundRobin(1, S, E, 1), "int32"),
+            t3(uniformProbs(1, S, E), "float64"),
+          ).item();
+          // every token to expert 0 with probability mass shifted toward it
+          const p0 = 1 / E + extra * (1 - 1 / E);
+          const probs = [range(S).map(() => range(E).map((e) => (e === 0 ? p0 : (1 - p0) / (E - 1))))];
+          const skewed = loadBalanceLoss(cfgOf(E, 1, w), t3([range(S).map(() => [0])], "int32"), t3(probs, "float64")).item();
+          expect(skewed).toBeGreaterThan(balanced);
+          expect(Math.abs(skewed - w * E * p0)).toBeLessThan(1e-14);
+        },
+      ),
       RUNS,
     );
   });

@@ -24,7 +24,13 @@ interface Dims {
   seed: number;
 }
 const dims: fc.Arbitrary<Dims> = fc
-  .record({ B: fc.integer({ min: 1, max: 2 }), S: fc.integer({ min: 1, max: 5 }), D: fc.integer({ min: 1, max: 4 }), E: fc.integer({ min: 1, max: 6 }), seed: fc.nat() })
+  .record({
+    B: fc.integer({ min: 1, max: 2 }),
+    S: fc.integer({ min: 1, max: 5 }),
+    D: fc.integer({ min: 1, max: 4 }),
+    E: fc.integer({ min: 1, max: 6 }),
+    seed: fc.nat(),
+  })
   .chain((d) => fc.integer({ min: 1, max: d.E }).map((K) => ({ ...d, K })));
 
 function mixtral(d: Dims, extra: Record<string, unknown> = {}): MoeConfig {

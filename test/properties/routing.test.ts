@@ -28,7 +28,13 @@ interface Shape {
   ties: boolean;
 }
 const shape: fc.Arbitrary<Shape> = fc
-  .record({ B: fc.integer({ min: 1, max: 2 }), S: fc.integer({ min: 1, max: 4 }), E: fc.integer({ min: 1, max: 8 }), seed: fc.nat(), ties: fc.boolean() })
+  .record({
+    B: fc.integer({ min: 1, max: 2 }),
+    S: fc.integer({ min: 1, max: 4 }),
+    E: fc.integer({ min: 1, max: 8 }),
+    seed: fc.nat(),
+    ties: fc.boolean(),
+  })
   .chain((d) => fc.integer({ min: 1, max: d.E }).map((K) => ({ ...d, K })));
 
 function logitsFor(d: Shape, lo = -3, hi = 3): Tensor {
@@ -41,7 +47,9 @@ describe("top_k tie-breaking", () => {
   it("top_k: ties break to the lowest index; values are the row's k largest, descending", () => {
     fc.assert(
       fc.property(
-        fc.array(fc.integer({ min: -2, max: 2 }), { minLength: 1, maxLength: 12 }).chain((row) => fc.tuple(fc.constant(row), fc.integer({ min: 0, max: row.length }))),
+        fc
+          .array(fc.integer({ min: -2, max: 2 }), { minLength: 1, maxLength: 12 })
+          .chain((row) => fc.tuple(fc.constant(row), fc.integer({ min: 0, max: row.length }))),
         ([row, k]) => {
           const [v, i] = topK(tensor(row, [row.length], "float32"), k);
           const want = naiveTopKIndices(row, k);
@@ -68,7 +76,14 @@ describe("getTopk (non-random routing)", () => {
         fc.property(shape, (d) => {
           const cfg = moeConfig({ num_experts: d.E, num_experts_per_tok: d.K, dtype: "float32", ...keys });
           // deepseek's sigmoid path expects scores in (0,1)
-          const logits = keys.routed_score_func === "sigmoid" ? tensor(logitsFor(d).data.map((v) => 1 / (1 + Math.exp(-v))), [d.B, d.S, d.E], "float32") : logitsFor(d);
+          const logits =
+            keys.routed_score_func === "sigmoid"
+              ? tensor(
+                  logitsFor(d).data.map((v) => 1 / (1 + Math.exp(-v))),
+                  [d.B, d.S, d.E],
+                  "float32",
+                )
+              : logitsFor(d);
           const [w, idx] = getTopk(cfg, logits, undefined);
           expect(idx.shape).toEqual([d.B, d.S, d.K]);
           expect(idx.dtype).toBe("int32");

@@ -72,7 +72,10 @@ export function row(t: HfTensor, i: number): Vec {
 export function swiglu(gate: HfTensor, up: HfTensor, down: HfTensor, x: Vec, act: (v: number) => number = silu): Vec {
   const g = linear(gate, x);
   const u = linear(up, x);
-  return linear(down, g.map((v, i) => act(v) * u[i]!));
+  return linear(
+    down,
+    g.map((v, i) => act(v) * u[i]!),
+  );
 }
 
 /** Applies a per-token function to x [T, D] (rows of a flat array). */

@@ -40,7 +40,16 @@ export function deepseekV3Reference(cfg: DeepseekV3Cfg, t: HfTensors, prefix: st
       const X = `${P}.experts.${e}`;
       axpy(y, w[j]!, swiglu(need(t, `${X}.gate_proj.weight`), need(t, `${X}.up_proj.weight`), need(t, `${X}.down_proj.weight`), xt));
     });
-    axpy(y, 1, swiglu(need(t, `${P}.shared_experts.gate_proj.weight`), need(t, `${P}.shared_experts.up_proj.weight`), need(t, `${P}.shared_experts.down_proj.weight`), xt));
+    axpy(
+      y,
+      1,
+      swiglu(
+        need(t, `${P}.shared_experts.gate_proj.weight`),
+        need(t, `${P}.shared_experts.up_proj.weight`),
+        need(t, `${P}.shared_experts.down_proj.weight`),
+        xt,
+      ),
+    );
     return y;
   });
 }

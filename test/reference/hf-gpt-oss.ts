@@ -5,7 +5,12 @@
 // out = o @ down_proj[e] + down_proj_bias[e] ([E, H, D]).
 import { axpy, linear, matvecInOut, need, row, sigmoid, softmax, topk, type HfTensors, type Vec } from "./hf-common.js";
 
-export function gptOssReference(cfg: { num_experts_per_tok: number; hidden_size: number; intermediate_size: number }, t: HfTensors, prefix: string, x: Vec[]): Vec[] {
+export function gptOssReference(
+  cfg: { num_experts_per_tok: number; hidden_size: number; intermediate_size: number },
+  t: HfTensors,
+  prefix: string,
+  x: Vec[],
+): Vec[] {
   const P = `${prefix}.mlp`;
   const D = cfg.hidden_size;
   const H = cfg.intermediate_size;
@@ -31,7 +36,11 @@ export function gptOssReference(cfg: { num_experts_per_tok: number; hidden_size:
       }
       const out = matvecInOut(down, o, e * H * D, H, D);
       const db = row(downBias, e);
-      axpy(y, w[j]!, out.map((v, d) => v + db[d]!));
+      axpy(
+        y,
+        w[j]!,
+        out.map((v, d) => v + db[d]!),
+      );
     });
     return y;
   });

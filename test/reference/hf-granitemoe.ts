@@ -4,7 +4,12 @@
 // Granite-MoE-Shared adds shared_mlp: input_linear [2Hs, D] (chunked the same way), output_linear [D, Hs].
 import { axpy, linear, need, silu, softmax, topk, type HfTensors, type Vec } from "./hf-common.js";
 
-export function graniteMoeReference(cfg: { num_experts_per_tok: number; intermediate_size: number; shared_intermediate_size?: number }, t: HfTensors, prefix: string, x: Vec[]): Vec[] {
+export function graniteMoeReference(
+  cfg: { num_experts_per_tok: number; intermediate_size: number; shared_intermediate_size?: number },
+  t: HfTensors,
+  prefix: string,
+  x: Vec[],
+): Vec[] {
   const P = `${prefix}.block_sparse_moe`;
   const H = cfg.intermediate_size;
   const inp = need(t, `${P}.input_linear.weight`);

@@ -4,7 +4,12 @@
 // out = h @ down_proj[e] ([E, H, D]); plus the shared expert's SwiGLU MLP on the unscaled x.
 import { axpy, linear, matvecInOut, need, sigmoid, silu, swiglu, topk, type HfTensors, type Vec } from "./hf-common.js";
 
-export function llama4Reference(cfg: { num_experts_per_tok: number; hidden_size: number; intermediate_size: number }, t: HfTensors, prefix: string, x: Vec[]): Vec[] {
+export function llama4Reference(
+  cfg: { num_experts_per_tok: number; hidden_size: number; intermediate_size: number },
+  t: HfTensors,
+  prefix: string,
+  x: Vec[],
+): Vec[] {
   const P = `${prefix}.feed_forward`;
   const D = cfg.hidden_size;
   const H = cfg.intermediate_size;
@@ -20,7 +25,16 @@ export function llama4Reference(cfg: { num_experts_per_tok: number; hidden_size:
       const h = Array.from({ length: H }, (_, i) => silu(gu[i]!) * gu[H + i]!);
       axpy(y, 1, matvecInOut(down, h, e * H * D, H, D));
     }
-    axpy(y, 1, swiglu(need(t, `${P}.shared_expert.gate_proj.weight`), need(t, `${P}.shared_expert.up_proj.weight`), need(t, `${P}.shared_expert.down_proj.weight`), xt));
+    axpy(
+      y,
+      1,
+      swiglu(
+        need(t, `${P}.shared_expert.gate_proj.weight`),
+        need(t, `${P}.shared_expert.up_proj.weight`),
+        need(t, `${P}.shared_expert.down_proj.weight`),
+        xt,
+      ),
+    );
     return y;
   });
 }

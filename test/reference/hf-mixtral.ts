@@ -2,7 +2,12 @@
 // p = softmax(gate·x) over all experts, top-k of p, renormalised; out = Σ w · w2(silu(w1 x) ⊙ w3 x).
 import { axpy, linear, need, softmax, swiglu, topk, type HfTensors, type Vec } from "./hf-common.js";
 
-export function mixtralReference(cfg: { num_local_experts: number; num_experts_per_tok: number }, t: HfTensors, prefix: string, x: Vec[]): Vec[] {
+export function mixtralReference(
+  cfg: { num_local_experts: number; num_experts_per_tok: number },
+  t: HfTensors,
+  prefix: string,
+  x: Vec[],
+): Vec[] {
   const P = `${prefix}.block_sparse_moe`;
   return x.map((xt) => {
     const p = softmax(linear(need(t, `${P}.gate.weight`), xt));

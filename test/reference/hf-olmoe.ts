@@ -2,7 +2,12 @@
 // experts, top-k, renormalised only when norm_topk_prob (default false); SwiGLU experts.
 import { axpy, linear, need, softmax, swiglu, topk, type HfTensors, type Vec } from "./hf-common.js";
 
-export function olmoeReference(cfg: { num_experts_per_tok: number; norm_topk_prob?: boolean }, t: HfTensors, prefix: string, x: Vec[]): Vec[] {
+export function olmoeReference(
+  cfg: { num_experts_per_tok: number; norm_topk_prob?: boolean },
+  t: HfTensors,
+  prefix: string,
+  x: Vec[],
+): Vec[] {
   const P = `${prefix}.mlp`;
   return x.map((xt) => {
     const p = softmax(linear(need(t, `${P}.gate.weight`), xt));

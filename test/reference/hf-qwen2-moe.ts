@@ -3,7 +3,12 @@
 // expert scaled by sigmoid(shared_expert_gate·x).
 import { axpy, linear, need, sigmoid, softmax, swiglu, topk, type HfTensors, type Vec } from "./hf-common.js";
 
-export function qwen2MoeReference(cfg: { num_experts_per_tok: number; norm_topk_prob?: boolean }, t: HfTensors, prefix: string, x: Vec[]): Vec[] {
+export function qwen2MoeReference(
+  cfg: { num_experts_per_tok: number; norm_topk_prob?: boolean },
+  t: HfTensors,
+  prefix: string,
+  x: Vec[],
+): Vec[] {
   const P = `${prefix}.mlp`;
   return x.map((xt) => {
     const p = softmax(linear(need(t, `${P}.gate.weight`), xt));
@@ -14,7 +19,12 @@ export function qwen2MoeReference(cfg: { num_experts_per_tok: number; norm_topk_
       const E = `${P}.experts.${e}`;
       axpy(y, p[e]! / sum, swiglu(need(t, `${E}.gate_proj.weight`), need(t, `${E}.up_proj.weight`), need(t, `${E}.down_proj.weight`), xt));
     }
-    const shared = swiglu(need(t, `${P}.shared_expert.gate_proj.weight`), need(t, `${P}.shared_expert.up_proj.weight`), need(t, `${P}.shared_expert.down_proj.weight`), xt);
+    const shared = swiglu(
+      need(t, `${P}.shared_expert.gate_proj.weight`),
+      need(t, `${P}.shared_expert.up_proj.weight`),
+      need(t, `${P}.shared_expert.down_proj.weight`),
+      xt,
+    );
     const g = sigmoid(linear(need(t, `${P}.shared_expert_gate.weight`), xt)[0]!);
     axpy(y, g, shared);
     return y;

@@ -2,7 +2,12 @@
 // p = softmax(gate·x), top-k of p, renormalised if norm_topk_prob; SwiGLU experts; no shared expert.
 import { axpy, linear, need, softmax, swiglu, topk, type HfTensors, type Vec } from "./hf-common.js";
 
-export function qwen3MoeReference(cfg: { num_experts_per_tok: number; norm_topk_prob?: boolean }, t: HfTensors, prefix: string, x: Vec[]): Vec[] {
+export function qwen3MoeReference(
+  cfg: { num_experts_per_tok: number; norm_topk_prob?: boolean },
+  t: HfTensors,
+  prefix: string,
+  x: Vec[],
+): Vec[] {
   const P = `${prefix}.mlp`;
   return x.map((xt) => {
     const p = softmax(linear(need(t, `${P}.gate.weight`), xt));

@@ -3,7 +3,12 @@
 // sigmoid(shared_expert_gate·x).
 import { axpy, linear, need, sigmoid, softmax, swiglu, topk, type HfTensors, type Vec } from "./hf-common.js";
 
-export function qwen3NextReference(cfg: { num_experts_per_tok: number; norm_topk_prob?: boolean }, t: HfTensors, prefix: string, x: Vec[]): Vec[] {
+export function qwen3NextReference(
+  cfg: { num_experts_per_tok: number; norm_topk_prob?: boolean },
+  t: HfTensors,
+  prefix: string,
+  x: Vec[],
+): Vec[] {
   const P = `${prefix}.mlp`;
   const norm = cfg.norm_topk_prob ?? true;
   return x.map((xt) => {
@@ -16,7 +21,16 @@ export function qwen3NextReference(cfg: { num_experts_per_tok: number; norm_topk
       axpy(y, p[e]! / sum, swiglu(need(t, `${E}.gate_proj.weight`), need(t, `${E}.up_proj.weight`), need(t, `${E}.down_proj.weight`), xt));
     }
     const g = sigmoid(linear(need(t, `${P}.shared_expert_gate.weight`), xt)[0]!);
-    axpy(y, g, swiglu(need(t, `${P}.shared_expert.gate_proj.weight`), need(t, `${P}.shared_expert.up_proj.weight`), need(t, `${P}.shared_expert.down_proj.weight`), xt));
+    axpy(
+      y,
+      g,
+      swiglu(
+        need(t, `${P}.shared_expert.gate_proj.weight`),
+        need(t, `${P}.shared_expert.up_proj.weight`),
+        need(t, `${P}.shared_expert.down_proj.weight`),
+        xt,
+      ),
+    );
     return y;
   });
 }

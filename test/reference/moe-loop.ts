@@ -38,7 +38,11 @@ function selectExperts(cfg: MoeConfig, logits: number[]): number[] {
       return grp[0]! + grp[1]!;
     });
     const keep = new Set(topIdx(scores, cfg.topkRoutingGroup));
-    return topIdx(logits, cfg.numExpertsPerTok, logits.map((_, e) => keep.has(Math.floor(e / per))));
+    return topIdx(
+      logits,
+      cfg.numExpertsPerTok,
+      logits.map((_, e) => keep.has(Math.floor(e / per))),
+    );
   }
   return topIdx(logits, cfg.numExpertsPerTok);
 }

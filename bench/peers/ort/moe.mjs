@@ -144,15 +144,22 @@ function buildModel(s, dtype, w) {
   }
   // MoE inputs: input, router_probs, fc1_experts_weights, fc1_experts_bias, fc2_experts_weights (no biases, no FC3)
   nodes.push(
-    node("MoE", [moeX, moeLogits, "fc1_w", "", "fc2_w"], [moeY], "moe", [
-      attribute("activation_type", "swiglu"),
-      attribute("swiglu_fusion", 1),
-      attribute("k", K),
-      attribute("normalize_routing_weights", 1),
-      attribute("use_sparse_mixer", 0),
-      attrFloat("activation_alpha", 1.0),
-      attrFloat("activation_beta", 0.0),
-    ], "com.microsoft"),
+    node(
+      "MoE",
+      [moeX, moeLogits, "fc1_w", "", "fc2_w"],
+      [moeY],
+      "moe",
+      [
+        attribute("activation_type", "swiglu"),
+        attribute("swiglu_fusion", 1),
+        attribute("k", K),
+        attribute("normalize_routing_weights", 1),
+        attribute("use_sparse_mixer", 0),
+        attrFloat("activation_alpha", 1.0),
+        attrFloat("activation_beta", 0.0),
+      ],
+      "com.microsoft",
+    ),
   );
   if (half) nodes.push(node("Cast", ["y_h"], ["y"], "cast_y", [attribute("to", ONNX_DTYPE.float32)]));
 
@@ -212,12 +219,12 @@ function toF16Bits(x) {
     let h = mant >>> shift;
     const rem = mant & ((1 << shift) - 1);
     const halfway = 1 << (shift - 1);
-    if (rem > halfway || (rem === halfway && (h & 1))) h++;
+    if (rem > halfway || (rem === halfway && h & 1)) h++;
     return sign | h;
   }
   let h = (e << 10) | (mant >>> 13);
   const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
   return sign | h; // a carry into the exponent is the correct rounding (up to inf)
 }
 
@@ -255,7 +262,14 @@ function makeWeights(s, dtype, { scale = 1, keep = false } = {}) {
   for (let i = 0; i < D * E; i++) router[i] = rr();
   const fc1 = new Arr(E * 2 * H * D);
   const fc2 = new Arr(E * D * H);
-  const ref = keep ? { router: Float64Array.from(router), w1: new Float64Array(E * D * H), w3: new Float64Array(E * D * H), w2: new Float64Array(E * H * D) } : null;
+  const ref = keep
+    ? {
+        router: Float64Array.from(router),
+        w1: new Float64Array(E * D * H),
+        w3: new Float64Array(E * D * H),
+        w2: new Float64Array(E * H * D),
+      }
+    : null;
   const put = (arr, idx, v) => {
     if (enc) {
       const bits = enc(v);
@@ -266,7 +280,10 @@ function makeWeights(s, dtype, { scale = 1, keep = false } = {}) {
     return arr[idx];
   };
   // W1 (gate) -> fc1[e][2j][d], W3 (linear) -> fc1[e][2j+1][d]
-  for (const [seed, parity, name] of [[2, 0, "w1"], [3, 1, "w3"]]) {
+  for (const [seed, parity, name] of [
+    [2, 0, "w1"],
+    [3, 1, "w3"],
+  ]) {
     const r = uniformStream(uD, seed);
     for (let e = 0; e < E; e++)
       for (let d = 0; d < D; d++)
@@ -353,7 +370,10 @@ async function createSession(ort, s, dtype, w, threads) {
 }
 
 function oneLine(e) {
-  return String(e?.message ?? e).replace(/\s+/g, " ").trim().slice(0, 300);
+  return String(e?.message ?? e)
+    .replace(/\s+/g, " ")
+    .trim()
+    .slice(0, 300);
 }
 
 async function check(ort) {
@@ -391,7 +411,18 @@ async function check(ort) {
     }
     const pass = maxErr <= tols[dtype] * maxRef;
     if (!pass) ok = false;
-    console.log(JSON.stringify({ peer: "onnxruntime", check: dtype, supported: true, pass, max_abs_err: maxErr, max_abs_ref: maxRef, rel_err: maxErr / maxRef, tol: tols[dtype] }));
+    console.log(
+      JSON.stringify({
+        peer: "onnxruntime",
+        check: dtype,
+        supported: true,
+        pass,
+        max_abs_err: maxErr,
+        max_abs_ref: maxRef,
+        rel_err: maxErr / maxRef,
+        tol: tols[dtype],
+      }),
+    );
   }
   return ok;
 }
@@ -406,7 +437,8 @@ async function bench(ort, args) {
     throw new Error("usage: node moe.mjs T D H E K float32|float16|bfloat16 threads runs   |   node moe.mjs --check");
   const base = { peer: "onnxruntime", version: ort.env?.versions?.node ?? "unknown", dtype, threads };
   const fc1Bytes = E * 2 * H * D * (dtype === "float32" ? 4 : 2);
-  if (fc1Bytes * 1.5 + D * E * 4 > 2 ** 31 - 4096) return { ...base, skipped: "model over protobuf's 2 GiB limit (weights are in-model initializers)" };
+  if (fc1Bytes * 1.5 + D * E * 4 > 2 ** 31 - 4096)
+    return { ...base, skipped: "model over protobuf's 2 GiB limit (weights are in-model initializers)" };
   let w = makeWeights(s, dtype);
   let session;
   try {

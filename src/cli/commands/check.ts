@@ -40,13 +40,18 @@ function collect(paths: string[]): string[] {
 function line(r: CaseResult): string {
   if (r.error !== undefined) return `FAIL  ${r.name}  error: ${r.error}`;
   const w = r.worst;
-  const worst = w === undefined ? "" : `worst ${w.name} ${Number.isFinite(w.error) ? w.error.toExponential(2) : "inf"}${w.note ? ` (${w.note})` : ""}`;
+  const worst =
+    w === undefined ? "" : `worst ${w.name} ${Number.isFinite(w.error) ? w.error.toExponential(2) : "inf"}${w.note ? ` (${w.note})` : ""}`;
   const bad = r.checks.filter((c) => !c.ok).map((c) => c.name);
   return `${r.ok ? "PASS" : "FAIL"}  ${r.name}  ${worst}${bad.length > 0 ? `  failing: ${bad.join(", ")}` : ""}`;
 }
 
 export async function checkCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: "boolean" }, verbose: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { json: { type: "boolean" }, verbose: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+  });
   if (values.help === true) {
     console.log(HELP);
     return 0;
@@ -63,12 +68,20 @@ export async function checkCommand(argv: string[]): Promise<number> {
     results.push(r);
     if (values.json !== true) {
       console.log(line(r));
-      if (values.verbose === true) for (const c of r.checks) console.log(`        ${c.ok ? "ok  " : "FAIL"} ${c.name} ${c.error.toExponential(2)}${c.note ? ` ${c.note}` : ""}`);
+      if (values.verbose === true)
+        for (const c of r.checks)
+          console.log(`        ${c.ok ? "ok  " : "FAIL"} ${c.name} ${c.error.toExponential(2)}${c.note ? ` ${c.note}` : ""}`);
     }
   }
   const passed = results.filter((r) => r.ok).length;
   if (values.json === true) {
-    console.log(JSON.stringify({ passed, failed: results.length - passed, cases: results }, (_k, v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v), 2));
+    console.log(
+      JSON.stringify(
+        { passed, failed: results.length - passed, cases: results },
+        (_k, v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v),
+        2,
+      ),
+    );
   } else {
     console.log(`${passed} passed, ${results.length - passed} failed`);
   }

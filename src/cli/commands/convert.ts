@@ -63,13 +63,21 @@ export async function convertCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 2) throw new MoeError(`expects IN and OUT, got ${positionals.length} paths (see --help)`);
   const [input, output] = positionals as [string, string];
   const overwrite = values.force === true;
-  checkOutput({ flag: "OUT", path: output }, [{ flag: "IN", path: input }, { flag: "--config", path: values.config }], overwrite);
+  checkOutput(
+    { flag: "OUT", path: output },
+    [
+      { flag: "IN", path: input },
+      { flag: "--config", path: values.config },
+    ],
+    overwrite,
+  );
   const layer = optionalIntFlag(values.layer, "--layer", 0);
   const maxShardBytes = optionalIntFlag(values["max-shard-bytes"], "--max-shard-bytes", 1);
   const family = values.family;
   if (family !== undefined && !isHfFamily(family)) throw new MoeError(`--family ${family} is not one of ${HF_FAMILIES.join(", ")}`);
   const module = values.module as MoeModuleKind | undefined;
-  if (module !== undefined && !MODULE_KINDS.includes(module)) throw new MoeError(`--module ${module} is not one of ${MODULE_KINDS.join(", ")}`);
+  if (module !== undefined && !MODULE_KINDS.includes(module))
+    throw new MoeError(`--module ${module} is not one of ${MODULE_KINDS.join(", ")}`);
   const onProgress = values.quiet === true ? undefined : (m: string): void => console.error(`[moekit] ${m}`);
   const keys = values.config === undefined ? undefined : readKeysFile(values.config);
   const l = openMoeLayer(input, layer, { format: from, keys, module, onProgress, family: from === "hf" ? family : undefined });
@@ -85,6 +93,8 @@ export async function convertCommand(argv: string[]): Promise<number> {
     count = r.tensorNames.length;
   }
   for (const c of l.caveats) onProgress?.(`note: ${c}`);
-  console.log(`converted layer ${l.layer} (${l.hf?.family ?? l.config.decoderBlock}, ${l.module}) from ${from} to ${to}: ${count} tensors in ${files.length} file(s) under ${output}`);
+  console.log(
+    `converted layer ${l.layer} (${l.hf?.family ?? l.config.decoderBlock}, ${l.module}) from ${from} to ${to}: ${count} tensors in ${files.length} file(s) under ${output}`,
+  );
   return 0;
 }

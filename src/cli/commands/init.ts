@@ -50,11 +50,22 @@ export function initCommand(argv: string[]): number {
     params = new RoutedAndSharedMoE(cfg, { key }).paramRecord();
     sharedDim = sharedExpertDim(cfg);
   } else params = new RoutedMoE(cfg, { key }).paramRecord();
-  const layer: MoeLayer = makeLayer({ module: p.layer, keys, layer: 0, sharedDim, firstDenseLayers: 0, params, storage: {}, caveats: [], guards: [] });
+  const layer: MoeLayer = makeLayer({
+    module: p.layer,
+    keys,
+    layer: 0,
+    sharedDim,
+    firstDenseLayers: 0,
+    params,
+    storage: {},
+    caveats: [],
+    guards: [],
+  });
   const log = (m: string): void => console.error(`[moekit] ${m}`);
   if (values.format === "hf") {
     const family = values.family;
-    if (family === undefined || !isHfFamily(family)) throw new MoeError(`--format hf needs --family (e.g. mixtral, qwen3_moe, deepseek_v3), got ${String(family)}`);
+    if (family === undefined || !isHfFamily(family))
+      throw new MoeError(`--format hf needs --family (e.g. mixtral, qwen3_moe, deepseek_v3), got ${String(family)}`);
     const r = writeHfMoeLayer(layer, out, { family, onProgress: log, overwrite });
     console.log(`wrote ${r.tensorNames.length} tensors (${family}) to ${r.dir}`);
   } else if (values.format === "maxtext") {

@@ -14,9 +14,22 @@ export function presetsCommand(argv: string[]): number {
   }
   const rows = ps.map((p) => {
     const k = p.keys;
-    return [p.name, String(k.decoder_block), `E=${String(k.num_experts)} K=${String(k.num_experts_per_tok)}`, `D=${String(k.emb_dim)} H=${String(k.moe_mlp_dim)}`, p.layer, `${p.headOnly === true ? "[HEAD] " : ""}${p.note ?? ""}`];
+    return [
+      p.name,
+      String(k.decoder_block),
+      `E=${String(k.num_experts)} K=${String(k.num_experts_per_tok)}`,
+      `D=${String(k.emb_dim)} H=${String(k.moe_mlp_dim)}`,
+      p.layer,
+      `${p.headOnly === true ? "[HEAD] " : ""}${p.note ?? ""}`,
+    ];
   });
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) console.log(r.map((c, i) => c.padEnd(w[i]!)).join("  ").trimEnd());
+  for (const r of rows)
+    console.log(
+      r
+        .map((c, i) => c.padEnd(w[i]!))
+        .join("  ")
+        .trimEnd(),
+    );
   return 0;
 }

@@ -34,8 +34,6 @@ Options:
   --batch B, --seq S, --seed N   random input when no --input (default 1, 8, 0)
   --json             machine-readable output`;
 
-
-
 /** True when `moekit run` was given --checkpoint (the lead's run.ts hands such calls to runCheckpointCommand). */
 export function wantsCheckpoint(argv: readonly string[]): boolean {
   return argv.some((a) => a === "--checkpoint" || a.startsWith("--checkpoint="));
@@ -50,14 +48,16 @@ export function readInput(file: string, D: number): Tensor {
     const all = loadSafetensors(file);
     const names = Object.keys(all);
     const pick = all.input ?? (names.length === 1 ? all[names[0]!] : undefined);
-    if (pick === undefined) throw new MoeError(`${file}: expected a tensor named "input" or exactly one tensor, found ${names.join(", ") || "none"}`);
+    if (pick === undefined)
+      throw new MoeError(`${file}: expected a tensor named "input" or exactly one tensor, found ${names.join(", ") || "none"}`);
     t = pick;
   } else {
     throw new MoeError(`--input ${file}: expected a .npy or .safetensors file`);
   }
   if (t.dtype === "int32") throw new MoeError(`${file}: input must be floating point, got int32`);
   if (t.ndim === 2) t = reshape(t, [1, t.shape[0]!, t.shape[1]!]);
-  if (t.ndim !== 3 || t.shape[2] !== D) throw new MoeError(`${file}: input has shape [${t.shape.join(",")}], expected [B,S,${D}] or [T,${D}]`);
+  if (t.ndim !== 3 || t.shape[2] !== D)
+    throw new MoeError(`${file}: input has shape [${t.shape.join(",")}], expected [B,S,${D}] or [T,${D}]`);
   return t;
 }
 
@@ -94,11 +94,16 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
   const overrides: Record<string, unknown> = { dtype: "float32", ...parseSets(values.set) };
   const fmt = values.format;
   if (fmt !== undefined && fmt !== "hf" && fmt !== "maxtext") throw new MoeError(`--format must be hf or maxtext, got ${fmt}`);
-  if (values.family !== undefined && !isHfFamily(values.family)) throw new MoeError(`--family ${values.family} is not one of ${HF_FAMILIES.join(", ")}`);
+  if (values.family !== undefined && !isHfFamily(values.family))
+    throw new MoeError(`--family ${values.family} is not one of ${HF_FAMILIES.join(", ")}`);
   const out = values.output;
   if (out !== undefined) {
     if (!out.endsWith(".npy") && !out.endsWith(".safetensors")) throw new MoeError(`--output ${out}: expected a .npy or .safetensors file`);
-    const inputs = [{ flag: "--checkpoint", path: values.checkpoint }, { flag: "--input", path: values.input }, { flag: "--config", path: values.config }];
+    const inputs = [
+      { flag: "--checkpoint", path: values.checkpoint },
+      { flag: "--input", path: values.input },
+      { flag: "--config", path: values.config },
+    ];
     checkOutput({ flag: "--output", path: out }, inputs, values.force === true);
   }
   const layerArg = optionalIntFlag(values.layer, "--layer", 0);
@@ -127,7 +132,9 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
     x = normal(foldIn(prngKey(seed), 2), [batch, seq, D], cfg.dtype);
   }
   const [B, S] = x.shape as [number, number, number];
-  log(`forward on x [${B},${S},${D}] ${cfg.dtype} (${layer.module}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, H=${cfg.moeMlpDim}${layer.sharedDim > 0 ? `, shared ${layer.sharedDim}` : ""})`);
+  log(
+    `forward on x [${B},${S},${D}] ${cfg.dtype} (${layer.module}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, H=${cfg.moeMlpDim}${layer.sharedDim > 0 ? `, shared ${layer.sharedDim}` : ""})`,
+  );
   const t1 = performance.now();
   const o = moeLayerForward(layer, x);
   const ms = performance.now() - t1;
@@ -164,8 +171,12 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const s = report.output;
-  console.log(`layer           ${layer.layer} of ${values.checkpoint}  (${report.family ?? cfg.decoderBlock}, ${layer.module}, ${parameters} parameters)`);
-  console.log(`output          [${s.shape.join(",")}]  mean ${s.mean.toExponential(3)}  std ${s.std.toExponential(3)}  min ${s.min.toFixed(4)}  max ${s.max.toFixed(4)}`);
+  console.log(
+    `layer           ${layer.layer} of ${values.checkpoint}  (${report.family ?? cfg.decoderBlock}, ${layer.module}, ${parameters} parameters)`,
+  );
+  console.log(
+    `output          [${s.shape.join(",")}]  mean ${s.mean.toExponential(3)}  std ${s.std.toExponential(3)}  min ${s.min.toFixed(4)}  max ${s.max.toFixed(4)}`,
+  );
   console.log(`tokens/expert   ${perExpert.join(" ")}`);
   console.log(`dropped         ${report.droppedAssignments} of ${report.routedAssignments} assignments`);
   console.log(`lb_loss         ${report.lbLoss === null ? "none (load_balance_loss_weight = 0)" : report.lbLoss.toExponential(4)}`);

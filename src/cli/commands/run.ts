@@ -28,7 +28,6 @@ Options:
   --max-params N    refuse layers with more parameters (default 2e8; the reference backend is slow)
   --json            machine-readable output`;
 
-
 function configFrom(values: { preset?: string; config?: string; set?: string[] }): { cfg: MoeConfig; shared: boolean; label: string } {
   const overrides = parseSets(values.set);
   if (values.preset !== undefined && values.config !== undefined) throw new MoeError("give --preset NAME or --config FILE, not both");
@@ -43,7 +42,6 @@ function configFrom(values: { preset?: string; config?: string; set?: string[] }
   }
   throw new MoeError("give --preset NAME or --config FILE (see --help)");
 }
-
 
 export async function runCommand(argv: string[]): Promise<number> {
   if (wantsCheckpoint(argv)) return runCheckpointCommand(argv);
@@ -73,13 +71,17 @@ export async function runCommand(argv: string[]): Promise<number> {
   const D = cfg.expertInputDim;
   const approxParams = cfg.numExperts * 3 * D * cfg.moeMlpDim + D * cfg.numExperts;
   if (approxParams > maxParams) {
-    throw new MoeError(`${label} has ~${approxParams.toExponential(2)} routed parameters, over --max-params ${values["max-params"]}; try the tiny-${label} preset`);
+    throw new MoeError(
+      `${label} has ~${approxParams.toExponential(2)} routed parameters, over --max-params ${values["max-params"]}; try the tiny-${label} preset`,
+    );
   }
   const key = prngKey(seed);
   const log = (m: string): void => {
     if (values.json !== true) console.error(`[moekit] ${m}`);
   };
-  log(`initialising ${label} (${shared ? "RoutedAndSharedMoE" : "RoutedMoE"}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, D=${D}, H=${cfg.moeMlpDim}, ${cfg.sparseMatmul ? "sparse" : "dense"})`);
+  log(
+    `initialising ${label} (${shared ? "RoutedAndSharedMoE" : "RoutedMoE"}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, D=${D}, H=${cfg.moeMlpDim}, ${cfg.sparseMatmul ? "sparse" : "dense"})`,
+  );
   const layer = shared ? new RoutedAndSharedMoE(cfg, { key: foldIn(key, 1) }) : new RoutedMoE(cfg, { key: foldIn(key, 1) });
   const x = normal(foldIn(key, 2), [B, S, D], cfg.dtype);
   log(`forward on x [${B},${S},${D}] ${cfg.dtype}`);
@@ -107,10 +109,16 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   const s = report.output;
   console.log(`layer           ${label}  (${report.parameters} parameters)`);
-  console.log(`output          [${s.shape.join(",")}]  mean ${s.mean.toExponential(3)}  std ${s.std.toExponential(3)}  min ${s.min.toFixed(4)}  max ${s.max.toFixed(4)}`);
+  console.log(
+    `output          [${s.shape.join(",")}]  mean ${s.mean.toExponential(3)}  std ${s.std.toExponential(3)}  min ${s.min.toFixed(4)}  max ${s.max.toFixed(4)}`,
+  );
   console.log(`tokens/expert   ${perExpert.join(" ")}`);
-  console.log(`dropped         ${dropped} of ${report.routedAssignments} assignments${o.expertCapacity !== undefined ? ` (capacity ${o.expertCapacity} per expert per group)` : ""}`);
-  console.log(`lb_loss         ${report.lbLoss === null ? "none (load_balance_loss_weight = 0 or inference)" : report.lbLoss.toExponential(4)}`);
+  console.log(
+    `dropped         ${dropped} of ${report.routedAssignments} assignments${o.expertCapacity !== undefined ? ` (capacity ${o.expertCapacity} per expert per group)` : ""}`,
+  );
+  console.log(
+    `lb_loss         ${report.lbLoss === null ? "none (load_balance_loss_weight = 0 or inference)" : report.lbLoss.toExponential(4)}`,
+  );
   if (report.biasUpdates !== null) console.log(`bias_updates    ${report.biasUpdates.map((v) => v.toFixed(4)).join(" ")}`);
   console.log(`forward         ${report.forwardMs} ms (reference backend)`);
   return 0;

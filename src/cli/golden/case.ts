@@ -33,7 +33,9 @@ function fail(file: string, msg: string): never {
 
 /** JSON plus Python's bare Infinity / -Infinity / NaN tokens (as json.dump writes them). */
 export function parseLenientJson(text: string): unknown {
-  const fixed = text.replace(/(?<=[:,[]\s*)(-?Infinity|NaN)(?=\s*[,\]}])/g, (m) => (m === "NaN" ? "null" : m === "Infinity" ? "1e999" : "-1e999"));
+  const fixed = text.replace(/(?<=[:,[]\s*)(-?Infinity|NaN)(?=\s*[,\]}])/g, (m) =>
+    m === "NaN" ? "null" : m === "Infinity" ? "1e999" : "-1e999",
+  );
   return JSON.parse(fixed);
 }
 

@@ -72,7 +72,11 @@ export async function runExpertParallelCase(c: GoldenCase, cfg: MoeConfig): Prom
 
   const first = perRank[0]!;
   const produced: Produced = { ...first.out };
-  const cat = (name: string): Tensor => concatenate(perRank.map((p) => p.out[name] as Tensor), 0);
+  const cat = (name: string): Tensor =>
+    concatenate(
+      perRank.map((p) => p.out[name] as Tensor),
+      0,
+    );
   if (sharded) {
     for (const n of ["output", "routed_output", "shared_output", "top_k_indices", "top_k_weights", "gate_logits", "pre_bias_logits"]) {
       if (first.out[n] !== undefined) produced[n] = cat(n);

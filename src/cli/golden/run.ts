@@ -18,7 +18,8 @@ const SIDE_OUTPUTS = ["lb_loss", "bias_updates"];
 export async function runCase(c: GoldenCase): Promise<CaseResult> {
   try {
     const cfg = moeConfig(c.config);
-    const produced = c.expert_parallelism > 1 || c.expert_parallelism_path !== "none" ? await runExpertParallelCase(c, cfg) : runSingleDevice(c, cfg);
+    const produced =
+      c.expert_parallelism > 1 || c.expert_parallelism_path !== "none" ? await runExpertParallelCase(c, cfg) : runSingleDevice(c, cfg);
     const checks = c.expected_names.map((n) => compareTensor(n, produced[n], c.tensors[n]!));
     for (const n of SIDE_OUTPUTS) {
       if (!c.expected_names.includes(n) && produced[n] !== undefined) {
@@ -31,4 +32,3 @@ export async function runCase(c: GoldenCase): Promise<CaseResult> {
     return { name: c.name, ok: false, checks: [], worst: undefined, error: (e as Error).message };
   }
 }
-

@@ -91,7 +91,13 @@ export function expertFfnBwd(ins: readonly Tensor[], p: ExpertFfnBwdParams): Typ
   const d = checkExpertFfn("expert_ffn_bwd", ins.slice(0, -4), p, 1);
   const { T, D, K, E, H, R } = d;
   const a = expertFfnInputs(ins.slice(1), p);
-  const [dy, act, h0, h1, o] = [ins[0]!.data, ...ins.slice(-4).map((t) => t.data)] as [TypedArray, TypedArray, TypedArray, TypedArray, TypedArray];
+  const [dy, act, h0, h1, o] = [ins[0]!.data, ...ins.slice(-4).map((t) => t.data)] as [
+    TypedArray,
+    TypedArray,
+    TypedArray,
+    TypedArray,
+    TypedArray,
+  ];
   const { token, expert, rowOf, offsets } = routing(a.order, a.groupSizes, d, "expert_ffn_bwd");
   const [x, wi0, wi1, wo] = [a.x.data, a.wi0.data, a.wi1.data, a.wo.data];
   const weight = (t: number, k: number): number => (p.hasCombineWeights ? a.w!.data[t * K + k]! : 1);

@@ -36,7 +36,14 @@ export function advance(idx: number[], shape: readonly number[], st: readonly nu
  * `scatter`, dst[offset + sum_d idx[d] * st[d]] = src[flat]. The innermost axis runs as a plain loop; the outer
  * index advances like an odometer.
  */
-function stridedCopy(src: TypedArray, dst: TypedArray, shape: readonly number[], st: readonly number[], offset: number, scatter = false): void {
+function stridedCopy(
+  src: TypedArray,
+  dst: TypedArray,
+  shape: readonly number[],
+  st: readonly number[],
+  offset: number,
+  scatter = false,
+): void {
   const n = size(shape);
   if (n === 0) return;
   const r = shape.length;
@@ -98,7 +105,13 @@ function blockedGather(src: TypedArray, dst: TypedArray, shape: readonly number[
 export function transpose(a: Tensor, perm: readonly number[], out: Aval): TypedArray {
   const o = allocate(out.dtype, a.size);
   const st = strides(a.shape);
-  stridedCopy(a.data, o, out.shape, perm.map((p) => st[p]!), 0);
+  stridedCopy(
+    a.data,
+    o,
+    out.shape,
+    perm.map((p) => st[p]!),
+    0,
+  );
   return o;
 }
 

@@ -8,7 +8,9 @@ const f = Math.fround;
 
 export function adamwStep(ins: readonly Tensor[], s: AdamwStepParams): TypedArray[] {
   const [p, g, m, v] = ins.map((t) => t.data as Float32Array) as [Float32Array, Float32Array, Float32Array, Float32Array];
-  const [lr, b1, omb1, b2, omb2, bc1, bc2, eps, wd] = [s.lr, s.b1, s.omb1, s.b2, s.omb2, s.bc1, s.bc2, s.eps, s.weightDecay].map(f) as number[] as [number, number, number, number, number, number, number, number, number];
+  const [lr, b1, omb1, b2, omb2, bc1, bc2, eps, wd] = [s.lr, s.b1, s.omb1, s.b2, s.omb2, s.bc1, s.bc2, s.eps, s.weightDecay].map(
+    f,
+  ) as number[] as [number, number, number, number, number, number, number, number, number];
   for (let i = 0; i < p.length; i++) {
     const gi = g[i]!;
     const mi = f(f(b1 * m[i]!) + f(omb1 * gi));
