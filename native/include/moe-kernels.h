@@ -84,7 +84,7 @@ MOE_API const char* moe_last_error(void);
 
 /* ---- Instruction set dispatch ----------------------------------------------------------------------
  * Chosen once at load time with __builtin_cpu_supports: the best ISA the CPU supports and this build has
- * kernels for. The environment variable MOEKIT_NATIVE_ISA=scalar|avx2|avx512 caps the choice. */
+ * kernels for; moe_set_isa lowers it (moekit's TypeScript side does so for MOEKIT_NATIVE_ISA). */
 
 /* Constant name of an ISA ("scalar", "avx2", "avx512"); "unknown" for other values. */
 MOE_API const char* moe_isa_name(moe_isa_t isa);
@@ -225,8 +225,8 @@ MOE_API const char* moe_bf16_path_name(moe_bf16_path_t path);
 MOE_API int moe_cpu_has_avx512_bf16(void);
 MOE_API int moe_cpu_has_amx_bf16(void);
 /* The path bf16-weight kernels use now; set it (UNSUPPORTED if the CPU or the active ISA lacks it: DPBF16 and
- * AMX need moe_isa_active() == MOE_ISA_AVX512). The environment variable MOEKIT_NATIVE_BF16=widen|dpbf16|amx
- * sets the initial path (capped to what is available). */
+ * AMX need moe_isa_active() == MOE_ISA_AVX512). The initial path is the default rule below; moekit's TypeScript
+ * side sets MOEKIT_NATIVE_BF16's. */
 MOE_API moe_bf16_path_t moe_bf16_path(void);
 MOE_API moe_status_t moe_set_bf16_path(moe_bf16_path_t path);
 

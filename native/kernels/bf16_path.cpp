@@ -1,8 +1,6 @@
 // The bf16 path policy: which multiply kind bf16 weights get (widen, dpbf16, amx), from the CPU, the environment and
 // moe_set_bf16_path (baseline code).
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "api_util.hpp"
@@ -28,19 +26,8 @@ bool bf16_path_available(moe_bf16_path_t p) {
   return false;
 }
 
-moe_bf16_path_t initial_bf16_path() {
-  const moe_bf16_path_t best = best_bf16_path();
-  const char* v = std::getenv("MOEKIT_NATIVE_BF16");
-  if (v == nullptr) return best;
-  moe_bf16_path_t want = best;
-  if (std::strcmp(v, "widen") == 0) want = MOE_BF16_WIDEN;
-  if (std::strcmp(v, "dpbf16") == 0) want = MOE_BF16_DPBF16;
-  if (std::strcmp(v, "amx") == 0) want = MOE_BF16_AMX;
-  return bf16_path_available(want) ? want : best;
-}
-
 std::atomic<int>& bf16_path_setting() {
-  static std::atomic<int> p{int(initial_bf16_path())};
+  static std::atomic<int> p{int(best_bf16_path())};
   return p;
 }
 

@@ -1,7 +1,5 @@
 // Run-time choice of the kernel ISA (compiled for baseline x86-64 or any other target).
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 
 #include "internal.hpp"
 
@@ -20,17 +18,8 @@ moe_isa_t detect() {
   return MOE_ISA_SCALAR;
 }
 
-moe_isa_t env_cap(moe_isa_t best) {
-  const char* v = std::getenv("MOEKIT_NATIVE_ISA");
-  if (v == nullptr) return best;
-  moe_isa_t cap = best;
-  if (std::strcmp(v, "scalar") == 0) cap = MOE_ISA_SCALAR;
-  if (std::strcmp(v, "avx2") == 0) cap = MOE_ISA_AVX2;
-  return cap < best ? cap : best;
-}
-
 const moe_isa_t g_best = detect();
-std::atomic<moe_isa_t> g_active{env_cap(g_best)};
+std::atomic<moe_isa_t> g_active{g_best};
 
 }  // namespace
 
