@@ -17,14 +17,16 @@
  *   TS side: src/backends/native (MOEKIT_NATIVE=0 disables the addon, MOEKIT_NATIVE_ADDON=path overrides it).
  *
  * Layout of the kernels: one blocked GEMM engine serves gmm, tgmm, bmm and the fused FFN. A call becomes engine
- * problems (kernels/gemm.cpp, kernels/ffn_stages.cpp; the descriptor is kernels/ffn.hpp), which kernels/engine.cpp
- * splits into work items fixed by the shapes and group sizes and runs on the pool (kernels/thread_pool.cpp). The
- * blocking loop (kernels/ffn_engine.inc) is compiled once per ISA unit, each with its register tile: ffn_avx512.cpp
- * fp32 12 x 32, ffn_avx512bf16.cpp vdpbf16ps 12 x 32, ffn_amx.cpp 32 x 32 AMX tiles, ffn_avx2.cpp 6 x 16,
- * ffn_scalar.cpp portable 4 x 16. B is packed into panels per contraction block, row-major A is read in place, and
- * an epilogue (store with bias, GLU forward, GLU backward) is applied to each finished block. The bf16 path policy
- * (bf16_path.cpp, cpu_features.cpp), the workspace (workspace.cpp) and the peak probes (probes.cpp) have their own
- * files. The FFN's stages can also be called one by one, for tests and the lab only (native/test/stages_abi.h).
+ * problems (kernels/gemm.cpp for the plain matmuls, kernels/ffn_stages.cpp for the FFN; the problem descriptor and
+ * the ISA unit interface are in kernels/engine.hpp), which kernels/engine.cpp splits into work items fixed by the
+ * shapes and group sizes and runs on the pool (kernels/thread_pool.cpp) with the unit of the active ISA
+ * (kernels/isa.cpp). The blocking loop (kernels/engine_block.inc) is compiled once per ISA unit, each with its
+ * register tile: isa_avx512.cpp fp32 12 x 32, isa_avx512bf16.cpp vdpbf16ps 12 x 32, isa_amx.cpp 32 x 32 AMX tiles,
+ * isa_avx2.cpp 6 x 16, isa_scalar.cpp portable 4 x 16. B is packed into panels per contraction block, row-major A
+ * is read in place, and an epilogue (store with bias, GLU forward, GLU backward) is applied to each finished block.
+ * The bf16 path policy (bf16_path.cpp, cpu_features.cpp), the workspace (workspace.cpp) and the peak probes
+ * (probes.cpp) have their own files. The FFN's stages can also be called one by one, for tests and the lab only
+ * (native/test/stages_abi.h).
  *
  * Conventions
  *   - Tensors are dense and row-major. Floating tensors are fp32, group sizes are int32.

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "api_util.hpp"
-#include "ffn.hpp"
+#include "engine.hpp"
 
 namespace moe::detail {
 namespace {

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "ffn.hpp"
+#include "engine.hpp"
 
 #if defined(MOE_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>

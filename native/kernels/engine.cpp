@@ -1,9 +1,9 @@
-// The driver of the blocked GEMM engine (baseline code): picks the active ISA's unit, splits a problem (ffn.hpp) into
-// work items fixed by the shapes and group sizes alone, and runs them on the pool, one thread per item.
+// The driver of the blocked GEMM engine (baseline code): picks the active ISA's unit, splits a problem (engine.hpp)
+// into work items fixed by the shapes and group sizes alone, and runs them on the pool, one thread per item.
 #include <algorithm>
 #include <vector>
 
-#include "ffn.hpp"
+#include "engine.hpp"
 
 namespace moe::detail {
 namespace {

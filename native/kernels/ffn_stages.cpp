@@ -1,4 +1,4 @@
-// The stages of the fused FFN as engine problems (ffn.hpp): the up projection with the gather and the GLU in its
+// The stages of the fused FFN as engine problems (engine.hpp): the up projection with the gather and the GLU in its
 // epilogue, the down projection, and their backward passes with the weight gradients as tgmm problems.
 #include <algorithm>
 #include <cstring>

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "ffn.hpp"
+#include "engine.hpp"
 
 namespace moe::detail {
 

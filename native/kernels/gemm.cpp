@@ -1,10 +1,10 @@
-// The C ABI of the plain matmuls (gmm, tgmm, bmm): argument checks and their mapping onto engine problems (ffn.hpp).
+// The C ABI of the plain matmuls (gmm, tgmm, bmm): argument checks and their mapping onto engine problems (engine.hpp).
 // Each output element is one chain over the contraction in ascending order, as in the fused FFN.
 #include <string>
 #include <vector>
 
 #include "api_util.hpp"
-#include "ffn.hpp"
+#include "engine.hpp"
 
 using moe::detail::BElem;
 using moe::detail::Checker;

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "api_util.hpp"
-#include "ffn.hpp"
+#include "engine.hpp"
 #include "workspace.hpp"
 
 namespace moe::detail {

@@ -255,7 +255,7 @@ void test_errors() {
 int main() {
   std::printf("moe-kernels %s: best ISA %s, %d default threads\n", moe_version(), moe_isa_name(moe_isa_best()),
               moe_default_num_threads());
-  // Register tile per ISA (the fp32 units ffn_scalar.cpp, ffn_avx2.cpp, ffn_avx512.cpp), to probe sizes one off it.
+  // Register tile per ISA (the fp32 units isa_scalar.cpp, isa_avx2.cpp, isa_avx512.cpp), to probe sizes one off it.
   const int mr[] = {4, 6, 12}, nr[] = {16, 16, 32};
   for (int i = 0; i <= int(moe_isa_best()); ++i) {
     const moe_isa_t isa = moe_isa_t(i);

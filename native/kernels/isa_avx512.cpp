@@ -1,13 +1,14 @@
-// AVX-512 fused MoE kernels, fp32 multiply (fp32 weights, and bf16 weights widened while packing). The code below
-// the target pragma only runs after isa.cpp found AVX-512 F/BW/VL + FMA (DQ is checked there too). The bf16 and
-// AMX multiply kinds live in their own units (ffn_avx512bf16.cpp, ffn_amx.cpp) so that nothing here needs more.
+// AVX-512 ISA unit of the GEMM engine, fp32 multiply (fp32 weights, and bf16 weights widened while packing). The
+// code below the target pragma only runs after isa.cpp found AVX-512 F/BW/VL + FMA (DQ is checked there too). The
+// bf16 and AMX multiply kinds live in their own units (isa_avx512bf16.cpp, isa_amx.cpp) so that nothing here needs
+// more.
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <array>
 #include <utility>
 
-#include "ffn.hpp"
+#include "engine.hpp"
 
 #if defined(MOE_HAVE_X86_KERNELS)
 #include <immintrin.h>
@@ -53,8 +54,8 @@ void ffn_amx_run(const FfnProblem& p, const FfnItem& it, float* scratch);
 
 namespace {
 
-#include "ffn_avx512_math.inc"
-#include "ffn_engine.inc"
+#include "isa_avx512_math.inc"
+#include "engine_block.inc"
 
 // C[MR x 32] (+)= A * B over kc: the stage-1 register tile. A(i, p) = a[p * MR + i] (packed) or a[i * lda + p].
 template <int MR, bool kPacked>

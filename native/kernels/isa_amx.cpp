@@ -1,13 +1,13 @@
-// AMX fused MoE kernels: bf16 weights multiplied on the AMX tile unit (tdpbf16ps), activations rounded to bf16 as
-// they are packed, fp32 accumulation in the tiles. Runs only when cpu_features.cpp found AMX-BF16 usable (CPUID, XCR0
-// and the Linux arch_prctl permission for tile data).
+// AMX ISA unit of the GEMM engine: bf16 weights multiplied on the AMX tile unit (tdpbf16ps), activations rounded to
+// bf16 as they are packed, fp32 accumulation in the tiles. Runs only when cpu_features.cpp found AMX-BF16 usable
+// (CPUID, XCR0 and the Linux arch_prctl permission for tile data).
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <utility>
 
-#include "ffn.hpp"
+#include "engine.hpp"
 
 #if defined(MOE_HAVE_X86_KERNELS)
 #include <immintrin.h>
@@ -40,8 +40,8 @@
 namespace moe::detail {
 namespace {
 
-#include "ffn_avx512_math.inc"
-#include "ffn_engine.inc"
+#include "isa_avx512_math.inc"
+#include "engine_block.inc"
 
 // Palette 1, every tile 16 rows x 64 bytes: C 16x16 fp32, A 16 rows x 32 bf16, B 16 pair rows x 16 columns.
 struct alignas(64) TileConfig {

@@ -1,12 +1,12 @@
-// AVX-512 BF16 fused MoE kernels: bf16 weights multiplied with vdpbf16ps (activations rounded to bf16 as they are
-// packed, pairs of products summed into fp32 accumulators). Runs only when cpu_features.cpp found AVX512_BF16.
+// AVX-512 BF16 ISA unit of the GEMM engine: bf16 weights multiplied with vdpbf16ps (activations rounded to bf16 as
+// they are packed, pairs of products summed into fp32 accumulators). Runs only when cpu_features.cpp found AVX512_BF16.
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <utility>
 #include <array>
 
-#include "ffn.hpp"
+#include "engine.hpp"
 
 #if defined(MOE_HAVE_X86_KERNELS)
 #include <immintrin.h>
@@ -35,8 +35,8 @@
 namespace moe::detail {
 namespace {
 
-#include "ffn_avx512_math.inc"
-#include "ffn_engine.inc"
+#include "isa_avx512_math.inc"
+#include "engine_block.inc"
 
 inline uint32_t load_u32(const uint16_t* p) {
   uint32_t v;

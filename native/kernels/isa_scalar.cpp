@@ -1,12 +1,12 @@
-// Portable fused MoE kernels (any CPU): the engine of ffn_engine.inc with a plain C++
-// register tile, fp32 multiply (bf16 weights widened while packing) and libm's exp in the GLU.
+// Portable ISA unit of the GEMM engine (any CPU): engine_block.inc with a plain C++ register tile,
+// fp32 multiply (bf16 weights widened while packing) and libm's exp in the GLU.
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <utility>
 
-#include "ffn.hpp"
+#include "engine.hpp"
 
 namespace moe::detail {
 namespace {
@@ -106,7 +106,7 @@ void glu_bwd_row(const float* d_act, const float* h0p, const float* h1p, int64_t
   }
 }
 
-#include "ffn_engine.inc"
+#include "engine_block.inc"
 
 // C[MR x 16] (+)= A * B over kc; A(i, p) = a[p * MR + i] (lda == 0) or a[i * lda + p].
 template <int MR>

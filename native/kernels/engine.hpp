@@ -1,7 +1,7 @@
 // Internal interface of the blocked GEMM engine that serves gmm, tgmm, bmm and the fused FFN: the problem descriptor
-// that the baseline units build (gemm.cpp, ffn_stages.cpp) and engine.cpp splits into work items, and the per-ISA
-// unit tables (ffn_scalar.cpp, ffn_avx2.cpp, ffn_avx512.cpp with ffn_avx512bf16.cpp and ffn_amx.cpp) that run one
-// item. Plain structs and declarations only (see internal.hpp).
+// that the baseline units build (gemm.cpp, ffn_stages.cpp) and engine.cpp splits into work items, and the interface
+// of the ISA units (isa_scalar.cpp, isa_avx2.cpp, isa_avx512.cpp with isa_avx512bf16.cpp and isa_amx.cpp) that run
+// one item. Plain structs and declarations only (see internal.hpp).
 #pragma once
 
 #include <cstdint>
@@ -110,15 +110,15 @@ int64_t block_size(int64_t len, int64_t max, int64_t align);
 #if defined(MOE_HAVE_X86_KERNELS)
 const FfnIsa& ffn_isa_avx2();
 const FfnIsa& ffn_isa_avx512();
-// Probes (ffn_avx512.cpp, ffn_avx512bf16.cpp, ffn_amx.cpp): `seconds` of register-only work on the calling thread;
+// Probes (isa_avx512.cpp, isa_avx512bf16.cpp, isa_amx.cpp): `seconds` of register-only work on the calling thread;
 // return the flops done.
 double probe_fma_avx512(double seconds);
-double probe_fma_avx2(double seconds);  // ffn_avx2.cpp
+double probe_fma_avx2(double seconds);  // isa_avx2.cpp
 double probe_dpbf16(double seconds);
 double probe_amx(double seconds);
 // Enables AMX tile data for this process (Linux arch_prctl); true when AMX can be used.
 bool amx_enable();
-// fp32 -> bf16 (round to nearest even with vcvtne2ps2bf16, exactly as the bf16 packing; ffn_avx512bf16.cpp).
+// fp32 -> bf16 (round to nearest even with vcvtne2ps2bf16, exactly as the bf16 packing; isa_avx512bf16.cpp).
 void to_bf16_avx512bf16(const float* src, int64_t n, uint16_t* dst);
 // The same into n <= npad slots, zero padded (the AMX unit's A packing).
 void to_bf16_padded_avx512bf16(const float* src, int64_t n, int64_t npad, uint16_t* dst);

@@ -1,4 +1,4 @@
-// AVX2 + FMA fused MoE kernels, for x86-64 CPUs without AVX-512: the engine of ffn_engine.inc with a 6 x 16 ymm
+// AVX2 + FMA ISA unit of the GEMM engine, for x86-64 CPUs without AVX-512: engine_block.inc with a 6 x 16 ymm
 // register tile. The fp32 products are the same fma chains as the AVX-512 unit's, so the matmuls give the same bits;
 // the GLU uses the AVX-512 unit's exp polynomial with an exact division where that unit refines vrcp14ps, so
 // activations may differ from it in the last bit. bf16 weights are widened to fp32 while packing.
@@ -9,7 +9,7 @@
 #include <cstring>
 #include <utility>
 
-#include "ffn.hpp"
+#include "engine.hpp"
 
 #if defined(MOE_HAVE_X86_KERNELS)
 #include <immintrin.h>
@@ -224,7 +224,7 @@ void glu_bwd_row(const float* d_act, const float* h0p, const float* h1p, int64_t
   });
 }
 
-#include "ffn_engine.inc"
+#include "engine_block.inc"
 #include "probe.inc"
 
 // The k loop of an MR x 16 tile (two ymm accumulators per row). A(i, p) is a[p * MR + i] when packed, else
