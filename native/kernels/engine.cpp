@@ -13,7 +13,7 @@ constexpr double kSerialFlops = double(1 << 21);
 
 // Column block of the streaming kernel (per half): whole weight rows (one contiguous stream per matrix) unless that
 // leaves fewer than 4 items per thread. Column blocks never change results (each element's chain runs over p only).
-int64_t stream_cols(const FfnProblem& P) {
+int64_t stream_cols(const GemmProblem& P) {
   int64_t groups = 0;
   for (int64_t g = 0; g < P.groups; ++g) {
     const int64_t rows = P.off[g + 1] - P.off[g];
@@ -33,17 +33,17 @@ int64_t block_size(int64_t len, int64_t max, int64_t align) {
   return std::min(len, (even + align - 1) / align * align);
 }
 
-const FfnIsa& active_ffn_isa() {
+const IsaUnit& active_isa_unit() {
 #if defined(MOE_HAVE_X86_KERNELS)
-  if (isa_active() == MOE_ISA_AVX512) return ffn_isa_avx512();
-  if (isa_active() == MOE_ISA_AVX2) return ffn_isa_avx2();
+  if (isa_active() == MOE_ISA_AVX512) return isa_unit_avx512();
+  if (isa_active() == MOE_ISA_AVX2) return isa_unit_avx2();
 #endif
-  return ffn_isa_scalar();
+  return isa_unit_scalar();
 }
 
-FfnProblem rows_problem(const int64_t* off, int64_t groups, int64_t k, int64_t n, const float* a, const void* w,
-                        BElem be, bool btrans) {
-  FfnProblem P;
+GemmProblem rows_problem(const int64_t* off, int64_t groups, int64_t k, int64_t n, const float* a, const void* w,
+                         BElem be, bool btrans) {
+  GemmProblem P;
   P.off = off;
   P.groups = groups;
   P.n = n;
@@ -59,14 +59,14 @@ FfnProblem rows_problem(const int64_t* off, int64_t groups, int64_t k, int64_t n
   return P;
 }
 
-void run_problem(const FfnProblem& P) {
+void run_problem(const GemmProblem& P) {
   if (P.n == 0) return;
-  const FfnIsa& isa = active_ffn_isa();
-  const FfnBlocking bl = isa.blocking(P.mul);
+  const IsaUnit& isa = active_isa_unit();
+  const GemmBlocking bl = isa.blocking(P.mul);
   const int64_t nc_max = std::max<int64_t>(bl.nr, (P.tgmm ? bl.tnc : bl.nc) / P.halves / bl.nr * bl.nr);
   const int64_t nc = block_size(P.n, nc_max, bl.nr);
   const int64_t ns = P.stream_small ? stream_cols(P) : P.n;
-  std::vector<FfnItem> items;
+  std::vector<GemmItem> items;
   double flops = 0;
   const int64_t ktot = P.k[0] + P.k[1];
   for (int64_t g = 0; g < P.groups; ++g) {
@@ -87,12 +87,12 @@ void run_problem(const FfnProblem& P) {
   }
   if (items.empty()) return;
   int64_t need = 0;
-  for (const FfnItem& it : items) need = std::max(need, isa.scratch_floats(P, it));
+  for (const GemmItem& it : items) need = std::max(need, isa.scratch_floats(P, it));
   scratch_reserve(need);
   struct Job {
-    const FfnIsa* isa;
-    const FfnProblem* p;
-    const FfnItem* items;
+    const IsaUnit* isa;
+    const GemmProblem* p;
+    const GemmItem* items;
   } job{&isa, &P, items.data()};
   auto run = [](void* ctx, int64_t i, int worker) {
     const Job& j = *static_cast<const Job*>(ctx);

@@ -23,7 +23,7 @@ enum class EpiKind : int { Store, GluFwd, GluBwd };
 //   GluFwd  h0 = C_0 + bias[0], h1 = C_1 + bias[1]; out[0] = act = glu(h0, h1); h_out[0|1] = h0|h1 (optional)
 //   GluBwd  (C_0 = d_act) out[0] = dh0, out[1] = dh1 from h_in[0] = h0, h_in[1] = h1 (row r, same ld)
 // orow: the row r (rows mode) or g * m + i (tgmm mode).
-struct FfnEpi {
+struct GemmEpilogue {
   EpiKind kind = EpiKind::Store;
   float* out[2] = {nullptr, nullptr};
   int64_t ldo = 0;
@@ -43,7 +43,7 @@ struct FfnEpi {
 //   tgmm: C_g[i, j] over i < m, j < n, contraction over the group's rows p:
 //       A(i, p) = a[0][arow(off[g] + p) * lda + i],  B_h(p, j) = b[h][0][(off[g] + p) * ldb + j] (fp32).
 // arow(r) = arow[r], or r when arow is NULL.
-struct FfnProblem {
+struct GemmProblem {
   bool tgmm = false;
   const int64_t* off = nullptr;  // groups + 1 row offsets
   int64_t groups = 0;
@@ -62,14 +62,14 @@ struct FfnProblem {
   bool btrans = false;
   int64_t ldb = 0;
   int64_t bgstride = 0;
-  FfnEpi epi;
+  GemmEpilogue epi;
   Mul mul = Mul::F32;
   bool stream_small = false;  // rows mode, row-major weights, one segment: small groups stream their weights
 };
 
 // One work item: rows [i0, i0 + mb) and columns [j0, j0 + nb) (of every half) of group g's C. `stream`: the
 // weight-streaming kernel (mb <= kStreamRows, whole group).
-struct FfnItem {
+struct GemmItem {
   int64_t g, i0, mb, j0, nb;
   bool stream;
 };
@@ -77,17 +77,19 @@ struct FfnItem {
 constexpr int64_t kStreamRows = 4;
 
 // Blocking of one multiply kind: mr x nr register (or tile) block, kc contraction block, mc x nc item.
-struct FfnBlocking {
+struct GemmBlocking {
   int mr, nr, kc, mc, nc, kg;  // kg: contraction granularity of packed operands (zero padded)
   int tmc, tnc;                // mc, nc of tgmm items (their packed A block is mc x kc, not mr x kc)
 };
 
-struct FfnIsa {
+// One ISA unit (isa_<isa>.cpp: engine_block.inc compiled for that ISA with its register tiles): its blocking per
+// multiply kind, and the functions that size and run one work item.
+struct IsaUnit {
   moe_isa_t isa;
-  FfnBlocking (*blocking)(Mul mul);
+  GemmBlocking (*blocking)(Mul mul);
   // Scratch floats (64-byte aligned) one item needs.
-  int64_t (*scratch_floats)(const FfnProblem& p, const FfnItem& it);
-  void (*run_item)(const FfnProblem& p, const FfnItem& it, float* scratch);
+  int64_t (*scratch_floats)(const GemmProblem& p, const GemmItem& it);
+  void (*run_item)(const GemmProblem& p, const GemmItem& it, float* scratch);
   // Elementwise GLU over n values (the epilogue's row functions).
   void (*glu_fwd)(const float* h0, const float* h1, int64_t n, const float* b0, const float* b1,
                   moe_activation_t act, float limit, float* out, float* h0_out, float* h1_out);
@@ -95,21 +97,21 @@ struct FfnIsa {
                   float limit, float* dh0, float* dh1);
 };
 
-const FfnIsa& ffn_isa_scalar();
+const IsaUnit& isa_unit_scalar();
 // The unit of the active ISA (engine.cpp).
-const FfnIsa& active_ffn_isa();
+const IsaUnit& active_isa_unit();
 // Rows mode, one half, one segment, fp32 multiply, Store with ldo = n (out and bias unset): C_g = A_g @ W_g over the
 // rows of group g (off: groups + 1 offsets), A rows contiguous (lda = k), W_g = w + g * k * n stored [k, n], or
 // [n, k] read transposed (btrans) (engine.cpp).
-FfnProblem rows_problem(const int64_t* off, int64_t groups, int64_t k, int64_t n, const float* a, const void* w,
-                        BElem be, bool btrans);
+GemmProblem rows_problem(const int64_t* off, int64_t groups, int64_t k, int64_t n, const float* a, const void* w,
+                         BElem be, bool btrans);
 // Runs every work item of P on the pool with the active unit (engine.cpp).
-void run_problem(const FfnProblem& P);
+void run_problem(const GemmProblem& P);
 // Splits `len` into ceil(len / max) blocks of equal size rounded up to `align` (the last one shorter).
 int64_t block_size(int64_t len, int64_t max, int64_t align);
 #if defined(MOE_HAVE_X86_KERNELS)
-const FfnIsa& ffn_isa_avx2();
-const FfnIsa& ffn_isa_avx512();
+const IsaUnit& isa_unit_avx2();
+const IsaUnit& isa_unit_avx512();
 // Probes (isa_avx512.cpp, isa_avx512bf16.cpp, isa_amx.cpp): `seconds` of register-only work on the calling thread;
 // return the flops done.
 double probe_fma_avx512(double seconds);

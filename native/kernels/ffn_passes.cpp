@@ -107,7 +107,7 @@ void group_row_sums(const float* src, int64_t n, const std::vector<int64_t>& off
 // Elementwise GLU over n values in blocks of 4096.
 void glu_fwd_all(const float* h0, const float* h1, int64_t n, moe_activation_t act, float limit, float* out) {
   constexpr int64_t kBlk = 4096;
-  const FfnIsa& isa = active_ffn_isa();
+  const IsaUnit& isa = active_isa_unit();
   auto body = [&](int64_t item, int) {
     const int64_t j0 = item * kBlk, len = std::min(kBlk, n - j0);
     isa.glu_fwd(h0 + j0, h1 + j0, len, nullptr, nullptr, act, limit, out + j0, nullptr, nullptr);
@@ -118,7 +118,7 @@ void glu_fwd_all(const float* h0, const float* h1, int64_t n, moe_activation_t a
 void glu_bwd_all(const float* d, const float* h0, const float* h1, int64_t n, moe_activation_t act, float limit,
                  float* dh0, float* dh1) {
   constexpr int64_t kBlk = 4096;
-  const FfnIsa& isa = active_ffn_isa();
+  const IsaUnit& isa = active_isa_unit();
   auto body = [&](int64_t item, int) {
     const int64_t j0 = item * kBlk, len = std::min(kBlk, n - j0);
     isa.glu_bwd(d + j0, h0 + j0, h1 + j0, len, act, limit, dh0 + j0, dh1 + j0);

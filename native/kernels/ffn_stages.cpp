@@ -11,16 +11,16 @@ namespace moe::detail {
 namespace {
 
 // Rows mode over the routed rows with the multiply kind of the weights' element type (see rows_problem).
-FfnProblem rows_problem(const Dims& d, int64_t n, int64_t k, const float* a, const void* w, BElem be, bool btrans) {
-  FfnProblem P = rows_problem(d.off.data(), d.E, k, n, a, w, be, btrans);
+GemmProblem rows_problem(const Dims& d, int64_t n, int64_t k, const float* a, const void* w, BElem be, bool btrans) {
+  GemmProblem P = rows_problem(d.off.data(), d.E, k, n, a, w, be, btrans);
   P.mul = mul_for(be);
   return P;
 }
 
 // tgmm mode: out_g (m x n, Store) = A_g^T @ B_g over group g's rows, A(i, p) = a[arow(p) * m + i]; the B halves
 // (rows of n) and outputs are the caller's.
-FfnProblem tgmm_problem(const Dims& d, int64_t m, int64_t n, const float* a, const int32_t* arow) {
-  FfnProblem P;
+GemmProblem tgmm_problem(const Dims& d, int64_t m, int64_t n, const float* a, const int32_t* arow) {
+  GemmProblem P;
   P.tgmm = true;
   P.off = d.off.data();
   P.groups = d.E;
@@ -40,7 +40,7 @@ FfnProblem tgmm_problem(const Dims& d, int64_t m, int64_t n, const float* a, con
 void up_fwd(const Dims& d, const float* x, const int32_t* row_token, const void* wi0, const void* wi1, BElem be,
             const float* b0, const float* b1, moe_activation_t act, float limit, float* act_out, float* h0,
             float* h1) {
-  FfnProblem P = rows_problem(d, d.H, d.D, x, wi0, be, false);
+  GemmProblem P = rows_problem(d, d.H, d.D, x, wi0, be, false);
   P.halves = 2;
   P.arow = row_token;
   P.b[1][0] = wi1;
@@ -70,7 +70,7 @@ void up_fwd(const Dims& d, const float* x, const int32_t* row_token, const void*
 }
 
 void down_fwd(const Dims& d, const float* act, const void* wo, BElem be, const float* bo, float* o_rows) {
-  FfnProblem P = rows_problem(d, d.D, d.H, act, wo, be, false);
+  GemmProblem P = rows_problem(d, d.D, d.H, act, wo, be, false);
   P.epi.kind = EpiKind::Store;
   P.epi.out[0] = o_rows;
   P.epi.bias[0] = bo;
@@ -82,7 +82,7 @@ void down_fwd(const Dims& d, const float* act, const void* wo, BElem be, const f
 void down_bwd(const Dims& d, const float* d_o, const float* act, const float* h0, const float* h1, const void* wo,
               BElem be, moe_activation_t a, float limit, float* dh0, float* dh1, float* dwo, float* dbo) {
   {  // d_act = d_o @ wo^T, GLU backward in the epilogue
-    FfnProblem P = rows_problem(d, d.H, d.D, d_o, wo, be, true);  // B(p, j) = wo[g][j * D + p]
+    GemmProblem P = rows_problem(d, d.H, d.D, d_o, wo, be, true);  // B(p, j) = wo[g][j * D + p]
     P.epi.kind = EpiKind::GluBwd;
     P.epi.out[0] = dh0;
     P.epi.out[1] = dh1;
@@ -95,7 +95,7 @@ void down_bwd(const Dims& d, const float* d_o, const float* act, const float* h0
     zero_rows(dh1, d.off.back(), d.R, d.H);
   }
   if (dwo != nullptr) {  // dwo[g] = act_g^T @ d_o_g
-    FfnProblem P = tgmm_problem(d, d.H, d.D, act, nullptr);
+    GemmProblem P = tgmm_problem(d, d.H, d.D, act, nullptr);
     P.b[0][0] = d_o;
     P.epi.out[0] = dwo;
     run_problem(P);
@@ -107,7 +107,7 @@ void up_bwd(const Dims& d, const float* dh0, const float* dh1, const float* x, c
             const void* wi0, const void* wi1, BElem be, float* dx_rows, float* dwi0, float* dwi1, float* db0,
             float* db1) {
   {  // dx_rows = dh0 @ wi0^T + dh1 @ wi1^T: one contraction over [dh0 | dh1]
-    FfnProblem P = rows_problem(d, d.D, d.H, dh0, wi0, be, true);  // B(p, j) = wi[g][j * H + p]
+    GemmProblem P = rows_problem(d, d.D, d.H, dh0, wi0, be, true);  // B(p, j) = wi[g][j * H + p]
     P.k[1] = d.H;
     P.a[1] = dh1;
     P.b[0][1] = wi1;
@@ -117,7 +117,7 @@ void up_bwd(const Dims& d, const float* dh0, const float* dh1, const float* x, c
     zero_rows(dx_rows, d.off.back(), d.R, d.D);
   }
   if (dwi0 != nullptr || dwi1 != nullptr) {  // dwi{0,1}[g] = x_rows_g^T @ dh{0,1}_g, x rows gathered while packing
-    FfnProblem P = tgmm_problem(d, d.D, d.H, x, row_token);
+    GemmProblem P = tgmm_problem(d, d.D, d.H, x, row_token);
     int h = 0;  // both: one pass, two halves sharing the packed x
     if (dwi0 != nullptr) {
       P.b[h][0] = dh0;

@@ -9,7 +9,7 @@
 using moe::detail::BElem;
 using moe::detail::Checker;
 using moe::detail::fail;
-using moe::detail::FfnProblem;
+using moe::detail::GemmProblem;
 using moe::detail::group_offsets;
 using moe::detail::guarded;
 using moe::detail::rows_problem;
@@ -27,7 +27,7 @@ moe_status_t moe_gmm_fwd_f32(const float* lhs, const float* rhs, const int32_t* 
           group_offsets(ck, group_sizes, num_groups, m, off))) {
       return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
     }
-    FfnProblem P = rows_problem(off.data(), num_groups, k, n, lhs, rhs, BElem::F32, transpose_rhs != 0);
+    GemmProblem P = rows_problem(off.data(), num_groups, k, n, lhs, rhs, BElem::F32, transpose_rhs != 0);
     P.epi.out[0] = out;
     moe::detail::run_problem(P);
     moe::detail::zero_rows(out, off.back(), m, n);
@@ -47,7 +47,7 @@ moe_status_t moe_gmm_bwd_rhs_f32(const float* lhs, const float* grad_out, const 
       return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
     }
     // grad_rhs[g] (k x n) = lhs_g^T @ grad_out_g: A(i, p) = lhs[off[g] + p, i], B(p, j) = grad_out[off[g] + p, j]
-    FfnProblem P;
+    GemmProblem P;
     P.tgmm = true;
     P.off = off.data();
     P.groups = num_groups;
@@ -74,7 +74,7 @@ moe_status_t moe_bmm_f32(const float* a, const float* b, int64_t batch, int64_t 
     }
     std::vector<int64_t> off(size_t(batch) + 1);  // each batch entry is a group of m rows
     for (int64_t i = 0; i <= batch; ++i) off[size_t(i)] = i * m;
-    FfnProblem P = rows_problem(off.data(), batch, k, n, a, b, BElem::F32, false);
+    GemmProblem P = rows_problem(off.data(), batch, k, n, a, b, BElem::F32, false);
     P.epi.out[0] = out;
     moe::detail::run_problem(P);
     return MOE_STATUS_OK;

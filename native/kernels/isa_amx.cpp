@@ -125,9 +125,9 @@ struct TrAmx : PairPanels {
 
 }  // namespace
 
-FfnBlocking ffn_amx_blocking() { return {TrAmx::MR, TrAmx::NR, TrAmx::KC, MOE_FFN_AMX_MC, MOE_FFN_AMX_NC, TrAmx::KG, MOE_FFN_AMX_MC, MOE_FFN_AMX_NC}; }
-int64_t ffn_amx_scratch(const FfnProblem& p, const FfnItem& it) { return scratch_floats_t<TrAmx>(p, it); }
-void ffn_amx_run(const FfnProblem& p, const FfnItem& it, float* scratch) { run_packed<TrAmx>(p, it, scratch); }
+GemmBlocking amx_blocking() { return {TrAmx::MR, TrAmx::NR, TrAmx::KC, MOE_FFN_AMX_MC, MOE_FFN_AMX_NC, TrAmx::KG, MOE_FFN_AMX_MC, MOE_FFN_AMX_NC}; }
+int64_t amx_scratch(const GemmProblem& p, const GemmItem& it) { return scratch_floats_t<TrAmx>(p, it); }
+void amx_run(const GemmProblem& p, const GemmItem& it, float* scratch) { run_packed<TrAmx>(p, it, scratch); }
 
 // tdpbf16ps throughput: 4 independent 16x16 accumulators per thread, 16 * 16 * 32 * 2 flop per instruction.
 double probe_amx(double seconds) {

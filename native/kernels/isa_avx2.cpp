@@ -279,16 +279,16 @@ struct TrAvx2 : F32Packing<16> {
   static constexpr auto ukr = &ukr_rows<UkrAvx2, MR>;
 };
 
-FfnBlocking blocking(Mul) {
+GemmBlocking blocking(Mul) {
   return {TrAvx2::MR, TrAvx2::NR, TrAvx2::KC, MOE_FFN_AVX2_MC, MOE_FFN_AVX2_NC, TrAvx2::KG, MOE_FFN_AVX2_MC, MOE_FFN_AVX2_NC};
 }
 
-const FfnIsa kAvx2 = {MOE_ISA_AVX2, &blocking, &item_scratch_one<TrAvx2>, &run_item_one<TrAvx2>, &glu_fwd_row,
+const IsaUnit kAvx2 = {MOE_ISA_AVX2, &blocking, &item_scratch_one<TrAvx2>, &run_item_one<TrAvx2>, &glu_fwd_row,
                       &glu_bwd_row};
 
 }  // namespace
 
-const FfnIsa& ffn_isa_avx2() { return kAvx2; }
+const IsaUnit& isa_unit_avx2() { return kAvx2; }
 
 // fp32 fma throughput: 12 independent ymm chains per thread (two fma pipes of 4-5 cycles' latency need 8-10),
 // 16 flop per instruction.

@@ -45,12 +45,12 @@
 namespace moe::detail {
 
 // Entry points of the other AVX-512 units.
-FfnBlocking ffn_dpbf16_blocking();
-int64_t ffn_dpbf16_scratch(const FfnProblem& p, const FfnItem& it);
-void ffn_dpbf16_run(const FfnProblem& p, const FfnItem& it, float* scratch);
-FfnBlocking ffn_amx_blocking();
-int64_t ffn_amx_scratch(const FfnProblem& p, const FfnItem& it);
-void ffn_amx_run(const FfnProblem& p, const FfnItem& it, float* scratch);
+GemmBlocking dpbf16_blocking();
+int64_t dpbf16_scratch(const GemmProblem& p, const GemmItem& it);
+void dpbf16_run(const GemmProblem& p, const GemmItem& it, float* scratch);
+GemmBlocking amx_blocking();
+int64_t amx_scratch(const GemmProblem& p, const GemmItem& it);
+void amx_run(const GemmProblem& p, const GemmItem& it, float* scratch);
 
 namespace {
 
@@ -115,36 +115,36 @@ struct TrF32 : F32Rows {
   }
 };
 
-FfnBlocking blocking(Mul mul) {
+GemmBlocking blocking(Mul mul) {
   switch (mul) {
-    case Mul::DPBF16: return ffn_dpbf16_blocking();
-    case Mul::AMX: return ffn_amx_blocking();
+    case Mul::DPBF16: return dpbf16_blocking();
+    case Mul::AMX: return amx_blocking();
     case Mul::F32: break;
   }
   return {TrF32::MR, TrF32::NR, TrF32::KC, MOE_FFN_F32_MC, MOE_FFN_F32_NC, TrF32::KG, MOE_FFN_F32_TMC, MOE_FFN_F32_TNC};
 }
 
-int64_t item_scratch(const FfnProblem& p, const FfnItem& it) {
+int64_t item_scratch(const GemmProblem& p, const GemmItem& it) {
   if (it.stream) return stream_scratch_floats(p, it);
   switch (p.mul) {
-    case Mul::DPBF16: return ffn_dpbf16_scratch(p, it);
-    case Mul::AMX: return ffn_amx_scratch(p, it);
+    case Mul::DPBF16: return dpbf16_scratch(p, it);
+    case Mul::AMX: return amx_scratch(p, it);
     case Mul::F32: break;
   }
   return scratch_floats_t<TrF32>(p, it);
 }
 
-void run_item(const FfnProblem& p, const FfnItem& it, float* scratch) {
+void run_item(const GemmProblem& p, const GemmItem& it, float* scratch) {
   if (it.stream) return run_stream(p, it, scratch);
   switch (p.mul) {
-    case Mul::DPBF16: return ffn_dpbf16_run(p, it, scratch);
-    case Mul::AMX: return ffn_amx_run(p, it, scratch);
+    case Mul::DPBF16: return dpbf16_run(p, it, scratch);
+    case Mul::AMX: return amx_run(p, it, scratch);
     case Mul::F32: break;
   }
   run_packed<TrF32>(p, it, scratch);
 }
 
-const FfnIsa kAvx512 = {MOE_ISA_AVX512, &blocking, &item_scratch, &run_item, &glu_fwd_row, &glu_bwd_row};
+const IsaUnit kAvx512 = {MOE_ISA_AVX512, &blocking, &item_scratch, &run_item, &glu_fwd_row, &glu_bwd_row};
 
 }  // namespace
 
@@ -170,6 +170,6 @@ double probe_fma_avx512(double seconds) {
 #pragma GCC pop_options
 #endif
 
-const moe::detail::FfnIsa& moe::detail::ffn_isa_avx512() { return kAvx512; }
+const moe::detail::IsaUnit& moe::detail::isa_unit_avx512() { return kAvx512; }
 
 #endif  // MOE_HAVE_X86_KERNELS

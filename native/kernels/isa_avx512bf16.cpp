@@ -114,9 +114,9 @@ struct TrDp : PairPanels {
 void to_bf16_avx512bf16(const float* src, int64_t n, uint16_t* dst) { cvt_row_bf16(src, n, n, dst); }
 void to_bf16_padded_avx512bf16(const float* src, int64_t n, int64_t npad, uint16_t* dst) { cvt_row_bf16(src, n, npad, dst); }
 
-FfnBlocking ffn_dpbf16_blocking() { return {TrDp::MR, TrDp::NR, TrDp::KC, MOE_FFN_DP_MC, MOE_FFN_DP_NC, TrDp::KG, MOE_FFN_DP_MC, MOE_FFN_DP_NC}; }
-int64_t ffn_dpbf16_scratch(const FfnProblem& p, const FfnItem& it) { return scratch_floats_t<TrDp>(p, it); }
-void ffn_dpbf16_run(const FfnProblem& p, const FfnItem& it, float* scratch) { run_packed<TrDp>(p, it, scratch); }
+GemmBlocking dpbf16_blocking() { return {TrDp::MR, TrDp::NR, TrDp::KC, MOE_FFN_DP_MC, MOE_FFN_DP_NC, TrDp::KG, MOE_FFN_DP_MC, MOE_FFN_DP_NC}; }
+int64_t dpbf16_scratch(const GemmProblem& p, const GemmItem& it) { return scratch_floats_t<TrDp>(p, it); }
+void dpbf16_run(const GemmProblem& p, const GemmItem& it, float* scratch) { run_packed<TrDp>(p, it, scratch); }
 
 // vdpbf16ps throughput: 24 independent chains per thread, 64 flop per instruction.
 double probe_dpbf16(double seconds) {

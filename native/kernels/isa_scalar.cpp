@@ -140,13 +140,13 @@ struct TrS : F32Packing<16> {
   static constexpr auto ukr = &ukr_rows<UkrS, MR>;
 };
 
-FfnBlocking blocking(Mul) { return {TrS::MR, TrS::NR, TrS::KC, 128, 256, TrS::KG, 128, 256}; }
+GemmBlocking blocking(Mul) { return {TrS::MR, TrS::NR, TrS::KC, 128, 256, TrS::KG, 128, 256}; }
 
-const FfnIsa kScalar = {MOE_ISA_SCALAR, &blocking, &item_scratch_one<TrS>, &run_item_one<TrS>, &glu_fwd_row,
+const IsaUnit kScalar = {MOE_ISA_SCALAR, &blocking, &item_scratch_one<TrS>, &run_item_one<TrS>, &glu_fwd_row,
                         &glu_bwd_row};
 
 }  // namespace
 
-const FfnIsa& ffn_isa_scalar() { return kScalar; }
+const IsaUnit& isa_unit_scalar() { return kScalar; }
 
 }  // namespace moe::detail
