@@ -16,14 +16,14 @@
 #include <unistd.h>
 #endif
 
-#ifndef MOE_FFN_AMX_MC
-#define MOE_FFN_AMX_MC 544
+#ifndef MOE_GEMM_AMX_MC
+#define MOE_GEMM_AMX_MC 544
 #endif
-#ifndef MOE_FFN_AMX_NC
-#define MOE_FFN_AMX_NC 512
+#ifndef MOE_GEMM_AMX_NC
+#define MOE_GEMM_AMX_NC 512
 #endif
-#ifndef MOE_FFN_AMX_KC
-#define MOE_FFN_AMX_KC 512
+#ifndef MOE_GEMM_AMX_KC
+#define MOE_GEMM_AMX_KC 512
 #endif
 
 #if defined(__clang__)
@@ -112,7 +112,7 @@ void ukr_amx(int mr, int64_t kcp, const uint16_t* a, int64_t lda, const void* bv
 }
 
 struct TrAmx : PairPanels {
-  static constexpr int MR = 32, NR = 32, KC = MOE_FFN_AMX_KC, KG = 32;
+  static constexpr int MR = 32, NR = 32, KC = MOE_GEMM_AMX_KC, KG = 32;
   using AT = uint16_t;
   static constexpr bool kPairs = true, kPadRows = true;
   static void ukr(int mr, int64_t kcp, const uint16_t* a, int64_t lda, const void* b, float* c, int64_t ldc, bool acc) {
@@ -125,7 +125,7 @@ struct TrAmx : PairPanels {
 
 }  // namespace
 
-GemmBlocking amx_blocking() { return {TrAmx::MR, TrAmx::NR, TrAmx::KC, MOE_FFN_AMX_MC, MOE_FFN_AMX_NC, TrAmx::KG, MOE_FFN_AMX_MC, MOE_FFN_AMX_NC}; }
+GemmBlocking amx_blocking() { return {TrAmx::MR, TrAmx::NR, TrAmx::KC, MOE_GEMM_AMX_MC, MOE_GEMM_AMX_NC, TrAmx::KG, MOE_GEMM_AMX_MC, MOE_GEMM_AMX_NC}; }
 int64_t amx_scratch(const GemmProblem& p, const GemmItem& it) { return scratch_floats_t<TrAmx>(p, it); }
 void amx_run(const GemmProblem& p, const GemmItem& it, float* scratch) { run_packed<TrAmx>(p, it, scratch); }
 

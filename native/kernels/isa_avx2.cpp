@@ -14,11 +14,11 @@
 #if defined(MOE_HAVE_X86_KERNELS)
 #include <immintrin.h>
 
-#ifndef MOE_FFN_AVX2_MC
-#define MOE_FFN_AVX2_MC 528
+#ifndef MOE_GEMM_AVX2_MC
+#define MOE_GEMM_AVX2_MC 528
 #endif
-#ifndef MOE_FFN_AVX2_NC
-#define MOE_FFN_AVX2_NC 512
+#ifndef MOE_GEMM_AVX2_NC
+#define MOE_GEMM_AVX2_NC 512
 #endif
 
 #if defined(__clang__)
@@ -280,7 +280,7 @@ struct TrAvx2 : F32Packing<16> {
 };
 
 GemmBlocking blocking(Mul) {
-  return {TrAvx2::MR, TrAvx2::NR, TrAvx2::KC, MOE_FFN_AVX2_MC, MOE_FFN_AVX2_NC, TrAvx2::KG, MOE_FFN_AVX2_MC, MOE_FFN_AVX2_NC};
+  return {TrAvx2::MR, TrAvx2::NR, TrAvx2::KC, MOE_GEMM_AVX2_MC, MOE_GEMM_AVX2_NC, TrAvx2::KG, MOE_GEMM_AVX2_MC, MOE_GEMM_AVX2_NC};
 }
 
 const IsaUnit kAvx2 = {MOE_ISA_AVX2, &blocking, &item_scratch_one<TrAvx2>, &run_item_one<TrAvx2>, &glu_fwd_row,
