@@ -72,7 +72,7 @@ typedef enum moe_status {
 typedef enum moe_isa {
   MOE_ISA_SCALAR = 0, /* portable C++ */
   MOE_ISA_AVX2 = 1,   /* x86-64 AVX2 + FMA */
-  MOE_ISA_AVX512 = 2  /* x86-64 AVX-512 F/BW/VL + FMA */
+  MOE_ISA_AVX512 = 2  /* x86-64 AVX-512 F/BW/VL/DQ + FMA */
 } moe_isa_t;
 
 /* Library version, "MAJOR.MINOR.PATCH". */

@@ -10,8 +10,9 @@ moe_isa_t detect() {
 #if defined(MOE_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // The AVX-512 ISA units are compiled for avx512f,avx512bw,avx512vl,avx512dq,fma: all of them must be there.
   const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512vl");
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   if (avx512) return MOE_ISA_AVX512;
   if (avx2) return MOE_ISA_AVX2;
 #endif

@@ -1,5 +1,5 @@
 // AVX-512 ISA unit of the GEMM engine, fp32 multiply (fp32 weights, and bf16 weights widened while packing). The
-// code below the target pragma only runs after isa.cpp found AVX-512 F/BW/VL + FMA (DQ is checked there too). The
+// code below the target pragma only runs after isa.cpp found AVX-512 F/BW/VL/DQ + FMA (the pragma's features). The
 // bf16 and AMX multiply kinds live in their own units (isa_avx512bf16.cpp, isa_amx.cpp) so that nothing here needs
 // more.
 #include <chrono>
