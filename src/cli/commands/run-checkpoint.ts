@@ -12,6 +12,7 @@ import { HF_FAMILIES, isHfFamily, moeLayerForward, openMoeLayer, type Checkpoint
 import { readKeysFile } from "../config-file.js";
 import { checkOutput } from "../outputs.js";
 import { intFlag, optionalIntFlag } from "../flags.js";
+import { runtimeInfo } from "../../backends/select.js";
 
 const HELP = `Usage: moekit run --checkpoint PATH [options]
 
@@ -164,6 +165,7 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
     lbLoss: o.lbLoss?.item() ?? null,
     loadMs: Number(loadMs.toFixed(2)),
     forwardMs: Number(ms.toFixed(2)),
+    backend: runtimeInfo().backend,
     caveats: layer.caveats,
   };
   if (values.json === true) {
@@ -180,6 +182,6 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
   console.log(`tokens/expert   ${perExpert.join(" ")}`);
   console.log(`dropped         ${report.droppedAssignments} of ${report.routedAssignments} assignments`);
   console.log(`lb_loss         ${report.lbLoss === null ? "none (load_balance_loss_weight = 0)" : report.lbLoss.toExponential(4)}`);
-  console.log(`load            ${report.loadMs} ms, forward ${report.forwardMs} ms (reference backend)`);
+  console.log(`load            ${report.loadMs} ms, forward ${report.forwardMs} ms (${report.backend} backend)`);
   return 0;
 }
