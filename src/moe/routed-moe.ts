@@ -14,6 +14,7 @@ import { localPermute, permute, unpermute, type PermuteOptions } from "./permute
 import { generateMasks, generateMasksSubgroup, getContextPartitionAndSubSeq, reshapeAndUpdateWeights } from "./dispatch.js";
 import { loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
 import { gateDtype, gateLogit } from "./gate-logit.js";
+import { checkGateLogits } from "./finite-logits.js";
 import type { RoutingRng } from "./routing.js";
 import type { Group } from "../parallel/group.js";
 import {
@@ -68,6 +69,12 @@ export function routedGate(
   const x = cast(inputs_BSD, cfg.dtype);
   const routingInputs = gateInputs === undefined ? x : cast(gateInputs, gateDtype(cfg));
   const { logits_BSE, preBiasLogits_BSE } = gateLogit(cfg, w.gateKernel, w.gateBias, routingInputs);
+  checkGateLogits(logits_BSE, {
+    inputName: gateInputs === undefined ? "the layer input" : "gate_inputs",
+    inputs_BSD: routingInputs,
+    kernel_DE: w.gateKernel,
+    bias_E: cfg.routedBias ? w.gateBias : undefined,
+  });
   return { x, logits: logits_BSE, pre: preBiasLogits_BSE };
 }
 
