@@ -15,6 +15,8 @@ import { generateMasks, generateMasksSubgroup, getContextPartitionAndSubSeq, res
 import { loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
 import { gateDtype, gateLogit } from "./gate-logit.js";
 import { checkGateLogits } from "./finite-logits.js";
+import { weightEstimate } from "./memory-estimate.js";
+import { checkMemory } from "../core/memory.js";
 import type { RoutingRng } from "./routing.js";
 import type { Group } from "../parallel/group.js";
 import {
@@ -154,6 +156,7 @@ export class RoutedMoE extends Module {
     this.intermediateDim = opts.intermediateDim ?? config.moeMlpDim;
     const init = opts.kernelInit ?? defaultKernelInit;
     const shapes = routedMoeParamShapes(config, this.intermediateDim);
+    checkMemory("RoutedMoE", weightEstimate(Object.values(shapes), config.weightDtype));
     const keys = split(opts.key ?? prngKey(0), Object.keys(shapes).length);
     const w: Partial<Record<keyof RoutedMoeWeights, Tensor>> = {};
     const wdt = config.weightDtype;

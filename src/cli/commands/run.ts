@@ -5,12 +5,14 @@ import { parseSets, withOverrides } from "../sets.js";
 import { moeConfig, type MoeConfig } from "../../moe/config.js";
 import { getPreset, type Preset } from "../../moe/presets.js";
 import { RoutedMoE, type MoeOutput } from "../../moe/routed-moe.js";
-import { RoutedAndSharedMoE } from "../../moe/routed-and-shared-moe.js";
+import { layerParamShapes, RoutedAndSharedMoE, sharedExpertDim } from "../../moe/routed-and-shared-moe.js";
 import { bincount } from "../../ops/indexing.js";
 import { foldIn, normal, prngKey } from "../../nn/random.js";
 import { runCheckpointCommand, wantsCheckpoint } from "./run-checkpoint.js";
 import { readKeysFile } from "../config-file.js";
-import { intFlag } from "../flags.js";
+import { applyMaxMemory, intFlag } from "../flags.js";
+import { checkMemory } from "../../core/memory.js";
+import { forwardEstimate, weightEstimate } from "../../moe/memory-estimate.js";
 import { computeDtype } from "../compute-dtype.js";
 import { runtimeInfo } from "../../backends/select.js";
 
@@ -30,6 +32,7 @@ Options:
                     dtype=bfloat16 (MaxText's default) runs with float32 activations and bfloat16 weights;
                     --set dtype=bfloat16 keeps bfloat16 activations (MaxText's rounding points, slower)
   --max-params N    refuse layers with more parameters (default 2e8; the reference backend is slow)
+  --max-memory BYTES  refuse when weights and activations are estimated above BYTES (default: 75% of free memory)
   --json            machine-readable output`;
 
 interface LayerChoice {
@@ -74,6 +77,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       seq: { type: "string", default: "8" },
       seed: { type: "string", default: "0" },
       "max-params": { type: "string", default: "2e8" },
+      "max-memory": { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -86,6 +90,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const S = intFlag(values.seq, "--seq", 1);
   const seed = intFlag(values.seed, "--seed", 0);
   const maxParams = intFlag(values["max-params"], "--max-params", 0);
+  applyMaxMemory(values["max-memory"]);
   const { cfg, shared, label, note } = configFrom(values);
   const D = cfg.expertInputDim;
   const approxParams = cfg.numExperts * 3 * D * cfg.moeMlpDim + D * cfg.numExperts;
@@ -94,6 +99,10 @@ export async function runCommand(argv: string[]): Promise<number> {
       `${label} has ~${approxParams.toExponential(2)} routed parameters, over --max-params ${values["max-params"]}; try the tiny-${label} preset`,
     );
   }
+  checkMemory("run", {
+    ...weightEstimate(layerParamShapes(cfg, shared), cfg.weightDtype),
+    ...forwardEstimate(cfg, B, S, shared ? sharedExpertDim(cfg) : 0),
+  });
   const key = prngKey(seed);
   const log = (m: string): void => {
     if (values.json !== true) console.error(`[moekit] ${m}`);
