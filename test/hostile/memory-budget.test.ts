@@ -1,6 +1,7 @@
 // Hostile inputs, item "bounded memory": run, init and the module constructors estimate what a layer allocates
 // and refuse above the budget (default: a fraction of free memory; --max-memory / setMemoryBudget), naming the
 // estimate and the flag, before allocating anything.
+import fs from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { MoeError } from "../../src/core/errors.js";
 import { memoryBudget, setMemoryBudget } from "../../src/core/memory.js";
@@ -49,6 +50,29 @@ describe("the CLI refuses layers over the memory budget", () => {
     expect(errorLine(r.err)).toMatch(
       /^moekit run: \[run\] needs about [\d.]+ GB \(activations [\d.]+ GB, input [\d.]+ GB\), over the memory budget of 1.00 GB \(--max-memory 1e9\)/,
     );
+  });
+
+  it("convert (both ways) and run --checkpoint refuse a layer from its headers, before reading it", async () => {
+    const hf = scratch("hf");
+    expect((await cli("init", ...TINY, "--format", "hf", "--family", "qwen3_moe", hf)).code).toBe(0);
+    const mt = scratch("layer.safetensors");
+    expect((await cli("convert", "--from", "hf", "--to", "maxtext", hf, mt, "--quiet")).code).toBe(0);
+    const never = scratch("never");
+    const refusals: [string[], string][] = [
+      [["convert", "--from", "hf", "--to", "maxtext", hf, never], hf],
+      [["convert", "--from", "maxtext", "--to", "hf", mt, never], mt],
+      [["run", "--checkpoint", hf], hf],
+    ];
+    for (const [argv, where] of refusals) {
+      const r = await cli(...argv, "--max-memory", "1000");
+      expect(r.code).toBe(2);
+      expect(errorLine(r.err)).toMatch(
+        new RegExp(
+          `^moekit ${argv[0]}: \\[checkpoint ${where}\\] needs about [\\d.]+ kB \\(layer tensors [\\d.]+ kB, .*\\(--max-memory 1000\\)`,
+        ),
+      );
+    }
+    expect(fs.existsSync(never)).toBe(false);
   });
 
   it("a layer within --max-memory runs, and the budget does not outlive the command", async () => {
