@@ -8,6 +8,7 @@ export { grad, valueAndGrad, valueAndGradAsync, vjp, type ValueAndGrad, type Vjp
 export { customVjp } from "./autodiff/custom-vjp.js";
 export { noGrad, stopGradient } from "./autodiff/graph.js";
 export { recycle, releaseRecycled, recycledBytes } from "./core/pool.js";
+export { memoryBudget, setMemoryBudget } from "./core/memory.js";
 export { useBackend, runtimeInfo, type BackendChoice, type RuntimeInfo } from "./backends/select.js";
 export { setNativeThreads, type NativeInfo } from "./backends/native/index.js";
 export { moeConfig, type MoeConfig } from "./moe/config.js";

@@ -34,6 +34,7 @@ import {
 } from "./hf-config.js";
 import { indexAxis0, joinAxis, splitAxis, stackTransposed, transposeLast2, withDtype, type SplitMode } from "./transforms.js";
 import { writeCheckpointFolder, writeTensorFiles } from "./write-folder.js";
+import { checkLayerMemory } from "./layer-memory.js";
 
 /** How one HF tensor (or a set of per-expert tensors) maps onto moekit parameters. */
 export type HfRule =
@@ -295,6 +296,7 @@ export function readHfMoeLayer(dir: string, layer?: number, opts: HfReadOptions 
     log(
       `reading layer ${N} of ${spec.architecture} (${spec.module}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, D=${cfg.embDim}, H=${cfg.moeMlpDim}): ${consumed.size} tensors, ${(bytes / 2 ** 20).toFixed(1)} MiB`,
     );
+    checkLayerMemory(dir, bytes);
     // 3. read and transform
     const params: Record<string, Tensor> = {};
     const storage: Record<string, StorageDType> = {};

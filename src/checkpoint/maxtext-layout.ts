@@ -36,6 +36,7 @@ import {
 } from "./layer.js";
 import { writeCheckpointFolder, writeTensorFiles } from "./write-folder.js";
 import { withDtype } from "./transforms.js";
+import { checkLayerMemory } from "./layer-memory.js";
 
 export const MAXTEXT_LAYER_FORMAT = "moekit.maxtext-moe-layer.v1";
 
@@ -245,6 +246,8 @@ export function readMaxTextMoeLayer(location: string, opts: MaxTextReadOptions =
         location,
         `tensors under ${prefix}/ that a ${module} layer does not have: ${extra.slice(0, 6).join(", ")}`,
       );
+    const bytes = Object.values(names).reduce((a, n) => a + src.info(n).dataOffsets[1] - src.info(n).dataOffsets[0], 0);
+    checkLayerMemory(location, bytes);
     log(`reading ${Object.keys(names).length} MaxText tensors of layer ${layer} under ${prefix}/`);
     const params: Record<string, Tensor> = {};
     const storage: Record<string, StorageDType> = {};

@@ -1,5 +1,6 @@
 // Strict parsing of numeric command-line values: the whole text must be a number of the expected kind.
 import { MoeError } from "../core/errors.js";
+import { setMemoryBudget } from "../core/memory.js";
 
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
@@ -16,4 +17,9 @@ export function intFlag(text: string, flag: string, min: number, max = Number.MA
 /** intFlag for an optional flag. */
 export function optionalIntFlag(text: string | undefined, flag: string, min: number): number | undefined {
   return text === undefined ? undefined : intFlag(text, flag, min);
+}
+
+/** Applies --max-memory BYTES (the default budget when absent: the budget is per command). */
+export function applyMaxMemory(text: string | undefined): void {
+  setMemoryBudget(optionalIntFlag(text, "--max-memory", 1), `--max-memory ${text}`);
 }

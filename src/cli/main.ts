@@ -1,5 +1,6 @@
 import { MoeError } from "../core/errors.js";
 import { initFromEnv } from "../backends/select.js";
+import { setMemoryBudget } from "../core/memory.js";
 import { checkCommand } from "./commands/check.js";
 import { convertCommand } from "./commands/convert.js";
 import { infoCommand } from "./commands/info.js";
@@ -34,6 +35,7 @@ export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     initFromEnv();
+    setMemoryBudget(undefined);
     switch (cmd) {
       case undefined:
       case "--help":

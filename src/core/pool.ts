@@ -2,7 +2,7 @@
 // gradients that a caller hands back with recycle(). Fresh 100 MB+ arrays cost their page faults (the kernel zeroes
 // every page on first touch) on every step; recycled ones are already mapped. Only whole buffers of at least
 // MIN_BYTES are kept, up to a byte budget; the rest is left to the GC.
-import type { Tensor } from "./tensor.js";
+import { Tensor } from "./tensor.js";
 
 const MIN_BYTES = 1 << 20;
 
@@ -54,14 +54,12 @@ export const storagePool = new StoragePool(2 * 2 ** 30);
 /**
  * Hands the storage of tensors you are done with back to moekit, so that the native kernels reuse it for their
  * next large outputs (a training loop: recycle the gradients once the optimizer has applied them). The tensors,
- * and any tensor sharing their storage (a reshape of them), must not be used afterwards. Tensors that are not
- * float32-backed, small ones, and anything past the pool's budget are left to the GC.
+ * and any tensor sharing their storage (a reshape of them), throw a MoeError when used afterwards, and so does
+ * recycling them again. Small storage, and anything past the pool's budget, is left to the GC.
  */
 export function recycle(...tensors: readonly (Tensor | readonly (Tensor | undefined)[] | undefined)[]): void {
-  for (const t of tensors.flat()) {
-    // a bits-backed bf16 tensor's float32 data is a widened copy shared by every tensor over the same bits: never given
-    if (t !== undefined && t.bf16Bits === undefined && t.data instanceof Float32Array) storagePool.give(t.data);
-  }
+  const given = tensors.flat().filter((t): t is Tensor => t !== undefined);
+  for (const a of Tensor.release(given)) storagePool.give(a);
 }
 
 /** Frees what recycle() and the training steps left in the pool (the GC takes it from here). */

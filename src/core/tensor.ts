@@ -1,5 +1,5 @@
 import { allocate, bf16BitsRef, bf16BitsToF32, roundBf16InPlace, type DType, type TypedArray } from "./dtype.js";
-import { DTypeError, ShapeError } from "./errors.js";
+import { DTypeError, MoeError, ShapeError } from "./errors.js";
 import { checkShape, flattenNested, fmt, size, type NestedNumbers, type Shape } from "./shape.js";
 
 /**
@@ -36,6 +36,12 @@ function widened(bits: Uint16Array): Float32Array {
   return d;
 }
 
+// recycle() releases storage arrays: tensors made over one before its release throw on use; tensors made after
+// it (the pool hands the array out again) own it. A tensor rechecks only after a recycle() since its last check.
+let nextSerial = 0;
+let releases = 0;
+const releasedBefore = new WeakMap<TypedArray | Uint16Array, number>();
+
 /** Converts float32 values (already bf16-valued) to bf16 bit patterns; a backend may pass a faster one. */
 export type Bf16Narrowing = (values: Float32Array, bits: Uint16Array) => void;
 
@@ -55,6 +61,8 @@ export class Tensor {
   readonly #bits: Uint16Array | undefined;
   node: GradNode | undefined;
   outIndex = 0;
+  readonly #serial = nextSerial++;
+  #checkedAt = releases;
 
   /** `data`: the dtype's storage (Float32Array for float32 / bfloat16), or bf16 bit patterns for bfloat16. */
   constructor(data: TypedArray | Uint16Array, shape: Shape, dtype: DType) {
@@ -75,16 +83,39 @@ export class Tensor {
 
   /** The elements (float32 for bfloat16); a bits-backed bfloat16 tensor widens its bits on the first read. */
   get data(): TypedArray {
+    if (this.#checkedAt !== releases) this.#checkLive();
     return this.#data ?? (this.#data = widened(this.#bits!));
   }
 
   /** The bf16 bit patterns behind a bits-backed bfloat16 tensor; undefined for every other tensor. */
   get bf16Bits(): Uint16Array | undefined {
+    if (this.#checkedAt !== releases) this.#checkLive();
     return this.#bits;
+  }
+
+  #checkLive(): void {
+    const released = releasedBefore.get(this.#bits ?? this.#data!);
+    if (released !== undefined && this.#serial < released) throw new MoeError(`[recycle] ${this.toString()} used after recycle()`);
+    this.#checkedAt = releases;
+  }
+
+  /**
+   * Releases the storage of `tensors` (recycle() does): they, and every tensor made over the same storage until
+   * now, throw on use. Throws, releasing nothing, when one was released already. Returns the float32 arrays
+   * that may be reused.
+   */
+  static release(tensors: readonly Tensor[]): Float32Array[] {
+    for (const t of tensors) t.#checkLive();
+    const storage = new Set(tensors.map((t) => t.#bits ?? t.#data!));
+    for (const a of storage) releasedBefore.set(a, nextSerial);
+    releases++;
+    // a bits-backed tensor's float32 data is a widened copy shared by every tensor over the same bits: never reused
+    return [...storage].filter((a): a is Float32Array => a instanceof Float32Array);
   }
 
   /** A bfloat16 tensor's bit patterns: its storage, or made once per float32 storage array (cached). */
   bf16BitsOf(narrow: Bf16Narrowing = narrowRef): Uint16Array {
+    if (this.#checkedAt !== releases) this.#checkLive();
     if (this.dtype !== "bfloat16") throw new DTypeError(`[tensor] bf16 bits of a ${this.dtype} tensor`);
     if (this.#bits !== undefined) return this.#bits;
     const values = this.#data as Float32Array;
@@ -104,6 +135,7 @@ export class Tensor {
 
   /** A new tensor object (no graph node) over the same storage; bf16 bits stay as they are. */
   sameStorage(): Tensor {
+    if (this.#checkedAt !== releases) this.#checkLive();
     return new Tensor(this.#bits ?? this.#data!, this.shape, this.dtype);
   }
 

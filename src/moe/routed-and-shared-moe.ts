@@ -4,7 +4,9 @@ import { MlpBlock } from "../nn/mlp.js";
 import { Module, type Params } from "../nn/module.js";
 import { foldIn, prngKey, type Key } from "../nn/random.js";
 import type { MoeConfig } from "./config.js";
-import { RoutedMoE, type ForwardOptions, type MoeOutput } from "./routed-moe.js";
+import { RoutedMoE, routedMoeParamShapes, type ForwardOptions, type MoeOutput } from "./routed-moe.js";
+import { weightEstimate } from "./memory-estimate.js";
+import { checkMemory } from "../core/memory.js";
 
 export interface SharedMoeOutput extends MoeOutput {
   routedOutput: Tensor;
@@ -14,6 +16,15 @@ export interface SharedMoeOutput extends MoeOutput {
 /** Width of the shared MLP: shared_experts × (mlp_dim for Gemma4, moe_mlp_dim otherwise). */
 export function sharedExpertDim(cfg: MoeConfig): number {
   return cfg.sharedExperts * (cfg.decoderBlock === "gemma4" ? cfg.mlpDim : cfg.moeMlpDim);
+}
+
+/** Shapes of a layer's parameters: the routed experts and gate, and the shared MLP (wi_0, wi_1, wo) when `shared`. */
+export function layerParamShapes(config: MoeConfig, shared: boolean): number[][] {
+  const routed = Object.values(routedMoeParamShapes(config, config.moeMlpDim));
+  if (!shared) return routed;
+  const D = config.expertInputDim;
+  const Hs = sharedExpertDim(config);
+  return [...routed, [D, Hs], [D, Hs], [Hs, D]];
 }
 
 /** The shared-expert MlpBlock of a layer config: its activations, dtypes, dropout and fp32 flag. */
@@ -42,6 +53,7 @@ export class RoutedAndSharedMoE extends Module {
   constructor(config: MoeConfig, opts: { key?: Key } = {}) {
     super();
     this.config = config;
+    checkMemory("RoutedAndSharedMoE", weightEstimate(layerParamShapes(config, true), config.weightDtype));
     const key = opts.key ?? prngKey(0);
     this.routedMoe = new RoutedMoE(config, { intermediateDim: config.moeMlpDim, key: foldIn(key, 0) });
     this.sharedExperts = sharedMlpBlock(config, sharedExpertDim(config), foldIn(key, 1));

@@ -14,6 +14,9 @@ import { localPermute, permute, unpermute, type PermuteOptions } from "./permute
 import { generateMasks, generateMasksSubgroup, getContextPartitionAndSubSeq, reshapeAndUpdateWeights } from "./dispatch.js";
 import { loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
 import { gateDtype, gateLogit } from "./gate-logit.js";
+import { checkGateLogits } from "./finite-logits.js";
+import { weightEstimate } from "./memory-estimate.js";
+import { checkMemory } from "../core/memory.js";
 import type { RoutingRng } from "./routing.js";
 import type { Group } from "../parallel/group.js";
 import {
@@ -68,6 +71,12 @@ export function routedGate(
   const x = cast(inputs_BSD, cfg.dtype);
   const routingInputs = gateInputs === undefined ? x : cast(gateInputs, gateDtype(cfg));
   const { logits_BSE, preBiasLogits_BSE } = gateLogit(cfg, w.gateKernel, w.gateBias, routingInputs);
+  checkGateLogits(logits_BSE, {
+    inputName: gateInputs === undefined ? "the layer input" : "gate_inputs",
+    inputs_BSD: routingInputs,
+    kernel_DE: w.gateKernel,
+    bias_E: cfg.routedBias ? w.gateBias : undefined,
+  });
   return { x, logits: logits_BSE, pre: preBiasLogits_BSE };
 }
 
@@ -147,6 +156,7 @@ export class RoutedMoE extends Module {
     this.intermediateDim = opts.intermediateDim ?? config.moeMlpDim;
     const init = opts.kernelInit ?? defaultKernelInit;
     const shapes = routedMoeParamShapes(config, this.intermediateDim);
+    checkMemory("RoutedMoE", weightEstimate(Object.values(shapes), config.weightDtype));
     const keys = split(opts.key ?? prngKey(0), Object.keys(shapes).length);
     const w: Partial<Record<keyof RoutedMoeWeights, Tensor>> = {};
     const wdt = config.weightDtype;

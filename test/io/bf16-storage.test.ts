@@ -57,9 +57,12 @@ describe("bits-backed bfloat16 tensors", () => {
     const t = new Tensor(randomBits(1 << 19, 9), [1 << 19], "bfloat16");
     const widenedCopy = Float32Array.from(t.data);
     const twin = t.sameStorage();
+    const bits = t.bf16Bits!;
     recycle(t, twin);
     expect(recycledBytes()).toBe(0);
-    expect(bitsOf(twin.data as Float32Array)).toEqual(bitsOf(widenedCopy));
+    expect(() => twin.data).toThrow(/used after recycle/);
+    const later = new Tensor(bits, [1 << 19], "bfloat16");
+    expect(bitsOf(later.data as Float32Array)).toEqual(bitsOf(widenedCopy));
     releaseRecycled();
   });
 

@@ -41,12 +41,12 @@ describe.skipIf(nativeBackend === undefined)("recycle (native fused FFN)", () =>
       const fresh = step();
       const poison = [0, 1, 2].map(() => new Tensor(new Float32Array(E * D * H).fill(NaN), [E, D, H], "float32"));
       releaseRecycled();  // the residuals of `fresh` went back to the pool: start from the NaN buffers only
+      const reused = new Set(poison.map((t) => t.data));
       recycle(poison);
       expect(recycledBytes()).toBe(3 * E * D * H * 4);
       const again = step();
       expect(bits(again.value)).toEqual(bits(fresh.value));
       again.grads.forEach((g, i) => expect(bits(g), `grad ${i}`).toEqual(bits(fresh.grads[i]!)));
-      const reused = new Set(poison.map((t) => t.data));
       expect(again.grads.slice(2).every((g) => reused.has(g.data))).toBe(true);
     });
   });

@@ -12,7 +12,7 @@ import {
 } from "../../checkpoint/index.js";
 import { readKeysFile } from "../config-file.js";
 import { checkOutput } from "../outputs.js";
-import { optionalIntFlag } from "../flags.js";
+import { applyMaxMemory, optionalIntFlag } from "../flags.js";
 
 const HELP = `Usage: moekit convert --from hf|maxtext --to hf|maxtext IN OUT [options]
 
@@ -28,6 +28,7 @@ Options:
   --config FILE        MaxText keys (JSON or YAML) for a MaxText file without moekit metadata
   --module KIND        ${MODULE_KINDS.join(" | ")} (MaxText file without metadata)
   --max-shard-bytes N  write shards of at most N data bytes plus an index json
+  --max-memory BYTES   refuse a layer estimated above BYTES in memory (default: 75% of free memory)
   --force              replace an existing OUT (a file, or a folder holding only a checkpoint)
   --quiet              no progress messages on stderr`;
 
@@ -49,6 +50,7 @@ export async function convertCommand(argv: string[]): Promise<number> {
       config: { type: "string" },
       module: { type: "string" },
       "max-shard-bytes": { type: "string" },
+      "max-memory": { type: "string" },
       quiet: { type: "boolean" },
       force: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -71,6 +73,7 @@ export async function convertCommand(argv: string[]): Promise<number> {
     ],
     overwrite,
   );
+  applyMaxMemory(values["max-memory"]);
   const layer = optionalIntFlag(values.layer, "--layer", 0);
   const maxShardBytes = optionalIntFlag(values["max-shard-bytes"], "--max-shard-bytes", 1);
   const family = values.family;

@@ -5,18 +5,21 @@ import { isHfFamily, makeLayer, writeHfMoeLayer, writeMaxTextMoeLayer, type MoeL
 import { moeConfig } from "../../moe/config.js";
 import { getPreset } from "../../moe/presets.js";
 import { RoutedMoE } from "../../moe/routed-moe.js";
-import { RoutedAndSharedMoE, sharedExpertDim } from "../../moe/routed-and-shared-moe.js";
+import { layerParamShapes, RoutedAndSharedMoE, sharedExpertDim } from "../../moe/routed-and-shared-moe.js";
 import { prngKey } from "../../nn/random.js";
 import { checkOutput } from "../outputs.js";
-import { intFlag } from "../flags.js";
+import { applyMaxMemory, intFlag } from "../flags.js";
+import { checkMemory } from "../../core/memory.js";
+import { weightEstimate } from "../../moe/memory-estimate.js";
 import { parseSets, withOverrides } from "../sets.js";
 
-const HELP = `Usage: moekit init --preset NAME [--format maxtext|hf] [--family F] [--seed N] [--set KEY=VALUE] [--force] OUT
+const HELP = `Usage: moekit init --preset NAME [--format maxtext|hf] [--family F] [--seed N] [--set KEY=VALUE] [--max-memory BYTES] [--force] OUT
 
 Writes one MoE layer with MaxText's initialisers (seeded) as a checkpoint: the MaxText layout
 (OUT ending in .safetensors, or a directory), or a Hugging Face directory (config.json + safetensors)
 of family F (mixtral, qwen3_moe, deepseek_v3, gpt_oss, llama4, ...). Read it back with
-\`moekit run --checkpoint OUT\`. An existing OUT is replaced only with --force.`;
+\`moekit run --checkpoint OUT\`. An existing OUT is replaced only with --force. A layer whose weights are
+estimated above --max-memory BYTES (default: 75% of free memory) is refused before anything is allocated.`;
 
 export function initCommand(argv: string[]): number {
   const { values, positionals } = parseArgs({
@@ -27,6 +30,7 @@ export function initCommand(argv: string[]): number {
       format: { type: "string", default: "maxtext" },
       family: { type: "string" },
       seed: { type: "string", default: "0" },
+      "max-memory": { type: "string" },
       set: { type: "string", multiple: true },
       force: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -38,12 +42,14 @@ export function initCommand(argv: string[]): number {
   }
   const out = positionals[0];
   if (values.preset === undefined || out === undefined) throw new MoeError("give --preset NAME and an output path (see --help)");
+  applyMaxMemory(values["max-memory"]);
   const overwrite = values.force === true;
   checkOutput({ flag: "OUT", path: out }, [], overwrite);
   const p = getPreset(values.preset);
   const keys = withOverrides(p.keys, parseSets(values.set));
   const cfg = moeConfig(keys);
   const key = prngKey(intFlag(values.seed, "--seed", 0));
+  checkMemory("init", weightEstimate(layerParamShapes(cfg, p.layer === "routed_and_shared"), cfg.weightDtype));
   let params: Record<string, Tensor>;
   let sharedDim = 0;
   if (p.layer === "routed_and_shared") {

@@ -11,7 +11,10 @@ import { foldIn, normal, prngKey } from "../../nn/random.js";
 import { HF_FAMILIES, isHfFamily, moeLayerForward, openMoeLayer, type CheckpointFormat, type MoeLayer } from "../../checkpoint/index.js";
 import { readKeysFile } from "../config-file.js";
 import { checkOutput } from "../outputs.js";
-import { intFlag, optionalIntFlag } from "../flags.js";
+import { applyMaxMemory, intFlag, optionalIntFlag } from "../flags.js";
+import { checkMemory } from "../../core/memory.js";
+import { forwardEstimate } from "../../moe/memory-estimate.js";
+import { runtimeInfo } from "../../backends/select.js";
 
 const HELP = `Usage: moekit run --checkpoint PATH [options]
 
@@ -32,6 +35,7 @@ Options:
   --family NAME      read a HF checkpoint as this family (${HF_FAMILIES.join(", ")})
   --config FILE      MaxText keys for a MaxText file without moekit metadata
   --batch B, --seq S, --seed N   random input when no --input (default 1, 8, 0)
+  --max-memory BYTES refuse a forward estimated above BYTES (default: 75% of free memory)
   --json             machine-readable output`;
 
 /** True when `moekit run` was given --checkpoint (the lead's run.ts hands such calls to runCheckpointCommand). */
@@ -82,6 +86,7 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
       batch: { type: "string", default: "1" },
       seq: { type: "string", default: "8" },
       seed: { type: "string", default: "0" },
+      "max-memory": { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -106,6 +111,7 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
     ];
     checkOutput({ flag: "--output", path: out }, inputs, values.force === true);
   }
+  applyMaxMemory(values["max-memory"]);
   const layerArg = optionalIntFlag(values.layer, "--layer", 0);
   const batch = intFlag(values.batch, "--batch", 1);
   const seq = intFlag(values.seq, "--seq", 1);
@@ -126,12 +132,14 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
   const D = cfg.expertInputDim;
   for (const c of layer.caveats) log(`note: ${c}`);
   let x: Tensor;
+  if (values.input === undefined) checkMemory("run", forwardEstimate(cfg, batch, seq, layer.sharedDim));
   if (values.input !== undefined) {
     x = readInput(values.input, D);
   } else {
     x = normal(foldIn(prngKey(seed), 2), [batch, seq, D], cfg.dtype);
   }
   const [B, S] = x.shape as [number, number, number];
+  if (values.input !== undefined) checkMemory("run", forwardEstimate(cfg, B, S, layer.sharedDim));
   log(
     `forward on x [${B},${S},${D}] ${cfg.dtype} (${layer.module}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, H=${cfg.moeMlpDim}${layer.sharedDim > 0 ? `, shared ${layer.sharedDim}` : ""})`,
   );
@@ -164,6 +172,7 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
     lbLoss: o.lbLoss?.item() ?? null,
     loadMs: Number(loadMs.toFixed(2)),
     forwardMs: Number(ms.toFixed(2)),
+    backend: runtimeInfo().backend,
     caveats: layer.caveats,
   };
   if (values.json === true) {
@@ -180,6 +189,6 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
   console.log(`tokens/expert   ${perExpert.join(" ")}`);
   console.log(`dropped         ${report.droppedAssignments} of ${report.routedAssignments} assignments`);
   console.log(`lb_loss         ${report.lbLoss === null ? "none (load_balance_loss_weight = 0)" : report.lbLoss.toExponential(4)}`);
-  console.log(`load            ${report.loadMs} ms, forward ${report.forwardMs} ms (reference backend)`);
+  console.log(`load            ${report.loadMs} ms, forward ${report.forwardMs} ms (${report.backend} backend)`);
   return 0;
 }

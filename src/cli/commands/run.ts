@@ -3,14 +3,18 @@ import { MoeError } from "../../core/errors.js";
 import { stats } from "../summary.js";
 import { parseSets, withOverrides } from "../sets.js";
 import { moeConfig, type MoeConfig } from "../../moe/config.js";
-import { getPreset } from "../../moe/presets.js";
+import { getPreset, type Preset } from "../../moe/presets.js";
 import { RoutedMoE, type MoeOutput } from "../../moe/routed-moe.js";
-import { RoutedAndSharedMoE } from "../../moe/routed-and-shared-moe.js";
+import { layerParamShapes, RoutedAndSharedMoE, sharedExpertDim } from "../../moe/routed-and-shared-moe.js";
 import { bincount } from "../../ops/indexing.js";
 import { foldIn, normal, prngKey } from "../../nn/random.js";
 import { runCheckpointCommand, wantsCheckpoint } from "./run-checkpoint.js";
 import { readKeysFile } from "../config-file.js";
-import { intFlag } from "../flags.js";
+import { applyMaxMemory, intFlag } from "../flags.js";
+import { checkMemory } from "../../core/memory.js";
+import { forwardEstimate, weightEstimate } from "../../moe/memory-estimate.js";
+import { computeDtype } from "../compute-dtype.js";
+import { runtimeInfo } from "../../backends/select.js";
 
 const HELP = `Usage: moekit run (--preset NAME | --config FILE) [options]
        moekit run --checkpoint PATH [--layer N] ...   (see moekit run --checkpoint PATH --help)
@@ -25,22 +29,40 @@ Options:
   --batch B         batch size (default 2)
   --seq S           sequence length (default 8)
   --seed N          PRNG seed for weights and input (default 0)
+                    dtype=bfloat16 (MaxText's default) runs with float32 activations and bfloat16 weights;
+                    --set dtype=bfloat16 keeps bfloat16 activations (MaxText's rounding points, slower)
   --max-params N    refuse layers with more parameters (default 2e8; the reference backend is slow)
+  --max-memory BYTES  refuse when weights and activations are estimated above BYTES (default: 75% of free memory)
   --json            machine-readable output`;
 
-function configFrom(values: { preset?: string; config?: string; set?: string[] }): { cfg: MoeConfig; shared: boolean; label: string } {
-  const overrides = parseSets(values.set);
+interface LayerChoice {
+  cfg: MoeConfig;
+  shared: boolean;
+  label: string;
+  note: string | undefined;
+}
+
+function keysFrom(values: { preset?: string; config?: string }): { keys: Record<string, unknown>; preset?: Preset; label: string } {
   if (values.preset !== undefined && values.config !== undefined) throw new MoeError("give --preset NAME or --config FILE, not both");
   if (values.preset !== undefined) {
-    const p = getPreset(values.preset);
-    return { cfg: moeConfig(withOverrides(p.keys, overrides)), shared: p.layer === "routed_and_shared", label: p.name };
+    const preset = getPreset(values.preset);
+    return { keys: preset.keys, preset, label: preset.name };
   }
-  if (values.config !== undefined) {
-    const obj = readKeysFile(values.config);
-    const cfg = moeConfig(withOverrides(obj, overrides));
-    return { cfg, shared: cfg.sharedExperts > 0 && ["deepseek", "gemma4", "llama4"].includes(cfg.decoderBlock), label: values.config };
-  }
+  if (values.config !== undefined) return { keys: readKeysFile(values.config), label: values.config };
   throw new MoeError("give --preset NAME or --config FILE (see --help)");
+}
+
+function configFrom(values: { preset?: string; config?: string; set?: string[] }): LayerChoice {
+  const sets = parseSets(values.set);
+  const { keys, preset, label } = keysFrom(values);
+  const asConfigured = moeConfig(withOverrides(keys, sets));
+  const { overrides, note } = computeDtype(asConfigured, sets);
+  const cfg = note === undefined ? asConfigured : moeConfig(withOverrides(keys, { ...sets, ...overrides }));
+  const shared =
+    preset !== undefined
+      ? preset.layer === "routed_and_shared"
+      : cfg.sharedExperts > 0 && ["deepseek", "gemma4", "llama4"].includes(cfg.decoderBlock);
+  return { cfg, shared, label, note };
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
@@ -55,6 +77,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       seq: { type: "string", default: "8" },
       seed: { type: "string", default: "0" },
       "max-params": { type: "string", default: "2e8" },
+      "max-memory": { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -67,7 +90,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   const S = intFlag(values.seq, "--seq", 1);
   const seed = intFlag(values.seed, "--seed", 0);
   const maxParams = intFlag(values["max-params"], "--max-params", 0);
-  const { cfg, shared, label } = configFrom(values);
+  applyMaxMemory(values["max-memory"]);
+  const { cfg, shared, label, note } = configFrom(values);
   const D = cfg.expertInputDim;
   const approxParams = cfg.numExperts * 3 * D * cfg.moeMlpDim + D * cfg.numExperts;
   if (approxParams > maxParams) {
@@ -75,10 +99,15 @@ export async function runCommand(argv: string[]): Promise<number> {
       `${label} has ~${approxParams.toExponential(2)} routed parameters, over --max-params ${values["max-params"]}; try the tiny-${label} preset`,
     );
   }
+  checkMemory("run", {
+    ...weightEstimate(layerParamShapes(cfg, shared), cfg.weightDtype),
+    ...forwardEstimate(cfg, B, S, shared ? sharedExpertDim(cfg) : 0),
+  });
   const key = prngKey(seed);
   const log = (m: string): void => {
     if (values.json !== true) console.error(`[moekit] ${m}`);
   };
+  if (note !== undefined) log(note);
   log(
     `initialising ${label} (${shared ? "RoutedAndSharedMoE" : "RoutedMoE"}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, D=${D}, H=${cfg.moeMlpDim}, ${cfg.sparseMatmul ? "sparse" : "dense"})`,
   );
@@ -101,6 +130,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     expertCapacity: o.expertCapacity ?? null,
     lbLoss: o.lbLoss?.item() ?? null,
     biasUpdates: o.biasUpdates === undefined ? null : Array.from(o.biasUpdates.data),
+    dtype: cfg.dtype,
+    weightDtype: cfg.weightDtype,
+    backend: runtimeInfo().backend,
     forwardMs: Number(ms.toFixed(2)),
   };
   if (values.json === true) {
@@ -120,6 +152,6 @@ export async function runCommand(argv: string[]): Promise<number> {
     `lb_loss         ${report.lbLoss === null ? "none (load_balance_loss_weight = 0 or inference)" : report.lbLoss.toExponential(4)}`,
   );
   if (report.biasUpdates !== null) console.log(`bias_updates    ${report.biasUpdates.map((v) => v.toFixed(4)).join(" ")}`);
-  console.log(`forward         ${report.forwardMs} ms (reference backend)`);
+  console.log(`forward         ${report.forwardMs} ms (${report.backend} backend, ${cfg.dtype} activations, ${cfg.weightDtype} weights)`);
   return 0;
 }
