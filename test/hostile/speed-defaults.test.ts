@@ -24,13 +24,21 @@ async function report(...argv: string[]): Promise<Record<string, unknown>> {
 }
 
 describe("moekit run and MaxText's default dtype", () => {
-  it("a dtype=bfloat16 layer runs with float32 activations and bfloat16 weights, and says so in one line", async () => {
+  it("MaxText's default dtype (bfloat16) runs with float32 activations and bfloat16 weights, and says so in one line", async () => {
     const f = configFile();
     expect(await report("--config", f)).toMatchObject({ dtype: "float32", weightDtype: "bfloat16" });
     const r = await cli("run", "--config", f);
     const notes = r.err.split("\n").filter((l) => l.includes("dtype=bfloat16"));
     expect(notes).toHaveLength(1);
-    expect(notes[0]).toMatch(/float32 activations and bfloat16 weights \(--set dtype=bfloat16 keeps/);
+    expect(notes[0]).toMatch(
+      /float32 activations and bfloat16 weights \(set dtype: bfloat16 in the config or --set dtype=bfloat16 to keep them\)/,
+    );
+  });
+
+  it("a dtype: bfloat16 the config names is run as given, without the note", async () => {
+    const f = configFile({ dtype: "bfloat16" });
+    expect(await report("--config", f)).toMatchObject({ dtype: "bfloat16", weightDtype: "float32" });
+    expect((await cli("run", "--config", f)).err).not.toMatch(/no fused kernel/);
   });
 
   it("--set dtype=bfloat16 keeps MaxText's bfloat16 activations, without the note", async () => {

@@ -29,8 +29,8 @@ Options:
   --batch B         batch size (default 2)
   --seq S           sequence length (default 8)
   --seed N          PRNG seed for weights and input (default 0)
-                    dtype=bfloat16 (MaxText's default) runs with float32 activations and bfloat16 weights;
-                    --set dtype=bfloat16 keeps bfloat16 activations (MaxText's rounding points, slower)
+                    MaxText's default dtype (bfloat16, when neither the config nor --set names one) runs
+                    with float32 activations and bfloat16 weights; a dtype that is named is run as given
   --max-params N    refuse layers with more parameters (default 2e8; the reference backend is slow)
   --max-memory BYTES  refuse when weights and activations are estimated above BYTES (default: 75% of free memory)
   --json            machine-readable output`;
@@ -56,7 +56,7 @@ function configFrom(values: { preset?: string; config?: string; set?: string[] }
   const sets = parseSets(values.set);
   const { keys, preset, label } = keysFrom(values);
   const asConfigured = moeConfig(withOverrides(keys, sets));
-  const { overrides, note } = computeDtype(asConfigured, sets);
+  const { overrides, note } = computeDtype(asConfigured, { ...keys, ...sets });
   const cfg = note === undefined ? asConfigured : moeConfig(withOverrides(keys, { ...sets, ...overrides }));
   const shared =
     preset !== undefined
