@@ -2,11 +2,18 @@
 // (an untracked weight skips its products). The residuals go back to the storage pool afterwards, so a second
 // backward pass over the same forward is refused rather than reading recycled memory.
 import { MoeError } from "../core/errors.js";
-import { storagePool } from "../core/pool.js";
+import { recycle } from "../core/pool.js";
 import type { Tensor } from "../core/tensor.js";
-import { expertFfnInputs, type ExpertFfnBwdParams, type ExpertFfnParams } from "../prims/expert-ffn.js";
+import {
+  expertFfnBwdOutputs,
+  expertFfnInputList,
+  expertFfnInputs,
+  type ExpertFfnBwdParams,
+  type ExpertFfnParams,
+  type FfnGradName,
+} from "../prims/expert-ffn.js";
 import { Prim } from "../prims/prims.js";
-import { apply } from "../backends/dispatch.js";
+import { apply, cast } from "./lax.js";
 
 const consumed = new WeakSet<Tensor>();
 
@@ -36,26 +43,22 @@ export function expertFfnVjp(
       bias: tracked(a.b0) || tracked(a.b1) || tracked(a.bo),
     },
   };
-  const grads = apply(
-    Prim.ExpertFfnBwd,
-    [ct.dtype === "float32" ? ct : apply(Prim.Cast, [ct], { dtype: "float32" })[0]!, ...inputs, ...res],
-    p,
-  );
-  for (const r of res) {
-    consumed.add(r);
-    storagePool.give(r.data as Float32Array);
-  }
-  let i = 0;
-  const next = (want: boolean): Tensor | undefined => (want ? grads[i++] : undefined);
-  const dx = next(true);
-  const dw = next(params.hasCombineWeights && p.grads.w);
-  const dwi0 = next(p.grads.wi0);
-  const dwi1 = next(p.grads.wi1);
-  const dwo = next(p.grads.wo);
-  const wantBias = params.hasBias && p.grads.bias;
-  const [db0, db1, dbo] = [next(wantBias), next(wantBias), next(wantBias)];
-  const out: (Tensor | undefined)[] = [dx, undefined, undefined, dwi0, dwi1, dwo];
-  if (params.hasCombineWeights) out.push(dw);
-  if (params.hasBias) out.push(db0, db1, dbo);
-  return out;
+  const grads = apply(Prim.ExpertFfnBwd, [cast(ct, "float32"), ...inputs, ...res], p);
+  for (const r of res) consumed.add(r);
+  recycle(res);
+  const got = new Map(expertFfnBwdOutputs(p).map((n, i) => [n, grads[i]]));
+  const g = (n: FfnGradName): Tensor | undefined => got.get(n);
+  const byInput = {
+    x: g("x"),
+    order: undefined,
+    groupSizes: undefined,
+    wi0: g("wi0"),
+    wi1: g("wi1"),
+    wo: g("wo"),
+    w: g("w"),
+    b0: g("b0"),
+    b1: g("b1"),
+    bo: g("bo"),
+  };
+  return expertFfnInputList(byInput, params);
 }

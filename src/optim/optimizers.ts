@@ -7,8 +7,6 @@ import { shapesEqual } from "../core/shape.js";
 import { Tensor } from "../core/tensor.js";
 import { adamwStep, sgdStep } from "../ops/optim-steps.js";
 
-const f = Math.fround;
-
 function checkedParams(name: string, params: readonly Tensor[]): Float32Array[] {
   const data = params.map((p, i) => {
     if (p.dtype !== "float32" || !(p.data instanceof Float32Array)) {
@@ -106,20 +104,18 @@ export class AdamW {
   step(grads: readonly (Tensor | undefined)[]): void {
     const gs = checkedGrads("adamw", this.#p, this.#shapes, grads);
     this.#t++;
-    // the per-step scalars, as float32 values (the kernels' operands)
-    const s = [
-      this.lr,
-      this.b1,
-      1 - this.b1,
-      this.b2,
-      1 - this.b2,
-      1 - this.b1 ** this.#t,
-      1 - this.b2 ** this.#t,
-      this.eps,
-      this.weightDecay,
-    ].map(f) as [number, number, number, number, number, number, number, number, number];
-    const [lr, b1, omb1, b2, omb2, bc1, bc2, eps, weightDecay] = s;
-    const params = { lr, b1, omb1, b2, omb2, bc1, bc2, eps, weightDecay };
+    // the per-step scalars (the kernels round each to float32)
+    const params = {
+      lr: this.lr,
+      b1: this.b1,
+      omb1: 1 - this.b1,
+      b2: this.b2,
+      omb2: 1 - this.b2,
+      bc1: 1 - this.b1 ** this.#t,
+      bc2: 1 - this.b2 ** this.#t,
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+    };
     gs.forEach((g, i) => {
       if (g === undefined) return;
       adamwStep(flat(this.#p[i]!), flat(g), flat(this.#m[i]!), flat(this.#v[i]!), params);
@@ -153,12 +149,10 @@ export class SGD {
 
   step(grads: readonly (Tensor | undefined)[]): void {
     const gs = checkedGrads("sgd", this.#p, this.#shapes, grads);
-    const lr = f(this.lr);
-    const mu = f(this.momentum);
     gs.forEach((g, i) => {
       if (g === undefined) return;
       const trace = this.#trace[i];
-      sgdStep(flat(this.#p[i]!), flat(g), trace === null ? undefined : flat(trace!), { lr, momentum: mu });
+      sgdStep(flat(this.#p[i]!), flat(g), trace === null ? undefined : flat(trace!), { lr: this.lr, momentum: this.momentum });
     });
   }
 }

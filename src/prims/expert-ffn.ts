@@ -43,6 +43,21 @@ export interface ExpertFfnGrads {
 
 export type ExpertFfnBwdParams = Omit<ExpertFfnParams, "residuals"> & { grads: ExpertFfnGrads };
 
+/** A gradient ExpertFfnBwd can output, named by its input. */
+export type FfnGradName = "x" | "w" | "wi0" | "wi1" | "wo" | "b0" | "b1" | "bo";
+
+/** ExpertFfnBwd's outputs in order: dx, then each requested gradient in input order. */
+export function expertFfnBwdOutputs(p: ExpertFfnBwdParams): FfnGradName[] {
+  const g = p.grads;
+  const out: FfnGradName[] = ["x"];
+  if (p.hasCombineWeights && g.w) out.push("w");
+  if (g.wi0) out.push("wi0");
+  if (g.wi1) out.push("wi1");
+  if (g.wo) out.push("wo");
+  if (p.hasBias && g.bias) out.push("b0", "b1", "bo");
+  return out;
+}
+
 /** The inputs of ExpertFfn by name: [x, order, groupSizes, wi0, wi1, wo, w?, b0?, b1?, bo?]. */
 export interface ExpertFfnInputs<T> {
   x: T;
@@ -155,13 +170,15 @@ export function expertFfnBwdShape(ins: readonly Aval[], p: ExpertFfnBwdParams): 
   expect("expert_ffn_bwd", "h0", h0, [R, H], f32, "float32");
   expect("expert_ffn_bwd", "h1", h1, [R, H], f32, "float32");
   expect("expert_ffn_bwd", "o", o, [R, D], f32, "float32");
-  const out: Aval[] = [{ shape: [T, D], dtype: "float32" }];
-  const g = p.grads;
-  if (p.hasCombineWeights && g.w) out.push({ shape: [T, K], dtype: "float32" });
-  if (g.wi0) out.push({ shape: [E, D, H], dtype: "float32" });
-  if (g.wi1) out.push({ shape: [E, D, H], dtype: "float32" });
-  if (g.wo) out.push({ shape: [E, H, D], dtype: "float32" });
-  if (p.hasBias && g.bias)
-    out.push({ shape: [E, H], dtype: "float32" }, { shape: [E, H], dtype: "float32" }, { shape: [E, D], dtype: "float32" });
-  return out;
+  const shapes: Record<FfnGradName, number[]> = {
+    x: [T, D],
+    w: [T, K],
+    wi0: [E, D, H],
+    wi1: [E, D, H],
+    wo: [E, H, D],
+    b0: [E, H],
+    b1: [E, H],
+    bo: [E, D],
+  };
+  return expertFfnBwdOutputs(p).map((n) => ({ shape: shapes[n], dtype: "float32" }));
 }

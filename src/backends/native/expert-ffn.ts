@@ -5,7 +5,14 @@ import type { TypedArray } from "../../core/dtype.js";
 import { storagePool } from "../../core/pool.js";
 import type { Aval } from "../../core/shape.js";
 import type { Tensor } from "../../core/tensor.js";
-import { expertFfnInputs, FFN_ACTIVATIONS, type ExpertFfnBwdParams, type ExpertFfnParams } from "../../prims/expert-ffn.js";
+import {
+  expertFfnBwdOutputs,
+  expertFfnInputs,
+  FFN_ACTIVATIONS,
+  type ExpertFfnBwdParams,
+  type ExpertFfnParams,
+  type FfnGradName,
+} from "../../prims/expert-ffn.js";
 import type { NativeBinding, NativeFfnProblem, NativeWeights } from "./binding.js";
 
 /** moe_activation_t by activation name. */
@@ -79,15 +86,24 @@ export function expertFfnBwdNative(b: NativeBinding, ins: readonly Tensor[], p: 
   const fwdIns = ins.slice(1, -4);
   // the outputs in the shape rule's order, each from the pool (the kernels write every element)
   const grads = outs.map((o) => storagePool.take(o.shape.reduce((x, y) => x * y, 1)));
-  let i = 1;
-  const g = p.grads;
-  const next = (want: boolean): Float32Array | null => (want ? grads[i++]! : null);
-  const dw = next(p.hasCombineWeights && g.w);
-  const dwi0 = next(g.wi0);
-  const dwi1 = next(g.wi1);
-  const dwo = next(g.wo);
-  const withBias = p.hasBias && g.bias;
-  const [db0, db1, dbo] = [next(withBias), next(withBias), next(withBias)];
-  b.ffnBwd({ ...problem(b, fwdIns, p), dy, resAct: act, resH0: h0, resH1: h1, resO: o, dx: grads[0]!, dw, dwi0, dwi1, dwo, db0, db1, dbo });
+  const named = new Map(expertFfnBwdOutputs(p).map((n, i) => [n, grads[i]!]));
+  // a gradient not asked for is null: the kernels skip its products
+  const d = (n: FfnGradName): Float32Array | null => named.get(n) ?? null;
+  b.ffnBwd({
+    ...problem(b, fwdIns, p),
+    dy,
+    resAct: act,
+    resH0: h0,
+    resH1: h1,
+    resO: o,
+    dx: grads[0]!,
+    dw: d("w"),
+    dwi0: d("wi0"),
+    dwi1: d("wi1"),
+    dwo: d("wo"),
+    db0: d("b0"),
+    db1: d("b1"),
+    dbo: d("bo"),
+  });
   return grads;
 }

@@ -4,7 +4,15 @@
 import type { TypedArray } from "../../../core/dtype.js";
 import { ShapeError } from "../../../core/errors.js";
 import type { Tensor } from "../../../core/tensor.js";
-import { checkExpertFfn, expertFfnInputs, type ExpertFfnBwdParams, type ExpertFfnParams, type FfnDims } from "../../../prims/expert-ffn.js";
+import {
+  checkExpertFfn,
+  expertFfnBwdOutputs,
+  expertFfnInputs,
+  type ExpertFfnBwdParams,
+  type ExpertFfnParams,
+  type FfnDims,
+  type FfnGradName,
+} from "../../../prims/expert-ffn.js";
 import { gluF32, gluGrad } from "./glu.js";
 
 /** Per sorted row: its token, its expert (−1 past the groups) and, per routed choice, its row. */
@@ -158,16 +166,17 @@ export function expertFfnBwd(ins: readonly Tensor[], p: ExpertFfnBwdParams): Typ
     }
     return out;
   };
-  const g = p.grads;
-  const outs: TypedArray[] = [dx];
-  if (p.hasCombineWeights && g.w) outs.push(Float32Array.from(dw));
   const xRow = (r: number, i: number): number => x[token[r]! * D + i]!;
-  if (g.wi0) outs.push(perExpert(D, H, xRow, dh0));
-  if (g.wi1) outs.push(perExpert(D, H, xRow, dh1));
-  if (g.wo) outs.push(perExpert(H, D, (r, i) => act[r * H + i]!, dO));
-  if (p.hasBias && g.bias) {
-    const one = (): number => 1;
-    outs.push(perExpert(1, H, one, dh0), perExpert(1, H, one, dh1), perExpert(1, D, one, dO));
-  }
-  return outs;
+  const one = (): number => 1;
+  const grad: Record<FfnGradName, () => TypedArray> = {
+    x: () => dx,
+    w: () => Float32Array.from(dw),
+    wi0: () => perExpert(D, H, xRow, dh0),
+    wi1: () => perExpert(D, H, xRow, dh1),
+    wo: () => perExpert(H, D, (r, i) => act[r * H + i]!, dO),
+    b0: () => perExpert(1, H, one, dh0),
+    b1: () => perExpert(1, H, one, dh1),
+    bo: () => perExpert(1, D, one, dO),
+  };
+  return expertFfnBwdOutputs(p).map((n) => grad[n]());
 }
