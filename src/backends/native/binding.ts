@@ -1,6 +1,6 @@
 // Typed access to the Node-API addon built from native/ (see native/include/moe-kernels.h for the kernels'
-// contracts). The addon is loaded on first use; loading never throws: when the addon is missing or fails to load,
-// nativeBinding() is undefined and nativeUnavailableReason() says why.
+// contracts). The addon is loaded on first use. A missing or broken addon is not an error: nativeBinding() is
+// undefined and nativeUnavailableReason() says why (an invalid MOEKIT_* variable does throw, from core/env.ts).
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
