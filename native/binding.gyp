@@ -5,6 +5,7 @@
       "sources": [
         "napi/addon.cpp",
         "kernels/api.cpp",
+        "kernels/bf16_acts.cpp",
         "kernels/bf16_path.cpp",
         "kernels/convert.cpp",
         "kernels/cpu_features.cpp",

@@ -95,6 +95,10 @@ struct IsaUnit {
                   moe_activation_t act, float limit, float* out, float* h0_out, float* h1_out);
   void (*glu_bwd)(const float* d_act, const float* h0, const float* h1, int64_t n, moe_activation_t act,
                   float limit, float* dh0, float* dh1);
+  // A bf16 layer's GLU over one row (bf16_acts.cpp's rounding points; h0, h1 rounded and biased in place); NULL, or
+  // false for an activation it leaves to bf16_acts.cpp's generic pass.
+  bool (*glu_fwd_bf16)(float* h0, float* h1, int64_t n, const float* b0, const float* b1, moe_activation_t act,
+                       float limit, float* out);
 };
 
 const IsaUnit& isa_unit_scalar();

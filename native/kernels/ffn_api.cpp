@@ -1,4 +1,4 @@
-// The C ABI of the fused FFN (moe_ffn_fwd / moe_ffn_bwd, fp32 and bf16 weights): argument checks, the index maps and
+// The C ABI of the fused FFN (moe_ffn_fwd / moe_ffn_bwd, fp32 and bf16 weights, and the forward of a bf16 layer): argument checks, the index maps and
 // the order of the stages (ffn_stages.hpp), with the intermediates in the workspace.
 #include <cstdint>
 #include <string>
@@ -32,7 +32,7 @@ bool oneshot_setup(Checker& ck, Dims& d, const float* x, int64_t T, int64_t D, c
 moe_status_t fwd_api(const char* where, const float* x, int64_t T, int64_t D, const int32_t* order, int64_t K,
                      const float* w, const void* wi0, const void* wi1, const void* wo, BElem be, const float* b0,
                      const float* b1, const float* bo, const int32_t* gs, int64_t E, int64_t H, moe_activation_t act,
-                     float limit, float* y, float* res_act, float* res_h0, float* res_h1, float* res_o) {
+                     float limit, bool bf16_layer, float* y, float* res_act, float* res_h0, float* res_h1, float* res_o) {
   return guarded(where, [&] {
     Checker ck{where, {}};
     Dims d;
@@ -44,8 +44,21 @@ moe_status_t fwd_api(const char* where, const float* x, int64_t T, int64_t D, co
     const int64_t R = d.R;
     float* act_buf = res_act != nullptr ? res_act : workspace().f32(0, R * H);
     float* o_buf = res_o != nullptr ? res_o : workspace().f32(1, R * D);
-    up_fwd(d, x, row_token, wi0, wi1, be, b0, b1, act, limit, act_buf, res_h0, res_h1);
-    down_fwd(d, act_buf, wo, be, bo, o_buf);
+    if (bf16_layer) {
+      float* h = (res_h0 == nullptr || res_h1 == nullptr) ? workspace().f32(2, 2 * R * H) : nullptr;
+      float* h0 = res_h0 != nullptr ? res_h0 : h;
+      float* h1 = res_h1 != nullptr ? res_h1 : h + R * H;
+      float* xr = workspace().f32(5, T * D);  // x as the composition's cast to bf16 leaves it
+      round_bf16(x, T * D, xr);
+      up_fwd_store(d, xr, row_token, wi0, wi1, be, h0, h1);
+      glu_fwd_bf16(d, h0, h1, b0, b1, act, limit, act_buf);
+      zero_rows(act_buf, d.off.back(), R, H);
+      down_fwd(d, act_buf, wo, be, nullptr, o_buf);
+      round_rows_bf16(d, o_buf, bo);
+    } else {
+      up_fwd(d, x, row_token, wi0, wi1, be, b0, b1, act, limit, act_buf, res_h0, res_h1);
+      down_fwd(d, act_buf, wo, be, bo, o_buf);
+    }
     combine_fwd(o_buf, D, inv, w, T, K, y);
     return MOE_STATUS_OK;
   });
@@ -92,7 +105,7 @@ moe_status_t moe_ffn_fwd_f32(const float* x, int64_t T, int64_t D, const int32_t
                              moe_activation_t activation, float clamp_limit, float* y, float* res_act, float* res_h0,
                              float* res_h1, float* res_o_rows) {
   return moe::detail::fwd_api("moe_ffn_fwd_f32", x, T, D, order, K, w, wi0, wi1, wo, BElem::F32, b0, b1, bo,
-                              group_sizes, E, H, activation, clamp_limit, y, res_act, res_h0, res_h1, res_o_rows);
+                              group_sizes, E, H, activation, clamp_limit, false, y, res_act, res_h0, res_h1, res_o_rows);
 }
 
 moe_status_t moe_ffn_fwd_bf16w(const float* x, int64_t T, int64_t D, const int32_t* order, int64_t K, const float* w,
@@ -101,7 +114,16 @@ moe_status_t moe_ffn_fwd_bf16w(const float* x, int64_t T, int64_t D, const int32
                                moe_activation_t activation, float clamp_limit, float* y, float* res_act, float* res_h0,
                                float* res_h1, float* res_o_rows) {
   return moe::detail::fwd_api("moe_ffn_fwd_bf16w", x, T, D, order, K, w, wi0, wi1, wo, BElem::BF16, b0, b1, bo,
-                              group_sizes, E, H, activation, clamp_limit, y, res_act, res_h0, res_h1, res_o_rows);
+                              group_sizes, E, H, activation, clamp_limit, false, y, res_act, res_h0, res_h1, res_o_rows);
+}
+
+moe_status_t moe_ffn_fwd_bf16(const float* x, int64_t T, int64_t D, const int32_t* order, int64_t K, const float* w,
+                              const uint16_t* wi0, const uint16_t* wi1, const uint16_t* wo, const float* b0,
+                              const float* b1, const float* bo, const int32_t* group_sizes, int64_t E, int64_t H,
+                              moe_activation_t activation, float clamp_limit, float* y, float* res_act, float* res_h0,
+                              float* res_h1, float* res_o_rows) {
+  return moe::detail::fwd_api("moe_ffn_fwd_bf16", x, T, D, order, K, w, wi0, wi1, wo, BElem::BF16, b0, b1, bo,
+                              group_sizes, E, H, activation, clamp_limit, true, y, res_act, res_h0, res_h1, res_o_rows);
 }
 
 moe_status_t moe_ffn_bwd_f32(const float* dy, const float* x, int64_t T, int64_t D, const int32_t* order, int64_t K,

@@ -35,26 +35,16 @@ GemmProblem tgmm_problem(const Dims& d, int64_t m, int64_t n, const float* a, co
   return P;
 }
 
-}  // namespace
-
-void up_fwd(const Dims& d, const float* x, const int32_t* row_token, const void* wi0, const void* wi1, BElem be,
-            const float* b0, const float* b1, moe_activation_t act, float limit, float* act_out, float* h0,
-            float* h1) {
+// Both up projections over the gathered tokens (x converted to bf16 once for the bf16-pair multiply kinds: every
+// token is gathered K times per column block); the epilogue is the caller's.
+GemmProblem up_problem(const Dims& d, const float* x, const int32_t* row_token, const void* wi0, const void* wi1, BElem be) {
   GemmProblem P = rows_problem(d, d.H, d.D, x, wi0, be, false);
   P.halves = 2;
   P.arow = row_token;
   P.b[1][0] = wi1;
-  P.epi.kind = EpiKind::GluFwd;
-  P.epi.out[0] = act_out;
-  P.epi.bias[0] = b0;
-  P.epi.bias[1] = b1;
-  P.epi.h_out[0] = h0;
-  P.epi.h_out[1] = h1;
-  P.epi.act = act;
-  P.epi.limit = limit;
   P.stream_small = true;
 #if defined(MOE_HAVE_X86_KERNELS)
-  if (P.mul != Mul::F32) {  // every token is gathered K times per column block: convert x to bf16 once
+  if (P.mul != Mul::F32) {
     auto* x16 = static_cast<uint16_t*>(workspace().get(4, std::max<int64_t>(1, d.T * d.D) * 2));
     const int64_t chunk = 1 << 16, n = d.T * d.D;
     auto cvt = [&](int64_t item, int) {
@@ -65,8 +55,35 @@ void up_fwd(const Dims& d, const float* x, const int32_t* row_token, const void*
     P.a16 = x16;
   }
 #endif
+  return P;
+}
+
+}  // namespace
+
+void up_fwd(const Dims& d, const float* x, const int32_t* row_token, const void* wi0, const void* wi1, BElem be,
+            const float* b0, const float* b1, moe_activation_t act, float limit, float* act_out, float* h0,
+            float* h1) {
+  GemmProblem P = up_problem(d, x, row_token, wi0, wi1, be);
+  P.epi.kind = EpiKind::GluFwd;
+  P.epi.out[0] = act_out;
+  P.epi.bias[0] = b0;
+  P.epi.bias[1] = b1;
+  P.epi.h_out[0] = h0;
+  P.epi.h_out[1] = h1;
+  P.epi.act = act;
+  P.epi.limit = limit;
   run_problem(P);
   for (float* o : {act_out, h0, h1}) zero_rows(o, d.off.back(), d.R, d.H);
+}
+
+void up_fwd_store(const Dims& d, const float* x, const int32_t* row_token, const void* wi0, const void* wi1, BElem be,
+                  float* h0, float* h1) {
+  GemmProblem P = up_problem(d, x, row_token, wi0, wi1, be);
+  P.epi.kind = EpiKind::Store;
+  P.epi.out[0] = h0;
+  P.epi.out[1] = h1;
+  run_problem(P);
+  for (float* o : {h0, h1}) zero_rows(o, d.off.back(), d.R, d.H);
 }
 
 void down_fwd(const Dims& d, const float* act, const void* wo, BElem be, const float* bo, float* o_rows) {

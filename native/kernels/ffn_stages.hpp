@@ -29,6 +29,9 @@ struct Dims {
 void up_fwd(const Dims& d, const float* x, const int32_t* row_token, const void* wi0, const void* wi1, BElem be,
             const float* b0, const float* b1, moe_activation_t act, float limit, float* act_out, float* h0,
             float* h1);
+// The up projection alone: h0, h1 = the products, unrounded and without bias (a bf16 layer's; see bf16_acts.cpp).
+void up_fwd_store(const Dims& d, const float* x, const int32_t* row_token, const void* wi0, const void* wi1, BElem be,
+                  float* h0, float* h1);
 void down_fwd(const Dims& d, const float* act, const void* wo, BElem be, const float* bo, float* o_rows);
 void down_bwd(const Dims& d, const float* d_o, const float* act, const float* h0, const float* h1, const void* wo,
               BElem be, moe_activation_t a, float limit, float* dh0, float* dh1, float* dwo, float* dbo);
@@ -48,5 +51,12 @@ void group_row_sums(const float* src, int64_t n, const std::vector<int64_t>& off
 void glu_fwd_all(const float* h0, const float* h1, int64_t n, moe_activation_t act, float limit, float* out);
 void glu_bwd_all(const float* d, const float* h0, const float* h1, int64_t n, moe_activation_t act, float limit,
                  float* dh0, float* dh1);
+
+// A bf16 layer's rounding points (bf16_acts.cpp): dst = src rounded to bf16 (n values); over the grouped rows: h0, h1 rounded, + their rounded biases
+// (NULL: none), rounded, then out = the GLU with every op rounded; o rounded, + its rounded bias, rounded.
+void round_bf16(const float* src, int64_t n, float* dst);
+void glu_fwd_bf16(const Dims& d, float* h0, float* h1, const float* b0, const float* b1, moe_activation_t act,
+                  float limit, float* out);
+void round_rows_bf16(const Dims& d, float* o, const float* bias);
 
 }  // namespace moe::detail

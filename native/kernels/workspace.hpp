@@ -18,7 +18,7 @@ struct AlignedFree {
 };
 
 // Buffers grown to the largest request and kept. Slots: 0, 1, 2 fp32 intermediates of the one-shot calls; 3 int32
-// index maps; 4 the bf16 copy of x for the bf16-pair multiply kinds.
+// index maps; 4 the bf16 copy of x for the bf16-pair multiply kinds; 5 x rounded to bf16 (a bf16 layer's forward).
 class Workspace {
  public:
   void* get(int slot, int64_t bytes) {
@@ -51,7 +51,7 @@ class Workspace {
     std::unique_ptr<void, AlignedFree> p;
     int64_t bytes = 0;
   };
-  Slot slots_[5];
+  Slot slots_[6];
 };
 
 Workspace& workspace();

@@ -64,8 +64,13 @@ export function bf16BitsToF32(halves: Uint16Array): Float32Array {
   return out;
 }
 
+/** Rounds each element to the nearest bfloat16 value in place (toBf16 on the bits, without a float round trip). */
 export function roundBf16InPlace(a: Float32Array): void {
-  for (let i = 0; i < a.length; i++) a[i] = toBf16(a[i]!);
+  const u = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  for (let i = 0; i < u.length; i++) {
+    const bits = u[i]!;
+    if (!isNaNBits(bits)) u[i] = (bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000;
+  }
 }
 
 export function parseDType(name: string): DType | undefined {

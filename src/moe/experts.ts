@@ -2,6 +2,7 @@
 // Legend: B batch, S sequence, N context partitions, T tokens, D model dim, H expert hidden, E experts,
 // K experts per token, C capacity, R routed rows.
 import type { Tensor } from "../core/tensor.js";
+import { isRecording } from "../autodiff/graph.js";
 import { add, cast, clip, minimum, mul, sigmoid, upcastF32 } from "../ops/elementwise.js";
 import { arange, take } from "../ops/indexing.js";
 import { einsum } from "../ops/matmul.js";
@@ -52,11 +53,14 @@ const WEIGHT_DTYPES: readonly string[] = ["float32", "bfloat16"];
 
 /**
  * The ExpertFfn primitive's options for this config, or undefined where it does not compute what the op
- * composition computes: layer dtypes other than float32 (the composition rounds every op to that dtype), weights of
- * other dtypes, and activations outside its GLU.
+ * composition computes: layer dtypes other than float32 and bfloat16, a bfloat16 layer being differentiated (the
+ * primitive has no bfloat16 backward), weights of other dtypes, and activations outside its GLU.
  */
-function expertFfnOptions(cfg: MoeConfig, w: ExpertWeights): ExpertFfnOptions | undefined {
-  if (cfg.dtype !== "float32") return undefined;
+function expertFfnOptions(cfg: MoeConfig, w: ExpertWeights, ...others: (Tensor | undefined)[]): ExpertFfnOptions | undefined {
+  const dtype = cfg.dtype;
+  const differentiated = (): boolean =>
+    isRecording() && [w.wi0, w.wi1, w.wo, w.wi0Bias, w.wi1Bias, w.woBias, ...others].some((t) => t?.node !== undefined);
+  if (dtype !== "float32" && (dtype !== "bfloat16" || differentiated())) return undefined;
   const name = cfg.mlpActivations[0] === "swish" ? "silu" : (cfg.mlpActivations[0] ?? "");
   if (!isFfnActivation(name)) return undefined;
   const dts = [w.wi0, w.wi1, w.wo].map((t) => t.dtype);
@@ -67,7 +71,7 @@ function expertFfnOptions(cfg: MoeConfig, w: ExpertWeights): ExpertFfnOptions | 
     clampLimit = cfg.mlpActivationsLimit;
     if (!(clampLimit > 0) || !Number.isFinite(clampLimit)) return undefined;
   }
-  return { numExpertsPerTok: cfg.numExpertsPerTok, activation: name, clampLimit, alpha: 1.702 };
+  return { numExpertsPerTok: cfg.numExpertsPerTok, activation: name, clampLimit, alpha: 1.702, dtype };
 }
 
 function ffnArgs(
@@ -96,7 +100,7 @@ function ffnArgs(
  * ragged buffer's padding) never reach an output.
  */
 export function expertFfn(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, expertOfRow_R: Tensor, w: ExpertWeights): Tensor {
-  const opts = expertFfnOptions(cfg, w);
+  const opts = expertFfnOptions(cfg, w, x_RD);
   const R = x_RD.shape[0]!;
   let n = 0;
   for (const g of groupSizes_E.data) n += g;
@@ -228,11 +232,11 @@ export interface SparseResult extends RoutingOutputs {
  * ExpertFfn primitive where it applies.
  */
 export function sparseExpertCombine(cfg: MoeConfig, r: Routed, w: ExpertWeights, batchSize: number, sequenceLength: number): Tensor {
-  const opts = expertFfnOptions(cfg, w);
+  const opts = expertFfnOptions(cfg, w, r.inputs_TD, r.weights_BSK);
   if (opts === undefined) return sparseExpertCombineComposed(cfg, r, w, batchSize, sequenceLength);
   const combine_TK = cfg.decoderBlock === "llama4" ? undefined : reshape(r.weights_BSK, [-1, cfg.numExpertsPerTok]);
   const y_TD = expertFfnOp(ffnArgs(cfg, w, r.inputs_TD, r.order_R, r.groupSize_E, combine_TK), opts);
-  return reshape(y_TD, [batchSize, sequenceLength, -1]);
+  return cast(reshape(y_TD, [batchSize, sequenceLength, -1]), cfg.dtype);
 }
 
 /** sparseExpertCombine as the composition of ops. */

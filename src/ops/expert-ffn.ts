@@ -4,10 +4,10 @@ import { UnsupportedError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
 import { bind } from "../autodiff/bind.js";
 import { isRecording } from "../autodiff/graph.js";
-import { expertFfnInputList, FFN_ACTIVATIONS, type ExpertFfnParams, type FfnActivation } from "../prims/expert-ffn.js";
+import { expertFfnInputList, FFN_ACTIVATIONS, type ExpertFfnParams, type FfnActivation, type FfnDtype } from "../prims/expert-ffn.js";
 import { Prim } from "../prims/prims.js";
 
-export type { FfnActivation };
+export type { FfnActivation, FfnDtype };
 
 export interface ExpertFfnArgs {
   /** [T,D] float32 tokens */
@@ -32,6 +32,8 @@ export interface ExpertFfnOptions {
   clampLimit?: number;
   /** default 1.702 */
   alpha?: number;
+  /** the layer's dtype, where every intermediate is rounded (default float32; bfloat16: forward only) */
+  dtype?: FfnDtype;
 }
 
 /** Names the ExpertFfn GLU computes; other activations need the op composition. */
@@ -64,6 +66,7 @@ export function expertFfn(a: ExpertFfnArgs, o: ExpertFfnOptions): Tensor {
     activation: o.activation,
     clampLimit: o.clampLimit ?? 0,
     alpha: o.alpha ?? 1.702,
+    dtype: o.dtype ?? "float32",
     ...layout,
     residuals: isRecording() && inputs.some((t) => t.node !== undefined),
   };

@@ -9,6 +9,10 @@
 //
 // glu: f(h0)·h1, or with clampLimit L > 0 (GPT-OSS) a = min(h0, L), b = clip(h1, −L, L), a·f(alpha·a)·(b + 1).
 // Rows past sum(groupSizes) belong to no expert: h0, h1, act and o are 0 there.
+// dtype is the layer's: every op's result (h0 and h1 before and after the bias, each op of the GLU, o before and
+// after the bias) is rounded to it, and x, the weights and the biases are read rounded to it, as the op composition in
+// that dtype computes; y is the float32 sum (cast it to the layer's dtype). bfloat16 has no backward here: a
+// bfloat16 layer's gradients come from the op composition.
 import type { DType } from "../core/dtype.js";
 import { DTypeError, ShapeError } from "../core/errors.js";
 import { fmt, shapesEqual, type Aval } from "../core/shape.js";
@@ -16,6 +20,10 @@ import { fmt, shapesEqual, type Aval } from "../core/shape.js";
 /** The GLU's activation f (gelu is the tanh approximation). */
 export type FfnActivation = "linear" | "silu" | "gelu" | "sigmoid" | "relu";
 export const FFN_ACTIVATIONS: readonly FfnActivation[] = ["linear", "silu", "gelu", "sigmoid", "relu"];
+
+/** The layer dtypes ExpertFfn rounds to. */
+export type FfnDtype = "float32" | "bfloat16";
+export const FFN_DTYPES: readonly FfnDtype[] = ["float32", "bfloat16"];
 
 export interface ExpertFfnParams {
   /** K: routed choices per token */
@@ -28,6 +36,8 @@ export interface ExpertFfnParams {
   /** false: every combine weight is 1 and there is no weights input */
   hasCombineWeights: boolean;
   hasBias: boolean;
+  /** the layer's dtype: where every intermediate is rounded (see the header) */
+  dtype: FfnDtype;
   /** also output the residuals a backward pass reads: act [R,H], h0 [R,H], h1 [R,H], o [R,D] */
   residuals: boolean;
 }
@@ -125,6 +135,9 @@ export function checkExpertFfn(where: string, ins: readonly Aval[], p: ExpertFfn
     throw new ShapeError(`[${where}] activation ${p.activation} is not one of ${FFN_ACTIVATIONS.join(", ")}`);
   if (!(p.clampLimit >= 0) || !Number.isFinite(p.clampLimit))
     throw new ShapeError(`[${where}] clampLimit must be finite and >= 0, got ${p.clampLimit}`);
+  if (!FFN_DTYPES.includes(p.dtype)) throw new DTypeError(`[${where}] dtype ${String(p.dtype)} is not one of ${FFN_DTYPES.join(", ")}`);
+  if (p.dtype === "bfloat16" && ("grads" in p || p.residuals))
+    throw new DTypeError(`[${where}] a bfloat16 layer has no fused backward (differentiate the op composition)`);
   const R = T * K;
   const f32 = (d: DType): boolean => d === "float32";
   const i32 = (d: DType): boolean => d === "int32";

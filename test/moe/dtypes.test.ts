@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { toBf16 } from "../../src/core/dtype.js";
+import { roundBf16InPlace, toBf16 } from "../../src/core/dtype.js";
 import { cast } from "../../src/ops/elementwise.js";
 import { moeConfig } from "../../src/moe/config.js";
 import { routedMoeForward, type RoutedMoeWeights } from "../../src/moe/routed-moe.js";
@@ -12,6 +12,21 @@ describe("layer dtypes", () => {
     expect(toBf16(1 + 2 ** -8)).toBe(1); // tie -> even
     expect(toBf16(1 + 3 * 2 ** -8)).toBe(1 + 2 ** -6); // tie -> even (up)
     expect(toBf16(1 + 2 ** -7)).toBe(1 + 2 ** -7);
+  });
+
+  it("rounding an array in place agrees with toBf16 on every kind of float32 (ties, overflow to inf, NaN, denormals)", () => {
+    const bits = new Uint32Array(20000);
+    let s = 12345;
+    for (let i = 0; i < bits.length; i++) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      // low halves at and around the tie point, every exponent (0: denormals, 255: inf and NaN)
+      bits[i] = i % 4 === 0 ? (s & 0xffff0000) | 0x8000 : i % 4 === 1 ? s | 0x7f800000 : s;
+    }
+    bits.set([0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000, 0x7fc00000, 0xffffffff, 0x00008000, 0x80018000], 0);
+    const a = new Float32Array(bits.buffer.slice(0));
+    roundBf16InPlace(a);
+    const want = Array.from(new Float32Array(bits.buffer), (x) => toBf16(x));
+    expect(Array.from(a).map((x, i) => Object.is(x, want[i]) || (Number.isNaN(x) && Number.isNaN(want[i])))).not.toContain(false);
   });
 
   it("bfloat16 compute (MaxText's default dtype) stays within bf16 accuracy of float64, float32 within 1e-6", () => {

@@ -46,6 +46,8 @@ export interface NativeFfnFwdArgs extends NativeFfnProblem {
   resH0: Float32Array | null;
   resH1: Float32Array | null;
   resO: Float32Array | null;
+  /** a bfloat16 layer (moe_ffn_fwd_bf16; bf16 weights): every intermediate rounded to bf16 */
+  bf16Layer?: boolean;
 }
 
 /** moe_ffn_bwd_*: gradients from dy [T, D] and the forward's residuals; all but dx optional (null skips the work). */

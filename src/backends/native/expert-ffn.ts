@@ -1,6 +1,7 @@
 // ExpertFfn and ExpertFfnBwd on the fused native kernels (moe_ffn_fwd_* / moe_ffn_bwd_*). bfloat16 weights go to
 // the kernels as their bit patterns, never widened in TypeScript; with them the dpbf16 / amx paths round the
-// activations to bf16 (native/include/moe-kernels.h), so results match the reference to bf16 precision.
+// activations to bf16 (native/include/moe-kernels.h), so results match the reference to bf16 precision. A bfloat16
+// layer (moe_ffn_fwd_bf16) reads float32 weights as their bf16 roundings, made once per weight storage.
 import type { TypedArray } from "../../core/dtype.js";
 import { storagePool } from "../../core/pool.js";
 import type { Aval } from "../../core/shape.js";
@@ -32,8 +33,9 @@ export function supportsExpertFfn(ins: readonly Tensor[], p: ExpertFfnParams | E
   if (!FFN_ACTIVATIONS.includes(p.activation) || (p.clampLimit !== 0 && Math.fround(p.alpha) !== Math.fround(KERNEL_ALPHA))) return false;
   const a = expertFfnInputs(ins, p);
   if (a.x === undefined || !f32Backed(a.x) || a.wi0 === undefined) return false;
-  const bf16 = a.wi0.dtype === "bfloat16";
-  const weightOk = (t: Tensor | undefined): boolean => t !== undefined && t.dtype === a.wi0.dtype && (bf16 || f32Backed(t));
+  // bf16 weights, and float32 ones of a bfloat16 layer, go as bit patterns
+  const bits = a.wi0.dtype === "bfloat16" || p.dtype === "bfloat16";
+  const weightOk = (t: Tensor | undefined): boolean => t !== undefined && t.dtype === a.wi0.dtype && (bits || f32Backed(t));
   if (!weightOk(a.wi0) || !weightOk(a.wi1) || !weightOk(a.wo)) return false;
   if (p.hasCombineWeights && !f32Backed(a.w)) return false;
   if (p.hasBias && ![a.b0, a.b1, a.bo].every(f32Backed)) return false;
@@ -43,8 +45,9 @@ export function supportsExpertFfn(ins: readonly Tensor[], p: ExpertFfnParams | E
   return rows === a.order.size;
 }
 
-function weights(b: NativeBinding, t: Tensor): NativeWeights {
-  return t.dtype === "bfloat16" ? t.bf16BitsOf((v, bits) => b.f32ToBf16Bits(v, bits)) : (t.data as Float32Array);
+function weights(b: NativeBinding, t: Tensor, p: ExpertFfnParams | ExpertFfnBwdParams): NativeWeights {
+  const bits = t.dtype === "bfloat16" || p.dtype === "bfloat16";
+  return bits ? t.bf16BitsOf((v, out) => b.f32ToBf16Bits(v, out)) : (t.data as Float32Array);
 }
 
 function problem(b: NativeBinding, ins: readonly Tensor[], p: ExpertFfnParams | ExpertFfnBwdParams): NativeFfnProblem {
@@ -58,9 +61,9 @@ function problem(b: NativeBinding, ins: readonly Tensor[], p: ExpertFfnParams | 
     order: a.order.data as Int32Array,
     K: p.numExpertsPerTok,
     w: p.hasCombineWeights ? (a.w!.data as Float32Array) : null,
-    wi0: weights(b, a.wi0),
-    wi1: weights(b, a.wi1),
-    wo: weights(b, a.wo),
+    wi0: weights(b, a.wi0, p),
+    wi1: weights(b, a.wi1, p),
+    wo: weights(b, a.wo, p),
     groupSizes: a.groupSizes.data as Int32Array,
     E,
     H,
@@ -77,7 +80,18 @@ export function expertFfnNative(b: NativeBinding, ins: readonly Tensor[], p: Exp
   const y = new Float32Array(outs[0]!.shape[0]! * outs[0]!.shape[1]!);
   // residuals come from the recycled-storage pool: the kernels write every element
   const res = p.residuals ? outs.slice(1).map((o) => storagePool.take(o.shape[0]! * o.shape[1]!)) : [null, null, null, null];
-  b.ffnFwd({ ...problem(b, ins, p), b0: bias(a.b0), b1: bias(a.b1), bo: bias(a.bo), y, resAct: res[0]!, resH0: res[1]!, resH1: res[2]!, resO: res[3]! });
+  b.ffnFwd({
+    ...problem(b, ins, p),
+    b0: bias(a.b0),
+    b1: bias(a.b1),
+    bo: bias(a.bo),
+    y,
+    resAct: res[0]!,
+    resH0: res[1]!,
+    resH1: res[2]!,
+    resO: res[3]!,
+    bf16Layer: p.dtype === "bfloat16",
+  });
   return p.residuals ? [y, ...(res as Float32Array[])] : [y];
 }
 

@@ -9,6 +9,10 @@ import type { NativeBinding } from "./binding.js";
 import { expertFfnBwdNative, expertFfnNative, supportsExpertFfn, supportsExpertFfnBwd } from "./expert-ffn.js";
 
 const isF32 = (t: Tensor | undefined, rank: number): boolean => t?.dtype === "float32" && t.shape.length === rank && t.data instanceof Float32Array;
+// bfloat16 operands held as float32 values multiply exactly in fp32; the dispatcher rounds the bfloat16 result
+const isF32Values = (t: Tensor | undefined, rank: number): boolean =>
+  (t?.dtype === "float32" || t?.dtype === "bfloat16") && t.shape.length === rank && t.data instanceof Float32Array;
+const sameDtype = (ins: readonly Tensor[]): boolean => ins[0]!.dtype === ins[1]!.dtype;
 const isI32Vector = (t: Tensor | undefined): boolean => t?.dtype === "int32" && t.shape.length === 1;
 const allF32 = (ins: readonly Tensor[]): boolean => ins.every((t) => t.dtype === "float32" && t.data instanceof Float32Array);
 
@@ -19,11 +23,11 @@ const BINARY_OPS: Readonly<Record<string, number>> = { [Prim.Add]: 0, [Prim.Sub]
 export function supports<P extends Prim>(prim: P, ins: readonly Tensor[], params: Params<P>): boolean {
   switch (prim) {
     case Prim.Gmm:
-      return ins.length === 3 && isF32(ins[0], 2) && isF32(ins[1], 3) && isI32Vector(ins[2]);
+      return ins.length === 3 && isF32Values(ins[0], 2) && isF32Values(ins[1], 3) && sameDtype(ins) && isI32Vector(ins[2]);
     case Prim.Tgmm:
       return ins.length === 3 && isF32(ins[0], 2) && isF32(ins[1], 2) && isI32Vector(ins[2]);
     case Prim.BatchMatmul:
-      return ins.length === 2 && isF32(ins[0], 3) && isF32(ins[1], 3);
+      return ins.length === 2 && isF32Values(ins[0], 3) && isF32Values(ins[1], 3) && sameDtype(ins);
     case Prim.TopK:
       return ins.length === 1 && ins[0]!.dtype === "float32" && ins[0]!.shape.length >= 1;
     case Prim.Argsort:
@@ -47,7 +51,7 @@ export function supports<P extends Prim>(prim: P, ins: readonly Tensor[], params
 }
 
 function f32(t: Tensor, what: string): Float32Array {
-  if (t.dtype !== "float32" || !(t.data instanceof Float32Array)) throw new DTypeError(`[native] ${what} must be float32, got ${t.dtype}`);
+  if (!(t.data instanceof Float32Array)) throw new DTypeError(`[native] ${what} must be held as float32, got ${t.dtype}`);
   return t.data;
 }
 

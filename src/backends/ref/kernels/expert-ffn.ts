@@ -1,7 +1,7 @@
 // The fused expert FFN (prims/expert-ffn.ts) in plain loops. The forward rounds where the op composition
-// gatherSorted → gmm (+bias) → GLU → gmm (+bias) → unpermute rounds (each matmul and the combine accumulate in
-// float64, one float32 result per op), so it gives the composition's bits; the backward accumulates in float64.
-import type { TypedArray } from "../../../core/dtype.js";
+// gatherSorted → gmm (+bias) → GLU → gmm (+bias) → unpermute in the layer's dtype rounds (each matmul and the
+// combine accumulate in float64, one result per op stored as float32, then rounded to the dtype), so it gives the
+// composition's bits; the backward accumulates in float64.
 import { ShapeError } from "../../../core/errors.js";
 import type { Tensor } from "../../../core/tensor.js";
 import {
@@ -13,7 +13,8 @@ import {
   type FfnDims,
   type FfnGradName,
 } from "../../../prims/expert-ffn.js";
-import { gluF32, gluGrad } from "./glu.js";
+import { toBf16, type TypedArray } from "../../../core/dtype.js";
+import { gluGrad, gluRounded } from "./glu.js";
 
 /** Per sorted row: its token, its expert (−1 past the groups) and, per routed choice, its row. */
 interface Routing {
@@ -51,8 +52,12 @@ export function expertFfn(ins: readonly Tensor[], p: ExpertFfnParams): TypedArra
   const { T, D, K, H, R } = d;
   const a = expertFfnInputs(ins, p);
   const { token, expert, rowOf } = routing(a.order, a.groupSizes, d, "expert_ffn");
-  const [x, wi0, wi1, wo] = [a.x.data, a.wi0.data, a.wi1.data, a.wo.data];
-  const glu = gluF32(p);
+  const rnd = p.dtype === "bfloat16" ? toBf16 : Math.fround;
+  // x, the weights and the biases as the composition's casts to the layer's dtype leave them
+  const read = (t: Tensor | undefined): TypedArray =>
+    t === undefined ? new Float32Array(0) : t.dtype === p.dtype ? t.data : Float32Array.from(t.data, rnd);
+  const [x, wi0, wi1, wo, b0, b1, bo] = [read(a.x), read(a.wi0), read(a.wi1), read(a.wo), read(a.b0), read(a.b1), read(a.bo)];
+  const glu = gluRounded(p, rnd);
   const h0 = new Float32Array(R * H);
   const h1 = new Float32Array(R * H);
   const act = new Float32Array(R * H);
@@ -68,11 +73,11 @@ export function expertFfn(ins: readonly Tensor[], p: ExpertFfnParams): TypedArra
         s0 += x[xr + q]! * wi0[(e * D + q) * H + j]!;
         s1 += x[xr + q]! * wi1[(e * D + q) * H + j]!;
       }
-      let v0 = Math.fround(s0);
-      let v1 = Math.fround(s1);
+      let v0 = rnd(s0);
+      let v1 = rnd(s1);
       if (p.hasBias) {
-        v0 = Math.fround(v0 + a.b0!.data[e * H + j]!);
-        v1 = Math.fround(v1 + a.b1!.data[e * H + j]!);
+        v0 = rnd(v0 + b0[e * H + j]!);
+        v1 = rnd(v1 + b1[e * H + j]!);
       }
       h0[r * H + j] = v0;
       h1[r * H + j] = v1;
@@ -81,7 +86,7 @@ export function expertFfn(ins: readonly Tensor[], p: ExpertFfnParams): TypedArra
     for (let q = 0; q < D; q++) {
       let s = 0;
       for (let j = 0; j < H; j++) s += act[r * H + j]! * wo[(e * H + j) * D + q]!;
-      o[r * D + q] = p.hasBias ? Math.fround(Math.fround(s) + a.bo!.data[e * D + q]!) : s;
+      o[r * D + q] = p.hasBias ? rnd(rnd(s) + bo[e * D + q]!) : rnd(s);
     }
   }
   const y = new Float32Array(T * D);

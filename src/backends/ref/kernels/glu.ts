@@ -1,15 +1,17 @@
-// The expert FFN's GLU, forward as the op composition rounds it (every op's float32 result, as ops/nn.ts builds
-// the activations) and backward in float64 (closed-form derivatives; JAX's conventions: relu'(0) = 0, min and
+// The expert FFN's GLU, forward as the op composition rounds it (every op's result rounded to the layer's dtype,
+// scalars too, as ops/nn.ts builds the activations) and backward in float64 (closed-form derivatives; JAX's conventions: relu'(0) = 0, min and
 // clip pass half the gradient at an exact tie).
 import type { FfnActivation } from "../../../prims/expert-ffn.js";
 import { max2, min2, sigmoid } from "./elementwise.js";
 
-const f = Math.fround;
+/** Rounds a float64 result to the layer's dtype (as an op's output is stored). */
+export type Rounding = (x: number) => number;
+
 const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_A = 0.044715;
 
-/** f(x) with each op's result rounded to float32, as the composition of ops computes it. */
-export function activationF32(name: FfnActivation): (x: number) => number {
+/** f(x) with each op's result rounded by `f`, as the composition of ops computes it. */
+function activationRounded(name: FfnActivation, f: Rounding): (x: number) => number {
   switch (name) {
     case "linear":
       return (x) => x;
@@ -61,9 +63,9 @@ export interface GluSpec {
   alpha: number;
 }
 
-/** act(h0, h1) as the op composition rounds it. */
-export function gluF32(p: GluSpec): (h0: number, h1: number) => number {
-  const act = activationF32(p.activation);
+/** act(h0, h1) as the op composition in the dtype that `f` rounds to computes it. */
+export function gluRounded(p: GluSpec, f: Rounding): (h0: number, h1: number) => number {
+  const act = activationRounded(p.activation, f);
   if (p.clampLimit === 0) return (h0, h1) => f(act(h0) * h1);
   const L = f(p.clampLimit);
   const lo = f(-p.clampLimit);
@@ -84,8 +86,8 @@ export function gluGrad(p: GluSpec): (h0: number, h1: number) => [number, number
       return [dfx * h1, fx];
     };
   }
-  const L = f(p.clampLimit);
-  const alpha = f(p.alpha);
+  const L = Math.fround(p.clampLimit);
+  const alpha = Math.fround(p.alpha);
   // d min(x, L)/dx and d max(x, −L)/dx: 1 on the open side, ½ at a tie, 0 beyond
   const dMin = (x: number): number => (x < L ? 1 : x === L ? 0.5 : 0);
   const dMax = (x: number): number => (x > -L ? 1 : x === -L ? 0.5 : 0);
