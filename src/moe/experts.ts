@@ -8,7 +8,7 @@ import { einsum } from "../ops/matmul.js";
 import { pad, reshape, sliceAxis } from "../ops/movement.js";
 import { expertFfn as expertFfnOp, isFfnActivation, type ExpertFfnArgs, type ExpertFfnOptions } from "../ops/expert-ffn.js";
 import { getActivation, softmax } from "../ops/nn.js";
-import { gmm } from "../ops/segment.js";
+import { quantizedEinsum, quantizedGmm } from "../ops/quantize.js";
 import { full } from "../core/tensor.js";
 import { clamp as clampIds } from "./ids.js";
 import type { MoeConfig } from "./config.js";
@@ -16,6 +16,7 @@ import { getContextPartitionAndSubSeq, reshapeAndUpdateWeights, capacityMasks, s
 import { calculateLoadBalanceUpdates, loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
 import { getTopk, type RoutingRng } from "./routing.js";
 import { gatherSorted, route, unpermute, type Routed } from "./permute.js";
+import { denseQuant, dispatchQuant, sparseQuant } from "./quantization.js";
 
 /** The routed experts' weights, MaxText names: wi_0/wi_1 [E,D,H], wo [E,H,D], biases [E,H]/[E,D]. */
 export interface ExpertWeights {
@@ -53,10 +54,10 @@ const WEIGHT_DTYPES: readonly string[] = ["float32", "bfloat16"];
 /**
  * The ExpertFfn primitive's options for this config, or undefined where it does not compute what the op
  * composition computes: layer dtypes other than float32 (the composition rounds every op to that dtype), weights of
- * other dtypes, and activations outside its GLU.
+ * other dtypes, activations outside its GLU, and quantized experts.
  */
 function expertFfnOptions(cfg: MoeConfig, w: ExpertWeights): ExpertFfnOptions | undefined {
-  if (cfg.dtype !== "float32") return undefined;
+  if (cfg.dtype !== "float32" || sparseQuant(cfg) !== undefined) return undefined;
   const name = cfg.mlpActivations[0] === "swish" ? "silu" : (cfg.mlpActivations[0] ?? "");
   if (!isFfnActivation(name)) return undefined;
   const dts = [w.wi0, w.wi1, w.wo].map((t) => t.dtype);
@@ -111,8 +112,9 @@ export function expertFfn(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, ex
 export function expertFfnComposed(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, expertOfRow_R: Tensor, w: ExpertWeights): Tensor {
   const dt = cfg.dtype;
   const x = cast(x_RD, dt);
-  let h0 = gmm(x, cast(w.wi0, dt), groupSizes_E);
-  let h1 = gmm(x, cast(w.wi1, dt), groupSizes_E);
+  const q = sparseQuant(cfg);
+  let h0 = quantizedGmm(x, cast(w.wi0, dt), groupSizes_E, q);
+  let h1 = quantizedGmm(x, cast(w.wi1, dt), groupSizes_E, q);
   let b: [Tensor, Tensor, Tensor] | undefined;
   if (cfg.mlpBias) {
     b = transformBias(expertOfRow_R, cast(w.wi0Bias!, dt), cast(w.wi1Bias!, dt), cast(w.woBias!, dt));
@@ -120,7 +122,7 @@ export function expertFfnComposed(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Te
     h1 = add(h1, b[1]);
   }
   const act = applyFfnActivation(cfg, h0, h1);
-  let out = gmm(act, cast(w.wo, dt), groupSizes_E);
+  let out = quantizedGmm(act, cast(w.wo, dt), groupSizes_E, q);
   if (b !== undefined) out = add(out, b[2]);
   return out;
 }
@@ -141,14 +143,15 @@ export interface DenseResult extends RoutingOutputs {
 
 function upDown(cfg: MoeConfig, up: string, down: string, dispatched: Tensor, w: ExpertWeights, biasShape: (b: Tensor) => Tensor): Tensor {
   const f32 = (t: Tensor): Tensor => (cfg.activationsInFloat32 ? upcastF32(t) : t);
-  let h0 = einsum(up, dispatched, w.wi0);
-  let h1 = einsum(up, dispatched, w.wi1);
+  const q = denseQuant(cfg);
+  let h0 = quantizedEinsum(up, dispatched, w.wi0, q);
+  let h1 = quantizedEinsum(up, dispatched, w.wi1, q);
   if (cfg.mlpBias) {
     h0 = add(h0, biasShape(w.wi0Bias!));
     h1 = add(h1, biasShape(w.wi1Bias!));
   }
   const act = applyFfnActivation(cfg, f32(h0), f32(h1));
-  let o = einsum(down, act, w.wo);
+  let o = quantizedEinsum(down, act, w.wo, q);
   if (cfg.mlpBias) o = add(o, biasShape(w.woBias!));
   return f32(o);
 }
@@ -193,9 +196,10 @@ export function denseMatmul(
   if (cfg.capacityFactor > 0) {
     if (cfg.modelCallMode !== "inference") {
       const m = capacityMasks(cfg, topKIndices, weights_BSE!);
-      const dispatched = einsum("BSM,BSEC->EBCM", inputs, cast(m.dispatch, dt));
+      const qd = dispatchQuant(cfg);
+      const dispatched = quantizedEinsum("BSM,BSEC->EBCM", inputs, cast(m.dispatch, dt), qd);
       const inter = upDown(cfg, "EBCM,EMH->EBCH", "EBCH,EHM->EBCM", dispatched, ew, (b) => reshape(b, [E, 1, 1, -1]));
-      const output = einsum("EBCM,BSEC->BSM", inter, m.combine);
+      const output = quantizedEinsum("EBCM,BSEC->BSM", inter, m.combine, qd);
       return { output, ...routing, expertCapacity: m.capacity, keptMask_BSK: m.kept };
     }
     const probs = cast(softmax(upcastF32(gateLogits_BSE)), dt);

@@ -61,10 +61,14 @@ function checkQuantCfg(key: string, cfg: unknown): QuantCfg {
   return map as QuantCfg;
 }
 
-/** quant_cfg as given, or read from the JSON file at quant_cfg_path (relative to the working directory, as MaxText). */
+/**
+ * quant_cfg as given, or read from the JSON file at quant_cfg_path (relative to the working directory, as MaxText).
+ * A path "inline:…" says the file's content is the quant_cfg given beside it (as the golden cases write it).
+ */
 export function readQuantCfg(given: unknown, path: string): QuantCfg | null {
   if (given !== null && given !== undefined) {
-    if (path !== "") throw new ConfigError("quant_cfg", given, `is given twice, also as quant_cfg_path=${JSON.stringify(path)}; keep one`);
+    if (path !== "" && !path.startsWith("inline:"))
+      throw new ConfigError("quant_cfg", given, `is given twice, also as quant_cfg_path=${JSON.stringify(path)}; keep one`);
     return checkQuantCfg("quant_cfg", given);
   }
   if (path === "") return null;

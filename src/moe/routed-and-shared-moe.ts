@@ -7,6 +7,7 @@ import type { MoeConfig } from "./config.js";
 import { RoutedMoE, routedMoeParamShapes, type ForwardOptions, type MoeOutput } from "./routed-moe.js";
 import { weightEstimate } from "./memory-estimate.js";
 import { checkMemory } from "../core/memory.js";
+import { denseQuant } from "./quantization.js";
 
 export interface SharedMoeOutput extends MoeOutput {
   routedOutput: Tensor;
@@ -37,6 +38,7 @@ export function sharedMlpBlock(config: MoeConfig, intermediateDim: number, key?:
     weightDtype: config.weightDtype,
     intermediateDropoutRate: config.dropoutRate,
     activationsInFloat32: config.activationsInFloat32,
+    quant: denseQuant(config),
     ...(key === undefined ? {} : { key }),
   });
 }

@@ -4,7 +4,7 @@ import type { DType } from "../core/dtype.js";
 import { fmt } from "../core/shape.js";
 import { tensor, type Tensor } from "../core/tensor.js";
 import { cast, div, mul, upcastF32 } from "../ops/elementwise.js";
-import { einsum } from "../ops/matmul.js";
+import { quantizedEinsum, type DotQuant } from "../ops/quantize.js";
 import { getActivation } from "../ops/nn.js";
 import { defaultKernelInit, type NdInitializer } from "./init.js";
 import { Module, type Params } from "./module.js";
@@ -18,6 +18,8 @@ export interface MlpBlockOptions {
   weightDtype: DType;
   intermediateDropoutRate?: number;
   activationsInFloat32?: boolean;
+  /** quantized dot_general of both matmuls (default: float) */
+  quant?: DotQuant | undefined;
   key?: Key;
   kernelInit?: NdInitializer;
 }
@@ -66,7 +68,7 @@ export class MlpBlock extends Module {
     const xx = cast(x, dtype);
     let h: Tensor | undefined;
     wiPaths(activations.length).forEach((p, i) => {
-      let z = einsum("BSD,DH->BSH", xx, cast(this.kernels.get(p)!, dtype));
+      let z = quantizedEinsum("BSD,DH->BSH", xx, cast(this.kernels.get(p)!, dtype), this.opts.quant);
       if (this.opts.activationsInFloat32) z = upcastF32(z);
       const a = getActivation(activations[i]!)(z);
       h = h === undefined ? a : mul(h, a);
@@ -74,7 +76,7 @@ export class MlpBlock extends Module {
     let hh = cast(h!, dtype);
     const rate = this.opts.intermediateDropoutRate ?? 0;
     if (rate > 0) hh = dropout(hh, rate, dropoutKey);
-    return einsum("BSH,HD->BSD", hh, cast(this.kernels.get("wo/kernel")!, dtype));
+    return quantizedEinsum("BSH,HD->BSD", hh, cast(this.kernels.get("wo/kernel")!, dtype), this.opts.quant);
   }
 }
 
