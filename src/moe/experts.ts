@@ -8,7 +8,8 @@ import { einsum } from "../ops/matmul.js";
 import { pad, reshape, sliceAxis } from "../ops/movement.js";
 import { expertFfn as expertFfnOp, isFfnActivation, type ExpertFfnArgs, type ExpertFfnOptions } from "../ops/expert-ffn.js";
 import { getActivation, softmax } from "../ops/nn.js";
-import { quantizedEinsum, quantizedGmm } from "../ops/quantize.js";
+import { quantizedEinsum, quantizedGmm, type DotQuant } from "../ops/quantize.js";
+import type { Key } from "../nn/random.js";
 import { full } from "../core/tensor.js";
 import { clamp as clampIds } from "./ids.js";
 import type { MoeConfig } from "./config.js";
@@ -16,7 +17,7 @@ import { getContextPartitionAndSubSeq, reshapeAndUpdateWeights, capacityMasks, s
 import { calculateLoadBalanceUpdates, loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
 import { getTopk, type RoutingRng } from "./routing.js";
 import { gatherSorted, route, unpermute, type Routed } from "./permute.js";
-import { denseQuant, dispatchQuant, sparseQuant } from "./quantization.js";
+import { denseQuant, dispatchQuant, QuantSite, siteKey, sparseQuant } from "./quantization.js";
 
 /** The routed experts' weights, MaxText names: wi_0/wi_1 [E,D,H], wo [E,H,D], biases [E,H]/[E,D]. */
 export interface ExpertWeights {
@@ -141,17 +142,25 @@ export interface DenseResult extends RoutingOutputs {
   output: Tensor;
 }
 
-function upDown(cfg: MoeConfig, up: string, down: string, dispatched: Tensor, w: ExpertWeights, biasShape: (b: Tensor) => Tensor): Tensor {
+function upDown(
+  cfg: MoeConfig,
+  up: string,
+  down: string,
+  dispatched: Tensor,
+  w: ExpertWeights,
+  biasShape: (b: Tensor) => Tensor,
+  quantKey: Key | undefined,
+): Tensor {
   const f32 = (t: Tensor): Tensor => (cfg.activationsInFloat32 ? upcastF32(t) : t);
-  const q = denseQuant(cfg);
-  let h0 = quantizedEinsum(up, dispatched, w.wi0, q);
-  let h1 = quantizedEinsum(up, dispatched, w.wi1, q);
+  const q = (site: QuantSite): DotQuant | undefined => denseQuant(cfg, siteKey(quantKey, site));
+  let h0 = quantizedEinsum(up, dispatched, w.wi0, q(QuantSite.Wi0));
+  let h1 = quantizedEinsum(up, dispatched, w.wi1, q(QuantSite.Wi1));
   if (cfg.mlpBias) {
     h0 = add(h0, biasShape(w.wi0Bias!));
     h1 = add(h1, biasShape(w.wi1Bias!));
   }
   const act = applyFfnActivation(cfg, f32(h0), f32(h1));
-  let o = quantizedEinsum(down, act, w.wo, q);
+  let o = quantizedEinsum(down, act, w.wo, q(QuantSite.Wo));
   if (cfg.mlpBias) o = add(o, biasShape(w.woBias!));
   return f32(o);
 }
@@ -167,6 +176,7 @@ export function denseMatmul(
   preBiasLogits_BSE: Tensor | undefined,
   w: ExpertWeights,
   rng?: RoutingRng,
+  quantKey?: Key,
 ): DenseResult {
   const dt = cfg.dtype;
   const E = cfg.numExperts;
@@ -196,10 +206,14 @@ export function denseMatmul(
   if (cfg.capacityFactor > 0) {
     if (cfg.modelCallMode !== "inference") {
       const m = capacityMasks(cfg, topKIndices, weights_BSE!);
-      const qd = dispatchQuant(cfg);
-      const dispatched = quantizedEinsum("BSM,BSEC->EBCM", inputs, cast(m.dispatch, dt), qd);
-      const inter = upDown(cfg, "EBCM,EMH->EBCH", "EBCH,EHM->EBCM", dispatched, ew, (b) => reshape(b, [E, 1, 1, -1]));
-      const output = quantizedEinsum("EBCM,BSEC->BSM", inter, m.combine, qd);
+      const dispatched = quantizedEinsum(
+        "BSM,BSEC->EBCM",
+        inputs,
+        cast(m.dispatch, dt),
+        dispatchQuant(cfg, siteKey(quantKey, QuantSite.Dispatch)),
+      );
+      const inter = upDown(cfg, "EBCM,EMH->EBCH", "EBCH,EHM->EBCM", dispatched, ew, (b) => reshape(b, [E, 1, 1, -1]), quantKey);
+      const output = quantizedEinsum("EBCM,BSEC->BSM", inter, m.combine, dispatchQuant(cfg, siteKey(quantKey, QuantSite.Combine)));
       return { output, ...routing, expertCapacity: m.capacity, keptMask_BSK: m.kept };
     }
     const probs = cast(softmax(upcastF32(gateLogits_BSE)), dt);
@@ -207,12 +221,12 @@ export function denseMatmul(
     const [cp, sub] = getContextPartitionAndSubSeq(cfg, S);
     const x_BNSM = reshape(inputs, [B, cp, sub, D]);
     const dispatched = einsum("BNSM,BNSEC->EBNCM", x_BNSM, cast(m.dispatch, dt));
-    const inter = upDown(cfg, "EBNCM,EMH->EBNCH", "EBNCH,EHM->EBNCM", dispatched, ew, (b) => reshape(b, [E, 1, 1, -1]));
+    const inter = upDown(cfg, "EBNCM,EMH->EBNCH", "EBNCH,EHM->EBNCM", dispatched, ew, (b) => reshape(b, [E, 1, 1, -1]), quantKey);
     const out_BNSM = einsum("EBNCM,BNSEC->BNSM", inter, m.combine);
     return { output: reshape(out_BNSM, [B, cp * sub, D]), ...routing, expertCapacity: m.capacity, keptMask_BSK: m.kept };
   }
 
-  const inter_BSED = upDown(cfg, "BSM,EMH->BSEH", "BSEH,EHM->BSEM", inputs, ew, (b) => b);
+  const inter_BSED = upDown(cfg, "BSM,EMH->BSEH", "BSEH,EHM->BSEM", inputs, ew, (b) => b, quantKey);
   let cw = isLlama4 ? reshapeAndUpdateWeights(cfg, full(topKWeights.shape, 1, dt), topKIndices) : weights_BSE!;
   let x = inter_BSED;
   if (cfg.float32WeightSum) {

@@ -9,7 +9,7 @@ import { quantizedEinsum, type DotQuant } from "../ops/quantize.js";
 import { getActivation } from "../ops/nn.js";
 import type { MoeConfig } from "./config.js";
 import { ConfigError } from "../core/errors.js";
-import { denseQuant } from "./quantization.js";
+import { denseQuant, QuantSite, siteKey } from "./quantization.js";
 
 export interface GateLogitOutput {
   /** post-score, post-bias logits [B,S,E] */
@@ -52,13 +52,19 @@ export function computeGateLogits(
  *
  * Arguments: kernel_DE [D,E], bias_E [E] (when routed_bias), inputs_BSD [B,S,D].
  */
-export function gateLogit(cfg: MoeConfig, kernel_DE: Tensor, bias_E: Tensor | undefined, inputs_BSD: Tensor): GateLogitOutput {
+export function gateLogit(
+  cfg: MoeConfig,
+  kernel_DE: Tensor,
+  bias_E: Tensor | undefined,
+  inputs_BSD: Tensor,
+  quantKey?: Key,
+): GateLogitOutput {
   if (cfg.routedBias && bias_E === undefined) throw new ConfigError("routed_bias", true, "needs the gate/bias parameter");
   return computeGateLogits(kernel_DE, cfg.routedBias ? bias_E : undefined, inputs_BSD, {
     dtype: gateDtype(cfg),
     scoreFunc: cfg.routedScoreFunc,
     keepPreBias: cfg.isDeepseek3,
-    quant: denseQuant(cfg),
+    quant: denseQuant(cfg, siteKey(quantKey, QuantSite.Gate)),
   });
 }
 

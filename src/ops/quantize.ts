@@ -23,10 +23,23 @@ export interface OperandQuant {
   flavour: QuantFlavour;
 }
 
-/** A matmul's quantization; an absent side stays float. */
+/**
+ * AQT's quantized backward (MaxText int8): each gradient product quantizes both its operands to `bits` over its own
+ * contracting axes, the cotangent with stochastic rounding (noise uniform in [−0.5, 0.5), drawn by `noise` for
+ * "dlhs" and "drhs"), the other operand (the forward operand, unquantized) deterministically.
+ */
+export interface GradQuant {
+  bits: number;
+  noise: (shape: readonly number[], product: "dlhs" | "drhs") => Tensor;
+  /** quantize the weight-gradient product too (MaxText: quantization_local_shard_count ≠ 0); else float */
+  drhs: boolean;
+}
+
+/** A matmul's quantization; an absent side stays float. Gradients: straight-through, or quantized with `grad`. */
 export interface DotQuant {
   lhs?: OperandQuant | undefined;
   rhs?: OperandQuant | undefined;
+  grad?: GradQuant | undefined;
 }
 
 /** A grouped matmul's quantization: rhs [G,k,n] scales per (group, column), or per column over all groups (qwix's gmm rule). */
@@ -37,9 +50,12 @@ export interface GmmQuant extends DotQuant {
 /** Largest contraction whose int32 sum of 8-bit products cannot overflow: K·128² < 2^31. */
 const MAX_EXACT_K = Math.floor((2 ** 31 - 1) / 128 ** 2);
 
-/** Abs-max quantization of `x` with one scale per slice over `axes`: [int32 values, scales (x's shape, axes set to 1)]. */
-export function quantize(x: Tensor, axes: readonly number[], q: OperandQuant): [Tensor, Tensor] {
-  const [v, s] = bind(Prim.Quantize, [x], { bits: q.bits, axes, flavour: q.flavour });
+/**
+ * Abs-max quantization of `x` with one scale per slice over `axes`: [int32 values, scales (x's shape, axes set to 1)].
+ * `noise` (x's shape, in [−0.5, 0.5)) is added before rounding: stochastic rounding.
+ */
+export function quantize(x: Tensor, axes: readonly number[], q: OperandQuant, noise?: Tensor): [Tensor, Tensor] {
+  const [v, s] = bind(Prim.Quantize, noise === undefined ? [x] : [x, noise], { bits: q.bits, axes, flavour: q.flavour });
   return [v!, s!];
 }
 
@@ -50,7 +66,7 @@ interface Side {
 }
 
 /** An operand ready for the product: its integer values and scales, or itself (in `dt`) with unit scales. */
-function side(x: Tensor, axes: readonly number[], q: OperandQuant | undefined, dt: DType): Side {
+function side(x: Tensor, axes: readonly number[], q: OperandQuant | undefined, dt: DType, noise?: Tensor): Side {
   if (q === undefined)
     return {
       v: cast(x, dt),
@@ -61,7 +77,7 @@ function side(x: Tensor, axes: readonly number[], q: OperandQuant | undefined, d
       ),
       int: false,
     };
-  const [v, s] = quantize(x, axes, q);
+  const [v, s] = quantize(x, axes, q, noise);
   return { v, s: cast(s, dt), int: true };
 }
 
@@ -81,6 +97,32 @@ function computeDtype(a: Tensor, b: Tensor, where: string): DType {
 
 const isQuantized = (q: DotQuant | undefined): q is DotQuant => q !== undefined && (q.lhs !== undefined || q.rhs !== undefined);
 
+/** The quantized product of two operands of one dtype (no gradient), each side over its contracting labels. */
+function einsumProduct(spec: string, a: Tensor, b: Tensor, q: DotQuant, noise: { lhs?: Tensor; rhs?: Tensor } = {}): Tensor {
+  const { ia, ib, io } = einsumLabels(spec);
+  const contracted = ia.filter((l) => ib.includes(l) && !io.includes(l));
+  const dt = computeDtype(a, b, "quantized einsum");
+  const k = contracted.reduce((n, l) => n * a.shape[ia.indexOf(l)]!, 1);
+  const l = side(
+    a,
+    contracted.map((c) => ia.indexOf(c)),
+    q.lhs,
+    dt,
+    noise.lhs,
+  );
+  const r = side(
+    b,
+    contracted.map((c) => ib.indexOf(c)),
+    q.rhs,
+    dt,
+    noise.rhs,
+  );
+  return cast(
+    rescaled(l, r, k, (u, v) => einsum(spec, u, v), dt),
+    a.dtype,
+  );
+}
+
 /**
  * einsum(spec, a, b) with each quantized operand quantized over its contracting labels (one scale per index of its
  * other labels). Without quantization, plain einsum.
@@ -92,37 +134,19 @@ export function quantizedEinsum(spec: string, a: Tensor, b: Tensor, q: DotQuant 
   const { ia, ib, io } = einsumLabels(spec.replace(/ /g, ""));
   const summed = [...ia.filter((l) => !ib.includes(l)), ...ib.filter((l) => !ia.includes(l))].filter((l) => !io.includes(l));
   if (summed.length > 0) throw new ShapeError(`[quantized einsum] "${spec}" sums label ${summed[0]} out of one operand: not supported`);
-  const contracted = ia.filter((l) => ib.includes(l) && !io.includes(l));
-  const dt = computeDtype(a, b, "quantized einsum");
-  const k = contracted.reduce((n, l) => n * a.shape[ia.indexOf(l)]!, 1);
+  const [A, B, O] = [ia.join(""), ib.join(""), io.join("")];
   const f = customVjp(
-    (x: Tensor, y: Tensor) => {
-      const l = side(
-        x,
-        contracted.map((c) => ia.indexOf(c)),
-        q.lhs,
-        dt,
-      );
-      const r = side(
-        y,
-        contracted.map((c) => ib.indexOf(c)),
-        q.rhs,
-        dt,
-      );
-      return {
-        out: cast(
-          rescaled(l, r, k, (u, v) => einsum(spec, u, v), dt),
-          x.dtype,
-        ),
-        res: [x, y],
-      };
-    },
+    (x: Tensor, y: Tensor) => ({ out: einsumProduct(`${A},${B}->${O}`, x, y, q), res: [x, y] }),
     ([x, y], ct) => {
       const c = cast(ct, x!.dtype);
-      return [
-        einsum(`${io.join("")},${ib.join("")}->${ia.join("")}`, c, y!),
-        einsum(`${ia.join("")},${io.join("")}->${ib.join("")}`, x!, c),
-      ];
+      const g = q.grad;
+      if (g === undefined) return [einsum(`${O},${B}->${A}`, c, y!), einsum(`${A},${O}->${B}`, x!, c)];
+      const both: DotQuant = { lhs: { bits: g.bits, flavour: "aqt" }, rhs: { bits: g.bits, flavour: "aqt" } };
+      const dlhs = einsumProduct(`${O},${B}->${A}`, c, y!, both, { lhs: g.noise(c.shape, "dlhs") });
+      const drhs = g.drhs
+        ? einsumProduct(`${A},${O}->${B}`, x!, c, both, { rhs: g.noise(c.shape, "drhs") })
+        : einsum(`${A},${O}->${B}`, x!, c);
+      return [dlhs, drhs];
     },
   );
   return f(a, b);

@@ -6,6 +6,11 @@ import { tensor, type Tensor } from "../../src/core/tensor.js";
 import { routedMoeForward, routedMoeForwardParallel, shardWeights, type RoutedMoeWeights } from "../../src/moe/routed-moe.js";
 import { runSpmd } from "../../src/parallel/local-group.js";
 import { concatenate, sliceAxis } from "../../src/ops/movement.js";
+import { valueAndGrad } from "../../src/autodiff/grad.js";
+import { stopGradient } from "../../src/autodiff/graph.js";
+import { mul } from "../../src/ops/elementwise.js";
+import { sum } from "../../src/ops/reduce.js";
+import { prngKey, type Key } from "../../src/nn/random.js";
 import { cfg64, randomInput, randomWeights, scaledError, type Dims } from "./setup.js";
 
 const d: Dims = { B: 2, S: 4, D: 8, H: 6 };
@@ -82,5 +87,28 @@ describe("quantized layers", () => {
     const ep = concatenate(outs, 0);
     if (same) expect(scaledError(ep, single)).toBeLessThan(1e-12);
     else expect(scaledError(ep, single)).toBeGreaterThan(1e-6);
+  });
+
+  it("int8 training with a quantKey: same forward, 8-bit stochastic gradients reproducible from the key", () => {
+    const cfg = cfg64({ ...BASE, sparse_matmul: false, quantization: "int8" });
+    const w = randomWeights(cfg, d);
+    const x = randomInput(cfg, d);
+    const run = (quantKey?: Key): { y: Tensor; g: Tensor[] } => {
+      let y: Tensor | undefined;
+      const g = valueAndGrad((xx: Tensor, wi0: Tensor) => {
+        y = routedMoeForward(cfg, { ...w, wi0 }, xx, quantKey === undefined ? {} : { quantKey }).output;
+        return sum(mul(y, y));
+      })(x, w.wi0).grads;
+      return { y: stopGradient(y!), g };
+    };
+    const ste = run();
+    const [a, b, c] = [run(prngKey(1)), run(prngKey(1)), run(prngKey(2))];
+    expect(scaledError(a.y, ste.y)).toBe(0);
+    for (let i = 0; i < 2; i++) {
+      expect(scaledError(a.g[i]!, b.g[i]!)).toBe(0);
+      expect(scaledError(a.g[i]!, c.g[i]!)).toBeGreaterThan(0);
+      expect(scaledError(a.g[i]!, ste.g[i]!)).toBeGreaterThan(0);
+      expect(scaledError(a.g[i]!, ste.g[i]!)).toBeLessThan(0.1);
+    }
   });
 });

@@ -11,6 +11,7 @@ import { mul } from "../../src/ops/elementwise.js";
 import { sum } from "../../src/ops/reduce.js";
 import { quantize, quantizedEinsum, quantizedGmm, type OperandQuant } from "../../src/ops/quantize.js";
 import { Rng } from "../harness/random.js";
+import { foldIn, prngKey, uniform } from "../../src/nn/random.js";
 import { assertAllClose, assertExact } from "../harness/tolerance.js";
 import { expectPrimError, gradCoverage } from "../harness/families.js";
 import { testBackends } from "../harness/backends.js";
@@ -128,6 +129,65 @@ describe.each(testBackends())("quantize on %s", (backend) => {
     expect(s.dtype).toBe("float64");
     expect(Array.from(s.data)).toEqual([1, 2 / 127.5]);
     expect(Array.from(v.data)).toEqual([0, 0, 0, 64, -127, 32]);
+  });
+});
+
+describe("stochastic rounding", () => {
+  it("is unbiased: the mean of q·s over noise draws converges to x (deterministic rounding does not)", () => {
+    const x = tensor([1, 0.3, -0.77, 0.051, -0.5, 0.9], [1, 6], "float64");
+    const N = 4000;
+    const root = prngKey(11);
+    const mean = new Array<number>(6).fill(0);
+    let s = 0;
+    for (let n = 0; n < N; n++) {
+      const [v, sc] = quantize(x, [1], { bits: 4, flavour: "aqt" }, uniform(foldIn(root, n), [1, 6], -0.5, 0.5, "float64"));
+      s = sc.data[0]!;
+      v.data.forEach((q, i) => {
+        // every draw rounds to one of the two neighbours of v = x / s
+        expect(Math.abs(q - Math.min(7, x.data[i]! / s))).toBeLessThan(1);
+        mean[i]! += (q * s) / N;
+      });
+    }
+    // each draw's error is within ±s, so the mean's standard error is at most s/(2√N): allow 5 of them
+    const bound = (5 * s) / (2 * Math.sqrt(N));
+    // (the abs-max element is clipped to Q − 0.5 = 7 before the noise: its mean is 7·s, by design)
+    const want = Array.from(x.data, (v, i) => (i === 0 ? 7 * s : v));
+    mean.forEach((m, i) => expect(Math.abs(m - want[i]!), `element ${i}`).toBeLessThan(bound));
+    const [det] = quantize(x, [1], { bits: 4, flavour: "aqt" });
+    expect(Math.max(...Array.from(det.data, (q, i) => Math.abs(q * s - want[i]!)))).toBeGreaterThan(5 * bound);
+  });
+
+  it("int8 gradient products: dlhs stochastically rounded (unbiased around ct·deq(b)ᵀ), drhs float unless asked", () => {
+    const rng = new Rng(12);
+    const [a, b, ct] = [rng.tensor([3, 5], "float64"), rng.tensor([5, 4], "float64"), rng.tensor([3, 4], "float64")];
+    const root = prngKey(13);
+    const N = 300;
+    const grads = (n: number, drhs: boolean): Tensor[] => {
+      const grad = {
+        bits: 8,
+        drhs,
+        noise: (shape: readonly number[], p: string) => uniform(foldIn(foldIn(root, n), p === "dlhs" ? 0 : 1), shape, -0.5, 0.5, "float64"),
+      };
+      return valueAndGrad((x: Tensor, y: Tensor) => sum(mul(quantizedEinsum("MK,KN->MN", x, y, { lhs: AQT8, rhs: AQT8, grad }), ct)))(a, b)
+        .grads;
+    };
+    // E[dlhs] = ct · deq(b)ᵀ with b quantized over the dlhs product's contracting axis (N), per row of b
+    const bDeq = naiveQuantize(b, [1], AQT8);
+    const want = Array.from({ length: 15 }, (_, idx) => {
+      const [i, k] = [Math.floor(idx / 5), idx % 5];
+      let acc = 0;
+      for (let j = 0; j < 4; j++) acc += ct.data[i * 4 + j]! * bDeq.q[k * 4 + j]! * bDeq.s[k]!;
+      return acc;
+    });
+    const mean = new Array<number>(15).fill(0);
+    for (let n = 0; n < N; n++) grads(n, false)[0]!.data.forEach((v, i) => (mean[i]! += v / N));
+    assertAllClose(mean, want, { atol: 0.02, rtol: 0 }, "mean dlhs");
+    const floatDrhs = einsum("MK,MN->KN", a, ct);
+    assertAllClose(grads(0, false)[1]!.data, floatDrhs.data, { rtol: 1e-12, atol: 1e-12 }, "drhs float");
+    const qDrhs = grads(0, true)[1]!;
+    expect(Math.max(...Array.from(qDrhs.data, (v, i) => Math.abs(v - floatDrhs.data[i]!)))).toBeGreaterThan(1e-6);
+    assertAllClose(qDrhs.data, floatDrhs.data, { atol: 0.05, rtol: 0 }, "drhs 8-bit");
+    assertAllClose(grads(7, true)[0]!.data, grads(7, true)[0]!.data, { rtol: 0, atol: 0 }, "same key, same draw");
   });
 });
 

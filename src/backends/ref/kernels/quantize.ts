@@ -32,7 +32,7 @@ function sliceOf(shape: readonly number[], scaleShape: readonly number[]): Int32
   return out;
 }
 
-export function quantize(x: Tensor, p: QuantizeParams, outs: readonly Aval[]): TypedArray[] {
+export function quantize(x: Tensor, noise: Tensor | undefined, p: QuantizeParams, outs: readonly Aval[]): TypedArray[] {
   const [qOut, sOut] = [outs[0]!, outs[1]!];
   const slice = sliceOf(x.shape, sOut.shape);
   const absmax = new Float64Array(sOut.shape.reduce((a, d) => a * d, 1));
@@ -53,8 +53,10 @@ export function quantize(x: Tensor, p: QuantizeParams, outs: readonly Aval[]): T
     if (m === 0) continue;
     // v = x / s; the abs-max element lands on exactly ±Q
     const v = Math.abs(x0) === m ? Math.sign(x0) * Q : x0 / (m / Q);
-    // aqt clips v before rounding; qwix rounds, then saturates (−Q rounds to −Q − 0.5 = −2^(b−1), +Q to 2^(b−1), cut to 2^(b−1) − 1)
-    q[i] = p.flavour === "aqt" ? roundHalfEven(Math.min(hi, Math.max(lo, v))) : Math.min(hi, Math.max(lo, roundHalfEven(v)));
+    const u = noise === undefined ? 0 : noise.data[i]!;
+    // aqt clips v before the noise and the rounding; qwix rounds, then saturates (−Q rounds to −Q − 0.5 = −2^(b−1),
+    // +Q to 2^(b−1), cut to 2^(b−1) − 1)
+    q[i] = p.flavour === "aqt" ? roundHalfEven(Math.min(hi, Math.max(lo, v)) + u) : Math.min(hi, Math.max(lo, roundHalfEven(v + u)));
   }
   return [q, scales];
 }
