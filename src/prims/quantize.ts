@@ -22,20 +22,14 @@ export interface QuantizeParams {
   flavour: QuantFlavour;
 }
 
-const MAX_QUANT_BITS = 8;
-
 export function quantizeShape(ins: readonly Aval[], p: QuantizeParams): Aval[] {
-  if (ins.length !== 1 && ins.length !== 2) throw new ShapeError(`[quantize] expects x (and noise), got ${ins.length} inputs`);
-  const x = ins[0]!;
-  const noise = ins[1];
-  if (noise !== undefined && (noise.dtype === "int32" || !shapesEqual(noise.shape, x.shape))) {
+  const [x, noise] = [ins[0], ins[1]];
+  if (x === undefined || ins.length > 2 || x.dtype === "int32") throw new DTypeError(`[quantize] expects a float x (and a noise) input`);
+  if (noise !== undefined && (noise.dtype === "int32" || !shapesEqual(noise.shape, x.shape)))
     throw new ShapeError(`[quantize] noise ${noise.dtype}${fmt(noise.shape)} must be a float tensor shaped as x ${fmt(x.shape)}`);
-  }
-  if (x.dtype === "int32") throw new DTypeError(`[quantize] needs a float input, got int32`);
-  if (!Number.isInteger(p.bits) || p.bits < 2 || p.bits > MAX_QUANT_BITS) {
-    throw new ShapeError(`[quantize] bits must be an integer in [2, ${MAX_QUANT_BITS}], got ${p.bits}`);
-  }
-  if (p.flavour !== "aqt" && p.flavour !== "qwix") throw new ShapeError(`[quantize] flavour must be aqt or qwix, got ${String(p.flavour)}`);
+  // 8 bits at most: an int32 sum of K products then stays exact up to K = 131071
+  if (!Number.isInteger(p.bits) || p.bits < 2 || p.bits > 8)
+    throw new ShapeError(`[quantize] bits must be an integer in [2, 8], got ${p.bits}`);
   const axes = p.axes.map((a) => normalizeAxis(a, x.shape.length, "quantize"));
   if (new Set(axes).size !== axes.length) throw new ShapeError(`[quantize] axes [${p.axes.join(",")}] repeat an axis of ${fmt(x.shape)}`);
   return [
