@@ -153,6 +153,8 @@ export const vjpRules: { [P in Prim]: VjpRule<P> | null } = {
     on(ct, (c) => lax.gmm(lhs!, c, gs!, false)),
     undefined,
   ],
+  // straight-through gradients belong to the quantized matmuls (ops/quantize.ts), not to the rounding
+  [Prim.Quantize]: null,
   [Prim.ExpertFfn]: expertFfnVjp,
   [Prim.ExpertFfnBwd]: null,
   [Prim.AdamwStep]: null,

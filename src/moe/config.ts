@@ -3,6 +3,7 @@ import { parse as parseYaml } from "yaml";
 import { parseDType, type DType } from "../core/dtype.js";
 import { ConfigError } from "../core/errors.js";
 import { ACTIVATION_NAMES } from "../ops/nn.js";
+import { readQuantCfg, validateQuantization, type QuantCfg } from "./quant-config.js";
 
 export const DECODER_BLOCKS = [
   "default",
@@ -76,6 +77,10 @@ export const MOE_DEFAULTS = {
   dtype: "bfloat16" as string,
   weight_dtype: "float32" as string,
   quantization: "",
+  /** intmp's per-layer precision ({"__default__": {"w_bits": 8}}); MaxText reads it from quant_cfg_path */
+  quant_cfg: null as QuantCfg | null,
+  quant_cfg_path: "",
+  quantization_local_shard_count: -1,
   use_qwix_quantization: false,
   prefuse_moe_weights: false,
   fused_mlp: false,
@@ -188,6 +193,7 @@ const INT_KEYS = new Set([
   "ici_expert_parallelism",
   "ici_tensor_parallelism",
   "ici_tensor_transpose_parallelism",
+  "quantization_local_shard_count",
 ]);
 
 /**
@@ -206,7 +212,7 @@ export function moeConfig(raw: Record<string, unknown> = {}, opts: ConfigOptions
       if (strict) throw new ConfigError(k0, v, `is not a MoE config key${suggest(k0)}`);
       continue;
     }
-    checkType(k0, v, (MOE_DEFAULTS as Record<string, unknown>)[k]);
+    if (k !== "quant_cfg") checkType(k0, v, (MOE_DEFAULTS as Record<string, unknown>)[k]);
     if (INT_KEYS.has(k) && !Number.isInteger(v)) throw new ConfigError(k0, v, "must be an integer");
     merged[k] = v;
   }
@@ -222,6 +228,7 @@ export function moeConfig(raw: Record<string, unknown> = {}, opts: ConfigOptions
   cfg.weightDtype = weightDtype;
   cfg.expertInputDim = (merged.moe_expert_input_dim as number) > 0 ? merged.moe_expert_input_dim : merged.emb_dim;
   cfg.isDeepseek3 = (merged.model_name as string).startsWith("deepseek3");
+  cfg.quantCfg = readQuantCfg(merged.quant_cfg, merged.quant_cfg_path as string);
   const c = Object.freeze(cfg) as unknown as MoeConfig;
   validate(c);
   return c;
@@ -240,6 +247,8 @@ export function parseMoeConfig(text: string, opts: ConfigOptions = {}): MoeConfi
 export function toMaxTextKeys(cfg: MoeConfig): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(MOE_DEFAULTS)) out[k] = (cfg as unknown as Record<string, unknown>)[camelCase(k)];
+  // quant_cfg holds what quant_cfg_path named: keep one of the two
+  if (out.quant_cfg !== null) out.quant_cfg_path = "";
   return out;
 }
 
@@ -315,13 +324,7 @@ function validate(c: MoeConfig): void {
   if (c.routedBiasUpdateRate < 0) throw new ConfigError("routed_bias_update_rate", c.routedBiasUpdateRate, "must be >= 0");
   if (c.attention === "vllm_rpa")
     throw new ConfigError("attention", c.attention, "the vLLM fused path (tpu-inference) is not available here");
-  if (c.quantization !== "" || c.useQwixQuantization) {
-    throw new ConfigError(
-      c.quantization !== "" ? "quantization" : "use_qwix_quantization",
-      c.quantization || true,
-      "quantized experts are not implemented yet",
-    );
-  }
+  validateQuantization(c);
   if (c.paddedBaseMoeMlpDim !== null && c.paddedBaseMoeMlpDim !== c.moeMlpDim) {
     throw new ConfigError(
       "padded_base_moe_mlp_dim",

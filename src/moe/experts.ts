@@ -9,7 +9,8 @@ import { einsum } from "../ops/matmul.js";
 import { pad, reshape, sliceAxis } from "../ops/movement.js";
 import { expertFfn as expertFfnOp, isFfnActivation, type ExpertFfnArgs, type ExpertFfnOptions } from "../ops/expert-ffn.js";
 import { getActivation, softmax } from "../ops/nn.js";
-import { gmm } from "../ops/segment.js";
+import { quantizedEinsum, quantizedGmm, type DotQuant } from "../ops/quantize.js";
+import type { Key } from "../nn/random.js";
 import { full } from "../core/tensor.js";
 import { clamp as clampIds } from "./ids.js";
 import type { MoeConfig } from "./config.js";
@@ -17,6 +18,7 @@ import { getContextPartitionAndSubSeq, reshapeAndUpdateWeights, capacityMasks, s
 import { calculateLoadBalanceUpdates, loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
 import { getTopk, type RoutingRng } from "./routing.js";
 import { gatherSorted, route, unpermute, type Routed } from "./permute.js";
+import { denseQuant, dispatchQuant, QuantSite, siteKey, sparseQuant } from "./quantization.js";
 
 /** The routed experts' weights, MaxText names: wi_0/wi_1 [E,D,H], wo [E,H,D], biases [E,H]/[E,D]. */
 export interface ExpertWeights {
@@ -54,13 +56,14 @@ const WEIGHT_DTYPES: readonly string[] = ["float32", "bfloat16"];
 /**
  * The ExpertFfn primitive's options for this config, or undefined where it does not compute what the op
  * composition computes: layer dtypes other than float32 and bfloat16, a bfloat16 layer being differentiated (the
- * primitive has no bfloat16 backward), weights of other dtypes, and activations outside its GLU.
+ * primitive has no bfloat16 backward), weights of other dtypes, activations outside its GLU, and quantized experts.
  */
 function expertFfnOptions(cfg: MoeConfig, w: ExpertWeights, ...others: (Tensor | undefined)[]): ExpertFfnOptions | undefined {
   const dtype = cfg.dtype;
   const differentiated = (): boolean =>
     isRecording() && [w.wi0, w.wi1, w.wo, w.wi0Bias, w.wi1Bias, w.woBias, ...others].some((t) => t?.node !== undefined);
   if (dtype !== "float32" && (dtype !== "bfloat16" || differentiated())) return undefined;
+  if (sparseQuant(cfg) !== undefined) return undefined;
   const name = cfg.mlpActivations[0] === "swish" ? "silu" : (cfg.mlpActivations[0] ?? "");
   if (!isFfnActivation(name)) return undefined;
   const dts = [w.wi0, w.wi1, w.wo].map((t) => t.dtype);
@@ -115,8 +118,9 @@ export function expertFfn(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, ex
 export function expertFfnComposed(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, expertOfRow_R: Tensor, w: ExpertWeights): Tensor {
   const dt = cfg.dtype;
   const x = cast(x_RD, dt);
-  let h0 = gmm(x, cast(w.wi0, dt), groupSizes_E);
-  let h1 = gmm(x, cast(w.wi1, dt), groupSizes_E);
+  const q = sparseQuant(cfg);
+  let h0 = quantizedGmm(x, cast(w.wi0, dt), groupSizes_E, q);
+  let h1 = quantizedGmm(x, cast(w.wi1, dt), groupSizes_E, q);
   let b: [Tensor, Tensor, Tensor] | undefined;
   if (cfg.mlpBias) {
     b = transformBias(expertOfRow_R, cast(w.wi0Bias!, dt), cast(w.wi1Bias!, dt), cast(w.woBias!, dt));
@@ -124,7 +128,7 @@ export function expertFfnComposed(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Te
     h1 = add(h1, b[1]);
   }
   const act = applyFfnActivation(cfg, h0, h1);
-  let out = gmm(act, cast(w.wo, dt), groupSizes_E);
+  let out = quantizedGmm(act, cast(w.wo, dt), groupSizes_E, q);
   if (b !== undefined) out = add(out, b[2]);
   return out;
 }
@@ -143,16 +147,25 @@ export interface DenseResult extends RoutingOutputs {
   output: Tensor;
 }
 
-function upDown(cfg: MoeConfig, up: string, down: string, dispatched: Tensor, w: ExpertWeights, biasShape: (b: Tensor) => Tensor): Tensor {
+function upDown(
+  cfg: MoeConfig,
+  up: string,
+  down: string,
+  dispatched: Tensor,
+  w: ExpertWeights,
+  biasShape: (b: Tensor) => Tensor,
+  quantKey: Key | undefined,
+): Tensor {
   const f32 = (t: Tensor): Tensor => (cfg.activationsInFloat32 ? upcastF32(t) : t);
-  let h0 = einsum(up, dispatched, w.wi0);
-  let h1 = einsum(up, dispatched, w.wi1);
+  const q = (site: QuantSite): DotQuant | undefined => denseQuant(cfg, siteKey(quantKey, site));
+  let h0 = quantizedEinsum(up, dispatched, w.wi0, q(QuantSite.Wi0));
+  let h1 = quantizedEinsum(up, dispatched, w.wi1, q(QuantSite.Wi1));
   if (cfg.mlpBias) {
     h0 = add(h0, biasShape(w.wi0Bias!));
     h1 = add(h1, biasShape(w.wi1Bias!));
   }
   const act = applyFfnActivation(cfg, f32(h0), f32(h1));
-  let o = einsum(down, act, w.wo);
+  let o = quantizedEinsum(down, act, w.wo, q(QuantSite.Wo));
   if (cfg.mlpBias) o = add(o, biasShape(w.woBias!));
   return f32(o);
 }
@@ -168,6 +181,7 @@ export function denseMatmul(
   preBiasLogits_BSE: Tensor | undefined,
   w: ExpertWeights,
   rng?: RoutingRng,
+  quantKey?: Key,
 ): DenseResult {
   const dt = cfg.dtype;
   const E = cfg.numExperts;
@@ -197,9 +211,14 @@ export function denseMatmul(
   if (cfg.capacityFactor > 0) {
     if (cfg.modelCallMode !== "inference") {
       const m = capacityMasks(cfg, topKIndices, weights_BSE!);
-      const dispatched = einsum("BSM,BSEC->EBCM", inputs, cast(m.dispatch, dt));
-      const inter = upDown(cfg, "EBCM,EMH->EBCH", "EBCH,EHM->EBCM", dispatched, ew, (b) => reshape(b, [E, 1, 1, -1]));
-      const output = einsum("EBCM,BSEC->BSM", inter, m.combine);
+      const dispatched = quantizedEinsum(
+        "BSM,BSEC->EBCM",
+        inputs,
+        cast(m.dispatch, dt),
+        dispatchQuant(cfg, siteKey(quantKey, QuantSite.Dispatch)),
+      );
+      const inter = upDown(cfg, "EBCM,EMH->EBCH", "EBCH,EHM->EBCM", dispatched, ew, (b) => reshape(b, [E, 1, 1, -1]), quantKey);
+      const output = quantizedEinsum("EBCM,BSEC->BSM", inter, m.combine, dispatchQuant(cfg, siteKey(quantKey, QuantSite.Combine)));
       return { output, ...routing, expertCapacity: m.capacity, keptMask_BSK: m.kept };
     }
     const probs = cast(softmax(upcastF32(gateLogits_BSE)), dt);
@@ -207,12 +226,12 @@ export function denseMatmul(
     const [cp, sub] = getContextPartitionAndSubSeq(cfg, S);
     const x_BNSM = reshape(inputs, [B, cp, sub, D]);
     const dispatched = einsum("BNSM,BNSEC->EBNCM", x_BNSM, cast(m.dispatch, dt));
-    const inter = upDown(cfg, "EBNCM,EMH->EBNCH", "EBNCH,EHM->EBNCM", dispatched, ew, (b) => reshape(b, [E, 1, 1, -1]));
+    const inter = upDown(cfg, "EBNCM,EMH->EBNCH", "EBNCH,EHM->EBNCM", dispatched, ew, (b) => reshape(b, [E, 1, 1, -1]), quantKey);
     const out_BNSM = einsum("EBNCM,BNSEC->BNSM", inter, m.combine);
     return { output: reshape(out_BNSM, [B, cp * sub, D]), ...routing, expertCapacity: m.capacity, keptMask_BSK: m.kept };
   }
 
-  const inter_BSED = upDown(cfg, "BSM,EMH->BSEH", "BSEH,EHM->BSEM", inputs, ew, (b) => b);
+  const inter_BSED = upDown(cfg, "BSM,EMH->BSEH", "BSEH,EHM->BSEM", inputs, ew, (b) => b, quantKey);
   let cw = isLlama4 ? reshapeAndUpdateWeights(cfg, full(topKWeights.shape, 1, dt), topKIndices) : weights_BSE!;
   let x = inter_BSED;
   if (cfg.float32WeightSum) {

@@ -5,10 +5,11 @@ import { defaultKernelInit, type NdInitializer } from "../nn/init.js";
 import { Module, type Params } from "../nn/module.js";
 import { prngKey, split, type Key } from "../nn/random.js";
 import { add, cast } from "../ops/elementwise.js";
-import { einsum } from "../ops/matmul.js";
+import { quantizedEinsum, type DotQuant } from "../ops/quantize.js";
 import { getActivation } from "../ops/nn.js";
 import type { MoeConfig } from "./config.js";
 import { ConfigError } from "../core/errors.js";
+import { denseQuant, QuantSite, siteKey } from "./quantization.js";
 
 export interface GateLogitOutput {
   /** post-score, post-bias logits [B,S,E] */
@@ -27,6 +28,8 @@ export interface GateComputeOptions {
   scoreFunc: string;
   /** return the pre-bias scores (deepseek3 models) */
   keepPreBias: boolean;
+  /** the quantized dot_general of the layer's quantization */
+  quant?: DotQuant | undefined;
 }
 
 /** score(cast(x)·kernel) (+ bias), returning the pre-bias scores when asked. */
@@ -36,7 +39,7 @@ export function computeGateLogits(
   inputs_BSD: Tensor,
   o: GateComputeOptions,
 ): GateLogitOutput {
-  let out = einsum("BSD,DE->BSE", cast(inputs_BSD, o.dtype), cast(kernel_DE, o.dtype));
+  let out = quantizedEinsum("BSD,DE->BSE", cast(inputs_BSD, o.dtype), cast(kernel_DE, o.dtype), o.quant);
   if (o.scoreFunc !== "") out = getActivation(o.scoreFunc)(out);
   const pre = o.keepPreBias ? out : undefined;
   if (bias_E !== undefined) out = add(out, cast(bias_E, o.dtype));
@@ -49,12 +52,19 @@ export function computeGateLogits(
  *
  * Arguments: kernel_DE [D,E], bias_E [E] (when routed_bias), inputs_BSD [B,S,D].
  */
-export function gateLogit(cfg: MoeConfig, kernel_DE: Tensor, bias_E: Tensor | undefined, inputs_BSD: Tensor): GateLogitOutput {
+export function gateLogit(
+  cfg: MoeConfig,
+  kernel_DE: Tensor,
+  bias_E: Tensor | undefined,
+  inputs_BSD: Tensor,
+  quantKey?: Key,
+): GateLogitOutput {
   if (cfg.routedBias && bias_E === undefined) throw new ConfigError("routed_bias", true, "needs the gate/bias parameter");
   return computeGateLogits(kernel_DE, cfg.routedBias ? bias_E : undefined, inputs_BSD, {
     dtype: gateDtype(cfg),
     scoreFunc: cfg.routedScoreFunc,
     keepPreBias: cfg.isDeepseek3,
+    quant: denseQuant(cfg, siteKey(quantKey, QuantSite.Gate)),
   });
 }
 
@@ -68,6 +78,8 @@ export interface GateLogitOptions {
   dtype?: DType;
   useBias?: boolean;
   scoreFunc?: string;
+  /** quantized dot_general (default: float) */
+  quant?: DotQuant;
   key?: Key;
   kernelInit?: NdInitializer;
 }
@@ -77,7 +89,7 @@ export interface GateLogitOptions {
  * (zeros). forward returns [logits, preBiasLogits | undefined] as the seed's __call__.
  */
 export class GateLogit extends Module {
-  readonly opts: Required<Omit<GateLogitOptions, "key" | "kernelInit">>;
+  readonly opts: Required<Omit<GateLogitOptions, "key" | "kernelInit" | "quant">> & Pick<GateLogitOptions, "quant">;
   kernel: Tensor;
   bias: Tensor | undefined;
 
@@ -110,6 +122,7 @@ export class GateLogit extends Module {
       dtype: o.dtype,
       scoreFunc: o.scoreFunc,
       keepPreBias: o.modelName.startsWith("deepseek3"),
+      quant: o.quant,
     });
     return [r.logits_BSE, r.preBiasLogits_BSE];
   }

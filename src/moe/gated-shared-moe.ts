@@ -6,7 +6,8 @@ import { ShapeError } from "../core/errors.js";
 import { fmt } from "../core/shape.js";
 import type { Tensor } from "../core/tensor.js";
 import { add, cast, mul, sigmoid, upcastF32 } from "../ops/elementwise.js";
-import { einsum } from "../ops/matmul.js";
+import { quantizedEinsum } from "../ops/quantize.js";
+import { denseQuant } from "./quantization.js";
 import { getActivation } from "../ops/nn.js";
 import { defaultKernelInit } from "../nn/init.js";
 import { MlpBlock, dropout } from "../nn/mlp.js";
@@ -38,7 +39,7 @@ export function mlpForward(cfg: MoeConfig, kernels: MlpKernels, x_BSD: Tensor, d
   paths.slice(0, -1).forEach((p, i) => {
     const k = kernels[p];
     if (k === undefined) throw new ShapeError(`[mlp] missing kernel ${p}`);
-    let z = einsum("BSD,DH->BSH", xx, cast(k, dt));
+    let z = quantizedEinsum("BSD,DH->BSH", xx, cast(k, dt), denseQuant(cfg));
     if (cfg.activationsInFloat32) z = upcastF32(z);
     const a = getActivation(cfg.mlpActivations[i]!)(z);
     h = h === undefined ? a : mul(h, a);
@@ -47,7 +48,7 @@ export function mlpForward(cfg: MoeConfig, kernels: MlpKernels, x_BSD: Tensor, d
   if (cfg.dropoutRate > 0) hh = dropout(hh, cfg.dropoutRate, dropoutKey);
   const wo = kernels["wo/kernel"];
   if (wo === undefined) throw new ShapeError("[mlp] missing kernel wo/kernel");
-  return einsum("BSH,HD->BSD", hh, cast(wo, dt));
+  return quantizedEinsum("BSH,HD->BSD", hh, cast(wo, dt), denseQuant(cfg));
 }
 
 /** All weights of a GatedSharedMoE. */
@@ -81,7 +82,7 @@ export function gatedSharedMoeForward(
   const r = routedMoeForward(cfg, w.routed, inputs_BSD, opts);
   const sharedOutput = mlpForward(cfg, w.shared, inputs_BSD, opts.dropoutKey);
   const x = cast(inputs_BSD, cfg.dtype);
-  const sharedGate = sigmoid(einsum("BSD,DO->BSO", x, cast(w.gateKernel, cfg.dtype)));
+  const sharedGate = sigmoid(quantizedEinsum("BSD,DO->BSO", x, cast(w.gateKernel, cfg.dtype), denseQuant(cfg)));
   const output = add(r.output, mul(sharedGate, sharedOutput));
   return { ...r, output, routedOutput: r.output, sharedOutput, sharedGate };
 }

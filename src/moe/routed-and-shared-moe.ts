@@ -7,6 +7,7 @@ import type { MoeConfig } from "./config.js";
 import { RoutedMoE, routedMoeParamShapes, type ForwardOptions, type MoeOutput } from "./routed-moe.js";
 import { weightEstimate } from "./memory-estimate.js";
 import { checkMemory } from "../core/memory.js";
+import { denseQuant, QuantSite, siteKey } from "./quantization.js";
 
 export interface SharedMoeOutput extends MoeOutput {
   routedOutput: Tensor;
@@ -37,6 +38,7 @@ export function sharedMlpBlock(config: MoeConfig, intermediateDim: number, key?:
     weightDtype: config.weightDtype,
     intermediateDropoutRate: config.dropoutRate,
     activationsInFloat32: config.activationsInFloat32,
+    quant: (key) => denseQuant(config, key),
     ...(key === undefined ? {} : { key }),
   });
 }
@@ -79,7 +81,7 @@ export class RoutedAndSharedMoE extends Module {
 
   forward(inputs_BSD: Tensor, opts: ForwardOptions & { dropoutKey?: Key } = {}): SharedMoeOutput {
     const r = this.routedMoe.forward(inputs_BSD, opts);
-    const sharedOutput = this.sharedExperts.forward(inputs_BSD, opts.dropoutKey);
+    const sharedOutput = this.sharedExperts.forward(inputs_BSD, opts.dropoutKey, siteKey(opts.quantKey, QuantSite.SharedMlp));
     return { ...r, output: add(r.output, sharedOutput), routedOutput: r.output, sharedOutput };
   }
 }

@@ -49,6 +49,8 @@ export interface ForwardOptions {
   gateInputs?: Tensor;
   /** PRNG key (or injected draw) for use_random_routing */
   rng?: RoutingRng;
+  /** int8 training: the key of the stochastically rounded 8-bit gradient products (without it: straight-through) */
+  quantKey?: Key;
 }
 
 /**
@@ -67,10 +69,11 @@ export function routedGate(
   w: RoutedMoeWeights,
   inputs_BSD: Tensor,
   gateInputs?: Tensor,
+  quantKey?: Key,
 ): { x: Tensor; logits: Tensor; pre: Tensor | undefined } {
   const x = cast(inputs_BSD, cfg.dtype);
   const routingInputs = gateInputs === undefined ? x : cast(gateInputs, gateDtype(cfg));
-  const { logits_BSE, preBiasLogits_BSE } = gateLogit(cfg, w.gateKernel, w.gateBias, routingInputs);
+  const { logits_BSE, preBiasLogits_BSE } = gateLogit(cfg, w.gateKernel, w.gateBias, routingInputs, quantKey);
   checkGateLogits(logits_BSE, {
     inputName: gateInputs === undefined ? "the layer input" : "gate_inputs",
     inputs_BSD: routingInputs,
@@ -85,9 +88,11 @@ export function routedMoeForward(cfg: MoeConfig, w: RoutedMoeWeights, inputs_BSD
   if (inputs_BSD.ndim !== 3 || inputs_BSD.shape[2] !== w.gateKernel.shape[0]) {
     throw new ShapeError(`[RoutedMoE] input ${fmt(inputs_BSD.shape)} must be [B,S,${w.gateKernel.shape[0]}]`);
   }
-  const { x, logits, pre } = routedGate(cfg, w, inputs_BSD, opts.gateInputs);
+  const { x, logits, pre } = routedGate(cfg, w, inputs_BSD, opts.gateInputs, opts.quantKey);
   const ew = effectiveWeights(cfg, w);
-  const r = cfg.sparseMatmul ? sparseMatmul(cfg, x, logits, pre, ew, opts.rng) : denseMatmul(cfg, x, logits, pre, ew, opts.rng);
+  const r = cfg.sparseMatmul
+    ? sparseMatmul(cfg, x, logits, pre, ew, opts.rng)
+    : denseMatmul(cfg, x, logits, pre, ew, opts.rng, opts.quantKey);
   return { ...r, gateLogits_BSE: logits, preBiasLogits_BSE: pre };
 }
 
@@ -347,7 +352,7 @@ export async function routedMoeForwardParallel(
   opts: ForwardOptions = {},
 ): Promise<MoeOutput & { ep: EpStats }> {
   if (!cfg.sparseMatmul) throw new ConfigError("sparse_matmul", false, "expert parallelism runs the sparse (grouped matmul) path only");
-  const { x, logits, pre } = routedGate(cfg, w, inputs_BSD, opts.gateInputs);
+  const { x, logits, pre } = routedGate(cfg, w, inputs_BSD, opts.gateInputs, opts.quantKey);
   const r = await sparseMatmulExpertParallel(cfg, group, path, x, logits, pre, effectiveWeights(cfg, w), opts.rng);
   return { ...r, gateLogits_BSE: logits, preBiasLogits_BSE: pre };
 }

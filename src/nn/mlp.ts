@@ -4,11 +4,11 @@ import type { DType } from "../core/dtype.js";
 import { fmt } from "../core/shape.js";
 import { tensor, type Tensor } from "../core/tensor.js";
 import { cast, div, mul, upcastF32 } from "../ops/elementwise.js";
-import { einsum } from "../ops/matmul.js";
+import { quantizedEinsum, type DotQuant } from "../ops/quantize.js";
 import { getActivation } from "../ops/nn.js";
 import { defaultKernelInit, type NdInitializer } from "./init.js";
 import { Module, type Params } from "./module.js";
-import { prngKey, split, uniform, type Key } from "./random.js";
+import { foldIn, prngKey, split, uniform, type Key } from "./random.js";
 
 export interface MlpBlockOptions {
   inFeatures: number;
@@ -18,6 +18,8 @@ export interface MlpBlockOptions {
   weightDtype: DType;
   intermediateDropoutRate?: number;
   activationsInFloat32?: boolean;
+  /** the quantized dot_general of each matmul given its gradient key (forward's quantKey folded with its index); default float */
+  quant?: ((key: Key | undefined) => DotQuant | undefined) | undefined;
   key?: Key;
   kernelInit?: NdInitializer;
 }
@@ -57,16 +59,17 @@ export class MlpBlock extends Module {
     for (const [p, t] of Object.entries(params)) this.kernels.set(p, t);
   }
 
-  /** x [..., D] -> [..., D]. A positive dropout rate needs `dropoutKey`. */
-  forward(x: Tensor, dropoutKey?: Key): Tensor {
+  /** x [..., D] -> [..., D]. A positive dropout rate needs `dropoutKey`; `quantKey` draws quantized gradients' noise. */
+  forward(x: Tensor, dropoutKey?: Key, quantKey?: Key): Tensor {
     const { activations, dtype } = this.opts;
     if (x.shape[x.ndim - 1] !== this.opts.inFeatures) {
       throw new ShapeError(`[MlpBlock] input ${fmt(x.shape)} must end in ${this.opts.inFeatures}`);
     }
     const xx = cast(x, dtype);
+    const quant = (i: number): DotQuant | undefined => this.opts.quant?.(quantKey === undefined ? undefined : foldIn(quantKey, i));
     let h: Tensor | undefined;
     wiPaths(activations.length).forEach((p, i) => {
-      let z = einsum("BSD,DH->BSH", xx, cast(this.kernels.get(p)!, dtype));
+      let z = quantizedEinsum("BSD,DH->BSH", xx, cast(this.kernels.get(p)!, dtype), quant(i));
       if (this.opts.activationsInFloat32) z = upcastF32(z);
       const a = getActivation(activations[i]!)(z);
       h = h === undefined ? a : mul(h, a);
@@ -74,7 +77,7 @@ export class MlpBlock extends Module {
     let hh = cast(h!, dtype);
     const rate = this.opts.intermediateDropoutRate ?? 0;
     if (rate > 0) hh = dropout(hh, rate, dropoutKey);
-    return einsum("BSH,HD->BSD", hh, cast(this.kernels.get("wo/kernel")!, dtype));
+    return quantizedEinsum("BSH,HD->BSD", hh, cast(this.kernels.get("wo/kernel")!, dtype), quant(activations.length));
   }
 }
 

@@ -24,7 +24,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   return reshape(r, [...lead, m, n]);
 }
 
-function parse(spec: string): { ia: string[]; ib: string[]; io: string[] } {
+/** The labels of a two-operand einsum spec with an explicit output ("BSM,EMH->BSEH"), checked for repeats. */
+export function einsumLabels(spec: string): { ia: string[]; ib: string[]; io: string[] } {
   const m = /^\s*(\w*)\s*,\s*(\w*)\s*->\s*(\w*)\s*$/.exec(spec);
   if (m === null) throw new ShapeError(`[einsum] cannot parse "${spec}" (two operands, one-letter labels, explicit output)`);
   const r = { ia: [...m[1]!], ib: [...m[2]!], io: [...m[3]!] };
@@ -47,7 +48,7 @@ function parse(spec: string): { ia: string[]; ib: string[]; io: string[] } {
  * @example einsum("BSM,EMH->BSEH", x, w0)
  */
 export function einsum(spec: string, a: Tensor, b: Tensor): Tensor {
-  const { ia, ib, io } = parse(spec.replace(/ /g, ""));
+  const { ia, ib, io } = einsumLabels(spec.replace(/ /g, ""));
   if (ia.length !== a.ndim || ib.length !== b.ndim) {
     throw new ShapeError(`[einsum] "${spec}" does not match operand ranks ${a.ndim} and ${b.ndim}`);
   }

@@ -1,6 +1,7 @@
 import type { DType } from "../core/dtype.js";
 import type { AdamwStepParams, SgdStepParams } from "./optim-steps.js";
 import type { ExpertFfnBwdParams, ExpertFfnParams } from "./expert-ffn.js";
+import type { QuantizeParams } from "./quantize.js";
 
 /**
  * The closed primitive set. Every op in moekit lowers to these; each has one shape rule
@@ -55,6 +56,8 @@ export enum Prim {
   Cumsum = "cumsum",
   Gmm = "gmm",
   Tgmm = "tgmm",
+  // abs-max integer quantization (values int32, scales per slice)
+  Quantize = "quantize",
   // fused MoE expert FFN (gather, up-projections, GLU, down-projection, combine) and its backward
   ExpertFfn = "expert_ffn",
   ExpertFfnBwd = "expert_ffn_bwd",
@@ -117,6 +120,7 @@ export interface PrimParams {
   [Prim.Gmm]: { transposeRhs: boolean };
   /** lhs[m,k], rhs[m,n], groupSizes[G] -> [G,k,n], out[g] = lhs_g^T rhs_g */
   [Prim.Tgmm]: NoParams;
+  [Prim.Quantize]: QuantizeParams;
   [Prim.ExpertFfn]: ExpertFfnParams;
   [Prim.ExpertFfnBwd]: ExpertFfnBwdParams;
   [Prim.AdamwStep]: AdamwStepParams;

@@ -4,6 +4,7 @@ import { DTypeError, ShapeError } from "../core/errors.js";
 import { fmt, normalizeAxis, resolveReshape, shapesEqual, type Aval } from "../core/shape.js";
 import { expertFfnBwdShape, expertFfnShape } from "./expert-ffn.js";
 import { adamwStepShape, sgdStepShape } from "./optim-steps.js";
+import { quantizeShape } from "./quantize.js";
 import { Prim, type Params } from "./prims.js";
 
 export type { Aval };
@@ -227,6 +228,7 @@ export const shapeRules: { [P in Prim]: ShapeRule<P> } = {
     if (l.dtype !== r.dtype) throw new DTypeError(`[tgmm] dtypes ${l.dtype} != ${r.dtype}`);
     return [{ shape: [g.shape[0]!, l.shape[1]!, r.shape[1]!], dtype: l.dtype }];
   },
+  [Prim.Quantize]: quantizeShape,
   [Prim.ExpertFfn]: expertFfnShape,
   [Prim.ExpertFfnBwd]: expertFfnBwdShape,
   [Prim.AdamwStep]: adamwStepShape,

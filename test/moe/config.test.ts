@@ -1,20 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../src/core/errors.js";
 import { MOE_DEFAULTS, moeConfig, parseMoeConfig, toMaxTextKeys } from "../../src/moe/config.js";
-
-function refused(keys: Record<string, unknown>, key: string, why: RegExp): void {
-  let err: unknown;
-  try {
-    moeConfig(keys);
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(ConfigError);
-  const ce = err as ConfigError;
-  expect(ce.key).toBe(key);
-  expect(ce.message).toMatch(why);
-  expect(ce.message).toContain(key);
-}
+import { refused } from "../harness/config.js";
 
 describe("MoE config", () => {
   it("fills MaxText's base defaults and camelCases every key", () => {
@@ -102,7 +88,6 @@ describe("MoE config", () => {
     ["negative shared experts", { shared_experts: -1 }, "shared_experts", />= 0/],
     ["dropout out of range", { dropout_rate: 1 }, "dropout_rate", /\[0, 1\)/],
     ["vLLM path", { attention: "vllm_rpa" }, "attention", /vLLM/],
-    ["quantization", { quantization: "int8" }, "quantization", /not implemented/],
     ["bad dtype", { dtype: "int8" }, "dtype", /float32, bfloat16/],
     ["EP not dividing E", { num_experts: 6, ici_expert_parallelism: 4 }, "ici_expert_parallelism", /divide/],
     ["padded mlp dim", { moe_mlp_dim: 64, padded_base_moe_mlp_dim: 128 }, "padded_base_moe_mlp_dim", /vLLM/],

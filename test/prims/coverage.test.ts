@@ -39,6 +39,7 @@ describe("primitive test coverage", () => {
         Prim.Argsort,
         Prim.Bincount,
         Prim.ExpertFfnBwd,
+        Prim.Quantize,
         Prim.AdamwStep,
         Prim.SgdStep,
       ].sort(),

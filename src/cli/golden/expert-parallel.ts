@@ -40,7 +40,8 @@ export async function runExpertParallelCase(c: GoldenCase, cfg: MoeConfig): Prom
     const r = group.rank;
     const local = (n: string): Tensor =>
       EXPERT_SHARDED.has(n) ? expertShard(full[n]!, r, N) : n === "x" || n === "gate_inputs" ? batchSlice(full[n]!, r) : full[n]!;
-    const ct = batchSlice(full.cotangent!, r);
+    // forward-only cases give no cotangent: then no gradients
+    const ct = full.cotangent === undefined ? undefined : batchSlice(full.cotangent, r);
     // the injected random draw covers the tokens this rank routes: its batch slice, or on the ring path
     // the all-gathered batch (N copies of a one-row batch)
     const draw = full.random_top_k_indices;
@@ -62,10 +63,14 @@ export async function runExpertParallelCase(c: GoldenCase, cfg: MoeConfig): Prom
         out.output = y;
       }
       // unmapped outputs (lb_loss; the whole output when the batch is replicated) get cotangent/N per rank
-      let obj = sum(mul(y, ct));
+      let obj = sum(mul(y, ct ?? y));
       if (!sharded) obj = div(obj, N);
       return o.lbLoss === undefined ? obj : add(obj, div(o.lbLoss, N));
     };
+    if (ct === undefined) {
+      await f(...diffNames.map(local));
+      return { out, ep: ep!, grads: undefined };
+    }
     const { grads } = await valueAndGradAsync(f)(...diffNames.map(local));
     return { out, ep: ep!, grads: Object.fromEntries(diffNames.map((n, i) => [n, stopGradient(grads[i]!)])) };
   });
@@ -82,8 +87,8 @@ export async function runExpertParallelCase(c: GoldenCase, cfg: MoeConfig): Prom
       if (first.out[n] !== undefined) produced[n] = cat(n);
     }
   }
-  for (const n of diffNames) {
-    const gs = perRank.map((p) => p.grads[n]!);
+  for (const n of first.grads === undefined ? [] : diffNames) {
+    const gs = perRank.map((p) => p.grads![n]!);
     const batchLocal = (n === "x" || n === "gate_inputs") && sharded;
     produced[`grad_${n}`] = EXPERT_SHARDED.has(n) || batchLocal ? concatenate(gs, 0) : gs.reduce((a, b) => add(a, b));
   }

@@ -2,7 +2,7 @@
 import type { Tensor } from "../../core/tensor.js";
 import { MoeError } from "../../core/errors.js";
 import { valueAndGrad } from "../../autodiff/grad.js";
-import { stopGradient } from "../../autodiff/graph.js";
+import { noGrad, stopGradient } from "../../autodiff/graph.js";
 import { add, mul } from "../../ops/elementwise.js";
 import { sum } from "../../ops/reduce.js";
 import type { MoeConfig } from "../../moe/config.js";
@@ -47,9 +47,10 @@ export function routingOutputs(o: MoeOutput, out: Produced): void {
   out.kept_mask = o.keptMask_BSK;
 }
 
+/** Runs the forward, and every gradient when the case gives a cotangent (forward-only cases give none). */
 export function runSingleDevice(c: GoldenCase, cfg: MoeConfig): Produced {
   const diffNames = c.input_names.filter((n) => !NON_DIFF.has(n));
-  const ct = inputTensor(c, "cotangent");
+  const ct = c.input_names.includes("cotangent") ? inputTensor(c, "cotangent") : undefined;
   const rng = c.input_names.includes("random_top_k_indices") ? { topKIndices: inputTensor(c, "random_top_k_indices") } : undefined;
   const out: Produced = {};
   const f = (...args: Tensor[]): Tensor => {
@@ -65,11 +66,12 @@ export function runSingleDevice(c: GoldenCase, cfg: MoeConfig): Produced {
       y = add(o.output, s);
       out.output = y;
     }
-    const obj = sum(mul(y, ct));
+    const obj = sum(mul(y, ct ?? y));
     return o.lbLoss === undefined ? obj : add(obj, o.lbLoss);
   };
-  const { grads } = valueAndGrad(f)(...diffNames.map((n) => inputTensor(c, n)));
-  diffNames.forEach((n, i) => (out[`grad_${n}`] = grads[i]));
+  const inputs = diffNames.map((n) => inputTensor(c, n));
+  if (ct === undefined) noGrad(() => f(...inputs));
+  else valueAndGrad(f)(...inputs).grads.forEach((g, i) => (out[`grad_${diffNames[i]}`] = g));
   for (const [k, v] of Object.entries(out)) if (v !== undefined && typeof v !== "number") out[k] = stopGradient(v);
   return out;
 }

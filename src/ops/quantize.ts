@@ -1,0 +1,182 @@
+// Quantized matmuls (QUANTIZATION.md): each quantized operand is abs-max quantized over its contracting axes (the
+// Quantize primitive), the integer product is accumulated exactly (int32 operands: the matmul primitives accumulate
+// int32 exactly), then multiplied by s_lhs·s_rhs, which the same matmul computes from the scales (their contracting
+// axes have size 1). A side without quantization stays float (weight-only: rhs only). Gradients are straight-through:
+// those of the float matmul of the unquantized operands.
+import type { DType } from "../core/dtype.js";
+import { DTypeError, ShapeError, UnsupportedError } from "../core/errors.js";
+import { full, type Tensor } from "../core/tensor.js";
+import { bind } from "../autodiff/bind.js";
+import { customVjp } from "../autodiff/custom-vjp.js";
+import { Prim } from "../prims/prims.js";
+import type { QuantFlavour } from "../prims/quantize.js";
+import { cast, mul } from "./elementwise.js";
+import { einsum, einsumLabels } from "./matmul.js";
+import { broadcastTo } from "./movement.js";
+import { gmm, tgmm } from "./segment.js";
+
+export type { QuantFlavour };
+
+/** How one matmul operand is quantized: its bits and its quantizer. */
+export interface OperandQuant {
+  bits: number;
+  flavour: QuantFlavour;
+}
+
+/**
+ * AQT's quantized backward (MaxText int8): each gradient product quantizes both its operands to `bits` over its own
+ * contracting axes, the cotangent with stochastic rounding (noise uniform in [−0.5, 0.5), drawn by `noise` for
+ * "dlhs" and "drhs"), the other operand (the forward operand, unquantized) deterministically.
+ */
+export interface GradQuant {
+  bits: number;
+  noise: (shape: readonly number[], product: "dlhs" | "drhs") => Tensor;
+  /** quantize the weight-gradient product too (MaxText: quantization_local_shard_count ≠ 0); else float */
+  drhs: boolean;
+}
+
+/** A matmul's quantization; an absent side stays float. Gradients: straight-through, or quantized with `grad`. */
+export interface DotQuant {
+  lhs?: OperandQuant | undefined;
+  rhs?: OperandQuant | undefined;
+  grad?: GradQuant | undefined;
+}
+
+/** A grouped matmul's quantization: rhs [G,k,n] scales per (group, column), or per column over all groups (qwix's gmm rule). */
+export interface GmmQuant extends DotQuant {
+  rhsSharedOverGroups?: boolean;
+}
+
+/** Largest contraction whose int32 sum of 8-bit products cannot overflow: K·128² < 2^31. */
+const MAX_EXACT_K = Math.floor((2 ** 31 - 1) / 128 ** 2);
+
+/**
+ * Abs-max quantization of `x` with one scale per slice over `axes`: [int32 values, scales (x's shape, axes set to 1)].
+ * `noise` (x's shape, in [−0.5, 0.5)) is added before rounding: stochastic rounding.
+ */
+export function quantize(x: Tensor, axes: readonly number[], q: OperandQuant, noise?: Tensor): [Tensor, Tensor] {
+  const [v, s] = bind(Prim.Quantize, noise === undefined ? [x] : [x, noise], { bits: q.bits, axes, flavour: q.flavour });
+  return [v!, s!];
+}
+
+interface Side {
+  v: Tensor;
+  s: Tensor;
+  int: boolean;
+}
+
+/** An operand ready for the product: its integer values and scales, or itself (in `dt`) with unit scales. */
+function side(x: Tensor, axes: readonly number[], q: OperandQuant | undefined, dt: DType, noise?: Tensor): Side {
+  if (q === undefined)
+    return {
+      v: cast(x, dt),
+      s: full(
+        x.shape.map((d, i) => (axes.includes(i) ? 1 : d)),
+        1,
+        dt,
+      ),
+      int: false,
+    };
+  const [v, s] = quantize(x, axes, q, noise);
+  return { v, s: cast(s, dt), int: true };
+}
+
+/** mm(q_lhs, q_rhs) (exact int32 when both are integers) · mm(s_lhs, s_rhs), in `dt`. */
+function rescaled(l: Side, r: Side, k: number, mm: (a: Tensor, b: Tensor) => Tensor, dt: DType): Tensor {
+  if (l.int && r.int && k > MAX_EXACT_K)
+    throw new UnsupportedError(`[quantized matmul] contraction of ${k} > ${MAX_EXACT_K} overflows int32`);
+  const prod = l.int && r.int ? cast(mm(l.v, r.v), dt) : mm(l.int ? cast(l.v, dt) : l.v, r.int ? cast(r.v, dt) : r.v);
+  return mul(prod, mm(l.s, r.s));
+}
+
+/** The float dtype the product and its scales are computed in: float64 for float64 operands, else float32. */
+function computeDtype(a: Tensor, b: Tensor, where: string): DType {
+  if (a.dtype !== b.dtype) throw new DTypeError(`[${where}] dtypes ${a.dtype} != ${b.dtype}`);
+  return a.dtype === "float64" ? "float64" : "float32";
+}
+
+const isQuantized = (q: DotQuant | undefined): q is DotQuant => q !== undefined && (q.lhs !== undefined || q.rhs !== undefined);
+
+/** The quantized product of two operands of one dtype (no gradient), each side over its contracting labels. */
+function einsumProduct(spec: string, a: Tensor, b: Tensor, q: DotQuant, noise: { lhs?: Tensor; rhs?: Tensor } = {}): Tensor {
+  const { ia, ib, io } = einsumLabels(spec);
+  const contracted = ia.filter((l) => ib.includes(l) && !io.includes(l));
+  const dt = computeDtype(a, b, "quantized einsum");
+  const k = contracted.reduce((n, l) => n * a.shape[ia.indexOf(l)]!, 1);
+  const l = side(
+    a,
+    contracted.map((c) => ia.indexOf(c)),
+    q.lhs,
+    dt,
+    noise.lhs,
+  );
+  const r = side(
+    b,
+    contracted.map((c) => ib.indexOf(c)),
+    q.rhs,
+    dt,
+    noise.rhs,
+  );
+  return cast(
+    rescaled(l, r, k, (u, v) => einsum(spec, u, v), dt),
+    a.dtype,
+  );
+}
+
+/**
+ * einsum(spec, a, b) with each quantized operand quantized over its contracting labels (one scale per index of its
+ * other labels). Without quantization, plain einsum.
+ *
+ * @example quantizedEinsum("BSM,EMH->BSEH", x, wi0, { lhs: { bits: 8, flavour: "aqt" }, rhs: { bits: 8, flavour: "aqt" } })
+ */
+export function quantizedEinsum(spec: string, a: Tensor, b: Tensor, q: DotQuant | undefined): Tensor {
+  if (!isQuantized(q)) return einsum(spec, a, b);
+  const { ia, ib, io } = einsumLabels(spec.replace(/ /g, ""));
+  const summed = [...ia.filter((l) => !ib.includes(l)), ...ib.filter((l) => !ia.includes(l))].filter((l) => !io.includes(l));
+  if (summed.length > 0) throw new ShapeError(`[quantized einsum] "${spec}" sums label ${summed[0]} out of one operand: not supported`);
+  const [A, B, O] = [ia.join(""), ib.join(""), io.join("")];
+  const f = customVjp(
+    (x: Tensor, y: Tensor) => ({ out: einsumProduct(`${A},${B}->${O}`, x, y, q), res: [x, y] }),
+    ([x, y], ct) => {
+      const c = cast(ct, x!.dtype);
+      const g = q.grad;
+      if (g === undefined) return [einsum(`${O},${B}->${A}`, c, y!), einsum(`${A},${O}->${B}`, x!, c)];
+      const both: DotQuant = { lhs: { bits: g.bits, flavour: "aqt" }, rhs: { bits: g.bits, flavour: "aqt" } };
+      const dlhs = einsumProduct(`${O},${B}->${A}`, c, y!, both, { lhs: g.noise(c.shape, "dlhs") });
+      const drhs = g.drhs
+        ? einsumProduct(`${A},${O}->${B}`, x!, c, both, { rhs: g.noise(c.shape, "drhs") })
+        : einsum(`${A},${O}->${B}`, x!, c);
+      return [dlhs, drhs];
+    },
+  );
+  return f(a, b);
+}
+
+/**
+ * gmm(lhs [m,k], rhs [G,k,n], groupSizes) with lhs quantized per row over k, rhs per (group, column) over k or, with
+ * rhsSharedOverGroups, per column over groups and k. Without quantization, plain gmm.
+ */
+export function quantizedGmm(lhs: Tensor, rhs: Tensor, groupSizes: Tensor, q: GmmQuant | undefined): Tensor {
+  if (!isQuantized(q)) return gmm(lhs, rhs, groupSizes);
+  const dt = computeDtype(lhs, rhs, "quantized gmm");
+  const f = customVjp(
+    (x: Tensor, w: Tensor, gs: Tensor) => {
+      const l = side(x, [1], q.lhs, dt);
+      const r = side(w, q.rhsSharedOverGroups === true ? [0, 1] : [1], q.rhs, dt);
+      const rs = { ...r, s: broadcastTo(r.s, [w.shape[0]!, 1, w.shape[2]!]) };
+      return {
+        out: cast(
+          rescaled(l, rs, x.shape[1]!, (u, v) => gmm(u, v, gs), dt),
+          x.dtype,
+        ),
+        res: [x, w, gs],
+      };
+    },
+    // dlhs = gmm(ct, rhsᵀ), drhs = tgmm(lhs, ct), as the float gmm
+    ([x, w, gs], ct) => {
+      const c = cast(ct, x!.dtype);
+      return [gmm(c, w!, gs!, true), tgmm(x!, c, gs!), undefined];
+    },
+  );
+  return f(lhs, rhs, groupSizes);
+}

@@ -1,0 +1,321 @@
+// Quantize (abs-max, AQT and qwix) on every backend against a naive per-slice loop written here, the designed facts
+// of QUANTIZATION.md (abs-max element at ±Q, half-points to even, qwix's −128), and the quantized matmuls built on
+// it: exact integer products, rescaling, weight-only, grouped scales, straight-through gradients.
+import { afterAll, describe, expect, it } from "vitest";
+import { Tensor, tensor } from "../../src/core/tensor.js";
+import { useBackend } from "../../src/backends/select.js";
+import { valueAndGrad } from "../../src/autodiff/grad.js";
+import { einsum } from "../../src/ops/matmul.js";
+import { gmm } from "../../src/ops/segment.js";
+import { mul } from "../../src/ops/elementwise.js";
+import { sum } from "../../src/ops/reduce.js";
+import { quantize, quantizedEinsum, quantizedGmm, type OperandQuant } from "../../src/ops/quantize.js";
+import { Rng } from "../harness/random.js";
+import { foldIn, prngKey, uniform } from "../../src/nn/random.js";
+import { assertAllClose, assertExact } from "../harness/tolerance.js";
+import { expectPrimError, gradCoverage } from "../harness/families.js";
+import { testBackends } from "../harness/backends.js";
+
+const cov = gradCoverage("quantize");
+const AQT8: OperandQuant = { bits: 8, flavour: "aqt" };
+const QWIX8: OperandQuant = { bits: 8, flavour: "qwix" };
+
+/** Round half to even, spelled differently from the kernel: the nearer integer, the even one on a tie. */
+function rne(v: number): number {
+  const f = Math.floor(v);
+  const d = v - f;
+  if (d < 0.5) return f;
+  if (d > 0.5) return f + 1;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/** Naive quantization: enumerate each slice's elements by multi-index; returns flat q and scales (keepdims order). */
+function naiveQuantize(x: Tensor, axes: number[], q: OperandQuant): { q: number[]; s: number[] } {
+  const shape = x.shape;
+  const n = x.size;
+  const idxOf = (flat: number): number[] => {
+    const idx = new Array<number>(shape.length);
+    for (let a = shape.length - 1; a >= 0; a--) {
+      idx[a] = flat % shape[a]!;
+      flat = Math.floor(flat / shape[a]!);
+    }
+    return idx;
+  };
+  const key = (flat: number): string =>
+    idxOf(flat)
+      .map((v, a) => (axes.includes(a) ? 0 : v))
+      .join(",");
+  const absmax = new Map<string, number>();
+  for (let i = 0; i < n; i++) absmax.set(key(i), Math.max(absmax.get(key(i)) ?? 0, Math.abs(x.data[i]!)));
+  const Q = 2 ** (q.bits - 1) - 0.5;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const m = absmax.get(key(i))!;
+    if (m === 0) {
+      out.push(0);
+      continue;
+    }
+    const v = Math.abs(x.data[i]!) === m ? Math.sign(x.data[i]!) * Q : (x.data[i]! * Q) / m;
+    if (q.flavour === "aqt") out.push(rne(Math.max(-(Q - 0.5), Math.min(Q - 0.5, v))));
+    else out.push(Math.max(-(Q + 0.5), Math.min(Q - 0.5, rne(v))));
+  }
+  // scales in row-major keepdims order: the first element of each slice, in order of first appearance
+  const s: number[] = [];
+  const seen = new Set<string>();
+  const sShape = shape.map((d, a) => (axes.includes(a) ? 1 : d));
+  const sN = sShape.reduce((a, d) => a * d, 1);
+  for (let j = 0; j < sN; j++) {
+    const idx: number[] = [];
+    let f = j;
+    for (let a = sShape.length - 1; a >= 0; a--) {
+      idx[a] = f % sShape[a]!;
+      f = Math.floor(f / sShape[a]!);
+    }
+    const k = idx.join(",");
+    if (!seen.has(k)) seen.add(k);
+    const m = absmax.get(k)!;
+    s.push(m === 0 ? 1 : m / Q);
+  }
+  return { q: out, s };
+}
+
+const CASES: [string, number[], number[], OperandQuant][] = [
+  ["rows over the last axis, aqt 8", [5, 7], [1], AQT8],
+  ["rows over the last axis, qwix 8", [5, 7], [1], QWIX8],
+  ["columns over the first axis, aqt 4", [6, 3], [0], { bits: 4, flavour: "aqt" }],
+  ["columns over the first axis, qwix 4", [6, 3], [0], { bits: 4, flavour: "qwix" }],
+  ["per (expert, column) of [E,K,N]", [3, 4, 5], [1], AQT8],
+  ["per column over experts and K", [3, 4, 5], [0, 1], QWIX8],
+  ["two contracting axes in the middle", [2, 3, 4, 2], [1, 2], AQT8],
+  ["the whole tensor", [4, 4], [0, 1], { bits: 4, flavour: "qwix" }],
+];
+
+describe.each(testBackends())("quantize on %s", (backend) => {
+  afterAll(() => void useBackend("ref"));
+
+  it.each(CASES)("%s matches the naive loop", (_n, shape, axes, q) => {
+    useBackend(backend);
+    const x = new Rng(shape.length * 7 + axes[0]!).tensor(shape, "float32", 3);
+    const [v, s] = quantize(x, axes, q);
+    const want = naiveQuantize(x, axes, q);
+    expect(v.dtype).toBe("int32");
+    expect(s.shape).toEqual(shape.map((d, a) => (axes.includes(a) ? 1 : d)));
+    assertExact(v.data, want.q, "values");
+    assertAllClose(s.data, want.s, { rtol: 1e-7, atol: 0 }, "scales");
+  });
+
+  it("the abs-max element is ±Q: aqt clips to ±127, qwix gives +127 and −128", () => {
+    useBackend(backend);
+    const x = tensor([-0.3, 0.7, -1.1, 0.2, 1.1, 0.5], [2, 3]);
+    expect(Array.from(quantize(x, [1], AQT8)[0].data)).toEqual([-35, 81, -127, 23, 127, 58]);
+    expect(Array.from(quantize(x, [1], QWIX8)[0].data)).toEqual([-35, 81, -128, 23, 127, 58]);
+    expect(Array.from(quantize(x, [1], { bits: 4, flavour: "qwix" })[0].data)).toEqual([-2, 5, -8, 1, 7, 3]);
+    expect(Array.from(quantize(x, [1], { bits: 4, flavour: "aqt" })[0].data)).toEqual([-2, 5, -7, 1, 7, 3]);
+  });
+
+  it("half-points on a power-of-two scale round to even", () => {
+    useBackend(backend);
+    // absmax 127.5/4 → s = 1/4 exactly: v = 4x
+    const x = tensor([2.5 / 4, -3.5 / 4, 0.5 / 4, -0.5 / 4, 126.5 / 4, 127.5 / 4], [1, 6]);
+    const [v, s] = quantize(x, [1], QWIX8);
+    expect(Array.from(s.data)).toEqual([0.25]);
+    expect(Array.from(v.data)).toEqual([2, -4, 0, 0, 126, 127]);
+    expect(Array.from(quantize(x, [1], AQT8)[0].data)).toEqual([2, -4, 0, 0, 126, 127]);
+  });
+
+  it("an all-zero slice has scale 1 and zeros; a float64 input keeps float64 scales", () => {
+    useBackend(backend);
+    const [v, s] = quantize(tensor([0, 0, 0, 1, -2, 0.5], [2, 3], "float64"), [1], AQT8);
+    expect(s.dtype).toBe("float64");
+    expect(Array.from(s.data)).toEqual([1, 2 / 127.5]);
+    expect(Array.from(v.data)).toEqual([0, 0, 0, 64, -127, 32]);
+  });
+});
+
+describe("stochastic rounding", () => {
+  it("is unbiased: the mean of q·s over noise draws converges to x (deterministic rounding does not)", () => {
+    const x = tensor([1, 0.3, -0.77, 0.051, -0.5, 0.9], [1, 6], "float64");
+    const N = 4000;
+    const root = prngKey(11);
+    const mean = new Array<number>(6).fill(0);
+    let s = 0;
+    for (let n = 0; n < N; n++) {
+      const [v, sc] = quantize(x, [1], { bits: 4, flavour: "aqt" }, uniform(foldIn(root, n), [1, 6], -0.5, 0.5, "float64"));
+      s = sc.data[0]!;
+      v.data.forEach((q, i) => {
+        // every draw rounds to one of the two neighbours of v = x / s
+        expect(Math.abs(q - Math.min(7, x.data[i]! / s))).toBeLessThan(1);
+        mean[i]! += (q * s) / N;
+      });
+    }
+    // each draw's error is within ±s, so the mean's standard error is at most s/(2√N): allow 5 of them
+    const bound = (5 * s) / (2 * Math.sqrt(N));
+    // (the abs-max element is clipped to Q − 0.5 = 7 before the noise: its mean is 7·s, by design)
+    const want = Array.from(x.data, (v, i) => (i === 0 ? 7 * s : v));
+    mean.forEach((m, i) => expect(Math.abs(m - want[i]!), `element ${i}`).toBeLessThan(bound));
+    const [det] = quantize(x, [1], { bits: 4, flavour: "aqt" });
+    expect(Math.max(...Array.from(det.data, (q, i) => Math.abs(q * s - want[i]!)))).toBeGreaterThan(5 * bound);
+  });
+
+  it("int8 gradient products: dlhs stochastically rounded (unbiased around ct·deq(b)ᵀ), drhs float unless asked", () => {
+    const rng = new Rng(12);
+    const [a, b, ct] = [rng.tensor([3, 5], "float64"), rng.tensor([5, 4], "float64"), rng.tensor([3, 4], "float64")];
+    const root = prngKey(13);
+    const N = 300;
+    const grads = (n: number, drhs: boolean): Tensor[] => {
+      const grad = {
+        bits: 8,
+        drhs,
+        noise: (shape: readonly number[], p: string) => uniform(foldIn(foldIn(root, n), p === "dlhs" ? 0 : 1), shape, -0.5, 0.5, "float64"),
+      };
+      return valueAndGrad((x: Tensor, y: Tensor) => sum(mul(quantizedEinsum("MK,KN->MN", x, y, { lhs: AQT8, rhs: AQT8, grad }), ct)))(a, b)
+        .grads;
+    };
+    // E[dlhs] = ct · deq(b)ᵀ with b quantized over the dlhs product's contracting axis (N), per row of b
+    const bDeq = naiveQuantize(b, [1], AQT8);
+    const want = Array.from({ length: 15 }, (_, idx) => {
+      const [i, k] = [Math.floor(idx / 5), idx % 5];
+      let acc = 0;
+      for (let j = 0; j < 4; j++) acc += ct.data[i * 4 + j]! * bDeq.q[k * 4 + j]! * bDeq.s[k]!;
+      return acc;
+    });
+    const mean = new Array<number>(15).fill(0);
+    for (let n = 0; n < N; n++) grads(n, false)[0]!.data.forEach((v, i) => (mean[i]! += v / N));
+    assertAllClose(mean, want, { atol: 0.02, rtol: 0 }, "mean dlhs");
+    const floatDrhs = einsum("MK,MN->KN", a, ct);
+    assertAllClose(grads(0, false)[1]!.data, floatDrhs.data, { rtol: 1e-12, atol: 1e-12 }, "drhs float");
+    const qDrhs = grads(0, true)[1]!;
+    expect(Math.max(...Array.from(qDrhs.data, (v, i) => Math.abs(v - floatDrhs.data[i]!)))).toBeGreaterThan(1e-6);
+    assertAllClose(qDrhs.data, floatDrhs.data, { atol: 0.05, rtol: 0 }, "drhs 8-bit");
+    assertAllClose(grads(7, true)[0]!.data, grads(7, true)[0]!.data, { rtol: 0, atol: 0 }, "same key, same draw");
+  });
+});
+
+describe("quantize errors", () => {
+  it("refuses bad params and inputs, naming the primitive", () => {
+    const x = tensor([1, 2], [1, 2]);
+    expectPrimError(() => quantize(x, [1], { bits: 9, flavour: "aqt" }), "quantize", /bits/);
+    expectPrimError(() => quantize(x, [1, -1], AQT8), "quantize", /repeat/);
+    expectPrimError(() => quantize(x, [2], AQT8), "quantize");
+    expectPrimError(() => quantize(tensor([1, 2], [2], "int32"), [0], AQT8), "quantize", /float/);
+    expectPrimError(() => quantize(tensor([1, NaN], [1, 2]), [1], AQT8), "quantize", /NaN/);
+  });
+});
+
+/** out = Σ_k qa·qb · sa·sb over "MK,KN->MN" with both operands quantized over K (naive). */
+function naiveQuantMatmul(a: Tensor, b: Tensor, qa: OperandQuant | undefined, qb: OperandQuant | undefined): number[] {
+  const [M, K] = a.shape as [number, number];
+  const N = b.shape[1]!;
+  const A = qa === undefined ? { q: Array.from(a.data), s: new Array<number>(M).fill(1) } : naiveQuantize(a, [1], qa);
+  const B = qb === undefined ? { q: Array.from(b.data), s: new Array<number>(N).fill(1) } : naiveQuantize(b, [0], qb);
+  const out: number[] = [];
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let acc = 0;
+      for (let p = 0; p < K; p++) acc += A.q[i * K + p]! * B.q[p * N + j]!;
+      out.push(acc * A.s[i]! * B.s[j]!);
+    }
+  }
+  return out;
+}
+
+describe.each(testBackends())("quantized matmuls on %s", (backend) => {
+  afterAll(() => void useBackend("ref"));
+
+  it("int8 × int8 einsum: integer product rescaled by s_lhs·s_rhs", () => {
+    useBackend(backend);
+    const rng = new Rng(3);
+    const a = rng.tensor([5, 9]);
+    const b = rng.tensor([9, 4]);
+    const got = quantizedEinsum("MK,KN->MN", a, b, { lhs: AQT8, rhs: AQT8 });
+    assertAllClose(got.data, naiveQuantMatmul(a, b, AQT8, AQT8), { rtol: 2e-6, atol: 1e-6 });
+  });
+
+  it("weight-only: activations float, weights per column", () => {
+    useBackend(backend);
+    const rng = new Rng(4);
+    const a = rng.tensor([3, 8]);
+    const b = rng.tensor([8, 6]);
+    const q4: OperandQuant = { bits: 4, flavour: "aqt" };
+    assertAllClose(quantizedEinsum("MK,KN->MN", a, b, { rhs: q4 }).data, naiveQuantMatmul(a, b, undefined, q4), { rtol: 2e-6, atol: 1e-6 });
+  });
+
+  it("integer products are exact past K≈1040 (where float32 accumulation is not)", () => {
+    useBackend(backend);
+    const K = 4096;
+    // s = 1 exactly (abs-max 127.5), so the result is the exact integer sum Σ q_a·q_b
+    const av = Array.from({ length: K }, (_, i) => (i === 0 ? 127.5 : 127 - (i % 3)));
+    const bv = Array.from({ length: K }, (_, i) => (i === 0 ? 127.5 : 123 + (i % 5)));
+    const a = tensor(av, [1, K], "float64");
+    const b = tensor(bv, [K, 1], "float64");
+    const got = quantizedEinsum("MK,KN->MN", a, b, { lhs: AQT8, rhs: AQT8 });
+    let exact = 0;
+    for (let i = 0; i < K; i++) exact += Math.min(127, av[i]!) * Math.min(127, bv[i]!);
+    expect(exact).toBeGreaterThan(2 ** 24);
+    expect(got.data[0]).toBe(exact);
+  });
+
+  it("batched einsum scales per (batch, free) index: BSEH,EHM->BSEM", () => {
+    useBackend(backend);
+    const rng = new Rng(5);
+    const h = rng.tensor([2, 3, 2, 4]);
+    const w = rng.tensor([2, 4, 5]);
+    const got = quantizedEinsum("BSEH,EHM->BSEM", h, w, { lhs: AQT8, rhs: AQT8 });
+    const want: number[] = new Array<number>(2 * 3 * 2 * 5);
+    for (let e = 0; e < 2; e++) {
+      const he = tensor(
+        Array.from({ length: 6 * 4 }, (_, i) => h.data[(Math.floor(i / 4) * 2 + e) * 4 + (i % 4)]!),
+        [6, 4],
+      );
+      const we = tensor(Array.from(w.data.slice(e * 20, (e + 1) * 20)), [4, 5]);
+      naiveQuantMatmul(he, we, AQT8, AQT8).forEach((v, i) => (want[(Math.floor(i / 5) * 2 + e) * 5 + (i % 5)] = v));
+    }
+    assertAllClose(got.data, want, { rtol: 2e-6, atol: 1e-6 });
+  });
+
+  it("grouped: qwix weight scales per column shared by the groups, or per (group, column)", () => {
+    useBackend(backend);
+    const rng = new Rng(6);
+    const x = rng.tensor([7, 4]);
+    const w = rng.tensor([3, 4, 5]);
+    const gs = tensor([2, 0, 4], [3], "int32");
+    const rows = [0, 0, -1, -1, -1, -1, -1].map((g, r) => (r < 2 ? 0 : r < 6 ? 2 : -1));
+    for (const shared of [true, false]) {
+      const got = quantizedGmm(x, w, gs, { lhs: QWIX8, rhs: QWIX8, rhsSharedOverGroups: shared });
+      const qx = naiveQuantize(x, [1], QWIX8);
+      const qw = naiveQuantize(w, shared ? [0, 1] : [1], QWIX8);
+      const want: number[] = [];
+      rows.forEach((g, r) => {
+        for (let j = 0; j < 5; j++) {
+          let acc = 0;
+          if (g >= 0) for (let p = 0; p < 4; p++) acc += qx.q[r * 4 + p]! * qw.q[(g * 4 + p) * 5 + j]!;
+          want.push(g < 0 ? 0 : acc * qx.s[r]! * qw.s[shared ? j : g * 5 + j]!);
+        }
+      });
+      assertAllClose(got.data, want, { rtol: 2e-6, atol: 1e-6 }, `shared=${shared}`);
+    }
+  });
+
+  it("gradients are straight-through: those of the float matmul", () => {
+    useBackend(backend);
+    const rng = new Rng(7);
+    const [a, b, ct] = [rng.tensor([3, 6], "float64"), rng.tensor([6, 4], "float64"), rng.tensor([3, 4], "float64")];
+    const q = { lhs: AQT8, rhs: AQT8 };
+    const g = valueAndGrad((x: Tensor, y: Tensor) => sum(mul(quantizedEinsum("MK,KN->MN", x, y, q), ct)))(a, b).grads;
+    const f = valueAndGrad((x: Tensor, y: Tensor) => sum(mul(einsum("MK,KN->MN", x, y), ct)))(a, b).grads;
+    assertAllClose(g[0]!.data, f[0]!.data, { rtol: 1e-12, atol: 1e-12 });
+    assertAllClose(g[1]!.data, f[1]!.data, { rtol: 1e-12, atol: 1e-12 });
+    const x = rng.tensor([5, 6], "float64");
+    const w = rng.tensor([2, 6, 3], "float64");
+    const gs = tensor([3, 2], [2], "int32");
+    const c2 = rng.tensor([5, 3], "float64");
+    const gq = valueAndGrad((u: Tensor, v: Tensor) => sum(mul(quantizedGmm(u, v, gs, { lhs: QWIX8, rhs: QWIX8 }), c2)))(x, w).grads;
+    const gf = valueAndGrad((u: Tensor, v: Tensor) => sum(mul(gmm(u, v, gs), c2)))(x, w).grads;
+    assertAllClose(gq[0]!.data, gf[0]!.data, { rtol: 1e-12, atol: 1e-12 });
+    assertAllClose(gq[1]!.data, gf[1]!.data, { rtol: 1e-12, atol: 1e-12 });
+  });
+});
+
+describe("quantize gradients", () => {
+  it("Quantize itself is not differentiable (the matmuls above carry the straight-through rule)", () => cov.verify());
+});
