@@ -245,9 +245,10 @@ MOE_API void moe_advise_fresh_output(void* p, int64_t bytes);
 /* ---- Forward and backward ----------------------------------------------------------------------------
  * Shapes: x [T, D]; group_sizes [E] (sum <= R); wi0, wi1 [E, D, H]; wo [E, H, D]; b0, b1 [E, H], bo [E, D] (NULL:
  * no bias); w [T, K] (NULL: ones). `_bf16w` variants take the weights as bf16 bits, everything else fp32.
- * moe_ffn_fwd_bf16 is the forward of a layer whose dtype is bfloat16 (bf16 weight bits, x and biases fp32 holding
- * bf16 values or rounded on use): h0 and h1, each after its bias, every op of the GLU and o before and after its
- * bias are rounded to bf16 where the op composition rounds them (kernels/bf16_acts.cpp); y is the fp32 sum.
+ * moe_ffn_fwd_bf16 is the forward of a layer whose dtype is bfloat16 (bf16 weight bits; x and the biases are fp32,
+ * rounded to bf16 on use): h0 and h1, each after its bias, every op of the GLU and o before and after its bias are
+ * rounded to bf16 where the op composition rounds them (kernels/bf16_acts.cpp); y is the fp32 sum.
+ * moe_ffn_fwd_bf16_f32w is the same with fp32 weights, each rounded to bf16 as the kernels read it.
  * clamp_limit: 0, or L > 0 for the GPT-OSS form. The whole spec from the sort order: order [R] with R = T*K (a permutation of [0, R)); row_token and inv are
  * derived. Intermediates live in the workspace unless the caller asks for them:
  *   forward: y [T, D]; res_act, res_h0, res_h1 [R, H] and res_o_rows [R, D] are written when non-NULL (a
@@ -270,6 +271,12 @@ MOE_API moe_status_t moe_ffn_fwd_bf16(const float* x, int64_t T, int64_t D, cons
                                       const float* b0, const float* b1, const float* bo, const int32_t* group_sizes,
                                       int64_t E, int64_t H, moe_activation_t activation, float clamp_limit, float* y,
                                       float* res_act, float* res_h0, float* res_h1, float* res_o_rows);
+MOE_API moe_status_t moe_ffn_fwd_bf16_f32w(const float* x, int64_t T, int64_t D, const int32_t* order, int64_t K,
+                                           const float* w, const float* wi0, const float* wi1, const float* wo,
+                                           const float* b0, const float* b1, const float* bo,
+                                           const int32_t* group_sizes, int64_t E, int64_t H,
+                                           moe_activation_t activation, float clamp_limit, float* y, float* res_act,
+                                           float* res_h0, float* res_h1, float* res_o_rows);
 MOE_API moe_status_t moe_ffn_bwd_f32(const float* dy, const float* x, int64_t T, int64_t D, const int32_t* order,
                                      int64_t K, const float* w, const float* wi0, const float* wi1, const float* wo,
                                      const int32_t* group_sizes, int64_t E, int64_t H, moe_activation_t activation,

@@ -10,7 +10,9 @@
 
 namespace moe::detail {
 
-enum class BElem : int { F32 = 0, BF16 = 1 };
+// Weights' element type: fp32, bf16 bits, or fp32 read rounded to bf16 (F32R: a bfloat16 layer's fp32 weights;
+// rows mode with row-major weights only).
+enum class BElem : int { F32 = 0, BF16 = 1, F32R = 2 };
 
 // How a work item multiplies: fp32 fma, bf16 pairs (vdpbf16ps) or AMX tiles. bf16-widen is Mul::F32 with
 // bf16 B (widened while packing).

@@ -126,6 +126,15 @@ moe_status_t moe_ffn_fwd_bf16(const float* x, int64_t T, int64_t D, const int32_
                               group_sizes, E, H, activation, clamp_limit, true, y, res_act, res_h0, res_h1, res_o_rows);
 }
 
+moe_status_t moe_ffn_fwd_bf16_f32w(const float* x, int64_t T, int64_t D, const int32_t* order, int64_t K, const float* w,
+                              const float* wi0, const float* wi1, const float* wo, const float* b0,
+                              const float* b1, const float* bo, const int32_t* group_sizes, int64_t E, int64_t H,
+                              moe_activation_t activation, float clamp_limit, float* y, float* res_act, float* res_h0,
+                              float* res_h1, float* res_o_rows) {
+  return moe::detail::fwd_api("moe_ffn_fwd_bf16_f32w", x, T, D, order, K, w, wi0, wi1, wo, BElem::F32R, b0, b1, bo,
+                              group_sizes, E, H, activation, clamp_limit, true, y, res_act, res_h0, res_h1, res_o_rows);
+}
+
 moe_status_t moe_ffn_bwd_f32(const float* dy, const float* x, int64_t T, int64_t D, const int32_t* order, int64_t K,
                              const float* w, const float* wi0, const float* wi1, const float* wo,
                              const int32_t* group_sizes, int64_t E, int64_t H, moe_activation_t activation,

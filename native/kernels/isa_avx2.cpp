@@ -38,8 +38,15 @@ inline __m256 load_w8(const S* w) {
   if constexpr (sizeof(S) == 2) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  } else {
+  } else if constexpr (kRawF32<S>) {
     return _mm256_loadu_ps(w);
+  } else {  // F32R: rounded to bf16 in the integer lanes
+    const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(&w->v)), hi = _mm256_set1_epi32(int(0xffff0000u));
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    const __m256i r = _mm256_and_si256(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb)), hi);
+    const __m256i quiet = _mm256_and_si256(_mm256_or_si256(u, _mm256_set1_epi32(0x00400000)), hi);
+    const __m256 v = _mm256_castsi256_ps(u);
+    return _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(quiet), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
   }
 }
 

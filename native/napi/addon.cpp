@@ -365,7 +365,7 @@ T* mp(const View& v) {
 }
 
 // ffnFwd({x, T, D, order, K, w?, wi0, wi1, wo, b0?, b1?, bo?, groupSizes, E, H, activation, clampLimit, y,
-//         resAct?, resH0?, resH1?, resO?, bf16Layer?}); bf16Layer (true: moe_ffn_fwd_bf16) needs bf16 weights
+//         resAct?, resH0?, resH1?, resO?, bf16Layer?}); bf16Layer: moe_ffn_fwd_bf16 (bf16 weights) or _bf16_f32w
 Napi::Value FfnFwd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Obj a = obj_arg(info, "ffnFwd");
@@ -388,9 +388,12 @@ Napi::Value FfnFwd(const Napi::CallbackInfo& info) {
     moe_advise_fresh_output(out.data, int64_t(out.bytes));
   }
   const bool bf16_layer = a.present("bf16Layer") && a.get("bf16Layer").ToBoolean().Value();
-  if (bf16_layer && bf16 != 1) throw_type(env, "ffnFwd: bf16Layer needs bf16 weights (Uint16Array)");
   moe_status_t st;
-  if (bf16_layer) {
+  if (bf16_layer && bf16 != 1) {
+    st = moe_ffn_fwd_bf16_f32w(cp<float>(x), T, D, cp<int32_t>(order), K, cp<float>(w), cp<float>(wi0), cp<float>(wi1),
+                               cp<float>(wo), cp<float>(b0), cp<float>(b1), cp<float>(bo), cp<int32_t>(gs), E, H, act,
+                               limit, mp<float>(y), mp<float>(ra), mp<float>(r0), mp<float>(r1), mp<float>(ro));
+  } else if (bf16_layer) {
     st = moe_ffn_fwd_bf16(cp<float>(x), T, D, cp<int32_t>(order), K, cp<float>(w), cp<uint16_t>(wi0), cp<uint16_t>(wi1),
                           cp<uint16_t>(wo), cp<float>(b0), cp<float>(b1), cp<float>(bo), cp<int32_t>(gs), E, H, act,
                           limit, mp<float>(y), mp<float>(ra), mp<float>(r0), mp<float>(r1), mp<float>(ro));

@@ -21,10 +21,10 @@ export function newNodeId(): number {
   return nextNodeId++;
 }
 
-// The one cache of a tensor's other storage form, keyed by the storage array so that every tensor over the same
-// storage (autodiff leaves, reshapes) shares it: the float32 values of bit-pattern storage, and the bf16 bit
-// patterns of float32 storage (a float32 tensor's rounded to nearest even). Tensors are immutable except through
-// the in-place primitives, whose ops call Tensor.rewritten, and recycle(), which releases the storage.
+// The one cache of a bfloat16 tensor's other storage form, keyed by the storage array so that every tensor over
+// the same storage (autodiff leaves, reshapes) shares it: the float32 values of bit-pattern storage, and the bit
+// patterns of float32 storage. Tensors are immutable except through the in-place primitives, whose ops call
+// Tensor.rewritten, and recycle(), which releases the storage.
 const widenedBits = new WeakMap<Uint16Array, Float32Array>();
 const narrowedValues = new WeakMap<Float32Array, Uint16Array>();
 
@@ -43,7 +43,7 @@ let nextSerial = 0;
 let releases = 0;
 const releasedBefore = new WeakMap<TypedArray | Uint16Array, number>();
 
-/** Rounds float32 values to bf16 bit patterns (nearest even, as bf16BitsRef); a backend may pass a faster one. */
+/** Converts float32 values (already bf16-valued) to bf16 bit patterns; a backend may pass a faster one. */
 export type Bf16Narrowing = (values: Float32Array, bits: Uint16Array) => void;
 
 const narrowRef: Bf16Narrowing = (values, bits) => bits.set(bf16BitsRef(values));
@@ -122,13 +122,10 @@ export class Tensor {
     for (const t of tensors) if (t.#data instanceof Float32Array) narrowedValues.delete(t.#data);
   }
 
-  /**
-   * A bfloat16 tensor's bit patterns (its storage, or made once per float32 storage array), or a float32 tensor's
-   * values rounded to bfloat16 (made once per storage array; what a cast to bfloat16 gives).
-   */
+  /** A bfloat16 tensor's bit patterns: its storage, or made once per float32 storage array (cached). */
   bf16BitsOf(narrow: Bf16Narrowing = narrowRef): Uint16Array {
     if (this.#checkedAt !== releases) this.#checkLive();
-    if (this.dtype !== "bfloat16" && this.dtype !== "float32") throw new DTypeError(`[tensor] bf16 bits of a ${this.dtype} tensor`);
+    if (this.dtype !== "bfloat16") throw new DTypeError(`[tensor] bf16 bits of a ${this.dtype} tensor`);
     if (this.#bits !== undefined) return this.#bits;
     const values = this.#data as Float32Array;
     let bits = narrowedValues.get(values);

@@ -279,29 +279,31 @@ describe.skipIf(!info.available)(`ExpertFfn on the native kernels${info.availabl
     setNativeThreads(0);
   });
 
-  it("a bfloat16 layer reads its float32 weights anew after an in-place update or a recycle (the bf16 bits are not stale)", () => {
+  it("a bfloat16 layer reads its weights anew after an in-place update or a recycle (no stale bf16 bits)", () => {
     // wo of 1 MiB: the storage pool keeps buffers from that size on
     const c: Case = { name: "silu 1 MiB", raw: {}, B: 1, S: 4, D: 256, H: 256, E: 4, K: 2 };
-    const p = bf16Problem(c, 40, "float32");
-    const forward = (w: ExpertWeights): [Tensor, Tensor] => {
+    const forward = (p: Problem, w: ExpertWeights): [Tensor, Tensor] => {
       useBackend("ref");
       const want = sparseExpertCombineComposed(p.cfg, p.r, w, c.B, c.S);
       useBackend("native");
       return [sparseExpertCombine(p.cfg, p.r, w, c.B, c.S), want];
     };
-    const [y1] = forward(p.w);
+    const p = bf16Problem(c, 40, "float32");
+    const [y1] = forward(p, p.w);
     sgdStep(p.w.wi0, rand(p.w.wi0.shape as number[], 41, 0.5), undefined, { lr: 1, momentum: 0 });
-    const [y2, want2] = forward(p.w);
+    const [y2, want2] = forward(p, p.w);
     expect(Array.from(y2.data)).not.toEqual(Array.from(y1.data));
     expectBf16Agreement(y2, want2, "after sgdStep");
-    // a recycled weight's storage comes back from the pool under a new tensor with other values
-    const old = p.w.wo.data;
-    recycle([p.w.wo]);
+    // bf16 weights go to the kernels as bit patterns cached per storage: a recycled weight's storage comes back
+    // from the pool under a new tensor with other values
+    const q = bf16Problem(c, 43, "bfloat16");
+    forward(q, q.w);
+    const old = q.w.wo.data;
+    recycle([q.w.wo]);
     const storage = storagePool.take(old.length);
     expect(storage).toBe(old);
-    storage.set(rand(p.w.wo.shape as number[], 42, 2 / Math.sqrt(c.H)).data);
-    const w3 = { ...p.w, wo: new Tensor(storage, p.w.wo.shape, "float32") };
-    const [y3, want3] = forward(w3);
+    storage.set(rand(q.w.wo.shape as number[], 42, 2 / Math.sqrt(c.H), "bfloat16").data);
+    const [y3, want3] = forward(q, { ...q.w, wo: new Tensor(storage, q.w.wo.shape, "bfloat16") });
     expectBf16Agreement(y3, want3, "after recycle");
   });
 
@@ -310,15 +312,45 @@ describe.skipIf(!info.available)(`ExpertFfn on the native kernels${info.availabl
     try {
       compare(CASES[2]!, problem(CASES[2]!, 20), 1e-5, "scalar gpt_oss", "native");
       compare(CASES[0]!, problem(CASES[0]!, 21), 1e-5, "scalar silu", "native");
-      for (const c of [CASES[0]!, CASES[2]!]) {
-        const p = bf16Problem(c, 22, "float32");
-        useBackend("ref");
-        const want = sparseExpertCombineComposed(p.cfg, p.r, p.w, c.B, c.S);
-        useBackend("native");
-        expectBf16Agreement(sparseExpertCombine(p.cfg, p.r, p.w, c.B, c.S), want, `scalar bf16 layer ${c.name}`);
+    } finally {
+      b.setIsa(info.isa!);
+    }
+  });
+
+  it("bfloat16 layers agree on every unit and bf16 path (float32 weights rounded as read, and bf16 weights)", () => {
+    const units: [string, NativeBf16Path | undefined][] = [
+      ["scalar", undefined],
+      ["avx2", undefined],
+      [info.isa!, "widen"],
+    ];
+    for (const path of ["dpbf16", "amx"] as const)
+      if (b.cpuHasAvx512Bf16() && (path === "dpbf16" || b.cpuHasAmxBf16())) units.push([info.isa!, path]);
+    try {
+      for (const [isa, path] of units) {
+        if (isa === "avx2" && !["avx2", "avx512"].includes(info.isa!)) continue;
+        b.setIsa(isa as "scalar");
+        if (path !== undefined) setNativeBf16Path(path);
+        // 20 routed rows over 4 or 5 experts: groups on the streaming (<= 4 rows) and the packed kernels
+        for (const [c, wdt] of [
+          [CASES[0]!, "float32"],
+          [CASES[2]!, "float32"],
+          [CASES[1]!, "bfloat16"],
+        ] as const) {
+          const p = bf16Problem(c, 22, wdt);
+          useBackend("ref");
+          const want = sparseExpertCombineComposed(p.cfg, p.r, p.w, c.B, c.S);
+          useBackend("native");
+          expectBf16Agreement(
+            sparseExpertCombine(p.cfg, p.r, p.w, c.B, c.S),
+            want,
+            `${isa} ${path ?? ""} bf16 layer ${c.name}, ${wdt} weights`,
+          );
+        }
+        b.setIsa(info.isa!);
       }
     } finally {
       b.setIsa(info.isa!);
+      if (defaultPath !== undefined) setNativeBf16Path(defaultPath);
     }
   });
 

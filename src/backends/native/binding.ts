@@ -46,7 +46,7 @@ export interface NativeFfnFwdArgs extends NativeFfnProblem {
   resH0: Float32Array | null;
   resH1: Float32Array | null;
   resO: Float32Array | null;
-  /** a bfloat16 layer (moe_ffn_fwd_bf16; bf16 weights): every intermediate rounded to bf16 */
+  /** a bfloat16 layer (moe_ffn_fwd_bf16, or _bf16_f32w for float32 weights): every intermediate rounded to bf16 */
   bf16Layer?: boolean;
 }
 

@@ -1,7 +1,7 @@
 // ExpertFfn and ExpertFfnBwd on the fused native kernels (moe_ffn_fwd_* / moe_ffn_bwd_*). bfloat16 weights go to
 // the kernels as their bit patterns, never widened in TypeScript; with them the dpbf16 / amx paths round the
 // activations to bf16 (native/include/moe-kernels.h), so results match the reference to bf16 precision. A bfloat16
-// layer (moe_ffn_fwd_bf16) reads float32 weights as their bf16 roundings, made once per weight storage.
+// layer (moe_ffn_fwd_bf16*) takes float32 weights as they are: the kernels round each as they read it.
 import type { TypedArray } from "../../core/dtype.js";
 import { storagePool } from "../../core/pool.js";
 import type { Aval } from "../../core/shape.js";
@@ -33,9 +33,8 @@ export function supportsExpertFfn(ins: readonly Tensor[], p: ExpertFfnParams | E
   if (!FFN_ACTIVATIONS.includes(p.activation) || (p.clampLimit !== 0 && Math.fround(p.alpha) !== Math.fround(KERNEL_ALPHA))) return false;
   const a = expertFfnInputs(ins, p);
   if (a.x === undefined || !f32Backed(a.x) || a.wi0 === undefined) return false;
-  // bf16 weights, and float32 ones of a bfloat16 layer, go as bit patterns
-  const bits = a.wi0.dtype === "bfloat16" || p.dtype === "bfloat16";
-  const weightOk = (t: Tensor | undefined): boolean => t !== undefined && t.dtype === a.wi0.dtype && (bits || f32Backed(t));
+  const bf16 = a.wi0.dtype === "bfloat16";
+  const weightOk = (t: Tensor | undefined): boolean => t !== undefined && t.dtype === a.wi0.dtype && (bf16 || f32Backed(t));
   if (!weightOk(a.wi0) || !weightOk(a.wi1) || !weightOk(a.wo)) return false;
   if (p.hasCombineWeights && !f32Backed(a.w)) return false;
   if (p.hasBias && ![a.b0, a.b1, a.bo].every(f32Backed)) return false;
@@ -45,9 +44,8 @@ export function supportsExpertFfn(ins: readonly Tensor[], p: ExpertFfnParams | E
   return rows === a.order.size;
 }
 
-function weights(b: NativeBinding, t: Tensor, p: ExpertFfnParams | ExpertFfnBwdParams): NativeWeights {
-  const bits = t.dtype === "bfloat16" || p.dtype === "bfloat16";
-  return bits ? t.bf16BitsOf((v, out) => b.f32ToBf16Bits(v, out)) : (t.data as Float32Array);
+function weights(b: NativeBinding, t: Tensor): NativeWeights {
+  return t.dtype === "bfloat16" ? t.bf16BitsOf((v, bits) => b.f32ToBf16Bits(v, bits)) : (t.data as Float32Array);
 }
 
 function problem(b: NativeBinding, ins: readonly Tensor[], p: ExpertFfnParams | ExpertFfnBwdParams): NativeFfnProblem {
@@ -61,9 +59,9 @@ function problem(b: NativeBinding, ins: readonly Tensor[], p: ExpertFfnParams | 
     order: a.order.data as Int32Array,
     K: p.numExpertsPerTok,
     w: p.hasCombineWeights ? (a.w!.data as Float32Array) : null,
-    wi0: weights(b, a.wi0, p),
-    wi1: weights(b, a.wi1, p),
-    wo: weights(b, a.wo, p),
+    wi0: weights(b, a.wi0),
+    wi1: weights(b, a.wi1),
+    wo: weights(b, a.wo),
     groupSizes: a.groupSizes.data as Int32Array,
     E,
     H,
