@@ -1,5 +1,4 @@
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { stats } from "../summary.js";
 import { parseSets } from "../sets.js";
 import { MoeError } from "../../core/errors.js";
@@ -11,7 +10,7 @@ import { foldIn, normal, prngKey } from "../../nn/random.js";
 import { HF_FAMILIES, isHfFamily, moeLayerForward, openMoeLayer, type CheckpointFormat, type MoeLayer } from "../../checkpoint/index.js";
 import { readKeysFile } from "../config-file.js";
 import { checkOutput } from "../outputs.js";
-import { applyMaxMemory, intFlag, optionalIntFlag } from "../flags.js";
+import { applyMaxMemory, intFlag, optionalIntFlag, parseCommandArgs } from "../flags.js";
 import { checkMemory } from "../../core/memory.js";
 import { forwardEstimate } from "../../moe/memory-estimate.js";
 import { runtimeInfo } from "../../backends/select.js";
@@ -71,7 +70,7 @@ export function readInput(file: string, D: number): Tensor {
  * --checkpoint). Returns the exit code.
  */
 export async function runCheckpointCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args: argv,
     options: {
       checkpoint: { type: "string" },

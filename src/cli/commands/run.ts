@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import { MoeError } from "../../core/errors.js";
 import { stats } from "../summary.js";
 import { parseSets, withOverrides } from "../sets.js";
@@ -10,7 +9,7 @@ import { bincount } from "../../ops/indexing.js";
 import { foldIn, normal, prngKey } from "../../nn/random.js";
 import { runCheckpointCommand, wantsCheckpoint } from "./run-checkpoint.js";
 import { readKeysFile } from "../config-file.js";
-import { applyMaxMemory, intFlag } from "../flags.js";
+import { applyMaxMemory, intFlag, parseCommandArgs } from "../flags.js";
 import { checkMemory } from "../../core/memory.js";
 import { forwardEstimate, weightEstimate } from "../../moe/memory-estimate.js";
 import { computeDtype } from "../compute-dtype.js";
@@ -67,7 +66,7 @@ function configFrom(values: { preset?: string; config?: string; set?: string[] }
 
 export async function runCommand(argv: string[]): Promise<number> {
   if (wantsCheckpoint(argv)) return runCheckpointCommand(argv);
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args: argv,
     options: {
       preset: { type: "string" },
