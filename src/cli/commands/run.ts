@@ -114,7 +114,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   const x = normal(foldIn(key, 2), [B, S, D], cfg.dtype);
   log(`forward on x [${B},${S},${D}] ${cfg.dtype}`);
   const t0 = performance.now();
-  const o: MoeOutput = layer.forward(x, { rng: foldIn(key, 3) });
+  // initialised weights are finite, but a config's scale can overflow them or the output: named, not printed as NaN
+  const o: MoeOutput = layer.forward(x, { rng: foldIn(key, 3), checkFinite: true });
   const ms = performance.now() - t0;
   const perExpert = Array.from(bincount(o.topKIndices_BSK, cfg.numExperts).data);
   const dropped = o.keptMask_BSK === undefined ? 0 : Array.from(o.keptMask_BSK.data).filter((v) => v === 0).length;
