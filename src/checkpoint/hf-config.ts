@@ -190,16 +190,21 @@ function softmaxAllTopk(norm: boolean, normDecoder: string, caveats: string[]): 
   return { decoder_block: "deepseek", routed_score_func: "softmax", routed_scaling_factor: 1.0, norm_topk_prob: false };
 }
 
+/** `table[key]` for the table's own keys only ("constructor" names Object.prototype's, not a model). */
+function ownEntry<T>(table: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
 function detectFamily(config: Obj): { family: HfFamily; architecture: string } {
   const archs = Array.isArray(config.architectures) ? config.architectures.filter((a): a is string => typeof a === "string") : [];
   for (const a of archs) {
-    const f = ARCHITECTURES[a];
+    const f = ownEntry(ARCHITECTURES, a);
     if (f !== undefined) return { family: f, architecture: a };
-    const why = REFUSED[a];
+    const why = ownEntry(REFUSED, a);
     if (why !== undefined) throw new UnsupportedModelError(a, `${why}: refused`);
   }
   const mt = typeof config.model_type === "string" ? config.model_type : undefined;
-  const f = mt === undefined ? undefined : MODEL_TYPES[mt];
+  const f = mt === undefined ? undefined : ownEntry(MODEL_TYPES, mt);
   if (f !== undefined) return { family: f, architecture: archs[0] ?? mt! };
   const name = archs[0] ?? mt ?? "<no architectures or model_type>";
   throw new UnsupportedModelError(name, `not a supported MoE architecture (supported: ${Object.keys(ARCHITECTURES).join(", ")})`);
@@ -254,9 +259,9 @@ export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): 
   });
   const qwenLayers = (): number[] => {
     const step = f.int("decoder_sparse_step", 1);
-    const only = f.intList("mlp_only_layers", []);
+    const only = new Set(f.intList("mlp_only_layers", []));
     if (step < 1) f.refuse("decoder_sparse_step must be >= 1");
-    return range(0, L).filter((l) => !only.includes(l) && (l + 1) % step === 0);
+    return range(0, L).filter((l) => !only.has(l) && (l + 1) % step === 0);
   };
 
   switch (family) {
@@ -425,6 +430,7 @@ export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): 
       module = "routed_and_shared";
       sharedDim = H;
       const step = f.int("interleave_moe_layer_step", 1);
+      if (step < 1) f.refuse("interleave_moe_layer_step must be >= 1");
       moeLayers = f.has("moe_layers") ? f.intList("moe_layers", []) : range(step - 1, L, step);
       caveats.push("Llama 4: the input of the top-1 expert is scaled by sigmoid(router logit); the shared expert is added unscaled");
       break;

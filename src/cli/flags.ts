@@ -1,4 +1,6 @@
-// Strict parsing of numeric command-line values: the whole text must be a number of the expected kind.
+// Command-line parsing: strict numeric values (the whole text must be a number of the expected kind), and negative
+// numbers taken as values.
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { MoeError } from "../core/errors.js";
 import { setMemoryBudget } from "../core/memory.js";
 
@@ -22,4 +24,30 @@ export function optionalIntFlag(text: string | undefined, flag: string, min: num
 /** Applies --max-memory BYTES (the default budget when absent: the budget is per command). */
 export function applyMaxMemory(text: string | undefined): void {
   setMemoryBudget(optionalIntFlag(text, "--max-memory", 1), `--max-memory ${text}`);
+}
+
+/** A value that parseArgs would take for an option: a negative number ("-3", "-0.5", "-1e3"). */
+const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
+
+/**
+ * parseArgs, with `--flag -3` read as the value "-3" of a string option (parseArgs refuses a value that starts
+ * with a dash as ambiguous), so that a negative number reaches the flag's own check.
+ */
+export function parseCommandArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  const args = config.args ?? [];
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const next = args[i + 1];
+    const option = a.startsWith("--") && !a.includes("=") ? config.options?.[a.slice(2)] : undefined;
+    if (option?.type === "string" && next !== undefined && NEGATIVE_NUMBER.test(next)) {
+      joined.push(`${a}=${next}`);
+      i++;
+    } else joined.push(a);
+    if (a === "--") {
+      joined.push(...args.slice(i + 1));
+      break;
+    }
+  }
+  return parseArgs({ ...config, args: joined } as T);
 }

@@ -69,7 +69,8 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (e instanceof Error && "code" in e && typeof e.code === "string" && e.code.startsWith("ERR_PARSE_ARGS")) {
-      console.error(`moekit ${cmd}: ${e.message}`);
+      // parseArgs explains over several lines ("argument is ambiguous. Did you forget ...?"): one line here
+      console.error(`moekit ${cmd}: ${e.message.replace(/\s*\n\s*/g, " ")}`);
       return 2;
     }
     // a system error (ENOENT, EACCES, ENOSPC, ...) is the machine's answer to the user's paths, not a bug

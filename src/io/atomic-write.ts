@@ -91,8 +91,8 @@ function checkFolderTarget(dir: string, overwrite: boolean, fail: Fail): boolean
  * files. `fill` gets the temporary folder; its result is returned.
  */
 export function writeFolderAtomically<T>(dir: string, fill: (tmpDir: string) => T, fail: Fail, opts: OverwriteOption = {}): T {
+  removeStaleTemporaries(dir); // first: it may restore `dir` from a replace that was killed between its renames
   const replace = checkFolderTarget(dir, opts.overwrite === true, fail);
-  removeStaleTemporaries(dir);
   const tmp = temporaryName(dir);
   const untrack = trackTemporary(tmp);
   try {
@@ -101,7 +101,12 @@ export function writeFolderAtomically<T>(dir: string, fill: (tmpDir: string) => 
     if (replace) {
       const old = temporaryName(dir, "old");
       fs.renameSync(dir, old);
-      fs.renameSync(tmp, dir);
+      try {
+        fs.renameSync(tmp, dir);
+      } catch (e) {
+        fs.renameSync(old, dir);
+        throw e;
+      }
       fs.rmSync(old, { recursive: true, force: true });
     } else {
       fs.renameSync(tmp, dir);

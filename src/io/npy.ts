@@ -27,9 +27,13 @@ const KINDS: Record<string, StorageDType> = {
   f8: "F64",
 };
 
+/** Deepest nesting of a header literal (NumPy writes a dict holding a tuple); deeper would overflow the stack. */
+const MAX_DEPTH = 32;
+
 /** Parses the Python literals NumPy writes in headers: dicts, tuples, lists, strings, ints, booleans. */
 class PyLiteral {
   #pos = 0;
+  #depth = 0;
   constructor(
     private readonly text: string,
     private readonly fail: Fail,
@@ -60,12 +64,15 @@ class PyLiteral {
   }
 
   #value(): unknown {
-    if (this.#eat("{")) return this.#dict();
-    if (this.#eat("(")) return this.#sequence(")");
-    if (this.#eat("[")) return this.#sequence("]");
-    const c = this.text[this.#pos];
-    if (c === "'" || c === '"') return this.#string(c);
-    return this.#atom();
+    const open = ["{", "(", "["].find((c) => this.#eat(c));
+    if (open === undefined) {
+      const c = this.text[this.#pos];
+      return c === "'" || c === '"' ? this.#string(c) : this.#atom();
+    }
+    if (++this.#depth > MAX_DEPTH) this.#error(`nested deeper than ${MAX_DEPTH} levels`);
+    const value = open === "{" ? this.#dict() : this.#sequence(open === "(" ? ")" : "]");
+    this.#depth--;
+    return value;
   }
 
   #dict(): Map<string, unknown> {

@@ -47,22 +47,32 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/**
- * Removes the temporaries that writes to `target` by processes no longer running left behind (a SIGKILL
- * cannot be caught). `.moekit-old` folders are kept: one may be the only copy of a replaced checkpoint.
- */
-export function removeStaleTemporaries(target: string): void {
+/** The temporaries of `kind` beside `target` that processes no longer running left behind (a SIGKILL cannot be caught). */
+function staleTemporaries(target: string, kind: "tmp" | "old"): string[] {
   const folder = path.dirname(path.resolve(target));
   const prefix = `.${path.basename(target)}.`;
   let names: string[];
   try {
     names = fs.readdirSync(folder);
   } catch {
-    return;
+    return [];
   }
-  for (const name of names) {
-    const m = name.startsWith(prefix) ? /^(\d+)-\d+\.moekit-tmp$/.exec(name.slice(prefix.length)) : null;
-    if (m !== null && Number(m[1]) !== process.pid && !isAlive(Number(m[1])))
-      fs.rmSync(path.join(folder, name), { recursive: true, force: true });
+  const pattern = new RegExp(`^(\\d+)-\\d+\\.moekit-${kind}$`);
+  return names.flatMap((name) => {
+    const m = name.startsWith(prefix) ? pattern.exec(name.slice(prefix.length)) : null;
+    return m !== null && Number(m[1]) !== process.pid && !isAlive(Number(m[1])) ? [path.join(folder, name)] : [];
+  });
+}
+
+/**
+ * Removes the temporaries that writes to `target` by processes no longer running left behind. A `.moekit-old`
+ * folder (a replaced checkpoint, kept until its replacement is in place) is the only copy of `target` when the
+ * replace was cut between its two renames: it is renamed back then, and removed once `target` exists.
+ */
+export function removeStaleTemporaries(target: string): void {
+  for (const p of staleTemporaries(target, "tmp")) fs.rmSync(p, { recursive: true, force: true });
+  for (const p of staleTemporaries(target, "old")) {
+    if (fs.existsSync(target)) fs.rmSync(p, { recursive: true, force: true });
+    else fs.renameSync(p, target);
   }
 }

@@ -151,7 +151,11 @@ function editDistance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
+/** Longest unknown key that gets a "did you mean" (the edit distance costs its length times each known key's). */
+const MAX_SUGGEST_LENGTH = 64;
+
 function suggest(key: string): string {
+  if (key.length > MAX_SUGGEST_LENGTH) return "";
   const known = Object.keys(MOE_DEFAULTS);
   const best = known.map((k) => [k, editDistance(key, k)] as const).sort((x, y) => x[1] - y[1])[0];
   return best !== undefined && best[1] <= 3 ? ` (did you mean ${best[0]}?)` : "";
@@ -207,8 +211,9 @@ export function moeConfig(raw: Record<string, unknown> = {}, opts: ConfigOptions
   if (twins !== undefined)
     throw new ConfigError(twins[1], raw[twins[1]], `is given twice, also as ${twins[0]}=${JSON.stringify(raw[twins[0]])}; keep one`);
   for (const [k0, v] of Object.entries(raw)) {
-    const k = k0 in MOE_DEFAULTS ? k0 : snakeCase(k0);
-    if (!(k in MOE_DEFAULTS)) {
+    // own keys only: "constructor" or "__proto__" are Object.prototype's, not MaxText's
+    const k = Object.hasOwn(MOE_DEFAULTS, k0) ? k0 : snakeCase(k0);
+    if (!Object.hasOwn(MOE_DEFAULTS, k)) {
       if (strict) throw new ConfigError(k0, v, `is not a MoE config key${suggest(k0)}`);
       continue;
     }

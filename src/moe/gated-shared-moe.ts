@@ -15,7 +15,10 @@ import { Module, type Params } from "../nn/module.js";
 import { foldIn, prngKey, type Key } from "../nn/random.js";
 import type { MoeConfig } from "./config.js";
 import { RoutedMoE, routedMoeForward, type ForwardOptions, type MoeOutput, type RoutedMoeWeights } from "./routed-moe.js";
-import { sharedMlpBlock } from "./routed-and-shared-moe.js";
+import { layerParamShapes, sharedMlpBlock } from "./routed-and-shared-moe.js";
+import { checkFinite } from "./finite.js";
+import { weightEstimate } from "./memory-estimate.js";
+import { checkMemory } from "../core/memory.js";
 
 /** Kernel paths of a MaxText MlpBlock: "wi/kernel" for one activation, else "wi_0/kernel", ...; then "wo/kernel". */
 export function mlpKernelPaths(numActivations: number): string[] {
@@ -79,11 +82,13 @@ export function gatedSharedMoeForward(
   if (w.gateKernel.ndim !== 2 || w.gateKernel.shape[0] !== D || w.gateKernel.shape[1] !== 1) {
     throw new ShapeError(`[GatedSharedMoE] shared_expert_gate/kernel has shape ${fmt(w.gateKernel.shape)}, expected [${D},1]`);
   }
+  if (opts.checkFinite === true) checkFinite({ shared_expert: w.shared, shared_expert_gate: w.gateKernel }, "GatedSharedMoE");
   const r = routedMoeForward(cfg, w.routed, inputs_BSD, opts);
   const sharedOutput = mlpForward(cfg, w.shared, inputs_BSD, opts.dropoutKey);
   const x = cast(inputs_BSD, cfg.dtype);
   const sharedGate = sigmoid(quantizedEinsum("BSD,DO->BSO", x, cast(w.gateKernel, cfg.dtype), denseQuant(cfg)));
   const output = add(r.output, mul(sharedGate, sharedOutput));
+  if (opts.checkFinite === true) checkFinite(output, "GatedSharedMoE output");
   return { ...r, output, routedOutput: r.output, sharedOutput, sharedGate };
 }
 
@@ -109,6 +114,8 @@ export class GatedSharedMoE extends Module {
     super();
     this.config = config;
     this.sharedDim = opts.sharedDim ?? config.moeMlpDim;
+    const shapes = [...layerParamShapes(config, true, this.sharedDim), [config.expertInputDim, 1]];
+    checkMemory("GatedSharedMoE", weightEstimate(shapes, config.weightDtype));
     const key = opts.key ?? prngKey(0);
     this.routedExperts = new RoutedMoE(config, { intermediateDim: config.moeMlpDim, key: foldIn(key, 0) });
     this.sharedExpert = sharedMlpBlock(config, this.sharedDim, foldIn(key, 1));

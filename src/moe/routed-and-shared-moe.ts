@@ -8,6 +8,7 @@ import { RoutedMoE, routedMoeParamShapes, type ForwardOptions, type MoeOutput } 
 import { weightEstimate } from "./memory-estimate.js";
 import { checkMemory } from "../core/memory.js";
 import { denseQuant, QuantSite, siteKey } from "./quantization.js";
+import { checkFinite } from "./finite.js";
 
 export interface SharedMoeOutput extends MoeOutput {
   routedOutput: Tensor;
@@ -20,11 +21,10 @@ export function sharedExpertDim(cfg: MoeConfig): number {
 }
 
 /** Shapes of a layer's parameters: the routed experts and gate, and the shared MLP (wi_0, wi_1, wo) when `shared`. */
-export function layerParamShapes(config: MoeConfig, shared: boolean): number[][] {
+export function layerParamShapes(config: MoeConfig, shared: boolean, Hs = sharedExpertDim(config)): number[][] {
   const routed = Object.values(routedMoeParamShapes(config, config.moeMlpDim));
   if (!shared) return routed;
   const D = config.expertInputDim;
-  const Hs = sharedExpertDim(config);
   return [...routed, [D, Hs], [D, Hs], [Hs, D]];
 }
 
@@ -80,8 +80,11 @@ export class RoutedAndSharedMoE extends Module {
   }
 
   forward(inputs_BSD: Tensor, opts: ForwardOptions & { dropoutKey?: Key } = {}): SharedMoeOutput {
+    if (opts.checkFinite === true) checkFinite(Object.fromEntries(this.sharedExperts.parameters()), "RoutedAndSharedMoE shared_experts");
     const r = this.routedMoe.forward(inputs_BSD, opts);
     const sharedOutput = this.sharedExperts.forward(inputs_BSD, opts.dropoutKey, siteKey(opts.quantKey, QuantSite.SharedMlp));
-    return { ...r, output: add(r.output, sharedOutput), routedOutput: r.output, sharedOutput };
+    const output = add(r.output, sharedOutput);
+    if (opts.checkFinite === true) checkFinite(output, "RoutedAndSharedMoE output");
+    return { ...r, output, routedOutput: r.output, sharedOutput };
   }
 }

@@ -14,8 +14,8 @@ import { localPermute, permute, unpermute, type PermuteOptions } from "./permute
 import { generateMasks, generateMasksSubgroup, getContextPartitionAndSubSeq, reshapeAndUpdateWeights } from "./dispatch.js";
 import { loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
 import { gateDtype, gateLogit } from "./gate-logit.js";
-import { checkGateLogits } from "./finite-logits.js";
-import { weightEstimate } from "./memory-estimate.js";
+import { checkFinite, checkGateLogits } from "./finite.js";
+import { forwardEstimate, weightEstimate } from "./memory-estimate.js";
 import { checkMemory } from "../core/memory.js";
 import type { RoutingRng } from "./routing.js";
 import type { Group } from "../parallel/group.js";
@@ -51,6 +51,11 @@ export interface ForwardOptions {
   rng?: RoutingRng;
   /** int8 training: the key of the stochastically rounded 8-bit gradient products (without it: straight-through) */
   quantKey?: Key;
+  /**
+   * Scan the input, gate_inputs and every weight before the forward, and the output after it, for NaN and ±Inf:
+   * a NonFiniteError names the tensor and its first bad element. Off by default (it reads every element).
+   */
+  checkFinite?: boolean;
 }
 
 /**
@@ -88,11 +93,15 @@ export function routedMoeForward(cfg: MoeConfig, w: RoutedMoeWeights, inputs_BSD
   if (inputs_BSD.ndim !== 3 || inputs_BSD.shape[2] !== w.gateKernel.shape[0]) {
     throw new ShapeError(`[RoutedMoE] input ${fmt(inputs_BSD.shape)} must be [B,S,${w.gateKernel.shape[0]}]`);
   }
+  const [B, S] = inputs_BSD.shape as [number, number, number];
+  checkMemory("RoutedMoE.forward", forwardEstimate(cfg, B, S));
+  if (opts.checkFinite === true) checkFinite({ input: inputs_BSD, gate_inputs: opts.gateInputs, weights: w }, "RoutedMoE");
   const { x, logits, pre } = routedGate(cfg, w, inputs_BSD, opts.gateInputs, opts.quantKey);
   const ew = effectiveWeights(cfg, w);
   const r = cfg.sparseMatmul
     ? sparseMatmul(cfg, x, logits, pre, ew, opts.rng)
     : denseMatmul(cfg, x, logits, pre, ew, opts.rng, opts.quantKey);
+  if (opts.checkFinite === true) checkFinite(r.output, "RoutedMoE output");
   return { ...r, gateLogits_BSE: logits, preBiasLogits_BSE: pre };
 }
 

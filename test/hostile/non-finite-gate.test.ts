@@ -69,8 +69,7 @@ describe("moekit run refuses a NaN input", () => {
     writeNpy(input, withValue(normal(prngKey(2), [1, 3, 32], "float32"), 40, NaN));
     const r = await cli("run", "--checkpoint", ckpt, "--input", input);
     expect(r.code).toBe(2);
-    expect(r.err.split("\n").at(-1)).toMatch(
-      /^moekit run: \[RoutedMoE\] gate logits are not finite \(NaN at \[0,1,\d\]\): the layer input float32\[1,3,32\] holds NaN at \[0,1,8\]$/,
-    );
+    // moekit run scans the input before the forward (test/hostile/non-finite.test.ts): it is named as --input
+    expect(r.err.split("\n").at(-1)).toBe(`moekit run: [--input ${input}] float32[1,3,32] holds NaN at [0,1,8]`);
   });
 });

@@ -1,6 +1,6 @@
 import { readdirSync, statSync } from "node:fs";
+import { parseCommandArgs } from "../flags.js";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { MoeError } from "../../core/errors.js";
 import { loadCase } from "../golden/case.js";
 import { runCase, type CaseResult } from "../golden/run.js";
@@ -47,7 +47,7 @@ function line(r: CaseResult): string {
 }
 
 export async function checkCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args: argv,
     allowPositionals: true,
     options: { json: { type: "boolean" }, verbose: { type: "boolean" }, help: { type: "boolean", short: "h" } },

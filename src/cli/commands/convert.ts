@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import { MoeError } from "../../core/errors.js";
 import {
   HF_FAMILIES,
@@ -12,7 +11,7 @@ import {
 } from "../../checkpoint/index.js";
 import { readKeysFile } from "../config-file.js";
 import { checkOutput } from "../outputs.js";
-import { applyMaxMemory, optionalIntFlag } from "../flags.js";
+import { applyMaxMemory, optionalIntFlag, parseCommandArgs } from "../flags.js";
 
 const HELP = `Usage: moekit convert --from hf|maxtext --to hf|maxtext IN OUT [options]
 
@@ -39,7 +38,7 @@ function format(v: string | undefined, flag: string): CheckpointFormat {
 
 /** `moekit convert`: returns the exit code. */
 export async function convertCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args: argv,
     allowPositionals: true,
     options: {

@@ -1,8 +1,20 @@
-import { parseArgs } from "node:util";
+import { parseCommandArgs } from "../flags.js";
 import { runtimeInfo } from "../../backends/select.js";
 
+const HELP = `Usage: moekit info [--json]
+
+Prints the backend in use, whether the native addon loaded (and why not), its ISA (in use and best available),
+thread count and bf16 path, and the Node version. The MOEKIT_* environment flags (moekit --help) change them.
+
+Options:
+  --json      one JSON object`;
+
 export function infoCommand(argv: string[]): number {
-  const { values } = parseArgs({ args: argv, options: { json: { type: "boolean" } } });
+  const { values } = parseCommandArgs({ args: argv, options: { json: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
+  if (values.help === true) {
+    console.log(HELP);
+    return 0;
+  }
   const r = runtimeInfo();
   const info = {
     backend: r.backend,

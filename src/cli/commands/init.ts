@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import { MoeError } from "../../core/errors.js";
 import type { Tensor } from "../../core/tensor.js";
 import { isHfFamily, makeLayer, writeHfMoeLayer, writeMaxTextMoeLayer, type MoeLayer } from "../../checkpoint/index.js";
@@ -8,7 +7,7 @@ import { RoutedMoE } from "../../moe/routed-moe.js";
 import { layerParamShapes, RoutedAndSharedMoE, sharedExpertDim } from "../../moe/routed-and-shared-moe.js";
 import { prngKey } from "../../nn/random.js";
 import { checkOutput } from "../outputs.js";
-import { applyMaxMemory, intFlag } from "../flags.js";
+import { applyMaxMemory, intFlag, parseCommandArgs } from "../flags.js";
 import { checkMemory } from "../../core/memory.js";
 import { weightEstimate } from "../../moe/memory-estimate.js";
 import { parseSets, withOverrides } from "../sets.js";
@@ -22,7 +21,7 @@ of family F (mixtral, qwen3_moe, deepseek_v3, gpt_oss, llama4, ...). Read it bac
 estimated above --max-memory BYTES (default: 75% of free memory) is refused before anything is allocated.`;
 
 export function initCommand(argv: string[]): number {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args: argv,
     allowPositionals: true,
     options: {

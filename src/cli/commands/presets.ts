@@ -1,8 +1,8 @@
-import { parseArgs } from "node:util";
 import { listPresets } from "../../moe/presets.js";
+import { parseCommandArgs } from "../flags.js";
 
 export function presetsCommand(argv: string[]): number {
-  const { values } = parseArgs({ args: argv, options: { json: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
+  const { values } = parseCommandArgs({ args: argv, options: { json: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
   if (values.help === true) {
     console.log("Usage: moekit presets [--json]\n\nMaxText MoE model presets (full size) and their tiny-* twins for tests and demos.");
     return 0;

@@ -1,5 +1,4 @@
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { stats } from "../summary.js";
 import { parseSets } from "../sets.js";
 import { MoeError } from "../../core/errors.js";
@@ -11,9 +10,10 @@ import { foldIn, normal, prngKey } from "../../nn/random.js";
 import { HF_FAMILIES, isHfFamily, moeLayerForward, openMoeLayer, type CheckpointFormat, type MoeLayer } from "../../checkpoint/index.js";
 import { readKeysFile } from "../config-file.js";
 import { checkOutput } from "../outputs.js";
-import { applyMaxMemory, intFlag, optionalIntFlag } from "../flags.js";
+import { applyMaxMemory, intFlag, optionalIntFlag, parseCommandArgs } from "../flags.js";
 import { checkMemory } from "../../core/memory.js";
 import { forwardEstimate } from "../../moe/memory-estimate.js";
+import { checkFinite } from "../../moe/finite.js";
 import { runtimeInfo } from "../../backends/select.js";
 
 const HELP = `Usage: moekit run --checkpoint PATH [options]
@@ -71,7 +71,7 @@ export function readInput(file: string, D: number): Tensor {
  * --checkpoint). Returns the exit code.
  */
 export async function runCheckpointCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args: argv,
     options: {
       checkpoint: { type: "string" },
@@ -140,12 +140,16 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
   }
   const [B, S] = x.shape as [number, number, number];
   if (values.input !== undefined) checkMemory("run", forwardEstimate(cfg, B, S, layer.sharedDim));
+  // NaN or Inf in a weight or the input would run through to the output unnoticed (the gate check sees only the gate's)
+  checkFinite(layer.params, `--checkpoint ${values.checkpoint} layer ${layer.layer}`);
+  if (values.input !== undefined) checkFinite(x, `--input ${values.input}`);
   log(
     `forward on x [${B},${S},${D}] ${cfg.dtype} (${layer.module}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, H=${cfg.moeMlpDim}${layer.sharedDim > 0 ? `, shared ${layer.sharedDim}` : ""})`,
   );
   const t1 = performance.now();
   const o = moeLayerForward(layer, x);
   const ms = performance.now() - t1;
+  checkFinite(o.output, "the layer output");
   const perExpert = Array.from(bincount(o.topKIndices_BSK, cfg.numExperts).data);
   if (out !== undefined) {
     const overwrite = values.force === true;

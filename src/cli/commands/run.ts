@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import { MoeError } from "../../core/errors.js";
 import { stats } from "../summary.js";
 import { parseSets, withOverrides } from "../sets.js";
@@ -10,10 +9,11 @@ import { bincount } from "../../ops/indexing.js";
 import { foldIn, normal, prngKey } from "../../nn/random.js";
 import { runCheckpointCommand, wantsCheckpoint } from "./run-checkpoint.js";
 import { readKeysFile } from "../config-file.js";
-import { applyMaxMemory, intFlag } from "../flags.js";
+import { applyMaxMemory, intFlag, parseCommandArgs } from "../flags.js";
 import { checkMemory } from "../../core/memory.js";
 import { forwardEstimate, weightEstimate } from "../../moe/memory-estimate.js";
 import { runtimeInfo } from "../../backends/select.js";
+import { checkFinite } from "../../moe/finite.js";
 
 const HELP = `Usage: moekit run (--preset NAME | --config FILE) [options]
        moekit run --checkpoint PATH [--layer N] ...   (see moekit run --checkpoint PATH --help)
@@ -63,7 +63,7 @@ function configFrom(values: { preset?: string; config?: string; set?: string[] }
 
 export async function runCommand(argv: string[]): Promise<number> {
   if (wantsCheckpoint(argv)) return runCheckpointCommand(argv);
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args: argv,
     options: {
       preset: { type: "string" },
@@ -111,6 +111,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   const layer = shared ? new RoutedAndSharedMoE(cfg, { key: foldIn(key, 1) }) : new RoutedMoE(cfg, { key: foldIn(key, 1) });
   const x = normal(foldIn(key, 2), [B, S, D], cfg.dtype);
   log(`forward on x [${B},${S},${D}] ${cfg.dtype}`);
+  // initialised weights are finite, but a config's scale can overflow them or the output: named, not printed as NaN
+  // (scanned outside the timed forwards)
+  checkFinite({ input: x, weights: layer.paramRecord() }, label);
   const times: number[] = [];
   let o: MoeOutput | undefined;
   for (let i = 0; i < repeat; i++) {
@@ -119,6 +122,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     times.push(performance.now() - t0);
   }
   if (o === undefined) throw new MoeError("--repeat must be at least 1");
+  checkFinite(o.output, `${label} output`);
   const later = times.slice(1).sort((a, b) => a - b);
   const steadyMs = later.length === 0 ? null : Number(later[later.length >> 1]!.toFixed(2));
   const perExpert = Array.from(bincount(o.topKIndices_BSK, cfg.numExperts).data);

@@ -1,0 +1,98 @@
+// NaN and Inf, refused with the tensor and the first bad position named. Non-finite gate logits would route every
+// token to the lowest expert ids without a word: one pass over logits [B,S,E] refuses them, and only then the input
+// and gate weights are searched for the culprit. The rest is opt-in (`checkFinite`, ForwardOptions.checkFinite,
+// moekit run): a scan of every element, kept off the default path.
+// Legend: B batch, S sequence, D model dim, E experts.
+import { MoeError } from "../core/errors.js";
+import { strides } from "../core/shape.js";
+import { Tensor } from "../core/tensor.js";
+
+/** A tensor holding NaN or ±Inf. The message reads `[name] path dtype[shape] holds NaN at [i,j,...]`. */
+export class NonFiniteError extends MoeError {
+  override name = "NonFiniteError";
+  constructor(
+    /** the tensor's name: `name`, then its path in the tree, as `checkFinite` was given them */
+    readonly tensor: string,
+    /** position of the first non-finite element */
+    readonly index: readonly number[],
+    readonly value: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Index of the first NaN or ±Inf in `t`, or -1. */
+function firstNonFinite(t: Tensor): number {
+  const d = t.data;
+  for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) return i;
+  return -1;
+}
+
+/** The position [i,j,...] of flat index `i` of `t`. */
+function positionOf(t: Tensor, i: number): number[] {
+  return strides(t.shape).map((s, k) => Math.floor(i / s) % t.shape[k]!);
+}
+
+/** "NaN at [0,3,1]" for flat index `i` of `t`. */
+function describe(t: Tensor, i: number): string {
+  return `${String(t.data[i])} at [${positionOf(t, i).join(",")}]`;
+}
+
+/** Tensors, possibly nested in arrays and objects (a weights record, a layer's params); other leaves are skipped. */
+type TensorTree = Tensor | undefined | null | readonly TensorTree[] | { readonly [key: string]: unknown };
+
+function* leaves(tree: unknown, path: string): Generator<[string, Tensor]> {
+  if (tree instanceof Tensor) yield [path, tree];
+  else if (Array.isArray(tree)) for (const [i, t] of tree.entries()) yield* leaves(t, path === "" ? `${i}` : `${path}/${i}`);
+  else if (typeof tree === "object" && tree !== null) {
+    for (const [k, t] of Object.entries(tree)) yield* leaves(t, path === "" ? k : `${path}/${k}`);
+  }
+}
+
+/**
+ * Throws a NonFiniteError when a tensor of `tree` (a tensor, or tensors in arrays and objects) holds NaN or ±Inf,
+ * naming it (`name`, then its path in the tree) and its first non-finite element. Reads every element.
+ */
+export function checkFinite(tree: TensorTree, name: string): void {
+  for (const [path, t] of leaves(tree, "")) {
+    const bad = firstNonFinite(t);
+    if (bad < 0) continue;
+    const tensor = path === "" ? name : `${name} ${path}`;
+    throw new NonFiniteError(
+      tensor,
+      positionOf(t, bad),
+      t.data[bad]!,
+      `[${tensor}] ${t.dtype}[${t.shape.join(",")}] holds ${describe(t, bad)}`,
+    );
+  }
+}
+
+/** The gate's operands, named as the user knows them. */
+export interface GateOperands {
+  /** what the user calls the gate's input ("the layer input", "gate_inputs") */
+  inputName: string;
+  inputs_BSD: Tensor;
+  kernel_DE: Tensor;
+  bias_E: Tensor | undefined;
+}
+
+/** Throws a MoeError when `logits_BSE` holds NaN or ±Inf, naming the first one and the operand that holds one. */
+export function checkGateLogits(logits_BSE: Tensor, operands: GateOperands, where = "RoutedMoE"): void {
+  const bad = firstNonFinite(logits_BSE);
+  if (bad < 0) return;
+  const named: [string, Tensor | undefined][] = [
+    [operands.inputName, operands.inputs_BSD],
+    ["the gate kernel (gate/kernel)", operands.kernel_DE],
+    ["the gate bias (gate/bias)", operands.bias_E],
+  ];
+  let culprit = "the gate matmul overflowed";
+  for (const [name, t] of named) {
+    const i = t === undefined ? -1 : firstNonFinite(t);
+    if (i >= 0) {
+      culprit = `${name} ${t!.dtype}[${t!.shape.join(",")}] holds ${describe(t!, i)}`;
+      break;
+    }
+  }
+  throw new MoeError(`[${where}] gate logits are not finite (${describe(logits_BSE, bad)}): ${culprit}`);
+}
