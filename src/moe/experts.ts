@@ -86,7 +86,7 @@ function ffnArgs(
   combine_TK: Tensor | undefined,
 ): ExpertFfnArgs {
   return {
-    x_TD: cast(x_TD, "float32"),
+    x_TD: x_TD.dtype === cfg.dtype && cfg.dtype === "bfloat16" ? x_TD : cast(x_TD, "float32"),
     order_R,
     groupSizes_E,
     wi0_EDH: w.wi0,
