@@ -20,7 +20,8 @@ export function usefulFlops(s: BenchShape): number {
   return s.T * s.K * 6 * s.D * s.H;
 }
 
-export function benchConfig(s: BenchShape, weightDtype: "float32" | "bfloat16"): MoeConfig {
+/** The bench layer; `dtype` is the activations' (MaxText's default is bfloat16). */
+export function benchConfig(s: BenchShape, weightDtype: "float32" | "bfloat16", dtype: "float32" | "bfloat16" = "float32"): MoeConfig {
   return moeConfig({
     decoder_block: "mixtral",
     num_experts: s.E,
@@ -28,7 +29,7 @@ export function benchConfig(s: BenchShape, weightDtype: "float32" | "bfloat16"):
     emb_dim: s.D,
     moe_mlp_dim: s.H,
     mlp_dim: s.H,
-    dtype: "float32",
+    dtype,
     weight_dtype: weightDtype,
   });
 }

@@ -284,6 +284,34 @@ for (const dtype of ["float32", "bfloat16"] as const) {
   });
 }
 
+// MaxText's default dtype: bfloat16 activations (every op rounded), float32 weights, on bfloat16 tokens; timed
+// alternately with the float32 layer on the same weights (prefill at the bench shape, and decode)
+for (const s of [shape, values.quick === true ? { ...shape, T: 8 } : DECODE_SHAPE]) {
+  const w = benchWeights(s, "float32");
+  const tokens = fill([1, s.T, s.D], Math.sqrt(3), 5, "bfloat16");
+  const x32 = new Tensor(Float32Array.from(tokens.data), tokens.shape, "float32");
+  const f32 = benchConfig(s, "float32");
+  const bf16 = benchConfig(s, "float32", "bfloat16");
+  console.error(`[bench] bfloat16 layer ${shapeName(s)} against the float32 layer`);
+  const t = timePaired(
+    () => routedMoeForward(f32, w, x32),
+    () => routedMoeForward(bf16, w, tokens),
+    s.T <= 8 ? runs * 5 : runs,
+  );
+  console.error(`[bench]   -> ${(t.b_s * 1000).toFixed(2)} ms, ${t.ratio.toFixed(2)}x the float32 layer (${(t.a_s * 1000).toFixed(2)} ms)`);
+  rows.push({
+    id: s.T <= 8 ? "decode-bf16-layer" : "forward-bf16-layer",
+    name: s.T <= 8 ? "moekit decode, bfloat16 layer" : "moekit forward, bfloat16 layer",
+    shape: shapeName(s),
+    dtype: "bf16 act, f32 weights",
+    threads,
+    median_s: t.b_s,
+    gflops: usefulFlops(s) / t.b_s / 1e9,
+    ratio: t.ratio,
+    note: `${t.ratio.toFixed(2)}x the float32 layer timed alternately (${(t.a_s * 1000).toFixed(2)} ms), same weights and tokens`,
+  });
+}
+
 // fractions against the run's highest probe readings
 const probes = tracker.peak;
 for (const r of rows) {
