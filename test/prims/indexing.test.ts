@@ -199,7 +199,7 @@ describe.each(testBackends())("top_k on %s", (backend) => {
     [[16, 12], 5],
   ];
   for (const [shape, k] of CASES) {
-    for (const dtype of ["float64", "float32", "int32"] as const) {
+    for (const dtype of ["float64", "float32", "bfloat16", "int32"] as const) {
       it(`top_k: ${dtype}${s(shape)} k=${k} with many ties matches ref in float64${backend === "ref" ? " and stable selection" : ""}`, () => {
         checkTopK(backend, tensor(new Rng(51).randint(shape, -2, 3).data, shape, dtype), k);
       });
@@ -210,6 +210,7 @@ describe.each(testBackends())("top_k on %s", (backend) => {
     ["ties go to the lower index", tensor([1, 3, 3, 2], [4], "float32"), 2],
     ["k = n with repeats", tensor([3, 1, 2, 1, 3], [5], "float32"), 5],
     ["random float32 [37, 64] k=8", new Rng(55).tensor([37, 64]), 8],
+    ["random bfloat16 [37, 64] k=8 (ties from the rounding)", new Rng(56).tensor([37, 64], "bfloat16"), 8],
   ];
   for (const [what, x, k] of SPECIAL) it(`top_k: ${what}`, () => checkTopK(backend, x, k));
 });

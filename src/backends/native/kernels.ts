@@ -29,7 +29,7 @@ export function supports<P extends Prim>(prim: P, ins: readonly Tensor[], params
     case Prim.BatchMatmul:
       return ins.length === 2 && isF32Values(ins[0], 3) && isF32Values(ins[1], 3) && sameDtype(ins);
     case Prim.TopK:
-      return ins.length === 1 && ins[0]!.dtype === "float32" && ins[0]!.shape.length >= 1;
+      return ins.length === 1 && isF32Values(ins[0], ins[0]!.shape.length) && ins[0]!.shape.length >= 1;
     case Prim.Argsort:
       return ins.length === 1 && isI32Vector(ins[0]);
     case Prim.Add:
