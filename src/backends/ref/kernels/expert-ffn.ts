@@ -13,7 +13,7 @@ import {
   type FfnDims,
   type FfnGradName,
 } from "../../../prims/expert-ffn.js";
-import { toBf16, type TypedArray } from "../../../core/dtype.js";
+import { roundBf16InPlace, toBf16, type TypedArray } from "../../../core/dtype.js";
 import { gluGrad, gluRounded } from "./glu.js";
 
 /** Per sorted row: its token, its expert (−1 past the groups) and, per routed choice, its row. */
@@ -54,8 +54,13 @@ export function expertFfn(ins: readonly Tensor[], p: ExpertFfnParams): TypedArra
   const { token, expert, rowOf } = routing(a.order, a.groupSizes, d, "expert_ffn");
   const rnd = p.dtype === "bfloat16" ? toBf16 : Math.fround;
   // x, the weights and the biases as the composition's casts to the layer's dtype leave them
-  const read = (t: Tensor | undefined): TypedArray =>
-    t === undefined ? new Float32Array(0) : t.dtype === p.dtype ? t.data : Float32Array.from(t.data, rnd);
+  const read = (t: Tensor | undefined): TypedArray => {
+    if (t === undefined) return new Float32Array(0);
+    if (t.dtype === p.dtype) return t.data;
+    const copy = Float32Array.from(t.data);
+    if (p.dtype === "bfloat16") roundBf16InPlace(copy);
+    return copy;
+  };
   const [x, wi0, wi1, wo, b0, b1, bo] = [read(a.x), read(a.wi0), read(a.wi1), read(a.wo), read(a.b0), read(a.b1), read(a.bo)];
   const glu = gluRounded(p, rnd);
   const h0 = new Float32Array(R * H);
