@@ -354,8 +354,10 @@ export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): 
       if (!v3) {
         if (score !== "softmax") f.refuse(`scoring_func "${score}": DeepSeek-V2 scores with softmax; refused`);
         if (method === "group_limited_greedy" && groupsActive) {
-          f.refuse(
-            `topk_method "group_limited_greedy" with n_group=${nGroup}, topk_group=${topkGroup} ranks groups by their maximum score; MaxText's group routing (deepseek3) ranks by the sum of the top-2: refused`,
+          Object.assign(keys, { n_routing_groups: nGroup, topk_routing_group: topkGroup, routing_group_score: "max" });
+          guards.push("group_zero_fill");
+          caveats.push(
+            'group_limited_greedy: a group scores its maximum probability (moekit extension routing_group_score "max"; MaxText sums the top-2); HF fills experts outside the chosen groups with 0.0, moekit with -inf: every forward checks that all selected experts have a positive score (else refused)',
           );
         }
         if (method !== "greedy" && method !== "group_limited_greedy") f.refuse(`topk_method "${method}" is not DeepSeek-V2's`);
@@ -368,20 +370,27 @@ export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): 
       } else {
         if (score !== "sigmoid") f.refuse(`scoring_func "${score}": DeepSeek-V3 routing scores with sigmoid; refused`);
         if (method !== "noaux_tc") f.refuse(`topk_method "${method}": DeepSeek-V3 routes with noaux_tc; refused`);
-        if (!norm && K > 1) {
-          f.refuse(
-            "norm_topk_prob=false with sigmoid scores: MaxText's DeepSeek routing always renormalises sigmoid weights before scaling: refused",
-          );
-        }
         Object.assign(keys, { routed_score_func: "sigmoid", routed_bias: true, norm_topk_prob: false });
+        if (!norm && K > 1) {
+          keys.renormalize_sigmoid_scores = false;
+          caveats.push(
+            "norm_topk_prob=false: raw sigmoid scores × routed_scaling_factor (moekit extension renormalize_sigmoid_scores=false; MaxText always renormalises)",
+          );
+        } else {
+          caveats.push("norm_topk_prob: HF divides by (sum + 1e-20), MaxText by the sum (a relative difference below float64 resolution)");
+        }
         if (groupsActive) {
           Object.assign(keys, { n_routing_groups: nGroup, topk_routing_group: topkGroup });
-          guards.push("deepseek_v3_zero_fill");
-          caveats.push(
-            "group-limited routing: HF fills experts outside the chosen groups with 0.0, MaxText with -inf; every forward checks that all selected experts have a positive biased score (else refused)",
-          );
+          const version = f.str("transformers_version", "");
+          if (Number.parseInt(version, 10) >= 5) {
+            caveats.push(`group-limited routing: transformers ${version} masks experts outside the chosen groups with -inf, as MaxText`);
+          } else {
+            guards.push("group_zero_fill");
+            caveats.push(
+              `group-limited routing: transformers ${version === "" ? "< 5 (no transformers_version)" : version} fills experts outside the chosen groups with 0.0, MaxText with -inf; every forward checks that all selected experts have a positive biased score (else refused)`,
+            );
+          }
         }
-        caveats.push("norm_topk_prob: HF divides by (sum + 1e-20), MaxText by the sum (a relative difference below float64 resolution)");
       }
       if (S > 0) {
         module = "routed_and_shared";

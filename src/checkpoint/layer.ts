@@ -98,8 +98,8 @@ export interface MoeLayer {
   guards: RoutingGuard[];
 }
 
-/** deepseek_v3_zero_fill: HF fills experts outside the chosen groups with 0, MaxText with -inf. */
-export type RoutingGuard = "deepseek_v3_zero_fill";
+/** group_zero_fill: HF (DeepSeek-V2, and V3 before transformers 5) fills experts outside the chosen groups with 0, moekit with -inf. */
+export type RoutingGuard = "group_zero_fill";
 
 /** Read access to a set of tensors (SafetensorsCheckpoint and SafetensorsFile satisfy it). */
 export interface TensorSource {
@@ -217,13 +217,13 @@ export function moeLayerForward(layer: MoeLayer, x_BSD: Tensor, opts: ForwardOpt
 }
 
 /**
- * Refuses outputs that the source model would not have computed. deepseek_v3_zero_fill: with group-limited
- * routing, Hugging Face's DeepSeek-V3 fills the scores of experts outside the chosen groups with 0.0 before
- * its top-k, MaxText (and DeepSeek's reference) with -inf; the two pick the same experts exactly when every
- * selected expert's biased score is > 0.
+ * Refuses outputs that the source model would not have computed. group_zero_fill: with group-limited routing,
+ * Hugging Face's DeepSeek-V2 (and DeepSeek-V3 before transformers 5) fills the scores of experts outside the chosen
+ * groups with 0.0 before its top-k, MaxText (and DeepSeek's reference) with -inf; the two pick the same experts
+ * exactly when every selected expert's (biased) score is > 0.
  */
 export function checkRoutingGuards(layer: MoeLayer, out: MoeOutput): void {
-  if (!layer.guards.includes("deepseek_v3_zero_fill")) return;
+  if (!layer.guards.includes("group_zero_fill")) return;
   const cfg = layer.config;
   if (cfg.nRoutingGroups <= 1 || cfg.topkRoutingGroup >= cfg.nRoutingGroups) return;
   const E = cfg.numExperts;
@@ -236,9 +236,10 @@ export function checkRoutingGuards(layer: MoeLayer, out: MoeOutput): void {
       const e = idx[t * K + j]!;
       const s = logits[t * E + e]!;
       if (!(s > 0)) {
+        const family = layer.hf?.family ?? "DeepSeek";
         throw new UnsupportedModelError(
-          "deepseek_v3",
-          `token ${t} selects expert ${e} with biased score ${s} <= 0; Hugging Face's DeepSeek-V3 fills experts outside the top ${cfg.topkRoutingGroup} groups with 0.0 (MaxText with -inf), so it may route this token differently: refused rather than approximated`,
+          family,
+          `token ${t} selects expert ${e} with score ${s} <= 0; Hugging Face's ${family} fills experts outside the top ${cfg.topkRoutingGroup} groups with 0.0 (moekit with -inf), so it may route this token differently: refused rather than approximated`,
         );
       }
     }

@@ -51,6 +51,10 @@ export const MOE_DEFAULTS = {
   routed_scaling_factor: 1.0,
   n_routing_groups: -1,
   topk_routing_group: -1,
+  /** moekit extension: a routing group's score, "top2_sum" (MaxText's deepseek3) or "max" (DeepSeek-V2's group_limited_greedy) */
+  routing_group_score: "top2_sum",
+  /** moekit extension: false keeps deepseek routing's sigmoid weights unnormalised (DeepSeek-V3, norm_topk_prob=false) */
+  renormalize_sigmoid_scores: true,
   norm_topk_prob: false,
   decoder_block: "llama2" as DecoderBlock,
   model_name: "default",
@@ -200,6 +204,11 @@ const INT_KEYS = new Set([
   "quantization_local_shard_count",
 ]);
 
+/** Whether routing is limited to the top groups: MaxText's deepseek3 models, or DeepSeek-V2's (routing_group_score "max"). */
+export function groupRouting(c: MoeConfig): boolean {
+  return c.isDeepseek3 || c.routingGroupScore === "max";
+}
+
 /**
  * Build a validated MoeConfig from MaxText keys (snake_case, as in MaxText YAML; camelCase also accepted).
  * Missing keys take MaxText's base defaults. Errors name the key, the value and why.
@@ -293,10 +302,24 @@ function validate(c: MoeConfig): void {
       `a deepseek3 model (model_name=${c.modelName}) needs a score function; the seed leaves pre_bias_logits undefined without one`,
     );
   }
-  if (c.isDeepseek3 && c.nRoutingGroups !== -1) {
+  if (!["top2_sum", "max"].includes(c.routingGroupScore)) {
+    throw new ConfigError("routing_group_score", c.routingGroupScore, 'must be "top2_sum" (MaxText) or "max" (DeepSeek-V2)');
+  }
+  if (c.routingGroupScore === "max" && (c.decoderBlock !== "deepseek" || c.isDeepseek3 || c.nRoutingGroups === -1)) {
+    throw new ConfigError(
+      "routing_group_score",
+      "max",
+      "is DeepSeek-V2's group routing: needs decoder_block deepseek, a model_name not deepseek3*, and n_routing_groups",
+    );
+  }
+  if (!c.renormalizeSigmoidScores && c.decoderBlock !== "deepseek") {
+    throw new ConfigError("renormalize_sigmoid_scores", false, "only changes deepseek routing (decoder_block deepseek)");
+  }
+  if (groupRouting(c) && c.nRoutingGroups !== -1) {
     const g = c.nRoutingGroups;
+    const least = c.routingGroupScore === "max" ? 1 : 2;
     if (g < 1 || c.numExperts % g !== 0) throw new ConfigError("n_routing_groups", g, `must divide num_experts (${c.numExperts}) or be -1`);
-    if (c.numExperts / g < 2) throw new ConfigError("n_routing_groups", g, "groups need >= 2 experts (group score = sum of the top-2)");
+    if (c.numExperts / g < least) throw new ConfigError("n_routing_groups", g, "groups need >= 2 experts (group score = sum of the top-2)");
     if (c.topkRoutingGroup < 1 || c.topkRoutingGroup > g) {
       throw new ConfigError("topk_routing_group", c.topkRoutingGroup, `must be in [1, n_routing_groups=${g}]`);
     }

@@ -7,7 +7,7 @@ import { prngKey, split, type Key } from "../nn/random.js";
 import { add, cast } from "../ops/elementwise.js";
 import { quantizedEinsum, type DotQuant } from "../ops/quantize.js";
 import { getActivation } from "../ops/nn.js";
-import type { MoeConfig } from "./config.js";
+import { groupRouting, type MoeConfig } from "./config.js";
 import { ConfigError } from "../core/errors.js";
 import { denseQuant, QuantSite, siteKey } from "./quantization.js";
 
@@ -63,7 +63,7 @@ export function gateLogit(
   return computeGateLogits(kernel_DE, cfg.routedBias ? bias_E : undefined, inputs_BSD, {
     dtype: gateDtype(cfg),
     scoreFunc: cfg.routedScoreFunc,
-    keepPreBias: cfg.isDeepseek3,
+    keepPreBias: groupRouting(cfg),
     quant: denseQuant(cfg, siteKey(quantKey, QuantSite.Gate)),
   });
 }

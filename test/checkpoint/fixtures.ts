@@ -96,7 +96,10 @@ class Builder {
 export interface FixtureOptions {
   seed?: number;
   storage?: Storage;
-  /** family-specific variants: "norm" (toggle norm_topk_prob), "negative_bias" (DeepSeek-V3) */
+  /**
+   * family-specific variants: "norm" (toggle norm_topk_prob); DeepSeek-V2 "group_limited_greedy"; DeepSeek-V3
+   * "negative_bias", "no_norm" (norm_topk_prob false), "transformers5" (its -inf mask, with the negative bias)
+   */
   variant?: string;
 }
 
@@ -182,6 +185,9 @@ export function makeFixture(family: string, opts: FixtureOptions = {}): Fixture 
     case "deepseek_v2":
     case "deepseek_v3": {
       const v3 = family === "deepseek_v3";
+      const groupLimited = opts.variant === "group_limited_greedy";
+      // transformers >= 5 masks with -inf: the negative bias that the 0.0 fill would route differently
+      const transformers5 = opts.variant === "transformers5";
       const En = v3 ? 8 : E;
       const Kn = v3 ? 3 : K;
       const S = v3 ? 1 : 2;
@@ -199,8 +205,11 @@ export function makeFixture(family: string, opts: FixtureOptions = {}): Fixture 
         first_k_dense_replace: 1,
         moe_layer_freq: 1,
         ...(v3
-          ? { n_group: 4, topk_group: 2, norm_topk_prob: true, scoring_func: "sigmoid", topk_method: "noaux_tc" }
-          : { n_group: 1, topk_group: 1, norm_topk_prob: false, scoring_func: "softmax", topk_method: "greedy" }),
+          ? { n_group: 4, topk_group: 2, norm_topk_prob: opts.variant !== "no_norm", scoring_func: "sigmoid", topk_method: "noaux_tc" }
+          : groupLimited
+            ? { n_group: 2, topk_group: 1, norm_topk_prob: false, scoring_func: "softmax", topk_method: "group_limited_greedy" }
+            : { n_group: 1, topk_group: 1, norm_topk_prob: false, scoring_func: "softmax", topk_method: "greedy" }),
+        ...(transformers5 ? { transformers_version: "5.0.0" } : {}),
       };
       for (let l = 0; l < L; l++) {
         b.attention(lp(l), D);
@@ -210,7 +219,8 @@ export function makeFixture(family: string, opts: FixtureOptions = {}): Fixture 
         }
         b.add(`${lp(l)}.mlp.gate.weight`, [En, D], gateScale / Math.sqrt(D));
         if (v3) {
-          if (opts.variant === "negative_bias") b.uniform(`${lp(l)}.mlp.gate.e_score_correction_bias`, [En], -3, -2.5, "F32");
+          if (opts.variant === "negative_bias" || transformers5)
+            b.uniform(`${lp(l)}.mlp.gate.e_score_correction_bias`, [En], -3, -2.5, "F32");
           else b.uniform(`${lp(l)}.mlp.gate.e_score_correction_bias`, [En], 0.05, 0.3, "F32");
         }
         for (let e = 0; e < En; e++) b.swiglu(`${lp(l)}.mlp.experts.${e}`, D, H);
@@ -224,14 +234,20 @@ export function makeFixture(family: string, opts: FixtureOptions = {}): Fixture 
                 num_experts_per_tok: Kn,
                 n_group: 4,
                 topk_group: 2,
-                norm_topk_prob: true,
+                norm_topk_prob: opts.variant !== "no_norm",
                 routed_scaling_factor: scale,
+                outside_groups: transformers5 ? -Infinity : 0.0,
               },
               b.tensors,
               layerPrefix,
               x,
             )
-          : deepseekV2Reference({ num_experts_per_tok: Kn, routed_scaling_factor: scale }, b.tensors, layerPrefix, x);
+          : deepseekV2Reference(
+              { num_experts_per_tok: Kn, routed_scaling_factor: scale, ...(groupLimited ? { n_group: 2, topk_group: 1 } : {}) },
+              b.tensors,
+              layerPrefix,
+              x,
+            );
       break;
     }
     case "gpt_oss": {

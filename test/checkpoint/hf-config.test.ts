@@ -61,7 +61,7 @@ describe("hfConfigToMaxText: mappings", () => {
       shared_experts: 1,
     });
     expect(moeConfig(s.keys).isDeepseek3).toBe(true);
-    expect(s.guards).toEqual(["deepseek_v3_zero_fill"]);
+    expect(s.guards).toEqual(["group_zero_fill"]);
     expect(s.moeLayers).toEqual([1, 2]);
     expect(s.firstDenseLayers).toBe(1);
     // no group restriction: no group keys, no guard
@@ -92,19 +92,45 @@ describe("hfConfigToMaxText: mappings", () => {
   });
 });
 
+describe("hfConfigToMaxText: DeepSeek routing beyond MaxText's keys (moekit extensions)", () => {
+  it("DeepSeek-V2 group_limited_greedy: groups scored by their maximum, the 0.0 fill checked on every forward", () => {
+    const s = hfConfigToMaxText(withCfg("deepseek_v2", { topk_method: "group_limited_greedy", n_group: 2, topk_group: 1 }));
+    expect(s.keys).toMatchObject({ n_routing_groups: 2, topk_routing_group: 1, routing_group_score: "max", routed_score_func: "softmax" });
+    expect(moeConfig(s.keys).isDeepseek3).toBe(false);
+    expect(s.guards).toEqual(["group_zero_fill"]);
+    // without a group limit it is plain greedy
+    const g = hfConfigToMaxText(withCfg("deepseek_v2", { topk_method: "group_limited_greedy", n_group: 2, topk_group: 2 }));
+    expect(g.keys.routing_group_score).toBeUndefined();
+  });
+
+  it("DeepSeek-V3 with norm_topk_prob=false: raw sigmoid scores times the scaling factor", () => {
+    const s = hfConfigToMaxText(withCfg("deepseek_v3", { norm_topk_prob: false }));
+    expect(s.keys).toMatchObject({ renormalize_sigmoid_scores: false, norm_topk_prob: false, routed_scaling_factor: 2.5 });
+    expect(hfConfigToMaxText(makeFixture("deepseek_v3").config).keys.renormalize_sigmoid_scores).toBeUndefined();
+  });
+
+  it("DeepSeek-V3 group routing from transformers 5 masks with -inf as MaxText: no guard", () => {
+    expect(hfConfigToMaxText(withCfg("deepseek_v3", { transformers_version: "5.0.0" })).guards).toEqual([]);
+    expect(hfConfigToMaxText(withCfg("deepseek_v3", { transformers_version: "4.57.1" })).guards).toEqual(["group_zero_fill"]);
+  });
+
+  it("the extension keys are checked", () => {
+    const base = { decoder_block: "deepseek", num_experts: 4, num_experts_per_tok: 2, routed_score_func: "softmax", n_routing_groups: 2 };
+    expect(() => moeConfig({ ...base, routing_group_score: "sum" })).toThrow(/routing_group_score/);
+    expect(() => moeConfig({ ...base, routing_group_score: "max", n_routing_groups: -1 })).toThrow(/needs decoder_block deepseek/);
+    expect(() => moeConfig({ ...base, routing_group_score: "max", model_name: "deepseek3-671b" })).toThrow(/routing_group_score/);
+    expect(() => moeConfig({ decoder_block: "mixtral", renormalize_sigmoid_scores: false })).toThrow(/renormalize_sigmoid_scores/);
+    expect(moeConfig({ ...base, routing_group_score: "max", topk_routing_group: 1 }).routingGroupScore).toBe("max");
+  });
+});
+
 describe("hfConfigToMaxText: refusals", () => {
   const refused: [string, Record<string, unknown>, RegExp][] = [
     ["PhiMoE (sparsemixer routing)", { architectures: ["PhimoeForCausalLM"], model_type: "phimoe" }, /sparsemixer/],
     ["an unknown architecture", { architectures: ["FooForCausalLM"], model_type: "foo" }, /not a supported MoE architecture/],
     ["exact-erf gelu", withCfg("mixtral", { hidden_act: "gelu" }), /no exact MaxText activation/],
     ["a quantized checkpoint", withCfg("deepseek_v3", { quantization_config: { quant_method: "fp8" } }), /quantized checkpoint.*fp8/],
-    [
-      "DeepSeek-V2 group_limited_greedy with a group limit",
-      withCfg("deepseek_v2", { topk_method: "group_limited_greedy", n_group: 2, topk_group: 1 }),
-      /maximum score/,
-    ],
     ["DeepSeek-V2 norm_topk_prob", withCfg("deepseek_v2", { norm_topk_prob: true }), /ambiguous/],
-    ["DeepSeek-V3 without renormalisation", withCfg("deepseek_v3", { norm_topk_prob: false }), /always renormalises/],
     ["DeepSeek-V3 with softmax scores", withCfg("deepseek_v3", { scoring_func: "softmax" }), /sigmoid/],
     ["GPT-OSS with another clamp", withCfg("gpt_oss", { swiglu_limit: 5 }), /ambiguous/],
     [

@@ -1,7 +1,7 @@
 // DeepSeek-V3's MoE (DeepseekV3MoE.route_tokens_to_experts), token by token on the HF tensors:
 // s = sigmoid(gate·x); choice = s + e_score_correction_bias; group score = sum of each group's top-2 choice
 // values; keep the top topk_group groups, fill the other experts' choice values with 0.0 (as transformers
-// does); top-k of that; weights = s at those experts, / (sum + 1e-20) if norm_topk_prob, × routed_scaling_factor;
+// before 5 does; -inf from 5 on); top-k of that; weights = s at those experts, / (sum + 1e-20) if norm_topk_prob, × routed_scaling_factor;
 // plus the shared experts' MLP.
 import { axpy, linear, need, sigmoid, swiglu, topk, type HfTensors, type Vec } from "./hf-common.js";
 
@@ -12,6 +12,8 @@ export interface DeepseekV3Cfg {
   topk_group: number;
   norm_topk_prob: boolean;
   routed_scaling_factor: number;
+  /** the choice value of experts outside the chosen groups: 0.0 (transformers < 5) or -Infinity (>= 5) */
+  outside_groups: number;
 }
 
 export function deepseekV3Reference(cfg: DeepseekV3Cfg, t: HfTensors, prefix: string, x: Vec[]): Vec[] {
@@ -27,7 +29,7 @@ export function deepseekV3Reference(cfg: DeepseekV3Cfg, t: HfTensors, prefix: st
       return vals[0]! + vals[1]!;
     });
     const keep = new Set(topk(groupScores, cfg.topk_group));
-    const masked = choice.map((v, e) => (keep.has(Math.floor(e / per)) ? v : 0.0));
+    const masked = choice.map((v, e) => (keep.has(Math.floor(e / per)) ? v : cfg.outside_groups));
     const ids = topk(masked, cfg.num_experts_per_tok);
     let w = ids.map((e) => s[e]!);
     if (cfg.norm_topk_prob) {
