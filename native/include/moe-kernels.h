@@ -242,6 +242,22 @@ MOE_API void moe_workspace_release(void);
 MOE_API void moe_advise_fresh_output(void* p, int64_t bytes);
 
 
+/* ---- Integer products of the quantized matmuls (int8.cpp) ------------------------------------------
+ * moe_i32_fits_i8: 1 when every x[i] is in [-128, 127].
+ * moe_gmm_i8: out [m, n] (int32) = lhs rows of group g @ rhs[g] as moe_gmm_fwd_f32 lays them out (rhs [G, k, n], or
+ *   [G, n, k] read transposed), for int32 operands whose values fit in int8 (the caller checks), accumulated exactly
+ *   in int32 (k <= 131071); rows past sum(group_sizes) are 0. vpdpbusd where AVX512-VNNI and the AVX-512 ISA are
+ *   active, plain loops elsewhere: the same bits either way.
+ * moe_quantize_f32: prims/quantize.ts's abs-max quantization of x [P, C, Q] over C (one scale per (p, q)): q [P, C, Q]
+ *   int32, scales [P, Q]; noise (NULL, or [P, C, Q] in [-0.5, 0.5)) is added before rounding; qwix != 0 rounds then
+ *   saturates, else clips then rounds (aqt). *first_bad = the flat index of the first non-finite x (else -1); the
+ *   outputs are then incomplete. */
+MOE_API int moe_i32_fits_i8(const int32_t* x, int64_t n);
+MOE_API moe_status_t moe_gmm_i8(const int32_t* lhs, const int32_t* rhs, const int32_t* group_sizes, int64_t m, int64_t k,
+                                int64_t n, int64_t num_groups, int transpose_rhs, int32_t* out);
+MOE_API moe_status_t moe_quantize_f32(const float* x, const float* noise, int64_t P, int64_t C, int64_t Q, int bits,
+                                      int qwix, int32_t* q, float* scales, int64_t* first_bad);
+
 /* ---- Forward and backward ----------------------------------------------------------------------------
  * Shapes: x [T, D]; group_sizes [E] (sum <= R); wi0, wi1 [E, D, H]; wo [E, H, D]; b0, b1 [E, H], bo [E, D] (NULL:
  * no bias); w [T, K] (NULL: ones). `_bf16w` variants take the weights as bf16 bits, everything else fp32.

@@ -113,6 +113,53 @@ Napi::Value Gmm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// gmmI8(lhs, rhs, groupSizes, m, k, n, transposeRhs, out): as gmm on Int32Arrays whose values fit in int8.
+Napi::Value GmmI8(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 8, "gmmI8");
+  const int64_t m = size_arg(info, 3, "m"), k = size_arg(info, 4, "k"), n = size_arg(info, 5, "n");
+  const bool trans = bool_arg(info, 6, "transposeRhs");
+  const int64_t groups = typed_length(info, 2);
+  const View gs = i32_arg(info, 2, "groupSizes", groups);
+  const View lhs = i32_arg(info, 0, "lhs", count(env, {m, k}));
+  const View rhs = i32_arg(info, 1, "rhs", count(env, {groups, k, n}));
+  const View out = i32_arg(info, 7, "out", count(env, {m, n}));
+  check_no_overlap(env, out, {lhs, rhs, gs});
+  check_status(env, moe_gmm_i8(static_cast<const int32_t*>(lhs.data), static_cast<const int32_t*>(rhs.data),
+                               static_cast<const int32_t*>(gs.data), m, k, n, groups, trans ? 1 : 0,
+                               static_cast<int32_t*>(out.data)));
+  return env.Undefined();
+}
+
+// i32FitsI8(x): whether every element of the Int32Array is in [-128, 127].
+Napi::Value I32FitsI8(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 1, "i32FitsI8");
+  const View x = i32_arg(info, 0, "x", typed_length(info, 0));
+  return Napi::Boolean::New(env, moe_i32_fits_i8(static_cast<const int32_t*>(x.data), int64_t(x.bytes / 4)) == 1);
+}
+
+// quantizeF32(x, noise | null, P, C, Q, bits, qwix, q, scales): returns the flat index of the first non-finite x, or -1.
+Napi::Value QuantizeF32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 9, "quantizeF32");
+  const int64_t P = size_arg(info, 2, "P"), C = size_arg(info, 3, "C"), Q = size_arg(info, 4, "Q");
+  const int64_t bits = size_arg(info, 5, "bits");
+  const bool qwix = bool_arg(info, 6, "qwix");
+  const int64_t n = count(env, {P, C, Q});
+  const View x = f32_arg(info, 0, "x", n);
+  const bool noisy = !(info[1].IsNull() || info[1].IsUndefined());
+  const View noise = noisy ? f32_arg(info, 1, "noise", n) : View{nullptr, 0};
+  const View q = i32_arg(info, 7, "q", n);
+  const View scales = f32_arg(info, 8, "scales", count(env, {P, Q}));
+  for (const View& out : {q, scales}) check_no_overlap(env, out, {x, noise});
+  int64_t bad = -1;
+  check_status(env, moe_quantize_f32(static_cast<const float*>(x.data), static_cast<const float*>(noise.data), P, C, Q,
+                                     int(bits), qwix ? 1 : 0, static_cast<int32_t*>(q.data),
+                                     static_cast<float*>(scales.data), &bad));
+  return Napi::Number::New(env, double(bad));
+}
+
 // tgmm(lhs, rhs, groupSizes, m, k, n, out): lhs [m,k], rhs [m,n] -> out [G,k,n]
 Napi::Value Tgmm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -525,6 +572,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("topk", Napi::Function::New(env, Topk, "topk"));
   exports.Set("argsortI32", Napi::Function::New(env, ArgsortI32, "argsortI32"));
   exports.Set("ffnFwd", Napi::Function::New(env, FfnFwd, "ffnFwd"));
+  exports.Set("gmmI8", Napi::Function::New(env, GmmI8, "gmmI8"));
+  exports.Set("i32FitsI8", Napi::Function::New(env, I32FitsI8, "i32FitsI8"));
+  exports.Set("quantizeF32", Napi::Function::New(env, QuantizeF32, "quantizeF32"));
   exports.Set("ffnBwd", Napi::Function::New(env, FfnBwd, "ffnBwd"));
   exports.Set("probeFmaPeak", Napi::Function::New(env, ProbeFma, "probeFmaPeak"));
   exports.Set("probeBf16Peak", Napi::Function::New(env, ProbeBf16, "probeBf16Peak"));

@@ -102,6 +102,34 @@ export interface NativeBinding {
     n: number,
     out: Float32Array,
   ): void;
+  /** gmm on int32 operands whose values fit in int8 (check with i32FitsI8), accumulated exactly in int32. */
+  gmmI8(
+    lhs: Int32Array,
+    rhs: Int32Array,
+    groupSizes: Int32Array,
+    m: number,
+    k: number,
+    n: number,
+    transposeRhs: boolean,
+    out: Int32Array,
+  ): void;
+  /** Whether every element is in [-128, 127]. */
+  i32FitsI8(x: Int32Array): boolean;
+  /**
+   * prims/quantize.ts's abs-max quantization of x [P,C,Q] over C into q [P,C,Q] and scales [P,Q] (noise: stochastic
+   * rounding); returns the flat index of the first non-finite x (the outputs are then incomplete), or -1.
+   */
+  quantizeF32(
+    x: Float32Array,
+    noise: Float32Array | null,
+    P: number,
+    C: number,
+    Q: number,
+    bits: number,
+    qwix: boolean,
+    q: Int32Array,
+    scales: Float32Array,
+  ): number;
   /** a[b,m,k] x b[b,k,n] -> out[b,m,n]. */
   bmm(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, out: Float32Array): void;
   /** x[rows,n] -> values[rows,k], indices[rows,k]: larger first, NaN first, ties to the lower index. */
@@ -148,6 +176,9 @@ const FUNCTIONS = [
   "defaultThreads",
   "setThreads",
   "gmm",
+  "gmmI8",
+  "i32FitsI8",
+  "quantizeF32",
   "tgmm",
   "bmm",
   "topk",

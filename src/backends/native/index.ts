@@ -14,7 +14,7 @@ let backend: Backend | undefined;
 export function nativeBackend(): Backend | undefined {
   const b = nativeBinding();
   if (b === undefined) return undefined;
-  backend ??= { name: "native", supports, run: (prim, ins, params, outs) => run(b, prim, ins, params, outs) };
+  backend ??= { name: "native", supports: (prim, ins, params) => supports(b, prim, ins, params), run: (prim, ins, params, outs) => run(b, prim, ins, params, outs) };
   return backend;
 }
 

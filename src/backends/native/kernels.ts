@@ -1,7 +1,7 @@
 // The native backend's kernels, one entry per primitive it implements; supports() is false for every other
 // primitive and input, and the dispatcher runs the reference kernel instead.
 import type { TypedArray } from "../../core/dtype.js";
-import { DTypeError, ShapeError, UnsupportedError } from "../../core/errors.js";
+import { DTypeError, MoeError, ShapeError, UnsupportedError } from "../../core/errors.js";
 import { shapesEqual, type Aval } from "../../core/shape.js";
 import type { Tensor } from "../../core/tensor.js";
 import { Prim, type Params } from "../../prims/prims.js";
@@ -13,6 +13,20 @@ const isF32 = (t: Tensor | undefined, rank: number): boolean => t?.dtype === "fl
 const isF32Values = (t: Tensor | undefined, rank: number): boolean =>
   (t?.dtype === "float32" || t?.dtype === "bfloat16") && t.shape.length === rank && t.data instanceof Float32Array;
 const sameDtype = (ins: readonly Tensor[]): boolean => ins[0]!.dtype === ins[1]!.dtype;
+const isI32 = (t: Tensor | undefined, rank: number): boolean => t?.dtype === "int32" && t.shape.length === rank && t.data instanceof Int32Array;
+/** Largest contraction whose int32 sum of int8 products cannot overflow. */
+const MAX_I8_K = Math.floor((2 ** 31 - 1) / 128 ** 2);
+// int32 operands whose values fit in int8 (the Quantize primitive's output): the int8 products
+const int8Operands = (b: NativeBinding, lhs: Tensor, rhs: Tensor, k: number): boolean =>
+  k <= MAX_I8_K && b.i32FitsI8(lhs.data as Int32Array) && b.i32FitsI8(rhs.data as Int32Array);
+
+/** The quantized slice as [P, C, Q] when `axes` are one run of consecutive axes (the native kernel's layout). */
+function quantizeLayout(shape: readonly number[], axes: readonly number[]): [number, number, number] | undefined {
+  const ax = axes.map((a) => (a < 0 ? a + shape.length : a)).sort((x, y) => x - y);
+  if (ax.length === 0 || ax.some((a, i) => a !== ax[0]! + i)) return undefined;
+  const prod = (from: number, to: number): number => shape.slice(from, to).reduce((x, y) => x * y, 1);
+  return [prod(0, ax[0]!), prod(ax[0]!, ax[ax.length - 1]! + 1), prod(ax[ax.length - 1]! + 1, shape.length)];
+}
 const isI32Vector = (t: Tensor | undefined): boolean => t?.dtype === "int32" && t.shape.length === 1;
 const allF32 = (ins: readonly Tensor[]): boolean => ins.every((t) => t.dtype === "float32" && t.data instanceof Float32Array);
 
@@ -20,14 +34,23 @@ const allF32 = (ins: readonly Tensor[]): boolean => ins.every((t) => t.dtype ===
 export const MIN_NATIVE_ELEMENTWISE = 1 << 16;
 const BINARY_OPS: Readonly<Record<string, number>> = { [Prim.Add]: 0, [Prim.Sub]: 1, [Prim.Mul]: 2, [Prim.Div]: 3 };
 
-export function supports<P extends Prim>(prim: P, ins: readonly Tensor[], params: Params<P>): boolean {
+export function supports<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Tensor[], params: Params<P>): boolean {
   switch (prim) {
     case Prim.Gmm:
+      if (ins.length === 3 && isI32(ins[0], 2) && isI32(ins[1], 3) && isI32Vector(ins[2]))
+        return int8Operands(b, ins[0]!, ins[1]!, ins[0]!.shape[1]!);
       return ins.length === 3 && isF32Values(ins[0], 2) && isF32Values(ins[1], 3) && sameDtype(ins) && isI32Vector(ins[2]);
     case Prim.Tgmm:
       return ins.length === 3 && isF32(ins[0], 2) && isF32(ins[1], 2) && isI32Vector(ins[2]);
     case Prim.BatchMatmul:
+      if (ins.length === 2 && isI32(ins[0], 3) && isI32(ins[1], 3)) return int8Operands(b, ins[0]!, ins[1]!, ins[0]!.shape[2]!);
       return ins.length === 2 && isF32Values(ins[0], 3) && isF32Values(ins[1], 3) && sameDtype(ins);
+    case Prim.Quantize: {
+      const [x, noise] = [ins[0], ins[1]];
+      const f32Storage = (t: Tensor | undefined): boolean => t !== undefined && t.dtype !== "float64" && t.data instanceof Float32Array;
+      const q = params as Params<Prim.Quantize>;
+      return f32Storage(x) && (noise === undefined || f32Storage(noise)) && quantizeLayout(x!.shape, q.axes) !== undefined;
+    }
     case Prim.TopK:
       return ins.length === 1 && isF32Values(ins[0], ins[0]!.shape.length) && ins[0]!.shape.length >= 1;
     case Prim.Argsort:
@@ -79,6 +102,11 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
       const n = outs[0]!.shape[1]!;
       const sizes = i32(gs, "groupSizes");
       checkGroups(sizes, m, "gmm");
+      if (lhs.dtype === "int32") {
+        const out = new Int32Array(m * n);
+        b.gmmI8(lhs.data as Int32Array, rhs.data as Int32Array, sizes, m, k, n, (params as Params<Prim.Gmm>).transposeRhs, out);
+        return [out];
+      }
       const out = new Float32Array(m * n);
       b.gmm(f32(lhs, "lhs"), f32(rhs, "rhs"), sizes, m, k, n, (params as Params<Prim.Gmm>).transposeRhs, out);
       return [out];
@@ -97,6 +125,12 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
       const [x, y] = [ins[0]!, ins[1]!];
       const [batch, m, k] = x.shape as [number, number, number];
       const n = y.shape[2]!;
+      if (x.dtype === "int32") {
+        // the batches as groups of m rows each
+        const out = new Int32Array(batch * m * n);
+        b.gmmI8(x.data as Int32Array, y.data as Int32Array, new Int32Array(batch).fill(m), batch * m, k, n, false, out);
+        return [out];
+      }
       const out = new Float32Array(batch * m * n);
       b.bmm(f32(x, "lhs"), f32(y, "rhs"), batch, m, k, n, out);
       return [out];
@@ -123,6 +157,16 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
       const out = new Float32Array(ins[0]!.size);
       b.binaryF32(BINARY_OPS[prim]!, f32(ins[0]!, "lhs"), f32(ins[1]!, "rhs"), out);
       return [out];
+    }
+    case Prim.Quantize: {
+      const [x, noise] = [ins[0]!, ins[1]];
+      const q = params as Params<Prim.Quantize>;
+      const [P, C, Q] = quantizeLayout(x.shape, q.axes)!;
+      const values = new Int32Array(x.size);
+      const scales = new Float32Array(P * Q);
+      const bad = b.quantizeF32(x.data as Float32Array, (noise?.data as Float32Array | undefined) ?? null, P, C, Q, q.bits, q.flavour === "qwix", values, scales);
+      if (bad >= 0) throw new MoeError(`[quantize] element ${bad} of the input is ${x.data[bad]}: abs-max scales need finite values`);
+      return [values, scales];
     }
     case Prim.ExpertFfn:
       return expertFfnNative(b, ins, params as Params<Prim.ExpertFfn>, outs);

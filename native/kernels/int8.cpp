@@ -1,0 +1,226 @@
+// The integer kernels of the quantized matmuls (baseline code): abs-max quantization (prims/quantize.ts's contract,
+// in double as the reference computes it) and grouped int8 products accumulated in int32 (operands held as int32
+// whose values fit in int8). The products run on the VNNI unit where i8_vnni_usable(), else on plain loops over the
+// same packed operands; integer sums are exact, so every ISA and thread count gives the same bits.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "api_util.hpp"
+#include "int8.hpp"
+#include "workspace.hpp"
+
+#if defined(MOE_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
+namespace moe::detail {
+
+bool i8_vnni_usable() {
+#if defined(MOE_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+  static const bool cpu = [] {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((c >> 11) & 1u) != 0;  // AVX512_VNNI
+  }();
+  return cpu && isa_active() == MOE_ISA_AVX512;
+#else
+  return false;
+#endif
+}
+
+namespace {
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+template <class F>
+void parallel_items(int64_t n, F& f) {
+  parallel_for(
+      n, n > 1 ? pool_threads() : 1, [](void* ctx, int64_t i, int) { (*static_cast<F*>(ctx))(i); }, &f);
+}
+
+// Round half to even (the default rounding mode).
+inline double round_even(double v) { return std::nearbyint(v); }
+
+struct Packed {
+  int64_t kp, kq, panels;
+  uint8_t* a;       // rows x kp
+  int8_t* b;        // groups x panels x (kq * 256)
+  int32_t* colsum;  // groups x panels x 64
+};
+
+// A rows as uint8 (+128, zero padded as 128) and each group's B in 64-column panels with their column sums.
+Packed pack(const int32_t* lhs, const int32_t* rhs, int64_t m, int64_t k, int64_t n, int64_t groups, bool trans) {
+  Packed P;
+  P.kp = round_up(std::max<int64_t>(k, 1), 4);
+  P.kq = P.kp / 4;
+  P.panels = (n + kI8PanelCols - 1) / kI8PanelCols;
+  const int64_t panel_bytes = P.kq * kI8PanelCols * 4;
+  P.a = static_cast<uint8_t*>(workspace().get(6, std::max<int64_t>(1, m * P.kp)));
+  P.b = static_cast<int8_t*>(workspace().get(7, std::max<int64_t>(1, groups * P.panels * panel_bytes)));
+  P.colsum = workspace().i32(8, groups * P.panels * kI8PanelCols);
+  auto rows = [&](int64_t r) {
+    uint8_t* d = P.a + r * P.kp;
+    for (int64_t p = 0; p < k; ++p) d[p] = uint8_t(lhs[r * k + p] + 128);
+    for (int64_t p = k; p < P.kp; ++p) d[p] = 128;
+  };
+  parallel_items(m, rows);
+  auto panels = [&](int64_t item) {
+    const int64_t g = item / P.panels, pn = item % P.panels, j0 = pn * kI8PanelCols;
+    int8_t* d = P.b + item * panel_bytes;
+    int32_t* cs = P.colsum + item * kI8PanelCols;
+    const int32_t* w = rhs + g * k * n;
+    for (int64_t j = 0; j < kI8PanelCols; ++j) {
+      const int64_t col = j0 + j;
+      int32_t sum = 0;
+      for (int64_t p = 0; p < P.kp; ++p) {
+        const int32_t v = (col < n && p < k) ? (trans ? w[col * k + p] : w[p * n + col]) : 0;
+        d[((p / 4) * kI8PanelCols + j) * 4 + p % 4] = int8_t(v);
+        sum += v;
+      }
+      cs[j] = sum;
+    }
+  };
+  parallel_items(groups * P.panels, panels);
+  return P;
+}
+
+// The plain-loop tile over the same packed operands.
+void i8_tile_scalar(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, int32_t* c, int64_t ldc,
+                    int cols) {
+  for (int i = 0; i < rows; ++i) {
+    for (int j = 0; j < cols; ++j) {
+      int32_t s = 0;
+      for (int64_t q = 0; q < kq; ++q) {
+        const int8_t* b = panel + (q * kI8PanelCols + j) * 4;
+        const uint8_t* x = a + i * kp + 4 * q;
+        for (int t = 0; t < 4; ++t) s += (int32_t(x[t]) - 128) * int32_t(b[t]);
+      }
+      c[i * ldc + j] = s;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moe::detail
+
+using moe::detail::Checker;
+using moe::detail::fail;
+using moe::detail::guarded;
+
+extern "C" {
+
+int moe_i32_fits_i8(const int32_t* x, int64_t n) {
+  if (x == nullptr || n < 0) return 0;
+  int32_t lo = 0, hi = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+  }
+  return lo >= -128 && hi <= 127 ? 1 : 0;
+}
+
+moe_status_t moe_gmm_i8(const int32_t* lhs, const int32_t* rhs, const int32_t* group_sizes, int64_t m, int64_t k,
+                        int64_t n, int64_t num_groups, int transpose_rhs, int32_t* out) {
+  using namespace moe::detail;
+  return guarded("moe_gmm_i8", [&] {
+    Checker ck{"moe_gmm_i8", {}};
+    std::vector<int64_t> off;
+    if (!(ck.size("m", m) && ck.size("k", k) && ck.size("n", n) && ck.size("num_groups", num_groups) &&
+          ck.tensor("lhs", lhs, {m, k}) && ck.tensor("rhs", rhs, {num_groups, k, n}) &&
+          ck.tensor("group_sizes", group_sizes, {num_groups}) && ck.tensor("out", out, {m, n}) &&
+          group_offsets(ck, group_sizes, num_groups, m, off) &&
+          ck.require(k <= std::numeric_limits<int32_t>::max() / (128 * 128), "k too large for exact int32 sums"))) {
+      return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
+    }
+    std::fill(out, out + m * n, 0);
+    if (m == 0 || n == 0) return MOE_STATUS_OK;
+    const Packed P = pack(lhs, rhs, m, k, n, num_groups, transpose_rhs != 0);
+    const bool vnni = i8_vnni_usable();
+    const int64_t panel_bytes = P.kq * kI8PanelCols * 4;
+    // items: (group, 4-row tile, panel), row tiles of a group in order
+    struct Item {
+      int64_t g, r, pn;
+    };
+    std::vector<Item> items;
+    for (int64_t g = 0; g < num_groups; ++g) {
+      for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; r += kI8TileRows) {
+        for (int64_t pn = 0; pn < P.panels; ++pn) items.push_back({g, r, pn});
+      }
+    }
+    auto tile = [&](int64_t i) {
+      const Item& it = items[size_t(i)];
+      const int rows = int(std::min<int64_t>(kI8TileRows, off[size_t(it.g) + 1] - it.r));
+      const int cols = int(std::min<int64_t>(kI8PanelCols, n - it.pn * kI8PanelCols));
+      const int64_t panel = it.g * P.panels + it.pn;
+      const uint8_t* a = P.a + it.r * P.kp;
+      int32_t* c = out + it.r * n + it.pn * kI8PanelCols;
+      if (vnni) {
+        i8_tile_vnni(a, P.kp, rows, P.b + panel * panel_bytes, P.kq, P.colsum + panel * kI8PanelCols, c, n, cols);
+      } else {
+        i8_tile_scalar(a, P.kp, rows, P.b + panel * panel_bytes, P.kq, c, n, cols);
+      }
+    };
+    parallel_items(int64_t(items.size()), tile);
+    return MOE_STATUS_OK;
+  });
+}
+
+moe_status_t moe_quantize_f32(const float* x, const float* noise, int64_t P, int64_t C, int64_t Q, int bits,
+                              int qwix, int32_t* q, float* scales, int64_t* first_bad) {
+  using namespace moe::detail;
+  return guarded("moe_quantize_f32", [&] {
+    Checker ck{"moe_quantize_f32", {}};
+    if (!(ck.size("P", P) && ck.size("C", C) && ck.size("Q", Q) && ck.require(bits >= 2 && bits <= 8, "bits in [2, 8]") &&
+          ck.tensor("x", x, {P, C, Q}) && ck.tensor("q", q, {P, C, Q}) && ck.tensor("scales", scales, {P, Q}) &&
+          ck.require(first_bad != nullptr, "first_bad is NULL"))) {
+      return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
+    }
+    *first_bad = -1;
+    const double Qb = std::ldexp(1.0, bits - 1) - 0.5;
+    const double lo = qwix != 0 ? -(Qb + 0.5) : -(Qb - 0.5), hi = Qb - 0.5;
+    constexpr int64_t kCols = 256;
+    const int64_t qblocks = (Q + kCols - 1) / kCols;
+    std::vector<int64_t> bad(size_t(std::max<int64_t>(1, P * qblocks)), -1);
+    auto body = [&](int64_t item) {
+      const int64_t p = item / qblocks, q0 = (item % qblocks) * kCols, q1 = std::min(Q, q0 + kCols);
+      double absmax[kCols] = {};
+      for (int64_t c = 0; c < C; ++c) {
+        const float* row = x + (p * C + c) * Q;
+        for (int64_t j = q0; j < q1; ++j) {
+          const double v = row[j];
+          if (!std::isfinite(v)) {
+            const int64_t flat = (p * C + c) * Q + j;
+            if (bad[size_t(item)] < 0 || flat < bad[size_t(item)]) bad[size_t(item)] = flat;
+          }
+          absmax[j - q0] = std::max(absmax[j - q0], std::fabs(v));
+        }
+      }
+      if (bad[size_t(item)] >= 0) return;
+      for (int64_t j = q0; j < q1; ++j) scales[p * Q + j] = absmax[j - q0] == 0 ? 1.0f : float(absmax[j - q0] / Qb);
+      for (int64_t c = 0; c < C; ++c) {
+        const int64_t base = (p * C + c) * Q;
+        for (int64_t j = q0; j < q1; ++j) {
+          const double mx = absmax[j - q0], x0 = x[base + j];
+          if (mx == 0) {
+            q[base + j] = 0;
+            continue;
+          }
+          // the abs-max element lands on exactly +-Q
+          const double v = std::fabs(x0) == mx ? std::copysign(Qb, x0) : x0 / (mx / Qb);
+          const double u = noise == nullptr ? 0.0 : double(noise[base + j]);
+          const double r = qwix != 0 ? std::min(hi, std::max(lo, round_even(v + u))) : round_even(std::min(hi, std::max(lo, v)) + u);
+          q[base + j] = int32_t(r);
+        }
+      }
+    };
+    parallel_items(P * qblocks, body);
+    for (int64_t b : bad) {
+      if (b >= 0 && (*first_bad < 0 || b < *first_bad)) *first_bad = b;
+    }
+    return MOE_STATUS_OK;
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,23 @@
+// Internal interface of the integer kernels (int8.cpp, baseline code) and their VNNI unit (isa_avx512vnni.cpp).
+// Packed operands: A rows as uint8 (a + 128) over kp = round_up(k, 4) bytes; B in panels of 64 columns, each k-quad
+// q of a panel 64 dwords of 4 int8 (B(4q + t, j0 + j) at byte (q * 64 + j) * 4 + t), zero past k and n.
+#pragma once
+
+#include <cstdint>
+
+#include "internal.hpp"
+
+namespace moe::detail {
+
+constexpr int64_t kI8PanelCols = 64;
+constexpr int kI8TileRows = 4;
+
+// c[i * ldc + j] = sum_p (a[i * kp + p] - 128) * B(p, j) for i < rows <= kI8TileRows, j < cols <= 64, over the kq
+// k-quads of one panel; colsum[j] = sum_p B(p, j) of the panel's columns (the correction of the +128).
+void i8_tile_vnni(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, const int32_t* colsum,
+                  int32_t* c, int64_t ldc, int cols);
+
+// Whether the VNNI unit may run: AVX512-VNNI on the CPU and the AVX-512 ISA active (cpu_features.cpp).
+bool i8_vnni_usable();
+
+}  // namespace moe::detail

@@ -1,0 +1,67 @@
+// The VNNI unit of the integer kernels: a 4 x 64 int32 tile of uint8 x int8 products with vpdpbusd. The code below
+// the target pragma only runs after i8_vnni_usable() (int8.cpp) found AVX512-VNNI with the AVX-512 ISA active.
+#include <cstdint>
+
+#include "int8.hpp"
+
+#if defined(MOE_HAVE_X86_KERNELS)
+#include <immintrin.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vnni"))), apply_to = function)
+#else
+#pragma GCC push_options
+// GCC 12 flags _mm512_undefined_epi32() (self-initialized) inside the shift intrinsics: a known false positive.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC target("avx512f,avx512bw,avx512vnni")
+#endif
+
+namespace moe::detail {
+
+void i8_tile_vnni(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, const int32_t* colsum,
+                  int32_t* c, int64_t ldc, int cols) {
+  __m512i acc[kI8TileRows][4];
+  for (auto& row : acc)
+    for (auto& v : row) v = _mm512_setzero_si512();
+  for (int64_t q = 0; q < kq; ++q) {
+    const int8_t* b = panel + q * kI8PanelCols * 4;
+    const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64), b2 = _mm512_loadu_si512(b + 128),
+                  b3 = _mm512_loadu_si512(b + 192);
+    for (int i = 0; i < rows; ++i) {
+      int32_t quad;
+      __builtin_memcpy(&quad, a + i * kp + 4 * q, 4);
+      const __m512i av = _mm512_set1_epi32(quad);
+      acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, b0);
+      acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
+      acc[i][2] = _mm512_dpbusd_epi32(acc[i][2], av, b2);
+      acc[i][3] = _mm512_dpbusd_epi32(acc[i][3], av, b3);
+    }
+  }
+  for (int i = 0; i < rows; ++i) {
+    for (int v = 0; v < 4; ++v) {
+      const int j = 16 * v;
+      if (j >= cols) break;
+      const __mmask16 m = cols - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (cols - j)) - 1u);
+      const __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512(colsum + j), 7);  // 128 * colsum
+      _mm512_mask_storeu_epi32(c + i * ldc + j, m, _mm512_sub_epi32(acc[i][v], corr));
+    }
+  }
+}
+
+}  // namespace moe::detail
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif
+
+#else  // not x86-64: never called (i8_vnni_usable() is false)
+
+namespace moe::detail {
+void i8_tile_vnni(const uint8_t*, int64_t, int, const int8_t*, int64_t, const int32_t*, int32_t*, int64_t, int) {}
+}  // namespace moe::detail
+
+#endif
