@@ -52,7 +52,7 @@ export function isFloatStorage(d: StorageDType): boolean {
 
 /** The storage type that holds a moekit dtype exactly. */
 export function defaultStorage(d: DType): StorageDType {
-  const map: Record<DType, StorageDType> = { float32: "F32", float64: "F64", bfloat16: "BF16", int32: "I32" };
+  const map: Record<DType, StorageDType> = { float32: "F32", float64: "F64", bfloat16: "BF16", int32: "I32", int8: "I8", uint8: "U8" };
   return map[d];
 }
 
@@ -217,6 +217,8 @@ function floatToBf16Bits(f: number): number {
 export function encodeElements(t: Tensor, dtype: StorageDType, fail: Fail): Uint8Array {
   requireLittleEndian();
   if (isFloatStorage(dtype)) return encodeFloat(t, dtype);
+  // quantized codes are written as they are held
+  if ((t.dtype === "int8" && dtype === "I8") || (t.dtype === "uint8" && dtype === "U8")) return bytesOf(t.data);
   if (t.dtype !== "int32") fail(`a ${t.dtype} tensor cannot be stored as ${dtype}; integer types need int32`);
   return encodeInt(t.data as Int32Array, dtype, fail);
 }
@@ -294,7 +296,9 @@ export function castDecoded(d: Decoded, to: DType, fail: Fail): TypedArray | Uin
       return out;
     }
     case "int32":
-      return fail(`${d.dtype} values cannot be read as int32`);
+    case "int8":
+    case "uint8":
+      return fail(`${d.dtype} values cannot be read as ${to}`);
     default:
       return to satisfies never;
   }

@@ -1,0 +1,28 @@
+// Serve mode's storage: a layer's routed expert weights quantized once (int8, or int4 packed two per byte), each
+// with float32 scales per (expert, column); the gate, biases and shared MLP stay float.
+import type { Tensor } from "../core/tensor.js";
+import { quantizeWeight, quantizedWeightBytes, type QuantizedWeight, type WeightFormat } from "../ops/quantized-weight.js";
+import type { ExpertWeight } from "./experts.js";
+import type { RoutedMoeWeights } from "./routed-moe.js";
+
+/** The storage modes of `quantizeWeights` and `moekit quantize`. */
+export type QuantizeMode = WeightFormat;
+
+/**
+ * The routed experts' wi_0, wi_1 and wo quantized for serving (AQT's weight-only rule per (expert, column), as
+ * `quantization: "intmp"` quantizes them at run time); the other weights are kept as they are.
+ *
+ * @example const served = quantizeWeights(moe.weights, "int8"); routedMoeForward(intmpConfig, served, x)
+ */
+export function quantizeWeights(w: RoutedMoeWeights<ExpertWeight>, mode: QuantizeMode): RoutedMoeWeights<QuantizedWeight> {
+  const q = (t: ExpertWeight): QuantizedWeight => ("codes" in t ? t : quantizeWeight(t as Tensor, mode));
+  return { ...w, wi0: q(w.wi0), wi1: q(w.wi1), wo: q(w.wo) };
+}
+
+/** Bytes held by the quantized expert weights (codes and scales), and per expert weight element. */
+export function servedExpertBytes(w: RoutedMoeWeights<QuantizedWeight>): { bytes: number; perWeight: number } {
+  const ws = [w.wi0, w.wi1, w.wo];
+  const bytes = ws.reduce((a, t) => a + quantizedWeightBytes(t), 0);
+  const elements = ws.reduce((a, t) => a + t.shape[0] * t.shape[1] * t.shape[2], 0);
+  return { bytes, perWeight: bytes / elements };
+}
