@@ -443,6 +443,8 @@ export interface HfWriteResult {
  * are written (a partial checkpoint that moekit reads back).
  */
 export function writeHfMoeLayer(layer: MoeLayer, dir: string, opts: HfWriteOptions = {}): HfWriteResult {
+  if (layer.quantized !== undefined)
+    throw new CheckpointLayoutError(dir, "a quantized (served) layer is written in the MaxText layout only (--to maxtext)");
   const family = opts.family ?? (layer.hf !== undefined && isHfFamily(layer.hf.family) ? layer.hf.family : undefined);
   if (family === undefined) {
     throw new CheckpointLayoutError(

@@ -15,10 +15,12 @@ import {
   type MoeOutput,
   type RoutedMoeWeights,
 } from "../moe/routed-moe.js";
+import type { ExpertWeight } from "../moe/experts.js";
 import { sharedExpertDim } from "../moe/routed-and-shared-moe.js";
 import { gatedSharedMoeForward, mlpForward, mlpKernelPaths, type MlpKernels } from "../moe/gated-shared-moe.js";
 import { add } from "../ops/elementwise.js";
 import type { Key } from "../nn/random.js";
+import type { QuantizedWeight } from "../ops/quantized-weight.js";
 
 /** Which module holds the layer: RoutedMoE, RoutedAndSharedMoE, or GatedSharedMoE (sigmoid-gated shared MLP). */
 export type MoeModuleKind = "routed" | "routed_and_shared" | "gated_shared";
@@ -89,6 +91,8 @@ export interface MoeLayer {
   firstDenseLayers: number;
   /** parameters by module path ("gate/kernel", "MoeBlock_0/wi_0", "shared_expert_gate/kernel", ...) */
   params: Record<string, Tensor>;
+  /** serve mode: routed expert weights held quantized, by module path (absent from params) */
+  quantized?: Record<string, QuantizedWeight>;
   /** storage dtype each parameter had on disk (kept when saving, so round trips are bit-exact) */
   storage: Record<string, StorageDType>;
   hf?: HfProvenance;
@@ -158,19 +162,23 @@ export function makeLayer(fields: Omit<MoeLayer, "config">, overrides: Record<st
 export function validateLayer(layer: MoeLayer, source = "layer"): void {
   const shapes = expectedParamShapes(layer.module, layer.config, layer.sharedDim);
   for (const [path, shape] of Object.entries(shapes)) {
-    const t = layer.params[path];
+    const t = layer.params[path] ?? layer.quantized?.[path];
     if (t === undefined) throw new CheckpointLayoutError(source, `missing parameter ${path} ${fmt(shape)}`);
     if (!shapesEqual(t.shape, shape))
       throw new CheckpointLayoutError(source, `parameter ${path} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
   }
-  for (const path of Object.keys(layer.params)) {
+  for (const path of [...Object.keys(layer.params), ...Object.keys(layer.quantized ?? {})]) {
     if (!(path in shapes)) throw new CheckpointLayoutError(source, `unexpected parameter ${path} for a ${layer.module} layer`);
   }
 }
 
-/** The routed experts' weights of a layer (paths under `prefix`). */
-export function routedWeightsOf(params: Record<string, Tensor>, prefix: string): RoutedMoeWeights {
-  return routedWeightsFromPaths((p) => params[prefix + p], `layer ${prefix || "(routed)"}`);
+/** The routed experts' weights of a layer (paths under `prefix`), float or held quantized. */
+export function routedWeightsOf(
+  params: Record<string, Tensor>,
+  prefix: string,
+  quantized: Record<string, QuantizedWeight> = {},
+): RoutedMoeWeights<ExpertWeight> {
+  return routedWeightsFromPaths((p) => quantized[prefix + p] ?? params[prefix + p], `layer ${prefix || "(routed)"}`);
 }
 
 function sharedKernelsOf(params: Record<string, Tensor>, prefix: string): MlpKernels {
@@ -194,7 +202,7 @@ export interface LayerOutput extends MoeOutput {
  */
 export function moeLayerForward(layer: MoeLayer, x_BSD: Tensor, opts: ForwardOptions & { dropoutKey?: Key } = {}): LayerOutput {
   const cfg = layer.config;
-  const routed = routedWeightsOf(layer.params, ROUTED_PREFIX[layer.module]);
+  const routed = routedWeightsOf(layer.params, ROUTED_PREFIX[layer.module], layer.quantized);
   let out: LayerOutput;
   if (layer.module === "routed") {
     out = routedMoeForward(cfg, routed, x_BSD, opts);

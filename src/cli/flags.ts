@@ -23,3 +23,12 @@ export function optionalIntFlag(text: string | undefined, flag: string, min: num
 export function applyMaxMemory(text: string | undefined): void {
   setMemoryBudget(optionalIntFlag(text, "--max-memory", 1), `--max-memory ${text}`);
 }
+
+/** The options of the commands that read a checkpoint layer and write one (convert, quantize). */
+export const LAYER_WRITE_OPTIONS = {
+  layer: { type: "string" },
+  "max-memory": { type: "string" },
+  quiet: { type: "boolean" },
+  force: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;

@@ -281,6 +281,12 @@ function widen64(values: Int32Array): Int32Array {
   return out;
 }
 
+/** I8 / U8 bytes as int8 / uint8 codes, without widening (quantized weights); other storage types fail. */
+export function codesOf(dtype: StorageDType, bytes: Uint8Array, to: "int8" | "uint8", fail: Fail): Int8Array | Uint8Array {
+  if (dtype !== (to === "int8" ? "I8" : "U8")) return fail(`${dtype} values cannot be read as ${to} codes`);
+  return to === "int8" ? viewAs(Int8Array, bytes) : bytes;
+}
+
 /** Converts decoded data to another moekit dtype; float -> int32 is refused through `fail`. */
 export function castDecoded(d: Decoded, to: DType, fail: Fail): TypedArray | Uint16Array {
   if (d.dtype === to) return d.data;

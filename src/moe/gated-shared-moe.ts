@@ -14,6 +14,7 @@ import { MlpBlock, dropout } from "../nn/mlp.js";
 import { Module, type Params } from "../nn/module.js";
 import { foldIn, prngKey, type Key } from "../nn/random.js";
 import type { MoeConfig } from "./config.js";
+import type { ExpertWeight } from "./experts.js";
 import { RoutedMoE, routedMoeForward, type ForwardOptions, type MoeOutput, type RoutedMoeWeights } from "./routed-moe.js";
 import { sharedMlpBlock } from "./routed-and-shared-moe.js";
 
@@ -51,9 +52,9 @@ export function mlpForward(cfg: MoeConfig, kernels: MlpKernels, x_BSD: Tensor, d
   return quantizedEinsum("BSH,HD->BSD", hh, cast(wo, dt), denseQuant(cfg));
 }
 
-/** All weights of a GatedSharedMoE. */
-export interface GatedSharedMoeWeights {
-  routed: RoutedMoeWeights;
+/** All weights of a GatedSharedMoE (W: see ExpertWeights). */
+export interface GatedSharedMoeWeights<W extends ExpertWeight = Tensor> {
+  routed: RoutedMoeWeights<W>;
   /** the shared MLP's kernels, MlpBlock paths */
   shared: MlpKernels;
   /** shared_expert_gate/kernel [D,1] */
@@ -71,7 +72,7 @@ export interface GatedSharedMoeOutput extends MoeOutput {
 /** The gated shared block as a pure function of the config, the weights and the input [B,S,D]. */
 export function gatedSharedMoeForward(
   cfg: MoeConfig,
-  w: GatedSharedMoeWeights,
+  w: GatedSharedMoeWeights<ExpertWeight>,
   inputs_BSD: Tensor,
   opts: ForwardOptions & { dropoutKey?: Key } = {},
 ): GatedSharedMoeOutput {

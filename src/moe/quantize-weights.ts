@@ -1,7 +1,7 @@
 // Serve mode's storage: a layer's routed expert weights quantized once (int8, or int4 packed two per byte), each
 // with float32 scales per (expert, column); the gate, biases and shared MLP stay float.
 import type { Tensor } from "../core/tensor.js";
-import { quantizeWeight, quantizedWeightBytes, type QuantizedWeight, type WeightFormat } from "../ops/quantized-weight.js";
+import { quantizeWeight, quantizedStorage, type QuantizedWeight, type WeightFormat } from "../ops/quantized-weight.js";
 import type { ExpertWeight } from "./experts.js";
 import type { RoutedMoeWeights } from "./routed-moe.js";
 
@@ -21,8 +21,6 @@ export function quantizeWeights(w: RoutedMoeWeights<ExpertWeight>, mode: Quantiz
 
 /** Bytes held by the quantized expert weights (codes and scales), and per expert weight element. */
 export function servedExpertBytes(w: RoutedMoeWeights<QuantizedWeight>): { bytes: number; perWeight: number } {
-  const ws = [w.wi0, w.wi1, w.wo];
-  const bytes = ws.reduce((a, t) => a + quantizedWeightBytes(t), 0);
-  const elements = ws.reduce((a, t) => a + t.shape[0] * t.shape[1] * t.shape[2], 0);
-  return { bytes, perWeight: bytes / elements };
+  const { bytes, weights } = quantizedStorage([w.wi0, w.wi1, w.wo]);
+  return { bytes, perWeight: bytes / weights };
 }

@@ -149,14 +149,17 @@ const REQUIRED_PATHS = new Set(["gate/kernel", "wi_0", "wi_1", "wo"]);
  * RoutedMoeWeights from parameters looked up by MaxText path (`get("wi_0")`); the optional ones may be
  * absent, a missing required one is an error naming `where` and the path.
  */
-export function routedWeightsFromPaths(get: (path: string) => Tensor | undefined, where: string): RoutedMoeWeights {
-  const w: Partial<Record<keyof RoutedMoeWeights, Tensor>> = {};
+export function routedWeightsFromPaths<W extends ExpertWeight = Tensor>(
+  get: (path: string) => W | undefined,
+  where: string,
+): RoutedMoeWeights<W> {
+  const w: Partial<Record<keyof RoutedMoeWeights, W>> = {};
   for (const [path, field] of Object.entries(ROUTED_PARAM_FIELDS)) {
     const t = get(path);
     if (t !== undefined) w[field] = t;
     else if (REQUIRED_PATHS.has(path)) throw new ShapeError(`[${where}] missing parameter ${path}`);
   }
-  return w as RoutedMoeWeights;
+  return w as unknown as RoutedMoeWeights<W>;
 }
 
 /**

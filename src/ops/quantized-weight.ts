@@ -58,8 +58,13 @@ export function quantizedWeightSlice(w: QuantizedWeight, start: number, end: num
   };
 }
 
-/** Bytes the quantized weight holds (codes and scales). */
-export const quantizedWeightBytes = (w: QuantizedWeight): number => w.codes.data.byteLength + w.scales.data.byteLength;
+/** Bytes the quantized weights hold (codes and scales), and their logical element count. */
+export function quantizedStorage(ws: readonly QuantizedWeight[]): { bytes: number; weights: number } {
+  return {
+    bytes: ws.reduce((a, w) => a + w.codes.data.byteLength + w.scales.data.byteLength, 0),
+    weights: ws.reduce((a, w) => a + w.shape[0] * w.shape[1] * w.shape[2], 0),
+  };
+}
 
 /**
  * gmm(lhs [m,k], w [G,k,n], groupSizes) read from quantized storage. Weight-only by default (lhs stays float); with

@@ -12,7 +12,7 @@ import {
 } from "../../checkpoint/index.js";
 import { readKeysFile } from "../config-file.js";
 import { checkOutput } from "../outputs.js";
-import { applyMaxMemory, optionalIntFlag } from "../flags.js";
+import { applyMaxMemory, LAYER_WRITE_OPTIONS, optionalIntFlag } from "../flags.js";
 
 const HELP = `Usage: moekit convert --from hf|maxtext --to hf|maxtext IN OUT [options]
 
@@ -45,15 +45,11 @@ export async function convertCommand(argv: string[]): Promise<number> {
     options: {
       from: { type: "string" },
       to: { type: "string" },
-      layer: { type: "string" },
       family: { type: "string" },
       config: { type: "string" },
       module: { type: "string" },
       "max-shard-bytes": { type: "string" },
-      "max-memory": { type: "string" },
-      quiet: { type: "boolean" },
-      force: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
+      ...LAYER_WRITE_OPTIONS,
     },
   });
   if (values.help === true) {

@@ -8,7 +8,15 @@ import { loadSafetensors, readNpy, saveSafetensors, writeNpy } from "../../io/in
 import { bincount } from "../../ops/indexing.js";
 import { reshape } from "../../ops/movement.js";
 import { foldIn, normal, prngKey } from "../../nn/random.js";
-import { HF_FAMILIES, isHfFamily, moeLayerForward, openMoeLayer, type CheckpointFormat, type MoeLayer } from "../../checkpoint/index.js";
+import {
+  HF_FAMILIES,
+  isHfFamily,
+  layerParameterCount,
+  moeLayerForward,
+  openMoeLayer,
+  type CheckpointFormat,
+  type MoeLayer,
+} from "../../checkpoint/index.js";
 import { readKeysFile } from "../config-file.js";
 import { checkOutput } from "../outputs.js";
 import { applyMaxMemory, intFlag, optionalIntFlag } from "../flags.js";
@@ -156,7 +164,7 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
     }
     log(`wrote ${path.resolve(out)}`);
   }
-  const parameters = Object.values(layer.params).reduce((a, t) => a + t.size, 0);
+  const parameters = layerParameterCount(layer);
   const report = {
     checkpoint: values.checkpoint,
     layer: layer.layer,
