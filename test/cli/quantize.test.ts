@@ -125,6 +125,24 @@ describe("moekit quantize", () => {
     expect(hf.err).toMatch(/quantized \(served\) layer is written in the MaxText layout only/);
   });
 
+  it("an int8 layer stays int8 (activations quantized per token at run time); --mode int4 is refused for it", async () => {
+    const i8 = scratch("int8-layer.safetensors");
+    expect((await cli("init", ...PRESET, "--set", "quantization=int8", i8)).code).toBe(0);
+    const out = scratch("int8-served.safetensors");
+    expect((await cli("quantize", "--mode", "int8", i8, out, "--quiet")).code).toBe(0);
+    const served = openMoeLayer(out, undefined, { overrides: { dtype: "float32" } });
+    expect(served.config.quantization).toBe("int8");
+    const x = readNpy(input);
+    const float = openMoeLayer(i8, undefined, { overrides: { dtype: "float32" } });
+    // the served layer's forward is the int8 layer's, up to the sparse gmm's weight-scale rule (per expert here)
+    expect(rmsErr(moeLayerForward(served, x).output.data, moeLayerForward(float, x).output.data)).toBeLessThan(0.05);
+    const r = await cli("quantize", "--mode", "int4", i8, scratch("no.safetensors"), "--quiet");
+    expect(r.code).toBe(2);
+    expect(r.err.trim()).toMatch(
+      /^moekit quantize: an int8 layer quantizes its weights to 8 bits: --mode int4 needs a float or intmp layer$/,
+    );
+  });
+
   it("an existing OUT needs --force; OUT never replaces IN; no temporaries are left", async () => {
     const out = scratch("exists.safetensors");
     fs.writeFileSync(out, "keep me");
