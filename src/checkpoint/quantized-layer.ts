@@ -5,7 +5,15 @@
 // int8 with activations quantized at run time).
 import { MoeError } from "../core/errors.js";
 import { fmt, shapesEqual } from "../core/shape.js";
-import { formatBits, quantizeWeight, quantizedStorage, type QuantizedWeight, type WeightFormat } from "../ops/quantized-weight.js";
+import {
+  formatBits,
+  quantizeWeight,
+  quantizedStorage,
+  QUANTIZE_MODES,
+  type QuantizedWeight,
+  type QuantizeMode,
+  type WeightFormat,
+} from "../ops/quantized-weight.js";
 import { weightLayout, WEIGHT_FORMATS } from "../prims/quantized-gmm.js";
 import type { Tensor } from "../core/tensor.js";
 import { CheckpointLayoutError, ROUTED_PREFIX, makeLayer, type MoeLayer, type TensorSource } from "./layer.js";
@@ -26,7 +34,7 @@ export const quantizedTensorNames = (name: string): { codes: string; scales: str
 });
 
 /** The layer's keys for serving from `format`: intmp weight-only from a float layer; int8 and intmp kept when they agree. */
-function servedKeys(layer: MoeLayer, format: WeightFormat): Record<string, unknown> {
+function servedKeys(layer: MoeLayer, format: QuantizeMode): Record<string, unknown> {
   const bits = formatBits(format);
   const cfg = layer.config;
   if (cfg.quantization === "int8" && bits !== 8)
@@ -42,9 +50,9 @@ function servedKeys(layer: MoeLayer, format: WeightFormat): Record<string, unkno
  * The layer with its routed experts' wi_0, wi_1 and wo held quantized in `format` (AQT weight-only per (expert,
  * column), float32 scales); gate, biases and shared MLP keep their storage. `overrides` as when the layer was read.
  */
-export function quantizeMoeLayer(layer: MoeLayer, format: WeightFormat, overrides: Record<string, unknown> = {}): MoeLayer {
-  if (!WEIGHT_FORMATS.includes(format))
-    throw new MoeError(`quantization mode must be one of ${WEIGHT_FORMATS.join(", ")}, got ${JSON.stringify(format)}`);
+export function quantizeMoeLayer(layer: MoeLayer, format: QuantizeMode, overrides: Record<string, unknown> = {}): MoeLayer {
+  if (!QUANTIZE_MODES.includes(format))
+    throw new MoeError(`quantization mode must be one of ${QUANTIZE_MODES.join(", ")}, got ${JSON.stringify(format)}`);
   if (layer.quantized !== undefined) throw new MoeError("the layer is quantized already");
   if (layer.config.decoderBlock === "gemma4")
     throw new MoeError("gemma4's per_expert_scale is folded into wo at run time: not served quantized");

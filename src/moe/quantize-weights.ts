@@ -1,12 +1,11 @@
 // Serve mode's storage: a layer's routed expert weights quantized once (int8, or int4 packed two per byte), each
 // with float32 scales per (expert, column); the gate, biases and shared MLP stay float.
 import type { Tensor } from "../core/tensor.js";
-import { quantizeWeight, quantizedStorage, type QuantizedWeight, type WeightFormat } from "../ops/quantized-weight.js";
+import { quantizeWeight, quantizedStorage, type QuantizedWeight, type QuantizeMode } from "../ops/quantized-weight.js";
 import type { ExpertWeight } from "./experts.js";
 import type { RoutedMoeWeights } from "./routed-moe.js";
 
-/** The storage modes of `quantizeWeights` and `moekit quantize`. */
-export type QuantizeMode = WeightFormat;
+export type { QuantizeMode };
 
 /**
  * The routed experts' wi_0, wi_1 and wo quantized for serving (AQT's weight-only rule per (expert, column), as

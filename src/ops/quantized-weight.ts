@@ -26,13 +26,17 @@ export const isQuantizedWeight = (w: unknown): w is QuantizedWeight =>
   typeof w === "object" && w !== null && !(w instanceof Tensor) && "codes" in w && "scales" in w;
 
 /** Bits of a format's codes. */
-export const formatBits = (f: WeightFormat): number => (f === "int8" ? 8 : 4);
+export const formatBits = (f: WeightFormat): number => (f === "int8" || f === "fp8_e4m3" ? 8 : 4);
+
+/** The formats moekit quantizes float weights into (fp8_e4m3 and mxfp4 are read from checkpoints). */
+export const QUANTIZE_MODES = ["int8", "int4"] as const;
+export type QuantizeMode = (typeof QUANTIZE_MODES)[number];
 
 /**
  * Quantizes a float [G,k,n] weight for serving: AQT's symmetric abs-max rule per (group, column) over k, bound
  * Q = 2^(bits−1) − 0.5, clip to ±(Q − 0.5), round half to even (the `intmp` weight-only rule), scales float32.
  */
-export function quantizeWeight(w_GKN: Tensor, format: WeightFormat): QuantizedWeight {
+export function quantizeWeight(w_GKN: Tensor, format: QuantizeMode): QuantizedWeight {
   const [G, k, n] = w_GKN.shape as [number, number, number];
   const [v, s] = quantize(cast(w_GKN, "float32"), [1], { bits: formatBits(format), flavour: "aqt" });
   const layout = weightLayout(format, G, k, n);

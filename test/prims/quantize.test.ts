@@ -398,3 +398,93 @@ describe("quantized_gmm (serve mode: rhs held as codes + scales)", () => {
     expect(reshape(codes, [3, 4]).data).toBeInstanceOf(Int8Array);
   });
 });
+
+describe("quantized_gmm: checkpoint block formats (DeepSeek-V3 FP8, GPT-OSS MXFP4)", () => {
+  /** e4m3fn bits -> value, spelled through the binary layout: 2^(e−7)·1.m, subnormals 2^−6·0.m. */
+  const e4m3 = (b: number): number => {
+    const sign = b >= 128 ? -1 : 1;
+    const e = (b & 0x78) / 8;
+    const m = (b & 7) / 8;
+    if (e === 15 && m === 7 / 8) return NaN;
+    return sign * (e === 0 ? m * 2 ** -6 : (1 + m) * 2 ** (e - 7));
+  };
+  const fp4 = (v: number): number => [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0, -0.5, -1, -1.5, -2, -3, -4, -6][v]!;
+  let seed = 11;
+  const byte = (): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % 256;
+  };
+
+  it.each([
+    ["fp8_e4m3", 200, 130, [3, 0, 2]],
+    ["fp8_e4m3", 5, 7, [2, 2]],
+    ["mxfp4", 96, 5, [1, 4]],
+  ] as const)("%s k=%i n=%i: equals the dequantize-then-float loop", (format, k, n, sizes) => {
+    const G = sizes.length;
+    const m = sizes.reduce((a: number, b) => a + b, 0);
+    // W[g][p][j] from the stored form, decoded here
+    const W: number[][][] = [];
+    let codes: Uint8Array;
+    let scales: Tensor;
+    if (format === "fp8_e4m3") {
+      codes = Uint8Array.from({ length: G * n * k }, () => {
+        const b = byte();
+        return (b & 0x7f) === 0x7f ? b - 1 : b; // no NaN codes
+      });
+      const [nb, kb] = [Math.ceil(n / 128), Math.ceil(k / 128)];
+      const s = Array.from({ length: G * nb * kb }, () => Math.fround(0.001 + byte() / 5000));
+      scales = tensor(s, [G, nb, kb]);
+      for (let g = 0; g < G; g++)
+        W.push(
+          Array.from({ length: k }, (_, p) =>
+            Array.from(
+              { length: n },
+              (_, j) => e4m3(codes[(g * n + j) * k + p]!) * s[(g * nb + Math.floor(j / 128)) * kb + Math.floor(p / 128)]!,
+            ),
+          ),
+        );
+    } else {
+      codes = Uint8Array.from({ length: (G * n * k) / 2 }, byte);
+      const e8 = Uint8Array.from({ length: (G * n * k) / 32 }, () => 120 + (byte() % 10));
+      scales = new Tensor(e8, [G, n, k / 32], "uint8");
+      for (let g = 0; g < G; g++)
+        W.push(
+          Array.from({ length: k }, (_, p) =>
+            Array.from({ length: n }, (_, j) => {
+              const b = codes[(g * n + j) * (k / 2) + Math.floor(p / 2)]!;
+              return fp4(p % 2 === 0 ? b % 16 : Math.floor(b / 16)) * 2 ** (e8[(g * n + j) * (k / 32) + Math.floor(p / 32)]! - 127);
+            }),
+          ),
+        );
+    }
+    const lhs = Array.from({ length: m }, () => Array.from({ length: k }, () => Math.fround((byte() - 128) / 64)));
+    const w: QuantizedWeight = {
+      format,
+      shape: [G, k, n],
+      codes: new Tensor(codes, format === "fp8_e4m3" ? [G, n, k] : [G, n, k / 2], "uint8"),
+      scales,
+    };
+    const got = quantizedWeightGmm(tensor(lhs), w, tensor(sizes, [G], "int32"));
+    let r = 0;
+    const want: number[][] = [];
+    sizes.forEach((rows, g) => {
+      for (let i = 0; i < rows; i++, r++)
+        want.push(Array.from({ length: n }, (_, j) => lhs[r]!.reduce((a, x, p) => a + x * W[g]![p]![j]!, 0)));
+    });
+    assertAllClose(got, tensor(want), { rtol: 1e-5, atol: 1e-5 });
+  });
+
+  it("mxfp4 needs k a multiple of 32", () => {
+    const w = [
+      tensor([[1, 2]]),
+      new Tensor(new Uint8Array(1), [1, 1, 1], "uint8"),
+      new Tensor(new Uint8Array(1), [1, 1, 1], "uint8"),
+      tensor([1], [1], "int32"),
+    ];
+    expectPrimError(
+      () => bind(Prim.QuantizedGmm, w, { format: "mxfp4", columns: 1 }),
+      "quantized_gmm",
+      /mxfp4 needs k a multiple of 32, got 2/,
+    );
+  });
+});

@@ -1,8 +1,7 @@
 import { parseArgs } from "node:util";
 import { MoeError } from "../../core/errors.js";
 import { openMoeLayer, quantizeMoeLayer, writeMaxTextMoeLayer } from "../../checkpoint/index.js";
-import { WEIGHT_FORMATS, type WeightFormat } from "../../prims/quantized-gmm.js";
-import { quantizedStorage } from "../../ops/quantized-weight.js";
+import { QUANTIZE_MODES, quantizedStorage, type QuantizeMode } from "../../ops/quantized-weight.js";
 import { checkOutput } from "../outputs.js";
 import { applyMaxMemory, LAYER_WRITE_OPTIONS, optionalIntFlag } from "../flags.js";
 
@@ -33,9 +32,9 @@ export function quantizeCommand(argv: string[]): number {
     console.log(HELP);
     return 0;
   }
-  const mode = values.mode as WeightFormat | undefined;
-  if (mode === undefined || !WEIGHT_FORMATS.includes(mode))
-    throw new MoeError(`--mode must be ${WEIGHT_FORMATS.join(" or ")}, got ${JSON.stringify(values.mode)} (see --help)`);
+  const mode = values.mode as QuantizeMode | undefined;
+  if (mode === undefined || !QUANTIZE_MODES.includes(mode))
+    throw new MoeError(`--mode must be ${QUANTIZE_MODES.join(" or ")}, got ${JSON.stringify(values.mode)} (see --help)`);
   if (positionals.length !== 2) throw new MoeError(`expects IN and OUT, got ${positionals.length} paths (see --help)`);
   const [input, output] = positionals as [string, string];
   const overwrite = values.force === true;
