@@ -126,7 +126,7 @@ export function readQuantizedWeight(
     format,
     shape: [G, k, n],
     codes: src.get(names.codes, { dtype: want.codes.dtype }),
-    scales: src.get(names.scales, { dtype: "float32" }),
+    scales: src.get(names.scales, { dtype: want.scales.dtype }),
   };
 }
 

@@ -23,7 +23,7 @@ import { checkJsonDepth, failFor, isObject, openForRead, readExactly } from "./f
 const MAX_HEADER_BYTES = 100_000_000;
 const METADATA_KEY = "__metadata__";
 /** dtypes of the spec that moekit cannot convert, reported as unsupported rather than unknown. */
-const UNSUPPORTED_DTYPES = ["F8_E5M2", "F8_E4M3", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"];
+const UNSUPPORTED_DTYPES = ["F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"];
 
 /** Where a tensor lies in a safetensors file. */
 export interface TensorInfo {
