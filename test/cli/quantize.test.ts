@@ -80,6 +80,7 @@ describe("moekit quantize", () => {
     const y = scratch("yq.npy");
     const run = await cli("run", "--checkpoint", out, "--input", input, "--output", y);
     expect(run.code, run.err).toBe(0);
+    expect(run.out).toMatch(new RegExp(`experts held +${mode}, ${held} bytes`));
     const got = readNpy(y).data;
     // the float checkpoint quantized at run time (intmp, weight-only) computes the same (bits on ref; the native
     // backend accumulates intmp's float32 gmm in float32)
