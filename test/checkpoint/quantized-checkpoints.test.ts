@@ -10,11 +10,14 @@ import { Tensor } from "../../src/core/tensor.js";
 import { moeLayerForward, readHfMoeLayer, readMaxTextMoeLayer, writeMaxTextMoeLayer } from "../../src/checkpoint/index.js";
 import type { StorageDType } from "../../src/io/index.js";
 import type { HfTensor } from "../reference/hf-common.js";
+import { main } from "../../src/cli/main.js";
+import { captureConsole } from "../harness/console.js";
 import { makeFixture, makeInput, relError, writeFixture, type Fixture } from "./fixtures.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "moekit-quant-ckpt-"));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 const F64 = { overrides: { dtype: "float64", weight_dtype: "float64" } };
+const { out } = captureConsole();
 
 /** float8_e4m3fn bits -> value (no infinities; S.1111.111 is NaN). */
 function e4m3(b: number): number {
@@ -93,7 +96,11 @@ function checkAgainstReference(fx: Fixture, dir: string, format: string): void {
   const layer = readHfMoeLayer(dir, fx.layer, F64);
   const q = Object.values(layer.quantized!);
   expect(q.map((w) => w.format)).toEqual([format, format, format]);
-  for (const w of q) expect(w.codes.data).toBeInstanceOf(Uint8Array);
+  for (const w of q) {
+    expect(w.codes.data).toBeInstanceOf(Uint8Array);
+    // held compact: 1 byte (fp8) or half a byte (mxfp4) per expert weight
+    expect(w.codes.data.byteLength / (w.shape[0] * w.shape[1] * w.shape[2])).toBe(format === "mxfp4" ? 0.5 : 1);
+  }
   const { rows, x } = makeInput(2, 5, fx.config.hidden_size as number);
   // fx.reference reads fx.tensors, which now hold the dequantized weights
   const y = moeLayerForward(layer, x).output;
@@ -107,7 +114,7 @@ function checkAgainstReference(fx: Fixture, dir: string, format: string): void {
 }
 
 describe("quantized checkpoints as shipped", () => {
-  it("DeepSeek-V3 FP8: experts kept as e4m3 codes with 128×128 scales, shared experts dequantized; = the float loop", () => {
+  it("DeepSeek-V3 FP8: experts kept as e4m3 codes with 128×128 scales, shared experts dequantized; = the float loop", async () => {
     const fx = makeFixture("deepseek_v3", { dims: { D: 144, H: 136 } });
     const P = `${fx.layerPrefix}.mlp`;
     const fp8: Record<string, { codes: Uint8Array; scales: Float32Array; shape: number[] }> = {};
@@ -134,6 +141,9 @@ describe("quantized checkpoints as shipped", () => {
     });
     checkAgainstReference(fx, dir, "fp8_e4m3");
     expect(readHfMoeLayer(dir, fx.layer).caveats.join(" ")).toMatch(/FP8 weights run weight-only/);
+    // and the CLI runs it
+    expect(await main(["run", "--checkpoint", dir, "--layer", String(fx.layer)])).toBe(0);
+    expect(out.join("\n")).toMatch(/experts held +fp8_e4m3, \d+ bytes \(1\.\d+ per weight/);
   });
 
   it("GPT-OSS MXFP4: experts kept as e2m1 blocks with e8m0 scales, gate/up de-interleaved by rows; = the float loop", () => {
