@@ -1,7 +1,7 @@
 // Serve mode's storage: a layer's routed expert weights quantized once (int8, or int4 packed two per byte), each
 // with float32 scales per (expert, column); the gate, biases and shared MLP stay float.
-import type { Tensor } from "../core/tensor.js";
-import { quantizeWeight, quantizedStorage, type QuantizedWeight, type QuantizeMode } from "../ops/quantized-weight.js";
+import { MoeError } from "../core/errors.js";
+import { isQuantizedWeight, quantizeWeight, quantizedStorage, type QuantizedWeight, type QuantizeMode } from "../ops/quantized-weight.js";
 import type { ExpertWeight } from "./experts.js";
 import type { RoutedMoeWeights } from "./routed-moe.js";
 
@@ -9,12 +9,17 @@ export type { QuantizeMode };
 
 /**
  * The routed experts' wi_0, wi_1 and wo quantized for serving (AQT's weight-only rule per (expert, column), as
- * `quantization: "intmp"` quantizes them at run time); the other weights are kept as they are.
+ * `quantization: "intmp"` quantizes them at run time); the other weights are kept as they are, and weights already
+ * held in `mode` too (another format is refused).
  *
  * @example const served = quantizeWeights(moe.weights, "int8"); routedMoeForward(intmpConfig, served, x)
  */
 export function quantizeWeights(w: RoutedMoeWeights<ExpertWeight>, mode: QuantizeMode): RoutedMoeWeights<QuantizedWeight> {
-  const q = (t: ExpertWeight): QuantizedWeight => ("codes" in t ? t : quantizeWeight(t as Tensor, mode));
+  const q = (t: ExpertWeight): QuantizedWeight => {
+    if (!isQuantizedWeight(t)) return quantizeWeight(t, mode);
+    if (t.format !== mode) throw new MoeError(`[quantizeWeights] weights held as ${t.format} are not requantized to ${mode}`);
+    return t;
+  };
   return { ...w, wi0: q(w.wi0), wi1: q(w.wi1), wo: q(w.wo) };
 }
 

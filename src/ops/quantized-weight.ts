@@ -1,5 +1,6 @@
-// Serve mode (QUANTIZATION.md): expert weights held quantized, as int8 codes or int4 codes packed two per byte plus
-// float32 scales per (expert, column), and grouped matmuls that read that storage directly (Prim.QuantizedGmm).
+// Serve mode (QUANTIZATION.md): expert weights held quantized (int8 codes, int4 codes packed two per byte, or a
+// checkpoint's FP8 / MXFP4 blocks, plus their scales) and grouped matmuls that read that storage directly
+// (Prim.QuantizedGmm).
 // Legend: G groups (experts), k contracting dim, n columns, m rows.
 import { UnsupportedError } from "../core/errors.js";
 import { Tensor } from "../core/tensor.js";

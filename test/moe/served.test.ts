@@ -74,6 +74,8 @@ describe("serve mode: quantized storage", () => {
     expect(i4.perWeight).toBeCloseTo(0.5 + (4 * 2) / (3 * 64) + 4 / (3 * 96), 10);
     const q = quantizeWeights(w, "int4");
     expect(q.wi0.codes.data).toBeInstanceOf(Uint8Array);
+    expect(quantizeWeights(q, "int4").wi0).toBe(q.wi0);
+    expect(() => quantizeWeights(q, "int8")).toThrow(/held as int4 are not requantized to int8/);
     expect(quantizeWeights(w, "int8").wo.codes.data).toBeInstanceOf(Int8Array);
   });
 
