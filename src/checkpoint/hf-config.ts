@@ -448,7 +448,7 @@ export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): 
   moeConfig({ ...keys });
   if (quantization === "fp8_e4m3")
     caveats.push(
-      "FP8 weights run weight-only (each 128-block dequantized inside the kernel, as transformers' dequantizing path); DeepSeek's FP8 GEMM also quantizes activations per 128-block, which moekit does not; the shared experts are dequantized to float32 on load",
+      "FP8 weights run weight-only (each 128-block decoded inside the kernel, as transformers' dequantizing path); DeepSeek's FP8 GEMM also quantizes activations per 128-block, which moekit does not",
     );
   if (quantization === "mxfp4")
     caveats.push("MXFP4 experts run weight-only (decoded inside the kernel, as transformers' dequantizing path)");

@@ -323,9 +323,7 @@ export function readHfMoeLayer(dir: string, layer?: number, opts: HfReadOptions 
     };
     for (const rule of rules) {
       if (spec.quantization !== undefined && quantizedHfTensors(spec.quantization, rule, mtShapes, cfg.numExperts) !== undefined) {
-        const r = readQuantizedRule(spec.quantization, rule, src, mtShapes, cfg.numExperts);
-        Object.assign(quantized, r.quantized);
-        for (const [p, t] of Object.entries(r.params)) put(p, t, "F32");
+        Object.assign(quantized, readQuantizedRule(spec.quantization, rule, src, mtShapes, cfg.numExperts));
         continue;
       }
       switch (rule.kind) {

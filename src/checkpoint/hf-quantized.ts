@@ -1,7 +1,7 @@
 // Quantized Hugging Face checkpoints read in their compact form (docs/quantization.md, "Checkpoints as shipped"):
 //   DeepSeek-V3 FP8  experts.{e}.{gate,up,down}_proj.weight F8_E4M3 [out, in] + weight_scale_inv F32
-//                    [⌈out/128⌉, ⌈in/128⌉]: stacked into fp8_e4m3 QuantizedWeights (codes as stored). The shared
-//                    experts' FP8 weights are dequantized to float32 on load (one expert against E routed ones).
+//                    [⌈out/128⌉, ⌈in/128⌉]: stacked into fp8_e4m3 QuantizedWeights (codes as stored); the shared
+//                    experts' kernels likewise, as one group [1, in, out].
 //   GPT-OSS MXFP4    experts.{gate_up,down}_proj_blocks U8 [E, rows, cols/32, 16] + _scales U8 (e8m0)
 //                    [E, rows, cols/32], rows = out, cols = in: mxfp4 QuantizedWeights; gate_up's rows are
 //                    interleaved, gate = even rows (columns of the [E, cols, rows] weight).
@@ -10,12 +10,12 @@ import { allocate, type DType } from "../core/dtype.js";
 import { Tensor } from "../core/tensor.js";
 import { fmt, shapesEqual } from "../core/shape.js";
 import type { StorageDType } from "../io/index.js";
-import { e4m3Value, weightLayout } from "../prims/quantized-gmm.js";
+import { weightLayout } from "../prims/quantized-gmm.js";
 import type { QuantizedWeight } from "../ops/quantized-weight.js";
 import type { HfQuantization } from "./hf-config.js";
 import type { HfRule } from "./hf-layout.js";
 import { CheckpointLayoutError, type TensorSource } from "./layer.js";
-import { splitAxis, transposeLast2 } from "./transforms.js";
+import { splitAxis } from "./transforms.js";
 
 /** A stored tensor a quantized rule expects. */
 interface Stored {
@@ -75,47 +75,38 @@ function stack(E: number, read: (e: number) => Tensor, dtype: DType): Tensor {
   return new Tensor(out, [E, ...first.shape], dtype);
 }
 
-/** FP8 weight [out, in] dequantized: e4m3(code) · weight_scale_inv[r/128, c/128], in float32. */
-function dequantizeFp8(codes: Tensor, scales: Tensor): Tensor {
-  const [out, inn] = codes.shape as [number, number];
-  const w = new Float32Array(out * inn);
-  for (let r = 0; r < out; r++)
-    for (let c = 0; c < inn; c++) w[r * inn + c] = e4m3Value(codes.data[r * inn + c]!) * scales.data[(r >> 7) * c128(inn) + (c >> 7)]!;
-  return new Tensor(w, [out, inn], "float32");
-}
-
-/** Reads a quantized rule: routed experts as QuantizedWeights by module path, FP8 shared kernels as float params. */
+/** Reads a quantized rule as QuantizedWeights by module path (a 2-D shared kernel [k,n] as one group [1,k,n]). */
 export function readQuantizedRule(
   q: HfQuantization,
   rule: HfRule,
   src: TensorSource,
   mt: Record<string, number[]>,
   E: number,
-): { quantized: Record<string, QuantizedWeight>; params: Record<string, Tensor> } {
+): Record<string, QuantizedWeight> {
   const codes = (name: string): Tensor => src.get(name, { dtype: "uint8" });
   const f32 = (name: string): Tensor => src.get(name, { dtype: "float32" });
   const weight = (p: string, format: QuantizedWeight["format"], c: Tensor, s: Tensor): Record<string, QuantizedWeight> => {
-    const [G, k, n] = mt[p]! as [number, number, number];
-    const layout = weightLayout(format, G, k, n);
-    return { [p]: { format, shape: [G, k, n], codes: new Tensor(c.data, layout.codes.shape, "uint8"), scales: s } };
+    const shape = mt[p]!;
+    const [G, k, n] = (shape.length === 2 ? [1, ...shape] : shape) as [number, number, number];
+    const { codes: cl, scales: sl } = weightLayout(format, G, k, n);
+    return {
+      [p]: { format, shape: [G, k, n], codes: new Tensor(c.data, cl.shape, "uint8"), scales: new Tensor(s.data, sl.shape, s.dtype) },
+    };
   };
   if (rule.kind === "experts")
-    return {
-      quantized: weight(
-        rule.mt,
-        "fp8_e4m3",
-        stack(E, (e) => codes(rule.hf(e)), "uint8"),
-        stack(E, (e) => f32(`${rule.hf(e)}_scale_inv`), "float32"),
-      ),
-      params: {},
-    };
-  if (rule.kind === "transposed")
-    return { quantized: {}, params: { [rule.mt]: transposeLast2(dequantizeFp8(codes(rule.hf), f32(`${rule.hf}_scale_inv`))) } };
+    return weight(
+      rule.mt,
+      "fp8_e4m3",
+      stack(E, (e) => codes(rule.hf(e)), "uint8"),
+      stack(E, (e) => f32(`${rule.hf(e)}_scale_inv`), "float32"),
+    );
+  if (rule.kind === "transposed") return weight(rule.mt, "fp8_e4m3", codes(rule.hf), f32(`${rule.hf}_scale_inv`));
+  if (q !== "mxfp4" || (rule.kind !== "copy" && rule.kind !== "splitLast"))
+    throw new CheckpointLayoutError(rule.hf, `no ${q} reading for a ${rule.kind} rule`);
   const blocks = codes(`${rule.hf}_blocks`);
   const scales = codes(`${rule.hf}_scales`);
-  if (rule.kind === "copy") return { quantized: weight(rule.mt, "mxfp4", blocks, scales), params: {} };
-  if (rule.kind !== "splitLast") throw new CheckpointLayoutError(rule.hf, `no mxfp4 reading for a ${rule.kind} rule`);
+  if (rule.kind === "copy") return weight(rule.mt, "mxfp4", blocks, scales);
   const [b0, b1] = splitAxis(blocks, 1, "interleave");
   const [s0, s1] = splitAxis(scales, 1, "interleave");
-  return { quantized: { ...weight(rule.mt[0], "mxfp4", b0, s0), ...weight(rule.mt[1], "mxfp4", b1, s1) }, params: {} };
+  return { ...weight(rule.mt[0], "mxfp4", b0, s0), ...weight(rule.mt[1], "mxfp4", b1, s1) };
 }

@@ -162,10 +162,12 @@ export function makeLayer(fields: Omit<MoeLayer, "config">, overrides: Record<st
 export function validateLayer(layer: MoeLayer, source = "layer"): void {
   const shapes = expectedParamShapes(layer.module, layer.config, layer.sharedDim);
   for (const [path, shape] of Object.entries(shapes)) {
-    const t = layer.params[path] ?? layer.quantized?.[path];
-    if (t === undefined) throw new CheckpointLayoutError(source, `missing parameter ${path} ${fmt(shape)}`);
-    if (!shapesEqual(t.shape, shape))
-      throw new CheckpointLayoutError(source, `parameter ${path} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
+    const q = layer.quantized?.[path];
+    // a quantized 2-D kernel is held as one group: [1, k, n]
+    const got = layer.params[path]?.shape ?? (q !== undefined && shape.length === 2 && q.shape[0] === 1 ? q.shape.slice(1) : q?.shape);
+    if (got === undefined) throw new CheckpointLayoutError(source, `missing parameter ${path} ${fmt(shape)}`);
+    if (!shapesEqual(got, shape))
+      throw new CheckpointLayoutError(source, `parameter ${path} has shape ${fmt(got)}, expected ${fmt(shape)}`);
   }
   for (const path of [...Object.keys(layer.params), ...Object.keys(layer.quantized ?? {})]) {
     if (!(path in shapes)) throw new CheckpointLayoutError(source, `unexpected parameter ${path} for a ${layer.module} layer`);
@@ -181,9 +183,10 @@ export function routedWeightsOf(
   return routedWeightsFromPaths((p) => quantized[prefix + p] ?? params[prefix + p], `layer ${prefix || "(routed)"}`);
 }
 
-function sharedKernelsOf(params: Record<string, Tensor>, prefix: string): MlpKernels {
+function sharedKernelsOf(layer: MoeLayer, prefix: string): MlpKernels {
   const out: MlpKernels = {};
-  for (const [p, t] of Object.entries(params)) if (p.startsWith(prefix)) out[p.slice(prefix.length)] = t;
+  for (const [p, t] of [...Object.entries(layer.params), ...Object.entries(layer.quantized ?? {})])
+    if (p.startsWith(prefix)) out[p.slice(prefix.length)] = t;
   return out;
 }
 
@@ -208,17 +211,12 @@ export function moeLayerForward(layer: MoeLayer, x_BSD: Tensor, opts: ForwardOpt
     out = routedMoeForward(cfg, routed, x_BSD, opts);
   } else if (layer.module === "routed_and_shared") {
     const r = routedMoeForward(cfg, routed, x_BSD, opts);
-    const sharedOutput = mlpForward(cfg, sharedKernelsOf(layer.params, SHARED_PREFIX.routed_and_shared), x_BSD, opts.dropoutKey);
+    const sharedOutput = mlpForward(cfg, sharedKernelsOf(layer, SHARED_PREFIX.routed_and_shared), x_BSD, opts.dropoutKey);
     out = { ...r, output: add(r.output, sharedOutput), routedOutput: r.output, sharedOutput };
   } else {
     const gateKernel = layer.params[SHARED_GATE_PATH];
     if (gateKernel === undefined) throw new ShapeError(`[layer] missing parameter ${SHARED_GATE_PATH}`);
-    out = gatedSharedMoeForward(
-      cfg,
-      { routed, shared: sharedKernelsOf(layer.params, SHARED_PREFIX.gated_shared), gateKernel },
-      x_BSD,
-      opts,
-    );
+    out = gatedSharedMoeForward(cfg, { routed, shared: sharedKernelsOf(layer, SHARED_PREFIX.gated_shared), gateKernel }, x_BSD, opts);
   }
   checkRoutingGuards(layer, out);
   return out;

@@ -110,7 +110,8 @@ export function readQuantizedWeight(
   shape: readonly number[],
   source: string,
 ): QuantizedWeight {
-  const [G, k, n] = shape as [number, number, number];
+  // a 2-D kernel [k,n] is held as one group
+  const [G, k, n] = (shape.length === 2 ? [1, ...shape] : shape) as [number, number, number];
   const want = weightLayout(format, G, k, n);
   const names = quantizedTensorNames(name);
   for (const [t, aval] of [

@@ -1,9 +1,11 @@
-// The dense path's expert einsums over weights held quantized: each einsum is a grouped matmul with one group of
-// rows per expert (Prim.QuantizedGmm), the rows of every expert being all tokens (dropless) or its capacity slots.
+// The dense matmuls over weights held quantized: each expert einsum of the dense path is a grouped matmul with one
+// group of rows per expert (Prim.QuantizedGmm), the rows of every expert being all tokens (dropless) or its capacity
+// slots; a shared MLP kernel is one group of all tokens.
 // Legend: B batch, S sequence, N context partitions, C capacity, E experts, M model dim, H expert hidden.
 import { ShapeError } from "../core/errors.js";
 import { full, type Tensor } from "../core/tensor.js";
 import { einsumLabels } from "../ops/matmul.js";
+import { cast } from "../ops/elementwise.js";
 import { broadcastTo, reshape, transpose } from "../ops/movement.js";
 import { quantizedWeightGmm, type QuantizedWeight } from "../ops/quantized-weight.js";
 
@@ -14,6 +16,14 @@ function perExpertRows(lhs: Tensor, w: QuantizedWeight, lhsBits: number | undefi
   const rows = mid.reduce((a, d) => a * d, 1);
   const out = quantizedWeightGmm(reshape(lhs, [E * rows, k]), w, full([E], rows, "int32"), lhsBits);
   return reshape(out, [E, ...mid, n]);
+}
+
+/** lhs [B,S,k] · w [1,k,n] held quantized (a shared MLP kernel): one group of all tokens → [B,S,n] in lhs's dtype. */
+export function servedDense(lhs: Tensor, w: QuantizedWeight, lhsBits: number | undefined): Tensor {
+  const [B, S, k] = lhs.shape as [number, number, number];
+  if (w.shape[0] !== 1 || w.shape[1] !== k) throw new ShapeError(`[served dense] kernel [${w.shape.join(",")}] for input [${B},${S},${k}]`);
+  const out = quantizedWeightGmm(reshape(lhs, [B * S, k]), w, full([1], B * S, "int32"), lhsBits);
+  return cast(reshape(out, [B, S, w.shape[2]]), lhs.dtype);
 }
 
 /**
