@@ -17,6 +17,8 @@ export { GateLogit } from "./moe/gate-logit.js";
 export { RoutedMoE, routedMoeForward, type MoeOutput, type RoutedMoeWeights } from "./moe/routed-moe.js";
 export { RoutedAndSharedMoE } from "./moe/routed-and-shared-moe.js";
 export { checkFinite, NonFiniteError } from "./moe/finite.js";
+export { quantizeWeights, servedExpertBytes, type QuantizeMode } from "./moe/quantize-weights.js";
+export type { QuantizedWeight } from "./ops/quantized-weight.js";
 
 export * as ops from "./ops/index.js";
 export * as nn from "./nn/index.js";

@@ -155,6 +155,8 @@ export const vjpRules: { [P in Prim]: VjpRule<P> | null } = {
   ],
   // straight-through gradients belong to the quantized matmuls (ops/quantize.ts), not to the rounding
   [Prim.Quantize]: null,
+  // serve mode: inference only
+  [Prim.QuantizedGmm]: null,
   [Prim.ExpertFfn]: expertFfnVjp,
   [Prim.ExpertFfnBwd]: null,
   [Prim.AdamwStep]: null,

@@ -1,13 +1,20 @@
 // Running one primitive: its shape rule, then its kernel on the active backend, or on the reference backend
 // when the active one does not support these inputs. No graph: autodiff/bind.ts adds that.
 import { roundBf16InPlace } from "../core/dtype.js";
+import { DTypeError } from "../core/errors.js";
 import { Tensor } from "../core/tensor.js";
-import type { Params, Prim } from "../prims/prims.js";
+import { Prim, type Params } from "../prims/prims.js";
 import { shapeRules } from "../prims/shape-rules.js";
 import { refBackend } from "./ref/index.js";
 import { activeBackend } from "./select.js";
 
+/** The primitives that take int8 / uint8 tensors (quantized codes): the one that decodes them, and moving them. */
+const CODE_PRIMS: ReadonlySet<Prim> = new Set([Prim.QuantizedGmm, Prim.Reshape, Prim.Slice, Prim.Concat]);
+
 export function apply<P extends Prim>(prim: P, inputs: readonly Tensor[], params: Params<P>): Tensor[] {
+  const code = CODE_PRIMS.has(prim) ? undefined : inputs.find((t) => t.dtype === "int8" || t.dtype === "uint8");
+  if (code !== undefined)
+    throw new DTypeError(`[${prim}] does not take ${code.dtype} codes (quantized weights): only quantized_gmm decodes them`);
   const avals = shapeRules[prim](inputs, params);
   const backend = activeBackend();
   const impl = backend.supports(prim, inputs, params) ? backend : refBackend;

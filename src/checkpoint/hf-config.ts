@@ -83,6 +83,23 @@ export interface HfMoeSpec {
   guards: RoutingGuard[];
   /** the object holding the text model's fields (Llama 4: text_config) */
   text: Record<string, unknown>;
+  /** the routed experts' stored format, for the quantized checkpoints moekit reads (kept compact when read) */
+  quantization?: HfQuantization;
+}
+
+/** Quantized checkpoint formats read as they are stored: DeepSeek-V3's block FP8, GPT-OSS's MXFP4. */
+export type HfQuantization = "fp8_e4m3" | "mxfp4";
+
+/** The format of a quantization_config moekit reads (DeepSeek-V3 fp8 e4m3 in 128×128 blocks, GPT-OSS mxfp4), else refused. */
+function checkpointQuantization(family: HfFamily, architecture: string, quant: Obj): HfQuantization {
+  const method = typeof quant.quant_method === "string" ? quant.quant_method : JSON.stringify(quant);
+  const blocks = JSON.stringify(quant.weight_block_size);
+  if (family === "deepseek_v3" && method === "fp8" && (quant.fmt ?? "e4m3") === "e4m3" && blocks === "[128,128]") return "fp8_e4m3";
+  if (family === "gpt_oss" && method === "mxfp4") return "mxfp4";
+  throw new UnsupportedModelError(
+    architecture,
+    `quantized checkpoint (quantization_config.quant_method=${method}${blocks === undefined ? "" : `, weight_block_size=${blocks}`}): moekit reads float weights, DeepSeek-V3's fp8 (e4m3, 128×128 blocks) and GPT-OSS's mxfp4; dequantize it (e.g. to bf16) first`,
+  );
 }
 
 type Obj = Record<string, unknown>;
@@ -228,14 +245,9 @@ export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): 
   }
   const detected = opts.family === undefined ? detectFamily(config) : { family: opts.family, architecture: opts.family };
   const { family, architecture } = detected;
-  const quant = config.quantization_config;
-  if (isObj(quant)) {
-    const method = typeof quant.quant_method === "string" ? quant.quant_method : JSON.stringify(quant);
-    throw new UnsupportedModelError(
-      architecture,
-      `quantized checkpoint (quantization_config.quant_method=${method}): moekit reads float weights only; dequantize it (e.g. to bf16) first`,
-    );
-  }
+  const quantization = isObj(config.quantization_config)
+    ? checkpointQuantization(family, architecture, config.quantization_config)
+    : undefined;
   const text = family === "llama4" && isObj(config.text_config) ? config.text_config : config;
   const f = new Fields(text, architecture);
   const caveats: string[] = [];
@@ -449,7 +461,26 @@ export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): 
   }
   // validate now, so that a bad config fails here with MaxText's key names
   moeConfig({ ...keys });
-  return { family, architecture, module, keys, sharedDim, numLayers: L, moeLayers, firstDenseLayers: firstDense, caveats, guards, text };
+  if (quantization === "fp8_e4m3")
+    caveats.push(
+      "FP8 weights run weight-only (each 128-block decoded inside the kernel, as transformers' dequantizing path); DeepSeek's FP8 GEMM also quantizes activations per 128-block, which moekit does not",
+    );
+  if (quantization === "mxfp4")
+    caveats.push("MXFP4 experts run weight-only (decoded inside the kernel, as transformers' dequantizing path)");
+  const spec: HfMoeSpec = {
+    family,
+    architecture,
+    module,
+    keys,
+    sharedDim,
+    numLayers: L,
+    moeLayers,
+    firstDenseLayers: firstDense,
+    caveats,
+    guards,
+    text,
+  };
+  return quantization === undefined ? spec : { ...spec, quantization };
 }
 
 /** First MoE layer of a config, or an error naming the reason. */

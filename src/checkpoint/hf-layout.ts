@@ -35,6 +35,8 @@ import {
 import { indexAxis0, joinAxis, splitAxis, stackTransposed, transposeLast2, withDtype, type SplitMode } from "./transforms.js";
 import { writeCheckpointFolder, writeTensorFiles } from "./write-folder.js";
 import { checkLayerMemory } from "./layer-memory.js";
+import { checkStored, quantizedHfTensors, readQuantizedRule } from "./hf-quantized.js";
+import type { QuantizedWeight } from "../ops/quantized-weight.js";
 
 /** How one HF tensor (or a set of per-expert tensors) maps onto moekit parameters. */
 export type HfRule =
@@ -271,6 +273,13 @@ export function readHfMoeLayer(dir: string, layer?: number, opts: HfReadOptions 
     const consumed = new Set<string>();
     let bytes = 0;
     for (const rule of rules) {
+      const stored = quantizedHfTensors(spec.quantization, rule, mtShapes, cfg.numExperts);
+      for (const [name, want] of stored ?? []) {
+        checkStored(src, name, want, dir);
+        bytes += src.info(name).dataOffsets[1] - src.info(name).dataOffsets[0];
+        consumed.add(name);
+      }
+      if (stored !== undefined) continue;
       for (const [name, shape] of hfShapes(rule, mtShapes, cfg.numExperts)) {
         if (!src.has(name)) {
           const pattern = rule.kind === "experts" ? ` (one per expert: ${rule.hfPattern})` : "";
@@ -300,6 +309,7 @@ export function readHfMoeLayer(dir: string, layer?: number, opts: HfReadOptions 
     // 3. read and transform
     const params: Record<string, Tensor> = {};
     const storage: Record<string, StorageDType> = {};
+    const quantized: Record<string, QuantizedWeight> = {};
     let done = 0;
     const get = (name: string): Tensor => {
       const t = src.get(name);
@@ -312,6 +322,10 @@ export function readHfMoeLayer(dir: string, layer?: number, opts: HfReadOptions 
       storage[p] = stored;
     };
     for (const rule of rules) {
+      if (spec.quantization !== undefined && quantizedHfTensors(spec.quantization, rule, mtShapes, cfg.numExperts) !== undefined) {
+        Object.assign(quantized, readQuantizedRule(spec.quantization, rule, src, mtShapes, cfg.numExperts));
+        continue;
+      }
       switch (rule.kind) {
         case "transposed":
           put(rule.mt, transposeLast2(get(rule.hf)), src.info(rule.hf).dtype);
@@ -358,6 +372,7 @@ export function readHfMoeLayer(dir: string, layer?: number, opts: HfReadOptions 
         firstDenseLayers: spec.firstDenseLayers,
         params,
         storage,
+        ...(Object.keys(quantized).length > 0 ? { quantized } : {}),
         hf: { family: spec.family, config, layerPrefix, expertLayout: layout },
         caveats: spec.caveats,
         guards: spec.guards,
@@ -443,6 +458,8 @@ export interface HfWriteResult {
  * are written (a partial checkpoint that moekit reads back).
  */
 export function writeHfMoeLayer(layer: MoeLayer, dir: string, opts: HfWriteOptions = {}): HfWriteResult {
+  if (layer.quantized !== undefined)
+    throw new CheckpointLayoutError(dir, "a quantized (served) layer is written in the MaxText layout only (--to maxtext)");
   const family = opts.family ?? (layer.hf !== undefined && isHfFamily(layer.hf.family) ? layer.hf.family : undefined);
   if (family === undefined) {
     throw new CheckpointLayoutError(

@@ -57,3 +57,4 @@ export {
   type MaxTextWriteResult,
 } from "./maxtext-layout.js";
 export { openMoeLayer, detectCheckpointFormat, type CheckpointFormat, type OpenLayerOptions } from "./open.js";
+export { QUANT_META, quantizeMoeLayer, layerParameterCount, type LayerQuantization } from "./quantized-layer.js";

@@ -15,10 +15,12 @@ import {
   type MoeOutput,
   type RoutedMoeWeights,
 } from "../moe/routed-moe.js";
+import type { ExpertWeight } from "../moe/experts.js";
 import { sharedExpertDim } from "../moe/routed-and-shared-moe.js";
 import { gatedSharedMoeForward, mlpForward, mlpKernelPaths, type MlpKernels } from "../moe/gated-shared-moe.js";
 import { add } from "../ops/elementwise.js";
 import type { Key } from "../nn/random.js";
+import type { QuantizedWeight } from "../ops/quantized-weight.js";
 
 /** Which module holds the layer: RoutedMoE, RoutedAndSharedMoE, or GatedSharedMoE (sigmoid-gated shared MLP). */
 export type MoeModuleKind = "routed" | "routed_and_shared" | "gated_shared";
@@ -89,6 +91,8 @@ export interface MoeLayer {
   firstDenseLayers: number;
   /** parameters by module path ("gate/kernel", "MoeBlock_0/wi_0", "shared_expert_gate/kernel", ...) */
   params: Record<string, Tensor>;
+  /** serve mode: routed expert weights held quantized, by module path (absent from params) */
+  quantized?: Record<string, QuantizedWeight>;
   /** storage dtype each parameter had on disk (kept when saving, so round trips are bit-exact) */
   storage: Record<string, StorageDType>;
   hf?: HfProvenance;
@@ -158,24 +162,31 @@ export function makeLayer(fields: Omit<MoeLayer, "config">, overrides: Record<st
 export function validateLayer(layer: MoeLayer, source = "layer"): void {
   const shapes = expectedParamShapes(layer.module, layer.config, layer.sharedDim);
   for (const [path, shape] of Object.entries(shapes)) {
-    const t = layer.params[path];
-    if (t === undefined) throw new CheckpointLayoutError(source, `missing parameter ${path} ${fmt(shape)}`);
-    if (!shapesEqual(t.shape, shape))
-      throw new CheckpointLayoutError(source, `parameter ${path} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
+    const q = layer.quantized?.[path];
+    // a quantized 2-D kernel is held as one group: [1, k, n]
+    const got = layer.params[path]?.shape ?? (q !== undefined && shape.length === 2 && q.shape[0] === 1 ? q.shape.slice(1) : q?.shape);
+    if (got === undefined) throw new CheckpointLayoutError(source, `missing parameter ${path} ${fmt(shape)}`);
+    if (!shapesEqual(got, shape))
+      throw new CheckpointLayoutError(source, `parameter ${path} has shape ${fmt(got)}, expected ${fmt(shape)}`);
   }
-  for (const path of Object.keys(layer.params)) {
+  for (const path of [...Object.keys(layer.params), ...Object.keys(layer.quantized ?? {})]) {
     if (!(path in shapes)) throw new CheckpointLayoutError(source, `unexpected parameter ${path} for a ${layer.module} layer`);
   }
 }
 
-/** The routed experts' weights of a layer (paths under `prefix`). */
-export function routedWeightsOf(params: Record<string, Tensor>, prefix: string): RoutedMoeWeights {
-  return routedWeightsFromPaths((p) => params[prefix + p], `layer ${prefix || "(routed)"}`);
+/** The routed experts' weights of a layer (paths under `prefix`), float or held quantized. */
+export function routedWeightsOf(
+  params: Record<string, Tensor>,
+  prefix: string,
+  quantized: Record<string, QuantizedWeight> = {},
+): RoutedMoeWeights<ExpertWeight> {
+  return routedWeightsFromPaths((p) => quantized[prefix + p] ?? params[prefix + p], `layer ${prefix || "(routed)"}`);
 }
 
-function sharedKernelsOf(params: Record<string, Tensor>, prefix: string): MlpKernels {
+function sharedKernelsOf(layer: MoeLayer, prefix: string): MlpKernels {
   const out: MlpKernels = {};
-  for (const [p, t] of Object.entries(params)) if (p.startsWith(prefix)) out[p.slice(prefix.length)] = t;
+  for (const [p, t] of [...Object.entries(layer.params), ...Object.entries(layer.quantized ?? {})])
+    if (p.startsWith(prefix)) out[p.slice(prefix.length)] = t;
   return out;
 }
 
@@ -194,23 +205,18 @@ export interface LayerOutput extends MoeOutput {
  */
 export function moeLayerForward(layer: MoeLayer, x_BSD: Tensor, opts: ForwardOptions & { dropoutKey?: Key } = {}): LayerOutput {
   const cfg = layer.config;
-  const routed = routedWeightsOf(layer.params, ROUTED_PREFIX[layer.module]);
+  const routed = routedWeightsOf(layer.params, ROUTED_PREFIX[layer.module], layer.quantized);
   let out: LayerOutput;
   if (layer.module === "routed") {
     out = routedMoeForward(cfg, routed, x_BSD, opts);
   } else if (layer.module === "routed_and_shared") {
     const r = routedMoeForward(cfg, routed, x_BSD, opts);
-    const sharedOutput = mlpForward(cfg, sharedKernelsOf(layer.params, SHARED_PREFIX.routed_and_shared), x_BSD, opts.dropoutKey);
+    const sharedOutput = mlpForward(cfg, sharedKernelsOf(layer, SHARED_PREFIX.routed_and_shared), x_BSD, opts.dropoutKey);
     out = { ...r, output: add(r.output, sharedOutput), routedOutput: r.output, sharedOutput };
   } else {
     const gateKernel = layer.params[SHARED_GATE_PATH];
     if (gateKernel === undefined) throw new ShapeError(`[layer] missing parameter ${SHARED_GATE_PATH}`);
-    out = gatedSharedMoeForward(
-      cfg,
-      { routed, shared: sharedKernelsOf(layer.params, SHARED_PREFIX.gated_shared), gateKernel },
-      x_BSD,
-      opts,
-    );
+    out = gatedSharedMoeForward(cfg, { routed, shared: sharedKernelsOf(layer, SHARED_PREFIX.gated_shared), gateKernel }, x_BSD, opts);
   }
   checkRoutingGuards(layer, out);
   return out;

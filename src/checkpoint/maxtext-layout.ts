@@ -37,6 +37,8 @@ import {
 import { writeCheckpointFolder, writeTensorFiles } from "./write-folder.js";
 import { withDtype } from "./transforms.js";
 import { checkLayerMemory } from "./layer-memory.js";
+import { QUANT_META, parseLayerQuantization, quantizedTensorNames, quantizedTensors, readQuantizedWeight } from "./quantized-layer.js";
+import type { QuantizedWeight } from "../ops/quantized-weight.js";
 
 export const MAXTEXT_LAYER_FORMAT = "moekit.maxtext-moe-layer.v1";
 
@@ -122,7 +124,9 @@ export function writeMaxTextMoeLayer(layer: MoeLayer, out: string, opts: MaxText
     const s = layer.storage[p];
     if (s !== undefined) dtypes[name] = s;
   }
-  const metadata = metadataOf(layer, prefix);
+  const served = quantizedTensors(layer, prefix);
+  Object.assign(tensors, served.tensors);
+  const metadata = { ...metadataOf(layer, prefix), ...served.meta };
   opts.onProgress?.(`writing ${Object.keys(tensors).length} MaxText tensors of layer ${layer.layer} under ${prefix}/ to ${out}`);
   let files: string[];
   if (out.endsWith(".safetensors")) {
@@ -229,8 +233,13 @@ export function readMaxTextMoeLayer(location: string, opts: MaxTextReadOptions =
     const hf = hfText === undefined ? undefined : parseJson<HfProvenance>(hfText, META.hf, location);
 
     const shapes = expectedParamShapes(module, cfg, sharedDim);
+    const quant = parseLayerQuantization(metaString(meta, QUANT_META, location), location);
+    const quantPaths = quant?.paths ?? [];
+    for (const p of quantPaths)
+      if (!(p in shapes)) throw new CheckpointLayoutError(location, `metadata ${QUANT_META} names ${p}, not a weight of a ${module} layer`);
     const names: Record<string, string> = {};
     for (const [p, shape] of Object.entries(shapes)) {
+      if (quantPaths.includes(p)) continue;
       const name = maxTextNameCandidates(prefix, p).find((n) => src.has(n));
       if (name === undefined)
         throw new CheckpointLayoutError(location, `missing tensor ${prefix}/${p} ${fmt(shape)} (${module} layer ${layer})`);
@@ -239,14 +248,14 @@ export function readMaxTextMoeLayer(location: string, opts: MaxTextReadOptions =
         throw new CheckpointLayoutError(location, `tensor ${name} has shape ${fmt(info.shape)}, expected ${fmt(shape)}`);
       names[p] = name;
     }
-    const under = new Set(Object.values(names));
+    const under = new Set([...Object.values(names), ...quantPaths.flatMap((p) => Object.values(quantizedTensorNames(`${prefix}/${p}`)))]);
     const extra = src.keys().filter((k) => !under.has(k) && maxTextNameCandidates(prefix, "").some((c) => k.startsWith(c)));
     if (extra.length > 0)
       throw new CheckpointLayoutError(
         location,
         `tensors under ${prefix}/ that a ${module} layer does not have: ${extra.slice(0, 6).join(", ")}`,
       );
-    const bytes = Object.values(names).reduce((a, n) => a + src.info(n).dataOffsets[1] - src.info(n).dataOffsets[0], 0);
+    const bytes = [...under].filter((n) => src.has(n)).reduce((a, n) => a + src.info(n).dataOffsets[1] - src.info(n).dataOffsets[0], 0);
     checkLayerMemory(location, bytes);
     log(`reading ${Object.keys(names).length} MaxText tensors of layer ${layer} under ${prefix}/`);
     const params: Record<string, Tensor> = {};
@@ -255,7 +264,10 @@ export function readMaxTextMoeLayer(location: string, opts: MaxTextReadOptions =
       params[p] = withDtype(src.get(name), opts.dtype);
       storage[p] = src.info(name).dtype;
     }
-    return makeLayer({ module, keys, layer, sharedDim, firstDenseLayers, params, storage, hf, caveats, guards }, opts.overrides, location);
+    const quantized: Record<string, QuantizedWeight> = {};
+    for (const p of quantPaths) quantized[p] = readQuantizedWeight(src, `${prefix}/${p}`, quant!.format, shapes[p]!, location);
+    const fields = { module, keys, layer, sharedDim, firstDenseLayers, params, storage, hf, caveats, guards };
+    return makeLayer(quant === undefined ? fields : { ...fields, quantized }, opts.overrides, location);
   } finally {
     if (opts.source === undefined) src.close();
   }

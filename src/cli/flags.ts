@@ -51,3 +51,12 @@ export function parseCommandArgs<T extends ParseArgsConfig>(config: T): ReturnTy
   }
   return parseArgs({ ...config, args: joined } as T);
 }
+
+/** The options of the commands that read a checkpoint layer and write one (convert, quantize). */
+export const LAYER_WRITE_OPTIONS = {
+  layer: { type: "string" },
+  "max-memory": { type: "string" },
+  quiet: { type: "boolean" },
+  force: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;

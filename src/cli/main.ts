@@ -6,6 +6,7 @@ import { convertCommand } from "./commands/convert.js";
 import { infoCommand } from "./commands/info.js";
 import { initCommand } from "./commands/init.js";
 import { presetsCommand } from "./commands/presets.js";
+import { quantizeCommand } from "./commands/quantize.js";
 import { runCommand } from "./commands/run.js";
 
 export const VERSION = "0.1.0";
@@ -19,6 +20,7 @@ Commands:
   run                      run a layer: a preset or config with initialised weights, or one MoE layer of a
                            Hugging Face / MaxText checkpoint (--checkpoint PATH --layer N)
   convert                  convert one MoE layer between Hugging Face and MaxText layouts
+  quantize                 quantize one MoE layer's experts for serving (int8, int4) and save it
   init                     write a preset's layer (initialised weights) as a MaxText or Hugging Face checkpoint
   presets                  list the MaxText model presets (and their tiny twins)
   info                     backend, ISA, threads and bf16 path in use
@@ -53,6 +55,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runCommand(rest);
       case "convert":
         return await convertCommand(rest);
+      case "quantize":
+        return quantizeCommand(rest);
       case "init":
         return initCommand(rest);
       case "presets":

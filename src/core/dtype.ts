@@ -1,11 +1,12 @@
-// Element types. bfloat16 is stored in a Float32Array whose values are rounded to bf16 on every write.
-export type DType = "float32" | "float64" | "bfloat16" | "int32";
-export type TypedArray = Float32Array | Float64Array | Int32Array;
+// Element types. bfloat16 is stored in a Float32Array whose values are rounded to bf16 on every write. int8 and
+// uint8 are storage types of quantized weights (codes): only the primitives that decode them accept them.
+export type DType = "float32" | "float64" | "bfloat16" | "int32" | "int8" | "uint8";
+export type TypedArray = Float32Array | Float64Array | Int32Array | Int8Array | Uint8Array;
 
-export const DTYPES: readonly DType[] = ["float32", "float64", "bfloat16", "int32"];
+export const DTYPES: readonly DType[] = ["float32", "float64", "bfloat16", "int32", "int8", "uint8"];
 
 export function isFloat(d: DType): boolean {
-  return d !== "int32";
+  return d === "float32" || d === "float64" || d === "bfloat16";
 }
 
 export function allocate(d: DType, n: number): TypedArray {
@@ -17,12 +18,16 @@ export function allocate(d: DType, n: number): TypedArray {
       return new Float64Array(n);
     case "int32":
       return new Int32Array(n);
+    case "int8":
+      return new Int8Array(n);
+    case "uint8":
+      return new Uint8Array(n);
     default:
       return d satisfies never;
   }
 }
 
-const RANK: Record<DType, number> = { int32: 0, bfloat16: 1, float32: 2, float64: 3 };
+const RANK: Record<DType, number> = { int8: 0, uint8: 0, int32: 0, bfloat16: 1, float32: 2, float64: 3 };
 
 /** Result type of a binary op: the wider float, ints promote to the float operand's type. */
 export function promote(a: DType, b: DType): DType {

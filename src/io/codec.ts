@@ -4,7 +4,22 @@ import { UnsupportedError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
 
 /** Element types of checkpoint files, named as in safetensors (.npy descrs map onto them). */
-export type StorageDType = "BOOL" | "U8" | "I8" | "U16" | "I16" | "U32" | "I32" | "U64" | "I64" | "F16" | "BF16" | "F32" | "F64";
+export type StorageDType =
+  | "BOOL"
+  | "U8"
+  | "I8"
+  | "U16"
+  | "I16"
+  | "U32"
+  | "I32"
+  | "U64"
+  | "I64"
+  | "F16"
+  | "BF16"
+  | "F32"
+  | "F64"
+  /** float8_e4m3fn: read only as uint8 codes (quantized weights) */
+  | "F8_E4M3";
 
 const WIDTH: Record<StorageDType, number> = {
   BOOL: 1,
@@ -20,6 +35,7 @@ const WIDTH: Record<StorageDType, number> = {
   BF16: 2,
   F32: 4,
   F64: 8,
+  F8_E4M3: 1,
 };
 
 /** Inclusive value range of the integer types, for values coming from an int32 tensor. */
@@ -52,7 +68,7 @@ export function isFloatStorage(d: StorageDType): boolean {
 
 /** The storage type that holds a moekit dtype exactly. */
 export function defaultStorage(d: DType): StorageDType {
-  const map: Record<DType, StorageDType> = { float32: "F32", float64: "F64", bfloat16: "BF16", int32: "I32" };
+  const map: Record<DType, StorageDType> = { float32: "F32", float64: "F64", bfloat16: "BF16", int32: "I32", int8: "I8", uint8: "U8" };
   return map[d];
 }
 
@@ -106,6 +122,8 @@ export function decodeElements(dtype: StorageDType, bytes: Uint8Array, fail: Fai
     case "I64":
     case "U64":
       return { data: narrow64(viewAs(Int32Array, bytes), dtype === "U64", fail), dtype: "int32" };
+    case "F8_E4M3":
+      return fail("float8 values are read only as the codes of a quantized weight");
     default:
       return { data: decodeSmallInt(dtype, bytes, fail), dtype: "int32" };
   }
@@ -217,6 +235,8 @@ function floatToBf16Bits(f: number): number {
 export function encodeElements(t: Tensor, dtype: StorageDType, fail: Fail): Uint8Array {
   requireLittleEndian();
   if (isFloatStorage(dtype)) return encodeFloat(t, dtype);
+  // quantized codes are written as they are held
+  if ((t.dtype === "int8" && dtype === "I8") || (t.dtype === "uint8" && (dtype === "U8" || dtype === "F8_E4M3"))) return bytesOf(t.data);
   if (t.dtype !== "int32") fail(`a ${t.dtype} tensor cannot be stored as ${dtype}; integer types need int32`);
   return encodeInt(t.data as Int32Array, dtype, fail);
 }
@@ -279,6 +299,13 @@ function widen64(values: Int32Array): Int32Array {
   return out;
 }
 
+/** I8 / U8 (or F8_E4M3) bytes as int8 / uint8 codes, without widening (quantized weights); other types fail. */
+export function codesOf(dtype: StorageDType, bytes: Uint8Array, to: "int8" | "uint8", fail: Fail): Int8Array | Uint8Array {
+  const ok = to === "int8" ? dtype === "I8" : dtype === "U8" || dtype === "F8_E4M3";
+  if (!ok) return fail(`${dtype} values cannot be read as ${to} codes`);
+  return to === "int8" ? viewAs(Int8Array, bytes) : bytes;
+}
+
 /** Converts decoded data to another moekit dtype; float -> int32 is refused through `fail`. */
 export function castDecoded(d: Decoded, to: DType, fail: Fail): TypedArray | Uint16Array {
   if (d.dtype === to) return d.data;
@@ -294,7 +321,9 @@ export function castDecoded(d: Decoded, to: DType, fail: Fail): TypedArray | Uin
       return out;
     }
     case "int32":
-      return fail(`${d.dtype} values cannot be read as int32`);
+    case "int8":
+    case "uint8":
+      return fail(`${d.dtype} values cannot be read as ${to}`);
     default:
       return to satisfies never;
   }

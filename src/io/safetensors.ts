@@ -7,6 +7,7 @@ import { Tensor } from "../core/tensor.js";
 import {
   STORAGE_DTYPES,
   castDecoded,
+  codesOf,
   decodeElements,
   defaultStorage,
   encodeElements,
@@ -22,7 +23,7 @@ import { checkJsonDepth, failFor, isObject, openForRead, readExactly } from "./f
 const MAX_HEADER_BYTES = 100_000_000;
 const METADATA_KEY = "__metadata__";
 /** dtypes of the spec that moekit cannot convert, reported as unsupported rather than unknown. */
-const UNSUPPORTED_DTYPES = ["F8_E5M2", "F8_E4M3", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"];
+const UNSUPPORTED_DTYPES = ["F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"];
 
 /** Where a tensor lies in a safetensors file. */
 export interface TensorInfo {
@@ -42,7 +43,8 @@ export interface RawTensor {
 export interface ReadOptions {
   /**
    * moekit dtype of the result. By default floats keep their values exactly (F32/F16 -> float32,
-   * BF16 -> bfloat16, F64 -> float64) and integers become int32.
+   * BF16 -> bfloat16, F64 -> float64) and integers become int32. int8 / uint8 keep I8 / U8 quantized codes as
+   * they are stored (one byte each) and refuse other storage types.
    */
   dtype?: DType;
 }
@@ -256,6 +258,8 @@ export class SafetensorsFile {
   get(name: string, options: ReadOptions = {}): Tensor {
     const raw = this.getRaw(name);
     const fail: Fail = failFor("safetensors", this.path, `tensor '${name}' (${raw.dtype})`);
+    if (options.dtype === "int8" || options.dtype === "uint8")
+      return new Tensor(codesOf(raw.dtype, raw.bytes, options.dtype, fail), raw.shape, options.dtype);
     const decoded = decodeElements(raw.dtype, raw.bytes, fail);
     const dtype = options.dtype ?? decoded.dtype;
     return new Tensor(castDecoded(decoded, dtype, fail), raw.shape, dtype);

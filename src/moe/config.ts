@@ -1,6 +1,6 @@
 // MaxText MoE config: snake_case keys in, camelCase fields out, MaxText's base defaults, validated.
 import { parse as parseYaml } from "yaml";
-import { parseDType, type DType } from "../core/dtype.js";
+import { isFloat, parseDType, type DType } from "../core/dtype.js";
 import { ConfigError } from "../core/errors.js";
 import { ACTIVATION_NAMES } from "../ops/nn.js";
 import { readQuantCfg, validateQuantization, type QuantCfg } from "./quant-config.js";
@@ -234,8 +234,8 @@ export function moeConfig(raw: Record<string, unknown> = {}, opts: ConfigOptions
   for (const [k, v] of Object.entries(merged)) cfg[camelCase(k)] = v;
   const dtype = parseDType(merged.dtype as string);
   const weightDtype = parseDType(merged.weight_dtype as string);
-  if (dtype === undefined || dtype === "int32") throw new ConfigError("dtype", merged.dtype, "must be float32, bfloat16 or float64");
-  if (weightDtype === undefined || weightDtype === "int32") {
+  if (dtype === undefined || !isFloat(dtype)) throw new ConfigError("dtype", merged.dtype, "must be float32, bfloat16 or float64");
+  if (weightDtype === undefined || !isFloat(weightDtype)) {
     throw new ConfigError("weight_dtype", merged.weight_dtype, "must be float32, bfloat16 or float64");
   }
   cfg.dtype = dtype;

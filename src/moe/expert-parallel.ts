@@ -11,7 +11,7 @@ import { sum } from "../ops/reduce.js";
 import { allGather, allGatherStack, psumScatter, raggedAllToAll, type RaggedParams } from "../parallel/collectives.js";
 import type { Group } from "../parallel/group.js";
 import type { MoeConfig } from "./config.js";
-import { expertFfn, type ExpertWeights } from "./experts.js";
+import { expertFfn, type AnyExpertWeights } from "./experts.js";
 import { localPermute, permute, sortActivations, unpermute } from "./permute.js";
 import type { RoutingRng } from "./routing.js";
 import type { SparseResult } from "./experts.js";
@@ -95,7 +95,7 @@ export async function sparseMatmulExpertParallel(
   inputs_BSD: Tensor,
   gateLogits_BSE: Tensor,
   preBiasLogits_BSE: Tensor | undefined,
-  w: ExpertWeights,
+  w: AnyExpertWeights,
   rng?: RoutingRng,
 ): Promise<EpResult> {
   const N = group.size;

@@ -10,6 +10,7 @@ import { pad, reshape, sliceAxis } from "../ops/movement.js";
 import { expertFfn as expertFfnOp, isFfnActivation, type ExpertFfnArgs, type ExpertFfnOptions } from "../ops/expert-ffn.js";
 import { getActivation, softmax } from "../ops/nn.js";
 import { quantizedEinsum, quantizedGmm, type DotQuant } from "../ops/quantize.js";
+import { isQuantizedWeight, quantizedWeightGmm, type QuantizedWeight } from "../ops/quantized-weight.js";
 import type { Key } from "../nn/random.js";
 import { full } from "../core/tensor.js";
 import { clamp as clampIds } from "./ids.js";
@@ -18,17 +19,27 @@ import { getContextPartitionAndSubSeq, reshapeAndUpdateWeights, capacityMasks, s
 import { calculateLoadBalanceUpdates, loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
 import { getTopk, type RoutingRng } from "./routing.js";
 import { gatherSorted, route, unpermute, type Routed } from "./permute.js";
-import { denseQuant, dispatchQuant, QuantSite, siteKey, sparseQuant } from "./quantization.js";
+import { denseQuant, dispatchQuant, QuantSite, servedLhsBits, siteKey, sparseQuant } from "./quantization.js";
+import { servedExpertEinsum } from "./served.js";
 
-/** The routed experts' weights, MaxText names: wi_0/wi_1 [E,D,H], wo [E,H,D], biases [E,H]/[E,D]. */
-export interface ExpertWeights {
-  wi0: Tensor;
-  wi1: Tensor;
-  wo: Tensor;
+/** An expert weight: a float tensor, or quantized storage (serve mode, inference only). */
+export type ExpertWeight = Tensor | QuantizedWeight;
+
+/**
+ * The routed experts' weights, MaxText names: wi_0/wi_1 [E,D,H], wo [E,H,D], biases [E,H]/[E,D]. The forward
+ * takes ExpertWeights<ExpertWeight>: float tensors or quantized storage.
+ */
+export interface ExpertWeights<W extends ExpertWeight = Tensor> {
+  wi0: W;
+  wi1: W;
+  wo: W;
   wi0Bias?: Tensor | undefined;
   wi1Bias?: Tensor | undefined;
   woBias?: Tensor | undefined;
 }
+
+/** What the forward takes: float or quantized expert weights. */
+export type AnyExpertWeights = ExpertWeights<ExpertWeight>;
 
 /** apply_ffn_activation: act(h0)·h1, or GPT-OSS's clamped h0·σ(1.702·h0)·(h1+1). */
 export function applyFfnActivation(cfg: MoeConfig, layerW0: Tensor, layerW1: Tensor): Tensor {
@@ -56,17 +67,20 @@ const WEIGHT_DTYPES: readonly string[] = ["float32", "bfloat16"];
 /**
  * The ExpertFfn primitive's options for this config, or undefined where it does not compute what the op
  * composition computes: layer dtypes other than float32 and bfloat16, a bfloat16 layer being differentiated (the
- * primitive has no bfloat16 backward), weights of other dtypes, activations outside its GLU, and quantized experts.
+ * primitive has no bfloat16 backward), weights of other dtypes, activations outside its GLU, and quantized experts
+ * (quantized by the config or held quantized).
  */
-function expertFfnOptions(cfg: MoeConfig, w: ExpertWeights, ...others: (Tensor | undefined)[]): ExpertFfnOptions | undefined {
+function expertFfnOptions(cfg: MoeConfig, w: AnyExpertWeights, ...others: (Tensor | undefined)[]): ExpertFfnOptions | undefined {
   const dtype = cfg.dtype;
+  const ws = [w.wi0, w.wi1, w.wo];
+  if (sparseQuant(cfg) !== undefined || ws.some(isQuantizedWeight)) return undefined;
+  const floats = ws as Tensor[];
   const differentiated = (): boolean =>
-    isRecording() && [w.wi0, w.wi1, w.wo, w.wi0Bias, w.wi1Bias, w.woBias, ...others].some((t) => t?.node !== undefined);
+    isRecording() && [...floats, w.wi0Bias, w.wi1Bias, w.woBias, ...others].some((t) => t?.node !== undefined);
   if (dtype !== "float32" && (dtype !== "bfloat16" || differentiated())) return undefined;
-  if (sparseQuant(cfg) !== undefined) return undefined;
   const name = cfg.mlpActivations[0] === "swish" ? "silu" : (cfg.mlpActivations[0] ?? "");
   if (!isFfnActivation(name)) return undefined;
-  const dts = [w.wi0, w.wi1, w.wo].map((t) => t.dtype);
+  const dts = floats.map((t) => t.dtype);
   if (!WEIGHT_DTYPES.includes(dts[0]!) || dts.some((d) => d !== dts[0])) return undefined;
   if (cfg.mlpBias && [w.wi0Bias, w.wi1Bias, w.woBias].some((t) => t === undefined || !WEIGHT_DTYPES.includes(t.dtype))) return undefined;
   let clampLimit = 0;
@@ -79,7 +93,7 @@ function expertFfnOptions(cfg: MoeConfig, w: ExpertWeights, ...others: (Tensor |
 
 function ffnArgs(
   cfg: MoeConfig,
-  w: ExpertWeights,
+  w: AnyExpertWeights,
   x_TD: Tensor,
   order_R: Tensor,
   groupSizes_E: Tensor,
@@ -89,9 +103,9 @@ function ffnArgs(
     x_TD: x_TD.dtype === cfg.dtype && cfg.dtype === "bfloat16" ? x_TD : cast(x_TD, "float32"),
     order_R,
     groupSizes_E,
-    wi0_EDH: w.wi0,
-    wi1_EDH: w.wi1,
-    wo_EHD: w.wo,
+    wi0_EDH: w.wi0 as Tensor,
+    wi1_EDH: w.wi1 as Tensor,
+    wo_EHD: w.wo as Tensor,
     combineWeights_TK: combine_TK === undefined ? undefined : cast(combine_TK, "float32"),
     bias: cfg.mlpBias ? { wi0_EH: w.wi0Bias!, wi1_EH: w.wi1Bias!, wo_ED: w.woBias! } : undefined,
   };
@@ -102,7 +116,7 @@ function ffnArgs(
  * gmm(·, wo) (+bias). `expertOfRow_R` gives each row's (local) expert for the biases. Rows past the groups (a
  * ragged buffer's padding) never reach an output.
  */
-export function expertFfn(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, expertOfRow_R: Tensor, w: ExpertWeights): Tensor {
+export function expertFfn(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, expertOfRow_R: Tensor, w: AnyExpertWeights): Tensor {
   const opts = expertFfnOptions(cfg, w, x_RD);
   const R = x_RD.shape[0]!;
   let n = 0;
@@ -115,12 +129,16 @@ export function expertFfn(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, ex
 }
 
 /** expertFfn as the composition of ops (the ExpertFfn primitive's spec for float32 layers). */
-export function expertFfnComposed(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, expertOfRow_R: Tensor, w: ExpertWeights): Tensor {
+export function expertFfnComposed(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, expertOfRow_R: Tensor, w: AnyExpertWeights): Tensor {
   const dt = cfg.dtype;
   const x = cast(x_RD, dt);
   const q = sparseQuant(cfg);
-  let h0 = quantizedGmm(x, cast(w.wi0, dt), groupSizes_E, q);
-  let h1 = quantizedGmm(x, cast(w.wi1, dt), groupSizes_E, q);
+  const mm = (lhs: Tensor, wt: ExpertWeight): Tensor =>
+    isQuantizedWeight(wt)
+      ? quantizedWeightGmm(lhs, wt, groupSizes_E, servedLhsBits(cfg))
+      : quantizedGmm(lhs, cast(wt, dt), groupSizes_E, q);
+  let h0 = mm(x, w.wi0);
+  let h1 = mm(x, w.wi1);
   let b: [Tensor, Tensor, Tensor] | undefined;
   if (cfg.mlpBias) {
     b = transformBias(expertOfRow_R, cast(w.wi0Bias!, dt), cast(w.wi1Bias!, dt), cast(w.woBias!, dt));
@@ -128,7 +146,7 @@ export function expertFfnComposed(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Te
     h1 = add(h1, b[1]);
   }
   const act = applyFfnActivation(cfg, h0, h1);
-  let out = quantizedGmm(act, cast(w.wo, dt), groupSizes_E, q);
+  let out = mm(act, w.wo);
   if (b !== undefined) out = add(out, b[2]);
   return out;
 }
@@ -152,20 +170,24 @@ function upDown(
   up: string,
   down: string,
   dispatched: Tensor,
-  w: ExpertWeights,
+  w: AnyExpertWeights,
   biasShape: (b: Tensor) => Tensor,
   quantKey: Key | undefined,
 ): Tensor {
   const f32 = (t: Tensor): Tensor => (cfg.activationsInFloat32 ? upcastF32(t) : t);
   const q = (site: QuantSite): DotQuant | undefined => denseQuant(cfg, siteKey(quantKey, site));
-  let h0 = quantizedEinsum(up, dispatched, w.wi0, q(QuantSite.Wi0));
-  let h1 = quantizedEinsum(up, dispatched, w.wi1, q(QuantSite.Wi1));
+  const mm = (spec: string, lhs: Tensor, wt: ExpertWeight, site: QuantSite): Tensor =>
+    isQuantizedWeight(wt)
+      ? cast(servedExpertEinsum(spec, lhs, wt, servedLhsBits(cfg)), lhs.dtype)
+      : quantizedEinsum(spec, lhs, wt, q(site));
+  let h0 = mm(up, dispatched, w.wi0, QuantSite.Wi0);
+  let h1 = mm(up, dispatched, w.wi1, QuantSite.Wi1);
   if (cfg.mlpBias) {
     h0 = add(h0, biasShape(w.wi0Bias!));
     h1 = add(h1, biasShape(w.wi1Bias!));
   }
   const act = applyFfnActivation(cfg, f32(h0), f32(h1));
-  let o = quantizedEinsum(down, act, w.wo, q(QuantSite.Wo));
+  let o = mm(down, act, w.wo, QuantSite.Wo);
   if (cfg.mlpBias) o = add(o, biasShape(w.woBias!));
   return f32(o);
 }
@@ -179,7 +201,7 @@ export function denseMatmul(
   inputs_BSD: Tensor,
   gateLogits_BSE: Tensor,
   preBiasLogits_BSE: Tensor | undefined,
-  w: ExpertWeights,
+  w: AnyExpertWeights,
   rng?: RoutingRng,
   quantKey?: Key,
 ): DenseResult {
@@ -199,10 +221,11 @@ export function denseMatmul(
   const routing = { topKWeights_BSK: topKWeights, topKIndices_BSK: topKIndices, lbLoss, biasUpdates };
   const [B, S, D] = inputs.shape as [number, number, number];
   const c = (t: Tensor | undefined): Tensor | undefined => (t === undefined ? undefined : cast(t, dt));
-  const ew: ExpertWeights = {
-    wi0: c(w.wi0)!,
-    wi1: c(w.wi1)!,
-    wo: c(w.wo)!,
+  const cw = (t: ExpertWeight): ExpertWeight => (isQuantizedWeight(t) ? t : cast(t, dt));
+  const ew: AnyExpertWeights = {
+    wi0: cw(w.wi0),
+    wi1: cw(w.wi1),
+    wo: cw(w.wo),
     wi0Bias: c(w.wi0Bias),
     wi1Bias: c(w.wi1Bias),
     woBias: c(w.woBias),
@@ -232,13 +255,13 @@ export function denseMatmul(
   }
 
   const inter_BSED = upDown(cfg, "BSM,EMH->BSEH", "BSEH,EHM->BSEM", inputs, ew, (b) => b, quantKey);
-  let cw = isLlama4 ? reshapeAndUpdateWeights(cfg, full(topKWeights.shape, 1, dt), topKIndices) : weights_BSE!;
+  let cwts = isLlama4 ? reshapeAndUpdateWeights(cfg, full(topKWeights.shape, 1, dt), topKIndices) : weights_BSE!;
   let x = inter_BSED;
   if (cfg.float32WeightSum) {
     x = upcastF32(x);
-    cw = upcastF32(cw);
+    cwts = upcastF32(cwts);
   }
-  return { output: cast(einsum("BSEM,BSE->BSM", x, cw), dt), ...routing };
+  return { output: cast(einsum("BSEM,BSE->BSM", x, cwts), dt), ...routing };
 }
 
 export interface SparseResult extends RoutingOutputs {
@@ -250,7 +273,7 @@ export interface SparseResult extends RoutingOutputs {
  * The routed rows' FFN plus the weighted combine, tokens to tokens: gatherSorted → expertFfn → unpermute, one
  * ExpertFfn primitive where it applies.
  */
-export function sparseExpertCombine(cfg: MoeConfig, r: Routed, w: ExpertWeights, batchSize: number, sequenceLength: number): Tensor {
+export function sparseExpertCombine(cfg: MoeConfig, r: Routed, w: AnyExpertWeights, batchSize: number, sequenceLength: number): Tensor {
   const opts = expertFfnOptions(cfg, w, r.inputs_TD, r.weights_BSK);
   if (opts === undefined) return sparseExpertCombineComposed(cfg, r, w, batchSize, sequenceLength);
   const combine_TK = cfg.decoderBlock === "llama4" ? undefined : reshape(r.weights_BSK, [-1, cfg.numExpertsPerTok]);
@@ -262,7 +285,7 @@ export function sparseExpertCombine(cfg: MoeConfig, r: Routed, w: ExpertWeights,
 export function sparseExpertCombineComposed(
   cfg: MoeConfig,
   r: Routed,
-  w: ExpertWeights,
+  w: AnyExpertWeights,
   batchSize: number,
   sequenceLength: number,
 ): Tensor {
@@ -277,7 +300,7 @@ export function sparseMatmul(
   inputs_BSD: Tensor,
   gateLogits_BSE: Tensor,
   preBiasLogits_BSE: Tensor | undefined,
-  w: ExpertWeights,
+  w: AnyExpertWeights,
   rng?: RoutingRng,
 ): SparseResult {
   const [B, S] = inputs_BSD.shape as [number, number];

@@ -7,13 +7,16 @@ import { fmt } from "../core/shape.js";
 import type { Tensor } from "../core/tensor.js";
 import { add, cast, mul, sigmoid, upcastF32 } from "../ops/elementwise.js";
 import { quantizedEinsum } from "../ops/quantize.js";
-import { denseQuant } from "./quantization.js";
+import { isQuantizedWeight } from "../ops/quantized-weight.js";
+import { denseQuant, servedLhsBits } from "./quantization.js";
+import { servedDense } from "./served.js";
 import { getActivation } from "../ops/nn.js";
 import { defaultKernelInit } from "../nn/init.js";
 import { MlpBlock, dropout } from "../nn/mlp.js";
 import { Module, type Params } from "../nn/module.js";
 import { foldIn, prngKey, type Key } from "../nn/random.js";
 import type { MoeConfig } from "./config.js";
+import type { ExpertWeight } from "./experts.js";
 import { RoutedMoE, routedMoeForward, type ForwardOptions, type MoeOutput, type RoutedMoeWeights } from "./routed-moe.js";
 import { layerParamShapes, sharedMlpBlock } from "./routed-and-shared-moe.js";
 import { checkFinite } from "./finite.js";
@@ -26,8 +29,8 @@ export function mlpKernelPaths(numActivations: number): string[] {
   return [...wi, "wo/kernel"];
 }
 
-/** Kernels of a MaxText MlpBlock by path ("wi_0/kernel" [D,Hs], ..., "wo/kernel" [Hs,D]). */
-export type MlpKernels = Record<string, Tensor>;
+/** Kernels of a MaxText MlpBlock by path ("wi_0/kernel" [D,Hs], ..., "wo/kernel" [Hs,D]); held quantized: [1,k,n]. */
+export type MlpKernels = Record<string, ExpertWeight>;
 
 /**
  * MlpBlock.forward as a pure function (no bias, no pre-norm): h = Π_i act_i(x·wi_i) (fp32 before the
@@ -38,11 +41,13 @@ export function mlpForward(cfg: MoeConfig, kernels: MlpKernels, x_BSD: Tensor, d
   const dt = cfg.dtype;
   const paths = mlpKernelPaths(cfg.mlpActivations.length);
   const xx = cast(x_BSD, dt);
+  const mm = (spec: string, lhs: Tensor, k: ExpertWeight): Tensor =>
+    isQuantizedWeight(k) ? servedDense(lhs, k, servedLhsBits(cfg)) : quantizedEinsum(spec, lhs, cast(k, dt), denseQuant(cfg));
   let h: Tensor | undefined;
   paths.slice(0, -1).forEach((p, i) => {
     const k = kernels[p];
     if (k === undefined) throw new ShapeError(`[mlp] missing kernel ${p}`);
-    let z = quantizedEinsum("BSD,DH->BSH", xx, cast(k, dt), denseQuant(cfg));
+    let z = mm("BSD,DH->BSH", xx, k);
     if (cfg.activationsInFloat32) z = upcastF32(z);
     const a = getActivation(cfg.mlpActivations[i]!)(z);
     h = h === undefined ? a : mul(h, a);
@@ -51,12 +56,12 @@ export function mlpForward(cfg: MoeConfig, kernels: MlpKernels, x_BSD: Tensor, d
   if (cfg.dropoutRate > 0) hh = dropout(hh, cfg.dropoutRate, dropoutKey);
   const wo = kernels["wo/kernel"];
   if (wo === undefined) throw new ShapeError("[mlp] missing kernel wo/kernel");
-  return quantizedEinsum("BSH,HD->BSD", hh, cast(wo, dt), denseQuant(cfg));
+  return mm("BSH,HD->BSD", hh, wo);
 }
 
-/** All weights of a GatedSharedMoE. */
-export interface GatedSharedMoeWeights {
-  routed: RoutedMoeWeights;
+/** All weights of a GatedSharedMoE (W: see ExpertWeights). */
+export interface GatedSharedMoeWeights<W extends ExpertWeight = Tensor> {
+  routed: RoutedMoeWeights<W>;
   /** the shared MLP's kernels, MlpBlock paths */
   shared: MlpKernels;
   /** shared_expert_gate/kernel [D,1] */
@@ -74,7 +79,7 @@ export interface GatedSharedMoeOutput extends MoeOutput {
 /** The gated shared block as a pure function of the config, the weights and the input [B,S,D]. */
 export function gatedSharedMoeForward(
   cfg: MoeConfig,
-  w: GatedSharedMoeWeights,
+  w: GatedSharedMoeWeights<ExpertWeight>,
   inputs_BSD: Tensor,
   opts: ForwardOptions & { dropoutKey?: Key } = {},
 ): GatedSharedMoeOutput {

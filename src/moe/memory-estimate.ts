@@ -8,7 +8,7 @@ import type { MoeConfig } from "./config.js";
 import { expertCapacity } from "./dispatch.js";
 
 /** Bytes per element as held in memory (bfloat16 values live in float32 arrays). */
-const BYTES: Readonly<Record<DType, number>> = { float32: 4, bfloat16: 4, float64: 8, int32: 4 };
+const BYTES: Readonly<Record<DType, number>> = { float32: 4, bfloat16: 4, float64: 8, int32: 4, int8: 1, uint8: 1 };
 
 const product = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 

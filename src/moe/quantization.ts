@@ -60,3 +60,13 @@ export function sparseQuant(cfg: MoeConfig): GmmQuant | undefined {
     return cfg.megablox || cfg.useTokamaxGmm ? { lhs: QWIX8, rhs: QWIX8, rhsSharedOverGroups: true } : undefined;
   return denseQuant(cfg);
 }
+
+/**
+ * Serve mode (weights held quantized): the bits the activations are quantized to at run time, per row over the
+ * contraction, or undefined (weight-only). int8 quantizes them to 8 bits (MaxText's serve mode); intmp only with
+ * a_bits; a float config runs weight-only, which is what `moekit quantize` writes (intmp with w_bits).
+ */
+export function servedLhsBits(cfg: MoeConfig): number | undefined {
+  if (cfg.quantization === "int8") return 8;
+  return cfg.quantization === "intmp" ? (cfg.quantCfg!.__default__!.a_bits ?? undefined) : undefined;
+}

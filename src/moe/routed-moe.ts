@@ -1,5 +1,5 @@
 // Legend: B batch, S sequence, D model dim, H expert hidden, E experts, K experts per token.
-import { ConfigError, ShapeError } from "../core/errors.js";
+import { ConfigError, ShapeError, UnsupportedError } from "../core/errors.js";
 import { fmt, shapesEqual } from "../core/shape.js";
 import { full, type Tensor } from "../core/tensor.js";
 import { cast, mul } from "../ops/elementwise.js";
@@ -8,7 +8,17 @@ import { Module, type Params } from "../nn/module.js";
 import { defaultKernelInit, type NdInitializer } from "../nn/init.js";
 import { prngKey, split, type Key } from "../nn/random.js";
 import type { MoeConfig } from "./config.js";
-import { applyFfnActivation, denseMatmul, sparseMatmul, transformBias, type ExpertWeights, type RoutingOutputs } from "./experts.js";
+import {
+  applyFfnActivation,
+  denseMatmul,
+  sparseMatmul,
+  transformBias,
+  type AnyExpertWeights,
+  type ExpertWeight,
+  type ExpertWeights,
+  type RoutingOutputs,
+} from "./experts.js";
+import { isQuantizedWeight, quantizedWeightSlice } from "../ops/quantized-weight.js";
 import { deepseekRouting, deepseekScaleWeights, expertGroupMask, getTopk } from "./routing.js";
 import { localPermute, permute, unpermute, type PermuteOptions } from "./permute.js";
 import { generateMasks, generateMasksSubgroup, getContextPartitionAndSubSeq, reshapeAndUpdateWeights } from "./dispatch.js";
@@ -28,8 +38,8 @@ import {
   type EpStats,
 } from "./expert-parallel.js";
 
-/** All weights of a RoutedMoE, MaxText names camelCased (gate/kernel -> gateKernel). */
-export interface RoutedMoeWeights extends ExpertWeights {
+/** All weights of a RoutedMoE, MaxText names camelCased (gate/kernel -> gateKernel); W: see ExpertWeights. */
+export interface RoutedMoeWeights<W extends ExpertWeight = Tensor> extends ExpertWeights<W> {
   gateKernel: Tensor;
   gateBias?: Tensor | undefined;
   perExpertScale?: Tensor | undefined;
@@ -62,8 +72,9 @@ export interface ForwardOptions {
  * The experts' effective weights: per_expert_scale (Gemma4) folded into wo. Other weights keep their
  * storage dtype; the expert compute casts them to the layer dtype (or a fused kernel reads them as stored).
  */
-export function effectiveWeights(cfg: MoeConfig, w: RoutedMoeWeights): ExpertWeights {
+export function effectiveWeights(cfg: MoeConfig, w: RoutedMoeWeights<ExpertWeight>): AnyExpertWeights {
   if (w.perExpertScale === undefined) return w;
+  if (isQuantizedWeight(w.wo)) throw new UnsupportedError("[RoutedMoE] per_expert_scale with a quantized wo is not supported");
   const dt = cfg.dtype;
   return { ...w, wo: mul(cast(w.wo, dt), reshape(cast(w.perExpertScale, dt), [-1, 1, 1])) };
 }
@@ -71,7 +82,7 @@ export function effectiveWeights(cfg: MoeConfig, w: RoutedMoeWeights): ExpertWei
 /** Gate logits for the layer input (MaxText RoutedMoE.__call__ up to the expert dispatch). */
 export function routedGate(
   cfg: MoeConfig,
-  w: RoutedMoeWeights,
+  w: RoutedMoeWeights<ExpertWeight>,
   inputs_BSD: Tensor,
   gateInputs?: Tensor,
   quantKey?: Key,
@@ -89,7 +100,12 @@ export function routedGate(
 }
 
 /** RoutedMoE.__call__ as a pure function of the config, the weights and the input [B,S,D]. */
-export function routedMoeForward(cfg: MoeConfig, w: RoutedMoeWeights, inputs_BSD: Tensor, opts: ForwardOptions = {}): MoeOutput {
+export function routedMoeForward(
+  cfg: MoeConfig,
+  w: RoutedMoeWeights<ExpertWeight>,
+  inputs_BSD: Tensor,
+  opts: ForwardOptions = {},
+): MoeOutput {
   if (inputs_BSD.ndim !== 3 || inputs_BSD.shape[2] !== w.gateKernel.shape[0]) {
     throw new ShapeError(`[RoutedMoE] input ${fmt(inputs_BSD.shape)} must be [B,S,${w.gateKernel.shape[0]}]`);
   }
@@ -142,14 +158,17 @@ const REQUIRED_PATHS = new Set(["gate/kernel", "wi_0", "wi_1", "wo"]);
  * RoutedMoeWeights from parameters looked up by MaxText path (`get("wi_0")`); the optional ones may be
  * absent, a missing required one is an error naming `where` and the path.
  */
-export function routedWeightsFromPaths(get: (path: string) => Tensor | undefined, where: string): RoutedMoeWeights {
-  const w: Partial<Record<keyof RoutedMoeWeights, Tensor>> = {};
+export function routedWeightsFromPaths<W extends ExpertWeight = Tensor>(
+  get: (path: string) => W | undefined,
+  where: string,
+): RoutedMoeWeights<W> {
+  const w: Partial<Record<keyof RoutedMoeWeights, W>> = {};
   for (const [path, field] of Object.entries(ROUTED_PARAM_FIELDS)) {
     const t = get(path);
     if (t !== undefined) w[field] = t;
     else if (REQUIRED_PATHS.has(path)) throw new ShapeError(`[${where}] missing parameter ${path}`);
   }
-  return w as RoutedMoeWeights;
+  return w as unknown as RoutedMoeWeights<W>;
 }
 
 /**
@@ -356,7 +375,7 @@ export async function routedMoeForwardParallel(
   cfg: MoeConfig,
   group: Group,
   path: EpPath,
-  w: RoutedMoeWeights,
+  w: RoutedMoeWeights<ExpertWeight>,
   inputs_BSD: Tensor,
   opts: ForwardOptions = {},
 ): Promise<MoeOutput & { ep: EpStats }> {
@@ -367,14 +386,16 @@ export async function routedMoeForwardParallel(
 }
 
 /** This rank's view of the weights for expert parallelism: gate replicated, experts sliced [E/N, ...]. */
-export function shardWeights(w: RoutedMoeWeights, rank: number, size: number): RoutedMoeWeights {
+export function shardWeights<W extends ExpertWeight>(w: RoutedMoeWeights<W>, rank: number, size: number): RoutedMoeWeights<W> {
   const cut = (t: Tensor | undefined): Tensor | undefined => (t === undefined ? undefined : expertShard(t, rank, size));
+  const e = w.wi0.shape[0]! / size;
+  const cutW = (t: W): W => (isQuantizedWeight(t) ? quantizedWeightSlice(t, rank * e, (rank + 1) * e) : expertShard(t, rank, size)) as W;
   return {
     gateKernel: w.gateKernel,
     gateBias: w.gateBias,
-    wi0: cut(w.wi0)!,
-    wi1: cut(w.wi1)!,
-    wo: cut(w.wo)!,
+    wi0: cutW(w.wi0),
+    wi1: cutW(w.wi1),
+    wo: cutW(w.wo),
     wi0Bias: cut(w.wi0Bias),
     wi1Bias: cut(w.wi1Bias),
     woBias: cut(w.woBias),

@@ -1,12 +1,12 @@
 // Tensors across thread boundaries: plain records that structured clone carries (data is copied).
-import { parseDType } from "../core/dtype.js";
+import { parseDType, type TypedArray } from "../core/dtype.js";
 import { MoeError } from "../core/errors.js";
 import { Tensor } from "../core/tensor.js";
 
 interface WireTensor {
   __moekitTensor: true;
   /** bf16 bit patterns for a bits-backed bfloat16 tensor */
-  data: Float32Array | Float64Array | Int32Array | Uint16Array;
+  data: TypedArray | Uint16Array;
   shape: number[];
   dtype: string;
 }

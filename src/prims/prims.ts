@@ -2,6 +2,7 @@ import type { DType } from "../core/dtype.js";
 import type { AdamwStepParams, SgdStepParams } from "./optim-steps.js";
 import type { ExpertFfnBwdParams, ExpertFfnParams } from "./expert-ffn.js";
 import type { QuantizeParams } from "./quantize.js";
+import type { QuantizedGmmParams } from "./quantized-gmm.js";
 
 /**
  * The closed primitive set. Every op in moekit lowers to these; each has one shape rule
@@ -58,6 +59,8 @@ export enum Prim {
   Tgmm = "tgmm",
   // abs-max integer quantization (values int32, scales per slice)
   Quantize = "quantize",
+  // grouped matmul over a rhs held quantized (codes + scales, decoded in the kernel)
+  QuantizedGmm = "quantized_gmm",
   // fused MoE expert FFN (gather, up-projections, GLU, down-projection, combine) and its backward
   ExpertFfn = "expert_ffn",
   ExpertFfnBwd = "expert_ffn_bwd",
@@ -121,6 +124,7 @@ export interface PrimParams {
   /** lhs[m,k], rhs[m,n], groupSizes[G] -> [G,k,n], out[g] = lhs_g^T rhs_g */
   [Prim.Tgmm]: NoParams;
   [Prim.Quantize]: QuantizeParams;
+  [Prim.QuantizedGmm]: QuantizedGmmParams;
   [Prim.ExpertFfn]: ExpertFfnParams;
   [Prim.ExpertFfnBwd]: ExpertFfnBwdParams;
   [Prim.AdamwStep]: AdamwStepParams;

@@ -5,6 +5,7 @@ import { fmt, normalizeAxis, resolveReshape, shapesEqual, type Aval } from "../c
 import { expertFfnBwdShape, expertFfnShape } from "./expert-ffn.js";
 import { adamwStepShape, sgdStepShape } from "./optim-steps.js";
 import { quantizeShape } from "./quantize.js";
+import { quantizedGmmShape } from "./quantized-gmm.js";
 import { Prim, type Params } from "./prims.js";
 
 export type { Aval };
@@ -229,6 +230,7 @@ export const shapeRules: { [P in Prim]: ShapeRule<P> } = {
     return [{ shape: [g.shape[0]!, l.shape[1]!, r.shape[1]!], dtype: l.dtype }];
   },
   [Prim.Quantize]: quantizeShape,
+  [Prim.QuantizedGmm]: quantizedGmmShape,
   [Prim.ExpertFfn]: expertFfnShape,
   [Prim.ExpertFfnBwd]: expertFfnBwdShape,
   [Prim.AdamwStep]: adamwStepShape,

@@ -101,11 +101,13 @@ export interface FixtureOptions {
    * "negative_bias", "no_norm" (norm_topk_prob false), "transformers5" (its -inf mask, with the negative bias)
    */
   variant?: string;
+  /** other model widths than DIMS' */
+  dims?: Partial<Pick<typeof DIMS, "D" | "H">>;
 }
 
 /** A tiny checkpoint of `family` (E=4, K=2, D=16, H=24, 3 layers unless noted). */
 export function makeFixture(family: string, opts: FixtureOptions = {}): Fixture {
-  const { E, K, D, H, L, V } = DIMS;
+  const { E, K, D, H, L, V } = { ...DIMS, ...opts.dims };
   const b = new Builder(new Rand(opts.seed ?? 7), opts.storage ?? "F32");
   b.add("model.embed_tokens.weight", [V, D], 1);
   const gateScale = 1.5;

@@ -34,7 +34,7 @@ export const FAMILIES = {
   "matmul-einsum": [Prim.BatchMatmul],
   indexing: [Prim.Gather, Prim.ScatterAdd, Prim.TopK, Prim.Argsort, Prim.Bincount, Prim.Cumsum],
   segment: [Prim.Gmm, Prim.Tgmm],
-  quantize: [Prim.Quantize],
+  quantize: [Prim.Quantize, Prim.QuantizedGmm],
   "expert-ffn": [Prim.ExpertFfn, Prim.ExpertFfnBwd],
   "optim-steps": [Prim.AdamwStep, Prim.SgdStep],
 } as const satisfies Record<string, readonly Prim[]>;

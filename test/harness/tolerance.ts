@@ -36,6 +36,8 @@ export function tolFor(dtype: DType): Required<Pick<Tol, "atol" | "rtol">> {
     case "bfloat16":
       return { atol: 1e-2, rtol: 1e-2 };
     case "int32":
+    case "int8":
+    case "uint8":
       return { atol: 0, rtol: 0 };
     default:
       return dtype satisfies never;
@@ -43,10 +45,17 @@ export function tolFor(dtype: DType): Required<Pick<Tol, "atol" | "rtol">> {
 }
 
 /** Machine epsilon of each dtype (int32 results are compared exactly). */
-export const EPS: Readonly<Record<DType, number>> = { float64: 2 ** -52, float32: 2 ** -23, bfloat16: 2 ** -7, int32: 0 };
+export const EPS: Readonly<Record<DType, number>> = {
+  float64: 2 ** -52,
+  float32: 2 ** -23,
+  bfloat16: 2 ** -7,
+  int32: 0,
+  int8: 0,
+  uint8: 0,
+};
 
 /** Smallest normal value of each dtype: the floor of atol, so denormal results need not match to the last bit. */
-const TINY: Readonly<Record<DType, number>> = { float64: 2 ** -1022, float32: 2 ** -126, bfloat16: 2 ** -126, int32: 0 };
+const TINY: Readonly<Record<DType, number>> = { float64: 2 ** -1022, float32: 2 ** -126, bfloat16: 2 ** -126, int32: 0, int8: 0, uint8: 0 };
 
 /** NMSE bound of matmul-like results in `dtype` against float64 (ggml's defaults). */
 export function nmseBound(dtype: DType): number {
@@ -167,6 +176,10 @@ export function roundTo(dtype: DType, x: number): number {
       return bf16(Math.fround(x));
     case "int32":
       return x | 0;
+    case "int8":
+      return (x << 24) >> 24;
+    case "uint8":
+      return x & 0xff;
     default:
       return dtype satisfies never;
   }

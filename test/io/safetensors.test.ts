@@ -273,7 +273,7 @@ describe("safetensors: malformed files are rejected with the file and the proble
     ["invalid JSON", () => handBuilt('{"a": {"dtype": '), /not valid JSON/],
     ["a header that is not an object", () => handBuilt("[1, 2]"), /does not start with '\{'/],
     ["an unknown dtype", () => handBuilt(JSON.stringify({ a: entry("F12", [1], 0, 4) }), [0, 0, 0, 0]), /tensor 'a': unknown dtype "F12"/],
-    ["an unsupported dtype", () => handBuilt(JSON.stringify({ a: entry("F8_E4M3", [1], 0, 1) }), [0]), /dtype F8_E4M3 is not supported/],
+    ["an unsupported dtype", () => handBuilt(JSON.stringify({ a: entry("F8_E5M2", [1], 0, 1) }), [0]), /dtype F8_E5M2 is not supported/],
     [
       "a shape that does not match the offsets",
       () => handBuilt(JSON.stringify({ a: f32([3], 0, 8) }), new Array(8).fill(0)),

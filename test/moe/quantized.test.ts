@@ -2,7 +2,7 @@
 // dequantized here (per column / per (expert, column)); the sparse intmp extension equals the dense path; expert
 // parallelism quantizes each rank's local experts.
 import { describe, expect, it } from "vitest";
-import { tensor, type Tensor } from "../../src/core/tensor.js";
+import type { Tensor } from "../../src/core/tensor.js";
 import { routedMoeForward, routedMoeForwardParallel, shardWeights, type RoutedMoeWeights } from "../../src/moe/routed-moe.js";
 import { runSpmd } from "../../src/parallel/local-group.js";
 import { concatenate, sliceAxis } from "../../src/ops/movement.js";
@@ -12,32 +12,11 @@ import { mul } from "../../src/ops/elementwise.js";
 import { sum } from "../../src/ops/reduce.js";
 import { prngKey, type Key } from "../../src/nn/random.js";
 import { cfg64, randomInput, randomWeights, scaledError, type Dims } from "./setup.js";
+import { dequantize } from "../harness/dequantize.js";
 
 const d: Dims = { B: 2, S: 4, D: 8, H: 6 };
 const BASE = { num_experts: 4, num_experts_per_tok: 2, emb_dim: d.D, moe_mlp_dim: d.H, decoder_block: "mixtral" };
 const intmp = (bits: number): Record<string, unknown> => ({ quantization: "intmp", quant_cfg: { __default__: { w_bits: bits } } });
-
-/** AQT weight-only dequantization of w [..., K, N] per (leading index, column) over K, computed independently. */
-function dequantize(w: Tensor, bits: number): Tensor {
-  const [K, N] = w.shape.slice(-2) as [number, number];
-  const lead = w.size / (K * N);
-  const Q = 2 ** (bits - 1) - 0.5;
-  const out = new Float64Array(w.size);
-  for (let l = 0; l < lead; l++) {
-    for (let j = 0; j < N; j++) {
-      const at = (p: number): number => (l * K + p) * N + j;
-      let m = 0;
-      for (let p = 0; p < K; p++) m = Math.max(m, Math.abs(w.data[at(p)]!));
-      const s = m === 0 ? 1 : m / Q;
-      for (let p = 0; p < K; p++) {
-        const v = Math.max(-(Q - 0.5), Math.min(Q - 0.5, w.data[at(p)]! / s));
-        // the values here are never half-points: Math.round is round-half-even for them
-        out[at(p)] = Math.round(v) * s;
-      }
-    }
-  }
-  return tensor(out, w.shape, w.dtype);
-}
 
 const dequantized = (w: RoutedMoeWeights, bits: number): RoutedMoeWeights => ({
   ...w,

@@ -40,6 +40,7 @@ describe("primitive test coverage", () => {
         Prim.Bincount,
         Prim.ExpertFfnBwd,
         Prim.Quantize,
+        Prim.QuantizedGmm,
         Prim.AdamwStep,
         Prim.SgdStep,
       ].sort(),

@@ -31,6 +31,8 @@ const ULP: Record<DType, { atol: number; rtol: number }> = {
   float32: { atol: 1e-38, rtol: 2 ** -23 },
   bfloat16: { atol: 1e-38, rtol: 2 ** -7 },
   int32: { atol: 0, rtol: 0 },
+  int8: { atol: 0, rtol: 0 },
+  uint8: { atol: 0, rtol: 0 },
 };
 
 interface UnaryCase {

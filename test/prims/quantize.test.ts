@@ -15,6 +15,11 @@ import { foldIn, prngKey, uniform } from "../../src/nn/random.js";
 import { assertAllClose, assertExact } from "../harness/tolerance.js";
 import { expectPrimError, gradCoverage } from "../harness/families.js";
 import { testBackends } from "../harness/backends.js";
+import { quantizedWeightGmm, type QuantizedWeight } from "../../src/ops/quantized-weight.js";
+import { bind } from "../../src/autodiff/bind.js";
+import { Prim } from "../../src/prims/prims.js";
+import { add } from "../../src/ops/elementwise.js";
+import { reshape } from "../../src/ops/movement.js";
 
 const cov = gradCoverage("quantize");
 const AQT8: OperandQuant = { bits: 8, flavour: "aqt" };
@@ -318,4 +323,168 @@ describe.each(testBackends())("quantized matmuls on %s", (backend) => {
 
 describe("quantize gradients", () => {
   it("Quantize itself is not differentiable (the matmuls above carry the straight-through rule)", () => cov.verify());
+});
+
+describe("quantized_gmm (serve mode: rhs held as codes + scales)", () => {
+  /** Independent spec: dequantize every code into a float64 [G,k,n] array, then a per-row loop. */
+  function naiveServed(lhs: number[][], q: number[][][], s: number[][], sizes: number[], sl?: number[]): number[][] {
+    const out: number[][] = [];
+    let r = 0;
+    sizes.forEach((rows, g) => {
+      for (let i = 0; i < rows; i++, r++) {
+        const row = lhs[r]!;
+        out.push(
+          s[g]!.map((sj, j) =>
+            Math.fround(Math.fround(row.reduce((a, x, p) => a + x * q[g]![p]![j]!, 0)) * Math.fround((sl?.[r] ?? 1) * sj)),
+          ),
+        );
+      }
+    });
+    while (out.length < lhs.length) out.push(s[0]!.map(() => 0));
+    return out;
+  }
+  let seed = 7;
+  const uni = (lo: number, hi: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return lo + ((hi - lo) * seed) / 2 ** 31;
+  };
+  const pack4 = (q: number[][][], n: number): Uint8Array => {
+    const w = Math.ceil(n / 2);
+    const out = new Uint8Array(q.length * q[0]!.length * w);
+    q.flat().forEach((row, i) => row.forEach((v, j) => (out[i * w + (j >> 1)]! |= (v & 0xf) << ((j & 1) * 4))));
+    return out;
+  };
+  const cases: [string, number, number, number[], 8 | 4][] = [
+    ["int8, odd sizes", 7, 5, [2, 0, 3], 8],
+    ["int4, odd n (last byte half used)", 9, 7, [1, 3, 2], 4],
+    ["int4, empty groups and padding rows", 3, 4, [0, 2, 0], 4],
+    ["int8, k past one decode block", 130, 3, [2, 1], 8],
+  ];
+  it.each(cases)("%s: equals dequantize-then-matmul", (_n, k, n, sizes, bits) => {
+    const G = sizes.length;
+    const m = sizes.reduce((a, b) => a + b, 0) + 1;
+    const lim = bits === 8 ? 127 : 7;
+    const q = Array.from({ length: G }, () =>
+      Array.from({ length: k }, () => Array.from({ length: n }, () => Math.round(uni(-lim - 1, lim)))),
+    );
+    const s = Array.from({ length: G }, () => Array.from({ length: n }, () => Math.fround(uni(0.01, 0.2))));
+    const lhs = Array.from({ length: m }, () => Array.from({ length: k }, () => Math.fround(uni(-2, 2))));
+    const codes =
+      bits === 8 ? new Tensor(Int8Array.from(q.flat(2)), [G, k, n], "int8") : new Tensor(pack4(q, n), [G, k, Math.ceil(n / 2)], "uint8");
+    const w: QuantizedWeight = { format: bits === 8 ? "int8" : "int4", shape: [G, k, n], codes, scales: tensor(s.flat(), [G, 1, n]) };
+    const got = quantizedWeightGmm(tensor(lhs), w, tensor(sizes, [G], "int32"));
+    assertExact(got, tensor(naiveServed(lhs, q, s, sizes)));
+    // activations quantized per row at run time: integer rows times their scales
+    const x = tensor(lhs);
+    const [v, sx] = quantize(x, [1], { bits: 8, flavour: "aqt" });
+    const rows = Array.from({ length: m }, (_, r) => Array.from(v.data.slice(r * k, (r + 1) * k)));
+    assertExact(quantizedWeightGmm(x, w, tensor(sizes, [G], "int32"), 8), tensor(naiveServed(rows, q, s, sizes, Array.from(sx.data))));
+  });
+
+  it("refuses wrong layouts, and int8/uint8 codes anywhere but quantized_gmm and movement", () => {
+    const codes = new Tensor(new Int8Array(12), [1, 3, 4], "int8");
+    const args = (c: Tensor, s: Tensor): Tensor[] => [tensor([[1, 2, 3]]), c, s, tensor([1], [1], "int32")];
+    expectPrimError(
+      () => bind(Prim.QuantizedGmm, args(codes, tensor([1, 1, 1], [1, 1, 3])), { format: "int8", columns: 4 }),
+      "quantized_gmm",
+      /scales float32\[1,1,3\]: expected float32\[1,1,4\]/,
+    );
+    expectPrimError(
+      () => bind(Prim.QuantizedGmm, args(codes, tensor([1, 1, 1, 1], [1, 1, 4])), { format: "int4", columns: 4 }),
+      "quantized_gmm",
+      /int4 codes int8\[1,3,4\]: expected uint8\[1,3,2\]/,
+    );
+    expect(() => add(codes, codes)).toThrow(/\[add\] does not take int8 codes/);
+    expect(reshape(codes, [3, 4]).data).toBeInstanceOf(Int8Array);
+  });
+});
+
+describe("quantized_gmm: checkpoint block formats (DeepSeek-V3 FP8, GPT-OSS MXFP4)", () => {
+  /** e4m3fn bits -> value, spelled through the binary layout: 2^(e−7)·1.m, subnormals 2^−6·0.m. */
+  const e4m3 = (b: number): number => {
+    const sign = b >= 128 ? -1 : 1;
+    const e = (b & 0x78) / 8;
+    const m = (b & 7) / 8;
+    if (e === 15 && m === 7 / 8) return NaN;
+    return sign * (e === 0 ? m * 2 ** -6 : (1 + m) * 2 ** (e - 7));
+  };
+  const fp4 = (v: number): number => [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0, -0.5, -1, -1.5, -2, -3, -4, -6][v]!;
+  let seed = 11;
+  const byte = (): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % 256;
+  };
+
+  it.each([
+    ["fp8_e4m3", 200, 130, [3, 0, 2]],
+    ["fp8_e4m3", 5, 7, [2, 2]],
+    ["mxfp4", 96, 5, [1, 4]],
+  ] as const)("%s k=%i n=%i: equals the dequantize-then-float loop", (format, k, n, sizes) => {
+    const G = sizes.length;
+    const m = sizes.reduce((a: number, b) => a + b, 0);
+    // W[g][p][j] from the stored form, decoded here
+    const W: number[][][] = [];
+    let codes: Uint8Array;
+    let scales: Tensor;
+    if (format === "fp8_e4m3") {
+      codes = Uint8Array.from({ length: G * n * k }, () => {
+        const b = byte();
+        return (b & 0x7f) === 0x7f ? b - 1 : b; // no NaN codes
+      });
+      const [nb, kb] = [Math.ceil(n / 128), Math.ceil(k / 128)];
+      const s = Array.from({ length: G * nb * kb }, () => Math.fround(0.001 + byte() / 5000));
+      scales = tensor(s, [G, nb, kb]);
+      for (let g = 0; g < G; g++)
+        W.push(
+          Array.from({ length: k }, (_, p) =>
+            Array.from(
+              { length: n },
+              (_, j) => e4m3(codes[(g * n + j) * k + p]!) * s[(g * nb + Math.floor(j / 128)) * kb + Math.floor(p / 128)]!,
+            ),
+          ),
+        );
+    } else {
+      codes = Uint8Array.from({ length: (G * n * k) / 2 }, byte);
+      const e8 = Uint8Array.from({ length: (G * n * k) / 32 }, () => 120 + (byte() % 10));
+      scales = new Tensor(e8, [G, n, k / 32], "uint8");
+      for (let g = 0; g < G; g++)
+        W.push(
+          Array.from({ length: k }, (_, p) =>
+            Array.from({ length: n }, (_, j) => {
+              const b = codes[(g * n + j) * (k / 2) + Math.floor(p / 2)]!;
+              return fp4(p % 2 === 0 ? b % 16 : Math.floor(b / 16)) * 2 ** (e8[(g * n + j) * (k / 32) + Math.floor(p / 32)]! - 127);
+            }),
+          ),
+        );
+    }
+    const lhs = Array.from({ length: m }, () => Array.from({ length: k }, () => Math.fround((byte() - 128) / 64)));
+    const w: QuantizedWeight = {
+      format,
+      shape: [G, k, n],
+      codes: new Tensor(codes, format === "fp8_e4m3" ? [G, n, k] : [G, n, k / 2], "uint8"),
+      scales,
+    };
+    const got = quantizedWeightGmm(tensor(lhs), w, tensor(sizes, [G], "int32"));
+    let r = 0;
+    const want: number[][] = [];
+    sizes.forEach((rows, g) => {
+      for (let i = 0; i < rows; i++, r++)
+        want.push(Array.from({ length: n }, (_, j) => lhs[r]!.reduce((a, x, p) => a + x * W[g]![p]![j]!, 0)));
+    });
+    assertAllClose(got, tensor(want), { rtol: 1e-5, atol: 1e-5 });
+  });
+
+  it("mxfp4 needs k a multiple of 32", () => {
+    const w = [
+      tensor([[1, 2]]),
+      new Tensor(new Uint8Array(1), [1, 1, 1], "uint8"),
+      new Tensor(new Uint8Array(1), [1, 1, 1], "uint8"),
+      tensor([1], [1], "int32"),
+    ];
+    expectPrimError(
+      () => bind(Prim.QuantizedGmm, w, { format: "mxfp4", columns: 1 }),
+      "quantized_gmm",
+      /mxfp4 needs k a multiple of 32, got 2/,
+    );
+  });
 });

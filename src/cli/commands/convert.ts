@@ -11,7 +11,7 @@ import {
 } from "../../checkpoint/index.js";
 import { readKeysFile } from "../config-file.js";
 import { checkOutput } from "../outputs.js";
-import { applyMaxMemory, optionalIntFlag, parseCommandArgs } from "../flags.js";
+import { applyMaxMemory, LAYER_WRITE_OPTIONS, optionalIntFlag, parseCommandArgs } from "../flags.js";
 
 const HELP = `Usage: moekit convert --from hf|maxtext --to hf|maxtext IN OUT [options]
 
@@ -44,15 +44,11 @@ export async function convertCommand(argv: string[]): Promise<number> {
     options: {
       from: { type: "string" },
       to: { type: "string" },
-      layer: { type: "string" },
       family: { type: "string" },
       config: { type: "string" },
       module: { type: "string" },
       "max-shard-bytes": { type: "string" },
-      "max-memory": { type: "string" },
-      quiet: { type: "boolean" },
-      force: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
+      ...LAYER_WRITE_OPTIONS,
     },
   });
   if (values.help === true) {

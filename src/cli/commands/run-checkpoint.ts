@@ -7,7 +7,16 @@ import { loadSafetensors, readNpy, saveSafetensors, writeNpy } from "../../io/in
 import { bincount } from "../../ops/indexing.js";
 import { reshape } from "../../ops/movement.js";
 import { foldIn, normal, prngKey } from "../../nn/random.js";
-import { HF_FAMILIES, isHfFamily, moeLayerForward, openMoeLayer, type CheckpointFormat, type MoeLayer } from "../../checkpoint/index.js";
+import {
+  HF_FAMILIES,
+  isHfFamily,
+  layerParameterCount,
+  moeLayerForward,
+  openMoeLayer,
+  type CheckpointFormat,
+  type MoeLayer,
+} from "../../checkpoint/index.js";
+import { quantizedStorage } from "../../ops/quantized-weight.js";
 import { readKeysFile } from "../config-file.js";
 import { checkOutput } from "../outputs.js";
 import { applyMaxMemory, intFlag, optionalIntFlag, parseCommandArgs } from "../flags.js";
@@ -160,7 +169,9 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
     }
     log(`wrote ${path.resolve(out)}`);
   }
-  const parameters = Object.values(layer.params).reduce((a, t) => a + t.size, 0);
+  const parameters = layerParameterCount(layer);
+  const served = Object.values(layer.quantized ?? {});
+  const storage = quantizedStorage(served);
   const report = {
     checkpoint: values.checkpoint,
     layer: layer.layer,
@@ -178,6 +189,8 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
     forwardMs: Number(ms.toFixed(2)),
     backend: runtimeInfo().backend,
     caveats: layer.caveats,
+    quantizedExperts:
+      served.length === 0 ? null : { format: served[0]!.format, bytes: storage.bytes, bytesPerWeight: storage.bytes / storage.weights },
   };
   if (values.json === true) {
     console.log(JSON.stringify(report, null, 2));
@@ -193,6 +206,8 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
   console.log(`tokens/expert   ${perExpert.join(" ")}`);
   console.log(`dropped         ${report.droppedAssignments} of ${report.routedAssignments} assignments`);
   console.log(`lb_loss         ${report.lbLoss === null ? "none (load_balance_loss_weight = 0)" : report.lbLoss.toExponential(4)}`);
+  const q = report.quantizedExperts;
+  if (q !== null) console.log(`experts held    ${q.format}, ${q.bytes} bytes (${q.bytesPerWeight.toFixed(3)} per weight, scales included)`);
   console.log(`load            ${report.loadMs} ms, forward ${report.forwardMs} ms (${report.backend} backend)`);
   return 0;
 }

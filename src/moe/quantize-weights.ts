@@ -1,0 +1,30 @@
+// Serve mode's storage: a layer's routed expert weights quantized once (int8, or int4 packed two per byte), each
+// with float32 scales per (expert, column); the gate, biases and shared MLP stay float.
+import { MoeError } from "../core/errors.js";
+import { isQuantizedWeight, quantizeWeight, quantizedStorage, type QuantizedWeight, type QuantizeMode } from "../ops/quantized-weight.js";
+import type { ExpertWeight } from "./experts.js";
+import type { RoutedMoeWeights } from "./routed-moe.js";
+
+export type { QuantizeMode };
+
+/**
+ * The routed experts' wi_0, wi_1 and wo quantized for serving (AQT's weight-only rule per (expert, column), as
+ * `quantization: "intmp"` quantizes them at run time); the other weights are kept as they are, and weights already
+ * held in `mode` too (another format is refused).
+ *
+ * @example const served = quantizeWeights(moe.weights, "int8"); routedMoeForward(intmpConfig, served, x)
+ */
+export function quantizeWeights(w: RoutedMoeWeights<ExpertWeight>, mode: QuantizeMode): RoutedMoeWeights<QuantizedWeight> {
+  const q = (t: ExpertWeight): QuantizedWeight => {
+    if (!isQuantizedWeight(t)) return quantizeWeight(t, mode);
+    if (t.format !== mode) throw new MoeError(`[quantizeWeights] weights held as ${t.format} are not requantized to ${mode}`);
+    return t;
+  };
+  return { ...w, wi0: q(w.wi0), wi1: q(w.wi1), wo: q(w.wo) };
+}
+
+/** Bytes held by the quantized expert weights (codes and scales), and per expert weight element. */
+export function servedExpertBytes(w: RoutedMoeWeights<QuantizedWeight>): { bytes: number; perWeight: number } {
+  const { bytes, weights } = quantizedStorage([w.wi0, w.wi1, w.wo]);
+  return { bytes, perWeight: bytes / weights };
+}

@@ -1,0 +1,86 @@
+// Serve mode (QUANTIZATION.md): expert weights held quantized (int8 codes, int4 codes packed two per byte, or a
+// checkpoint's FP8 / MXFP4 blocks, plus their scales) and grouped matmuls that read that storage directly
+// (Prim.QuantizedGmm).
+// Legend: G groups (experts), k contracting dim, n columns, m rows.
+import { UnsupportedError } from "../core/errors.js";
+import { Tensor } from "../core/tensor.js";
+import { bind1 } from "../autodiff/bind.js";
+import { isRecording } from "../autodiff/graph.js";
+import { Prim } from "../prims/prims.js";
+import { weightLayout, type WeightFormat } from "../prims/quantized-gmm.js";
+import { cast } from "./elementwise.js";
+import { sliceAxis } from "./movement.js";
+import { quantize } from "./quantize.js";
+
+export type { WeightFormat };
+
+/** A [G,k,n] weight in quantized storage (the layouts of prims/quantized-gmm.ts). */
+export interface QuantizedWeight {
+  readonly format: WeightFormat;
+  /** the logical [G,k,n] */
+  readonly shape: readonly [number, number, number];
+  readonly codes: Tensor;
+  readonly scales: Tensor;
+}
+
+export const isQuantizedWeight = (w: unknown): w is QuantizedWeight =>
+  typeof w === "object" && w !== null && !(w instanceof Tensor) && "codes" in w && "scales" in w;
+
+/** Bits of a format's codes. */
+export const formatBits = (f: WeightFormat): number => (f === "int8" || f === "fp8_e4m3" ? 8 : 4);
+
+/** The formats moekit quantizes float weights into (fp8_e4m3 and mxfp4 are read from checkpoints). */
+export const QUANTIZE_MODES = ["int8", "int4"] as const;
+export type QuantizeMode = (typeof QUANTIZE_MODES)[number];
+
+/**
+ * Quantizes a float [G,k,n] weight for serving: AQT's symmetric abs-max rule per (group, column) over k, bound
+ * Q = 2^(bits−1) − 0.5, clip to ±(Q − 0.5), round half to even (the `intmp` weight-only rule), scales float32.
+ */
+export function quantizeWeight(w_GKN: Tensor, format: QuantizeMode): QuantizedWeight {
+  const [G, k, n] = w_GKN.shape as [number, number, number];
+  const [v, s] = quantize(cast(w_GKN, "float32"), [1], { bits: formatBits(format), flavour: "aqt" });
+  const layout = weightLayout(format, G, k, n);
+  const values = v!.data;
+  let codes: Int8Array | Uint8Array;
+  if (format === "int8") codes = Int8Array.from(values);
+  else {
+    codes = new Uint8Array(G * k * layout.codes.shape[2]!);
+    const w = layout.codes.shape[2]!;
+    for (let row = 0; row < G * k; row++)
+      for (let j = 0; j < n; j++) codes[row * w + (j >> 1)]! |= (values[row * n + j]! & 0xf) << ((j & 1) * 4);
+  }
+  return { format, shape: [G, k, n], codes: new Tensor(codes, layout.codes.shape, layout.codes.dtype), scales: s! };
+}
+
+/** Groups [start, end) of a quantized weight (an expert-parallel rank's experts); shares nothing it need not copy. */
+export function quantizedWeightSlice(w: QuantizedWeight, start: number, end: number): QuantizedWeight {
+  return {
+    format: w.format,
+    shape: [end - start, w.shape[1], w.shape[2]],
+    codes: sliceAxis(w.codes, 0, start, end),
+    scales: sliceAxis(w.scales, 0, start, end),
+  };
+}
+
+/** Bytes the quantized weights hold (codes and scales), and their logical element count. */
+export function quantizedStorage(ws: readonly QuantizedWeight[]): { bytes: number; weights: number } {
+  return {
+    bytes: ws.reduce((a, w) => a + w.codes.data.byteLength + w.scales.data.byteLength, 0),
+    weights: ws.reduce((a, w) => a + w.shape[0] * w.shape[1] * w.shape[2], 0),
+  };
+}
+
+/**
+ * gmm(lhs [m,k], w [G,k,n], groupSizes) read from quantized storage. Weight-only by default (lhs stays float); with
+ * `lhsBits`, the rows are quantized at run time too (AQT, one scale per row over k) and multiplied as integers.
+ * Inference only: refuses a differentiated lhs.
+ */
+export function quantizedWeightGmm(lhs: Tensor, w: QuantizedWeight, groupSizes: Tensor, lhsBits?: number): Tensor {
+  if (isRecording() && lhs.node !== undefined)
+    throw new UnsupportedError("[quantized_gmm] quantized (served) weights are for inference: differentiate the float layer");
+  const params = { format: w.format, columns: w.shape[2] };
+  if (lhsBits === undefined) return bind1(Prim.QuantizedGmm, [lhs, w.codes, w.scales, groupSizes], params);
+  const [v, s] = quantize(lhs, [1], { bits: lhsBits, flavour: "aqt" });
+  return cast(bind1(Prim.QuantizedGmm, [v, w.codes, w.scales, groupSizes, cast(s, "float32")], params), lhs.dtype);
+}
