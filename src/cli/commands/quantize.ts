@@ -1,9 +1,8 @@
-import { parseArgs } from "node:util";
 import { MoeError } from "../../core/errors.js";
 import { openMoeLayer, quantizeMoeLayer, writeMaxTextMoeLayer } from "../../checkpoint/index.js";
 import { QUANTIZE_MODES, quantizedStorage, type QuantizeMode } from "../../ops/quantized-weight.js";
 import { checkOutput } from "../outputs.js";
-import { applyMaxMemory, LAYER_WRITE_OPTIONS, optionalIntFlag } from "../flags.js";
+import { applyMaxMemory, LAYER_WRITE_OPTIONS, optionalIntFlag, parseCommandArgs } from "../flags.js";
 
 const HELP = `Usage: moekit quantize --mode int8|int4 IN OUT [options]
 
@@ -23,7 +22,7 @@ Options:
 
 /** `moekit quantize`: returns the exit code. */
 export function quantizeCommand(argv: string[]): number {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args: argv,
     allowPositionals: true,
     options: { mode: { type: "string" }, ...LAYER_WRITE_OPTIONS },
