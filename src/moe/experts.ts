@@ -116,11 +116,29 @@ export function expertFfn(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, ex
 
 /** expertFfn as the composition of ops (the ExpertFfn primitive's spec for float32 layers). */
 export function expertFfnComposed(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, expertOfRow_R: Tensor, w: ExpertWeights): Tensor {
+  const [h0, h1] = expertUp(cfg, x_RD, groupSizes_E, w);
+  return expertDown(cfg, h0, h1, groupSizes_E, expertOfRow_R, w);
+}
+
+/** The two wi GMMs of the expert FFN, before their biases: [gmm(x, wi_0), gmm(x, wi_1)]. */
+export function expertUp(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, w: ExpertWeights): [Tensor, Tensor] {
   const dt = cfg.dtype;
   const x = cast(x_RD, dt);
   const q = sparseQuant(cfg);
-  let h0 = quantizedGmm(x, cast(w.wi0, dt), groupSizes_E, q);
-  let h1 = quantizedGmm(x, cast(w.wi1, dt), groupSizes_E, q);
+  return [quantizedGmm(x, cast(w.wi0, dt), groupSizes_E, q), quantizedGmm(x, cast(w.wi1, dt), groupSizes_E, q)];
+}
+
+/** The rest of the expert FFN after the wi GMMs: their biases, the activation, gmm(·, wo) and its bias. */
+export function expertDown(
+  cfg: MoeConfig,
+  h0_RH: Tensor,
+  h1_RH: Tensor,
+  groupSizes_E: Tensor,
+  expertOfRow_R: Tensor,
+  w: ExpertWeights,
+): Tensor {
+  const dt = cfg.dtype;
+  let [h0, h1] = [h0_RH, h1_RH];
   let b: [Tensor, Tensor, Tensor] | undefined;
   if (cfg.mlpBias) {
     b = transformBias(expertOfRow_R, cast(w.wi0Bias!, dt), cast(w.wi1Bias!, dt), cast(w.woBias!, dt));
@@ -128,7 +146,7 @@ export function expertFfnComposed(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Te
     h1 = add(h1, b[1]);
   }
   const act = applyFfnActivation(cfg, h0, h1);
-  let out = quantizedGmm(act, cast(w.wo, dt), groupSizes_E, q);
+  let out = quantizedGmm(act, cast(w.wo, dt), groupSizes_E, sparseQuant(cfg));
   if (b !== undefined) out = add(out, b[2]);
   return out;
 }
@@ -282,7 +300,11 @@ export function sparseMatmul(
 ): SparseResult {
   const [B, S] = inputs_BSD.shape as [number, number];
   const r = route(cfg, inputs_BSD, gateLogits_BSE, preBiasLogits_BSE, { rng });
-  const output = sparseExpertCombine(cfg, r, w, B, S);
+  return sparseResult(r, sparseExpertCombine(cfg, r, w, B, S));
+}
+
+/** The sparse path's result: the combined output and what routing decided. */
+export function sparseResult(r: Routed, output: Tensor): SparseResult {
   return {
     output,
     topKWeights_BSK: r.weights_BSK,
