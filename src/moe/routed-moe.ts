@@ -20,7 +20,7 @@ import { checkMemory } from "../core/memory.js";
 import type { RoutingRng } from "./routing.js";
 import type { Group } from "../parallel/group.js";
 import type { Mesh } from "../parallel/mesh.js";
-import { checkParallelSizes, gatherFsdp, meshFfn, moeAxes, matmulMesh } from "./tensor-parallel.js";
+import { checkParallelSizes, checkShardShapes, gatherFsdp, meshFfn, moeAxes, matmulMesh } from "./tensor-parallel.js";
 import {
   expertShard,
   getAllToAllParams,
@@ -370,7 +370,9 @@ export async function routedMoeForwardParallel(
   opts: ForwardOptions = {},
 ): Promise<MoeOutput & { ep: EpStats }> {
   const axes = moeAxes(group);
-  checkParallelSizes(cfg, axes.mesh);
+  const D = w.gateKernel.shape[0]!;
+  checkParallelSizes(cfg, axes.mesh, D);
+  checkShardShapes(cfg, axes.mesh, D, w);
   const { x, logits, pre } = routedGate(cfg, w, inputs_BSD, opts.gateInputs, opts.quantKey);
   const ew = await gatherFsdp(axes, effectiveWeights(cfg, w));
   if (axes.expert.size === 1) {

@@ -7,7 +7,8 @@
 //  - fsdp: the expert weights are stored sharded over fsdp on the embedding dim and all-gathered before use (the
 //    gather's VJP reduce-scatters their gradients); the batch is sharded over data × fsdp × expert.
 // Legend: B batch, S sequence, D model dim, H expert hidden, E experts, e local experts, R routed rows.
-import { ConfigError } from "../core/errors.js";
+import { ConfigError, ShapeError } from "../core/errors.js";
+import { fmt } from "../core/shape.js";
 import { zeros, type Tensor } from "../core/tensor.js";
 import { add, cast, mul } from "../ops/elementwise.js";
 import { take } from "../ops/indexing.js";
@@ -72,10 +73,12 @@ export function meshFromConfig(group: Group, cfg: MoeConfig): Mesh {
   return new Mesh(group, { fsdp: group.size / (ep * tp * tt), tensor: tp, tensor_transpose: tt, expert: ep });
 }
 
-/** The seed's size rules for a mesh (the errors name the MaxText key of the axis). H: the experts' full hidden dim. */
-export function checkParallelSizes(cfg: MoeConfig, mesh: Mesh, H?: number): void {
+/**
+ * The seed's size rules for a mesh (the errors name the MaxText key of the axis). D: the layer's embedding dim (its
+ * input's), H: the experts' full hidden dim.
+ */
+export function checkParallelSizes(cfg: MoeConfig, mesh: Mesh, D: number, H?: number): void {
   const { expert: ep, tensor: tp, tensor_transpose: tt, fsdp } = mesh.shape;
-  const D = cfg.expertInputDim;
   if (cfg.numExperts % ep !== 0) throw new ConfigError("ici_expert_parallelism", ep, `must divide num_experts (${cfg.numExperts})`);
   if (tp > 1 && tt > 1) {
     throw new ConfigError(
@@ -110,6 +113,29 @@ export const BATCH_AXES: readonly MeshAxis[] = ["data", "fsdp", "expert"];
 /** The mesh axes the layer's output is sharded over on the embedding dim (at most one of them > 1). */
 export const OUTPUT_EMBED_AXES: readonly MeshAxis[] = ["tensor", "tensor_transpose"];
 
+/**
+ * Checks that `w` is this rank's shard on `mesh` as far as the config tells (experts, the embedding dims, wi and wo
+ * agreeing on H): full weights handed to a sharded mesh would be summed several times over.
+ */
+export function checkShardShapes(cfg: MoeConfig, mesh: Mesh, D: number, w: ExpertWeights): void {
+  const { expert: ep, tensor: tp, tensor_transpose: tt, fsdp } = mesh.shape;
+  const [e, d, dOut] = [cfg.numExperts / ep, D / (tt * fsdp), D / (tp * tt)];
+  const h = w.wi0.shape[2]!;
+  const want: [string, Tensor | undefined, number[]][] = [
+    ["wi_0", w.wi0, [e, d, h]],
+    ["wi_1", w.wi1, [e, d, h]],
+    ["wo", w.wo, [e, h, d]],
+    ["wo_bias", w.woBias, [e, dOut]],
+  ];
+  for (const [name, t, shape] of want) {
+    if (t !== undefined && t.shape.some((n, i) => n !== shape[i])) {
+      throw new ShapeError(
+        `[mesh] ${name} is ${fmt(t.shape)}, this rank's shard on ${mesh.toString()} is ${fmt(shape)} (meshShardWeights)`,
+      );
+    }
+  }
+}
+
 /** Slice `index` of `count` equal slices of `axis`. */
 function block(t: Tensor, axis: number, b: { index: number; count: number }): Tensor {
   const n = t.shape[axis]! / b.count;
@@ -122,7 +148,7 @@ function block(t: Tensor, axis: number, b: { index: number; count: number }): Te
  * over tensor and tensor_transpose (the output's sharding). Checks the size rules first.
  */
 export function meshShardWeights<W extends ExpertWeights & { perExpertScale?: Tensor | undefined }>(cfg: MoeConfig, w: W, mesh: Mesh): W {
-  checkParallelSizes(cfg, mesh, w.wi0.shape[2]);
+  checkParallelSizes(cfg, mesh, w.wi0.shape[1]!, w.wi0.shape[2]);
   const exp = mesh.block(["expert"]);
   const h = mesh.block(["tensor"]);
   const d = mesh.block(["tensor_transpose", "fsdp"]);

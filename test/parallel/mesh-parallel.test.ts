@@ -279,6 +279,14 @@ describe("mesh size rules (ConfigErrors naming the key)", () => {
     await refused({ ...MIXTRAL, sparse_matmul: false }, { expert: 2 }, /sparse_matmul=false: expert parallelism runs the sparse/);
     await refused({ ...MIXTRAL, num_experts: 3 }, { expert: 2 }, /ici_expert_parallelism=2: must divide num_experts \(3\)/);
   });
+  it("weights that are not this rank's shard are refused", async () => {
+    const a = makeArgs(MIXTRAL, { fsdp: 2 }, "batch_sharded", 2, 1);
+    const cfg = moeConfig(a.keys);
+    const run = runSpmd(2, (g) =>
+      lib.moe.routedMoeForwardParallel(cfg, new lib.parallel.Mesh(g, { fsdp: 2 }), "batch_sharded", a.weights, a.x),
+    );
+    await expect(run).rejects.toThrow(/\[mesh\] wi_0 is \[4,8,8\], this rank's shard on .*fsdp=2.* is \[4,4,8\] \(meshShardWeights\)/);
+  });
   it("meshFromConfig: the ici_* keys as given, the remaining ranks on fsdp", async () => {
     const shapes = await runSpmd(4, (g) => Promise.resolve(lib.moe.meshFromConfig(g, moeConfig({ ici_tensor_parallelism: 2 })).shape));
     expect(shapes[0]).toEqual({ data: 1, fsdp: 2, tensor: 2, tensor_transpose: 1, expert: 1 });
