@@ -14,7 +14,7 @@ describe.skipIf(!built)("README examples run as written (against the built packa
   });
   it("examples/expert-parallel.mjs", () => {
     const out = execFileSync(process.execPath, [join(root, "examples/expert-parallel.mjs")], { encoding: "utf8" });
-    expect(out.trim()).toBe("EP=2 output [ 4, 8, 16 ] matches EP=1");
+    expect(out.trim()).toBe("EP=2 output [ 4, 8, 16 ] matches EP=1\nEP=2 x TP=2 output [ 4, 8, 16 ] matches EP=1");
   });
   it("examples/training-loop.mjs: AdamW with recycled gradients lowers the loss", () => {
     const out = execFileSync(process.execPath, [join(root, "examples/training-loop.mjs")], { encoding: "utf8" });

@@ -15,6 +15,7 @@ import { expertFfn, type AnyExpertWeights } from "./experts.js";
 import { localPermute, permute, sortActivations, unpermute } from "./permute.js";
 import type { RoutingRng } from "./routing.js";
 import type { SparseResult } from "./experts.js";
+import type { RowFfn } from "./tensor-parallel.js";
 
 /**
  * get_all_to_all_params (static): ragged all-to-all parameters for shard `shardId` from
@@ -86,7 +87,8 @@ function maskRows(x: Tensor, keep: number): Tensor {
 /**
  * sparse_matmul's shard_map body on one rank of `group`. `w` holds this rank's experts
  * (wi_0/wi_1/wo [e,...], biases [e,...]); inputs/logits are this rank's view (its batch slice,
- * or the whole batch when replicated).
+ * or the whole batch when replicated). `ffn` computes the received rows (default: expertFfn on this rank;
+ * tensor-parallel.ts's meshFfn splits it over the tensor axes).
  */
 export async function sparseMatmulExpertParallel(
   cfg: MoeConfig,
@@ -97,6 +99,7 @@ export async function sparseMatmulExpertParallel(
   preBiasLogits_BSE: Tensor | undefined,
   w: AnyExpertWeights,
   rng?: RoutingRng,
+  ffn: RowFfn = (x, gs, ids) => Promise.resolve(expertFfn(cfg, x, gs, ids, w)),
 ): Promise<EpResult> {
   const N = group.size;
   const s = group.rank;
@@ -115,7 +118,7 @@ export async function sparseMatmulExpertParallel(
     });
     const groupSizes = sliceAxis(groupSizesAll, 0, 0, e);
     const kept = sum(groupSizes).item();
-    const out = maskRows(expertFfn(cfg, maskRows(xs, kept), groupSizes, sortedExperts, w), kept);
+    const out = maskRows(await ffn(maskRows(xs, kept), groupSizes, sortedExperts), kept);
     const partial = unpermute(cfg, out, order, weights, B, S);
     const output = await psumScatter(group, partial);
     const local = (t: Tensor): Tensor => sliceAxis(t, 0, (s * B) / N, ((s + 1) * B) / N);
@@ -155,7 +158,7 @@ export async function sparseMatmulExpertParallel(
     const received = await raggedAllToAll(group, x, bufferRows, fwd);
     const globalGroupSizes = await allGatherStack(group, groupSizes);
     const [xl, localOrder, localSizes, localIds] = localPermute(received, globalGroupSizes, e, s, false, undefined, cfg.useCustomSortVjp);
-    const out = expertFfn(cfg, xl, localSizes, localIds, w);
+    const out = await ffn(xl, localSizes, localIds);
     const unsorted = sortActivations(out, argsort(localOrder), cfg.useCustomSortVjp);
     const back = params(getAllToAllParams(transpose(A), s, N));
     const returned = await raggedAllToAll(group, unsorted, rows, back);
@@ -165,7 +168,7 @@ export async function sparseMatmulExpertParallel(
 
   // batch replicated (decode): every rank routes all tokens and computes its own experts' rows
   const [xl, , localSizes, localIds] = localPermute(x, reshape(groupSizes, [1, E]), e, s, true, sortedExperts, cfg.useCustomSortVjp);
-  const out = expertFfn(cfg, xl, localSizes, localIds, w);
+  const out = await ffn(xl, localSizes, localIds);
   const back = params(getAllToAllParams(perShard, s, N, false));
   const gathered = await raggedAllToAll(group, out, rows, back);
   const output = unpermute(cfg, gathered, order, weights, B, S);

@@ -130,15 +130,34 @@ export function expertFfn(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, ex
 
 /** expertFfn as the composition of ops (the ExpertFfn primitive's spec for float32 layers). */
 export function expertFfnComposed(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, expertOfRow_R: Tensor, w: AnyExpertWeights): Tensor {
+  const [h0, h1] = expertUp(cfg, x_RD, groupSizes_E, w);
+  return expertDown(cfg, h0, h1, groupSizes_E, expertOfRow_R, w);
+}
+
+/** One expert GMM: rows of group g times weight g, float (quantized as the config says) or served from quantized storage. */
+function expertGmm(cfg: MoeConfig, lhs: Tensor, wt: ExpertWeight, groupSizes_E: Tensor): Tensor {
+  return isQuantizedWeight(wt)
+    ? quantizedWeightGmm(lhs, wt, groupSizes_E, servedLhsBits(cfg))
+    : quantizedGmm(lhs, cast(wt, cfg.dtype), groupSizes_E, sparseQuant(cfg));
+}
+
+/** The two wi GMMs of the expert FFN, before their biases: [gmm(x, wi_0), gmm(x, wi_1)]. */
+export function expertUp(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, w: AnyExpertWeights): [Tensor, Tensor] {
+  const x = cast(x_RD, cfg.dtype);
+  return [expertGmm(cfg, x, w.wi0, groupSizes_E), expertGmm(cfg, x, w.wi1, groupSizes_E)];
+}
+
+/** The rest of the expert FFN after the wi GMMs: their biases, the activation, gmm(·, wo) and its bias. */
+export function expertDown(
+  cfg: MoeConfig,
+  h0_RH: Tensor,
+  h1_RH: Tensor,
+  groupSizes_E: Tensor,
+  expertOfRow_R: Tensor,
+  w: AnyExpertWeights,
+): Tensor {
   const dt = cfg.dtype;
-  const x = cast(x_RD, dt);
-  const q = sparseQuant(cfg);
-  const mm = (lhs: Tensor, wt: ExpertWeight): Tensor =>
-    isQuantizedWeight(wt)
-      ? quantizedWeightGmm(lhs, wt, groupSizes_E, servedLhsBits(cfg))
-      : quantizedGmm(lhs, cast(wt, dt), groupSizes_E, q);
-  let h0 = mm(x, w.wi0);
-  let h1 = mm(x, w.wi1);
+  let [h0, h1] = [h0_RH, h1_RH];
   let b: [Tensor, Tensor, Tensor] | undefined;
   if (cfg.mlpBias) {
     b = transformBias(expertOfRow_R, cast(w.wi0Bias!, dt), cast(w.wi1Bias!, dt), cast(w.woBias!, dt));
@@ -146,7 +165,7 @@ export function expertFfnComposed(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Te
     h1 = add(h1, b[1]);
   }
   const act = applyFfnActivation(cfg, h0, h1);
-  let out = mm(act, w.wo);
+  let out = expertGmm(cfg, act, w.wo, groupSizes_E);
   if (b !== undefined) out = add(out, b[2]);
   return out;
 }
@@ -305,7 +324,11 @@ export function sparseMatmul(
 ): SparseResult {
   const [B, S] = inputs_BSD.shape as [number, number];
   const r = route(cfg, inputs_BSD, gateLogits_BSE, preBiasLogits_BSE, { rng });
-  const output = sparseExpertCombine(cfg, r, w, B, S);
+  return sparseResult(r, sparseExpertCombine(cfg, r, w, B, S));
+}
+
+/** The sparse path's result: the combined output and what routing decided. */
+export function sparseResult(r: Routed, output: Tensor): SparseResult {
   return {
     output,
     topKWeights_BSK: r.weights_BSK,

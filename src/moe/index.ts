@@ -18,6 +18,7 @@ export * from "./permute.js";
 export * from "./dispatch.js";
 export * from "./experts.js";
 export * from "./expert-parallel.js";
+export * from "./tensor-parallel.js";
 export * from "./routed-moe.js";
 export * from "./routed-and-shared-moe.js";
 export * from "./gated-shared-moe.js";

@@ -1,7 +1,7 @@
 // Legend: B batch, S sequence, D model dim, H expert hidden, E experts, K experts per token.
 import { ConfigError, ShapeError, UnsupportedError } from "../core/errors.js";
 import { fmt, shapesEqual } from "../core/shape.js";
-import { full, type Tensor } from "../core/tensor.js";
+import { full, zeros, type Tensor } from "../core/tensor.js";
 import { cast, mul } from "../ops/elementwise.js";
 import { reshape } from "../ops/movement.js";
 import { Module, type Params } from "../nn/module.js";
@@ -29,6 +29,8 @@ import { forwardEstimate, weightEstimate } from "./memory-estimate.js";
 import { checkMemory } from "../core/memory.js";
 import type { RoutingRng } from "./routing.js";
 import type { Group } from "../parallel/group.js";
+import type { Mesh } from "../parallel/mesh.js";
+import { checkParallelSizes, checkShardShapes, gatherFsdp, meshFfn, moeAxes, matmulMesh } from "./tensor-parallel.js";
 import {
   expertShard,
   getAllToAllParams,
@@ -370,18 +372,35 @@ export class RoutedMoE extends Module {
   }
 }
 
-/** RoutedMoE.__call__ on one rank of an expert-parallel group; `w` holds this rank's experts. */
+/**
+ * RoutedMoE.__call__ on one rank of a Group (expert parallelism) or of a Mesh (the expert, tensor,
+ * tensor_transpose, fsdp and data axes: tensor-parallel.ts). `w` holds this rank's shard (shardWeights,
+ * meshShardWeights) and `inputs_BSD` its batch slice (the batch is sharded over data × fsdp × expert, or
+ * replicated when it has one row). The output is this rank's block: its batch slice and, with tensor or
+ * tensor_transpose parallelism, its slice of the embedding dim. Gradients of replicated tensors (the gate, x
+ * across the tensor axes) are this rank's part: their sum over the replicas is the gradient.
+ */
 export async function routedMoeForwardParallel(
   cfg: MoeConfig,
-  group: Group,
+  group: Group | Mesh,
   path: EpPath,
   w: RoutedMoeWeights<ExpertWeight>,
   inputs_BSD: Tensor,
   opts: ForwardOptions = {},
 ): Promise<MoeOutput & { ep: EpStats }> {
-  if (!cfg.sparseMatmul) throw new ConfigError("sparse_matmul", false, "expert parallelism runs the sparse (grouped matmul) path only");
+  const axes = moeAxes(group);
+  const D = w.gateKernel.shape[0]!;
+  checkParallelSizes(cfg, axes.mesh, D);
+  checkShardShapes(cfg, axes.mesh, D, w);
   const { x, logits, pre } = routedGate(cfg, w, inputs_BSD, opts.gateInputs, opts.quantKey);
-  const r = await sparseMatmulExpertParallel(cfg, group, path, x, logits, pre, effectiveWeights(cfg, w), opts.rng);
+  const ew = await gatherFsdp(axes, effectiveWeights(cfg, w));
+  if (axes.expert.size === 1) {
+    const r = await matmulMesh(cfg, axes, x, logits, pre, ew, opts.rng, opts.quantKey);
+    const localGroupSizes = "groupSizes_E" in r ? r.groupSizes_E : zeros([0], "int32");
+    return { ...r, gateLogits_BSE: logits, preBiasLogits_BSE: pre, ep: { path, localGroupSizes } };
+  }
+  if (!cfg.sparseMatmul) throw new ConfigError("sparse_matmul", false, "expert parallelism runs the sparse (grouped matmul) path only");
+  const r = await sparseMatmulExpertParallel(cfg, axes.expert, path, x, logits, pre, ew, opts.rng, meshFfn(cfg, axes, ew));
   return { ...r, gateLogits_BSE: logits, preBiasLogits_BSE: pre };
 }
 

@@ -4,7 +4,7 @@ import { MoeError } from "../core/errors.js";
 import { tensor, zeros, type Tensor } from "../core/tensor.js";
 import { attachNode } from "../autodiff/graph.js";
 import { add } from "../ops/elementwise.js";
-import { concatenate, pad, reshape, sliceAxis } from "../ops/movement.js";
+import { concatenate, moveAxis, pad, reshape, sliceAxis } from "../ops/movement.js";
 import { noGrad } from "../autodiff/graph.js";
 import type { Group } from "./group.js";
 
@@ -18,21 +18,33 @@ export async function allGather(group: Group, x: Tensor): Promise<Tensor> {
 
 /** Sum over ranks, then this rank's 1/N slice of axis 0 (psum_scatter tiled=True). Sums in rank order. */
 export async function psumScatter(group: Group, x: Tensor): Promise<Tensor> {
-  const n = group.size;
-  const rows = x.shape[0]!;
-  if (rows % n !== 0) throw new MoeError(`[psum_scatter] axis 0 (${rows}) not divisible by group size ${n}`);
-  const chunk = rows / n;
-  const parts = noGrad(() => Array.from({ length: n }, (_, j) => sliceAxis(x, 0, j * chunk, (j + 1) * chunk)));
-  const got = await group.allToAll(parts);
-  const out = noGrad(() => got.reduce((a, b) => add(a, b)));
+  const out = await group.reduceScatter(x);
   attachNode([out], [x], async ([ct]) => [await allGather(group, ct!)], { collective: true });
   return out;
 }
 
+/** Sum over ranks (psum), every rank gets the sum; differentiable (the cotangents are summed the same way). */
+export async function psum(group: Group, x: Tensor): Promise<Tensor> {
+  const out = await group.allReduce(x);
+  attachNode([out], [x], async ([ct]) => [await psum(group, ct!)], { collective: true });
+  return out;
+}
+
+/** allGather along `axis` (tiled): the ranks' blocks concatenated on it. */
+export async function allGatherAxis(group: Group, x: Tensor, axis: number): Promise<Tensor> {
+  if (group.size === 1) return x;
+  return moveAxis(await allGather(group, moveAxis(x, axis, 0)), 0, axis);
+}
+
+/** psumScatter along `axis` (psum_scatter scatter_dimension=axis, tiled). */
+export async function psumScatterAxis(group: Group, x: Tensor, axis: number): Promise<Tensor> {
+  if (group.size === 1) return x;
+  return moveAxis(await psumScatter(group, moveAxis(x, axis, 0)), 0, axis);
+}
+
 /** Sum over ranks (all-reduce), deterministic rank order; for gradients of replicated parameters. */
 export async function allReduceSum(group: Group, x: Tensor): Promise<Tensor> {
-  const parts = await group.allGather(x);
-  return noGrad(() => parts.reduce((a, b) => add(a, b)));
+  return group.allReduce(x);
 }
 
 /** Integer metadata of every rank stacked on a new axis 0 (no gradient). */

@@ -1,9 +1,13 @@
+import { MoeError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
+import { noGrad } from "../autodiff/graph.js";
+import { add } from "../ops/elementwise.js";
+import { sliceAxis } from "../ops/movement.js";
 
 /**
- * A communication group of `size` ranks (MLX-style). Two primitives carry everything moekit needs;
- * a multi-process implementation provides the same two. Calls are collective: every rank makes the
- * same calls in the same order. Tensors received carry no gradient (see collectives.ts for that).
+ * A communication group of `size` ranks (MLX-style). Calls are collective: every rank makes the same calls in
+ * the same order. Tensors received carry no gradient (see collectives.ts for that). Sums add the ranks'
+ * tensors in rank order, so every rank (and every implementation) gets the same bits.
  */
 export interface Group {
   readonly rank: number;
@@ -12,4 +16,40 @@ export interface Group {
   allGather(x: Tensor): Promise<Tensor[]>;
   /** `xs[j]` goes to rank j; returns what each rank sent to this one, in rank order. */
   allToAll(xs: readonly Tensor[]): Promise<Tensor[]>;
+  /** Σ over ranks of `x` (all-reduce, psum). */
+  allReduce(x: Tensor): Promise<Tensor>;
+  /** Σ over ranks of slice `rank` of `size` equal slices of axis 0 (reduce-scatter, psum_scatter tiled). */
+  reduceScatter(x: Tensor): Promise<Tensor>;
+}
+
+/** Sum in rank order, no gradient. */
+function sumInOrder(parts: readonly Tensor[]): Tensor {
+  return noGrad(() => parts.reduce((a, b) => add(a, b)));
+}
+
+/** `x`'s axis 0 cut into `n` equal slices (`op` names the caller in the error). */
+export function equalSlices(x: Tensor, n: number, op: string): Tensor[] {
+  const rows = x.shape[0]!;
+  if (rows % n !== 0) throw new MoeError(`[${op}] axis 0 (${rows}) not divisible by group size ${n}`);
+  const m = rows / n;
+  return noGrad(() => Array.from({ length: n }, (_, j) => sliceAxis(x, 0, j * m, (j + 1) * m)));
+}
+
+/**
+ * The reductions derived from allGather and allToAll (an implementation with native reductions, such as MPI's,
+ * overrides them and must keep the rank order of the sum).
+ */
+export abstract class GroupBase implements Group {
+  abstract readonly rank: number;
+  abstract readonly size: number;
+  abstract allGather(x: Tensor): Promise<Tensor[]>;
+  abstract allToAll(xs: readonly Tensor[]): Promise<Tensor[]>;
+
+  async allReduce(x: Tensor): Promise<Tensor> {
+    return sumInOrder(await this.allGather(x));
+  }
+
+  async reduceScatter(x: Tensor): Promise<Tensor> {
+    return sumInOrder(await this.allToAll(equalSlices(x, this.size, "reduce_scatter")));
+  }
 }

@@ -1,6 +1,17 @@
 // The `parallel` namespace: process groups and differentiable collectives.
-export type { Group } from "./group.js";
+export { GroupBase, type Group } from "./group.js";
+export { Mesh, MESH_AXES, type MeshAxis, type MeshShape } from "./mesh.js";
 export { createLocalGroup, runSpmd } from "./local-group.js";
 export { runWorkers } from "./worker-group.js";
 export { PortGroup } from "./port-group.js";
-export { allGather, psumScatter, allReduceSum, allGatherStack, raggedAllToAll, type RaggedParams } from "./collectives.js";
+export {
+  allGather,
+  allGatherAxis,
+  psum,
+  psumScatter,
+  psumScatterAxis,
+  allReduceSum,
+  allGatherStack,
+  raggedAllToAll,
+  type RaggedParams,
+} from "./collectives.js";

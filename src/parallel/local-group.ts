@@ -1,6 +1,6 @@
 import { MoeError } from "../core/errors.js";
 import { Tensor } from "../core/tensor.js";
-import type { Group } from "./group.js";
+import { GroupBase, type Group } from "./group.js";
 
 interface Slot {
   op: string;
@@ -48,13 +48,15 @@ class Rendezvous {
 
 const detach = (t: Tensor): Tensor => t.sameStorage();
 
-class LocalRank implements Group {
+class LocalRank extends GroupBase {
   #seq = 0;
   constructor(
     readonly rank: number,
     readonly size: number,
     private readonly rv: Rendezvous,
-  ) {}
+  ) {
+    super();
+  }
 
   async allGather(x: Tensor): Promise<Tensor[]> {
     const all = await this.rv.meet(this.rank, this.#seq++, "allGather", detach(x));

@@ -4,7 +4,7 @@
 import type { MessagePort } from "node:worker_threads";
 import { MoeError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
-import type { Group } from "./group.js";
+import { GroupBase } from "./group.js";
 import { decode, encode } from "./wire.js";
 
 interface Msg {
@@ -31,7 +31,7 @@ class Inbox {
   }
 }
 
-export class PortGroup implements Group {
+export class PortGroup extends GroupBase {
   #seq = 0;
   readonly #inboxes: (Inbox | undefined)[];
 
@@ -40,6 +40,7 @@ export class PortGroup implements Group {
     readonly size: number,
     private readonly ports: readonly (MessagePort | undefined)[],
   ) {
+    super();
     this.#inboxes = ports.map((p) => (p === undefined ? undefined : new Inbox(p)));
   }
 
@@ -58,7 +59,7 @@ export class PortGroup implements Group {
     const out: Tensor[] = [];
     for (let j = 0; j < this.size; j++) {
       if (j === this.rank) {
-        out.push(xs[j]!);
+        out.push(xs[j]!.sameStorage());
         continue;
       }
       const m = await this.#inboxes[j]!.next();

@@ -5,9 +5,9 @@
 // Tolerance as moe-ffn.test.ts: 1e-5 · max(1, max|ref|) · sqrt(depth).
 import { afterEach, describe, expect, it } from "vitest";
 import { valueAndGrad } from "../../src/autodiff/grad.js";
-import { nativeBackend, nativeInfo } from "../../src/backends/native/index.js";
+import { nativeInfo } from "../../src/backends/native/index.js";
 import { useBackend } from "../../src/backends/select.js";
-import type { Backend } from "../../src/backends/backend.js";
+import { countingNative } from "../harness/backends.js";
 import { Prim } from "../../src/prims/prims.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { mul } from "../../src/ops/elementwise.js";
@@ -77,20 +77,11 @@ describe.skipIf(!info.available)(`expertFfn on grouped rows through the native f
       const refOut = expertFfnComposed(cfg, x, groupSizes, ids, w);
 
       // the native backend, counting the fused kernels it runs
-      const native = nativeBackend()!;
-      let calls = 0;
-      const counting: Backend = {
-        name: "native-counting",
-        supports: (p, ins, params) => native.supports(p, ins, params),
-        run: (p, ins, params, outs) => {
-          if (p === Prim.ExpertFfn || p === Prim.ExpertFfnBwd) calls++;
-          return native.run(p, ins, params, outs);
-        },
-      };
-      useBackend(counting);
+      const counting = countingNative([Prim.ExpertFfn, Prim.ExpertFfnBwd]);
+      useBackend(counting.backend);
       const nat = valueAndGrad(f(expertFfn))(...args);
       const natOut = expertFfn(cfg, x, groupSizes, ids, w);
-      expect(calls, "the fused kernels ran (forward, backward, forward)").toBe(3);
+      expect(counting.calls(), "the fused kernels ran (forward, backward, forward)").toBe(3);
 
       const depth = Math.max(c.D, c.H, n);
       expect(natOut.shape).toEqual([R, c.D]);

@@ -1,0 +1,117 @@
+// A device mesh over a Group (MaxText's mesh axes, the ones the MoE layer uses): rank → coordinates, and one
+// sub-group per axis for the collectives along it.
+import { MoeError } from "../core/errors.js";
+import { zeros, type Tensor } from "../core/tensor.js";
+import { GroupBase, type Group } from "./group.js";
+
+/** Mesh axes, outermost first (MaxText's order): a rank's index is row-major over them, `expert` fastest. */
+export const MESH_AXES = ["data", "fsdp", "tensor", "tensor_transpose", "expert"] as const;
+export type MeshAxis = (typeof MESH_AXES)[number];
+export type MeshShape = Readonly<Record<MeshAxis, number>>;
+
+const EMPTY = (): Tensor => zeros([0]);
+
+/**
+ * The ranks of `parent` listed in `members` (this rank among them), as a Group. Each collective is one collective
+ * of the parent: every parent rank calls it at the same point, each on its own sub-group of the same axis (as an
+ * SPMD program over a mesh does). A one-rank sub-group does not communicate. Like every Group, it returns
+ * tensors without a gradient node (collectives.ts attaches those).
+ */
+class SubGroup extends GroupBase {
+  readonly rank: number;
+  readonly size: number;
+
+  constructor(
+    private readonly parent: Group,
+    private readonly members: readonly number[],
+  ) {
+    super();
+    this.rank = members.indexOf(parent.rank);
+    this.size = members.length;
+  }
+
+  async allGather(x: Tensor): Promise<Tensor[]> {
+    if (this.size === 1) return [x.sameStorage()];
+    const inGroup = new Set(this.members);
+    const got = await this.parent.allToAll(Array.from({ length: this.parent.size }, (_, j) => (inGroup.has(j) ? x : EMPTY())));
+    return this.members.map((m) => got[m]!);
+  }
+
+  async allToAll(xs: readonly Tensor[]): Promise<Tensor[]> {
+    if (xs.length !== this.size) throw new MoeError(`[group] allToAll needs ${this.size} tensors, got ${xs.length}`);
+    if (this.size === 1) return [xs[0]!.sameStorage()];
+    const send = Array.from({ length: this.parent.size }, EMPTY);
+    this.members.forEach((m, k) => (send[m] = xs[k]!));
+    const got = await this.parent.allToAll(send);
+    return this.members.map((m) => got[m]!);
+  }
+}
+
+/**
+ * `group`'s ranks arranged on the axes of `shape` (missing axes have size 1; the sizes multiply to group.size).
+ *
+ * @example
+ * const mesh = new Mesh(group, { expert: 2, tensor: 2 }); // 4 ranks
+ * await mesh.axis("tensor").allReduce(x); // sums over the 2 ranks with this rank's expert coordinate
+ */
+export class Mesh {
+  readonly shape: MeshShape;
+  /** this rank's coordinate on each axis */
+  readonly coords: MeshShape;
+  readonly #axes = new Map<MeshAxis, Group>();
+
+  constructor(
+    readonly group: Group,
+    shape: Partial<MeshShape>,
+  ) {
+    const full = Object.fromEntries(MESH_AXES.map((a) => [a, shape[a] ?? 1])) as Record<MeshAxis, number>;
+    for (const a of MESH_AXES) {
+      if (!Number.isInteger(full[a]) || full[a] < 1) throw new MoeError(`[mesh] axis ${a} must be a positive integer, got ${full[a]}`);
+    }
+    const n = MESH_AXES.reduce((p, a) => p * full[a], 1);
+    if (n !== group.size) throw new MoeError(`[mesh] axis sizes ${describe(full)} multiply to ${n}, the group has ${group.size} ranks`);
+    this.shape = full;
+    this.coords = coordsOf(group.rank, full);
+  }
+
+  /** Ranks that differ from this one only on `axis`, ordered by their coordinate on it. */
+  axis(axis: MeshAxis): Group {
+    let g = this.#axes.get(axis);
+    if (g === undefined) {
+      const members = Array.from({ length: this.shape[axis] }, (_, i) => rankOf({ ...this.coords, [axis]: i }, this.shape));
+      g = members.length === this.group.size ? this.group : new SubGroup(this.group, members);
+      this.#axes.set(axis, g);
+    }
+    return g;
+  }
+
+  /** This rank's block and the block count when a dimension is split over `axes` (first axis major). */
+  block(axes: readonly MeshAxis[]): { index: number; count: number } {
+    return axes.reduce((b, a) => ({ index: b.index * this.shape[a] + this.coords[a], count: b.count * this.shape[a] }), {
+      index: 0,
+      count: 1,
+    });
+  }
+
+  toString(): string {
+    return describe(this.shape);
+  }
+}
+
+function describe(s: MeshShape): string {
+  return MESH_AXES.map((a) => `${a}=${s[a]}`).join(" ");
+}
+
+function coordsOf(rank: number, shape: MeshShape): MeshShape {
+  const c = {} as Record<MeshAxis, number>;
+  let r = rank;
+  for (const a of [...MESH_AXES].reverse()) {
+    c[a] = r % shape[a];
+    r = Math.floor(r / shape[a]);
+  }
+  return c;
+}
+
+function rankOf(coords: MeshShape, shape: MeshShape): number {
+  return MESH_AXES.reduce((r, a) => r * shape[a] + coords[a], 0);
+}
