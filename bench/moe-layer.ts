@@ -20,9 +20,14 @@ export function usefulFlops(s: BenchShape): number {
   return s.T * s.K * 6 * s.D * s.H;
 }
 
-/** The bench layer; `dtype` is the activations' (MaxText's default is bfloat16). */
-export function benchConfig(s: BenchShape, weightDtype: "float32" | "bfloat16", dtype: "float32" | "bfloat16" = "float32"): MoeConfig {
-  return moeConfig({
+/** The bench layer's MaxText keys, plus `extra` (quantization keys); `dtype` is the activations' (MaxText's default is bfloat16). */
+export function benchKeys(
+  s: BenchShape,
+  weightDtype: "float32" | "bfloat16",
+  dtype: "float32" | "bfloat16" = "float32",
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
     decoder_block: "mixtral",
     num_experts: s.E,
     num_experts_per_tok: s.K,
@@ -31,7 +36,12 @@ export function benchConfig(s: BenchShape, weightDtype: "float32" | "bfloat16", 
     mlp_dim: s.H,
     dtype,
     weight_dtype: weightDtype,
-  });
+    ...extra,
+  };
+}
+
+export function benchConfig(s: BenchShape, weightDtype: "float32" | "bfloat16", dtype: "float32" | "bfloat16" = "float32"): MoeConfig {
+  return moeConfig(benchKeys(s, weightDtype, dtype));
 }
 
 /** Uniform(-a, a) from xorshift32: fast enough for 10^8 elements; values only need the right scale. */

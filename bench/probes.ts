@@ -1,10 +1,12 @@
-// Machine peak measured in the same run by the native probes (fp32 FMA, AVX512-BF16 dot, AMX-BF16, read bandwidth).
+// Machine peak measured in the same run by the native probes (fp32 FMA, AVX512-BF16 dot, int8 dot, AMX-BF16, read bandwidth).
 import { nativeProbes } from "../src/backends/native/probes.js";
 import { timeIt } from "./harness.js";
 
 export interface Probes {
   fp32Gflops?: number;
   bf16Gflops?: number;
+  /** int8 dot products (vpdpbusd), GOP/s */
+  int8Gops?: number;
   amxGflops?: number;
   readGBps?: number;
 }
@@ -20,6 +22,7 @@ export function machineProbes(seconds = 0.5): Probes {
   return {
     fp32Gflops: p.fmaPeakGflops(seconds),
     bf16Gflops: nz(p.bf16PeakGflops(seconds)),
+    int8Gops: nz(p.int8PeakGops(seconds)),
     amxGflops: nz(p.amxPeakGflops(seconds)),
     readGBps: p.readBandwidthGBs(1 << 30),
   };

@@ -16,6 +16,7 @@ import { intFlag } from "../src/cli/flags.js";
 import { PeakTracker, type Probes } from "./probes.js";
 import { median, runPeer, timeIt, timePaired, type PeerResult } from "./harness.js";
 import { checkTargets, type TargetRow } from "./targets.js";
+import { QUANTIZED_PEERS, quantizedRows } from "./quantized.js";
 import { BENCH_SHAPE, DECODE_SHAPE, benchConfig, benchInput, benchWeights, fill, usefulFlops, type BenchShape } from "./moe-layer.js";
 
 const { values } = parseArgs({
@@ -26,6 +27,7 @@ const { values } = parseArgs({
     quick: { type: "boolean" },
     "no-peers": { type: "boolean" },
     "no-backward": { type: "boolean" },
+    "no-quantized": { type: "boolean" },
   },
 });
 const threads = intFlag(values.threads, "--threads", 1, 1024);
@@ -312,6 +314,13 @@ for (const s of [shape, values.quick === true ? { ...shape, T: 8 } : DECODE_SHAP
   });
 }
 
+// quantized experts: MaxText's int8 config and served int8 / int4 weights (bench/quantized.ts)
+if (values["no-quantized"] !== true) {
+  const decode = values.quick === true ? { ...shape, T: 8 } : DECODE_SHAPE;
+  for (const q of quantizedRows({ shape, decode, runs, tracker, name: shapeName })) rows.push({ ...q, threads });
+  peers.push(...QUANTIZED_PEERS);
+}
+
 // fractions against the run's highest probe readings
 const probes = tracker.peak;
 for (const r of rows) {
@@ -324,7 +333,7 @@ const pct = (v: number | undefined): string => (v === undefined ? "-" : `${(100 
 const x2 = (v: number | undefined): string => (v === undefined ? "-" : `${v.toFixed(2)}x`);
 console.log(`\nmoekit bench — backend ${backend} (${info.native.isa ?? "-"}), ${threads} threads, median of ${runs}`);
 console.log(
-  `machine probes (highest of ${tracker.readings} readings in this run): fp32 FMA ${probes.fp32Gflops?.toFixed(0) ?? "-"} GFLOP/s, bf16 dot (vdpbf16ps) ${probes.bf16Gflops?.toFixed(0) ?? "-"} GFLOP/s, AMX-BF16 ${probes.amxGflops?.toFixed(0) ?? "-"} GFLOP/s, read ${probes.readGBps?.toFixed(1) ?? "-"} GB/s`,
+  `machine probes (highest of ${tracker.readings} readings in this run): fp32 FMA ${probes.fp32Gflops?.toFixed(0) ?? "-"} GFLOP/s, bf16 dot (vdpbf16ps) ${probes.bf16Gflops?.toFixed(0) ?? "-"} GFLOP/s, int8 dot (vpdpbusd) ${probes.int8Gops?.toFixed(0) ?? "-"} GOP/s, AMX-BF16 ${probes.amxGflops?.toFixed(0) ?? "-"} GFLOP/s, read ${probes.readGBps?.toFixed(1) ?? "-"} GB/s`,
 );
 console.log('("of peak": fp32 rows against the FMA probe, bf16-weight rows against the probe of the bf16 path in use)\n');
 console.log(
@@ -338,7 +347,7 @@ for (const r of rows) {
 }
 const targets = checkTargets(rows);
 console.log(
-  `\ntargets of the native-backend issue (fractions against the highest probe readings)${values.quick === true ? " — set for the bench shape, not the --quick one" : ""}:`,
+  `\ntargets of the native-backend and quantized-experts issues (fractions against the highest probe readings)${values.quick === true ? " — set for the bench shape, not the --quick one" : ""}:`,
 );
 for (const c of targets) console.log(`  ${c.met === undefined ? "-   " : c.met ? "met " : "NOT "} ${c.target}: ${c.measured}`);
 console.log("\npeers:");

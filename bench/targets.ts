@@ -1,5 +1,6 @@
-// The native-backend issue's targets, checked against one bench run's rows: what was measured and whether it
-// meets the target (fractions of peak against the run's highest probe readings, the conservative choice).
+// The targets of the native-backend and quantized-experts issues, checked against one bench run's rows: what was
+// measured and whether it meets the target (fractions of peak against the run's highest probe readings, the
+// conservative choice).
 
 export interface TargetRow {
   id?: string;
@@ -10,6 +11,8 @@ export interface TargetRow {
   vsOrt?: number;
   ratio?: number;
   ratioPlain?: number;
+  /** the float32 layer's time over the row's, timed alternately (> 1: faster) */
+  vsF32?: number;
 }
 
 export interface TargetCheck {
@@ -62,5 +65,14 @@ export function checkTargets(rows: readonly TargetRow[]): TargetCheck[] {
     check("forward+backward <= 3.5x forward (fresh gradients)", fb?.ratioPlain, (v) => v <= 3.5, times),
     check("forward+backward <= 3.5x forward (gradients recycled)", fb?.ratio, (v) => v <= 3.5, times),
   );
+  const int8 = row("forward-served-int8-int8");
+  out.push(
+    check("quantized: int8 forward (served weights, int8 activations) >= 2.5x the fp32 forward", int8?.vsF32, (v) => v >= 2.5, times),
+    check("quantized: int8 forward >= 70% of the int8 probe", int8?.peakFraction, (v) => v >= 0.7, pct),
+  );
+  for (const mode of ["int8", "int4"]) {
+    const r = row(`decode-served-${mode}-intmp`);
+    out.push(check(`quantized: decode ${mode}: codes streamed at >= 75% of read bandwidth`, r?.bandwidthFraction, (v) => v >= 0.75, pct));
+  }
   return out;
 }

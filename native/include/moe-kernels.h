@@ -312,11 +312,14 @@ MOE_API moe_status_t moe_ffn_bwd_bf16w(const float* dy, const float* x, int64_t 
  *   moe_probe_fma_peak_f32   fp32 fma throughput of the active ISA (register-only loop), GFLOP/s (fma = 2 flop)
  *   moe_probe_bf16_peak      vdpbf16ps throughput (each 512-bit instruction = 64 flop), GFLOP/s; 0 without
  *                            AVX512_BF16
+ *   moe_probe_int8_peak      vpdpbusd throughput (each 512-bit instruction = 64 multiply-adds = 128 ops), GOP/s; 0
+ *                            where the int8 products run on plain loops (no AVX512-VNNI, or the ISA below avx512)
  *   moe_probe_amx_peak       AMX tdpbf16ps throughput (16x16x32 tile product = 16384 flop), GFLOP/s; 0 without
  *   moe_probe_read_bandwidth GB/s of summing a buffer of `bytes` (split between the threads; best of a few passes)
  * `seconds` is the run time of each measurement (clamped to [0.01, 10]). Return < 0 on failure. */
 MOE_API double moe_probe_fma_peak_f32(double seconds);
 MOE_API double moe_probe_bf16_peak(double seconds);
+MOE_API double moe_probe_int8_peak(double seconds);
 MOE_API double moe_probe_amx_peak(double seconds);
 MOE_API double moe_probe_read_bandwidth(int64_t bytes);
 

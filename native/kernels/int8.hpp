@@ -17,6 +17,9 @@ constexpr int kI8TileRows = 4;
 void i8_tile_vnni(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, const int32_t* colsum,
                   int32_t* c, int64_t ldc, int cols);
 
+// vpdpbusd throughput on the calling thread for `seconds`: the int8 operations done (a multiply-add = 2).
+double probe_vnni(double seconds);
+
 // Whether the VNNI unit may run: AVX512-VNNI on the CPU and the AVX-512 ISA active (cpu_features.cpp).
 bool i8_vnni_usable();
 

@@ -1,6 +1,8 @@
 // The VNNI unit of the integer kernels: a 4 x 64 int32 tile of uint8 x int8 products with vpdpbusd. The code below
 // the target pragma only runs after i8_vnni_usable() (int8.cpp) found AVX512-VNNI with the AVX-512 ISA active.
+#include <chrono>
 #include <cstdint>
+#include <cstring>
 
 #include "int8.hpp"
 
@@ -49,6 +51,22 @@ void i8_tile_vnni(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, i
   }
 }
 
+namespace {
+#include "probe.inc"
+}  // namespace
+
+double probe_vnni(double seconds) {
+  __m512i acc[24];
+  for (auto& a : acc) a = _mm512_setzero_si512();
+  __m512i x = _mm512_set1_epi32(0x01010101);
+  const int64_t steps = probe_steps(seconds, acc, [&](__m512i(&a)[24]) {
+#pragma GCC unroll 24
+    for (int i = 0; i < 24; ++i) a[i] = _mm512_dpbusd_epi32(a[i], x, x);
+    __asm__ volatile("" : "+v"(x));
+  });
+  return double(steps) * 24.0 * 128.0;  // 64 multiply-adds per instruction
+}
+
 }  // namespace moe::detail
 
 #if defined(__clang__)
@@ -62,6 +80,7 @@ void i8_tile_vnni(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, i
 
 namespace moe::detail {
 void i8_tile_vnni(const uint8_t*, int64_t, int, const int8_t*, int64_t, const int32_t*, int32_t*, int64_t, int) {}
+double probe_vnni(double) { return 0.0; }
 }  // namespace moe::detail
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "api_util.hpp"
 #include "engine.hpp"
+#include "int8.hpp"
 #include "workspace.hpp"
 
 namespace moe::detail {
@@ -88,6 +89,12 @@ double moe_probe_bf16_peak(double seconds) {
 #if defined(MOE_HAVE_X86_KERNELS)
   if (moe::detail::cpu_has_avx512_bf16()) return moe::detail::run_probe(seconds, &moe::detail::probe_dpbf16);
 #endif
+  (void)seconds;
+  return 0.0;
+}
+
+double moe_probe_int8_peak(double seconds) {
+  if (moe::detail::i8_vnni_usable()) return moe::detail::run_probe(seconds, &moe::detail::probe_vnni);
   (void)seconds;
   return 0.0;
 }

@@ -513,6 +513,9 @@ Napi::Value ProbeFma(const Napi::CallbackInfo& info) {
 Napi::Value ProbeBf16(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), moe_probe_bf16_peak(seconds_arg(info, "probeBf16Peak")));
 }
+Napi::Value ProbeInt8(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), moe_probe_int8_peak(seconds_arg(info, "probeInt8Peak")));
+}
 Napi::Value ProbeAmx(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), moe_probe_amx_peak(seconds_arg(info, "probeAmxPeak")));
 }
@@ -578,6 +581,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ffnBwd", Napi::Function::New(env, FfnBwd, "ffnBwd"));
   exports.Set("probeFmaPeak", Napi::Function::New(env, ProbeFma, "probeFmaPeak"));
   exports.Set("probeBf16Peak", Napi::Function::New(env, ProbeBf16, "probeBf16Peak"));
+  exports.Set("probeInt8Peak", Napi::Function::New(env, ProbeInt8, "probeInt8Peak"));
   exports.Set("probeAmxPeak", Napi::Function::New(env, ProbeAmx, "probeAmxPeak"));
   exports.Set("probeReadBandwidth", Napi::Function::New(env, ProbeBandwidth, "probeReadBandwidth"));
   exports.Set("cpuHasAvx512Bf16", Napi::Function::New(env, CpuHasAvx512Bf16, "cpuHasAvx512Bf16"));

@@ -1,7 +1,8 @@
 // The native integer kernels of the quantized matmuls against the reference kernels: int8 products (gmm and bmm on
 // int32 operands in int8 range) exactly, on the VNNI unit and on plain loops (isa scalar), and abs-max quantization
 // bit for bit (both flavours, stochastic rounding, slices of every layout the kernel takes).
-import { afterAll, describe, expect, it } from "vitest";
+import fs from "node:fs";
+import { afterEach, describe, expect, it } from "vitest";
 import { nativeBinding } from "../../src/backends/native/binding.js";
 import { nativeBackend, nativeInfo } from "../../src/backends/native/index.js";
 import { refBackend } from "../../src/backends/ref/index.js";
@@ -26,7 +27,7 @@ function both<P extends Prim>(prim: P, ins: Tensor[], params: Params<P>): [Array
 
 describe.skipIf(!info.available)(`native int8 kernels${info.available ? "" : ` (skipped: ${info.reason})`}`, () => {
   const b = nativeBinding()!;
-  afterAll(() => b.setIsa(info.isa!));
+  afterEach(() => b.setIsa(info.isa!));
   const isas = info.isa === "avx512" ? ["avx512", "scalar"] : [info.isa!];
 
   for (const isa of isas) {
@@ -94,6 +95,14 @@ describe.skipIf(!info.available)(`native int8 kernels${info.available ? "" : ` (
     }
     // axes that are not one run stay on the reference kernel
     expect(nativeBackend()!.supports(Prim.Quantize, [x], { bits: 8, axes: [0, 2], flavour: "aqt" })).toBe(false);
+  });
+
+  it("the int8 probe measures vpdpbusd where the products use it, and reads 0 on plain loops", () => {
+    const vnni = /\bavx512_vnni\b/.test(fs.readFileSync("/proc/cpuinfo", "utf8"));
+    expect(b.probeInt8Peak(0.02) > 0).toBe(vnni && info.isa === "avx512");
+    b.setIsa("scalar");
+    expect(b.probeInt8Peak(0.02)).toBe(0);
+    b.setIsa(info.isa!);
   });
 
   it("a non-finite element is refused with the reference's message", () => {

@@ -152,6 +152,8 @@ export interface NativeBinding {
   probeFmaPeak(seconds: number): number;
   /** vdpbf16ps GFLOP/s (0 without AVX512_BF16). */
   probeBf16Peak(seconds: number): number;
+  /** vpdpbusd GOP/s (0 where the int8 products run on plain loops). */
+  probeInt8Peak(seconds: number): number;
   /** AMX tdpbf16ps GFLOP/s (0 without AMX-BF16). */
   probeAmxPeak(seconds: number): number;
   /** GB/s reading a buffer of `bytes`. */
@@ -191,6 +193,7 @@ const FUNCTIONS = [
   "ffnBwd",
   "probeFmaPeak",
   "probeBf16Peak",
+  "probeInt8Peak",
   "probeAmxPeak",
   "probeReadBandwidth",
   "cpuHasAvx512Bf16",

@@ -6,6 +6,8 @@ export interface NativeProbes {
   fmaPeakGflops(seconds?: number): number;
   /** AVX512_BF16 vdpbf16ps GFLOP/s (0 without it) */
   bf16PeakGflops(seconds?: number): number;
+  /** AVX512-VNNI vpdpbusd GOP/s (a multiply-add = 2; 0 where int8 products run on plain loops) */
+  int8PeakGops(seconds?: number): number;
   /** AMX-BF16 GFLOP/s (0 without it) */
   amxPeakGflops(seconds?: number): number;
   /** GB/s summing a buffer of `bytes` (default 512 MiB) */
@@ -18,6 +20,7 @@ export function nativeProbes(): NativeProbes | undefined {
   return {
     fmaPeakGflops: (seconds = 0.2) => b.probeFmaPeak(seconds),
     bf16PeakGflops: (seconds = 0.2) => b.probeBf16Peak(seconds),
+    int8PeakGops: (seconds = 0.2) => b.probeInt8Peak(seconds),
     amxPeakGflops: (seconds = 0.2) => b.probeAmxPeak(seconds),
     readBandwidthGBs: (bytes = 512 * 2 ** 20) => b.probeReadBandwidth(bytes),
   };
