@@ -10,6 +10,7 @@ export { noGrad, stopGradient } from "./autodiff/graph.js";
 export { recycle, releaseRecycled, recycledBytes } from "./core/pool.js";
 export { memoryBudget, setMemoryBudget } from "./core/memory.js";
 export { useBackend, runtimeInfo, type BackendChoice, type RuntimeInfo } from "./backends/select.js";
+export { formatTrace, startTrace, stopTrace, type TraceEntry } from "./backends/trace.js";
 export { setNativeThreads, type NativeInfo } from "./backends/native/index.js";
 export { moeConfig, type MoeConfig } from "./moe/config.js";
 export { listPresets, getPreset, presetConfig, type Preset } from "./moe/presets.js";

@@ -6,6 +6,7 @@ import { storagePool } from "../core/pool.js";
 import type { Backend } from "./backend.js";
 import { nativeBackend, nativeInfo, configureNative } from "./native/index.js";
 import { refBackend } from "./ref/index.js";
+import { formatTrace, startTrace, stopTrace, tracing } from "./trace.js";
 
 export type { BackendChoice };
 
@@ -43,6 +44,10 @@ export function configureFromEnv(env: Readonly<Record<string, string | undefined
   const e: MoekitEnv = readEnv(env);
   if (e.poolMb !== undefined) storagePool.setMaxBytes(e.poolMb * 2 ** 20);
   configureNative(e);
+  if (e.trace && !tracing()) {
+    startTrace();
+    process.once("exit", () => console.error(formatTrace(stopTrace())));
+  }
   return e.backend;
 }
 
