@@ -232,6 +232,93 @@ void test_large(moe_isa_t isa) {
   });
 }
 
+// int8 products: int32 operands in int8 range against an int64 loop, exactly, on 1 and 2 threads; rows past the
+// groups are 0; the rhs read transposed too.
+void test_int8_gmm(moe_isa_t isa) {
+  Rng rng{uint64_t(17 + int(isa))};
+  struct Case {
+    int64_t m, k, n;
+    std::vector<int32_t> gs;
+  };
+  for (const Case& c : {Case{9, 7, 70, {3, 0, 5}}, Case{40, 131, 129, {17, 23}}, Case{5, 1, 1, {4}}}) {
+    const int64_t G = int64_t(c.gs.size());
+    std::vector<int32_t> lhs(size_t(c.m * c.k)), rhs(size_t(G * c.k * c.n));
+    for (auto& v : lhs) v = int32_t(rng.below(256)) - 128;
+    for (auto& v : rhs) v = int32_t(rng.below(256)) - 128;
+    for (int trans = 0; trans < 2; ++trans) {
+      std::vector<int32_t> want(size_t(c.m * c.n), 0);
+      int64_t r = 0;
+      for (int64_t g = 0; g < G; ++g) {
+        for (int64_t i = 0; i < c.gs[size_t(g)]; ++i, ++r) {
+          for (int64_t j = 0; j < c.n; ++j) {
+            int64_t s = 0;
+            for (int64_t p = 0; p < c.k; ++p) {
+              const int32_t b = trans ? rhs[size_t((g * c.n + j) * c.k + p)] : rhs[size_t((g * c.k + p) * c.n + j)];
+              s += int64_t(lhs[size_t(r * c.k + p)]) * b;
+            }
+            want[size_t(r * c.n + j)] = int32_t(s);
+          }
+        }
+      }
+      for (int threads : {1, 2}) {
+        moe_set_num_threads(threads);
+        std::vector<int32_t> out(size_t(c.m * c.n), -1);
+        EXPECT(moe_gmm_i8(lhs.data(), rhs.data(), c.gs.data(), c.m, c.k, c.n, G, trans, out.data()) == MOE_STATUS_OK,
+               "moe_gmm_i8: %s", moe_last_error());
+        EXPECT(out == want, "%s int8 gmm m=%lld k=%lld n=%lld trans=%d threads=%d", moe_isa_name(isa), (long long)c.m,
+               (long long)c.k, (long long)c.n, trans, threads);
+      }
+    }
+  }
+  moe_set_num_threads(0);
+  const int32_t in_range[3] = {-128, 0, 127}, out_of_range[3] = {-129, 0, 1};
+  EXPECT(moe_i32_fits_i8(in_range, 3) == 1 && moe_i32_fits_i8(out_of_range, 3) == 0, "moe_i32_fits_i8");
+}
+
+// Abs-max quantization against a loop written from prims/quantize.ts's contract (double arithmetic, round half to
+// even), every flavour and width, with and without noise; a non-finite element is reported by its index.
+void test_quantize() {
+  Rng rng{29};
+  const int64_t P = 3, C = 7, Q = 5, n = P * C * Q;
+  std::vector<float> x(static_cast<size_t>(n)), noise(static_cast<size_t>(n));
+  for (auto& v : x) v = 4 * rng.next();
+  for (auto& v : noise) v = 0.49f * rng.next();
+  for (int64_t c = 0; c < C; ++c) x[size_t(c * Q + 1)] = 0;  // a zero slice (p = 0, q = 1)
+  for (int bits : {8, 4}) {
+    for (int qwix = 0; qwix < 2; ++qwix) {
+      for (int noisy = 0; noisy < 2; ++noisy) {
+        std::vector<int32_t> q(static_cast<size_t>(n)), want(static_cast<size_t>(n), 0);
+        std::vector<float> scales(size_t(P * Q)), want_s(size_t(P * Q));
+        int64_t bad = 0;
+        EXPECT(moe_quantize_f32(x.data(), noisy ? noise.data() : nullptr, P, C, Q, bits, qwix, q.data(), scales.data(), &bad) ==
+                   MOE_STATUS_OK,
+               "moe_quantize_f32: %s", moe_last_error());
+        const double Qb = std::ldexp(1.0, bits - 1) - 0.5, lo = qwix ? -(Qb + 0.5) : -(Qb - 0.5), hi = Qb - 0.5;
+        for (int64_t p = 0; p < P; ++p) {
+          for (int64_t j = 0; j < Q; ++j) {
+            double m = 0;
+            for (int64_t c = 0; c < C; ++c) m = std::max(m, std::fabs(double(x[size_t((p * C + c) * Q + j)])));
+            want_s[size_t(p * Q + j)] = m == 0 ? 1.0f : float(m / Qb);
+            for (int64_t c = 0; c < C && m != 0; ++c) {
+              const size_t i = size_t((p * C + c) * Q + j);
+              const double v = std::fabs(double(x[i])) == m ? std::copysign(Qb, double(x[i])) : double(x[i]) / (m / Qb);
+              const double u = noisy ? double(noise[i]) : 0.0;
+              want[i] = int32_t(qwix ? std::min(hi, std::max(lo, std::nearbyint(v + u))) : std::nearbyint(std::min(hi, std::max(lo, v)) + u));
+            }
+          }
+        }
+        EXPECT(bad == -1 && q == want && scales == want_s, "quantize bits=%d qwix=%d noise=%d", bits, qwix, noisy);
+      }
+    }
+  }
+  x[size_t(40)] = std::nanf("");
+  std::vector<int32_t> q(static_cast<size_t>(n));
+  std::vector<float> scales(size_t(P * Q));
+  int64_t bad = 0;
+  EXPECT(moe_quantize_f32(x.data(), nullptr, P, C, Q, 8, 0, q.data(), scales.data(), &bad) == MOE_STATUS_OK && bad == 40,
+         "the first non-finite element: %lld", (long long)bad);
+}
+
 void test_errors() {
   float x[8] = {};
   float out[8];
@@ -263,7 +350,9 @@ int main() {
     test_gmm_family(isa, mr[i], nr[i]);
     test_bmm(isa);
     test_large(isa);
+    test_int8_gmm(isa);
   }
+  test_quantize();
   test_errors();
   moe_set_num_threads(0);
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
