@@ -117,12 +117,19 @@ export const OUTPUT_EMBED_AXES: readonly MeshAxis[] = ["tensor", "tensor_transpo
 
 /**
  * Checks that `w` is this rank's shard on `mesh` as far as the config tells (experts, the embedding dims, wi and wo
- * agreeing on H): full weights handed to a sharded mesh would be summed several times over.
+ * agreeing on H, and H not the config's full expert width under tensor parallelism): full weights handed to a
+ * sharded mesh would be summed several times over.
  */
 export function checkShardShapes(cfg: MoeConfig, mesh: Mesh, D: number, w: AnyExpertWeights): void {
   const { expert: ep, tensor: tp, tensor_transpose: tt, fsdp } = mesh.shape;
   const [e, d, dOut] = [cfg.numExperts / ep, D / (tt * fsdp), D / (tp * tt)];
   const h = w.wi0.shape[2]!;
+  const fullH = cfg.paddedBaseMoeMlpDim ?? cfg.moeMlpDim;
+  if (tp > 1 && h === fullH) {
+    throw new ShapeError(
+      `[mesh] wi_0 is ${fmt(w.wi0.shape)}, the full expert width ${fullH}; this rank's shard on ${mesh.toString()} has ${fullH / tp} (meshShardWeights)`,
+    );
+  }
   const want: [string, ExpertWeight | undefined, number[]][] = [
     ["wi_0", w.wi0, [e, d, h]],
     ["wi_1", w.wi1, [e, d, h]],

@@ -286,6 +286,12 @@ describe("mesh size rules (ConfigErrors naming the key)", () => {
       lib.moe.routedMoeForwardParallel(cfg, new lib.parallel.Mesh(g, { fsdp: 2 }), "batch_sharded", a.weights, a.x),
     );
     await expect(run).rejects.toThrow(/\[mesh\] wi_0 is \[4,8,8\], this rank's shard on .*fsdp=2.* is \[4,4,8\] \(meshShardWeights\)/);
+    // on a tensor mesh the full expert width (which the shapes alone cannot tell from a slice) is named
+    const t = makeArgs(MIXTRAL, { tensor: 2 }, "batch_sharded", 2, 1);
+    const full = runSpmd(2, (g) =>
+      lib.moe.routedMoeForwardParallel(moeConfig(t.keys), new lib.parallel.Mesh(g, { tensor: 2 }), "batch_sharded", t.weights, t.x),
+    );
+    await expect(full).rejects.toThrow(/\[mesh\] wi_0 is \[4,8,8\], the full expert width 8; this rank's shard on .*tensor=2.* has 4/);
   });
   it("meshFromConfig: the ici_* keys as given, the remaining ranks on fsdp", async () => {
     const shapes = await runSpmd(4, (g) => Promise.resolve(lib.moe.meshFromConfig(g, moeConfig({ ici_tensor_parallelism: 2 })).shape));
