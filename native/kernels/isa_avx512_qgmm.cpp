@@ -84,11 +84,11 @@ inline void transpose_store(__m512 r[16], float* d) {
 }
 
 template <int R>
-void tile_rows(const float* a, int64_t lda, const float* panel, int kc, float* part, bool start, bool finish,
-               const float* row_scale, const float* col_scale, float* acc) {
+void tile_rows(const float* a, int64_t lda, const float* panel, int kc, float* part, int64_t ldc, bool start,
+               bool finish, const float* row_scale, const float* col_scale, float* acc) {
   __m512 c[R][4];
   for (int i = 0; i < R; ++i) {
-    for (int v = 0; v < 4; ++v) c[i][v] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(part + i * 64 + 16 * v);
+    for (int v = 0; v < 4; ++v) c[i][v] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(part + i * ldc + 16 * v);
   }
   for (int p = 0; p < kc; ++p) {
     const float* b = panel + p * 64;
@@ -107,10 +107,10 @@ void tile_rows(const float* a, int64_t lda, const float* panel, int kc, float* p
     for (int v = 0; v < 4; ++v) {
       if (finish) {
         const __m512 scl = _mm512_mul_ps(rs, _mm512_loadu_ps(col_scale + 16 * v));
-        float* o = acc + i * 64 + 16 * v;
+        float* o = acc + i * ldc + 16 * v;
         _mm512_storeu_ps(o, _mm512_fmadd_ps(c[i][v], scl, _mm512_loadu_ps(o)));
       } else {
-        _mm512_storeu_ps(part + i * 64 + 16 * v, c[i][v]);
+        _mm512_storeu_ps(part + i * ldc + 16 * v, c[i][v]);
       }
     }
   }
@@ -118,15 +118,15 @@ void tile_rows(const float* a, int64_t lda, const float* panel, int kc, float* p
 
 }  // namespace
 
-void qg_tile_avx512(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, bool start,
-                    bool finish, const float* row_scale, const float* col_scale, float* acc) {
+void qg_tile_avx512(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, int64_t ldc,
+                    bool start, bool finish, const float* row_scale, const float* col_scale, float* acc) {
   switch (rows) {
-    case 1: return tile_rows<1>(a, lda, panel, kc, part, start, finish, row_scale, col_scale, acc);
-    case 2: return tile_rows<2>(a, lda, panel, kc, part, start, finish, row_scale, col_scale, acc);
-    case 3: return tile_rows<3>(a, lda, panel, kc, part, start, finish, row_scale, col_scale, acc);
-    case 4: return tile_rows<4>(a, lda, panel, kc, part, start, finish, row_scale, col_scale, acc);
-    case 5: return tile_rows<5>(a, lda, panel, kc, part, start, finish, row_scale, col_scale, acc);
-    default: return tile_rows<6>(a, lda, panel, kc, part, start, finish, row_scale, col_scale, acc);
+    case 1: return tile_rows<1>(a, lda, panel, kc, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 2: return tile_rows<2>(a, lda, panel, kc, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 3: return tile_rows<3>(a, lda, panel, kc, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 4: return tile_rows<4>(a, lda, panel, kc, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 5: return tile_rows<5>(a, lda, panel, kc, part, ldc, start, finish, row_scale, col_scale, acc);
+    default: return tile_rows<6>(a, lda, panel, kc, part, ldc, start, finish, row_scale, col_scale, acc);
   }
 }
 

@@ -16,6 +16,7 @@ namespace moe::detail {
 namespace {
 
 constexpr int64_t kQgBlockRows = 128;  // rows of one work item
+constexpr int64_t kQgSpan = 8192;      // rows x columns of one float work item (its partial sums and accumulators)
 
 // float8_e4m3fn and e2m1 values (prims/quantized-gmm.ts: e4m3Value, FP4_VALUES with the sign bit 8).
 struct Tables {
@@ -67,11 +68,11 @@ void qg_decode_scalar(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* p
   }
 }
 
-void qg_tile_scalar(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, bool start,
-                    bool finish, const float* row_scale, const float* col_scale, float* acc) {
+void qg_tile_scalar(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, int64_t ldc,
+                    bool start, bool finish, const float* row_scale, const float* col_scale, float* acc) {
   for (int i = 0; i < rows; ++i) {
     float s[kQgCols];
-    for (int j = 0; j < kQgCols; ++j) s[j] = start ? 0.0f : part[i * kQgCols + j];
+    for (int j = 0; j < kQgCols; ++j) s[j] = start ? 0.0f : part[i * ldc + j];
     for (int p = 0; p < kc; ++p) {
       const float x = a[i * lda + p];
       const float* b = panel + p * kQgCols;
@@ -79,9 +80,9 @@ void qg_tile_scalar(const float* a, int64_t lda, int rows, const float* panel, i
     }
     for (int j = 0; j < kQgCols; ++j) {
       if (finish) {
-        acc[i * kQgCols + j] = s[j] * (row_scale[i] * col_scale[j]) + acc[i * kQgCols + j];  // fused or not: the compiler's choice
+        acc[i * ldc + j] = s[j] * (row_scale[i] * col_scale[j]) + acc[i * ldc + j];  // fused or not: the compiler's choice
       } else {
-        part[i * kQgCols + j] = s[j];
+        part[i * ldc + j] = s[j];
       }
     }
   }
@@ -102,7 +103,7 @@ void qg_pack_i8_scalar(const QgCodes& s, int64_t j0, int64_t kq, int8_t* panel, 
 }
 
 struct Item {
-  int64_t g, j0, r0, rows;
+  int64_t g, j0, r0, rows, cols;  // cols: a multiple of 64 (the float path's span) or 64 (the int path)
 };
 
 struct Problem {
@@ -138,12 +139,13 @@ void block_scales(const Problem& P, int64_t g, int64_t b, int64_t j0, float* s) 
 }
 
 void run_float_item(const Problem& P, const Item& it, float* scratch) {
-  float* panel = scratch;                          // kQgKc x 64
-  float* part = panel + kQgKc * kQgCols;           // kQgBlockRows x 64
-  float* acc = part + kQgBlockRows * kQgCols;      // kQgBlockRows x 64
-  float* col_scale = acc + kQgBlockRows * kQgCols;  // 64
+  const int64_t W = it.cols;                        // row stride of part and acc
+  float* panel = scratch;                           // kQgKc x 64
+  float* part = panel + kQgKc * kQgCols;            // rows x W
+  float* acc = part + kQgSpan;                      // rows x W
+  float* col_scale = acc + kQgSpan;                 // W
   float ones[kQgTile] = {1, 1, 1, 1, 1, 1};
-  std::fill(acc, acc + it.rows * kQgCols, 0.0f);
+  std::fill(acc, acc + it.rows * W, 0.0f);
   const QgCodes s{P.codes.fmt, P.codes.c + it.g * P.group_bytes, P.k, P.n};
 #if defined(MOE_HAVE_X86_KERNELS)
   const QgTileFn tile = P.avx512 ? qg_tile_avx512 : qg_tile_scalar;
@@ -152,23 +154,25 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
   const QgTileFn tile = qg_tile_scalar;
   const QgDecodeFn decode = qg_decode_scalar;
 #endif
+  const int64_t j1 = std::min(P.n, it.j0 + W);
   for (int64_t pb = 0; pb < P.k; pb += P.bk) {
     const int64_t pe = std::min(P.k, pb + P.bk);
-    block_scales(P, it.g, pb / P.bk, it.j0, col_scale);
+    for (int64_t j = it.j0; j < j1; j += kQgCols) block_scales(P, it.g, pb / P.bk, j, col_scale + (j - it.j0));
     for (int64_t pc = pb; pc < pe; pc += kQgKc) {
       const int kc = int(std::min<int64_t>(kQgKc, pe - pc));
-      decode(s, it.j0, pc, kc, panel);
-      for (int64_t i = 0; i < it.rows; i += kQgTile) {
-        const int rows = int(std::min<int64_t>(kQgTile, it.rows - i));
-        const int64_t r = it.r0 + i;
-        tile(P.a + r * P.k + pc, P.k, rows, panel, kc, part + i * kQgCols, pc == pb, pc + kc == pe,
-             P.lhs_scales != nullptr ? P.lhs_scales + r : ones, col_scale, acc + i * kQgCols);
+      for (int64_t j = it.j0; j < j1; j += kQgCols) {  // the chunk's rows of codes, panel by panel
+        decode(s, j, pc, kc, panel);
+        for (int64_t i = 0; i < it.rows; i += kQgTile) {
+          const int rows = int(std::min<int64_t>(kQgTile, it.rows - i));
+          const int64_t r = it.r0 + i, c = i * W + (j - it.j0);
+          tile(P.a + r * P.k + pc, P.k, rows, panel, kc, part + c, W, pc == pb, pc + kc == pe,
+               P.lhs_scales != nullptr ? P.lhs_scales + r : ones, col_scale + (j - it.j0), acc + c);
+        }
       }
     }
   }
-  const int64_t cols = std::min<int64_t>(kQgCols, P.n - it.j0);
   for (int64_t i = 0; i < it.rows; ++i) {
-    std::memcpy(P.out + (it.r0 + i) * P.n + it.j0, acc + i * kQgCols, size_t(cols) * sizeof(float));
+    std::memcpy(P.out + (it.r0 + i) * P.n + it.j0, acc + i * W, size_t(j1 - it.j0) * sizeof(float));
   }
 }
 
@@ -268,12 +272,17 @@ extern "C" moe_status_t moe_quantized_gmm(moe_weight_format_t format, const void
       } else {
         P.a = static_cast<const float*>(lhs);
       }
-      need = kQgKc * kQgCols + 2 * kQgBlockRows * kQgCols + kQgCols;
+      need = kQgKc * kQgCols + 3 * kQgSpan;
     }
+    // float items: spans of panels as wide as kQgSpan allows for the item's rows, split evenly over the columns
+    const int64_t panels = (n + kQgCols - 1) / kQgCols;
     for (int64_t g = 0; g < G; ++g) {
-      for (int64_t j0 = 0; j0 < n; j0 += kQgCols) {
-        for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; r += kQgBlockRows) {
-          P.items.push_back({g, j0, r, std::min(kQgBlockRows, off[size_t(g) + 1] - r)});
+      for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; r += kQgBlockRows) {
+        const int64_t rows = std::min(kQgBlockRows, off[size_t(g) + 1] - r);
+        const int64_t span_max = P.integer ? 1 : std::max<int64_t>(1, kQgSpan / (rows * kQgCols));
+        const int64_t spans = (panels + span_max - 1) / span_max, span = (panels + spans - 1) / spans;
+        for (int64_t q = 0; q < panels; q += span) {
+          P.items.push_back({g, q * kQgCols, r, rows, std::min(span, panels - q) * kQgCols});
         }
       }
     }

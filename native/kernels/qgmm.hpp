@@ -2,9 +2,10 @@
 // decode and tile and the VNNI packing of int codes (isa_avx512_qgmm.cpp). Plain structs and
 // declarations only (see internal.hpp).
 //
-// Float path: a work item (group, 64-column panel, up to kQgBlockRows rows) decodes at most kQgKc rows of k at a time
-// into a float panel, panel[p * 64 + j] = code(p0 + p, j0 + j) (0 past n), and multiplies it into the rows' partial
-// sums of the current scale block; a block's last chunk folds its partial sums into the accumulators.
+// Float path: a work item (group, a span of 64-column panels, up to 128 rows; small groups take wide spans, so that
+// each chunk of k reads whole rows of [k, n] codes) decodes at most kQgKc rows of k of one panel at a time into a float
+// panel, panel[p * 64 + j] = code(p0 + p, j0 + j) (0 past n), and multiplies it into the rows' partial sums of the
+// current scale block; a block's last chunk folds its partial sums into the accumulators.
 // Integer path (int8 / int4 codes, lhs in int8 range): the codes of the whole k are packed as int8.hpp's B panel
 // (k-quads of 64 columns) with their column sums and multiplied by the int8.hpp tiles.
 #pragma once
@@ -26,18 +27,18 @@ struct QgCodes {
   int64_t k, n;
 };
 
-// The float tile: for i < rows <= kQgTile, j < 64, with s = (start ? 0 : part[i * 64 + j]) + the fma chain over
+// The float tile: for i < rows <= kQgTile, j < 64, with s = (start ? 0 : part[i * ldc + j]) + the fma chain over
 // p < kc of a[i * lda + p] * panel[p * 64 + j] (ascending p):
-//   finish: acc[i * 64 + j] = fma(s, fl(row_scale[i] * col_scale[j]), acc[i * 64 + j])
-//   else:   part[i * 64 + j] = s
-using QgTileFn = void (*)(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, bool start,
-                          bool finish, const float* row_scale, const float* col_scale, float* acc);
+//   finish: acc[i * ldc + j] = fma(s, fl(row_scale[i] * col_scale[j]), acc[i * ldc + j])
+//   else:   part[i * ldc + j] = s
+using QgTileFn = void (*)(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, int64_t ldc,
+                          bool start, bool finish, const float* row_scale, const float* col_scale, float* acc);
 // The decode: panel rows p < kc (rows up to the next multiple of 16 may be written too) of columns [j0, j0 + 64).
 using QgDecodeFn = void (*)(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* panel);
 
 #if defined(MOE_HAVE_X86_KERNELS)
-void qg_tile_avx512(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, bool start,
-                    bool finish, const float* row_scale, const float* col_scale, float* acc);
+void qg_tile_avx512(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, int64_t ldc,
+                    bool start, bool finish, const float* row_scale, const float* col_scale, float* acc);
 void qg_decode_avx512(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* panel);
 #endif
 
