@@ -278,8 +278,9 @@ MOE_API moe_status_t moe_quantize_f32(const float* x, const float* noise, int64_
  * multi-block formats may differ from it in the last bits). int8 / int4 codes with an int lhs multiply exactly in int32
  * (vpdpbusd where AVX512-VNNI and the AVX-512 ISA are active, plain loops elsewhere) and give fl(P * fl(sl * s)):
  * bit-identical to the reference on every ISA. Every output element comes from one work item in a fixed order, so
- * results do not depend on the thread count. Work items: (group, 64-column panel, up to 128 rows); a decode-size group
- * (<= 128 rows) streams each code byte once.
+ * results do not depend on the thread count. Work items: (group, up to 128 rows, a span of 64-column panels: as many as
+ * rows x columns <= 8192 allows, so a small group reads whole rows of [k, n] codes; one panel on the int path); a
+ * group of <= 128 rows reads each code byte once.
  * ISAs: AVX-512 decodes in registers (int4 nibbles, e4m3 bits, e2m1 table lookups; the [n, k] formats transposed 16 x 16
  * in registers) and runs a 6 x 64 fma tile; AVX2 and scalar run portable loops. */
 typedef enum moe_weight_format {
