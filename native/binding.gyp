@@ -20,11 +20,13 @@
         "kernels/isa_amx.cpp",
         "kernels/isa_avx2.cpp",
         "kernels/isa_avx512.cpp",
+        "kernels/isa_avx512_qgmm.cpp",
         "kernels/isa_avx512bf16.cpp",
         "kernels/isa_avx512vnni.cpp",
         "kernels/isa_scalar.cpp",
         "kernels/optim.cpp",
         "kernels/probes.cpp",
+        "kernels/qgmm.cpp",
         "kernels/routing.cpp",
         "kernels/thread_pool.cpp",
         "kernels/workspace.cpp"

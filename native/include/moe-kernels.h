@@ -258,6 +258,41 @@ MOE_API moe_status_t moe_gmm_i8(const int32_t* lhs, const int32_t* rhs, const in
 MOE_API moe_status_t moe_quantize_f32(const float* x, const float* noise, int64_t P, int64_t C, int64_t Q, int bits,
                                       int qwix, int32_t* q, float* scales, int64_t* first_bad);
 
+/* ---- Grouped matmul over quantized weights (serve mode; qgmm.cpp) ------------------------------------
+ * moekit's Prim.QuantizedGmm (src/prims/quantized-gmm.ts states the contract): the rhs [G, k, n] stays in its storage
+ * format and is decoded block by block inside the packing (never a float copy of the weights):
+ *   out[r, j] = fl( sum_b fl(sum_{p in b} lhs[r, p] * c[g, p, j]) * fl(sl[r] * s[g, b, j]) )   g: the group of r
+ * with b the format's scale blocks along k (ascending), c the decoded code, s the block's scale, sl the lhs's row
+ * scale (1 for a float lhs), fl rounding to fp32. Rows past sum(group_sizes) are 0.
+ *   MOE_WF_INT8      codes int8 [G, k, n];                    scales fp32 [G, n] (one block)
+ *   MOE_WF_INT4      codes uint8 [G, k, ceil(n/2)], column j in byte j/2, low nibble = even j, two's complement;
+ *                    scales fp32 [G, n] (one block)
+ *   MOE_WF_FP8_E4M3  codes uint8 [G, n, k], float8_e4m3fn bits (S.1111.111 is NaN); scales fp32
+ *                    [G, ceil(n/128), ceil(k/128)] (blocks of 128 along k)
+ *   MOE_WF_MXFP4     codes uint8 [G, n, k/2], element p in byte p/2, low nibble = even p, e2m1; scales uint8
+ *                    [G, n, k/32], e8m0 2^(e - 127), 255 NaN (blocks of 32 along k); k a multiple of 32
+ * lhs: fp32 [m, k] (lhs_int == 0, lhs_scales NULL), or int32 [m, k] with values in [-128, 127] (lhs_int != 0) and
+ * lhs_scales fp32 [m] (int8 serve mode: activations quantized per row).
+ * Numerics: each block's partial sum is one fp32 chain over p ascending (fma on AVX-512), then
+ * acc = fma(partial, fl(sl * s), acc) over the blocks in order, from +0 (the reference sums the blocks in float64, so
+ * multi-block formats may differ from it in the last bits). int8 / int4 codes with an int lhs multiply exactly in int32
+ * (vpdpbusd where AVX512-VNNI and the AVX-512 ISA are active, plain loops elsewhere) and give fl(P * fl(sl * s)):
+ * bit-identical to the reference on every ISA. Every output element comes from one work item in a fixed order, so
+ * results do not depend on the thread count. Work items: (group, up to 128 rows, a span of 64-column panels: as many as
+ * rows x columns <= 8192 allows, so a small group reads whole rows of [k, n] codes; one panel on the int path); a
+ * group of <= 128 rows reads each code byte once.
+ * ISAs: AVX-512 decodes in registers (int4 nibbles, e4m3 bits, e2m1 table lookups; the [n, k] formats transposed 16 x 16
+ * in registers) and runs a 6 x 64 fma tile; AVX2 and scalar run portable loops. */
+typedef enum moe_weight_format {
+  MOE_WF_INT8 = 0,
+  MOE_WF_INT4 = 1,
+  MOE_WF_FP8_E4M3 = 2,
+  MOE_WF_MXFP4 = 3
+} moe_weight_format_t;
+MOE_API moe_status_t moe_quantized_gmm(moe_weight_format_t format, const void* lhs, int lhs_int, const float* lhs_scales,
+                                       const void* codes, const void* scales, const int32_t* group_sizes, int64_t m,
+                                       int64_t k, int64_t n, int64_t num_groups, float* out);
+
 /* ---- Forward and backward ----------------------------------------------------------------------------
  * Shapes: x [T, D]; group_sizes [E] (sum <= R); wi0, wi1 [E, D, H]; wo [E, H, D]; b0, b1 [E, H], bo [E, D] (NULL:
  * no bias); w [T, K] (NULL: ones). `_bf16w` variants take the weights as bf16 bits, everything else fp32.

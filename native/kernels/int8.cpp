@@ -60,12 +60,7 @@ Packed pack(const int32_t* lhs, const int32_t* rhs, int64_t m, int64_t k, int64_
   P.a = static_cast<uint8_t*>(workspace().get(6, std::max<int64_t>(1, m * P.kp)));
   P.b = static_cast<int8_t*>(workspace().get(7, std::max<int64_t>(1, groups * P.panels * panel_bytes)));
   P.colsum = workspace().i32(8, groups * P.panels * kI8PanelCols);
-  auto rows = [&](int64_t r) {
-    uint8_t* d = P.a + r * P.kp;
-    for (int64_t p = 0; p < k; ++p) d[p] = uint8_t(lhs[r * k + p] + 128);
-    for (int64_t p = k; p < P.kp; ++p) d[p] = 128;
-  };
-  parallel_items(m, rows);
+  i8_pack_rows(lhs, m, k, P.kp, P.a);
   auto panels = [&](int64_t item) {
     const int64_t g = item / P.panels, pn = item % P.panels, j0 = pn * kI8PanelCols;
     int8_t* d = P.b + item * panel_bytes;
@@ -86,7 +81,17 @@ Packed pack(const int32_t* lhs, const int32_t* rhs, int64_t m, int64_t k, int64_
   return P;
 }
 
-// The plain-loop tile over the same packed operands.
+}  // namespace
+
+void i8_pack_rows(const int32_t* lhs, int64_t m, int64_t k, int64_t kp, uint8_t* dst) {
+  auto rows = [&](int64_t r) {
+    uint8_t* d = dst + r * kp;
+    for (int64_t p = 0; p < k; ++p) d[p] = uint8_t(lhs[r * k + p] + 128);
+    for (int64_t p = k; p < kp; ++p) d[p] = 128;
+  };
+  parallel_items(m, rows);
+}
+
 void i8_tile_scalar(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, int32_t* c, int64_t ldc,
                     int cols) {
   for (int i = 0; i < rows; ++i) {
@@ -102,7 +107,6 @@ void i8_tile_scalar(const uint8_t* a, int64_t kp, int rows, const int8_t* panel,
   }
 }
 
-}  // namespace
 }  // namespace moe::detail
 
 using moe::detail::Checker;

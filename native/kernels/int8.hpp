@@ -17,6 +17,13 @@ constexpr int kI8TileRows = 4;
 void i8_tile_vnni(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, const int32_t* colsum,
                   int32_t* c, int64_t ldc, int cols);
 
+// The same with plain loops (no colsum needed).
+void i8_tile_scalar(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, int32_t* c, int64_t ldc,
+                    int cols);
+
+// A rows [m, k] (int8-range int32) as uint8 (+128) rows of kp >= k bytes, padded with 128 (on the pool).
+void i8_pack_rows(const int32_t* lhs, int64_t m, int64_t k, int64_t kp, uint8_t* dst);
+
 // vpdpbusd throughput on the calling thread for `seconds`: the int8 operations done (a multiply-add = 2).
 double probe_vnni(double seconds);
 

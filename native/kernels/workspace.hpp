@@ -19,7 +19,8 @@ struct AlignedFree {
 
 // Buffers grown to the largest request and kept. Slots: 0, 1, 2 fp32 intermediates of the one-shot calls; 3 int32
 // index maps; 4 the bf16 copy of x for the bf16-pair multiply kinds; 5 x rounded to bf16 (a bf16 layer's forward);
-// 6, 7, 8 the integer products' packed A, packed B and B's column sums (int8.cpp).
+// 6, 7, 8 the integer products' packed A, packed B and B's column sums (int8.cpp; qgmm.cpp packs A into 6); 9 an int
+// lhs as floats (qgmm.cpp).
 class Workspace {
  public:
   void* get(int slot, int64_t bytes) {
@@ -52,7 +53,7 @@ class Workspace {
     std::unique_ptr<void, AlignedFree> p;
     int64_t bytes = 0;
   };
-  Slot slots_[9];
+  Slot slots_[10];
 };
 
 Workspace& workspace();

@@ -131,6 +131,47 @@ Napi::Value GmmI8(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// A typed array of one-byte elements (Int8Array or Uint8Array) holding exactly `count` of them.
+View bytes_arg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t count) {
+  const Napi::Value v = info[i];
+  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int8_array) {
+    return array_arg<int8_t>(info, i, name, napi_int8_array, "Int8Array", count);
+  }
+  return array_arg<uint8_t>(info, i, name, napi_uint8_array, "Uint8Array or Int8Array", count);
+}
+
+// quantizedGmm(format, lhs, lhsScales | null, codes, scales, groupSizes, m, k, n, out): moe_quantized_gmm with a
+// Float32Array lhs (lhsScales null) or an Int32Array lhs and its Float32Array row scales; out Float32Array [m, n].
+Napi::Value QuantizedGmm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 10, "quantizedGmm");
+  const int64_t format = size_arg(info, 0, "format");
+  const int64_t m = size_arg(info, 6, "m"), k = size_arg(info, 7, "k"), n = size_arg(info, 8, "n");
+  if (format > MOE_WF_MXFP4) throw_range(env, "unknown weight format " + std::to_string(format));
+  const int64_t groups = typed_length(info, 5);
+  const View gs = i32_arg(info, 5, "groupSizes", groups);
+  const bool int_lhs = info[1].IsTypedArray() && info[1].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array;
+  const View lhs = int_lhs ? i32_arg(info, 1, "lhs", count(env, {m, k})) : f32_arg(info, 1, "lhs", count(env, {m, k}));
+  const View ls = int_lhs ? f32_arg(info, 2, "lhsScales", m) : View{nullptr, 0};
+  if (!int_lhs && !info[2].IsNull()) throw_type(env, "a Float32Array lhs takes lhsScales null");
+  const int64_t codes_n = format == MOE_WF_INT8   ? count(env, {groups, k, n})
+                          : format == MOE_WF_INT4 ? count(env, {groups, k, (n + 1) / 2})
+                          : format == MOE_WF_FP8_E4M3 ? count(env, {groups, n, k})
+                                                      : count(env, {groups, n, k / 2});
+  const View codes = bytes_arg(info, 3, "codes", codes_n);
+  const View scales = format == MOE_WF_MXFP4 ? bytes_arg(info, 4, "scales", count(env, {groups, n, k / 32}))
+                      : format == MOE_WF_FP8_E4M3
+                          ? f32_arg(info, 4, "scales", count(env, {groups, (n + 127) / 128, (k + 127) / 128}))
+                          : f32_arg(info, 4, "scales", count(env, {groups, n}));
+  const View out = f32_arg(info, 9, "out", count(env, {m, n}));
+  check_no_overlap(env, out, {lhs, ls, codes, scales, gs});
+  check_status(env, moe_quantized_gmm(moe_weight_format_t(format), lhs.data, int_lhs ? 1 : 0,
+                                      static_cast<const float*>(ls.data), codes.data, scales.data,
+                                      static_cast<const int32_t*>(gs.data), m, k, n, groups,
+                                      static_cast<float*>(out.data)));
+  return env.Undefined();
+}
+
 // i32FitsI8(x): whether every element of the Int32Array is in [-128, 127].
 Napi::Value I32FitsI8(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -578,6 +619,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gmmI8", Napi::Function::New(env, GmmI8, "gmmI8"));
   exports.Set("i32FitsI8", Napi::Function::New(env, I32FitsI8, "i32FitsI8"));
   exports.Set("quantizeF32", Napi::Function::New(env, QuantizeF32, "quantizeF32"));
+  exports.Set("quantizedGmm", Napi::Function::New(env, QuantizedGmm, "quantizedGmm"));
   exports.Set("ffnBwd", Napi::Function::New(env, FfnBwd, "ffnBwd"));
   exports.Set("probeFmaPeak", Napi::Function::New(env, ProbeFma, "probeFmaPeak"));
   exports.Set("probeBf16Peak", Napi::Function::New(env, ProbeBf16, "probeBf16Peak"));

@@ -1,7 +1,7 @@
 #!/usr/bin/env sh
 # Builds and runs the standalone kernel tests (and the lab benchmarks) with g++. The kernel objects are built once
 # into native/build/test/obj and rebuilt when a kernel source or header is newer.
-#   native/test/run.sh                 build + run the tests (stage 1 gmm family, stage 2 fused FFN)
+#   native/test/run.sh                 build + run the tests (stage 1 gmm family, stage 2 fused FFN, quantized gmm)
 #   native/test/run.sh quick           the same with the fused-FFN test on its small cases only
 #   native/test/run.sh bench ...       build + run native/lab/bench_gmm.cpp with the given arguments
 #   native/test/run.sh bench_ffn ...   build + run native/lab/bench_ffn.cpp with the given arguments
@@ -82,5 +82,7 @@ case "${1:-}" in
 esac
 link "$here/test_kernels.cpp" "$out/test_kernels"
 link "$here/test_ffn.cpp" "$out/test_ffn"
+link "$here/test_qgmm.cpp" "$out/test_qgmm"
 "$out/test_kernels"
+"$out/test_qgmm"
 exec "$out/test_ffn" "$@"

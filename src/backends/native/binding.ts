@@ -130,6 +130,22 @@ export interface NativeBinding {
     q: Int32Array,
     scales: Float32Array,
   ): number;
+  /**
+   * moe_quantized_gmm (prims/quantized-gmm.ts's contract): format 0 int8, 1 int4, 2 fp8_e4m3, 3 mxfp4; lhs [m,k] float32
+   * (lhsScales null) or int32 in int8 range with lhsScales [m]; codes and scales as the format stores them -> out [m,n].
+   */
+  quantizedGmm(
+    format: number,
+    lhs: Float32Array | Int32Array,
+    lhsScales: Float32Array | null,
+    codes: Int8Array | Uint8Array,
+    scales: Float32Array | Uint8Array,
+    groupSizes: Int32Array,
+    m: number,
+    k: number,
+    n: number,
+    out: Float32Array,
+  ): void;
   /** a[b,m,k] x b[b,k,n] -> out[b,m,n]. */
   bmm(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, out: Float32Array): void;
   /** x[rows,n] -> values[rows,k], indices[rows,k]: larger first, NaN first, ties to the lower index. */
@@ -181,6 +197,7 @@ const FUNCTIONS = [
   "gmmI8",
   "i32FitsI8",
   "quantizeF32",
+  "quantizedGmm",
   "tgmm",
   "bmm",
   "topk",

@@ -5,6 +5,7 @@ import { DTypeError, MoeError, ShapeError, UnsupportedError } from "../../core/e
 import { shapesEqual, type Aval } from "../../core/shape.js";
 import type { Tensor } from "../../core/tensor.js";
 import { Prim, type Params } from "../../prims/prims.js";
+import { WEIGHT_FORMATS } from "../../prims/quantized-gmm.js";
 import type { NativeBinding } from "./binding.js";
 import { expertFfnBwdNative, expertFfnNative, supportsExpertFfn, supportsExpertFfnBwd } from "./expert-ffn.js";
 
@@ -19,6 +20,19 @@ const MAX_I8_K = Math.floor((2 ** 31 - 1) / 128 ** 2);
 // int32 operands whose values fit in int8 (the Quantize primitive's output): the int8 products
 const int8Operands = (b: NativeBinding, lhs: Tensor, rhs: Tensor, k: number): boolean =>
   k <= MAX_I8_K && b.i32FitsI8(lhs.data as Int32Array) && b.i32FitsI8(rhs.data as Int32Array);
+
+/**
+ * QuantizedGmm's operands as the native kernel takes them: a float32 lhs (weight-only), or an int32 lhs in int8 range
+ * with its float32 row scales (int8 serve mode); codes and scales held in their storage arrays.
+ */
+function quantizedGmmOperands(b: NativeBinding, ins: readonly Tensor[]): boolean {
+  const [lhs, codes, scales, gs, ls] = ins;
+  const bytes = (t: Tensor | undefined): boolean => t?.data instanceof Int8Array || t?.data instanceof Uint8Array;
+  const scalesOk = scales?.data instanceof Float32Array || (scales?.dtype === "uint8" && scales.data instanceof Uint8Array);
+  if (!bytes(codes) || !scalesOk || !isI32Vector(gs) || lhs === undefined || lhs.shape[1]! > MAX_I8_K) return false;
+  if (isF32(lhs, 2)) return ls === undefined;
+  return isI32(lhs, 2) && isF32(ls, 2) && b.i32FitsI8(lhs.data as Int32Array);
+}
 
 /** The quantized slice as [P, C, Q] when `axes` are one run of consecutive axes (the native kernel's layout). */
 function quantizeLayout(shape: readonly number[], axes: readonly number[]): [number, number, number] | undefined {
@@ -51,6 +65,8 @@ export function supports<P extends Prim>(b: NativeBinding, prim: P, ins: readonl
       const q = params as Params<Prim.Quantize>;
       return f32Storage(x) && (noise === undefined || f32Storage(noise)) && quantizeLayout(x!.shape, q.axes) !== undefined;
     }
+    case Prim.QuantizedGmm:
+      return quantizedGmmOperands(b, ins);
     case Prim.TopK:
       return ins.length === 1 && isF32Values(ins[0], ins[0]!.shape.length) && ins[0]!.shape.length >= 1;
     case Prim.Argsort:
@@ -133,6 +149,18 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
       }
       const out = new Float32Array(batch * m * n);
       b.bmm(f32(x, "lhs"), f32(y, "rhs"), batch, m, k, n, out);
+      return [out];
+    }
+    case Prim.QuantizedGmm: {
+      const [lhs, codes, scales, gs, ls] = ins as [Tensor, Tensor, Tensor, Tensor, Tensor | undefined];
+      const { format, columns: n } = params as Params<Prim.QuantizedGmm>;
+      const [m, k] = lhs.shape as [number, number];
+      const sizes = i32(gs, "groupSizes");
+      checkGroups(sizes, m, "quantized_gmm");
+      const out = new Float32Array(m * n);
+      const lhsData = lhs.data as Float32Array | Int32Array;
+      const lsData = ls === undefined ? null : f32(ls, "lhs scales");
+      b.quantizedGmm(WEIGHT_FORMATS.indexOf(format), lhsData, lsData, codes.data as Int8Array | Uint8Array, scales.data as Float32Array | Uint8Array, sizes, m, k, n, out);
       return [out];
     }
     case Prim.TopK: {

@@ -1,0 +1,302 @@
+// The grouped matmul over quantized weights (moe_quantized_gmm, baseline code): argument checks, the work items, the
+// scale blocks, and the portable decode and tiles; the AVX-512 decode, tile and VNNI packing of int codes are
+// isa_avx512_qgmm.cpp's (qgmm.hpp describes both paths).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "api_util.hpp"
+#include "int8.hpp"
+#include "qgmm.hpp"
+#include "workspace.hpp"
+
+namespace moe::detail {
+namespace {
+
+constexpr int64_t kQgBlockRows = 128;  // rows of one work item
+constexpr int64_t kQgSpan = 8192;      // rows x columns of one float work item (its partial sums and accumulators)
+
+// float8_e4m3fn and e2m1 values (prims/quantized-gmm.ts: e4m3Value, FP4_VALUES with the sign bit 8).
+struct Tables {
+  float e4m3[256];
+  float e2m1[16];
+  Tables() {
+    for (int c = 0; c < 256; ++c) {
+      const int e = (c >> 3) & 15, m = c & 7;
+      const float v = e == 15 && m == 7 ? std::numeric_limits<float>::quiet_NaN()
+                      : e == 0         ? std::ldexp(float(m), -9)
+                                       : std::ldexp(float(8 + m), e - 10);
+      e4m3[c] = (c & 128) != 0 ? -v : v;
+    }
+    const float fp4[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+    for (int c = 0; c < 16; ++c) e2m1[c] = c >= 8 ? -fp4[c - 8] : fp4[c];
+  }
+};
+const Tables& tables() {
+  static const Tables t;
+  return t;
+}
+
+inline int nibble_i4(uint8_t byte, int64_t odd) {
+  const int v = (byte >> (odd * 4)) & 0xf;
+  return v >= 8 ? v - 16 : v;
+}
+
+// The code of (p, j) decoded; j < n.
+inline float code_at(const QgCodes& s, int64_t p, int64_t j) {
+  switch (s.fmt) {
+    case MOE_WF_INT8:
+      return float(int8_t(s.c[p * s.n + j]));
+    case MOE_WF_INT4:
+      return float(nibble_i4(s.c[p * ((s.n + 1) / 2) + (j >> 1)], j & 1));
+    case MOE_WF_FP8_E4M3:
+      return tables().e4m3[s.c[j * s.k + p]];
+    case MOE_WF_MXFP4:
+      return tables().e2m1[(s.c[j * (s.k / 2) + (p >> 1)] >> ((p & 1) * 4)) & 0xf];
+  }
+  return 0.0f;
+}
+
+void qg_decode_scalar(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* panel) {
+  const int cols = int(std::min<int64_t>(kQgCols, s.n - j0));
+  for (int p = 0; p < kc; ++p) {
+    float* d = panel + p * kQgCols;
+    for (int j = 0; j < cols; ++j) d[j] = code_at(s, p0 + p, j0 + j);
+    for (int j = cols; j < kQgCols; ++j) d[j] = 0.0f;
+  }
+}
+
+void qg_tile_scalar(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, int64_t ldc,
+                    bool start, bool finish, const float* row_scale, const float* col_scale, float* acc) {
+  for (int i = 0; i < rows; ++i) {
+    float s[kQgCols];
+    for (int j = 0; j < kQgCols; ++j) s[j] = start ? 0.0f : part[i * ldc + j];
+    for (int p = 0; p < kc; ++p) {
+      const float x = a[i * lda + p];
+      const float* b = panel + p * kQgCols;
+      for (int j = 0; j < kQgCols; ++j) s[j] += x * b[j];
+    }
+    for (int j = 0; j < kQgCols; ++j) {
+      if (finish) {
+        acc[i * ldc + j] = s[j] * (row_scale[i] * col_scale[j]) + acc[i * ldc + j];  // fused or not: the compiler's choice
+      } else {
+        part[i * ldc + j] = s[j];
+      }
+    }
+  }
+}
+
+// The int8 / int4 codes of a panel as int8.hpp's B panel, with plain loops.
+void qg_pack_i8_scalar(const QgCodes& s, int64_t j0, int64_t kq, int8_t* panel, int32_t* colsum) {
+  const int64_t cols = std::min<int64_t>(kQgCols, s.n - j0);
+  for (int64_t j = 0; j < kQgCols; ++j) {
+    int32_t sum = 0;
+    for (int64_t p = 0; p < 4 * kq; ++p) {
+      const int v = j < cols && p < s.k ? int(code_at(s, p, j0 + j)) : 0;
+      panel[((p / 4) * kQgCols + j) * 4 + p % 4] = int8_t(v);
+      sum += v;
+    }
+    colsum[j] = sum;
+  }
+}
+
+struct Item {
+  int64_t g, j0, r0, rows, cols;  // cols: a multiple of 64 (the float path's span) or 64 (the int path)
+};
+
+struct Problem {
+  QgCodes codes;  // c: group 0
+  int64_t group_bytes, m, k, n, bk;
+  const float* a = nullptr;       // float path: lhs rows (lda = k)
+  const uint8_t* a8 = nullptr;    // int path: packed rows (int8.hpp)
+  int64_t kp = 0;
+  const float* lhs_scales = nullptr;
+  const float* scales = nullptr;  // int8 / int4 / fp8
+  const uint8_t* e8m0 = nullptr;  // mxfp4
+  float* out = nullptr;
+  std::vector<Item> items;
+  bool integer = false, avx512 = false, vnni = false;
+};
+
+// The scales of block b of columns [j0, j0 + 64) (0 past n).
+void block_scales(const Problem& P, int64_t g, int64_t b, int64_t j0, float* s) {
+  const int64_t cols = std::min<int64_t>(kQgCols, P.n - j0);
+  for (int64_t j = 0; j < kQgCols; ++j) {
+    const int64_t col = j0 + j;
+    if (j >= cols) {
+      s[j] = 0.0f;
+    } else if (P.codes.fmt == MOE_WF_FP8_E4M3) {
+      s[j] = P.scales[(g * ((P.n + 127) / 128) + (col >> 7)) * ((P.k + 127) / 128) + b];
+    } else if (P.codes.fmt == MOE_WF_MXFP4) {
+      const int e = P.e8m0[(g * P.n + col) * (P.k / 32) + b];
+      s[j] = e == 255 ? std::numeric_limits<float>::quiet_NaN() : std::ldexp(1.0f, e - 127);
+    } else {
+      s[j] = P.scales[g * P.n + col];
+    }
+  }
+}
+
+void run_float_item(const Problem& P, const Item& it, float* scratch) {
+  const int64_t W = it.cols;                        // row stride of part and acc
+  float* panel = scratch;                           // kQgKc x 64
+  float* part = panel + kQgKc * kQgCols;            // rows x W
+  float* acc = part + kQgSpan;                      // rows x W
+  float* col_scale = acc + kQgSpan;                 // W
+  float ones[kQgTile] = {1, 1, 1, 1, 1, 1};
+  std::fill(acc, acc + it.rows * W, 0.0f);
+  const QgCodes s{P.codes.fmt, P.codes.c + it.g * P.group_bytes, P.k, P.n};
+#if defined(MOE_HAVE_X86_KERNELS)
+  const QgTileFn tile = P.avx512 ? qg_tile_avx512 : qg_tile_scalar;
+  const QgDecodeFn decode = P.avx512 ? qg_decode_avx512 : qg_decode_scalar;
+#else
+  const QgTileFn tile = qg_tile_scalar;
+  const QgDecodeFn decode = qg_decode_scalar;
+#endif
+  const int64_t j1 = std::min(P.n, it.j0 + W);
+  for (int64_t pb = 0; pb < P.k; pb += P.bk) {
+    const int64_t pe = std::min(P.k, pb + P.bk);
+    for (int64_t j = it.j0; j < j1; j += kQgCols) block_scales(P, it.g, pb / P.bk, j, col_scale + (j - it.j0));
+    for (int64_t pc = pb; pc < pe; pc += kQgKc) {
+      const int kc = int(std::min<int64_t>(kQgKc, pe - pc));
+      for (int64_t j = it.j0; j < j1; j += kQgCols) {  // the chunk's rows of codes, panel by panel
+        decode(s, j, pc, kc, panel);
+        for (int64_t i = 0; i < it.rows; i += kQgTile) {
+          const int rows = int(std::min<int64_t>(kQgTile, it.rows - i));
+          const int64_t r = it.r0 + i, c = i * W + (j - it.j0);
+          tile(P.a + r * P.k + pc, P.k, rows, panel, kc, part + c, W, pc == pb, pc + kc == pe,
+               P.lhs_scales != nullptr ? P.lhs_scales + r : ones, col_scale + (j - it.j0), acc + c);
+        }
+      }
+    }
+  }
+  for (int64_t i = 0; i < it.rows; ++i) {
+    std::memcpy(P.out + (it.r0 + i) * P.n + it.j0, acc + i * W, size_t(j1 - it.j0) * sizeof(float));
+  }
+}
+
+void run_int_item(const Problem& P, const Item& it, float* scratch) {
+  const int64_t kq = P.kp / 4;
+  auto* panel = reinterpret_cast<int8_t*>(scratch);                      // kq x 256 bytes
+  auto* colsum = reinterpret_cast<int32_t*>(scratch + kq * kQgCols);     // 64
+  int32_t* tile = colsum + kQgCols;                                       // kI8TileRows x 64
+  float* col_scale = reinterpret_cast<float*>(tile + kI8TileRows * kQgCols);  // 64
+  const QgCodes s{P.codes.fmt, P.codes.c + it.g * P.group_bytes, P.k, P.n};
+  if (P.vnni) {
+    qg_pack_i8_vnni(s, it.j0, kq, panel, colsum);
+  } else {
+    qg_pack_i8_scalar(s, it.j0, kq, panel, colsum);
+  }
+  block_scales(P, it.g, 0, it.j0, col_scale);
+  const int cols = int(std::min<int64_t>(kQgCols, P.n - it.j0));
+  for (int64_t i = 0; i < it.rows; i += kI8TileRows) {
+    const int rows = int(std::min<int64_t>(kI8TileRows, it.rows - i));
+    const uint8_t* a = P.a8 + (it.r0 + i) * P.kp;
+    if (P.vnni) {
+      i8_tile_vnni(a, P.kp, rows, panel, kq, colsum, tile, kQgCols, kQgCols);
+    } else {
+      i8_tile_scalar(a, P.kp, rows, panel, kq, tile, kQgCols, kQgCols);
+    }
+    for (int r = 0; r < rows; ++r) {
+      const float sl = P.lhs_scales[it.r0 + i + r];
+      float* o = P.out + (it.r0 + i + r) * P.n + it.j0;
+      for (int j = 0; j < cols; ++j) o[j] = float(tile[r * kQgCols + j]) * (sl * col_scale[j]) + 0.0f;  // one rounding; -0 becomes +0 as the float64 sum
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moe::detail
+
+using moe::detail::Checker;
+using moe::detail::fail;
+using moe::detail::guarded;
+
+extern "C" moe_status_t moe_quantized_gmm(moe_weight_format_t format, const void* lhs, int lhs_int,
+                                          const float* lhs_scales, const void* codes, const void* scales,
+                                          const int32_t* group_sizes, int64_t m, int64_t k, int64_t n,
+                                          int64_t num_groups, float* out) {
+  using namespace moe::detail;
+  return guarded("moe_quantized_gmm", [&] {
+    Checker ck{"moe_quantized_gmm", {}};
+    std::vector<int64_t> off;
+    const bool known = format >= MOE_WF_INT8 && format <= MOE_WF_MXFP4;
+    const int64_t G = num_groups, nb = (n + 127) / 128, kb = (k + 127) / 128;
+    const int64_t code_w = format == MOE_WF_INT8 ? n : format == MOE_WF_INT4 ? (n + 1) / 2 : format == MOE_WF_MXFP4 ? k / 2 : k;
+    const int64_t code_h = format == MOE_WF_INT4 || format == MOE_WF_INT8 ? k : n;
+    if (!(ck.require(known, "unknown format " + std::to_string(int(format))) && ck.size("m", m) && ck.size("k", k) &&
+          ck.size("n", n) && ck.size("num_groups", G) &&
+          ck.require(format != MOE_WF_MXFP4 || k % 32 == 0, "mxfp4 needs k a multiple of 32") &&
+          ck.tensor("lhs", lhs, {m, k}) && ck.tensor("codes", codes, {G, code_h, code_w}) &&
+          ck.tensor("scales", scales,
+                    {G, format == MOE_WF_FP8_E4M3 ? nb * kb : format == MOE_WF_MXFP4 ? n * (k / 32) : n}) &&
+          ck.require(lhs_int == 0 || lhs_scales != nullptr || m == 0, "an int lhs needs lhs_scales") &&
+          ck.require(lhs_int != 0 || lhs_scales == nullptr, "a float lhs takes no lhs_scales") &&
+          ck.tensor("group_sizes", group_sizes, {G}) && ck.tensor("out", out, {m, n}) &&
+          group_offsets(ck, group_sizes, G, m, off) &&
+          ck.require(k <= std::numeric_limits<int32_t>::max() / (128 * 128), "k too large for exact int32 sums") &&
+          ck.require(lhs_int == 0 || m * k == 0 || moe_i32_fits_i8(static_cast<const int32_t*>(lhs), m * k) == 1,
+                     "an int lhs must hold values in [-128, 127]"))) {
+      return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
+    }
+    zero_rows(out, off.back(), m, n);
+    if (off.back() == 0 || n == 0) return MOE_STATUS_OK;
+    Problem P;
+    P.codes = {format, static_cast<const uint8_t*>(codes), k, n};
+    P.group_bytes = code_h * code_w;
+    P.m = m;
+    P.k = k;
+    P.n = n;
+    P.bk = format == MOE_WF_FP8_E4M3 ? 128 : format == MOE_WF_MXFP4 ? 32 : std::max<int64_t>(k, 1);
+    P.lhs_scales = lhs_int != 0 ? lhs_scales : nullptr;
+    P.scales = format == MOE_WF_MXFP4 ? nullptr : static_cast<const float*>(scales);
+    P.e8m0 = format == MOE_WF_MXFP4 ? static_cast<const uint8_t*>(scales) : nullptr;
+    P.out = out;
+    P.integer = lhs_int != 0 && (format == MOE_WF_INT8 || format == MOE_WF_INT4);
+    P.avx512 = isa_active() == MOE_ISA_AVX512;
+    P.vnni = P.integer && i8_vnni_usable();
+    const int32_t* li = static_cast<const int32_t*>(lhs);
+    int64_t need = 0;
+    if (P.integer) {
+      P.kp = (std::max<int64_t>(k, 1) + 3) / 4 * 4;
+      auto* a8 = static_cast<uint8_t*>(workspace().get(6, std::max<int64_t>(1, off.back() * P.kp)));
+      i8_pack_rows(li, off.back(), k, P.kp, a8);
+      P.a8 = a8;
+      need = P.kp / 4 * kQgCols + kQgCols + kI8TileRows * kQgCols + kQgCols;
+    } else {
+      if (lhs_int != 0) {  // fp8 / mxfp4 codes with int8-range rows: the rows as floats (exact)
+        float* a = workspace().f32(9, off.back() * k);
+        for (int64_t i = 0; i < off.back() * k; ++i) a[i] = float(li[i]);
+        P.a = a;
+      } else {
+        P.a = static_cast<const float*>(lhs);
+      }
+      need = kQgKc * kQgCols + 3 * kQgSpan;
+    }
+    // float items: spans of panels as wide as kQgSpan allows for the item's rows, split evenly over the columns
+    const int64_t panels = (n + kQgCols - 1) / kQgCols;
+    for (int64_t g = 0; g < G; ++g) {
+      for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; r += kQgBlockRows) {
+        const int64_t rows = std::min(kQgBlockRows, off[size_t(g) + 1] - r);
+        const int64_t span_max = P.integer ? 1 : std::max<int64_t>(1, kQgSpan / (rows * kQgCols));
+        const int64_t spans = (panels + span_max - 1) / span_max, span = (panels + spans - 1) / spans;
+        for (int64_t q = 0; q < panels; q += span) {
+          P.items.push_back({g, q * kQgCols, r, rows, std::min(span, panels - q) * kQgCols});
+        }
+      }
+    }
+    scratch_reserve(need);
+    auto body = [](void* ctx, int64_t i, int worker) {
+      const Problem& Q = *static_cast<const Problem*>(ctx);
+      if (Q.integer) {
+        run_int_item(Q, Q.items[size_t(i)], scratch(worker));
+      } else {
+        run_float_item(Q, Q.items[size_t(i)], scratch(worker));
+      }
+    };
+    const int64_t items = int64_t(P.items.size());
+    parallel_for(items, items > 1 ? pool_threads() : 1, body, &P);
+    return MOE_STATUS_OK;
+  });
+}

@@ -1,0 +1,49 @@
+// Internal interface of the quantized grouped matmul (qgmm.cpp, baseline code) and of its ISA code: the AVX-512
+// decode and tile and the VNNI packing of int codes (isa_avx512_qgmm.cpp). Plain structs and
+// declarations only (see internal.hpp).
+//
+// Float path: a work item (group, a span of 64-column panels, up to 128 rows; small groups take wide spans, so that
+// each chunk of k reads whole rows of [k, n] codes) decodes at most kQgKc rows of k of one panel at a time into a float
+// panel, panel[p * 64 + j] = code(p0 + p, j0 + j) (0 past n), and multiplies it into the rows' partial sums of the
+// current scale block; a block's last chunk folds its partial sums into the accumulators.
+// Integer path (int8 / int4 codes, lhs in int8 range): the codes of the whole k are packed as int8.hpp's B panel
+// (k-quads of 64 columns) with their column sums and multiplied by the int8.hpp tiles.
+#pragma once
+
+#include <cstdint>
+
+#include "internal.hpp"
+
+namespace moe::detail {
+
+constexpr int kQgCols = 64;  // panel width (= kI8PanelCols)
+constexpr int kQgKc = 64;    // rows of k decoded per chunk (a multiple of 32: an mxfp4 block never straddles chunks)
+constexpr int kQgTile = 6;   // rows of the float tile
+
+// One group's codes: group g's first byte, the logical k and n.
+struct QgCodes {
+  moe_weight_format_t fmt;
+  const uint8_t* c;
+  int64_t k, n;
+};
+
+// The float tile: for i < rows <= kQgTile, j < 64, with s = (start ? 0 : part[i * ldc + j]) + the fma chain over
+// p < kc of a[i * lda + p] * panel[p * 64 + j] (ascending p):
+//   finish: acc[i * ldc + j] = fma(s, fl(row_scale[i] * col_scale[j]), acc[i * ldc + j])
+//   else:   part[i * ldc + j] = s
+using QgTileFn = void (*)(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, int64_t ldc,
+                          bool start, bool finish, const float* row_scale, const float* col_scale, float* acc);
+// The decode: panel rows p < kc (rows up to the next multiple of 16 may be written too) of columns [j0, j0 + 64).
+using QgDecodeFn = void (*)(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* panel);
+
+#if defined(MOE_HAVE_X86_KERNELS)
+void qg_tile_avx512(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, int64_t ldc,
+                    bool start, bool finish, const float* row_scale, const float* col_scale, float* acc);
+void qg_decode_avx512(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* panel);
+#endif
+
+// int8 / int4 codes of columns [j0, j0 + 64) over the whole k as an int8.hpp B panel of kq k-quads (zero past k and
+// n), colsum[j] = the column's sum of codes. Runs only where i8_vnni_usable().
+void qg_pack_i8_vnni(const QgCodes& s, int64_t j0, int64_t kq, int8_t* panel, int32_t* colsum);
+
+}  // namespace moe::detail
