@@ -6,6 +6,7 @@
 //   MOEKIT_NATIVE_ADDON=path            load the addon from this path
 //   MOEKIT_NATIVE_ISA=scalar|avx2|avx512         cap the instruction set of the native kernels
 //   MOEKIT_NATIVE_BF16=widen|dpbf16|amx          how the native kernels multiply bf16 weights
+//   MOEKIT_MPI_TIMEOUT=seconds          an MPI collective not complete by then is an error (default 300, 0 = never)
 import { MoeError } from "./errors.js";
 
 export type BackendChoice = "auto" | "native" | "ref";
@@ -20,6 +21,7 @@ export interface MoekitEnv {
   nativeAddon: string | undefined;
   nativeIsa: NativeIsa | undefined;
   nativeBf16: NativeBf16Path | undefined;
+  mpiTimeoutS: number | undefined;
 }
 
 /** The most native threads accepted (a larger count is a typo, not a machine). */
@@ -53,5 +55,6 @@ export function readEnv(env: Readonly<Record<string, string | undefined>> = proc
     nativeAddon: env.MOEKIT_NATIVE_ADDON === "" ? undefined : env.MOEKIT_NATIVE_ADDON,
     nativeIsa: oneOf("MOEKIT_NATIVE_ISA", env.MOEKIT_NATIVE_ISA, ["scalar", "avx2", "avx512"]),
     nativeBf16: oneOf("MOEKIT_NATIVE_BF16", env.MOEKIT_NATIVE_BF16, ["widen", "dpbf16", "amx"]),
+    mpiTimeoutS: number("MOEKIT_MPI_TIMEOUT", env.MOEKIT_MPI_TIMEOUT, false, 1e6),
   };
 }
