@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +18,7 @@
 namespace {
 
 std::vector<MPI_Comm> comms;  // comms[0] is MPI_COMM_WORLD; split() appends
+constexpr int HEADER_TAG = 7101;
 
 [[noreturn]] void fail(Napi::Env env, const std::string& msg) { throw Napi::Error::New(env, "[mpi] " + msg); }
 
@@ -119,18 +121,46 @@ Napi::Value Split(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), double(comms.size() - 1));
 }
 
-// alltoall(comm, send, recv, timeoutS): fixed-size blocks, send.byteLength / size bytes to each rank.
-Napi::Value Alltoall(const Napi::CallbackInfo& info) {
+// headers(comm, send, recv, timeoutS): a fixed-size block to and from every rank (send.byteLength / size bytes
+// each), by point-to-point messages, so that a timeout can name the ranks whose block has not come.
+Napi::Value Headers(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MPI_Comm c = comm_arg(info, 0);
-  int size = 0;
+  int size = 0, rank = 0;
   MPI_Comm_size(c, &size);
+  MPI_Comm_rank(c, &rank);
   Bytes s = bytes_arg(info, info[1], "send"), r = bytes_arg(info, info[2], "recv");
-  if (s.bytes != r.bytes || s.bytes % size != 0) fail(env, "alltoall: send and recv must be equal, size-divisible lengths");
-  MPI_Request req;
-  const int n = count_of(env, s.bytes / size);
-  check(env, MPI_Ialltoall(s.data, n, MPI_BYTE, r.data, n, MPI_BYTE, c, &req), "MPI_Ialltoall");
-  wait_or_throw(env, &req, info[3].As<Napi::Number>().DoubleValue(), "the collective's header exchange");
+  if (s.bytes != r.bytes || s.bytes % size != 0) fail(env, "headers: send and recv must be equal, size-divisible lengths");
+  const size_t blk = s.bytes / size;
+  const int n = count_of(env, blk);
+  std::vector<MPI_Request> recvs(size, MPI_REQUEST_NULL), sends(size, MPI_REQUEST_NULL);
+  std::memcpy(static_cast<uint8_t*>(r.data) + rank * blk, static_cast<uint8_t*>(s.data) + rank * blk, blk);
+  for (int j = 0; j < size; j++) {
+    if (j == rank) continue;
+    check(env, MPI_Irecv(static_cast<uint8_t*>(r.data) + j * blk, n, MPI_BYTE, j, HEADER_TAG, c, &recvs[j]), "MPI_Irecv");
+    check(env, MPI_Isend(static_cast<uint8_t*>(s.data) + j * blk, n, MPI_BYTE, j, HEADER_TAG, c, &sends[j]), "MPI_Isend");
+  }
+  const double timeoutS = info[3].As<Napi::Number>().DoubleValue();
+  const auto start = std::chrono::steady_clock::now();
+  for (int spins = 0;; spins++) {
+    int done = 0;
+    MPI_Testall(size, recvs.data(), &done, MPI_STATUSES_IGNORE);
+    if (done) break;
+    if (timeoutS > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > timeoutS) {
+      std::string missing;
+      for (int j = 0; j < size; j++) {
+        int got = 1;
+        if (recvs[j] != MPI_REQUEST_NULL) MPI_Test(&recvs[j], &got, MPI_STATUS_IGNORE);
+        if (!got) missing += (missing.empty() ? "" : ", ") + std::to_string(j);
+      }
+      char secs[32];
+      std::snprintf(secs, sizeof secs, "%g", timeoutS);
+      fail(env, "no word from rank " + missing + " within " + secs +
+                    " s (MOEKIT_MPI_TIMEOUT): it is stuck, gone, or not calling this collective");
+    }
+    if (spins > 200) std::this_thread::sleep_for(std::chrono::microseconds(spins > 2000 ? 1000 : 20));
+  }
+  MPI_Waitall(size, sends.data(), MPI_STATUSES_IGNORE);
   return env.Undefined();
 }
 
@@ -208,7 +238,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New(env, Init));
   exports.Set("version", Napi::Function::New(env, Version));
   exports.Set("split", Napi::Function::New(env, Split));
-  exports.Set("alltoall", Napi::Function::New(env, Alltoall));
+  exports.Set("headers", Napi::Function::New(env, Headers));
   exports.Set("allgatherv", Napi::Function::New(env, Allgatherv));
   exports.Set("alltoallw", Napi::Function::New(env, Alltoallw));
   exports.Set("abort", Napi::Function::New(env, Abort));

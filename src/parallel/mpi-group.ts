@@ -4,9 +4,9 @@
 // main thread with a deadline (MOEKIT_MPI_TIMEOUT): the calling rank's event loop is blocked meanwhile, which an
 // SPMD program, whose next step needs the result, does not mind.
 //
-// Every collective first exchanges a fixed header per peer (MPI_Alltoall: the op, the call number and the shape
-// and storage of what goes to that peer), so that ranks calling different collectives, or receiving ragged
-// shapes, find out before any data moves. The data then moves from the tensors' own typed arrays: allGather by
+// Every collective first exchanges a fixed header with each peer (point-to-point: the op, the call number and
+// the shape and storage of what goes to that peer), so that ranks calling different collectives, or receiving
+// ragged shapes, find out before any data moves, and a rank that never comes is named when the deadline passes. The data then moves from the tensors' own typed arrays: allGather by
 // MPI_Allgatherv into one buffer whose slices become the received tensors, allToAll by MPI_Alltoallw with an
 // absolute-address datatype per peer (MPI_BOTTOM), so that neither side packs. The reductions stay GroupBase's
 // (allGather / allToAll, then a sum in rank order), not MPI_Allreduce / MPI_Reduce_scatter: MPI does not fix
@@ -25,7 +25,7 @@ interface MpiBinding {
   init(): [number, number];
   version(): string;
   split(comm: number, color: number, key: number): number;
-  alltoall(comm: number, send: Int32Array, recv: Int32Array, timeoutS: number): void;
+  headers(comm: number, send: Int32Array, recv: Int32Array, timeoutS: number): void;
   allgatherv(
     comm: number,
     send: TypedArray | Uint16Array,
@@ -126,7 +126,11 @@ class MpiComm extends GroupBase {
     const send = new Int32Array(HEADER * this.size);
     for (let j = 0; j < this.size; j++) writeHeader(send, j * HEADER, op, seq, sent(j));
     const recv = new Int32Array(HEADER * this.size);
-    this.mpi.alltoall(this.comm, send, recv, this.timeoutS);
+    try {
+      this.mpi.headers(this.comm, send, recv, this.timeoutS);
+    } catch (e) {
+      throw new MoeError(`[mpi] rank ${this.rank} at call ${seq} (${op}): ${(e as Error).message.replace(/^\[mpi\] /, "")}`);
+    }
     for (let j = 0; j < this.size; j++) {
       const [o, s] = [recv[j * HEADER]!, recv[j * HEADER + 1]!];
       if (o !== OPS.indexOf(op) || s !== seq) {

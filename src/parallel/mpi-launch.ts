@@ -23,6 +23,13 @@ export function mpirunArgs(size: number): string[] {
   return [...root, "--oversubscribe", "--bind-to", "none", "-np", String(size)];
 }
 
+/** The lines of a failed job's output that name a rank (moekit's and mpirun's), else its last lines. */
+function summary(output: string): string {
+  const lines = output.split("\n").map((l) => l.trim());
+  const named = lines.filter((l) => /^moekit: MPI rank|noticed that process rank|MPI_ABORT was invoked on rank/.test(l));
+  return (named.length > 0 ? named : lines.filter((l) => l !== "" && !l.startsWith("---")).slice(-6)).join(" | ");
+}
+
 /** The compiled rank entry: next to this file when built, else the package's dist/. */
 function entryPath(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -54,7 +61,7 @@ export async function runMpi<T>(size: number, module: string | URL, args?: unkno
     clearTimeout(timer);
     if (code !== 0) {
       const why = code === null ? `killed after ${opts.timeoutMs} ms` : `exit code ${code}`;
-      throw new MoeError(`[mpi] mpirun -np ${size} failed (${why}):\n${output.trim()}`);
+      throw new MoeError(`[mpi] mpirun -np ${size} failed (${why}): ${summary(output)}`, { cause: output });
     }
     return Array.from({ length: size }, (_, r) => decode(deserialize(readFileSync(join(dir, `rank-${r}.bin`)))) as T);
   } finally {
