@@ -6,6 +6,7 @@ export { runWorkers } from "./worker-group.js";
 export { PortGroup } from "./port-group.js";
 export { joinMpi, mpiUnavailableReason, type MpiGroup } from "./mpi-group.js";
 export { runMpi, mpirunArgs } from "./mpi-launch.js";
+export { agreeAcrossRanks } from "./agree.js";
 export {
   allGather,
   allGatherAxis,
