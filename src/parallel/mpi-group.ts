@@ -68,7 +68,7 @@ export function mpiUnavailableReason(): string | undefined {
 }
 
 // the per-peer header: op, call number, storage kind, dtype, ndim, dims
-const OPS = ["allGather", "allToAll", "barrier"] as const;
+const OPS = ["allGather", "allToAll", "barrier", "subGroup"] as const;
 type Op = (typeof OPS)[number];
 const MAX_DIMS = 7;
 const HEADER = 5 + MAX_DIMS;
@@ -186,6 +186,7 @@ class MpiComm extends GroupBase {
     const key = members.join(",");
     let g = this.#subGroups.get(key);
     if (g === undefined) {
+      this.#headers("subGroup", () => undefined); // every rank is here (or named by the deadline) before the split blocks
       const comm = this.mpi.split(this.comm, Math.min(...members), members.indexOf(this.rank));
       g = new MpiComm(this.mpi, comm, members.indexOf(this.rank), members.length, this.timeoutS);
       this.#subGroups.set(key, g);
