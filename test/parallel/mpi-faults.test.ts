@@ -25,7 +25,7 @@ describe.skipIf(mpiSkipReason !== undefined)(mpiSuiteName("MPI faults: a failing
   it("a rank that throws aborts the job (MPI_Abort from its exit)", async () => {
     const { message, ms } = await failure("throw");
     expect(message).toMatch(/moekit: MPI rank 1 failed: Error: rank one fails on purpose/);
-    expect(message).toMatch(/MPI_ABORT was invoked on rank 1/);
+    expect(message).toMatch(/moekit: MPI rank 1 of 3 exits with code 1: aborting the job/);
     expect(ms).toBeLessThan(20_000);
   });
 
@@ -36,10 +36,12 @@ describe.skipIf(mpiSkipReason !== undefined)(mpiSuiteName("MPI faults: a failing
     expect(ms).toBeLessThan(20_000);
   });
 
-  it("a rank calling another collective: every rank fails naming the mismatch", async () => {
+  it("a rank calling another collective: the ranks fail naming the mismatch", async () => {
+    // every rank sees it; the first to abort may end the others before they print
     const { message } = await failure("mismatch");
-    expect(message).toMatch(/rank 0 is at call 1 \(allToAll\), rank 1 at call 1 \(allGather\)/);
-    expect(message).toMatch(/rank 1 is at call 1 \(allGather\), rank 0 at call 1 \(allToAll\)/);
+    expect(message).toMatch(
+      /rank [02] is at call 1 \(allToAll\), rank 1 at call 1 \(allGather\)|rank 1 is at call 1 \(allGather\), rank [02] at call 1 \(allToAll\)/,
+    );
   });
 
   it("a rank that stalls: the others give up after MOEKIT_MPI_TIMEOUT, naming it", async () => {
