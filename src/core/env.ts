@@ -7,6 +7,7 @@
 //   MOEKIT_NATIVE_ISA=scalar|avx2|avx512         cap the instruction set of the native kernels
 //   MOEKIT_NATIVE_BF16=widen|dpbf16|amx          how the native kernels multiply bf16 weights
 //   MOEKIT_TRACE=0|1                    time every primitive by backend and print the table at exit
+//   MOEKIT_MPI_TIMEOUT=seconds          an MPI collective not complete by then is an error (default 300, 0 = never)
 import { MoeError } from "./errors.js";
 
 export type BackendChoice = "auto" | "native" | "ref";
@@ -22,6 +23,7 @@ export interface MoekitEnv {
   nativeIsa: NativeIsa | undefined;
   nativeBf16: NativeBf16Path | undefined;
   trace: boolean;
+  mpiTimeoutS: number | undefined;
 }
 
 /** The most native threads accepted (a larger count is a typo, not a machine). */
@@ -56,5 +58,6 @@ export function readEnv(env: Readonly<Record<string, string | undefined>> = proc
     nativeIsa: oneOf("MOEKIT_NATIVE_ISA", env.MOEKIT_NATIVE_ISA, ["scalar", "avx2", "avx512"]),
     nativeBf16: oneOf("MOEKIT_NATIVE_BF16", env.MOEKIT_NATIVE_BF16, ["widen", "dpbf16", "amx"]),
     trace: oneOf("MOEKIT_TRACE", env.MOEKIT_TRACE, ["0", "1", ""]) === "1",
+    mpiTimeoutS: number("MOEKIT_MPI_TIMEOUT", env.MOEKIT_MPI_TIMEOUT, false, 1e6),
   };
 }

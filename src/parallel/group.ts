@@ -1,8 +1,8 @@
 import { MoeError } from "../core/errors.js";
-import type { Tensor } from "../core/tensor.js";
 import { noGrad } from "../autodiff/graph.js";
 import { add } from "../ops/elementwise.js";
 import { sliceAxis } from "../ops/movement.js";
+import { zeros, type Tensor } from "../core/tensor.js";
 
 /**
  * A communication group of `size` ranks (MLX-style). Calls are collective: every rank makes the same calls in
@@ -20,6 +20,14 @@ export interface Group {
   allReduce(x: Tensor): Promise<Tensor>;
   /** Σ over ranks of slice `rank` of `size` equal slices of axis 0 (reduce-scatter, psum_scatter tiled). */
   reduceScatter(x: Tensor): Promise<Tensor>;
+  /** Returns once every rank has called it. */
+  barrier(): Promise<void>;
+  /**
+   * Optional: the ranks `members` (this one among them, in that order) as a group of their own, for an
+   * implementation with native sub-communicators (MPI_Comm_split). Every rank asks at the same point, each for
+   * the members of its own sub-group. Without it, a Mesh runs a sub-group's collectives as collectives of this one.
+   */
+  subGroup?(members: readonly number[]): Group;
 }
 
 /** Sum in rank order, no gradient. */
@@ -51,5 +59,9 @@ export abstract class GroupBase implements Group {
 
   async reduceScatter(x: Tensor): Promise<Tensor> {
     return sumInOrder(await this.allToAll(equalSlices(x, this.size, "reduce_scatter")));
+  }
+
+  async barrier(): Promise<void> {
+    await this.allGather(zeros([0]));
   }
 }

@@ -4,6 +4,9 @@ export { Mesh, MESH_AXES, type MeshAxis, type MeshShape } from "./mesh.js";
 export { createLocalGroup, runSpmd } from "./local-group.js";
 export { runWorkers } from "./worker-group.js";
 export { PortGroup } from "./port-group.js";
+export { joinMpi, mpiUnavailableReason, type MpiGroup } from "./mpi-group.js";
+export { runMpi, mpirunArgs } from "./mpi-launch.js";
+export { agreeAcrossRanks } from "./agree.js";
 export {
   allGather,
   allGatherAxis,

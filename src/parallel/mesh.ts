@@ -79,7 +79,9 @@ export class Mesh {
     let g = this.#axes.get(axis);
     if (g === undefined) {
       const members = Array.from({ length: this.shape[axis] }, (_, i) => rankOf({ ...this.coords, [axis]: i }, this.shape));
-      g = members.length === this.group.size ? this.group : new SubGroup(this.group, members);
+      if (members.length === this.group.size) g = this.group;
+      else if (members.length > 1 && this.group.subGroup !== undefined) g = this.group.subGroup(members);
+      else g = new SubGroup(this.group, members);
       this.#axes.set(axis, g);
     }
     return g;

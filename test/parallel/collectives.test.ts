@@ -9,6 +9,7 @@ import { Mesh, MESH_AXES, type MeshAxis } from "../../src/parallel/mesh.js";
 import type { Group } from "../../src/parallel/group.js";
 import { createLocalGroup } from "../../src/parallel/local-group.js";
 import * as lib from "../../src/index.js";
+import { mpiBatches, mpiSkipReason, mpiSuiteName } from "../harness/mpi.js";
 // @ts-expect-error a plain .mjs fixture shared with the worker ranks
 import { makeCollectives } from "./fixtures/collectives-body.mjs";
 
@@ -54,16 +55,24 @@ function expectGroup(run: GroupRun, world: number[]): void {
 }
 
 const SHAPES: Shape[] = [{ tensor: 2 }, { expert: 2, tensor: 2 }, { fsdp: 2, tensor: 2 }, { data: 2, tensor_transpose: 2 }, { tensor: 4 }];
+const ranksOf = (s: Shape): number => Object.values(s).reduce((a, b) => a * b, 1);
+const CASES = SHAPES.map((shape) => ({ shape }));
+const mpi = mpiBatches<{ shape: Shape }, RankRun>(join(import.meta.dirname, "fixtures/collectives-rank.mjs"), CASES, (c) =>
+  ranksOf(c.shape),
+);
 const GROUPS: [string, (n: number, shape: Shape) => Promise<RankRun[]>][] = [
   ["in-process (runSpmd)", (n, shape) => runSpmd(n, (g) => body(g, { shape }))],
   [
     "worker threads (runWorkers)",
     (n, shape) => runWorkers<RankRun>(n, join(import.meta.dirname, "fixtures/collectives-rank.mjs"), { shape }),
   ],
+  [mpiSuiteName("MPI ranks (mpirun, 2 and 4 ranks)"), (_, shape) => mpi(CASES.find((c) => c.shape === shape)!)],
 ];
 
 describe.each(GROUPS)("collectives, %s", (name, run) => {
-  describe.skipIf(name.startsWith("worker") && !built).each(SHAPES.map((s) => [JSON.stringify(s), s] as const))("mesh %s", (_, shape) => {
+  describe
+    .skipIf((name.startsWith("worker") && !built) || (name.startsWith("MPI") && mpiSkipReason !== undefined))
+    .each(SHAPES.map((s) => [JSON.stringify(s), s] as const))("mesh %s", (_, shape) => {
     it("whole group and every mesh axis: allGather, allToAll, allReduce, reduceScatter; adjoint identities", async () => {
       const n = Object.values(shape).reduce((a, b) => a * b, 1);
       const ranks = await run(n, shape);

@@ -22,6 +22,7 @@ import { useBackend } from "../../src/backends/select.js";
 import { Prim } from "../../src/prims/prims.js";
 // @ts-expect-error a plain .mjs fixture shared with the worker ranks
 import { makeRank } from "./fixtures/mesh-rank-body.mjs";
+import { mpiBatches, mpiSkipReason, mpiSuiteName } from "../harness/mpi.js";
 
 type Shape = Partial<Record<MeshAxis, number>>;
 type Coords = Record<MeshAxis, number>;
@@ -226,23 +227,35 @@ const SETUPS: [string, Record<string, unknown>, Shape, EpPath, number, boolean][
 
 const ranksOf = (s: Shape): number => Object.values(s).reduce((a, b) => a * b, 1);
 
-const GROUPS: [string, (a: Args) => Promise<RankResult[]>][] = [
+// the MPI ranks run every setup of a rank count in one job, with the same arguments as the other groups
+const MPI_ARGS = SETUPS.map(([name, keys, shape, path, B]) => makeArgs(keys, shape, path, B, name.length));
+const mpi = mpiBatches<Args, RankResult>(join(import.meta.dirname, "fixtures/mesh-rank.mjs"), MPI_ARGS, (a) => ranksOf(a.shape));
+
+const GROUPS: [string, (a: Args, setup: number) => Promise<RankResult[]>][] = [
   ["in-process (runSpmd)", (a) => runSpmd(ranksOf(a.shape), (g) => rankBody(g, a))],
   ["worker threads (runWorkers)", (a) => runWorkers<RankResult>(ranksOf(a.shape), join(import.meta.dirname, "fixtures/mesh-rank.mjs"), a)],
+  [mpiSuiteName("MPI ranks (mpirun, 2 and 4 ranks)"), (_, setup) => mpi(MPI_ARGS[setup]!)],
 ];
 
 describe.each(GROUPS)("mesh paths equal one device, %s", (groupName, run) => {
-  const workers = groupName.startsWith("worker");
-  // worker ranks run the reference backend (no per-rank native contexts yet)
+  // worker and MPI ranks run the reference backend (no per-rank native contexts yet)
+  const workers = !groupName.startsWith("in-process");
+  if (groupName.startsWith("MPI") && mpiSkipReason !== undefined) return void it.skip(mpiSkipReason);
   const backends = workers ? ["ref" as const] : testBackends();
-  describe.skipIf(workers && !built).each(backends.flatMap((b) => SETUPS.map((s) => [b, ...s] as const)))(
+  describe.skipIf(workers && !built).each(backends.flatMap((b) => SETUPS.map((s, i) => [b, ...s, i] as const)))(
     "%s: %s",
-    (backend, name, keys, shape, path, B, exact) => {
+    (backend, name, keys, shape, path, B, exact, setup) => {
       it("outputs, routing and every gradient", async () => {
         if (workers) process.env.MOEKIT_BACKEND = "ref";
         const a = makeArgs(keys, shape, path, B, name.length);
-        const ranks = await withBackend(backend, () => run(a));
+        const ranks = await withBackend(backend, () => run(a, setup));
         await withBackend(backend, () => check(a, ranks, exact && backend === "ref"));
+        if (groupName.startsWith("MPI")) {
+          // every rank's output and gradients carry the in-process group's bits (same backend, rank-order sums)
+          const local = await withBackend("ref", () => runSpmd(ranksOf(a.shape), (g) => rankBody(g, a)));
+          const bits = (r: RankResult): number[][] => [r.output, ...Object.values(r.grads)].map((t) => Array.from(t.data));
+          ranks.forEach((r, i) => expect(bits(r)).toEqual(bits(local[i]!)));
+        }
       });
     },
   );

@@ -3,8 +3,8 @@
 // undefined and nativeUnavailableReason() says why (an invalid MOEKIT_* variable does throw, from core/env.ts).
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { packageRoot } from "../../core/package-root.js";
 import { readEnv, type MoekitEnv, type NativeBf16Path, type NativeIsa } from "../../core/env.js";
 
 export type { NativeIsa, NativeBf16Path };
@@ -224,13 +224,8 @@ const FUNCTIONS = [
 /** The addon path: MOEKIT_NATIVE_ADDON, else native/build/Release in the nearest package root above this file. */
 function addonPath(env: MoekitEnv): string | undefined {
   if (env.nativeAddon !== undefined) return env.nativeAddon;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, "package.json"))) return join(dir, ADDON);
-    const up = dirname(dir);
-    if (up === dir) return undefined;
-    dir = up;
-  }
+  const root = packageRoot();
+  return root === undefined ? undefined : join(root, ADDON);
 }
 
 function load(env: MoekitEnv): { binding?: NativeBinding; reason?: string } {

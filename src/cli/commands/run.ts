@@ -14,6 +14,7 @@ import { checkMemory } from "../../core/memory.js";
 import { forwardEstimate, weightEstimate } from "../../moe/memory-estimate.js";
 import { runtimeInfo } from "../../backends/select.js";
 import { checkFinite } from "../../moe/finite.js";
+import { forwardOnRanks, inMpiJob, joinRanks, launchRanks } from "./run-ranks.js";
 
 const HELP = `Usage: moekit run (--preset NAME | --config FILE) [options]
        moekit run --checkpoint PATH [--layer N] ...   (see moekit run --checkpoint PATH --help)
@@ -32,6 +33,7 @@ Options:
                     (the first also pays one-time work, e.g. rounding float32 weights for a bfloat16 layer)
   --max-params N    refuse layers with more parameters (default 2e8; the reference backend is slow)
   --max-memory BYTES  refuse when weights and activations are estimated above BYTES (default: 75% of free memory)
+  --ranks N         expert parallelism over N MPI ranks (started under mpirun; same output as one rank)
   --json            machine-readable output`;
 
 interface LayerChoice {
@@ -75,6 +77,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       repeat: { type: "string", default: "1" },
       "max-params": { type: "string", default: "2e8" },
       "max-memory": { type: "string" },
+      ranks: { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -101,9 +104,13 @@ export async function runCommand(argv: string[]): Promise<number> {
     ...weightEstimate(layerParamShapes(cfg, shared), cfg.weightDtype),
     ...forwardEstimate(cfg, B, S, shared ? sharedExpertDim(cfg) : 0),
   });
+  const ranks = values.ranks === undefined ? undefined : intFlag(values.ranks, "--ranks", 1);
+  if (ranks !== undefined && shared) throw new MoeError(`--ranks runs RoutedMoE layers; ${label} has shared experts (RoutedAndSharedMoE)`);
+  if (ranks !== undefined && !inMpiJob()) return launchRanks(ranks);
+  const group = ranks === undefined ? undefined : joinRanks(ranks);
   const key = prngKey(seed);
   const log = (m: string): void => {
-    if (values.json !== true) console.error(`[moekit] ${m}`);
+    if (values.json !== true && (group?.rank ?? 0) === 0) console.error(`[moekit] ${m}`);
   };
   log(
     `initialising ${label} (${shared ? "RoutedAndSharedMoE" : "RoutedMoE"}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, D=${D}, H=${cfg.moeMlpDim}, ${cfg.sparseMatmul ? "sparse" : "dense"})`,
@@ -118,10 +125,12 @@ export async function runCommand(argv: string[]): Promise<number> {
   let o: MoeOutput | undefined;
   for (let i = 0; i < repeat; i++) {
     const t0 = performance.now();
-    o = layer.forward(x, { rng: foldIn(key, 3) });
+    const opts = { rng: foldIn(key, 3) };
+    o = group === undefined ? layer.forward(x, opts) : await forwardOnRanks(group, layer as RoutedMoE, x, opts);
     times.push(performance.now() - t0);
   }
   if (o === undefined) throw new MoeError("--repeat must be at least 1");
+  if (group !== undefined && group.rank !== 0) return 0;
   checkFinite(o.output, `${label} output`);
   const later = times.slice(1).sort((a, b) => a - b);
   const steadyMs = later.length === 0 ? null : Number(later[later.length >> 1]!.toFixed(2));
@@ -141,6 +150,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     dtype: cfg.dtype,
     weightDtype: cfg.weightDtype,
     backend: runtimeInfo().backend,
+    ...(ranks === undefined ? {} : { ranks }),
     forwardMs: Number(times[0]!.toFixed(2)),
     repeatedForwardMs: steadyMs,
   };
@@ -163,7 +173,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (report.biasUpdates !== null) console.log(`bias_updates    ${report.biasUpdates.map((v) => v.toFixed(4)).join(" ")}`);
   const runs = steadyMs === null ? "" : `, then ${steadyMs} ms (median of ${repeat - 1} more)`;
   console.log(
-    `forward         ${report.forwardMs} ms${runs} (${report.backend} backend, ${cfg.dtype} activations, ${cfg.weightDtype} weights)`,
+    `forward         ${report.forwardMs} ms${runs} (${report.backend} backend, ${cfg.dtype} activations, ${cfg.weightDtype} weights${ranks === undefined ? "" : `, ${ranks} MPI ranks`})`,
   );
   return 0;
 }

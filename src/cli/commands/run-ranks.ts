@@ -1,0 +1,65 @@
+// `moekit run --ranks N`: the layer with expert parallelism over N MPI ranks. Started outside an MPI job, the
+// command starts itself under `mpirun -np N`; inside, every rank builds the same seeded layer and input, runs its
+// experts and its slice of the batch (routedMoeForwardParallel, batch_sharded), and gathers the result, which
+// rank 0 reports as one rank would.
+import { spawnSync } from "node:child_process";
+import { MoeError } from "../../core/errors.js";
+import type { Tensor } from "../../core/tensor.js";
+import { RoutedMoE, routedMoeForwardParallel, shardWeights, type MoeOutput, type ForwardOptions } from "../../moe/routed-moe.js";
+import type { MoeConfig } from "../../moe/config.js";
+import { calculateLoadBalanceUpdates } from "../../moe/load-balance.js";
+import { concatenate, sliceAxis } from "../../ops/movement.js";
+import { div } from "../../ops/elementwise.js";
+import { joinMpi, mpiUnavailableReason } from "../../parallel/mpi-group.js";
+import { mpirunArgs, mpirunMissing } from "../../parallel/mpi-launch.js";
+import { agreeAcrossRanks } from "../../parallel/agree.js";
+import type { Group } from "../../parallel/group.js";
+
+/** Whether this process is a rank of an MPI job (Open MPI's or a PMI launcher's environment). */
+export const inMpiJob = (): boolean => process.env.OMPI_COMM_WORLD_SIZE !== undefined || process.env.PMI_SIZE !== undefined;
+
+/** Starts this command again on `ranks` MPI ranks (`mpirun`, output passed through); returns its exit code. */
+export function launchRanks(ranks: number): number {
+  const missing = mpiUnavailableReason() ?? mpirunMissing();
+  if (missing !== undefined) throw new MoeError(`[run] --ranks ${ranks}: MPI unavailable: ${missing}`);
+  const r = spawnSync("mpirun", [...mpirunArgs(ranks), process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: "inherit",
+  });
+  if (r.error !== undefined) throw new MoeError(`[run] mpirun: ${r.error.message}`);
+  return r.status ?? 1;
+}
+
+/** This process's rank of the job, checked to have `ranks` ranks. */
+export function joinRanks(ranks: number): Group {
+  const group = joinMpi();
+  if (group.size !== ranks) throw new MoeError(`[run] --ranks ${ranks}, but the MPI job has ${group.size} ranks`);
+  return group;
+}
+
+/**
+ * One rank's part of the layer's forward on `x_BSD` (every rank passes the same layer and input), gathered: every
+ * rank returns the whole output, routing and losses, as the single-process forward would.
+ */
+export async function forwardOnRanks(group: Group, layer: RoutedMoE, x_BSD: Tensor, opts: ForwardOptions): Promise<MoeOutput> {
+  const cfg: MoeConfig = layer.config;
+  const n = group.size;
+  const B = x_BSD.shape[0]!;
+  if (B % n !== 0) throw new MoeError(`[run] --batch ${B} must be divisible by --ranks ${n} (each rank runs B/${n} rows)`);
+  await agreeAcrossRanks(group, "the layer", {
+    config: cfg,
+    input: x_BSD.shape,
+    weights: Object.fromEntries(layer.parameters().map(([k, t]) => [k, t.shape])),
+  });
+  const b = B / n;
+  const w = shardWeights(layer.weights, group.rank, n);
+  const o = await routedMoeForwardParallel(cfg, group, "batch_sharded", w, sliceAxis(x_BSD, 0, group.rank * b, (group.rank + 1) * b), opts);
+  const topK = concatenate(await group.allGather(o.topKIndices_BSK));
+  return {
+    ...o,
+    output: concatenate(await group.allGather(o.output)),
+    topKIndices_BSK: topK,
+    // each rank's loss is on its tokens; their mean is the layer's
+    lbLoss: o.lbLoss === undefined ? undefined : div(await group.allReduce(o.lbLoss), n),
+    biasUpdates: o.biasUpdates === undefined ? undefined : calculateLoadBalanceUpdates(topK, cfg.numExperts, cfg.routedBiasUpdateRate),
+  };
+}

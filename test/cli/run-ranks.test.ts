@@ -1,0 +1,38 @@
+// moekit run --ranks N: the layer with expert parallelism over N MPI ranks reports what one rank reports.
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { mpiSkipReason, mpiSuiteName } from "../harness/mpi.js";
+
+const bin = join(import.meta.dirname, "../../bin/moekit.js");
+
+function run(args: string[]): Record<string, unknown> {
+  const r = spawnSync(process.execPath, [bin, "run", "--json", ...args], {
+    encoding: "utf8",
+    env: { ...process.env, MOEKIT_BACKEND: "ref" },
+    timeout: 60_000,
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as Record<string, unknown>;
+}
+
+describe.skipIf(mpiSkipReason !== undefined)(mpiSuiteName("moekit run --ranks (MPI)"), () => {
+  it.each([2, 4])("--ranks %i: the same output, routing and losses as one rank", (ranks) => {
+    const args = ["--preset", "tiny-mixtral-8x7b", "--batch", "4", "--set", "load_balance_loss_weight=0.01"];
+    const one = run(args);
+    const many = run([...args, "--ranks", String(ranks)]);
+    expect(many.ranks).toBe(ranks);
+    expect(many.output).toEqual(one.output);
+    expect(many.tokensPerExpert).toEqual(one.tokensPerExpert);
+    expect(many.lbLoss as number).toBeCloseTo(one.lbLoss as number, 6);
+  });
+
+  it("--batch not divisible by --ranks is refused, naming both", () => {
+    const r = spawnSync(process.execPath, [bin, "run", "--preset", "tiny-mixtral-8x7b", "--batch", "3", "--ranks", "2"], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/--batch 3 must be divisible by --ranks 2/);
+  });
+});
