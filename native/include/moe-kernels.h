@@ -279,10 +279,14 @@ MOE_API moe_status_t moe_quantize_f32(const float* x, const float* noise, int64_
  * (vpdpbusd where AVX512-VNNI and the AVX-512 ISA are active, plain loops elsewhere) and give fl(P * fl(sl * s)):
  * bit-identical to the reference on every ISA. Every output element comes from one work item in a fixed order, so
  * results do not depend on the thread count. Work items: (group, up to 128 rows, a span of 64-column panels: as many as
- * rows x columns <= 8192 allows, so a small group reads whole rows of [k, n] codes; one panel on the int path); a
- * group of <= 128 rows reads each code byte once.
+ * rows x columns <= 8192 allows, so a small group reads whole rows of [k, n] codes; one panel on the int path, except
+ * groups of <= 8 rows on VNNI); a group of <= 128 rows reads each code byte once.
  * ISAs: AVX-512 decodes in registers (int4 nibbles, e4m3 bits, e2m1 table lookups; the [n, k] formats transposed 16 x 16
- * in registers) and runs a 6 x 64 fma tile; AVX2 and scalar run portable loops. */
+ * in registers) and runs a 6 x 64 fma tile; groups of <= 12 rows with int8 / int4 codes stream instead (each row of
+ * codes decoded in registers straight into the tile's accumulators, chunks of 32 rows of k, the next chunk prefetched;
+ * the same chain), and on the int path groups of <= 8 rows on VNNI stream the codes as unsigned bytes (code + 128, or
+ * + 8 for int4) into 4 x 64 vpdpbusd tiles, the bias taken out with the row's sum (exact, the same bits). AVX2 and
+ * scalar run portable loops. */
 typedef enum moe_weight_format {
   MOE_WF_INT8 = 0,
   MOE_WF_INT4 = 1,

@@ -17,6 +17,14 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
 #endif
 
+// The streaming kernels prefetch the codes this many rows ahead (the next chunk of k, qgmm.cpp) into L2.
+#ifndef MOE_QG_PF
+#define MOE_QG_PF 32
+#endif
+#ifndef MOE_QG_PF_HINT
+#define MOE_QG_PF_HINT _MM_HINT_T1
+#endif
+
 namespace moe::detail {
 namespace {
 
@@ -30,13 +38,18 @@ inline void store_i8_as_f32(__m512i v, float* d) {
   _mm512_storeu_ps(d + 48, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 3))));
 }
 
-// 32 bytes of int4 pairs (low nibble first) as 64 sign-extended int8 values in column order.
-inline __m512i int4_to_i8(__m256i b) {
+// 32 bytes of int4 pairs (low nibble first) as 64 values v + 8 in [0, 16) (v the two's complement nibble), in column
+// order.
+inline __m512i int4_to_u8(__m256i b) {
   const __m512i w = _mm512_cvtepu8_epi16(b);
   const __m512i lo = _mm512_and_si512(w, _mm512_set1_epi16(0x0f));
   const __m512i hi = _mm512_and_si512(_mm512_slli_epi16(w, 4), _mm512_set1_epi16(0x0f00));
-  const __m512i x = _mm512_xor_si512(_mm512_or_si512(lo, hi), _mm512_set1_epi8(8));
-  return _mm512_sub_epi8(x, _mm512_set1_epi8(8));  // (v ^ 8) - 8: two's complement nibbles
+  return _mm512_xor_si512(_mm512_or_si512(lo, hi), _mm512_set1_epi8(8));
+}
+
+// The same as sign-extended int8 values.
+inline __m512i int4_to_i8(__m256i b) {
+  return _mm512_sub_epi8(int4_to_u8(b), _mm512_set1_epi8(8));  // (v ^ 8) - 8: two's complement nibbles
 }
 
 // 16 e4m3 codes as floats: the 7 magnitude bits shifted into an fp32's exponent and mantissa, times 2^120 (exact for
@@ -116,7 +129,97 @@ void tile_rows(const float* a, int64_t lda, const float* panel, int kc, float* p
   }
 }
 
+// The fused decode and tile of int8 / int4 codes (qgmm.hpp, qg_stream_avx512) for R rows: each row of codes is read
+// once, decoded in registers and multiplied into the R x 64 accumulators, p ascending. int4: the 16 nibble values
+// by a table lookup (vpermps reads an index's low 4 bits), even and odd columns in separate vectors (c[i][0, 1]:
+// columns 2m and 2m + 1 of the first 32, c[i][2, 3] of the last 32), interleaved into column order at the finish;
+// part holds that layout between chunks. Masked: the last panel of n (loads stop at n).
+template <int R, bool I4, bool Masked>
+void stream_rows(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* a, int64_t lda, float* part,
+                 int64_t ldc, bool start, bool finish, const float* row_scale, const float* col_scale, float* acc) {
+  constexpr int kPf = MOE_QG_PF;  // rows of codes prefetched ahead
+  const int64_t cols = s.n - j0 < 64 ? s.n - j0 : 64;
+  const int64_t ld = I4 ? (s.n + 1) / 2 : s.n;
+  const uint8_t* base = s.c + p0 * ld + (I4 ? j0 / 2 : j0);
+  const __mmask64 keep = mask64(I4 ? (cols + 1) / 2 : cols);
+  const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
+  __m512 c[R][4];
+  for (int i = 0; i < R; ++i) {
+    for (int v = 0; v < 4; ++v) c[i][v] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(part + i * ldc + 16 * v);
+  }
+  for (int p = 0; p < kc; ++p) {
+    const uint8_t* row = base + p * ld;
+    _mm_prefetch(reinterpret_cast<const char*>(row + kPf * ld), MOE_QG_PF_HINT);
+    __m512 b[4];
+    if (I4) {
+      __m512i q[2];
+      for (int h = 0; h < 2; ++h) {
+        q[h] = _mm512_cvtepu8_epi32(Masked ? _mm_maskz_loadu_epi8(__mmask16(keep >> (16 * h)), row + 16 * h)
+                                           : _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 16 * h)));
+        b[2 * h] = _mm512_permutexvar_ps(q[h], table);
+        b[2 * h + 1] = _mm512_permutexvar_ps(_mm512_srli_epi32(q[h], 4), table);
+      }
+    } else {
+      for (int v = 0; v < 4; ++v) {
+        b[v] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+            Masked ? _mm_maskz_loadu_epi8(__mmask16(keep >> (16 * v)), row + 16 * v)
+                   : _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 16 * v))));
+      }
+    }
+    for (int i = 0; i < R; ++i) {
+      const __m512 x = _mm512_set1_ps(a[i * lda + p]);
+      for (int v = 0; v < 4; ++v) c[i][v] = _mm512_fmadd_ps(x, b[v], c[i][v]);
+    }
+  }
+  if (!finish) {
+    for (int i = 0; i < R; ++i) {
+      for (int v = 0; v < 4; ++v) _mm512_storeu_ps(part + i * ldc + 16 * v, c[i][v]);
+    }
+    return;
+  }
+  // column j of the first 16 (of each half for int4): even j from the even vector, odd j from the odd one
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+  for (int i = 0; i < R; ++i) {
+    __m512 d[4] = {c[i][0], c[i][1], c[i][2], c[i][3]};
+    if (I4) {
+      for (int h = 0; h < 2; ++h) {
+        d[2 * h] = _mm512_permutex2var_ps(c[i][2 * h], lo, c[i][2 * h + 1]);
+        d[2 * h + 1] = _mm512_permutex2var_ps(c[i][2 * h], hi, c[i][2 * h + 1]);
+      }
+    }
+    const __m512 rs = _mm512_set1_ps(row_scale[i]);
+    for (int v = 0; v < 4; ++v) {
+      const __m512 scl = _mm512_mul_ps(rs, _mm512_loadu_ps(col_scale + 16 * v));
+      float* o = acc + i * ldc + 16 * v;
+      _mm512_storeu_ps(o, _mm512_fmadd_ps(d[v], scl, _mm512_loadu_ps(o)));
+    }
+  }
+}
+
+template <int R>
+void stream_fmt(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* a, int64_t lda, float* part,
+                int64_t ldc, bool start, bool finish, const float* row_scale, const float* col_scale, float* acc) {
+  const bool i4 = s.fmt == MOE_WF_INT4, masked = s.n - j0 < 64;
+  auto f = i4 ? (masked ? stream_rows<R, true, true> : stream_rows<R, true, false>)
+              : (masked ? stream_rows<R, false, true> : stream_rows<R, false, false>);
+  f(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
+}
+
 }  // namespace
+
+void qg_stream_avx512(const QgCodes& s, int64_t j0, int64_t p0, const float* a, int64_t lda, int rows, int kc,
+                      float* part, int64_t ldc, bool start, bool finish, const float* row_scale,
+                      const float* col_scale, float* acc) {
+  switch (rows) {
+    case 1: return stream_fmt<1>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 2: return stream_fmt<2>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 3: return stream_fmt<3>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 4: return stream_fmt<4>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 5: return stream_fmt<5>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
+    default: return stream_fmt<6>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
+  }
+}
 
 void qg_tile_avx512(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, int64_t ldc,
                     bool start, bool finish, const float* row_scale, const float* col_scale, float* acc) {
@@ -170,32 +273,94 @@ void qg_decode_avx512(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* p
 }
 
 
-// (qgmm.hpp) AVX512-VNNI on top of the unit's features: only called where i8_vnni_usable().
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx512vnni"))) void qg_pack_i8_vnni(
-    const QgCodes& s, int64_t j0, int64_t kq, int8_t* panel, int32_t* colsum) {
+#define MOE_QG_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx512vnni")))
+
+namespace {
+
+// Bytes of rows a..d (4 consecutive rows of k, 64 columns each) as 4 vectors of dwords of 4 k-values: out[v] holds
+// columns 16v..16v+15. The unpacks put the dwords of columns 16L + {0-3, 4-7, 8-11, 12-15} of each 128-bit lane L
+// in q0..q3; a 4 x 4 transpose of the lanes puts columns 16v..16v+15 in out[v].
+inline void interleave_quads(__m512i a, __m512i b, __m512i c, __m512i d, __m512i out[4]) {
+  const __m512i ab_lo = _mm512_unpacklo_epi8(a, b), ab_hi = _mm512_unpackhi_epi8(a, b);
+  const __m512i cd_lo = _mm512_unpacklo_epi8(c, d), cd_hi = _mm512_unpackhi_epi8(c, d);
+  const __m512i q0 = _mm512_unpacklo_epi16(ab_lo, cd_lo), q1 = _mm512_unpackhi_epi16(ab_lo, cd_lo);
+  const __m512i q2 = _mm512_unpacklo_epi16(ab_hi, cd_hi), q3 = _mm512_unpackhi_epi16(ab_hi, cd_hi);
+  const __m512i t0 = _mm512_shuffle_i32x4(q0, q1, 0x44), t1 = _mm512_shuffle_i32x4(q2, q3, 0x44);
+  const __m512i t2 = _mm512_shuffle_i32x4(q0, q1, 0xEE), t3 = _mm512_shuffle_i32x4(q2, q3, 0xEE);
+  out[0] = _mm512_shuffle_i32x4(t0, t1, 0x88);
+  out[1] = _mm512_shuffle_i32x4(t0, t1, 0xDD);
+  out[2] = _mm512_shuffle_i32x4(t2, t3, 0x88);
+  out[3] = _mm512_shuffle_i32x4(t2, t3, 0xDD);
+}
+
+// The codes of row p (< k) of columns [j0, j0 + 64) as bytes (zero past n): int8 as they are, int4 sign-extended
+// (U false) or as v + 8 (U true).
+template <bool U>
+inline __m512i code_row(const QgCodes& s, int64_t ld, int64_t j0, int64_t cols, __mmask64 keep, int64_t p) {
+  const uint8_t* r = s.c + p * ld;
+  if (s.fmt == MOE_WF_INT8) return _mm512_maskz_loadu_epi8(keep, r + j0);
+  const __m256i b = _mm256_maskz_loadu_epi8(__mmask32(mask64((cols + 1) / 2)), r + j0 / 2);
+  return _mm512_maskz_mov_epi8(keep, U ? int4_to_u8(b) : int4_to_i8(b));
+}
+
+template <int R>
+MOE_QG_VNNI void stream_i8_rows(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, const uint8_t* a, int64_t kp,
+                                int32_t* t, int64_t ldt, bool start) {
+  constexpr int kPf = MOE_QG_PF;  // rows of codes prefetched ahead
   const int64_t cols = s.n - j0 < 64 ? s.n - j0 : 64;
   const __mmask64 keep = mask64(cols);
   const int64_t ld = s.fmt == MOE_WF_INT8 ? s.n : (s.n + 1) / 2;
+  // int8 codes + 128 (xor of the sign bit); int4 codes come as v + 8
+  const __m512i flip = _mm512_set1_epi8(s.fmt == MOE_WF_INT8 ? char(0x80) : 0);
   auto row = [&](int64_t p) {
-    if (p >= s.k) return _mm512_setzero_si512();
-    const uint8_t* r = s.c + p * ld;
-    if (s.fmt == MOE_WF_INT8) return _mm512_maskz_loadu_epi8(keep, r + j0);
-    return _mm512_maskz_mov_epi8(keep, int4_to_i8(_mm256_maskz_loadu_epi8(__mmask32(mask64((cols + 1) / 2)), r + j0 / 2)));
+    if (p >= s.k) return _mm512_setzero_si512();  // the row's lhs is 0 there
+    _mm_prefetch(reinterpret_cast<const char*>(s.c + (p + kPf) * ld + (s.fmt == MOE_WF_INT8 ? j0 : j0 / 2)), MOE_QG_PF_HINT);
+    return _mm512_xor_si512(code_row<true>(s, ld, j0, cols, keep, p), flip);
   };
+  __m512i acc[R][4];
+  for (int i = 0; i < R; ++i) {
+    for (int v = 0; v < 4; ++v) acc[i][v] = start ? _mm512_setzero_si512() : _mm512_loadu_si512(t + i * ldt + 16 * v);
+  }
+  const __m512i sign = _mm512_set1_epi32(int32_t(0x80808080u));
+  for (int64_t q = 0; q < kq; ++q) {
+    const int64_t p = p0 + 4 * q;
+    __m512i b[4];
+    interleave_quads(row(p), row(p + 1), row(p + 2), row(p + 3), b);
+    for (int i = 0; i < R; ++i) {
+      int32_t quad;
+      __builtin_memcpy(&quad, a + i * kp + 4 * q, 4);
+      const __m512i x = _mm512_xor_si512(_mm512_set1_epi32(quad), sign);  // a - 128 as int8
+      for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], b[v], x);
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    for (int v = 0; v < 4; ++v) _mm512_storeu_si512(t + i * ldt + 16 * v, acc[i][v]);
+  }
+}
+
+}  // namespace
+
+// (qgmm.hpp) AVX512-VNNI on top of the unit's features: only called where i8_vnni_usable().
+MOE_QG_VNNI void qg_stream_i8_vnni(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, const uint8_t* a, int64_t kp,
+                                   int rows, int32_t* t, int64_t ldt, bool start) {
+  switch (rows) {
+    case 1: return stream_i8_rows<1>(s, j0, p0, kq, a, kp, t, ldt, start);
+    case 2: return stream_i8_rows<2>(s, j0, p0, kq, a, kp, t, ldt, start);
+    case 3: return stream_i8_rows<3>(s, j0, p0, kq, a, kp, t, ldt, start);
+    default: return stream_i8_rows<4>(s, j0, p0, kq, a, kp, t, ldt, start);
+  }
+}
+
+MOE_QG_VNNI void qg_pack_i8_vnni(const QgCodes& s, int64_t j0, int64_t kq, int8_t* panel, int32_t* colsum) {
+  const int64_t cols = s.n - j0 < 64 ? s.n - j0 : 64;
+  const __mmask64 keep = mask64(cols);
+  const int64_t ld = s.fmt == MOE_WF_INT8 ? s.n : (s.n + 1) / 2;
+  auto row = [&](int64_t p) { return p >= s.k ? _mm512_setzero_si512() : code_row<false>(s, ld, j0, cols, keep, p); };
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i sum[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
   for (int64_t q = 0; q < kq; ++q) {
-    const __m512i a = row(4 * q), b = row(4 * q + 1), c = row(4 * q + 2), d = row(4 * q + 3);
-    // bytes of rows a..d interleaved per column: q0..q3 hold the dwords of columns 16L + {0-3, 4-7, 8-11, 12-15} of
-    // each 128-bit lane L; a 4 x 4 transpose of the lanes puts columns 16v..16v+15 in out[v]
-    const __m512i ab_lo = _mm512_unpacklo_epi8(a, b), ab_hi = _mm512_unpackhi_epi8(a, b);
-    const __m512i cd_lo = _mm512_unpacklo_epi8(c, d), cd_hi = _mm512_unpackhi_epi8(c, d);
-    const __m512i q0 = _mm512_unpacklo_epi16(ab_lo, cd_lo), q1 = _mm512_unpackhi_epi16(ab_lo, cd_lo);
-    const __m512i q2 = _mm512_unpacklo_epi16(ab_hi, cd_hi), q3 = _mm512_unpackhi_epi16(ab_hi, cd_hi);
-    const __m512i t0 = _mm512_shuffle_i32x4(q0, q1, 0x44), t1 = _mm512_shuffle_i32x4(q2, q3, 0x44);
-    const __m512i t2 = _mm512_shuffle_i32x4(q0, q1, 0xEE), t3 = _mm512_shuffle_i32x4(q2, q3, 0xEE);
-    const __m512i out[4] = {_mm512_shuffle_i32x4(t0, t1, 0x88), _mm512_shuffle_i32x4(t0, t1, 0xDD),
-                            _mm512_shuffle_i32x4(t2, t3, 0x88), _mm512_shuffle_i32x4(t2, t3, 0xDD)};
+    __m512i out[4];
+    interleave_quads(row(4 * q), row(4 * q + 1), row(4 * q + 2), row(4 * q + 3), out);
     int8_t* d8 = panel + q * 256;
     for (int v = 0; v < 4; ++v) {
       _mm512_storeu_si512(d8 + 64 * v, out[v]);
@@ -218,6 +383,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx512vnni"))) voi
 
 namespace moe::detail {
 void qg_pack_i8_vnni(const QgCodes&, int64_t, int64_t, int8_t*, int32_t*) {}
+void qg_stream_i8_vnni(const QgCodes&, int64_t, int64_t, int64_t, const uint8_t*, int64_t, int, int32_t*, int64_t, bool) {}
 }  // namespace moe::detail
 
 #endif

@@ -17,6 +17,16 @@ namespace {
 
 constexpr int64_t kQgBlockRows = 128;  // rows of one work item
 constexpr int64_t kQgSpan = 8192;      // rows x columns of one float work item (its partial sums and accumulators)
+// Streaming (qgmm.hpp): groups of at most this many rows (int8 / int4 codes, AVX-512), and the rows of k per chunk:
+// short chunks, so that a span reads a band of whole rows of codes at a time (the kernels prefetch the next chunk's
+// rows into L2; longer chunks, 64 or 256, read int8 codes at half the speed at the decode shape); a tile's second
+// pass over a chunk of one panel reads it from L1.
+constexpr int64_t kQgStreamRows = 12;     // float lhs: two tiles of 6
+constexpr int64_t kQgStreamRowsInt = 8;   // int lhs: two tiles of 4 (VNNI)
+#ifndef MOE_QG_STREAM_KC
+#define MOE_QG_STREAM_KC 32
+#endif
+constexpr int kQgStreamKc = MOE_QG_STREAM_KC;
 
 // float8_e4m3fn and e2m1 values (prims/quantized-gmm.ts: e4m3Value, FP4_VALUES with the sign bit 8).
 struct Tables {
@@ -150,29 +160,71 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
 #if defined(MOE_HAVE_X86_KERNELS)
   const QgTileFn tile = P.avx512 ? qg_tile_avx512 : qg_tile_scalar;
   const QgDecodeFn decode = P.avx512 ? qg_decode_avx512 : qg_decode_scalar;
+  const bool stream = P.avx512 && it.rows <= kQgStreamRows && (s.fmt == MOE_WF_INT8 || s.fmt == MOE_WF_INT4);
 #else
   const QgTileFn tile = qg_tile_scalar;
   const QgDecodeFn decode = qg_decode_scalar;
+  const bool stream = false;
 #endif
-  const int64_t j1 = std::min(P.n, it.j0 + W);
+  const int64_t j1 = std::min(P.n, it.j0 + W), step = stream ? kQgStreamKc : kQgKc;
   for (int64_t pb = 0; pb < P.k; pb += P.bk) {
     const int64_t pe = std::min(P.k, pb + P.bk);
     for (int64_t j = it.j0; j < j1; j += kQgCols) block_scales(P, it.g, pb / P.bk, j, col_scale + (j - it.j0));
-    for (int64_t pc = pb; pc < pe; pc += kQgKc) {
-      const int kc = int(std::min<int64_t>(kQgKc, pe - pc));
+    for (int64_t pc = pb; pc < pe; pc += step) {
+      const int kc = int(std::min<int64_t>(step, pe - pc));
       for (int64_t j = it.j0; j < j1; j += kQgCols) {  // the chunk's rows of codes, panel by panel
-        decode(s, j, pc, kc, panel);
+        if (!stream) decode(s, j, pc, kc, panel);
         for (int64_t i = 0; i < it.rows; i += kQgTile) {
           const int rows = int(std::min<int64_t>(kQgTile, it.rows - i));
           const int64_t r = it.r0 + i, c = i * W + (j - it.j0);
-          tile(P.a + r * P.k + pc, P.k, rows, panel, kc, part + c, W, pc == pb, pc + kc == pe,
-               P.lhs_scales != nullptr ? P.lhs_scales + r : ones, col_scale + (j - it.j0), acc + c);
+          const float* rs = P.lhs_scales != nullptr ? P.lhs_scales + r : ones;
+#if defined(MOE_HAVE_X86_KERNELS)
+          if (stream) {
+            qg_stream_avx512(s, j, pc, P.a + r * P.k + pc, P.k, rows, kc, part + c, W, pc == pb, pc + kc == pe, rs,
+                             col_scale + (j - it.j0), acc + c);
+            continue;
+          }
+#endif
+          tile(P.a + r * P.k + pc, P.k, rows, panel, kc, part + c, W, pc == pb, pc + kc == pe, rs,
+               col_scale + (j - it.j0), acc + c);
         }
       }
     }
   }
   for (int64_t i = 0; i < it.rows; ++i) {
     std::memcpy(P.out + (it.r0 + i) * P.n + it.j0, acc + i * W, size_t(j1 - it.j0) * sizeof(float));
+  }
+}
+
+// A small group on VNNI (qg_stream_i8_vnni): a span of panels, chunk by chunk of k, into int32 sums t (rows x W),
+// then the same epilogue as run_int_item with the codes' bias taken out.
+void run_int_stream(const Problem& P, const Item& it, float* scratch) {
+  const int64_t W = it.cols, kq = P.kp / 4, kqc = kQgStreamKc / 4;
+  auto* t = reinterpret_cast<int32_t*>(scratch);  // rows x W
+  float* col_scale = scratch + kQgSpan;           // W
+  const QgCodes s{P.codes.fmt, P.codes.c + it.g * P.group_bytes, P.k, P.n};
+  const int64_t j1 = std::min(P.n, it.j0 + W);
+  for (int64_t q0 = 0; q0 < kq; q0 += kqc) {
+    for (int64_t j = it.j0; j < j1; j += kQgCols) {
+      for (int64_t i = 0; i < it.rows; i += kI8TileRows) {
+        const int rows = int(std::min<int64_t>(kI8TileRows, it.rows - i));
+        qg_stream_i8_vnni(s, j, 4 * q0, std::min(kqc, kq - q0), P.a8 + (it.r0 + i) * P.kp + 4 * q0, P.kp, rows,
+                          t + i * W + (j - it.j0), W, q0 == 0);
+      }
+    }
+  }
+  for (int64_t j = it.j0; j < j1; j += kQgCols) block_scales(P, it.g, 0, j, col_scale + (j - it.j0));
+  const uint32_t bias = P.codes.fmt == MOE_WF_INT8 ? 128u : 8u;
+  for (int64_t i = 0; i < it.rows; ++i) {
+    const uint8_t* a = P.a8 + (it.r0 + i) * P.kp;
+    uint32_t sum = 0;  // sum of the row's values (mod 2^32 like the sums)
+    for (int64_t p = 0; p < P.kp; ++p) sum += uint32_t(int32_t(a[p]) - 128);
+    const float sl = P.lhs_scales[it.r0 + i];
+    float* o = P.out + (it.r0 + i) * P.n + it.j0;
+    for (int64_t j = 0; j < j1 - it.j0; ++j) {
+      const int32_t v = int32_t(uint32_t(t[i * W + j]) - bias * sum);
+      o[j] = float(v) * (sl * col_scale[j]) + 0.0f;  // as run_int_item
+    }
   }
 }
 
@@ -263,7 +315,7 @@ extern "C" moe_status_t moe_quantized_gmm(moe_weight_format_t format, const void
       auto* a8 = static_cast<uint8_t*>(workspace().get(6, std::max<int64_t>(1, off.back() * P.kp)));
       i8_pack_rows(li, off.back(), k, P.kp, a8);
       P.a8 = a8;
-      need = P.kp / 4 * kQgCols + kQgCols + kI8TileRows * kQgCols + kQgCols;
+      need = std::max<int64_t>(P.kp / 4 * kQgCols + kQgCols + kI8TileRows * kQgCols + kQgCols, 2 * kQgSpan);
     } else {
       if (lhs_int != 0) {  // fp8 / mxfp4 codes with int8-range rows: the rows as floats (exact)
         float* a = workspace().f32(9, off.back() * k);
@@ -279,7 +331,8 @@ extern "C" moe_status_t moe_quantized_gmm(moe_weight_format_t format, const void
     for (int64_t g = 0; g < G; ++g) {
       for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; r += kQgBlockRows) {
         const int64_t rows = std::min(kQgBlockRows, off[size_t(g) + 1] - r);
-        const int64_t span_max = P.integer ? 1 : std::max<int64_t>(1, kQgSpan / (rows * kQgCols));
+        const bool wide = !P.integer || (P.vnni && rows <= kQgStreamRowsInt);  // spans of panels
+        const int64_t span_max = wide ? std::max<int64_t>(1, kQgSpan / (rows * kQgCols)) : 1;
         const int64_t spans = (panels + span_max - 1) / span_max, span = (panels + spans - 1) / spans;
         for (int64_t q = 0; q < panels; q += span) {
           P.items.push_back({g, q * kQgCols, r, rows, std::min(span, panels - q) * kQgCols});
@@ -289,10 +342,13 @@ extern "C" moe_status_t moe_quantized_gmm(moe_weight_format_t format, const void
     scratch_reserve(need);
     auto body = [](void* ctx, int64_t i, int worker) {
       const Problem& Q = *static_cast<const Problem*>(ctx);
-      if (Q.integer) {
-        run_int_item(Q, Q.items[size_t(i)], scratch(worker));
+      const Item& it = Q.items[size_t(i)];
+      if (Q.integer && Q.vnni && it.rows <= kQgStreamRowsInt) {
+        run_int_stream(Q, it, scratch(worker));
+      } else if (Q.integer) {
+        run_int_item(Q, it, scratch(worker));
       } else {
-        run_float_item(Q, Q.items[size_t(i)], scratch(worker));
+        run_float_item(Q, it, scratch(worker));
       }
     };
     const int64_t items = int64_t(P.items.size());

@@ -6,8 +6,11 @@
 // each chunk of k reads whole rows of [k, n] codes) decodes at most kQgKc rows of k of one panel at a time into a float
 // panel, panel[p * 64 + j] = code(p0 + p, j0 + j) (0 past n), and multiplies it into the rows' partial sums of the
 // current scale block; a block's last chunk folds its partial sums into the accumulators.
+// Small groups of int8 / int4 codes (AVX-512) stream instead: each row of codes is decoded in registers straight into
+// the tile's accumulators (qg_stream_avx512), read once per tile of rows.
 // Integer path (int8 / int4 codes, lhs in int8 range): the codes of the whole k are packed as int8.hpp's B panel
-// (k-quads of 64 columns) with their column sums and multiplied by the int8.hpp tiles.
+// (k-quads of 64 columns) with their column sums and multiplied by the int8.hpp tiles; small groups (VNNI) stream
+// spans of panels chunk by chunk of k instead, the codes interleaved in registers (qg_stream_i8_vnni).
 #pragma once
 
 #include <cstdint>
@@ -40,10 +43,23 @@ using QgDecodeFn = void (*)(const QgCodes& s, int64_t j0, int64_t p0, int kc, fl
 void qg_tile_avx512(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, int64_t ldc,
                     bool start, bool finish, const float* row_scale, const float* col_scale, float* acc);
 void qg_decode_avx512(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* panel);
+// The streaming path of small groups (int8 / int4 codes): the tile above with panel[p * 64 + j] = code(p0 + p, j0 + j)
+// decoded in registers as each row of codes is read (no panel; the same chain). part holds an internal layout between
+// a block's chunks (only this function reads it).
+void qg_stream_avx512(const QgCodes& s, int64_t j0, int64_t p0, const float* a, int64_t lda, int rows, int kc,
+                      float* part, int64_t ldc, bool start, bool finish, const float* row_scale,
+                      const float* col_scale, float* acc);
 #endif
 
 // int8 / int4 codes of columns [j0, j0 + 64) over the whole k as an int8.hpp B panel of kq k-quads (zero past k and
 // n), colsum[j] = the column's sum of codes. Runs only where i8_vnni_usable().
 void qg_pack_i8_vnni(const QgCodes& s, int64_t j0, int64_t kq, int8_t* panel, int32_t* colsum);
+
+// The streaming integer path of small groups (int8 / int4 codes, AVX512-VNNI): for i < rows <= 4, j < 64, adds to
+// t[i * ldt + j] (from 0 if start) sum over p in [p0, p0 + 4 kq) of (a[i * kp + p - p0] - 128) * (code(p, j0 + j) + B),
+// wrapping mod 2^32, with B = 128 (int8) or 8 (int4) and a the int8.hpp packed rows from column p0 (a is 128 past k,
+// a product of 0). The caller subtracts B * sum_p (a - 128). Runs only where i8_vnni_usable().
+void qg_stream_i8_vnni(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, const uint8_t* a, int64_t kp, int rows,
+                       int32_t* t, int64_t ldt, bool start);
 
 }  // namespace moe::detail

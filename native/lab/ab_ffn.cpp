@@ -6,7 +6,9 @@
 // default 2), or run ab_ffn A.so B.so.
 // Modes: f32 | dpbf16 | amx (the fused forward), bwd (the fp32 backward with every weight gradient, residuals from
 // one forward of build A), gmm | gmm_t (transposed rhs) | tgmm at m = T*K, k = D, n = H, and bmm (E batches of
-// T*K/E rows) with the same operands.
+// T*K/E rows) with the same operands; q8f | q8i | q4f | q4i: moe_quantized_gmm with int8 / int4 codes of wi0 and a
+// float / int8-range lhs at the same shape, reporting the codes' bytes of the experts hit per second beside the read
+// probe (read before and after).
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -33,6 +35,8 @@ struct Build {
   decltype(&moe_gmm_fwd_f32) gmm = nullptr;
   decltype(&moe_gmm_bwd_rhs_f32) tgmm = nullptr;
   decltype(&moe_bmm_f32) bmm = nullptr;
+  decltype(&moe_quantized_gmm) qgmm = nullptr;
+  decltype(&moe_probe_read_bandwidth) read_probe = nullptr;
   explicit Build(const char* path) {
     void* h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (h == nullptr) {
@@ -47,6 +51,8 @@ struct Build {
     gmm = reinterpret_cast<decltype(gmm)>(dlsym(h, "moe_gmm_fwd_f32"));
     tgmm = reinterpret_cast<decltype(tgmm)>(dlsym(h, "moe_gmm_bwd_rhs_f32"));
     bmm = reinterpret_cast<decltype(bmm)>(dlsym(h, "moe_bmm_f32"));
+    qgmm = reinterpret_cast<decltype(qgmm)>(dlsym(h, "moe_quantized_gmm"));
+    read_probe = reinterpret_cast<decltype(read_probe)>(dlsym(h, "moe_probe_read_bandwidth"));
   }
 };
 
@@ -69,7 +75,8 @@ int main(int argc, char** argv) {
   const int rounds = argc > 4 ? std::atoi(argv[4]) : 12;
   const bool backward = std::strcmp(mode, "bwd") == 0;
   const std::string op = mode;
-  const bool plain = op == "gmm" || op == "gmm_t" || op == "tgmm" || op == "bmm";
+  const bool quant = op.size() == 3 && op[0] == 'q';
+  const bool plain = op == "gmm" || op == "gmm_t" || op == "tgmm" || op == "bmm" || quant;
   const bool bf16 = (op == "dpbf16" || op == "amx");
   for (Build* b : {&A, &B}) {
     b->set_threads(std::getenv("THREADS") != nullptr ? std::atoi(std::getenv("THREADS")) : 2);
@@ -118,6 +125,20 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < dout.size(); ++i) dout[i] = float(int(i % 5) - 2) * 0.01f;
     out.resize(std::max(size_t(R * H), nw));
   }
+  // quantized: codes of wi0 as they come (arbitrary bytes are valid int8 / int4 codes), scales, an int8-range lhs
+  const moe_weight_format_t qf = quant && op[1] == '4' ? MOE_WF_INT4 : MOE_WF_INT8;
+  const bool qint = quant && op[2] == 'i';
+  std::vector<uint8_t> codes;
+  std::vector<float> qscale, lscale;
+  std::vector<int32_t> lhs_i;
+  if (quant) {
+    codes.resize(qf == MOE_WF_INT8 ? nw : size_t(E * D * ((H + 1) / 2)));
+    for (size_t i = 0; i < codes.size(); ++i) codes[i] = uint8_t((i * 2654435761u) >> 13);
+    qscale.assign(size_t(E * H), 0.01f);
+    lscale.assign(size_t(R), 0.02f);
+    lhs_i.resize(size_t(R * D));
+    for (size_t i = 0; i < lhs_i.size(); ++i) lhs_i[i] = int32_t(i % 251) - 125;
+  }
   std::vector<float> ra, r0, r1, ro, dy, dx, dwi0, dwi1, dwo;
   if (backward) {
     for (auto* v : {&ra, &r0, &r1}) v->resize(size_t(R * H));
@@ -138,6 +159,8 @@ int main(int argc, char** argv) {
         : op == "gmm_t" ? b.gmm(lhs.data(), wi0.data(), gs.data(), R, D, H, E, 1, out.data())
         : op == "tgmm"  ? b.tgmm(lhs.data(), dout.data(), gs.data(), R, D, H, E, out.data())
         : op == "bmm"   ? b.bmm(lhs.data(), wi0.data(), E, R / E, D, H, out.data())
+        : quant ? b.qgmm(qf, qint ? static_cast<const void*>(lhs_i.data()) : lhs.data(), qint ? 1 : 0,
+                         qint ? lscale.data() : nullptr, codes.data(), qscale.data(), gs.data(), R, D, H, E, out.data())
         : backward ? b.bwd(dy.data(), x.data(), T, D, order.data(), K, w.data(), wi0.data(), wi1.data(), wo.data(), gs.data(),
                          E, H, MOE_ACT_SILU, 0.0f, ra.data(), r0.data(), r1.data(), ro.data(), dx.data(), nullptr,
                          dwi0.data(), dwi1.data(), dwo.data(), nullptr, nullptr, nullptr)
@@ -155,6 +178,7 @@ int main(int argc, char** argv) {
     run(A);
     run(B);
   }
+  const double read0 = quant ? B.read_probe(int64_t(1) << 28) : 0.0;
   std::vector<double> ratio, ta, tb;
   for (int i = 0; i < rounds; ++i) {
     double a, b;
@@ -185,5 +209,14 @@ int main(int argc, char** argv) {
               "outputs %s\n",
               mode, static_cast<long long>(T), rounds, ta[m] * 1e3, tb[m] * 1e3, ratio[m], ratio.front(), ratio.back(),
               same ? "bit-identical" : "DIFFER");
+  if (quant) {
+    const double read1 = B.read_probe(int64_t(1) << 28);
+    int64_t hit = 0;
+    for (int32_t g : gs) hit += g > 0 ? 1 : 0;
+    const double bytes = double(hit) * double(D) * double(qf == MOE_WF_INT8 ? H : (H + 1) / 2);
+    std::printf("  %lld experts hit, %.1f MB of codes: A %.1f GB/s, B %.1f GB/s; read probe %.1f / %.1f GB/s (B: %.0f%%)\n",
+                static_cast<long long>(hit), bytes / 1e6, bytes / ta[m] / 1e9, bytes / tb[m] / 1e9, read0, read1,
+                100.0 * bytes / tb[m] / 1e9 / ((read0 + read1) / 2));
+  }
   return 0;
 }

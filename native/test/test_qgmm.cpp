@@ -217,6 +217,7 @@ int main() {
       {140, 96, 65, {135, 5}},        // a group over two row blocks (128 rows), tiles of 6 and 4 rows with remainders
       {64, 256, 300, {30, 0, 34}},    // several panels per group: many work items for the threads
       {5, 0, 3, {5}},                 // k = 0
+      {30, 600, 201, {1, 7, 12, 4, 2, 3}},  // small groups (streaming): chunks of k, a last panel of 9 columns, 1-12 rows
   };
   for (int i = 0; i <= int(moe_isa_best()); ++i) {
     const moe_isa_t isa = moe_isa_t(i);
