@@ -381,6 +381,39 @@ MOE_API moe_status_t moe_f32_to_bf16_bits(const float* src, int64_t n, uint16_t*
  * out[i] = a[i] op b[i] for i < n, one IEEE float32 operation each (out may alias a or b). On the thread pool. */
 typedef enum moe_binary_op { MOE_BINARY_ADD = 0, MOE_BINARY_SUB = 1, MOE_BINARY_MUL = 2, MOE_BINARY_DIV = 3 } moe_binary_op_t;
 MOE_API moe_status_t moe_binary_f32(moe_binary_op_t op, const float* a, const float* b, float* out, int64_t n);
+/* int32: out[i] = a[i] op b[i] for add, sub, mul (div is INVALID_ARGUMENT), formed as JavaScript forms it (the float64
+ * result, wrapped to int32 modulo 2^32: a product past 2^53 is rounded first). */
+MOE_API moe_status_t moe_binary_i32(moe_binary_op_t op, const int32_t* a, const int32_t* b, int32_t* out, int64_t n);
+/* out[i] = op(x[i]): neg (exact), exp = (float)exp((double)x), sigmoid = (float) of x >= 0 ? 1 / (1 + exp(-x)) :
+ * exp(x) / (1 + exp(x)) in double. The reference backend forms the same double with V8's Math.exp (fdlibm), which
+ * may differ from this libm's exp in the last bit of the double: the float32 results then differ in a few inputs
+ * in 2^28 at most by one ulp. On the thread pool (out may alias x). */
+typedef enum moe_unary_op { MOE_UNARY_NEG = 0, MOE_UNARY_EXP = 1, MOE_UNARY_SIGMOID = 2 } moe_unary_op_t;
+MOE_API moe_status_t moe_unary_f32(moe_unary_op_t op, const float* x, float* out, int64_t n);
+
+/* ---- Reductions, movement, indexing (the reference kernels' results, bit for bit) ----------------------------
+ * moe_reduce_f32: x [P, R, Q] reduced over R into out [P, Q], each output one float64 chain over r ascending,
+ *   rounded once to float32 (sum from +0, max from -inf; max keeps the accumulator only when it is greater, and a
+ *   NaN anywhere gives NaN). Outputs are independent chains: on the thread pool, same bits for any thread count.
+ * moe_copy_strided_b32: 4-byte elements (float32 or int32 bits), dst row-major over shape [ndim] with
+ *   dst[flat] = src[offset + sum_d idx[d] strides[d]]; strides >= 0 (0 broadcasts), every read inside src_len.
+ *   Transposes go in 32 x 32 tiles. 0 <= ndim <= 16.
+ * moe_gather_b32: out [n, inner] = x [rows, inner] at rows idx[n] (4-byte elements).
+ * moe_scatter_add_f32: out [num_rows, inner] = zeros with u [n, inner] added at rows idx[n], each output a float64
+ *   chain over i ascending from +0, rounded once (rows bucketed by a counting sort, then on the thread pool).
+ *   For both: *bad = the first position whose index is outside [0, rows) (the outputs are then unspecified), else -1.
+ * moe_iota_i32: out [outer, n, inner] = the index along n.
+ * moe_bincount_i32: out [length] = how often each value in [0, length) occurs in x [n]; other values are ignored. */
+typedef enum moe_reduce_op { MOE_REDUCE_SUM = 0, MOE_REDUCE_MAX = 1 } moe_reduce_op_t;
+MOE_API moe_status_t moe_reduce_f32(moe_reduce_op_t op, const float* x, int64_t P, int64_t R, int64_t Q, float* out);
+MOE_API moe_status_t moe_copy_strided_b32(const void* src, int64_t src_len, void* dst, int ndim, const int64_t* shape,
+                                          const int64_t* strides, int64_t offset);
+MOE_API moe_status_t moe_gather_b32(const void* x, int64_t rows, int64_t inner, const int32_t* idx, int64_t n, void* out,
+                                    int64_t* bad);
+MOE_API moe_status_t moe_scatter_add_f32(const float* u, const int32_t* idx, int64_t n, int64_t inner, int64_t num_rows,
+                                         float* out, int64_t* bad);
+MOE_API moe_status_t moe_iota_i32(int64_t outer, int64_t n, int64_t inner, int32_t* out);
+MOE_API moe_status_t moe_bincount_i32(const int32_t* x, int64_t n, int64_t length, int32_t* out);
 
 /* ---- Optimizer updates ------------------------------------------------------------------------------------
  * In place over float32 parameters p [n] with gradients g [n], every element with float operations in this

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "moe-kernels.h"
 
@@ -245,16 +246,134 @@ Napi::Value ArgsortI32(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// binaryF32(op, a, b, out): op 0 add, 1 sub, 2 mul, 3 div; out is written fresh (huge pages advised)
-Napi::Value BinaryF32(const Napi::CallbackInfo& info) {
+// A Float32Array or Int32Array (4-byte elements moved as bits) of `count` elements.
+View b32_arg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t count) {
+  if (info[i].IsTypedArray() && info[i].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) return i32_arg(info, i, name, count);
+  return f32_arg(info, i, name, count);
+}
+
+// binary(op, a, b, out): op 0 add, 1 sub, 2 mul, 3 div, on Float32Arrays (moe_binary_f32) or Int32Arrays
+// (moe_binary_i32, no div); out is written fresh (huge pages advised)
+Napi::Value Binary(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  expect_args(info, 4, "binaryF32");
+  expect_args(info, 4, "binary");
   const int64_t op = size_arg(info, 0, "op");
   const int64_t n = typed_length(info, 1);
-  const View a = f32_arg(info, 1, "a", n), b = f32_arg(info, 2, "b", n), out = f32_arg(info, 3, "out", n);
+  const View a = b32_arg(info, 1, "a", n);
+  const bool ints = info[1].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array;
+  const View b = ints ? i32_arg(info, 2, "b", n) : f32_arg(info, 2, "b", n);
+  const View out = ints ? i32_arg(info, 3, "out", n) : f32_arg(info, 3, "out", n);
   moe_advise_fresh_output(out.data, int64_t(out.bytes));
-  check_status(env, moe_binary_f32(moe_binary_op_t(op > 3 ? 4 : op), static_cast<const float*>(a.data),
-                                   static_cast<const float*>(b.data), static_cast<float*>(out.data), n));
+  const auto bop = moe_binary_op_t(op > 3 ? 4 : op);
+  check_status(env, ints ? moe_binary_i32(bop, static_cast<const int32_t*>(a.data), static_cast<const int32_t*>(b.data),
+                                          static_cast<int32_t*>(out.data), n)
+                         : moe_binary_f32(bop, static_cast<const float*>(a.data), static_cast<const float*>(b.data),
+                                          static_cast<float*>(out.data), n));
+  return env.Undefined();
+}
+
+// unaryF32(op, x, out): op 0 neg, 1 exp, 2 sigmoid
+Napi::Value UnaryF32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 3, "unaryF32");
+  const int64_t op = size_arg(info, 0, "op");
+  const int64_t n = typed_length(info, 1);
+  const View x = f32_arg(info, 1, "x", n), out = f32_arg(info, 2, "out", n);
+  moe_advise_fresh_output(out.data, int64_t(out.bytes));
+  check_status(env, moe_unary_f32(moe_unary_op_t(op > 2 ? 3 : op), static_cast<const float*>(x.data), static_cast<float*>(out.data), n));
+  return env.Undefined();
+}
+
+// reduceF32(op, x, P, R, Q, out): op 0 sum, 1 max; x [P,R,Q] -> out [P,Q]
+Napi::Value ReduceF32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 6, "reduceF32");
+  const int64_t op = size_arg(info, 0, "op");
+  const int64_t P = size_arg(info, 2, "P"), R = size_arg(info, 3, "R"), Q = size_arg(info, 4, "Q");
+  const View x = f32_arg(info, 1, "x", count(env, {P, R, Q})), out = f32_arg(info, 5, "out", count(env, {P, Q}));
+  check_no_overlap(env, out, {x});
+  check_status(env, moe_reduce_f32(moe_reduce_op_t(op > 1 ? 2 : op), static_cast<const float*>(x.data), P, R, Q,
+                                   static_cast<float*>(out.data)));
+  return env.Undefined();
+}
+
+// A JS array of non-negative integers.
+std::vector<int64_t> sizes_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsArray()) throw_type(info.Env(), std::string(name) + " must be an array");
+  const auto a = info[i].As<Napi::Array>();
+  std::vector<int64_t> v(a.Length());
+  for (uint32_t k = 0; k < a.Length(); ++k) {
+    const Napi::Value e = a.Get(k);
+    const double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 0 && d <= 9007199254740992.0) || std::floor(d) != d) throw_range(info.Env(), std::string(name) + " must hold non-negative integers");
+    v[k] = int64_t(d);
+  }
+  return v;
+}
+
+// copyStrided(src, dst, shape, strides, offset): dst[flat] = src[offset + sum idx*strides] (Float32Array or Int32Array)
+Napi::Value CopyStrided(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 5, "copyStrided");
+  const std::vector<int64_t> shape = sizes_arg(info, 2, "shape"), strides = sizes_arg(info, 3, "strides");
+  if (shape.size() != strides.size()) throw_range(env, "shape and strides differ in length");
+  int64_t total = 1;
+  for (int64_t d : shape) total = count(env, {total, d});
+  const View src = b32_arg(info, 0, "src", typed_length(info, 0)), dst = b32_arg(info, 1, "dst", total);
+  check_no_overlap(env, dst, {src});
+  moe_advise_fresh_output(dst.data, int64_t(dst.bytes));
+  check_status(env, moe_copy_strided_b32(src.data, typed_length(info, 0), dst.data, int(shape.size()), shape.data(),
+                                         strides.data(), size_arg(info, 4, "offset")));
+  return env.Undefined();
+}
+
+// gather(x, rows, inner, idx, out) -> the first out-of-range position, or -1
+Napi::Value Gather(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 5, "gather");
+  const int64_t rows = size_arg(info, 1, "rows"), inner = size_arg(info, 2, "inner");
+  const int64_t n = typed_length(info, 3);
+  const View x = b32_arg(info, 0, "x", count(env, {rows, inner})), idx = i32_arg(info, 3, "idx", n);
+  const View out = b32_arg(info, 4, "out", count(env, {n, inner}));
+  check_no_overlap(env, out, {x, idx});
+  int64_t bad = -1;
+  check_status(env, moe_gather_b32(x.data, rows, inner, static_cast<const int32_t*>(idx.data), n, out.data, &bad));
+  return Napi::Number::New(env, double(bad));
+}
+
+// scatterAddF32(u, idx, inner, numRows, out) -> the first out-of-range position, or -1
+Napi::Value ScatterAddF32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 5, "scatterAddF32");
+  const int64_t inner = size_arg(info, 2, "inner"), rows = size_arg(info, 3, "numRows");
+  const int64_t n = typed_length(info, 1);
+  const View u = f32_arg(info, 0, "u", count(env, {n, inner})), idx = i32_arg(info, 1, "idx", n);
+  const View out = f32_arg(info, 4, "out", count(env, {rows, inner}));
+  check_no_overlap(env, out, {u, idx});
+  int64_t bad = -1;
+  check_status(env, moe_scatter_add_f32(static_cast<const float*>(u.data), static_cast<const int32_t*>(idx.data), n, inner, rows,
+                                        static_cast<float*>(out.data), &bad));
+  return Napi::Number::New(env, double(bad));
+}
+
+// iotaI32(outer, n, inner, out)
+Napi::Value IotaI32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 4, "iotaI32");
+  const int64_t outer = size_arg(info, 0, "outer"), n = size_arg(info, 1, "n"), inner = size_arg(info, 2, "inner");
+  const View out = i32_arg(info, 3, "out", count(env, {outer, n, inner}));
+  check_status(env, moe_iota_i32(outer, n, inner, static_cast<int32_t*>(out.data)));
+  return env.Undefined();
+}
+
+// bincountI32(x, out): out.length bins
+Napi::Value BincountI32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 2, "bincountI32");
+  const View x = i32_arg(info, 0, "x", typed_length(info, 0)), out = i32_arg(info, 1, "out", typed_length(info, 1));
+  check_no_overlap(env, out, {x});
+  check_status(env, moe_bincount_i32(static_cast<const int32_t*>(x.data), typed_length(info, 0), typed_length(info, 1),
+                                     static_cast<int32_t*>(out.data)));
   return env.Undefined();
 }
 
@@ -602,7 +721,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, moe_version()));
   exports.Set("isa", Napi::Function::New(env, Isa, "isa"));
   exports.Set("f32ToBf16Bits", Napi::Function::New(env, F32ToBf16Bits, "f32ToBf16Bits"));
-  exports.Set("binaryF32", Napi::Function::New(env, BinaryF32, "binaryF32"));
+  exports.Set("binary", Napi::Function::New(env, Binary, "binary"));
+  exports.Set("unaryF32", Napi::Function::New(env, UnaryF32, "unaryF32"));
+  exports.Set("reduceF32", Napi::Function::New(env, ReduceF32, "reduceF32"));
+  exports.Set("copyStrided", Napi::Function::New(env, CopyStrided, "copyStrided"));
+  exports.Set("gather", Napi::Function::New(env, Gather, "gather"));
+  exports.Set("scatterAddF32", Napi::Function::New(env, ScatterAddF32, "scatterAddF32"));
+  exports.Set("iotaI32", Napi::Function::New(env, IotaI32, "iotaI32"));
+  exports.Set("bincountI32", Napi::Function::New(env, BincountI32, "bincountI32"));
   exports.Set("adamwF32", Napi::Function::New(env, AdamwF32, "adamwF32"));
   exports.Set("sgdF32", Napi::Function::New(env, SgdF32, "sgdF32"));
   exports.Set("bestIsa", Napi::Function::New(env, BestIsa, "bestIsa"));

@@ -222,12 +222,24 @@ describe.each(testBackends())("elementwise binary kernels on %s", (backend) => {
   }
 
   // large float32 operands (the native kernels take them from MIN_NATIVE_ELEMENTWISE elements), over several of
-  // their chunks: correctly rounded, so bit for bit the float64 result rounded to float32 (-0 included)
-  const n = 3 * MIN_NATIVE_ELEMENTWISE + 101;
+  // their 65536-element chunks: correctly rounded, so bit for bit the float64 result rounded to float32 (-0 included)
+  const n = 3 * (1 << 16) + 101;
   for (const p of [Prim.Add, Prim.Sub, Prim.Mul, Prim.Div]) {
     it(`${p}: float32[${n}] of random bit patterns (NaN, ±inf, ±0, denormals) equals the rounded float64 result bit for bit`, () => {
       const rng = new Rng(29);
       conform(backend, (x, z) => bin(p, x!, z!), [wildFloats(rng, n), wildFloats(rng, n)], { bits: true });
+    });
+  }
+
+  for (const p of [Prim.Neg, Prim.Exp, Prim.Sigmoid]) {
+    it(`${p}: float32[${n}] matches ref in float64 (native from MIN_NATIVE_ELEMENTWISE elements)`, () => {
+      conform(backend, (x) => un(p, x!), [new Tensor(new Rng(31).floats(n, 4), [n], "float32")]);
+    });
+  }
+  for (const p of [Prim.Add, Prim.Sub, Prim.Mul]) {
+    it(`${p}: int32[${n}] equals ref exactly (wrapping past 2^31 as the int32 store does)`, () => {
+      const rng = new Rng(32);
+      conform(backend, (x, z) => bin(p, x!, z!), [rng.randint([n], -(2 ** 31), 2 ** 31), rng.randint([n], -(2 ** 31), 2 ** 31)]);
     });
   }
 

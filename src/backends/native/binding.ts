@@ -154,8 +154,22 @@ export interface NativeBinding {
   argsortI32(keys: Int32Array, out: Int32Array): void;
   /** bf16 bit patterns of src (round to nearest even; NaN made quiet, sign and top payload kept) into dst. */
   f32ToBf16Bits(src: Float32Array, dst: Uint16Array): void;
-  /** out = a op b elementwise (op 0 add, 1 sub, 2 mul, 3 div), same lengths. */
-  binaryF32(op: number, a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /** out = a op b elementwise (op 0 add, 1 sub, 2 mul, 3 div; int32: not div, as JavaScript forms it), same lengths and type. */
+  binary<A extends Float32Array | Int32Array>(op: number, a: A, b: A, out: A): void;
+  /** out = op(x) elementwise (op 0 neg, 1 exp, 2 sigmoid), same lengths. */
+  unaryF32(op: number, x: Float32Array, out: Float32Array): void;
+  /** x [P,R,Q] reduced over R (op 0 sum, 1 max) in float64 chains into out [P,Q]. */
+  reduceF32(op: number, x: Float32Array, P: number, R: number, Q: number, out: Float32Array): void;
+  /** dst (row-major over shape) = src[offset + sum idx·strides], 4-byte elements. */
+  copyStrided(src: Float32Array | Int32Array, dst: Float32Array | Int32Array, shape: readonly number[], strides: readonly number[], offset: number): void;
+  /** out [n,inner] = x [rows,inner] at rows idx; returns the first out-of-range position, or -1. */
+  gather(x: Float32Array | Int32Array, rows: number, inner: number, idx: Int32Array, out: Float32Array | Int32Array): number;
+  /** out [numRows,inner] = zeros + u [n,inner] at rows idx (float64 chains); the first out-of-range position, or -1. */
+  scatterAddF32(u: Float32Array, idx: Int32Array, inner: number, numRows: number, out: Float32Array): number;
+  /** out [outer,n,inner] = the index along n. */
+  iotaI32(outer: number, n: number, inner: number, out: Int32Array): void;
+  /** out[v] = occurrences of v in x, for v < out.length. */
+  bincountI32(x: Int32Array, out: Int32Array): void;
   /** AdamW in place (moe_adamw_f32): the per-step scalars as float32 values. */
   adamwF32(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, b1: number, oneMinusB1: number, b2: number, oneMinusB2: number, bc1: number, bc2: number, eps: number, wd: number): void;
   /** SGD in place (moe_sgd_f32); trace null: no momentum. */
@@ -203,7 +217,14 @@ const FUNCTIONS = [
   "topk",
   "argsortI32",
   "f32ToBf16Bits",
-  "binaryF32",
+  "binary",
+  "unaryF32",
+  "reduceF32",
+  "copyStrided",
+  "gather",
+  "scatterAddF32",
+  "iotaI32",
+  "bincountI32",
   "adamwF32",
   "sgdF32",
   "ffnFwd",

@@ -1,5 +1,6 @@
 // The native CPU backend: the Node-API addon built from native/ (grouped and batched matmuls, the fused expert FFN,
-// top-k, argsort, large elementwise ops, optimizer steps). Nothing is loaded until first asked for.
+// top-k, argsort, elementwise ops, reductions, movement and indexing, optimizer steps). Nothing is loaded until first
+// asked for.
 import type { MoekitEnv } from "../../core/env.js";
 import { MoeError } from "../../core/errors.js";
 import type { Backend } from "../backend.js";

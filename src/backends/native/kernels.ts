@@ -8,6 +8,17 @@ import { Prim, type Params } from "../../prims/prims.js";
 import { WEIGHT_FORMATS } from "../../prims/quantized-gmm.js";
 import type { NativeBinding } from "./binding.js";
 import { expertFfnBwdNative, expertFfnNative, supportsExpertFfn, supportsExpertFfnBwd } from "./expert-ffn.js";
+import {
+  bincountNative,
+  broadcastNative,
+  gatherNative,
+  iotaNative,
+  is4Byte,
+  reduceLayout,
+  reduceNative,
+  scatterAddNative,
+  transposeNative,
+} from "./simple-kernels.js";
 
 const isF32 = (t: Tensor | undefined, rank: number): boolean => t?.dtype === "float32" && t.shape.length === rank && t.data instanceof Float32Array;
 // bfloat16 operands held as float32 values multiply exactly in fp32; the dispatcher rounds the bfloat16 result
@@ -43,10 +54,15 @@ function quantizeLayout(shape: readonly number[], axes: readonly number[]): [num
 }
 const isI32Vector = (t: Tensor | undefined): boolean => t?.dtype === "int32" && t.shape.length === 1;
 const allF32 = (ins: readonly Tensor[]): boolean => ins.every((t) => t.dtype === "float32" && t.data instanceof Float32Array);
+const allI32 = (ins: readonly Tensor[]): boolean => ins.every((t) => t.dtype === "int32" && t.data instanceof Int32Array);
 
-/** Elementwise float32 operands from this many elements on run natively (bit-identical to the ref kernels). */
-export const MIN_NATIVE_ELEMENTWISE = 1 << 16;
+/**
+ * Elementwise operands from this many elements on run natively (below, the TypeScript loop costs less than the
+ * call). Bit-identical to the ref kernels, exp and sigmoid within an ulp (moe-kernels.h).
+ */
+export const MIN_NATIVE_ELEMENTWISE = 256;
 const BINARY_OPS: Readonly<Record<string, number>> = { [Prim.Add]: 0, [Prim.Sub]: 1, [Prim.Mul]: 2, [Prim.Div]: 3 };
+const UNARY_OPS: Readonly<Record<string, number>> = { [Prim.Neg]: 0, [Prim.Exp]: 1, [Prim.Sigmoid]: 2 };
 
 export function supports<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Tensor[], params: Params<P>): boolean {
   switch (prim) {
@@ -74,9 +90,31 @@ export function supports<P extends Prim>(b: NativeBinding, prim: P, ins: readonl
     case Prim.Add:
     case Prim.Sub:
     case Prim.Mul:
-    case Prim.Div:
-      // large float32 operands only: below, the call costs more than the TypeScript loop
-      return ins.length === 2 && allF32(ins) && ins[0]!.size >= MIN_NATIVE_ELEMENTWISE && shapesEqual(ins[0]!.shape, ins[1]!.shape);
+    case Prim.Div: {
+      // large operands only: below, the call costs more than the TypeScript loop
+      const large = ins.length === 2 && ins[0]!.size >= MIN_NATIVE_ELEMENTWISE && shapesEqual(ins[0]!.shape, ins[1]!.shape);
+      return large && (allF32(ins) || (prim !== Prim.Div && allI32(ins)));
+    }
+    case Prim.Neg:
+    case Prim.Exp:
+    case Prim.Sigmoid:
+      return ins.length === 1 && allF32(ins) && ins[0]!.size >= MIN_NATIVE_ELEMENTWISE;
+    case Prim.ReduceSum:
+    case Prim.ReduceMax:
+      return ins.length === 1 && allF32(ins) && reduceLayout(ins[0]!.shape, (params as Params<Prim.ReduceSum>).axes) !== undefined;
+    case Prim.Reshape:
+      return true;
+    case Prim.Transpose:
+    case Prim.BroadcastTo:
+      return ins.length === 1 && is4Byte(ins[0]) && ins[0]!.shape.length <= 16;
+    case Prim.Gather:
+      return ins.length === 2 && is4Byte(ins[0]) && ins[1]!.data instanceof Int32Array;
+    case Prim.ScatterAdd:
+      return ins.length === 2 && allF32([ins[0]!]) && ins[1]!.data instanceof Int32Array;
+    case Prim.Iota:
+      return (params as Params<Prim.Iota>).dtype === "int32";
+    case Prim.Bincount:
+      return ins.length === 1 && allI32(ins);
     case Prim.ExpertFfn:
       return supportsExpertFfn(ins, params as Params<Prim.ExpertFfn>);
     case Prim.ExpertFfnBwd:
@@ -182,10 +220,40 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
     case Prim.Sub:
     case Prim.Mul:
     case Prim.Div: {
+      if (ins[0]!.dtype === "int32") {
+        const out = new Int32Array(ins[0]!.size);
+        b.binary(BINARY_OPS[prim]!, i32(ins[0]!, "lhs"), i32(ins[1]!, "rhs"), out);
+        return [out];
+      }
       const out = new Float32Array(ins[0]!.size);
-      b.binaryF32(BINARY_OPS[prim]!, f32(ins[0]!, "lhs"), f32(ins[1]!, "rhs"), out);
+      b.binary(BINARY_OPS[prim]!, f32(ins[0]!, "lhs"), f32(ins[1]!, "rhs"), out);
       return [out];
     }
+    case Prim.Neg:
+    case Prim.Exp:
+    case Prim.Sigmoid: {
+      const out = new Float32Array(ins[0]!.size);
+      b.unaryF32(UNARY_OPS[prim]!, f32(ins[0]!, "x"), out);
+      return [out];
+    }
+    case Prim.ReduceSum:
+    case Prim.ReduceMax:
+      return [reduceNative(b, prim, ins[0]!, (params as Params<Prim.ReduceSum>).axes)];
+    case Prim.Reshape:
+      // row-major order is unchanged: the output shares the input's storage, as on ref
+      return [ins[0]!.data];
+    case Prim.Transpose:
+      return [transposeNative(b, ins[0]!, (params as Params<Prim.Transpose>).perm, outs[0]!)];
+    case Prim.BroadcastTo:
+      return [broadcastNative(b, ins[0]!, outs[0]!)];
+    case Prim.Gather:
+      return [gatherNative(b, ins[0]!, ins[1]!, outs[0]!)];
+    case Prim.ScatterAdd:
+      return [scatterAddNative(b, ins[0]!, ins[1]!, (params as Params<Prim.ScatterAdd>).numRows)];
+    case Prim.Iota:
+      return [iotaNative(b, params as Params<Prim.Iota>)];
+    case Prim.Bincount:
+      return [bincountNative(b, ins[0]!, (params as Params<Prim.Bincount>).length)];
     case Prim.Quantize: {
       const [x, noise] = [ins[0]!, ins[1]];
       const q = params as Params<Prim.Quantize>;
