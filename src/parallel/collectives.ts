@@ -1,10 +1,10 @@
 // Differentiable collectives over a Group. Linear maps in adjoint pairs:
 // allGather ⇄ psumScatter, raggedAllToAll ⇄ raggedAllToAll with the roles of send and receive swapped.
 import { MoeError } from "../core/errors.js";
-import { tensor, zeros, type Tensor } from "../core/tensor.js";
+import { allocate, roundBf16InPlace } from "../core/dtype.js";
+import { Tensor, tensor } from "../core/tensor.js";
 import { attachNode } from "../autodiff/graph.js";
-import { add } from "../ops/elementwise.js";
-import { concatenate, moveAxis, pad, reshape, sliceAxis } from "../ops/movement.js";
+import { concatenate, moveAxis, reshape } from "../ops/movement.js";
 import { noGrad } from "../autodiff/graph.js";
 import type { Group } from "./group.js";
 
@@ -78,16 +78,21 @@ export interface RaggedParams {
 export async function raggedAllToAll(group: Group, operand: Tensor, outputRows: number, p: RaggedParams): Promise<Tensor> {
   const n = group.size;
   const inner = operand.shape.slice(1);
-  const payload = noGrad(() =>
-    Array.from({ length: n }, (_, i) => {
-      const rows = sliceAxis(operand, 0, p.inputOffsets[i]!, p.inputOffsets[i]! + p.sendSizes[i]!);
-      return rows;
-    }),
-  );
+  const rowSize = inner.reduce((a, d) => a * d, 1);
+  // each peer's rows are a contiguous run of the operand's storage: sent as views, not copies
+  const data = operand.data;
+  const payload = Array.from({ length: n }, (_, i) => {
+    const [at, m] = [p.inputOffsets[i]!, p.sendSizes[i]!];
+    if (at < 0 || m < 0 || at + m > operand.shape[0]!)
+      throw new MoeError(`[ragged_all_to_all] rows [${at}, ${at + m}) for rank ${i} are outside the ${operand.shape[0]}-row operand`);
+    return new Tensor(data.subarray(at * rowSize, (at + m) * rowSize), [m, ...inner], operand.dtype);
+  });
   const offsets = await group.allToAll(Array.from({ length: n }, (_, i) => tensor([p.outputOffsets[i]!], [1], "int32")));
   const got = await group.allToAll(payload);
+  // the received rows added into place in a zeroed buffer, peer by peer (runs may overlap: a replicated batch's
+  // adjoint sums them), as add(buf, pad(rows)) would without materialising the padded copies
   const out = noGrad(() => {
-    let buf = zeros([outputRows, ...inner], operand.dtype);
+    const buf = allocate(operand.dtype, outputRows * rowSize);
     got.forEach((rows, j) => {
       const at = offsets[j]!.data[0]!;
       const m = rows.shape[0]!;
@@ -98,9 +103,11 @@ export async function raggedAllToAll(group: Group, operand: Tensor, outputRows: 
           `[ragged_all_to_all] ${m} rows from rank ${j} at offset ${at} overflow the ${outputRows}-row buffer of rank ${group.rank}`,
         );
       }
-      if (m > 0) buf = add(buf, pad(rows, [at, ...inner.map(() => 0)], [outputRows - at - m, ...inner.map(() => 0)]));
+      const src = rows.data;
+      for (let i = 0, o = at * rowSize; i < src.length; i++, o++) buf[o] = buf[o]! + src[i]!;
     });
-    return buf;
+    if (operand.dtype === "bfloat16") roundBf16InPlace(buf as Float32Array);
+    return new Tensor(buf, [outputRows, ...inner], operand.dtype);
   });
   attachNode(
     [out],
