@@ -286,6 +286,39 @@ for (const dtype of ["float32", "bfloat16"] as const) {
   });
 }
 
+// the float32 forward against its roofline at several batch sizes: the larger of (bytes of the experts the tokens
+// touch ÷ the read probe) and (useful FLOPs ÷ the FMA probe), both probes read beside the runs
+for (const T of values.quick === true ? [8, 64] : [8, 64, 256, 4096]) {
+  const s = { ...shape, T };
+  const cfg = benchConfig(s, "float32");
+  const w = benchWeights(s, "float32");
+  const x = benchInput(s);
+  const touched = new Set(Array.from(routedMoeForward(cfg, w, x).topKIndices_BSK.data)).size;
+  console.error(`[bench] roofline ${shapeName(s)} (${touched} experts touched)`);
+  const before = tracker.read(0.3);
+  const t = timeIt(() => routedMoeForward(cfg, w, x), T <= 64 ? runs * 5 : runs);
+  const after = tracker.read(0.3);
+  const mean = (k: keyof Probes): number | undefined =>
+    before[k] !== undefined && after[k] !== undefined ? (before[k]! + after[k]!) / 2 : undefined;
+  const [bw, fma] = [mean("readGBps"), mean("fp32Gflops")];
+  const bytes = touched * 3 * s.D * s.H * 4;
+  const roofline = bw !== undefined && fma !== undefined ? Math.max(bytes / (bw * 1e9), usefulFlops(s) / (fma * 1e9)) : undefined;
+  rows.push({
+    id: `roofline-T${T}`,
+    name: "moekit forward vs its roofline",
+    shape: shapeName(s),
+    dtype: "f32",
+    threads,
+    median_s: t.median_s,
+    gflops: usefulFlops(s) / t.median_s / 1e9,
+    ...(roofline !== undefined ? { rooflineRatio: t.median_s / roofline } : {}),
+    note:
+      roofline === undefined
+        ? "no probes"
+        : `${(t.median_s / roofline).toFixed(2)}x its roofline (${(roofline * 1000).toFixed(1)} ms: ${bytes / (bw! * 1e9) > usefulFlops(s) / (fma! * 1e9) ? "weight bytes" : "FLOPs"}-bound)`,
+  });
+}
+
 // MaxText's default dtype: bfloat16 activations (every op rounded), float32 weights, on bfloat16 tokens; timed
 // alternately with the float32 layer on the same weights (prefill at the bench shape, and decode)
 for (const s of [shape, values.quick === true ? { ...shape, T: 8 } : DECODE_SHAPE]) {

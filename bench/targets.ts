@@ -13,6 +13,8 @@ export interface TargetRow {
   ratioPlain?: number;
   /** the float32 layer's time over the row's, timed alternately (> 1: faster) */
   vsF32?: number;
+  /** the row's time over its roofline (max of weight bytes ÷ read probe, FLOPs ÷ FMA probe) */
+  rooflineRatio?: number;
 }
 
 export interface TargetCheck {
@@ -65,6 +67,9 @@ export function checkTargets(rows: readonly TargetRow[]): TargetCheck[] {
     check("forward+backward <= 3.5x forward (fresh gradients)", fb?.ratioPlain, (v) => v <= 3.5, times),
     check("forward+backward <= 3.5x forward (gradients recycled)", fb?.ratio, (v) => v <= 3.5, times),
   );
+  for (const T of [8, 64, 256, 4096]) {
+    out.push(check(`forward at T=${T} <= 1.35x its roofline`, row(`roofline-T${T}`)?.rooflineRatio, (v) => v <= 1.35, times));
+  }
   const int8 = row("forward-served-int8-int8");
   out.push(
     check("quantized: int8 forward (served weights, int8 activations) >= 2.5x the fp32 forward", int8?.vsF32, (v) => v >= 2.5, times),
