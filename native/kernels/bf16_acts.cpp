@@ -4,6 +4,7 @@
 // engine problems (fp32 accumulation), rounded here.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "ffn_stages.hpp"
@@ -11,20 +12,10 @@
 namespace moe::detail {
 namespace {
 
-// The nearest bf16 value of float(v), ties to even; a NaN keeps its sign and top payload bits, made quiet.
-inline double rb(double v) {
-  const float f = float(v);
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu) != 0) {
-    u = (u | 0x00400000u) & 0xffff0000u;
-  } else {
-    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-  }
-  float r;
-  std::memcpy(&r, &u, 4);
-  return r;
-}
+#include "widen.inc"
+
+// float(v) rounded to bf16 (widen.inc's round_bf16: ties to even, NaN made quiet), as a double.
+inline double rb(double v) { return round_bf16(float(v)); }
 
 inline double sigmoid(double x) { return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x)); }
 inline double min2(double a, double b) { return std::isnan(a) || std::isnan(b) ? NAN : a < b ? a : b; }

@@ -9,12 +9,14 @@
 
 namespace {
 
-// Round to nearest even; NaN keeps its sign and top payload bits and becomes quiet.
+#include "widen.inc"
+
+// The bit pattern of widen.inc's round_bf16 (nearest even; NaN keeps its sign and top payload bits, made quiet).
 inline uint16_t bf16_bits(float f) {
+  const float r = round_bf16(f);
   uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu) != 0) return uint16_t((u >> 16) | 0x40u);
-  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  std::memcpy(&u, &r, sizeof u);
+  return uint16_t(u >> 16);
 }
 
 constexpr int64_t kChunk = int64_t(1) << 18;
