@@ -2,7 +2,7 @@
 // primitive and input, and the dispatcher runs the reference kernel instead.
 import type { TypedArray } from "../../core/dtype.js";
 import { DTypeError, MoeError, ShapeError, UnsupportedError } from "../../core/errors.js";
-import { shapesEqual, type Aval } from "../../core/shape.js";
+import { normalizeAxis, shapesEqual, type Aval } from "../../core/shape.js";
 import type { Tensor } from "../../core/tensor.js";
 import { Prim, type Params } from "../../prims/prims.js";
 import { WEIGHT_FORMATS } from "../../prims/quantized-gmm.js";
@@ -47,7 +47,7 @@ function quantizedGmmOperands(b: NativeBinding, ins: readonly Tensor[]): boolean
 
 /** The quantized slice as [P, C, Q] when `axes` are one run of consecutive axes (the native kernel's layout). */
 function quantizeLayout(shape: readonly number[], axes: readonly number[]): [number, number, number] | undefined {
-  const ax = axes.map((a) => (a < 0 ? a + shape.length : a)).sort((x, y) => x - y);
+  const ax = axes.map((a) => normalizeAxis(a, shape.length, "quantize")).sort((x, y) => x - y);
   if (ax.length === 0 || ax.some((a, i) => a !== ax[0]! + i)) return undefined;
   const prod = (from: number, to: number): number => shape.slice(from, to).reduce((x, y) => x * y, 1);
   return [prod(0, ax[0]!), prod(ax[0]!, ax[ax.length - 1]! + 1), prod(ax[ax.length - 1]! + 1, shape.length)];
