@@ -4,6 +4,7 @@
       "target_name": "moekit_native",
       "sources": [
         "napi/addon.cpp",
+        "napi/pooled.cpp",
         "kernels/api.cpp",
         "kernels/bf16_acts.cpp",
         "kernels/bf16_path.cpp",

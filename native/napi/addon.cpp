@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "moe-kernels.h"
+#include "pooled.hpp"
 
 namespace {
 
@@ -758,6 +759,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setBf16Path", Napi::Function::New(env, SetBf16Path, "setBf16Path"));
   exports.Set("workspaceBytes", Napi::Function::New(env, WorkspaceBytes, "workspaceBytes"));
   exports.Set("releaseWorkspace", Napi::Function::New(env, ReleaseWorkspace, "releaseWorkspace"));
+  moekit_napi::register_pooled(env, exports);
   return exports;
 }
 

@@ -6,16 +6,35 @@ import { Tensor } from "./tensor.js";
 
 const MIN_BYTES = 1 << 20;
 
+/**
+ * Where take() gets a buffer the pool lacks: the native backend's mapped blocks, which return to its own free list when
+ * V8 frees their arrays (native/napi/pooled.cpp), so that a training loop that never calls recycle() still writes its
+ * gradients into pages already mapped. Contents are arbitrary, as with recycled buffers.
+ */
+export interface FreshStorage {
+  take(n: number): Float32Array;
+  setMaxBytes(bytes: number): void;
+  /** Gives the free blocks back to the OS. */
+  trim(): void;
+}
+
 export class StoragePool {
   readonly #free = new Map<number, Float32Array[]>();
   #bytes = 0;
+  #fresh: FreshStorage | undefined;
 
   constructor(public maxBytes: number) {}
+
+  /** Large buffers that the pool lacks come from `src` from now on (undefined: new Float32Arrays). */
+  useFreshStorage(src: FreshStorage | undefined): void {
+    this.#fresh = src;
+    src?.setMaxBytes(this.maxBytes);
+  }
 
   /** A Float32Array of length n: a recycled one (old contents: callers overwrite every element) or a fresh one. */
   take(n: number): Float32Array {
     const buf = this.#free.get(n)?.pop();
-    if (buf === undefined) return new Float32Array(n);
+    if (buf === undefined) return this.#fresh !== undefined && n * 4 >= MIN_BYTES ? this.#fresh.take(n) : new Float32Array(n);
     this.#bytes -= buf.byteLength;
     return buf;
   }
@@ -39,11 +58,13 @@ export class StoragePool {
   clear(): void {
     this.#free.clear();
     this.#bytes = 0;
+    this.#fresh?.trim();
   }
 
-  /** A new budget; what the pool holds beyond it is dropped. */
+  /** A new budget (for the fresh storage's free blocks too); what the pool holds beyond it is dropped. */
   setMaxBytes(bytes: number): void {
     this.maxBytes = bytes;
+    this.#fresh?.setMaxBytes(bytes);
     if (this.#bytes > bytes) this.clear();
   }
 }

@@ -197,6 +197,14 @@ export interface NativeBinding {
   /** Bytes held by the one-shot workspace; releaseWorkspace() frees it. */
   workspaceBytes(): number;
   releaseWorkspace(): void;
+  /** A Float32Array on a pooled mapped block (arbitrary contents), returned to the addon's free list when V8 frees it. */
+  pooledF32(n: number): Float32Array;
+  /** Budget of the free list (bytes); blocks freed beyond it are unmapped. */
+  setPooledMaxBytes(bytes: number): void;
+  /** Unmaps the free blocks. */
+  trimPooled(): void;
+  /** Mapped bytes on the free list, and held by JavaScript. */
+  pooledStats(): { freeBytes: number; liveBytes: number };
 }
 
 const ADDON = join("native", "build", "Release", "moekit_native.node");
@@ -240,6 +248,10 @@ const FUNCTIONS = [
   "setBf16Path",
   "workspaceBytes",
   "releaseWorkspace",
+  "pooledF32",
+  "setPooledMaxBytes",
+  "trimPooled",
+  "pooledStats",
 ];
 
 /** The addon path: MOEKIT_NATIVE_ADDON, else native/build/Release in the nearest package root above this file. */

@@ -3,6 +3,7 @@
 // asked for.
 import type { MoekitEnv } from "../../core/env.js";
 import { MoeError } from "../../core/errors.js";
+import { storagePool } from "../../core/pool.js";
 import type { Backend } from "../backend.js";
 import { nativeBinding, nativeUnavailableReason, type NativeBf16Path, type NativeIsa } from "./binding.js";
 import { run, supports } from "./kernels.js";
@@ -15,7 +16,10 @@ let backend: Backend | undefined;
 export function nativeBackend(): Backend | undefined {
   const b = nativeBinding();
   if (b === undefined) return undefined;
-  backend ??= { name: "native", supports: (prim, ins, params) => supports(b, prim, ins, params), run: (prim, ins, params, outs) => run(b, prim, ins, params, outs) };
+  if (backend === undefined) {
+    backend = { name: "native", supports: (prim, ins, params) => supports(b, prim, ins, params), run: (prim, ins, params, outs) => run(b, prim, ins, params, outs) };
+    storagePool.useFreshStorage({ take: (n) => b.pooledF32(n), setMaxBytes: (bytes) => b.setPooledMaxBytes(bytes), trim: () => b.trimPooled() });
+  }
   return backend;
 }
 

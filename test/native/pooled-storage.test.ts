@@ -1,0 +1,84 @@
+// The addon's pooled storage: a block whose array V8 frees goes back to the free list and is handed out again (with
+// its old contents), within the budget; and StoragePool takes its large fresh buffers from such a source.
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { nativeBinding } from "../../src/backends/native/binding.js";
+import { StoragePool, type FreshStorage } from "../../src/core/pool.js";
+
+const addon = join(import.meta.dirname, "..", "..", "native", "build", "Release", "moekit_native.node");
+
+// Runs `body` in a fresh node with --expose-gc and the addon as `b`; returns what it printed as JSON.
+function inChild(body: string): unknown {
+  const src = `const b = require(${JSON.stringify(addon)});
+const settle = async () => { for (let i = 0; i < 4; i++) { gc(); await new Promise((r) => setTimeout(r, 20)); } };
+(async () => { ${body} })().catch((e) => { console.error(e); process.exit(1); });`;
+  const r = spawnSync(process.execPath, ["--expose-gc", "-e", src], { encoding: "utf8", timeout: 60_000 });
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
+describe.skipIf(nativeBinding() === undefined)("pooledF32 (native)", () => {
+  it("reuses the block of an array that V8 freed, old contents and all, without a new mapping", () => {
+    const out = inChild(`
+      const n = 3 << 20;  // 12 MiB
+      let a = b.pooledF32(n);
+      a.fill(7.5);
+      const held = b.pooledStats();
+      a = null;
+      await settle();
+      const freed = b.pooledStats();
+      const c = b.pooledF32(n);
+      console.log(JSON.stringify({ length: c.length, first: c[0], last: c[n - 1], held, freed, after: b.pooledStats() }));`) as Record<string, unknown>;
+    const mib = 2 ** 20;
+    expect(out).toEqual({
+      length: 3 << 20,
+      first: 7.5,
+      last: 7.5,
+      held: { freeBytes: 0, liveBytes: 12 * mib },
+      freed: { freeBytes: 12 * mib, liveBytes: 0 },
+      after: { freeBytes: 0, liveBytes: 12 * mib },
+    });
+  });
+
+  it("unmaps what is freed beyond its budget, and trimPooled empties the free list", () => {
+    const out = inChild(`
+      b.setPooledMaxBytes(4 << 20);
+      let a = b.pooledF32(1 << 20), c = b.pooledF32(3 << 20);  // 4 MiB (2 grains) and 12 MiB
+      a.fill(1); c.fill(1);
+      a = null; c = null;
+      await settle();
+      const kept = b.pooledStats();
+      b.trimPooled();
+      console.log(JSON.stringify({ kept, trimmed: b.pooledStats() }));`);
+    expect(out).toEqual({ kept: { freeBytes: 4 * 2 ** 20, liveBytes: 0 }, trimmed: { freeBytes: 0, liveBytes: 0 } });
+  });
+
+  it("rejects a length that is not a positive integer", () => {
+    const b = nativeBinding()!;
+    for (const n of [0, -1, 1.5, NaN]) expect(() => b.pooledF32(n)).toThrow(/length must be a positive integer/);
+  });
+});
+
+describe("StoragePool with a fresh-storage source", () => {
+  it("takes buffers of >= 1 MiB that it lacks from the source, and passes on its budget and clear()", () => {
+    const calls: string[] = [];
+    const src: FreshStorage = {
+      take: (n) => {
+        calls.push(`take ${n}`);
+        return new Float32Array(n);
+      },
+      setMaxBytes: (bytes) => calls.push(`max ${bytes}`),
+      trim: () => calls.push("trim"),
+    };
+    const pool = new StoragePool(8 * 2 ** 20);
+    pool.useFreshStorage(src);
+    const big = pool.take(2 ** 18);
+    pool.take(1000);
+    pool.give(big);
+    expect(pool.take(2 ** 18)).toBe(big);  // recycled first
+    pool.setMaxBytes(2 ** 22);
+    pool.clear();
+    expect(calls).toEqual([`max ${8 * 2 ** 20}`, `take ${2 ** 18}`, `max ${2 ** 22}`, "trim"]);
+  });
+});
