@@ -1,7 +1,12 @@
-// CPU features beyond isa.cpp's, for the bf16 path policy: AVX512_BF16, usable AMX-BF16 and whether vdpbf16ps
-// outruns fp32 fma (baseline code).
+// CPU features beyond isa.cpp's: for the bf16 path policy, AVX512_BF16, usable AMX-BF16 and whether vdpbf16ps
+// outruns fp32 fma; for the engine's blocking, the L2 size (baseline code).
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
 
 #include "engine.hpp"
 
@@ -69,6 +74,25 @@ bool cpu_has_amx_bf16() {
 
 bool cpu_has_fast_dpbf16() {
   static const bool v = detect_fast_dpbf16();
+  return v;
+}
+
+// The L2 data cache of one core: sysconf, else sysfs, else 1 MiB (Ice Lake 1.25 MiB, Sapphire Rapids and later 2 MiB,
+// Zen 4 and 5 1 MiB).
+int64_t cache_l2_bytes() {
+  static const int64_t v = [] {
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    const long s = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (s >= (64 << 10)) return int64_t(s);
+#endif
+    if (FILE* f = std::fopen("/sys/devices/system/cpu/cpu0/cache/index2/size", "r")) {
+      long kib = 0;
+      const int got = std::fscanf(f, "%ldK", &kib);
+      std::fclose(f);
+      if (got == 1 && kib >= 64) return int64_t(kib) << 10;
+    }
+    return int64_t(1) << 20;
+  }();
   return v;
 }
 

@@ -79,9 +79,11 @@ void run_problem(const GemmProblem& P) {
       continue;
     }
     const int64_t mc = block_size(m, P.tgmm ? bl.tmc : bl.mc, bl.mr);
+    // a single row tile takes whole weight rows (its packing then reads them in sequence; engine_block.inc's item_kc)
+    const int64_t ncg = !P.tgmm && m <= bl.mr ? P.n : nc;
     for (int64_t i0 = 0; i0 < m; i0 += mc) {
-      for (int64_t j0 = 0; j0 < P.n; j0 += nc) {
-        items.push_back({g, i0, std::min(mc, m - i0), j0, std::min(nc, P.n - j0), false});
+      for (int64_t j0 = 0; j0 < P.n; j0 += ncg) {
+        items.push_back({g, i0, std::min(mc, m - i0), j0, std::min(ncg, P.n - j0), false});
       }
     }
   }

@@ -136,6 +136,8 @@ void to_bf16_padded_avx512bf16(const float* src, int64_t n, int64_t npad, uint16
 bool cpu_has_avx512_bf16();
 bool cpu_has_amx_bf16();
 bool cpu_has_fast_dpbf16();
+// Bytes of one core's L2 data cache (cpu_features.cpp).
+int64_t cache_l2_bytes();
 
 // The bf16 path in use now, and the multiply kind it gives weights of element type e (bf16_path.cpp).
 moe_bf16_path_t effective_bf16_path();
