@@ -1,6 +1,6 @@
 // The layer under benchmark: a Mixtral-style SwiGLU MoE (softmax routing over the top-k, renormalised).
 import { roundBf16InPlace } from "../src/core/dtype.js";
-import { Tensor } from "../src/core/tensor.js";
+import { Tensor, zeros } from "../src/core/tensor.js";
 import { moeConfig, type MoeConfig } from "../src/moe/config.js";
 import type { RoutedMoeWeights } from "../src/moe/routed-moe.js";
 
@@ -47,7 +47,7 @@ export function benchConfig(s: BenchShape, weightDtype: "float32" | "bfloat16", 
 /** Uniform(-a, a) from xorshift32: fast enough for 10^8 elements; values only need the right scale. */
 export function fill(shape: number[], a: number, seed: number, dtype: "float32" | "bfloat16" = "float32"): Tensor {
   const n = shape.reduce((x, y) => x * y, 1);
-  const d = new Float32Array(n);
+  const d = zeros([n]).data as Float32Array; // as moekit allocates: large arrays in huge pages with the native backend
   let s = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
     s ^= s << 13;

@@ -114,6 +114,7 @@ double moe_probe_read_bandwidth(int64_t bytes) {
     const int64_t n = bytes / 4;
     std::unique_ptr<void, AlignedFree> buf(::operator new(size_t(bytes), kAlign));
     auto* f = static_cast<float*>(buf.get());
+    moe_advise_fresh_output(f, bytes);  // huge pages, as moekit's large arrays get: the best reading of the machine
     std::lock_guard<std::mutex> lk(call_mutex());
     const int p = pool_threads();
     const int64_t items = int64_t(p) * kProbeItemsPerThread;

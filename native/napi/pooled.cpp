@@ -1,14 +1,18 @@
-// Pooled storage for the large float32 outputs of the native kernels (core/pool.ts's fresh arrays): blocks of mapped
-// memory handed to JavaScript as ArrayBuffers whose V8 deleter puts them on a free list instead of unmapping them,
-// so that the next training step's gradients land in pages that are already mapped (first-touch faults cost more than
-// the backward's own time on some VMs). V8 runs backing-store deleters when it frees an ArrayBuffer, on any thread
+// Mapped storage for large arrays. Pooled blocks for the large float32 outputs of the native kernels (core/pool.ts's
+// fresh arrays): mapped memory handed to JavaScript as ArrayBuffers whose V8 deleter puts it on a free list instead of
+// unmapping it, so that the next training step's gradients land in pages that are already mapped (first-touch faults
+// cost more than the backward's own time on some VMs). And fresh zeroed buffers in transparent huge pages for large
+// tensors (core/dtype.ts's allocate: weights above all, which decode streams; 4 KiB pages cost it a TLB miss per page). V8 runs backing-store deleters when it frees an ArrayBuffer, on any thread
 // and without an event-loop turn; Node-API finalizers wait for the event loop, which a synchronous training loop never
 // yields to, so this file reaches V8 directly for that one call.
 #include <napi.h>
 #include <v8.h>
 
 #include <cstdint>
+#include <cstring>
 #include <mutex>
+#include <new>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -22,6 +26,22 @@ namespace moekit_napi {
 namespace {
 
 constexpr size_t kGrain = size_t(2) << 20;  // mappings are whole 2 MiB units (huge pages where the kernel gives them)
+
+// A zeroed mapping of `bytes` (a multiple of kGrain), huge pages advised before the first touch; nullptr on failure.
+void* map_fresh(size_t bytes) {
+#if defined(__linux__)
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+#if defined(MADV_HUGEPAGE)
+  madvise(p, bytes, MADV_HUGEPAGE);  // a hint: failure is harmless
+#endif
+  return p;
+#else
+  void* p = ::operator new(bytes, std::nothrow);
+  if (p != nullptr) std::memset(p, 0, bytes);
+  return p;
+#endif
+}
 
 class BlockPool {
  public:
@@ -41,7 +61,7 @@ class BlockPool {
       }
     }
     *reused = false;
-    void* p = map(*mapped);
+    void* p = map_fresh(*mapped);
     if (p == nullptr) return nullptr;
     std::lock_guard<std::mutex> lk(mu_);
     live_bytes_ += *mapped;
@@ -87,19 +107,6 @@ class BlockPool {
   }
 
  private:
-  static void* map(size_t bytes) {
-#if defined(__linux__)
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return nullptr;
-#if defined(MADV_HUGEPAGE)
-    madvise(p, bytes, MADV_HUGEPAGE);  // a hint: failure is harmless
-#endif
-    return p;
-#else
-    return ::operator new(bytes, std::nothrow);
-#endif
-  }
-
   static void unmap(void* p, size_t bytes) {
 #if defined(__linux__)
     munmap(p, bytes);
@@ -122,27 +129,56 @@ BlockPool& pool() {
 
 void on_free(void* data, size_t /*length*/, void* mapped) { pool().release(data, reinterpret_cast<size_t>(mapped)); }
 
+void on_free_mapped(void* data, size_t /*length*/, void* mapped) {
+#if defined(__linux__)
+  munmap(data, reinterpret_cast<size_t>(mapped));
+#else
+  (void)mapped;
+  ::operator delete(data);
+#endif
+}
+
+// An ArrayBuffer of `bytes` over `p` (mapped `mapped` bytes) that V8 hands to `deleter` when it frees it.
+Napi::ArrayBuffer external_buffer(Napi::Env env, void* p, size_t bytes, size_t mapped, v8::BackingStore::DeleterCallback deleter) {
+  std::unique_ptr<v8::BackingStore> store =
+      v8::ArrayBuffer::NewBackingStore(p, bytes, deleter, reinterpret_cast<void*>(mapped));
+  v8::Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(v8::Isolate::GetCurrent(), std::move(store));
+  // a v8::Local is what Node-API's napi_value points at (Node's v8impl::JsValueFromV8LocalValue)
+  return Napi::ArrayBuffer(env, reinterpret_cast<napi_value>(*ab));
+}
+
+double length_arg(const Napi::CallbackInfo& info, const char* fn) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, std::string(fn) + " expects a length");
+  const double n = info[0].As<Napi::Number>().DoubleValue();
+  if (!(n >= 1 && n <= 1.6e13) || double(int64_t(n)) != n) {
+    throw Napi::RangeError::New(env, std::string(fn) + ": length must be a positive integer");
+  }
+  return n;
+}
+
 // pooledF32(n): a Float32Array of n elements on a pooled block; its contents are whatever the block held (the
 // callers write every element).
 Napi::Value PooledF32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "pooledF32 expects a length");
-  const double n = info[0].As<Napi::Number>().DoubleValue();
-  if (!(n >= 1 && n <= 4.0e12) || double(int64_t(n)) != n) {
-    throw Napi::RangeError::New(env, "pooledF32: length must be a positive integer");
-  }
-  const size_t bytes = size_t(n) * sizeof(float);
+  const size_t n = size_t(length_arg(info, "pooledF32"));
+  const size_t bytes = n * sizeof(float);
   size_t mapped = 0;
   bool reused = false;
   void* p = pool().acquire(bytes, &mapped, &reused);
   if (p == nullptr) throw Napi::Error::New(env, "pooledF32: out of memory mapping " + std::to_string(bytes) + " bytes");
-  v8::Isolate* isolate = v8::Isolate::GetCurrent();
-  std::unique_ptr<v8::BackingStore> store =
-      v8::ArrayBuffer::NewBackingStore(p, bytes, &on_free, reinterpret_cast<void*>(mapped));
-  v8::Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(isolate, std::move(store));
-  // a v8::Local is what Node-API's napi_value points at (Node's v8impl::JsValueFromV8LocalValue)
-  const Napi::ArrayBuffer buffer(env, reinterpret_cast<napi_value>(*ab));
-  return Napi::Float32Array::New(env, size_t(n), buffer, 0);
+  return Napi::Float32Array::New(env, n, external_buffer(env, p, bytes, mapped, &on_free), 0);
+}
+
+// mappedBuffer(bytes): a zeroed ArrayBuffer on a fresh mapping (huge pages where the kernel gives them), unmapped
+// when V8 frees it.
+Napi::Value MappedBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const size_t bytes = size_t(length_arg(info, "mappedBuffer"));
+  const size_t mapped = (bytes + kGrain - 1) / kGrain * kGrain;
+  void* p = map_fresh(mapped);
+  if (p == nullptr) throw Napi::Error::New(env, "mappedBuffer: out of memory mapping " + std::to_string(bytes) + " bytes");
+  return external_buffer(env, p, bytes, mapped, &on_free_mapped);
 }
 
 Napi::Value SetPooledMaxBytes(const Napi::CallbackInfo& info) {
@@ -173,6 +209,7 @@ Napi::Value PooledStats(const Napi::CallbackInfo& info) {
 
 void register_pooled(Napi::Env env, Napi::Object exports) {
   exports.Set("pooledF32", Napi::Function::New(env, PooledF32, "pooledF32"));
+  exports.Set("mappedBuffer", Napi::Function::New(env, MappedBuffer, "mappedBuffer"));
   exports.Set("setPooledMaxBytes", Napi::Function::New(env, SetPooledMaxBytes, "setPooledMaxBytes"));
   exports.Set("trimPooled", Napi::Function::New(env, TrimPooled, "trimPooled"));
   exports.Set("pooledStats", Napi::Function::New(env, PooledStats, "pooledStats"));

@@ -2,7 +2,7 @@
 // Plain loops over the storage arrays (values are moved, never recomputed), so every transform is
 // bit-exact and invertible. Bits-backed bfloat16 tensors (as a checkpoint's BF16 tensors load) move their
 // 16-bit patterns and stay bits-backed.
-import { allocate, bf16BitsRef, roundBf16InPlace, type TypedArray } from "../core/dtype.js";
+import { allocate, bf16BitsRef, zeroed, roundBf16InPlace, type TypedArray } from "../core/dtype.js";
 import { ShapeError } from "../core/errors.js";
 import { fmt } from "../core/shape.js";
 import { Tensor } from "../core/tensor.js";
@@ -13,7 +13,7 @@ type Storage = TypedArray | Uint16Array;
 
 /** What a transform moves: the bf16 bits when `bits` (exact for any bfloat16 tensor), else the values. */
 const storageOf = (t: Tensor, bits: boolean): Storage => (bits ? (t.bf16Bits ?? bf16BitsRef(t.data as Float32Array)) : t.data);
-const allocateLike = (t: Tensor, bits: boolean, n: number): Storage => (bits ? new Uint16Array(n) : allocate(t.dtype, n));
+const allocateLike = (t: Tensor, bits: boolean, n: number): Storage => (bits ? zeroed(Uint16Array, n) : allocate(t.dtype, n));
 const bitsBacked = (...ts: Tensor[]): boolean => ts.every((t) => t.bf16Bits !== undefined);
 
 /** Swap the last two axes: [..., a, b] -> [..., b, a]. */

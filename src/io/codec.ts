@@ -1,5 +1,5 @@
 // Element codecs shared by the checkpoint formats: little-endian bytes in a file's element type <-> tensor storage.
-import { bf16BitsToF32, roundBf16InPlace, type DType, type TypedArray } from "../core/dtype.js";
+import { bf16BitsToF32, roundBf16InPlace, zeroed, type DType, type TypedArray } from "../core/dtype.js";
 import { UnsupportedError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
 
@@ -173,7 +173,7 @@ let halfTable: Uint32Array | undefined;
 
 function f16ToF32(halves: Uint16Array): Float32Array {
   halfTable ??= Uint32Array.from({ length: 65536 }, (_, h) => halfToFloatBits(h));
-  const out = new Float32Array(halves.length);
+  const out = zeroed(Float32Array, halves.length);
   const bits = new Uint32Array(out.buffer);
   for (let i = 0; i < halves.length; i++) bits[i] = halfTable[halves[i]!]!;
   return out;

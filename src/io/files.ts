@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import { zeroed } from "../core/dtype.js";
 import { MoeError } from "../core/errors.js";
 import type { Fail } from "./codec.js";
 
@@ -89,7 +90,7 @@ const MAX_READ = 1 << 30;
 
 /** Reads exactly `length` bytes at `position`; a file that ends early is an error, never a short result. */
 export function readExactly(fd: number, position: number, length: number, fail: Fail): Uint8Array {
-  const out = new Uint8Array(length);
+  const out = zeroed(Uint8Array, length);
   let done = 0;
   while (done < length) {
     const n = fs.readSync(fd, out, done, Math.min(length - done, MAX_READ), position + done);

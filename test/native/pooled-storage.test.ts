@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { nativeBinding } from "../../src/backends/native/binding.js";
 import { StoragePool, type FreshStorage } from "../../src/core/pool.js";
+import { useLargeBuffers, zeroed } from "../../src/core/dtype.js";
 
 const addon = join(import.meta.dirname, "..", "..", "native", "build", "Release", "moekit_native.node");
 
@@ -57,6 +58,34 @@ describe.skipIf(nativeBinding() === undefined)("pooledF32 (native)", () => {
   it("rejects a length that is not a positive integer", () => {
     const b = nativeBinding()!;
     for (const n of [0, -1, 1.5, NaN]) expect(() => b.pooledF32(n)).toThrow(/length must be a positive integer/);
+    for (const n of [0, -1, 1.5, NaN]) expect(() => b.mappedBuffer(n)).toThrow(/length must be a positive integer/);
+  });
+
+  it("mappedBuffer gives a zeroed, writable buffer of exactly the bytes asked for", () => {
+    const buf = nativeBinding()!.mappedBuffer((12 << 20) + 5);
+    expect(buf.byteLength).toBe((12 << 20) + 5);
+    const u8 = new Uint8Array(buf);
+    expect(u8.every((v) => v === 0)).toBe(true);
+    u8[u8.length - 1] = 9;
+    expect(u8[u8.length - 1]).toBe(9);
+  });
+});
+
+describe("zeroed", () => {
+  it("takes buffers of >= 8 MiB from the large-buffer source, and smaller ones from the JS heap", () => {
+    const asked: number[] = [];
+    useLargeBuffers((bytes) => {
+      asked.push(bytes);
+      return new ArrayBuffer(bytes);
+    });
+    try {
+      expect(zeroed(Float32Array, 2 << 20).length).toBe(2 << 20);
+      expect(zeroed(Uint16Array, 1000).length).toBe(1000);
+      expect(zeroed(Uint8Array, 8 << 20).byteLength).toBe(8 << 20);
+      expect(asked).toEqual([8 << 20, 8 << 20]);
+    } finally {
+      useLargeBuffers(nativeBinding() === undefined ? undefined : (bytes) => nativeBinding()!.mappedBuffer(bytes));
+    }
   });
 });
 

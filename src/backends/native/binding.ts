@@ -197,6 +197,8 @@ export interface NativeBinding {
   /** Bytes held by the one-shot workspace; releaseWorkspace() frees it. */
   workspaceBytes(): number;
   releaseWorkspace(): void;
+  /** A zeroed ArrayBuffer on a fresh mapping in huge pages, unmapped when V8 frees it. */
+  mappedBuffer(bytes: number): ArrayBuffer;
   /** A Float32Array on a pooled mapped block (arbitrary contents), returned to the addon's free list when V8 frees it. */
   pooledF32(n: number): Float32Array;
   /** Budget of the free list (bytes); blocks freed beyond it are unmapped. */
@@ -249,6 +251,7 @@ const FUNCTIONS = [
   "workspaceBytes",
   "releaseWorkspace",
   "pooledF32",
+  "mappedBuffer",
   "setPooledMaxBytes",
   "trimPooled",
   "pooledStats",

@@ -3,6 +3,7 @@
 // asked for.
 import type { MoekitEnv } from "../../core/env.js";
 import { MoeError } from "../../core/errors.js";
+import { useLargeBuffers } from "../../core/dtype.js";
 import { storagePool } from "../../core/pool.js";
 import type { Backend } from "../backend.js";
 import { nativeBinding, nativeUnavailableReason, type NativeBf16Path, type NativeIsa } from "./binding.js";
@@ -18,6 +19,7 @@ export function nativeBackend(): Backend | undefined {
   if (b === undefined) return undefined;
   if (backend === undefined) {
     backend = { name: "native", supports: (prim, ins, params) => supports(b, prim, ins, params), run: (prim, ins, params, outs) => run(b, prim, ins, params, outs) };
+    useLargeBuffers((bytes) => b.mappedBuffer(bytes));
     storagePool.useFreshStorage({ take: (n) => b.pooledF32(n), setMaxBytes: (bytes) => b.setPooledMaxBytes(bytes), trim: () => b.trimPooled() });
   }
   return backend;
