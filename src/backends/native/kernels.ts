@@ -1,6 +1,6 @@
 // The native backend's kernels, one entry per primitive it implements; supports() is false for every other
 // primitive and input, and the dispatcher runs the reference kernel instead.
-import type { TypedArray } from "../../core/dtype.js";
+import { zeroed, type TypedArray } from "../../core/dtype.js";
 import { DTypeError, MoeError, ShapeError, UnsupportedError } from "../../core/errors.js";
 import { normalizeAxis, shapesEqual, type Aval } from "../../core/shape.js";
 import type { Tensor } from "../../core/tensor.js";
@@ -157,11 +157,11 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
       const sizes = i32(gs, "groupSizes");
       checkGroups(sizes, m, "gmm");
       if (lhs.dtype === "int32") {
-        const out = new Int32Array(m * n);
+        const out = zeroed(Int32Array, m * n);
         b.gmmI8(lhs.data as Int32Array, rhs.data as Int32Array, sizes, m, k, n, (params as Params<Prim.Gmm>).transposeRhs, out);
         return [out];
       }
-      const out = new Float32Array(m * n);
+      const out = zeroed(Float32Array, m * n);
       b.gmm(f32(lhs, "lhs"), f32(rhs, "rhs"), sizes, m, k, n, (params as Params<Prim.Gmm>).transposeRhs, out);
       return [out];
     }
@@ -171,7 +171,7 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
       const n = rhs.shape[1]!;
       const sizes = i32(gs, "groupSizes");
       checkGroups(sizes, m, "tgmm");
-      const out = new Float32Array(sizes.length * k * n);
+      const out = zeroed(Float32Array, sizes.length * k * n);
       b.tgmm(f32(lhs, "lhs"), f32(rhs, "rhs"), sizes, m, k, n, out);
       return [out];
     }
@@ -181,11 +181,11 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
       const n = y.shape[2]!;
       if (x.dtype === "int32") {
         // the batches as groups of m rows each
-        const out = new Int32Array(batch * m * n);
-        b.gmmI8(x.data as Int32Array, y.data as Int32Array, new Int32Array(batch).fill(m), batch * m, k, n, false, out);
+        const out = zeroed(Int32Array, batch * m * n);
+        b.gmmI8(x.data as Int32Array, y.data as Int32Array, zeroed(Int32Array, batch).fill(m), batch * m, k, n, false, out);
         return [out];
       }
-      const out = new Float32Array(batch * m * n);
+      const out = zeroed(Float32Array, batch * m * n);
       b.bmm(f32(x, "lhs"), f32(y, "rhs"), batch, m, k, n, out);
       return [out];
     }
@@ -195,7 +195,7 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
       const [m, k] = lhs.shape as [number, number];
       const sizes = i32(gs, "groupSizes");
       checkGroups(sizes, m, "quantized_gmm");
-      const out = new Float32Array(m * n);
+      const out = zeroed(Float32Array, m * n);
       const lhsData = lhs.data as Float32Array | Int32Array;
       const lsData = ls === undefined ? null : f32(ls, "lhs scales");
       b.quantizedGmm(WEIGHT_FORMATS.indexOf(format), lhsData, lsData, codes.data as Int8Array | Uint8Array, scales.data as Float32Array | Uint8Array, sizes, m, k, n, out);
@@ -206,13 +206,13 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
       const n = x.shape[x.shape.length - 1]!;
       const rows = n === 0 ? 0 : x.size / n;
       const { k } = params as Params<Prim.TopK>;
-      const vals = new Float32Array(rows * k);
-      const ids = new Int32Array(rows * k);
+      const vals = zeroed(Float32Array, rows * k);
+      const ids = zeroed(Int32Array, rows * k);
       b.topk(f32(x, "x"), rows, n, k, vals, ids);
       return [vals, ids];
     }
     case Prim.Argsort: {
-      const out = new Int32Array(ins[0]!.size);
+      const out = zeroed(Int32Array, ins[0]!.size);
       b.argsortI32(i32(ins[0]!, "keys"), out);
       return [out];
     }
@@ -221,18 +221,18 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
     case Prim.Mul:
     case Prim.Div: {
       if (ins[0]!.dtype === "int32") {
-        const out = new Int32Array(ins[0]!.size);
+        const out = zeroed(Int32Array, ins[0]!.size);
         b.binary(BINARY_OPS[prim]!, i32(ins[0]!, "lhs"), i32(ins[1]!, "rhs"), out);
         return [out];
       }
-      const out = new Float32Array(ins[0]!.size);
+      const out = zeroed(Float32Array, ins[0]!.size);
       b.binary(BINARY_OPS[prim]!, f32(ins[0]!, "lhs"), f32(ins[1]!, "rhs"), out);
       return [out];
     }
     case Prim.Neg:
     case Prim.Exp:
     case Prim.Sigmoid: {
-      const out = new Float32Array(ins[0]!.size);
+      const out = zeroed(Float32Array, ins[0]!.size);
       b.unaryF32(UNARY_OPS[prim]!, f32(ins[0]!, "x"), out);
       return [out];
     }
@@ -258,8 +258,8 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
       const [x, noise] = [ins[0]!, ins[1]];
       const q = params as Params<Prim.Quantize>;
       const [P, C, Q] = quantizeLayout(x.shape, q.axes)!;
-      const values = new Int32Array(x.size);
-      const scales = new Float32Array(P * Q);
+      const values = zeroed(Int32Array, x.size);
+      const scales = zeroed(Float32Array, P * Q);
       const bad = b.quantizeF32(x.data as Float32Array, (noise?.data as Float32Array | undefined) ?? null, P, C, Q, q.bits, q.flavour === "qwix", values, scales);
       if (bad >= 0) throw new MoeError(`[quantize] element ${bad} of the input is ${x.data[bad]}: abs-max scales need finite values`);
       return [values, scales];

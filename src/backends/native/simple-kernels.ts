@@ -1,7 +1,7 @@
 // The native backend's reductions, movement and indexing kernels (moe_reduce_f32, moe_copy_strided_b32,
 // moe_gather_b32, moe_scatter_add_f32, moe_iota_i32, moe_bincount_i32): the operands as the C functions take them.
 // Each result equals the reference kernel's bit for bit.
-import { allocate, type TypedArray } from "../../core/dtype.js";
+import { allocate, zeroed, type TypedArray } from "../../core/dtype.js";
 import { ShapeError } from "../../core/errors.js";
 import { normalizeAxis, size, strides, type Aval } from "../../core/shape.js";
 import type { Tensor } from "../../core/tensor.js";
@@ -32,7 +32,7 @@ const REDUCE_OPS: Readonly<Record<string, number>> = { [Prim.ReduceSum]: 0, [Pri
 
 export function reduceNative(b: NativeBinding, prim: Prim, x: Tensor, axes: readonly number[]): Float32Array {
   const [P, R, Q] = reduceLayout(x.shape, axes)!;
-  const out = new Float32Array(P * Q);
+  const out = zeroed(Float32Array, P * Q);
   b.reduceF32(REDUCE_OPS[prim]!, x.data as Float32Array, P, R, Q, out);
   return out;
 }
@@ -74,7 +74,7 @@ export function gatherNative(b: NativeBinding, x: Tensor, idx: Tensor, out: Aval
 
 export function scatterAddNative(b: NativeBinding, u: Tensor, idx: Tensor, numRows: number): Float32Array {
   const inner = size(u.shape.slice(1));
-  const o = new Float32Array(numRows * inner);
+  const o = zeroed(Float32Array, numRows * inner);
   const bad = b.scatterAddF32(u.data as Float32Array, idx.data as Int32Array, inner, numRows, o);
   if (bad >= 0) throw new ShapeError(`[scatter_add] index ${idx.data[bad]} at position ${bad} out of range [0,${numRows})`);
   return o;
@@ -82,13 +82,13 @@ export function scatterAddNative(b: NativeBinding, u: Tensor, idx: Tensor, numRo
 
 export function iotaNative(b: NativeBinding, { shape, axis }: Params<Prim.Iota>): Int32Array {
   const ax = normalizeAxis(axis, shape.length);
-  const o = new Int32Array(size(shape));
+  const o = zeroed(Int32Array, size(shape));
   b.iotaI32(size(shape.slice(0, ax)), shape[ax]!, size(shape.slice(ax + 1)), o);
   return o;
 }
 
 export function bincountNative(b: NativeBinding, x: Tensor, length: number): Int32Array {
-  const o = new Int32Array(length);
+  const o = zeroed(Int32Array, length);
   b.bincountI32(x.data as Int32Array, o);
   return o;
 }
