@@ -91,6 +91,10 @@ MOE_API const char* moe_last_error(void);
 /* Constant name of an ISA ("scalar", "avx2", "avx512"); "unknown" for other values. */
 MOE_API const char* moe_isa_name(moe_isa_t isa);
 
+/* The GEMM engine's blocking with the active ISA, as text: the L2 size it was derived from, and per multiply kind
+ * the register tile (mr x nr), the contraction block kc and the item size mc x nc. Valid until the next call. */
+MOE_API const char* moe_blocking_info(void);
+
 /* Best ISA usable on this CPU (ignores the environment cap and moe_set_isa). */
 MOE_API moe_isa_t moe_isa_best(void);
 

@@ -710,6 +710,8 @@ Napi::Value SetBf16Path(const Napi::CallbackInfo& info) {
   throw_range(env, "unknown bf16 path \"" + name + "\" (widen, dpbf16, amx)");
 }
 
+Napi::Value BlockingInfo(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), moe_blocking_info()); }
+
 Napi::Value WorkspaceBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), double(moe_workspace_bytes()));
 }
@@ -757,6 +759,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuHasAmxBf16", Napi::Function::New(env, CpuHasAmxBf16, "cpuHasAmxBf16"));
   exports.Set("bf16Path", Napi::Function::New(env, Bf16Path, "bf16Path"));
   exports.Set("setBf16Path", Napi::Function::New(env, SetBf16Path, "setBf16Path"));
+  exports.Set("blockingInfo", Napi::Function::New(env, BlockingInfo, "blockingInfo"));
   exports.Set("workspaceBytes", Napi::Function::New(env, WorkspaceBytes, "workspaceBytes"));
   exports.Set("releaseWorkspace", Napi::Function::New(env, ReleaseWorkspace, "releaseWorkspace"));
   moekit_napi::register_pooled(env, exports);

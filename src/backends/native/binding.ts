@@ -194,6 +194,8 @@ export interface NativeBinding {
   bf16Path(): NativeBf16Path;
   /** Throws for a path this CPU / ISA lacks. */
   setBf16Path(path: NativeBf16Path): void;
+  /** The GEMM engine's blocking with the active ISA (moe_blocking_info). */
+  blockingInfo(): string;
   /** Bytes held by the one-shot workspace; releaseWorkspace() frees it. */
   workspaceBytes(): number;
   releaseWorkspace(): void;
@@ -248,6 +250,7 @@ const FUNCTIONS = [
   "cpuHasAmxBf16",
   "bf16Path",
   "setBf16Path",
+  "blockingInfo",
   "workspaceBytes",
   "releaseWorkspace",
   "pooledF32",

@@ -36,12 +36,14 @@ export interface NativeInfo {
   threads: number;
   /** How bf16 weights are multiplied. */
   bf16Path?: NativeBf16Path;
+  /** The GEMM engine's blocking, derived from the L2 size and the ISA. */
+  blocking?: string;
 }
 
 export function nativeInfo(): NativeInfo {
   const b = nativeBinding();
   if (b === undefined) return { available: false, reason: nativeUnavailableReason(), threads: 0 };
-  return { available: true, isa: b.isa(), bestIsa: b.bestIsa(), threads: b.threads(), bf16Path: b.bf16Path() };
+  return { available: true, isa: b.isa(), bestIsa: b.bestIsa(), threads: b.threads(), bf16Path: b.bf16Path(), blocking: b.blockingInfo() };
 }
 
 /** Threads for the native kernels: n >= 1, or 0 for the number of CPUs. Returns false (and does nothing) when the addon is unavailable. */

@@ -4,7 +4,7 @@ import { runtimeInfo } from "../../backends/select.js";
 const HELP = `Usage: moekit info [--json]
 
 Prints the backend in use, whether the native addon loaded (and why not), its ISA (in use and best available),
-thread count and bf16 path, and the Node version. The MOEKIT_* environment flags (moekit --help) change them.
+thread count, bf16 path and GEMM blocking (derived from the L2 size), and the Node version. The MOEKIT_* environment flags (moekit --help) change them.
 
 Options:
   --json      one JSON object`;
@@ -23,6 +23,7 @@ export function infoCommand(argv: string[]): number {
     bestIsa: r.native.bestIsa ?? "-",
     threads: r.native.threads,
     bf16Path: r.native.bf16Path ?? "-",
+    blocking: r.native.blocking ?? "-",
     node: process.version,
   };
   if (values.json === true) console.log(JSON.stringify(info, null, 2));
