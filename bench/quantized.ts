@@ -23,6 +23,8 @@ export interface QuantRow {
   gflops?: number;
   peakOf?: keyof Probes;
   gbps?: number;
+  /** gbps over the read probe read beside the runs */
+  besideFraction?: number;
   /** the float32 layer's time over this row's (> 1: faster), timed alternately */
   vsF32?: number;
   note: string;
@@ -173,7 +175,10 @@ export function quantizedRows(b: QuantBench): QuantRow[] {
         const bytes = touched * (3 * s.D * s.H * (mode === "int8" ? 1 : 0.5) + (2 * s.H + s.D) * 4);
         row.gbps = bytes / t.b_s / 1e9;
         const beside = before.readGBps !== undefined && after.readGBps !== undefined ? (before.readGBps + after.readGBps) / 2 : undefined;
-        if (beside !== undefined) row.note += `; ${((100 * row.gbps) / beside).toFixed(0)}% of the read probe beside`;
+        if (beside !== undefined) {
+          row.besideFraction = row.gbps / beside;
+          row.note += `; ${((100 * row.gbps) / beside).toFixed(0)}% of the read probe beside`;
+        }
       } else {
         row.gflops = usefulFlops(s) / t.b_s / 1e9;
         if (keys === INT8) row.peakOf = "int8Gops";

@@ -378,9 +378,9 @@ for (const r of rows) {
     `| ${r.name} | ${r.shape} | ${r.dtype} | ${r.median_s === undefined ? "-" : (r.median_s * 1000).toFixed(1)} | ${r.gflops?.toFixed(0) ?? "-"} | ${pct(r.peakFraction)} | ${r.gbps?.toFixed(1) ?? "-"} | ${pct(r.bandwidthFraction)} | ${x2(r.vsTorch)} | ${x2(r.vsOrt)} | ${x2(r.vsBlas)} | ${r.note ?? ""} |`,
   );
 }
-const targets = checkTargets(rows);
+const targets = checkTargets(rows, info.native.bf16Path);
 console.log(
-  `\ntargets of the native-backend and quantized-experts issues (fractions against the highest probe readings)${values.quick === true ? " — set for the bench shape, not the --quick one" : ""}:`,
+  `\ntargets of the near-peak and quantized-experts issues (fractions of the probe read beside, of the highest reading in parentheses)${values.quick === true ? " — set for the bench shape, not the --quick one" : ""}:`,
 );
 for (const c of targets) console.log(`  ${c.met === undefined ? "-   " : c.met ? "met " : "NOT "} ${c.target}: ${c.measured}`);
 console.log("\npeers:");

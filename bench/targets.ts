@@ -1,6 +1,6 @@
-// The targets of the native-backend and quantized-experts issues, checked against one bench run's rows: what was
-// measured and whether it meets the target (fractions of peak against the run's highest probe readings, the
-// conservative choice).
+// The targets of the near-peak and quantized-experts issues, checked against one bench run's rows: what was measured
+// and whether it meets the target. Fractions are of the probe read beside the measurement (a VM's speed drifts within
+// minutes), the fraction of the run's highest reading in parentheses; a target the CPU cannot run shows "-".
 
 export interface TargetRow {
   id?: string;
@@ -11,6 +11,7 @@ export interface TargetRow {
   vsOrt?: number;
   ratio?: number;
   ratioPlain?: number;
+  vsBlas?: number;
   /** the float32 layer's time over the row's, timed alternately (> 1: faster) */
   vsF32?: number;
   /** the row's time over its roofline (max of weight bytes ÷ read probe, FLOPs ÷ FMA probe) */
@@ -38,35 +39,31 @@ function check(
   return { target, measured: show(value) + extra, met: ok(value) };
 }
 
-export function checkTargets(rows: readonly TargetRow[]): TargetCheck[] {
+export function checkTargets(rows: readonly TargetRow[], bf16Path?: string): TargetCheck[] {
   const row = (id: string): TargetRow | undefined => rows.find((r) => r.id === id);
   const f32 = row("forward-f32");
   const bf16 = row("forward-bf16");
   const fb = row("forward+backward");
-  const beside = (r: TargetRow | undefined): string => (r?.besideFraction !== undefined ? ` (${pct(r.besideFraction)} beside)` : "");
+  // a fraction of the probe read beside the measurement, the fraction of the run's highest reading in parentheses
+  const besideCheck = (target: string, r: TargetRow | undefined, highest: number | undefined, min: number): TargetCheck =>
+    check(target, r?.besideFraction, (v) => v >= min, pct, highest !== undefined ? ` (${pct(highest)} of the highest reading)` : "");
   const out: TargetCheck[] = [
-    check("fp32 forward >= 85% of the FMA peak", f32?.peakFraction, (v) => v >= 0.85, pct, beside(f32)),
-    check("fp32 forward >= 1.5x PyTorch fp32", f32?.vsTorch, (v) => v >= 1.5, times),
-    check("fp32 forward >= 1.4x onnxruntime MoE", f32?.vsOrt, (v) => v >= 1.4, times),
-    check(
-      "bf16-weight forward >= 75% of the bf16 peak (probe of the path in use)",
-      bf16?.peakFraction,
-      (v) => v >= 0.75,
-      pct,
-      beside(bf16),
-    ),
-    check("bf16-weight forward ahead of PyTorch bf16", bf16?.vsTorch, (v) => v > 1, times),
+    besideCheck("fp32 forward >= 80% of the FMA probe beside", f32, f32?.peakFraction, 0.8),
+    check("fp32 forward >= 1.5x onnxruntime com.microsoft.MoE", f32?.vsOrt, (v) => v >= 1.5, times),
+    check("fp32 forward >= 1.5x PyTorch (Hugging Face-style block)", f32?.vsTorch, (v) => v >= 1.5, times),
+    check("fp32 forward >= 1.2x OpenBLAS doing only the expert matmuls", f32?.vsBlas, (v) => v >= 1.2, times),
+    bf16Path === "amx"
+      ? besideCheck("bf16 forward on AMX >= 40% of the AMX probe beside", bf16, bf16?.peakFraction, 0.4)
+      : { target: "bf16 forward on AMX >= 40% of the AMX probe beside", measured: "no AMX on this CPU" },
+    bf16Path === "dpbf16"
+      ? besideCheck("bf16 forward with vdpbf16ps >= 75% of its probe beside", bf16, bf16?.peakFraction, 0.75)
+      : { target: "bf16 forward with vdpbf16ps >= 75% of its probe beside", measured: `bf16 path ${bf16Path ?? "-"}` },
   ];
   for (const id of ["decode-f32", "decode-bf16"]) {
     const r = row(id);
-    out.push(
-      check(`${id.replace("-", " ")}: weights streamed at >= 70% of read bandwidth`, r?.bandwidthFraction, (v) => v >= 0.7, pct, beside(r)),
-    );
+    out.push(besideCheck(`${id.replace("-", " ")}: weights streamed at >= 80% of the read probe beside`, r, r?.bandwidthFraction, 0.8));
   }
-  out.push(
-    check("forward+backward <= 3.5x forward (fresh gradients)", fb?.ratioPlain, (v) => v <= 3.5, times),
-    check("forward+backward <= 3.5x forward (gradients recycled)", fb?.ratio, (v) => v <= 3.5, times),
-  );
+  out.push(check("forward+backward <= 3.4x forward, fresh gradients (plain valueAndGrad)", fb?.ratioPlain, (v) => v <= 3.4, times));
   for (const T of [8, 64, 256, 4096]) {
     out.push(check(`forward at T=${T} <= 1.35x its roofline`, row(`roofline-T${T}`)?.rooflineRatio, (v) => v <= 1.35, times));
   }
@@ -77,7 +74,7 @@ export function checkTargets(rows: readonly TargetRow[]): TargetCheck[] {
   );
   for (const mode of ["int8", "int4"]) {
     const r = row(`decode-served-${mode}-intmp`);
-    out.push(check(`quantized: decode ${mode}: codes streamed at >= 75% of read bandwidth`, r?.bandwidthFraction, (v) => v >= 0.75, pct));
+    out.push(besideCheck(`quantized: decode ${mode}: codes streamed at >= 75% of the read probe beside`, r, r?.bandwidthFraction, 0.75));
   }
   return out;
 }
