@@ -80,8 +80,8 @@ void run_problem(const GemmProblem& P) {
       continue;
     }
     const int64_t mc = block_size(m, P.tgmm ? bl.tmc : bl.mc, bl.mr);
-    // a single row tile takes whole weight rows (its packing then reads them in sequence; engine_block.inc's item_kc)
-    const int64_t ncg = !P.tgmm && m <= bl.mr ? P.n : nc;
+    // a group of a few row tiles takes whole weight rows (its packing then reads them in sequence; item_kc)
+    const int64_t ncg = !P.tgmm && !P.btrans && m <= kWideTiles * bl.mr ? P.n : nc;
     for (int64_t i0 = 0; i0 < m; i0 += mc) {
       for (int64_t j0 = 0; j0 < P.n; j0 += ncg) {
         items.push_back({g, i0, std::min(mc, m - i0), j0, std::min(ncg, P.n - j0), false});

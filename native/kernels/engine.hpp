@@ -77,6 +77,12 @@ struct GemmItem {
 };
 
 constexpr int64_t kStreamRows = 4;
+// Groups of at most this many row tiles take whole weight rows (engine.cpp, engine_block.inc's item_kc): at T=256 of
+// the bench shape (groups of about 32 rows) 3 and 5 ran 0.94x the time of 1 in paired A/B on Zen 4.
+#ifndef MOE_WIDE_TILES
+#define MOE_WIDE_TILES 4
+#endif
+constexpr int64_t kWideTiles = MOE_WIDE_TILES;
 
 // Blocking of one multiply kind: mr x nr register (or tile) block, kc contraction block, mc x nc item.
 struct GemmBlocking {
