@@ -1,6 +1,7 @@
 // Open a MoE layer from either layout, detecting which one a path holds.
 import fs from "node:fs";
 import path from "node:path";
+import { removeStaleTemporaries } from "../io/temporaries.js";
 import { CheckpointLayoutError, type LayerReadOptions, type MoeLayer } from "./layer.js";
 import { readHfMoeLayer } from "./hf-layout.js";
 import { readMaxTextMoeLayer, type MaxTextReadOptions } from "./maxtext-layout.js";
@@ -24,6 +25,8 @@ export interface OpenLayerOptions extends LayerReadOptions, Omit<MaxTextReadOpti
 
 /** Reads MoE layer `layer` (HF default: the first MoE layer; MaxText default: the stored one). */
 export function openMoeLayer(location: string, layer: number | undefined, opts: OpenLayerOptions = {}): MoeLayer {
+  // a replace of this folder killed between its two renames left the old checkpoint under a temporary name
+  if (!fs.existsSync(location)) removeStaleTemporaries(location);
   const format = opts.format ?? detectCheckpointFormat(location);
   if (format === "hf") return readHfMoeLayer(location, layer, opts);
   return readMaxTextMoeLayer(location, { ...opts, layer });
