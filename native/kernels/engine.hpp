@@ -137,6 +137,10 @@ const IsaUnit& isa_unit_avx512();
 // Probes (isa_avx512.cpp, isa_avx512bf16.cpp, isa_amx.cpp): `seconds` of register-only work on the calling thread;
 // return the flops done.
 double probe_fma_avx512(double seconds);
+// out[i] = exp(x[i]) (sigmoid: 1 / (1 + exp(-x)), as e / (1 + e) below 0) for i < n, each in double and rounded once
+// to float32, over 8 lanes (isa_avx512.cpp). Lanes whose x is not finite or whose exp leaves double's normal range
+// are left to `scalar`, which gets their index.
+void unary_f64_avx512(const float* x, float* out, int64_t n, bool sigmoid, void (*scalar)(const float*, float*, int64_t));
 double probe_fma_avx2(double seconds);  // isa_avx2.cpp
 double probe_dpbf16(double seconds);
 double probe_amx(double seconds);

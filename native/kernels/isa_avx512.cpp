@@ -162,6 +162,53 @@ double probe_fma_avx512(double seconds) {
   return double(steps) * 24.0 * 32.0;
 }
 
+namespace {
+
+// exp(r) for |r| <= ln2 / 2 + a little: Taylor to degree 13 (truncation below 2^-53 relative), Horner with fma.
+inline __m512d exp_reduced(__m512d r) {
+  static constexpr double kInvFact[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                        1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,      1.0 / 720.0,
+                                        1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,         0.5,
+                                        1.0,                1.0};
+  __m512d p = _mm512_set1_pd(kInvFact[0]);
+  for (int k = 1; k < 14; ++k) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(kInvFact[k]));
+  return p;
+}
+
+// exp(x) for |x| <= 700: x = n ln2 + r (ln2 split in two, n nearest), exp(r) * 2^n.
+inline __m512d exp_pd(__m512d x) {
+  const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT);
+  __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(6.93147180369123816490e-01), x);
+  r = _mm512_fnmadd_pd(n, _mm512_set1_pd(1.90821492927058770002e-10), r);
+  return _mm512_scalef_pd(exp_reduced(r), n);
+}
+
+}  // namespace
+
+void unary_f64_avx512(const float* x, float* out, int64_t n, bool sigmoid, void (*scalar)(const float*, float*, int64_t)) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
+    const __m512d a = sigmoid ? _mm512_abs_pd(v) : v;
+    // not finite, or beyond +-700 (exp leaves double's normal range near 709): the scalar path takes the lane
+    const __mmask8 odd = _mm512_cmp_pd_mask(_mm512_abs_pd(v), _mm512_set1_pd(700.0), _CMP_NLE_UQ);
+    __m512d y;
+    if (sigmoid) {
+      const __m512d e = exp_pd(_mm512_sub_pd(_mm512_setzero_pd(), a));  // exp(-|x|)
+      const __m512d one = _mm512_set1_pd(1.0), den = _mm512_add_pd(one, e);
+      const __mmask8 neg = _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_LT_OQ);
+      y = _mm512_div_pd(_mm512_mask_blend_pd(neg, one, e), den);
+    } else {
+      y = exp_pd(v);
+    }
+    _mm256_storeu_ps(out + i, _mm512_cvtpd_ps(y));
+    for (int l = 0; odd != 0 && l < 8; ++l) {
+      if ((odd >> l) & 1) scalar(x + i + l, out + i + l, 1);
+    }
+  }
+  if (i < n) scalar(x + i, out + i, n - i);
+}
+
 }  // namespace moe::detail
 
 #if defined(__clang__)
