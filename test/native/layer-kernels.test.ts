@@ -112,6 +112,15 @@ describe.skipIf(!info.available)(`native layer kernels against the ref kernels${
     sameBits(Prim.Neg, [floats(rng, [n], true)], {} as never);
   });
 
+  it(`cast: int32[${n}] to float32 (rounded past 2^24) and float32 bit patterns to int32 (truncated, wrapped, NaN and infinities 0) equal ref bit for bit`, () => {
+    const i = ints(rng, [n], -(2 ** 31), 2 ** 31);
+    (i.data as Int32Array).set([2 ** 24 + 1, -(2 ** 24) - 3, 2 ** 31 - 1, -(2 ** 31), 0], 0);
+    sameBits(Prim.Cast, [i], { dtype: "float32" });
+    const f = floats(rng, [n], true);
+    (f.data as Float32Array).set([NaN, Infinity, -Infinity, -0.5, 2.5e9, -3.7e12, 1e30, -1.99], 0);
+    sameBits(Prim.Cast, [f], { dtype: "int32" });
+  });
+
   for (const prim of [Prim.Exp, Prim.Sigmoid] as const) {
     it(`${prim}: float32[${n}] within one ulp of ref (libm's exp against V8's, in double), specials exact`, () => {
       const x = floats(rng, [n], false);

@@ -99,6 +99,10 @@ export function supports<P extends Prim>(b: NativeBinding, prim: P, ins: readonl
     case Prim.Exp:
     case Prim.Sigmoid:
       return ins.length === 1 && allF32(ins) && ins[0]!.size >= MIN_NATIVE_ELEMENTWISE;
+    case Prim.Cast: {
+      const to = (params as Params<Prim.Cast>).dtype;
+      return ins.length === 1 && ins[0]!.size >= MIN_NATIVE_ELEMENTWISE && ((to === "float32" && allI32(ins)) || (to === "int32" && allF32(ins)));
+    }
     case Prim.ReduceSum:
     case Prim.ReduceMax:
       return ins.length === 1 && allF32(ins) && reduceLayout(ins[0]!.shape, (params as Params<Prim.ReduceSum>).axes) !== undefined;
@@ -227,6 +231,13 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
       }
       const out = zeroed(Float32Array, ins[0]!.size);
       b.binary(BINARY_OPS[prim]!, f32(ins[0]!, "lhs"), f32(ins[1]!, "rhs"), out);
+      return [out];
+    }
+    case Prim.Cast: {
+      // a typed array's set converts as the reference's stores do: int32 to the nearest float32, float32 to
+      // ToInt32 (truncated toward zero, wrapped; NaN and infinities 0)
+      const out = (params as Params<Prim.Cast>).dtype === "float32" ? zeroed(Float32Array, ins[0]!.size) : zeroed(Int32Array, ins[0]!.size);
+      out.set(ins[0]!.data as Int32Array | Float32Array);
       return [out];
     }
     case Prim.Neg:
