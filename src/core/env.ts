@@ -1,7 +1,7 @@
 // moekit's environment flags, all read and validated here (and only when asked, never at import):
 //   MOEKIT_BACKEND=auto|native|ref      the backend (auto: native when the addon loads, else ref)
 //   MOEKIT_THREADS=n                    native kernel threads, 0 = one per CPU
-//   MOEKIT_POOL_MB=n                    budget of the recycled-storage pool, MiB (0 disables it)
+//   MOEKIT_POOL_MB=n                    budget of the recycled-storage pool and of the addon's free blocks, MiB each (0 disables them)
 //   MOEKIT_NATIVE=0|off                 never load the native addon
 //   MOEKIT_NATIVE_ADDON=path            load the addon from this path
 //   MOEKIT_NATIVE_ISA=scalar|avx2|avx512         cap the instruction set of the native kernels
