@@ -27,8 +27,8 @@ Commands:
 
 Environment: MOEKIT_BACKEND=auto|native|ref (default auto: native when built), MOEKIT_THREADS=n,
 MOEKIT_POOL_MB=n (budget of the recycled-storage pool and of the addon's free blocks, MiB each, default 2048),
-MOEKIT_NATIVE_ISA=scalar|avx2|avx512 (caps the native ISA), MOEKIT_NATIVE_BF16=widen|dpbf16|amx (how bf16 weights are multiplied; default: amx where
-available, dpbf16 on AMD cores, else widen), MOEKIT_TRACE=1 (each primitive's backend, calls and time, at exit),
+MOEKIT_NATIVE_ISA=scalar|avx2|avx512 (caps the native ISA), MOEKIT_NATIVE_BF16=widen|dpbf16|amx (how bf16
+weights are multiplied; default: amx where available, dpbf16 on AMD cores, else widen), MOEKIT_TRACE=1 (each primitive's backend, calls and time, at exit),
 MOEKIT_MPI_TIMEOUT=seconds (an MPI collective not done by then names the missing ranks and ends the job; default
 300, 0 = never).
 
