@@ -27,6 +27,9 @@ namespace {
 
 constexpr size_t kGrain = size_t(2) << 20;  // mappings are whole 2 MiB units (huge pages where the kernel gives them)
 
+// The mapped size of a buffer of `bytes`.
+size_t mapped_size(size_t bytes) { return (bytes + kGrain - 1) / kGrain * kGrain; }
+
 // A zeroed mapping of `bytes` (a multiple of kGrain), huge pages advised before the first touch; nullptr on failure.
 void* map_fresh(size_t bytes) {
 #if defined(__linux__)
@@ -46,8 +49,8 @@ void* map_fresh(size_t bytes) {
 class BlockPool {
  public:
   // A block of at least `bytes` (a free one of the same mapped size, else a new mapping); nullptr when out of memory.
-  void* acquire(size_t bytes, size_t* mapped, bool* reused) {
-    *mapped = (bytes + kGrain - 1) / kGrain * kGrain;
+  void* acquire(size_t bytes, size_t* mapped) {
+    *mapped = mapped_size(bytes);
     {
       std::lock_guard<std::mutex> lk(mu_);
       auto it = free_.find(*mapped);
@@ -56,11 +59,9 @@ class BlockPool {
         it->second.pop_back();
         free_bytes_ -= *mapped;
         live_bytes_ += *mapped;
-        *reused = true;
         return p;
       }
     }
-    *reused = false;
     void* p = map_fresh(*mapped);
     if (p == nullptr) return nullptr;
     std::lock_guard<std::mutex> lk(mu_);
@@ -164,8 +165,7 @@ Napi::Value PooledF32(const Napi::CallbackInfo& info) {
   const size_t n = size_t(length_arg(info, "pooledF32"));
   const size_t bytes = n * sizeof(float);
   size_t mapped = 0;
-  bool reused = false;
-  void* p = pool().acquire(bytes, &mapped, &reused);
+  void* p = pool().acquire(bytes, &mapped);
   if (p == nullptr) throw Napi::Error::New(env, "pooledF32: out of memory mapping " + std::to_string(bytes) + " bytes");
   return Napi::Float32Array::New(env, n, external_buffer(env, p, bytes, mapped, &on_free), 0);
 }
@@ -175,7 +175,7 @@ Napi::Value PooledF32(const Napi::CallbackInfo& info) {
 Napi::Value MappedBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const size_t bytes = size_t(length_arg(info, "mappedBuffer"));
-  const size_t mapped = (bytes + kGrain - 1) / kGrain * kGrain;
+  const size_t mapped = mapped_size(bytes);
   void* p = map_fresh(mapped);
   if (p == nullptr) throw Napi::Error::New(env, "mappedBuffer: out of memory mapping " + std::to_string(bytes) + " bytes");
   return external_buffer(env, p, bytes, mapped, &on_free_mapped);
