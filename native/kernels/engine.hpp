@@ -80,13 +80,6 @@ struct GemmItem {
 #define MOE_STREAM_ROWS 4
 #endif
 constexpr int64_t kStreamRows = MOE_STREAM_ROWS;
-// Weight rows the streaming kernel reads per pass over its accumulators (any value gives the same bits: each chain
-// still runs over p in order). 1: on Zen 4, 4 rows per pass ran 1.09x (fp32) and 1.65x (bf16) the time at T=8, and
-// streaming groups of up to 12 rows 4 at a time 1.21x the packed path's at T=64.
-#ifndef MOE_STREAM_DEPTH
-#define MOE_STREAM_DEPTH 1
-#endif
-constexpr int64_t kStreamDepth = MOE_STREAM_DEPTH;
 // Groups of at most this many row tiles take whole weight rows (engine.cpp, engine_block.inc's item_kc): at T=256 of
 // the bench shape (groups of about 32 rows) 3 and 5 ran 0.94x the time of 1 in paired A/B on Zen 4.
 #ifndef MOE_WIDE_TILES

@@ -50,27 +50,22 @@ inline __m256 load_w8(const S* w) {
   }
 }
 
-// For q < np in order: acc[i * lda + j] = fma(x[i * kStreamDepth + q], w[q * ldb + j], acc[i * lda + j]) (the packed
-// kernels' chain), i < m, j < n.
+// acc[i * lda + j] = fma(x[i], w[j], acc[i * lda + j]) for i < m, j < n (the packed kernels' chain).
 template <class S>
-void axpy_rows(float* acc, int64_t lda, const float* x, int64_t m, const S* w, int64_t ldb, int64_t np, int64_t n) {
+void axpy_rows(float* acc, int64_t lda, const float* x, int64_t m, const S* w, int64_t n) {
+  __m256 xv[kStreamRows];
+  for (int64_t i = 0; i < m; ++i) xv[i] = _mm256_set1_ps(x[i]);
   int64_t j = 0;
   for (; j + 8 <= n; j += 8) {
-    __m256 wv[kStreamDepth];
-    for (int64_t q = 0; q < np; ++q) wv[q] = load_w8(w + q * ldb + j);
+    const __m256 wv = load_w8(w + j);
     for (int64_t i = 0; i < m; ++i) {
       float* a = acc + i * lda + j;
-      __m256 v = _mm256_loadu_ps(a);
-      for (int64_t q = 0; q < np; ++q) v = _mm256_fmadd_ps(_mm256_set1_ps(x[i * kStreamDepth + q]), wv[q], v);
-      _mm256_storeu_ps(a, v);
+      _mm256_storeu_ps(a, _mm256_fmadd_ps(xv[i], wv, _mm256_loadu_ps(a)));
     }
   }
   for (; j < n; ++j) {
-    for (int64_t i = 0; i < m; ++i) {
-      float v = acc[i * lda + j];
-      for (int64_t q = 0; q < np; ++q) v = std::fma(x[i * kStreamDepth + q], widen(w[q * ldb + j]), v);
-      acc[i * lda + j] = v;
-    }
+    const float wj = widen(w[j]);
+    for (int64_t i = 0; i < m; ++i) acc[i * lda + j] = std::fma(x[i], wj, acc[i * lda + j]);
   }
 }
 

@@ -16,14 +16,11 @@ inline float madd(float a, float b, float c) { return a * b + c; }
 #include "widen.inc"
 
 template <class S>
-void axpy_rows(float* __restrict acc, int64_t lda, const float* x, int64_t m, const S* __restrict w, int64_t ldb,
-               int64_t np, int64_t n) {
-  for (int64_t q = 0; q < np; ++q) {
-    for (int64_t i = 0; i < m; ++i) {
-      float* __restrict a = acc + i * lda;
-      const float xi = x[i * kStreamDepth + q];
-      for (int64_t j = 0; j < n; ++j) a[j] = madd(xi, widen(w[q * ldb + j]), a[j]);
-    }
+void axpy_rows(float* __restrict acc, int64_t lda, const float* x, int64_t m, const S* __restrict w, int64_t n) {
+  for (int64_t i = 0; i < m; ++i) {
+    float* __restrict a = acc + i * lda;
+    const float xi = x[i];
+    for (int64_t j = 0; j < n; ++j) a[j] = madd(xi, widen(w[j]), a[j]);
   }
 }
 
