@@ -66,6 +66,15 @@ View i32_arg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t
   return array_arg<int32_t>(info, i, name, napi_int32_array, "Int32Array", count);
 }
 
+template <class T>
+const T* cp(const View& v) {
+  return static_cast<const T*>(v.data);
+}
+template <class T>
+T* mp(const View& v) {
+  return static_cast<T*>(v.data);
+}
+
 // Products of sizes, checked against 2^53 so they compare exactly with array lengths.
 int64_t count(Napi::Env env, std::initializer_list<int64_t> dims) {
   int64_t c = 1;
@@ -97,41 +106,30 @@ void expect_args(const Napi::CallbackInfo& info, size_t n, const char* fn) {
   }
 }
 
-// gmm(lhs, rhs, groupSizes, m, k, n, transposeRhs, out): lhs [m, k] -> out [m, n].
-Napi::Value Gmm(const Napi::CallbackInfo& info) {
+// The arguments of gmm and gmmI8, (lhs, rhs, groupSizes, m, k, n, transposeRhs, out) with lhs [m, k], rhs
+// [groups, k, n] and out [m, n] of element type T (read by `arg`), checked; then `kernel` on them.
+template <class T, class Kernel>
+Napi::Value grouped_matmul(const Napi::CallbackInfo& info, const char* fn,
+                           View (*arg)(const Napi::CallbackInfo&, size_t, const char*, int64_t), Kernel kernel) {
   Napi::Env env = info.Env();
-  expect_args(info, 8, "gmm");
+  expect_args(info, 8, fn);
   const int64_t m = size_arg(info, 3, "m"), k = size_arg(info, 4, "k"), n = size_arg(info, 5, "n");
   const bool trans = bool_arg(info, 6, "transposeRhs");
   const int64_t groups = typed_length(info, 2);
   const View gs = i32_arg(info, 2, "groupSizes", groups);
-  const View lhs = f32_arg(info, 0, "lhs", count(env, {m, k}));
-  const View rhs = f32_arg(info, 1, "rhs", count(env, {groups, k, n}));
-  const View out = f32_arg(info, 7, "out", count(env, {m, n}));
+  const View lhs = arg(info, 0, "lhs", count(env, {m, k}));
+  const View rhs = arg(info, 1, "rhs", count(env, {groups, k, n}));
+  const View out = arg(info, 7, "out", count(env, {m, n}));
   check_no_overlap(env, out, {lhs, rhs, gs});
-  check_status(env, moe_gmm_fwd_f32(static_cast<const float*>(lhs.data), static_cast<const float*>(rhs.data),
-                                    static_cast<const int32_t*>(gs.data), m, k, n, groups, trans ? 1 : 0,
-                                    static_cast<float*>(out.data)));
+  check_status(env, kernel(cp<T>(lhs), cp<T>(rhs), cp<int32_t>(gs), m, k, n, groups, trans ? 1 : 0, mp<T>(out)));
   return env.Undefined();
 }
 
+// gmm(lhs, rhs, groupSizes, m, k, n, transposeRhs, out): lhs [m, k] -> out [m, n].
+Napi::Value Gmm(const Napi::CallbackInfo& info) { return grouped_matmul<float>(info, "gmm", &f32_arg, &moe_gmm_fwd_f32); }
+
 // gmmI8(lhs, rhs, groupSizes, m, k, n, transposeRhs, out): as gmm on Int32Arrays whose values fit in int8.
-Napi::Value GmmI8(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  expect_args(info, 8, "gmmI8");
-  const int64_t m = size_arg(info, 3, "m"), k = size_arg(info, 4, "k"), n = size_arg(info, 5, "n");
-  const bool trans = bool_arg(info, 6, "transposeRhs");
-  const int64_t groups = typed_length(info, 2);
-  const View gs = i32_arg(info, 2, "groupSizes", groups);
-  const View lhs = i32_arg(info, 0, "lhs", count(env, {m, k}));
-  const View rhs = i32_arg(info, 1, "rhs", count(env, {groups, k, n}));
-  const View out = i32_arg(info, 7, "out", count(env, {m, n}));
-  check_no_overlap(env, out, {lhs, rhs, gs});
-  check_status(env, moe_gmm_i8(static_cast<const int32_t*>(lhs.data), static_cast<const int32_t*>(rhs.data),
-                               static_cast<const int32_t*>(gs.data), m, k, n, groups, trans ? 1 : 0,
-                               static_cast<int32_t*>(out.data)));
-  return env.Undefined();
-}
+Napi::Value GmmI8(const Napi::CallbackInfo& info) { return grouped_matmul<int32_t>(info, "gmmI8", &i32_arg, &moe_gmm_i8); }
 
 // A typed array of one-byte elements (Int8Array or Uint8Array) holding exactly `count` of them.
 View bytes_arg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t count) {
@@ -561,15 +559,6 @@ moe_activation_t activation_arg(const Obj& a) {
   const int64_t v = a.size("activation");
   if (v > MOE_ACT_RELU) throw_range(a.env, "activation must be 0..4 (linear, silu, gelu_tanh, sigmoid, relu)");
   return moe_activation_t(v);
-}
-
-template <class T>
-const T* cp(const View& v) {
-  return static_cast<const T*>(v.data);
-}
-template <class T>
-T* mp(const View& v) {
-  return static_cast<T*>(v.data);
 }
 
 // ffnFwd({x, T, D, order, K, w?, wi0, wi1, wo, b0?, b1?, bo?, groupSizes, E, H, activation, clampLimit, y,
