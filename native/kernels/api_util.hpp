@@ -97,6 +97,15 @@ inline bool group_offsets(Checker& ck, const int32_t* sizes, int64_t num_groups,
   return true;
 }
 
+// The operands of a grouped matmul (gmm: lhs [m, k], rhs [num_groups, k, n], out [m, n]) and its group offsets.
+inline bool gmm_operands(Checker& ck, const void* lhs, const void* rhs, const int32_t* group_sizes, int64_t m, int64_t k,
+                         int64_t n, int64_t num_groups, const void* out, std::vector<int64_t>& off) {
+  return ck.size("m", m) && ck.size("k", k) && ck.size("n", n) && ck.size("num_groups", num_groups) &&
+         ck.tensor("lhs", lhs, {m, k}) && ck.tensor("rhs", rhs, {num_groups, k, n}) &&
+         ck.tensor("group_sizes", group_sizes, {num_groups}) && ck.tensor("out", out, {m, n}) &&
+         group_offsets(ck, group_sizes, num_groups, m, off);
+}
+
 // Checks shared by the FFN entry points.
 inline bool check_activation(Checker& ck, moe_activation_t act, float limit) {
   return ck.require(act >= MOE_ACT_LINEAR && act <= MOE_ACT_RELU, "unknown activation " + std::to_string(int(act))) &&

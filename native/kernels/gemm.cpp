@@ -21,10 +21,7 @@ moe_status_t moe_gmm_fwd_f32(const float* lhs, const float* rhs, const int32_t* 
   return guarded("moe_gmm_fwd_f32", [&] {
     Checker ck{"moe_gmm_fwd_f32", {}};
     std::vector<int64_t> off;
-    if (!(ck.size("m", m) && ck.size("k", k) && ck.size("n", n) && ck.size("num_groups", num_groups) &&
-          ck.tensor("lhs", lhs, {m, k}) && ck.tensor("rhs", rhs, {num_groups, k, n}) &&
-          ck.tensor("group_sizes", group_sizes, {num_groups}) && ck.tensor("out", out, {m, n}) &&
-          group_offsets(ck, group_sizes, num_groups, m, off))) {
+    if (!gmm_operands(ck, lhs, rhs, group_sizes, m, k, n, num_groups, out, off)) {
       return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
     }
     GemmProblem P = rows_problem(off.data(), num_groups, k, n, lhs, rhs, BElem::F32, transpose_rhs != 0);

@@ -131,10 +131,7 @@ moe_status_t moe_gmm_i8(const int32_t* lhs, const int32_t* rhs, const int32_t* g
   return guarded("moe_gmm_i8", [&] {
     Checker ck{"moe_gmm_i8", {}};
     std::vector<int64_t> off;
-    if (!(ck.size("m", m) && ck.size("k", k) && ck.size("n", n) && ck.size("num_groups", num_groups) &&
-          ck.tensor("lhs", lhs, {m, k}) && ck.tensor("rhs", rhs, {num_groups, k, n}) &&
-          ck.tensor("group_sizes", group_sizes, {num_groups}) && ck.tensor("out", out, {m, n}) &&
-          group_offsets(ck, group_sizes, num_groups, m, off) &&
+    if (!(gmm_operands(ck, lhs, rhs, group_sizes, m, k, n, num_groups, out, off) &&
           ck.require(k <= std::numeric_limits<int32_t>::max() / (128 * 128), "k too large for exact int32 sums"))) {
       return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
     }
