@@ -105,16 +105,18 @@ MOE_API moe_isa_t moe_isa_active(void);
 MOE_API moe_status_t moe_set_isa(moe_isa_t isa);
 
 /* ---- Thread pool ------------------------------------------------------------------------------------
- * The library owns a pool of worker threads; the calling thread takes part in every kernel, so n threads
- * means n - 1 workers. Small problems run on the calling thread alone. */
+ * Each thread that calls into the library has its own context: a pool of worker threads, a workspace and a
+ * thread count, so calls from different threads (ranks on Node workers) run concurrently. The calling thread
+ * takes part in every kernel, so n threads means n - 1 workers. Small problems run on the calling thread alone.
+ * The settings below are the calling thread's; the ISA and the bf16 path are the process's. */
 
-/* Number of threads kernels use (>= 1). Default: the number of online CPUs. */
+/* Number of threads the calling thread's kernels use (>= 1). Default: the number of online CPUs. */
 MOE_API int moe_num_threads(void);
 
 /* The default thread count (number of online CPUs). */
 MOE_API int moe_default_num_threads(void);
 
-/* Set the thread count; 0 restores the default. INVALID_ARGUMENT if n < 0 or n > 1024. */
+/* Set the calling thread's thread count; 0 restores the default. INVALID_ARGUMENT if n < 0 or n > 1024. */
 MOE_API moe_status_t moe_set_num_threads(int n);
 
 /* ---- Kernels ----------------------------------------------------------------------------------------- */
@@ -236,7 +238,7 @@ MOE_API int moe_cpu_has_amx_bf16(void);
 MOE_API moe_bf16_path_t moe_bf16_path(void);
 MOE_API moe_status_t moe_set_bf16_path(moe_bf16_path_t path);
 
-/* Bytes held by the one-shot workspace; release it (the next one-shot call allocates again). */
+/* Bytes held by the calling thread's one-shot workspace; release it (the next one-shot call allocates again). */
 MOE_API int64_t moe_workspace_bytes(void);
 MOE_API void moe_workspace_release(void);
 

@@ -13,11 +13,6 @@ using moe::detail::Checker;
 using moe::detail::fail;
 using moe::detail::guarded;
 
-std::mutex& moe::detail::call_mutex() {
-  static std::mutex mu;
-  return mu;
-}
-
 std::string& moe::detail::last_error() {
   thread_local std::string msg;
   return msg;

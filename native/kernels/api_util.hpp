@@ -18,7 +18,7 @@
 
 namespace moe::detail {
 
-// Serializes kernels and pool reconfiguration: the pool and its scratch serve one call at a time (api.cpp).
+// The calling thread's context's mutex (thread_pool.cpp): its pool, scratch and workspace serve one call at a time.
 std::mutex& call_mutex();
 // The calling thread's last error message (api.cpp).
 std::string& last_error();

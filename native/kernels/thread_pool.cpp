@@ -1,7 +1,8 @@
-// The library's thread pool: n - 1 sleeping workers plus the calling thread, dynamic scheduling of work
-// items from an atomic counter. Which thread runs an item never affects its result (items are fixed by
-// the shapes and each output element belongs to one item), so dynamic scheduling stays deterministic.
-// Callers serialize: api.cpp holds its call mutex around every use.
+// The calling thread's context: its thread pool (n - 1 sleeping workers plus the calling thread, dynamic scheduling
+// of work items from an atomic counter), its workspace and the mutex its calls hold. Every thread that calls into the
+// library gets its own, so ranks on different threads (Node workers) run their kernels concurrently instead of
+// queueing on one pool. Which thread runs an item never affects its result (items are fixed by the shapes and each
+// output element belongs to one item), so dynamic scheduling stays deterministic.
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -15,7 +16,9 @@
 #include <sched.h>
 #endif
 
+#include "api_util.hpp"
 #include "internal.hpp"
+#include "workspace.hpp"
 
 namespace moe::detail {
 namespace {
@@ -32,15 +35,12 @@ int online_cpus() {
   return n > 0 ? int(n) : 1;
 }
 
-constexpr std::align_val_t kAlign{64};
-
-struct AlignedDelete {
-  void operator()(float* p) const { ::operator delete(p, kAlign); }
-};
+struct Context;
+thread_local Context* t_context = nullptr;
 
 class Pool {
  public:
-  Pool() : threads_(online_cpus()) {}
+  explicit Pool(Context* owner) : owner_(owner), threads_(online_cpus()) {}
   ~Pool() { stop_workers(); }
 
   int threads() const { return threads_; }
@@ -95,6 +95,7 @@ class Pool {
 
   // `seen` is the generation current when the worker was created: jobs started after it are new.
   void worker_main(int id, uint64_t seen) {
+    t_context = owner_;  // the items it runs reach their caller's scratch and workspace
     std::unique_lock<std::mutex> lk(mu_);
     for (;;) {
       start_cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
@@ -131,8 +132,9 @@ class Pool {
     workers_.clear();
   }
 
+  Context* owner_;
   int threads_;
-  std::vector<std::unique_ptr<float, AlignedDelete>> scratch_;
+  std::vector<std::unique_ptr<float, AlignedFree>> scratch_;
   std::vector<int64_t> scratch_size_;
 
   std::mutex mu_;
@@ -148,12 +150,26 @@ class Pool {
   std::atomic<int64_t> next_{0};
 };
 
-Pool& pool() {
-  static Pool p;
-  return p;
+struct Context {
+  std::mutex mu;
+  Workspace ws;
+  Pool pool{this};  // last: its workers stop before the workspace goes
+};
+
+Context& context() {
+  if (t_context != nullptr) return *t_context;
+  thread_local std::unique_ptr<Context> own;
+  own = std::make_unique<Context>();
+  t_context = own.get();
+  return *own;
 }
 
+Pool& pool() { return context().pool; }
+
 }  // namespace
+
+std::mutex& call_mutex() { return context().mu; }
+Workspace& workspace() { return context().ws; }
 
 int pool_threads() { return pool().threads(); }
 int pool_default_threads() { return online_cpus(); }

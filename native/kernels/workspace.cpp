@@ -1,4 +1,5 @@
-// The workspace's single instance and its part of the C ABI (size, release, the huge-page hint for fresh buffers).
+// The workspace's part of the C ABI (size, release, the huge-page hint for fresh buffers); each calling thread's
+// instance lives in its context (thread_pool.cpp).
 #include <cstdint>
 #include <mutex>
 
@@ -8,11 +9,6 @@
 
 #include "api_util.hpp"
 #include "workspace.hpp"
-
-moe::detail::Workspace& moe::detail::workspace() {
-  static Workspace ws;
-  return ws;
-}
 
 extern "C" {
 

@@ -56,6 +56,6 @@ class Workspace {
   Slot slots_[10];
 };
 
-Workspace& workspace();
+Workspace& workspace();  // the calling thread's (thread_pool.cpp)
 
 }  // namespace moe::detail

@@ -3,11 +3,13 @@
 // Skipped, with the reason in the suite name, when the addon is not built; MOEKIT_REQUIRE_NATIVE=1 turns a missing
 // addon into a failure.
 import { afterAll, describe, expect, it } from "vitest";
+import { join } from "node:path";
 import { nativeBinding, type NativeIsa } from "../../src/backends/native/binding.js";
 const binding = nativeBinding();
 import { nativeBackend as nativeBackendOf, nativeInfo, setNativeThreads } from "../../src/backends/native/index.js";
 const nativeBackend = nativeBackendOf();
 import type { TypedArray } from "../../src/core/dtype.js";
+import { packageRoot } from "../../src/core/package-root.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { Prim, type Params } from "../../src/prims/prims.js";
 import { shapeRules } from "../../src/prims/shape-rules.js";
@@ -110,6 +112,41 @@ describe.skipIf(!info.available)(`native backend vs ref${info.available ? "" : `
       });
     });
   }
+
+  it("each calling thread has its own context: thread count and workspace (ranks on Node workers)", async () => {
+    const { Worker } = await import("node:worker_threads");
+    const addon = join(packageRoot(), "native", "build", "Release", "moekit_native.node");
+    const [m, k, n] = [64, 48, 40];
+    const lhs = Float32Array.from({ length: m * k }, (_, i) => Math.sin(0.37 * i));
+    const rhs = Float32Array.from({ length: 2 * k * n }, (_, i) => Math.cos(0.11 * i));
+    const sizes = new Int32Array([20, 44]);
+    setNativeThreads(3);
+    const mine = new Float32Array(m * n);
+    b.gmm(lhs, rhs, sizes, m, k, n, false, mine);
+    // each worker: the default count on arrival (not this thread's 3), its own setting, its own (empty) workspace
+    const code = `const { parentPort, workerData: d } = require("node:worker_threads");
+      const b = require(d.addon);
+      const seen = b.threads();
+      b.setThreads(d.threads);
+      const out = new Float32Array(d.m * d.n);
+      for (let i = 0; i < 20; i++) b.gmm(d.lhs, d.rhs, d.sizes, d.m, d.k, d.n, false, out);
+      parentPort.postMessage({ seen, threads: b.threads(), workspace: b.workspaceBytes(), out });`;
+    const run = (threads: number): Promise<{ seen: number; threads: number; workspace: number; out: Float32Array }> =>
+      new Promise((resolve, reject) => {
+        const w = new Worker(code, { eval: true, workerData: { addon, threads, lhs, rhs, sizes, m, k, n } });
+        w.once("message", (r) => void w.terminate().then(() => resolve(r)));
+        w.once("error", reject);
+      });
+    const results = await Promise.all([run(1), run(2)]);
+    results.forEach((r, i) => {
+      expect(r.seen).toBe(b.defaultThreads());
+      expect(r.threads).toBe(i + 1);
+      expect(r.workspace).toBe(0);
+      expect(sameBits(r.out, mine)).toBe(true);
+    });
+    expect(b.threads()).toBe(3);
+    setNativeThreads(0);
+  });
 
   it("the addon checks its arguments", () => {
     const f = new Float32Array(4);
