@@ -1,4 +1,5 @@
 // The layer under benchmark: a Mixtral-style SwiGLU MoE (softmax routing over the top-k, renormalised).
+import { uniformInto } from "./uniform.mjs";
 import { roundBf16InPlace } from "../src/core/dtype.js";
 import { Tensor, zeros } from "../src/core/tensor.js";
 import { moeConfig, type MoeConfig } from "../src/moe/config.js";
@@ -44,17 +45,10 @@ export function benchConfig(s: BenchShape, weightDtype: "float32" | "bfloat16", 
   return moeConfig(benchKeys(s, weightDtype, dtype));
 }
 
-/** Uniform(-a, a) from xorshift32: fast enough for 10^8 elements; values only need the right scale. */
+/** Uniform(-a, a) (bench/uniform.mjs) in a tensor of `shape`. */
 export function fill(shape: number[], a: number, seed: number, dtype: "float32" | "bfloat16" = "float32"): Tensor {
   const n = shape.reduce((x, y) => x * y, 1);
-  const d = zeros([n]).data as Float32Array; // as moekit allocates: large arrays in huge pages with the native backend
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    d[i] = ((s >>> 0) / 4294967296 - 0.5) * 2 * a;
-  }
+  const d = uniformInto(zeros([n]).data as Float32Array, a, seed); // as moekit allocates: large arrays in huge pages with the native backend
   if (dtype === "bfloat16") roundBf16InPlace(d);
   return new Tensor(d, shape, dtype);
 }

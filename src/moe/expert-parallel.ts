@@ -4,7 +4,7 @@
 // R routed rows.
 import { MoeError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
-import { argsort, arange } from "../ops/indexing.js";
+import { arange } from "../ops/indexing.js";
 import { lessEqual, where } from "../ops/elementwise.js";
 import { expandDims, reshape, sliceAxis, transpose } from "../ops/movement.js";
 import { sum } from "../ops/reduce.js";
@@ -12,7 +12,7 @@ import { allGather, allGatherStack, psumScatter, raggedAllToAll, type RaggedPara
 import type { Group } from "../parallel/group.js";
 import type { MoeConfig } from "./config.js";
 import { expertFfn, type AnyExpertWeights } from "./experts.js";
-import { localPermute, permute, sortActivations, unpermute } from "./permute.js";
+import { localPermute, localPermuteOrder, permute, unpermute } from "./permute.js";
 import type { RoutingRng } from "./routing.js";
 import type { SparseResult } from "./experts.js";
 import type { RowFfn } from "./tensor-parallel.js";
@@ -99,7 +99,7 @@ export async function sparseMatmulExpertParallel(
   preBiasLogits_BSE: Tensor | undefined,
   w: AnyExpertWeights,
   rng?: RoutingRng,
-  ffn: RowFfn = (x, gs, ids) => Promise.resolve(expertFfn(cfg, x, gs, ids, w)),
+  ffn: RowFfn = (x, gs, ids, order) => Promise.resolve(expertFfn(cfg, x, gs, ids, w, order)),
 ): Promise<EpResult> {
   const N = group.size;
   const s = group.rank;
@@ -155,11 +155,12 @@ export async function sparseMatmulExpertParallel(
         `[expert_parallel] rank ${s} receives ${incoming} rows but the ragged buffer holds ${bufferRows} (ragged_buffer_factor=${cfg.raggedBufferFactor}): ${incoming - bufferRows} rows would be dropped; raise ragged_buffer_factor or use -1 (worst case)`,
       );
     }
-    const received = await raggedAllToAll(group, x, bufferRows, fwd);
+    // the receive buffer holds the rows that arrive, not the worst case: rows past them would reach no output
+    const received = await raggedAllToAll(group, x, incoming, fwd);
     const globalGroupSizes = await allGatherStack(group, groupSizes);
-    const [xl, localOrder, localSizes, localIds] = localPermute(received, globalGroupSizes, e, s, false, undefined, cfg.useCustomSortVjp);
-    const out = await ffn(xl, localSizes, localIds);
-    const unsorted = sortActivations(out, argsort(localOrder), cfg.useCustomSortVjp);
+    // local_permute's order goes to the FFN, which groups the rows by it and returns them in received order
+    const [localOrder, localSizes, localIds] = localPermuteOrder(incoming, globalGroupSizes, e, s);
+    const unsorted = await ffn(received, localSizes, localIds, localOrder);
     const back = params(getAllToAllParams(transpose(A), s, N));
     const returned = await raggedAllToAll(group, unsorted, rows, back);
     const output = unpermute(cfg, returned, order, weights, B, S);

@@ -4,7 +4,7 @@
 import type { Tensor } from "../core/tensor.js";
 import { isRecording } from "../autodiff/graph.js";
 import { add, cast, clip, minimum, mul, sigmoid, upcastF32 } from "../ops/elementwise.js";
-import { arange, take } from "../ops/indexing.js";
+import { arange, argsort, take } from "../ops/indexing.js";
 import { einsum } from "../ops/matmul.js";
 import { pad, reshape, sliceAxis } from "../ops/movement.js";
 import { expertFfn as expertFfnOp, isFfnActivation, type ExpertFfnArgs, type ExpertFfnOptions } from "../ops/expert-ffn.js";
@@ -18,7 +18,7 @@ import type { MoeConfig } from "./config.js";
 import { getContextPartitionAndSubSeq, reshapeAndUpdateWeights, capacityMasks, subgroupMasks } from "./dispatch.js";
 import { calculateLoadBalanceUpdates, loadBalanceLoss, shouldUpdateLoadBalance } from "./load-balance.js";
 import { getTopk, type RoutingRng } from "./routing.js";
-import { gatherSorted, route, unpermute, type Routed } from "./permute.js";
+import { gatherSorted, route, sortActivations, unpermute, type Routed } from "./permute.js";
 import { denseQuant, dispatchQuant, QuantSite, servedLhsBits, siteKey, sparseQuant } from "./quantization.js";
 import { servedExpertEinsum } from "./served.js";
 
@@ -113,16 +113,32 @@ function ffnArgs(
 
 /**
  * The expert FFN over rows grouped by expert: gmm(x, wi_0) (+bias), gmm(x, wi_1) (+bias), activation,
- * gmm(·, wo) (+bias). `expertOfRow_R` gives each row's (local) expert for the biases. Rows past the groups (a
- * ragged buffer's padding) never reach an output.
+ * gmm(·, wo) (+bias). `expertOfRow_R` gives each grouped row's (local) expert for the biases. Rows past the groups (a
+ * ragged buffer's padding) never reach an output. With `order_R`, the grouped rows are x_RD[order_R[r]] and the
+ * output comes back in x_RD's row order; where every row is in a group, the fused primitive gathers and scatters
+ * inside and no sorted copy is made.
  */
-export function expertFfn(cfg: MoeConfig, x_RD: Tensor, groupSizes_E: Tensor, expertOfRow_R: Tensor, w: AnyExpertWeights): Tensor {
+export function expertFfn(
+  cfg: MoeConfig,
+  x_RD: Tensor,
+  groupSizes_E: Tensor,
+  expertOfRow_R: Tensor,
+  w: AnyExpertWeights,
+  order_R?: Tensor,
+): Tensor {
   const opts = expertFfnOptions(cfg, w, x_RD);
   const R = x_RD.shape[0]!;
   let n = 0;
   for (const g of groupSizes_E.data) n += g;
-  if (opts === undefined || n === 0 || n > R) return expertFfnComposed(cfg, x_RD, groupSizes_E, expertOfRow_R, w);
   // each grouped row is a token routed to one expert with weight 1; the padding rows come back as zeros
+  if (order_R !== undefined) {
+    if (opts !== undefined && n === R) {
+      return cast(expertFfnOp(ffnArgs(cfg, w, x_RD, order_R, groupSizes_E, undefined), { ...opts, numExpertsPerTok: 1 }), cfg.dtype);
+    }
+    const sorted = sortActivations(x_RD, order_R, cfg.useCustomSortVjp);
+    return sortActivations(expertFfn(cfg, sorted, groupSizes_E, expertOfRow_R, w), argsort(order_R), cfg.useCustomSortVjp);
+  }
+  if (opts === undefined || n === 0 || n > R) return expertFfnComposed(cfg, x_RD, groupSizes_E, expertOfRow_R, w);
   const rows = n < R ? sliceAxis(x_RD, 0, 0, n) : x_RD;
   const out = expertFfnOp(ffnArgs(cfg, w, rows, arange(n), groupSizes_E, undefined), { ...opts, numExpertsPerTok: 1 });
   return cast(n < R ? pad(out, [0, 0], [R - n, 0]) : out, cfg.dtype);

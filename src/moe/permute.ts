@@ -142,6 +142,29 @@ export function localPermute(
   globalSortedExperts?: Tensor,
   useCustomSortVjp = true,
 ): [Tensor, Tensor, Tensor, Tensor] {
+  const [sortedIndices, localGroupSize, sortedExperts] = localPermuteOrder(
+    inputs.shape[0]!,
+    globalGroupSizes,
+    localExpertSize,
+    shardIndex,
+    isOffset,
+    globalSortedExperts,
+  );
+  return [sortActivations(inputs, sortedIndices, useCustomSortVjp), sortedIndices, localGroupSize, sortedExperts];
+}
+
+/**
+ * local_permute without the sorted copy: for `rows` received rows, the order that groups them by local expert, the
+ * local group sizes and each grouped row's local expert (localPermute's results but the first).
+ */
+export function localPermuteOrder(
+  rows: number,
+  globalGroupSizes: Tensor,
+  localExpertSize: number,
+  shardIndex: number,
+  isOffset = false,
+  globalSortedExperts?: Tensor,
+): [Tensor, Tensor, Tensor] {
   const allShardLocal = sliceAxis(globalGroupSizes, 1, shardIndex * localExpertSize, (shardIndex + 1) * localExpertSize);
   const localSizes = flatten(allShardLocal);
   const localGroupSize = sum(allShardLocal, 0);
@@ -152,9 +175,8 @@ export function localPermute(
     expertIndices = where(equal(owner, shardIndex), mod(globalSortedExperts, localExpertSize), localExpertSize);
   } else {
     const base = mod(arange(localSizes.size), localExpertSize);
-    expertIndices = repeat(base, localSizes, inputs.shape[0]);
+    expertIndices = repeat(base, localSizes, rows);
   }
   const sortedIndices = argsort(expertIndices);
-  const sortedInputs = sortActivations(inputs, sortedIndices, useCustomSortVjp);
-  return [sortedInputs, sortedIndices, localGroupSize, take(expertIndices, sortedIndices, 0)];
+  return [sortedIndices, localGroupSize, take(expertIndices, sortedIndices, 0)];
 }

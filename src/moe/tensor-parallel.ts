@@ -11,7 +11,7 @@ import { ConfigError, ShapeError } from "../core/errors.js";
 import { fmt } from "../core/shape.js";
 import { Tensor, zeros } from "../core/tensor.js";
 import { add, cast, mul } from "../ops/elementwise.js";
-import { take } from "../ops/indexing.js";
+import { argsort, take } from "../ops/indexing.js";
 import { sliceAxis } from "../ops/movement.js";
 import { allGatherAxis, psum, psumScatterAxis } from "../parallel/collectives.js";
 import type { Group } from "../parallel/group.js";
@@ -30,13 +30,17 @@ import {
   type ExpertWeights,
   type SparseResult,
 } from "./experts.js";
-import { gatherSorted, route, unpermute } from "./permute.js";
+import { gatherSorted, route, sortActivations, unpermute } from "./permute.js";
 import type { RoutingRng } from "./routing.js";
 import type { Key } from "../nn/random.js";
 import { clamp as clampIds } from "./ids.js";
 
 /** The FFN of grouped rows on one rank: [R, D_in] → [R, D_out] (the tensor axes decide the widths). */
-export type RowFfn = (x_RD: Tensor, groupSizes_e: Tensor, expertOfRow_R: Tensor) => Promise<Tensor>;
+/**
+ * The FFN of rows grouped by expert. With `order_R`, grouped row r is x_RD[order_R[r]] and the output is in x_RD's row
+ * order (expert-parallel.ts hands over the received rows so, unsorted).
+ */
+export type RowFfn = (x_RD: Tensor, groupSizes_e: Tensor, expertOfRow_R: Tensor, order_R?: Tensor) => Promise<Tensor>;
 
 /** The sub-groups one MoE layer communicates over. A bare Group is a mesh with only an expert axis. */
 export interface MoeAxes {
@@ -200,9 +204,18 @@ function tensorTransposeSlice(axes: MoeAxes, x_BSD: Tensor): Tensor {
 
 /** The rows' FFN for the mesh's tensor axes (local expertFfn when both have size 1). */
 export function meshFfn(cfg: MoeConfig, axes: MoeAxes, w: AnyExpertWeights): RowFfn {
-  if (axes.tensorTranspose.size > 1) return (x, gs, ids) => tensorTransposeFfn(cfg, axes.tensorTranspose, x, gs, ids, w);
-  if (axes.tensor.size > 1) return (x, gs, ids) => tensorParallelFfn(cfg, axes.tensor, x, gs, ids, w);
-  return (x, gs, ids) => Promise.resolve(expertFfn(cfg, x, gs, ids, w));
+  if (axes.tensorTranspose.size > 1) return sorting(cfg, (x, gs, ids) => tensorTransposeFfn(cfg, axes.tensorTranspose, x, gs, ids, w));
+  if (axes.tensor.size > 1) return sorting(cfg, (x, gs, ids) => tensorParallelFfn(cfg, axes.tensor, x, gs, ids, w));
+  return (x, gs, ids, order) => Promise.resolve(expertFfn(cfg, x, gs, ids, w, order));
+}
+
+/** `f` over rows already grouped, given an order: the rows sorted before and unsorted after. */
+function sorting(cfg: MoeConfig, f: RowFfn): RowFfn {
+  return async (x, gs, ids, order) => {
+    if (order === undefined) return f(x, gs, ids);
+    const out = await f(sortActivations(x, order, cfg.useCustomSortVjp), gs, ids);
+    return sortActivations(out, argsort(order), cfg.useCustomSortVjp);
+  };
 }
 
 /**

@@ -1,12 +1,13 @@
 // Differentiable collectives over a Group. Linear maps in adjoint pairs:
 // allGather ⇄ psumScatter, raggedAllToAll ⇄ raggedAllToAll with the roles of send and receive swapped.
 import { MoeError } from "../core/errors.js";
-import { allocate, roundBf16InPlace } from "../core/dtype.js";
+import { allocate, roundBf16InPlace, type DType, type TypedArray } from "../core/dtype.js";
+import { storagePool } from "../core/pool.js";
 import { Tensor, tensor } from "../core/tensor.js";
 import { attachNode } from "../autodiff/graph.js";
 import { concatenate, moveAxis, reshape } from "../ops/movement.js";
 import { noGrad } from "../autodiff/graph.js";
-import type { Group } from "./group.js";
+import { receiveBuffers, type Group } from "./group.js";
 
 /** Rows of every rank concatenated on axis 0 (jax.lax.all_gather tiled=True). */
 export async function allGather(group: Group, x: Tensor): Promise<Tensor> {
@@ -89,26 +90,19 @@ export async function raggedAllToAll(group: Group, operand: Tensor, outputRows: 
   });
   const offsets = await group.allToAll(Array.from({ length: n }, (_, i) => tensor([p.outputOffsets[i]!], [1], "int32")));
   const got = await group.allToAll(payload);
-  // the received rows added into place in a zeroed buffer, peer by peer (runs may overlap: a replicated batch's
-  // adjoint sums them), as add(buf, pad(rows)) would without materialising the padded copies
-  const out = noGrad(() => {
-    const buf = allocate(operand.dtype, outputRows * rowSize);
-    got.forEach((rows, j) => {
-      const at = offsets[j]!.data[0]!;
-      const m = rows.shape[0]!;
-      if (m !== p.recvSizes[j])
-        throw new MoeError(`[ragged_all_to_all] rank ${group.rank} expected ${p.recvSizes[j]} rows from rank ${j}, got ${m}`);
-      if (at < 0 || at + m > outputRows) {
-        throw new MoeError(
-          `[ragged_all_to_all] ${m} rows from rank ${j} at offset ${at} overflow the ${outputRows}-row buffer of rank ${group.rank}`,
-        );
-      }
-      const src = rows.data;
-      for (let i = 0, o = at * rowSize; i < src.length; i++, o++) buf[o] = buf[o]! + src[i]!;
-    });
-    if (operand.dtype === "bfloat16") roundBf16InPlace(buf as Float32Array);
-    return new Tensor(buf, [outputRows, ...inner], operand.dtype);
+  const runs = got.map((rows, j) => {
+    const at = offsets[j]!.data[0]!;
+    const m = rows.shape[0]!;
+    if (m !== p.recvSizes[j])
+      throw new MoeError(`[ragged_all_to_all] rank ${group.rank} expected ${p.recvSizes[j]} rows from rank ${j}, got ${m}`);
+    if (at < 0 || at + m > outputRows) {
+      throw new MoeError(
+        `[ragged_all_to_all] ${m} rows from rank ${j} at offset ${at} overflow the ${outputRows}-row buffer of rank ${group.rank}`,
+      );
+    }
+    return { at, m, src: rows.data };
   });
+  const out = noGrad(() => new Tensor(placeRuns(runs, outputRows, rowSize, operand.dtype), [outputRows, ...inner], operand.dtype));
   attachNode(
     [out],
     [operand],
@@ -127,6 +121,45 @@ export async function raggedAllToAll(group: Group, operand: Tensor, outputRows: 
     { collective: true },
   );
   return out;
+}
+
+/**
+ * The buffer of `outputRows` rows in which each run of received rows lands at its offset. Runs that tile the buffer
+ * in rank order and arrived back to back in one of the group's receive buffers (MpiGroup's) are that buffer; disjoint runs are
+ * copied into place; overlapping ones (a replicated batch's adjoint) are added into a zeroed buffer, peer by peer.
+ */
+function placeRuns(
+  runs: readonly { at: number; m: number; src: TypedArray }[],
+  outputRows: number,
+  rowSize: number,
+  dtype: DType,
+): TypedArray {
+  const first = runs[0]!.src;
+  let next = 0;
+  const tiles =
+    receiveBuffers.has(first.buffer) &&
+    runs.every(({ at, m, src }) => {
+      const ok =
+        at === next && src.buffer === first.buffer && src.byteOffset === first.byteOffset + next * rowSize * first.BYTES_PER_ELEMENT;
+      next += m;
+      return ok;
+    });
+  if (tiles && next === outputRows) {
+    const View = first.constructor as new (b: ArrayBufferLike, at: number, n: number) => TypedArray;
+    return new View(first.buffer, first.byteOffset, outputRows * rowSize);
+  }
+  const sorted = [...runs].sort((a, b) => a.at - b.at);
+  const disjoint = sorted.every((r, i) => i === 0 || sorted[i - 1]!.at + sorted[i - 1]!.m <= r.at);
+  const covered = sorted.reduce((a, r) => a + r.m, 0) === outputRows;
+  const float32Storage = dtype === "float32" || dtype === "bfloat16";
+  const buf = disjoint && covered && float32Storage ? storagePool.take(outputRows * rowSize) : allocate(dtype, outputRows * rowSize);
+  if (disjoint) {
+    for (const { at, src } of runs) buf.set(src, at * rowSize);
+    return buf;
+  }
+  for (const { at, src } of runs) for (let i = 0, o = at * rowSize; i < src.length; i++, o++) buf[o] = buf[o]! + src[i]!;
+  if (dtype === "bfloat16") roundBf16InPlace(buf as Float32Array);
+  return buf;
 }
 
 /** a2a of one int per peer: result[j] = rank j's v[me]. */

@@ -30,6 +30,12 @@ export interface Group {
   subGroup?(members: readonly number[]): Group;
 }
 
+/**
+ * Buffers a group allocated for what a collective received and handed out only as that call's results: a caller may
+ * take their parts as one array (MpiGroup's allToAll receives every peer's part back to back into one of these).
+ */
+export const receiveBuffers = new WeakSet<ArrayBufferLike>();
+
 /** Sum in rank order, no gradient. */
 function sumInOrder(parts: readonly Tensor[]): Tensor {
   return noGrad(() => parts.reduce((a, b) => add(a, b)));

@@ -18,8 +18,9 @@ import { DTYPES, type TypedArray } from "../core/dtype.js";
 import { readEnv } from "../core/env.js";
 import { MoeError } from "../core/errors.js";
 import { packageRoot } from "../core/package-root.js";
+import { storagePool } from "../core/pool.js";
 import { Tensor } from "../core/tensor.js";
-import { GroupBase, type Group } from "./group.js";
+import { GroupBase, receiveBuffers, type Group } from "./group.js";
 
 interface MpiBinding {
   init(): [number, number];
@@ -165,10 +166,20 @@ class MpiComm extends GroupBase {
   async allToAll(xs: readonly Tensor[]): Promise<Tensor[]> {
     if (xs.length !== this.size) throw new MoeError(`[group] allToAll needs ${this.size} tensors, got ${xs.length}`);
     const h = this.#headers("allToAll", (j) => xs[j]);
-    const out = Array.from({ length: this.size }, (_, j) => {
-      const m = readHeader(h, j * HEADER);
-      return m.make(new ArrayBuffer(m.bytes), 0);
+    // one receive buffer, each peer's part at the next offset its element size allows: parts of one dtype lie back to
+    // back, so a caller can take them as one array (collectives.ts's raggedAllToAll does). Every byte a part covers is
+    // written; the buffer comes from the storage pool, whose blocks are already mapped.
+    const incoming = Array.from({ length: this.size }, (_, j) => readHeader(h, j * HEADER));
+    const displs = incoming.map(() => 0);
+    let total = 0;
+    incoming.forEach((m, j) => {
+      const align = m.bytes === 0 ? 1 : m.bytes / m.length;
+      displs[j] = total = Math.ceil(total / align) * align;
+      total += m.bytes;
     });
+    const recv = storagePool.take(Math.ceil(total / 4));
+    receiveBuffers.add(recv.buffer);
+    const out = incoming.map((m, j) => m.make(recv.buffer as ArrayBuffer, recv.byteOffset + displs[j]!));
     this.mpi.alltoallw(this.comm, xs.map(storageOf), out.map(storageOf), this.timeoutS);
     return out;
   }

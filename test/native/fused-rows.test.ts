@@ -1,7 +1,8 @@
 // expertFfn on rows already grouped by expert (what an expert-parallel rank computes) through the native fused
 // kernels (fusedRowsFfn: one expert per row, combine weight 1) against the unfused composition (gmm, activation,
 // gmm). Forward and the gradients of the rows and of every weight, with a ragged buffer's padding rows (zeros from
-// the fused path; they never reach an output, so only the grouped rows are compared) and an empty expert.
+// the fused path; they never reach an output, so only the grouped rows are compared) and an empty expert; then the same
+// rows unsorted, with the order that groups them, on both backends.
 // Tolerance as moe-ffn.test.ts: 1e-5 · max(1, max|ref|) · sqrt(depth).
 import { afterEach, describe, expect, it } from "vitest";
 import { valueAndGrad } from "../../src/autodiff/grad.js";
@@ -11,6 +12,7 @@ import { countingNative } from "../harness/backends.js";
 import { Prim } from "../../src/prims/prims.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { mul } from "../../src/ops/elementwise.js";
+import { argsort, take } from "../../src/ops/indexing.js";
 import { sliceAxis } from "../../src/ops/movement.js";
 import { sum } from "../../src/ops/reduce.js";
 import { moeConfig } from "../../src/moe/config.js";
@@ -89,6 +91,31 @@ describe.skipIf(!info.available)(`expertFfn on grouped rows through the native f
       expect(maxAbs(sliceAxis(natOut, 0, n, R).data), "padding rows").toBe(0);
       expectClose(nat.value, ref.value, depth * c.D, "loss");
       nat.grads.forEach((g, i) => expectClose(g, ref.grads[i]!, depth, `gradient ${i}`));
+
+      // the same rows handed over unsorted, with the order that groups them (an expert-parallel rank's received
+      // buffer): row r of the grouped rows is xu[perm[r]], and the output comes back in xu's order
+      const perm = Array.from({ length: R }, (_, i) => i).sort((a, b) => Math.sin(7.1 * a + 1) - Math.sin(7.1 * b + 1));
+      const order = new Tensor(Int32Array.from(perm), [R], "int32");
+      const inverse = argsort(order);
+      const xu = take(x, inverse, 0);
+      const grouped = sliceAxis(order, 0, 0, n);
+      const fu = (...a: Tensor[]): Tensor => {
+        const ww: ExpertWeights = { wi0: a[1]!, wi1: a[2]!, wo: a[3]!, wi0Bias: a[4], wi1Bias: a[5], woBias: a[6] };
+        return sum(mul(take(expertFfn(cfg, a[0]!, groupSizes, ids, ww, order), grouped, 0), ct));
+      };
+      for (const backend of ["ref", "native"] as const) {
+        const before = counting.calls();
+        useBackend(backend === "ref" ? "ref" : counting.backend);
+        const u = valueAndGrad(fu)(xu, ...args.slice(1));
+        const uOut = expertFfn(cfg, xu, groupSizes, ids, w, order);
+        // without padding the order goes into the fused kernels; with it, the rows are sorted first
+        if (backend === "native") expect(counting.calls() - before, "fused kernels (forward, backward, forward)").toBe(3);
+        expectClose(take(uOut, grouped, 0), sliceAxis(refOut, 0, 0, n), depth, `${backend}, unsorted: forward`);
+        expect(maxAbs(take(uOut, sliceAxis(order, 0, n, R), 0).data), `${backend}, unsorted: padding rows`).toBe(0);
+        expectClose(u.value, ref.value, depth * c.D, `${backend}, unsorted: loss`);
+        expectClose(u.grads[0]!, take(ref.grads[0]!, inverse, 0), depth, `${backend}, unsorted: gradient of the rows`);
+        u.grads.slice(1).forEach((g, i) => expectClose(g, ref.grads[i + 1]!, depth, `${backend}, unsorted: gradient ${i + 1}`));
+      }
     });
   }
 });

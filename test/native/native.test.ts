@@ -115,7 +115,7 @@ describe.skipIf(!info.available)(`native backend vs ref${info.available ? "" : `
 
   it("each calling thread has its own context: thread count and workspace (ranks on Node workers)", async () => {
     const { Worker } = await import("node:worker_threads");
-    const addon = join(packageRoot(), "native", "build", "Release", "moekit_native.node");
+    const addon = join(packageRoot()!, "native", "build", "Release", "moekit_native.node");
     const [m, k, n] = [64, 48, 40];
     const lhs = Float32Array.from({ length: m * k }, (_, i) => Math.sin(0.37 * i));
     const rhs = Float32Array.from({ length: 2 * k * n }, (_, i) => Math.cos(0.11 * i));

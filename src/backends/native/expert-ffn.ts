@@ -2,7 +2,7 @@
 // the kernels as their bit patterns, never widened in TypeScript; with them the dpbf16 / amx paths round the
 // activations to bf16 (native/include/moe-kernels.h), so results match the reference to bf16 precision. A bfloat16
 // layer (moe_ffn_fwd_bf16*) takes float32 weights as they are: the kernels round each as they read it.
-import { zeroed, type TypedArray } from "../../core/dtype.js";
+import type { TypedArray } from "../../core/dtype.js";
 import { storagePool } from "../../core/pool.js";
 import type { Aval } from "../../core/shape.js";
 import type { Tensor } from "../../core/tensor.js";
@@ -75,8 +75,8 @@ const bias = (t: Tensor | undefined): Float32Array | null => (t === undefined ? 
 
 export function expertFfnNative(b: NativeBinding, ins: readonly Tensor[], p: ExpertFfnParams, outs: readonly Aval[]): TypedArray[] {
   const a = expertFfnInputs(ins, p);
-  const y = zeroed(Float32Array, outs[0]!.shape[0]! * outs[0]!.shape[1]!);
-  // residuals come from the recycled-storage pool: the kernels write every element
+  // y and the residuals come from the recycled-storage pool: the kernels write every element
+  const y = storagePool.take(outs[0]!.shape[0]! * outs[0]!.shape[1]!);
   const res = p.residuals ? outs.slice(1).map((o) => storagePool.take(o.shape[0]! * o.shape[1]!)) : [null, null, null, null];
   b.ffnFwd({
     ...problem(b, ins, p),

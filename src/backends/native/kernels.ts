@@ -18,6 +18,7 @@ import {
   reduceNative,
   scatterAddNative,
   transposeNative,
+  writtenInFull,
 } from "./simple-kernels.js";
 
 const isF32 = (t: Tensor | undefined, rank: number): boolean => t?.dtype === "float32" && t.shape.length === rank && t.data instanceof Float32Array;
@@ -225,25 +226,25 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
     case Prim.Mul:
     case Prim.Div: {
       if (ins[0]!.dtype === "int32") {
-        const out = zeroed(Int32Array, ins[0]!.size);
+        const out = writtenInFull("int32", ins[0]!.size) as Int32Array;
         b.binary(BINARY_OPS[prim]!, i32(ins[0]!, "lhs"), i32(ins[1]!, "rhs"), out);
         return [out];
       }
-      const out = zeroed(Float32Array, ins[0]!.size);
+      const out = writtenInFull("float32", ins[0]!.size) as Float32Array;
       b.binary(BINARY_OPS[prim]!, f32(ins[0]!, "lhs"), f32(ins[1]!, "rhs"), out);
       return [out];
     }
     case Prim.Cast: {
       // a typed array's set converts as the reference's stores do: int32 to the nearest float32, float32 to
       // ToInt32 (truncated toward zero, wrapped; NaN and infinities 0)
-      const out = (params as Params<Prim.Cast>).dtype === "float32" ? zeroed(Float32Array, ins[0]!.size) : zeroed(Int32Array, ins[0]!.size);
+      const out = writtenInFull((params as Params<Prim.Cast>).dtype, ins[0]!.size);
       out.set(ins[0]!.data as Int32Array | Float32Array);
       return [out];
     }
     case Prim.Neg:
     case Prim.Exp:
     case Prim.Sigmoid: {
-      const out = zeroed(Float32Array, ins[0]!.size);
+      const out = writtenInFull("float32", ins[0]!.size) as Float32Array;
       b.unaryF32(UNARY_OPS[prim]!, f32(ins[0]!, "x"), out);
       return [out];
     }
