@@ -110,6 +110,8 @@ struct IsaUnit {
   // false for an activation it leaves to bf16_acts.cpp's generic pass.
   bool (*glu_fwd_bf16)(float* h0, float* h1, int64_t n, const float* b0, const float* b1, moe_activation_t act,
                        float limit, float* out);
+  // One batch entry of a thin fp32 matmul, out[m x n] = a[m x k] @ b[k x n] (engine_block.inc's bmm_thin).
+  void (*bmm_thin)(const float* a, const float* b, int64_t m, int64_t k, int64_t n, float* out);
 };
 
 const IsaUnit& isa_unit_scalar();

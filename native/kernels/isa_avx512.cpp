@@ -145,7 +145,7 @@ void run_item(const GemmProblem& p, const GemmItem& it, float* scratch) {
 }
 
 const IsaUnit kAvx512 = {MOE_ISA_AVX512, &blocking, &item_scratch, &run_item, &glu_fwd_row, &glu_bwd_row,
-                         &glu_fwd_bf16_row};
+                         &glu_fwd_bf16_row, &bmm_thin};
 
 }  // namespace
 

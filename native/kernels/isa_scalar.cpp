@@ -143,7 +143,7 @@ struct TrS : F32Packing<16> {
 GemmBlocking blocking(Mul) { return {TrS::MR, TrS::NR, TrS::KC, 128, 256, TrS::KG, 128, 256}; }
 
 const IsaUnit kScalar = {MOE_ISA_SCALAR, &blocking, &item_scratch_one<TrS>, &run_item_one<TrS>, &glu_fwd_row,
-                        &glu_bwd_row, nullptr};
+                        &glu_bwd_row, nullptr, &bmm_thin};
 
 }  // namespace
 

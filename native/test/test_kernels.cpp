@@ -193,7 +193,9 @@ void test_bmm(moe_isa_t isa) {
   };
   uint64_t seed = 1000;
   for (const Case& c : std::vector<Case>{{0, 3, 4, 5}, {1, 1, 1, 1}, {2, 0, 3, 4}, {3, 5, 0, 4}, {2, 7, 100, 1},
-                                         {4, 13, 31, 33}, {1, 100, 7, 100}, {5, 1, 385, 17}}) {
+                                         {4, 13, 31, 33}, {1, 100, 7, 100}, {5, 1, 385, 17},
+                                         // the thin shapes of an unpermute and its gradients, enough entries for threads
+                                         {64, 8, 1, 96}, {40, 9, 300, 1}, {50, 1, 8, 70}, {3000, 8, 1, 64}}) {
     const auto a = rand_vec(size_t(c.b * c.m * c.k), seed++);
     const auto b = rand_vec(size_t(c.b * c.k * c.n), seed++);
     Expect e(size_t(c.b * c.m * c.n));
