@@ -1,10 +1,11 @@
-// Mapped storage for large arrays. Pooled blocks for the large float32 outputs of the native kernels (core/pool.ts's
-// fresh arrays): mapped memory handed to JavaScript as ArrayBuffers whose V8 deleter puts it on a free list instead of
-// unmapping it, so that the next training step's gradients land in pages that are already mapped (first-touch faults
-// cost more than the backward's own time on some VMs). And fresh zeroed buffers in transparent huge pages for large
-// tensors (core/dtype.ts's allocate: weights above all, which decode streams; 4 KiB pages cost it a TLB miss per page). V8 runs backing-store deleters when it frees an ArrayBuffer, on any thread
-// and without an event-loop turn; Node-API finalizers wait for the event loop, which a synchronous training loop never
-// yields to, so this file reaches V8 directly for that one call.
+// Mapped storage for large arrays, in 2 MiB units advised for transparent huge pages: blocks handed to JavaScript as
+// ArrayBuffers whose V8 deleter puts them on a free list instead of unmapping them, so that the next step's arrays land
+// in pages that are already mapped (first-touch faults cost more than the backward's own time on some VMs). Two kinds
+// of request share the blocks: pooledF32, the large float32 outputs of the native kernels (core/pool.ts's fresh
+// arrays, contents arbitrary), and mappedBuffer, zeroed buffers for large tensors (core/dtype.ts's allocate: weights
+// above all, which decode streams; 4 KiB pages cost it a TLB miss per page). V8 runs backing-store deleters when it
+// frees an ArrayBuffer, on any thread and without an event-loop turn; Node-API finalizers wait for the event loop,
+// which a synchronous training loop never yields to, so this file reaches V8 directly for that one call.
 #include <napi.h>
 #include <v8.h>
 
@@ -13,7 +14,7 @@
 #include <mutex>
 #include <new>
 #include <string>
-#include <unordered_map>
+#include <map>
 #include <vector>
 
 #if defined(__linux__)
@@ -48,24 +49,30 @@ void* map_fresh(size_t bytes) {
 
 class BlockPool {
  public:
-  // A block of at least `bytes` (a free one of the same mapped size, else a new mapping); nullptr when out of memory.
-  void* acquire(size_t bytes, size_t* mapped) {
-    *mapped = mapped_size(bytes);
+  // A block of at least `bytes`: a free one whose mapped size is within 1/8 above it (`*reused`), else a new mapping
+  // (zeroed); `*mapped` is its mapped size. nullptr when out of memory.
+  void* acquire(size_t bytes, size_t* mapped, bool* reused) {
+    const size_t want = mapped_size(bytes);
     {
       std::lock_guard<std::mutex> lk(mu_);
-      auto it = free_.find(*mapped);
-      if (it != free_.end() && !it->second.empty()) {
+      auto it = free_.lower_bound(want);
+      if (it != free_.end() && it->first <= want + want / 8) {
         void* p = it->second.back();
+        *mapped = it->first;
         it->second.pop_back();
+        if (it->second.empty()) free_.erase(it);
         free_bytes_ -= *mapped;
         live_bytes_ += *mapped;
+        *reused = true;
         return p;
       }
     }
-    void* p = map_fresh(*mapped);
+    void* p = map_fresh(want);
     if (p == nullptr) return nullptr;
     std::lock_guard<std::mutex> lk(mu_);
-    live_bytes_ += *mapped;
+    live_bytes_ += want;
+    *mapped = want;
+    *reused = false;
     return p;
   }
 
@@ -90,7 +97,7 @@ class BlockPool {
 
   // Unmaps every free block.
   void trim() {
-    std::unordered_map<size_t, std::vector<void*>> drop;
+    std::map<size_t, std::vector<void*>> drop;
     {
       std::lock_guard<std::mutex> lk(mu_);
       drop.swap(free_);
@@ -118,7 +125,7 @@ class BlockPool {
   }
 
   std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
+  std::map<size_t, std::vector<void*>> free_;  // by mapped size: acquire takes the smallest that fits
   size_t free_bytes_ = 0, live_bytes_ = 0, max_bytes_ = size_t(2) << 30;
 };
 
@@ -129,15 +136,6 @@ BlockPool& pool() {
 }
 
 void on_free(void* data, size_t /*length*/, void* mapped) { pool().release(data, reinterpret_cast<size_t>(mapped)); }
-
-void on_free_mapped(void* data, size_t /*length*/, void* mapped) {
-#if defined(__linux__)
-  munmap(data, reinterpret_cast<size_t>(mapped));
-#else
-  (void)mapped;
-  ::operator delete(data);
-#endif
-}
 
 // An ArrayBuffer of `bytes` over `p` (mapped `mapped` bytes) that V8 hands to `deleter` when it frees it.
 Napi::ArrayBuffer external_buffer(Napi::Env env, void* p, size_t bytes, size_t mapped, v8::BackingStore::DeleterCallback deleter) {
@@ -165,20 +163,24 @@ Napi::Value PooledF32(const Napi::CallbackInfo& info) {
   const size_t n = size_t(length_arg(info, "pooledF32"));
   const size_t bytes = n * sizeof(float);
   size_t mapped = 0;
-  void* p = pool().acquire(bytes, &mapped);
+  bool reused = false;
+  void* p = pool().acquire(bytes, &mapped, &reused);
   if (p == nullptr) throw Napi::Error::New(env, "pooledF32: out of memory mapping " + std::to_string(bytes) + " bytes");
   return Napi::Float32Array::New(env, n, external_buffer(env, p, bytes, mapped, &on_free), 0);
 }
 
-// mappedBuffer(bytes): a zeroed ArrayBuffer on a fresh mapping (huge pages where the kernel gives them), unmapped
-// when V8 frees it.
+// mappedBuffer(bytes): a zeroed ArrayBuffer on a pooled block (cleared when reused): a fresh mapping's faults, and
+// the kernel's compaction for its huge pages, cost 10 ms and more per 2 MiB on a fragmented VM, clearing mapped memory
+// a fraction of that.
 Napi::Value MappedBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const size_t bytes = size_t(length_arg(info, "mappedBuffer"));
-  const size_t mapped = mapped_size(bytes);
-  void* p = map_fresh(mapped);
+  size_t mapped = 0;
+  bool reused = false;
+  void* p = pool().acquire(bytes, &mapped, &reused);
   if (p == nullptr) throw Napi::Error::New(env, "mappedBuffer: out of memory mapping " + std::to_string(bytes) + " bytes");
-  return external_buffer(env, p, bytes, mapped, &on_free_mapped);
+  if (reused) std::memset(p, 0, bytes);
+  return external_buffer(env, p, bytes, mapped, &on_free);
 }
 
 Napi::Value SetPooledMaxBytes(const Napi::CallbackInfo& info) {

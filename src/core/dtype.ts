@@ -15,8 +15,9 @@ const LARGE_BYTES = 8 << 20;
 let largeBuffer: ((bytes: number) => ArrayBuffer) | undefined;
 
 /**
- * Zeroed buffers of 8 MiB and more come from `source` from now on (the native backend's fresh mappings in huge pages,
- * which weights streamed by decode read with a TLB miss per 2 MiB instead of per 4 KiB); undefined: the JS heap's.
+ * Zeroed buffers of 8 MiB and more come from `source` from now on (the native backend's mapped blocks in huge pages,
+ * which weights streamed by decode read with a TLB miss per 2 MiB instead of per 4 KiB, reused once V8 frees them);
+ * undefined: the JS heap's.
  */
 export function useLargeBuffers(source: ((bytes: number) => ArrayBuffer) | undefined): void {
   largeBuffer = source;

@@ -42,6 +42,28 @@ describe.skipIf(nativeBinding() === undefined)("pooledF32 (native)", () => {
     });
   });
 
+  it("mappedBuffer takes a freed block too, cleared; a block up to 1/8 larger serves a request", () => {
+    const out = inChild(`
+      let a = b.pooledF32(9 << 20);  // 36 MiB
+      a.fill(3);
+      a = null;
+      await settle();
+      const z = new Float32Array(b.mappedBuffer(34 << 20));  // 34 MiB: the 36 MiB block, cleared
+      let nonzero = 0;
+      for (const v of z) if (v !== 0) nonzero++;
+      const reused = b.pooledStats();
+      const far = b.pooledF32(4 << 20);  // 16 MiB: no free block fits, a new mapping
+      console.log(JSON.stringify({ bytes: z.byteLength, nonzero, reused, far: far.length, after: b.pooledStats() }));`);
+    const mib = 2 ** 20;
+    expect(out).toEqual({
+      bytes: 34 * mib,
+      nonzero: 0,
+      reused: { freeBytes: 0, liveBytes: 36 * mib },
+      far: 4 << 20,
+      after: { freeBytes: 0, liveBytes: 52 * mib },
+    });
+  });
+
   it("unmaps what is freed beyond its budget, and trimPooled empties the free list", () => {
     const out = inChild(`
       b.setPooledMaxBytes(4 << 20);

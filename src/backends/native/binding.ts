@@ -199,7 +199,7 @@ export interface NativeBinding {
   /** Bytes held by the one-shot workspace; releaseWorkspace() frees it. */
   workspaceBytes(): number;
   releaseWorkspace(): void;
-  /** A zeroed ArrayBuffer on a fresh mapping in huge pages, unmapped when V8 frees it. */
+  /** A zeroed ArrayBuffer on a mapped block in huge pages (a free one cleared, else a fresh mapping), back to the free list when V8 frees it. */
   mappedBuffer(bytes: number): ArrayBuffer;
   /** A Float32Array on a pooled mapped block (arbitrary contents), returned to the addon's free list when V8 frees it. */
   pooledF32(n: number): Float32Array;

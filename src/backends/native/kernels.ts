@@ -166,7 +166,7 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
         b.gmmI8(lhs.data as Int32Array, rhs.data as Int32Array, sizes, m, k, n, (params as Params<Prim.Gmm>).transposeRhs, out);
         return [out];
       }
-      const out = zeroed(Float32Array, m * n);
+      const out = writtenInFull("float32", m * n) as Float32Array; // rows past the groups are zeroed by the kernel
       b.gmm(f32(lhs, "lhs"), f32(rhs, "rhs"), sizes, m, k, n, (params as Params<Prim.Gmm>).transposeRhs, out);
       return [out];
     }
@@ -190,7 +190,7 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
         b.gmmI8(x.data as Int32Array, y.data as Int32Array, zeroed(Int32Array, batch).fill(m), batch * m, k, n, false, out);
         return [out];
       }
-      const out = zeroed(Float32Array, batch * m * n);
+      const out = writtenInFull("float32", batch * m * n) as Float32Array;
       b.bmm(f32(x, "lhs"), f32(y, "rhs"), batch, m, k, n, out);
       return [out];
     }
