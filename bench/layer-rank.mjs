@@ -1,6 +1,6 @@
 // One rank of `npm run bench:mpi`: the bench-shape layer's forward and forward+backward (the gradient of wi_0) on this
 // rank's experts and T/N tokens (expert parallelism over the batch-sharded path; one rank is the single-process
-// layer), timed between barriers. Plain JavaScript on the built package, so that worker-thread ranks (runWorkers),
+// layer), timed between barriers: the median of 5 forwards and of 3 steps, each after an untimed one. Plain JavaScript on the built package, so that worker-thread ranks (runWorkers),
 // MPI ranks (runMpi) and a single process all run the same code.
 import { performance } from "node:perf_hooks";
 import { uniformInto } from "./uniform.mjs";
@@ -40,17 +40,18 @@ export default async function rank(group, { shape: s, keys, threads, bandwidthPa
   const forward = () => layer(w.wi0);
   const step = () => valueAndGradAsync(async (wi0) => ops.sum(ops.mul(await layer(wi0), ct)))(w.wi0);
 
-  await forward();
-  const fwd = [];
-  for (let i = 0; i < 3; i++) {
-    await group.barrier();
-    fwd.push(await seconds(forward));
-  }
-  const stp = [];
-  for (let i = 0; i < 2; i++) {
-    await group.barrier();
-    stp.push(await seconds(step));
-  }
+  // one untimed run of each first: it maps the storage pool's blocks and the kernels' workspaces
+  const timed = async (f, runs) => {
+    await f();
+    const t = [];
+    for (let i = 0; i < runs; i++) {
+      await group.barrier();
+      t.push(await seconds(f));
+    }
+    return median(t);
+  };
+  const forward_s = await timed(forward, 5);
+  const step_s = await timed(step, 3);
   const allToAllGBps = {};
   const allGatherGBps = {};
   for (const bytes of N > 1 ? bandwidthPayloads : []) {
@@ -67,7 +68,7 @@ export default async function rank(group, { shape: s, keys, threads, bandwidthPa
     allToAllGBps[bytes] = ((N - 1) * bytes) / median(a2a) / 1e9;
     allGatherGBps[bytes] = ((N - 1) * bytes) / median(ag) / 1e9;
   }
-  return { forward_s: median(fwd), step_s: median(stp), allToAllGBps, allGatherGBps };
+  return { forward_s, step_s, allToAllGBps, allGatherGBps };
 }
 
 // `node bench/layer-rank.mjs single|workers|mpi N THREADS '<shape json>' '<keys json>' '<payloads json>'`: one configuration, one JSON

@@ -5,7 +5,7 @@ import type { MessagePort } from "node:worker_threads";
 import { MoeError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
 import { GroupBase } from "./group.js";
-import { decode, encode } from "./wire.js";
+import { decode, encodeOwned } from "./wire.js";
 
 interface Msg {
   seq: number;
@@ -55,7 +55,11 @@ export class PortGroup extends GroupBase {
 
   private async exchange(op: string, xs: readonly Tensor[]): Promise<Tensor[]> {
     const seq = this.#seq++;
-    this.ports.forEach((p, j) => p?.postMessage({ seq, op, t: encode(xs[j]) } satisfies Msg));
+    this.ports.forEach((p, j) => {
+      if (p === undefined) return;
+      const [t, storage] = encodeOwned(xs[j]!);
+      p.postMessage({ seq, op, t } satisfies Msg, [storage]);
+    });
     const out: Tensor[] = [];
     for (let j = 0; j < this.size; j++) {
       if (j === this.rank) {
