@@ -15,7 +15,7 @@ const seconds = async (f) => {
   return (performance.now() - t0) / 1000;
 };
 
-/** args: { shape: {T, D, H, E, K}, keys (the layer's MaxText keys), threads, bandwidthPayloads? } → { forward_s, step_s, allToAllGBps, allGatherGBps } */
+/** args: { shape: {T, D, H, E, K}, keys (the layer's MaxText keys), threads, bandwidthPayloads? } → { forward_s, step_s, allToAllGBps, allGatherGBps, pointToPointGBps } */
 export default async function rank(group, { shape: s, keys, threads, bandwidthPayloads = [] }) {
   setNativeThreads(threads);
   const N = group.size;
@@ -52,23 +52,31 @@ export default async function rank(group, { shape: s, keys, threads, bandwidthPa
   };
   const forward_s = await timed(forward, 5);
   const step_s = await timed(step, 3);
+  // bytes each rank sends to others per second: the group's collectives, and MPI's own point-to-point exchange between
+  // pairs of ranks (rank r and r xor 1) where the group has one
   const allToAllGBps = {};
   const allGatherGBps = {};
+  const pointToPointGBps = {};
   for (const bytes of N > 1 ? bandwidthPayloads : []) {
     const part = zeros([bytes / 4]);
     const parts = Array.from({ length: N }, () => part);
-    const a2a = [];
-    const ag = [];
+    const got = zeros([bytes / 4]);
+    const [a2a, ag, p2p] = [[], [], []];
     for (let i = 0; i < 5; i++) {
       await group.barrier();
       a2a.push(await seconds(() => group.allToAll(parts)));
       await group.barrier();
       ag.push(await seconds(() => group.allGather(part)));
+      if (group.sendRecv !== undefined && N % 2 === 0) {
+        await group.barrier();
+        p2p.push(await seconds(() => group.sendRecv(group.rank ^ 1, part.data, got.data)));
+      }
     }
     allToAllGBps[bytes] = ((N - 1) * bytes) / median(a2a) / 1e9;
     allGatherGBps[bytes] = ((N - 1) * bytes) / median(ag) / 1e9;
+    if (p2p.length > 0) pointToPointGBps[bytes] = bytes / median(p2p) / 1e9;
   }
-  return { forward_s, step_s, allToAllGBps, allGatherGBps };
+  return { forward_s, step_s, allToAllGBps, allGatherGBps, pointToPointGBps };
 }
 
 // `node bench/layer-rank.mjs single|workers|mpi N THREADS '<shape json>' '<keys json>' '<payloads json>'`: one configuration, one JSON

@@ -36,6 +36,7 @@ interface MpiBinding {
     timeoutS: number,
   ): void;
   alltoallw(comm: number, sends: (TypedArray | Uint16Array)[], recvs: (TypedArray | Uint16Array)[], timeoutS: number): void;
+  sendrecv(comm: number, peer: number, send: TypedArray, recv: TypedArray, timeoutS: number): void;
   abort(code: number): void;
   finalize(): void;
 }
@@ -182,6 +183,15 @@ class MpiComm extends GroupBase {
     const out = incoming.map((m, j) => m.make(recv.buffer as ArrayBuffer, recv.byteOffset + displs[j]!));
     this.mpi.alltoallw(this.comm, xs.map(storageOf), out.map(storageOf), this.timeoutS);
     return out;
+  }
+
+  /**
+   * MPI's own point-to-point exchange with `peer` (MPI_Isend / MPI_Irecv, no header and no checks beyond MPI's): `send`
+   * goes to it while `recv` takes what it sends. For measuring the transport under the collectives (bench:mpi);
+   * both ranks call it naming each other.
+   */
+  sendRecv(peer: number, send: TypedArray, recv: TypedArray): void {
+    this.mpi.sendrecv(this.comm, peer, send, recv, this.timeoutS);
   }
 
   /** Returns when every rank has called it (the header exchange alone, so a mismatched call is caught too). */
