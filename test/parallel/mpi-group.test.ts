@@ -1,4 +1,5 @@
-// MpiGroup moves every storage type (bf16 as its bit patterns) and ragged shapes, empty ones included, unchanged.
+// MpiGroup moves every storage type (bf16 as its bit patterns) and ragged shapes, empty ones included, unchanged; and
+// its point-to-point sendRecv exchanges one array between two ranks.
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runMpi } from "../../src/parallel/mpi-launch.js";
@@ -10,7 +11,7 @@ interface Got {
   values: number[];
   bits: boolean;
 }
-type RankOut = Record<string, { allGather: Got[]; allToAll: Got[] }>;
+type RankOut = Record<string, { allGather: Got[]; allToAll: Got[] }> & { sendRecv?: number[] };
 
 const DTYPES = ["float32", "float64", "int32", "int8", "uint8", "bfloat16"];
 
@@ -38,6 +39,11 @@ describe.skipIf(mpiSkipReason !== undefined)(mpiSuiteName("MpiGroup data path"),
           Array.from({ length: n }, (_, r) => expected(dtype, r, me)),
         );
       }
+      // sendRecv with rank me xor 1: its five values
+      const peer = me ^ 1;
+      expect(out.sendRecv, `sendRecv on rank ${me}`).toEqual(
+        peer < n ? Array.from({ length: 5 }, (_, i) => 10 * peer + i + 0.5) : undefined,
+      );
     });
   });
 });
