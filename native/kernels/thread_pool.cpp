@@ -5,6 +5,7 @@
 // output element belongs to one item), so dynamic scheduling stays deterministic.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -37,6 +38,24 @@ int online_cpus() {
 
 struct Context;
 thread_local Context* t_context = nullptr;
+
+// Spins while `waiting()` holds, for up to 200 us; true if it stopped holding. Kernels come back to back (a forward
+// is dozens of calls), and a worker parked on a condition variable takes 0.1-0.3 ms to wake on some VMs: the caller
+// and the workers spin that long before they sleep. Yields now and then, for oversubscribed cores.
+template <class F>
+bool spin_while(F waiting) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+  for (int i = 1; waiting(); ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if ((i & 255) == 0) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::yield();
+    }
+  }
+  return true;
+}
 
 class Pool {
  public:
@@ -78,14 +97,24 @@ class Pool {
       ctx_ = ctx;
       n_items_ = n_items;
       participants_ = p;
-      pending_ = p - 1;
+      open_ = true;
+      joined_.store(0, std::memory_order_relaxed);
+      finished_.store(0, std::memory_order_relaxed);
       next_.store(0, std::memory_order_relaxed);
-      ++generation_;
+      generation_.store(generation_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     }
     start_cv_.notify_all();
     drain(0);
+    // every item is claimed: close the job to workers not yet awake (they would find nothing to do) and wait only
+    // for those that joined, whose items may still run
     std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [this] { return pending_ == 0; });
+    open_ = false;
+    const int joined = joined_.load(std::memory_order_relaxed);
+    if (finished_.load(std::memory_order_acquire) == joined) return;
+    lk.unlock();
+    if (spin_while([&] { return finished_.load(std::memory_order_acquire) != joined; })) return;
+    lk.lock();
+    done_cv_.wait(lk, [&] { return finished_.load(std::memory_order_acquire) == joined; });
   }
 
  private:
@@ -96,24 +125,28 @@ class Pool {
   // `seen` is the generation current when the worker was created: jobs started after it are new.
   void worker_main(int id, uint64_t seen) {
     t_context = owner_;  // the items it runs reach their caller's scratch and workspace
-    std::unique_lock<std::mutex> lk(mu_);
     for (;;) {
-      start_cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      if (id >= participants_) continue;
-      lk.unlock();
+      spin_while([&] { return generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_acquire); });
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        start_cv_.wait(lk, [&] { return stop_.load() || generation_.load() != seen; });
+        if (stop_.load()) return;
+        seen = generation_.load();
+        if (!open_ || id >= participants_) continue;
+        joined_.fetch_add(1, std::memory_order_relaxed);
+      }
       drain(id);
-      lk.lock();
-      if (--pending_ == 0) done_cv_.notify_one();
+      std::lock_guard<std::mutex> lk(mu_);
+      finished_.fetch_add(1, std::memory_order_release);
+      done_cv_.notify_one();
     }
   }
 
   void start_workers() {
     if (!workers_.empty()) return;
-    stop_ = false;
+    stop_.store(false);
     workers_.reserve(size_t(threads_ - 1));
-    const uint64_t gen = generation_;
+    const uint64_t gen = generation_.load();
     try {
       for (int id = 1; id < threads_; ++id) workers_.emplace_back([this, id, gen] { worker_main(id, gen); });
     } catch (...) {
@@ -125,7 +158,7 @@ class Pool {
   void stop_workers() {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
+      stop_.store(true);
     }
     start_cv_.notify_all();
     for (auto& t : workers_) t.join();
@@ -140,13 +173,14 @@ class Pool {
   std::mutex mu_;
   std::condition_variable start_cv_, done_cv_;
   std::vector<std::thread> workers_;
-  bool stop_ = false;
-  uint64_t generation_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> generation_{0};
   TaskFn fn_ = nullptr;
   void* ctx_ = nullptr;
   int64_t n_items_ = 0;
   int participants_ = 0;
-  int pending_ = 0;
+  bool open_ = false;                        // workers may still join the current job
+  std::atomic<int> joined_{0}, finished_{0};  // workers that joined it, and those done with it
   std::atomic<int64_t> next_{0};
 };
 
