@@ -19,6 +19,7 @@ import { readEnv } from "../core/env.js";
 import { MoeError } from "../core/errors.js";
 import { packageRoot } from "../core/package-root.js";
 import { storagePool } from "../core/pool.js";
+import { shareCores } from "../backends/native/index.js";
 import { Tensor } from "../core/tensor.js";
 import { GroupBase, receiveBuffers, type Group } from "./group.js";
 
@@ -224,7 +225,8 @@ let world: MpiComm | undefined;
 /**
  * Joins the MPI job this process was started in (`mpirun -np N node app.mjs`): the world group, this process
  * being rank `group.rank`. Run alone, it is a group of one. On exit the job ends cleanly (MPI_Finalize) when the
- * exit code is 0; otherwise the whole job is aborted (MPI_Abort), so that no rank waits for this one forever.
+ * exit code is 0; otherwise the whole job is aborted (MPI_Abort), so that no rank waits for this one forever. Without
+ * MOEKIT_THREADS, the ranks on one node split its CPUs between their native pools.
  */
 export function joinMpi(): MpiGroup {
   if (world !== undefined) return world;
@@ -233,6 +235,8 @@ export function joinMpi(): MpiGroup {
   const timeoutS = readEnv().mpiTimeoutS ?? 300;
   const [rank, size] = mpi.init();
   world = new MpiComm(mpi, 0, rank, size, timeoutS);
+  // ranks on one node share its CPUs (Open MPI names how many run here)
+  shareCores(Number(process.env.OMPI_COMM_WORLD_LOCAL_SIZE ?? 1));
   process.on("exit", (code) => {
     if (code === 0) return mpi.finalize();
     process.stderr.write(`moekit: MPI rank ${rank} of ${size} exits with code ${code}: aborting the job\n`);

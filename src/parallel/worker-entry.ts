@@ -4,6 +4,7 @@ import { pathToFileURL } from "node:url";
 import { PortGroup } from "./port-group.js";
 import { decode, encode } from "./wire.js";
 import { initFromEnv } from "../backends/select.js";
+import { shareCores } from "../backends/native/index.js";
 
 interface Data {
   rank: number;
@@ -17,6 +18,7 @@ const d = workerData as Data;
 const group = new PortGroup(d.rank, d.size, d.ports);
 try {
   initFromEnv();
+  shareCores(d.size); // the ranks share this process's CPUs, each with its own native pool
   const mod = (await import(d.module.startsWith("file:") ? d.module : pathToFileURL(d.module).href)) as {
     default: (g: PortGroup, a: unknown) => unknown;
   };

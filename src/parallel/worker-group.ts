@@ -16,7 +16,8 @@ function entryPath(): string {
 
 /**
  * Run `module`'s default export on `size` worker threads, one rank each, and collect the results in rank
- * order. A rank that throws fails the whole run (the other workers are terminated).
+ * order. A rank that throws fails the whole run (the other workers are terminated). Each rank has its own native
+ * pool of CPUs / size threads (at least one) unless MOEKIT_THREADS sets the count.
  */
 export async function runWorkers<T>(size: number, module: string | URL, args?: unknown): Promise<T[]> {
   if (!Number.isInteger(size) || size < 1) throw new MoeError(`[worker_group] size must be a positive integer, got ${size}`);

@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Tensor } from "../../src/core/tensor.js";
@@ -9,6 +10,7 @@ import { sum } from "../../src/ops/reduce.js";
 import { moeConfig } from "../../src/moe/config.js";
 import { routedMoeForward } from "../../src/moe/routed-moe.js";
 import { runWorkers } from "../../src/parallel/worker-group.js";
+import { nativeInfo } from "../../src/backends/native/index.js";
 import { foldIn, normal, prngKey } from "../../src/nn/random.js";
 
 const root = join(import.meta.dirname, "../..");
@@ -38,6 +40,15 @@ describe.skipIf(!built)("worker-thread group (real parallel ranks; needs the bui
     const gw = concatenate(ranks.map((r) => r.gradWi0));
     gx.data.forEach((v, i) => expect(v).toBeCloseTo(one.grads[0].data[i]!, 5));
     gw.data.forEach((v, i) => expect(v).toBeCloseTo(one.grads[1].data[i]!, 5));
+  });
+
+  it("each rank's native pool gets an equal share of the CPUs unless MOEKIT_THREADS names a count", async () => {
+    const info = nativeInfo();
+    const threads = await runWorkers<number>(2, join(import.meta.dirname, "fixtures/threads-rank.mjs"));
+    const env = process.env.MOEKIT_THREADS;
+    const cpus = availableParallelism();
+    const want = !info.available ? 0 : env !== undefined && env !== "" ? Number(env) || cpus : Math.max(1, Math.floor(cpus / 2));
+    expect(threads).toEqual([want, want]);
   });
 
   it("a failing rank fails the run with its message", async () => {

@@ -1,7 +1,7 @@
 // The native CPU backend: the Node-API addon built from native/ (grouped and batched matmuls, the fused expert FFN,
 // top-k, argsort, elementwise ops, reductions, movement and indexing, optimizer steps). Nothing is loaded until first
 // asked for.
-import type { MoekitEnv } from "../../core/env.js";
+import { readEnv, type MoekitEnv } from "../../core/env.js";
 import { MoeError } from "../../core/errors.js";
 import { useLargeBuffers } from "../../core/dtype.js";
 import { storagePool } from "../../core/pool.js";
@@ -61,6 +61,16 @@ export function setNativeBf16Path(path: NativeBf16Path): boolean {
   if (b === undefined) return false;
   b.setBf16Path(path);
   return true;
+}
+
+/**
+ * A rank's default thread count where `ranksHere` ranks share this machine's CPUs (worker-thread ranks; MPI ranks on
+ * one node): each gets an equal share, at least one, unless MOEKIT_THREADS names a count. A no-op without the addon.
+ */
+export function shareCores(ranksHere: number, env: MoekitEnv = readEnv()): void {
+  const b = nativeBinding();
+  if (b === undefined || env.threads !== undefined || !(ranksHere > 1)) return;
+  b.setThreads(Math.max(1, Math.floor(b.defaultThreads() / ranksHere)));
 }
 
 /** Apply the environment's native flags (threads, ISA cap, bf16 path); a no-op without the addon. */
