@@ -185,23 +185,34 @@ moe_status_t moe_quantize_f32(const float* x, const float* noise, int64_t P, int
     *first_bad = -1;
     const double Qb = std::ldexp(1.0, bits - 1) - 0.5;
     const double lo = qwix != 0 ? -(Qb + 0.5) : -(Qb - 0.5), hi = Qb - 0.5;
-    constexpr int64_t kCols = 256;
+    // column blocks of 16 (a cache line of each row): items for every thread even when P is 1 (a gate's kernel); a
+    // column's result does not depend on the block it falls in
+    constexpr int64_t kCols = 16;
     const int64_t qblocks = (Q + kCols - 1) / kCols;
     std::vector<int64_t> bad(size_t(std::max<int64_t>(1, P * qblocks)), -1);
     auto body = [&](int64_t item) {
       const int64_t p = item / qblocks, q0 = (item % qblocks) * kCols, q1 = std::min(Q, q0 + kCols);
-      double absmax[kCols] = {};
+      // |x|'s maximum in float (exact, and the loop vectorizes); the first non-finite x is looked for only if there is one
+      float amax[kCols] = {};
+      int finite = 1;
       for (int64_t c = 0; c < C; ++c) {
         const float* row = x + (p * C + c) * Q;
         for (int64_t j = q0; j < q1; ++j) {
-          const double v = row[j];
-          if (!std::isfinite(v)) {
-            const int64_t flat = (p * C + c) * Q + j;
-            if (bad[size_t(item)] < 0 || flat < bad[size_t(item)]) bad[size_t(item)] = flat;
-          }
-          absmax[j - q0] = std::max(absmax[j - q0], std::fabs(v));
+          const float a = std::fabs(row[j]);
+          finite &= a <= std::numeric_limits<float>::max();
+          amax[j - q0] = a > amax[j - q0] ? a : amax[j - q0];
         }
       }
+      for (int64_t c = 0; finite == 0 && c < C && bad[size_t(item)] < 0; ++c) {
+        for (int64_t j = q0; j < q1; ++j) {
+          if (!std::isfinite(x[(p * C + c) * Q + j])) {
+            bad[size_t(item)] = (p * C + c) * Q + j;
+            break;
+          }
+        }
+      }
+      double absmax[kCols];
+      for (int64_t j = 0; j < kCols; ++j) absmax[j] = double(amax[j]);
       if (bad[size_t(item)] >= 0) return;
       for (int64_t j = q0; j < q1; ++j) scales[p * Q + j] = absmax[j - q0] == 0 ? 1.0f : float(absmax[j - q0] / Qb);
       for (int64_t c = 0; c < C; ++c) {
