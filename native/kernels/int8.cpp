@@ -185,13 +185,14 @@ moe_status_t moe_quantize_f32(const float* x, const float* noise, int64_t P, int
     *first_bad = -1;
     const double Qb = std::ldexp(1.0, bits - 1) - 0.5;
     const double lo = qwix != 0 ? -(Qb + 0.5) : -(Qb - 0.5), hi = Qb - 0.5;
-    // column blocks of 16 (a cache line of each row): items for every thread even when P is 1 (a gate's kernel); a
-    // column's result does not depend on the block it falls in
-    constexpr int64_t kCols = 16;
-    const int64_t qblocks = (Q + kCols - 1) / kCols;
+    // column blocks of 256, or of 16 (a cache line of each row) when Q is narrower, so that a gate kernel's single row
+    // of blocks (1 x 1024 x 64) still makes items for every thread; a column's result does not depend on its block
+    constexpr int64_t kCols = 256;
+    const int64_t cols = Q >= kCols ? kCols : 16;
+    const int64_t qblocks = (Q + cols - 1) / cols;
     std::vector<int64_t> bad(size_t(std::max<int64_t>(1, P * qblocks)), -1);
     auto body = [&](int64_t item) {
-      const int64_t p = item / qblocks, q0 = (item % qblocks) * kCols, q1 = std::min(Q, q0 + kCols);
+      const int64_t p = item / qblocks, q0 = (item % qblocks) * cols, q1 = std::min(Q, q0 + cols);
       // |x|'s maximum in float (exact, and the loop vectorizes); the first non-finite x is looked for only if there is one
       float amax[kCols] = {};
       int finite = 1;
