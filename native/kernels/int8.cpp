@@ -213,7 +213,7 @@ moe_status_t moe_quantize_f32(const float* x, const float* noise, int64_t P, int
         }
       }
       double absmax[kCols];
-      for (int64_t j = 0; j < kCols; ++j) absmax[j] = double(amax[j]);
+      for (int64_t j = 0; j < q1 - q0; ++j) absmax[j] = double(amax[j]);
       if (bad[size_t(item)] >= 0) return;
       for (int64_t j = q0; j < q1; ++j) scales[p * Q + j] = absmax[j - q0] == 0 ? 1.0f : float(absmax[j - q0] / Qb);
       for (int64_t c = 0; c < C; ++c) {

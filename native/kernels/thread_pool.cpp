@@ -98,7 +98,7 @@ class Pool {
       n_items_ = n_items;
       participants_ = p;
       open_ = true;
-      joined_.store(0, std::memory_order_relaxed);
+      joined_ = 0;
       finished_.store(0, std::memory_order_relaxed);
       next_.store(0, std::memory_order_relaxed);
       generation_.store(generation_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
@@ -109,7 +109,7 @@ class Pool {
     // for those that joined, whose items may still run
     std::unique_lock<std::mutex> lk(mu_);
     open_ = false;
-    const int joined = joined_.load(std::memory_order_relaxed);
+    const int joined = joined_;
     if (finished_.load(std::memory_order_acquire) == joined) return;
     lk.unlock();
     if (spin_while([&] { return finished_.load(std::memory_order_acquire) != joined; })) return;
@@ -133,7 +133,7 @@ class Pool {
         if (stop_.load()) return;
         seen = generation_.load();
         if (!open_ || id >= participants_) continue;
-        joined_.fetch_add(1, std::memory_order_relaxed);
+        ++joined_;
       }
       drain(id);
       std::lock_guard<std::mutex> lk(mu_);
@@ -179,8 +179,9 @@ class Pool {
   void* ctx_ = nullptr;
   int64_t n_items_ = 0;
   int participants_ = 0;
-  bool open_ = false;                        // workers may still join the current job
-  std::atomic<int> joined_{0}, finished_{0};  // workers that joined it, and those done with it
+  bool open_ = false;            // workers may still join the current job
+  int joined_ = 0;               // workers that joined it (open_ and joined_ under mu_)
+  std::atomic<int> finished_{0};  // those done with it (read by the caller's spin)
   std::atomic<int64_t> next_{0};
 };
 

@@ -35,10 +35,10 @@ import type { RoutingRng } from "./routing.js";
 import type { Key } from "../nn/random.js";
 import { clamp as clampIds } from "./ids.js";
 
-/** The FFN of grouped rows on one rank: [R, D_in] → [R, D_out] (the tensor axes decide the widths). */
 /**
- * The FFN of rows grouped by expert. With `order_R`, grouped row r is x_RD[order_R[r]] and the output is in x_RD's row
- * order (expert-parallel.ts hands over the received rows so, unsorted).
+ * The FFN of grouped rows on one rank: [R, D_in] → [R, D_out] (the tensor axes decide the widths). With `order_R`,
+ * grouped row r is x_RD[order_R[r]] and the output is in x_RD's row order (expert-parallel.ts hands over the received
+ * rows so, unsorted).
  */
 export type RowFfn = (x_RD: Tensor, groupSizes_e: Tensor, expertOfRow_R: Tensor, order_R?: Tensor) => Promise<Tensor>;
 

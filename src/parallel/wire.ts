@@ -27,13 +27,13 @@ export function encode(v: unknown): unknown {
 
 /**
  * `t`'s wire form on storage of its own, with that storage to transfer (postMessage's transfer list): one copy, where
- * structured clone makes two and carries a view's whole buffer. Large float32 storage comes from the pool's mapped
- * blocks (the receiver's GC returns them to the process-wide free list).
+ * structured clone makes two and carries a view's whole buffer. float32 storage comes from the storage pool (large
+ * ones from its mapped blocks, which the receiver's GC returns to the process-wide free list).
  */
 export function encodeOwned(t: Tensor): [WireTensor, ArrayBuffer] {
   const src = t.bf16Bits ?? t.data;
   const C = src.constructor as new (n: number) => TypedArray | Uint16Array;
-  const copy = src instanceof Float32Array && src.byteLength >= 1 << 20 ? storagePool.take(src.length) : new C(src.length);
+  const copy = src instanceof Float32Array ? storagePool.take(src.length) : new C(src.length);
   copy.set(src);
   return [{ __moekitTensor: true, data: copy, shape: [...t.shape], dtype: t.dtype }, copy.buffer as ArrayBuffer];
 }
