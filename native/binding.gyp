@@ -14,6 +14,7 @@
         "kernels/engine.cpp",
         "kernels/ffn_api.cpp",
         "kernels/ffn_passes.cpp",
+        "kernels/ffn_quant.cpp",
         "kernels/ffn_stages.cpp",
         "kernels/gemm.cpp",
         "kernels/indexing.cpp",

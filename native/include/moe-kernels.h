@@ -303,6 +303,21 @@ MOE_API moe_status_t moe_quantized_gmm(moe_weight_format_t format, const void* l
                                        const void* codes, const void* scales, const int32_t* group_sizes, int64_t m,
                                        int64_t k, int64_t n, int64_t num_groups, float* out);
 
+/* moe_ffn_fwd_quantized: the forward of the fused FFN below (moe_ffn_fwd_f32's spec, a float32 layer) with the expert
+ * weights held quantized and read as moe_quantized_gmm reads them: wi0, wi1 as [E, D, H] and wo as [E, H, D] codes of
+ * `format` with their scales (the layouts above). lhs_bits 0: the GMMs take the float rows (weight-only); 2..8: each
+ * GMM's input rows (the gathered x, then the GLU's output) are quantized per row first by moe_quantize_f32's AQT rule
+ * (P = R, C = k, Q = 1, no noise) and multiplied as integers. Every routed row must be in a group (sum(group_sizes)
+ * = T * K). Each bias add is one fp32 add; GLU and combine as moe_ffn_fwd_f32. Intermediates live in the workspace.
+ * A non-finite GMM input is an INVALID_ARGUMENT naming its routed row. */
+MOE_API moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lhs_bits, const float* x, int64_t T,
+                                           int64_t D, const int32_t* order, int64_t K, const float* w,
+                                           const void* wi0_codes, const void* wi0_scales, const void* wi1_codes,
+                                           const void* wi1_scales, const void* wo_codes, const void* wo_scales,
+                                           const float* b0, const float* b1, const float* bo,
+                                           const int32_t* group_sizes, int64_t E, int64_t H,
+                                           moe_activation_t activation, float clamp_limit, float* y);
+
 /* ---- Forward and backward ----------------------------------------------------------------------------
  * Shapes: x [T, D]; group_sizes [E] (sum <= R); wi0, wi1 [E, D, H]; wo [E, H, D]; b0, b1 [E, H], bo [E, D] (NULL:
  * no bias); w [T, K] (NULL: ones). `_bf16w` variants take the weights as bf16 bits, everything else fp32.

@@ -111,6 +111,73 @@ void i8_tile_scalar(const uint8_t* a, int64_t kp, int rows, const int8_t* panel,
   }
 }
 
+moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int64_t C, int64_t Q, int bits, int qwix,
+                              int32_t* q, float* scales, int64_t* first_bad) {
+  {
+    Checker ck{"moe_quantize_f32", {}};
+    if (!(ck.size("P", P) && ck.size("C", C) && ck.size("Q", Q) && ck.require(bits >= 2 && bits <= 8, "bits in [2, 8]") &&
+          ck.tensor("x", x, {P, C, Q}) && ck.tensor("q", q, {P, C, Q}) && ck.tensor("scales", scales, {P, Q}) &&
+          ck.require(first_bad != nullptr, "first_bad is NULL"))) {
+      return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
+    }
+    *first_bad = -1;
+    const double Qb = std::ldexp(1.0, bits - 1) - 0.5;
+    const double lo = qwix != 0 ? -(Qb + 0.5) : -(Qb - 0.5), hi = Qb - 0.5;
+    // column blocks of 256, or of 16 (a cache line of each row) when Q is narrower, so that a gate kernel's single row
+    // of blocks (1 x 1024 x 64) still makes items for every thread; a column's result does not depend on its block
+    constexpr int64_t kCols = 256;
+    const int64_t cols = Q >= kCols ? kCols : 16;
+    const int64_t qblocks = (Q + cols - 1) / cols;
+    std::vector<int64_t> bad(size_t(std::max<int64_t>(1, P * qblocks)), -1);
+    auto body = [&](int64_t item) {
+      const int64_t p = item / qblocks, q0 = (item % qblocks) * cols, q1 = std::min(Q, q0 + cols);
+      // |x|'s maximum in float (exact, and the loop vectorizes); the first non-finite x is looked for only if there is one
+      float amax[kCols] = {};
+      int finite = 1;
+      for (int64_t c = 0; c < C; ++c) {
+        const float* row = x + (p * C + c) * Q;
+        for (int64_t j = q0; j < q1; ++j) {
+          const float a = std::fabs(row[j]);
+          finite &= a <= std::numeric_limits<float>::max();
+          amax[j - q0] = a > amax[j - q0] ? a : amax[j - q0];
+        }
+      }
+      for (int64_t c = 0; finite == 0 && c < C && bad[size_t(item)] < 0; ++c) {
+        for (int64_t j = q0; j < q1; ++j) {
+          if (!std::isfinite(x[(p * C + c) * Q + j])) {
+            bad[size_t(item)] = (p * C + c) * Q + j;
+            break;
+          }
+        }
+      }
+      double absmax[kCols];
+      for (int64_t j = 0; j < q1 - q0; ++j) absmax[j] = double(amax[j]);
+      if (bad[size_t(item)] >= 0) return;
+      for (int64_t j = q0; j < q1; ++j) scales[p * Q + j] = absmax[j - q0] == 0 ? 1.0f : float(absmax[j - q0] / Qb);
+      for (int64_t c = 0; c < C; ++c) {
+        const int64_t base = (p * C + c) * Q;
+        for (int64_t j = q0; j < q1; ++j) {
+          const double mx = absmax[j - q0], x0 = x[base + j];
+          if (mx == 0) {
+            q[base + j] = 0;
+            continue;
+          }
+          // the abs-max element lands on exactly +-Q
+          const double v = std::fabs(x0) == mx ? std::copysign(Qb, x0) : x0 / (mx / Qb);
+          const double u = noise == nullptr ? 0.0 : double(noise[base + j]);
+          const double r = qwix != 0 ? std::min(hi, std::max(lo, round_even(v + u))) : round_even(std::min(hi, std::max(lo, v)) + u);
+          q[base + j] = int32_t(r);
+        }
+      }
+    };
+    parallel_items(P * qblocks, body);
+    for (int64_t b : bad) {
+      if (b >= 0 && (*first_bad < 0 || b < *first_bad)) *first_bad = b;
+    }
+    return MOE_STATUS_OK;
+  }
+}
+
 }  // namespace moe::detail
 
 using moe::detail::Checker;
@@ -174,70 +241,8 @@ moe_status_t moe_gmm_i8(const int32_t* lhs, const int32_t* rhs, const int32_t* g
 
 moe_status_t moe_quantize_f32(const float* x, const float* noise, int64_t P, int64_t C, int64_t Q, int bits,
                               int qwix, int32_t* q, float* scales, int64_t* first_bad) {
-  using namespace moe::detail;
-  return guarded("moe_quantize_f32", [&] {
-    Checker ck{"moe_quantize_f32", {}};
-    if (!(ck.size("P", P) && ck.size("C", C) && ck.size("Q", Q) && ck.require(bits >= 2 && bits <= 8, "bits in [2, 8]") &&
-          ck.tensor("x", x, {P, C, Q}) && ck.tensor("q", q, {P, C, Q}) && ck.tensor("scales", scales, {P, Q}) &&
-          ck.require(first_bad != nullptr, "first_bad is NULL"))) {
-      return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
-    }
-    *first_bad = -1;
-    const double Qb = std::ldexp(1.0, bits - 1) - 0.5;
-    const double lo = qwix != 0 ? -(Qb + 0.5) : -(Qb - 0.5), hi = Qb - 0.5;
-    // column blocks of 256, or of 16 (a cache line of each row) when Q is narrower, so that a gate kernel's single row
-    // of blocks (1 x 1024 x 64) still makes items for every thread; a column's result does not depend on its block
-    constexpr int64_t kCols = 256;
-    const int64_t cols = Q >= kCols ? kCols : 16;
-    const int64_t qblocks = (Q + cols - 1) / cols;
-    std::vector<int64_t> bad(size_t(std::max<int64_t>(1, P * qblocks)), -1);
-    auto body = [&](int64_t item) {
-      const int64_t p = item / qblocks, q0 = (item % qblocks) * cols, q1 = std::min(Q, q0 + cols);
-      // |x|'s maximum in float (exact, and the loop vectorizes); the first non-finite x is looked for only if there is one
-      float amax[kCols] = {};
-      int finite = 1;
-      for (int64_t c = 0; c < C; ++c) {
-        const float* row = x + (p * C + c) * Q;
-        for (int64_t j = q0; j < q1; ++j) {
-          const float a = std::fabs(row[j]);
-          finite &= a <= std::numeric_limits<float>::max();
-          amax[j - q0] = a > amax[j - q0] ? a : amax[j - q0];
-        }
-      }
-      for (int64_t c = 0; finite == 0 && c < C && bad[size_t(item)] < 0; ++c) {
-        for (int64_t j = q0; j < q1; ++j) {
-          if (!std::isfinite(x[(p * C + c) * Q + j])) {
-            bad[size_t(item)] = (p * C + c) * Q + j;
-            break;
-          }
-        }
-      }
-      double absmax[kCols];
-      for (int64_t j = 0; j < q1 - q0; ++j) absmax[j] = double(amax[j]);
-      if (bad[size_t(item)] >= 0) return;
-      for (int64_t j = q0; j < q1; ++j) scales[p * Q + j] = absmax[j - q0] == 0 ? 1.0f : float(absmax[j - q0] / Qb);
-      for (int64_t c = 0; c < C; ++c) {
-        const int64_t base = (p * C + c) * Q;
-        for (int64_t j = q0; j < q1; ++j) {
-          const double mx = absmax[j - q0], x0 = x[base + j];
-          if (mx == 0) {
-            q[base + j] = 0;
-            continue;
-          }
-          // the abs-max element lands on exactly +-Q
-          const double v = std::fabs(x0) == mx ? std::copysign(Qb, x0) : x0 / (mx / Qb);
-          const double u = noise == nullptr ? 0.0 : double(noise[base + j]);
-          const double r = qwix != 0 ? std::min(hi, std::max(lo, round_even(v + u))) : round_even(std::min(hi, std::max(lo, v)) + u);
-          q[base + j] = int32_t(r);
-        }
-      }
-    };
-    parallel_items(P * qblocks, body);
-    for (int64_t b : bad) {
-      if (b >= 0 && (*first_bad < 0 || b < *first_bad)) *first_bad = b;
-    }
-    return MOE_STATUS_OK;
-  });
+  return moe::detail::guarded("moe_quantize_f32",
+                              [&] { return moe::detail::quantize_f32_run(x, noise, P, C, Q, bits, qwix, q, scales, first_bad); });
 }
 
 }  // extern "C"

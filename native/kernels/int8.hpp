@@ -30,4 +30,8 @@ double probe_vnni(double seconds);
 // Whether the VNNI unit may run: AVX512-VNNI on the CPU and the AVX-512 ISA active (cpu_features.cpp).
 bool i8_vnni_usable();
 
+// moe_quantize_f32 without the call lock (for the calls that compose it: ffn_quant.cpp).
+moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int64_t C, int64_t Q, int bits, int qwix,
+                              int32_t* q, float* scales, int64_t* first_bad);
+
 }  // namespace moe::detail

@@ -261,16 +261,12 @@ void run_int_item(const Problem& P, const Item& it, float* scratch) {
 }  // namespace
 }  // namespace moe::detail
 
-using moe::detail::Checker;
-using moe::detail::fail;
-using moe::detail::guarded;
+namespace moe::detail {
 
-extern "C" moe_status_t moe_quantized_gmm(moe_weight_format_t format, const void* lhs, int lhs_int,
-                                          const float* lhs_scales, const void* codes, const void* scales,
-                                          const int32_t* group_sizes, int64_t m, int64_t k, int64_t n,
-                                          int64_t num_groups, float* out) {
-  using namespace moe::detail;
-  return guarded("moe_quantized_gmm", [&] {
+moe_status_t quantized_gmm_run(moe_weight_format_t format, const void* lhs, int lhs_int, const float* lhs_scales,
+                               const void* codes, const void* scales, const int32_t* group_sizes, int64_t m, int64_t k,
+                               int64_t n, int64_t num_groups, float* out) {
+  {
     Checker ck{"moe_quantized_gmm", {}};
     std::vector<int64_t> off;
     const bool known = format >= MOE_WF_INT8 && format <= MOE_WF_MXFP4;
@@ -354,5 +350,17 @@ extern "C" moe_status_t moe_quantized_gmm(moe_weight_format_t format, const void
     const int64_t items = int64_t(P.items.size());
     parallel_for(items, items > 1 ? pool_threads() : 1, body, &P);
     return MOE_STATUS_OK;
+  }
+}
+
+}  // namespace moe::detail
+
+extern "C" moe_status_t moe_quantized_gmm(moe_weight_format_t format, const void* lhs, int lhs_int,
+                                          const float* lhs_scales, const void* codes, const void* scales,
+                                          const int32_t* group_sizes, int64_t m, int64_t k, int64_t n,
+                                          int64_t num_groups, float* out) {
+  return moe::detail::guarded("moe_quantized_gmm", [&] {
+    return moe::detail::quantized_gmm_run(format, lhs, lhs_int, lhs_scales, codes, scales, group_sizes, m, k, n,
+                                          num_groups, out);
   });
 }

@@ -62,4 +62,9 @@ void qg_pack_i8_vnni(const QgCodes& s, int64_t j0, int64_t kq, int8_t* panel, in
 void qg_stream_i8_vnni(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, const uint8_t* a, int64_t kp, int rows,
                        int32_t* t, int64_t ldt, bool start);
 
+// moe_quantized_gmm without the call lock (for the calls that compose it: ffn_quant.cpp).
+moe_status_t quantized_gmm_run(moe_weight_format_t format, const void* lhs, int lhs_int, const float* lhs_scales,
+                               const void* codes, const void* scales, const int32_t* group_sizes, int64_t m, int64_t k,
+                               int64_t n, int64_t num_groups, float* out);
+
 }  // namespace moe::detail

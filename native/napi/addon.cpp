@@ -140,6 +140,23 @@ View bytes_arg(const Napi::CallbackInfo& info, size_t i, const char* name, int64
   return array_arg<uint8_t>(info, i, name, napi_uint8_array, "Uint8Array or Int8Array", count);
 }
 
+// Elements of the codes and scales of `groups` [k, n] weights in a moe_weight_format_t storage (moe-kernels.h).
+struct QuantCounts {
+  int64_t codes, scales;
+};
+QuantCounts quant_counts(Napi::Env env, int64_t format, int64_t groups, int64_t k, int64_t n) {
+  switch (format) {
+    case MOE_WF_INT8:
+      return {count(env, {groups, k, n}), count(env, {groups, n})};
+    case MOE_WF_INT4:
+      return {count(env, {groups, k, (n + 1) / 2}), count(env, {groups, n})};
+    case MOE_WF_FP8_E4M3:
+      return {count(env, {groups, n, k}), count(env, {groups, (n + 127) / 128, (k + 127) / 128})};
+    default:
+      return {count(env, {groups, n, k / 2}), count(env, {groups, n, k / 32})};
+  }
+}
+
 // quantizedGmm(format, lhs, lhsScales | null, codes, scales, groupSizes, m, k, n, out): moe_quantized_gmm with a
 // Float32Array lhs (lhsScales null) or an Int32Array lhs and its Float32Array row scales; out Float32Array [m, n].
 Napi::Value QuantizedGmm(const Napi::CallbackInfo& info) {
@@ -154,15 +171,10 @@ Napi::Value QuantizedGmm(const Napi::CallbackInfo& info) {
   const View lhs = int_lhs ? i32_arg(info, 1, "lhs", count(env, {m, k})) : f32_arg(info, 1, "lhs", count(env, {m, k}));
   const View ls = int_lhs ? f32_arg(info, 2, "lhsScales", m) : View{nullptr, 0};
   if (!int_lhs && !info[2].IsNull()) throw_type(env, "a Float32Array lhs takes lhsScales null");
-  const int64_t codes_n = format == MOE_WF_INT8   ? count(env, {groups, k, n})
-                          : format == MOE_WF_INT4 ? count(env, {groups, k, (n + 1) / 2})
-                          : format == MOE_WF_FP8_E4M3 ? count(env, {groups, n, k})
-                                                      : count(env, {groups, n, k / 2});
-  const View codes = bytes_arg(info, 3, "codes", codes_n);
-  const View scales = format == MOE_WF_MXFP4 ? bytes_arg(info, 4, "scales", count(env, {groups, n, k / 32}))
-                      : format == MOE_WF_FP8_E4M3
-                          ? f32_arg(info, 4, "scales", count(env, {groups, (n + 127) / 128, (k + 127) / 128}))
-                          : f32_arg(info, 4, "scales", count(env, {groups, n}));
+  const QuantCounts qc = quant_counts(env, format, groups, k, n);
+  const View codes = bytes_arg(info, 3, "codes", qc.codes);
+  const View scales = format == MOE_WF_MXFP4 ? bytes_arg(info, 4, "scales", qc.scales)
+                                             : f32_arg(info, 4, "scales", qc.scales);
   const View out = f32_arg(info, 9, "out", count(env, {m, n}));
   check_no_overlap(env, out, {lhs, ls, codes, scales, gs});
   check_status(env, moe_quantized_gmm(moe_weight_format_t(format), lhs.data, int_lhs ? 1 : 0,
@@ -538,6 +550,13 @@ struct Obj {
   }
   View i32(const char* name, int64_t n) const { return typed<int32_t>(name, napi_int32_array, "Int32Array", n, false); }
   View u16(const char* name, int64_t n) const { return typed<uint16_t>(name, napi_uint16_array, "Uint16Array", n, false); }
+  // A Uint8Array or Int8Array (quantized codes, e8m0 scales).
+  View bytes(const char* name, int64_t n) const {
+    const Napi::Value v = get(name);
+    const bool i8 = v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int8_array;
+    return i8 ? typed<int8_t>(name, napi_int8_array, "Uint8Array or Int8Array", n, false)
+              : typed<uint8_t>(name, napi_uint8_array, "Uint8Array or Int8Array", n, false);
+  }
 
   // A weight tensor: Float32Array or Uint16Array (bf16 bits); `bf16` is set from the first one.
   View weight(const char* name, int64_t n, int& bf16) const {
@@ -604,6 +623,37 @@ Napi::Value FfnFwd(const Napi::CallbackInfo& info) {
                          mp<float>(y), mp<float>(ra), mp<float>(r0), mp<float>(r1), mp<float>(ro));
   }
   check_status(env, st);
+  return env.Undefined();
+}
+
+// ffnFwdQuantized({format, lhsBits, x, T, D, order, K, w?, wi0Codes, wi0Scales, wi1Codes, wi1Scales, woCodes, woScales,
+//                  b0?, b1?, bo?, groupSizes, E, H, activation, clampLimit, y}): moe_ffn_fwd_quantized; codes Uint8Array
+// or Int8Array, scales Float32Array (Uint8Array e8m0 for mxfp4).
+Napi::Value FfnFwdQuantized(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Obj a = obj_arg(info, "ffnFwdQuantized");
+  const int64_t format = a.size("format"), bits = a.size("lhsBits");
+  if (format > MOE_WF_MXFP4) throw_range(env, "unknown weight format " + std::to_string(format));
+  const int64_t T = a.size("T"), D = a.size("D"), K = a.size("K"), E = a.size("E"), H = a.size("H");
+  const int64_t R = count(env, {T, K});
+  const moe_activation_t act = activation_arg(a);
+  const float limit = float(a.number("clampLimit"));
+  const View x = a.f32("x", count(env, {T, D})), order = a.i32("order", R), w = a.f32("w", R, true);
+  const QuantCounts up = quant_counts(env, format, E, D, H), down = quant_counts(env, format, E, H, D);
+  const bool e8m0 = format == MOE_WF_MXFP4;
+  auto scales = [&](const char* name, int64_t n) { return e8m0 ? a.bytes(name, n) : a.f32(name, n); };
+  const View c0 = a.bytes("wi0Codes", up.codes), s0 = scales("wi0Scales", up.scales);
+  const View c1 = a.bytes("wi1Codes", up.codes), s1 = scales("wi1Scales", up.scales);
+  const View co = a.bytes("woCodes", down.codes), so = scales("woScales", down.scales);
+  const View b0 = a.f32("b0", count(env, {E, H}), true), b1 = a.f32("b1", count(env, {E, H}), true),
+             bo = a.f32("bo", count(env, {E, D}), true), gs = a.i32("groupSizes", E);
+  const View y = a.f32("y", count(env, {T, D}));
+  check_no_overlap(env, y, {x, order, w, c0, s0, c1, s1, co, so, b0, b1, bo, gs});
+  moe_advise_fresh_output(y.data, int64_t(y.bytes));
+  check_status(env, moe_ffn_fwd_quantized(moe_weight_format_t(format), int(bits), cp<float>(x), T, D, cp<int32_t>(order),
+                                          K, cp<float>(w), c0.data, s0.data, c1.data, s1.data, co.data, so.data,
+                                          cp<float>(b0), cp<float>(b1), cp<float>(bo), cp<int32_t>(gs), E, H, act,
+                                          limit, mp<float>(y)));
   return env.Undefined();
 }
 
@@ -734,6 +784,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("topk", Napi::Function::New(env, Topk, "topk"));
   exports.Set("argsortI32", Napi::Function::New(env, ArgsortI32, "argsortI32"));
   exports.Set("ffnFwd", Napi::Function::New(env, FfnFwd, "ffnFwd"));
+  exports.Set("ffnFwdQuantized", Napi::Function::New(env, FfnFwdQuantized, "ffnFwdQuantized"));
   exports.Set("gmmI8", Napi::Function::New(env, GmmI8, "gmmI8"));
   exports.Set("i32FitsI8", Napi::Function::New(env, I32FitsI8, "i32FitsI8"));
   exports.Set("quantizeF32", Napi::Function::New(env, QuantizeF32, "quantizeF32"));

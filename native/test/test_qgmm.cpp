@@ -181,7 +181,7 @@ void test_errors() {
   EXPECT(moe_quantized_gmm(moe_weight_format_t(7), x, 0, nullptr, codes, sc, gs, 2, 2, 2, 1, out) ==
              MOE_STATUS_INVALID_ARGUMENT, "unknown format");
   EXPECT(moe_quantized_gmm(MOE_WF_MXFP4, x, 0, nullptr, codes, codes, gs, 2, 16, 2, 1, out) == MOE_STATUS_INVALID_ARGUMENT,
-         "mxfp4 k % 32");
+         "mxfp4 k %% 32");
   EXPECT(moe_quantized_gmm(MOE_WF_INT8, x, 0, nullptr, codes, sc, big, 2, 2, 2, 1, out) == MOE_STATUS_INVALID_ARGUMENT,
          "sum(groups) > m");
   xi[3] = 128;

@@ -1,7 +1,7 @@
 // The VJP of ExpertFfn: one ExpertFfnBwd over the forward's residual outputs, for the inputs autodiff tracks
 // (an untracked weight skips its products). The residuals go back to the storage pool afterwards, so a second
 // backward pass over the same forward is refused rather than reading recycled memory.
-import { MoeError } from "../core/errors.js";
+import { MoeError, UnsupportedError } from "../core/errors.js";
 import { recycle } from "../core/pool.js";
 import type { Tensor } from "../core/tensor.js";
 import {
@@ -25,6 +25,8 @@ export function expertFfnVjp(
 ): (Tensor | undefined)[] {
   const ct = cts[0];
   if (ct === undefined) return inputs.map(() => undefined);
+  if (params.quantized !== undefined)
+    throw new UnsupportedError("[expert_ffn] quantized (served) weights are for inference: differentiate the float layer");
   if (outputs.length !== 5)
     throw new MoeError("[expert_ffn] differentiating a forward that kept no residuals (bind it with residuals: true)");
   const res = outputs.slice(1);

@@ -9,13 +9,17 @@ import { refBackend } from "./ref/index.js";
 import { activeBackend } from "./select.js";
 import { recordPrim, tracing } from "./trace.js";
 
-/** The primitives that take int8 / uint8 tensors (quantized codes): the one that decodes them, and moving them. */
+/** The primitives that take int8 / uint8 tensors (quantized codes): the ones that decode them, and moving them. */
 const CODE_PRIMS: ReadonlySet<Prim> = new Set([Prim.QuantizedGmm, Prim.Reshape, Prim.Slice, Prim.Concat]);
+const takesCodes = (prim: Prim, params: unknown): boolean =>
+  CODE_PRIMS.has(prim) || (prim === Prim.ExpertFfn && (params as Params<Prim.ExpertFfn>).quantized !== undefined);
 
 export function apply<P extends Prim>(prim: P, inputs: readonly Tensor[], params: Params<P>): Tensor[] {
-  const code = CODE_PRIMS.has(prim) ? undefined : inputs.find((t) => t.dtype === "int8" || t.dtype === "uint8");
+  const code = takesCodes(prim, params) ? undefined : inputs.find((t) => t.dtype === "int8" || t.dtype === "uint8");
   if (code !== undefined)
-    throw new DTypeError(`[${prim}] does not take ${code.dtype} codes (quantized weights): only quantized_gmm decodes them`);
+    throw new DTypeError(
+      `[${prim}] does not take ${code.dtype} codes (quantized weights): only quantized_gmm and the served expert_ffn decode them`,
+    );
   const avals = shapeRules[prim](inputs, params);
   const backend = activeBackend();
   const impl = backend.supports(prim, inputs, params) ? backend : refBackend;

@@ -67,28 +67,42 @@ const WEIGHT_DTYPES: readonly string[] = ["float32", "bfloat16"];
 /**
  * The ExpertFfn primitive's options for this config, or undefined where it does not compute what the op
  * composition computes: layer dtypes other than float32 and bfloat16, a bfloat16 layer being differentiated (the
- * primitive has no bfloat16 backward), weights of other dtypes, activations outside its GLU, and quantized experts
- * (quantized by the config or held quantized).
+ * primitive has no bfloat16 backward), weights of other dtypes, activations outside its GLU, and float experts the
+ * config quantizes. Experts held quantized take the served variant: float32 layers, inference only.
  */
 function expertFfnOptions(cfg: MoeConfig, w: AnyExpertWeights, ...others: (Tensor | undefined)[]): ExpertFfnOptions | undefined {
   const dtype = cfg.dtype;
   const ws = [w.wi0, w.wi1, w.wo];
-  if (sparseQuant(cfg) !== undefined || ws.some(isQuantizedWeight)) return undefined;
+  const biases = [w.wi0Bias, w.wi1Bias, w.woBias];
+  const glu = gluOptions(cfg);
+  if (glu === undefined) return undefined;
+  if (cfg.mlpBias && biases.some((t) => t === undefined || !WEIGHT_DTYPES.includes(t.dtype))) return undefined;
+  const tracked = (ts: readonly (Tensor | undefined)[]): boolean => isRecording() && ts.some((t) => t?.node !== undefined);
+  const served = ws.filter(isQuantizedWeight);
+  if (served.length > 0) {
+    // otherwise the composition runs (and refuses what it must: a differentiated input)
+    const oneFormat = served.length === 3 && served.every((q) => q.format === served[0]!.format);
+    if (!oneFormat || dtype !== "float32" || tracked([...biases, ...others])) return undefined;
+    return { ...glu, dtype, lhsBits: servedLhsBits(cfg) };
+  }
+  if (sparseQuant(cfg) !== undefined) return undefined;
   const floats = ws as Tensor[];
-  const differentiated = (): boolean =>
-    isRecording() && [...floats, w.wi0Bias, w.wi1Bias, w.woBias, ...others].some((t) => t?.node !== undefined);
-  if (dtype !== "float32" && (dtype !== "bfloat16" || differentiated())) return undefined;
-  const name = cfg.mlpActivations[0] === "swish" ? "silu" : (cfg.mlpActivations[0] ?? "");
-  if (!isFfnActivation(name)) return undefined;
+  if (dtype !== "float32" && (dtype !== "bfloat16" || tracked([...floats, ...biases, ...others]))) return undefined;
   const dts = floats.map((t) => t.dtype);
   if (!WEIGHT_DTYPES.includes(dts[0]!) || dts.some((d) => d !== dts[0])) return undefined;
-  if (cfg.mlpBias && [w.wi0Bias, w.wi1Bias, w.woBias].some((t) => t === undefined || !WEIGHT_DTYPES.includes(t.dtype))) return undefined;
+  return { ...glu, dtype };
+}
+
+/** The config's GLU as ExpertFfn computes it, or undefined for an activation outside it. */
+function gluOptions(cfg: MoeConfig): Pick<ExpertFfnOptions, "numExpertsPerTok" | "activation" | "clampLimit" | "alpha"> | undefined {
+  const name = cfg.mlpActivations[0] === "swish" ? "silu" : (cfg.mlpActivations[0] ?? "");
+  if (!isFfnActivation(name)) return undefined;
   let clampLimit = 0;
   if (cfg.decoderBlock === "gpt_oss") {
     clampLimit = cfg.mlpActivationsLimit;
     if (!(clampLimit > 0) || !Number.isFinite(clampLimit)) return undefined;
   }
-  return { numExpertsPerTok: cfg.numExpertsPerTok, activation: name, clampLimit, alpha: 1.702, dtype };
+  return { numExpertsPerTok: cfg.numExpertsPerTok, activation: name, clampLimit, alpha: 1.702 };
 }
 
 function ffnArgs(
@@ -103,9 +117,9 @@ function ffnArgs(
     x_TD: x_TD.dtype === cfg.dtype && cfg.dtype === "bfloat16" ? x_TD : cast(x_TD, "float32"),
     order_R,
     groupSizes_E,
-    wi0_EDH: w.wi0 as Tensor,
-    wi1_EDH: w.wi1 as Tensor,
-    wo_EHD: w.wo as Tensor,
+    wi0_EDH: w.wi0,
+    wi1_EDH: w.wi1,
+    wo_EHD: w.wo,
     combineWeights_TK: combine_TK === undefined ? undefined : cast(combine_TK, "float32"),
     bias: cfg.mlpBias ? { wi0_EH: w.wi0Bias!, wi1_EH: w.wi1Bias!, wo_ED: w.woBias! } : undefined,
   };

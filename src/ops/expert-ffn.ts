@@ -1,11 +1,12 @@
 // The fused expert FFN op: validates, then binds ExpertFfn (prims/expert-ffn.ts states the math), asking for the
-// residuals only when a backward pass can follow.
+// residuals only when a backward pass can follow; expert weights held quantized bind its served variant.
 import { UnsupportedError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
 import { bind } from "../autodiff/bind.js";
 import { isRecording } from "../autodiff/graph.js";
 import { expertFfnInputList, FFN_ACTIVATIONS, type ExpertFfnParams, type FfnActivation, type FfnDtype } from "../prims/expert-ffn.js";
 import { Prim } from "../prims/prims.js";
+import { isQuantizedWeight, type QuantizedWeight } from "./quantized-weight.js";
 
 export type { FfnActivation, FfnDtype };
 
@@ -16,9 +17,10 @@ export interface ExpertFfnArgs {
   order_R: Tensor;
   /** [E] int32 rows per expert, in sorted order */
   groupSizes_E: Tensor;
-  wi0_EDH: Tensor;
-  wi1_EDH: Tensor;
-  wo_EHD: Tensor;
+  /** float weights, or all three held quantized in one format (serve mode, inference only) */
+  wi0_EDH: Tensor | QuantizedWeight;
+  wi1_EDH: Tensor | QuantizedWeight;
+  wo_EHD: Tensor | QuantizedWeight;
   /** [T,K] float32; omitted: every combine weight is 1 */
   combineWeights_TK?: Tensor | undefined;
   /** [E,H], [E,H], [E,D] */
@@ -34,6 +36,8 @@ export interface ExpertFfnOptions {
   alpha?: number;
   /** the layer's dtype, where every intermediate is rounded (default float32; bfloat16: forward only) */
   dtype?: FfnDtype;
+  /** quantized weights: quantize each matmul's rows to this many bits first (int8 serve mode); default: float rows */
+  lhsBits?: number;
 }
 
 /** Names the ExpertFfn GLU computes; other activations need the op composition. */
@@ -45,19 +49,25 @@ export function isFfnActivation(name: string): name is FfnActivation {
 export function expertFfn(a: ExpertFfnArgs, o: ExpertFfnOptions): Tensor {
   if (!isFfnActivation(o.activation))
     throw new UnsupportedError(`[expert_ffn] activation ${String(o.activation)} is not one of ${FFN_ACTIVATIONS.join(", ")}`);
-  const layout = { hasCombineWeights: a.combineWeights_TK !== undefined, hasBias: a.bias !== undefined };
+  const quantized = servedVariant(a, o);
+  const layout = { hasCombineWeights: a.combineWeights_TK !== undefined, hasBias: a.bias !== undefined, quantized };
+  const [wi0, wi1, wo] = [a.wi0_EDH, a.wi1_EDH, a.wo_EHD].map((t) => (isQuantizedWeight(t) ? t.codes : t)) as [Tensor, Tensor, Tensor];
+  const scales = (t: Tensor | QuantizedWeight): Tensor | undefined => (isQuantizedWeight(t) ? t.scales : undefined);
   const inputs = expertFfnInputList(
     {
       x: a.x_TD,
       order: a.order_R,
       groupSizes: a.groupSizes_E,
-      wi0: a.wi0_EDH,
-      wi1: a.wi1_EDH,
-      wo: a.wo_EHD,
+      wi0,
+      wi1,
+      wo,
       w: a.combineWeights_TK,
       b0: a.bias?.wi0_EH,
       b1: a.bias?.wi1_EH,
       bo: a.bias?.wo_ED,
+      s0: scales(a.wi0_EDH),
+      s1: scales(a.wi1_EDH),
+      so: scales(a.wo_EHD),
     },
     layout,
   );
@@ -68,7 +78,25 @@ export function expertFfn(a: ExpertFfnArgs, o: ExpertFfnOptions): Tensor {
     alpha: o.alpha ?? 1.702,
     dtype: o.dtype ?? "float32",
     ...layout,
-    residuals: isRecording() && inputs.some((t) => t.node !== undefined),
+    residuals: quantized === undefined && isRecording() && inputs.some((t) => t.node !== undefined),
   };
   return bind(Prim.ExpertFfn, inputs, params)[0]!;
+}
+
+/** The served variant's params when the weights are held quantized (all three, one format), else undefined. */
+function servedVariant(a: ExpertFfnArgs, o: ExpertFfnOptions): ExpertFfnParams["quantized"] {
+  const ws = [a.wi0_EDH, a.wi1_EDH, a.wo_EHD];
+  const held = ws.filter(isQuantizedWeight);
+  if (held.length === 0) {
+    if (o.lhsBits !== undefined) throw new UnsupportedError("[expert_ffn] lhsBits is for quantized (served) weights");
+    return undefined;
+  }
+  if (held.length !== 3 || held.some((w) => w.format !== held[0]!.format))
+    throw new UnsupportedError(
+      `[expert_ffn] wi0, wi1 and wo must all be held quantized in one format, got ${ws.map((w) => (isQuantizedWeight(w) ? w.format : w.dtype)).join(", ")}`,
+    );
+  const floats = [a.x_TD, a.combineWeights_TK, a.bias?.wi0_EH, a.bias?.wi1_EH, a.bias?.wo_ED];
+  if (isRecording() && floats.some((t) => t?.node !== undefined))
+    throw new UnsupportedError("[expert_ffn] quantized (served) weights are for inference: differentiate the float layer");
+  return { format: held[0]!.format, hidden: held[0]!.shape[2], lhsBits: o.lhsBits ?? 0 };
 }

@@ -13,9 +13,15 @@
 // after the bias) is rounded to it, and x, the weights and the biases are read rounded to it, as the op composition in
 // that dtype computes; y is the float32 sum (cast it to the layer's dtype). bfloat16 has no backward here: a
 // bfloat16 layer's gradients come from the op composition.
+//
+// The served variant (params.quantized): wi0, wi1 and wo are the codes of quantized storage (prims/quantized-gmm.ts's
+// layouts), their scales three more inputs, and each matmul is that QuantizedGmm: x_rows @ wi0[e] reads the codes
+// (weight-only), or with lhsBits > 0 the matmul's input rows (x_rows, then act) are first quantized per row (Quantize,
+// AQT flavour, over the contracting axis) and multiplied as integers. float32 layers only; inference only.
 import type { DType } from "../core/dtype.js";
 import { DTypeError, ShapeError } from "../core/errors.js";
 import { fmt, shapesEqual, type Aval } from "../core/shape.js";
+import { weightLayout, WEIGHT_FORMATS, type WeightFormat } from "./quantized-gmm.js";
 
 /** The GLU's activation f (gelu is the tanh approximation). */
 export type FfnActivation = "linear" | "silu" | "gelu" | "sigmoid" | "relu";
@@ -24,6 +30,15 @@ export const FFN_ACTIVATIONS: readonly FfnActivation[] = ["linear", "silu", "gel
 /** The layer dtypes ExpertFfn rounds to. */
 export type FfnDtype = "float32" | "bfloat16";
 export const FFN_DTYPES: readonly FfnDtype[] = ["float32", "bfloat16"];
+
+/** The served variant: expert weights held quantized. */
+export interface ExpertFfnQuantized {
+  format: WeightFormat;
+  /** H, the expert hidden dim (packed codes do not show it) */
+  hidden: number;
+  /** 0: the matmuls take float rows (weight-only); 2..8: each matmul's rows quantized per row to this many bits first */
+  lhsBits: number;
+}
 
 export interface ExpertFfnParams {
   /** K: routed choices per token */
@@ -40,6 +55,8 @@ export interface ExpertFfnParams {
   dtype: FfnDtype;
   /** also output the residuals a backward pass reads: act [R,H], h0 [R,H], h1 [R,H], o [R,D] */
   residuals: boolean;
+  /** the served variant (absent: float weights) */
+  quantized?: ExpertFfnQuantized | undefined;
 }
 
 /** Which gradients a backward computes (dx always): combine weights, wi0, wi1, wo, b0, b1, bo. */
@@ -68,7 +85,8 @@ export function expertFfnBwdOutputs(p: ExpertFfnBwdParams): FfnGradName[] {
   return out;
 }
 
-/** The inputs of ExpertFfn by name: [x, order, groupSizes, wi0, wi1, wo, w?, b0?, b1?, bo?]. */
+/** The inputs of ExpertFfn by name: [x, order, groupSizes, wi0, wi1, wo, w?, b0?, b1?, bo?, s0?, s1?, so?] (the scales
+ * of the served variant's codes last). */
 export interface ExpertFfnInputs<T> {
   x: T;
   order: T;
@@ -80,19 +98,23 @@ export interface ExpertFfnInputs<T> {
   b0: T | undefined;
   b1: T | undefined;
   bo: T | undefined;
+  s0?: T | undefined;
+  s1?: T | undefined;
+  so?: T | undefined;
 }
 
-type Layout = Pick<ExpertFfnParams, "hasCombineWeights" | "hasBias">;
+type Layout = Pick<ExpertFfnParams, "hasCombineWeights" | "hasBias" | "quantized">;
 
 export function expertFfnArity(p: Layout): number {
-  return 6 + (p.hasCombineWeights ? 1 : 0) + (p.hasBias ? 3 : 0);
+  return 6 + (p.hasCombineWeights ? 1 : 0) + (p.hasBias ? 3 : 0) + (p.quantized !== undefined ? 3 : 0);
 }
 
 export function expertFfnInputs<T>(ins: readonly T[], p: Layout): ExpertFfnInputs<T> {
   let i = 6;
   const w = p.hasCombineWeights ? ins[i++] : undefined;
-  const [b0, b1, bo] = p.hasBias ? [ins[i], ins[i + 1], ins[i + 2]] : [undefined, undefined, undefined];
-  return { x: ins[0]!, order: ins[1]!, groupSizes: ins[2]!, wi0: ins[3]!, wi1: ins[4]!, wo: ins[5]!, w, b0, b1, bo };
+  const [b0, b1, bo] = p.hasBias ? [ins[i++], ins[i++], ins[i++]] : [undefined, undefined, undefined];
+  const [s0, s1, so] = p.quantized !== undefined ? [ins[i], ins[i + 1], ins[i + 2]] : [undefined, undefined, undefined];
+  return { x: ins[0]!, order: ins[1]!, groupSizes: ins[2]!, wi0: ins[3]!, wi1: ins[4]!, wo: ins[5]!, w, b0, b1, bo, s0, s1, so };
 }
 
 /** The inputs as a list, in the primitive's order. */
@@ -100,6 +122,7 @@ export function expertFfnInputList<T>(a: ExpertFfnInputs<T>, p: Layout): T[] {
   const list = [a.x, a.order, a.groupSizes, a.wi0, a.wi1, a.wo];
   if (p.hasCombineWeights) list.push(a.w!);
   if (p.hasBias) list.push(a.b0!, a.b1!, a.bo!);
+  if (p.quantized !== undefined) list.push(a.s0!, a.s1!, a.so!);
   return list;
 }
 
@@ -120,6 +143,40 @@ function expect(where: string, what: string, a: Aval, shape: readonly number[], 
   if (!ok(a.dtype)) throw new DTypeError(`[${where}] ${what} must be ${dtypes}, got ${a.dtype}`);
 }
 
+/** The served variant's storage: codes and scales of wi0, wi1 [E,D,H] and wo [E,H,D] in its format. */
+function checkQuantized(
+  where: string,
+  a: ExpertFfnInputs<Aval>,
+  p: ExpertFfnParams | ExpertFfnBwdParams,
+  E: number,
+  D: number,
+  H: number,
+): void {
+  const q = p.quantized!;
+  if (!WEIGHT_FORMATS.includes(q.format))
+    throw new ShapeError(`[${where}] quantized.format ${String(q.format)} is not one of ${WEIGHT_FORMATS.join(", ")}`);
+  if (!Number.isInteger(q.hidden) || q.hidden < 0)
+    throw new ShapeError(`[${where}] quantized.hidden must be a non-negative integer, got ${q.hidden}`);
+  if (!(q.lhsBits === 0 || (Number.isInteger(q.lhsBits) && q.lhsBits >= 2 && q.lhsBits <= 8)))
+    throw new ShapeError(`[${where}] quantized.lhsBits must be 0 or an integer in [2, 8], got ${q.lhsBits}`);
+  if (p.dtype !== "float32") throw new DTypeError(`[${where}] quantized experts need a float32 layer, got ${p.dtype}`);
+  if ("grads" in p || p.residuals)
+    throw new DTypeError(`[${where}] quantized (served) experts are for inference: differentiate the float layer`);
+  if (q.format === "mxfp4" && (D % 32 !== 0 || H % 32 !== 0))
+    throw new ShapeError(`[${where}] mxfp4 needs D and H multiples of 32, got ${D} and ${H}`);
+  const up = weightLayout(q.format, E, D, H);
+  const down = weightLayout(q.format, E, H, D);
+  for (const [what, t, want] of [
+    ["wi0", a.wi0, up.codes],
+    ["wi0 scales", a.s0!, up.scales],
+    ["wi1", a.wi1, up.codes],
+    ["wi1 scales", a.s1!, up.scales],
+    ["wo", a.wo, down.codes],
+    ["wo scales", a.so!, down.scales],
+  ] as const)
+    expect(where, `${q.format} ${what}`, t, want.shape, (d) => d === want.dtype, want.dtype);
+}
+
 export function checkExpertFfn(where: string, ins: readonly Aval[], p: ExpertFfnParams | ExpertFfnBwdParams, extra: number): FfnDims {
   const n = expertFfnArity(p) + extra;
   if (ins.length !== n) throw new ShapeError(`[${where}] expects ${n} inputs, got ${ins.length}`);
@@ -128,7 +185,8 @@ export function checkExpertFfn(where: string, ins: readonly Aval[], p: ExpertFfn
     throw new ShapeError(`[${where}] x ${fmt(a.x.shape)} must be [T,D] and wi0 ${fmt(a.wi0.shape)} [E,D,H]`);
   }
   const [T, D] = a.x.shape as [number, number];
-  const [E, , H] = a.wi0.shape as [number, number, number];
+  const E = a.wi0.shape[0]!;
+  const H = p.quantized !== undefined ? p.quantized.hidden : a.wi0.shape[2]!;
   const K = p.numExpertsPerTok;
   if (!Number.isInteger(K) || K < 1) throw new ShapeError(`[${where}] numExpertsPerTok must be a positive integer, got ${K}`);
   if (!FFN_ACTIVATIONS.includes(p.activation))
@@ -146,11 +204,14 @@ export function checkExpertFfn(where: string, ins: readonly Aval[], p: ExpertFfn
   expect(where, "x", a.x, [T, D], xOk, p.dtype === "float32" ? "float32" : `float32 or ${p.dtype}`);
   expect(where, "order", a.order, [R], i32, "int32");
   expect(where, "groupSizes", a.groupSizes, [E], i32, "int32");
-  const wdt = a.wi0.dtype;
-  const sameW = (d: DType): boolean => d === wdt && isFloatType(d);
-  expect(where, "wi0", a.wi0, [E, D, H], sameW, "float32 or bfloat16");
-  expect(where, "wi1", a.wi1, [E, D, H], sameW, `${wdt} (as wi0)`);
-  expect(where, "wo", a.wo, [E, H, D], sameW, `${wdt} (as wi0)`);
+  if (p.quantized !== undefined) checkQuantized(where, a, p, E, D, H);
+  else {
+    const wdt = a.wi0.dtype;
+    const sameW = (d: DType): boolean => d === wdt && isFloatType(d);
+    expect(where, "wi0", a.wi0, [E, D, H], sameW, "float32 or bfloat16");
+    expect(where, "wi1", a.wi1, [E, D, H], sameW, `${wdt} (as wi0)`);
+    expect(where, "wo", a.wo, [E, H, D], sameW, `${wdt} (as wi0)`);
+  }
   if (p.hasCombineWeights) expect(where, "combine weights", a.w!, [T, K], f32, "float32");
   if (p.hasBias) {
     expect(where, "b0", a.b0!, [E, H], isFloatType, "float32 or bfloat16");

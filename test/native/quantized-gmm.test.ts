@@ -9,31 +9,15 @@ import { nativeBackend, nativeInfo, setNativeThreads } from "../../src/backends/
 import { refBackend } from "../../src/backends/ref/index.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { Prim } from "../../src/prims/prims.js";
-import { weightLayout, WEIGHT_FORMATS, type QuantizedGmmParams, type WeightFormat } from "../../src/prims/quantized-gmm.js";
+import { WEIGHT_FORMATS, type QuantizedGmmParams } from "../../src/prims/quantized-gmm.js";
 import { shapeRules } from "../../src/prims/shape-rules.js";
 import { expectConforms } from "../harness/conformance.js";
+import { randomStorage } from "../harness/quantized-storage.js";
 import { Rng } from "../harness/random.js";
 
 const info = nativeInfo();
 
-/** Codes and scales of a [G,k,n] weight in `format`: random codes (no fp8 NaN), scales of a plausible size. */
-function weights(format: WeightFormat, G: number, k: number, n: number, seed: number): [Tensor, Tensor] {
-  const rng = new Rng(seed);
-  const layout = weightLayout(format, G, k, n);
-  const size = (s: readonly number[]): number => s.reduce((a, d) => a * d, 1);
-  const raw = rng.randint([size(layout.codes.shape)], 0, 256).data;
-  const codes =
-    format === "int8"
-      ? new Tensor(Int8Array.from(raw, (v) => v - 128), layout.codes.shape, "int8")
-      : new Tensor(Uint8Array.from(raw, (v) => (format === "fp8_e4m3" && (v & 0x7f) === 0x7f ? v - 1 : v)), layout.codes.shape, "uint8");
-  if (format === "int4" && n % 2 === 1) for (let row = 0; row < G * k; row++) codes.data[row * ((n + 1) / 2) + (n - 1) / 2]! &= 0x0f;
-  const ns = size(layout.scales.shape);
-  const scales =
-    format === "mxfp4"
-      ? new Tensor(Uint8Array.from(rng.randint([ns], 118, 134).data), layout.scales.shape, "uint8")
-      : new Tensor(Float32Array.from(rng.uniform([ns], 0.01, 0.03).data), layout.scales.shape, "float32");
-  return [codes, scales];
-}
+const weights = randomStorage;
 
 interface Case {
   m: number;

@@ -50,6 +50,27 @@ export interface NativeFfnFwdArgs extends NativeFfnProblem {
   bf16Layer?: boolean;
 }
 
+/**
+ * moe_ffn_fwd_quantized: the forward with the expert weights held quantized (format as quantizedGmm's: 0 int8, 1 int4,
+ * 2 fp8_e4m3, 3 mxfp4), each weight's codes and scales in their storage; lhsBits 0 (float rows) or 2..8 (rows
+ * quantized per row before each GMM). Every routed row in a group.
+ */
+export interface NativeFfnFwdQuantizedArgs extends Omit<NativeFfnProblem, "wi0" | "wi1" | "wo"> {
+  format: number;
+  lhsBits: number;
+  wi0Codes: Int8Array | Uint8Array;
+  wi0Scales: Float32Array | Uint8Array;
+  wi1Codes: Int8Array | Uint8Array;
+  wi1Scales: Float32Array | Uint8Array;
+  woCodes: Int8Array | Uint8Array;
+  woScales: Float32Array | Uint8Array;
+  b0: Float32Array | null;
+  b1: Float32Array | null;
+  bo: Float32Array | null;
+  /** [T, D] output */
+  y: Float32Array;
+}
+
 /** moe_ffn_bwd_*: gradients from dy [T, D] and the forward's residuals; all but dx optional (null skips the work). */
 export interface NativeFfnBwdArgs extends NativeFfnProblem {
   dy: Float32Array;
@@ -176,6 +197,8 @@ export interface NativeBinding {
   sgdF32(p: Float32Array, g: Float32Array, trace: Float32Array | null, lr: number, momentum: number): void;
   /** The fused MoE FFN forward (one shot; intermediates in the library's workspace unless residuals are asked for). */
   ffnFwd(args: NativeFfnFwdArgs): void;
+  /** The forward over quantized expert weights (serve mode). */
+  ffnFwdQuantized(args: NativeFfnFwdQuantizedArgs): void;
   /** Its backward. */
   ffnBwd(args: NativeFfnBwdArgs): void;
   /** fp32 fma GFLOP/s of the active ISA on the current threads, measured for `seconds`. */
@@ -224,6 +247,7 @@ const FUNCTIONS = [
   "i32FitsI8",
   "quantizeF32",
   "quantizedGmm",
+  "ffnFwdQuantized",
   "tgmm",
   "bmm",
   "topk",

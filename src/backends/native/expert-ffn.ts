@@ -11,9 +11,11 @@ import {
   expertFfnInputs,
   FFN_ACTIVATIONS,
   type ExpertFfnBwdParams,
+  type ExpertFfnInputs,
   type ExpertFfnParams,
   type FfnGradName,
 } from "../../prims/expert-ffn.js";
+import { WEIGHT_FORMATS } from "../../prims/quantized-gmm.js";
 import type { NativeBinding, NativeFfnProblem, NativeWeights } from "./binding.js";
 
 /** moe_activation_t by activation name. */
@@ -28,14 +30,30 @@ export function supportsExpertFfnBwd(ins: readonly Tensor[], p: ExpertFfnBwdPara
   return f32Backed(ins[0]) && ins.slice(-4).every(f32Backed) && supportsExpertFfn(ins.slice(1, -4), p);
 }
 
+/** Largest contraction whose int32 sum of int8 products cannot overflow (moe_quantized_gmm's bound). */
+const MAX_I8_K = Math.floor((2 ** 31 - 1) / 128 ** 2);
+const byteBacked = (t: Tensor | undefined): boolean => t?.data instanceof Int8Array || t?.data instanceof Uint8Array;
+
+/** The served variant's storage as moe_ffn_fwd_quantized reads it. */
+function quantizedStorageOk(a: ExpertFfnInputs<Tensor>, p: ExpertFfnParams | ExpertFfnBwdParams): boolean {
+  const q = p.quantized!;
+  const scalesOk = (t: Tensor | undefined): boolean => (q.format === "mxfp4" ? byteBacked(t) : f32Backed(t));
+  const D = a.x.shape[1]!;
+  return [a.wi0, a.wi1, a.wo].every(byteBacked) && [a.s0, a.s1, a.so].every(scalesOk) && D <= MAX_I8_K && q.hidden <= MAX_I8_K;
+}
+
 /** Whether the kernels take these inputs: every routed row in a group, float storage they can read, their GLUs. */
 export function supportsExpertFfn(ins: readonly Tensor[], p: ExpertFfnParams | ExpertFfnBwdParams): boolean {
   if (!FFN_ACTIVATIONS.includes(p.activation) || (p.clampLimit !== 0 && Math.fround(p.alpha) !== Math.fround(KERNEL_ALPHA))) return false;
   const a = expertFfnInputs(ins, p);
   if (a.x === undefined || !f32Backed(a.x) || a.wi0 === undefined) return false;
-  const bf16 = a.wi0.dtype === "bfloat16";
-  const weightOk = (t: Tensor | undefined): boolean => t !== undefined && t.dtype === a.wi0.dtype && (bf16 || f32Backed(t));
-  if (!weightOk(a.wi0) || !weightOk(a.wi1) || !weightOk(a.wo)) return false;
+  if (p.quantized !== undefined) {
+    if (!quantizedStorageOk(a, p)) return false;
+  } else {
+    const bf16 = a.wi0.dtype === "bfloat16";
+    const weightOk = (t: Tensor | undefined): boolean => t !== undefined && t.dtype === a.wi0.dtype && (bf16 || f32Backed(t));
+    if (!weightOk(a.wi0) || !weightOk(a.wi1) || !weightOk(a.wo)) return false;
+  }
   if (p.hasCombineWeights && !f32Backed(a.w)) return false;
   if (p.hasBias && ![a.b0, a.b1, a.bo].every(f32Backed)) return false;
   if (!(a.groupSizes?.data instanceof Int32Array) || !(a.order?.data instanceof Int32Array)) return false;
@@ -73,7 +91,43 @@ function problem(b: NativeBinding, ins: readonly Tensor[], p: ExpertFfnParams | 
 // bf16 biases are Float32Arrays of bf16 values: exact as fp32
 const bias = (t: Tensor | undefined): Float32Array | null => (t === undefined ? null : (t.data as Float32Array));
 
+/** The served variant (moe_ffn_fwd_quantized): y only. */
+function expertFfnQuantizedNative(b: NativeBinding, ins: readonly Tensor[], p: ExpertFfnParams, outs: readonly Aval[]): TypedArray[] {
+  const a = expertFfnInputs(ins, p);
+  const [T, D] = a.x.shape as [number, number];
+  const y = storagePool.take(outs[0]!.shape[0]! * outs[0]!.shape[1]!);
+  const codes = (t: Tensor): Int8Array | Uint8Array => t.data as Int8Array | Uint8Array;
+  const scales = (t: Tensor | undefined): Float32Array | Uint8Array => t!.data as Float32Array | Uint8Array;
+  b.ffnFwdQuantized({
+    format: WEIGHT_FORMATS.indexOf(p.quantized!.format),
+    lhsBits: p.quantized!.lhsBits,
+    x: a.x.data as Float32Array,
+    T,
+    D,
+    order: a.order.data as Int32Array,
+    K: p.numExpertsPerTok,
+    w: p.hasCombineWeights ? (a.w!.data as Float32Array) : null,
+    wi0Codes: codes(a.wi0),
+    wi0Scales: scales(a.s0),
+    wi1Codes: codes(a.wi1),
+    wi1Scales: scales(a.s1),
+    woCodes: codes(a.wo),
+    woScales: scales(a.so),
+    b0: bias(a.b0),
+    b1: bias(a.b1),
+    bo: bias(a.bo),
+    groupSizes: a.groupSizes.data as Int32Array,
+    E: a.groupSizes.size,
+    H: p.quantized!.hidden,
+    activation: ACTIVATION_CODE[p.activation]!,
+    clampLimit: p.clampLimit,
+    y,
+  });
+  return [y];
+}
+
 export function expertFfnNative(b: NativeBinding, ins: readonly Tensor[], p: ExpertFfnParams, outs: readonly Aval[]): TypedArray[] {
+  if (p.quantized !== undefined) return expertFfnQuantizedNative(b, ins, p, outs);
   const a = expertFfnInputs(ins, p);
   // y and the residuals come from the recycled-storage pool: the kernels write every element
   const y = storagePool.take(outs[0]!.shape[0]! * outs[0]!.shape[1]!);

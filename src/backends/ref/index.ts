@@ -14,6 +14,7 @@ import { expertFfn, expertFfnBwd } from "./kernels/expert-ffn.js";
 import { adamwStep, sgdStep } from "./kernels/optim-steps.js";
 import { quantize } from "./kernels/quantize.js";
 import { quantizedGmm } from "./kernels/quantized-gmm.js";
+import { expertFfnQuantized } from "./kernels/expert-ffn-quantized.js";
 
 type RefKernel<P extends Prim> = (ins: readonly Tensor[], params: Params<P>, outs: readonly Aval[]) => TypedArray[];
 
@@ -69,7 +70,7 @@ const kernels: { [P in Prim]: RefKernel<P> } = {
   [Prim.Tgmm]: (ins, _p, outs) => [tgmm(ins[0]!, ins[1]!, ins[2]!, outs[0]!)],
   [Prim.Quantize]: (ins, params, outs) => quantize(ins[0]!, ins[1], params, outs),
   [Prim.QuantizedGmm]: (ins, params, outs) => [quantizedGmm(ins, params, outs[0]!)],
-  [Prim.ExpertFfn]: (ins, params) => expertFfn(ins, params),
+  [Prim.ExpertFfn]: (ins, params) => (params.quantized !== undefined ? [expertFfnQuantized(ins, params)] : expertFfn(ins, params)),
   [Prim.ExpertFfnBwd]: (ins, params) => expertFfnBwd(ins, params),
   [Prim.AdamwStep]: (ins, params) => adamwStep(ins, params),
   [Prim.SgdStep]: (ins, params) => sgdStep(ins, params),

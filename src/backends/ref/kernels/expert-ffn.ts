@@ -17,7 +17,7 @@ import { roundBf16InPlace, toBf16, type TypedArray } from "../../../core/dtype.j
 import { gluGrad, gluRounded } from "./glu.js";
 
 /** Per sorted row: its token, its expert (−1 past the groups) and, per routed choice, its row. */
-interface Routing {
+export interface Routing {
   token: Int32Array;
   expert: Int32Array;
   rowOf: Int32Array;
@@ -25,7 +25,7 @@ interface Routing {
   offsets: Int32Array;
 }
 
-function routing(order: Tensor, groupSizes: Tensor, d: FfnDims, where: string): Routing {
+export function routing(order: Tensor, groupSizes: Tensor, d: FfnDims, where: string): Routing {
   const { R, K, E } = d;
   const rowOf = new Int32Array(R).fill(-1);
   const token = new Int32Array(R);
@@ -49,7 +49,7 @@ function routing(order: Tensor, groupSizes: Tensor, d: FfnDims, where: string): 
 
 export function expertFfn(ins: readonly Tensor[], p: ExpertFfnParams): TypedArray[] {
   const d = checkExpertFfn("expert_ffn", ins, p, 0);
-  const { T, D, K, H, R } = d;
+  const { D, H, R } = d;
   const a = expertFfnInputs(ins, p);
   const { token, expert, rowOf } = routing(a.order, a.groupSizes, d, "expert_ffn");
   const rnd = p.dtype === "bfloat16" ? toBf16 : Math.fround;
@@ -94,15 +94,22 @@ export function expertFfn(ins: readonly Tensor[], p: ExpertFfnParams): TypedArra
       o[r * D + q] = p.hasBias ? rnd(rnd(s) + bo[e * D + q]!) : rnd(s);
     }
   }
+  const y = combineRows(o, rowOf, p.hasCombineWeights ? a.w!.data : undefined, d);
+  return p.residuals ? [y, act, h0, h1, o] : [y];
+}
+
+/** y[t] = Σ_k w[t,k] · o[row of choice t·K + k] (w absent: 1), accumulated in float64, stored as float32. */
+export function combineRows(o: Float32Array, rowOf: Int32Array, w: TypedArray | undefined, d: FfnDims): Float32Array {
+  const { T, D, K } = d;
   const y = new Float32Array(T * D);
   for (let t = 0; t < T; t++) {
     for (let q = 0; q < D; q++) {
       let s = 0;
-      for (let k = 0; k < K; k++) s += (p.hasCombineWeights ? a.w!.data[t * K + k]! : 1) * o[rowOf[t * K + k]! * D + q]!;
+      for (let k = 0; k < K; k++) s += (w !== undefined ? w[t * K + k]! : 1) * o[rowOf[t * K + k]! * D + q]!;
       y[t * D + q] = s;
     }
   }
-  return p.residuals ? [y, act, h0, h1, o] : [y];
+  return y;
 }
 
 export function expertFfnBwd(ins: readonly Tensor[], p: ExpertFfnBwdParams): TypedArray[] {

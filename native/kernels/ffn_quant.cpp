@@ -1,0 +1,127 @@
+// The fused FFN over experts held quantized (moe_ffn_fwd_quantized): the served layer's gather -> quantized GMMs ->
+// bias, GLU -> quantized GMM -> bias -> combine in one call, every intermediate in the workspace (no [R, H] array is
+// made per call, so repeated forwards fault no fresh pages). The GMMs are moe_quantized_gmm's, the per-row activation
+// quantization moe_quantize_f32's (so the same bits as those calls composed), the GLU and combine the fused FFN's passes.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "api_util.hpp"
+#include "ffn_stages.hpp"
+#include "int8.hpp"
+#include "qgmm.hpp"
+#include "workspace.hpp"
+
+namespace moe::detail {
+namespace {
+
+// rows[r] = x[row_token[r]] for r < R.
+void gather_rows(const float* x, const int32_t* row_token, int64_t R, int64_t D, float* rows) {
+  const int64_t chunk = std::max<int64_t>(1, 16384 / std::max<int64_t>(D, 1));
+  auto body = [&](int64_t item, int) {
+    const int64_t r1 = std::min(R, (item + 1) * chunk);
+    for (int64_t r = item * chunk; r < r1; ++r) {
+      std::memcpy(rows + r * D, x + int64_t(row_token[r]) * D, size_t(D) * sizeof(float));
+    }
+  };
+  parallel_items((R + chunk - 1) / chunk, double(R * D) < kSerialElems, body);
+}
+
+// rows[r, :] = rows[r, :] + bias[g, :] for the rows r of each group g (one fp32 add, as the composition's).
+void add_group_bias(const std::vector<int64_t>& off, const float* bias, int64_t n, float* rows) {
+  if (bias == nullptr) return;
+  auto body = [&](int64_t g, int) {
+    const float* b = bias + g * n;
+    for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; ++r) {
+      float* row = rows + r * n;
+      for (int64_t j = 0; j < n; ++j) row[j] = row[j] + b[j];
+    }
+  };
+  parallel_items(int64_t(off.size()) - 1, double(off.back() * n) < kSerialElems, body);
+}
+
+// qrows, qscales = rows [R, k] quantized per row (moe_quantize_f32's abs-max rule) when lhs_bits > 0.
+moe_status_t quantize_rows(int lhs_bits, const float* rows, int64_t R, int64_t k, int32_t* qrows, float* qscales) {
+  if (lhs_bits == 0) return MOE_STATUS_OK;
+  int64_t bad = -1;
+  const moe_status_t st = quantize_f32_run(rows, nullptr, R, k, 1, lhs_bits, 0, qrows, qscales, &bad);
+  if (st != MOE_STATUS_OK || bad < 0) return st;
+  return fail(MOE_STATUS_INVALID_ARGUMENT, "moe_ffn_fwd_quantized: element " + std::to_string(bad % k) + " of routed row " +
+                                               std::to_string(bad / k) +
+                                               " of an expert matmul's input is not finite (abs-max scales need finite values)");
+}
+
+// One quantized GMM of the rows [R, k] (float, or qrows with their scales when lhs_bits > 0) into out [R, n].
+moe_status_t qgmm(moe_weight_format_t fmt, int lhs_bits, const float* rows, const int32_t* qrows, const float* qscales,
+                  const void* codes, const void* scales, const int32_t* gs, int64_t R, int64_t k, int64_t n, int64_t E,
+                  float* out) {
+  if (lhs_bits == 0) return quantized_gmm_run(fmt, rows, 0, nullptr, codes, scales, gs, R, k, n, E, out);
+  return quantized_gmm_run(fmt, qrows, 1, qscales, codes, scales, gs, R, k, n, E, out);
+}
+
+}  // namespace
+}  // namespace moe::detail
+
+extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lhs_bits, const float* x, int64_t T,
+                                              int64_t D, const int32_t* order, int64_t K, const float* w,
+                                              const void* wi0_codes, const void* wi0_scales, const void* wi1_codes,
+                                              const void* wi1_scales, const void* wo_codes, const void* wo_scales,
+                                              const float* b0, const float* b1, const float* bo,
+                                              const int32_t* group_sizes, int64_t E, int64_t H,
+                                              moe_activation_t activation, float clamp_limit, float* y) {
+  using namespace moe::detail;
+  constexpr const char* kWhere = "moe_ffn_fwd_quantized";
+  return guarded(kWhere, [&]() -> moe_status_t {
+    Checker ck{kWhere, {}};
+    int64_t R = 0;
+    std::vector<int64_t> off;
+    if (!(check_sizes(ck, {{"T", T}, {"D", D}, {"K", K}, {"E", E}, {"H", H}}) &&
+          ck.require(format >= MOE_WF_INT8 && format <= MOE_WF_MXFP4, "unknown format " + std::to_string(int(format))) &&
+          ck.require(lhs_bits == 0 || (lhs_bits >= 2 && lhs_bits <= 8),
+                     "lhs_bits must be 0 (float rows) or in [2, 8]; got " + std::to_string(lhs_bits)) &&
+          ck.require(!__builtin_mul_overflow(T, K, &R), "T * K overflows") && check_index_range(ck, R) &&
+          ck.tensor("x", x, {T, D}) && ck.tensor("order", order, {R}) && ck.tensor("wi0_codes", wi0_codes, {E, D, H}) &&
+          ck.tensor("wi1_codes", wi1_codes, {E, D, H}) && ck.tensor("wo_codes", wo_codes, {E, H, D}) &&
+          ck.tensor("wi0_scales", wi0_scales, {E, H}) && ck.tensor("wi1_scales", wi1_scales, {E, H}) &&
+          ck.tensor("wo_scales", wo_scales, {E, D}) && ck.tensor("group_sizes", group_sizes, {E}) &&
+          ck.tensor("y", y, {T, D}) && check_activation(ck, activation, clamp_limit) &&
+          group_offsets(ck, group_sizes, E, R, off) &&
+          ck.require(off.back() == R, "every routed row must be in a group: sum(group_sizes) = " +
+                                          std::to_string(off.back()) + ", T * K = " + std::to_string(R)))) {
+      return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
+    }
+    Workspace& ws = workspace();
+    int32_t* maps = ws.i32(3, 2 * R);
+    int32_t *row_token = maps, *inv = maps + R;
+    if (!derive_maps(ck, order, R, K, row_token, inv)) return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
+    const int64_t W = std::max(D, H);
+    float* rows = ws.f32(1, R * D);  // x's rows, then the expert outputs
+    float* h = ws.f32(2, 2 * R * H);
+    float *h0 = h, *h1 = h + R * H;
+    float* act = ws.f32(0, R * H);
+    int32_t* qrows = lhs_bits != 0 ? ws.i32(5, R * W) : nullptr;
+    float* qscales = lhs_bits != 0 ? ws.f32(4, R) : nullptr;
+    gather_rows(x, row_token, R, D, rows);
+    moe_status_t st = quantize_rows(lhs_bits, rows, R, D, qrows, qscales);
+    if (st == MOE_STATUS_OK) {
+      st = qgmm(format, lhs_bits, rows, qrows, qscales, wi0_codes, wi0_scales, group_sizes, R, D, H, E, h0);
+    }
+    if (st == MOE_STATUS_OK) {
+      st = qgmm(format, lhs_bits, rows, qrows, qscales, wi1_codes, wi1_scales, group_sizes, R, D, H, E, h1);
+    }
+    if (st != MOE_STATUS_OK) return st;
+    add_group_bias(off, b0, H, h0);
+    add_group_bias(off, b1, H, h1);
+    glu_fwd_all(h0, h1, R * H, activation, clamp_limit, act);
+    st = quantize_rows(lhs_bits, act, R, H, qrows, qscales);
+    if (st == MOE_STATUS_OK) {
+      st = qgmm(format, lhs_bits, act, qrows, qscales, wo_codes, wo_scales, group_sizes, R, H, D, E, rows);
+    }
+    if (st != MOE_STATUS_OK) return st;
+    add_group_bias(off, bo, D, rows);
+    combine_fwd(rows, D, inv, w, T, K, y);
+    return MOE_STATUS_OK;
+  });
+}

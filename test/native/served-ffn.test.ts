@@ -1,0 +1,132 @@
+// The served variant of ExpertFfn (expert weights held quantized) on the native kernel (moe_ffn_fwd_quantized) against
+// the reference kernel, for every storage format, weight-only and int8 activations, with and without biases, combine
+// weights and the GPT-OSS GLU: the same bits on 1 and 2 threads, within the tolerance policy of the reference (the
+// GMMs are exact or fp32 chains; the GLU is the fused FFN's, within an ulp of the reference's, and a flipped rounding
+// in an activation's quantization moves one code). Also: the layer's sparse path runs it natively.
+import { afterAll, describe, expect, it } from "vitest";
+import { nativeInfo, setNativeThreads } from "../../src/backends/native/index.js";
+import { useBackend } from "../../src/backends/select.js";
+import { startTrace, stopTrace } from "../../src/backends/trace.js";
+import { Tensor } from "../../src/core/tensor.js";
+import { moeConfig } from "../../src/moe/config.js";
+import { quantizeWeights } from "../../src/moe/quantize-weights.js";
+import { routedMoeForward } from "../../src/moe/routed-moe.js";
+import { expertFfn, type ExpertFfnArgs, type ExpertFfnOptions } from "../../src/ops/expert-ffn.js";
+import type { QuantizedWeight } from "../../src/ops/quantized-weight.js";
+import { WEIGHT_FORMATS, type WeightFormat } from "../../src/prims/quantized-gmm.js";
+import { expectConforms } from "../harness/conformance.js";
+import { randomStorage } from "../harness/quantized-storage.js";
+import { Rng } from "../harness/random.js";
+import { randomInput, randomWeights, scaledError, type Dims } from "../moe/setup.js";
+
+const info = nativeInfo();
+
+function served(format: WeightFormat, E: number, k: number, n: number, seed: number): QuantizedWeight {
+  const [codes, scales] = randomStorage(format, E, k, n, seed);
+  return { format, shape: [E, k, n], codes, scales };
+}
+
+interface Case {
+  T: number;
+  K: number;
+  D: number;
+  H: number;
+  gs: number[];
+}
+
+// D and H off the 64-column panels (mxfp4: multiples of 32), an empty group, a group over one 128-row item
+const CASES: Case[] = [
+  { T: 7, K: 2, D: 96, H: 64, gs: [5, 0, 9] },
+  { T: 80, K: 2, D: 64, H: 160, gs: [3, 150, 7] },
+];
+
+function args(format: WeightFormat, c: Case, seed: number, withBias: boolean, withCombine: boolean): ExpertFfnArgs {
+  const rng = new Rng(seed);
+  const E = c.gs.length;
+  const R = c.T * c.K;
+  // a sort order: a permutation of the routed choices
+  const keys = rng.uniform([R]).data;
+  const order = Int32Array.from(Array.from({ length: R }, (_, i) => i).sort((a, b) => keys[a]! - keys[b]!));
+  return {
+    x_TD: rng.tensor([c.T, c.D], "float32", 2),
+    order_R: new Tensor(order, [R], "int32"),
+    groupSizes_E: new Tensor(Int32Array.from(c.gs), [E], "int32"),
+    wi0_EDH: served(format, E, c.D, c.H, seed + 1),
+    wi1_EDH: served(format, E, c.D, c.H, seed + 2),
+    wo_EHD: served(format, E, c.H, c.D, seed + 3),
+    combineWeights_TK: withCombine ? rng.tensor([c.T, c.K], "float32") : undefined,
+    bias: withBias ? { wi0_EH: rng.tensor([E, c.H], "float32"), wi1_EH: rng.tensor([E, c.H], "float32"), wo_ED: rng.tensor([E, c.D], "float32") } : undefined,
+  };
+}
+
+function run(backend: "ref" | "native", a: ExpertFfnArgs, o: ExpertFfnOptions, threads = 0): Tensor {
+  useBackend(backend);
+  setNativeThreads(threads);
+  startTrace();
+  try {
+    const y = expertFfn(a, o);
+    const where = stopTrace().find((e) => e.prim === "expert_ffn")?.backend;
+    expect(where).toBe(backend);
+    return y;
+  } finally {
+    useBackend("ref");
+  }
+}
+
+describe.skipIf(!info.available)(`native served ExpertFfn${info.available ? "" : ` (skipped: ${info.reason})`}`, () => {
+  afterAll(() => setNativeThreads(0));
+
+  for (const format of WEIGHT_FORMATS)
+    for (const lhsBits of [0, 8])
+      it(`${format}, ${lhsBits === 0 ? "float rows (weight-only)" : "rows quantized to int8"}: conforms to the reference, same bits on 1 and 2 threads`, () => {
+        CASES.forEach((c, ci) => {
+          for (const [withBias, withCombine, clampLimit] of [
+            [false, false, 0],
+            [true, true, 0],
+            [true, true, 7],
+          ] as const) {
+            const a = args(format, c, 10 * ci + (withBias ? 1 : 0), withBias, withCombine);
+            const o: ExpertFfnOptions = { numExpertsPerTok: c.K, activation: "silu", clampLimit, lhsBits };
+            const what = `${format} bits=${lhsBits} T=${c.T} D=${c.D} H=${c.H} bias=${withBias} clamp=${clampLimit}`;
+            const one = run("native", a, o, 1);
+            const two = run("native", a, o, 2);
+            expect(new Uint32Array(two.data.buffer), what).toEqual(new Uint32Array(one.data.buffer));
+            const want = run("ref", a, o);
+            // a contraction over D, then H; a flipped activation code moves one term of H
+            expectConforms(one, want, { k: c.D + c.H, nmse: true }, what);
+          }
+        });
+      });
+
+  it("names the routed row whose matmul input is not finite (int8 rows need finite abs-max scales)", () => {
+    const a = args("int8", CASES[0]!, 3, false, false);
+    a.x_TD.data[2 * CASES[0]!.D + 5] = NaN;
+    expect(() => run("native", a, { numExpertsPerTok: 2, activation: "silu", lhsBits: 8 })).toThrow(/element 5 of routed row \d+ .*not finite/);
+  });
+
+  it("refuses a mix of float and quantized weights", () => {
+    const a = args("int8", CASES[0]!, 4, false, false);
+    const mixed = { ...a, wo_EHD: new Tensor(new Float32Array(3 * 64 * 96), [3, 64, 96], "float32") };
+    expect(() => expertFfn(mixed, { numExpertsPerTok: 2, activation: "silu" })).toThrow(/must all be held quantized in one format/);
+  });
+
+  it("the layer's sparse path with served weights runs the fused served kernel natively, as the reference composition", () => {
+    const d: Dims = { B: 2, S: 6, D: 64, H: 96 };
+    const base = { num_experts: 4, num_experts_per_tok: 2, emb_dim: d.D, moe_mlp_dim: d.H, decoder_block: "mixtral", dtype: "float32", weight_dtype: "float32" };
+    for (const quant of [{}, { quantization: "int8" }]) {
+      const cfg = moeConfig({ ...base, ...quant, sparse_matmul: true, megablox: true });
+      const w = randomWeights(cfg, d);
+      const x = randomInput(cfg, d);
+      const q = quantizeWeights(w, "int8");
+      useBackend("native");
+      startTrace();
+      const got = routedMoeForward(cfg, q, x).output;
+      const events = stopTrace();
+      useBackend("ref");
+      expect(events.find((e) => e.prim === "expert_ffn")?.backend).toBe("native");
+      expect(events.some((e) => e.prim === "quantized_gmm")).toBe(false);
+      const want = routedMoeForward(cfg, q, x).output;
+      expect(scaledError(got, want), JSON.stringify(quant)).toBeLessThan(1e-5);
+    }
+  });
+});
