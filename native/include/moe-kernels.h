@@ -309,6 +309,8 @@ MOE_API moe_status_t moe_quantized_gmm(moe_weight_format_t format, const void* l
  * GMM's input rows (the gathered x, then the GLU's output) are quantized per row first by moe_quantize_f32's AQT rule
  * (P = R, C = k, Q = 1, no noise) and multiplied as integers. Every routed row must be in a group (sum(group_sizes)
  * = T * K). Each bias add is one fp32 add; GLU and combine as moe_ffn_fwd_f32. Intermediates live in the workspace.
+ * With int8 / int4 codes the quantized rows go straight into the integer tiles' packed layout (AVX-512: 8 doubles
+ * at a time, the same divisions and rounding), the same bits as moe_quantize_f32 then moe_quantized_gmm.
  * A non-finite GMM input is an INVALID_ARGUMENT naming its routed row. */
 MOE_API moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lhs_bits, const float* x, int64_t T,
                                            int64_t D, const int32_t* order, int64_t K, const float* w,

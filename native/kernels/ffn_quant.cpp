@@ -3,6 +3,7 @@
 // made per call, so repeated forwards fault no fresh pages). The GMMs are moe_quantized_gmm's, the per-row activation
 // quantization moe_quantize_f32's (so the same bits as those calls composed), the GLU and combine the fused FFN's passes.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -42,23 +43,53 @@ void add_group_bias(const std::vector<int64_t>& off, const float* bias, int64_t 
   parallel_items(int64_t(off.size()) - 1, double(off.back() * n) < kSerialElems, body);
 }
 
-// qrows, qscales = rows [R, k] quantized per row (moe_quantize_f32's abs-max rule) when lhs_bits > 0.
-moe_status_t quantize_rows(int lhs_bits, const float* rows, int64_t R, int64_t k, int32_t* qrows, float* qscales) {
-  if (lhs_bits == 0) return MOE_STATUS_OK;
-  int64_t bad = -1;
-  const moe_status_t st = quantize_f32_run(rows, nullptr, R, k, 1, lhs_bits, 0, qrows, qscales, &bad);
-  if (st != MOE_STATUS_OK || bad < 0) return st;
-  return fail(MOE_STATUS_INVALID_ARGUMENT, "moe_ffn_fwd_quantized: element " + std::to_string(bad % k) + " of routed row " +
-                                               std::to_string(bad / k) +
+// A GMM input of the served FFN: float rows, or rows quantized per row (lhs_bits > 0) as int8.hpp's packed bytes
+// (int8 / int4 codes: the integer tiles read them as they are) or as int32 values (fp8 / mxfp4 codes).
+struct Lhs {
+  moe_weight_format_t fmt;
+  int bits;
+  void* q;  // [R, kp] bytes, or [R, k] int32
+  float* scales;
+  int64_t kp;
+  bool packed() const { return fmt == MOE_WF_INT8 || fmt == MOE_WF_INT4; }
+};
+
+moe_status_t not_finite(const float* rows, int64_t r, int64_t k) {
+  int64_t p = 0;
+  while (p < k && std::isfinite(rows[r * k + p])) ++p;
+  return fail(MOE_STATUS_INVALID_ARGUMENT, "moe_ffn_fwd_quantized: element " + std::to_string(p) + " of routed row " +
+                                               std::to_string(r) +
                                                " of an expert matmul's input is not finite (abs-max scales need finite values)");
 }
 
-// One quantized GMM of the rows [R, k] (float, or qrows with their scales when lhs_bits > 0) into out [R, n].
-moe_status_t qgmm(moe_weight_format_t fmt, int lhs_bits, const float* rows, const int32_t* qrows, const float* qscales,
-                  const void* codes, const void* scales, const int32_t* gs, int64_t R, int64_t k, int64_t n, int64_t E,
-                  float* out) {
-  if (lhs_bits == 0) return quantized_gmm_run(fmt, rows, 0, nullptr, codes, scales, gs, R, k, n, E, out);
-  return quantized_gmm_run(fmt, qrows, 1, qscales, codes, scales, gs, R, k, n, E, out);
+// L.q, L.scales = rows [R, k] quantized per row (moe_quantize_f32's AQT rule), when L.bits > 0.
+moe_status_t quantize_rows(Lhs& L, const float* rows, int64_t R, int64_t k) {
+  if (L.bits == 0) return MOE_STATUS_OK;
+  if (!L.packed()) {
+    int64_t bad = -1;
+    const moe_status_t st = quantize_f32_run(rows, nullptr, R, k, 1, L.bits, 0, static_cast<int32_t*>(L.q), L.scales, &bad);
+    return st != MOE_STATUS_OK || bad < 0 ? st : not_finite(rows, bad / k, k);
+  }
+  L.kp = (std::max<int64_t>(k, 1) + 3) / 4 * 4;
+  std::vector<uint8_t> ok(size_t(R), 1);
+  auto body = [&](int64_t r, int) {
+    ok[size_t(r)] = qg_quantize_row(rows + r * k, k, L.kp, L.bits, static_cast<uint8_t*>(L.q) + r * L.kp, L.scales + r);
+  };
+  parallel_items(R, double(R * k) < kSerialElems, body);
+  for (int64_t r = 0; r < R; ++r) {
+    if (ok[size_t(r)] == 0) return not_finite(rows, r, k);
+  }
+  return MOE_STATUS_OK;
+}
+
+// One quantized GMM of the rows [R, k] (float, or L's quantized rows) into out [R, n].
+moe_status_t qgmm(const Lhs& L, const float* rows, const void* codes, const void* scales, const int32_t* gs,
+                  const std::vector<int64_t>& off, int64_t R, int64_t k, int64_t n, float* out) {
+  const int64_t E = int64_t(off.size()) - 1;
+  if (L.bits == 0) return quantized_gmm_run(L.fmt, rows, 0, nullptr, codes, scales, gs, R, k, n, E, out);
+  if (!L.packed()) return quantized_gmm_run(L.fmt, L.q, 1, L.scales, codes, scales, gs, R, k, n, E, out);
+  quantized_gmm_packed(L.fmt, static_cast<const uint8_t*>(L.q), L.kp, L.scales, codes, scales, off, R, k, n, out);
+  return MOE_STATUS_OK;
 }
 
 }  // namespace
@@ -101,24 +132,22 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
     float* h = ws.f32(2, 2 * R * H);
     float *h0 = h, *h1 = h + R * H;
     float* act = ws.f32(0, R * H);
-    int32_t* qrows = lhs_bits != 0 ? ws.i32(5, R * W) : nullptr;
-    float* qscales = lhs_bits != 0 ? ws.f32(4, R) : nullptr;
+    const int64_t Wp = (W + 3) / 4 * 4;
+    Lhs L{format, lhs_bits, nullptr, nullptr, 0};
+    if (lhs_bits != 0) {
+      L.q = L.packed() ? ws.get(5, std::max<int64_t>(1, R * Wp)) : static_cast<void*>(ws.i32(5, R * W));
+      L.scales = ws.f32(4, R);
+    }
     gather_rows(x, row_token, R, D, rows);
-    moe_status_t st = quantize_rows(lhs_bits, rows, R, D, qrows, qscales);
-    if (st == MOE_STATUS_OK) {
-      st = qgmm(format, lhs_bits, rows, qrows, qscales, wi0_codes, wi0_scales, group_sizes, R, D, H, E, h0);
-    }
-    if (st == MOE_STATUS_OK) {
-      st = qgmm(format, lhs_bits, rows, qrows, qscales, wi1_codes, wi1_scales, group_sizes, R, D, H, E, h1);
-    }
+    moe_status_t st = quantize_rows(L, rows, R, D);
+    if (st == MOE_STATUS_OK) st = qgmm(L, rows, wi0_codes, wi0_scales, group_sizes, off, R, D, H, h0);
+    if (st == MOE_STATUS_OK) st = qgmm(L, rows, wi1_codes, wi1_scales, group_sizes, off, R, D, H, h1);
     if (st != MOE_STATUS_OK) return st;
     add_group_bias(off, b0, H, h0);
     add_group_bias(off, b1, H, h1);
     glu_fwd_all(h0, h1, R * H, activation, clamp_limit, act);
-    st = quantize_rows(lhs_bits, act, R, H, qrows, qscales);
-    if (st == MOE_STATUS_OK) {
-      st = qgmm(format, lhs_bits, act, qrows, qscales, wo_codes, wo_scales, group_sizes, R, H, D, E, rows);
-    }
+    st = quantize_rows(L, act, R, H);
+    if (st == MOE_STATUS_OK) st = qgmm(L, act, wo_codes, wo_scales, group_sizes, off, R, H, D, rows);
     if (st != MOE_STATUS_OK) return st;
     add_group_bias(off, bo, D, rows);
     combine_fwd(rows, D, inv, w, T, K, y);

@@ -273,6 +273,47 @@ void qg_decode_avx512(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* p
 }
 
 
+// (qgmm.hpp) The scalar rule in 8 doubles at a time: the same divisions, clamp and round half to even.
+bool qg_quantize_row_avx512(const float* x, int64_t k, int64_t kp, int bits, uint8_t* a8, float* scale) {
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  __m512 vmax = _mm512_setzero_ps();
+  __mmask16 finite = 0xffff;
+  for (int64_t p = 0; p < k; p += 16) {
+    const __mmask16 m = k - p >= 16 ? __mmask16(0xffff) : __mmask16((1u << (k - p)) - 1u);
+    const __m512 a = _mm512_and_ps(_mm512_maskz_loadu_ps(m, x + p), abs_mask);
+    finite &= _mm512_cmp_ps_mask(a, _mm512_set1_ps(3.4028234663852886e38f), _CMP_LE_OQ) | __mmask16(~m);
+    vmax = _mm512_max_ps(vmax, a);
+  }
+  if (finite != 0xffff) return false;
+  const float amax = _mm512_reduce_max_ps(vmax);
+  const double Qb = double((1 << (bits - 1))) - 0.5, hi = Qb - 0.5, mx = double(amax), div = mx / Qb;
+  *scale = amax == 0.0f ? 1.0f : float(div);
+  const __m512d vdiv = _mm512_set1_pd(div), vmx = _mm512_set1_pd(mx), vq = _mm512_set1_pd(Qb);
+  const __m512d vhi = _mm512_set1_pd(hi), vlo = _mm512_set1_pd(-hi);
+  const __m512d sign = _mm512_castsi512_pd(_mm512_set1_epi64(int64_t(0x8000000000000000ull)));
+  auto half = [&](__m256 xf) {
+    const __m512d xd = _mm512_cvtps_pd(xf);
+    __m512d v = _mm512_div_pd(xd, vdiv);
+    const __mmask8 at_max = _mm512_cmp_pd_mask(_mm512_andnot_pd(sign, xd), vmx, _CMP_EQ_OQ);
+    v = _mm512_mask_mov_pd(v, at_max, _mm512_or_pd(vq, _mm512_and_pd(sign, xd)));
+    v = _mm512_min_pd(vhi, _mm512_max_pd(vlo, v));
+    return _mm512_cvtpd_epi32(_mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  };
+  for (int64_t p = 0; p < k; p += 16) {
+    const int64_t n = k - p < 16 ? k - p : 16;
+    const __mmask16 m = n == 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u);
+    __m512i q = _mm512_setzero_si512();
+    if (amax != 0.0f) {
+      const __m512 xf = _mm512_maskz_loadu_ps(m, x + p);
+      q = _mm512_inserti64x4(_mm512_castsi256_si512(half(_mm512_castps512_ps256(xf))),
+                             half(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xf), 1))), 1);
+    }
+    _mm_mask_storeu_epi8(a8 + p, m, _mm512_cvtepi32_epi8(_mm512_add_epi32(q, _mm512_set1_epi32(128))));
+  }
+  for (int64_t p = k; p < kp; ++p) a8[p] = 128;
+  return true;
+}
+
 #define MOE_QG_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx512vnni")))
 
 namespace {

@@ -118,7 +118,7 @@ struct Item {
 
 struct Problem {
   QgCodes codes;  // c: group 0
-  int64_t group_bytes, m, k, n, bk;
+  int64_t group_bytes, k, n, bk;
   const float* a = nullptr;       // float path: lhs rows (lda = k)
   const uint8_t* a8 = nullptr;    // int path: packed rows (int8.hpp)
   int64_t kp = 0;
@@ -258,6 +258,88 @@ void run_int_item(const Problem& P, const Item& it, float* scratch) {
   }
 }
 
+bool qg_quantize_row_scalar(const float* x, int64_t k, int64_t kp, int bits, uint8_t* a8, float* scale) {
+  float amax = 0.0f;
+  for (int64_t p = 0; p < k; ++p) {
+    if (!std::isfinite(x[p])) return false;
+    amax = std::max(amax, std::fabs(x[p]));
+  }
+  const double Qb = std::ldexp(1.0, bits - 1) - 0.5, hi = Qb - 0.5, lo = -hi, mx = double(amax), div = mx / Qb;
+  *scale = amax == 0.0f ? 1.0f : float(div);
+  for (int64_t p = 0; p < k; ++p) {
+    const double x0 = x[p];
+    const double v = amax == 0.0f ? 0.0 : std::fabs(x0) == mx ? std::copysign(Qb, x0) : x0 / div;
+    a8[p] = uint8_t(int32_t(std::nearbyint(std::min(hi, std::max(lo, v)))) + 128);
+  }
+  std::fill(a8 + k, a8 + kp, uint8_t(128));
+  return true;
+}
+
+// Rows and columns of one group's codes ([k, n] or [k, ceil(n/2)] for int codes, [n, k] or [n, k/2] for fp8 / mxfp4).
+struct CodeDims {
+  int64_t h, w;
+};
+CodeDims code_dims(moe_weight_format_t format, int64_t k, int64_t n) {
+  switch (format) {
+    case MOE_WF_INT8:
+      return {k, n};
+    case MOE_WF_INT4:
+      return {k, (n + 1) / 2};
+    case MOE_WF_FP8_E4M3:
+      return {n, k};
+    default:
+      return {n, k / 2};
+  }
+}
+
+// The problem's codes, scales and output (the lhs is the caller's to set).
+Problem make_problem(moe_weight_format_t format, const void* codes, const void* scales, int64_t k, int64_t n, float* out) {
+  Problem P;
+  P.codes = {format, static_cast<const uint8_t*>(codes), k, n};
+  const CodeDims cd = code_dims(format, k, n);
+  P.group_bytes = cd.h * cd.w;
+  P.k = k;
+  P.n = n;
+  P.bk = format == MOE_WF_FP8_E4M3 ? 128 : format == MOE_WF_MXFP4 ? 32 : std::max<int64_t>(k, 1);
+  P.scales = format == MOE_WF_MXFP4 ? nullptr : static_cast<const float*>(scales);
+  P.e8m0 = format == MOE_WF_MXFP4 ? static_cast<const uint8_t*>(scales) : nullptr;
+  P.out = out;
+  P.avx512 = isa_active() == MOE_ISA_AVX512;
+  return P;
+}
+
+// The work items (float path: spans of panels as wide as kQgSpan allows for the item's rows, split evenly over the
+// columns) and their run on the pool.
+void execute(Problem& P, const std::vector<int64_t>& off) {
+  const int64_t panels = (P.n + kQgCols - 1) / kQgCols;
+  for (int64_t g = 0; g + 1 < int64_t(off.size()); ++g) {
+    for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; r += kQgBlockRows) {
+      const int64_t rows = std::min(kQgBlockRows, off[size_t(g) + 1] - r);
+      const bool wide = !P.integer || (P.vnni && rows <= kQgStreamRowsInt);  // spans of panels
+      const int64_t span_max = wide ? std::max<int64_t>(1, kQgSpan / (rows * kQgCols)) : 1;
+      const int64_t spans = (panels + span_max - 1) / span_max, span = (panels + spans - 1) / spans;
+      for (int64_t q = 0; q < panels; q += span) {
+        P.items.push_back({g, q * kQgCols, r, rows, std::min(span, panels - q) * kQgCols});
+      }
+    }
+  }
+  scratch_reserve(P.integer ? std::max<int64_t>(P.kp / 4 * kQgCols + kQgCols + kI8TileRows * kQgCols + kQgCols, 2 * kQgSpan)
+                            : kQgKc * kQgCols + 3 * kQgSpan);
+  auto body = [](void* ctx, int64_t i, int worker) {
+    const Problem& Q = *static_cast<const Problem*>(ctx);
+    const Item& it = Q.items[size_t(i)];
+    if (Q.integer && Q.vnni && it.rows <= kQgStreamRowsInt) {
+      run_int_stream(Q, it, scratch(worker));
+    } else if (Q.integer) {
+      run_int_item(Q, it, scratch(worker));
+    } else {
+      run_float_item(Q, it, scratch(worker));
+    }
+  };
+  const int64_t items = int64_t(P.items.size());
+  parallel_for(items, items > 1 ? pool_threads() : 1, body, &P);
+}
+
 }  // namespace
 }  // namespace moe::detail
 
@@ -271,12 +353,11 @@ moe_status_t quantized_gmm_run(moe_weight_format_t format, const void* lhs, int 
     std::vector<int64_t> off;
     const bool known = format >= MOE_WF_INT8 && format <= MOE_WF_MXFP4;
     const int64_t G = num_groups, nb = (n + 127) / 128, kb = (k + 127) / 128;
-    const int64_t code_w = format == MOE_WF_INT8 ? n : format == MOE_WF_INT4 ? (n + 1) / 2 : format == MOE_WF_MXFP4 ? k / 2 : k;
-    const int64_t code_h = format == MOE_WF_INT4 || format == MOE_WF_INT8 ? k : n;
+    const CodeDims cd = code_dims(format, k, n);
     if (!(ck.require(known, "unknown format " + std::to_string(int(format))) && ck.size("m", m) && ck.size("k", k) &&
           ck.size("n", n) && ck.size("num_groups", G) &&
           ck.require(format != MOE_WF_MXFP4 || k % 32 == 0, "mxfp4 needs k a multiple of 32") &&
-          ck.tensor("lhs", lhs, {m, k}) && ck.tensor("codes", codes, {G, code_h, code_w}) &&
+          ck.tensor("lhs", lhs, {m, k}) && ck.tensor("codes", codes, {G, cd.h, cd.w}) &&
           ck.tensor("scales", scales,
                     {G, format == MOE_WF_FP8_E4M3 ? nb * kb : format == MOE_WF_MXFP4 ? n * (k / 32) : n}) &&
           ck.require(lhs_int == 0 || lhs_scales != nullptr || m == 0, "an int lhs needs lhs_scales") &&
@@ -290,67 +371,47 @@ moe_status_t quantized_gmm_run(moe_weight_format_t format, const void* lhs, int 
     }
     zero_rows(out, off.back(), m, n);
     if (off.back() == 0 || n == 0) return MOE_STATUS_OK;
-    Problem P;
-    P.codes = {format, static_cast<const uint8_t*>(codes), k, n};
-    P.group_bytes = code_h * code_w;
-    P.m = m;
-    P.k = k;
-    P.n = n;
-    P.bk = format == MOE_WF_FP8_E4M3 ? 128 : format == MOE_WF_MXFP4 ? 32 : std::max<int64_t>(k, 1);
+    Problem P = make_problem(format, codes, scales, k, n, out);
     P.lhs_scales = lhs_int != 0 ? lhs_scales : nullptr;
-    P.scales = format == MOE_WF_MXFP4 ? nullptr : static_cast<const float*>(scales);
-    P.e8m0 = format == MOE_WF_MXFP4 ? static_cast<const uint8_t*>(scales) : nullptr;
-    P.out = out;
     P.integer = lhs_int != 0 && (format == MOE_WF_INT8 || format == MOE_WF_INT4);
-    P.avx512 = isa_active() == MOE_ISA_AVX512;
     P.vnni = P.integer && i8_vnni_usable();
     const int32_t* li = static_cast<const int32_t*>(lhs);
-    int64_t need = 0;
     if (P.integer) {
       P.kp = (std::max<int64_t>(k, 1) + 3) / 4 * 4;
       auto* a8 = static_cast<uint8_t*>(workspace().get(6, std::max<int64_t>(1, off.back() * P.kp)));
       i8_pack_rows(li, off.back(), k, P.kp, a8);
       P.a8 = a8;
-      need = std::max<int64_t>(P.kp / 4 * kQgCols + kQgCols + kI8TileRows * kQgCols + kQgCols, 2 * kQgSpan);
+    } else if (lhs_int != 0) {  // fp8 / mxfp4 codes with int8-range rows: the rows as floats (exact)
+      float* a = workspace().f32(9, off.back() * k);
+      for (int64_t i = 0; i < off.back() * k; ++i) a[i] = float(li[i]);
+      P.a = a;
     } else {
-      if (lhs_int != 0) {  // fp8 / mxfp4 codes with int8-range rows: the rows as floats (exact)
-        float* a = workspace().f32(9, off.back() * k);
-        for (int64_t i = 0; i < off.back() * k; ++i) a[i] = float(li[i]);
-        P.a = a;
-      } else {
-        P.a = static_cast<const float*>(lhs);
-      }
-      need = kQgKc * kQgCols + 3 * kQgSpan;
+      P.a = static_cast<const float*>(lhs);
     }
-    // float items: spans of panels as wide as kQgSpan allows for the item's rows, split evenly over the columns
-    const int64_t panels = (n + kQgCols - 1) / kQgCols;
-    for (int64_t g = 0; g < G; ++g) {
-      for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; r += kQgBlockRows) {
-        const int64_t rows = std::min(kQgBlockRows, off[size_t(g) + 1] - r);
-        const bool wide = !P.integer || (P.vnni && rows <= kQgStreamRowsInt);  // spans of panels
-        const int64_t span_max = wide ? std::max<int64_t>(1, kQgSpan / (rows * kQgCols)) : 1;
-        const int64_t spans = (panels + span_max - 1) / span_max, span = (panels + spans - 1) / spans;
-        for (int64_t q = 0; q < panels; q += span) {
-          P.items.push_back({g, q * kQgCols, r, rows, std::min(span, panels - q) * kQgCols});
-        }
-      }
-    }
-    scratch_reserve(need);
-    auto body = [](void* ctx, int64_t i, int worker) {
-      const Problem& Q = *static_cast<const Problem*>(ctx);
-      const Item& it = Q.items[size_t(i)];
-      if (Q.integer && Q.vnni && it.rows <= kQgStreamRowsInt) {
-        run_int_stream(Q, it, scratch(worker));
-      } else if (Q.integer) {
-        run_int_item(Q, it, scratch(worker));
-      } else {
-        run_float_item(Q, it, scratch(worker));
-      }
-    };
-    const int64_t items = int64_t(P.items.size());
-    parallel_for(items, items > 1 ? pool_threads() : 1, body, &P);
+    execute(P, off);
     return MOE_STATUS_OK;
   }
+}
+
+void quantized_gmm_packed(moe_weight_format_t format, const uint8_t* a8, int64_t kp, const float* lhs_scales,
+                          const void* codes, const void* scales, const std::vector<int64_t>& off, int64_t m, int64_t k,
+                          int64_t n, float* out) {
+  zero_rows(out, off.back(), m, n);
+  if (off.back() == 0 || n == 0) return;
+  Problem P = make_problem(format, codes, scales, k, n, out);
+  P.lhs_scales = lhs_scales;
+  P.integer = true;
+  P.vnni = i8_vnni_usable();
+  P.a8 = a8;
+  P.kp = kp;
+  execute(P, off);
+}
+
+bool qg_quantize_row(const float* x, int64_t k, int64_t kp, int bits, uint8_t* a8, float* scale) {
+#if defined(MOE_HAVE_X86_KERNELS)
+  if (isa_active() == MOE_ISA_AVX512) return qg_quantize_row_avx512(x, k, kp, bits, a8, scale);
+#endif
+  return qg_quantize_row_scalar(x, k, kp, bits, a8, scale);
 }
 
 }  // namespace moe::detail

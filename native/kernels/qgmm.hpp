@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "internal.hpp"
 
@@ -51,6 +52,14 @@ void qg_stream_avx512(const QgCodes& s, int64_t j0, int64_t p0, const float* a, 
                       const float* col_scale, float* acc);
 #endif
 
+// One row of x [k] quantized for the integer path by moe_quantize_f32's AQT rule (a scale per row, no noise):
+// a8[p] = q(p) + 128 for p < k, 128 (a zero) up to kp, and *scale; returns false, writing nothing, if a value is not
+// finite. qg_quantize_row takes the AVX-512 unit where it is active (the same bits).
+bool qg_quantize_row(const float* x, int64_t k, int64_t kp, int bits, uint8_t* a8, float* scale);
+#if defined(MOE_HAVE_X86_KERNELS)
+bool qg_quantize_row_avx512(const float* x, int64_t k, int64_t kp, int bits, uint8_t* a8, float* scale);
+#endif
+
 // int8 / int4 codes of columns [j0, j0 + 64) over the whole k as an int8.hpp B panel of kq k-quads (zero past k and
 // n), colsum[j] = the column's sum of codes. Runs only where i8_vnni_usable().
 void qg_pack_i8_vnni(const QgCodes& s, int64_t j0, int64_t kq, int8_t* panel, int32_t* colsum);
@@ -66,5 +75,10 @@ void qg_stream_i8_vnni(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, con
 moe_status_t quantized_gmm_run(moe_weight_format_t format, const void* lhs, int lhs_int, const float* lhs_scales,
                                const void* codes, const void* scales, const int32_t* group_sizes, int64_t m, int64_t k,
                                int64_t n, int64_t num_groups, float* out);
+// The integer path from rows already packed (int8.hpp's layout, kp a multiple of 4, in int8 range) with their scales;
+// int8 / int4 codes; off: the groups' row offsets (checked by the caller).
+void quantized_gmm_packed(moe_weight_format_t format, const uint8_t* a8, int64_t kp, const float* lhs_scales,
+                          const void* codes, const void* scales, const std::vector<int64_t>& off, int64_t m, int64_t k,
+                          int64_t n, float* out);
 
 }  // namespace moe::detail

@@ -206,6 +206,88 @@ void test_nan(moe_isa_t isa) {
   EXPECT(out[0] == 0.0f && std::isnan(out[1]), "[%s] e8m0 255: %g %g", moe_isa_name(isa), out[0], out[1]);
 }
 
+// moe_ffn_fwd_quantized against its steps composed from the public calls: gather, moe_quantize_f32 per row (lhs_bits >
+// 0), moe_quantized_gmm, bias adds, the linear GLU h0 * h1 (one fp32 multiply, so the composition is exact here),
+// moe_quantized_gmm, bias, combine (ascending k, mul then add). Bit-identical for every format and thread count; also
+// a non-finite input row named by the error.
+void test_served_ffn(moe_isa_t isa, moe_weight_format_t f, int lhs_bits, uint64_t seed) {
+  const int64_t T = 11, K = 2, D = 96, H = 64, R = T * K;
+  const std::vector<int32_t> gs = {7, 0, 12, 3};
+  const int64_t E = int64_t(gs.size());
+  const Weights w0 = make_weights(f, E, D, H, seed), w1 = make_weights(f, E, D, H, seed + 1),
+                wo = make_weights(f, E, H, D, seed + 2);
+  Rng r{seed + 5};
+  std::vector<float> x(static_cast<size_t>(T * D)), cw(static_cast<size_t>(R)), b0(static_cast<size_t>(E * H)), b1(static_cast<size_t>(E * H)), bo(static_cast<size_t>(E * D));
+  for (auto* v : {&x, &cw, &b0, &b1, &bo}) {
+    for (float& e : *v) e = r.next();
+  }
+  std::vector<int32_t> order(static_cast<size_t>(R));
+  for (int64_t i = 0; i < R; ++i) order[size_t(i)] = int32_t((i * 7) % R);  // 7 and 22 coprime: a permutation
+  // the composition
+  auto gmm = [&](const std::vector<float>& rows, const Weights& wt, int64_t k, int64_t n) {
+    std::vector<float> out(static_cast<size_t>(R * n));
+    std::vector<int32_t> q(static_cast<size_t>(R * k));
+    std::vector<float> qs(static_cast<size_t>(R));
+    int64_t bad = -1;
+    if (lhs_bits != 0) {
+      EXPECT(moe_quantize_f32(rows.data(), nullptr, R, k, 1, lhs_bits, 0, q.data(), qs.data(), &bad) == MOE_STATUS_OK && bad < 0, "quantize");
+    }
+    const void* lhs = lhs_bits != 0 ? static_cast<const void*>(q.data()) : rows.data();
+    EXPECT(moe_quantized_gmm(f, lhs, lhs_bits != 0, lhs_bits != 0 ? qs.data() : nullptr, wt.codes.data(), wt.scale_ptr(),
+                             gs.data(), R, k, n, E, out.data()) == MOE_STATUS_OK, "gmm %s", moe_last_error());
+    return out;
+  };
+  std::vector<float> xr(static_cast<size_t>(R * D)), act(static_cast<size_t>(R * H));
+  std::vector<int64_t> expert(static_cast<size_t>(R));
+  for (int64_t e = 0, r0 = 0; e < E; r0 += gs[size_t(e)], ++e) {
+    for (int64_t i = r0; i < r0 + gs[size_t(e)]; ++i) expert[size_t(i)] = e;
+  }
+  for (int64_t i = 0; i < R; ++i) std::memcpy(&xr[size_t(i * D)], &x[size_t(order[size_t(i)] / K * D)], size_t(D) * 4);
+  const std::vector<float> h0 = gmm(xr, w0, D, H), h1 = gmm(xr, w1, D, H);
+  for (int64_t i = 0; i < R * H; ++i) {
+    const int64_t e = expert[size_t(i / H)], j = i % H;
+    act[size_t(i)] = (h0[size_t(i)] + b0[size_t(e * H + j)]) * (h1[size_t(i)] + b1[size_t(e * H + j)]);
+  }
+  std::vector<float> o = gmm(act, wo, H, D), want(size_t(T * D), 0.0f);
+  std::vector<int64_t> row_of(static_cast<size_t>(R));
+  for (int64_t i = 0; i < R; ++i) row_of[size_t(order[size_t(i)])] = i;
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t q = 0; q < D; ++q) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t i = row_of[size_t(t * K + k)];
+        const float v = o[size_t(i * D + q)] + bo[size_t(expert[size_t(i)] * D + q)];
+        const float prod = cw[size_t(t * K + k)] * v;
+        acc = acc + prod;
+      }
+      want[size_t(t * D + q)] = acc;
+    }
+  }
+  const std::string what = std::string("[") + moe_isa_name(isa) + "] served ffn " + kNames[f] + " lhs_bits " + std::to_string(lhs_bits);
+  for (int threads : {1, 2, 3}) {
+    moe_set_num_threads(threads);
+    std::vector<float> y(size_t(T * D), 123.0f);
+    const moe_status_t st = moe_ffn_fwd_quantized(f, lhs_bits, x.data(), T, D, order.data(), K, cw.data(), w0.codes.data(),
+                                                  w0.scale_ptr(), w1.codes.data(), w1.scale_ptr(), wo.codes.data(),
+                                                  wo.scale_ptr(), b0.data(), b1.data(), bo.data(), gs.data(), E, H,
+                                                  MOE_ACT_LINEAR, 0.0f, y.data());
+    EXPECT(st == MOE_STATUS_OK, "%s: %s", what.c_str(), moe_last_error());
+    int bad = 0;
+    for (size_t i = 0; i < y.size(); ++i) bad += std::memcmp(&y[i], &want[i], 4) != 0;
+    EXPECT(bad == 0, "%s threads %d: %d of %zu outputs differ from the composition", what.c_str(), threads, bad, y.size());
+  }
+  if (lhs_bits != 0) {
+    std::vector<float> y(static_cast<size_t>(T * D));
+    x[size_t(3 * D + 17)] = NAN;  // token 3: routed choices 6 and 7
+    const moe_status_t st = moe_ffn_fwd_quantized(f, lhs_bits, x.data(), T, D, order.data(), K, cw.data(), w0.codes.data(),
+                                                  w0.scale_ptr(), w1.codes.data(), w1.scale_ptr(), wo.codes.data(),
+                                                  wo.scale_ptr(), nullptr, nullptr, nullptr, gs.data(), E, H,
+                                                  MOE_ACT_LINEAR, 0.0f, y.data());
+    EXPECT(st == MOE_STATUS_INVALID_ARGUMENT && std::strstr(moe_last_error(), "element 17 of routed row") != nullptr,
+           "%s: NaN input: %s", what.c_str(), moe_last_error());
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -229,6 +311,9 @@ int main() {
         if (f == MOE_WF_MXFP4) c.k = (c.k + 31) / 32 * 32;
         for (bool int_lhs : {false, true}) run_case(isa, moe_weight_format_t(f), c, int_lhs, seed++);
       }
+    }
+    for (int f = 0; f < 4; ++f) {
+      for (int bits : {0, 8, 4}) test_served_ffn(isa, moe_weight_format_t(f), bits, seed++);
     }
     moe_set_num_threads(0);
     test_nan(isa);
