@@ -378,7 +378,7 @@ for (const r of rows) {
     `| ${r.name} | ${r.shape} | ${r.dtype} | ${r.median_s === undefined ? "-" : (r.median_s * 1000).toFixed(1)} | ${r.gflops?.toFixed(0) ?? "-"} | ${pct(r.peakFraction)} | ${r.gbps?.toFixed(1) ?? "-"} | ${pct(r.bandwidthFraction)} | ${x2(r.vsTorch)} | ${x2(r.vsOrt)} | ${x2(r.vsBlas)} | ${r.note ?? ""} |`,
   );
 }
-const targets = checkTargets(rows, info.native.bf16Path);
+const targets = checkTargets(rows, info.native.bf16Path, probes);
 console.log(
   `\ntargets of the near-peak and quantized-experts issues (fractions of the probe read beside, of the highest reading in parentheses)${values.quick === true ? " — set for the bench shape, not the --quick one" : ""}:`,
 );
