@@ -189,13 +189,8 @@ export function quantizedRows(b: QuantBench): QuantRow[] {
   return rows;
 }
 
-/** The quantized peers the issue names, and why neither runs in this bench yet. */
+/** The quantized peer the issue names that does not run here, and why (onnxruntime's QMoE runs: bench/run.ts). */
 export const QUANTIZED_PEERS: PeerResult[] = [
-  {
-    peer: "onnxruntime com.microsoft.QMoE",
-    dtype: "int8/int4",
-    skipped: "not wired into the bench yet (the fp32 peer, bench/peers/ort, runs com.microsoft.MoE; QMoE needs its own graph)",
-  },
   {
     peer: "ggml / llama.cpp Q8_0/Q4_0 MoE graph",
     dtype: "int8/int4",

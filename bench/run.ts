@@ -351,6 +351,16 @@ for (const s of [shape, values.quick === true ? { ...shape, T: 8 } : DECODE_SHAP
 if (values["no-quantized"] !== true) {
   const decode = values.quick === true ? { ...shape, T: 8 } : DECODE_SHAPE;
   for (const q of quantizedRows({ shape, decode, runs, tracker, name: shapeName })) rows.push({ ...q, threads });
+  // onnxruntime's QMoE runs the same dequantized weights with float activations: the served weight-only rows' peer
+  if (values["no-peers"] !== true) {
+    for (const mode of ["int8", "int4"] as const)
+      for (const s of [shape, decode]) {
+        const p = ort(s, mode);
+        peers.push({ ...p, peer: "onnxruntime com.microsoft.QMoE", dtype: mode, shape: shapeName(s) });
+        const row = rows.find((r) => r.id === `${s === decode ? "decode" : "forward"}-served-${mode}-intmp`);
+        if (row !== undefined) row.vsOrt = ratio(p, row.median_s);
+      }
+  }
   peers.push(...QUANTIZED_PEERS);
 }
 

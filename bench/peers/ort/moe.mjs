@@ -22,6 +22,11 @@
 // dtype float32: everything float32. dtype float16 / bfloat16: expert weights in that dtype; the graph input and
 // output stay float32 (as moekit's activations do), the router MatMul stays float32, and x, the logits and y are
 // Cast to/from the MoE's type around the node (the MoE op has a single type T for input, router_probs and weights).
+// dtype int8 / int4: com.microsoft.QMoE instead (expert_weight_bits 8 / 4, float32 activations), the same layouts
+// as uint8 codes with a float32 scale per (expert, output row): the 1.30 CPU kernel dequantizes
+// scale · (code − 128) (8 bits) or scale · (nibble − 8) (4 bits, low nibble first). The codes follow moekit's
+// quantizeWeights rule (scale = absmax / (2^(b−1) − 0.5), clip to ±(2^(b−1) − 1), round half to even), so both
+// layers run the same dequantized weights.
 import { performance } from "node:perf_hooks";
 import { TextEncoder } from "node:util";
 
@@ -83,7 +88,9 @@ class Msg {
 }
 
 // onnx TensorProto.DataType
-const ONNX_DTYPE = { float32: 1, float16: 10, bfloat16: 16 };
+const ONNX_DTYPE = { float32: 1, uint8: 2, float16: 10, bfloat16: 16 };
+// the QMoE dtypes: weight bits
+const QBITS = { int8: 8, int4: 4 };
 // onnx AttributeProto.AttributeType
 const ATTR = { FLOAT: 1, INT: 2, STRING: 3 };
 
@@ -130,7 +137,8 @@ function valueInfo(name, dtype, dims) {
 /** The ModelProto bytes for the layer at shape s, expert weights already in ORT layout and `dtype`. */
 function buildModel(s, dtype, w) {
   const { T, D, H, E, K } = s;
-  const half = dtype !== "float32";
+  const bits = QBITS[dtype];
+  const half = dtype !== "float32" && bits === undefined;
   const nodes = [];
   const moeType = ONNX_DTYPE[dtype];
   nodes.push(node("MatMul", ["x", "router_w"], ["logits"], "router"));
@@ -142,14 +150,16 @@ function buildModel(s, dtype, w) {
     nodes.push(node("Cast", ["logits"], ["logits_h"], "cast_logits", [attribute("to", moeType)]));
     [moeX, moeLogits, moeY] = ["x_h", "logits_h", "y_h"];
   }
-  // MoE inputs: input, router_probs, fc1_experts_weights, fc1_experts_bias, fc2_experts_weights (no biases, no FC3)
+  // MoE inputs: input, router_probs, fc1_experts_weights, fc1_experts_bias, fc2_experts_weights (no biases, no FC3);
+  // QMoE: input, router_probs, fc1 weights, fc1 scales, fc1 bias, fc2 weights, fc2 scales
   nodes.push(
     node(
-      "MoE",
-      [moeX, moeLogits, "fc1_w", "", "fc2_w"],
+      bits === undefined ? "MoE" : "QMoE",
+      bits === undefined ? [moeX, moeLogits, "fc1_w", "", "fc2_w"] : [moeX, moeLogits, "fc1_w", "fc1_s", "", "fc2_w", "fc2_s"],
       [moeY],
       "moe",
       [
+        ...(bits === undefined ? [] : [attribute("expert_weight_bits", bits)]),
         attribute("activation_type", "swiglu"),
         attribute("swiglu_fusion", 1),
         attribute("k", K),
@@ -168,8 +178,16 @@ function buildModel(s, dtype, w) {
   for (const n of nodes) graph.msg(1, n);
   graph.str(2, "moekit_peer_moe");
   graph.msg(5, tensorProto("router_w", "float32", [D, E], w.router));
-  graph.msg(5, tensorProto("fc1_w", dtype, [E, 2 * H, D], w.fc1));
-  graph.msg(5, tensorProto("fc2_w", dtype, [E, D, H], w.fc2));
+  if (bits === undefined) {
+    graph.msg(5, tensorProto("fc1_w", dtype, [E, 2 * H, D], w.fc1));
+    graph.msg(5, tensorProto("fc2_w", dtype, [E, D, H], w.fc2));
+  } else {
+    const pack = 8 / bits;
+    graph.msg(5, tensorProto("fc1_w", "uint8", [E, 2 * H, D / pack], w.fc1.codes));
+    graph.msg(5, tensorProto("fc1_s", "float32", [E, 2 * H], w.fc1.scales));
+    graph.msg(5, tensorProto("fc2_w", "uint8", [E, D, H / pack], w.fc2.codes));
+    graph.msg(5, tensorProto("fc2_s", "float32", [E, D], w.fc2.scales));
+  }
   graph.msg(11, valueInfo("x", "float32", [T, D]));
   graph.msg(12, valueInfo("y", "float32", [T, D]));
 
@@ -303,6 +321,67 @@ function makeWeights(s, dtype, { scale = 1, keep = false } = {}) {
   return { router, fc1, fc2, ref };
 }
 
+/**
+ * Rows [rows, k] of float32 weights as QMoE's uint8 codes (zero point 128, or 8 with two nibbles per byte, low
+ * first) with a float32 scale per row, by moekit's quantizeWeights rule; `deq` gets the values the kernel computes.
+ */
+function quantizeRows(w, rows, k, bits, deq) {
+  const Q = 2 ** (bits - 1) - 0.5;
+  const zero = 2 ** (bits - 1);
+  const pack = 8 / bits;
+  const codes = new Uint8Array((rows * k) / pack);
+  const scales = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let amax = 0;
+    for (let p = 0; p < k; p++) amax = Math.max(amax, Math.abs(w[r * k + p]));
+    const sc = Math.fround(amax === 0 ? 1 : amax / Q);
+    scales[r] = sc;
+    for (let p = 0; p < k; p++) {
+      const x = w[r * k + p];
+      const v = amax === 0 ? 0 : Math.abs(x) === amax ? Math.sign(x) * Q : x / (amax / Q);
+      const vc = Math.min(Q - 0.5, Math.max(-(Q - 0.5), v));
+      const f = Math.floor(vc);
+      const q = (vc - f > 0.5 || (vc - f === 0.5 && f % 2 !== 0) ? f + 1 : f) + zero; // half to even
+      if (pack === 1) codes[r * k + p] = q;
+      else codes[(r * k + p) >> 1] |= q << ((p & 1) * 4);
+      if (deq) deq[r * k + p] = Math.fround(sc * (q - zero));
+    }
+  }
+  return { codes, scales };
+}
+
+/** makeWeights for QMoE: the float32 weights quantized per (expert, output row); `keep`: the dequantized reference. */
+function makeQuantizedWeights(s, dtype, opts = {}) {
+  const { D, H, E } = s;
+  const w = makeWeights(s, "float32", { ...opts, keep: false });
+  const bits = QBITS[dtype];
+  const d1 = opts.keep ? new Float32Array(E * 2 * H * D) : null;
+  const d2 = opts.keep ? new Float32Array(E * D * H) : null;
+  const out = {
+    router: w.router,
+    fc1: quantizeRows(w.fc1, E * 2 * H, D, bits, d1),
+    fc2: quantizeRows(w.fc2, E * D, H, bits, d2),
+    ref: null,
+  };
+  if (opts.keep) {
+    const ref = {
+      router: Float64Array.from(w.router),
+      w1: new Float64Array(E * D * H),
+      w3: new Float64Array(E * D * H),
+      w2: new Float64Array(E * H * D),
+    };
+    for (let e = 0; e < E; e++)
+      for (let j = 0; j < H; j++)
+        for (let d = 0; d < D; d++) {
+          ref.w1[(e * D + d) * H + j] = d1[(e * 2 * H + 2 * j) * D + d];
+          ref.w3[(e * D + d) * H + j] = d1[(e * 2 * H + 2 * j + 1) * D + d];
+          ref.w2[(e * H + j) * D + d] = d2[(e * D + d) * H + j];
+        }
+    out.ref = ref;
+  }
+  return out;
+}
+
 function makeInput(s, scale = 1) {
   const r = uniformStream(Math.sqrt(3) * scale, 5);
   const x = new Float32Array(s.T * s.D);
@@ -382,10 +461,12 @@ async function check(ort) {
   const x = makeInput(s, 2);
   const x64 = Float64Array.from(x);
   // max |ORT - ref| must be <= tol * max|ref|
-  const tols = { float32: 1e-5, float16: 2e-2, bfloat16: 5e-2 };
+  // int8 / int4: against the dequantized weights the kernel computes with (float32 arithmetic, as float32)
+  const tols = { float32: 1e-5, float16: 2e-2, bfloat16: 5e-2, int8: 1e-5, int4: 1e-5 };
   let ok = true;
-  for (const dtype of ["float32", "float16", "bfloat16"]) {
-    const w = makeWeights(s, dtype, { scale: 2, keep: true });
+  for (const dtype of ["float32", "float16", "bfloat16", "int8", "int4"]) {
+    const opts = { scale: 2, keep: true };
+    const w = QBITS[dtype] === undefined ? makeWeights(s, dtype, opts) : makeQuantizedWeights(s, dtype, opts);
     let y;
     try {
       const sess = await createSession(ort, s, dtype, w, 1);
@@ -401,7 +482,7 @@ async function check(ort) {
     }
     // reference uses the x that the MoE actually sees (rounded to dtype for the half types); router logits are
     // float32 MatMul in the graph, then Cast, which the reference's float64 logits approximate
-    const xs = dtype === "float32" ? x64 : Float64Array.from(x, (v) => DECODE[dtype](ENCODE[dtype](v)));
+    const xs = dtype === "float32" || QBITS[dtype] !== undefined ? x64 : Float64Array.from(x, (v) => DECODE[dtype](ENCODE[dtype](v)));
     const ref = referenceMoe(s, xs, w.ref);
     let maxErr = 0;
     let maxRef = 0;
@@ -433,13 +514,20 @@ async function bench(ort, args) {
   const threads = parseInt(args[6] ?? "1", 10);
   const runs = parseInt(args[7] ?? "3", 10);
   const s = { T, D, H, E, K };
-  if (![T, D, H, E, K, threads, runs].every((n) => Number.isInteger(n) && n > 0) || !(dtype in ONNX_DTYPE))
-    throw new Error("usage: node moe.mjs T D H E K float32|float16|bfloat16 threads runs   |   node moe.mjs --check");
-  const base = { peer: "onnxruntime", version: ort.env?.versions?.node ?? "unknown", dtype, threads };
-  const fc1Bytes = E * 2 * H * D * (dtype === "float32" ? 4 : 2);
+  const bits = QBITS[dtype];
+  if (![T, D, H, E, K, threads, runs].every((n) => Number.isInteger(n) && n > 0) || !(dtype in ONNX_DTYPE || bits !== undefined))
+    throw new Error("usage: node moe.mjs T D H E K float32|float16|bfloat16|int8|int4 threads runs   |   node moe.mjs --check");
+  const base = {
+    peer: "onnxruntime",
+    op: bits === undefined ? "MoE" : "QMoE",
+    version: ort.env?.versions?.node ?? "unknown",
+    dtype,
+    threads,
+  };
+  const fc1Bytes = E * 2 * H * D * (bits !== undefined ? bits / 8 : dtype === "float32" ? 4 : 2);
   if (fc1Bytes * 1.5 + D * E * 4 > 2 ** 31 - 4096)
     return { ...base, skipped: "model over protobuf's 2 GiB limit (weights are in-model initializers)" };
-  let w = makeWeights(s, dtype);
+  let w = bits === undefined ? makeWeights(s, dtype) : makeQuantizedWeights(s, dtype);
   let session;
   try {
     session = await createSession(ort, s, dtype, w, threads);
