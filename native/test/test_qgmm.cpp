@@ -300,6 +300,7 @@ int main() {
       {64, 256, 300, {30, 0, 34}},    // several panels per group: many work items for the threads
       {5, 0, 3, {5}},                 // k = 0
       {30, 600, 201, {1, 7, 12, 4, 2, 3}},  // small groups (streaming): chunks of k, a last panel of 9 columns, 1-12 rows
+      {1100, 36, 70, {1030, 70}},     // a group over two items of the integer tiles (1024 rows)
   };
   for (int i = 0; i <= int(moe_isa_best()); ++i) {
     const moe_isa_t isa = moe_isa_t(i);
