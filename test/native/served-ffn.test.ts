@@ -10,7 +10,8 @@ import { startTrace, stopTrace } from "../../src/backends/trace.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { moeConfig } from "../../src/moe/config.js";
 import { quantizeWeights } from "../../src/moe/quantize-weights.js";
-import { routedMoeForward } from "../../src/moe/routed-moe.js";
+import { routedMoeForward, routedMoeForwardParallel, shardWeights } from "../../src/moe/routed-moe.js";
+import { runSpmd } from "../../src/parallel/local-group.js";
 import { expertFfn, type ExpertFfnArgs, type ExpertFfnOptions } from "../../src/ops/expert-ffn.js";
 import type { QuantizedWeight } from "../../src/ops/quantized-weight.js";
 import { WEIGHT_FORMATS, type WeightFormat } from "../../src/prims/quantized-gmm.js";
@@ -127,6 +128,23 @@ describe.skipIf(!info.available)(`native served ExpertFfn${info.available ? "" :
       expect(events.some((e) => e.prim === "quantized_gmm")).toBe(false);
       const want = routedMoeForward(cfg, q, x).output;
       expect(scaledError(got, want), JSON.stringify(quant)).toBeLessThan(1e-5);
+    }
+  });
+
+  it("expert parallelism on native: each rank's fused served kernel over the rows it received (EP=2 = EP=1)", async () => {
+    const d: Dims = { B: 2, S: 5, D: 64, H: 96 };
+    const cfg = moeConfig({ num_experts: 4, num_experts_per_tok: 2, emb_dim: d.D, moe_mlp_dim: d.H, decoder_block: "mixtral", quantization: "int8" });
+    const x = randomInput(cfg, d);
+    const served = quantizeWeights(randomWeights(cfg, d), "int8");
+    useBackend("native");
+    try {
+      const one = routedMoeForward(cfg, served, x).output;
+      for (const path of ["batch_sharded", "batch_replicated"] as const) {
+        const outs = await runSpmd(2, (g) => routedMoeForwardParallel(cfg, g, path, shardWeights(served, g.rank, 2), x));
+        expect(scaledError(outs[0]!.output, one), path).toBeLessThan(1e-6);
+      }
+    } finally {
+      useBackend("ref");
     }
   });
 });
