@@ -311,8 +311,10 @@ MOE_API moe_status_t moe_quantized_gmm(moe_weight_format_t format, const void* l
  * = T * K). Each bias add is one fp32 add; GLU and combine as moe_ffn_fwd_f32. Intermediates live in the workspace.
  * With int8 / int4 codes the quantized rows go straight into the integer tiles' packed layout (AVX-512: 8 doubles
  * at a time, the same divisions and rounding), the same bits as moe_quantize_f32 then moe_quantized_gmm.
- * A non-finite GMM input is an INVALID_ARGUMENT naming its routed row. */
-MOE_API moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lhs_bits, const float* x, int64_t T,
+ * bf16_layer != 0: a bfloat16 layer's forward, rounded where moe_ffn_fwd_bf16 rounds (x, h0 and h1 after each GMM and
+ * after their biases, every op of the GLU, o before and after its bias), so the int8 rows are quantized from bf16
+ * values. A non-finite GMM input is an INVALID_ARGUMENT naming its routed row. */
+MOE_API moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lhs_bits, int bf16_layer, const float* x, int64_t T,
                                            int64_t D, const int32_t* order, int64_t K, const float* w,
                                            const void* wi0_codes, const void* wi0_scales, const void* wi1_codes,
                                            const void* wi1_scales, const void* wo_codes, const void* wo_scales,

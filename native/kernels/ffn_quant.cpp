@@ -1,7 +1,8 @@
 // The fused FFN over experts held quantized (moe_ffn_fwd_quantized): the served layer's gather -> quantized GMMs ->
 // bias, GLU -> quantized GMM -> bias -> combine in one call, every intermediate in the workspace (no [R, H] array is
 // made per call, so repeated forwards fault no fresh pages). The GMMs are moe_quantized_gmm's, the per-row activation
-// quantization moe_quantize_f32's (so the same bits as those calls composed), the GLU and combine the fused FFN's passes.
+// quantization moe_quantize_f32's (so the same bits as those calls composed), the GLU and combine the fused FFN's passes
+// (a bfloat16 layer's rounding points: bf16_acts.cpp).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -95,7 +96,7 @@ moe_status_t qgmm(const Lhs& L, const float* rows, const void* codes, const void
 }  // namespace
 }  // namespace moe::detail
 
-extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lhs_bits, const float* x, int64_t T,
+extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lhs_bits, int bf16_layer, const float* x, int64_t T,
                                               int64_t D, const int32_t* order, int64_t K, const float* w,
                                               const void* wi0_codes, const void* wi0_scales, const void* wi1_codes,
                                               const void* wi1_scales, const void* wo_codes, const void* wo_scales,
@@ -139,17 +140,27 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
       L.scales = ws.f32(4, R);
     }
     gather_rows(x, row_token, R, D, rows);
+    if (bf16_layer != 0) round_bf16(rows, R * D, rows);  // x as the layer's cast leaves it
     moe_status_t st = quantize_rows(L, rows, R, D);
     if (st == MOE_STATUS_OK) st = qgmm(L, rows, wi0_codes, wi0_scales, group_sizes, off, R, D, H, h0);
     if (st == MOE_STATUS_OK) st = qgmm(L, rows, wi1_codes, wi1_scales, group_sizes, off, R, D, H, h1);
     if (st != MOE_STATUS_OK) return st;
-    add_group_bias(off, b0, H, h0);
-    add_group_bias(off, b1, H, h1);
-    glu_fwd_all(h0, h1, R * H, activation, clamp_limit, act);
+    const Dims d{T, D, R, E, H, off};
+    if (bf16_layer != 0) {  // h0, h1 rounded, + rounded biases, rounded, every op of the GLU rounded
+      glu_fwd_bf16(d, h0, h1, b0, b1, activation, clamp_limit, act);
+    } else {
+      add_group_bias(off, b0, H, h0);
+      add_group_bias(off, b1, H, h1);
+      glu_fwd_all(h0, h1, R * H, activation, clamp_limit, act);
+    }
     st = quantize_rows(L, act, R, H);
     if (st == MOE_STATUS_OK) st = qgmm(L, act, wo_codes, wo_scales, group_sizes, off, R, H, D, rows);
     if (st != MOE_STATUS_OK) return st;
-    add_group_bias(off, bo, D, rows);
+    if (bf16_layer != 0) {
+      round_rows_bf16(d, rows, bo);
+    } else {
+      add_group_bias(off, bo, D, rows);
+    }
     combine_fwd(rows, D, inv, w, T, K, y);
     return MOE_STATUS_OK;
   });

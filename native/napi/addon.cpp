@@ -627,7 +627,7 @@ Napi::Value FfnFwd(const Napi::CallbackInfo& info) {
 }
 
 // ffnFwdQuantized({format, lhsBits, x, T, D, order, K, w?, wi0Codes, wi0Scales, wi1Codes, wi1Scales, woCodes, woScales,
-//                  b0?, b1?, bo?, groupSizes, E, H, activation, clampLimit, y}): moe_ffn_fwd_quantized; codes Uint8Array
+//                  b0?, b1?, bo?, groupSizes, E, H, activation, clampLimit, y, bf16Layer?}): moe_ffn_fwd_quantized; codes Uint8Array
 // or Int8Array, scales Float32Array (Uint8Array e8m0 for mxfp4).
 Napi::Value FfnFwdQuantized(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -650,7 +650,8 @@ Napi::Value FfnFwdQuantized(const Napi::CallbackInfo& info) {
   const View y = a.f32("y", count(env, {T, D}));
   check_no_overlap(env, y, {x, order, w, c0, s0, c1, s1, co, so, b0, b1, bo, gs});
   moe_advise_fresh_output(y.data, int64_t(y.bytes));
-  check_status(env, moe_ffn_fwd_quantized(moe_weight_format_t(format), int(bits), cp<float>(x), T, D, cp<int32_t>(order),
+  const bool bf16_layer = a.present("bf16Layer") && a.get("bf16Layer").ToBoolean().Value();
+  check_status(env, moe_ffn_fwd_quantized(moe_weight_format_t(format), int(bits), bf16_layer ? 1 : 0, cp<float>(x), T, D, cp<int32_t>(order),
                                           K, cp<float>(w), c0.data, s0.data, c1.data, s1.data, co.data, so.data,
                                           cp<float>(b0), cp<float>(b1), cp<float>(bo), cp<int32_t>(gs), E, H, act,
                                           limit, mp<float>(y)));

@@ -267,7 +267,7 @@ void test_served_ffn(moe_isa_t isa, moe_weight_format_t f, int lhs_bits, uint64_
   for (int threads : {1, 2, 3}) {
     moe_set_num_threads(threads);
     std::vector<float> y(size_t(T * D), 123.0f);
-    const moe_status_t st = moe_ffn_fwd_quantized(f, lhs_bits, x.data(), T, D, order.data(), K, cw.data(), w0.codes.data(),
+    const moe_status_t st = moe_ffn_fwd_quantized(f, lhs_bits, 0, x.data(), T, D, order.data(), K, cw.data(), w0.codes.data(),
                                                   w0.scale_ptr(), w1.codes.data(), w1.scale_ptr(), wo.codes.data(),
                                                   wo.scale_ptr(), b0.data(), b1.data(), bo.data(), gs.data(), E, H,
                                                   MOE_ACT_LINEAR, 0.0f, y.data());
@@ -279,7 +279,7 @@ void test_served_ffn(moe_isa_t isa, moe_weight_format_t f, int lhs_bits, uint64_
   if (lhs_bits != 0) {
     std::vector<float> y(static_cast<size_t>(T * D));
     x[size_t(3 * D + 17)] = NAN;  // token 3: routed choices 6 and 7
-    const moe_status_t st = moe_ffn_fwd_quantized(f, lhs_bits, x.data(), T, D, order.data(), K, cw.data(), w0.codes.data(),
+    const moe_status_t st = moe_ffn_fwd_quantized(f, lhs_bits, 0, x.data(), T, D, order.data(), K, cw.data(), w0.codes.data(),
                                                   w0.scale_ptr(), w1.codes.data(), w1.scale_ptr(), wo.codes.data(),
                                                   wo.scale_ptr(), nullptr, nullptr, nullptr, gs.data(), E, H,
                                                   MOE_ACT_LINEAR, 0.0f, y.data());

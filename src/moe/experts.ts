@@ -68,7 +68,7 @@ const WEIGHT_DTYPES: readonly string[] = ["float32", "bfloat16"];
  * The ExpertFfn primitive's options for this config, or undefined where it does not compute what the op
  * composition computes: layer dtypes other than float32 and bfloat16, a bfloat16 layer being differentiated (the
  * primitive has no bfloat16 backward), weights of other dtypes, activations outside its GLU, and float experts the
- * config quantizes. Experts held quantized take the served variant: float32 layers, inference only.
+ * config quantizes. Experts held quantized take the served variant: float32 and bfloat16 layers, inference only.
  */
 function expertFfnOptions(cfg: MoeConfig, w: AnyExpertWeights, ...others: (Tensor | undefined)[]): ExpertFfnOptions | undefined {
   const dtype = cfg.dtype;
@@ -82,7 +82,7 @@ function expertFfnOptions(cfg: MoeConfig, w: AnyExpertWeights, ...others: (Tenso
   if (served.length > 0) {
     // otherwise the composition runs (and refuses what it must: a differentiated input)
     const oneFormat = served.length === 3 && served.every((q) => q.format === served[0]!.format);
-    if (!oneFormat || dtype !== "float32" || tracked([...biases, ...others])) return undefined;
+    if (!oneFormat || (dtype !== "float32" && dtype !== "bfloat16") || tracked([...biases, ...others])) return undefined;
     return { ...glu, dtype, lhsBits: servedLhsBits(cfg) };
   }
   if (sparseQuant(cfg) !== undefined) return undefined;

@@ -17,7 +17,7 @@
 // The served variant (params.quantized): wi0, wi1 and wo are the codes of quantized storage (prims/quantized-gmm.ts's
 // layouts), their scales three more inputs, and each matmul is that QuantizedGmm: x_rows @ wi0[e] reads the codes
 // (weight-only), or with lhsBits > 0 the matmul's input rows (x_rows, then act) are first quantized per row (Quantize,
-// AQT flavour, over the contracting axis) and multiplied as integers. float32 layers only; inference only.
+// AQT flavour, over the contracting axis) and multiplied as integers. Inference only.
 import type { DType } from "../core/dtype.js";
 import { DTypeError, ShapeError } from "../core/errors.js";
 import { fmt, shapesEqual, type Aval } from "../core/shape.js";
@@ -159,7 +159,6 @@ function checkQuantized(
     throw new ShapeError(`[${where}] quantized.hidden must be a non-negative integer, got ${q.hidden}`);
   if (!(q.lhsBits === 0 || (Number.isInteger(q.lhsBits) && q.lhsBits >= 2 && q.lhsBits <= 8)))
     throw new ShapeError(`[${where}] quantized.lhsBits must be 0 or an integer in [2, 8], got ${q.lhsBits}`);
-  if (p.dtype !== "float32") throw new DTypeError(`[${where}] quantized experts need a float32 layer, got ${p.dtype}`);
   if ("grads" in p || p.residuals)
     throw new DTypeError(`[${where}] quantized (served) experts are for inference: differentiate the float layer`);
   if (q.format === "mxfp4" && (D % 32 !== 0 || H % 32 !== 0))

@@ -6,6 +6,11 @@ import { moeConfig } from "../../src/moe/config.js";
 import { routedMoeForward, routedMoeForwardParallel, shardWeights } from "../../src/moe/routed-moe.js";
 import { quantizeWeights, servedExpertBytes } from "../../src/moe/quantize-weights.js";
 import { runSpmd } from "../../src/parallel/local-group.js";
+import { sparseExpertCombine, sparseExpertCombineComposed } from "../../src/moe/experts.js";
+import { route } from "../../src/moe/permute.js";
+import { einsum } from "../../src/ops/matmul.js";
+import { cast } from "../../src/ops/elementwise.js";
+import { startTrace, stopTrace } from "../../src/backends/trace.js";
 import { randomInput, randomWeights, scaledError, type Dims } from "./setup.js";
 
 const d: Dims = { B: 2, S: 5, D: 9, H: 7 };
@@ -62,6 +67,30 @@ describe("serve mode: quantized storage", () => {
     const sparse = routedMoeForward(moeConfig({ ...keys, sparse_matmul: true }), served, x).output;
     expect(scaledError(sparse, got)).toBeLessThan(1e-6);
   });
+
+  it.each(["float32", "bfloat16"] as const)(
+    "a %s layer: the fused served ExpertFfn gives the serve-mode composition's bits (weight-only and int8 rows, biases, GPT-OSS GLU)",
+    (dtype) => {
+      for (const [mode, keys] of [
+        ["int8", { quantization: "int8" }],
+        ["int4", intmp(4)],
+      ] as const)
+        for (const block of [{ decoder_block: "mixtral" }, { decoder_block: "gpt_oss", mlp_bias: true, mlp_activations_limit: 7 }]) {
+          const cfg = moeConfig({ ...BASE, ...block, ...keys, dtype, sparse_matmul: true, megablox: true });
+          const w = randomWeights(cfg, d);
+          const served = quantizeWeights(w, mode);
+          const x = randomInput(cfg, d);
+          const gate = einsum("BSD,DE->BSE", x, cast(w.gateKernel, dtype));
+          const r = route(cfg, x, gate, undefined, {});
+          startTrace();
+          const fused = sparseExpertCombine(cfg, r, served, d.B, d.S);
+          expect(stopTrace().map((e) => e.prim)).toContain("expert_ffn");
+          const composed = sparseExpertCombineComposed(cfg, r, served, d.B, d.S);
+          expect(fused.dtype).toBe(dtype);
+          expect(bitsEqual(fused.data, composed.data), `${mode} ${block.decoder_block}`).toBe(true);
+        }
+    },
+  );
 
   it("holds about 1 (int8) and 0.5 (int4) bytes per expert weight", () => {
     const dd: Dims = { B: 1, S: 1, D: 64, H: 96 };

@@ -22,6 +22,17 @@ import { randomInput, randomWeights, scaledError, type Dims } from "../moe/setup
 
 const info = nativeInfo();
 
+/** ‖a − b‖ / ‖b‖ */
+function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
 function served(format: WeightFormat, E: number, k: number, n: number, seed: number): QuantizedWeight {
   const [codes, scales] = randomStorage(format, E, k, n, seed);
   return { format, shape: [E, k, n], codes, scales };
@@ -98,6 +109,31 @@ describe.skipIf(!info.available)(`native served ExpertFfn${info.available ? "" :
           }
         });
       });
+
+  for (const format of ["int8", "int4"] as const)
+    it(`${format} codes, int8 rows, a bfloat16 layer: within bf16 rounding of the reference, same bits on 1 and 2 threads`, () => {
+      const c = CASES[1]!;
+      const a = args(format, c, 48, true, true);
+      const o: ExpertFfnOptions = { numExpertsPerTok: c.K, activation: "silu", lhsBits: 8, dtype: "bfloat16" };
+      const one = run("native", a, o, 1);
+      const two = run("native", a, o, 2);
+      expect(new Uint32Array(two.data.buffer)).toEqual(new Uint32Array(one.data.buffer));
+      // the same rounding points and exact integer products: only the GLU's ops (within an ulp) can move a bf16 step
+      expect(relError(one.data, run("ref", a, o).data)).toBeLessThan(1e-5);
+      // and the layer really rounds to bf16
+      expect(relError(one.data, run("ref", a, { ...o, dtype: "float32" }).data)).toBeGreaterThan(1e-4);
+    });
+
+  it("a bfloat16 layer's weight-only served FFN stays on the reference (its products round partial sums to bf16)", () => {
+    const a = args("int8", CASES[0]!, 5, false, false);
+    const o: ExpertFfnOptions = { numExpertsPerTok: 2, activation: "silu", dtype: "bfloat16" };
+    useBackend("native");
+    startTrace();
+    expertFfn(a, o);
+    const events = stopTrace();
+    useBackend("ref");
+    expect(events.find((e) => e.prim === "expert_ffn")?.backend).toBe("ref");
+  });
 
   it("names the routed row whose matmul input is not finite (int8 rows need finite abs-max scales)", () => {
     const a = args("int8", CASES[0]!, 3, false, false);

@@ -69,6 +69,8 @@ export interface NativeFfnFwdQuantizedArgs extends Omit<NativeFfnProblem, "wi0" 
   bo: Float32Array | null;
   /** [T, D] output */
   y: Float32Array;
+  /** a bfloat16 layer: rounded where moe_ffn_fwd_bf16 rounds */
+  bf16Layer?: boolean;
 }
 
 /** moe_ffn_bwd_*: gradients from dy [T, D] and the forward's residuals; all but dx optional (null skips the work). */
