@@ -121,6 +121,14 @@ describe.skipIf(!info.available)(`native layer kernels against the ref kernels${
     sameBits(Prim.Cast, [f], { dtype: "int32" });
   });
 
+  it(`cast: float32[${n}] bit patterns to bfloat16 (round half to even, NaN kept) and back equal ref bit for bit`, () => {
+    const f = floats(rng, [n], true);
+    (f.data as Float32Array).set([NaN, Infinity, -Infinity, -0, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 3.4e38, 1e-40], 0);
+    const [b] = sameBits(Prim.Cast, [f], { dtype: "bfloat16" });
+    expect(b!.dtype).toBe("bfloat16");
+    sameBits(Prim.Cast, [b!], { dtype: "float32" });
+  });
+
   for (const prim of [Prim.Exp, Prim.Sigmoid] as const) {
     it(`${prim}: float32[${n}] within one ulp of ref (libm's exp against V8's, in double), specials exact`, () => {
       const x = floats(rng, [n], false);

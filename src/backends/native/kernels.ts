@@ -102,7 +102,10 @@ export function supports<P extends Prim>(b: NativeBinding, prim: P, ins: readonl
       return ins.length === 1 && allF32(ins) && ins[0]!.size >= MIN_NATIVE_ELEMENTWISE;
     case Prim.Cast: {
       const to = (params as Params<Prim.Cast>).dtype;
-      return ins.length === 1 && ins[0]!.size >= MIN_NATIVE_ELEMENTWISE && ((to === "float32" && allI32(ins)) || (to === "int32" && allF32(ins)));
+      // float32 <-> bfloat16 (Float32Array storage both): a copy; the dispatcher rounds a bfloat16 result
+      const bf16ToF32 = to === "float32" && ins[0]?.dtype === "bfloat16" && ins[0].data instanceof Float32Array;
+      const conversions = (to === "float32" && allI32(ins)) || (to === "int32" && allF32(ins)) || (to === "bfloat16" && allF32(ins)) || bf16ToF32;
+      return ins.length === 1 && ins[0]!.size >= MIN_NATIVE_ELEMENTWISE && conversions;
     }
     case Prim.ReduceSum:
     case Prim.ReduceMax:
@@ -236,7 +239,7 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
     }
     case Prim.Cast: {
       // a typed array's set converts as the reference's stores do: int32 to the nearest float32, float32 to
-      // ToInt32 (truncated toward zero, wrapped; NaN and infinities 0)
+      // ToInt32 (truncated toward zero, wrapped; NaN and infinities 0), float32 and bfloat16 values copied
       const out = writtenInFull((params as Params<Prim.Cast>).dtype, ins[0]!.size);
       out.set(ins[0]!.data as Int32Array | Float32Array);
       return [out];
