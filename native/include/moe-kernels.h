@@ -313,7 +313,9 @@ MOE_API moe_status_t moe_quantized_gmm(moe_weight_format_t format, const void* l
  * at a time, the same divisions and rounding), the same bits as moe_quantize_f32 then moe_quantized_gmm.
  * bf16_layer != 0: a bfloat16 layer's forward, rounded where moe_ffn_fwd_bf16 rounds (x, h0 and h1 after each GMM and
  * after their biases, every op of the GLU, o before and after its bias), so the int8 rows are quantized from bf16
- * values. A non-finite GMM input is an INVALID_ARGUMENT naming its routed row. */
+ * values; its weight-only form takes int8 / int4 codes only and rounds as QuantizedGmm in bf16 does,
+ * bf16(bf16(P) * bf16(s)) with P the unscaled product. A non-finite GMM input is an INVALID_ARGUMENT naming its
+ * routed row. */
 MOE_API moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lhs_bits, int bf16_layer, const float* x, int64_t T,
                                            int64_t D, const int32_t* order, int64_t K, const float* w,
                                            const void* wi0_codes, const void* wi0_scales, const void* wi1_codes,

@@ -19,6 +19,8 @@
 namespace moe::detail {
 namespace {
 
+#include "widen.inc"
+
 // rows[r] = x[row_token[r]] for r < R.
 void gather_rows(const float* x, const int32_t* row_token, int64_t R, int64_t D, float* rows) {
   const int64_t chunk = std::max<int64_t>(1, 16384 / std::max<int64_t>(D, 1));
@@ -83,10 +85,29 @@ moe_status_t quantize_rows(Lhs& L, const float* rows, int64_t R, int64_t k) {
   return MOE_STATUS_OK;
 }
 
+// A bfloat16 layer's weight-only product with int8 / int4 codes, as QuantizedGmm in bf16 rounds it:
+// out = bf16(bf16(P) * bf16(s)) with P the unscaled product (out holds P on entry) and s the column's scale.
+void scale_bf16(const std::vector<int64_t>& off, const float* scales, int64_t n, float* out) {
+  auto body = [&](int64_t g, int) {
+    const float* s = scales + g * n;
+    for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; ++r) {
+      float* row = out + r * n;
+      for (int64_t j = 0; j < n; ++j) row[j] = round_bf16(float(double(round_bf16(row[j])) * double(round_bf16(s[j]))));
+    }
+  };
+  parallel_items(int64_t(off.size()) - 1, double(off.back() * n) < kSerialElems, body);
+}
+
 // One quantized GMM of the rows [R, k] (float, or L's quantized rows) into out [R, n].
-moe_status_t qgmm(const Lhs& L, const float* rows, const void* codes, const void* scales, const int32_t* gs,
+moe_status_t qgmm(const Lhs& L, bool bf16, const float* rows, const void* codes, const void* scales, const int32_t* gs,
                   const std::vector<int64_t>& off, int64_t R, int64_t k, int64_t n, float* out) {
   const int64_t E = int64_t(off.size()) - 1;
+  if (L.bits == 0 && bf16) {  // int8 / int4 codes (the caller checks): unscaled, then the bf16 rounding of the scale
+    const std::vector<float> ones(size_t(std::max<int64_t>(1, E * n)), 1.0f);
+    const moe_status_t st = quantized_gmm_run(L.fmt, rows, 0, nullptr, codes, ones.data(), gs, R, k, n, E, out);
+    if (st == MOE_STATUS_OK) scale_bf16(off, static_cast<const float*>(scales), n, out);
+    return st;
+  }
   if (L.bits == 0) return quantized_gmm_run(L.fmt, rows, 0, nullptr, codes, scales, gs, R, k, n, E, out);
   if (!L.packed()) return quantized_gmm_run(L.fmt, L.q, 1, L.scales, codes, scales, gs, R, k, n, E, out);
   quantized_gmm_packed(L.fmt, static_cast<const uint8_t*>(L.q), L.kp, L.scales, codes, scales, off, R, k, n, out);
@@ -124,6 +145,11 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
                                           std::to_string(off.back()) + ", T * K = " + std::to_string(R)))) {
       return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
     }
+    const bool bf16 = bf16_layer != 0;
+    if (bf16 && lhs_bits == 0 && format != MOE_WF_INT8 && format != MOE_WF_INT4) {
+      return fail(MOE_STATUS_INVALID_ARGUMENT, std::string(kWhere) +
+                                                   ": a bfloat16 layer's weight-only form takes int8 or int4 codes only");
+    }
     Workspace& ws = workspace();
     int32_t* maps = ws.i32(3, 2 * R);
     int32_t *row_token = maps, *inv = maps + R;
@@ -142,8 +168,8 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
     gather_rows(x, row_token, R, D, rows);
     if (bf16_layer != 0) round_bf16(rows, R * D, rows);  // x as the layer's cast leaves it
     moe_status_t st = quantize_rows(L, rows, R, D);
-    if (st == MOE_STATUS_OK) st = qgmm(L, rows, wi0_codes, wi0_scales, group_sizes, off, R, D, H, h0);
-    if (st == MOE_STATUS_OK) st = qgmm(L, rows, wi1_codes, wi1_scales, group_sizes, off, R, D, H, h1);
+    if (st == MOE_STATUS_OK) st = qgmm(L, bf16, rows, wi0_codes, wi0_scales, group_sizes, off, R, D, H, h0);
+    if (st == MOE_STATUS_OK) st = qgmm(L, bf16, rows, wi1_codes, wi1_scales, group_sizes, off, R, D, H, h1);
     if (st != MOE_STATUS_OK) return st;
     const Dims d{T, D, R, E, H, off};
     if (bf16_layer != 0) {  // h0, h1 rounded, + rounded biases, rounded, every op of the GLU rounded
@@ -154,7 +180,7 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
       glu_fwd_all(h0, h1, R * H, activation, clamp_limit, act);
     }
     st = quantize_rows(L, act, R, H);
-    if (st == MOE_STATUS_OK) st = qgmm(L, act, wo_codes, wo_scales, group_sizes, off, R, H, D, rows);
+    if (st == MOE_STATUS_OK) st = qgmm(L, bf16, act, wo_codes, wo_scales, group_sizes, off, R, H, D, rows);
     if (st != MOE_STATUS_OK) return st;
     if (bf16_layer != 0) {
       round_rows_bf16(d, rows, bo);

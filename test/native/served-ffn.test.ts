@@ -111,28 +111,32 @@ describe.skipIf(!info.available)(`native served ExpertFfn${info.available ? "" :
       });
 
   for (const format of ["int8", "int4"] as const)
-    it(`${format} codes, int8 rows, a bfloat16 layer: within bf16 rounding of the reference, same bits on 1 and 2 threads`, () => {
-      const c = CASES[1]!;
-      const a = args(format, c, 48, true, true);
-      const o: ExpertFfnOptions = { numExpertsPerTok: c.K, activation: "silu", lhsBits: 8, dtype: "bfloat16" };
-      const one = run("native", a, o, 1);
-      const two = run("native", a, o, 2);
-      expect(new Uint32Array(two.data.buffer)).toEqual(new Uint32Array(one.data.buffer));
-      // the same rounding points and exact integer products: only the GLU's ops (within an ulp) can move a bf16 step
-      expect(relError(one.data, run("ref", a, o).data)).toBeLessThan(1e-5);
-      // and the layer really rounds to bf16
-      expect(relError(one.data, run("ref", a, { ...o, dtype: "float32" }).data)).toBeGreaterThan(1e-4);
-    });
+    for (const lhsBits of [0, 8])
+      it(`${format} codes, ${lhsBits === 0 ? "float" : "int8"} rows, a bfloat16 layer: within a bf16 step of the reference, same bits on 1 and 2 threads`, () => {
+        const c = CASES[1]!;
+        const a = args(format, c, 48, true, true);
+        const o: ExpertFfnOptions = { numExpertsPerTok: c.K, activation: "silu", lhsBits, dtype: "bfloat16" };
+        const one = run("native", a, o, 1);
+        const two = run("native", a, o, 2);
+        expect(new Uint32Array(two.data.buffer)).toEqual(new Uint32Array(one.data.buffer));
+        // the same rounding points; the GLU's ops (within an ulp) or a product's fp32 chain (weight-only) can move a
+        // value one bf16 step (measured: 4e-8 relative)
+        const err = relError(one.data, run("ref", a, o).data);
+        expect(err).toBeLessThan(1e-6);
+        // and the layer really rounds to bf16
+        expect(relError(one.data, run("ref", a, { ...o, dtype: "float32" }).data)).toBeGreaterThan(1e-4);
+      });
 
-  it("a bfloat16 layer's weight-only served FFN stays on the reference (its products round partial sums to bf16)", () => {
-    const a = args("int8", CASES[0]!, 5, false, false);
-    const o: ExpertFfnOptions = { numExpertsPerTok: 2, activation: "silu", dtype: "bfloat16" };
-    useBackend("native");
-    startTrace();
-    expertFfn(a, o);
-    const events = stopTrace();
-    useBackend("ref");
-    expect(events.find((e) => e.prim === "expert_ffn")?.backend).toBe("ref");
+  it("a bfloat16 layer's fp8 / mxfp4 weight-only served FFN stays on the reference (one bf16 rounding per scale block)", () => {
+    for (const format of ["fp8_e4m3", "mxfp4"] as const) {
+      const a = args(format, CASES[0]!, 5, false, false);
+      useBackend("native");
+      startTrace();
+      expertFfn(a, { numExpertsPerTok: 2, activation: "silu", dtype: "bfloat16" });
+      const events = stopTrace();
+      useBackend("ref");
+      expect(events.find((e) => e.prim === "expert_ffn")?.backend).toBe("ref");
+    }
   });
 
   it("names the routed row whose matmul input is not finite (int8 rows need finite abs-max scales)", () => {

@@ -35,13 +35,13 @@ const MAX_I8_K = Math.floor((2 ** 31 - 1) / 128 ** 2);
 const byteBacked = (t: Tensor | undefined): boolean => t?.data instanceof Int8Array || t?.data instanceof Uint8Array;
 
 /**
- * The served variant's storage as moe_ffn_fwd_quantized reads it. A bfloat16 layer only with int8 / int4 codes and
- * int8 rows: its weight-only products are QuantizedGmm's in bf16, whose partial sums and scales the reference rounds
- * to bf16 (prims/quantized-gmm.ts) where the kernel keeps fp32.
+ * The served variant's storage as moe_ffn_fwd_quantized reads it. A bfloat16 layer only with int8 / int4 codes: its
+ * weight-only products are QuantizedGmm's in bf16, which rounds each scale block's partial sum and its scale to bf16
+ * (prims/quantized-gmm.ts); the kernel does so for the one block of int codes, not for fp8 / mxfp4's many.
  */
 function quantizedStorageOk(a: ExpertFfnInputs<Tensor>, p: ExpertFfnParams | ExpertFfnBwdParams): boolean {
   const q = p.quantized!;
-  if (p.dtype === "bfloat16" && (q.lhsBits === 0 || (q.format !== "int8" && q.format !== "int4"))) return false;
+  if (p.dtype === "bfloat16" && q.format !== "int8" && q.format !== "int4") return false;
   const scalesOk = (t: Tensor | undefined): boolean => (q.format === "mxfp4" ? byteBacked(t) : f32Backed(t));
   const D = a.x.shape[1]!;
   return [a.wi0, a.wi1, a.wo].every(byteBacked) && [a.s0, a.s1, a.so].every(scalesOk) && D <= MAX_I8_K && q.hidden <= MAX_I8_K;
