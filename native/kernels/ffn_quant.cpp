@@ -98,13 +98,13 @@ void scale_bf16(const std::vector<int64_t>& off, const float* scales, int64_t n,
   parallel_items(int64_t(off.size()) - 1, double(off.back() * n) < kSerialElems, body);
 }
 
-// One quantized GMM of the rows [R, k] (float, or L's quantized rows) into out [R, n].
-moe_status_t qgmm(const Lhs& L, bool bf16, const float* rows, const void* codes, const void* scales, const int32_t* gs,
-                  const std::vector<int64_t>& off, int64_t R, int64_t k, int64_t n, float* out) {
+// One quantized GMM of the rows [R, k] (float, or L's quantized rows) into out [R, n]. unit_scales (E x n ones or
+// more): a bfloat16 layer's weight-only product with int8 / int4 codes, run unscaled, then scaled by scale_bf16.
+moe_status_t qgmm(const Lhs& L, const float* unit_scales, const float* rows, const void* codes, const void* scales,
+                  const int32_t* gs, const std::vector<int64_t>& off, int64_t R, int64_t k, int64_t n, float* out) {
   const int64_t E = int64_t(off.size()) - 1;
-  if (L.bits == 0 && bf16) {  // int8 / int4 codes (the caller checks): unscaled, then the bf16 rounding of the scale
-    const std::vector<float> ones(size_t(std::max<int64_t>(1, E * n)), 1.0f);
-    const moe_status_t st = quantized_gmm_run(L.fmt, rows, 0, nullptr, codes, ones.data(), gs, R, k, n, E, out);
+  if (L.bits == 0 && unit_scales != nullptr) {
+    const moe_status_t st = quantized_gmm_run(L.fmt, rows, 0, nullptr, codes, unit_scales, gs, R, k, n, E, out);
     if (st == MOE_STATUS_OK) scale_bf16(off, static_cast<const float*>(scales), n, out);
     return st;
   }
@@ -165,14 +165,17 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
       L.q = L.packed() ? ws.get(5, std::max<int64_t>(1, R * Wp)) : static_cast<void*>(ws.i32(5, R * W));
       L.scales = ws.f32(4, R);
     }
+    // a bf16 layer's weight-only products run unscaled (int8 / int4 codes: one scale per column), then scaled
+    const std::vector<float> ones(bf16 && lhs_bits == 0 ? size_t(std::max<int64_t>(1, E * W)) : 0, 1.0f);
+    const float* unit = ones.empty() ? nullptr : ones.data();
     gather_rows(x, row_token, R, D, rows);
-    if (bf16_layer != 0) round_bf16(rows, R * D, rows);  // x as the layer's cast leaves it
+    if (bf16) round_bf16(rows, R * D, rows);  // x as the layer's cast leaves it
     moe_status_t st = quantize_rows(L, rows, R, D);
-    if (st == MOE_STATUS_OK) st = qgmm(L, bf16, rows, wi0_codes, wi0_scales, group_sizes, off, R, D, H, h0);
-    if (st == MOE_STATUS_OK) st = qgmm(L, bf16, rows, wi1_codes, wi1_scales, group_sizes, off, R, D, H, h1);
+    if (st == MOE_STATUS_OK) st = qgmm(L, unit, rows, wi0_codes, wi0_scales, group_sizes, off, R, D, H, h0);
+    if (st == MOE_STATUS_OK) st = qgmm(L, unit, rows, wi1_codes, wi1_scales, group_sizes, off, R, D, H, h1);
     if (st != MOE_STATUS_OK) return st;
     const Dims d{T, D, R, E, H, off};
-    if (bf16_layer != 0) {  // h0, h1 rounded, + rounded biases, rounded, every op of the GLU rounded
+    if (bf16) {  // h0, h1 rounded, + rounded biases, rounded, every op of the GLU rounded
       glu_fwd_bf16(d, h0, h1, b0, b1, activation, clamp_limit, act);
     } else {
       add_group_bias(off, b0, H, h0);
@@ -180,9 +183,9 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
       glu_fwd_all(h0, h1, R * H, activation, clamp_limit, act);
     }
     st = quantize_rows(L, act, R, H);
-    if (st == MOE_STATUS_OK) st = qgmm(L, bf16, act, wo_codes, wo_scales, group_sizes, off, R, H, D, rows);
+    if (st == MOE_STATUS_OK) st = qgmm(L, unit, act, wo_codes, wo_scales, group_sizes, off, R, H, D, rows);
     if (st != MOE_STATUS_OK) return st;
-    if (bf16_layer != 0) {
+    if (bf16) {
       round_rows_bf16(d, rows, bo);
     } else {
       add_group_bias(off, bo, D, rows);

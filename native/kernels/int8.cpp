@@ -40,13 +40,6 @@ void parallel_items(int64_t n, F& f) {
       n, n > 1 ? pool_threads() : 1, [](void* ctx, int64_t i, int) { (*static_cast<F*>(ctx))(i); }, &f);
 }
 
-// Round half to even, for |v| < 2^51 (the values rounded here lie within a unit of +-2^(bits-1)): adding and taking
-// away 1.5 * 2^52 rounds v to an integer in the default rounding mode, as nearbyint does, without its libm call.
-inline double round_even(double v) {
-  constexpr double kMagic = 6755399441055744.0;  // 1.5 * 2^52
-  return (v + kMagic) - kMagic;
-}
-
 struct Packed {
   int64_t kp, kq, panels;
   uint8_t* a;       // rows x kp
@@ -162,8 +155,7 @@ moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int
             q[base + j] = 0;
             continue;
           }
-          // the abs-max element lands on exactly +-Q
-          const double v = std::fabs(x0) == mx ? std::copysign(Qb, x0) : x0 / (mx / Qb);
+          const double v = aqt_value(x0, mx, Qb);
           const double u = noise == nullptr ? 0.0 : double(noise[base + j]);
           const double r = qwix != 0 ? std::min(hi, std::max(lo, round_even(v + u))) : round_even(std::min(hi, std::max(lo, v)) + u);
           q[base + j] = int32_t(r);

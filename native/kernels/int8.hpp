@@ -3,6 +3,7 @@
 // q of a panel 64 dwords of 4 int8 (B(4q + t, j0 + j) at byte (q * 64 + j) * 4 + t), zero past k and n.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "internal.hpp"
@@ -29,6 +30,17 @@ double probe_vnni(double seconds);
 
 // Whether the VNNI unit may run: AVX512-VNNI on the CPU and the AVX-512 ISA active (cpu_features.cpp).
 bool i8_vnni_usable();
+
+// The abs-max rule's value of x in a slice of abs-max mx > 0 with bound Qb: x / (mx / Qb), the abs-max element landing
+// on exactly +-Qb (moe_quantize_f32 and the served FFN's row quantizer).
+inline double aqt_value(double x, double mx, double Qb) { return std::fabs(x) == mx ? std::copysign(Qb, x) : x / (mx / Qb); }
+
+// Round half to even, for |v| < 2^51 (the values rounded here lie within a unit of +-2^(bits-1)): adding and taking
+// away 1.5 * 2^52 rounds v to an integer in the default rounding mode, as nearbyint does, without its libm call.
+inline double round_even(double v) {
+  constexpr double kMagic = 6755399441055744.0;  // 1.5 * 2^52
+  return (v + kMagic) - kMagic;
+}
 
 // moe_quantize_f32 without the call lock (for the calls that compose it: ffn_quant.cpp).
 moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int64_t C, int64_t Q, int bits, int qwix,

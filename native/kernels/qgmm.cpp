@@ -264,18 +264,18 @@ void run_int_item(const Problem& P, const Item& it, float* scratch) {
   }
 }
 
+// qg_quantize_row on plain loops: moe_quantize_f32's rule (int8.hpp), packed.
 bool qg_quantize_row_scalar(const float* x, int64_t k, int64_t kp, int bits, uint8_t* a8, float* scale) {
   float amax = 0.0f;
   for (int64_t p = 0; p < k; ++p) {
     if (!std::isfinite(x[p])) return false;
     amax = std::max(amax, std::fabs(x[p]));
   }
-  const double Qb = std::ldexp(1.0, bits - 1) - 0.5, hi = Qb - 0.5, lo = -hi, mx = double(amax), div = mx / Qb;
-  *scale = amax == 0.0f ? 1.0f : float(div);
+  const double Qb = std::ldexp(1.0, bits - 1) - 0.5, hi = Qb - 0.5, lo = -hi, mx = double(amax);
+  *scale = amax == 0.0f ? 1.0f : float(mx / Qb);
   for (int64_t p = 0; p < k; ++p) {
-    const double x0 = x[p];
-    const double v = amax == 0.0f ? 0.0 : std::fabs(x0) == mx ? std::copysign(Qb, x0) : x0 / div;
-    a8[p] = uint8_t(int32_t(std::nearbyint(std::min(hi, std::max(lo, v)))) + 128);
+    const double v = amax == 0.0f ? 0.0 : aqt_value(x[p], mx, Qb);
+    a8[p] = uint8_t(int32_t(round_even(std::min(hi, std::max(lo, v)))) + 128);
   }
   std::fill(a8 + k, a8 + kp, uint8_t(128));
   return true;

@@ -17,6 +17,7 @@ import {
 } from "../../prims/expert-ffn.js";
 import { WEIGHT_FORMATS } from "../../prims/quantized-gmm.js";
 import type { NativeBinding, NativeFfnProblem, NativeWeights } from "./binding.js";
+import { byteBacked, MAX_I8_K } from "./simple-kernels.js";
 
 /** moe_activation_t by activation name. */
 const ACTIVATION_CODE: Readonly<Record<string, number>> = { linear: 0, silu: 1, gelu: 2, sigmoid: 3, relu: 4 };
@@ -29,10 +30,6 @@ const f32Backed = (t: Tensor | undefined): boolean => t !== undefined && t.data 
 export function supportsExpertFfnBwd(ins: readonly Tensor[], p: ExpertFfnBwdParams): boolean {
   return f32Backed(ins[0]) && ins.slice(-4).every(f32Backed) && supportsExpertFfn(ins.slice(1, -4), p);
 }
-
-/** Largest contraction whose int32 sum of int8 products cannot overflow (moe_quantized_gmm's bound). */
-const MAX_I8_K = Math.floor((2 ** 31 - 1) / 128 ** 2);
-const byteBacked = (t: Tensor | undefined): boolean => t?.data instanceof Int8Array || t?.data instanceof Uint8Array;
 
 /**
  * The served variant's storage as moe_ffn_fwd_quantized reads it. A bfloat16 layer only with int8 / int4 codes: its

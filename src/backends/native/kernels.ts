@@ -12,8 +12,10 @@ import {
   bincountNative,
   broadcastNative,
   gatherNative,
+  byteBacked,
   iotaNative,
   is4Byte,
+  MAX_I8_K,
   reduceLayout,
   reduceNative,
   scatterAddNative,
@@ -27,8 +29,6 @@ const isF32Values = (t: Tensor | undefined, rank: number): boolean =>
   (t?.dtype === "float32" || t?.dtype === "bfloat16") && t.shape.length === rank && t.data instanceof Float32Array;
 const sameDtype = (ins: readonly Tensor[]): boolean => ins[0]!.dtype === ins[1]!.dtype;
 const isI32 = (t: Tensor | undefined, rank: number): boolean => t?.dtype === "int32" && t.shape.length === rank && t.data instanceof Int32Array;
-/** Largest contraction whose int32 sum of int8 products cannot overflow. */
-const MAX_I8_K = Math.floor((2 ** 31 - 1) / 128 ** 2);
 // int32 operands whose values fit in int8 (the Quantize primitive's output): the int8 products
 const int8Operands = (b: NativeBinding, lhs: Tensor, rhs: Tensor, k: number): boolean =>
   k <= MAX_I8_K && b.i32FitsI8(lhs.data as Int32Array) && b.i32FitsI8(rhs.data as Int32Array);
@@ -39,9 +39,8 @@ const int8Operands = (b: NativeBinding, lhs: Tensor, rhs: Tensor, k: number): bo
  */
 function quantizedGmmOperands(b: NativeBinding, ins: readonly Tensor[]): boolean {
   const [lhs, codes, scales, gs, ls] = ins;
-  const bytes = (t: Tensor | undefined): boolean => t?.data instanceof Int8Array || t?.data instanceof Uint8Array;
   const scalesOk = scales?.data instanceof Float32Array || (scales?.dtype === "uint8" && scales.data instanceof Uint8Array);
-  if (!bytes(codes) || !scalesOk || !isI32Vector(gs) || lhs === undefined || lhs.shape[1]! > MAX_I8_K) return false;
+  if (!byteBacked(codes) || !scalesOk || !isI32Vector(gs) || lhs === undefined || lhs.shape[1]! > MAX_I8_K) return false;
   if (isF32(lhs, 2)) return ls === undefined;
   return isI32(lhs, 2) && isF32(ls, 2) && b.i32FitsI8(lhs.data as Int32Array);
 }

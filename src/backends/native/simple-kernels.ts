@@ -9,6 +9,12 @@ import type { Tensor } from "../../core/tensor.js";
 import { Prim, type Params } from "../../prims/prims.js";
 import type { NativeBinding } from "./binding.js";
 
+/** Largest contraction whose int32 sum of int8 products cannot overflow (the integer kernels' bound). */
+export const MAX_I8_K = Math.floor((2 ** 31 - 1) / 128 ** 2);
+
+/** Tensors held as bytes: quantized codes, e8m0 scales. */
+export const byteBacked = (t: Tensor | undefined): boolean => t?.data instanceof Int8Array || t?.data instanceof Uint8Array;
+
 /** float32 (or bfloat16 values held as float32) and int32 tensors: 4-byte elements the movement kernels copy as bits. */
 export const is4Byte = (t: Tensor | undefined): boolean =>
   ((t?.dtype === "float32" || t?.dtype === "bfloat16") && t.data instanceof Float32Array) || (t?.dtype === "int32" && t.data instanceof Int32Array);
