@@ -378,6 +378,7 @@ console.log(`\nmoekit bench — backend ${backend} (${info.native.isa ?? "-"}), 
 console.log(
   `machine probes (highest of ${tracker.readings} readings in this run): fp32 FMA ${probes.fp32Gflops?.toFixed(0) ?? "-"} GFLOP/s, bf16 dot (vdpbf16ps) ${probes.bf16Gflops?.toFixed(0) ?? "-"} GFLOP/s, int8 dot (vpdpbusd) ${probes.int8Gops?.toFixed(0) ?? "-"} GOP/s, AMX-BF16 ${probes.amxGflops?.toFixed(0) ?? "-"} GFLOP/s, read ${probes.readGBps?.toFixed(1) ?? "-"} GB/s`,
 );
+console.log(`GEMM blocking: ${info.native.blocking ?? "-"} (${info.native.tuning ?? "-"})`);
 console.log('("of peak": fp32 rows against the FMA probe, bf16-weight rows against the probe of the bf16 path in use)\n');
 console.log(
   "| run | shape | dtype | ms | GFLOP/s | of peak | GB/s | of bandwidth | vs PyTorch | vs onnxruntime | vs BLAS matmuls | note |",
@@ -401,7 +402,23 @@ for (const p of peers)
 if (values.json !== undefined) {
   writeFileSync(
     values.json,
-    JSON.stringify({ date: new Date().toISOString(), backend, isa: info.native.isa, threads, runs, probes, rows, peers, targets }, null, 2),
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        backend,
+        isa: info.native.isa,
+        blocking: info.native.blocking,
+        tuning: info.native.tuning,
+        threads,
+        runs,
+        probes,
+        rows,
+        peers,
+        targets,
+      },
+      null,
+      2,
+    ),
   );
   console.error(`[bench] wrote ${values.json}`);
 }

@@ -8,6 +8,7 @@
         "kernels/api.cpp",
         "kernels/bf16_acts.cpp",
         "kernels/bf16_path.cpp",
+        "kernels/blocking.cpp",
         "kernels/convert.cpp",
         "kernels/cpu_features.cpp",
         "kernels/elementwise.cpp",

@@ -91,9 +91,23 @@ MOE_API const char* moe_last_error(void);
 /* Constant name of an ISA ("scalar", "avx2", "avx512"); "unknown" for other values. */
 MOE_API const char* moe_isa_name(moe_isa_t isa);
 
-/* The GEMM engine's blocking with the active ISA, as text: the L2 size it was derived from, and per multiply kind
- * the register tile (mr x nr), the contraction block kc and the item size mc x nc. Valid until the next call. */
+/* The GEMM engine's blocking with the active ISA, as text: the cache sizes it was derived from, and per multiply
+ * kind the register tile (mr x nr), the contraction block kc, the item size mc x nc and whether they are the
+ * model's or were set (moe_set_blocking). Valid until the next call on this thread. */
 MOE_API const char* moe_blocking_info(void);
+
+/* Sets the block sizes of one multiply kind ("f32"; "dpbf16" or "amx" with avx512) of the active ISA, for every
+ * thread: kc a multiple of 32, mc a multiple of the kind's mr, nc of its nr; 0 puts the model's value back (all three
+ * 0: the model's blocking). Results do not depend on them, only speed (moekit tune). INVALID_ARGUMENT names the bad
+ * value. Not to be called while a kernel runs. */
+MOE_API moe_status_t moe_set_blocking(const char* kind, int kc, int mc, int nc);
+
+/* The blocking of one multiply kind of the active ISA: out = {mr, nr, kc, mc, nc, set (1 when moe_set_blocking set
+ * any of them)}. */
+MOE_API moe_status_t moe_get_blocking(const char* kind, int out[6]);
+
+/* The processor's brand string (cpuid), "" where unknown. */
+MOE_API const char* moe_cpu_brand(void);
 
 /* Best ISA usable on this CPU (ignores the environment cap and moe_set_isa). */
 MOE_API moe_isa_t moe_isa_best(void);

@@ -1,7 +1,6 @@
 // The driver of the blocked GEMM engine (baseline code): picks the active ISA's unit, splits a problem (engine.hpp)
 // into work items fixed by the shapes and group sizes alone, and runs them on the pool, one thread per item.
 #include <algorithm>
-#include <string>
 #include <vector>
 
 #include "engine.hpp"
@@ -76,7 +75,7 @@ void run_problem(const GemmProblem& P) {
     if (m == 0) continue;
     flops += 2.0 * double(m) * double(P.n) * double(P.halves) * double(P.tgmm ? rows : ktot);
     if (!P.tgmm && P.stream_small && rows <= kStreamRows) {
-      for (int64_t j0 = 0; j0 < P.n; j0 += ns) items.push_back({g, 0, rows, j0, std::min(ns, P.n - j0), true});
+      for (int64_t j0 = 0; j0 < P.n; j0 += ns) items.push_back({g, 0, rows, j0, std::min(ns, P.n - j0), true, bl.kc});
       continue;
     }
     const int64_t mc = block_size(m, P.tgmm ? bl.tmc : bl.mc, bl.mr);
@@ -84,7 +83,7 @@ void run_problem(const GemmProblem& P) {
     const int64_t ncg = !P.tgmm && !P.btrans && m <= kWideTiles * bl.mr ? P.n : nc;
     for (int64_t i0 = 0; i0 < m; i0 += mc) {
       for (int64_t j0 = 0; j0 < P.n; j0 += ncg) {
-        items.push_back({g, i0, std::min(mc, m - i0), j0, std::min(ncg, P.n - j0), false});
+        items.push_back({g, i0, std::min(mc, m - i0), j0, std::min(ncg, P.n - j0), false, bl.kc});
       }
     }
   }
@@ -105,21 +104,3 @@ void run_problem(const GemmProblem& P) {
 }
 
 }  // namespace moe::detail
-
-const char* moe_blocking_info(void) {
-  using namespace moe::detail;
-  static thread_local std::string text;
-  const IsaUnit& isa = active_isa_unit();
-  auto kind = [&](const char* name, Mul mul) {
-    const GemmBlocking b = isa.blocking(mul);
-    return std::string(name) + " mr " + std::to_string(b.mr) + " nr " + std::to_string(b.nr) + " kc " +
-           std::to_string(b.kc) + " mc " + std::to_string(b.mc) + " nc " + std::to_string(b.nc);
-  };
-  text = "l2 " + std::to_string(cache_l2_bytes() >> 10) + " KiB; " + kind("f32", Mul::F32);
-  if (isa.isa == MOE_ISA_AVX512 && effective_bf16_path() != MOE_BF16_WIDEN) {
-    text += "; " + kind(effective_bf16_path() == MOE_BF16_AMX ? "amx" : "dpbf16", mul_for(BElem::BF16));
-  }
-  text += "; one row tile: whole weight rows, kc from half the l2; groups of <= " + std::to_string(kStreamRows) +
-          " rows stream the weights";
-  return text.c_str();
-}

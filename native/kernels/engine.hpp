@@ -69,11 +69,12 @@ struct GemmProblem {
   bool stream_small = false;  // rows mode, row-major weights, one segment: small groups stream their weights
 };
 
-// One work item: rows [i0, i0 + mb) and columns [j0, j0 + nb) (of every half) of group g's C. `stream`: the
-// weight-streaming kernel (mb <= kStreamRows, whole group).
+// One work item: rows [i0, i0 + mb) and columns [j0, j0 + nb) (of every half) of group g's C, contraction blocks of
+// at most kc (the blocking's). `stream`: the weight-streaming kernel (mb <= kStreamRows, whole group).
 struct GemmItem {
   int64_t g, i0, mb, j0, nb;
   bool stream;
+  int64_t kc;
 };
 
 #ifndef MOE_STREAM_ROWS
@@ -92,6 +93,26 @@ struct GemmBlocking {
   int mr, nr, kc, mc, nc, kg;  // kg: contraction granularity of packed operands (zero padded)
   int tmc, tnc;                // mc, nc of tgmm items (their packed A block is mc x kc, not mr x kc)
 };
+
+// What the blocking model needs of a multiply kind: its register tile, contraction granularity and the bytes of a
+// packed A and B element.
+struct TileShape {
+  int mr, nr, kg, a_bytes, b_bytes;
+};
+
+// The caches of one core, in bytes (cpu_features.cpp).
+struct CacheSizes {
+  int64_t l1d, l2, l3;
+};
+CacheSizes cache_sizes();
+// The processor's brand string, "" where unknown (cpu_features.cpp).
+const char* cpu_brand();
+
+// Block sizes of tile shape t from caches c (blocking.cpp states the model).
+GemmBlocking blocking_model(const CacheSizes& c, const TileShape& t);
+// The blocking an ISA unit uses for one multiply kind: the model's for this machine's caches, with the values that
+// moe_set_blocking set for that ISA and kind in their place (blocking.cpp).
+GemmBlocking blocking_for(moe_isa_t isa, Mul mul, const TileShape& t);
 
 // One ISA unit (isa_<isa>.cpp: engine_block.inc compiled for that ISA with its register tiles): its blocking per
 // multiply kind, and the functions that size and run one work item.
@@ -151,7 +172,7 @@ void to_bf16_padded_avx512bf16(const float* src, int64_t n, int64_t npad, uint16
 bool cpu_has_avx512_bf16();
 bool cpu_has_amx_bf16();
 bool cpu_has_fast_dpbf16();
-// Bytes of one core's L2 data cache (cpu_features.cpp).
+// Bytes of one core's L2 data cache (cache_sizes().l2).
 int64_t cache_l2_bytes();
 
 // The bf16 path in use now, and the multiply kind it gives weights of element type e (bf16_path.cpp).

@@ -112,7 +112,7 @@ void ukr_amx(int mr, int64_t kcp, const uint16_t* a, int64_t lda, const void* bv
 }
 
 struct TrAmx : PairPanels {
-  static constexpr int MR = 32, NR = 32, KC = MOE_GEMM_AMX_KC, KG = 32;
+  static constexpr int MR = 32, NR = 32, KG = 32;
   using AT = uint16_t;
   static constexpr bool kPairs = true, kPadRows = true;
   static void ukr(int mr, int64_t kcp, const uint16_t* a, int64_t lda, const void* b, float* c, int64_t ldc, bool acc) {
@@ -125,7 +125,7 @@ struct TrAmx : PairPanels {
 
 }  // namespace
 
-GemmBlocking amx_blocking() { return {TrAmx::MR, TrAmx::NR, TrAmx::KC, MOE_GEMM_AMX_MC, MOE_GEMM_AMX_NC, TrAmx::KG, MOE_GEMM_AMX_MC, MOE_GEMM_AMX_NC}; }
+GemmBlocking amx_blocking() { return blocking_for(MOE_ISA_AVX512, Mul::AMX, {TrAmx::MR, TrAmx::NR, TrAmx::KG, 2, 2}); }
 int64_t amx_scratch(const GemmProblem& p, const GemmItem& it) { return scratch_floats_t<TrAmx>(p, it); }
 void amx_run(const GemmProblem& p, const GemmItem& it, float* scratch) { run_packed<TrAmx>(p, it, scratch); }
 

@@ -280,14 +280,14 @@ struct UkrAvx2 {
 };
 
 struct TrAvx2 : F32Packing<16> {
-  static constexpr int MR = 6, NR = 16, KC = 256, KG = 1;
+  static constexpr int MR = 6, NR = 16, KG = 1;
   using AT = float;
   static constexpr bool kPairs = false, kPadRows = false;
   static constexpr auto ukr = &ukr_rows<UkrAvx2, MR>;
 };
 
 GemmBlocking blocking(Mul) {
-  return {TrAvx2::MR, TrAvx2::NR, TrAvx2::KC, MOE_GEMM_AVX2_MC, MOE_GEMM_AVX2_NC, TrAvx2::KG, MOE_GEMM_AVX2_MC, MOE_GEMM_AVX2_NC};
+  return blocking_for(MOE_ISA_AVX2, Mul::F32, {TrAvx2::MR, TrAvx2::NR, TrAvx2::KG, 4, 4});
 }
 
 const IsaUnit kAvx2 = {MOE_ISA_AVX2, &blocking, &item_scratch_one<TrAvx2>, &run_item_one<TrAvx2>, &glu_fwd_row,

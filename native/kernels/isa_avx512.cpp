@@ -13,23 +13,8 @@
 #if defined(MOE_HAVE_X86_KERNELS)
 #include <immintrin.h>
 
-#ifndef MOE_GEMM_F32_MC
-#define MOE_GEMM_F32_MC 528
-#endif
-#ifndef MOE_GEMM_F32_NC
-#define MOE_GEMM_F32_NC 1024
-#endif
-#ifndef MOE_GEMM_F32_TMC
-#define MOE_GEMM_F32_TMC 528
-#endif
-#ifndef MOE_GEMM_F32_TNC
-#define MOE_GEMM_F32_TNC 1024
-#endif
 #ifndef MOE_GEMM_F32_MR
 #define MOE_GEMM_F32_MR 12
-#endif
-#ifndef MOE_GEMM_F32_KC
-#define MOE_GEMM_F32_KC 256
 #endif
 
 #if defined(__clang__)
@@ -101,7 +86,7 @@ struct UkrAvx512 {
 };
 
 struct TrF32 : F32Rows {
-  static constexpr int MR = MOE_GEMM_F32_MR, NR = 32, KC = MOE_GEMM_F32_KC, KG = 1;
+  static constexpr int MR = MOE_GEMM_F32_MR, NR = 32, KG = 1;
   using AT = float;
   static constexpr bool kPairs = false, kPadRows = false;
   static constexpr auto ukr = &ukr_rows<UkrAvx512, MR>;
@@ -121,7 +106,7 @@ GemmBlocking blocking(Mul mul) {
     case Mul::AMX: return amx_blocking();
     case Mul::F32: break;
   }
-  return {TrF32::MR, TrF32::NR, TrF32::KC, MOE_GEMM_F32_MC, MOE_GEMM_F32_NC, TrF32::KG, MOE_GEMM_F32_TMC, MOE_GEMM_F32_TNC};
+  return blocking_for(MOE_ISA_AVX512, Mul::F32, {TrF32::MR, TrF32::NR, TrF32::KG, 4, 4});
 }
 
 int64_t item_scratch(const GemmProblem& p, const GemmItem& it) {

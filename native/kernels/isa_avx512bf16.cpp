@@ -97,7 +97,7 @@ void cvt_row_bf16(const float* src, int64_t n, int64_t npad, uint16_t* dst) {
 }
 
 struct TrDp : PairPanels {
-  static constexpr int MR = 12, NR = 32, KC = MOE_GEMM_DP_KC, KG = 2;
+  static constexpr int MR = 12, NR = 32, KG = 2;
   using AT = uint16_t;
   static constexpr bool kPairs = true, kPadRows = false;
   static void ukr(int mr, int64_t kcp, const uint16_t* a, int64_t lda, const void* b, float* c, int64_t ldc, bool acc) {
@@ -114,7 +114,7 @@ struct TrDp : PairPanels {
 void to_bf16_avx512bf16(const float* src, int64_t n, uint16_t* dst) { cvt_row_bf16(src, n, n, dst); }
 void to_bf16_padded_avx512bf16(const float* src, int64_t n, int64_t npad, uint16_t* dst) { cvt_row_bf16(src, n, npad, dst); }
 
-GemmBlocking dpbf16_blocking() { return {TrDp::MR, TrDp::NR, TrDp::KC, MOE_GEMM_DP_MC, MOE_GEMM_DP_NC, TrDp::KG, MOE_GEMM_DP_MC, MOE_GEMM_DP_NC}; }
+GemmBlocking dpbf16_blocking() { return blocking_for(MOE_ISA_AVX512, Mul::DPBF16, {TrDp::MR, TrDp::NR, TrDp::KG, 2, 2}); }
 int64_t dpbf16_scratch(const GemmProblem& p, const GemmItem& it) { return scratch_floats_t<TrDp>(p, it); }
 void dpbf16_run(const GemmProblem& p, const GemmItem& it, float* scratch) { run_packed<TrDp>(p, it, scratch); }
 

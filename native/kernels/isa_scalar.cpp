@@ -134,13 +134,13 @@ struct UkrS {
 };
 
 struct TrS : F32Packing<16> {
-  static constexpr int MR = 4, NR = 16, KC = 256, KG = 1;
+  static constexpr int MR = 4, NR = 16, KG = 1;
   using AT = float;
   static constexpr bool kPairs = false, kPadRows = false;
   static constexpr auto ukr = &ukr_rows<UkrS, MR>;
 };
 
-GemmBlocking blocking(Mul) { return {TrS::MR, TrS::NR, TrS::KC, 128, 256, TrS::KG, 128, 256}; }
+GemmBlocking blocking(Mul) { return blocking_for(MOE_ISA_SCALAR, Mul::F32, {TrS::MR, TrS::NR, TrS::KG, 4, 4}); }
 
 const IsaUnit kScalar = {MOE_ISA_SCALAR, &blocking, &item_scratch_one<TrS>, &run_item_one<TrS>, &glu_fwd_row,
                         &glu_bwd_row, nullptr, &bmm_thin};

@@ -752,6 +752,37 @@ Napi::Value SetBf16Path(const Napi::CallbackInfo& info) {
 
 Napi::Value BlockingInfo(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), moe_blocking_info()); }
 
+// setBlocking(kind, kc, mc, nc): moe_set_blocking (0: the model's value).
+Napi::Value SetBlocking(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 4, "setBlocking");
+  if (!info[0].IsString()) throw_type(env, "setBlocking expects a multiply kind name");
+  int v[3];
+  for (int i = 0; i < 3; ++i) {
+    const int64_t x = size_arg(info, size_t(i + 1), i == 0 ? "kc" : i == 1 ? "mc" : "nc");
+    if (x > (int64_t(1) << 30)) throw_range(env, "setBlocking: block size too large");
+    v[i] = int(x);
+  }
+  check_status(env, moe_set_blocking(info[0].As<Napi::String>().Utf8Value().c_str(), v[0], v[1], v[2]));
+  return env.Undefined();
+}
+
+// getBlocking(kind): {mr, nr, kc, mc, nc, set} of moe_get_blocking.
+Napi::Value GetBlocking(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 1, "getBlocking");
+  if (!info[0].IsString()) throw_type(env, "getBlocking expects a multiply kind name");
+  int v[6];
+  check_status(env, moe_get_blocking(info[0].As<Napi::String>().Utf8Value().c_str(), v));
+  Napi::Object o = Napi::Object::New(env);
+  const char* names[5] = {"mr", "nr", "kc", "mc", "nc"};
+  for (int i = 0; i < 5; ++i) o.Set(names[i], Napi::Number::New(env, v[i]));
+  o.Set("set", Napi::Boolean::New(env, v[5] != 0));
+  return o;
+}
+
+Napi::Value CpuBrand(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), moe_cpu_brand()); }
+
 Napi::Value WorkspaceBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), double(moe_workspace_bytes()));
 }
@@ -801,6 +832,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bf16Path", Napi::Function::New(env, Bf16Path, "bf16Path"));
   exports.Set("setBf16Path", Napi::Function::New(env, SetBf16Path, "setBf16Path"));
   exports.Set("blockingInfo", Napi::Function::New(env, BlockingInfo, "blockingInfo"));
+  exports.Set("setBlocking", Napi::Function::New(env, SetBlocking, "setBlocking"));
+  exports.Set("getBlocking", Napi::Function::New(env, GetBlocking, "getBlocking"));
+  exports.Set("cpuBrand", Napi::Function::New(env, CpuBrand, "cpuBrand"));
   exports.Set("workspaceBytes", Napi::Function::New(env, WorkspaceBytes, "workspaceBytes"));
   exports.Set("releaseWorkspace", Napi::Function::New(env, ReleaseWorkspace, "releaseWorkspace"));
   moekit_napi::register_pooled(env, exports);

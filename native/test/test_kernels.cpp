@@ -341,6 +341,45 @@ void test_errors() {
 
 }  // namespace
 
+// Block sizes change speed only: gmm (rhs as stored and transposed) and tgmm (ragged groups, several kc blocks, items split along rows and columns)
+// give the same bits under the model's blocking and under blocks from the smallest to larger than the problem; the
+// kc, mc and nc that moe_set_blocking refuses are named.
+void test_blocking(moe_isa_t isa) {
+  int b[6];
+  EXPECT(moe_get_blocking("f32", b) == MOE_STATUS_OK, "get blocking %s", moe_isa_name(isa));
+  EXPECT(b[2] % 32 == 0 && b[3] % b[0] == 0 && b[4] % b[1] == 0 && b[5] == 0, "%s model blocking kc %d mc %d nc %d",
+         moe_isa_name(isa), b[2], b[3], b[4]);
+  const int64_t G = 3, k = 200, n = 150;
+  const std::vector<int32_t> gs = {70, 0, 131};
+  const int64_t m = 201;
+  const std::vector<float> lhs = rand_vec(size_t(m * k), 41), rhs = rand_vec(size_t(G * k * n), 42),
+                           dout = rand_vec(size_t(m * n), 43);
+  auto run = [&]() {
+    std::vector<float> y(size_t(m * n)), yt(size_t(m * n)), g(size_t(G * k * n));
+    EXPECT(moe_gmm_fwd_f32(lhs.data(), rhs.data(), gs.data(), m, k, n, G, 0, y.data()) == MOE_STATUS_OK, "gmm");
+    EXPECT(moe_gmm_fwd_f32(lhs.data(), rhs.data(), gs.data(), m, k, n, G, 1, yt.data()) == MOE_STATUS_OK, "gmm, rhs^T");
+    y.insert(y.end(), yt.begin(), yt.end());
+    EXPECT(moe_gmm_bwd_rhs_f32(lhs.data(), dout.data(), gs.data(), m, k, n, G, g.data()) == MOE_STATUS_OK, "tgmm");
+    y.insert(y.end(), g.begin(), g.end());
+    return y;
+  };
+  const std::vector<float> want = run();
+  const int sets[3][3] = {{32, b[0], b[1]}, {96, 2 * b[0], 3 * b[1]}, {4096, 500 * b[0], 200 * b[1]}};
+  for (const auto& s : sets) {
+    EXPECT(moe_set_blocking("f32", s[0], s[1], s[2]) == MOE_STATUS_OK, "set blocking %d %d %d", s[0], s[1], s[2]);
+    const std::vector<float> got = run();
+    EXPECT(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0, "%s kc %d mc %d nc %d: same bits",
+           moe_isa_name(isa), s[0], s[1], s[2]);
+  }
+  EXPECT(moe_set_blocking("f32", 48, 0, 0) == MOE_STATUS_INVALID_ARGUMENT &&
+             std::strstr(moe_last_error(), "kc = 48") != nullptr,
+         "kc 48 refused: %s", moe_last_error());
+  EXPECT(moe_set_blocking("f32", 0, b[0] + 1, 0) == MOE_STATUS_INVALID_ARGUMENT, "mc off the tile refused");
+  EXPECT(moe_set_blocking("f32", 0, 0, b[1] + 1) == MOE_STATUS_INVALID_ARGUMENT, "nc off the tile refused");
+  EXPECT(moe_set_blocking("fp8", 0, 0, 0) == MOE_STATUS_INVALID_ARGUMENT, "unknown kind refused");
+  EXPECT(moe_set_blocking("f32", 0, 0, 0) == MOE_STATUS_OK, "model blocking back");
+}
+
 int main() {
   std::printf("moe-kernels %s: best ISA %s, %d default threads\n", moe_version(), moe_isa_name(moe_isa_best()),
               moe_default_num_threads());
@@ -353,6 +392,7 @@ int main() {
     test_bmm(isa);
     test_large(isa);
     test_int8_gmm(isa);
+    test_blocking(isa);
   }
   test_quantize();
   test_errors();

@@ -8,6 +8,7 @@ import { initCommand } from "./commands/init.js";
 import { presetsCommand } from "./commands/presets.js";
 import { quantizeCommand } from "./commands/quantize.js";
 import { runCommand } from "./commands/run.js";
+import { tuneCommand } from "./commands/tune.js";
 
 export const VERSION = "0.1.0";
 
@@ -23,12 +24,14 @@ Commands:
   quantize                 quantize one MoE layer's experts for serving (int8, int4) and save it
   init                     write a preset's layer (initialised weights) as a MaxText or Hugging Face checkpoint
   presets                  list the MaxText model presets (and their tiny twins)
-  info                     backend, ISA, threads and bf16 path in use
+  info                     backend, ISA, threads, bf16 path and GEMM blocking in use
+  tune                     measure the native GEMM blocking on this machine and save it for start-up
 
 Environment: MOEKIT_BACKEND=auto|native|ref (default auto: native when built), MOEKIT_THREADS=n,
 MOEKIT_POOL_MB=n (budget of the recycled-storage pool and of the addon's free blocks, MiB each, default 2048),
 MOEKIT_NATIVE_ISA=scalar|avx2|avx512 (caps the native ISA), MOEKIT_NATIVE_BF16=widen|dpbf16|amx (how bf16
 weights are multiplied; default: amx where available, dpbf16 on AMD cores, else widen), MOEKIT_TRACE=1 (each primitive's backend, calls and time, at exit),
+MOEKIT_TUNE=path|off (the GEMM blocking file; default: this CPU's from \`moekit tune\`, where it exists),
 MOEKIT_MPI_TIMEOUT=seconds (an MPI collective not done by then names the missing ranks and ends the job; default
 300, 0 = never).
 
@@ -65,6 +68,8 @@ export async function main(argv: string[]): Promise<number> {
         return presetsCommand(rest);
       case "info":
         return infoCommand(rest);
+      case "tune":
+        return await tuneCommand(rest);
       default:
         console.error(`moekit: unknown command "${cmd}"\n\n${HELP}`);
         return 2;

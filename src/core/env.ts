@@ -6,6 +6,7 @@
 //   MOEKIT_NATIVE_ADDON=path            load the addon from this path
 //   MOEKIT_NATIVE_ISA=scalar|avx2|avx512         cap the instruction set of the native kernels
 //   MOEKIT_NATIVE_BF16=widen|dpbf16|amx          how the native kernels multiply bf16 weights
+//   MOEKIT_TUNE=path|off               the GEMM blocking file of `moekit tune` (default: the one of this CPU in ~/.cache/moekit/tune)
 //   MOEKIT_TRACE=0|1                    time every primitive by backend and print the table at exit
 //   MOEKIT_MPI_TIMEOUT=seconds          an MPI collective not complete by then is an error (default 300, 0 = never)
 import { MoeError } from "./errors.js";
@@ -22,6 +23,7 @@ export interface MoekitEnv {
   nativeAddon: string | undefined;
   nativeIsa: NativeIsa | undefined;
   nativeBf16: NativeBf16Path | undefined;
+  tune: string | undefined;
   trace: boolean;
   mpiTimeoutS: number | undefined;
 }
@@ -57,6 +59,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>> = proc
     nativeAddon: env.MOEKIT_NATIVE_ADDON === "" ? undefined : env.MOEKIT_NATIVE_ADDON,
     nativeIsa: oneOf("MOEKIT_NATIVE_ISA", env.MOEKIT_NATIVE_ISA, ["scalar", "avx2", "avx512"]),
     nativeBf16: oneOf("MOEKIT_NATIVE_BF16", env.MOEKIT_NATIVE_BF16, ["widen", "dpbf16", "amx"]),
+    tune: env.MOEKIT_TUNE,
     trace: oneOf("MOEKIT_TRACE", env.MOEKIT_TRACE, ["0", "1", ""]) === "1",
     mpiTimeoutS: number("MOEKIT_MPI_TIMEOUT", env.MOEKIT_MPI_TIMEOUT, false, 1e6),
   };

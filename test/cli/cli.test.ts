@@ -102,11 +102,14 @@ describe("moekit CLI", () => {
 
   it("info names the backend in use", async () => {
     expect(await main(["info", "--json"])).toBe(0);
-    const info = JSON.parse(out.join("\n")) as { backend: string; threads: number; bf16Path: string; blocking: string };
+    const info = JSON.parse(out.join("\n")) as { backend: string; threads: number; bf16Path: string; blocking: string; tuning: string };
     expect(["native", "ref"]).toContain(info.backend);
     expect(["widen", "dpbf16", "amx", "-"]).toContain(info.bf16Path);
-    // with the addon: the L2 size the blocking came from, and the fp32 kind's tile
-    if (info.bf16Path !== "-") expect(info.blocking).toMatch(/^l2 \d+ KiB; f32 mr \d+ nr \d+ kc \d+ mc \d+ nc \d+/);
+    // with the addon: the cache sizes the blocking came from, the fp32 kind's tile and blocks, and where they came from
+    if (info.bf16Path !== "-") {
+      expect(info.blocking).toMatch(/^l1d \d+ KiB, l2 \d+ KiB; f32 mr \d+ nr \d+ kc \d+ mc \d+ nc \d+ \((model|set)\)/);
+      expect(info.tuning).toMatch(/^(model|file )/);
+    }
   });
 
   it("unknown commands and --help", async () => {

@@ -24,8 +24,8 @@ async function commandTable(): Promise<string[]> {
 }
 
 describe("--help", () => {
-  it("the command table lists the seven commands", async () => {
-    expect(await commandTable()).toEqual(["check", "run", "convert", "quantize", "init", "presets", "info"]);
+  it("the command table lists the eight commands", async () => {
+    expect(await commandTable()).toEqual(["check", "run", "convert", "quantize", "init", "presets", "info", "tune"]);
   });
 
   it("every command of the table prints its usage and exits 0 with --help and with -h", async () => {

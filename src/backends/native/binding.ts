@@ -91,6 +91,17 @@ export interface NativeFfnBwdArgs extends NativeFfnProblem {
 }
 
 /** The addon's exports. Kernels write into `out` (preallocated, exact length, not overlapping an input). */
+/** One multiply kind's GEMM blocking: register tile mr x nr, contraction block kc, item mc x nc. */
+export interface NativeBlocking {
+  mr: number;
+  nr: number;
+  kc: number;
+  mc: number;
+  nc: number;
+  /** Set by setBlocking (a tune file), rather than the cache model's. */
+  set: boolean;
+}
+
 export interface NativeBinding {
   readonly version: string;
   /** ISA the kernels use now. */
@@ -221,6 +232,12 @@ export interface NativeBinding {
   setBf16Path(path: NativeBf16Path): void;
   /** The GEMM engine's blocking with the active ISA (moe_blocking_info). */
   blockingInfo(): string;
+  /** Block sizes of one multiply kind of the active ISA ("f32", "dpbf16", "amx"); 0: the model's (moe_set_blocking). */
+  setBlocking(kind: string, kc: number, mc: number, nc: number): void;
+  /** The blocking of one multiply kind of the active ISA, and whether setBlocking set it (moe_get_blocking). */
+  getBlocking(kind: string): NativeBlocking;
+  /** The processor's brand string, "" where unknown. */
+  cpuBrand(): string;
   /** Bytes held by the one-shot workspace; releaseWorkspace() frees it. */
   workspaceBytes(): number;
   releaseWorkspace(): void;
@@ -277,6 +294,9 @@ const FUNCTIONS = [
   "bf16Path",
   "setBf16Path",
   "blockingInfo",
+  "setBlocking",
+  "getBlocking",
+  "cpuBrand",
   "workspaceBytes",
   "releaseWorkspace",
   "pooledF32",

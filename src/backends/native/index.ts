@@ -8,6 +8,7 @@ import { storagePool } from "../../core/pool.js";
 import type { Backend } from "../backend.js";
 import { nativeBinding, nativeUnavailableReason, type NativeBf16Path, type NativeIsa } from "./binding.js";
 import { run, supports } from "./kernels.js";
+import { applyTuneFile, tuneState } from "./tune-file.js";
 
 export type { NativeBf16Path, NativeIsa };
 
@@ -36,14 +37,18 @@ export interface NativeInfo {
   threads: number;
   /** How bf16 weights are multiplied. */
   bf16Path?: NativeBf16Path;
-  /** The GEMM engine's blocking, derived from the L2 size and the ISA. */
+  /** The GEMM engine's blocking: derived from the caches and the ISA, or set by a tune file. */
   blocking?: string;
+  /** Where the blocking came from: "model", or the tune file applied (and why one was not). */
+  tuning?: string;
 }
 
 export function nativeInfo(): NativeInfo {
   const b = nativeBinding();
   if (b === undefined) return { available: false, reason: nativeUnavailableReason(), threads: 0 };
-  return { available: true, isa: b.isa(), bestIsa: b.bestIsa(), threads: b.threads(), bf16Path: b.bf16Path(), blocking: b.blockingInfo() };
+  const t = tuneState();
+  const tuning = t.source === "file" ? `file ${t.path ?? "?"}` : `model${t.note !== undefined ? ` (${t.note})` : ""}`;
+  return { available: true, isa: b.isa(), bestIsa: b.bestIsa(), threads: b.threads(), bf16Path: b.bf16Path(), blocking: b.blockingInfo(), tuning };
 }
 
 /** Threads for the native kernels: n >= 1, or 0 for the number of CPUs. Returns false (and does nothing) when the addon is unavailable. */
@@ -73,7 +78,7 @@ export function shareCores(ranksHere: number, env: MoekitEnv = readEnv()): void 
   b.setThreads(Math.max(1, Math.floor(b.defaultThreads() / ranksHere)));
 }
 
-/** Apply the environment's native flags (threads, ISA cap, bf16 path); a no-op without the addon. */
+/** Apply the environment's native flags (threads, ISA cap, bf16 path, tune file); a no-op without the addon. */
 export function configureNative(env: MoekitEnv): void {
   const b = nativeBinding();
   if (b === undefined) return;
@@ -91,6 +96,7 @@ export function configureNative(env: MoekitEnv): void {
       throw new MoeError(`[env] MOEKIT_NATIVE_BF16=${env.nativeBf16}: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
+  applyTuneFile(b, env.tune);
 }
 
 /** Bytes the native one-shot workspace holds (0 without the addon). */

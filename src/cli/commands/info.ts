@@ -1,10 +1,12 @@
 import { parseCommandArgs } from "../flags.js";
 import { runtimeInfo } from "../../backends/select.js";
+import { nativeBinding } from "../../backends/native/binding.js";
 
 const HELP = `Usage: moekit info [--json]
 
 Prints the backend in use, whether the native addon loaded (and why not), its ISA (in use and best available),
-thread count, bf16 path and GEMM blocking (derived from the L2 size), and the Node version. The MOEKIT_* environment flags (moekit --help) change them.
+thread count, bf16 path, GEMM blocking (derived from the cache sizes, or set by \`moekit tune\`'s file) and where
+it came from, the CPU, and the Node version. The MOEKIT_* environment flags (moekit --help) change them.
 
 Options:
   --json      one JSON object`;
@@ -24,6 +26,8 @@ export function infoCommand(argv: string[]): number {
     threads: r.native.threads,
     bf16Path: r.native.bf16Path ?? "-",
     blocking: r.native.blocking ?? "-",
+    tuning: r.native.tuning ?? "-",
+    cpu: nativeBinding()?.cpuBrand() ?? "-",
     node: process.version,
   };
   if (values.json === true) console.log(JSON.stringify(info, null, 2));

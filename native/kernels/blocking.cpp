@@ -1,0 +1,146 @@
+// The GEMM engine's block sizes (baseline code): derived from the core's caches (cache_sizes) and each multiply
+// kind's register tile, unless moe_set_blocking (moekit tune's result) overrides them. Block sizes never change
+// results: every C element is one chain over the contraction in ascending order whatever kc, mc and nc are, and kc
+// stays a multiple of 32, where bf16 pairs and AMX tiles meet the same boundaries.
+#include <atomic>
+#include <cstring>
+#include <string>
+
+#include "api_util.hpp"
+#include "engine.hpp"
+
+namespace moe::detail {
+namespace {
+
+int64_t round_down(int64_t x, int64_t m) { return x / m * m; }
+int64_t clamp(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : x > hi ? hi : x; }
+
+// Overrides per (ISA, multiply kind): kc, mc, nc; 0 where the model's value holds.
+std::atomic<int> g_override[3][3][3];
+
+int kind_index(Mul mul) { return mul == Mul::F32 ? 0 : mul == Mul::DPBF16 ? 1 : 2; }
+
+}  // namespace
+
+// The model (engine_block.inc's loop: a packed B block of kc rows x nc columns, reused by every row tile of an item;
+// each tile's A rows, mr x kc, read in place and reused across the block's panels):
+//   kc  the A tile takes half the L1 (the B panels stream through the other half), a multiple of 32 in [64, 512];
+//   nc  the packed B block (kc x nc) takes the whole L2: its panels are read in order once per row tile, so it only
+//       has to stay nearer than memory; a multiple of 2 nr (both GLU halves) in [2 nr, 2048];
+//   mc  not a cache size but the packing's amortisation: the B block is packed once per item and used by mc / mr row
+//       tiles; 512 rows (the groups of the bench shape, T K / E) rounded down to mr.
+// Paired A/B on Zen 4 (L1 32 KiB, L2 1 MiB; bench shape, 2 threads; bench/RESULTS.md): f32 kc 256, 320 and 448 ran
+// the same; nc 384 took 1.04x the time of 1024; dpbf16 nc 1024 took 0.98x the time of 512.
+GemmBlocking blocking_model(const CacheSizes& c, const TileShape& t) {
+  GemmBlocking b{};
+  b.mr = t.mr;
+  b.nr = t.nr;
+  b.kg = t.kg;
+  b.kc = int(clamp(round_down(c.l1d / 2 / (int64_t(t.mr) * t.a_bytes), 32), 64, 512));
+  b.nc = int(clamp(round_down(c.l2 / (int64_t(b.kc) * t.b_bytes), 2 * t.nr), 2 * t.nr, 2048));
+  b.mc = int(round_down(512, t.mr));
+  b.tmc = b.mc;
+  b.tnc = b.nc;
+  return b;
+}
+
+GemmBlocking blocking_for(moe_isa_t isa, Mul mul, const TileShape& t) {
+  GemmBlocking b = blocking_model(cache_sizes(), t);
+  const std::atomic<int>* o = g_override[int(isa) % 3][kind_index(mul)];
+  if (const int kc = o[0].load(std::memory_order_relaxed)) b.kc = kc;
+  if (const int mc = o[1].load(std::memory_order_relaxed)) b.mc = b.tmc = mc;
+  if (const int nc = o[2].load(std::memory_order_relaxed)) b.nc = b.tnc = nc;
+  return b;
+}
+
+bool blocking_overridden(moe_isa_t isa, Mul mul) {
+  const std::atomic<int>* o = g_override[int(isa) % 3][kind_index(mul)];
+  return o[0].load() != 0 || o[1].load() != 0 || o[2].load() != 0;
+}
+
+}  // namespace moe::detail
+
+namespace {
+
+using namespace moe::detail;
+
+// The multiply kinds the active ISA has: name, kind, whether it is in use for bf16 weights.
+bool kind_named(const char* name, Mul* mul) {
+  if (std::strcmp(name, "f32") == 0) {
+    *mul = Mul::F32;
+  } else if (std::strcmp(name, "dpbf16") == 0) {
+    *mul = Mul::DPBF16;
+  } else if (std::strcmp(name, "amx") == 0) {
+    *mul = Mul::AMX;
+  } else {
+    return false;
+  }
+  return *mul == Mul::F32 || active_isa_unit().isa == MOE_ISA_AVX512;
+}
+
+}  // namespace
+
+const char* moe_blocking_info(void) {
+  static thread_local std::string text;
+  const IsaUnit& isa = active_isa_unit();
+  const CacheSizes c = cache_sizes();
+  auto kind = [&](const char* name, Mul mul) {
+    const GemmBlocking b = isa.blocking(mul);
+    return std::string(name) + " mr " + std::to_string(b.mr) + " nr " + std::to_string(b.nr) + " kc " +
+           std::to_string(b.kc) + " mc " + std::to_string(b.mc) + " nc " + std::to_string(b.nc) +
+           (blocking_overridden(isa.isa, mul) ? " (set)" : " (model)");
+  };
+  text = "l1d " + std::to_string(c.l1d >> 10) + " KiB, l2 " + std::to_string(c.l2 >> 10) + " KiB; " + kind("f32", Mul::F32);
+  if (isa.isa == MOE_ISA_AVX512 && effective_bf16_path() != MOE_BF16_WIDEN) {
+    text += "; " + kind(effective_bf16_path() == MOE_BF16_AMX ? "amx" : "dpbf16", mul_for(BElem::BF16));
+  }
+  text += "; one row tile: whole weight rows, kc from half the l2; groups of <= " + std::to_string(kStreamRows) +
+          " rows stream the weights";
+  return text.c_str();
+}
+
+moe_status_t moe_set_blocking(const char* kind, int kc, int mc, int nc) {
+  Mul mul = Mul::F32;
+  if (kind == nullptr || !kind_named(kind, &mul)) {
+    return fail(MOE_STATUS_INVALID_ARGUMENT, std::string("moe_set_blocking: unknown multiply kind '") +
+                                                 (kind != nullptr ? kind : "(null)") +
+                                                 "' for the active ISA (f32; dpbf16, amx with avx512)");
+  }
+  const IsaUnit& isa = active_isa_unit();
+  const GemmBlocking t = isa.blocking(mul);
+  auto bad = [&](const char* what, int v, const std::string& rule) {
+    return fail(MOE_STATUS_INVALID_ARGUMENT,
+                std::string("moe_set_blocking: ") + what + " = " + std::to_string(v) + " must be 0 (the model's) or " + rule);
+  };
+  if (kc != 0 && (kc < 32 || kc > 4096 || kc % 32 != 0)) return bad("kc", kc, "a multiple of 32 in [32, 4096]");
+  if (mc != 0 && (mc < t.mr || mc > 65536 || mc % t.mr != 0)) {
+    return bad("mc", mc, "a multiple of mr = " + std::to_string(t.mr) + " up to 65536");
+  }
+  if (nc != 0 && (nc < t.nr || nc > 65536 || nc % t.nr != 0)) {
+    return bad("nc", nc, "a multiple of nr = " + std::to_string(t.nr) + " up to 65536");
+  }
+  std::atomic<int>* o = g_override[int(isa.isa) % 3][kind_index(mul)];
+  o[0].store(kc);
+  o[1].store(mc);
+  o[2].store(nc);
+  return MOE_STATUS_OK;
+}
+
+moe_status_t moe_get_blocking(const char* kind, int out[6]) {
+  Mul mul = Mul::F32;
+  if (kind == nullptr || out == nullptr || !kind_named(kind, &mul)) {
+    return fail(MOE_STATUS_INVALID_ARGUMENT, std::string("moe_get_blocking: unknown multiply kind '") +
+                                                 (kind != nullptr ? kind : "(null)") + "' for the active ISA");
+  }
+  const IsaUnit& isa = active_isa_unit();
+  const GemmBlocking b = isa.blocking(mul);
+  out[0] = b.mr;
+  out[1] = b.nr;
+  out[2] = b.kc;
+  out[3] = b.mc;
+  out[4] = b.nc;
+  out[5] = blocking_overridden(isa.isa, mul) ? 1 : 0;
+  return MOE_STATUS_OK;
+}
+
+const char* moe_cpu_brand(void) { return cpu_brand(); }
