@@ -94,8 +94,8 @@ const char* moe_blocking_info(void) {
   if (isa.isa == MOE_ISA_AVX512 && effective_bf16_path() != MOE_BF16_WIDEN) {
     text += "; " + kind(effective_bf16_path() == MOE_BF16_AMX ? "amx" : "dpbf16", mul_for(BElem::BF16));
   }
-  text += "; one row tile: whole weight rows, kc from half the l2; groups of <= " + std::to_string(kStreamRows) +
-          " rows stream the weights";
+  text += "; one row tile: whole weight rows, kc from half the l2; groups of <= " + std::to_string(isa.stream_rows) +
+          " rows (" + std::to_string(kStreamRows) + " with bf16 pairs) stream the weights";
   return text.c_str();
 }
 

@@ -13,11 +13,11 @@ constexpr double kSerialFlops = double(1 << 21);
 
 // Column block of the streaming kernel (per half): whole weight rows (one contiguous stream per matrix) unless that
 // leaves fewer than 4 items per thread. Column blocks never change results (each element's chain runs over p only).
-int64_t stream_cols(const GemmProblem& P) {
+int64_t stream_cols(const GemmProblem& P, int64_t stream_rows) {
   int64_t groups = 0;
   for (int64_t g = 0; g < P.groups; ++g) {
     const int64_t rows = P.off[g + 1] - P.off[g];
-    groups += rows > 0 && rows <= kStreamRows;
+    groups += rows > 0 && rows <= stream_rows;
   }
   const int64_t want = 4 * int64_t(pool_threads());
   if (groups == 0 || groups >= want) return P.n;
@@ -65,7 +65,8 @@ void run_problem(const GemmProblem& P) {
   const GemmBlocking bl = isa.blocking(P.mul);
   const int64_t nc_max = std::max<int64_t>(bl.nr, (P.tgmm ? bl.tnc : bl.nc) / P.halves / bl.nr * bl.nr);
   const int64_t nc = block_size(P.n, nc_max, bl.nr);
-  const int64_t ns = P.stream_small ? stream_cols(P) : P.n;
+  const int64_t stream_rows = P.mul == Mul::F32 ? isa.stream_rows : kStreamRows;
+  const int64_t ns = P.stream_small ? stream_cols(P, stream_rows) : P.n;
   std::vector<GemmItem> items;
   double flops = 0;
   const int64_t ktot = P.k[0] + P.k[1];
@@ -74,7 +75,7 @@ void run_problem(const GemmProblem& P) {
     const int64_t m = P.tgmm ? P.m : rows;
     if (m == 0) continue;
     flops += 2.0 * double(m) * double(P.n) * double(P.halves) * double(P.tgmm ? rows : ktot);
-    if (!P.tgmm && P.stream_small && rows <= kStreamRows) {
+    if (!P.tgmm && P.stream_small && rows <= stream_rows) {
       for (int64_t j0 = 0; j0 < P.n; j0 += ns) items.push_back({g, 0, rows, j0, std::min(ns, P.n - j0), true, bl.kc});
       continue;
     }

@@ -81,6 +81,12 @@ struct GemmItem {
 #define MOE_STREAM_ROWS 4
 #endif
 constexpr int64_t kStreamRows = MOE_STREAM_ROWS;
+// Groups of at most this many rows stream the weights through the AVX-512 unit's blocked kernel with the fp32
+// multiply (the bf16-pair kinds keep kStreamRows: their packed path rounds A to bf16, the stream does not).
+#ifndef MOE_BLK_STREAM_ROWS
+#define MOE_BLK_STREAM_ROWS 16
+#endif
+constexpr int64_t kBlkStreamRows = MOE_BLK_STREAM_ROWS;
 // Groups of at most this many row tiles take whole weight rows (engine.cpp, engine_block.inc's item_kc): at T=256 of
 // the bench shape (groups of about 32 rows) 3 and 5 ran 0.94x the time of 1 in paired A/B on Zen 4.
 #ifndef MOE_WIDE_TILES
@@ -133,6 +139,8 @@ struct IsaUnit {
                        float limit, float* out);
   // One batch entry of a thin fp32 matmul, out[m x n] = a[m x k] @ b[k x n] (engine_block.inc's bmm_thin).
   void (*bmm_thin)(const float* a, const float* b, int64_t m, int64_t k, int64_t n, float* out);
+  // The most rows of a group that the streaming kernel takes with the fp32 multiply (GemmProblem::stream_small).
+  int64_t stream_rows;
 };
 
 const IsaUnit& isa_unit_scalar();

@@ -291,7 +291,7 @@ GemmBlocking blocking(Mul) {
 }
 
 const IsaUnit kAvx2 = {MOE_ISA_AVX2, &blocking, &item_scratch_one<TrAvx2>, &run_item_one<TrAvx2>, &glu_fwd_row,
-                      &glu_bwd_row, nullptr, &bmm_thin};
+                      &glu_bwd_row, nullptr, &bmm_thin, kStreamRows};
 
 }  // namespace
 

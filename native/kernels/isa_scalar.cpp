@@ -143,7 +143,7 @@ struct TrS : F32Packing<16> {
 GemmBlocking blocking(Mul) { return blocking_for(MOE_ISA_SCALAR, Mul::F32, {TrS::MR, TrS::NR, TrS::KG, 4, 4}); }
 
 const IsaUnit kScalar = {MOE_ISA_SCALAR, &blocking, &item_scratch_one<TrS>, &run_item_one<TrS>, &glu_fwd_row,
-                        &glu_bwd_row, nullptr, &bmm_thin};
+                        &glu_bwd_row, nullptr, &bmm_thin, kStreamRows};
 
 }  // namespace
 

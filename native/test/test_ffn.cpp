@@ -745,11 +745,13 @@ void test_advise_fresh_output() {
 }
 
 // The fp32 products of the AVX2 and AVX-512 units are the same fma chains: their pre-activations (h0, h1), down
-// projections and gradients agree bit for bit (packed groups and streamed small groups alike).
+// projections and gradients agree bit for bit (packed groups, and small groups that the AVX-512 unit streams in
+// register strips over blocks of weight rows, alike).
 void test_cross_isa_products() {
   if (moe_isa_best() != MOE_ISA_AVX512) return;
-  const int64_t T = 37, K = 3, D = 70, H = 90, E = 6, R = T * K;
-  const std::vector<int32_t> gs = {2, 0, 41, 3, 50, 15};  // two streamed groups, one empty
+  const int64_t T = 37, K = 3, D = 70, H = 90, E = 8, R = T * K;
+  // streamed groups of 1, 3 and 4 rows (both strip widths of the AVX-512 unit's blocked stream), one empty, packed ones
+  const std::vector<int32_t> gs = {1, 0, 25, 3, 40, 4, 22, 16};
   std::vector<int32_t> row_token(static_cast<size_t>(R));
   for (int64_t r = 0; r < R; ++r) row_token[size_t(r)] = int32_t((r * 7) % T);
   const auto x = rand_vec(size_t(T * D), 91), wi0 = rand_vec(size_t(E * D * H), 92), wi1 = rand_vec(size_t(E * D * H), 93);
