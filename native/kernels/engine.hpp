@@ -84,7 +84,7 @@ constexpr int64_t kStreamRows = MOE_STREAM_ROWS;
 // Groups of at most this many rows stream the weights through the AVX-512 unit's blocked kernel with the fp32
 // multiply (the bf16-pair kinds keep kStreamRows: their packed path rounds A to bf16, the stream does not).
 #ifndef MOE_BLK_STREAM_ROWS
-#define MOE_BLK_STREAM_ROWS 16
+#define MOE_BLK_STREAM_ROWS 48
 #endif
 constexpr int64_t kBlkStreamRows = MOE_BLK_STREAM_ROWS;
 // Groups of at most this many row tiles take whole weight rows (engine.cpp, engine_block.inc's item_kc): at T=256 of

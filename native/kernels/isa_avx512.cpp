@@ -110,6 +110,9 @@ struct TrF32 : F32Rows {
 #ifndef MOE_STREAM_KB
 #define MOE_STREAM_KB 16
 #endif
+#ifndef MOE_STREAM_KB_WIDE
+#define MOE_STREAM_KB_WIDE 64
+#endif
 #ifndef MOE_STREAM_BLK_PF
 #define MOE_STREAM_BLK_PF 1
 #endif
@@ -164,7 +167,7 @@ constexpr std::array<StreamStrip<S>, sizeof...(R)> stream_strip_table(std::integ
 }
 
 // The small-group path of this unit (mb <= kBlkStreamRows): run_stream's chains (acc[i][j] over p ascending, from
-// zero), but over blocks of MOE_STREAM_KB weight rows, each swept in strips of 16 V columns whose accumulators stay in
+// zero), but over blocks of MOE_STREAM_KB weight rows (MOE_STREAM_KB_WIDE above 16 rows), each swept in strips of 16 V columns whose accumulators stay in
 // registers for the block (rows in chunks of at most 8, which reread the strip from the L1), with the next block's
 // strip prefetched into the L2 meanwhile: the weights are read from memory once, and the accumulators go through
 // memory once per block instead of once per weight row.
@@ -179,7 +182,7 @@ void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) 
   static constexpr auto t8 = stream_strip_table<S, 8>(std::make_integer_sequence<int, 2>());
   static constexpr auto t4 = stream_strip_table<S, 4>(std::make_integer_sequence<int, 4>());
   static constexpr auto t3 = stream_strip_table<S, 3>(std::make_integer_sequence<int, 8>());
-  const int64_t K = P.k[0], kb = MOE_STREAM_KB;
+  const int64_t K = P.k[0], kb = it.mb <= 16 ? MOE_STREAM_KB : MOE_STREAM_KB_WIDE;
   for (int h = 0; h < P.halves; ++h) {
     const S* w = static_cast<const S*>(b_source(P, it, h, 0)) + it.j0;
     for (int64_t p0 = 0; p0 < K; p0 += kb) {

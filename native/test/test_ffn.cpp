@@ -750,8 +750,9 @@ void test_advise_fresh_output() {
 void test_cross_isa_products() {
   if (moe_isa_best() != MOE_ISA_AVX512) return;
   const int64_t T = 37, K = 3, D = 70, H = 90, E = 8, R = T * K;
-  // streamed groups of 1, 3 and 4 rows (both strip widths of the AVX-512 unit's blocked stream), one empty, packed ones
-  const std::vector<int32_t> gs = {1, 0, 25, 3, 40, 4, 22, 16};
+  // groups the AVX-512 unit streams (1, 3, 4, 15, 16, 22 rows: every strip width, one to three row chunks, both block
+  // lengths), one empty, one it packs (50 rows)
+  const std::vector<int32_t> gs = {1, 0, 50, 3, 22, 4, 15, 16};
   std::vector<int32_t> row_token(static_cast<size_t>(R));
   for (int64_t r = 0; r < R; ++r) row_token[size_t(r)] = int32_t((r * 7) % T);
   const auto x = rand_vec(size_t(T * D), 91), wi0 = rand_vec(size_t(E * D * H), 92), wi1 = rand_vec(size_t(E * D * H), 93);
