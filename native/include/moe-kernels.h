@@ -192,10 +192,11 @@ MOE_API moe_status_t moe_bmm_f32(const float* a, const float* b, int64_t batch, 
  * and portable implementations; the fp32 products of the AVX2 and AVX-512 ones are the same fma chains (same
  * bits), their GLUs may differ in the last bit (the AVX2 sigmoid divides where AVX-512 refines vrcp14ps).
  *
- * Small groups (decode): in the forward, groups of at most 4 rows skip packing and stream their weights once, whole
- * rows at a time (one contiguous read per weight matrix; bandwidth-bound GEMV-like loop with the packed path's fp32
- * fma chain, so fp32 results do not depend on the path; bf16 weights are widened exactly to fp32 there, so a small
- * group's bf16 product is not rounded like the dpbf16 / amx paths round).
+ * Small groups (decode, small batches): in the forward, groups of at most 48 rows with the fp32 multiply on AVX-512
+ * (16 with the dpbf16 / amx paths; 4 on AVX2 and the portable path) skip packing and stream their weights once, in
+ * blocks of weight rows swept in register strips, with the packed path's fp32 fma chain, so fp32 results do not
+ * depend on the path; bf16 weights are widened exactly to fp32 there and the activations are not rounded, so such a
+ * group's bf16 product is not rounded like the dpbf16 / amx paths round.
  *
  * Layout of the code: ffn_api.cpp (this ABI: argument checks, index maps, the order of the stages) runs the stages of
  * ffn_stages.cpp, each a fused grouped-GEMM problem of the engine: up to two B matrices side by side sharing the

@@ -95,7 +95,7 @@ const char* moe_blocking_info(void) {
     text += "; " + kind(effective_bf16_path() == MOE_BF16_AMX ? "amx" : "dpbf16", mul_for(BElem::BF16));
   }
   text += "; one row tile: whole weight rows, kc from half the l2; groups of <= " + std::to_string(isa.stream_rows) +
-          " rows (" + std::to_string(kStreamRows) + " with bf16 pairs) stream the weights";
+          " rows (" + std::to_string(std::min(isa.stream_rows, kPairStreamRows)) + " with bf16 pairs) stream the weights";
   return text.c_str();
 }
 

@@ -65,7 +65,7 @@ void run_problem(const GemmProblem& P) {
   const GemmBlocking bl = isa.blocking(P.mul);
   const int64_t nc_max = std::max<int64_t>(bl.nr, (P.tgmm ? bl.tnc : bl.nc) / P.halves / bl.nr * bl.nr);
   const int64_t nc = block_size(P.n, nc_max, bl.nr);
-  const int64_t stream_rows = P.mul == Mul::F32 ? isa.stream_rows : kStreamRows;
+  const int64_t stream_rows = P.mul == Mul::F32 ? isa.stream_rows : std::min(isa.stream_rows, kPairStreamRows);
   const int64_t ns = P.stream_small ? stream_cols(P, stream_rows) : P.n;
   std::vector<GemmItem> items;
   double flops = 0;

@@ -82,11 +82,16 @@ struct GemmItem {
 #endif
 constexpr int64_t kStreamRows = MOE_STREAM_ROWS;
 // Groups of at most this many rows stream the weights through the AVX-512 unit's blocked kernel with the fp32
-// multiply (the bf16-pair kinds keep kStreamRows: their packed path rounds A to bf16, the stream does not).
+// multiply, and at most kPairStreamRows with the bf16-pair kinds (whose packed path rounds A to bf16 and runs twice
+// the fp32 rate: at T=256 of the bench shape, groups of about 32 rows, streaming them took 1.39x the time).
 #ifndef MOE_BLK_STREAM_ROWS
 #define MOE_BLK_STREAM_ROWS 48
 #endif
 constexpr int64_t kBlkStreamRows = MOE_BLK_STREAM_ROWS;
+#ifndef MOE_PAIR_STREAM_ROWS
+#define MOE_PAIR_STREAM_ROWS 16
+#endif
+constexpr int64_t kPairStreamRows = MOE_PAIR_STREAM_ROWS;
 // Groups of at most this many row tiles take whole weight rows (engine.cpp, engine_block.inc's item_kc): at T=256 of
 // the bench shape (groups of about 32 rows) 3 and 5 ran 0.94x the time of 1 in paired A/B on Zen 4.
 #ifndef MOE_WIDE_TILES

@@ -256,10 +256,11 @@ struct Mode {
   std::string tag() const {
     return std::string("[") + moe_isa_name(isa) + (bf16 ? std::string(" bf16 ") + moe_bf16_path_name(path) : "") + "] ";
   }
-  // Whether activations (the A operand) are rounded to bf16 in a weight matmul over a group of `rows` rows.
+  // Whether activations (the A operand) are rounded to bf16 in a weight matmul over a group of `rows` rows: the
+  // bf16-pair paths (AVX-512 only) stream forward groups of at most 16 rows with fp32 activations.
   bool rounds(int64_t rows, bool fwd) const {
     if (!bf16 || path == MOE_BF16_WIDEN) return false;
-    return !(fwd && rows <= 4);
+    return !(fwd && rows <= 16);
   }
 };
 
