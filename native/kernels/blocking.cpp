@@ -64,18 +64,19 @@ namespace {
 
 using namespace moe::detail;
 
-// The multiply kinds the active ISA has: name, kind, whether it is in use for bf16 weights.
-bool kind_named(const char* name, Mul* mul) {
-  if (std::strcmp(name, "f32") == 0) {
-    *mul = Mul::F32;
-  } else if (std::strcmp(name, "dpbf16") == 0) {
-    *mul = Mul::DPBF16;
-  } else if (std::strcmp(name, "amx") == 0) {
-    *mul = Mul::AMX;
-  } else {
-    return false;
+// *mul = the multiply kind named `name` ("f32"; "dpbf16", "amx" with avx512) of the active ISA, or the failure of
+// `where` naming it.
+moe_status_t kind_named(const char* where, const char* name, Mul* mul) {
+  const bool f32 = name != nullptr && std::strcmp(name, "f32") == 0;
+  const bool dp = name != nullptr && std::strcmp(name, "dpbf16") == 0;
+  const bool amx = name != nullptr && std::strcmp(name, "amx") == 0;
+  if (f32 || ((dp || amx) && active_isa_unit().isa == MOE_ISA_AVX512)) {
+    *mul = f32 ? Mul::F32 : dp ? Mul::DPBF16 : Mul::AMX;
+    return MOE_STATUS_OK;
   }
-  return *mul == Mul::F32 || active_isa_unit().isa == MOE_ISA_AVX512;
+  return fail(MOE_STATUS_INVALID_ARGUMENT, std::string(where) + ": unknown multiply kind '" +
+                                               (name != nullptr ? name : "(null)") +
+                                               "' for the active ISA (f32; dpbf16, amx with avx512)");
 }
 
 }  // namespace
@@ -101,11 +102,7 @@ const char* moe_blocking_info(void) {
 
 moe_status_t moe_set_blocking(const char* kind, int kc, int mc, int nc) {
   Mul mul = Mul::F32;
-  if (kind == nullptr || !kind_named(kind, &mul)) {
-    return fail(MOE_STATUS_INVALID_ARGUMENT, std::string("moe_set_blocking: unknown multiply kind '") +
-                                                 (kind != nullptr ? kind : "(null)") +
-                                                 "' for the active ISA (f32; dpbf16, amx with avx512)");
-  }
+  if (const moe_status_t st = kind_named("moe_set_blocking", kind, &mul)) return st;
   const IsaUnit& isa = active_isa_unit();
   const GemmBlocking t = isa.blocking(mul);
   auto bad = [&](const char* what, int v, const std::string& rule) {
@@ -128,10 +125,8 @@ moe_status_t moe_set_blocking(const char* kind, int kc, int mc, int nc) {
 
 moe_status_t moe_get_blocking(const char* kind, int out[6]) {
   Mul mul = Mul::F32;
-  if (kind == nullptr || out == nullptr || !kind_named(kind, &mul)) {
-    return fail(MOE_STATUS_INVALID_ARGUMENT, std::string("moe_get_blocking: unknown multiply kind '") +
-                                                 (kind != nullptr ? kind : "(null)") + "' for the active ISA");
-  }
+  if (out == nullptr) return fail(MOE_STATUS_INVALID_ARGUMENT, "moe_get_blocking: out is NULL");
+  if (const moe_status_t st = kind_named("moe_get_blocking", kind, &mul)) return st;
   const IsaUnit& isa = active_isa_unit();
   const GemmBlocking b = isa.blocking(mul);
   out[0] = b.mr;

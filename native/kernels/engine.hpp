@@ -70,7 +70,7 @@ struct GemmProblem {
 };
 
 // One work item: rows [i0, i0 + mb) and columns [j0, j0 + nb) (of every half) of group g's C, contraction blocks of
-// at most kc (the blocking's). `stream`: the weight-streaming kernel (mb <= kStreamRows, whole group).
+// at most kc (the blocking's). `stream`: the weight-streaming kernel (mb <= the unit's stream_rows, whole group).
 struct GemmItem {
   int64_t g, i0, mb, j0, nb;
   bool stream;

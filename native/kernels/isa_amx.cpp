@@ -16,16 +16,6 @@
 #include <unistd.h>
 #endif
 
-#ifndef MOE_GEMM_AMX_MC
-#define MOE_GEMM_AMX_MC 544
-#endif
-#ifndef MOE_GEMM_AMX_NC
-#define MOE_GEMM_AMX_NC 512
-#endif
-#ifndef MOE_GEMM_AMX_KC
-#define MOE_GEMM_AMX_KC 512
-#endif
-
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx512bf16,amx-tile,amx-bf16"))), \
                              apply_to = function)

@@ -14,13 +14,6 @@
 #if defined(MOE_HAVE_X86_KERNELS)
 #include <immintrin.h>
 
-#ifndef MOE_GEMM_AVX2_MC
-#define MOE_GEMM_AVX2_MC 528
-#endif
-#ifndef MOE_GEMM_AVX2_NC
-#define MOE_GEMM_AVX2_NC 512
-#endif
-
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #else

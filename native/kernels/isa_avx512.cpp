@@ -167,10 +167,10 @@ constexpr std::array<StreamStrip<S>, sizeof...(R)> stream_strip_table(std::integ
 }
 
 // The small-group path of this unit (mb <= kBlkStreamRows): run_stream's chains (acc[i][j] over p ascending, from
-// zero), but over blocks of MOE_STREAM_KB weight rows (MOE_STREAM_KB_WIDE above 16 rows), each swept in strips of 16 V columns whose accumulators stay in
-// registers for the block (rows in chunks of at most 8, which reread the strip from the L1), with the next block's
-// strip prefetched into the L2 meanwhile: the weights are read from memory once, and the accumulators go through
-// memory once per block instead of once per weight row.
+// zero), but over blocks of MOE_STREAM_KB weight rows (MOE_STREAM_KB_WIDE above 16 rows), each swept in strips of
+// 16 V columns whose accumulators stay in registers for the block (rows in chunks of at most 8, which reread the strip
+// from the L1), with the next block's strip prefetched into the L2 meanwhile: the weights are read from memory once,
+// and the accumulators go through memory once per block instead of once per weight row.
 template <class S>
 void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) {
   const int64_t nbp = round_up(it.nb, 16), ncols = P.halves * nbp;
@@ -205,13 +205,7 @@ void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) 
 }
 
 void run_stream_blk(const GemmProblem& P, const GemmItem& it, float* scratch) {
-  if (P.belem == BElem::BF16) {
-    run_stream_blk_t<uint16_t>(P, it, scratch);
-  } else if (P.belem == BElem::F32R) {
-    run_stream_blk_t<F32R>(P, it, scratch);
-  } else {
-    run_stream_blk_t<float>(P, it, scratch);
-  }
+  with_weight_type(P.belem, [&](auto s) { run_stream_blk_t<decltype(s)>(P, it, scratch); });
 }
 
 GemmBlocking blocking(Mul mul) {

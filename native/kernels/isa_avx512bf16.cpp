@@ -11,16 +11,6 @@
 #if defined(MOE_HAVE_X86_KERNELS)
 #include <immintrin.h>
 
-#ifndef MOE_GEMM_DP_MC
-#define MOE_GEMM_DP_MC 264
-#endif
-#ifndef MOE_GEMM_DP_NC
-#define MOE_GEMM_DP_NC 512
-#endif
-#ifndef MOE_GEMM_DP_KC
-#define MOE_GEMM_DP_KC 512
-#endif
-
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx512bf16"))), \
                              apply_to = function)

@@ -26,6 +26,9 @@ export interface TuneFile {
 
 export const TUNE_KINDS = ["f32", "dpbf16", "amx"] as const;
 
+/** The multiply kinds the active ISA has (the bf16-pair kinds need avx512). */
+const kindsOf = (b: NativeBinding): readonly string[] => (b.isa() === "avx512" ? TUNE_KINDS : ["f32"]);
+
 /** The default tune file of this CPU and ISA: $XDG_CACHE_HOME (else ~/.cache)/moekit/tune/<cpu>-<isa>.json. */
 export function defaultTunePath(cpu: string, isa: string, env: Readonly<Record<string, string | undefined>> = process.env): string {
   const base = env.XDG_CACHE_HOME !== undefined && env.XDG_CACHE_HOME !== "" ? env.XDG_CACHE_HOME : join(homedir(), ".cache");
@@ -85,7 +88,7 @@ export function tuneState(): TuneState {
  * engine refuses, throw naming the file.
  */
 export function applyTuneFile(b: NativeBinding, setting: string | undefined, env: Readonly<Record<string, string | undefined>> = process.env): TuneState {
-  for (const kind of TUNE_KINDS) if (kind === "f32" || b.isa() === "avx512") b.setBlocking(kind, 0, 0, 0);
+  for (const kind of kindsOf(b)) b.setBlocking(kind, 0, 0, 0);
   state = { source: "model" };
   if (setting === "off" || setting === "0") return state;
   const cpu = b.cpuBrand();
@@ -100,7 +103,7 @@ export function applyTuneFile(b: NativeBinding, setting: string | undefined, env
     return state;
   }
   for (const [kind, k] of Object.entries(file.blocking)) {
-    if (kind !== "f32" && b.isa() !== "avx512") continue;
+    if (!kindsOf(b).includes(kind)) continue;
     try {
       b.setBlocking(kind, k.kc, k.mc, k.nc);
     } catch (e) {
