@@ -3,13 +3,15 @@
 // median of the per-round time ratios B/A, so the VM's drift (tens of percent within minutes) cancels. The last call
 // of each build is compared bit for bit. Build and run through
 // native/test/run.sh ab "FLAGS A" "FLAGS B" [mode] [rounds]   (env: T, default 4096; THREADS,
-// default 2), or run ab_ffn A.so B.so.
+// default 2; AB_PROBE=1, a read probe before each round and the verdict split at its median), or run ab_ffn A.so B.so.
+// The weights sit in huge pages, as the library's large arrays do.
 // Modes: f32 | dpbf16 | amx (the fused forward), bwd (the fp32 backward with every weight gradient, residuals from
 // one forward of build A), gmm | gmm_t (transposed rhs) | tgmm at m = T*K, k = D, n = H, and bmm (E batches of
 // T*K/E rows) with the same operands; q8f | q8i | q4f | q4i: moe_quantized_gmm with int8 / int4 codes of wi0 and a
 // float / int8-range lhs at the same shape, reporting the codes' bytes of the experts hit per second beside the read
 // probe (read before and after).
 #include <dlfcn.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -63,6 +65,42 @@ uint16_t to_bf16(float x) {
   return uint16_t(u >> 16);
 }
 
+// A zeroed array in 2 MiB mappings advised for huge pages before the first touch, as moekit's large arrays are
+// (core/dtype.ts's allocate): weights that decode streams, read through 4 KiB pages, would time the TLB as well.
+template <class V>
+class Mapped {
+ public:
+  Mapped() = default;
+  explicit Mapped(size_t n) { resize(n); }
+  Mapped(const Mapped&) = delete;
+  Mapped& operator=(const Mapped&) = delete;
+  ~Mapped() { release(); }
+  void resize(size_t n) {
+    release();
+    n_ = n;
+    bytes_ = (n * sizeof(V) + (size_t(2) << 20) - 1) / (size_t(2) << 20) * (size_t(2) << 20);
+    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      std::fprintf(stderr, "out of memory\n");
+      std::exit(2);
+    }
+    madvise(p, bytes_, MADV_HUGEPAGE);
+    p_ = static_cast<V*>(p);
+  }
+  V* data() { return p_; }
+  const V* data() const { return p_; }
+  size_t size() const { return n_; }
+  V& operator[](size_t i) { return p_[i]; }
+
+ private:
+  void release() {
+    if (p_ != nullptr) munmap(p_, bytes_);
+    p_ = nullptr;
+  }
+  V* p_ = nullptr;
+  size_t n_ = 0, bytes_ = 0;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -103,14 +141,15 @@ int main(int argc, char** argv) {
   std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return ex[size_t(a)] < ex[size_t(b)]; });
   for (int32_t e : ex) gs[size_t(e)]++;
   const size_t nw = size_t(E * D * H);
-  std::vector<float> w(static_cast<size_t>(R), 1.0f / float(K)), x(static_cast<size_t>(T * D)), y(x.size()), wi0(nw), wi1(nw), wo(nw);
+  std::vector<float> w(static_cast<size_t>(R), 1.0f / float(K)), x(static_cast<size_t>(T * D)), y(x.size());
+  Mapped<float> wi0(nw), wi1(nw), wo(nw);
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) * 0.1f;
   for (size_t i = 0; i < nw; ++i) {
     wi0[i] = float(int(i % 13) - 6) * 0.003f;
     wi1[i] = float(int(i % 11) - 5) * 0.003f;
     wo[i] = float(int(i % 7) - 3) * 0.003f;
   }
-  std::vector<uint16_t> b0(nw), b1(nw), bo(nw);
+  Mapped<uint16_t> b0(nw), b1(nw), bo(nw);
   for (size_t i = 0; i < nw; ++i) {
     b0[i] = to_bf16(wi0[i]);
     b1[i] = to_bf16(wi1[i]);
@@ -128,7 +167,7 @@ int main(int argc, char** argv) {
   // quantized: codes of wi0 as they come (arbitrary bytes are valid int8 / int4 codes), scales, an int8-range lhs
   const moe_weight_format_t qf = quant && op[1] == '4' ? MOE_WF_INT4 : MOE_WF_INT8;
   const bool qint = quant && op[2] == 'i';
-  std::vector<uint8_t> codes;
+  Mapped<uint8_t> codes;
   std::vector<float> qscale, lscale;
   std::vector<int32_t> lhs_i;
   if (quant) {
@@ -179,8 +218,12 @@ int main(int argc, char** argv) {
     run(B);
   }
   const double read0 = quant ? B.read_probe(int64_t(1) << 28) : 0.0;
-  std::vector<double> ratio, ta, tb;
+  // AB_PROBE=1: a 256 MB read probe before each round, and the rounds split at the median reading (this VM's memory
+  // bandwidth switches between regimes for seconds at a time; a change of the streaming kernels may help in one only)
+  const bool per_round_probe = std::getenv("AB_PROBE") != nullptr && std::atoi(std::getenv("AB_PROBE")) != 0;
+  std::vector<double> ratio, ta, tb, probe;
   for (int i = 0; i < rounds; ++i) {
+    if (per_round_probe) probe.push_back(B.read_probe(int64_t(1) << 28));
     double a, b;
     if (i % 2 == 0) {
       a = run(A);
@@ -203,6 +246,33 @@ int main(int argc, char** argv) {
   rb_out = res;
   if (backward) rb_out.insert(rb_out.end(), dx.begin(), dx.end());
   const bool same = std::memcmp(ra_out.data(), rb_out.data(), ra_out.size() * sizeof(float)) == 0;
+  int64_t hit = 0;
+  for (int32_t g : gs) hit += g > 0 ? 1 : 0;
+  const double wbytes = quant ? double(hit) * double(D) * double(qf == MOE_WF_INT8 ? H : (H + 1) / 2)
+                        : op == "gmm" ? double(hit) * double(D) * double(H) * 4.0
+                        : plain ? 0.0
+                                : double(hit) * 3.0 * double(D) * double(H) * (bf16 ? 2.0 : 4.0);
+  if (per_round_probe) {
+    std::vector<double> sorted = probe;
+    std::sort(sorted.begin(), sorted.end());
+    const double cut = sorted[sorted.size() / 2];
+    for (int upper = 1; upper >= 0; --upper) {
+      std::vector<double> r, fa, fb, pr;
+      for (int i = 0; i < rounds; ++i) {
+        if ((probe[size_t(i)] >= cut) != (upper == 1)) continue;
+        r.push_back(ratio[size_t(i)]);
+        pr.push_back(probe[size_t(i)]);
+        fa.push_back(wbytes / ta[size_t(i)] / 1e9 / probe[size_t(i)]);
+        fb.push_back(wbytes / tb[size_t(i)] / 1e9 / probe[size_t(i)]);
+      }
+      for (auto* v : {&r, &fa, &fb, &pr}) std::sort(v->begin(), v->end());
+      const size_t h = r.size() / 2;
+      std::printf("  rounds with the probe %s its median (%zu, probe median %.1f GB/s): B/A median %.3f", upper ? ">=" : "<",
+                  r.size(), pr[h], r[h]);
+      if (wbytes > 0) std::printf("; weights read at A %.0f%%, B %.0f%% of the probe", 100 * fa[h], 100 * fb[h]);
+      std::printf("\n");
+    }
+  }
   for (auto* v : {&ratio, &ta, &tb}) std::sort(v->begin(), v->end());
   const size_t m = size_t(rounds / 2);
   std::printf("%s T=%lld, %d rounds: A median %.1f ms, B median %.1f ms; B/A per round: median %.3f (min %.3f, max %.3f); "
@@ -211,9 +281,7 @@ int main(int argc, char** argv) {
               same ? "bit-identical" : "DIFFER");
   if (quant) {
     const double read1 = B.read_probe(int64_t(1) << 28);
-    int64_t hit = 0;
-    for (int32_t g : gs) hit += g > 0 ? 1 : 0;
-    const double bytes = double(hit) * double(D) * double(qf == MOE_WF_INT8 ? H : (H + 1) / 2);
+    const double bytes = wbytes;
     std::printf("  %lld experts hit, %.1f MB of codes: A %.1f GB/s, B %.1f GB/s; read probe %.1f / %.1f GB/s (B: %.0f%%)\n",
                 static_cast<long long>(hit), bytes / 1e6, bytes / ta[m] / 1e9, bytes / tb[m] / 1e9, read0, read1,
                 100.0 * bytes / tb[m] / 1e9 / ((read0 + read1) / 2));
