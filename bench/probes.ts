@@ -1,6 +1,6 @@
 // Machine peak measured in the same run by the native probes (fp32 FMA, AVX512-BF16 dot, int8 dot, AMX-BF16, read bandwidth).
 import { nativeProbes } from "../src/backends/native/probes.js";
-import { timeIt } from "./harness.js";
+import { median, timeIt } from "./harness.js";
 
 export interface Probes {
   fp32Gflops?: number;
@@ -53,5 +53,37 @@ export class PeakTracker {
     const t = timeIt(f, runs);
     const after = this.read(0.3)[key];
     return before !== undefined && after !== undefined ? { ...t, beside: (before + after) / 2 } : t;
+  }
+
+  /**
+   * Work bound by reading `bytes` timed run by run, each run between two readings of the read-bandwidth probe over
+   * 256 MB: this VM's read bandwidth switches between regimes (about 34 and 62 GB/s on the Zen 4 VM) for seconds at
+   * a time, so a reading taken a second away from a run can belong to another regime. `besideFraction`: the median
+   * over runs of (bytes ÷ the run's time) ÷ (the mean of the readings either side of it); every reading counts
+   * towards the peak.
+   */
+  timeBesideReads(f: () => unknown, runs: number, bytes: number): { median_s: number; runs_s: number[]; besideFraction?: number } {
+    const probe = nativeProbes();
+    if (probe === undefined) return timeIt(f, runs);
+    const reading = (): number => {
+      const r = probe.readBandwidthGBs(1 << 28);
+      this.peak.readGBps = maxOf(this.peak.readGBps, r);
+      this.readings++;
+      return r;
+    };
+    f();
+    const runs_s: number[] = [];
+    const fractions: number[] = [];
+    let before = reading();
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      f();
+      const s = (performance.now() - t0) / 1000;
+      const after = reading();
+      runs_s.push(s);
+      fractions.push(bytes / s / 1e9 / ((before + after) / 2));
+      before = after;
+    }
+    return { median_s: median(runs_s), runs_s, besideFraction: median(fractions) };
   }
 }

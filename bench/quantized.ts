@@ -153,13 +153,13 @@ export function quantizedRows(b: QuantBench): QuantRow[] {
       const f32 = benchConfig(s, "float32");
       const q = quantConfig(s, keys);
       log(`${decode ? "decode" : "forward"} ${b.name(s)} ${what}`);
-      const before = b.tracker.read(0.3);
+      b.tracker.read(0.3); // the peaks the forward rows are judged against, read beside them
       const t = timePaired(
         () => routedMoeForward(f32, w, x),
         () => routedMoeForward(q, served, x),
         decode ? b.runs * 5 : b.runs,
       );
-      const after = b.tracker.read(0.3);
+      b.tracker.read(0.3);
       const row: QuantRow = {
         id: `${decode ? "decode" : "forward"}-served-${mode}-${String(keys.quantization)}`,
         name: `moekit ${decode ? "decode" : "forward"}, ${what}`,
@@ -174,10 +174,10 @@ export function quantizedRows(b: QuantBench): QuantRow[] {
         // codes plus the float32 scales (one per output column of each matrix) of the experts the tokens touch
         const bytes = touched * (3 * s.D * s.H * (mode === "int8" ? 1 : 0.5) + (2 * s.H + s.D) * 4);
         row.gbps = bytes / t.b_s / 1e9;
-        const beside = before.readGBps !== undefined && after.readGBps !== undefined ? (before.readGBps + after.readGBps) / 2 : undefined;
+        const beside = b.tracker.timeBesideReads(() => routedMoeForward(q, served, x), b.runs * 5, bytes).besideFraction;
         if (beside !== undefined) {
-          row.besideFraction = row.gbps / beside;
-          row.note += `; ${((100 * row.gbps) / beside).toFixed(0)}% of the read probe beside`;
+          row.besideFraction = beside;
+          row.note += `; ${(100 * beside).toFixed(0)}% of the read probe read beside each run (median)`;
         }
       } else {
         row.gflops = usefulFlops(s) / t.b_s / 1e9;
