@@ -56,15 +56,19 @@ export class PeakTracker {
   }
 
   /**
-   * Work bound by reading `bytes` timed run by run, each run between two readings of the read-bandwidth probe over
-   * 256 MB: this VM's read bandwidth switches between regimes (about 34 and 62 GB/s on the Zen 4 VM) for seconds at
-   * a time, so a reading taken a second away from a run can belong to another regime. `besideFraction`: the median
-   * over runs of (bytes ÷ the run's time) ÷ (the mean of the readings either side of it); every reading counts
-   * towards the peak.
+   * f timed run by run, each run between two readings of the read-bandwidth probe over 256 MB: this VM's read
+   * bandwidth switches between regimes (about 34 and 62 GB/s on the Zen 4 VM) for seconds at a time, so a reading
+   * taken a second away from a run can belong to another regime. `readsGBps[i]`: the mean of the readings either side
+   * of run i (none without the native probes); `besideFraction`: the median over runs of (bytes ÷ the run's time) ÷
+   * that mean. Every reading counts towards the peak.
    */
-  timeBesideReads(f: () => unknown, runs: number, bytes: number): { median_s: number; runs_s: number[]; besideFraction?: number } {
+  timeBesideReads(
+    f: () => unknown,
+    runs: number,
+    bytes: number,
+  ): { median_s: number; runs_s: number[]; readsGBps: number[]; besideFraction?: number } {
     const probe = nativeProbes();
-    if (probe === undefined) return timeIt(f, runs);
+    if (probe === undefined) return { ...timeIt(f, runs), readsGBps: [] };
     const reading = (): number => {
       const r = probe.readBandwidthGBs(1 << 28);
       this.peak.readGBps = maxOf(this.peak.readGBps, r);
@@ -73,17 +77,17 @@ export class PeakTracker {
     };
     f();
     const runs_s: number[] = [];
-    const fractions: number[] = [];
+    const readsGBps: number[] = [];
     let before = reading();
     for (let i = 0; i < runs; i++) {
       const t0 = performance.now();
       f();
-      const s = (performance.now() - t0) / 1000;
+      runs_s.push((performance.now() - t0) / 1000);
       const after = reading();
-      runs_s.push(s);
-      fractions.push(bytes / s / 1e9 / ((before + after) / 2));
+      readsGBps.push((before + after) / 2);
       before = after;
     }
-    return { median_s: median(runs_s), runs_s, besideFraction: median(fractions) };
+    const fractions = runs_s.map((s, i) => bytes / s / 1e9 / readsGBps[i]!);
+    return { median_s: median(runs_s), runs_s, readsGBps, besideFraction: median(fractions) };
   }
 }
