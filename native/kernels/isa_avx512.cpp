@@ -166,7 +166,7 @@ constexpr std::array<StreamStrip<S>, sizeof...(R)> stream_strip_table(std::integ
   return {&stream_strip<R + 1, V, S>...};
 }
 
-// The small-group path of this unit (2 <= mb <= kBlkStreamRows): run_stream's chains (acc[i][j] over p ascending, from
+// The small-group path of this unit (kStreamRows < mb <= kBlkStreamRows): run_stream's chains (acc[i][j] over p ascending, from
 // zero), but over blocks of MOE_STREAM_KB weight rows (MOE_STREAM_KB_WIDE above 16 rows), each swept in strips of
 // 16 V columns whose accumulators stay in registers for the block (rows in chunks of at most 8, which reread the strip
 // from the L1), with the next block's strip prefetched into the L2 meanwhile: the weights are read from memory once,
@@ -228,9 +228,12 @@ int64_t item_scratch(const GemmProblem& p, const GemmItem& it) {
 }
 
 void run_item(const GemmProblem& p, const GemmItem& it, float* scratch) {
-  // a one-row group reads each weight matrix as one contiguous stream (run_stream: whole rows, its accumulator row in
-  // the L1): paired A/B at T=8 on Zen 4, 0.96x the time of the blocked kernel (fp32 weights) and 0.92x (bf16)
-  if (it.stream) return MOE_STREAM_BLK && it.mb > 1 ? run_stream_blk(p, it, scratch) : run_stream(p, it, scratch);
+  // a group of up to kStreamRows rows reads each weight matrix as one contiguous stream (run_stream: whole rows, its
+  // accumulator rows in the L1): paired A/B at T=8 on Zen 4, one-row groups 0.96x the time of the blocked kernel with
+  // fp32 weights and 0.92x with bf16, then groups of 2-4 rows 0.89x (fp32, the VM's high-bandwidth rounds)
+  if (it.stream) {
+    return MOE_STREAM_BLK && it.mb > kStreamRows ? run_stream_blk(p, it, scratch) : run_stream(p, it, scratch);
+  }
   switch (p.mul) {
     case Mul::DPBF16: return dpbf16_run(p, it, scratch);
     case Mul::AMX: return amx_run(p, it, scratch);
