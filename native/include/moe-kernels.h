@@ -194,8 +194,8 @@ MOE_API moe_status_t moe_bmm_f32(const float* a, const float* b, int64_t batch, 
  *
  * Small groups (decode, small batches): in the forward, groups of at most 48 rows with the fp32 multiply on AVX-512
  * (16 with the dpbf16 / amx paths; 4 on AVX2 and the portable path) skip packing and stream their weights once, in
- * blocks of weight rows swept in register strips (a one-row group on AVX-512, and every small group elsewhere: whole
- * weight rows in order, one contiguous stream per matrix), with the packed path's fp32 fma chain, so fp32 results do not
+ * blocks of weight rows swept in register strips (groups of at most 4 rows, on every ISA: whole weight rows in order,
+ * one contiguous stream per matrix), with the packed path's fp32 fma chain, so fp32 results do not
  * depend on the path; bf16 weights are widened exactly to fp32 there and the activations are not rounded, so such a
  * group's bf16 product is not rounded like the dpbf16 / amx paths round.
  *

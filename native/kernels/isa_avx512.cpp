@@ -166,11 +166,11 @@ constexpr std::array<StreamStrip<S>, sizeof...(R)> stream_strip_table(std::integ
   return {&stream_strip<R + 1, V, S>...};
 }
 
-// The small-group path of this unit (kStreamRows < mb <= kBlkStreamRows): run_stream's chains (acc[i][j] over p ascending, from
-// zero), but over blocks of MOE_STREAM_KB weight rows (MOE_STREAM_KB_WIDE above 16 rows), each swept in strips of
-// 16 V columns whose accumulators stay in registers for the block (rows in chunks of at most 8, which reread the strip
-// from the L1), with the next block's strip prefetched into the L2 meanwhile: the weights are read from memory once,
-// and the accumulators go through memory once per block instead of once per weight row.
+// The small-group path of this unit for kStreamRows < mb <= kBlkStreamRows: run_stream's chains (acc[i][j] over p
+// ascending, from zero), but over blocks of MOE_STREAM_KB weight rows (MOE_STREAM_KB_WIDE above 16 rows), each swept
+// in strips of 16 V columns whose accumulators stay in registers for the block (rows in chunks of at most 8, which
+// reread the strip from the L1), with the next block's strip prefetched into the L2 meanwhile: the weights are read
+// from memory once, and the accumulators go through memory once per block instead of once per weight row.
 template <class S>
 void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) {
   const int64_t nbp = round_up(it.nb, 16), ncols = P.halves * nbp;
