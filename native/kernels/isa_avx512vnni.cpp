@@ -21,16 +21,24 @@
 
 namespace moe::detail {
 
-void i8_tile_vnni(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, const int32_t* colsum,
-                  int32_t* c, int64_t ldc, int cols) {
-  __m512i acc[kI8TileRows][4];
-  for (auto& row : acc)
-    for (auto& v : row) v = _mm512_setzero_si512();
+namespace {
+
+// The tile for a fixed row count R: accumulators in registers (a run-time row count left them on the stack).
+template <int R>
+void tile_rows(const uint8_t* a, int64_t kp, const int8_t* panel, int64_t kq, const int32_t* colsum, int32_t* c,
+               int64_t ldc, int cols) {
+  __m512i acc[R][4];
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_setzero_si512();
+  }
   for (int64_t q = 0; q < kq; ++q) {
     const int8_t* b = panel + q * kI8PanelCols * 4;
     const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64), b2 = _mm512_loadu_si512(b + 128),
                   b3 = _mm512_loadu_si512(b + 192);
-    for (int i = 0; i < rows; ++i) {
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) {
       int32_t quad;
       __builtin_memcpy(&quad, a + i * kp + 4 * q, 4);
       const __m512i av = _mm512_set1_epi32(quad);
@@ -40,7 +48,9 @@ void i8_tile_vnni(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, i
       acc[i][3] = _mm512_dpbusd_epi32(acc[i][3], av, b3);
     }
   }
-  for (int i = 0; i < rows; ++i) {
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) {
       const int j = 16 * v;
       if (j >= cols) break;
@@ -48,6 +58,18 @@ void i8_tile_vnni(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, i
       const __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512(colsum + j), 7);  // 128 * colsum
       _mm512_mask_storeu_epi32(c + i * ldc + j, m, _mm512_sub_epi32(acc[i][v], corr));
     }
+  }
+}
+
+}  // namespace
+
+void i8_tile_vnni(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, const int32_t* colsum,
+                  int32_t* c, int64_t ldc, int cols) {
+  switch (rows) {
+    case 1: return tile_rows<1>(a, kp, panel, kq, colsum, c, ldc, cols);
+    case 2: return tile_rows<2>(a, kp, panel, kq, colsum, c, ldc, cols);
+    case 3: return tile_rows<3>(a, kp, panel, kq, colsum, c, ldc, cols);
+    default: return tile_rows<4>(a, kp, panel, kq, colsum, c, ldc, cols);
   }
 }
 
@@ -60,8 +82,14 @@ double probe_vnni(double seconds) {
   for (auto& a : acc) a = _mm512_setzero_si512();
   __m512i x = _mm512_set1_epi32(0x01010101);
   const int64_t steps = probe_steps(seconds, acc, [&](__m512i(&a)[24]) {
+    // in place by asm: with the intrinsic GCC copied each accumulator in and out of a scratch register and spilled
+    // them, and the probe read half the vpdpbusd rate
 #pragma GCC unroll 24
-    for (int i = 0; i < 24; ++i) a[i] = _mm512_dpbusd_epi32(a[i], x, x);
+    for (int i = 0; i < 24; ++i) {
+      __m512i t = a[i];
+      __asm__("vpdpbusd %1, %1, %0" : "+v"(t) : "v"(x));
+      a[i] = t;
+    }
     __asm__ volatile("" : "+v"(x));
   });
   return double(steps) * 24.0 * 128.0;  // 64 multiply-adds per instruction
