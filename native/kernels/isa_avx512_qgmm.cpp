@@ -358,8 +358,11 @@ MOE_QG_VNNI void stream_i8_rows(const QgCodes& s, int64_t j0, int64_t p0, int64_
     _mm_prefetch(reinterpret_cast<const char*>(s.c + (p + kPf) * ld + (s.fmt == MOE_WF_INT8 ? j0 : j0 / 2)), MOE_QG_PF_HINT);
     return _mm512_xor_si512(code_row<true>(s, ld, j0, cols, keep, p), flip);
   };
+  // every loop over the accumulators unrolled: otherwise GCC kept them on the stack
   __m512i acc[R][4];
+#pragma GCC unroll 4
   for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) acc[i][v] = start ? _mm512_setzero_si512() : _mm512_loadu_si512(t + i * ldt + 16 * v);
   }
   const __m512i sign = _mm512_set1_epi32(int32_t(0x80808080u));
@@ -367,14 +370,18 @@ MOE_QG_VNNI void stream_i8_rows(const QgCodes& s, int64_t j0, int64_t p0, int64_
     const int64_t p = p0 + 4 * q;
     __m512i b[4];
     interleave_quads(row(p), row(p + 1), row(p + 2), row(p + 3), b);
+#pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
       int32_t quad;
       __builtin_memcpy(&quad, a + i * kp + 4 * q, 4);
       const __m512i x = _mm512_xor_si512(_mm512_set1_epi32(quad), sign);  // a - 128 as int8
+#pragma GCC unroll 4
       for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], b[v], x);
     }
   }
+#pragma GCC unroll 4
   for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) _mm512_storeu_si512(t + i * ldt + 16 * v, acc[i][v]);
   }
 }
