@@ -18,6 +18,11 @@ constexpr int kI8TileRows = 4;
 void i8_tile_vnni(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, const int32_t* colsum,
                   int32_t* c, int64_t ldc, int cols);
 
+// The same product scaled into floats: out[i * ldo + j] = fl(fl(c) * fl(row_scale[i] * col_scale[j])) + 0 (-0 becomes
+// +0), c as above.
+void i8_tile_vnni_scaled(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, const int32_t* colsum,
+                         const float* row_scale, const float* col_scale, float* out, int64_t ldo, int cols);
+
 // The same with plain loops (no colsum needed).
 void i8_tile_scalar(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, int32_t* c, int64_t ldc,
                     int cols);

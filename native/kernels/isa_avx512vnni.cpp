@@ -23,10 +23,12 @@ namespace moe::detail {
 
 namespace {
 
-// The tile for a fixed row count R: accumulators in registers (a run-time row count left them on the stack).
-template <int R>
+// The tile for a fixed row count R: accumulators in registers (a run-time row count left them on the stack). Scaled:
+// floats into out (i8_tile_vnni_scaled), else the int32 sums into c.
+template <int R, bool Scaled>
 void tile_rows(const uint8_t* a, int64_t kp, const int8_t* panel, int64_t kq, const int32_t* colsum, int32_t* c,
-               int64_t ldc, int cols) {
+               int64_t ldc, int cols, const float* row_scale = nullptr, const float* col_scale = nullptr,
+               float* out = nullptr) {
   __m512i acc[R][4];
 #pragma GCC unroll 4
   for (int i = 0; i < R; ++i) {
@@ -56,7 +58,14 @@ void tile_rows(const uint8_t* a, int64_t kp, const int8_t* panel, int64_t kq, co
       if (j >= cols) break;
       const __mmask16 m = cols - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (cols - j)) - 1u);
       const __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512(colsum + j), 7);  // 128 * colsum
-      _mm512_mask_storeu_epi32(c + i * ldc + j, m, _mm512_sub_epi32(acc[i][v], corr));
+      const __m512i sum = _mm512_sub_epi32(acc[i][v], corr);
+      if (Scaled) {
+        const __m512 scl = _mm512_mul_ps(_mm512_set1_ps(row_scale[i]), _mm512_maskz_loadu_ps(m, col_scale + j));
+        const __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum), scl), _mm512_setzero_ps());
+        _mm512_mask_storeu_ps(out + i * ldc + j, m, y);
+      } else {
+        _mm512_mask_storeu_epi32(c + i * ldc + j, m, sum);
+      }
     }
   }
 }
@@ -66,10 +75,20 @@ void tile_rows(const uint8_t* a, int64_t kp, const int8_t* panel, int64_t kq, co
 void i8_tile_vnni(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, const int32_t* colsum,
                   int32_t* c, int64_t ldc, int cols) {
   switch (rows) {
-    case 1: return tile_rows<1>(a, kp, panel, kq, colsum, c, ldc, cols);
-    case 2: return tile_rows<2>(a, kp, panel, kq, colsum, c, ldc, cols);
-    case 3: return tile_rows<3>(a, kp, panel, kq, colsum, c, ldc, cols);
-    default: return tile_rows<4>(a, kp, panel, kq, colsum, c, ldc, cols);
+    case 1: return tile_rows<1, false>(a, kp, panel, kq, colsum, c, ldc, cols);
+    case 2: return tile_rows<2, false>(a, kp, panel, kq, colsum, c, ldc, cols);
+    case 3: return tile_rows<3, false>(a, kp, panel, kq, colsum, c, ldc, cols);
+    default: return tile_rows<4, false>(a, kp, panel, kq, colsum, c, ldc, cols);
+  }
+}
+
+void i8_tile_vnni_scaled(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, const int32_t* colsum,
+                         const float* row_scale, const float* col_scale, float* out, int64_t ldo, int cols) {
+  switch (rows) {
+    case 1: return tile_rows<1, true>(a, kp, panel, kq, colsum, nullptr, ldo, cols, row_scale, col_scale, out);
+    case 2: return tile_rows<2, true>(a, kp, panel, kq, colsum, nullptr, ldo, cols, row_scale, col_scale, out);
+    case 3: return tile_rows<3, true>(a, kp, panel, kq, colsum, nullptr, ldo, cols, row_scale, col_scale, out);
+    default: return tile_rows<4, true>(a, kp, panel, kq, colsum, nullptr, ldo, cols, row_scale, col_scale, out);
   }
 }
 
@@ -108,6 +127,8 @@ double probe_vnni(double seconds) {
 
 namespace moe::detail {
 void i8_tile_vnni(const uint8_t*, int64_t, int, const int8_t*, int64_t, const int32_t*, int32_t*, int64_t, int) {}
+void i8_tile_vnni_scaled(const uint8_t*, int64_t, int, const int8_t*, int64_t, const int32_t*, const float*,
+                         const float*, float*, int64_t, int) {}
 double probe_vnni(double) { return 0.0; }
 }  // namespace moe::detail
 

@@ -252,10 +252,11 @@ void run_int_item(const Problem& P, const Item& it, float* scratch) {
     const int rows = int(std::min<int64_t>(kI8TileRows, it.rows - i));
     const uint8_t* a = P.a8 + (it.r0 + i) * P.kp;
     if (P.vnni) {
-      i8_tile_vnni(a, P.kp, rows, panel, kq, colsum, tile, kQgCols, kQgCols);
-    } else {
-      i8_tile_scalar(a, P.kp, rows, panel, kq, tile, kQgCols, kQgCols);
+      i8_tile_vnni_scaled(a, P.kp, rows, panel, kq, colsum, P.lhs_scales + it.r0 + i, col_scale,
+                          P.out + (it.r0 + i) * P.n + it.j0, P.n, cols);
+      continue;
     }
+    i8_tile_scalar(a, P.kp, rows, panel, kq, tile, kQgCols, kQgCols);
     for (int r = 0; r < rows; ++r) {
       const float sl = P.lhs_scales[it.r0 + i + r];
       float* o = P.out + (it.r0 + i + r) * P.n + it.j0;
