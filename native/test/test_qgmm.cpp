@@ -221,6 +221,10 @@ void test_served_ffn(moe_isa_t isa, moe_weight_format_t f, int lhs_bits, uint64_
   for (auto* v : {&x, &cw, &b0, &b1, &bo}) {
     for (float& e : *v) e = r.next();
   }
+  // token 0: quotients x / (max|x| / Qb) exactly halfway between integers (max|x| = 17.25: 5.75 gives 42.5 for 8 bits,
+  // Qb = 127.5, and 2.5 for 4 bits, Qb = 7.5), where x times the divisor's reciprocal lands past the tie (42.50000000000001,
+  // 2.5000000000000004) and would round the other way
+  for (int64_t p = 0; p < D; ++p) x[size_t(p)] = p == 0 ? 17.25f : p % 3 == 1 ? 5.75f : p % 3 == 2 ? -5.75f : x[size_t(p)];
   std::vector<int32_t> order(static_cast<size_t>(R));
   for (int64_t i = 0; i < R; ++i) order[size_t(i)] = int32_t((i * 7) % R);  // 7 and 22 coprime: a permutation
   // the composition
