@@ -24,11 +24,10 @@ namespace moe::detail {
 namespace {
 
 // The tile for a fixed row count R: accumulators in registers (a run-time row count left them on the stack). Scaled:
-// floats into out (i8_tile_vnni_scaled), else the int32 sums into c.
+// floats into out (i8_tile_vnni_scaled), else the int32 sums into c; ld: the row stride of either.
 template <int R, bool Scaled>
 void tile_rows(const uint8_t* a, int64_t kp, const int8_t* panel, int64_t kq, const int32_t* colsum, int32_t* c,
-               int64_t ldc, int cols, const float* row_scale = nullptr, const float* col_scale = nullptr,
-               float* out = nullptr) {
+               float* out, int64_t ld, int cols, const float* row_scale, const float* col_scale) {
   __m512i acc[R][4];
 #pragma GCC unroll 4
   for (int i = 0; i < R; ++i) {
@@ -62,11 +61,22 @@ void tile_rows(const uint8_t* a, int64_t kp, const int8_t* panel, int64_t kq, co
       if (Scaled) {
         const __m512 scl = _mm512_mul_ps(_mm512_set1_ps(row_scale[i]), _mm512_maskz_loadu_ps(m, col_scale + j));
         const __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum), scl), _mm512_setzero_ps());
-        _mm512_mask_storeu_ps(out + i * ldc + j, m, y);
+        _mm512_mask_storeu_ps(out + i * ld + j, m, y);
       } else {
-        _mm512_mask_storeu_epi32(c + i * ldc + j, m, sum);
+        _mm512_mask_storeu_epi32(c + i * ld + j, m, sum);
       }
     }
+  }
+}
+
+template <bool Scaled>
+void tile(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, const int32_t* colsum, int32_t* c,
+          float* out, int64_t ld, int cols, const float* row_scale, const float* col_scale) {
+  switch (rows) {
+    case 1: return tile_rows<1, Scaled>(a, kp, panel, kq, colsum, c, out, ld, cols, row_scale, col_scale);
+    case 2: return tile_rows<2, Scaled>(a, kp, panel, kq, colsum, c, out, ld, cols, row_scale, col_scale);
+    case 3: return tile_rows<3, Scaled>(a, kp, panel, kq, colsum, c, out, ld, cols, row_scale, col_scale);
+    default: return tile_rows<4, Scaled>(a, kp, panel, kq, colsum, c, out, ld, cols, row_scale, col_scale);
   }
 }
 
@@ -74,22 +84,12 @@ void tile_rows(const uint8_t* a, int64_t kp, const int8_t* panel, int64_t kq, co
 
 void i8_tile_vnni(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, const int32_t* colsum,
                   int32_t* c, int64_t ldc, int cols) {
-  switch (rows) {
-    case 1: return tile_rows<1, false>(a, kp, panel, kq, colsum, c, ldc, cols);
-    case 2: return tile_rows<2, false>(a, kp, panel, kq, colsum, c, ldc, cols);
-    case 3: return tile_rows<3, false>(a, kp, panel, kq, colsum, c, ldc, cols);
-    default: return tile_rows<4, false>(a, kp, panel, kq, colsum, c, ldc, cols);
-  }
+  tile<false>(a, kp, rows, panel, kq, colsum, c, nullptr, ldc, cols, nullptr, nullptr);
 }
 
 void i8_tile_vnni_scaled(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, const int32_t* colsum,
                          const float* row_scale, const float* col_scale, float* out, int64_t ldo, int cols) {
-  switch (rows) {
-    case 1: return tile_rows<1, true>(a, kp, panel, kq, colsum, nullptr, ldo, cols, row_scale, col_scale, out);
-    case 2: return tile_rows<2, true>(a, kp, panel, kq, colsum, nullptr, ldo, cols, row_scale, col_scale, out);
-    case 3: return tile_rows<3, true>(a, kp, panel, kq, colsum, nullptr, ldo, cols, row_scale, col_scale, out);
-    default: return tile_rows<4, true>(a, kp, panel, kq, colsum, nullptr, ldo, cols, row_scale, col_scale, out);
-  }
+  tile<true>(a, kp, rows, panel, kq, colsum, nullptr, out, ldo, cols, row_scale, col_scale);
 }
 
 namespace {
