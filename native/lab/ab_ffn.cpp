@@ -3,7 +3,8 @@
 // median of the per-round time ratios B/A, so the VM's drift (tens of percent within minutes) cancels. The last call
 // of each build is compared bit for bit. Build and run through
 // native/test/run.sh ab "FLAGS A" "FLAGS B" [mode] [rounds]   (env: T, default 4096; THREADS,
-// default 2; AB_PROBE=1, a read probe before each round and the verdict split at its median), or run ab_ffn A.so B.so.
+// default 2; AB_PROBE=1, a read probe before each round and the verdict split at its median; AB_FLUSH=1, caches
+// flushed before every call), or run ab_ffn A.so B.so.
 // The weights sit in huge pages, as the library's large arrays do.
 // Modes: f32 | dpbf16 | amx (the fused forward), bwd (the fp32 backward with every weight gradient, residuals from
 // one forward of build A), gmm | gmm_t (transposed rhs) | tgmm at m = T*K, k = D, n = H, and bmm (E batches of
@@ -191,7 +192,11 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  // AB_FLUSH=1: a 64 MB read before every timed call, so that no call finds the previous one's weights in L3 (32 MB
+  // here: int4 codes of the decode shape's experts, 31 MB, would otherwise come from cache for the second build)
+  const bool flush = std::getenv("AB_FLUSH") != nullptr && std::atoi(std::getenv("AB_FLUSH")) != 0;
   auto run = [&](const Build& b) {
+    if (flush) B.read_probe(int64_t(1) << 26);
     const double t0 = now();
     const moe_status_t st =
         op == "gmm"     ? b.gmm(lhs.data(), wi0.data(), gs.data(), R, D, H, E, 0, out.data())

@@ -1,4 +1,4 @@
-import { allocate, bf16BitsRef, bf16BitsToF32, roundBf16InPlace, type DType, type TypedArray } from "./dtype.js";
+import { allocate, bf16BitsRef, bf16BitsToF32, roundBf16InPlace, zeroed, type DType, type TypedArray } from "./dtype.js";
 import { DTypeError, MoeError, ShapeError } from "./errors.js";
 import { checkShape, flattenNested, fmt, size, type NestedNumbers, type Shape } from "./shape.js";
 
@@ -130,7 +130,7 @@ export class Tensor {
     const values = this.#data as Float32Array;
     let bits = narrowedValues.get(values);
     if (bits === undefined) {
-      bits = new Uint16Array(values.length);
+      bits = zeroed(Uint16Array, values.length); // large: huge pages (decode streams these bits)
       narrow(values, bits);
       narrowedValues.set(values, bits);
     }

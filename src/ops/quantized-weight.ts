@@ -2,6 +2,7 @@
 // checkpoint's FP8 / MXFP4 blocks, plus their scales) and grouped matmuls that read that storage directly
 // (Prim.QuantizedGmm).
 // Legend: G groups (experts), k contracting dim, n columns, m rows.
+import { zeroed } from "../core/dtype.js";
 import { UnsupportedError } from "../core/errors.js";
 import { Tensor } from "../core/tensor.js";
 import { bind1 } from "../autodiff/bind.js";
@@ -43,9 +44,12 @@ export function quantizeWeight(w_GKN: Tensor, format: QuantizeMode): QuantizedWe
   const layout = weightLayout(format, G, k, n);
   const values = v!.data;
   let codes: Int8Array | Uint8Array;
-  if (format === "int8") codes = Int8Array.from(values);
-  else {
-    codes = new Uint8Array(G * k * layout.codes.shape[2]!);
+  // zeroed: large codes in huge pages (decode streams them)
+  if (format === "int8") {
+    codes = zeroed(Int8Array, values.length);
+    codes.set(values);
+  } else {
+    codes = zeroed(Uint8Array, G * k * layout.codes.shape[2]!);
     const w = layout.codes.shape[2]!;
     for (let row = 0; row < G * k; row++)
       for (let j = 0; j < n; j++) codes[row * w + (j >> 1)]! |= (values[row * n + j]! & 0xf) << ((j & 1) * 4);

@@ -6,6 +6,8 @@ import { describe, expect, it } from "vitest";
 import { nativeBinding } from "../../src/backends/native/binding.js";
 import { StoragePool, type FreshStorage } from "../../src/core/pool.js";
 import { useLargeBuffers, zeroed } from "../../src/core/dtype.js";
+import { Tensor } from "../../src/core/tensor.js";
+import { quantizeWeight } from "../../src/ops/quantized-weight.js";
 
 const addon = join(import.meta.dirname, "..", "..", "native", "build", "Release", "moekit_native.node");
 
@@ -108,6 +110,56 @@ describe("zeroed", () => {
     } finally {
       useLargeBuffers(nativeBinding() === undefined ? undefined : (bytes) => nativeBinding()!.mappedBuffer(bytes));
     }
+  });
+});
+
+describe("large buffers in huge pages", () => {
+  const spy = (body: () => void): number[] => {
+    const asked: number[] = [];
+    useLargeBuffers((bytes) => {
+      asked.push(bytes);
+      return new ArrayBuffer(bytes);
+    });
+    try {
+      body();
+    } finally {
+      useLargeBuffers(nativeBinding() === undefined ? undefined : (bytes) => nativeBinding()!.mappedBuffer(bytes));
+    }
+    return asked;
+  };
+
+  it("a bf16 tensor's bit patterns and a served weight's codes come from the large-buffer source", () => {
+    const n = 4 << 20;
+    const bf = new Tensor(new Float32Array(n).fill(1.5), [n], "bfloat16");
+    expect(spy(() => expect(bf.bf16BitsOf()[n - 1]).toBe(0x3fc0))).toEqual([2 * n]);
+    const w = new Tensor(new Float32Array(16 << 20).fill(0.25), [16, 1024, 1024], "float32");
+    for (const [mode, bytes] of [["int8", 16 << 20], ["int4", 8 << 20]] as const) {
+      let codes: Tensor | undefined;
+      expect(spy(() => (codes = quantizeWeight(w, mode).codes))).toContain(bytes);
+      expect(codes!.data.byteLength).toBe(bytes);
+      expect(codes!.data[0]).toBe(mode === "int8" ? 127 : 0x77); // 0.25 is the column's abs-max: Q - 0.5
+    }
+  });
+
+  // a fresh process: the weights are made before any primitive has run (nothing chose a backend yet)
+  const firstBuffer = (backend: string): unknown => {
+    const src = `const m = await import(${JSON.stringify(join(import.meta.dirname, "..", "..", "src", "index.ts"))});
+const b = await import(${JSON.stringify(join(import.meta.dirname, "..", "..", "src", "backends", "native", "binding.ts"))});
+const before = b.nativeBinding()?.pooledStats().liveBytes ?? 0;
+const w = m.zeros([4, 1024, 1024]);
+console.log(JSON.stringify({ live: (b.nativeBinding()?.pooledStats().liveBytes ?? 0) - before, n: w.size, backend: m.runtimeInfo().backend }));`;
+    const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", src], {
+      encoding: "utf8",
+      env: { ...process.env, MOEKIT_BACKEND: backend },
+      timeout: 60_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    return JSON.parse(r.stdout.trim().split("\n").pop()!);
+  };
+
+  it.runIf(nativeBinding() !== undefined)("weights made before the first primitive land on the native backend's mapped blocks", () => {
+    expect(firstBuffer("native")).toEqual({ live: 16 << 20, n: 4 << 20, backend: "native" });
+    expect(firstBuffer("ref")).toEqual({ live: 0, n: 4 << 20, backend: "ref" });
   });
 });
 
