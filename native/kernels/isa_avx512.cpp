@@ -103,7 +103,10 @@ struct TrF32 : F32Rows {
 // The blocked streaming kernel (run_stream_blk; 0: engine_block.inc's run_stream for groups of <= kStreamRows), its
 // block of weight rows and its prefetch of the next block. Paired A/B on Zen 4 (bench/RESULTS.md): against run_stream
 // and the packed path, T=64 took 0.61x the time, T=8 0.91x; 8-row blocks 1.14x the time of 16, 32 0.99x; without the
-// prefetch 1.51x at T=8.
+// prefetch 1.51x at T=8. The prefetch (MOE_STREAM_BLK_PF): 2, the next block's whole rows in address order, a slice
+// per strip, where an item spans whole rows (else as 1); 1, each strip the same columns of the next block's rows
+// (strided). 2 against 1 on Zen 5, paired A/B: T=64 0.83x the time, T=256 0.97x in the VM's slower bandwidth regime,
+// within 2% either way in its faster one.
 #ifndef MOE_STREAM_BLK
 #define MOE_STREAM_BLK 1
 #endif
@@ -114,15 +117,17 @@ struct TrF32 : F32Rows {
 #define MOE_STREAM_KB_WIDE 64
 #endif
 #ifndef MOE_STREAM_BLK_PF
-#define MOE_STREAM_BLK_PF 1
+#define MOE_STREAM_BLK_PF 2
 #endif
 
 // One strip of the blocked streaming kernel: R rows against the 16 V columns [jc, jc + 16 V) of weight rows
 // [p0, p0 + kb): c[i * ldc + 16 v + lane] continues its fma chain (from zero when `first`) over those rows, p
-// ascending, in registers; `next` (or NULL): the same strip of the next block's rows, prefetched into the L2.
+// ascending, in registers. Prefetched into the L2 meanwhile: `next` (or NULL), the same strip of the next block's
+// rows; `band` (or NULL), band_lines cache lines from there, spread over the block's rows.
 template <int R, int V, class S>
 void stream_strip(const float* const* xr, const S* w, int64_t ldb, int64_t p0, int64_t kb, int64_t cols, bool first,
-                  const S* next, int64_t kb_next, float* c, int64_t ldc) {
+                  const S* next, int64_t kb_next, const char* band, int64_t band_lines, float* c, int64_t ldc) {
+  const int64_t per = band != nullptr && kb > 0 ? (band_lines + kb - 1) / kb : 0;  // band lines per weight row
   __mmask16 m[V];
 #pragma GCC unroll 8
   for (int v = 0; v < V; ++v) m[v] = cols - 16 * v <= 0 ? __mmask16(0) : tail_mask(cols - 16 * v);
@@ -134,6 +139,9 @@ void stream_strip(const float* const* xr, const S* w, int64_t ldb, int64_t p0, i
   }
   for (int64_t p = 0; p < kb; ++p) {
     const S* wr = w + (p0 + p) * ldb;
+    for (int64_t l = p * per, le = l + per < band_lines ? l + per : band_lines; l < le; ++l) {
+      _mm_prefetch(band + 64 * l, _MM_HINT_T1);
+    }
     if (next != nullptr && p < kb_next) {
 #pragma GCC unroll 8
       for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(next + p * ldb + 16 * v), _MM_HINT_T1);
@@ -159,7 +167,7 @@ void stream_strip(const float* const* xr, const S* w, int64_t ldb, int64_t p0, i
 
 template <class S>
 using StreamStrip = void (*)(const float* const*, const S*, int64_t, int64_t, int64_t, int64_t, bool, const S*, int64_t,
-                             float*, int64_t);
+                             const char*, int64_t, float*, int64_t);
 
 template <class S, int V, int... R>
 constexpr std::array<StreamStrip<S>, sizeof...(R)> stream_strip_table(std::integer_sequence<int, R...>) {
@@ -182,18 +190,24 @@ void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) 
   static constexpr auto t8 = stream_strip_table<S, 8>(std::make_integer_sequence<int, 2>());
   static constexpr auto t4 = stream_strip_table<S, 4>(std::make_integer_sequence<int, 4>());
   static constexpr auto t3 = stream_strip_table<S, 3>(std::make_integer_sequence<int, 8>());
-  const int64_t K = P.k[0], kb = it.mb <= 16 ? MOE_STREAM_KB : MOE_STREAM_KB_WIDE;
+  const int64_t K = P.k[0], kb = it.mb <= 16 ? MOE_STREAM_KB : MOE_STREAM_KB_WIDE, strips = (it.nb + 16 * V - 1) / (16 * V);
   for (int h = 0; h < P.halves; ++h) {
     const S* w = static_cast<const S*>(b_source(P, it, h, 0)) + it.j0;
     for (int64_t p0 = 0; p0 < K; p0 += kb) {
       const int64_t len = imin(kb, K - p0), next_len = MOE_STREAM_BLK_PF ? imin(kb, K - p0 - len) : 0;
-      for (int64_t jc = 0; jc < it.nb; jc += 16 * V) {
+      // the next block's rows are one contiguous band where the item spans whole rows: each strip prefetches its slice
+      const bool band = MOE_STREAM_BLK_PF == 2 && it.nb == P.ldb && next_len > 0;
+      const int64_t band_lines = band ? (next_len * P.ldb * int64_t(sizeof(S)) + 63) / 64 : 0;
+      const int64_t slice = (band_lines + strips - 1) / strips;
+      const char* band0 = reinterpret_cast<const char*>(w + (p0 + len) * P.ldb);
+      for (int64_t jc = 0, s = 0; jc < it.nb; jc += 16 * V, ++s) {
         for (int64_t i0 = 0; i0 < it.mb; i0 += rc) {
           const int64_t r = imin(rc, it.mb - i0);
           const StreamStrip<S> f = V == 8 ? t8[size_t(r - 1)] : V == 4 ? t4[size_t(r - 1)] : t3[size_t(r - 1)];
-          const S* next = next_len > 0 && i0 == 0 ? w + jc + (p0 + len) * P.ldb : nullptr;
-          f(xr + i0, w + jc, P.ldb, p0, len, it.nb - jc, p0 == 0, next, next_len, scratch + i0 * ncols + h * nbp + jc,
-            ncols);
+          const S* next = !band && next_len > 0 && i0 == 0 ? w + jc + (p0 + len) * P.ldb : nullptr;
+          const int64_t nl = band && i0 == 0 && s * slice < band_lines ? imin(slice, band_lines - s * slice) : 0;
+          f(xr + i0, w + jc, P.ldb, p0, len, it.nb - jc, p0 == 0, next, next_len, nl > 0 ? band0 + 64 * s * slice : nullptr,
+            nl, scratch + i0 * ncols + h * nbp + jc, ncols);
         }
       }
     }
