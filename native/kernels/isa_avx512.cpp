@@ -105,8 +105,10 @@ struct TrF32 : F32Rows {
 // and the packed path, T=64 took 0.61x the time, T=8 0.91x; 8-row blocks 1.14x the time of 16, 32 0.99x; without the
 // prefetch 1.51x at T=8. The prefetch (MOE_STREAM_BLK_PF): 2, the next block's whole rows in address order, a slice
 // per strip, where an item spans whole rows (else as 1); 1, each strip the same columns of the next block's rows
-// (strided). 2 against 1 on Zen 5, paired A/B: T=64 0.83x the time, T=256 0.97x in the VM's slower bandwidth regime,
-// within 2% either way in its faster one.
+// (strided), into the L2. 2 against 1 on Zen 5, paired A/B, with the band prefetched into the L2: T=64 0.83x the time,
+// T=256 0.97x in the VM's slower bandwidth regime, within 2% either way in its faster one; then the band into the L1
+// (MOE_BAND_HINT) against the L2: T=64 0.89x (faster regime) and 0.96x (slower), T=256 0.84-0.90x (both); into the L3
+// (_MM_HINT_T2), 1.22x the L1's.
 #ifndef MOE_STREAM_BLK
 #define MOE_STREAM_BLK 1
 #endif
@@ -115,6 +117,9 @@ struct TrF32 : F32Rows {
 #endif
 #ifndef MOE_STREAM_KB_WIDE
 #define MOE_STREAM_KB_WIDE 64
+#endif
+#ifndef MOE_BAND_HINT
+#define MOE_BAND_HINT _MM_HINT_T0
 #endif
 #ifndef MOE_STREAM_BLK_PF
 #define MOE_STREAM_BLK_PF 2
@@ -140,7 +145,7 @@ void stream_strip(const float* const* xr, const S* w, int64_t ldb, int64_t p0, i
   for (int64_t p = 0; p < kb; ++p) {
     const S* wr = w + (p0 + p) * ldb;
     for (int64_t l = p * per, le = l + per < band_lines ? l + per : band_lines; l < le; ++l) {
-      _mm_prefetch(band + 64 * l, _MM_HINT_T1);
+      _mm_prefetch(band + 64 * l, MOE_BAND_HINT);
     }
     if (next != nullptr && p < kb_next) {
 #pragma GCC unroll 8
