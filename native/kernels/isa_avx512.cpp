@@ -108,7 +108,9 @@ struct TrF32 : F32Rows {
 // (strided), into the L2. 2 against 1 on Zen 5, paired A/B, with the band prefetched into the L2: T=64 0.83x the time,
 // T=256 0.97x in the VM's slower bandwidth regime, within 2% either way in its faster one; then the band into the L1
 // (MOE_BAND_HINT) against the L2: T=64 0.89x (faster regime) and 0.96x (slower), T=256 0.84-0.90x (both); into the L3
-// (_MM_HINT_T2), 1.22x the L1's.
+// (_MM_HINT_T2), 1.22x the L1's. Blocks of 32 rows above 16 rows (MOE_STREAM_KB_WIDE) against 64, with the band into
+// the L1: T=256 0.84-0.92x in the slower regime (16 rows: 1.06x the time of 32); at T=64, 8 or 32 rows for the
+// groups of <= 16 rows within 1% of 16.
 #ifndef MOE_STREAM_BLK
 #define MOE_STREAM_BLK 1
 #endif
@@ -116,7 +118,7 @@ struct TrF32 : F32Rows {
 #define MOE_STREAM_KB 16
 #endif
 #ifndef MOE_STREAM_KB_WIDE
-#define MOE_STREAM_KB_WIDE 64
+#define MOE_STREAM_KB_WIDE 32
 #endif
 #ifndef MOE_BAND_HINT
 #define MOE_BAND_HINT _MM_HINT_T0
