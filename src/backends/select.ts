@@ -1,6 +1,6 @@
 // Which backend runs primitives. Nothing is chosen at import: the first primitive or large buffer (or useBackend, or
 // configureFromEnv) chooses, from MOEKIT_BACKEND and the other flags of core/env.ts.
-import { onFirstLargeBuffer } from "../core/dtype.js";
+import { useLargeBuffers, zeroed } from "../core/dtype.js";
 import { readEnv, type BackendChoice, type MoekitEnv } from "../core/env.js";
 import { MoeError } from "../core/errors.js";
 import { storagePool } from "../core/pool.js";
@@ -17,12 +17,14 @@ let warned = false;
 // Weights made before the first primitive (a checkpoint loaded, a layer initialised) are the buffers decode streams:
 // choose the backend at the first large one, so that they land in the native backend's huge pages. A failed choice
 // (MOEKIT_BACKEND=native without the addon) throws at the first primitive instead, where it always did.
-onFirstLargeBuffer(() => {
+useLargeBuffers((bytes) => {
+  useLargeBuffers(undefined); // once: the backend chosen now sets its own source, if it has one
   try {
-    activeBackend();
+    if (activeBackend().name === "native") nativeBackend(); // sets it again, had it been chosen before this ran
   } catch {
     // activeBackend() throws the same error again at the first primitive
   }
+  return zeroed(Uint8Array, bytes).buffer as ArrayBuffer;
 });
 
 /** The backend primitives run on now (chosen from the environment on first use). */

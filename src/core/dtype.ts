@@ -21,27 +21,11 @@ let largeBuffer: ((bytes: number) => ArrayBuffer) | undefined;
  */
 export function useLargeBuffers(source: ((bytes: number) => ArrayBuffer) | undefined): void {
   largeBuffer = source;
-  chooseSource = undefined;
-}
-
-let chooseSource: (() => void) | undefined;
-
-/**
- * `choose` runs once, at the first large buffer asked for while no source is set (it may call useLargeBuffers): the
- * weights a program makes before its first primitive then land where the backend chosen then wants them.
- */
-export function onFirstLargeBuffer(choose: (() => void) | undefined): void {
-  chooseSource = choose;
 }
 
 /** n zeroed elements of `C`. */
 export function zeroed<T>(C: ArrayCtor<T>, n: number): T {
   const bytes = n * C.BYTES_PER_ELEMENT;
-  if (bytes >= LARGE_BYTES && largeBuffer === undefined && chooseSource !== undefined) {
-    const choose = chooseSource;
-    chooseSource = undefined;
-    choose();
-  }
   return largeBuffer !== undefined && bytes >= LARGE_BYTES ? new C(largeBuffer(bytes)) : new C(n);
 }
 

@@ -13,14 +13,15 @@ import { applyTuneFile, tuneState } from "./tune-file.js";
 export type { NativeBf16Path, NativeIsa };
 
 let backend: Backend | undefined;
+const mapped = (bytes: number): ArrayBuffer => nativeBinding()!.mappedBuffer(bytes);
 
 /** The native backend, or undefined when the addon is unavailable (see nativeInfo().reason). */
 export function nativeBackend(): Backend | undefined {
   const b = nativeBinding();
   if (b === undefined) return undefined;
+  useLargeBuffers(mapped); // every call: select.ts's first-buffer hook may have run in between
   if (backend === undefined) {
     backend = { name: "native", supports: (prim, ins, params) => supports(b, prim, ins, params), run: (prim, ins, params, outs) => run(b, prim, ins, params, outs) };
-    useLargeBuffers((bytes) => b.mappedBuffer(bytes));
     storagePool.useFreshStorage({ take: (n) => b.pooledF32(n), setMaxBytes: (bytes) => b.setPooledMaxBytes(bytes), trim: () => b.trimPooled() });
   }
   return backend;
