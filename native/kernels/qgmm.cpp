@@ -25,7 +25,7 @@ constexpr int64_t kQgIntRows = MOE_QG_INT_ROWS;
 constexpr int64_t kQgSpan = 8192;      // rows x columns of one float work item (its partial sums and accumulators)
 // Streaming (qgmm.hpp): groups of at most this many rows (int8 / int4 codes, AVX-512), and the rows of k per chunk:
 // short chunks, so that a span reads a band of whole rows of codes at a time (the kernels prefetch the next chunk's
-// rows into L2; longer chunks, 64 or 256, read int8 codes at half the speed at the decode shape); a tile's second
+// rows into the L1; longer chunks, 64 or 256, read int8 codes at half the speed at the decode shape); a tile's second
 // pass over a chunk of one panel reads it from L1.
 constexpr int64_t kQgStreamRows = 12;     // float lhs: two tiles of 6
 constexpr int64_t kQgStreamRowsInt = 8;   // int lhs: two tiles of 4 (VNNI)
