@@ -129,8 +129,8 @@ struct TrF32 : F32Rows {
 
 // One strip of the blocked streaming kernel: R rows against the 16 V columns [jc, jc + 16 V) of weight rows
 // [p0, p0 + kb): c[i * ldc + 16 v + lane] continues its fma chain (from zero when `first`) over those rows, p
-// ascending, in registers. Prefetched into the L2 meanwhile: `next` (or NULL), the same strip of the next block's
-// rows; `band` (or NULL), band_lines cache lines from there, spread over the block's rows.
+// ascending, in registers. Prefetched meanwhile: `next` (or NULL), the same strip of the next block's rows, into the
+// L2; `band` (or NULL), band_lines cache lines from there, spread over the block's rows, into MOE_BAND_HINT's level.
 template <int R, int V, class S>
 void stream_strip(const float* const* xr, const S* w, int64_t ldb, int64_t p0, int64_t kb, int64_t cols, bool first,
                   const S* next, int64_t kb_next, const char* band, int64_t band_lines, float* c, int64_t ldc) {

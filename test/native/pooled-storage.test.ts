@@ -95,47 +95,41 @@ describe.skipIf(nativeBinding() === undefined)("pooledF32 (native)", () => {
   });
 });
 
+// The byte counts asked of the large-buffer source while `body` runs (a spy source in its place, the addon's put back).
+function largeBuffersAsked(body: () => void): number[] {
+  const asked: number[] = [];
+  useLargeBuffers((bytes) => {
+    asked.push(bytes);
+    return new ArrayBuffer(bytes);
+  });
+  try {
+    body();
+  } finally {
+    useLargeBuffers(nativeBinding() === undefined ? undefined : (bytes) => nativeBinding()!.mappedBuffer(bytes));
+  }
+  return asked;
+}
+
 describe("zeroed", () => {
   it("takes buffers of >= 8 MiB from the large-buffer source, and smaller ones from the JS heap", () => {
-    const asked: number[] = [];
-    useLargeBuffers((bytes) => {
-      asked.push(bytes);
-      return new ArrayBuffer(bytes);
-    });
-    try {
+    const asked = largeBuffersAsked(() => {
       expect(zeroed(Float32Array, 2 << 20).length).toBe(2 << 20);
       expect(zeroed(Uint16Array, 1000).length).toBe(1000);
       expect(zeroed(Uint8Array, 8 << 20).byteLength).toBe(8 << 20);
-      expect(asked).toEqual([8 << 20, 8 << 20]);
-    } finally {
-      useLargeBuffers(nativeBinding() === undefined ? undefined : (bytes) => nativeBinding()!.mappedBuffer(bytes));
-    }
+    });
+    expect(asked).toEqual([8 << 20, 8 << 20]);
   });
 });
 
 describe("large buffers in huge pages", () => {
-  const spy = (body: () => void): number[] => {
-    const asked: number[] = [];
-    useLargeBuffers((bytes) => {
-      asked.push(bytes);
-      return new ArrayBuffer(bytes);
-    });
-    try {
-      body();
-    } finally {
-      useLargeBuffers(nativeBinding() === undefined ? undefined : (bytes) => nativeBinding()!.mappedBuffer(bytes));
-    }
-    return asked;
-  };
-
   it("a bf16 tensor's bit patterns and a served weight's codes come from the large-buffer source", () => {
     const n = 4 << 20;
     const bf = new Tensor(new Float32Array(n).fill(1.5), [n], "bfloat16");
-    expect(spy(() => expect(bf.bf16BitsOf()[n - 1]).toBe(0x3fc0))).toEqual([2 * n]);
+    expect(largeBuffersAsked(() => expect(bf.bf16BitsOf()[n - 1]).toBe(0x3fc0))).toEqual([2 * n]);
     const w = new Tensor(new Float32Array(16 << 20).fill(0.25), [16, 1024, 1024], "float32");
     for (const [mode, bytes] of [["int8", 16 << 20], ["int4", 8 << 20]] as const) {
       let codes: Tensor | undefined;
-      expect(spy(() => (codes = quantizeWeight(w, mode).codes))).toContain(bytes);
+      expect(largeBuffersAsked(() => (codes = quantizeWeight(w, mode).codes))).toContain(bytes);
       expect(codes!.data.byteLength).toBe(bytes);
       expect(codes!.data[0]).toBe(mode === "int8" ? 127 : 0x77); // 0.25 is the column's abs-max: Q - 0.5
     }
