@@ -2,9 +2,10 @@
 // and refuse above the budget (default: a fraction of free memory; --max-memory / setMemoryBudget), naming the
 // estimate and the flag, before allocating anything.
 import fs from "node:fs";
-import { afterEach, describe, expect, it } from "vitest";
+import os from "node:os";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { MoeError } from "../../src/core/errors.js";
-import { memoryBudget, setMemoryBudget } from "../../src/core/memory.js";
+import { checkMemory, memoryBudget, setMemoryBudget } from "../../src/core/memory.js";
 import { moeConfig } from "../../src/moe/config.js";
 import { RoutedMoE } from "../../src/moe/routed-moe.js";
 import { RoutedAndSharedMoE } from "../../src/moe/routed-and-shared-moe.js";
@@ -122,5 +123,22 @@ describe("module constructors refuse configs over the memory budget", () => {
     ).toBeGreaterThan(0);
     expect(memoryBudget().source).toBe("75% of free memory");
     expect(() => setMemoryBudget(Number.NaN)).toThrow(/^\[memory\] the budget must be a positive number of bytes/);
+  });
+
+  it("a free-memory reading serves small estimates for a second; one near the budget reads again", () => {
+    const free = vi.spyOn(os, "freemem").mockReturnValue(8e9);
+    try {
+      memoryBudget(); // a fresh reading: 6 GB
+      const reads = free.mock.calls.length;
+      for (let i = 0; i < 5; i++) checkMemory("small", { activations: 1e6 });
+      expect(free.mock.calls.length).toBe(reads);
+      free.mockReturnValue(4e9); // memory taken meanwhile: an estimate over half the old budget reads it, and is refused
+      expect(() => checkMemory("near", { activations: 3.5e9 })).toThrow(/over the memory budget of 3.00 GB/);
+      expect(free.mock.calls.length).toBe(reads + 1);
+      checkMemory("small", { activations: 1e6 });
+      expect(free.mock.calls.length).toBe(reads + 1);
+    } finally {
+      free.mockRestore();
+    }
   });
 });
