@@ -143,8 +143,11 @@ moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int
           }
         }
       }
-      double absmax[kCols];
-      for (int64_t j = 0; j < q1 - q0; ++j) absmax[j] = double(amax[j]);
+      double absmax[kCols], divisor[kCols];
+      for (int64_t j = 0; j < q1 - q0; ++j) {
+        absmax[j] = double(amax[j]);
+        divisor[j] = absmax[j] / Qb;
+      }
       if (bad[size_t(item)] >= 0) return;
       for (int64_t j = q0; j < q1; ++j) scales[p * Q + j] = absmax[j - q0] == 0 ? 1.0f : float(absmax[j - q0] / Qb);
       for (int64_t c = 0; c < C; ++c) {
@@ -155,7 +158,7 @@ moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int
             q[base + j] = 0;
             continue;
           }
-          const double v = aqt_value(x0, mx, Qb);
+          const double v = aqt_value(x0, mx, Qb, divisor[j - q0]);
           const double u = noise == nullptr ? 0.0 : double(noise[base + j]);
           const double r = qwix != 0 ? std::min(hi, std::max(lo, round_even(v + u))) : round_even(std::min(hi, std::max(lo, v)) + u);
           q[base + j] = int32_t(r);

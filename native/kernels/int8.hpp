@@ -36,9 +36,11 @@ double probe_vnni(double seconds);
 // Whether the VNNI unit may run: AVX512-VNNI on the CPU and the AVX-512 ISA active (cpu_features.cpp).
 bool i8_vnni_usable();
 
-// The abs-max rule's value of x in a slice of abs-max mx > 0 with bound Qb: x / (mx / Qb), the abs-max element landing
-// on exactly +-Qb (moe_quantize_f32 and the served FFN's row quantizer).
-inline double aqt_value(double x, double mx, double Qb) { return std::fabs(x) == mx ? std::copysign(Qb, x) : x / (mx / Qb); }
+// The abs-max rule's value of x in a slice of abs-max mx > 0 with bound Qb: x / divisor, divisor = mx / Qb, the abs-max
+// element landing on exactly +-Qb (moe_quantize_f32 and the served FFN's row quantizer).
+inline double aqt_value(double x, double mx, double Qb, double divisor) {
+  return std::fabs(x) == mx ? std::copysign(Qb, x) : x / divisor;
+}
 
 // Round half to even, for |v| < 2^51 (the values rounded here lie within a unit of +-2^(bits-1)): adding and taking
 // away 1.5 * 2^52 rounds v to an integer in the default rounding mode, as nearbyint does, without its libm call.

@@ -133,34 +133,41 @@ void tile_rows(const float* a, int64_t lda, const float* panel, int kc, float* p
 }
 
 // The fused decode and tile of int8 / int4 codes (qgmm.hpp, qg_stream_avx512) for R rows: each row of codes is read
-// once, decoded in registers and multiplied into the R x 64 accumulators, p ascending. int4: the 16 nibble values
-// by a table lookup (vpermps reads an index's low 4 bits), even and odd columns in separate vectors (c[i][0, 1]:
-// columns 2m and 2m + 1 of the first 32, c[i][2, 3] of the last 32), interleaved into column order at the finish;
-// part holds that layout between chunks. Masked: the last panel of n (loads stop at n).
-template <int R, bool I4, bool Masked>
+// once, decoded in registers and multiplied into the R x 64 accumulators (R x 128 with Two), p ascending. int4: the
+// 16 nibble values by a table lookup (vpermps reads an index's low 4 bits); one panel: even and odd columns in
+// separate vectors (c[i][0, 1]: columns 2m and 2m + 1 of the first 32, c[i][2, 3] of the last 32); Two panels: their
+// 64 bytes in one load, c[i][h] columns 8 L + h (nibble h of 32-bit lane L); either interleaved into column order at
+// the finish, part holding that layout between chunks. Masked (one panel): the last panel of n (loads stop at n).
+template <int R, bool I4, bool Masked, bool Two = false>
 void stream_rows(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* a, int64_t lda, float* part,
                  int64_t ldc, bool start, bool finish, const float* row_scale, const float* col_scale, float* acc) {
+  static_assert(!Two || (I4 && !Masked), "two whole panels of int4 codes");
   constexpr int kPf = MOE_QG_PF;  // rows of codes prefetched ahead
+  constexpr int V = Two ? 8 : 4;  // accumulators per row
   const int64_t cols = s.n - j0 < 64 ? s.n - j0 : 64;
   const int64_t ld = I4 ? (s.n + 1) / 2 : s.n;
   const uint8_t* base = s.c + p0 * ld + (I4 ? j0 / 2 : j0);
   const __mmask64 keep = mask64(I4 ? (cols + 1) / 2 : cols);
   const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
-  __m512 c[R][4];
+  __m512 c[R][V];
   for (int i = 0; i < R; ++i) {
-    for (int v = 0; v < 4; ++v) c[i][v] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(part + i * ldc + 16 * v);
+    for (int v = 0; v < V; ++v) c[i][v] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(part + i * ldc + 16 * v);
   }
   for (int p = 0; p < kc; ++p) {
     const uint8_t* row = base + p * ld;
     _mm_prefetch(reinterpret_cast<const char*>(row + kPf * ld), MOE_QG_PF_HINT);
-    __m512 b[4];
-    if (I4) {
-      __m512i q[2];
+    __m512 b[V];
+    if constexpr (Two) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + kPf * ld + 63), MOE_QG_PF_HINT);
+      const __m512i w = _mm512_loadu_si512(row);
+      b[0] = _mm512_permutexvar_ps(w, table);
+      for (int h = 1; h < 8; ++h) b[h] = _mm512_permutexvar_ps(_mm512_srli_epi32(w, 4 * h), table);
+    } else if (I4) {
       for (int h = 0; h < 2; ++h) {
-        q[h] = _mm512_cvtepu8_epi32(Masked ? _mm_maskz_loadu_epi8(__mmask16(keep >> (16 * h)), row + 16 * h)
-                                           : _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 16 * h)));
-        b[2 * h] = _mm512_permutexvar_ps(q[h], table);
-        b[2 * h + 1] = _mm512_permutexvar_ps(_mm512_srli_epi32(q[h], 4), table);
+        const __m512i u = _mm512_cvtepu8_epi32(Masked ? _mm_maskz_loadu_epi8(__mmask16(keep >> (16 * h)), row + 16 * h)
+                                                      : _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 16 * h)));
+        b[2 * h] = _mm512_permutexvar_ps(u, table);
+        b[2 * h + 1] = _mm512_permutexvar_ps(_mm512_srli_epi32(u, 4), table);
       }
     } else {
       for (int v = 0; v < 4; ++v) {
@@ -171,28 +178,35 @@ void stream_rows(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* 
     }
     for (int i = 0; i < R; ++i) {
       const __m512 x = _mm512_set1_ps(a[i * lda + p]);
-      for (int v = 0; v < 4; ++v) c[i][v] = _mm512_fmadd_ps(x, b[v], c[i][v]);
+      for (int v = 0; v < V; ++v) c[i][v] = _mm512_fmadd_ps(x, b[v], c[i][v]);
     }
   }
   if (!finish) {
     for (int i = 0; i < R; ++i) {
-      for (int v = 0; v < 4; ++v) _mm512_storeu_ps(part + i * ldc + 16 * v, c[i][v]);
+      for (int v = 0; v < V; ++v) _mm512_storeu_ps(part + i * ldc + 16 * v, c[i][v]);
     }
     return;
   }
-  // column j of the first 16 (of each half for int4): even j from the even vector, odd j from the odd one
+  // one panel of int4: column j of the first 16 of each half from the even vector (even j) or the odd one
   const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+  // two: column 16 v + m = 8 L + h, lane 2 v + m / 8 of c[i][m % 8], gathered from them stored in t
+  const __m512i lane = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 1, 17, 33, 49, 65, 81, 97, 113);
   for (int i = 0; i < R; ++i) {
-    __m512 d[4] = {c[i][0], c[i][1], c[i][2], c[i][3]};
-    if (I4) {
+    __m512 d[V];
+    for (int v = 0; v < V; ++v) d[v] = c[i][v];
+    if constexpr (Two) {
+      alignas(64) float t[8 * 16];
+      for (int h = 0; h < 8; ++h) _mm512_store_ps(t + 16 * h, c[i][h]);
+      for (int v = 0; v < 8; ++v) d[v] = _mm512_i32gather_ps(_mm512_add_epi32(lane, _mm512_set1_epi32(2 * v)), t, 4);
+    } else if (I4) {
       for (int h = 0; h < 2; ++h) {
         d[2 * h] = _mm512_permutex2var_ps(c[i][2 * h], lo, c[i][2 * h + 1]);
         d[2 * h + 1] = _mm512_permutex2var_ps(c[i][2 * h], hi, c[i][2 * h + 1]);
       }
     }
     const __m512 rs = _mm512_set1_ps(row_scale[i]);
-    for (int v = 0; v < 4; ++v) {
+    for (int v = 0; v < V; ++v) {
       const __m512 scl = _mm512_mul_ps(rs, _mm512_loadu_ps(col_scale + 16 * v));
       float* o = acc + i * ldc + 16 * v;
       _mm512_storeu_ps(o, _mm512_fmadd_ps(d[v], scl, _mm512_loadu_ps(o)));
@@ -202,10 +216,14 @@ void stream_rows(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* 
 
 template <int R>
 void stream_fmt(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* a, int64_t lda, float* part,
-                int64_t ldc, bool start, bool finish, const float* row_scale, const float* col_scale, float* acc) {
+                int64_t ldc, bool start, bool finish, const float* row_scale, const float* col_scale, float* acc,
+                int panels) {
   const bool i4 = s.fmt == MOE_WF_INT4, masked = s.n - j0 < 64;
-  auto f = i4 ? (masked ? stream_rows<R, true, true> : stream_rows<R, true, false>)
-              : (masked ? stream_rows<R, false, true> : stream_rows<R, false, false>);
+  constexpr bool kTwo = R <= kQgStreamPairRows;  // instantiated only where it can be asked for
+  auto f = !i4     ? (masked ? stream_rows<R, false, true> : stream_rows<R, false, false>)
+           : masked ? stream_rows<R, true, true>
+           : kTwo && panels == 2 ? stream_rows<R, true, false, kTwo>
+                                 : stream_rows<R, true, false>;
   f(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
 }
 
@@ -213,14 +231,14 @@ void stream_fmt(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* a
 
 void qg_stream_avx512(const QgCodes& s, int64_t j0, int64_t p0, const float* a, int64_t lda, int rows, int kc,
                       float* part, int64_t ldc, bool start, bool finish, const float* row_scale,
-                      const float* col_scale, float* acc) {
+                      const float* col_scale, float* acc, int panels) {
   switch (rows) {
-    case 1: return stream_fmt<1>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 2: return stream_fmt<2>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 3: return stream_fmt<3>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 4: return stream_fmt<4>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 5: return stream_fmt<5>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
-    default: return stream_fmt<6>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 1: return stream_fmt<1>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc, panels);
+    case 2: return stream_fmt<2>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc, panels);
+    case 3: return stream_fmt<3>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc, panels);
+    case 4: return stream_fmt<4>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc, panels);
+    case 5: return stream_fmt<5>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc, panels);
+    default: return stream_fmt<6>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc, panels);
   }
 }
 

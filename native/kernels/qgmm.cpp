@@ -178,7 +178,9 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
     for (int64_t j = it.j0; j < j1; j += kQgCols) block_scales(P, it.g, pb / P.bk, j, col_scale + (j - it.j0));
     for (int64_t pc = pb; pc < pe; pc += step) {
       const int kc = int(std::min<int64_t>(step, pe - pc));
-      for (int64_t j = it.j0; j < j1; j += kQgCols) {  // the chunk's rows of codes, panel by panel
+      // the chunk's rows of codes, panel by panel (streamed int4: two whole panels at a time for the fewest rows)
+      for (int64_t j = it.j0, np = 1; j < j1; j += np * kQgCols) {
+        np = stream && s.fmt == MOE_WF_INT4 && it.rows <= kQgStreamPairRows && j + 2 * kQgCols <= j1 ? 2 : 1;
         if (!stream) decode(s, j, pc, kc, panel);
         for (int64_t i = 0; i < it.rows; i += kQgTile) {
           const int rows = int(std::min<int64_t>(kQgTile, it.rows - i));
@@ -187,7 +189,7 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
 #if defined(MOE_HAVE_X86_KERNELS)
           if (stream) {
             qg_stream_avx512(s, j, pc, P.a + r * P.k + pc, P.k, rows, kc, part + c, W, pc == pb, pc + kc == pe, rs,
-                             col_scale + (j - it.j0), acc + c);
+                             col_scale + (j - it.j0), acc + c, int(np));
             continue;
           }
 #endif
@@ -272,10 +274,10 @@ bool qg_quantize_row_scalar(const float* x, int64_t k, int64_t kp, int bits, uin
     if (!std::isfinite(x[p])) return false;
     amax = std::max(amax, std::fabs(x[p]));
   }
-  const double Qb = std::ldexp(1.0, bits - 1) - 0.5, hi = Qb - 0.5, lo = -hi, mx = double(amax);
+  const double Qb = std::ldexp(1.0, bits - 1) - 0.5, hi = Qb - 0.5, lo = -hi, mx = double(amax), divisor = mx / Qb;
   *scale = amax == 0.0f ? 1.0f : float(mx / Qb);
   for (int64_t p = 0; p < k; ++p) {
-    const double v = amax == 0.0f ? 0.0 : aqt_value(x[p], mx, Qb);
+    const double v = amax == 0.0f ? 0.0 : aqt_value(x[p], mx, Qb, divisor);
     a8[p] = uint8_t(int32_t(round_even(std::min(hi, std::max(lo, v)))) + 128);
   }
   std::fill(a8 + k, a8 + kp, uint8_t(128));
