@@ -77,8 +77,19 @@ export function route(
   if (opts.rollToExpertId !== undefined) flat_R = mod(add(flat_R, -opts.rollToExpertId), E);
   const order_R = argsort(flat_R);
   const groupSize_E = bincount(flat_R, E);
-  const sortedExperts_R = repeat(arange(E), groupSize_E, flat_R.size);
-  return { inputs_TD, weights_BSK: weights, selected_BSK, order_R, groupSize_E, sortedExperts_R, lbLoss, biasUpdates };
+  let sortedExperts: Tensor | undefined; // made when asked: the fused expert FFN reads the group sizes instead
+  return {
+    inputs_TD,
+    weights_BSK: weights,
+    selected_BSK,
+    order_R,
+    groupSize_E,
+    get sortedExperts_R(): Tensor {
+      return (sortedExperts ??= repeat(arange(E), groupSize_E, flat_R.size));
+    },
+    lbLoss,
+    biasUpdates,
+  };
 }
 
 /** The K copies of every token in sorted order: rows of repeat(inputs, K)[order]. */
