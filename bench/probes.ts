@@ -1,4 +1,5 @@
 // Machine peak measured in the same run by the native probes (fp32 FMA, AVX512-BF16 dot, int8 dot, AMX-BF16, read bandwidth).
+import { zeroed } from "../src/core/dtype.js";
 import { nativeProbes } from "../src/backends/native/probes.js";
 import { median, timeIt } from "./harness.js";
 
@@ -36,6 +37,9 @@ export function machineProbes(seconds = 0.5): Probes {
 export class PeakTracker {
   peak: Probes = {};
   readings = 0;
+  // timeBesideReads' 256 MB, kept: a fresh buffer per reading was mapped and unmapped around every run, and the
+  // unmapping's TLB flush cost the run after it 0.1-0.2 ms (a decode layer; bench/RESULTS.md)
+  #besideBuffer: Float32Array | undefined;
 
   read(seconds = 0.5): Probes {
     const r = machineProbes(seconds);
@@ -56,7 +60,7 @@ export class PeakTracker {
   }
 
   /**
-   * f timed run by run, each run between two readings of the read-bandwidth probe over 256 MB: this VM's read
+   * f timed run by run, each run between two readings of the read-bandwidth probe over one buffer of 256 MB: this VM's read
    * bandwidth switches between regimes (about 34 and 62 GB/s on the Zen 4 VM) for seconds at a time, so a reading
    * taken a second away from a run can belong to another regime. `readsGBps[i]`: the mean of the readings either side
    * of run i (none without the native probes); `besideFraction`: the median over runs of (bytes ÷ the run's time) ÷
@@ -69,8 +73,9 @@ export class PeakTracker {
   ): { median_s: number; runs_s: number[]; readsGBps: number[]; besideFraction?: number } {
     const probe = nativeProbes();
     if (probe === undefined) return { ...timeIt(f, runs), readsGBps: [] };
+    const buffer = (this.#besideBuffer ??= zeroed(Float32Array, 1 << 26).fill(1));
     const reading = (): number => {
-      const r = probe.readBandwidthGBs(1 << 28);
+      const r = probe.readBufferGBs(buffer);
       this.peak.readGBps = maxOf(this.peak.readGBps, r);
       this.readings++;
       return r;

@@ -398,12 +398,15 @@ MOE_API moe_status_t moe_ffn_bwd_bf16w(const float* dy, const float* x, int64_t 
  *                            where the int8 products run on plain loops (no AVX512-VNNI, or the ISA below avx512)
  *   moe_probe_amx_peak       AMX tdpbf16ps throughput (16x16x32 tile product = 16384 flop), GFLOP/s; 0 without
  *   moe_probe_read_bandwidth GB/s of summing a buffer of `bytes` (split between the threads; best of a few passes)
+ *   moe_probe_read_bandwidth_of  the same over the caller's n floats (n >= 2^18; written, so not the zero page): a
+ *                            buffer kept between readings spares each reading the mapping and unmapping of its own
  * `seconds` is the run time of each measurement (clamped to [0.01, 10]). Return < 0 on failure. */
 MOE_API double moe_probe_fma_peak_f32(double seconds);
 MOE_API double moe_probe_bf16_peak(double seconds);
 MOE_API double moe_probe_int8_peak(double seconds);
 MOE_API double moe_probe_amx_peak(double seconds);
 MOE_API double moe_probe_read_bandwidth(int64_t bytes);
+MOE_API double moe_probe_read_bandwidth_of(const float* data, int64_t n);
 
 /* ---- Routing -----------------------------------------------------------------------------------------
  * Top-k along the last axis of x [rows, n]: values [rows, k] and indices [rows, k], larger first, NaN before

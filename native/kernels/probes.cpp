@@ -107,32 +107,23 @@ double moe_probe_amx_peak(double seconds) {
   return 0.0;
 }
 
-double moe_probe_read_bandwidth(int64_t bytes) {
+double moe_probe_read_bandwidth_of(const float* data, int64_t n) {
   using namespace moe::detail;
+  if (data == nullptr || n < (int64_t(1) << 18)) return -1.0;  // at least 1 MiB
   try {
-    bytes = std::max<int64_t>(bytes, int64_t(1) << 20) / 64 * 64;
-    const int64_t n = bytes / 4;
-    std::unique_ptr<void, AlignedFree> buf(::operator new(size_t(bytes), kAlign));
-    auto* f = static_cast<float*>(buf.get());
-    moe_advise_fresh_output(f, bytes);  // huge pages, as moekit's large arrays get: the best reading of the machine
     std::lock_guard<std::mutex> lk(call_mutex());
     const int p = pool_threads();
     const int64_t items = int64_t(p) * kProbeItemsPerThread;
     const int64_t per = ((n + items - 1) / items + 15) / 16 * 16;
     std::vector<float> sums(size_t(items), 0.0f);
     struct Ctx {
-      float* f;
+      const float* f;
       int64_t n, per;
       float* sums;
-      bool fill;
-    } ctx{f, n, per, sums.data(), true};
+    } ctx{data, n, per, sums.data()};
     auto fn = [](void* c, int64_t i, int) {
       auto* x = static_cast<Ctx*>(c);
       const int64_t b = std::min(x->n, i * x->per), e = std::min(x->n, b + x->per);
-      if (x->fill) {
-        for (int64_t j = b; j < e; ++j) x->f[j] = 1.0f;
-        return;
-      }
       float acc[32] = {};
       int64_t j = b;
       for (; j + 32 <= e; j += 32) {
@@ -143,16 +134,28 @@ double moe_probe_read_bandwidth(int64_t bytes) {
       for (float a : acc) s += a;
       x->sums[i] = s;
     };
-    parallel_for(items, p, fn, &ctx);
-    ctx.fill = false;
     double best = 0;
     for (int pass = 0; pass < 5; ++pass) {
       const auto t0 = std::chrono::steady_clock::now();
       parallel_for(items, p, fn, &ctx);
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (s > 0) best = std::max(best, double(bytes) / s / 1e9);
+      if (s > 0) best = std::max(best, double(n) * 4.0 / s / 1e9);
     }
     return best;
+  } catch (...) {
+    return -1.0;
+  }
+}
+
+double moe_probe_read_bandwidth(int64_t bytes) {
+  using namespace moe::detail;
+  try {
+    bytes = std::max<int64_t>(bytes, int64_t(1) << 20) / 64 * 64;
+    std::unique_ptr<void, AlignedFree> buf(::operator new(size_t(bytes), kAlign));
+    auto* f = static_cast<float*>(buf.get());
+    moe_advise_fresh_output(f, bytes);  // huge pages, as moekit's large arrays get: the best reading of the machine
+    std::fill(f, f + bytes / 4, 1.0f);  // written, so that the pages are the buffer's own, not the zero page
+    return moe_probe_read_bandwidth_of(f, bytes / 4);
   } catch (...) {
     return -1.0;
   }

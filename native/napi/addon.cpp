@@ -724,6 +724,13 @@ Napi::Value ProbeBandwidth(const Napi::CallbackInfo& info) {
   expect_args(info, 1, "probeReadBandwidth");
   return Napi::Number::New(info.Env(), moe_probe_read_bandwidth(size_arg(info, 0, "bytes")));
 }
+// probeReadBandwidthOf(buffer: Float32Array of at least 2^18 elements)
+Napi::Value ProbeBandwidthOf(const Napi::CallbackInfo& info) {
+  expect_args(info, 1, "probeReadBandwidthOf");
+  const int64_t n = typed_length(info, 0);
+  const View buf = f32_arg(info, 0, "buffer", n);
+  return Napi::Number::New(info.Env(), moe_probe_read_bandwidth_of(static_cast<const float*>(buf.data), n));
+}
 
 Napi::Value CpuHasAvx512Bf16(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), moe_cpu_has_avx512_bf16() != 0);
@@ -827,6 +834,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probeInt8Peak", Napi::Function::New(env, ProbeInt8, "probeInt8Peak"));
   exports.Set("probeAmxPeak", Napi::Function::New(env, ProbeAmx, "probeAmxPeak"));
   exports.Set("probeReadBandwidth", Napi::Function::New(env, ProbeBandwidth, "probeReadBandwidth"));
+  exports.Set("probeReadBandwidthOf", Napi::Function::New(env, ProbeBandwidthOf, "probeReadBandwidthOf"));
   exports.Set("cpuHasAvx512Bf16", Napi::Function::New(env, CpuHasAvx512Bf16, "cpuHasAvx512Bf16"));
   exports.Set("cpuHasAmxBf16", Napi::Function::New(env, CpuHasAmxBf16, "cpuHasAmxBf16"));
   exports.Set("bf16Path", Napi::Function::New(env, Bf16Path, "bf16Path"));

@@ -727,6 +727,10 @@ void test_workspace_and_probes() {
   std::printf("probes: fma %.1f GFLOP/s (1 thread), %.1f (2 threads); dpbf16 %.1f; amx %.1f; read %.1f GB/s\n", fma1,
               fma2, bf, amx, bw);
   EXPECT(fma1 > 0 && fma2 > 0 && bw > 0, "probes measure something");
+  std::vector<float> kept(size_t(1) << 20, 1.0f);
+  EXPECT(moe_probe_read_bandwidth_of(kept.data(), int64_t(kept.size())) > 0, "the probe over the caller's buffer");
+  EXPECT(moe_probe_read_bandwidth_of(nullptr, int64_t(1) << 20) < 0, "no buffer: failure");
+  EXPECT(moe_probe_read_bandwidth_of(kept.data(), (int64_t(1) << 18) - 1) < 0, "under 1 MiB: failure");
   EXPECT((bf > 0) == (moe_cpu_has_avx512_bf16() != 0), "bf16 probe iff AVX512_BF16");
   EXPECT((amx > 0) == (moe_cpu_has_amx_bf16() != 0), "amx probe iff AMX");
 }

@@ -418,6 +418,8 @@ describe.skipIf(!info.available)(`ExpertFfn on the native kernels${info.availabl
     const pr = nativeProbes()!;
     expect(pr.fmaPeakGflops(0.02)).toBeGreaterThan(0);
     expect(pr.readBandwidthGBs(16 * 2 ** 20)).toBeGreaterThan(0);
+    expect(pr.readBufferGBs(new Float32Array(2 ** 20).fill(1))).toBeGreaterThan(0);
+    expect(pr.readBufferGBs(new Float32Array(2 ** 18 - 1))).toBeLessThan(0); // under 1 MiB: failure
     expect(pr.bf16PeakGflops(0.02) > 0).toBe(b.cpuHasAvx512Bf16());
   });
 });

@@ -224,6 +224,7 @@ export interface NativeBinding {
   probeAmxPeak(seconds: number): number;
   /** GB/s reading a buffer of `bytes`. */
   probeReadBandwidth(bytes: number): number;
+  probeReadBandwidthOf(buffer: Float32Array): number;
   cpuHasAvx512Bf16(): boolean;
   cpuHasAmxBf16(): boolean;
   /** bf16-weight path in use (widen when the active ISA is below avx512). */
@@ -289,6 +290,7 @@ const FUNCTIONS = [
   "probeInt8Peak",
   "probeAmxPeak",
   "probeReadBandwidth",
+  "probeReadBandwidthOf",
   "cpuHasAvx512Bf16",
   "cpuHasAmxBf16",
   "bf16Path",

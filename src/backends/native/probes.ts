@@ -12,6 +12,11 @@ export interface NativeProbes {
   amxPeakGflops(seconds?: number): number;
   /** GB/s summing a buffer of `bytes` (default 512 MiB) */
   readBandwidthGBs(bytes?: number): number;
+  /**
+   * GB/s summing `buffer` (at least 2^18 elements, written: unwritten pages read the zero page). Kept between
+   * readings, it spares each one mapping and unmapping its own buffer, which flushes the TLBs of whatever runs next.
+   */
+  readBufferGBs(buffer: Float32Array): number;
 }
 
 export function nativeProbes(): NativeProbes | undefined {
@@ -23,5 +28,6 @@ export function nativeProbes(): NativeProbes | undefined {
     int8PeakGops: (seconds = 0.2) => b.probeInt8Peak(seconds),
     amxPeakGflops: (seconds = 0.2) => b.probeAmxPeak(seconds),
     readBandwidthGBs: (bytes = 512 * 2 ** 20) => b.probeReadBandwidth(bytes),
+    readBufferGBs: (buffer) => b.probeReadBandwidthOf(buffer),
   };
 }
