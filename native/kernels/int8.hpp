@@ -49,6 +49,14 @@ inline double round_even(double v) {
   return (v + kMagic) - kMagic;
 }
 
+// One run of n columns of moe_quantize_f32 without noise: q[j] from x[j], the column's abs-max mx[j] and divisor
+// div[j] = mx[j] / Qb (q = 0 where mx[j] is 0), within [lo, hi] (aqt clamps then rounds, qwix rounds then clamps). The
+// scalar loop's bits, 8 doubles at a time (AVX-512 unit; only where that ISA is active).
+#if defined(MOE_HAVE_X86_KERNELS)
+void quantize_cols_avx512(const float* x, int64_t n, const double* mx, const double* div, double Qb, double lo, double hi,
+                          bool qwix, int32_t* q);
+#endif
+
 // moe_quantize_f32 without the call lock (for the calls that compose it: ffn_quant.cpp).
 moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int64_t C, int64_t Q, int bits, int qwix,
                               int32_t* q, float* scales, int64_t* first_bad);

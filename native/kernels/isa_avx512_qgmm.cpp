@@ -294,6 +294,26 @@ void qg_decode_avx512(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* p
 }
 
 
+// (int8.hpp) The column rule of quantize_f32_run in 8 doubles at a time: the same division, clamp and rounding.
+void quantize_cols_avx512(const float* x, int64_t n, const double* mx, const double* div, double Qb, double lo, double hi,
+                          bool qwix, int32_t* q) {
+  const __m512d sign = _mm512_castsi512_pd(_mm512_set1_epi64(int64_t(0x8000000000000000ull)));
+  const __m512d vq = _mm512_set1_pd(Qb), vlo = _mm512_set1_pd(lo), vhi = _mm512_set1_pd(hi);
+  for (int64_t j = 0; j < n; j += 8) {
+    const __mmask8 m = n - j >= 8 ? __mmask8(0xff) : __mmask8((1u << (n - j)) - 1u);
+    const __m512d xd = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, x + j));
+    const __m512d vmx = _mm512_maskz_loadu_pd(m, mx + j), vdiv = _mm512_mask_loadu_pd(_mm512_set1_pd(1.0), m, div + j);
+    __m512d v = _mm512_div_pd(xd, vdiv);
+    const __mmask8 at_max = _mm512_cmp_pd_mask(_mm512_andnot_pd(sign, xd), vmx, _CMP_EQ_OQ);
+    v = _mm512_mask_mov_pd(v, at_max, _mm512_or_pd(vq, _mm512_and_pd(sign, xd)));
+    if (!qwix) v = _mm512_min_pd(vhi, _mm512_max_pd(vlo, v));
+    v = _mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    if (qwix) v = _mm512_min_pd(vhi, _mm512_max_pd(vlo, v));
+    const __mmask8 live = _mm512_cmp_pd_mask(vmx, _mm512_setzero_pd(), _CMP_NEQ_OQ);
+    _mm256_mask_storeu_epi32(q + j, m, _mm512_maskz_cvtpd_epi32(live, v));
+  }
+}
+
 // (qgmm.hpp) The scalar rule in 8 doubles at a time: the same divisions, clamp and round half to even.
 bool qg_quantize_row_avx512(const float* x, int64_t k, int64_t kp, int bits, uint8_t* a8, float* scale) {
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));

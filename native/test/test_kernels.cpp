@@ -279,13 +279,18 @@ void test_int8_gmm(moe_isa_t isa) {
 
 // Abs-max quantization against a loop written from prims/quantize.ts's contract (double arithmetic, round half to
 // even), every flavour and width, with and without noise; a non-finite element is reported by its index.
-void test_quantize() {
+// P x C x Q with Q = 5 (one partial vector of the AVX-512 column loop) and Q = 21 (two whole ones and a part), where
+// column 3 holds ties: max 127.5 makes the divisor 1 (8 bits) or 17 (4 bits), and 42.5 / -59.5 land halfway.
+void test_quantize_shape(int64_t P, int64_t C, int64_t Q) {
   Rng rng{29};
-  const int64_t P = 3, C = 7, Q = 5, n = P * C * Q;
+  const int64_t n = P * C * Q;
   std::vector<float> x(static_cast<size_t>(n)), noise(static_cast<size_t>(n));
   for (auto& v : x) v = 4 * rng.next();
   for (auto& v : noise) v = 0.49f * rng.next();
   for (int64_t c = 0; c < C; ++c) x[size_t(c * Q + 1)] = 0;  // a zero slice (p = 0, q = 1)
+  if (Q > 3) {
+    for (int64_t c = 0; c < C; ++c) x[size_t(c * Q + 3)] = c == 0 ? 127.5f : c % 2 == 1 ? 42.5f : -59.5f;
+  }
   for (int bits : {8, 4}) {
     for (int qwix = 0; qwix < 2; ++qwix) {
       for (int noisy = 0; noisy < 2; ++noisy) {
@@ -309,10 +314,20 @@ void test_quantize() {
             }
           }
         }
-        EXPECT(bad == -1 && q == want && scales == want_s, "quantize bits=%d qwix=%d noise=%d", bits, qwix, noisy);
+        EXPECT(bad == -1 && q == want && scales == want_s, "quantize Q=%lld bits=%d qwix=%d noise=%d", (long long)Q, bits,
+               qwix, noisy);
       }
     }
   }
+}
+
+void test_quantize() {
+  test_quantize_shape(3, 7, 5);
+  test_quantize_shape(2, 5, 21);
+  Rng rng{29};
+  const int64_t P = 3, C = 7, Q = 5, n = P * C * Q;
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = 4 * rng.next();
   x[size_t(40)] = std::nanf("");
   std::vector<int32_t> q(static_cast<size_t>(n));
   std::vector<float> scales(size_t(P * Q));
