@@ -150,14 +150,21 @@ moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int
       }
       if (bad[size_t(item)] >= 0) return;
       for (int64_t j = q0; j < q1; ++j) scales[p * Q + j] = absmax[j - q0] == 0 ? 1.0f : float(absmax[j - q0] / Qb);
+#if defined(MOE_HAVE_X86_KERNELS)
+      if (noise == nullptr && isa_active() == MOE_ISA_AVX512) {
+        if (Q == 1) {  // the slice is one contiguous run
+          quantize_run_avx512(x + p * C, C, absmax, divisor, true, Qb, lo, hi, qwix != 0, q + p * C);
+          return;
+        }
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t base = (p * C + c) * Q;
+          quantize_run_avx512(x + base + q0, q1 - q0, absmax, divisor, false, Qb, lo, hi, qwix != 0, q + base + q0);
+        }
+        return;
+      }
+#endif
       for (int64_t c = 0; c < C; ++c) {
         const int64_t base = (p * C + c) * Q;
-#if defined(MOE_HAVE_X86_KERNELS)
-        if (noise == nullptr && isa_active() == MOE_ISA_AVX512) {
-          quantize_cols_avx512(x + base + q0, q1 - q0, absmax, divisor, Qb, lo, hi, qwix != 0, q + base + q0);
-          continue;
-        }
-#endif
         for (int64_t j = q0; j < q1; ++j) {
           const double mx = absmax[j - q0], x0 = x[base + j];
           if (mx == 0) {

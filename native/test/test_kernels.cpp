@@ -279,18 +279,18 @@ void test_int8_gmm(moe_isa_t isa) {
 
 // Abs-max quantization against a loop written from prims/quantize.ts's contract (double arithmetic, round half to
 // even), every flavour and width, with and without noise; a non-finite element is reported by its index.
-// P x C x Q with Q = 5 (one partial vector of the AVX-512 column loop) and Q = 21 (two whole ones and a part), where
-// column 3 holds ties: max 127.5 makes the divisor 1 (8 bits) or 17 (4 bits), and 42.5 / -59.5 land halfway.
+// P x C x Q with Q = 5 (one partial vector of the AVX-512 column loop), Q = 21 (two whole ones and a part) and Q = 1
+// (runs along the reduced axis), where one slice holds ties: max 127.5 makes the divisor 1 (8 bits) or 17 (4 bits), and
+// 42.5 / -59.5 land halfway.
 void test_quantize_shape(int64_t P, int64_t C, int64_t Q) {
   Rng rng{29};
   const int64_t n = P * C * Q;
   std::vector<float> x(static_cast<size_t>(n)), noise(static_cast<size_t>(n));
   for (auto& v : x) v = 4 * rng.next();
   for (auto& v : noise) v = 0.49f * rng.next();
-  for (int64_t c = 0; c < C; ++c) x[size_t(c * Q + 1)] = 0;  // a zero slice (p = 0, q = 1)
-  if (Q > 3) {
-    for (int64_t c = 0; c < C; ++c) x[size_t(c * Q + 3)] = c == 0 ? 127.5f : c % 2 == 1 ? 42.5f : -59.5f;
-  }
+  const int64_t zp = Q > 1 ? 0 : 1, zj = Q > 1 ? 1 : 0, tp = Q > 3 ? 0 : P - 1, tj = Q > 3 ? 3 : 0;
+  for (int64_t c = 0; c < C; ++c) x[size_t((zp * C + c) * Q + zj)] = 0;  // a zero slice
+  for (int64_t c = 0; c < C; ++c) x[size_t((tp * C + c) * Q + tj)] = c == 0 ? 127.5f : c % 2 == 1 ? 42.5f : -59.5f;
   for (int bits : {8, 4}) {
     for (int qwix = 0; qwix < 2; ++qwix) {
       for (int noisy = 0; noisy < 2; ++noisy) {
@@ -324,6 +324,7 @@ void test_quantize_shape(int64_t P, int64_t C, int64_t Q) {
 void test_quantize() {
   test_quantize_shape(3, 7, 5);
   test_quantize_shape(2, 5, 21);
+  test_quantize_shape(4, 37, 1);
   Rng rng{29};
   const int64_t P = 3, C = 7, Q = 5, n = P * C * Q;
   std::vector<float> x(static_cast<size_t>(n));
