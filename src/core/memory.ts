@@ -18,27 +18,16 @@ export function setMemoryBudget(bytes: number | undefined, source = "setMemoryBu
 }
 
 /** The budget in bytes and where it comes from. */
-export function memoryBudget(): { bytes: number; source: string } {
-  return fixed ?? freeBudget(Date.now());
-}
+export const memoryBudget = (): { bytes: number; source: string } => fixed ?? freeBudget(Infinity);
 
-// os.freemem() reads /proc/meminfo: tens of microseconds, most of a small decode step's checks. A reading serves the
-// estimates well under it for up to a second; one near it reads again.
-const FREE_READING_MS = 1000;
-let freeReading: { at: number; budget: { bytes: number; source: string } } | undefined;
-
-function freeBudget(now: number): { bytes: number; source: string } {
-  const budget = { bytes: Math.floor(os.freemem() * FREE_FRACTION), source: `${FREE_FRACTION * 100}% of free memory` };
-  freeReading = { at: now, budget };
-  return budget;
-}
-
-/** The budget for an estimate of `total` bytes: a recent free-memory reading when total is under half of it. */
-function budgetFor(total: number): { bytes: number; source: string } {
-  if (fixed !== undefined) return fixed;
-  const now = Date.now();
-  const r = freeReading;
-  return r !== undefined && now - r.at < FREE_READING_MS && total <= r.budget.bytes / 2 ? r.budget : freeBudget(now);
+// os.freemem() reads /proc/meminfo: tens of microseconds, much of a small decode step. A reading serves the estimates
+// under half of it for a second; one nearer the budget reads again.
+let reading: { bytes: number; source: string } | undefined;
+let readAt = 0;
+function freeBudget(total: number): { bytes: number; source: string } {
+  if (reading !== undefined && Date.now() - readAt < 1000 && total <= reading.bytes / 2) return reading;
+  readAt = Date.now();
+  return (reading = { bytes: Math.floor(os.freemem() * FREE_FRACTION), source: `${FREE_FRACTION * 100}% of free memory` });
 }
 
 /** "1.23 GB" */
@@ -58,7 +47,7 @@ export type MemoryEstimate = Readonly<Record<string, number>>;
 /** Throws a MoeError naming the estimate and how to raise the budget when `estimate` is over the budget. */
 export function checkMemory(where: string, estimate: MemoryEstimate): void {
   const total = Object.values(estimate).reduce((a, b) => a + b, 0);
-  const budget = budgetFor(total);
+  const budget = fixed ?? freeBudget(total);
   if (total <= budget.bytes) return;
   const parts = Object.entries(estimate)
     .filter(([, b]) => b > 0)
