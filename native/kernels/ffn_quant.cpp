@@ -85,6 +85,37 @@ moe_status_t quantize_rows(Lhs& L, const float* rows, int64_t R, int64_t k) {
   return MOE_STATUS_OK;
 }
 
+// The int8 x int8 path's GLU (+ biases) and row quantizer in one pass: each row's activation is made in the worker's
+// scratch and quantized from there (the same bits as add_group_bias, glu_fwd_all and quantize_rows; the float rows
+// are never stored). A row that is not finite is made again into act, for the error to name its element.
+moe_status_t glu_quantize_rows(Lhs& L, const std::vector<int64_t>& off, const float* h0, const float* h1,
+                               const float* b0, const float* b1, moe_activation_t activation, float limit, int64_t H,
+                               float* act) {
+  const int64_t R = off.back();
+  L.kp = (std::max<int64_t>(H, 1) + 3) / 4 * 4;
+  const IsaUnit& isa = active_isa_unit();
+  scratch_reserve(std::max<int64_t>(H, 1));
+  std::vector<uint8_t> ok(size_t(R), 1);
+  auto body = [&](int64_t g, int worker) {
+    float* row = scratch(worker);
+    for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; ++r) {
+      isa.glu_fwd(h0 + r * H, h1 + r * H, H, b0 == nullptr ? nullptr : b0 + g * H, b1 == nullptr ? nullptr : b1 + g * H,
+                  activation, limit, row, nullptr, nullptr);
+      ok[size_t(r)] = qg_quantize_row(row, H, L.kp, L.bits, static_cast<uint8_t*>(L.q) + r * L.kp, L.scales + r);
+    }
+  };
+  parallel_items(int64_t(off.size()) - 1, double(R * H) < kSerialElems, body);
+  for (int64_t g = 0; g + 1 < int64_t(off.size()); ++g) {
+    for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; ++r) {
+      if (ok[size_t(r)] != 0) continue;
+      isa.glu_fwd(h0 + r * H, h1 + r * H, H, b0 == nullptr ? nullptr : b0 + g * H, b1 == nullptr ? nullptr : b1 + g * H,
+                  activation, limit, act + r * H, nullptr, nullptr);
+      return not_finite(act, r, H);
+    }
+  }
+  return MOE_STATUS_OK;
+}
+
 // A bfloat16 layer's weight-only product with int8 / int4 codes, as QuantizedGmm in bf16 rounds it:
 // out = bf16(bf16(P) * bf16(s)) with P the unscaled product (out holds P on entry) and s the column's scale.
 void scale_bf16(const std::vector<int64_t>& off, const float* scales, int64_t n, float* out) {
@@ -177,12 +208,15 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
     const Dims d{T, D, R, E, H, off};
     if (bf16) {  // h0, h1 rounded, + rounded biases, rounded, every op of the GLU rounded
       glu_fwd_bf16(d, h0, h1, b0, b1, activation, clamp_limit, act);
+      st = quantize_rows(L, act, R, H);
+    } else if (L.bits > 0 && L.packed()) {
+      st = glu_quantize_rows(L, off, h0, h1, b0, b1, activation, clamp_limit, H, act);
     } else {
       add_group_bias(off, b0, H, h0);
       add_group_bias(off, b1, H, h1);
       glu_fwd_all(h0, h1, R * H, activation, clamp_limit, act);
+      st = quantize_rows(L, act, R, H);
     }
-    st = quantize_rows(L, act, R, H);
     if (st == MOE_STATUS_OK) st = qgmm(L, unit, act, wo_codes, wo_scales, group_sizes, off, R, H, D, rows);
     if (st != MOE_STATUS_OK) return st;
     if (bf16) {

@@ -289,6 +289,17 @@ void test_served_ffn(moe_isa_t isa, moe_weight_format_t f, int lhs_bits, uint64_
                                                   MOE_ACT_LINEAR, 0.0f, y.data());
     EXPECT(st == MOE_STATUS_INVALID_ARGUMENT && std::strstr(moe_last_error(), "element 17 of routed row") != nullptr,
            "%s: NaN input: %s", what.c_str(), moe_last_error());
+    // an activation that overflows (expert 0's biases at column 5): the row of the down projection's input is named
+    x[size_t(3 * D + 17)] = 0.5f;
+    std::vector<float> big0 = b0, big1 = b1;
+    big0[5] = 3e38f;
+    big1[5] = 3e38f;
+    const moe_status_t st2 = moe_ffn_fwd_quantized(f, lhs_bits, 0, x.data(), T, D, order.data(), K, cw.data(), w0.codes.data(),
+                                                   w0.scale_ptr(), w1.codes.data(), w1.scale_ptr(), wo.codes.data(),
+                                                   wo.scale_ptr(), big0.data(), big1.data(), bo.data(), gs.data(), E, H,
+                                                   MOE_ACT_LINEAR, 0.0f, y.data());
+    EXPECT(st2 == MOE_STATUS_INVALID_ARGUMENT && std::strstr(moe_last_error(), "element 5 of routed row 0 ") != nullptr,
+           "%s: overflowing activation: %s", what.c_str(), moe_last_error());
   }
 }
 
