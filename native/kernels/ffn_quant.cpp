@@ -57,9 +57,10 @@ struct Lhs {
   bool packed() const { return fmt == MOE_WF_INT8 || fmt == MOE_WF_INT4; }
 };
 
-moe_status_t not_finite(const float* rows, int64_t r, int64_t k) {
+// The error for routed row r, whose k values at `row` include one that is not finite.
+moe_status_t not_finite(const float* row, int64_t r, int64_t k) {
   int64_t p = 0;
-  while (p < k && std::isfinite(rows[r * k + p])) ++p;
+  while (p < k && std::isfinite(row[p])) ++p;
   return fail(MOE_STATUS_INVALID_ARGUMENT, "moe_ffn_fwd_quantized: element " + std::to_string(p) + " of routed row " +
                                                std::to_string(r) +
                                                " of an expert matmul's input is not finite (abs-max scales need finite values)");
@@ -71,7 +72,7 @@ moe_status_t quantize_rows(Lhs& L, const float* rows, int64_t R, int64_t k) {
   if (!L.packed()) {
     int64_t bad = -1;
     const moe_status_t st = quantize_f32_run(rows, nullptr, R, k, 1, L.bits, 0, static_cast<int32_t*>(L.q), L.scales, &bad);
-    return st != MOE_STATUS_OK || bad < 0 ? st : not_finite(rows, bad / k, k);
+    return st != MOE_STATUS_OK || bad < 0 ? st : not_finite(rows + bad / k * k, bad / k, k);
   }
   L.kp = (std::max<int64_t>(k, 1) + 3) / 4 * 4;
   std::vector<uint8_t> ok(size_t(R), 1);
@@ -80,8 +81,33 @@ moe_status_t quantize_rows(Lhs& L, const float* rows, int64_t R, int64_t k) {
   };
   parallel_items(R, double(R * k) < kSerialElems, body);
   for (int64_t r = 0; r < R; ++r) {
-    if (ok[size_t(r)] == 0) return not_finite(rows, r, k);
+    if (ok[size_t(r)] == 0) return not_finite(rows + r * k, r, k);
   }
+  return MOE_STATUS_OK;
+}
+
+// The int8 x int8 path's input: x's T token rows quantized once (a token's K routed copies are the same row, so the
+// same bits) into the workspace, then each routed row's codes and scale copied from its token's.
+moe_status_t quantize_gather_tokens(Lhs& L, Workspace& ws, const float* x, int64_t T, int64_t D, const int32_t* row_token,
+                                    int64_t R) {
+  L.kp = (std::max<int64_t>(D, 1) + 3) / 4 * 4;
+  auto* xq = static_cast<uint8_t*>(ws.get(6, std::max<int64_t>(1, T * L.kp)));
+  float* xs = ws.f32(7, T);
+  std::vector<uint8_t> ok(size_t(T), 1);
+  auto quant = [&](int64_t t, int) { ok[size_t(t)] = qg_quantize_row(x + t * D, D, L.kp, L.bits, xq + t * L.kp, xs + t); };
+  parallel_items(T, double(T * D) < kSerialElems, quant);
+  for (int64_t r = 0; r < R; ++r) {  // the first routed row of a token that is not finite, as quantize_rows names it
+    if (ok[size_t(row_token[r])] == 0) return not_finite(x + int64_t(row_token[r]) * D, r, D);
+  }
+  auto* q = static_cast<uint8_t*>(L.q);
+  const int64_t chunk = std::max<int64_t>(1, 65536 / L.kp);
+  auto copy = [&](int64_t item, int) {
+    for (int64_t r = item * chunk, r1 = std::min(R, r + chunk); r < r1; ++r) {
+      std::memcpy(q + r * L.kp, xq + int64_t(row_token[r]) * L.kp, size_t(L.kp));
+      L.scales[r] = xs[row_token[r]];
+    }
+  };
+  parallel_items((R + chunk - 1) / chunk, double(R * L.kp) < 4 * kSerialElems, copy);
   return MOE_STATUS_OK;
 }
 
@@ -110,7 +136,7 @@ moe_status_t glu_quantize_rows(Lhs& L, const std::vector<int64_t>& off, const fl
       if (ok[size_t(r)] != 0) continue;
       isa.glu_fwd(h0 + r * H, h1 + r * H, H, b0 == nullptr ? nullptr : b0 + g * H, b1 == nullptr ? nullptr : b1 + g * H,
                   activation, limit, act + r * H, nullptr, nullptr);
-      return not_finite(act, r, H);
+      return not_finite(act + r * H, r, H);
     }
   }
   return MOE_STATUS_OK;
@@ -199,9 +225,14 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
     // a bf16 layer's weight-only products run unscaled (int8 / int4 codes: one scale per column), then scaled
     const std::vector<float> ones(bf16 && lhs_bits == 0 ? size_t(std::max<int64_t>(1, E * W)) : 0, 1.0f);
     const float* unit = ones.empty() ? nullptr : ones.data();
-    gather_rows(x, row_token, R, D, rows);
-    if (bf16) round_bf16(rows, R * D, rows);  // x as the layer's cast leaves it
-    moe_status_t st = quantize_rows(L, rows, R, D);
+    moe_status_t st = MOE_STATUS_OK;
+    if (!bf16 && lhs_bits != 0 && L.packed()) {
+      st = quantize_gather_tokens(L, ws, x, T, D, row_token, R);
+    } else {
+      gather_rows(x, row_token, R, D, rows);
+      if (bf16) round_bf16(rows, R * D, rows);  // x as the layer's cast leaves it
+      st = quantize_rows(L, rows, R, D);
+    }
     if (st == MOE_STATUS_OK) st = qgmm(L, unit, rows, wi0_codes, wi0_scales, group_sizes, off, R, D, H, h0);
     if (st == MOE_STATUS_OK) st = qgmm(L, unit, rows, wi1_codes, wi1_scales, group_sizes, off, R, D, H, h1);
     if (st != MOE_STATUS_OK) return st;

@@ -282,12 +282,12 @@ void test_served_ffn(moe_isa_t isa, moe_weight_format_t f, int lhs_bits, uint64_
   }
   if (lhs_bits != 0) {
     std::vector<float> y(static_cast<size_t>(T * D));
-    x[size_t(3 * D + 17)] = NAN;  // token 3: routed choices 6 and 7
+    x[size_t(3 * D + 17)] = NAN;  // token 3: routed choices 6 and 7, sorted rows 4 and 1 (7 * 4 = 28 = 6 mod 22)
     const moe_status_t st = moe_ffn_fwd_quantized(f, lhs_bits, 0, x.data(), T, D, order.data(), K, cw.data(), w0.codes.data(),
                                                   w0.scale_ptr(), w1.codes.data(), w1.scale_ptr(), wo.codes.data(),
                                                   wo.scale_ptr(), nullptr, nullptr, nullptr, gs.data(), E, H,
                                                   MOE_ACT_LINEAR, 0.0f, y.data());
-    EXPECT(st == MOE_STATUS_INVALID_ARGUMENT && std::strstr(moe_last_error(), "element 17 of routed row") != nullptr,
+    EXPECT(st == MOE_STATUS_INVALID_ARGUMENT && std::strstr(moe_last_error(), "element 17 of routed row 1 ") != nullptr,
            "%s: NaN input: %s", what.c_str(), moe_last_error());
     // an activation that overflows (expert 0's biases at column 5): the row of the down projection's input is named
     x[size_t(3 * D + 17)] = 0.5f;
