@@ -127,7 +127,10 @@ moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int
       // |x|'s maximum in float (exact, and the loop vectorizes); the first non-finite x is looked for only if there is one
       float amax[kCols] = {};
       int finite = 1;
-      for (int64_t c = 0; c < C; ++c) {
+#if defined(MOE_HAVE_X86_KERNELS)
+      if (Q == 1 && isa_active() == MOE_ISA_AVX512) amax[0] = absmax_run_avx512(x + p * C, C, &finite);
+#endif
+      for (int64_t c = 0; c < C && !(Q == 1 && isa_active() == MOE_ISA_AVX512); ++c) {
         const float* row = x + (p * C + c) * Q;
         for (int64_t j = q0; j < q1; ++j) {
           const float a = std::fabs(row[j]);

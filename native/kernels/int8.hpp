@@ -56,6 +56,8 @@ inline double round_even(double v) {
 #if defined(MOE_HAVE_X86_KERNELS)
 void quantize_run_avx512(const float* x, int64_t n, const double* mx, const double* div, bool shared, double Qb,
                          double lo, double hi, bool qwix, int32_t* q);
+// max |x[j]| over j < n, and *finite = 0 if one is not finite (else unchanged).
+float absmax_run_avx512(const float* x, int64_t n, int* finite);
 #endif
 
 // moe_quantize_f32 without the call lock (for the calls that compose it: ffn_quant.cpp).

@@ -315,6 +315,21 @@ void quantize_run_avx512(const float* x, int64_t n, const double* mx, const doub
   }
 }
 
+// (int8.hpp) max |x| of a run: NaN and infinities flagged (a NaN drops out of the max, as in the scalar loop).
+float absmax_run_avx512(const float* x, int64_t n, int* finite) {
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff)), big = _mm512_set1_ps(3.4028234663852886e38f);
+  __m512 vmax = _mm512_setzero_ps();
+  __mmask16 ok = 0xffff;
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = n - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - j)) - 1u);
+    const __m512 a = _mm512_and_ps(_mm512_maskz_loadu_ps(m, x + j), abs_mask);
+    ok &= _mm512_cmp_ps_mask(a, big, _CMP_LE_OQ) | __mmask16(~m);
+    vmax = _mm512_max_ps(a, vmax);
+  }
+  if (ok != 0xffff) *finite = 0;
+  return _mm512_reduce_max_ps(vmax);
+}
+
 // (qgmm.hpp) The scalar rule in 8 doubles at a time: the same divisions, clamp and round half to even.
 bool qg_quantize_row_avx512(const float* x, int64_t k, int64_t kp, int bits, uint8_t* a8, float* scale) {
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));

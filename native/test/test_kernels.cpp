@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -335,6 +336,14 @@ void test_quantize() {
   int64_t bad = 0;
   EXPECT(moe_quantize_f32(x.data(), nullptr, P, C, Q, 8, 0, q.data(), scales.data(), &bad) == MOE_STATUS_OK && bad == 40,
          "the first non-finite element: %lld", (long long)bad);
+  // runs along the reduced axis (Q = 1, 3 slices of 35): an infinity in the second slice, a NaN after it in the third
+  x[size_t(40)] = std::numeric_limits<float>::infinity();
+  x[size_t(90)] = std::nanf("");
+  EXPECT(moe_quantize_f32(x.data(), nullptr, P, C * Q, 1, 8, 0, q.data(), scales.data(), &bad) == MOE_STATUS_OK && bad == 40,
+         "the first non-finite element (Q = 1): %lld", (long long)bad);
+  x[size_t(40)] = 1.0f;
+  EXPECT(moe_quantize_f32(x.data(), nullptr, P, C * Q, 1, 8, 0, q.data(), scales.data(), &bad) == MOE_STATUS_OK && bad == 90,
+         "the NaN (Q = 1): %lld", (long long)bad);
 }
 
 void test_errors() {
