@@ -27,6 +27,11 @@
 #ifndef MOE_QG_PF_HINT
 #define MOE_QG_PF_HINT _MM_HINT_T0
 #endif
+// The VNNI packing of int codes prefetches this many k-quads ahead (paired A/B of the bench shape's wi0 GMM with an
+// int8 lhs on Zen 5: int8 codes 0.95x the time without, int4 0.92x; 16 quads 1.01-1.02x the time of 8, 4 quads 1.00x).
+#ifndef MOE_QG_PACK_PF
+#define MOE_QG_PACK_PF 8
+#endif
 
 namespace moe::detail {
 namespace {
@@ -464,6 +469,10 @@ MOE_QG_VNNI void qg_pack_i8_vnni(const QgCodes& s, int64_t j0, int64_t kq, int8_
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i sum[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
   for (int64_t q = 0; q < kq; ++q) {
+    for (int t = 0; t < 4 && MOE_QG_PACK_PF > 0; ++t) {  // the panel's rows are ld bytes apart: prefetched
+      const int64_t p = 4 * (q + MOE_QG_PACK_PF) + t;
+      if (p < s.k) _mm_prefetch(reinterpret_cast<const char*>(s.c + p * ld + (s.fmt == MOE_WF_INT8 ? j0 : j0 / 2)), _MM_HINT_T0);
+    }
     __m512i out[4];
     interleave_quads(row(4 * q), row(4 * q + 1), row(4 * q + 2), row(4 * q + 3), out);
     int8_t* d8 = panel + q * 256;
