@@ -156,12 +156,10 @@ moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int
 #if defined(MOE_HAVE_X86_KERNELS)
       if (noise == nullptr && isa_active() == MOE_ISA_AVX512) {
         if (Q == 1) {  // the slice is one contiguous run
-          quantize_run_avx512(x + p * C, C, absmax, divisor, true, Qb, lo, hi, qwix != 0, q + p * C);
-          return;
-        }
-        for (int64_t c = 0; c < C; ++c) {
-          const int64_t base = (p * C + c) * Q;
-          quantize_run_avx512(x + base + q0, q1 - q0, absmax, divisor, false, Qb, lo, hi, qwix != 0, q + base + q0);
+          quantize_run_avx512(x + p * C, 1, C, C, absmax, divisor, true, Qb, lo, hi, qwix != 0, q + p * C);
+        } else {
+          const int64_t base = p * C * Q + q0;
+          quantize_run_avx512(x + base, C, Q, q1 - q0, absmax, divisor, false, Qb, lo, hi, qwix != 0, q + base);
         }
         return;
       }

@@ -49,13 +49,13 @@ inline double round_even(double v) {
   return (v + kMagic) - kMagic;
 }
 
-// One run of n elements of moe_quantize_f32 without noise: q[j] from x[j], the abs-max mx[j] and divisor
-// div[j] = mx[j] / Qb of its slice (mx[0] and div[0] for every j when `shared`: a run along the reduced axis), q = 0
-// where mx is 0, within [lo, hi] (aqt clamps then rounds, qwix rounds then clamps). The scalar loop's bits, 8 doubles
-// at a time (AVX-512 unit; only where that ISA is active).
+// Runs of n elements of moe_quantize_f32 without noise, `rows` of them ld apart: q[c ld + j] from x[c ld + j], the
+// abs-max mx[j] and divisor div[j] = mx[j] / Qb of its slice (mx[0] and div[0] for every j when `shared`: a run along
+// the reduced axis), q = 0 where mx is 0, within [lo, hi] (aqt clamps then rounds, qwix rounds then clamps). The scalar
+// loop's bits, 8 doubles at a time (AVX-512 unit; only where that ISA is active).
 #if defined(MOE_HAVE_X86_KERNELS)
-void quantize_run_avx512(const float* x, int64_t n, const double* mx, const double* div, bool shared, double Qb,
-                         double lo, double hi, bool qwix, int32_t* q);
+void quantize_run_avx512(const float* x, int64_t rows, int64_t ld, int64_t n, const double* mx, const double* div,
+                         bool shared, double Qb, double lo, double hi, bool qwix, int32_t* q);
 // max |x[j]| over j < n, and *finite = 0 if one is not finite (else unchanged).
 float absmax_run_avx512(const float* x, int64_t n, int* finite);
 #endif

@@ -300,23 +300,25 @@ void qg_decode_avx512(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* p
 
 
 // (int8.hpp) The rule of quantize_f32_run in 8 doubles at a time: the same division, clamp and rounding.
-void quantize_run_avx512(const float* x, int64_t n, const double* mx, const double* div, bool shared, double Qb,
-                         double lo, double hi, bool qwix, int32_t* q) {
+void quantize_run_avx512(const float* x, int64_t rows, int64_t ld, int64_t n, const double* mx, const double* div,
+                         bool shared, double Qb, double lo, double hi, bool qwix, int32_t* q) {
   const __m512d sign = _mm512_castsi512_pd(_mm512_set1_epi64(int64_t(0x8000000000000000ull)));
   const __m512d vq = _mm512_set1_pd(Qb), vlo = _mm512_set1_pd(lo), vhi = _mm512_set1_pd(hi);
-  for (int64_t j = 0; j < n; j += 8) {
-    const __mmask8 m = n - j >= 8 ? __mmask8(0xff) : __mmask8((1u << (n - j)) - 1u);
-    const __m512d xd = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, x + j));
-    const __m512d vmx = shared ? _mm512_set1_pd(mx[0]) : _mm512_maskz_loadu_pd(m, mx + j);
-    const __m512d vdiv = shared ? _mm512_set1_pd(div[0]) : _mm512_mask_loadu_pd(_mm512_set1_pd(1.0), m, div + j);
-    __m512d v = _mm512_div_pd(xd, vdiv);
-    const __mmask8 at_max = _mm512_cmp_pd_mask(_mm512_andnot_pd(sign, xd), vmx, _CMP_EQ_OQ);
-    v = _mm512_mask_mov_pd(v, at_max, _mm512_or_pd(vq, _mm512_and_pd(sign, xd)));
-    if (!qwix) v = _mm512_min_pd(vhi, _mm512_max_pd(vlo, v));
-    v = _mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    if (qwix) v = _mm512_min_pd(vhi, _mm512_max_pd(vlo, v));
-    const __mmask8 live = _mm512_cmp_pd_mask(vmx, _mm512_setzero_pd(), _CMP_NEQ_OQ);
-    _mm256_mask_storeu_epi32(q + j, m, _mm512_maskz_cvtpd_epi32(live, v));
+  for (int64_t c = 0; c < rows; ++c, x += ld, q += ld) {
+    for (int64_t j = 0; j < n; j += 8) {
+      const __mmask8 m = n - j >= 8 ? __mmask8(0xff) : __mmask8((1u << (n - j)) - 1u);
+      const __m512d xd = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, x + j));
+      const __m512d vmx = shared ? _mm512_set1_pd(mx[0]) : _mm512_maskz_loadu_pd(m, mx + j);
+      const __m512d vdiv = shared ? _mm512_set1_pd(div[0]) : _mm512_mask_loadu_pd(_mm512_set1_pd(1.0), m, div + j);
+      __m512d v = _mm512_div_pd(xd, vdiv);
+      const __mmask8 at_max = _mm512_cmp_pd_mask(_mm512_andnot_pd(sign, xd), vmx, _CMP_EQ_OQ);
+      v = _mm512_mask_mov_pd(v, at_max, _mm512_or_pd(vq, _mm512_and_pd(sign, xd)));
+      if (!qwix) v = _mm512_min_pd(vhi, _mm512_max_pd(vlo, v));
+      v = _mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      if (qwix) v = _mm512_min_pd(vhi, _mm512_max_pd(vlo, v));
+      const __mmask8 live = _mm512_cmp_pd_mask(vmx, _mm512_setzero_pd(), _CMP_NEQ_OQ);
+      _mm256_mask_storeu_epi32(q + j, m, _mm512_maskz_cvtpd_epi32(live, v));
+    }
   }
 }
 
