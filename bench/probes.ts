@@ -38,7 +38,7 @@ export class PeakTracker {
   peak: Probes = {};
   readings = 0;
   // timeBesideReads' 256 MB, kept: a fresh buffer per reading was mapped and unmapped around every run, and the
-  // unmapping's TLB flush cost the run after it 0.1-0.2 ms (a decode layer; bench/RESULTS.md)
+  // unmapping cost the run after it 0.1-0.25 ms (a decode layer; bench/RESULTS.md)
   #besideBuffer: Float32Array | undefined;
 
   read(seconds = 0.5): Probes {

@@ -14,7 +14,7 @@ export interface NativeProbes {
   readBandwidthGBs(bytes?: number): number;
   /**
    * GB/s summing `buffer` (at least 2^18 elements, written: unwritten pages read the zero page). Kept between
-   * readings, it spares each one mapping and unmapping its own buffer, which flushes the TLBs of whatever runs next.
+   * readings, it spares each one mapping and unmapping its own buffer, which slows whatever runs next.
    */
   readBufferGBs(buffer: Float32Array): number;
 }
