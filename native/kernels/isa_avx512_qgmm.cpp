@@ -14,6 +14,7 @@
 #pragma GCC push_options
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's _mm512_reduce_max_ps reads its own __Y = __Y
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
 #endif
 
@@ -299,25 +300,38 @@ void qg_decode_avx512(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* p
 }
 
 
+namespace {
+
+// The abs-max rule on 8 doubles (int8.hpp's aqt_value, then clamp and round half to even; qwix rounds first): x / div,
+// +-Qb where |x| is the slice's abs-max mx, within [lo, hi].
+struct AbsMaxRule {
+  __m512d q, lo, hi;
+  bool qwix;
+  __m512d operator()(__m512d xd, __m512d vmx, __m512d vdiv) const {
+    const __m512d sign = _mm512_castsi512_pd(_mm512_set1_epi64(int64_t(0x8000000000000000ull)));
+    __m512d v = _mm512_div_pd(xd, vdiv);
+    const __mmask8 at_max = _mm512_cmp_pd_mask(_mm512_andnot_pd(sign, xd), vmx, _CMP_EQ_OQ);
+    v = _mm512_mask_mov_pd(v, at_max, _mm512_or_pd(q, _mm512_and_pd(sign, xd)));
+    if (!qwix) v = _mm512_min_pd(hi, _mm512_max_pd(lo, v));
+    v = _mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return qwix ? _mm512_min_pd(hi, _mm512_max_pd(lo, v)) : v;
+  }
+};
+
+}  // namespace
+
 // (int8.hpp) The rule of quantize_f32_run in 8 doubles at a time: the same division, clamp and rounding.
 void quantize_run_avx512(const float* x, int64_t rows, int64_t ld, int64_t n, const double* mx, const double* div,
                          bool shared, double Qb, double lo, double hi, bool qwix, int32_t* q) {
-  const __m512d sign = _mm512_castsi512_pd(_mm512_set1_epi64(int64_t(0x8000000000000000ull)));
-  const __m512d vq = _mm512_set1_pd(Qb), vlo = _mm512_set1_pd(lo), vhi = _mm512_set1_pd(hi);
+  const AbsMaxRule rule{_mm512_set1_pd(Qb), _mm512_set1_pd(lo), _mm512_set1_pd(hi), qwix};
   for (int64_t c = 0; c < rows; ++c, x += ld, q += ld) {
     for (int64_t j = 0; j < n; j += 8) {
       const __mmask8 m = n - j >= 8 ? __mmask8(0xff) : __mmask8((1u << (n - j)) - 1u);
       const __m512d xd = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, x + j));
       const __m512d vmx = shared ? _mm512_set1_pd(mx[0]) : _mm512_maskz_loadu_pd(m, mx + j);
       const __m512d vdiv = shared ? _mm512_set1_pd(div[0]) : _mm512_mask_loadu_pd(_mm512_set1_pd(1.0), m, div + j);
-      __m512d v = _mm512_div_pd(xd, vdiv);
-      const __mmask8 at_max = _mm512_cmp_pd_mask(_mm512_andnot_pd(sign, xd), vmx, _CMP_EQ_OQ);
-      v = _mm512_mask_mov_pd(v, at_max, _mm512_or_pd(vq, _mm512_and_pd(sign, xd)));
-      if (!qwix) v = _mm512_min_pd(vhi, _mm512_max_pd(vlo, v));
-      v = _mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      if (qwix) v = _mm512_min_pd(vhi, _mm512_max_pd(vlo, v));
       const __mmask8 live = _mm512_cmp_pd_mask(vmx, _mm512_setzero_pd(), _CMP_NEQ_OQ);
-      _mm256_mask_storeu_epi32(q + j, m, _mm512_maskz_cvtpd_epi32(live, v));
+      _mm256_mask_storeu_epi32(q + j, m, _mm512_maskz_cvtpd_epi32(live, rule(xd, vmx, vdiv)));
     }
   }
 }
@@ -339,30 +353,14 @@ float absmax_run_avx512(const float* x, int64_t n, int* finite) {
 
 // (qgmm.hpp) The scalar rule in 8 doubles at a time: the same divisions, clamp and round half to even.
 bool qg_quantize_row_avx512(const float* x, int64_t k, int64_t kp, int bits, uint8_t* a8, float* scale) {
-  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-  __m512 vmax = _mm512_setzero_ps();
-  __mmask16 finite = 0xffff;
-  for (int64_t p = 0; p < k; p += 16) {
-    const __mmask16 m = k - p >= 16 ? __mmask16(0xffff) : __mmask16((1u << (k - p)) - 1u);
-    const __m512 a = _mm512_and_ps(_mm512_maskz_loadu_ps(m, x + p), abs_mask);
-    finite &= _mm512_cmp_ps_mask(a, _mm512_set1_ps(3.4028234663852886e38f), _CMP_LE_OQ) | __mmask16(~m);
-    vmax = _mm512_max_ps(vmax, a);
-  }
-  if (finite != 0xffff) return false;
-  const float amax = _mm512_reduce_max_ps(vmax);
+  int finite = 1;
+  const float amax = absmax_run_avx512(x, k, &finite);
+  if (finite == 0) return false;
   const double Qb = double((1 << (bits - 1))) - 0.5, hi = Qb - 0.5, mx = double(amax), div = mx / Qb;
   *scale = amax == 0.0f ? 1.0f : float(div);
-  const __m512d vdiv = _mm512_set1_pd(div), vmx = _mm512_set1_pd(mx), vq = _mm512_set1_pd(Qb);
-  const __m512d vhi = _mm512_set1_pd(hi), vlo = _mm512_set1_pd(-hi);
-  const __m512d sign = _mm512_castsi512_pd(_mm512_set1_epi64(int64_t(0x8000000000000000ull)));
-  auto half = [&](__m256 xf) {
-    const __m512d xd = _mm512_cvtps_pd(xf);
-    __m512d v = _mm512_div_pd(xd, vdiv);
-    const __mmask8 at_max = _mm512_cmp_pd_mask(_mm512_andnot_pd(sign, xd), vmx, _CMP_EQ_OQ);
-    v = _mm512_mask_mov_pd(v, at_max, _mm512_or_pd(vq, _mm512_and_pd(sign, xd)));
-    v = _mm512_min_pd(vhi, _mm512_max_pd(vlo, v));
-    return _mm512_cvtpd_epi32(_mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  };
+  const __m512d vdiv = _mm512_set1_pd(div), vmx = _mm512_set1_pd(mx);
+  const AbsMaxRule rule{_mm512_set1_pd(Qb), _mm512_set1_pd(-hi), _mm512_set1_pd(hi), false};
+  auto half = [&](__m256 xf) { return _mm512_cvtpd_epi32(rule(_mm512_cvtps_pd(xf), vmx, vdiv)); };
   for (int64_t p = 0; p < k; p += 16) {
     const int64_t n = k - p < 16 ? k - p : 16;
     const __mmask16 m = n == 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u);
