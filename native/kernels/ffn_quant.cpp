@@ -74,7 +74,7 @@ moe_status_t quantize_rows(Lhs& L, const float* rows, int64_t R, int64_t k) {
     const moe_status_t st = quantize_f32_run(rows, nullptr, R, k, 1, L.bits, 0, static_cast<int32_t*>(L.q), L.scales, &bad);
     return st != MOE_STATUS_OK || bad < 0 ? st : not_finite(rows + bad / k * k, bad / k, k);
   }
-  L.kp = (std::max<int64_t>(k, 1) + 3) / 4 * 4;
+  L.kp = i8_kp(k);
   std::vector<uint8_t> ok(size_t(R), 1);
   auto body = [&](int64_t r, int) {
     ok[size_t(r)] = qg_quantize_row(rows + r * k, k, L.kp, L.bits, static_cast<uint8_t*>(L.q) + r * L.kp, L.scales + r);
@@ -90,7 +90,7 @@ moe_status_t quantize_rows(Lhs& L, const float* rows, int64_t R, int64_t k) {
 // same bits) into the workspace, then each routed row's codes and scale copied from its token's.
 moe_status_t quantize_gather_tokens(Lhs& L, Workspace& ws, const float* x, int64_t T, int64_t D, const int32_t* row_token,
                                     int64_t R) {
-  L.kp = (std::max<int64_t>(D, 1) + 3) / 4 * 4;
+  L.kp = i8_kp(D);
   auto* xq = static_cast<uint8_t*>(ws.get(6, std::max<int64_t>(1, T * L.kp)));
   float* xs = ws.f32(7, T);
   std::vector<uint8_t> ok(size_t(T), 1);
@@ -118,15 +118,18 @@ moe_status_t glu_quantize_rows(Lhs& L, const std::vector<int64_t>& off, const fl
                                const float* b0, const float* b1, moe_activation_t activation, float limit, int64_t H,
                                float* act) {
   const int64_t R = off.back();
-  L.kp = (std::max<int64_t>(H, 1) + 3) / 4 * 4;
+  L.kp = i8_kp(H);
   const IsaUnit& isa = active_isa_unit();
   scratch_reserve(std::max<int64_t>(H, 1));
   std::vector<uint8_t> ok(size_t(R), 1);
+  auto glu = [&](int64_t g, int64_t r, float* out) {  // row r of group g, with the group's biases
+    isa.glu_fwd(h0 + r * H, h1 + r * H, H, b0 == nullptr ? nullptr : b0 + g * H, b1 == nullptr ? nullptr : b1 + g * H,
+                activation, limit, out, nullptr, nullptr);
+  };
   auto body = [&](int64_t g, int worker) {
     float* row = scratch(worker);
     for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; ++r) {
-      isa.glu_fwd(h0 + r * H, h1 + r * H, H, b0 == nullptr ? nullptr : b0 + g * H, b1 == nullptr ? nullptr : b1 + g * H,
-                  activation, limit, row, nullptr, nullptr);
+      glu(g, r, row);
       ok[size_t(r)] = qg_quantize_row(row, H, L.kp, L.bits, static_cast<uint8_t*>(L.q) + r * L.kp, L.scales + r);
     }
   };
@@ -134,8 +137,7 @@ moe_status_t glu_quantize_rows(Lhs& L, const std::vector<int64_t>& off, const fl
   for (int64_t g = 0; g + 1 < int64_t(off.size()); ++g) {
     for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; ++r) {
       if (ok[size_t(r)] != 0) continue;
-      isa.glu_fwd(h0 + r * H, h1 + r * H, H, b0 == nullptr ? nullptr : b0 + g * H, b1 == nullptr ? nullptr : b1 + g * H,
-                  activation, limit, act + r * H, nullptr, nullptr);
+      glu(g, r, act + r * H);
       return not_finite(act + r * H, r, H);
     }
   }
@@ -225,8 +227,10 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
     // a bf16 layer's weight-only products run unscaled (int8 / int4 codes: one scale per column), then scaled
     const std::vector<float> ones(bf16 && lhs_bits == 0 ? size_t(std::max<int64_t>(1, E * W)) : 0, 1.0f);
     const float* unit = ones.empty() ? nullptr : ones.data();
+    // int8 / int4 codes with quantized rows, float layer: the integer tiles' packed rows made straight from x and the GLU
+    const bool int_rows = !bf16 && lhs_bits != 0 && L.packed();
     moe_status_t st = MOE_STATUS_OK;
-    if (!bf16 && lhs_bits != 0 && L.packed()) {
+    if (int_rows) {
       st = quantize_gather_tokens(L, ws, x, T, D, row_token, R);
     } else {
       gather_rows(x, row_token, R, D, rows);
@@ -240,7 +244,7 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
     if (bf16) {  // h0, h1 rounded, + rounded biases, rounded, every op of the GLU rounded
       glu_fwd_bf16(d, h0, h1, b0, b1, activation, clamp_limit, act);
       st = quantize_rows(L, act, R, H);
-    } else if (L.bits > 0 && L.packed()) {
+    } else if (int_rows) {
       st = glu_quantize_rows(L, off, h0, h1, b0, b1, activation, clamp_limit, H, act);
     } else {
       add_group_bias(off, b0, H, h0);

@@ -122,15 +122,16 @@ moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int
     const int64_t cols = Q >= kCols ? kCols : 16;
     const int64_t qblocks = (Q + cols - 1) / cols;
     std::vector<int64_t> bad(size_t(std::max<int64_t>(1, P * qblocks)), -1);
+    const bool avx512 = isa_active() == MOE_ISA_AVX512, row_runs = avx512 && Q == 1;  // AVX-512 runs along C when Q = 1
     auto body = [&](int64_t item) {
       const int64_t p = item / qblocks, q0 = (item % qblocks) * cols, q1 = std::min(Q, q0 + cols);
       // |x|'s maximum in float (exact, and the loop vectorizes); the first non-finite x is looked for only if there is one
       float amax[kCols] = {};
       int finite = 1;
 #if defined(MOE_HAVE_X86_KERNELS)
-      if (Q == 1 && isa_active() == MOE_ISA_AVX512) amax[0] = absmax_run_avx512(x + p * C, C, &finite);
+      if (row_runs) amax[0] = absmax_run_avx512(x + p * C, C, &finite);
 #endif
-      for (int64_t c = 0; c < C && !(Q == 1 && isa_active() == MOE_ISA_AVX512); ++c) {
+      for (int64_t c = 0; c < C && !row_runs; ++c) {
         const float* row = x + (p * C + c) * Q;
         for (int64_t j = q0; j < q1; ++j) {
           const float a = std::fabs(row[j]);
@@ -152,10 +153,10 @@ moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int
         divisor[j] = absmax[j] / Qb;
       }
       if (bad[size_t(item)] >= 0) return;
-      for (int64_t j = q0; j < q1; ++j) scales[p * Q + j] = absmax[j - q0] == 0 ? 1.0f : float(absmax[j - q0] / Qb);
+      for (int64_t j = q0; j < q1; ++j) scales[p * Q + j] = absmax[j - q0] == 0 ? 1.0f : float(divisor[j - q0]);
 #if defined(MOE_HAVE_X86_KERNELS)
-      if (noise == nullptr && isa_active() == MOE_ISA_AVX512) {
-        if (Q == 1) {  // the slice is one contiguous run
+      if (noise == nullptr && avx512) {
+        if (row_runs) {  // the slice is one contiguous run
           quantize_run_avx512(x + p * C, 1, C, C, absmax, divisor, true, Qb, lo, hi, qwix != 0, q + p * C);
         } else {
           const int64_t base = p * C * Q + q0;

@@ -3,6 +3,7 @@
 // q of a panel 64 dwords of 4 int8 (B(4q + t, j0 + j) at byte (q * 64 + j) * 4 + t), zero past k and n.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -12,6 +13,9 @@ namespace moe::detail {
 
 constexpr int64_t kI8PanelCols = 64;
 constexpr int kI8TileRows = 4;
+
+// kp: the bytes of a packed A row of k values (at least one k-quad).
+inline int64_t i8_kp(int64_t k) { return (std::max<int64_t>(k, 1) + 3) / 4 * 4; }
 
 // c[i * ldc + j] = sum_p (a[i * kp + p] - 128) * B(p, j) for i < rows <= kI8TileRows, j < cols <= 64, over the kq
 // k-quads of one panel; colsum[j] = sum_p B(p, j) of the panel's columns (the correction of the +128).

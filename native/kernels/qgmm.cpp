@@ -387,7 +387,7 @@ moe_status_t quantized_gmm_run(moe_weight_format_t format, const void* lhs, int 
     P.vnni = P.integer && i8_vnni_usable();
     const int32_t* li = static_cast<const int32_t*>(lhs);
     if (P.integer) {
-      P.kp = (std::max<int64_t>(k, 1) + 3) / 4 * 4;
+      P.kp = i8_kp(k);
       auto* a8 = static_cast<uint8_t*>(workspace().get(6, std::max<int64_t>(1, off.back() * P.kp)));
       i8_pack_rows(li, off.back(), k, P.kp, a8);
       P.a8 = a8;
