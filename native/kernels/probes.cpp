@@ -154,7 +154,18 @@ double moe_probe_read_bandwidth(int64_t bytes) {
     std::unique_ptr<void, AlignedFree> buf(::operator new(size_t(bytes), kAlign));
     auto* f = static_cast<float*>(buf.get());
     moe_advise_fresh_output(f, bytes);  // huge pages, as moekit's large arrays get: the best reading of the machine
-    std::fill(f, f + bytes / 4, 1.0f);  // written, so that the pages are the buffer's own, not the zero page
+    struct Fill {
+      float* f;
+      int64_t n, per;
+    } fill{f, bytes / 4, (bytes / 4 + 63) / 64};
+    {  // written on the pool (its page faults on every thread), so that the pages are the buffer's own, not the zero page
+      std::lock_guard<std::mutex> lk(call_mutex());
+      parallel_for(64, pool_threads(), [](void* c, int64_t i, int) {
+        auto* x = static_cast<Fill*>(c);
+        const int64_t b = std::min(x->n, i * x->per), e = std::min(x->n, b + x->per);
+        std::fill(x->f + b, x->f + e, 1.0f);
+      }, &fill);
+    }
     return moe_probe_read_bandwidth_of(f, bytes / 4);
   } catch (...) {
     return -1.0;
