@@ -275,7 +275,7 @@ bool qg_quantize_row_scalar(const float* x, int64_t k, int64_t kp, int bits, uin
     amax = std::max(amax, std::fabs(x[p]));
   }
   const double Qb = std::ldexp(1.0, bits - 1) - 0.5, hi = Qb - 0.5, lo = -hi, mx = double(amax), divisor = mx / Qb;
-  *scale = amax == 0.0f ? 1.0f : float(mx / Qb);
+  *scale = amax == 0.0f ? 1.0f : float(divisor);
   for (int64_t p = 0; p < k; ++p) {
     const double v = amax == 0.0f ? 0.0 : aqt_value(x[p], mx, Qb, divisor);
     a8[p] = uint8_t(int32_t(round_even(std::min(hi, std::max(lo, v)))) + 128);
