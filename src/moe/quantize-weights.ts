@@ -1,6 +1,8 @@
 // Serve mode's storage: a layer's routed expert weights quantized once (int8, or int4 packed two per byte), each
-// with float32 scales per (expert, column); the gate, biases and shared MLP stay float.
+// with float32 scales per (expert, column); the gate, biases and shared MLP stay float (the gate a read-only copy).
 import { MoeError } from "../core/errors.js";
+import { Tensor } from "../core/tensor.js";
+import { servedWeight } from "../ops/quantize.js";
 import { isQuantizedWeight, quantizeWeight, quantizedStorage, type QuantizedWeight, type QuantizeMode } from "../ops/quantized-weight.js";
 import type { ExpertWeight } from "./experts.js";
 import type { RoutedMoeWeights } from "./routed-moe.js";
@@ -10,7 +12,8 @@ export type { QuantizeMode };
 /**
  * The routed experts' wi_0, wi_1 and wo quantized for serving (AQT's weight-only rule per (expert, column), as
  * `quantization: "intmp"` quantizes them at run time); the other weights are kept as they are, and weights already
- * held in `mode` too (another format is refused).
+ * held in `mode` too (another format is refused). The gate kernel is a copy marked read-only (servedWeight): a
+ * quantized gate is quantized on its first call only.
  *
  * @example const served = quantizeWeights(moe.weights, "int8"); routedMoeForward(intmpConfig, served, x)
  */
@@ -20,7 +23,10 @@ export function quantizeWeights(w: RoutedMoeWeights<ExpertWeight>, mode: Quantiz
     if (t.format !== mode) throw new MoeError(`[quantizeWeights] weights held as ${t.format} are not requantized to ${mode}`);
     return t;
   };
-  return { ...w, wi0: q(w.wi0), wi1: q(w.wi1), wo: q(w.wo) };
+  const g = w.gateKernel,
+    bits = g.bf16Bits;
+  const gate = bits !== undefined ? new Tensor(bits.slice(), g.shape, g.dtype) : new Tensor(g.data.slice(), g.shape, g.dtype);
+  return { ...w, gateKernel: servedWeight(gate), wi0: q(w.wi0), wi1: q(w.wi1), wo: q(w.wo) };
 }
 
 /** Bytes held by the quantized expert weights (codes and scales), and per expert weight element. */

@@ -63,10 +63,36 @@ interface Side {
   v: Tensor;
   s: Tensor;
   int: boolean;
+  /** v in the product's float dtype (made once for a served weight's side) */
+  vf?: Tensor;
+}
+
+/** Quantized sides of weights that are never written again (servedWeight), by their quantization. */
+const servedSides = new WeakMap<Tensor, Map<string, Side>>();
+
+/**
+ * Marks `w` as read-only from now on: each quantized matmul then quantizes it once per quantization and reuses that
+ * (serve mode's gate, whose weight-only quantization would otherwise run on every call). Writing `w` afterwards
+ * leaves the stale quantization in use: pass a tensor nothing else holds.
+ */
+export function servedWeight(w: Tensor): Tensor {
+  if (!servedSides.has(w)) servedSides.set(w, new Map());
+  return w;
 }
 
 /** An operand ready for the product: its integer values and scales, or itself (in `dt`) with unit scales. */
 function side(x: Tensor, axes: readonly number[], q: OperandQuant | undefined, dt: DType, noise?: Tensor): Side {
+  const memo = q !== undefined && noise === undefined ? servedSides.get(x) : undefined;
+  if (memo !== undefined) {
+    const key = `${q!.bits}/${q!.flavour}/${axes.join(",")}/${dt}`;
+    let hit = memo.get(key);
+    if (hit === undefined) {
+      const [v, s] = quantize(x, axes, q!);
+      hit = { v, s: cast(s, dt), int: true, vf: cast(v, dt) };
+      memo.set(key, hit);
+    }
+    return hit;
+  }
   if (q === undefined)
     return {
       v: cast(x, dt),
@@ -85,7 +111,8 @@ function side(x: Tensor, axes: readonly number[], q: OperandQuant | undefined, d
 function rescaled(l: Side, r: Side, k: number, mm: (a: Tensor, b: Tensor) => Tensor, dt: DType): Tensor {
   if (l.int && r.int && k > MAX_EXACT_K)
     throw new UnsupportedError(`[quantized matmul] contraction of ${k} > ${MAX_EXACT_K} overflows int32`);
-  const prod = l.int && r.int ? cast(mm(l.v, r.v), dt) : mm(l.int ? cast(l.v, dt) : l.v, r.int ? cast(r.v, dt) : r.v);
+  const f = (x: Side): Tensor => (x.int ? (x.vf ?? cast(x.v, dt)) : x.v);
+  const prod = l.int && r.int ? cast(mm(l.v, r.v), dt) : mm(f(l), f(r));
   return mul(prod, mm(l.s, r.s));
 }
 
