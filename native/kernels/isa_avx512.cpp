@@ -253,11 +253,14 @@ int64_t item_scratch(const GemmProblem& p, const GemmItem& it) {
 }
 
 void run_item(const GemmProblem& p, const GemmItem& it, float* scratch) {
-  // a group of up to kStreamRows rows reads each weight matrix as one contiguous stream (run_stream: whole rows, its
-  // accumulator rows in the L1): paired A/B at T=8 on Zen 4, one-row groups 0.96x the time of the blocked kernel with
-  // fp32 weights and 0.92x with bf16, then groups of 2-4 rows 0.89x (fp32, the VM's high-bandwidth rounds)
+  // a group of up to kStreamRows rows of fp32 weights reads each weight matrix as one contiguous stream (run_stream:
+  // whole rows, its accumulator rows in the L1): paired A/B at T=8 on Zen 4, one-row groups 0.96x the time of the
+  // blocked kernel, groups of 2-4 rows 0.89x (the VM's high-bandwidth rounds); on Zen 5, 0.86x. bf16 weights take the
+  // blocked kernel (the band prefetch added since): on Zen 5 at T=8, 0.85-0.90x the time of run_stream in the VM's
+  // faster bandwidth regime and 0.97-0.98x in its slower one (on Zen 4, before that prefetch, run_stream was 0.92x).
   if (it.stream) {
-    return MOE_STREAM_BLK && it.mb > kStreamRows ? run_stream_blk(p, it, scratch) : run_stream(p, it, scratch);
+    const bool blk = MOE_STREAM_BLK && (it.mb > kStreamRows || p.belem == BElem::BF16);
+    return blk ? run_stream_blk(p, it, scratch) : run_stream(p, it, scratch);
   }
   switch (p.mul) {
     case Mul::DPBF16: return dpbf16_run(p, it, scratch);
