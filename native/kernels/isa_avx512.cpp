@@ -181,14 +181,15 @@ constexpr std::array<StreamStrip<S>, sizeof...(R)> stream_strip_table(std::integ
   return {&stream_strip<R + 1, V, S>...};
 }
 
-// The small-group path of this unit for kStreamRows < mb <= kBlkStreamRows: run_stream's chains (acc[i][j] over p
-// ascending, from zero), but over blocks of MOE_STREAM_KB weight rows (MOE_STREAM_KB_WIDE above 16 rows), each swept
-// in strips of 16 V columns whose accumulators stay in registers for the block (rows in chunks of at most 8, which
-// reread the strip from the L1), with the next block's strip prefetched into the L2 meanwhile: the weights are read
-// from memory once, and the accumulators go through memory once per block instead of once per weight row. Chunks of
-// 5-8 rows of a group of <= 16 rows (bytes-bound) take strips of 32 columns with fp32 weights, 48 otherwise (paired
-// A/B at T=64 on Zen 5: 0.96-0.97x the time in both bandwidth regimes; 16 columns 1.19x; 32 with bf16 weights 1.02-1.08x,
-// and at T=256, where chunks of 8 rows of 32-row groups are FLOPs-bound, 1.07x).
+// The small-group path of this unit for kStreamRows < mb <= kBlkStreamRows, and for every streamed group of bf16
+// weights (run_item): run_stream's chains (acc[i][j] over p ascending, from zero), but over blocks of MOE_STREAM_KB
+// weight rows (MOE_STREAM_KB_WIDE above 16 rows), each swept in strips of 16 V columns whose accumulators stay in
+// registers for the block (rows in chunks of at most 8, which reread the strip from the L1), with the next block's
+// strip prefetched into the L2 meanwhile: the weights are read from memory once, and the accumulators go through
+// memory once per block instead of once per weight row. Chunks of 5-8 rows of a group of <= 16 rows (bytes-bound)
+// take strips of 32 columns with fp32 weights, 48 otherwise (paired A/B at T=64 on Zen 5: 0.96-0.97x the time in both
+// bandwidth regimes; 16 columns 1.19x; 32 with bf16 weights 1.02-1.08x, and at T=256, where chunks of 8 rows of
+// 32-row groups are FLOPs-bound, 1.07x).
 template <class S>
 void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) {
   const int64_t nbp = round_up(it.nb, 16), ncols = P.halves * nbp;
@@ -214,7 +215,8 @@ void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) 
       for (int64_t jc = 0, s = 0; jc < it.nb; jc += 16 * V, ++s) {
         for (int64_t i0 = 0; i0 < it.mb; i0 += rc) {
           const int64_t r = imin(rc, it.mb - i0);
-          const StreamStrip<S> f = V == 8 ? t8[size_t(r - 1)] : V == 4 ? t4[size_t(r - 1)] : V == 3 ? t3[size_t(r - 1)] : t2[size_t(r - 1)];
+          const size_t ri = size_t(r - 1);
+          const StreamStrip<S> f = V == 8 ? t8[ri] : V == 4 ? t4[ri] : V == 3 ? t3[ri] : t2[ri];
           const S* next = !band && next_len > 0 && i0 == 0 ? w + jc + (p0 + len) * P.ldb : nullptr;
           const int64_t nl = band && i0 == 0 && s * slice < band_lines ? imin(slice, band_lines - s * slice) : 0;
           f(xr + i0, w + jc, P.ldb, p0, len, it.nb - jc, p0 == 0, next, next_len, nl > 0 ? band0 + 64 * s * slice : nullptr,

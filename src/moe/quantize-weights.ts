@@ -23,9 +23,8 @@ export function quantizeWeights(w: RoutedMoeWeights<ExpertWeight>, mode: Quantiz
     if (t.format !== mode) throw new MoeError(`[quantizeWeights] weights held as ${t.format} are not requantized to ${mode}`);
     return t;
   };
-  const g = w.gateKernel,
-    bits = g.bf16Bits;
-  const gate = bits !== undefined ? new Tensor(bits.slice(), g.shape, g.dtype) : new Tensor(g.data.slice(), g.shape, g.dtype);
+  const g = w.gateKernel;
+  const gate = new Tensor(g.bf16Bits?.slice() ?? g.data.slice(), g.shape, g.dtype);
   return { ...w, gateKernel: servedWeight(gate), wi0: q(w.wi0), wi1: q(w.wi1), wo: q(w.wo) };
 }
 

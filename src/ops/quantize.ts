@@ -63,7 +63,7 @@ interface Side {
   v: Tensor;
   s: Tensor;
   int: boolean;
-  /** v in the product's float dtype (made once for a served weight's side) */
+  /** v in the product's float dtype, made on first use (kept with a served weight's side) */
   vf?: Tensor;
 }
 
@@ -88,7 +88,7 @@ function side(x: Tensor, axes: readonly number[], q: OperandQuant | undefined, d
     let hit = memo.get(key);
     if (hit === undefined) {
       const [v, s] = quantize(x, axes, q!);
-      hit = { v, s: cast(s, dt), int: true, vf: cast(v, dt) };
+      hit = { v, s: cast(s, dt), int: true };
       memo.set(key, hit);
     }
     return hit;
@@ -111,7 +111,7 @@ function side(x: Tensor, axes: readonly number[], q: OperandQuant | undefined, d
 function rescaled(l: Side, r: Side, k: number, mm: (a: Tensor, b: Tensor) => Tensor, dt: DType): Tensor {
   if (l.int && r.int && k > MAX_EXACT_K)
     throw new UnsupportedError(`[quantized matmul] contraction of ${k} > ${MAX_EXACT_K} overflows int32`);
-  const f = (x: Side): Tensor => (x.int ? (x.vf ?? cast(x.v, dt)) : x.v);
+  const f = (x: Side): Tensor => (x.int ? (x.vf ??= cast(x.v, dt)) : x.v);
   const prod = l.int && r.int ? cast(mm(l.v, r.v), dt) : mm(f(l), f(r));
   return mul(prod, mm(l.s, r.s));
 }
