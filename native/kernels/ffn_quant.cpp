@@ -111,39 +111,6 @@ moe_status_t quantize_gather_tokens(Lhs& L, Workspace& ws, const float* x, int64
   return MOE_STATUS_OK;
 }
 
-// The int8 x int8 path's GLU (+ biases) and row quantizer in one pass: each row's activation is made in the worker's
-// scratch and quantized from there (the same bits as add_group_bias, glu_fwd_all and quantize_rows; the float rows
-// are never stored). A row that is not finite is made again into act, for the error to name its element.
-moe_status_t glu_quantize_rows(Lhs& L, const std::vector<int64_t>& off, const float* h0, const float* h1,
-                               const float* b0, const float* b1, moe_activation_t activation, float limit, int64_t H,
-                               float* act) {
-  const int64_t R = off.back();
-  L.kp = i8_kp(H);
-  const IsaUnit& isa = active_isa_unit();
-  scratch_reserve(std::max<int64_t>(H, 1));
-  std::vector<uint8_t> ok(size_t(R), 1);
-  auto glu = [&](int64_t g, int64_t r, float* out) {  // row r of group g, with the group's biases
-    isa.glu_fwd(h0 + r * H, h1 + r * H, H, b0 == nullptr ? nullptr : b0 + g * H, b1 == nullptr ? nullptr : b1 + g * H,
-                activation, limit, out, nullptr, nullptr);
-  };
-  auto body = [&](int64_t g, int worker) {
-    float* row = scratch(worker);
-    for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; ++r) {
-      glu(g, r, row);
-      ok[size_t(r)] = qg_quantize_row(row, H, L.kp, L.bits, static_cast<uint8_t*>(L.q) + r * L.kp, L.scales + r);
-    }
-  };
-  parallel_items(int64_t(off.size()) - 1, double(R * H) < kSerialElems, body);
-  for (int64_t g = 0; g + 1 < int64_t(off.size()); ++g) {
-    for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; ++r) {
-      if (ok[size_t(r)] != 0) continue;
-      glu(g, r, act + r * H);
-      return not_finite(act + r * H, r, H);
-    }
-  }
-  return MOE_STATUS_OK;
-}
-
 // A bfloat16 layer's weight-only product with int8 / int4 codes, as QuantizedGmm in bf16 rounds it:
 // out = bf16(bf16(P) * bf16(s)) with P the unscaled product (out holds P on entry) and s the column's scale.
 void scale_bf16(const std::vector<int64_t>& off, const float* scales, int64_t n, float* out) {
@@ -215,8 +182,6 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
     if (!derive_maps(ck, order, R, K, row_token, inv)) return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
     const int64_t W = std::max(D, H);
     float* rows = ws.f32(1, R * D);  // x's rows, then the expert outputs
-    float* h = ws.f32(2, 2 * R * H);
-    float *h0 = h, *h1 = h + R * H;
     float* act = ws.f32(0, R * H);
     const int64_t Wp = (W + 3) / 4 * 4;
     Lhs L{format, lhs_bits, nullptr, nullptr, 0};
@@ -229,6 +194,8 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
     const float* unit = ones.empty() ? nullptr : ones.data();
     // int8 / int4 codes with quantized rows, float layer: the integer tiles' packed rows made straight from x and the GLU
     const bool int_rows = !bf16 && lhs_bits != 0 && L.packed();
+    float* h = int_rows ? nullptr : ws.f32(2, 2 * R * H);  // the two products (the integer rows' never stored)
+    float *h0 = h, *h1 = int_rows ? nullptr : h + R * H;
     moe_status_t st = MOE_STATUS_OK;
     if (int_rows) {
       st = quantize_gather_tokens(L, ws, x, T, D, row_token, R);
@@ -237,15 +204,29 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
       if (bf16) round_bf16(rows, R * D, rows);  // x as the layer's cast leaves it
       st = quantize_rows(L, rows, R, D);
     }
-    if (st == MOE_STATUS_OK) st = qgmm(L, unit, rows, wi0_codes, wi0_scales, group_sizes, off, R, D, H, h0);
-    if (st == MOE_STATUS_OK) st = qgmm(L, unit, rows, wi1_codes, wi1_scales, group_sizes, off, R, D, H, h1);
     if (st != MOE_STATUS_OK) return st;
+    if (int_rows) {  // both products, the GLU and act's quantization per work item (act the only float rows stored)
+      const Lhs in = L;
+      L.kp = i8_kp(H);
+      L.scales = ws.f32(8, R);  // in's scales are read until the last item is done
+      std::vector<uint8_t> ok(size_t(R), 1);
+      const GluQuant quant{L.bits, L.kp, static_cast<uint8_t*>(ws.get(9, std::max<int64_t>(1, R * L.kp))), L.scales, ok.data()};
+      L.q = quant.a8;
+      quantized_gmm_packed_glu(format, static_cast<const uint8_t*>(in.q), in.kp, in.scales, wi0_codes, wi0_scales,
+                               wi1_codes, wi1_scales, b0, b1, activation, clamp_limit, off, R, D, H, act, &quant);
+      for (int64_t r = 0; r < R && st == MOE_STATUS_OK; ++r) {
+        if (ok[size_t(r)] == 0) st = not_finite(act + r * H, r, H);
+      }
+    } else {
+      st = qgmm(L, unit, rows, wi0_codes, wi0_scales, group_sizes, off, R, D, H, h0);
+      if (st == MOE_STATUS_OK) st = qgmm(L, unit, rows, wi1_codes, wi1_scales, group_sizes, off, R, D, H, h1);
+      if (st != MOE_STATUS_OK) return st;
+    }
     const Dims d{T, D, R, E, H, off};
     if (bf16) {  // h0, h1 rounded, + rounded biases, rounded, every op of the GLU rounded
       glu_fwd_bf16(d, h0, h1, b0, b1, activation, clamp_limit, act);
       st = quantize_rows(L, act, R, H);
-    } else if (int_rows) {
-      st = glu_quantize_rows(L, off, h0, h1, b0, b1, activation, clamp_limit, H, act);
+    } else if (int_rows) {  // act quantized above
     } else {
       add_group_bias(off, b0, H, h0);
       add_group_bias(off, b1, H, h1);

@@ -2,12 +2,15 @@
 // scale blocks, and the portable decode and tiles; the AVX-512 decode, tile and VNNI packing of int codes are
 // isa_avx512_qgmm.cpp's (qgmm.hpp describes both paths).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "api_util.hpp"
+#include "engine.hpp"
 #include "int8.hpp"
 #include "qgmm.hpp"
 #include "workspace.hpp"
@@ -120,7 +123,10 @@ void qg_pack_i8_scalar(const QgCodes& s, int64_t j0, int64_t kq, int8_t* panel, 
 
 struct Item {
   int64_t g, j0, r0, rows, cols;  // cols: a multiple of 64 (the float path's span) or 64 (the int path)
+  int64_t blk;                    // the items of the same rows share it (their spans of columns make those rows)
 };
+
+struct Glu;
 
 struct Problem {
   QgCodes codes;  // c: group 0
@@ -134,6 +140,17 @@ struct Problem {
   float* out = nullptr;
   std::vector<Item> items;
   bool integer = false, avx512 = false, vnni = false;
+  Glu* glu = nullptr;  // integer path: the second product of a GLU pair and its epilogue
+};
+
+struct Glu {
+  const Problem* P1;  // wi1's codes and scales (the problem's own: wi0's)
+  const float *b0, *b1;  // [groups, n] or null
+  moe_activation_t act;
+  float limit;
+  float* out;  // [m, n]
+  const GluQuant* quant;  // or null
+  std::unique_ptr<std::atomic<int64_t>[]> left;  // per item block: its items not yet run
 };
 
 // The scales of block b of columns [j0, j0 + 64) (0 past n).
@@ -204,13 +221,19 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
   }
 }
 
+// Where an integer item's float products go: row i, column j of the item at o[i * ld + j].
+struct Dst {
+  float* o;
+  int64_t ld;
+};
+
 // A small group on VNNI (qg_stream_i8_vnni): a span of panels, chunk by chunk of k, into int32 sums t (rows x W),
-// then the same epilogue as run_int_item with the codes' bias taken out.
-void run_int_stream(const Problem& P, const Item& it, float* scratch) {
+// then the same epilogue as run_int_item with the codes' bias taken out. C: the codes and scales (P or P's GLU pair).
+void run_int_stream(const Problem& P, const Problem& C, const Item& it, float* scratch, Dst d) {
   const int64_t W = it.cols, kq = P.kp / 4, kqc = kQgStreamKc / 4;
   auto* t = reinterpret_cast<int32_t*>(scratch);  // rows x W
   float* col_scale = scratch + kQgSpan;           // W
-  const QgCodes s{P.codes.fmt, P.codes.c + it.g * P.group_bytes, P.k, P.n};
+  const QgCodes s{C.codes.fmt, C.codes.c + it.g * C.group_bytes, P.k, P.n};
   const int64_t j1 = std::min(P.n, it.j0 + W);
   for (int64_t q0 = 0; q0 < kq; q0 += kqc) {
     for (int64_t j = it.j0; j < j1; j += kQgCols) {
@@ -221,14 +244,14 @@ void run_int_stream(const Problem& P, const Item& it, float* scratch) {
       }
     }
   }
-  for (int64_t j = it.j0; j < j1; j += kQgCols) block_scales(P, it.g, 0, j, col_scale + (j - it.j0));
+  for (int64_t j = it.j0; j < j1; j += kQgCols) block_scales(C, it.g, 0, j, col_scale + (j - it.j0));
   const uint32_t bias = P.codes.fmt == MOE_WF_INT8 ? 128u : 8u;
   for (int64_t i = 0; i < it.rows; ++i) {
     const uint8_t* a = P.a8 + (it.r0 + i) * P.kp;
     uint32_t sum = 0;  // sum of the row's values (mod 2^32 like the sums)
     for (int64_t p = 0; p < P.kp; ++p) sum += uint32_t(int32_t(a[p]) - 128);
     const float sl = P.lhs_scales[it.r0 + i];
-    float* o = P.out + (it.r0 + i) * P.n + it.j0;
+    float* o = d.o + i * d.ld;
     for (int64_t j = 0; j < j1 - it.j0; ++j) {
       const int32_t v = int32_t(uint32_t(t[i * W + j]) - bias * sum);
       o[j] = float(v) * (sl * col_scale[j]) + 0.0f;  // as run_int_item
@@ -236,34 +259,104 @@ void run_int_stream(const Problem& P, const Item& it, float* scratch) {
   }
 }
 
-void run_int_item(const Problem& P, const Item& it, float* scratch) {
-  const int64_t kq = P.kp / 4;
-  auto* panel = reinterpret_cast<int8_t*>(scratch);                      // kq x 256 bytes
-  auto* colsum = reinterpret_cast<int32_t*>(scratch + kq * kQgCols);     // 64
-  int32_t* tile = colsum + kQgCols;                                       // kI8TileRows x 64
-  float* col_scale = reinterpret_cast<float*>(tile + kI8TileRows * kQgCols);  // 64
-  const QgCodes s{P.codes.fmt, P.codes.c + it.g * P.group_bytes, P.k, P.n};
+// One panel of C's codes packed (int8.hpp's B layout) with its column sums and scales, for the integer tiles.
+struct IntPanel {
+  int8_t* panel;
+  int32_t* colsum;
+  float* col_scale;
+};
+
+// Carves an IntPanel for kq k-quads out of scratch; returns the floats it took.
+int64_t int_panel_at(float* scratch, int64_t kq, IntPanel& p) {
+  p.panel = reinterpret_cast<int8_t*>(scratch);                   // kq x 256 bytes
+  p.colsum = reinterpret_cast<int32_t*>(scratch + kq * kQgCols);  // 64
+  p.col_scale = scratch + kq * kQgCols + kQgCols;                 // 64
+  return kq * kQgCols + 2 * kQgCols;
+}
+
+void pack_int_panel(const Problem& P, const Problem& C, const Item& it, const IntPanel& p) {
+  const QgCodes s{C.codes.fmt, C.codes.c + it.g * C.group_bytes, P.k, P.n};
   if (P.vnni) {
-    qg_pack_i8_vnni(s, it.j0, kq, panel, colsum);
+    qg_pack_i8_vnni(s, it.j0, P.kp / 4, p.panel, p.colsum);
   } else {
-    qg_pack_i8_scalar(s, it.j0, kq, panel, colsum);
+    qg_pack_i8_scalar(s, it.j0, P.kp / 4, p.panel, p.colsum);
   }
-  block_scales(P, it.g, 0, it.j0, col_scale);
+  block_scales(C, it.g, 0, it.j0, p.col_scale);
+}
+
+// Rows [i, i + rows) of the item (rows <= kI8TileRows) against a packed panel, as floats into d (row 0 = item row i).
+void int_tile(const Problem& P, const Item& it, const IntPanel& p, int64_t i, int rows, int cols, int32_t* tile, Dst d) {
+  const int64_t kq = P.kp / 4;
+  const uint8_t* a = P.a8 + (it.r0 + i) * P.kp;
+  if (P.vnni) {
+    i8_tile_vnni_scaled(a, P.kp, rows, p.panel, kq, p.colsum, P.lhs_scales + it.r0 + i, p.col_scale, d.o, d.ld, cols);
+    return;
+  }
+  i8_tile_scalar(a, P.kp, rows, p.panel, kq, tile, kQgCols, kQgCols);
+  for (int r = 0; r < rows; ++r) {
+    const float sl = P.lhs_scales[it.r0 + i + r];
+    float* o = d.o + r * d.ld;
+    for (int j = 0; j < cols; ++j) o[j] = float(tile[r * kQgCols + j]) * (sl * p.col_scale[j]) + 0.0f;  // one rounding; -0 becomes +0 as the float64 sum
+  }
+}
+
+void run_int_item(const Problem& P, const Item& it, float* scratch) {
+  IntPanel p;
+  auto* tile = reinterpret_cast<int32_t*>(scratch + int_panel_at(scratch, P.kp / 4, p));  // kI8TileRows x 64
+  pack_int_panel(P, P, it, p);
   const int cols = int(std::min<int64_t>(kQgCols, P.n - it.j0));
   for (int64_t i = 0; i < it.rows; i += kI8TileRows) {
     const int rows = int(std::min<int64_t>(kI8TileRows, it.rows - i));
-    const uint8_t* a = P.a8 + (it.r0 + i) * P.kp;
-    if (P.vnni) {
-      i8_tile_vnni_scaled(a, P.kp, rows, panel, kq, colsum, P.lhs_scales + it.r0 + i, col_scale,
-                          P.out + (it.r0 + i) * P.n + it.j0, P.n, cols);
-      continue;
+    int_tile(P, it, p, i, rows, cols, tile, {P.out + (it.r0 + i) * P.n + it.j0, P.n});
+  }
+}
+
+// The GLU pair's large groups: both panels packed, then tile by tile both products and glu_rows(h0, h1, ld, i, rows).
+template <class GluRows>
+void run_int_glu_tiles(const Problem& P, const Item& it, float* scratch, const GluRows& glu_rows) {
+  const int cols = int(std::min(P.n, it.j0 + it.cols) - it.j0);
+  IntPanel p0, p1;
+  float* rest = scratch + int_panel_at(scratch, P.kp / 4, p0);
+  rest += int_panel_at(rest, P.kp / 4, p1);
+  float *h0 = rest, *h1 = h0 + kI8TileRows * kQgCols;  // kI8TileRows x 64 each
+  auto* tile = reinterpret_cast<int32_t*>(h1 + kI8TileRows * kQgCols);
+  pack_int_panel(P, P, it, p0);
+  pack_int_panel(P, *P.glu->P1, it, p1);
+  for (int64_t i = 0; i < it.rows; i += kI8TileRows) {
+    const int rows = int(std::min<int64_t>(kI8TileRows, it.rows - i));
+    int_tile(P, it, p0, i, rows, cols, tile, {h0, kQgCols});
+    int_tile(P, it, p1, i, rows, cols, tile, {h1, kQgCols});
+    glu_rows(h0, h1, kQgCols, i, rows);
+  }
+}
+
+// The GLU pair (P.glu): both products of the item's rows, then act = glu(h0 + b0, h1 + b1) row by row into glu.out;
+// the last item of a block of rows quantizes them (GluQuant) while they are in the cache.
+void run_int_glu(const Problem& P, const Item& it, float* scratch) {
+  const Glu& G = *P.glu;
+  const IsaUnit& isa = active_isa_unit();
+  const int64_t cols = std::min(P.n, it.j0 + it.cols) - it.j0;
+  const float* b0 = G.b0 == nullptr ? nullptr : G.b0 + it.g * P.n + it.j0;
+  const float* b1 = G.b1 == nullptr ? nullptr : G.b1 + it.g * P.n + it.j0;
+  auto glu_rows = [&](const float* h0, const float* h1, int64_t ld, int64_t i, int64_t rows) {
+    for (int64_t r = 0; r < rows; ++r) {
+      isa.glu_fwd(h0 + r * ld, h1 + r * ld, cols, b0, b1, G.act, G.limit, G.out + (it.r0 + i + r) * P.n + it.j0,
+                  nullptr, nullptr);
     }
-    i8_tile_scalar(a, P.kp, rows, panel, kq, tile, kQgCols, kQgCols);
-    for (int r = 0; r < rows; ++r) {
-      const float sl = P.lhs_scales[it.r0 + i + r];
-      float* o = P.out + (it.r0 + i + r) * P.n + it.j0;
-      for (int j = 0; j < cols; ++j) o[j] = float(tile[r * kQgCols + j]) * (sl * col_scale[j]) + 0.0f;  // one rounding; -0 becomes +0 as the float64 sum
-    }
+  };
+  if (P.vnni && it.rows <= kQgStreamRowsInt) {
+    float *h0 = scratch + 2 * kQgSpan, *h1 = h0 + kQgSpan;  // rows x cols each
+    run_int_stream(P, P, it, scratch, {h0, cols});
+    run_int_stream(P, *G.P1, it, scratch, {h1, cols});
+    glu_rows(h0, h1, cols, 0, it.rows);
+  } else {
+    run_int_glu_tiles(P, it, scratch, glu_rows);
+  }
+  // release: this item's part of the rows written; acquire: the other items'
+  if (G.quant == nullptr || G.left[size_t(it.blk)].fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  const GluQuant& q = *G.quant;
+  for (int64_t r = it.r0; r < it.r0 + it.rows; ++r) {
+    q.ok[r] = qg_quantize_row(G.out + r * P.n, P.n, q.kp, q.bits, q.a8 + r * q.kp, q.scales + r) ? 1 : 0;
   }
 }
 
@@ -321,25 +414,35 @@ Problem make_problem(moe_weight_format_t format, const void* codes, const void* 
 // columns) and their run on the pool.
 void execute(Problem& P, const std::vector<int64_t>& off) {
   const int64_t panels = (P.n + kQgCols - 1) / kQgCols;
+  int64_t blk = 0;
   for (int64_t g = 0; g + 1 < int64_t(off.size()); ++g) {
     const int64_t block = P.integer && off[size_t(g) + 1] - off[size_t(g)] > kQgStreamRowsInt ? kQgIntRows : kQgBlockRows;
-    for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; r += block) {
+    for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; r += block, ++blk) {
       const int64_t rows = std::min(block, off[size_t(g) + 1] - r);
       const bool wide = !P.integer || (P.vnni && rows <= kQgStreamRowsInt);  // spans of panels
       const int64_t span_max = wide ? std::max<int64_t>(1, kQgSpan / (rows * kQgCols)) : 1;
       const int64_t spans = (panels + span_max - 1) / span_max, span = (panels + spans - 1) / spans;
       for (int64_t q = 0; q < panels; q += span) {
-        P.items.push_back({g, q * kQgCols, r, rows, std::min(span, panels - q) * kQgCols});
+        P.items.push_back({g, q * kQgCols, r, rows, std::min(span, panels - q) * kQgCols, blk});
       }
     }
   }
-  scratch_reserve(P.integer ? std::max<int64_t>(P.kp / 4 * kQgCols + kQgCols + kI8TileRows * kQgCols + kQgCols, 2 * kQgSpan)
-                            : kQgKc * kQgCols + 3 * kQgSpan);
+  if (P.glu != nullptr && P.glu->quant != nullptr) {
+    P.glu->left.reset(new std::atomic<int64_t>[size_t(blk)]);
+    for (int64_t b = 0; b < blk; ++b) P.glu->left[size_t(b)].store(0, std::memory_order_relaxed);
+    for (const Item& it : P.items) P.glu->left[size_t(it.blk)].fetch_add(1, std::memory_order_relaxed);
+  }
+  const int64_t panel = P.kp / 4 * kQgCols + 2 * kQgCols, tile = kI8TileRows * kQgCols;
+  scratch_reserve(P.glu != nullptr ? std::max(2 * panel + 3 * tile, 4 * kQgSpan)
+                  : P.integer      ? std::max(panel + tile, 2 * kQgSpan)
+                                   : kQgKc * kQgCols + 3 * kQgSpan);
   auto body = [](void* ctx, int64_t i, int worker) {
     const Problem& Q = *static_cast<const Problem*>(ctx);
     const Item& it = Q.items[size_t(i)];
-    if (Q.integer && Q.vnni && it.rows <= kQgStreamRowsInt) {
-      run_int_stream(Q, it, scratch(worker));
+    if (Q.glu != nullptr) {
+      run_int_glu(Q, it, scratch(worker));
+    } else if (Q.integer && Q.vnni && it.rows <= kQgStreamRowsInt) {
+      run_int_stream(Q, Q, it, scratch(worker), {Q.out + it.r0 * Q.n + it.j0, Q.n});
     } else if (Q.integer) {
       run_int_item(Q, it, scratch(worker));
     } else {
@@ -403,17 +506,44 @@ moe_status_t quantized_gmm_run(moe_weight_format_t format, const void* lhs, int 
   }
 }
 
-void quantized_gmm_packed(moe_weight_format_t format, const uint8_t* a8, int64_t kp, const float* lhs_scales,
-                          const void* codes, const void* scales, const std::vector<int64_t>& off, int64_t m, int64_t k,
-                          int64_t n, float* out) {
-  zero_rows(out, off.back(), m, n);
-  if (off.back() == 0 || n == 0) return;
+namespace {
+Problem packed_problem(moe_weight_format_t format, const uint8_t* a8, int64_t kp, const float* lhs_scales,
+                       const void* codes, const void* scales, int64_t k, int64_t n, float* out) {
   Problem P = make_problem(format, codes, scales, k, n, out);
   P.lhs_scales = lhs_scales;
   P.integer = true;
   P.vnni = i8_vnni_usable();
   P.a8 = a8;
   P.kp = kp;
+  return P;
+}
+}  // namespace
+
+void quantized_gmm_packed(moe_weight_format_t format, const uint8_t* a8, int64_t kp, const float* lhs_scales,
+                          const void* codes, const void* scales, const std::vector<int64_t>& off, int64_t m, int64_t k,
+                          int64_t n, float* out) {
+  zero_rows(out, off.back(), m, n);
+  if (off.back() == 0 || n == 0) return;
+  Problem P = packed_problem(format, a8, kp, lhs_scales, codes, scales, k, n, out);
+  execute(P, off);
+}
+
+void quantized_gmm_packed_glu(moe_weight_format_t format, const uint8_t* a8, int64_t kp, const float* lhs_scales,
+                              const void* codes0, const void* scales0, const void* codes1, const void* scales1,
+                              const float* b0, const float* b1, moe_activation_t act, float limit,
+                              const std::vector<int64_t>& off, int64_t m, int64_t k, int64_t n, float* out,
+                              const GluQuant* quant) {
+  zero_rows(out, off.back(), m, n);
+  if (off.back() == 0 || n == 0) {
+    for (int64_t r = 0; quant != nullptr && r < off.back(); ++r) {
+      quant->ok[r] = qg_quantize_row(out + r * n, n, quant->kp, quant->bits, quant->a8 + r * quant->kp, quant->scales + r) ? 1 : 0;
+    }
+    return;
+  }
+  Problem P = packed_problem(format, a8, kp, lhs_scales, codes0, scales0, k, n, out);
+  const Problem P1 = packed_problem(format, a8, kp, lhs_scales, codes1, scales1, k, n, out);
+  Glu G{&P1, b0, b1, act, limit, out, quant, nullptr};
+  P.glu = &G;
   execute(P, off);
 }
 

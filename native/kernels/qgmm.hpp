@@ -10,7 +10,9 @@
 // the tile's accumulators (qg_stream_avx512), read once per tile of rows.
 // Integer path (int8 / int4 codes, lhs in int8 range): the codes of the whole k are packed as int8.hpp's B panel
 // (k-quads of 64 columns) with their column sums and multiplied by the int8.hpp tiles; small groups (VNNI) stream
-// spans of panels chunk by chunk of k instead, the codes interleaved in registers (qg_stream_i8_vnni).
+// spans of panels chunk by chunk of k instead, the codes interleaved in registers (qg_stream_i8_vnni). A GLU pair (the
+// served FFN's wi0 and wi1 over the same rows) runs both products per work item with the GLU as their epilogue, and the
+// last item of a block of rows quantizes those rows while they are in the cache.
 #pragma once
 
 #include <cstdint>
@@ -89,5 +91,22 @@ moe_status_t quantized_gmm_run(moe_weight_format_t format, const void* lhs, int 
 void quantized_gmm_packed(moe_weight_format_t format, const uint8_t* a8, int64_t kp, const float* lhs_scales,
                           const void* codes, const void* scales, const std::vector<int64_t>& off, int64_t m, int64_t k,
                           int64_t n, float* out);
+// Where quantized_gmm_packed_glu quantizes its output rows (qg_quantize_row: a8 [m, kp], scales [m]); ok[r] = 0 where
+// row r was not finite (nothing written for it).
+struct GluQuant {
+  int bits;
+  int64_t kp;
+  uint8_t* a8;
+  float* scales;
+  uint8_t* ok;
+};
+// The same for a GLU pair sharing its rows (wi0 and wi1 of the served FFN): out = glu(rows @ wi0 + b0, rows @ wi1 + b1)
+// row by row (IsaUnit::glu_fwd), the products never stored, then out's rows quantized into quant unless it is null:
+// the same bits as the two products, add_group_bias, glu_fwd_all and qg_quantize_row per row.
+void quantized_gmm_packed_glu(moe_weight_format_t format, const uint8_t* a8, int64_t kp, const float* lhs_scales,
+                              const void* codes0, const void* scales0, const void* codes1, const void* scales1,
+                              const float* b0, const float* b1, moe_activation_t act, float limit,
+                              const std::vector<int64_t>& off, int64_t m, int64_t k, int64_t n, float* out,
+                              const GluQuant* quant);
 
 }  // namespace moe::detail

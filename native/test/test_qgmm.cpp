@@ -211,7 +211,7 @@ void test_nan(moe_isa_t isa) {
 // moe_quantized_gmm, bias, combine (ascending k, mul then add). Bit-identical for every format and thread count; also
 // a non-finite input row named by the error.
 void test_served_ffn(moe_isa_t isa, moe_weight_format_t f, int lhs_bits, uint64_t seed) {
-  const int64_t T = 11, K = 2, D = 96, H = 64, R = T * K;
+  const int64_t T = 11, K = 2, D = 96, H = 160, R = T * K;  // H: two panels and 32 columns (mxfp4: k of wo)
   const std::vector<int32_t> gs = {7, 0, 12, 3};
   const int64_t E = int64_t(gs.size());
   const Weights w0 = make_weights(f, E, D, H, seed), w1 = make_weights(f, E, D, H, seed + 1),
