@@ -272,8 +272,8 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
       const [x, noise] = [ins[0]!, ins[1]];
       const q = params as Params<Prim.Quantize>;
       const [P, C, Q] = quantizeLayout(x.shape, q.axes)!;
-      const values = zeroed(Int32Array, x.size);
-      const scales = zeroed(Float32Array, P * Q);
+      const values = writtenInFull("int32", x.size) as Int32Array; // every element (or an error thrown below)
+      const scales = writtenInFull("float32", P * Q) as Float32Array;
       const bad = b.quantizeF32(x.data as Float32Array, (noise?.data as Float32Array | undefined) ?? null, P, C, Q, q.bits, q.flavour === "qwix", values, scales);
       if (bad >= 0) throw new MoeError(`[quantize] element ${bad} of the input is ${x.data[bad]}: abs-max scales need finite values`);
       return [values, scales];
