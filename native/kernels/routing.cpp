@@ -1,11 +1,12 @@
 // Routing kernels: top-k along rows and a stable argsort of integer keys (the sort by expert id).
-// Single-threaded: a small part of a layer forward at the bench shape (bench/RESULTS.md).
+// Top-k runs rows on the pool; the argsort is single-threaded (a small part of a layer forward at the bench shape).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "api_util.hpp"
+#include "ffn_stages.hpp"
 #include "moe-kernels.h"
 
 namespace {
@@ -46,7 +47,13 @@ extern "C" moe_status_t moe_topk_f32(const float* x, int64_t rows, int64_t n, in
   }
   return guarded("moe_topk_f32", [&] {
     if (k > 0) {
-      for (int64_t r = 0; r < rows; r++) topk_row(x + r * n, n, k, values + r * k, indices + r * k);
+      const int64_t chunk = std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1));  // rows per work item
+      auto body = [&](int64_t item, int) {
+        for (int64_t r = item * chunk, r1 = std::min(rows, r + chunk); r < r1; r++) {
+          topk_row(x + r * n, n, k, values + r * k, indices + r * k);
+        }
+      };
+      parallel_items((rows + chunk - 1) / chunk, double(rows) * double(n) < kSerialElems, body);
     }
     return MOE_STATUS_OK;
   });
