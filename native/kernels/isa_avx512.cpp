@@ -192,7 +192,7 @@ constexpr std::array<StreamStrip<S>, sizeof...(R)> stream_strip_table(std::integ
 // 32-row groups are FLOPs-bound, 1.07x).
 template <class S>
 void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) {
-  const int64_t nbp = round_up(it.nb, 16), ncols = P.halves * nbp;
+  const int64_t nbp = round_up(it.nb, 16), ncols = stream_ldc(P.halves * nbp);
   const int64_t r0 = P.off[it.g];
   const float* xr[kBlkStreamRows];
   for (int64_t i = 0; i < it.mb; ++i) xr[i] = P.a[0] + arow(P, r0 + it.i0 + i) * P.lda;
