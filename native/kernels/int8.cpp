@@ -188,6 +188,23 @@ moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int
   }
 }
 
+bool i32_fits_i8(const int32_t* x, int64_t n) {
+  if (x == nullptr || n < 0) return false;
+  constexpr int64_t kChunk = int64_t(1) << 16;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<uint8_t> ok(size_t(chunks), 1);
+  auto body = [&](int64_t c) {
+    int32_t lo = 0, hi = 0;
+    for (int64_t i = c * kChunk, i1 = std::min(n, i + kChunk); i < i1; ++i) {
+      lo = std::min(lo, x[i]);
+      hi = std::max(hi, x[i]);
+    }
+    ok[size_t(c)] = lo >= -128 && hi <= 127 ? 1 : 0;
+  };
+  parallel_items(chunks, body);
+  return std::find(ok.begin(), ok.end(), uint8_t(0)) == ok.end();
+}
+
 }  // namespace moe::detail
 
 using moe::detail::Checker;
@@ -197,13 +214,12 @@ using moe::detail::guarded;
 extern "C" {
 
 int moe_i32_fits_i8(const int32_t* x, int64_t n) {
-  if (x == nullptr || n < 0) return 0;
-  int32_t lo = 0, hi = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    lo = std::min(lo, x[i]);
-    hi = std::max(hi, x[i]);
-  }
-  return lo >= -128 && hi <= 127 ? 1 : 0;
+  bool fits = false;
+  const moe_status_t st = guarded("moe_i32_fits_i8", [&] {
+    fits = moe::detail::i32_fits_i8(x, n);
+    return MOE_STATUS_OK;
+  });
+  return st == MOE_STATUS_OK && fits ? 1 : 0;
 }
 
 moe_status_t moe_gmm_i8(const int32_t* lhs, const int32_t* rhs, const int32_t* group_sizes, int64_t m, int64_t k,

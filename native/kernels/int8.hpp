@@ -31,6 +31,9 @@ void i8_tile_vnni_scaled(const uint8_t* a, int64_t kp, int rows, const int8_t* p
 void i8_tile_scalar(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, int32_t* c, int64_t ldc,
                     int cols);
 
+// Whether every x[i], i < n, is in [-128, 127], on the pool (moe_i32_fits_i8 without the call lock).
+bool i32_fits_i8(const int32_t* x, int64_t n);
+
 // A rows [m, k] (int8-range int32) as uint8 (+128) rows of kp >= k bytes, padded with 128 (on the pool).
 void i8_pack_rows(const int32_t* lhs, int64_t m, int64_t k, int64_t kp, uint8_t* dst);
 

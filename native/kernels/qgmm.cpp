@@ -478,7 +478,7 @@ moe_status_t quantized_gmm_run(moe_weight_format_t format, const void* lhs, int 
           ck.tensor("group_sizes", group_sizes, {G}) && ck.tensor("out", out, {m, n}) &&
           group_offsets(ck, group_sizes, G, m, off) &&
           ck.require(k <= std::numeric_limits<int32_t>::max() / (128 * 128), "k too large for exact int32 sums") &&
-          ck.require(lhs_int == 0 || m * k == 0 || moe_i32_fits_i8(static_cast<const int32_t*>(lhs), m * k) == 1,
+          ck.require(lhs_int == 0 || m * k == 0 || i32_fits_i8(static_cast<const int32_t*>(lhs), m * k),
                      "an int lhs must hold values in [-128, 127]"))) {
       return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
     }
