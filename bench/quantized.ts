@@ -153,13 +153,13 @@ export function quantizedRows(b: QuantBench): QuantRow[] {
       const f32 = benchConfig(s, "float32");
       const q = quantConfig(s, keys);
       log(`${decode ? "decode" : "forward"} ${b.name(s)} ${what}`);
-      b.tracker.read(0.3); // the peaks the forward rows are judged against, read beside them
+      const before = b.tracker.read(0.3); // the probes the forward rows are judged against, read beside them
       const t = timePaired(
         () => routedMoeForward(f32, w, x),
         () => routedMoeForward(q, served, x),
         decode ? b.runs * 5 : b.runs,
       );
-      b.tracker.read(0.3);
+      const after = b.tracker.read(0.3);
       const row: QuantRow = {
         id: `${decode ? "decode" : "forward"}-served-${mode}-${String(keys.quantization)}`,
         name: `moekit ${decode ? "decode" : "forward"}, ${what}`,
@@ -181,7 +181,14 @@ export function quantizedRows(b: QuantBench): QuantRow[] {
         }
       } else {
         row.gflops = usefulFlops(s) / t.b_s / 1e9;
-        if (keys === INT8) row.peakOf = "int8Gops";
+        if (keys === INT8) {
+          row.peakOf = "int8Gops";
+          // as the float forward rows: against the int8 probe read either side of these runs
+          if (before.int8Gops !== undefined && after.int8Gops !== undefined) {
+            row.besideFraction = row.gflops / ((before.int8Gops + after.int8Gops) / 2);
+            row.note += `; ${(100 * row.besideFraction).toFixed(0)}% of the int8 probe read beside these runs`;
+          }
+        }
       }
       rows.push(row);
     }

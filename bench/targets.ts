@@ -85,7 +85,7 @@ export function checkTargets(rows: readonly TargetRow[], bf16Path?: string, prob
         ? ` (the int8 probe is ${times(probes.int8Gops / probes.fp32Gflops)} the FMA probe here)`
         : "",
     ),
-    check("quantized: int8 forward >= 70% of the int8 probe", int8?.peakFraction, (v) => v >= 0.7, pct),
+    besideCheck("quantized: int8 forward >= 70% of the int8 probe beside", int8, int8?.peakFraction, 0.7),
   );
   for (const mode of ["int8", "int4"]) {
     const r = row(`decode-served-${mode}-intmp`);
