@@ -66,6 +66,14 @@ moe_status_t not_finite(const float* row, int64_t r, int64_t k) {
                                                " of an expert matmul's input is not finite (abs-max scales need finite values)");
 }
 
+// The error for the first row r of rows [R, k] with ok[r] == 0 (a row the quantizer refused), else OK.
+moe_status_t rows_finite(const std::vector<uint8_t>& ok, const float* rows, int64_t k) {
+  for (size_t r = 0; r < ok.size(); ++r) {
+    if (ok[r] == 0) return not_finite(rows + int64_t(r) * k, int64_t(r), k);
+  }
+  return MOE_STATUS_OK;
+}
+
 // L.q, L.scales = rows [R, k] quantized per row (moe_quantize_f32's AQT rule), when L.bits > 0.
 moe_status_t quantize_rows(Lhs& L, const float* rows, int64_t R, int64_t k) {
   if (L.bits == 0) return MOE_STATUS_OK;
@@ -80,10 +88,7 @@ moe_status_t quantize_rows(Lhs& L, const float* rows, int64_t R, int64_t k) {
     ok[size_t(r)] = qg_quantize_row(rows + r * k, k, L.kp, L.bits, static_cast<uint8_t*>(L.q) + r * L.kp, L.scales + r);
   };
   parallel_items(R, double(R * k) < kSerialElems, body);
-  for (int64_t r = 0; r < R; ++r) {
-    if (ok[size_t(r)] == 0) return not_finite(rows + r * k, r, k);
-  }
-  return MOE_STATUS_OK;
+  return rows_finite(ok, rows, k);
 }
 
 // The int8 x int8 path's input: x's T token rows quantized once (a token's K routed copies are the same row, so the
@@ -109,6 +114,24 @@ moe_status_t quantize_gather_tokens(Lhs& L, Workspace& ws, const float* x, int64
   };
   parallel_items((R + chunk - 1) / chunk, double(R * L.kp) < 4 * kSerialElems, copy);
   return MOE_STATUS_OK;
+}
+
+// The integer rows' GLU pair: both products, the GLU and act's rows quantized per work item (act [R, H] the only float
+// rows stored); L then describes the quantized act (its codes and scales in workspace slots 9 and 8: L's own are read
+// until the last item is done).
+moe_status_t glu_pair_int(Lhs& L, Workspace& ws, const std::vector<int64_t>& off, int64_t D, int64_t H,
+                          const void* wi0_codes, const void* wi0_scales, const void* wi1_codes, const void* wi1_scales,
+                          const float* b0, const float* b1, moe_activation_t activation, float limit, float* act) {
+  const int64_t R = off.back();
+  std::vector<uint8_t> ok(size_t(R), 1);
+  const int64_t kp = i8_kp(H);
+  const GluQuant quant{L.bits, kp, static_cast<uint8_t*>(ws.get(9, std::max<int64_t>(1, R * kp))), ws.f32(8, R), ok.data()};
+  quantized_gmm_packed_glu(L.fmt, static_cast<const uint8_t*>(L.q), L.kp, L.scales, wi0_codes, wi0_scales, wi1_codes,
+                           wi1_scales, b0, b1, activation, limit, off, R, D, H, act, quant);
+  L.q = quant.a8;
+  L.scales = quant.scales;
+  L.kp = kp;
+  return rows_finite(ok, act, H);
 }
 
 // A bfloat16 layer's weight-only product with int8 / int4 codes, as QuantizedGmm in bf16 rounds it:
@@ -194,8 +217,6 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
     const float* unit = ones.empty() ? nullptr : ones.data();
     // int8 / int4 codes with quantized rows, float layer: the integer tiles' packed rows made straight from x and the GLU
     const bool int_rows = !bf16 && lhs_bits != 0 && L.packed();
-    float* h = int_rows ? nullptr : ws.f32(2, 2 * R * H);  // the two products (the integer rows' never stored)
-    float *h0 = h, *h1 = int_rows ? nullptr : h + R * H;
     moe_status_t st = MOE_STATUS_OK;
     if (int_rows) {
       st = quantize_gather_tokens(L, ws, x, T, D, row_token, R);
@@ -205,32 +226,23 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
       st = quantize_rows(L, rows, R, D);
     }
     if (st != MOE_STATUS_OK) return st;
-    if (int_rows) {  // both products, the GLU and act's quantization per work item (act the only float rows stored)
-      const Lhs in = L;
-      L.kp = i8_kp(H);
-      L.scales = ws.f32(8, R);  // in's scales are read until the last item is done
-      std::vector<uint8_t> ok(size_t(R), 1);
-      const GluQuant quant{L.bits, L.kp, static_cast<uint8_t*>(ws.get(9, std::max<int64_t>(1, R * L.kp))), L.scales, ok.data()};
-      L.q = quant.a8;
-      quantized_gmm_packed_glu(format, static_cast<const uint8_t*>(in.q), in.kp, in.scales, wi0_codes, wi0_scales,
-                               wi1_codes, wi1_scales, b0, b1, activation, clamp_limit, off, R, D, H, act, &quant);
-      for (int64_t r = 0; r < R && st == MOE_STATUS_OK; ++r) {
-        if (ok[size_t(r)] == 0) st = not_finite(act + r * H, r, H);
-      }
+    const Dims d{T, D, R, E, H, off};
+    if (int_rows) {
+      st = glu_pair_int(L, ws, off, D, H, wi0_codes, wi0_scales, wi1_codes, wi1_scales, b0, b1, activation, clamp_limit,
+                        act);
     } else {
+      float* h0 = ws.f32(2, 2 * R * H);  // the two products
+      float* h1 = h0 + R * H;
       st = qgmm(L, unit, rows, wi0_codes, wi0_scales, group_sizes, off, R, D, H, h0);
       if (st == MOE_STATUS_OK) st = qgmm(L, unit, rows, wi1_codes, wi1_scales, group_sizes, off, R, D, H, h1);
       if (st != MOE_STATUS_OK) return st;
-    }
-    const Dims d{T, D, R, E, H, off};
-    if (bf16) {  // h0, h1 rounded, + rounded biases, rounded, every op of the GLU rounded
-      glu_fwd_bf16(d, h0, h1, b0, b1, activation, clamp_limit, act);
-      st = quantize_rows(L, act, R, H);
-    } else if (int_rows) {  // act quantized above
-    } else {
-      add_group_bias(off, b0, H, h0);
-      add_group_bias(off, b1, H, h1);
-      glu_fwd_all(h0, h1, R * H, activation, clamp_limit, act);
+      if (bf16) {  // h0, h1 rounded, + rounded biases, rounded, every op of the GLU rounded
+        glu_fwd_bf16(d, h0, h1, b0, b1, activation, clamp_limit, act);
+      } else {
+        add_group_bias(off, b0, H, h0);
+        add_group_bias(off, b1, H, h1);
+        glu_fwd_all(h0, h1, R * H, activation, clamp_limit, act);
+      }
       st = quantize_rows(L, act, R, H);
     }
     if (st == MOE_STATUS_OK) st = qgmm(L, unit, act, wo_codes, wo_scales, group_sizes, off, R, H, D, rows);

@@ -149,9 +149,14 @@ struct Glu {
   moe_activation_t act;
   float limit;
   float* out;  // [m, n]
-  const GluQuant* quant;  // or null
+  const GluQuant* quant;
   std::unique_ptr<std::atomic<int64_t>[]> left;  // per item block: its items not yet run
 };
+
+// Row r of out [., n] quantized as GluQuant says.
+void quantize_out_row(const GluQuant& q, const float* out, int64_t n, int64_t r) {
+  q.ok[r] = qg_quantize_row(out + r * n, n, q.kp, q.bits, q.a8 + r * q.kp, q.scales + r) ? 1 : 0;
+}
 
 // The scales of block b of columns [j0, j0 + 64) (0 past n).
 void block_scales(const Problem& P, int64_t g, int64_t b, int64_t j0, float* s) {
@@ -313,8 +318,7 @@ void run_int_item(const Problem& P, const Item& it, float* scratch) {
 
 // The GLU pair's large groups: both panels packed, then tile by tile both products and glu_rows(h0, h1, ld, i, rows).
 template <class GluRows>
-void run_int_glu_tiles(const Problem& P, const Item& it, float* scratch, const GluRows& glu_rows) {
-  const int cols = int(std::min(P.n, it.j0 + it.cols) - it.j0);
+void run_int_glu_tiles(const Problem& P, const Item& it, int cols, float* scratch, const GluRows& glu_rows) {
   IntPanel p0, p1;
   float* rest = scratch + int_panel_at(scratch, P.kp / 4, p0);
   rest += int_panel_at(rest, P.kp / 4, p1);
@@ -350,14 +354,11 @@ void run_int_glu(const Problem& P, const Item& it, float* scratch) {
     run_int_stream(P, *G.P1, it, scratch, {h1, cols});
     glu_rows(h0, h1, cols, 0, it.rows);
   } else {
-    run_int_glu_tiles(P, it, scratch, glu_rows);
+    run_int_glu_tiles(P, it, int(cols), scratch, glu_rows);
   }
   // release: this item's part of the rows written; acquire: the other items'
-  if (G.quant == nullptr || G.left[size_t(it.blk)].fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  const GluQuant& q = *G.quant;
-  for (int64_t r = it.r0; r < it.r0 + it.rows; ++r) {
-    q.ok[r] = qg_quantize_row(G.out + r * P.n, P.n, q.kp, q.bits, q.a8 + r * q.kp, q.scales + r) ? 1 : 0;
-  }
+  if (G.left[size_t(it.blk)].fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  for (int64_t r = it.r0; r < it.r0 + it.rows; ++r) quantize_out_row(*G.quant, G.out, P.n, r);
 }
 
 // qg_quantize_row on plain loops: moe_quantize_f32's rule (int8.hpp), packed.
@@ -427,7 +428,7 @@ void execute(Problem& P, const std::vector<int64_t>& off) {
       }
     }
   }
-  if (P.glu != nullptr && P.glu->quant != nullptr) {
+  if (P.glu != nullptr) {
     P.glu->left.reset(new std::atomic<int64_t>[size_t(blk)]);
     for (int64_t b = 0; b < blk; ++b) P.glu->left[size_t(b)].store(0, std::memory_order_relaxed);
     for (const Item& it : P.items) P.glu->left[size_t(it.blk)].fetch_add(1, std::memory_order_relaxed);
@@ -532,17 +533,15 @@ void quantized_gmm_packed_glu(moe_weight_format_t format, const uint8_t* a8, int
                               const void* codes0, const void* scales0, const void* codes1, const void* scales1,
                               const float* b0, const float* b1, moe_activation_t act, float limit,
                               const std::vector<int64_t>& off, int64_t m, int64_t k, int64_t n, float* out,
-                              const GluQuant* quant) {
+                              const GluQuant& quant) {
   zero_rows(out, off.back(), m, n);
   if (off.back() == 0 || n == 0) {
-    for (int64_t r = 0; quant != nullptr && r < off.back(); ++r) {
-      quant->ok[r] = qg_quantize_row(out + r * n, n, quant->kp, quant->bits, quant->a8 + r * quant->kp, quant->scales + r) ? 1 : 0;
-    }
+    for (int64_t r = 0; r < off.back(); ++r) quantize_out_row(quant, out, n, r);
     return;
   }
   Problem P = packed_problem(format, a8, kp, lhs_scales, codes0, scales0, k, n, out);
   const Problem P1 = packed_problem(format, a8, kp, lhs_scales, codes1, scales1, k, n, out);
-  Glu G{&P1, b0, b1, act, limit, out, quant, nullptr};
+  Glu G{&P1, b0, b1, act, limit, out, &quant, nullptr};
   P.glu = &G;
   execute(P, off);
 }

@@ -101,12 +101,12 @@ struct GluQuant {
   uint8_t* ok;
 };
 // The same for a GLU pair sharing its rows (wi0 and wi1 of the served FFN): out = glu(rows @ wi0 + b0, rows @ wi1 + b1)
-// row by row (IsaUnit::glu_fwd), the products never stored, then out's rows quantized into quant unless it is null:
-// the same bits as the two products, add_group_bias, glu_fwd_all and qg_quantize_row per row.
+// row by row (IsaUnit::glu_fwd), the products never stored, then out's rows quantized into quant: the same bits as the
+// two products, add_group_bias, glu_fwd_all and qg_quantize_row per row.
 void quantized_gmm_packed_glu(moe_weight_format_t format, const uint8_t* a8, int64_t kp, const float* lhs_scales,
                               const void* codes0, const void* scales0, const void* codes1, const void* scales1,
                               const float* b0, const float* b1, moe_activation_t act, float limit,
                               const std::vector<int64_t>& off, int64_t m, int64_t k, int64_t n, float* out,
-                              const GluQuant* quant);
+                              const GluQuant& quant);
 
 }  // namespace moe::detail
