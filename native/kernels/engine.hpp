@@ -170,6 +170,9 @@ double probe_fma_avx512(double seconds);
 // to float32, over 8 lanes (isa_avx512.cpp). Lanes whose x is not finite or whose exp leaves double's normal range
 // are left to `scalar`, which gets their index.
 void unary_f64_avx512(const float* x, float* out, int64_t n, bool sigmoid, void (*scalar)(const float*, float*, int64_t));
+// top_k of one row as routing.cpp's topk_row (larger first, equal values by lower index) for n <= 512 without NaN;
+// false otherwise, having written nothing (isa_avx512.cpp).
+bool topk_row_avx512(const float* x, int64_t n, int64_t k, float* vals, int32_t* ids);
 double probe_fma_avx2(double seconds);  // isa_avx2.cpp
 double probe_dpbf16(double seconds);
 double probe_amx(double seconds);

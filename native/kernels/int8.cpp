@@ -81,12 +81,15 @@ Packed pack(const int32_t* lhs, const int32_t* rhs, int64_t m, int64_t k, int64_
 }  // namespace
 
 void i8_pack_rows(const int32_t* lhs, int64_t m, int64_t k, int64_t kp, uint8_t* dst) {
-  auto rows = [&](int64_t r) {
-    uint8_t* d = dst + r * kp;
-    for (int64_t p = 0; p < k; ++p) d[p] = uint8_t(lhs[r * k + p] + 128);
-    for (int64_t p = k; p < kp; ++p) d[p] = 128;
+  const int64_t per = std::max<int64_t>(1, 16384 / std::max<int64_t>(k, 1));  // rows per item: 64 KiB of lhs
+  auto rows = [&](int64_t c) {
+    for (int64_t r = c * per, e = std::min(m, r + per); r < e; ++r) {
+      uint8_t* d = dst + r * kp;
+      for (int64_t p = 0; p < k; ++p) d[p] = uint8_t(lhs[r * k + p] + 128);
+      for (int64_t p = k; p < kp; ++p) d[p] = 128;
+    }
   };
-  parallel_items(m, rows);
+  parallel_items((m + per - 1) / per, rows);
 }
 
 void i8_tile_scalar(const uint8_t* a, int64_t kp, int rows, const int8_t* panel, int64_t kq, int32_t* c, int64_t ldc,
@@ -180,7 +183,13 @@ moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int
         }
       }
     };
-    parallel_items(P * qblocks, body);
+    // rows along C (Q = 1) by runs of 64 KiB: a thread reading one 4 KiB row after another's left the prefetchers to
+    // start over on every row
+    const int64_t per = Q == 1 ? std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1)) : 1, n = P * qblocks;
+    auto run = [&](int64_t c) {
+      for (int64_t item = c * per, e = std::min(n, item + per); item < e; ++item) body(item);
+    };
+    parallel_items((n + per - 1) / per, run);
     for (int64_t b : bad) {
       if (b >= 0 && (*first_bad < 0 || b < *first_bad)) *first_bad = b;
     }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <array>
 #include <utility>
 
@@ -335,6 +336,38 @@ void unary_f64_avx512(const float* x, float* out, int64_t n, bool sigmoid, void 
     }
   }
   if (i < n) scalar(x + i, out + i, n - i);
+}
+
+bool topk_row_avx512(const float* x, int64_t n, int64_t k, float* vals, int32_t* ids) {
+  constexpr int64_t kMax = 512;
+  if (n > kMax || k > n) return false;
+  const int64_t nv = (n + 15) / 16;
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 v[kMax / 16];
+  __mmask16 live[kMax / 16];  // not yet taken (and inside the row)
+  for (int64_t b = 0; b < nv; ++b) {
+    live[b] = n - 16 * b >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - 16 * b)) - 1u);
+    v[b] = _mm512_mask_loadu_ps(ninf, live[b], x + 16 * b);
+    if (_mm512_mask_cmp_ps_mask(live[b], v[b], v[b], _CMP_UNORD_Q) != 0) return false;  // NaN: the scalar order
+  }
+  // each pass takes the largest value left, at its lowest index (taken ones read as -inf but are not live)
+  for (int64_t t = 0; t < k; ++t) {
+    __m512 m = v[0];
+    for (int64_t b = 1; b < nv; ++b) m = _mm512_max_ps(m, v[b]);
+    const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+    for (int64_t b = 0; b < nv; ++b) {
+      const __mmask16 eq = _mm512_mask_cmp_ps_mask(live[b], v[b], top, _CMP_EQ_OQ);
+      if (eq == 0) continue;
+      const int lane = __builtin_ctz(unsigned(eq));
+      const int64_t j = 16 * b + lane;
+      vals[t] = x[j];
+      ids[t] = int32_t(j);
+      live[b] = __mmask16(live[b] & ~(1u << lane));
+      v[b] = _mm512_mask_mov_ps(v[b], __mmask16(1u << lane), ninf);
+      break;
+    }
+  }
+  return true;
 }
 
 }  // namespace moe::detail

@@ -1,5 +1,6 @@
 // Routing kernels: top-k along rows and a stable argsort of integer keys (the sort by expert id).
-// Top-k runs rows on the pool; the argsort is single-threaded (a small part of a layer forward at the bench shape).
+// Top-k runs rows on the pool (AVX-512: k passes of a vector maximum, isa_avx512.cpp); the argsort is
+// single-threaded (a small part of a layer forward at the bench shape).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -48,8 +49,16 @@ extern "C" moe_status_t moe_topk_f32(const float* x, int64_t rows, int64_t n, in
   return guarded("moe_topk_f32", [&] {
     if (k > 0) {
       const int64_t chunk = std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1));  // rows per work item
+#if defined(MOE_HAVE_X86_KERNELS)
+      const bool avx512 = isa_active() == MOE_ISA_AVX512;
+#else
+      const bool avx512 = false;
+#endif
       auto body = [&](int64_t item, int) {
         for (int64_t r = item * chunk, r1 = std::min(rows, r + chunk); r < r1; r++) {
+#if defined(MOE_HAVE_X86_KERNELS)
+          if (avx512 && topk_row_avx512(x + r * n, n, k, values + r * k, indices + r * k)) continue;
+#endif
           topk_row(x + r * n, n, k, values + r * k, indices + r * k);
         }
       };

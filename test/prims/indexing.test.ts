@@ -211,6 +211,14 @@ describe.each(testBackends())("top_k on %s", (backend) => {
     ["k = n with repeats", tensor([3, 1, 2, 1, 3], [5], "float32"), 5],
     ["random float32 [37, 64] k=8", new Rng(55).tensor([37, 64]), 8],
     ["random bfloat16 [37, 64] k=8 (ties from the rounding)", new Rng(56).tensor([37, 64], "bfloat16"), 8],
+    [
+      "-Infinity and signed zeros past the first 16 (ties by index)",
+      tensor([...Array<number>(17).fill(-Infinity), -0, 0, -0, -Infinity, 0], [22], "float32"),
+      22,
+    ],
+    ["[9, 37] k=37 with ties (a partial vector of 5)", tensor(new Rng(57).randint([9, 37], -2, 3).data, [9, 37], "float32"), 37],
+    ["[3, 512] k=11 (the widest vector path)", new Rng(58).tensor([3, 512]), 11],
+    ["[2, 600] k=9 (the scalar path)", new Rng(59).tensor([2, 600]), 9],
   ];
   for (const [what, x, k] of SPECIAL) it(`top_k: ${what}`, () => checkTopK(backend, x, k));
 });
