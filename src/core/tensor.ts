@@ -113,8 +113,15 @@ export class Tensor {
       if (a instanceof Float32Array) narrowedValues.delete(a);
     }
     releases++;
-    // a bits-backed tensor's float32 data is a widened copy shared by every tensor over the same bits: never reused
-    return [...storage].filter((a): a is Float32Array => a instanceof Float32Array);
+    // a bits-backed tensor's float32 data is a widened copy shared by every tensor over the same bits: never reused;
+    // a whole int32 buffer (quantized values) is as good as a float32 one to the pool
+    return [...storage].flatMap((a) =>
+      a instanceof Float32Array
+        ? [a]
+        : a instanceof Int32Array && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength
+          ? [new Float32Array(a.buffer)]
+          : [],
+    );
   }
 
   /** Their storage was rewritten in place (the optimizer steps): forget what was derived from it. */

@@ -13,6 +13,7 @@ import type { QuantFlavour } from "../prims/quantize.js";
 import { cast, mul } from "./elementwise.js";
 import { einsum, einsumLabels } from "./matmul.js";
 import { broadcastTo } from "./movement.js";
+import { recycle } from "../core/pool.js";
 import { gmm, tgmm } from "./segment.js";
 
 export type { QuantFlavour };
@@ -63,6 +64,8 @@ interface Side {
   v: Tensor;
   s: Tensor;
   int: boolean;
+  /** v was quantized for this product alone (not a served weight's kept side) */
+  own?: boolean;
   /** v in the product's float dtype, made on first use (kept with a served weight's side) */
   vf?: Tensor;
 }
@@ -104,7 +107,7 @@ function side(x: Tensor, axes: readonly number[], q: OperandQuant | undefined, d
       int: false,
     };
   const [v, s] = quantize(x, axes, q, noise);
-  return { v, s: cast(s, dt), int: true };
+  return { v, s: cast(s, dt), int: true, own: true };
 }
 
 /** mm(q_lhs, q_rhs) (exact int32 when both are integers) · mm(s_lhs, s_rhs), in `dt`. */
@@ -112,8 +115,14 @@ function rescaled(l: Side, r: Side, k: number, mm: (a: Tensor, b: Tensor) => Ten
   if (l.int && r.int && k > MAX_EXACT_K)
     throw new UnsupportedError(`[quantized matmul] contraction of ${k} > ${MAX_EXACT_K} overflows int32`);
   const f = (x: Side): Tensor => (x.int ? (x.vf ??= cast(x.v, dt)) : x.v);
-  const prod = l.int && r.int ? cast(mm(l.v, r.v), dt) : mm(f(l), f(r));
-  return mul(prod, mm(l.s, r.s));
+  const ints = l.int && r.int ? mm(l.v, r.v) : undefined;
+  const prod = ints !== undefined ? cast(ints, dt) : mm(f(l), f(r));
+  const scales = mm(l.s, r.s);
+  const out = mul(prod, scales);
+  // what only this product holds goes back to the storage pool now rather than at some later GC: the next call's
+  // large outputs then land in pages already mapped (the int8 gate's 16 MB of values at the bench shape)
+  recycle(ints, prod, scales, l.own === true ? [l.v, l.vf] : undefined, r.own === true ? [r.v, r.vf] : undefined);
+  return out;
 }
 
 /** The float dtype the product and its scales are computed in: float64 for float64 operands, else float32. */

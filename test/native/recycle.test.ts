@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { valueAndGrad } from "../../src/autodiff/grad.js";
 import { nativeBackend as nativeBackendOf } from "../../src/backends/native/index.js";
 const nativeBackend = nativeBackendOf();
-import { recycle, recycledBytes, releaseRecycled, StoragePool } from "../../src/core/pool.js";
+import { recycle, recycledBytes, releaseRecycled, StoragePool, storagePool } from "../../src/core/pool.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { moeConfig } from "../../src/moe/config.js";
 import { routedMoeForward, type RoutedMoeWeights } from "../../src/moe/routed-moe.js";
@@ -84,9 +84,21 @@ describe("StoragePool", () => {
     expect(pool.take(12).length).toBe(12);  // none of that size: fresh
   });
 
-  it("recycle ignores tensors that are not float32-backed", () => {
+  it("recycle ignores float64 storage and int32 views into a larger buffer", () => {
     releaseRecycled();
-    recycle(new Tensor(new Float64Array(2 ** 18), [2 ** 18], "float64"), undefined, [new Tensor(new Int32Array(2 ** 19), [2 ** 19], "int32")]);
+    const part = new Int32Array(2 ** 20).subarray(0, 2 ** 19);
+    recycle(new Tensor(new Float64Array(2 ** 18), [2 ** 18], "float64"), undefined, [new Tensor(part, [2 ** 19], "int32")]);
+    expect(recycledBytes()).toBe(0);
+  });
+
+  it("recycle keeps a whole int32 buffer (quantized values) as float32 storage for the next take", () => {
+    releaseRecycled();
+    const values = new Int32Array(2 ** 19);
+    recycle(new Tensor(values, [2 ** 19], "int32"));
+    expect(recycledBytes()).toBe(2 ** 21);
+    const again = storagePool.take(2 ** 19);
+    expect(again).toBeInstanceOf(Float32Array);
+    expect(again.buffer).toBe(values.buffer);
     expect(recycledBytes()).toBe(0);
   });
 });
