@@ -1,7 +1,7 @@
-// Recycled storage (float32, or whole int32 buffers seen as float32) for the large buffers of the native kernels: a training step's residuals, and the
-// gradients that a caller hands back with recycle(). Fresh 100 MB+ arrays cost their page faults (the kernel zeroes
-// every page on first touch) on every step; recycled ones are already mapped. Only whole buffers of at least
-// MIN_BYTES are kept, up to a byte budget; the rest is left to the GC.
+// Recycled storage (float32, or whole int32 buffers seen as float32) for the large buffers of the native kernels:
+// a training step's residuals, and the gradients that a caller hands back with recycle(). Fresh 100 MB+ arrays cost
+// their page faults (the kernel zeroes every page on first touch) on every step; recycled ones are already mapped.
+// Only whole buffers of at least MIN_BYTES are kept, up to a byte budget; the rest is left to the GC.
 import { Tensor } from "./tensor.js";
 
 const MIN_BYTES = 1 << 20;
