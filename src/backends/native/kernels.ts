@@ -29,9 +29,12 @@ const isF32Values = (t: Tensor | undefined, rank: number): boolean =>
   (t?.dtype === "float32" || t?.dtype === "bfloat16") && t.shape.length === rank && t.data instanceof Float32Array;
 const sameDtype = (ins: readonly Tensor[]): boolean => ins[0]!.dtype === ins[1]!.dtype;
 const isI32 = (t: Tensor | undefined, rank: number): boolean => t?.dtype === "int32" && t.shape.length === rank && t.data instanceof Int32Array;
+// Storage the native Quantize wrote with bits <= 8: in int8 range by construction, so not scanned again.
+const quantizedInt8 = new WeakSet<Int32Array>();
+const fitsI8 = (b: NativeBinding, x: Int32Array): boolean => quantizedInt8.has(x) || b.i32FitsI8(x);
 // int32 operands whose values fit in int8 (the Quantize primitive's output): the int8 products
 const int8Operands = (b: NativeBinding, lhs: Tensor, rhs: Tensor, k: number): boolean =>
-  k <= MAX_I8_K && b.i32FitsI8(lhs.data as Int32Array) && b.i32FitsI8(rhs.data as Int32Array);
+  k <= MAX_I8_K && fitsI8(b, lhs.data as Int32Array) && fitsI8(b, rhs.data as Int32Array);
 
 /**
  * QuantizedGmm's operands as the native kernel takes them: a float32 lhs (weight-only), or an int32 lhs in int8 range
@@ -42,7 +45,7 @@ function quantizedGmmOperands(b: NativeBinding, ins: readonly Tensor[]): boolean
   const scalesOk = scales?.data instanceof Float32Array || (scales?.dtype === "uint8" && scales.data instanceof Uint8Array);
   if (!byteBacked(codes) || !scalesOk || !isI32Vector(gs) || lhs === undefined || lhs.shape[1]! > MAX_I8_K) return false;
   if (isF32(lhs, 2)) return ls === undefined;
-  return isI32(lhs, 2) && isF32(ls, 2) && b.i32FitsI8(lhs.data as Int32Array);
+  return isI32(lhs, 2) && isF32(ls, 2) && fitsI8(b, lhs.data as Int32Array);
 }
 
 /** The quantized slice as [P, C, Q] when `axes` are one run of consecutive axes (the native kernel's layout). */
@@ -275,6 +278,7 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
       const values = writtenInFull("int32", x.size) as Int32Array; // every element (or an error thrown below)
       const scales = writtenInFull("float32", P * Q) as Float32Array;
       const bad = b.quantizeF32(x.data as Float32Array, (noise?.data as Float32Array | undefined) ?? null, P, C, Q, q.bits, q.flavour === "qwix", values, scales);
+      if (q.bits <= 8) quantizedInt8.add(values);
       if (bad >= 0) throw new MoeError(`[quantize] element ${bad} of the input is ${x.data[bad]}: abs-max scales need finite values`);
       return [values, scales];
     }
