@@ -170,6 +170,9 @@ double probe_fma_avx512(double seconds);
 // to float32, over 8 lanes (isa_avx512.cpp). Lanes whose x is not finite or whose exp leaves double's normal range
 // are left to `scalar`, which gets their index.
 void unary_f64_avx512(const float* x, float* out, int64_t n, bool sigmoid, void (*scalar)(const float*, float*, int64_t));
+// y = sum over k < K (K >= 1) of w[k] * src[k], ascending k, a product then a sum per element as combine_fwd
+// (isa_avx512.cpp).
+void combine_row_avx512(const float* const* src, const float* w, int64_t K, int64_t D, float* y);
 // top_k of one row as routing.cpp's topk_row (larger first, equal values by lower index) for n <= 512 without NaN;
 // false otherwise, having written nothing (isa_avx512.cpp).
 bool topk_row_avx512(const float* x, int64_t n, int64_t k, float* vals, int32_t* ids);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "ffn_stages.hpp"
+#include "internal.hpp"
 
 namespace moe::detail {
 namespace {
@@ -31,10 +32,26 @@ float dot(const float* __restrict a, const float* __restrict b, int64_t n) {
 void combine_fwd(const float* rows, int64_t D, const int32_t* inv, const float* w, int64_t T, int64_t K, float* y) {
   if (T == 0 || D == 0) return;
   const int64_t chunk = token_chunk(D);
+#if defined(MOE_HAVE_X86_KERNELS)
+  // AVX-512: one pass over y per token, its K rows read side by side (this file's SSE2 loop read the gathered rows at
+  // about 25 GB/s on Zen 5, 512-bit loads at 38; the combine's share of the served int8 layer's samples 3.95% -> 1.80%)
+  constexpr int64_t kRowsMax = 64;
+  const bool avx512 = w != nullptr && K >= 1 && K <= kRowsMax && isa_active() == MOE_ISA_AVX512;
+#else
+  const bool avx512 = false;
+#endif
   auto body = [&](int64_t item, int) {
     const int64_t t1 = std::min(T, (item + 1) * chunk);
     for (int64_t t = item * chunk; t < t1; ++t) {
       float* __restrict yt = y + t * D;
+#if defined(MOE_HAVE_X86_KERNELS)
+      if (avx512) {
+        const float* src[kRowsMax];
+        for (int64_t k = 0; k < K; ++k) src[k] = rows + int64_t(inv[t * K + k]) * D;
+        combine_row_avx512(src, w + t * K, K, D, yt);
+        continue;
+      }
+#endif
       if (K == 0) {
         std::memset(yt, 0, size_t(D) * sizeof(float));
         continue;

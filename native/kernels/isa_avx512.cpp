@@ -338,6 +338,19 @@ void unary_f64_avx512(const float* x, float* out, int64_t n, bool sigmoid, void 
   if (i < n) scalar(x + i, out + i, n - i);
 }
 
+void combine_row_avx512(const float* const* src, const float* w, int64_t K, int64_t D, float* y) {
+  for (int64_t j = 0; j < D; j += 16) {
+    const __mmask16 m = D - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (D - j)) - 1u);
+    __m512 acc = _mm512_mul_ps(_mm512_set1_ps(w[0]), _mm512_maskz_loadu_ps(m, src[0] + j));
+    for (int64_t k = 1; k < K; ++k) {
+      __m512 p = _mm512_mul_ps(_mm512_set1_ps(w[k]), _mm512_maskz_loadu_ps(m, src[k] + j));
+      __asm__("" : "+v"(p));  // the product rounded on its own: never contracted into an fma
+      acc = _mm512_add_ps(acc, p);
+    }
+    _mm512_mask_storeu_ps(y + j, m, acc);
+  }
+}
+
 bool topk_row_avx512(const float* x, int64_t n, int64_t k, float* vals, int32_t* ids) {
   constexpr int64_t kMax = 512;
   if (n > kMax || k > n) return false;
