@@ -114,14 +114,9 @@ export class Tensor {
     }
     releases++;
     // a bits-backed tensor's float32 data is a widened copy shared by every tensor over the same bits: never reused;
-    // a whole int32 buffer (quantized values) is as good as a float32 one to the pool
-    return [...storage].flatMap((a) =>
-      a instanceof Float32Array
-        ? [a]
-        : a instanceof Int32Array && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength
-          ? [new Float32Array(a.buffer)]
-          : [],
-    );
+    // a whole int32 buffer (quantized values) serves the pool as float32 storage
+    const s = [...storage].map((a) => (a instanceof Int32Array && a.byteLength === a.buffer.byteLength ? new Float32Array(a.buffer) : a));
+    return s.filter((a): a is Float32Array => a instanceof Float32Array);
   }
 
   /** Their storage was rewritten in place (the optimizer steps): forget what was derived from it. */
