@@ -28,6 +28,18 @@ float dot(const float* __restrict a, const float* __restrict b, int64_t n) {
 
 }  // namespace
 
+// rows[r] = x[row_token[r]] for r < R.
+void gather_rows(const float* x, const int32_t* row_token, int64_t R, int64_t D, float* rows) {
+  const int64_t chunk = std::max<int64_t>(1, 16384 / std::max<int64_t>(D, 1));
+  auto body = [&](int64_t item, int) {
+    const int64_t r1 = std::min(R, (item + 1) * chunk);
+    for (int64_t r = item * chunk; r < r1; ++r) {
+      std::memcpy(rows + r * D, x + int64_t(row_token[r]) * D, size_t(D) * sizeof(float));
+    }
+  };
+  parallel_items((R + chunk - 1) / chunk, double(R * D) < kSerialElems, body);
+}
+
 // y[t] = sum_k w[t, k] * rows[inv[t * K + k]] (w NULL: 1), ascending k, mul then add.
 void combine_fwd(const float* rows, int64_t D, const int32_t* inv, const float* w, int64_t T, int64_t K, float* y) {
   if (T == 0 || D == 0) return;

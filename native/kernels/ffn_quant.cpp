@@ -21,18 +21,6 @@ namespace {
 
 #include "widen.inc"
 
-// rows[r] = x[row_token[r]] for r < R.
-void gather_rows(const float* x, const int32_t* row_token, int64_t R, int64_t D, float* rows) {
-  const int64_t chunk = std::max<int64_t>(1, 16384 / std::max<int64_t>(D, 1));
-  auto body = [&](int64_t item, int) {
-    const int64_t r1 = std::min(R, (item + 1) * chunk);
-    for (int64_t r = item * chunk; r < r1; ++r) {
-      std::memcpy(rows + r * D, x + int64_t(row_token[r]) * D, size_t(D) * sizeof(float));
-    }
-  };
-  parallel_items((R + chunk - 1) / chunk, double(R * D) < kSerialElems, body);
-}
-
 // rows[r, :] = rows[r, :] + bias[g, :] for the rows r of each group g (one fp32 add, as the composition's).
 void add_group_bias(const std::vector<int64_t>& off, const float* bias, int64_t n, float* rows) {
   if (bias == nullptr) return;

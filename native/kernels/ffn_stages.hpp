@@ -41,6 +41,8 @@ void up_bwd(const Dims& d, const float* dh0, const float* dh1, const float* x, c
 
 // The passes.
 // y[t] = sum_k w[t, k] * rows[inv[t * K + k]] (w NULL: 1), ascending k, mul then add.
+// rows[r] = x[row_token[r]] for r < R.
+void gather_rows(const float* x, const int32_t* row_token, int64_t R, int64_t D, float* rows);
 void combine_fwd(const float* rows, int64_t D, const int32_t* inv, const float* w, int64_t T, int64_t K, float* y);
 // d_rows[inv[t * K + k]] = w[t, k] * dy[t]; dw[t, k] = <rows[inv[t * K + k]], dy[t]> (when dw != NULL).
 void combine_bwd(const float* dy, const float* rows, int64_t D, const int32_t* inv, const float* w, int64_t T,
