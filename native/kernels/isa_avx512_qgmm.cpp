@@ -233,18 +233,31 @@ void stream_fmt(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* a
   f(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
 }
 
+// stream_fmt over the panels of [j0, j1) (two at a time where `pairs` and two whole ones remain), offsets of part,
+// col_scale and acc following the columns.
+template <int R>
+void stream_span(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int64_t p0, int kc, const float* a, int64_t lda,
+                 float* part, int64_t ldc, bool start, bool finish, const float* row_scale, const float* col_scale,
+                 float* acc) {
+  for (int64_t j = j0, np = 1; j < j1; j += np * 64) {
+    np = pairs && j + 128 <= j1 ? 2 : 1;
+    const int64_t o = j - j0;
+    stream_fmt<R>(s, j, p0, kc, a, lda, part + o, ldc, start, finish, row_scale, col_scale + o, acc + o, int(np));
+  }
+}
+
 }  // namespace
 
-void qg_stream_avx512(const QgCodes& s, int64_t j0, int64_t p0, const float* a, int64_t lda, int rows, int kc,
-                      float* part, int64_t ldc, bool start, bool finish, const float* row_scale,
-                      const float* col_scale, float* acc, int panels) {
+void qg_stream_avx512(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int64_t p0, const float* a, int64_t lda,
+                      int rows, int kc, float* part, int64_t ldc, bool start, bool finish, const float* row_scale,
+                      const float* col_scale, float* acc) {
   switch (rows) {
-    case 1: return stream_fmt<1>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc, panels);
-    case 2: return stream_fmt<2>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc, panels);
-    case 3: return stream_fmt<3>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc, panels);
-    case 4: return stream_fmt<4>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc, panels);
-    case 5: return stream_fmt<5>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc, panels);
-    default: return stream_fmt<6>(s, j0, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc, panels);
+    case 1: return stream_span<1>(s, j0, j1, pairs, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 2: return stream_span<2>(s, j0, j1, pairs, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 3: return stream_span<3>(s, j0, j1, pairs, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 4: return stream_span<4>(s, j0, j1, pairs, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 5: return stream_span<5>(s, j0, j1, pairs, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
+    default: return stream_span<6>(s, j0, j1, pairs, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
   }
 }
 

@@ -161,6 +161,11 @@ void quantize_out_row(const GluQuant& q, const float* out, int64_t n, int64_t r)
 // The scales of block b of columns [j0, j0 + 64) (0 past n).
 void block_scales(const Problem& P, int64_t g, int64_t b, int64_t j0, float* s) {
   const int64_t cols = std::min<int64_t>(kQgCols, P.n - j0);
+  if (P.codes.fmt == MOE_WF_INT8 || P.codes.fmt == MOE_WF_INT4) {  // one scale per column: a copy (1.4% of a decode step)
+    std::memcpy(s, P.scales + g * P.n + j0, size_t(cols) * sizeof(float));
+    std::fill(s + cols, s + kQgCols, 0.0f);
+    return;
+  }
   for (int64_t j = 0; j < kQgCols; ++j) {
     const int64_t col = j0 + j;
     if (j >= cols) {
@@ -200,6 +205,15 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
     for (int64_t j = it.j0; j < j1; j += kQgCols) block_scales(P, it.g, pb / P.bk, j, col_scale + (j - it.j0));
     for (int64_t pc = pb; pc < pe; pc += step) {
       const int kc = int(std::min<int64_t>(step, pe - pc));
+#if defined(MOE_HAVE_X86_KERNELS)
+      if (stream && it.rows <= kQgTile) {  // one tile of rows: every panel in one call
+        const float* rs = P.lhs_scales != nullptr ? P.lhs_scales + it.r0 : ones;
+        qg_stream_avx512(s, it.j0, j1, s.fmt == MOE_WF_INT4 && it.rows <= kQgStreamPairRows, pc,
+                         P.a + it.r0 * P.k + pc, P.k, int(it.rows), kc, part, W, pc == pb, pc + kc == pe, rs, col_scale,
+                         acc);
+        continue;
+      }
+#endif
       // the chunk's rows of codes, panel by panel (streamed int4: two whole panels at a time for the fewest rows)
       for (int64_t j = it.j0, np = 1; j < j1; j += np * kQgCols) {
         np = stream && s.fmt == MOE_WF_INT4 && it.rows <= kQgStreamPairRows && j + 2 * kQgCols <= j1 ? 2 : 1;
@@ -210,8 +224,8 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
           const float* rs = P.lhs_scales != nullptr ? P.lhs_scales + r : ones;
 #if defined(MOE_HAVE_X86_KERNELS)
           if (stream) {
-            qg_stream_avx512(s, j, pc, P.a + r * P.k + pc, P.k, rows, kc, part + c, W, pc == pb, pc + kc == pe, rs,
-                             col_scale + (j - it.j0), acc + c, int(np));
+            qg_stream_avx512(s, j, std::min(j1, j + np * kQgCols), np == 2, pc, P.a + r * P.k + pc, P.k, rows, kc,
+                             part + c, W, pc == pb, pc + kc == pe, rs, col_scale + (j - it.j0), acc + c);
             continue;
           }
 #endif

@@ -54,13 +54,14 @@ constexpr int kQgStreamPairRows = MOE_QG_PAIR_ROWS;
 void qg_tile_avx512(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, int64_t ldc,
                     bool start, bool finish, const float* row_scale, const float* col_scale, float* acc);
 void qg_decode_avx512(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* panel);
-// The streaming path of small groups (int8 / int4 codes): the tile above with panel[p * 64 + j] = code(p0 + p, j0 + j)
-// decoded in registers as each row of codes is read (no panel; the same chain). part holds an internal layout between
-// a block's chunks (only this function reads it). panels = 2 (int4, rows <= kQgStreamPairRows, two whole panels):
-// columns [j0, j0 + 128) in one pass, their 64 bytes of codes in one load.
-void qg_stream_avx512(const QgCodes& s, int64_t j0, int64_t p0, const float* a, int64_t lda, int rows, int kc,
-                      float* part, int64_t ldc, bool start, bool finish, const float* row_scale,
-                      const float* col_scale, float* acc, int panels);
+// The streaming path of small groups (int8 / int4 codes), over the 64-column panels of [j0, j1) in one call per
+// chunk of k: the tile above with panel[p * 64 + j] = code(p0 + p, j0 + j) decoded in registers as each row of codes
+// is read (no panel; the same chain), rows <= kQgTile. part holds an internal layout between a block's chunks (only
+// this function reads it). pairs (int4, rows <= kQgStreamPairRows): two whole panels a pass, their 64 bytes of codes
+// in one load.
+void qg_stream_avx512(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int64_t p0, const float* a, int64_t lda,
+                      int rows, int kc, float* part, int64_t ldc, bool start, bool finish, const float* row_scale,
+                      const float* col_scale, float* acc);
 #endif
 
 // One row of x [k] quantized for the integer path by moe_quantize_f32's AQT rule (a scale per row, no noise):
