@@ -9,9 +9,6 @@
 namespace moe::detail {
 namespace {
 
-// Tokens per work item of the token-major passes (fixed by D).
-int64_t token_chunk(int64_t D) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(D, 1)); }
-
 // <a, b> over n: 16 lane sums (j mod 16), then a fixed pairwise reduction.
 float dot(const float* __restrict a, const float* __restrict b, int64_t n) {
   float lanes[16] = {};
@@ -30,7 +27,7 @@ float dot(const float* __restrict a, const float* __restrict b, int64_t n) {
 
 // rows[r] = x[row_token[r]] for r < R.
 void gather_rows(const float* x, const int32_t* row_token, int64_t R, int64_t D, float* rows) {
-  const int64_t chunk = std::max<int64_t>(1, 16384 / std::max<int64_t>(D, 1));
+  const int64_t chunk = rows_per_item(D);
   auto body = [&](int64_t item, int) {
     const int64_t r1 = std::min(R, (item + 1) * chunk);
     for (int64_t r = item * chunk; r < r1; ++r) {
@@ -43,7 +40,7 @@ void gather_rows(const float* x, const int32_t* row_token, int64_t R, int64_t D,
 // y[t] = sum_k w[t, k] * rows[inv[t * K + k]] (w NULL: 1), ascending k, mul then add.
 void combine_fwd(const float* rows, int64_t D, const int32_t* inv, const float* w, int64_t T, int64_t K, float* y) {
   if (T == 0 || D == 0) return;
-  const int64_t chunk = token_chunk(D);
+  const int64_t chunk = rows_per_item(D);
 #if defined(MOE_HAVE_X86_KERNELS)
   // AVX-512: one pass over y per token, its K rows read side by side (this file's SSE2 loop read the gathered rows at
   // about 25 GB/s on Zen 5, 512-bit loads at 38; the combine's share of the served int8 layer's samples 3.95% -> 1.80%)
@@ -94,7 +91,7 @@ void combine_fwd(const float* rows, int64_t D, const int32_t* inv, const float* 
 void combine_bwd(const float* dy, const float* rows, int64_t D, const int32_t* inv, const float* w, int64_t T,
                  int64_t K, float* d_rows, float* dw) {
   if (T == 0 || K == 0) return;
-  const int64_t chunk = token_chunk(D);
+  const int64_t chunk = rows_per_item(D);
   auto body = [&](int64_t item, int) {
     const int64_t t1 = std::min(T, (item + 1) * chunk);
     for (int64_t t = item * chunk; t < t1; ++t) {

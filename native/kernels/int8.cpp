@@ -81,7 +81,7 @@ Packed pack(const int32_t* lhs, const int32_t* rhs, int64_t m, int64_t k, int64_
 }  // namespace
 
 void i8_pack_rows(const int32_t* lhs, int64_t m, int64_t k, int64_t kp, uint8_t* dst) {
-  const int64_t per = std::max<int64_t>(1, 16384 / std::max<int64_t>(k, 1));  // rows per item: 64 KiB of lhs
+  const int64_t per = rows_per_item(k);
   auto rows = [&](int64_t c) {
     for (int64_t r = c * per, e = std::min(m, r + per); r < e; ++r) {
       uint8_t* d = dst + r * kp;
@@ -185,7 +185,7 @@ moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int
     };
     // rows along C (Q = 1) by runs of 64 KiB: a thread reading one 4 KiB row after another's left the prefetchers to
     // start over on every row
-    const int64_t per = Q == 1 ? std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1)) : 1, n = P * qblocks;
+    const int64_t per = Q == 1 ? rows_per_item(C) : 1, n = P * qblocks;
     auto run = [&](int64_t c) {
       for (int64_t item = c * per, e = std::min(n, item + per); item < e; ++item) body(item);
     };

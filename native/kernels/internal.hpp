@@ -39,6 +39,9 @@ void parallel_chunks(int64_t n, int64_t chunk, F& f) {
   const int64_t items = (n + chunk - 1) / chunk;
   parallel_for(items, items > 1 ? pool_threads() : 1, body, &job);
 }
+// Rows of `row_elems` 4-byte elements per work item of a row-major pass over the pool: 64 KiB of them (at least one
+// row), so that each thread reads runs long enough for the prefetchers.
+int64_t rows_per_item(int64_t row_elems);
 // Ensures every worker has a 64-byte aligned scratch buffer of at least `floats` floats; throws std::bad_alloc.
 void scratch_reserve(int64_t floats);
 float* scratch(int worker);

@@ -340,7 +340,7 @@ void unary_f64_avx512(const float* x, float* out, int64_t n, bool sigmoid, void 
 
 void combine_row_avx512(const float* const* src, const float* w, int64_t K, int64_t D, float* y) {
   for (int64_t j = 0; j < D; j += 16) {
-    const __mmask16 m = D - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (D - j)) - 1u);
+    const __mmask16 m = tail_mask(D - j);
     __m512 acc = _mm512_mul_ps(_mm512_set1_ps(w[0]), _mm512_maskz_loadu_ps(m, src[0] + j));
     for (int64_t k = 1; k < K; ++k) {
       __m512 p = _mm512_mul_ps(_mm512_set1_ps(w[k]), _mm512_maskz_loadu_ps(m, src[k] + j));
@@ -359,7 +359,7 @@ bool topk_row_avx512(const float* x, int64_t n, int64_t k, float* vals, int32_t*
   __m512 v[kMax / 16];
   __mmask16 live[kMax / 16];  // not yet taken (and inside the row)
   for (int64_t b = 0; b < nv; ++b) {
-    live[b] = n - 16 * b >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - 16 * b)) - 1u);
+    live[b] = tail_mask(n - 16 * b);
     v[b] = _mm512_mask_loadu_ps(ninf, live[b], x + 16 * b);
     if (_mm512_mask_cmp_ps_mask(live[b], v[b], v[b], _CMP_UNORD_Q) != 0) return false;  // NaN: the scalar order
   }

@@ -172,11 +172,9 @@ void block_scales(const Problem& P, int64_t g, int64_t b, int64_t j0, float* s) 
       s[j] = 0.0f;
     } else if (P.codes.fmt == MOE_WF_FP8_E4M3) {
       s[j] = P.scales[(g * ((P.n + 127) / 128) + (col >> 7)) * ((P.k + 127) / 128) + b];
-    } else if (P.codes.fmt == MOE_WF_MXFP4) {
+    } else {  // mxfp4
       const int e = P.e8m0[(g * P.n + col) * (P.k / 32) + b];
       s[j] = e == 255 ? std::numeric_limits<float>::quiet_NaN() : std::ldexp(1.0f, e - 127);
-    } else {
-      s[j] = P.scales[g * P.n + col];
     }
   }
 }
@@ -200,6 +198,7 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
   const bool stream = false;
 #endif
   const int64_t j1 = std::min(P.n, it.j0 + W), step = stream ? kQgStreamKc : kQgKc;
+  const bool pairs = stream && s.fmt == MOE_WF_INT4 && it.rows <= kQgStreamPairRows;  // two whole panels a pass
   for (int64_t pb = 0; pb < P.k; pb += P.bk) {
     const int64_t pe = std::min(P.k, pb + P.bk);
     for (int64_t j = it.j0; j < j1; j += kQgCols) block_scales(P, it.g, pb / P.bk, j, col_scale + (j - it.j0));
@@ -208,15 +207,14 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
 #if defined(MOE_HAVE_X86_KERNELS)
       if (stream && it.rows <= kQgTile) {  // one tile of rows: every panel in one call
         const float* rs = P.lhs_scales != nullptr ? P.lhs_scales + it.r0 : ones;
-        qg_stream_avx512(s, it.j0, j1, s.fmt == MOE_WF_INT4 && it.rows <= kQgStreamPairRows, pc,
-                         P.a + it.r0 * P.k + pc, P.k, int(it.rows), kc, part, W, pc == pb, pc + kc == pe, rs, col_scale,
-                         acc);
+        qg_stream_avx512(s, it.j0, j1, pairs, pc, P.a + it.r0 * P.k + pc, P.k, int(it.rows), kc, part, W, pc == pb,
+                         pc + kc == pe, rs, col_scale, acc);
         continue;
       }
 #endif
       // the chunk's rows of codes, panel by panel (streamed int4: two whole panels at a time for the fewest rows)
       for (int64_t j = it.j0, np = 1; j < j1; j += np * kQgCols) {
-        np = stream && s.fmt == MOE_WF_INT4 && it.rows <= kQgStreamPairRows && j + 2 * kQgCols <= j1 ? 2 : 1;
+        np = pairs && j + 2 * kQgCols <= j1 ? 2 : 1;
         if (!stream) decode(s, j, pc, kc, panel);
         for (int64_t i = 0; i < it.rows; i += kQgTile) {
           const int rows = int(std::min<int64_t>(kQgTile, it.rows - i));

@@ -48,7 +48,7 @@ extern "C" moe_status_t moe_topk_f32(const float* x, int64_t rows, int64_t n, in
   }
   return guarded("moe_topk_f32", [&] {
     if (k > 0) {
-      const int64_t chunk = std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1));  // rows per work item
+      const int64_t chunk = rows_per_item(n);
 #if defined(MOE_HAVE_X86_KERNELS)
       const bool avx512 = isa_active() == MOE_ISA_AVX512;
 #else

@@ -210,6 +210,7 @@ int pool_threads() { return pool().threads(); }
 int pool_default_threads() { return online_cpus(); }
 void pool_set_threads(int n) { pool().set_threads(n); }
 void parallel_for(int64_t n_items, int max_workers, TaskFn fn, void* ctx) { pool().run(n_items, max_workers, fn, ctx); }
+int64_t rows_per_item(int64_t row_elems) { return row_elems >= 16384 ? 1 : 16384 / (row_elems > 0 ? row_elems : 1); }
 void scratch_reserve(int64_t floats) { pool().reserve(floats); }
 float* scratch(int worker) { return pool().scratch(worker); }
 
