@@ -19,7 +19,7 @@ export { RoutedMoE, routedMoeForward, type MoeOutput, type RoutedMoeWeights } fr
 export { RoutedAndSharedMoE } from "./moe/routed-and-shared-moe.js";
 export { checkFinite, NonFiniteError } from "./moe/finite.js";
 export { quantizeWeights, servedExpertBytes, type QuantizeMode } from "./moe/quantize-weights.js";
-export type { QuantizedWeight } from "./ops/quantized-weight.js";
+export { rowsWeight, tiledWeight, type QuantizedWeight } from "./ops/quantized-weight.js";
 
 export * as ops from "./ops/index.js";
 export * as nn from "./nn/index.js";

@@ -293,6 +293,11 @@ MOE_API moe_status_t moe_quantize_f32(const float* x, const float* noise, int64_
  *                    [G, ceil(n/128), ceil(k/128)] (blocks of 128 along k)
  *   MOE_WF_MXFP4     codes uint8 [G, n, k/2], element p in byte p/2, low nibble = even p, e2m1; scales uint8
  *                    [G, n, k/32], e8m0 2^(e - 127), 255 NaN (blocks of 32 along k); k a multiple of 32
+ *   MOE_WF_INT8_TILES, MOE_WF_INT4_TILES  the int8 / int4 codes and scales above with the codes in tiles, the order the
+ *                    decode streams read them: a tile is 32 rows of k by 64 bytes (64 int8 or 128 int4 columns, each
+ *                    row as the row layout holds it), zero past k and n; tile (t, q) of group g starts at byte
+ *                    2048 ((g ceil(k/32) + t) ceil(n/c) + q), c = 64 (int8) or 128 (int4), its row p % 32 at
+ *                    64 (p % 32): codes [G, ceil(k/32), ceil(n/c), 2048] bytes
  * lhs: fp32 [m, k] (lhs_int == 0, lhs_scales NULL), or int32 [m, k] with values in [-128, 127] (lhs_int != 0) and
  * lhs_scales fp32 [m] (int8 serve mode: activations quantized per row).
  * Numerics: each block's partial sum is one fp32 chain over p ascending (fma on AVX-512), then
@@ -313,7 +318,9 @@ typedef enum moe_weight_format {
   MOE_WF_INT8 = 0,
   MOE_WF_INT4 = 1,
   MOE_WF_FP8_E4M3 = 2,
-  MOE_WF_MXFP4 = 3
+  MOE_WF_MXFP4 = 3,
+  MOE_WF_INT8_TILES = 4,
+  MOE_WF_INT4_TILES = 5
 } moe_weight_format_t;
 MOE_API moe_status_t moe_quantized_gmm(moe_weight_format_t format, const void* lhs, int lhs_int, const float* lhs_scales,
                                        const void* codes, const void* scales, const int32_t* group_sizes, int64_t m,

@@ -37,12 +37,12 @@ void add_group_bias(const std::vector<int64_t>& off, const float* bias, int64_t 
 // A GMM input of the served FFN: float rows, or rows quantized per row (lhs_bits > 0) as int8.hpp's packed bytes
 // (int8 / int4 codes: the integer tiles read them as they are) or as int32 values (fp8 / mxfp4 codes).
 struct Lhs {
-  moe_weight_format_t fmt;
+  moe_weight_format_t fmt;  // as stored (tiled or not)
   int bits;
   void* q;  // [R, kp] bytes, or [R, k] int32
   float* scales;
   int64_t kp;
-  bool packed() const { return fmt == MOE_WF_INT8 || fmt == MOE_WF_INT4; }
+  bool packed() const { return code_format(fmt) == MOE_WF_INT8 || code_format(fmt) == MOE_WF_INT4; }
 };
 
 // The error for routed row r, whose k values at `row` include one that is not finite.
@@ -168,7 +168,7 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
     int64_t R = 0;
     std::vector<int64_t> off;
     if (!(check_sizes(ck, {{"T", T}, {"D", D}, {"K", K}, {"E", E}, {"H", H}}) &&
-          ck.require(format >= MOE_WF_INT8 && format <= MOE_WF_MXFP4, "unknown format " + std::to_string(int(format))) &&
+          ck.require(format >= MOE_WF_INT8 && format <= MOE_WF_INT4_TILES, "unknown format " + std::to_string(int(format))) &&
           ck.require(lhs_bits == 0 || (lhs_bits >= 2 && lhs_bits <= 8),
                      "lhs_bits must be 0 (float rows) or in [2, 8]; got " + std::to_string(lhs_bits)) &&
           ck.require(!__builtin_mul_overflow(T, K, &R), "T * K overflows") && check_index_range(ck, R) &&
@@ -183,7 +183,7 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
       return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
     }
     const bool bf16 = bf16_layer != 0;
-    if (bf16 && lhs_bits == 0 && format != MOE_WF_INT8 && format != MOE_WF_INT4) {
+    if (bf16 && lhs_bits == 0 && code_format(format) != MOE_WF_INT8 && code_format(format) != MOE_WF_INT4) {
       return fail(MOE_STATUS_INVALID_ARGUMENT, std::string(kWhere) +
                                                    ": a bfloat16 layer's weight-only form takes int8 or int4 codes only");
     }

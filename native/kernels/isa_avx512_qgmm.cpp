@@ -151,8 +151,8 @@ void stream_rows(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* 
   constexpr int kPf = MOE_QG_PF;  // rows of codes prefetched ahead
   constexpr int V = Two ? 8 : 4;  // accumulators per row
   const int64_t cols = s.n - j0 < 64 ? s.n - j0 : 64;
-  const int64_t ld = I4 ? (s.n + 1) / 2 : s.n;
-  const uint8_t* base = s.c + p0 * ld + (I4 ? j0 / 2 : j0);
+  const int64_t ld = codes_ld(s);  // tiled: [p0, p0 + kc) within one tile (qgmm.cpp's chunks)
+  const uint8_t* base = codes_at(s, p0, j0);
   const __mmask64 keep = mask64(I4 ? (cols + 1) / 2 : cols);
   const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
   __m512 c[R][V];
@@ -240,7 +240,7 @@ void stream_span(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int64_t p
                  float* part, int64_t ldc, bool start, bool finish, const float* row_scale, const float* col_scale,
                  float* acc) {
   for (int64_t j = j0, np = 1; j < j1; j += np * 64) {
-    np = pairs && j + 128 <= j1 ? 2 : 1;
+    np = pairs && pair_at(s, j, j1) ? 2 : 1;
     const int64_t o = j - j0;
     stream_fmt<R>(s, j, p0, kc, a, lda, part + o, ldc, start, finish, row_scale, col_scale + o, acc + o, int(np));
   }
@@ -276,15 +276,14 @@ void qg_tile_avx512(const float* a, int64_t lda, int rows, const float* panel, i
 void qg_decode_avx512(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* panel) {
   const int64_t cols = s.n - j0 < 64 ? s.n - j0 : 64;
   if (s.fmt == MOE_WF_INT8 || s.fmt == MOE_WF_INT4) {
-    const int64_t ld = s.fmt == MOE_WF_INT8 ? s.n : (s.n + 1) / 2;
     const __mmask64 keep = mask64(cols);
     for (int p = 0; p < kc; ++p) {
-      const uint8_t* row = s.c + (p0 + p) * ld;
+      const uint8_t* row = codes_at(s, p0 + p, j0);
       __m512i v;
       if (s.fmt == MOE_WF_INT8) {
-        v = _mm512_maskz_loadu_epi8(keep, row + j0);
+        v = _mm512_maskz_loadu_epi8(keep, row);
       } else {
-        const __m256i b = _mm256_maskz_loadu_epi8(__mmask32(mask64((cols + 1) / 2)), row + j0 / 2);
+        const __m256i b = _mm256_maskz_loadu_epi8(__mmask32(mask64((cols + 1) / 2)), row);
         v = _mm512_maskz_mov_epi8(keep, int4_to_i8(b));
       }
       store_i8_as_f32(v, panel + p * 64);
@@ -412,10 +411,10 @@ inline void interleave_quads(__m512i a, __m512i b, __m512i c, __m512i d, __m512i
 // The codes of row p (< k) of columns [j0, j0 + 64) as bytes (zero past n): int8 as they are, int4 sign-extended
 // (U false) or as v + 8 (U true).
 template <bool U>
-inline __m512i code_row(const QgCodes& s, int64_t ld, int64_t j0, int64_t cols, __mmask64 keep, int64_t p) {
-  const uint8_t* r = s.c + p * ld;
-  if (s.fmt == MOE_WF_INT8) return _mm512_maskz_loadu_epi8(keep, r + j0);
-  const __m256i b = _mm256_maskz_loadu_epi8(__mmask32(mask64((cols + 1) / 2)), r + j0 / 2);
+inline __m512i code_row(const QgCodes& s, int64_t j0, int64_t cols, __mmask64 keep, int64_t p) {
+  const uint8_t* r = codes_at(s, p, j0);
+  if (s.fmt == MOE_WF_INT8) return _mm512_maskz_loadu_epi8(keep, r);
+  const __m256i b = _mm256_maskz_loadu_epi8(__mmask32(mask64((cols + 1) / 2)), r);
   return _mm512_maskz_mov_epi8(keep, U ? int4_to_u8(b) : int4_to_i8(b));
 }
 
@@ -425,13 +424,12 @@ MOE_QG_VNNI void stream_i8_rows(const QgCodes& s, int64_t j0, int64_t p0, int64_
   constexpr int kPf = MOE_QG_PF;  // rows of codes prefetched ahead
   const int64_t cols = s.n - j0 < 64 ? s.n - j0 : 64;
   const __mmask64 keep = mask64(cols);
-  const int64_t ld = s.fmt == MOE_WF_INT8 ? s.n : (s.n + 1) / 2;
   // int8 codes + 128 (xor of the sign bit); int4 codes come as v + 8
   const __m512i flip = _mm512_set1_epi8(s.fmt == MOE_WF_INT8 ? char(0x80) : 0);
   auto row = [&](int64_t p) {
     if (p >= s.k) return _mm512_setzero_si512();  // the row's lhs is 0 there
-    _mm_prefetch(reinterpret_cast<const char*>(s.c + (p + kPf) * ld + (s.fmt == MOE_WF_INT8 ? j0 : j0 / 2)), MOE_QG_PF_HINT);
-    return _mm512_xor_si512(code_row<true>(s, ld, j0, cols, keep, p), flip);
+    _mm_prefetch(reinterpret_cast<const char*>(codes_at(s, p + kPf, j0)), MOE_QG_PF_HINT);
+    return _mm512_xor_si512(code_row<true>(s, j0, cols, keep, p), flip);
   };
   // every loop over the accumulators unrolled: otherwise GCC kept them on the stack
   __m512i acc[R][4];
@@ -477,14 +475,13 @@ MOE_QG_VNNI void qg_stream_i8_vnni(const QgCodes& s, int64_t j0, int64_t p0, int
 MOE_QG_VNNI void qg_pack_i8_vnni(const QgCodes& s, int64_t j0, int64_t kq, int8_t* panel, int32_t* colsum) {
   const int64_t cols = s.n - j0 < 64 ? s.n - j0 : 64;
   const __mmask64 keep = mask64(cols);
-  const int64_t ld = s.fmt == MOE_WF_INT8 ? s.n : (s.n + 1) / 2;
-  auto row = [&](int64_t p) { return p >= s.k ? _mm512_setzero_si512() : code_row<false>(s, ld, j0, cols, keep, p); };
+  auto row = [&](int64_t p) { return p >= s.k ? _mm512_setzero_si512() : code_row<false>(s, j0, cols, keep, p); };
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i sum[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
   for (int64_t q = 0; q < kq; ++q) {
     for (int t = 0; t < 4 && MOE_QG_PACK_PF > 0; ++t) {  // the panel's rows are ld bytes apart: prefetched
       const int64_t p = 4 * (q + MOE_QG_PACK_PF) + t;
-      if (p < s.k) _mm_prefetch(reinterpret_cast<const char*>(s.c + p * ld + (s.fmt == MOE_WF_INT8 ? j0 : j0 / 2)), _MM_HINT_T0);
+      if (p < s.k) _mm_prefetch(reinterpret_cast<const char*>(codes_at(s, p, j0)), _MM_HINT_T0);
     }
     __m512i out[4];
     interleave_quads(row(4 * q), row(4 * q + 1), row(4 * q + 2), row(4 * q + 3), out);

@@ -36,6 +36,7 @@ constexpr int64_t kQgStreamRowsInt = 8;   // int lhs: two tiles of 4 (VNNI)
 #define MOE_QG_STREAM_KC 32
 #endif
 constexpr int kQgStreamKc = MOE_QG_STREAM_KC;
+static_assert(kQgTileK % kQgStreamKc == 0, "a streamed chunk of tiled codes stays within one tile");
 
 // float8_e4m3fn and e2m1 values (prims/quantized-gmm.ts: e4m3Value, FP4_VALUES with the sign bit 8).
 struct Tables {
@@ -67,13 +68,16 @@ inline int nibble_i4(uint8_t byte, int64_t odd) {
 inline float code_at(const QgCodes& s, int64_t p, int64_t j) {
   switch (s.fmt) {
     case MOE_WF_INT8:
-      return float(int8_t(s.c[p * s.n + j]));
+      return float(int8_t(*codes_at(s, p, j)));
     case MOE_WF_INT4:
-      return float(nibble_i4(s.c[p * ((s.n + 1) / 2) + (j >> 1)], j & 1));
+      return float(nibble_i4(*codes_at(s, p, j), j & 1));
     case MOE_WF_FP8_E4M3:
       return tables().e4m3[s.c[j * s.k + p]];
     case MOE_WF_MXFP4:
       return tables().e2m1[(s.c[j * (s.k / 2) + (p >> 1)] >> ((p & 1) * 4)) & 0xf];
+    case MOE_WF_INT8_TILES:
+    case MOE_WF_INT4_TILES:
+      break;  // never: QgCodes holds the codes' format (code_format)
   }
   return 0.0f;
 }
@@ -187,7 +191,7 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
   float* col_scale = acc + kQgSpan;                 // W
   float ones[kQgTile] = {1, 1, 1, 1, 1, 1};
   std::fill(acc, acc + it.rows * W, 0.0f);
-  const QgCodes s{P.codes.fmt, P.codes.c + it.g * P.group_bytes, P.k, P.n};
+  const QgCodes s{P.codes.fmt, P.codes.c + it.g * P.group_bytes, P.k, P.n, P.codes.tiled};
 #if defined(MOE_HAVE_X86_KERNELS)
   const QgTileFn tile = P.avx512 ? qg_tile_avx512 : qg_tile_scalar;
   const QgDecodeFn decode = P.avx512 ? qg_decode_avx512 : qg_decode_scalar;
@@ -214,7 +218,7 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
 #endif
       // the chunk's rows of codes, panel by panel (streamed int4: two whole panels at a time for the fewest rows)
       for (int64_t j = it.j0, np = 1; j < j1; j += np * kQgCols) {
-        np = pairs && j + 2 * kQgCols <= j1 ? 2 : 1;
+        np = pairs && pair_at(s, j, j1) ? 2 : 1;
         if (!stream) decode(s, j, pc, kc, panel);
         for (int64_t i = 0; i < it.rows; i += kQgTile) {
           const int rows = int(std::min<int64_t>(kQgTile, it.rows - i));
@@ -250,7 +254,7 @@ void run_int_stream(const Problem& P, const Problem& C, const Item& it, float* s
   const int64_t W = it.cols, kq = P.kp / 4, kqc = kQgStreamKc / 4;
   auto* t = reinterpret_cast<int32_t*>(scratch);  // rows x W
   float* col_scale = scratch + kQgSpan;           // W
-  const QgCodes s{C.codes.fmt, C.codes.c + it.g * C.group_bytes, P.k, P.n};
+  const QgCodes s{C.codes.fmt, C.codes.c + it.g * C.group_bytes, P.k, P.n, C.codes.tiled};
   const int64_t j1 = std::min(P.n, it.j0 + W);
   for (int64_t q0 = 0; q0 < kq; q0 += kqc) {
     for (int64_t j = it.j0; j < j1; j += kQgCols) {
@@ -292,7 +296,7 @@ int64_t int_panel_at(float* scratch, int64_t kq, IntPanel& p) {
 }
 
 void pack_int_panel(const Problem& P, const Problem& C, const Item& it, const IntPanel& p) {
-  const QgCodes s{C.codes.fmt, C.codes.c + it.g * C.group_bytes, P.k, P.n};
+  const QgCodes s{C.codes.fmt, C.codes.c + it.g * C.group_bytes, P.k, P.n, C.codes.tiled};
   if (P.vnni) {
     qg_pack_i8_vnni(s, it.j0, P.kp / 4, p.panel, p.colsum);
   } else {
@@ -396,6 +400,9 @@ struct CodeDims {
 };
 CodeDims code_dims(moe_weight_format_t format, int64_t k, int64_t n) {
   switch (format) {
+    case MOE_WF_INT8_TILES:
+    case MOE_WF_INT4_TILES:
+      return {1, tiled_group_bytes(format == MOE_WF_INT4_TILES, k, n)};
     case MOE_WF_INT8:
       return {k, n};
     case MOE_WF_INT4:
@@ -408,10 +415,11 @@ CodeDims code_dims(moe_weight_format_t format, int64_t k, int64_t n) {
 }
 
 // The problem's codes, scales and output (the lhs is the caller's to set).
-Problem make_problem(moe_weight_format_t format, const void* codes, const void* scales, int64_t k, int64_t n, float* out) {
+Problem make_problem(moe_weight_format_t stored, const void* codes, const void* scales, int64_t k, int64_t n, float* out) {
   Problem P;
-  P.codes = {format, static_cast<const uint8_t*>(codes), k, n};
-  const CodeDims cd = code_dims(format, k, n);
+  const moe_weight_format_t format = code_format(stored);
+  P.codes = {format, static_cast<const uint8_t*>(codes), k, n, tiled_format(stored)};
+  const CodeDims cd = code_dims(stored, k, n);
   P.group_bytes = cd.h * cd.w;
   P.k = k;
   P.n = n;
@@ -471,16 +479,17 @@ void execute(Problem& P, const std::vector<int64_t>& off) {
 
 namespace moe::detail {
 
-moe_status_t quantized_gmm_run(moe_weight_format_t format, const void* lhs, int lhs_int, const float* lhs_scales,
+moe_status_t quantized_gmm_run(moe_weight_format_t stored, const void* lhs, int lhs_int, const float* lhs_scales,
                                const void* codes, const void* scales, const int32_t* group_sizes, int64_t m, int64_t k,
                                int64_t n, int64_t num_groups, float* out) {
   {
     Checker ck{"moe_quantized_gmm", {}};
     std::vector<int64_t> off;
-    const bool known = format >= MOE_WF_INT8 && format <= MOE_WF_MXFP4;
+    const bool known = stored >= MOE_WF_INT8 && stored <= MOE_WF_INT4_TILES;
+    const moe_weight_format_t format = code_format(stored);
     const int64_t G = num_groups, nb = (n + 127) / 128, kb = (k + 127) / 128;
-    const CodeDims cd = code_dims(format, k, n);
-    if (!(ck.require(known, "unknown format " + std::to_string(int(format))) && ck.size("m", m) && ck.size("k", k) &&
+    const CodeDims cd = code_dims(stored, k, n);
+    if (!(ck.require(known, "unknown format " + std::to_string(int(stored))) && ck.size("m", m) && ck.size("k", k) &&
           ck.size("n", n) && ck.size("num_groups", G) &&
           ck.require(format != MOE_WF_MXFP4 || k % 32 == 0, "mxfp4 needs k a multiple of 32") &&
           ck.tensor("lhs", lhs, {m, k}) && ck.tensor("codes", codes, {G, cd.h, cd.w}) &&
@@ -497,7 +506,7 @@ moe_status_t quantized_gmm_run(moe_weight_format_t format, const void* lhs, int 
     }
     zero_rows(out, off.back(), m, n);
     if (off.back() == 0 || n == 0) return MOE_STATUS_OK;
-    Problem P = make_problem(format, codes, scales, k, n, out);
+    Problem P = make_problem(stored, codes, scales, k, n, out);
     P.lhs_scales = lhs_int != 0 ? lhs_scales : nullptr;
     P.integer = lhs_int != 0 && (format == MOE_WF_INT8 || format == MOE_WF_INT4);
     P.vnni = P.integer && i8_vnni_usable();

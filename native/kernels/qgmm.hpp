@@ -26,12 +26,42 @@ constexpr int kQgCols = 64;  // panel width (= kI8PanelCols)
 constexpr int kQgKc = 64;    // rows of k decoded per chunk (a multiple of 32: an mxfp4 block never straddles chunks)
 constexpr int kQgTile = 6;   // rows of the float tile
 
-// One group's codes: group g's first byte, the logical k and n.
+// One group's codes: group g's first byte, the logical k and n; fmt int8 / int4 / fp8 / mxfp4 (tiled: the int
+// codes in MOE_WF_INT8_TILES / MOE_WF_INT4_TILES's tiles).
 struct QgCodes {
   moe_weight_format_t fmt;
   const uint8_t* c;
   int64_t k, n;
+  bool tiled = false;
 };
+
+// The tiled int formats (moe-kernels.h) as their codes' format and layout.
+inline moe_weight_format_t code_format(moe_weight_format_t f) {
+  return f == MOE_WF_INT8_TILES ? MOE_WF_INT8 : f == MOE_WF_INT4_TILES ? MOE_WF_INT4 : f;
+}
+inline bool tiled_format(moe_weight_format_t f) { return f == MOE_WF_INT8_TILES || f == MOE_WF_INT4_TILES; }
+
+constexpr int64_t kQgTileK = 32;  // rows of k per tile of the tiled layout (64 bytes each)
+// Columns of a tile's row.
+inline int64_t tile_cols(const QgCodes& s) { return s.fmt == MOE_WF_INT4 ? 128 : 64; }
+// Bytes of one group's tiles.
+inline int64_t tiled_group_bytes(bool int4, int64_t k, int64_t n) {
+  const int64_t c = int4 ? 128 : 64;
+  return (k + kQgTileK - 1) / kQgTileK * ((n + c - 1) / c) * kQgTileK * 64;
+}
+// The byte holding code (p, j) of int8 / int4 codes (j / 2's for int4) in either layout. Where j is a multiple of 64
+// (of 128 for int4's 64 bytes), the row's codes of the next 64 columns (bytes) follow it; in tiles, those of row p + 1
+// are 64 bytes further while p + 1 stays in p's tile of 32.
+inline const uint8_t* codes_at(const QgCodes& s, int64_t p, int64_t j) {
+  const bool i4 = s.fmt == MOE_WF_INT4;
+  if (!s.tiled) return s.c + p * (i4 ? (s.n + 1) / 2 : s.n) + (i4 ? j / 2 : j);
+  const int64_t c = tile_cols(s), across = (s.n + c - 1) / c, in = j % c;
+  return s.c + ((p / kQgTileK) * across + j / c) * (kQgTileK * 64) + (p % kQgTileK) * 64 + (i4 ? in / 2 : in);
+}
+// Bytes from row p to row p + 1 of the same columns, for rows within one tile where tiled.
+inline int64_t codes_ld(const QgCodes& s) { return s.tiled ? 64 : s.fmt == MOE_WF_INT4 ? (s.n + 1) / 2 : s.n; }
+// Whether a pass of two int4 panels may start at column j (whole panels up to j1; tiled: within one tile).
+inline bool pair_at(const QgCodes& s, int64_t j, int64_t j1) { return j + 128 <= j1 && (!s.tiled || j % 128 == 0); }
 
 // The float tile: for i < rows <= kQgTile, j < 64, with s = (start ? 0 : part[i * ldc + j]) + the fma chain over
 // p < kc of a[i * lda + p] * panel[p * 64 + j] (ascending p):

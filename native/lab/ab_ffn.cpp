@@ -166,13 +166,20 @@ int main(int argc, char** argv) {
     out.resize(std::max(size_t(R * H), nw));
   }
   // quantized: codes of wi0 as they come (arbitrary bytes are valid int8 / int4 codes), scales, an int8-range lhs
-  const moe_weight_format_t qf = quant && op[1] == '4' ? MOE_WF_INT4 : MOE_WF_INT8;
+  // AB_TILED=1: the codes in tiles (MOE_WF_INT8_TILES / MOE_WF_INT4_TILES; D and H are multiples of 32 and 128 here)
+  const bool tiled = std::getenv("AB_TILED") != nullptr && std::atoi(std::getenv("AB_TILED")) != 0;
+  const moe_weight_format_t qf = quant && op[1] == '4' ? (tiled ? MOE_WF_INT4_TILES : MOE_WF_INT4)
+                                                        : (tiled ? MOE_WF_INT8_TILES : MOE_WF_INT8);
+  const bool q8 = qf == MOE_WF_INT8 || qf == MOE_WF_INT8_TILES;
+  // AB_A_ROWS=1 (with AB_TILED=1): build A reads the same bytes as codes in rows, so that one run pairs the layouts
+  const bool a_rows = tiled && std::getenv("AB_A_ROWS") != nullptr && std::atoi(std::getenv("AB_A_ROWS")) != 0;
+  const moe_weight_format_t qfa = a_rows ? (q8 ? MOE_WF_INT8 : MOE_WF_INT4) : qf;
   const bool qint = quant && op[2] == 'i';
   Mapped<uint8_t> codes;
   std::vector<float> qscale, lscale;
   std::vector<int32_t> lhs_i;
   if (quant) {
-    codes.resize(qf == MOE_WF_INT8 ? nw : size_t(E * D * ((H + 1) / 2)));
+    codes.resize(q8 ? nw : size_t(E * D * ((H + 1) / 2)));
     for (size_t i = 0; i < codes.size(); ++i) codes[i] = uint8_t((i * 2654435761u) >> 13);
     qscale.assign(size_t(E * H), 0.01f);
     lscale.assign(size_t(R), 0.02f);
@@ -203,7 +210,7 @@ int main(int argc, char** argv) {
         : op == "gmm_t" ? b.gmm(lhs.data(), wi0.data(), gs.data(), R, D, H, E, 1, out.data())
         : op == "tgmm"  ? b.tgmm(lhs.data(), dout.data(), gs.data(), R, D, H, E, out.data())
         : op == "bmm"   ? b.bmm(lhs.data(), wi0.data(), E, R / E, D, H, out.data())
-        : quant ? b.qgmm(qf, qint ? static_cast<const void*>(lhs_i.data()) : lhs.data(), qint ? 1 : 0,
+        : quant ? b.qgmm(&b == &A ? qfa : qf, qint ? static_cast<const void*>(lhs_i.data()) : lhs.data(), qint ? 1 : 0,
                          qint ? lscale.data() : nullptr, codes.data(), qscale.data(), gs.data(), R, D, H, E, out.data())
         : backward ? b.bwd(dy.data(), x.data(), T, D, order.data(), K, w.data(), wi0.data(), wi1.data(), wo.data(), gs.data(),
                          E, H, MOE_ACT_SILU, 0.0f, ra.data(), r0.data(), r1.data(), ro.data(), dx.data(), nullptr,
@@ -253,7 +260,7 @@ int main(int argc, char** argv) {
   const bool same = std::memcmp(ra_out.data(), rb_out.data(), ra_out.size() * sizeof(float)) == 0;
   int64_t hit = 0;
   for (int32_t g : gs) hit += g > 0 ? 1 : 0;
-  const double wbytes = quant ? double(hit) * double(D) * double(qf == MOE_WF_INT8 ? H : (H + 1) / 2)
+  const double wbytes = quant ? double(hit) * double(D) * double(q8 ? H : (H + 1) / 2)
                         : op == "gmm" ? double(hit) * double(D) * double(H) * 4.0
                         : plain ? 0.0
                                 : double(hit) * 3.0 * double(D) * double(H) * (bf16 ? 2.0 : 4.0);

@@ -152,6 +152,10 @@ QuantCounts quant_counts(Napi::Env env, int64_t format, int64_t groups, int64_t 
       return {count(env, {groups, k, (n + 1) / 2}), count(env, {groups, n})};
     case MOE_WF_FP8_E4M3:
       return {count(env, {groups, n, k}), count(env, {groups, (n + 127) / 128, (k + 127) / 128})};
+    case MOE_WF_INT8_TILES:
+    case MOE_WF_INT4_TILES:  // tiles of 32 rows x 64 bytes: 64 int8 or 128 int4 columns
+      return {count(env, {groups, (k + 31) / 32, (n + (format == MOE_WF_INT8_TILES ? 63 : 127)) / (format == MOE_WF_INT8_TILES ? 64 : 128), 2048}),
+              count(env, {groups, n})};
     default:
       return {count(env, {groups, n, k / 2}), count(env, {groups, n, k / 32})};
   }
@@ -164,7 +168,7 @@ Napi::Value QuantizedGmm(const Napi::CallbackInfo& info) {
   expect_args(info, 10, "quantizedGmm");
   const int64_t format = size_arg(info, 0, "format");
   const int64_t m = size_arg(info, 6, "m"), k = size_arg(info, 7, "k"), n = size_arg(info, 8, "n");
-  if (format > MOE_WF_MXFP4) throw_range(env, "unknown weight format " + std::to_string(format));
+  if (format > MOE_WF_INT4_TILES) throw_range(env, "unknown weight format " + std::to_string(format));
   const int64_t groups = typed_length(info, 5);
   const View gs = i32_arg(info, 5, "groupSizes", groups);
   const bool int_lhs = info[1].IsTypedArray() && info[1].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array;
@@ -633,7 +637,7 @@ Napi::Value FfnFwdQuantized(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Obj a = obj_arg(info, "ffnFwdQuantized");
   const int64_t format = a.size("format"), bits = a.size("lhsBits");
-  if (format > MOE_WF_MXFP4) throw_range(env, "unknown weight format " + std::to_string(format));
+  if (format > MOE_WF_INT4_TILES) throw_range(env, "unknown weight format " + std::to_string(format));
   const int64_t T = a.size("T"), D = a.size("D"), K = a.size("K"), E = a.size("E"), H = a.size("H");
   const int64_t R = count(env, {T, K});
   const moe_activation_t act = activation_arg(a);

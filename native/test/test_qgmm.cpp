@@ -24,7 +24,7 @@ struct Case {
   std::vector<int32_t> gs;
 };
 
-const char* kNames[] = {"int8", "int4", "fp8_e4m3", "mxfp4"};
+const char* kNames[] = {"int8", "int4", "fp8_e4m3", "mxfp4", "int8 tiles", "int4 tiles"};
 
 float e4m3(int c) {
   const int e = (c >> 3) & 15, m = c & 7;
@@ -60,7 +60,30 @@ struct Weights {
     return scales[size_t(g * n + j)];
   }
   const void* scale_ptr() const { return f == MOE_WF_MXFP4 ? static_cast<const void*>(e8m0.data()) : scales.data(); }
+  // the codes as moe_quantized_gmm takes them in format `as`: these, or int8 / int4 ones laid out in tiles
+  // (moe-kernels.h: 32 rows of k x 64 bytes, tile (t, q) of group g at 2048 ((g ceil(k/32) + t) ceil(n/c) + q))
+  std::vector<uint8_t> stored(moe_weight_format_t as) const {
+    if (as == f) return codes;
+    const int64_t c = f == MOE_WF_INT8 ? 64 : 128, ld = f == MOE_WF_INT8 ? n : (n + 1) / 2;
+    const int64_t kt = (k + 31) / 32, across = (n + c - 1) / c;
+    std::vector<uint8_t> t(size_t(G * kt * across * 2048), 0);
+    for (int64_t g = 0; g < G; ++g) {
+      for (int64_t p = 0; p < k; ++p) {
+        for (int64_t b = 0; b < ld; ++b) {  // byte b of the row: columns b (int8) or 2b, 2b + 1 (int4)
+          const int64_t col = f == MOE_WF_INT8 ? b : 2 * b;
+          const int64_t at = ((g * kt + p / 32) * across + col / c) * 2048 + (p % 32) * 64 + (col % c) / (c / 64);
+          t[size_t(at)] = codes[size_t((g * k + p) * ld + b)];
+        }
+      }
+    }
+    return t;
+  }
 };
+
+// The format codes of `f` are stored in: itself, or its tiled int8 / int4 form.
+moe_weight_format_t base_of(moe_weight_format_t f) {
+  return f == MOE_WF_INT8_TILES ? MOE_WF_INT8 : f == MOE_WF_INT4_TILES ? MOE_WF_INT4 : f;
+}
 
 Weights make_weights(moe_weight_format_t f, int64_t G, int64_t k, int64_t n, uint64_t seed) {
   Rng r{seed * 0x9E3779B97F4A7C15ull + 7};
@@ -129,9 +152,11 @@ Expect expect(const Weights& w, const Case& c, const std::vector<float>& x, cons
 
 bool same_bits(float a, float b) { return std::memcmp(&a, &b, 4) == 0; }
 
-void run_case(moe_isa_t isa, moe_weight_format_t f, const Case& c, bool int_lhs, uint64_t seed) {
+void run_case(moe_isa_t isa, moe_weight_format_t sf, const Case& c, bool int_lhs, uint64_t seed) {
   const int64_t G = int64_t(c.gs.size());
+  const moe_weight_format_t f = base_of(sf);
   const Weights w = make_weights(f, G, c.k, c.n, seed);
+  const std::vector<uint8_t> codes = w.stored(sf);
   Rng r{seed + 99};
   std::vector<int32_t> xi(size_t(c.m * c.k));
   std::vector<float> xf(size_t(c.m * c.k)), sl(size_t(c.m));
@@ -143,14 +168,14 @@ void run_case(moe_isa_t isa, moe_weight_format_t f, const Case& c, bool int_lhs,
   const bool fused = isa == MOE_ISA_AVX512;
   const Expect e = expect(w, c, xf, int_lhs ? sl.data() : nullptr, fused);
   const bool exact = int_lhs && (f == MOE_WF_INT8 || f == MOE_WF_INT4);
-  const std::string what = std::string("[") + moe_isa_name(isa) + "] " + kNames[f] + (int_lhs ? " int lhs" : " float lhs") +
+  const std::string what = std::string("[") + moe_isa_name(isa) + "] " + kNames[sf] + (int_lhs ? " int lhs" : " float lhs") +
                            " m=" + std::to_string(c.m) + " k=" + std::to_string(c.k) + " n=" + std::to_string(c.n);
   std::vector<float> first;
   for (int threads : {1, 2, 3}) {
     moe_set_num_threads(threads);
     std::vector<float> out(size_t(c.m * c.n), 123.0f);
     const void* lhs = int_lhs ? static_cast<const void*>(xi.data()) : xf.data();
-    const moe_status_t st = moe_quantized_gmm(f, lhs, int_lhs ? 1 : 0, int_lhs ? sl.data() : nullptr, w.codes.data(),
+    const moe_status_t st = moe_quantized_gmm(sf, lhs, int_lhs ? 1 : 0, int_lhs ? sl.data() : nullptr, codes.data(),
                                               w.scale_ptr(), c.gs.data(), c.m, c.k, c.n, G, out.data());
     EXPECT(st == MOE_STATUS_OK, "%s: status %s (%s)", what.c_str(), moe_status_string(st), moe_last_error());
     if (st != MOE_STATUS_OK) return;
@@ -216,12 +241,14 @@ struct FfnShape {
   bool error_cases;  // the non-finite cases, whose rows are picked for T = 11
 };
 
-void test_served_ffn(moe_isa_t isa, moe_weight_format_t f, int lhs_bits, uint64_t seed, const FfnShape& sh) {
+void test_served_ffn(moe_isa_t isa, moe_weight_format_t sf, int lhs_bits, uint64_t seed, const FfnShape& sh) {
   const int64_t T = sh.T, K = 2, D = sh.D, H = sh.H, R = T * K;
   const std::vector<int32_t>& gs = sh.gs;
   const int64_t E = int64_t(gs.size());
+  const moe_weight_format_t f = base_of(sf);  // the composition's GMMs read the rows layout
   const Weights w0 = make_weights(f, E, D, H, seed), w1 = make_weights(f, E, D, H, seed + 1),
                 wo = make_weights(f, E, H, D, seed + 2);
+  const std::vector<uint8_t> c0 = w0.stored(sf), c1 = w1.stored(sf), co = wo.stored(sf);
   Rng r{seed + 5};
   std::vector<float> x(static_cast<size_t>(T * D)), cw(static_cast<size_t>(R)), b0(static_cast<size_t>(E * H)), b1(static_cast<size_t>(E * H)), bo(static_cast<size_t>(E * D));
   for (auto* v : {&x, &cw, &b0, &b1, &bo}) {
@@ -273,12 +300,12 @@ void test_served_ffn(moe_isa_t isa, moe_weight_format_t f, int lhs_bits, uint64_
       want[size_t(t * D + q)] = acc;
     }
   }
-  const std::string what = std::string("[") + moe_isa_name(isa) + "] served ffn " + kNames[f] + " lhs_bits " + std::to_string(lhs_bits);
+  const std::string what = std::string("[") + moe_isa_name(isa) + "] served ffn " + kNames[sf] + " lhs_bits " + std::to_string(lhs_bits);
   for (int threads : {1, 2, 3}) {
     moe_set_num_threads(threads);
     std::vector<float> y(size_t(T * D), 123.0f);
-    const moe_status_t st = moe_ffn_fwd_quantized(f, lhs_bits, 0, x.data(), T, D, order.data(), K, cw.data(), w0.codes.data(),
-                                                  w0.scale_ptr(), w1.codes.data(), w1.scale_ptr(), wo.codes.data(),
+    const moe_status_t st = moe_ffn_fwd_quantized(sf, lhs_bits, 0, x.data(), T, D, order.data(), K, cw.data(), c0.data(),
+                                                  w0.scale_ptr(), c1.data(), w1.scale_ptr(), co.data(),
                                                   wo.scale_ptr(), b0.data(), b1.data(), bo.data(), gs.data(), E, H,
                                                   MOE_ACT_LINEAR, 0.0f, y.data());
     EXPECT(st == MOE_STATUS_OK, "%s: %s", what.c_str(), moe_last_error());
@@ -289,8 +316,8 @@ void test_served_ffn(moe_isa_t isa, moe_weight_format_t f, int lhs_bits, uint64_
   if (lhs_bits != 0 && sh.error_cases) {
     std::vector<float> y(static_cast<size_t>(T * D));
     x[size_t(3 * D + 17)] = NAN;  // token 3: routed choices 6 and 7, sorted rows 4 and 1 (7 * 4 = 28 = 6 mod 22)
-    const moe_status_t st = moe_ffn_fwd_quantized(f, lhs_bits, 0, x.data(), T, D, order.data(), K, cw.data(), w0.codes.data(),
-                                                  w0.scale_ptr(), w1.codes.data(), w1.scale_ptr(), wo.codes.data(),
+    const moe_status_t st = moe_ffn_fwd_quantized(sf, lhs_bits, 0, x.data(), T, D, order.data(), K, cw.data(), c0.data(),
+                                                  w0.scale_ptr(), c1.data(), w1.scale_ptr(), co.data(),
                                                   wo.scale_ptr(), nullptr, nullptr, nullptr, gs.data(), E, H,
                                                   MOE_ACT_LINEAR, 0.0f, y.data());
     EXPECT(st == MOE_STATUS_INVALID_ARGUMENT && std::strstr(moe_last_error(), "element 17 of routed row 1 ") != nullptr,
@@ -300,8 +327,8 @@ void test_served_ffn(moe_isa_t isa, moe_weight_format_t f, int lhs_bits, uint64_
     std::vector<float> big0 = b0, big1 = b1;
     big0[5] = 3e38f;
     big1[5] = 3e38f;
-    const moe_status_t st2 = moe_ffn_fwd_quantized(f, lhs_bits, 0, x.data(), T, D, order.data(), K, cw.data(), w0.codes.data(),
-                                                   w0.scale_ptr(), w1.codes.data(), w1.scale_ptr(), wo.codes.data(),
+    const moe_status_t st2 = moe_ffn_fwd_quantized(sf, lhs_bits, 0, x.data(), T, D, order.data(), K, cw.data(), c0.data(),
+                                                   w0.scale_ptr(), c1.data(), w1.scale_ptr(), co.data(),
                                                    wo.scale_ptr(), big0.data(), big1.data(), bo.data(), gs.data(), E, H,
                                                    MOE_ACT_LINEAR, 0.0f, y.data());
     EXPECT(st2 == MOE_STATUS_INVALID_ARGUMENT && std::strstr(moe_last_error(), "element 5 of routed row 0 ") != nullptr,
@@ -321,20 +348,21 @@ int main() {
       {64, 256, 300, {30, 0, 34}},    // several panels per group: many work items for the threads
       {5, 0, 3, {5}},                 // k = 0
       {30, 600, 201, {1, 7, 12, 4, 2, 3}},  // small groups (streaming): chunks of k, a last panel of 9 columns, 1-12 rows
+      {3, 40, 4480, {2, 1}},          // a group of 2 rows over two spans of 35 panels (tiled int4: no pair across tiles)
       {1100, 36, 70, {1030, 70}},     // a group over two items of the integer tiles (1024 rows)
   };
   for (int i = 0; i <= int(moe_isa_best()); ++i) {
     const moe_isa_t isa = moe_isa_t(i);
     EXPECT(moe_set_isa(isa) == MOE_STATUS_OK, "set isa %s", moe_isa_name(isa));
     uint64_t seed = 1;
-    for (int f = 0; f < 4; ++f) {
+    for (int f = 0; f < 6; ++f) {
       for (const Case& c0 : cases) {
         Case c = c0;
         if (f == MOE_WF_MXFP4) c.k = (c.k + 31) / 32 * 32;
         for (bool int_lhs : {false, true}) run_case(isa, moe_weight_format_t(f), c, int_lhs, seed++);
       }
     }
-    for (int f = 0; f < 4; ++f) {
+    for (int f = 0; f < 6; ++f) {
       for (int bits : {0, 8, 4}) {
         // H: two panels and 32 columns (mxfp4: k of wo); then a group over two items of the integer tiles (1024 rows)
         for (const FfnShape& sh : {FfnShape{11, 96, 160, {7, 0, 12, 3}, true}, FfnShape{601, 64, 96, {1030, 0, 172}, false}}) {

@@ -37,7 +37,14 @@ import {
 import { writeCheckpointFolder, writeTensorFiles } from "./write-folder.js";
 import { withDtype } from "./transforms.js";
 import { checkLayerMemory } from "./layer-memory.js";
-import { QUANT_META, parseLayerQuantization, quantizedTensorNames, quantizedTensors, readQuantizedWeight } from "./quantized-layer.js";
+import {
+  QUANT_META,
+  parseLayerQuantization,
+  quantizedTensorNames,
+  quantizedTensors,
+  readQuantizedWeight,
+  servedLayout,
+} from "./quantized-layer.js";
 import type { QuantizedWeight } from "../ops/quantized-weight.js";
 
 export const MAXTEXT_LAYER_FORMAT = "moekit.maxtext-moe-layer.v1";
@@ -266,6 +273,7 @@ export function readMaxTextMoeLayer(location: string, opts: MaxTextReadOptions =
     }
     const quantized: Record<string, QuantizedWeight> = {};
     for (const p of quantPaths) quantized[p] = readQuantizedWeight(src, `${prefix}/${p}`, quant!.format, shapes[p]!, location);
+    servedLayout(quantized);
     const fields = { module, keys, layer, sharedDim, firstDenseLayers, params, storage, hf, caveats, guards };
     return makeLayer(quant === undefined ? fields : { ...fields, quantized }, opts.overrides, location);
   } finally {

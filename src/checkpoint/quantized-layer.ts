@@ -10,6 +10,8 @@ import {
   quantizeWeight,
   quantizedStorage,
   QUANTIZE_MODES,
+  rowsWeight,
+  servingWeights,
   type QuantizedWeight,
   type QuantizeMode,
   type WeightFormat,
@@ -66,8 +68,15 @@ export function quantizeMoeLayer(layer: MoeLayer, format: QuantizeMode, override
     delete params[p];
     delete storage[p];
   }
+  servedLayout(quantized);
   const { config: _config, ...fields } = layer;
   return makeLayer({ ...fields, keys, params, storage, quantized }, overrides);
+}
+
+/** A layer's quantized weights laid out for serving, in place (servingWeights). */
+export function servedLayout(quantized: Record<string, QuantizedWeight>): void {
+  const paths = Object.keys(quantized);
+  servingWeights(paths.map((p) => quantized[p]!)).forEach((w, i) => (quantized[paths[i]!] = w));
 }
 
 /** The tensors a quantized layer writes (besides its params), and its metadata entry. */
@@ -77,7 +86,7 @@ export function quantizedTensors(layer: MoeLayer, prefix: string): { tensors: Re
   if (q.length === 0) return { tensors, meta: {} };
   for (const [p, w] of q) {
     const n = quantizedTensorNames(`${prefix}/${p}`);
-    tensors[n.codes] = w.codes;
+    tensors[n.codes] = rowsWeight(w).codes; // checkpoints hold rows; serving, tiles
     tensors[n.scales] = w.scales;
   }
   const format = q[0]![1].format;

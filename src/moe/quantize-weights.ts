@@ -3,7 +3,14 @@
 import { MoeError } from "../core/errors.js";
 import { Tensor } from "../core/tensor.js";
 import { servedWeight } from "../ops/quantize.js";
-import { isQuantizedWeight, quantizeWeight, quantizedStorage, type QuantizedWeight, type QuantizeMode } from "../ops/quantized-weight.js";
+import {
+  isQuantizedWeight,
+  quantizeWeight,
+  quantizedStorage,
+  servingWeights,
+  type QuantizedWeight,
+  type QuantizeMode,
+} from "../ops/quantized-weight.js";
 import type { ExpertWeight } from "./experts.js";
 import type { RoutedMoeWeights } from "./routed-moe.js";
 
@@ -25,7 +32,8 @@ export function quantizeWeights(w: RoutedMoeWeights<ExpertWeight>, mode: Quantiz
   };
   const g = w.gateKernel;
   const gate = new Tensor(g.bf16Bits?.slice() ?? g.data.slice(), g.shape, g.dtype);
-  return { ...w, gateKernel: servedWeight(gate), wi0: q(w.wi0), wi1: q(w.wi1), wo: q(w.wo) };
+  const [wi0, wi1, wo] = servingWeights([q(w.wi0), q(w.wi1), q(w.wo)]) as [QuantizedWeight, QuantizedWeight, QuantizedWeight];
+  return { ...w, gateKernel: servedWeight(gate), wi0, wi1, wo };
 }
 
 /** Bytes held by the quantized expert weights (codes and scales), and per expert weight element. */

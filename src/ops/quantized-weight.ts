@@ -8,14 +8,14 @@ import { Tensor } from "../core/tensor.js";
 import { bind1 } from "../autodiff/bind.js";
 import { isRecording } from "../autodiff/graph.js";
 import { Prim } from "../prims/prims.js";
-import { weightLayout, type WeightFormat } from "../prims/quantized-gmm.js";
+import { TILE_BYTES, TILE_K, tileColumns, tiledCodes, weightLayout, type WeightFormat } from "../prims/quantized-gmm.js";
 import { cast } from "./elementwise.js";
 import { sliceAxis } from "./movement.js";
 import { quantize } from "./quantize.js";
 
 export type { WeightFormat };
 
-/** A [G,k,n] weight in quantized storage (the layouts of prims/quantized-gmm.ts). */
+/** A [G,k,n] weight in quantized storage (the layouts of prims/quantized-gmm.ts; int8 / int4 codes in rows or tiles). */
 export interface QuantizedWeight {
   readonly format: WeightFormat;
   /** the logical [G,k,n] */
@@ -36,7 +36,8 @@ export type QuantizeMode = (typeof QUANTIZE_MODES)[number];
 
 /**
  * Quantizes a float [G,k,n] weight for serving: AQT's symmetric abs-max rule per (group, column) over k, bound
- * Q = 2^(bits−1) − 0.5, clip to ±(Q − 0.5), round half to even (the `intmp` weight-only rule), scales float32.
+ * Q = 2^(bits−1) − 0.5, clip to ±(Q − 0.5), round half to even (the `intmp` weight-only rule), scales float32;
+ * codes in rows (servingWeights lays a layer's out for serving).
  */
 export function quantizeWeight(w_GKN: Tensor, format: QuantizeMode): QuantizedWeight {
   const [G, k, n] = w_GKN.shape as [number, number, number];
@@ -55,6 +56,69 @@ export function quantizeWeight(w_GKN: Tensor, format: QuantizeMode): QuantizedWe
       for (let j = 0; j < n; j++) codes[row * w + (j >> 1)]! |= (values[row * n + j]! & 0xf) << ((j & 1) * 4);
   }
   return { format, shape: [G, k, n], codes: new Tensor(codes, layout.codes.shape, layout.codes.dtype), scales: s! };
+}
+
+/** Copies every row of the codes between the row and tile layouts of int8 / int4 codes (into a zeroed `tiles`). */
+function moveTiles(w: QuantizedWeight, rows: Uint8Array, tiles: Uint8Array, toTiles: boolean): void {
+  const [G, k, n] = w.shape;
+  const rowBytes = w.format === "int8" ? n : Math.ceil(n / 2);
+  const across = Math.ceil(n / tileColumns(w.format)),
+    kt = Math.ceil(k / TILE_K);
+  for (let g = 0; g < G; g++)
+    for (let p = 0; p < k; p++) {
+      const r = (g * k + p) * rowBytes;
+      for (let q = 0; q < across; q++) {
+        const t = ((g * kt + Math.floor(p / TILE_K)) * across + q) * TILE_BYTES + (p % TILE_K) * 64;
+        const len = Math.min(64, rowBytes - q * 64);
+        if (toTiles) tiles.set(rows.subarray(r + q * 64, r + q * 64 + len), t);
+        else rows.set(tiles.subarray(t, t + len), r + q * 64);
+      }
+    }
+}
+
+const zeroedCodes = (f: WeightFormat, n: number): Int8Array | Uint8Array => (f === "int8" ? zeroed(Int8Array, n) : zeroed(Uint8Array, n));
+const bytesOf = (t: Tensor): Uint8Array => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+
+/**
+ * The weight with int8 / int4 codes in tiles (prims/quantized-gmm.ts: the order the native decode streams read, the
+ * serving layout); other formats, and codes in tiles already, as they are.
+ */
+export function tiledWeight(w: QuantizedWeight): QuantizedWeight {
+  if ((w.format !== "int8" && w.format !== "int4") || tiledCodes(w.codes)) return w;
+  const aval = weightLayout(w.format, ...w.shape, true).codes;
+  const codes = zeroedCodes(
+    w.format,
+    aval.shape.reduce((a, d) => a * d, 1),
+  );
+  moveTiles(w, bytesOf(w.codes), new Uint8Array(codes.buffer, codes.byteOffset, codes.byteLength), true);
+  return { ...w, codes: new Tensor(codes, aval.shape, aval.dtype) };
+}
+
+/**
+ * The layout serving holds a layer's quantized weights in (one for all: the fused FFN reads them alike): int8 / int4
+ * codes in tiles where every weight's tiles add at most 1/32 to its bytes in padding (k to a multiple of 32, n of 64
+ * or 128; model shapes: none), in rows otherwise; other formats as they are.
+ */
+export function servingWeights(ws: readonly QuantizedWeight[]): QuantizedWeight[] {
+  const size = (s: readonly number[]): number => s.reduce((a, d) => a * d, 1);
+  const cheap = (w: QuantizedWeight): boolean => {
+    if (w.format !== "int8" && w.format !== "int4") return false;
+    const [rows, tiles] = [false, true].map((t) => size(weightLayout(w.format, ...w.shape, t).codes.shape)) as [number, number];
+    return tiles * 32 <= rows * 33;
+  };
+  return ws.every(cheap) ? ws.map(tiledWeight) : ws.map(rowsWeight);
+}
+
+/** The weight with its codes in rows (the layout checkpoints store); codes in rows already as they are. */
+export function rowsWeight(w: QuantizedWeight): QuantizedWeight {
+  if (!tiledCodes(w.codes)) return w;
+  const aval = weightLayout(w.format, ...w.shape).codes;
+  const codes = zeroedCodes(
+    w.format,
+    aval.shape.reduce((a, d) => a * d, 1),
+  );
+  moveTiles(w, new Uint8Array(codes.buffer, codes.byteOffset, codes.byteLength), bytesOf(w.codes), false);
+  return { ...w, codes: new Tensor(codes, aval.shape, aval.dtype) };
 }
 
 /** Groups [start, end) of a quantized weight (an expert-parallel rank's experts); shares nothing it need not copy. */

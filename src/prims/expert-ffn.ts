@@ -21,7 +21,7 @@
 import type { DType } from "../core/dtype.js";
 import { DTypeError, ShapeError } from "../core/errors.js";
 import { fmt, shapesEqual, type Aval } from "../core/shape.js";
-import { weightLayout, WEIGHT_FORMATS, type WeightFormat } from "./quantized-gmm.js";
+import { tiledCodes, weightLayout, WEIGHT_FORMATS, type WeightFormat } from "./quantized-gmm.js";
 
 /** The GLU's activation f (gelu is the tanh approximation). */
 export type FfnActivation = "linear" | "silu" | "gelu" | "sigmoid" | "relu";
@@ -163,8 +163,9 @@ function checkQuantized(
     throw new DTypeError(`[${where}] quantized (served) experts are for inference: differentiate the float layer`);
   if (q.format === "mxfp4" && (D % 32 !== 0 || H % 32 !== 0))
     throw new ShapeError(`[${where}] mxfp4 needs D and H multiples of 32, got ${D} and ${H}`);
-  const up = weightLayout(q.format, E, D, H);
-  const down = weightLayout(q.format, E, H, D);
+  const tiled = tiledCodes(a.wi0); // int8 / int4 codes in tiles (prims/quantized-gmm.ts): all three alike
+  const up = weightLayout(q.format, E, D, H, tiled);
+  const down = weightLayout(q.format, E, H, D, tiled);
   for (const [what, t, want] of [
     ["wi0", a.wi0, up.codes],
     ["wi0 scales", a.s0!, up.scales],
@@ -180,7 +181,8 @@ export function checkExpertFfn(where: string, ins: readonly Aval[], p: ExpertFfn
   const n = expertFfnArity(p) + extra;
   if (ins.length !== n) throw new ShapeError(`[${where}] expects ${n} inputs, got ${ins.length}`);
   const a = expertFfnInputs(ins.slice(extra), p);
-  if (a.x.shape.length !== 2 || a.wi0.shape.length !== 3) {
+  const wRank = p.quantized !== undefined && tiledCodes(a.wi0) ? 4 : 3; // codes in tiles: [E,⌈D/32⌉,⌈H/c⌉,2048]
+  if (a.x.shape.length !== 2 || a.wi0.shape.length !== wRank) {
     throw new ShapeError(`[${where}] x ${fmt(a.x.shape)} must be [T,D] and wi0 ${fmt(a.wi0.shape)} [E,D,H]`);
   }
   const [T, D] = a.x.shape as [number, number];

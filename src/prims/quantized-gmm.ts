@@ -15,6 +15,10 @@
 //             (weight_scale_inv: one per 128×128 tile, blocks of 128 along k)
 //   mxfp4     codes uint8 [G,n,k/2], row p in byte p>>1, low nibble = even p, e2m1 codes (GPT-OSS);
 //             scales uint8 [G,n,k/32], e8m0: 2^(s − 127) (blocks of 32 along k)
+// int8 and int4 codes may also come in tiles, the order the native decode streams read them (one sequential pass per
+// chunk of 32 rows of k): codes [G,⌈k/32⌉,⌈n/c⌉,2048], tile [g,t,q] holding rows 32t.. of columns c·q.. as 32 rows
+// of 64 bytes laid out as above (c = 64 int8 or 128 int4 columns), zero past k and n. Serving storage is tiled
+// (ops/quantized-weight.ts); checkpoints hold rows.
 import { DTypeError, ShapeError } from "../core/errors.js";
 import { fmt, shapesEqual, type Aval } from "../core/shape.js";
 
@@ -40,14 +44,23 @@ export interface QuantizedGmmParams {
   columns: number;
 }
 
-/** The codes' and scales' avals of a [G,k,n] weight in `format`. */
-export function weightLayout(format: WeightFormat, G: number, k: number, n: number): { codes: Aval; scales: Aval } {
+/** Rows of k per tile of the tiled int8 / int4 codes, bytes per tile, and columns per tile row. */
+export const [TILE_K, TILE_BYTES] = [32, 2048];
+export const tileColumns = (f: WeightFormat): number => (f === "int4" ? 128 : 64);
+/** Whether codes of this shape are tiled (rows are 3-D). */
+export const tiledCodes = (codes: { shape: readonly number[] }): boolean => codes.shape.length === 4;
+
+/** The codes' and scales' avals of a [G,k,n] weight in `format` (tiled: int8 / int4 codes in tiles). */
+export function weightLayout(format: WeightFormat, G: number, k: number, n: number, tiled = false): { codes: Aval; scales: Aval } {
   const c = Math.ceil;
   if (format === "fp8_e4m3")
     return { codes: { shape: [G, n, k], dtype: "uint8" }, scales: { shape: [G, c(n / 128), c(k / 128)], dtype: "float32" } };
   if (format === "mxfp4")
     return { codes: { shape: [G, n, c(k / 2)], dtype: "uint8" }, scales: { shape: [G, n, c(k / 32)], dtype: "uint8" } };
-  const codes: Aval = format === "int8" ? { shape: [G, k, n], dtype: "int8" } : { shape: [G, k, c(n / 2)], dtype: "uint8" };
+  const dtype = format === "int8" ? "int8" : "uint8";
+  const codes: Aval = tiled
+    ? { shape: [G, c(k / TILE_K), c(n / tileColumns(format)), TILE_BYTES], dtype }
+    : { shape: format === "int8" ? [G, k, n] : [G, k, c(n / 2)], dtype };
   return { codes, scales: { shape: [G, 1, n], dtype: "float32" } };
 }
 
@@ -57,11 +70,12 @@ export function quantizedGmmShape(ins: readonly Aval[], p: QuantizedGmmParams): 
   if (l === undefined || c === undefined || s === undefined || g === undefined || ins.length > 5)
     throw new ShapeError(`[quantized_gmm] expects lhs, codes, scales, groupSizes (and lhs scales), got ${ins.length} inputs`);
   if (!WEIGHT_FORMATS.includes(p.format)) throw new ShapeError(`[quantized_gmm] unknown format ${String(p.format)}`);
-  if (g.dtype !== "int32" || g.shape.length !== 1 || l.shape.length !== 2 || c.shape.length !== 3)
-    throw new ShapeError(`[quantized_gmm] lhs ${fmt(l.shape)} must be [m,k], codes 3-D, groupSizes 1-D int32`);
+  const tiled = tiledCodes(c);
+  if (g.dtype !== "int32" || g.shape.length !== 1 || l.shape.length !== 2 || !(c.shape.length === 3 || tiled))
+    throw new ShapeError(`[quantized_gmm] lhs ${fmt(l.shape)} must be [m,k], codes 3-D (4-D: tiles), groupSizes 1-D int32`);
   const [m, k] = l.shape as [number, number];
   if (p.format === "mxfp4" && k % 32 !== 0) throw new ShapeError(`[quantized_gmm] mxfp4 needs k a multiple of 32, got ${k}`);
-  const want = weightLayout(p.format, g.shape[0]!, k, p.columns);
+  const want = weightLayout(p.format, g.shape[0]!, k, p.columns, tiled);
   for (const [what, a, w] of [
     ["codes", c, want.codes],
     ["scales", s, want.scales],

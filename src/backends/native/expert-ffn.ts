@@ -15,9 +15,8 @@ import {
   type ExpertFfnParams,
   type FfnGradName,
 } from "../../prims/expert-ffn.js";
-import { WEIGHT_FORMATS } from "../../prims/quantized-gmm.js";
 import type { NativeBinding, NativeFfnProblem, NativeWeights } from "./binding.js";
-import { byteBacked, MAX_I8_K } from "./simple-kernels.js";
+import { byteBacked, MAX_I8_K, nativeWeightFormat } from "./simple-kernels.js";
 
 /** moe_activation_t by activation name. */
 const ACTIVATION_CODE: Readonly<Record<string, number>> = { linear: 0, silu: 1, gelu: 2, sigmoid: 3, relu: 4 };
@@ -101,7 +100,7 @@ function expertFfnQuantizedNative(b: NativeBinding, ins: readonly Tensor[], p: E
   const codes = (t: Tensor): Int8Array | Uint8Array => t.data as Int8Array | Uint8Array;
   const scales = (t: Tensor | undefined): Float32Array | Uint8Array => t!.data as Float32Array | Uint8Array;
   b.ffnFwdQuantized({
-    format: WEIGHT_FORMATS.indexOf(p.quantized!.format),
+    format: nativeWeightFormat(p.quantized!.format, a.wi0),
     lhsBits: p.quantized!.lhsBits,
     x: a.x.data as Float32Array,
     T,

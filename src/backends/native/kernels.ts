@@ -5,7 +5,6 @@ import { DTypeError, MoeError, ShapeError, UnsupportedError } from "../../core/e
 import { normalizeAxis, shapesEqual, type Aval } from "../../core/shape.js";
 import type { Tensor } from "../../core/tensor.js";
 import { Prim, type Params } from "../../prims/prims.js";
-import { WEIGHT_FORMATS } from "../../prims/quantized-gmm.js";
 import type { NativeBinding } from "./binding.js";
 import { expertFfnBwdNative, expertFfnNative, supportsExpertFfn, supportsExpertFfnBwd } from "./expert-ffn.js";
 import {
@@ -16,6 +15,7 @@ import {
   iotaNative,
   is4Byte,
   MAX_I8_K,
+  nativeWeightFormat,
   reduceLayout,
   reduceNative,
   scatterAddNative,
@@ -208,7 +208,7 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
       const out = zeroed(Float32Array, m * n);
       const lhsData = lhs.data as Float32Array | Int32Array;
       const lsData = ls === undefined ? null : f32(ls, "lhs scales");
-      b.quantizedGmm(WEIGHT_FORMATS.indexOf(format), lhsData, lsData, codes.data as Int8Array | Uint8Array, scales.data as Float32Array | Uint8Array, sizes, m, k, n, out);
+      b.quantizedGmm(nativeWeightFormat(format, codes), lhsData, lsData, codes.data as Int8Array | Uint8Array, scales.data as Float32Array | Uint8Array, sizes, m, k, n, out);
       return [out];
     }
     case Prim.TopK: {

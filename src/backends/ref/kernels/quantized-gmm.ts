@@ -4,7 +4,17 @@
 import { allocate, toBf16, type DType, type TypedArray } from "../../../core/dtype.js";
 import { ShapeError } from "../../../core/errors.js";
 import type { Tensor } from "../../../core/tensor.js";
-import { blockK, e4m3Value, FP4_VALUES, type QuantizedGmmParams } from "../../../prims/quantized-gmm.js";
+import {
+  blockK,
+  e4m3Value,
+  FP4_VALUES,
+  TILE_BYTES,
+  TILE_K,
+  tileColumns,
+  tiledCodes,
+  type QuantizedGmmParams,
+  type WeightFormat,
+} from "../../../prims/quantized-gmm.js";
 import type { Aval } from "../../../prims/shape-rules.js";
 
 const DECODE_ROWS = 64;
@@ -13,14 +23,22 @@ const rounder = (d: DType): ((x: number) => number) => (d === "float32" ? Math.f
 
 const nibble = (byte: number, odd: number): number => (byte >> (odd * 4)) & 0xf;
 
-/** The code of rhs element (p, j) of group g, decoded (unscaled). */
-function codeAt(p: QuantizedGmmParams, c: TypedArray, k: number, g: number, q: number, j: number): number {
+/** Offset of the byte holding code (p, j) of group g (j's nibble j & 1 of it for int4) of int8 / int4 codes. */
+export function intCodeOffset(f: WeightFormat, tiled: boolean, k: number, n: number, g: number, p: number, j: number): number {
+  const i4 = f === "int4";
+  if (!tiled) return (g * k + p) * (i4 ? Math.ceil(n / 2) : n) + (i4 ? j >> 1 : j);
+  const [c, t] = [tileColumns(f), (g * Math.ceil(k / TILE_K) + Math.floor(p / TILE_K)) * Math.ceil(n / tileColumns(f))];
+  return (t + Math.floor(j / c)) * TILE_BYTES + (p % TILE_K) * 64 + (i4 ? (j % c) >> 1 : j % c);
+}
+
+/** The code of rhs element (p, j) of group g, decoded (unscaled); tiled: int codes in tiles. */
+function codeAt(p: QuantizedGmmParams, c: TypedArray, tiled: boolean, k: number, g: number, q: number, j: number): number {
   const n = p.columns;
   switch (p.format) {
     case "int8":
-      return c[(g * k + q) * n + j]!;
+      return c[intCodeOffset("int8", tiled, k, n, g, q, j)]!;
     case "int4": {
-      const v = nibble(c[(g * k + q) * Math.ceil(n / 2) + (j >> 1)]!, j & 1);
+      const v = nibble(c[intCodeOffset("int4", tiled, k, n, g, q, j)]!, j & 1);
       return v >= 8 ? v - 16 : v;
     }
     case "fp8_e4m3":
@@ -51,6 +69,7 @@ export function quantizedGmm(ins: readonly Tensor[], p: QuantizedGmmParams, out:
   const fl = rounder(out.dtype);
   const o = allocate(out.dtype, m * n);
   const [x, c, s] = [lhs.data, codes.data, scales.data];
+  const tiled = tiledCodes(codes);
   const block = new Float64Array(Math.min(DECODE_ROWS, bk) * n);
   let r0 = 0;
   for (let g = 0; g < gs.size; g++) {
@@ -62,7 +81,7 @@ export function quantizedGmm(ins: readonly Tensor[], p: QuantizedGmmParams, out:
       partial.fill(0);
       for (let p0 = b0; p0 < Math.min(k, b0 + bk); p0 += DECODE_ROWS) {
         const p1 = Math.min(k, b0 + bk, p0 + DECODE_ROWS);
-        for (let q = p0; q < p1; q++) for (let j = 0; j < n; j++) block[(q - p0) * n + j] = codeAt(p, c, k, g, q, j);
+        for (let q = p0; q < p1; q++) for (let j = 0; j < n; j++) block[(q - p0) * n + j] = codeAt(p, c, tiled, k, g, q, j);
         for (let r = 0; r < rows; r++)
           for (let q = p0; q < p1; q++) {
             const xv = x[(r0 + r) * k + q]!;
