@@ -35,11 +35,12 @@ const stored = (format: "int8" | "int4", G: number, k: number, n: number, seed: 
   return { format, shape: [G, k, n], codes, scales };
 };
 
-// k across a tile and a part of one, n a partial 64- or 128-column tile (odd for int4), one column
+// k across a tile and a part of one, n a partial 64- or 128-column tile (odd for int4), one column, rows of words
 const SHAPES: [number, number, number][] = [
   [2, 40, 70],
   [3, 33, 129],
   [1, 64, 1],
+  [2, 40, 200], // rows of whole 4-byte words (int8 200 bytes, int4 100): the converters' word copies
 ];
 
 describe("int8 / int4 codes in tiles", () => {
