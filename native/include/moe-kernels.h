@@ -294,10 +294,10 @@ MOE_API moe_status_t moe_quantize_f32(const float* x, const float* noise, int64_
  *   MOE_WF_MXFP4     codes uint8 [G, n, k/2], element p in byte p/2, low nibble = even p, e2m1; scales uint8
  *                    [G, n, k/32], e8m0 2^(e - 127), 255 NaN (blocks of 32 along k); k a multiple of 32
  *   MOE_WF_INT8_TILES, MOE_WF_INT4_TILES  the int8 / int4 codes and scales above with the codes in tiles, the order the
- *                    decode streams read them: a tile is 32 rows of k by 64 bytes (64 int8 or 128 int4 columns, each
+ *                    decode streams read them: a tile is 64 rows of k by 64 bytes (64 int8 or 128 int4 columns, each
  *                    row as the row layout holds it), zero past k and n; tile (t, q) of group g starts at byte
- *                    2048 ((g ceil(k/32) + t) ceil(n/c) + q), c = 64 (int8) or 128 (int4), its row p % 32 at
- *                    64 (p % 32): codes [G, ceil(k/32), ceil(n/c), 2048] bytes
+ *                    4096 ((g ceil(k/64) + t) ceil(n/c) + q), c = 64 (int8) or 128 (int4), its row p % 64 at
+ *                    64 (p % 64): codes [G, ceil(k/64), ceil(n/c), 4096] bytes
  * lhs: fp32 [m, k] (lhs_int == 0, lhs_scales NULL), or int32 [m, k] with values in [-128, 127] (lhs_int != 0) and
  * lhs_scales fp32 [m] (int8 serve mode: activations quantized per row).
  * Numerics: each block's partial sum is one fp32 chain over p ascending (fma on AVX-512), then
@@ -310,7 +310,8 @@ MOE_API moe_status_t moe_quantize_f32(const float* x, const float* noise, int64_
  * groups of <= 8 rows on VNNI); a group of <= 128 rows reads each code byte once.
  * ISAs: AVX-512 decodes in registers (int4 nibbles, e4m3 bits, e2m1 table lookups; the [n, k] formats transposed 16 x 16
  * in registers) and runs a 6 x 64 fma tile; groups of <= 12 rows with int8 / int4 codes stream instead (each row of
- * codes decoded in registers straight into the tile's accumulators, chunks of 32 rows of k, the next chunk prefetched;
+ * codes decoded in registers straight into the tile's accumulators, chunks of 32 rows of k (64 for codes in tiles),
+ * the next chunk prefetched;
  * the same chain), and on the int path groups of <= 8 rows on VNNI stream the codes as unsigned bytes (code + 128, or
  * + 8 for int4) into 4 x 64 vpdpbusd tiles, the bias taken out with the row's sum (exact, the same bits). AVX2 and
  * scalar run portable loops. */

@@ -29,14 +29,15 @@ constexpr int64_t kQgSpan = 8192;      // rows x columns of one float work item 
 // Streaming (qgmm.hpp): groups of at most this many rows (int8 / int4 codes, AVX-512), and the rows of k per chunk:
 // short chunks, so that a span reads a band of whole rows of codes at a time (the kernels prefetch the next chunk's
 // rows into the L1; longer chunks, 64 or 256, read int8 codes at half the speed at the decode shape); a tile's second
-// pass over a chunk of one panel reads it from L1.
+// pass over a chunk of one panel reads it from L1. Codes in tiles stream a tile (kQgTileK rows) per chunk: one
+// sequential read of 4 KiB (tiles of 64 rows rather than 32: the decode-shape GMM 0.99x the time for int8, 0.93-0.96x
+// for int4, paired on Zen 5: half the calls per byte).
 constexpr int64_t kQgStreamRows = 12;     // float lhs: two tiles of 6
 constexpr int64_t kQgStreamRowsInt = 8;   // int lhs: two tiles of 4 (VNNI)
 #ifndef MOE_QG_STREAM_KC
 #define MOE_QG_STREAM_KC 32
 #endif
 constexpr int kQgStreamKc = MOE_QG_STREAM_KC;
-static_assert(kQgTileK % kQgStreamKc == 0, "a streamed chunk of tiled codes stays within one tile");
 
 // float8_e4m3fn and e2m1 values (prims/quantized-gmm.ts: e4m3Value, FP4_VALUES with the sign bit 8).
 struct Tables {
@@ -201,7 +202,7 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
   const QgDecodeFn decode = qg_decode_scalar;
   const bool stream = false;
 #endif
-  const int64_t j1 = std::min(P.n, it.j0 + W), step = stream ? kQgStreamKc : kQgKc;
+  const int64_t j1 = std::min(P.n, it.j0 + W), step = !stream ? kQgKc : s.tiled ? kQgTileK : kQgStreamKc;
   const bool pairs = stream && s.fmt == MOE_WF_INT4 && it.rows <= kQgStreamPairRows;  // two whole panels a pass
   for (int64_t pb = 0; pb < P.k; pb += P.bk) {
     const int64_t pe = std::min(P.k, pb + P.bk);
@@ -251,7 +252,7 @@ struct Dst {
 // A small group on VNNI (qg_stream_i8_vnni): a span of panels, chunk by chunk of k, into int32 sums t (rows x W),
 // then the same epilogue as run_int_item with the codes' bias taken out. C: the codes and scales (P or P's GLU pair).
 void run_int_stream(const Problem& P, const Problem& C, const Item& it, float* scratch, Dst d) {
-  const int64_t W = it.cols, kq = P.kp / 4, kqc = kQgStreamKc / 4;
+  const int64_t W = it.cols, kq = P.kp / 4, kqc = (C.codes.tiled ? kQgTileK : kQgStreamKc) / 4;
   auto* t = reinterpret_cast<int32_t*>(scratch);  // rows x W
   float* col_scale = scratch + kQgSpan;           // W
   const QgCodes s{C.codes.fmt, C.codes.c + it.g * C.group_bytes, P.k, P.n, C.codes.tiled};

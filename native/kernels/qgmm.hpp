@@ -41,7 +41,7 @@ inline moe_weight_format_t code_format(moe_weight_format_t f) {
 }
 inline bool tiled_format(moe_weight_format_t f) { return f == MOE_WF_INT8_TILES || f == MOE_WF_INT4_TILES; }
 
-constexpr int64_t kQgTileK = 32;  // rows of k per tile of the tiled layout (64 bytes each)
+constexpr int64_t kQgTileK = 64;  // rows of k per tile of the tiled layout (64 bytes each)
 // Columns of a tile's row.
 inline int64_t tile_cols(const QgCodes& s) { return s.fmt == MOE_WF_INT4 ? 128 : 64; }
 // Bytes of one group's tiles.

@@ -153,8 +153,8 @@ QuantCounts quant_counts(Napi::Env env, int64_t format, int64_t groups, int64_t 
     case MOE_WF_FP8_E4M3:
       return {count(env, {groups, n, k}), count(env, {groups, (n + 127) / 128, (k + 127) / 128})};
     case MOE_WF_INT8_TILES:
-    case MOE_WF_INT4_TILES:  // tiles of 32 rows x 64 bytes: 64 int8 or 128 int4 columns
-      return {count(env, {groups, (k + 31) / 32, (n + (format == MOE_WF_INT8_TILES ? 63 : 127)) / (format == MOE_WF_INT8_TILES ? 64 : 128), 2048}),
+    case MOE_WF_INT4_TILES:  // tiles of 64 rows x 64 bytes: 64 int8 or 128 int4 columns
+      return {count(env, {groups, (k + 63) / 64, (n + (format == MOE_WF_INT8_TILES ? 63 : 127)) / (format == MOE_WF_INT8_TILES ? 64 : 128), 4096}),
               count(env, {groups, n})};
     default:
       return {count(env, {groups, n, k / 2}), count(env, {groups, n, k / 32})};

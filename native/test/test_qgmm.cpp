@@ -61,17 +61,17 @@ struct Weights {
   }
   const void* scale_ptr() const { return f == MOE_WF_MXFP4 ? static_cast<const void*>(e8m0.data()) : scales.data(); }
   // the codes as moe_quantized_gmm takes them in format `as`: these, or int8 / int4 ones laid out in tiles
-  // (moe-kernels.h: 32 rows of k x 64 bytes, tile (t, q) of group g at 2048 ((g ceil(k/32) + t) ceil(n/c) + q))
+  // (moe-kernels.h: 64 rows of k x 64 bytes, tile (t, q) of group g at 4096 ((g ceil(k/64) + t) ceil(n/c) + q))
   std::vector<uint8_t> stored(moe_weight_format_t as) const {
     if (as == f) return codes;
     const int64_t c = f == MOE_WF_INT8 ? 64 : 128, ld = f == MOE_WF_INT8 ? n : (n + 1) / 2;
-    const int64_t kt = (k + 31) / 32, across = (n + c - 1) / c;
-    std::vector<uint8_t> t(size_t(G * kt * across * 2048), 0);
+    const int64_t kt = (k + 63) / 64, across = (n + c - 1) / c;
+    std::vector<uint8_t> t(size_t(G * kt * across * 4096), 0);
     for (int64_t g = 0; g < G; ++g) {
       for (int64_t p = 0; p < k; ++p) {
         for (int64_t b = 0; b < ld; ++b) {  // byte b of the row: columns b (int8) or 2b, 2b + 1 (int4)
           const int64_t col = f == MOE_WF_INT8 ? b : 2 * b;
-          const int64_t at = ((g * kt + p / 32) * across + col / c) * 2048 + (p % 32) * 64 + (col % c) / (c / 64);
+          const int64_t at = ((g * kt + p / 64) * across + col / c) * 4096 + (p % 64) * 64 + (col % c) / (c / 64);
           t[size_t(at)] = codes[size_t((g * k + p) * ld + b)];
         }
       }

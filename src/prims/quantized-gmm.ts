@@ -16,7 +16,7 @@
 //   mxfp4     codes uint8 [G,n,k/2], row p in byte p>>1, low nibble = even p, e2m1 codes (GPT-OSS);
 //             scales uint8 [G,n,k/32], e8m0: 2^(s − 127) (blocks of 32 along k)
 // int8 and int4 codes may also come in tiles, the order the native decode streams read them (one sequential pass per
-// chunk of 32 rows of k): codes [G,⌈k/32⌉,⌈n/c⌉,2048], tile [g,t,q] holding rows 32t.. of columns c·q.. as 32 rows
+// chunk of 64 rows of k): codes [G,⌈k/64⌉,⌈n/c⌉,4096], tile [g,t,q] holding rows 64t.. of columns c·q.. as 64 rows
 // of 64 bytes laid out as above (c = 64 int8 or 128 int4 columns), zero past k and n. Serving storage is tiled
 // (ops/quantized-weight.ts); checkpoints hold rows.
 import { DTypeError, ShapeError } from "../core/errors.js";
@@ -45,7 +45,7 @@ export interface QuantizedGmmParams {
 }
 
 /** Rows of k per tile of the tiled int8 / int4 codes, bytes per tile, and columns per tile row. */
-export const [TILE_K, TILE_BYTES] = [32, 2048];
+export const [TILE_K, TILE_BYTES] = [64, 4096];
 export const tileColumns = (f: WeightFormat): number => (f === "int4" ? 128 : 64);
 /** Whether codes of this shape are tiled (rows are 3-D). */
 export const tiledCodes = (codes: { shape: readonly number[] }): boolean => codes.shape.length === 4;

@@ -40,7 +40,7 @@ const SHAPES: [number, number, number][] = [
   [2, 40, 70],
   [3, 33, 129],
   [1, 64, 1],
-  [2, 40, 200], // rows of whole 4-byte words (int8 200 bytes, int4 100): the converters' word copies
+  [2, 100, 200], // two tiles of k, rows of whole 4-byte words (int8 200 bytes, int4 100): the converters' word copies
 ];
 
 describe("int8 / int4 codes in tiles", () => {
@@ -97,9 +97,9 @@ describe("int8 / int4 codes in tiles", () => {
       shapeRules[Prim.QuantizedGmm]([lhs, codes, t.scales, gs], { format, columns: 70 });
     expect(rule(t.codes, "int8")).toEqual([{ shape: [2, 70], dtype: "float32" }]);
     expect(() => rule(t.codes, "int4")).toThrow(/int4 codes .*expected uint8/);
-    expect(() => rule(t.codes, "fp8_e4m3")).toThrow(/fp8_e4m3 codes int8\[2,2,2,2048\]: expected uint8\[2,70,40\]/);
-    const short = new Tensor(t.codes.data.subarray(0, 2048), [1, 1, 1, 2048], "int8");
-    expect(() => rule(short, "int8")).toThrow(/expected int8\[2,2,2,2048\]/);
+    expect(() => rule(t.codes, "fp8_e4m3")).toThrow(/fp8_e4m3 codes int8\[2,1,2,4096\]: expected uint8\[2,70,40\]/);
+    const short = new Tensor(t.codes.data.subarray(0, 4096), [1, 1, 1, 4096], "int8");
+    expect(() => rule(short, "int8")).toThrow(/expected int8\[2,1,2,4096\]/);
   });
 
   const backends = [["ref", refBackend] as const, ...(nativeInfo().available ? [["native", nativeBackend()!] as const] : [])];
