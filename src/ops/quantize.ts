@@ -12,7 +12,7 @@ import { Prim } from "../prims/prims.js";
 import type { QuantFlavour } from "../prims/quantize.js";
 import { cast, mul } from "./elementwise.js";
 import { einsum, einsumLabels } from "./matmul.js";
-import { broadcastTo } from "./movement.js";
+import { broadcastTo, reshape } from "./movement.js";
 import { recycle } from "../core/pool.js";
 import { gmm, tgmm } from "./segment.js";
 
@@ -110,18 +110,27 @@ function side(x: Tensor, axes: readonly number[], q: OperandQuant | undefined, d
   return { v, s: cast(s, dt), int: true, own: true };
 }
 
-/** mm(q_lhs, q_rhs) (exact int32 when both are integers) · mm(s_lhs, s_rhs), in `dt`. */
-function rescaled(l: Side, r: Side, k: number, mm: (a: Tensor, b: Tensor) => Tensor, dt: DType): Tensor {
+/**
+ * mm(q_lhs, q_rhs) (exact int32 when both are integers) · mm(s_lhs, s_rhs), in `dt`; `scales`: mm(s_lhs, s_rhs) known
+ * (a view the product does not own).
+ */
+function rescaled(l: Side, r: Side, k: number, mm: (a: Tensor, b: Tensor) => Tensor, dt: DType, given?: Tensor): Tensor {
   if (l.int && r.int && k > MAX_EXACT_K)
     throw new UnsupportedError(`[quantized matmul] contraction of ${k} > ${MAX_EXACT_K} overflows int32`);
   const f = (x: Side): Tensor => (x.int ? (x.vf ??= cast(x.v, dt)) : x.v);
   const ints = l.int && r.int ? mm(l.v, r.v) : undefined;
   const prod = ints !== undefined ? cast(ints, dt) : mm(f(l), f(r));
-  const scales = mm(l.s, r.s);
+  const scales = given ?? mm(l.s, r.s);
   const out = mul(prod, scales);
   // what only this product holds goes back to the storage pool now rather than at some later GC: the next call's
   // large outputs then land in pages already mapped (the int8 gate's 16 MB of values at the bench shape)
-  recycle(ints, prod, scales, l.own === true ? [l.v, l.vf] : undefined, r.own === true ? [r.v, r.vf] : undefined);
+  recycle(
+    ints,
+    prod,
+    given === undefined ? scales : undefined,
+    l.own === true ? [l.v, l.vf] : undefined,
+    r.own === true ? [r.v, r.vf] : undefined,
+  );
   return out;
 }
 
@@ -154,8 +163,22 @@ function einsumProduct(spec: string, a: Tensor, b: Tensor, q: DotQuant, noise: {
     noise.rhs,
   );
   return cast(
-    rescaled(l, r, k, (u, v) => einsum(spec, u, v), dt),
+    rescaled(l, r, k, (u, v) => einsum(spec, u, v), dt, l.int !== r.int ? oneSided(l.int ? [l.s, ia] : [r.s, ib], io) : undefined),
     a.dtype,
+  );
+}
+
+/**
+ * mm(ones, s) of a product quantized on one side: that side's scales s (1 along its contracted labels) as the output
+ * holds them, size 1 along the other side's labels (1 · s is s exactly); undefined where its labels come in another
+ * order than the output's.
+ */
+function oneSided([s, labels]: [Tensor, string[]], io: string[]): Tensor | undefined {
+  const kept = io.filter((l) => labels.includes(l));
+  if (kept.join() !== labels.filter((l) => io.includes(l)).join()) return undefined;
+  return reshape(
+    s,
+    io.map((l) => (labels.includes(l) ? s.shape[labels.indexOf(l)]! : 1)),
   );
 }
 
