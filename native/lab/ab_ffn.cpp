@@ -4,7 +4,8 @@
 // of each build is compared bit for bit. Build and run through
 // native/test/run.sh ab "FLAGS A" "FLAGS B" [mode] [rounds]   (env: T, default 4096; THREADS,
 // default 2; AB_PROBE=1, a read probe before each round and the verdict split at its median; AB_FLUSH=1, caches
-// flushed before every call), or run ab_ffn A.so B.so.
+// flushed before every call; AB_TILED=1, the quantized modes' codes in tiles, with AB_A_ROWS=1 build A reading the
+// same bytes as rows), or run ab_ffn A.so B.so.
 // The weights sit in huge pages, as the library's large arrays do.
 // Modes: f32 | dpbf16 | amx (the fused forward), bwd (the fp32 backward with every weight gradient, residuals from
 // one forward of build A), gmm | gmm_t (transposed rhs) | tgmm at m = T*K, k = D, n = H, and bmm (E batches of
