@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { moeConfig } from "../../src/moe/config.js";
 import { routedMoeForward, routedMoeForwardParallel, shardWeights } from "../../src/moe/routed-moe.js";
 import { quantizeWeights, servedExpertBytes } from "../../src/moe/quantize-weights.js";
+import { tiledCodes } from "../../src/prims/quantized-gmm.js";
 import { runSpmd } from "../../src/parallel/local-group.js";
 import { sparseExpertCombine, sparseExpertCombineComposed } from "../../src/moe/experts.js";
 import { route } from "../../src/moe/permute.js";
@@ -131,5 +132,18 @@ describe("serve mode: quantized storage", () => {
     const one = routedMoeForward(cfg, served, x).output;
     const outs = await runSpmd(2, (g) => routedMoeForwardParallel(cfg, g, "batch_replicated", shardWeights(served, g.rank, 2), x));
     expect(scaledError(outs[0]!.output, one)).toBeLessThan(1e-6);
+  });
+
+  it("expert parallelism over codes in tiles (D, H multiples of 128): each rank's slice of tiles, EP=2 equals EP=1", async () => {
+    const dt: Dims = { B: 1, S: 6, D: 128, H: 256 };
+    for (const mode of ["int8", "int4"] as const) {
+      const cfg = moeConfig({ ...BASE, ...intmp(mode === "int8" ? 8 : 4), emb_dim: dt.D, moe_mlp_dim: dt.H });
+      const served = quantizeWeights(randomWeights(cfg, dt), mode);
+      expect([served.wi0, served.wi1, served.wo].map((w) => tiledCodes(w.codes))).toEqual([true, true, true]);
+      const x = randomInput(cfg, dt);
+      const one = routedMoeForward(cfg, served, x).output;
+      const outs = await runSpmd(2, (g) => routedMoeForwardParallel(cfg, g, "batch_replicated", shardWeights(served, g.rank, 2), x));
+      expect(scaledError(outs[0]!.output, one), mode).toBeLessThan(1e-6);
+    }
   });
 });
