@@ -5,8 +5,9 @@
 // those of the float matmul of the unquantized operands.
 import type { DType } from "../core/dtype.js";
 import { DTypeError, ShapeError, UnsupportedError } from "../core/errors.js";
-import { full, type Tensor } from "../core/tensor.js";
-import { bind } from "../autodiff/bind.js";
+import { full, Tensor } from "../core/tensor.js";
+import { bind, bind1 } from "../autodiff/bind.js";
+import { isRecording } from "../autodiff/graph.js";
 import { customVjp } from "../autodiff/custom-vjp.js";
 import { Prim } from "../prims/prims.js";
 import type { QuantFlavour } from "../prims/quantize.js";
@@ -68,6 +69,8 @@ interface Side {
   own?: boolean;
   /** v in the product's float dtype, made on first use (kept with a served weight's side) */
   vf?: Tensor;
+  /** a served [k, n] weight's int8 codes [1, k, n] and scales [1, 1, n] for QuantizedGmm (servedRhsProduct) */
+  gmm?: { codes: Tensor; scales: Tensor };
 }
 
 /** Quantized sides of weights that are never written again (servedWeight), by their quantization. */
@@ -183,6 +186,37 @@ function oneSided([s, labels]: [Tensor, string[]], io: string[]): Tensor | undef
 }
 
 /**
+ * x · W of a float32 x (…, k) and a served [k, n] weight quantized weight-only to int8 codes (the weight-only gate),
+ * neither of them differentiated: one QuantizedGmm over the weight's codes and scales kept with it, fl(fl(Σ x·c) · s), the bits
+ * of einsumProduct's einsum then scale product (each an fp32 chain over k ascending, one rounding per product).
+ * undefined where that does not apply.
+ */
+function servedRhsProduct(ia: string[], ib: string[], io: string[], a: Tensor, b: Tensor, q: DotQuant): Tensor | undefined {
+  const r = q.rhs;
+  if (
+    (isRecording() && (a.node !== undefined || b.node !== undefined)) ||
+    q.lhs !== undefined ||
+    r === undefined ||
+    r.bits > 8 ||
+    a.dtype !== "float32" ||
+    b.dtype !== "float32"
+  )
+    return undefined;
+  if (!servedSides.has(b) || ib.length !== 2 || ib[0] !== ia[ia.length - 1] || io.join() !== [...ia.slice(0, -1), ib[1]].join())
+    return undefined;
+  const side_ = side(b, [0], r, "float32");
+  const [k, n] = b.shape as [number, number];
+  side_.gmm ??= {
+    codes: new Tensor(Int8Array.from(side_.v.data as Int32Array), [1, k, n], "int8"),
+    scales: reshape(side_.s, [1, 1, n]),
+  };
+  const m = a.size / k;
+  const gs = new Tensor(Int32Array.of(m), [1], "int32");
+  const out = bind1(Prim.QuantizedGmm, [reshape(a, [m, k]), side_.gmm.codes, side_.gmm.scales, gs], { format: "int8", columns: n });
+  return reshape(out, [...a.shape.slice(0, -1), n]);
+}
+
+/**
  * einsum(spec, a, b) with each quantized operand quantized over its contracting labels (one scale per index of its
  * other labels). Without quantization, plain einsum.
  *
@@ -193,6 +227,8 @@ export function quantizedEinsum(spec: string, a: Tensor, b: Tensor, q: DotQuant 
   const { ia, ib, io } = einsumLabels(spec.replace(/ /g, ""));
   const summed = [...ia.filter((l) => !ib.includes(l)), ...ib.filter((l) => !ia.includes(l))].filter((l) => !io.includes(l));
   if (summed.length > 0) throw new ShapeError(`[quantized einsum] "${spec}" sums label ${summed[0]} out of one operand: not supported`);
+  const served = servedRhsProduct(ia, ib, io, a, b, q);
+  if (served !== undefined) return served;
   const [A, B, O] = [ia.join(""), ib.join(""), io.join("")];
   const f = customVjp(
     (x: Tensor, y: Tensor) => ({ out: einsumProduct(`${A},${B}->${O}`, x, y, q), res: [x, y] }),
