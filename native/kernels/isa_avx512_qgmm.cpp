@@ -45,6 +45,10 @@ namespace {
 
 inline __mmask64 mask64(int64_t n) { return n >= 64 ? ~__mmask64(0) : (__mmask64(1) << n) - 1; }
 
+// Bytes from a row of codes to the one the streams prefetch with it: the next chunk's row in rows, 8 KiB further in
+// address order in tiles.
+inline int64_t prefetch_ahead(const QgCodes& s) { return s.tiled ? MOE_QG_PF_TILED : MOE_QG_PF * codes_ld(s); }
+
 // 64 int8 values (bytes of v) as four vectors of 16 floats into d.
 inline void store_i8_as_f32(__m512i v, float* d) {
   _mm512_storeu_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_castsi512_si128(v))));
@@ -158,7 +162,7 @@ void stream_rows(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* 
   const int64_t cols = s.n - j0 < 64 ? s.n - j0 : 64;
   const int64_t ld = codes_ld(s);  // tiled: [p0, p0 + kc) within one tile (qgmm.cpp's chunks)
   const uint8_t* base = codes_at(s, p0, j0);
-  const int64_t ahead = s.tiled ? MOE_QG_PF_TILED : MOE_QG_PF * ld;  // bytes prefetched ahead
+  const int64_t ahead = prefetch_ahead(s);
   const __mmask64 keep = mask64(I4 ? (cols + 1) / 2 : cols);
   const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
   __m512 c[R][V];
@@ -427,15 +431,14 @@ inline __m512i code_row(const QgCodes& s, int64_t j0, int64_t cols, __mmask64 ke
 template <int R>
 MOE_QG_VNNI void stream_i8_rows(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, const uint8_t* a, int64_t kp,
                                 int32_t* t, int64_t ldt, bool start) {
-  constexpr int kPf = MOE_QG_PF;  // rows of codes prefetched ahead
+  const int64_t ahead = prefetch_ahead(s);
   const int64_t cols = s.n - j0 < 64 ? s.n - j0 : 64;
   const __mmask64 keep = mask64(cols);
   // int8 codes + 128 (xor of the sign bit); int4 codes come as v + 8
   const __m512i flip = _mm512_set1_epi8(s.fmt == MOE_WF_INT8 ? char(0x80) : 0);
   auto row = [&](int64_t p) {
     if (p >= s.k) return _mm512_setzero_si512();  // the row's lhs is 0 there
-    _mm_prefetch(reinterpret_cast<const char*>(s.tiled ? codes_at(s, p, j0) + MOE_QG_PF_TILED : codes_at(s, p + kPf, j0)),
-                 MOE_QG_PF_HINT);
+    _mm_prefetch(reinterpret_cast<const char*>(codes_at(s, p, j0) + ahead), MOE_QG_PF_HINT);
     return _mm512_xor_si512(code_row<true>(s, j0, cols, keep, p), flip);
   };
   // every loop over the accumulators unrolled: otherwise GCC kept them on the stack

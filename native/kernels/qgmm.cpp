@@ -146,6 +146,12 @@ struct Problem {
   std::vector<Item> items;
   bool integer = false, avx512 = false, vnni = false;
   Glu* glu = nullptr;  // integer path: the second product of a GLU pair and its epilogue
+  // Group g's codes (codes, with c at its first byte).
+  QgCodes group(int64_t g) const {
+    QgCodes s = codes;
+    s.c += g * group_bytes;
+    return s;
+  }
 };
 
 struct Glu {
@@ -192,7 +198,7 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
   float* col_scale = acc + kQgSpan;                 // W
   float ones[kQgTile] = {1, 1, 1, 1, 1, 1};
   std::fill(acc, acc + it.rows * W, 0.0f);
-  const QgCodes s{P.codes.fmt, P.codes.c + it.g * P.group_bytes, P.k, P.n, P.codes.tiled};
+  const QgCodes s = P.group(it.g);
 #if defined(MOE_HAVE_X86_KERNELS)
   const QgTileFn tile = P.avx512 ? qg_tile_avx512 : qg_tile_scalar;
   const QgDecodeFn decode = P.avx512 ? qg_decode_avx512 : qg_decode_scalar;
@@ -255,7 +261,7 @@ void run_int_stream(const Problem& P, const Problem& C, const Item& it, float* s
   const int64_t W = it.cols, kq = P.kp / 4, kqc = (C.codes.tiled ? kQgTileK : kQgStreamKc) / 4;
   auto* t = reinterpret_cast<int32_t*>(scratch);  // rows x W
   float* col_scale = scratch + kQgSpan;           // W
-  const QgCodes s{C.codes.fmt, C.codes.c + it.g * C.group_bytes, P.k, P.n, C.codes.tiled};
+  const QgCodes s = C.group(it.g);
   const int64_t j1 = std::min(P.n, it.j0 + W);
   for (int64_t q0 = 0; q0 < kq; q0 += kqc) {
     for (int64_t j = it.j0; j < j1; j += kQgCols) {
@@ -297,7 +303,7 @@ int64_t int_panel_at(float* scratch, int64_t kq, IntPanel& p) {
 }
 
 void pack_int_panel(const Problem& P, const Problem& C, const Item& it, const IntPanel& p) {
-  const QgCodes s{C.codes.fmt, C.codes.c + it.g * C.group_bytes, P.k, P.n, C.codes.tiled};
+  const QgCodes s = C.group(it.g);
   if (P.vnni) {
     qg_pack_i8_vnni(s, it.j0, P.kp / 4, p.panel, p.colsum);
   } else {

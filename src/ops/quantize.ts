@@ -114,7 +114,7 @@ function side(x: Tensor, axes: readonly number[], q: OperandQuant | undefined, d
 }
 
 /**
- * mm(q_lhs, q_rhs) (exact int32 when both are integers) · mm(s_lhs, s_rhs), in `dt`; `scales`: mm(s_lhs, s_rhs) known
+ * mm(q_lhs, q_rhs) (exact int32 when both are integers) · mm(s_lhs, s_rhs), in `dt`; `given`: mm(s_lhs, s_rhs) known
  * (a view the product does not own).
  */
 function rescaled(l: Side, r: Side, k: number, mm: (a: Tensor, b: Tensor) => Tensor, dt: DType, given?: Tensor): Tensor {

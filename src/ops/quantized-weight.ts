@@ -4,6 +4,7 @@
 // Legend: G groups (experts), k contracting dim, n columns, m rows.
 import { zeroed } from "../core/dtype.js";
 import { UnsupportedError } from "../core/errors.js";
+import { size } from "../core/shape.js";
 import { Tensor } from "../core/tensor.js";
 import { bind1 } from "../autodiff/bind.js";
 import { isRecording } from "../autodiff/graph.js";
@@ -80,31 +81,31 @@ function moveTiles(w: QuantizedWeight, rows: Uint8Array, tiles: Uint8Array, toTi
     }
 }
 
-const zeroedCodes = (f: WeightFormat, n: number): Int8Array | Uint8Array => (f === "int8" ? zeroed(Int8Array, n) : zeroed(Uint8Array, n));
-const bytesOf = (t: Tensor): Uint8Array => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+const bytesOf = (a: Int8Array | Uint8Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/** The weight with its int8 / int4 codes copied into the other layout (tiles, or rows). */
+function relaid(w: QuantizedWeight, toTiles: boolean): QuantizedWeight {
+  const aval = weightLayout(w.format, ...w.shape, toTiles).codes;
+  const codes = w.format === "int8" ? zeroed(Int8Array, size(aval.shape)) : zeroed(Uint8Array, size(aval.shape));
+  const [from, to] = [bytesOf(w.codes.data as Int8Array | Uint8Array), bytesOf(codes)];
+  moveTiles(w, toTiles ? from : to, toTiles ? to : from, toTiles);
+  return { ...w, codes: new Tensor(codes, aval.shape, aval.dtype) };
+}
 
 /**
  * The weight with int8 / int4 codes in tiles (prims/quantized-gmm.ts: the order the native decode streams read, the
  * serving layout); other formats, and codes in tiles already, as they are.
  */
 export function tiledWeight(w: QuantizedWeight): QuantizedWeight {
-  if ((w.format !== "int8" && w.format !== "int4") || tiledCodes(w.codes)) return w;
-  const aval = weightLayout(w.format, ...w.shape, true).codes;
-  const codes = zeroedCodes(
-    w.format,
-    aval.shape.reduce((a, d) => a * d, 1),
-  );
-  moveTiles(w, bytesOf(w.codes), new Uint8Array(codes.buffer, codes.byteOffset, codes.byteLength), true);
-  return { ...w, codes: new Tensor(codes, aval.shape, aval.dtype) };
+  return (w.format !== "int8" && w.format !== "int4") || tiledCodes(w.codes) ? w : relaid(w, true);
 }
 
 /**
  * The layout serving holds a layer's quantized weights in (one for all: the fused FFN reads them alike): int8 / int4
- * codes in tiles where every weight's tiles add at most 1/32 to its bytes in padding (k to a multiple of 32, n of 64
+ * codes in tiles where every weight's tiles add at most 1/32 to its bytes in padding (k to a multiple of 64, n of 64
  * or 128; model shapes: none), in rows otherwise; other formats as they are.
  */
 export function servingWeights(ws: readonly QuantizedWeight[]): QuantizedWeight[] {
-  const size = (s: readonly number[]): number => s.reduce((a, d) => a * d, 1);
   const cheap = (w: QuantizedWeight): boolean => {
     if (w.format !== "int8" && w.format !== "int4") return false;
     const [rows, tiles] = [false, true].map((t) => size(weightLayout(w.format, ...w.shape, t).codes.shape)) as [number, number];
@@ -115,14 +116,7 @@ export function servingWeights(ws: readonly QuantizedWeight[]): QuantizedWeight[
 
 /** The weight with its codes in rows (the layout checkpoints store); codes in rows already as they are. */
 export function rowsWeight(w: QuantizedWeight): QuantizedWeight {
-  if (!tiledCodes(w.codes)) return w;
-  const aval = weightLayout(w.format, ...w.shape).codes;
-  const codes = zeroedCodes(
-    w.format,
-    aval.shape.reduce((a, d) => a * d, 1),
-  );
-  moveTiles(w, new Uint8Array(codes.buffer, codes.byteOffset, codes.byteLength), bytesOf(w.codes), false);
-  return { ...w, codes: new Tensor(codes, aval.shape, aval.dtype) };
+  return tiledCodes(w.codes) ? relaid(w, false) : w;
 }
 
 /** Groups [start, end) of a quantized weight (an expert-parallel rank's experts); shares nothing it need not copy. */

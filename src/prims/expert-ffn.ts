@@ -181,7 +181,7 @@ export function checkExpertFfn(where: string, ins: readonly Aval[], p: ExpertFfn
   const n = expertFfnArity(p) + extra;
   if (ins.length !== n) throw new ShapeError(`[${where}] expects ${n} inputs, got ${ins.length}`);
   const a = expertFfnInputs(ins.slice(extra), p);
-  const wRank = p.quantized !== undefined && tiledCodes(a.wi0) ? 4 : 3; // codes in tiles: [E,⌈D/32⌉,⌈H/c⌉,2048]
+  const wRank = p.quantized !== undefined && tiledCodes(a.wi0) ? 4 : 3; // codes in tiles: [E,⌈D/64⌉,⌈H/c⌉,4096]
   if (a.x.shape.length !== 2 || a.wi0.shape.length !== wRank) {
     throw new ShapeError(`[${where}] x ${fmt(a.x.shape)} must be [T,D] and wi0 ${fmt(a.wi0.shape)} [E,D,H]`);
   }

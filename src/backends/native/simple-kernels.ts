@@ -13,11 +13,11 @@ import type { NativeBinding } from "./binding.js";
 /** Largest contraction whose int32 sum of int8 products cannot overflow (the integer kernels' bound). */
 export const MAX_I8_K = Math.floor((2 ** 31 - 1) / 128 ** 2);
 
-/** Tensors held as bytes: quantized codes, e8m0 scales. */
 /** moe_weight_format_t of a format's codes: 0 int8, 1 int4, 2 fp8_e4m3, 3 mxfp4; 4 / 5 int8 / int4 in tiles. */
 export const nativeWeightFormat = (format: WeightFormat, codes: Tensor): number =>
   WEIGHT_FORMATS.indexOf(format) + (tiledCodes(codes) ? 4 : 0);
 
+/** Tensors held as bytes: quantized codes, e8m0 scales. */
 export const byteBacked = (t: Tensor | undefined): boolean => t?.data instanceof Int8Array || t?.data instanceof Uint8Array;
 
 /** float32 (or bfloat16 values held as float32) and int32 tensors: 4-byte elements the movement kernels copy as bits. */
