@@ -3,7 +3,9 @@ import { uniformInto } from "./uniform.mjs";
 import { roundBf16InPlace } from "../src/core/dtype.js";
 import { Tensor, zeros } from "../src/core/tensor.js";
 import { moeConfig, type MoeConfig } from "../src/moe/config.js";
-import type { RoutedMoeWeights } from "../src/moe/routed-moe.js";
+import { routedMoeForward, type MoeOutput, type RoutedMoeWeights } from "../src/moe/routed-moe.js";
+import type { ExpertWeight } from "../src/moe/experts.js";
+import { jit } from "../src/backends/jit.js";
 
 export interface BenchShape {
   T: number;
@@ -62,6 +64,15 @@ export function benchWeights(s: BenchShape, dtype: "float32" | "bfloat16"): Rout
     wi1: fill([s.E, s.D, s.H], uD, 3, dtype),
     wo: fill([s.E, s.H, s.D], uH, 4, dtype),
   };
+}
+
+/**
+ * The layer's forward on `x` as a server runs it, jit-replayed (recorded at the first call): the rows that time small
+ * batches (decode, the roofline rows) time the kernels, not the JavaScript around them.
+ */
+export function servedStep(cfg: MoeConfig, w: RoutedMoeWeights<ExpertWeight>, x: Tensor): () => MoeOutput {
+  const step = jit((t: Tensor) => routedMoeForward(cfg, w, t));
+  return () => step(x);
 }
 
 export function benchInput(s: BenchShape): Tensor {

@@ -1,6 +1,6 @@
 // Public surface of moekit: the essentials at the top level, the rest in namespaces. Importing it does nothing
 // else: the backend is chosen on first use (MOEKIT_BACKEND, default native when the addon loads) or by useBackend.
-export { Tensor, tensor, zeros, zerosLike, full } from "./core/tensor.js";
+export { Tensor, tensor, zeros, zerosLike, full, checkValues } from "./core/tensor.js";
 export type { DType } from "./core/dtype.js";
 export { MoeError, ShapeError, DTypeError, UnsupportedError, ConfigError } from "./core/errors.js";
 export { prngKey, normal, uniform, split, foldIn, type Key } from "./nn/random.js";
@@ -11,6 +11,7 @@ export { recycle, releaseRecycled, recycledBytes } from "./core/pool.js";
 export { memoryBudget, setMemoryBudget } from "./core/memory.js";
 export { useBackend, runtimeInfo, type BackendChoice, type RuntimeInfo } from "./backends/select.js";
 export { formatTrace, startTrace, stopTrace, type TraceEntry } from "./backends/trace.js";
+export { jit } from "./backends/jit.js";
 export { setNativeThreads, type NativeInfo } from "./backends/native/index.js";
 export { moeConfig, type MoeConfig } from "./moe/config.js";
 export { listPresets, getPreset, presetConfig, type Preset } from "./moe/presets.js";

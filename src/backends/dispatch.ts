@@ -7,6 +7,7 @@ import { Prim, type Params } from "../prims/prims.js";
 import { shapeRules } from "../prims/shape-rules.js";
 import { refBackend } from "./ref/index.js";
 import { activeBackend } from "./select.js";
+import { capturing, quietly, recordCaptured } from "./jit.js";
 import { recordPrim, tracing } from "./trace.js";
 
 /** The primitives that take int8 / uint8 tensors (quantized codes): the ones that decode them, and moving them. */
@@ -22,14 +23,19 @@ export function apply<P extends Prim>(prim: P, inputs: readonly Tensor[], params
     );
   const avals = shapeRules[prim](inputs, params);
   const backend = activeBackend();
-  const impl = backend.supports(prim, inputs, params) ? backend : refBackend;
+  const captured = capturing();
+  const impl = (captured ? quietly(() => backend.supports(prim, inputs, params)) : backend.supports(prim, inputs, params))
+    ? backend
+    : refBackend;
   const traced = tracing();
   const t0 = traced ? performance.now() : 0;
-  const datas = impl.run(prim, inputs, params, avals);
+  const datas = captured ? quietly(() => impl.run(prim, inputs, params, avals)) : impl.run(prim, inputs, params, avals);
   if (traced) recordPrim(prim, impl.name, inputs, performance.now() - t0);
-  return avals.map((a, i) => {
+  const outs = avals.map((a, i) => {
     const d = datas[i]!;
     if (a.dtype === "bfloat16" && d instanceof Float32Array) roundBf16InPlace(d);
     return new Tensor(d, a.shape, a.dtype);
   });
+  if (captured) recordCaptured(prim, params, impl, avals, inputs, outs);
+  return outs;
 }

@@ -41,10 +41,27 @@ function widened(bits: Uint16Array): Float32Array {
 // it (the pool hands the array out again) own it. A tensor rechecks only after a recycle() since its last check.
 let nextSerial = 0;
 let releases = 0;
+let rewrites = 0;
 const releasedBefore = new WeakMap<TypedArray | Uint16Array, number>();
 
 /** Converts float32 values (already bf16-valued) to bf16 bit patterns; a backend may pass a faster one. */
 export type Bf16Narrowing = (values: Float32Array, bits: Uint16Array) => void;
+
+/** What jit's capture (backends/jit.ts) watches: every read of values, and the checks each replay must repeat. */
+export interface ValueWatcher {
+  read(t: Tensor): void;
+  check(values: readonly Tensor[], check: (values: readonly Tensor[]) => void): void;
+}
+let watcher: ValueWatcher | undefined;
+export function watchValues(w: ValueWatcher | undefined): void {
+  watcher = w;
+}
+
+/** Run `check` on `values` (it may read them, and must not compute what the caller uses), on every jit replay too. */
+export function checkValues(values: readonly Tensor[], check: (values: readonly Tensor[]) => void): void {
+  if (watcher !== undefined) watcher.check(values, check);
+  else check(values);
+}
 
 const narrowRef: Bf16Narrowing = (values, bits) => bits.set(bf16BitsRef(values));
 
@@ -84,12 +101,14 @@ export class Tensor {
 
   /** The elements (float32 for bfloat16); a bits-backed bfloat16 tensor widens its bits on the first read. */
   get data(): TypedArray {
+    watcher?.read(this);
     if (this.#checkedAt !== releases) this.#checkLive();
     return this.#data ?? (this.#data = widened(this.#bits!));
   }
 
   /** The bf16 bit patterns behind a bits-backed bfloat16 tensor; undefined for every other tensor. */
   get bf16Bits(): Uint16Array | undefined {
+    watcher?.read(this);
     if (this.#checkedAt !== releases) this.#checkLive();
     return this.#bits;
   }
@@ -121,11 +140,18 @@ export class Tensor {
 
   /** Their storage was rewritten in place (the optimizer steps): forget what was derived from it. */
   static rewritten(tensors: readonly Tensor[]): void {
+    rewrites++;
     for (const t of tensors) if (t.#data instanceof Float32Array) narrowedValues.delete(t.#data);
+  }
+
+  /** How many times storage has been rewritten in place (rewritten) or released (release) so far. */
+  static get rewrites(): number {
+    return rewrites + releases;
   }
 
   /** A bfloat16 tensor's bit patterns: its storage, or made once per float32 storage array (cached). */
   bf16BitsOf(narrow: Bf16Narrowing = narrowRef): Uint16Array {
+    watcher?.read(this);
     if (this.#checkedAt !== releases) this.#checkLive();
     if (this.dtype !== "bfloat16") throw new DTypeError(`[tensor] bf16 bits of a ${this.dtype} tensor`);
     if (this.#bits !== undefined) return this.#bits;
@@ -145,6 +171,11 @@ export class Tensor {
   }
 
   /** A new tensor object (no graph node) over the same storage; bf16 bits stay as they are. */
+  /** The array behind the tensor (its bits for a bits-backed bfloat16 one), for identity only: no read is watched. */
+  get storage(): TypedArray | Uint16Array {
+    return this.#bits ?? this.#data!;
+  }
+
   sameStorage(): Tensor {
     if (this.#checkedAt !== releases) this.#checkLive();
     return new Tensor(this.#bits ?? this.#data!, this.shape, this.dtype);

@@ -5,7 +5,7 @@
 // Legend: B batch, S sequence, D model dim, E experts.
 import { MoeError } from "../core/errors.js";
 import { strides } from "../core/shape.js";
-import { Tensor } from "../core/tensor.js";
+import { checkValues, Tensor } from "../core/tensor.js";
 
 /** A tensor holding NaN or ±Inf. The message reads `[name] path dtype[shape] holds NaN at [i,j,...]`. */
 export class NonFiniteError extends MoeError {
@@ -79,6 +79,14 @@ export interface GateOperands {
 
 /** Throws a MoeError when `logits_BSE` holds NaN or ±Inf, naming the first one and the operand that holds one. */
 export function checkGateLogits(logits_BSE: Tensor, operands: GateOperands, where = "RoutedMoE"): void {
+  const { inputs_BSD, kernel_DE, bias_E } = operands;
+  // every call, replays of a jit included
+  checkValues([logits_BSE, inputs_BSD, kernel_DE, ...(bias_E === undefined ? [] : [bias_E])], ([l, x, k, b]) =>
+    gateLogitsFinite(l!, { ...operands, inputs_BSD: x!, kernel_DE: k!, bias_E: b }, where),
+  );
+}
+
+function gateLogitsFinite(logits_BSE: Tensor, operands: GateOperands, where: string): void {
   const bad = firstNonFinite(logits_BSE);
   if (bad < 0) return;
   const named: [string, Tensor | undefined][] = [
