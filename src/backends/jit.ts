@@ -39,8 +39,9 @@ type Template = { tensor: Ref } | { array: Template[] } | { object: [string, Tem
 interface Recording {
   steps: Step[];
   result: Template;
-  /** Tensor.rewrites when recorded: the constants it computed are stale once storage is rewritten */
+  /** Tensor.rewrites when recorded: the constants it computed (if `hoisted`) are stale once storage is rewritten */
   rewrites: number;
+  hoisted: boolean;
 }
 
 class Capture {
@@ -179,7 +180,9 @@ const WRITES_INPUTS: ReadonlySet<Prim> = new Set([Prim.AdamwStep, Prim.SgdStep])
  * reads, directly or not, and those that write their inputs.
  */
 function pruned(steps: readonly Step[], result: Template): Recording {
-  const fixed = (s: Step): s is KernelStep => !("check" in s) && s.derived === false && !WRITES_INPUTS.has(s.prim);
+  // a function that writes tensors in place (an optimizer step) may write what a constant was computed from
+  const writes = steps.some((s) => !("check" in s) && WRITES_INPUTS.has(s.prim));
+  const fixed = (s: Step): s is KernelStep => !writes && !("check" in s) && s.derived === false;
   const live = new Set<number>();
   const use = (r: Ref): void => {
     if ("step" in r) live.add(r.step);
@@ -220,7 +223,7 @@ function pruned(steps: readonly Step[], result: Template): Recording {
         ? { ...s, ins: s.ins.map(moved) }
         : { prim: s.prim, params: s.params, impl: s.impl, avals: s.avals, ins: s.ins.map(moved) },
     );
-  return { steps: kept, result: movedAll(result), rewrites: Tensor.rewrites };
+  return { steps: kept, result: movedAll(result), rewrites: Tensor.rewrites, hoisted: steps.some(fixed) };
 }
 
 function replay(rec: Recording, args: readonly Tensor[]): unknown {
@@ -243,6 +246,7 @@ function replay(rec: Recording, args: readonly Tensor[]): unknown {
     const t0 = traced ? performance.now() : 0;
     const datas = s.impl.run(s.prim, ins, s.params as Params<Prim>, s.avals);
     if (traced) recordPrim(s.prim, s.impl.name, ins, performance.now() - t0);
+    if (WRITES_INPUTS.has(s.prim)) Tensor.rewritten(ins); // as ops/optim-steps.ts says after its step
     outs.push(
       s.avals.map((a, i) => {
         const d = datas[i]!;
@@ -276,7 +280,7 @@ export function jit<R>(fn: (...args: Tensor[]) => R): (...args: Tensor[]) => R {
     if (capture !== undefined || args.some((t) => t.node !== undefined)) return fn(...args);
     const key = `${activeBackend().name};${args.map((t) => `${t.dtype}${t.bf16Bits !== undefined ? "b" : ""}[${t.shape.join(",")}]`).join(";")}`;
     const rec = recordings.get(key);
-    if (rec !== undefined && rec.rewrites === Tensor.rewrites) return replay(rec, args) as R;
+    if (rec !== undefined && (!rec.hoisted || rec.rewrites === Tensor.rewrites)) return replay(rec, args) as R;
     const { result, recording } = record(fn, args);
     if (recording !== undefined) recordings.set(key, recording);
     return result;

@@ -143,6 +143,33 @@ describe("jit", () => {
     expect(Array.from(g(x).data)).toEqual([0.5, 10.5]);
   });
 
+  it("replays a function that writes weights in place, computing nothing from them once", () => {
+    useBackend("ref");
+    const make = () => ({ w: tensor([1, 2]), m: tensor([0, 0]) });
+    const [a, b] = [make(), make()];
+    // one SGD step with momentum on w, whose gradient is x * w (w read before its update), returning 3 * w after it
+    const step = (p: { w: Tensor; m: Tensor }) => (x: Tensor) => {
+      const scaled = mul(p.w, 3);
+      sgdStep(p.w, mul(x, p.w), p.m, { lr: 0.5, momentum: 0.9 });
+      return { before: scaled, after: mul(p.w, 3) };
+    };
+    const eager = step(a);
+    const recorded = step(b);
+    let calls = 0;
+    const g = jit((x: Tensor) => (calls++, recorded(x)));
+    for (const x of [tensor([1, 1]), tensor([0.5, -1]), tensor([2, 0.25])]) {
+      const want = eager(x);
+      const got = g(x);
+      expect([Array.from(got.before.data), Array.from(got.after.data)]).toEqual([
+        Array.from(want.before.data),
+        Array.from(want.after.data),
+      ]);
+    }
+    expect(Array.from(b.w.data)).toEqual(Array.from(a.w.data));
+    expect(Array.from(b.m.data)).toEqual(Array.from(a.m.data));
+    expect(calls).toBe(1);
+  });
+
   it("runs the function itself for arguments that carry gradients", () => {
     useBackend("ref");
     const w = tensor([1, -2, 3]);
