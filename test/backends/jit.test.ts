@@ -33,6 +33,14 @@ const LAYERS: Record<string, Record<string, unknown>> = {
     sparse_matmul: true,
   },
   "dense with capacity": { decoder_block: "mixtral", sparse_matmul: false, capacity_factor: 1, model_call_mode: "inference" },
+  "bfloat16, shared expert, load-balance loss": {
+    decoder_block: "deepseek",
+    routed_score_func: "sigmoid",
+    shared_experts: 1,
+    load_balance_loss_weight: 0.01,
+    dtype: "bfloat16",
+    weight_dtype: "bfloat16",
+  },
   "served int8": { decoder_block: "mixtral", sparse_matmul: true, quantization: "intmp", quant_cfg: { __default__: { w_bits: 8 } } },
 };
 
