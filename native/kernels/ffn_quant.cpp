@@ -218,6 +218,9 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
     if (int_rows) {
       st = glu_pair_int(L, ws, off, D, H, wi0_codes, wi0_scales, wi1_codes, wi1_scales, b0, b1, activation, clamp_limit,
                         act);
+    } else if (!bf16 && lhs_bits == 0) {  // float rows: the GLU pair in one pass, its products never stored
+      quantized_gmm_float_glu(format, rows, wi0_codes, wi0_scales, wi1_codes, wi1_scales, b0, b1, activation,
+                              clamp_limit, off, D, H, act);
     } else {
       float* h0 = ws.f32(2, 2 * R * H);  // the two products
       float* h1 = h0 + R * H;

@@ -190,7 +190,14 @@ void block_scales(const Problem& P, int64_t g, int64_t b, int64_t j0, float* s) 
   }
 }
 
-void run_float_item(const Problem& P, const Item& it, float* scratch) {
+// Where an item's float products go: row i, column j of the item at o[i * ld + j].
+struct Dst {
+  float* o;
+  int64_t ld;
+};
+
+// An item of the float path with C's codes and scales (P's own, or its GLU pair's) into d.
+void run_float_item(const Problem& P, const Problem& C, const Item& it, float* scratch, Dst d) {
   const int64_t W = it.cols;                        // row stride of part and acc
   float* panel = scratch;                           // kQgKc x 64
   float* part = panel + kQgKc * kQgCols;            // rows x W
@@ -198,7 +205,7 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
   float* col_scale = acc + kQgSpan;                 // W
   float ones[kQgTile] = {1, 1, 1, 1, 1, 1};
   std::fill(acc, acc + it.rows * W, 0.0f);
-  const QgCodes s = P.group(it.g);
+  const QgCodes s = C.group(it.g);
 #if defined(MOE_HAVE_X86_KERNELS)
   const QgTileFn tile = P.avx512 ? qg_tile_avx512 : qg_tile_scalar;
   const QgDecodeFn decode = P.avx512 ? qg_decode_avx512 : qg_decode_scalar;
@@ -212,7 +219,7 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
   const bool pairs = stream && s.fmt == MOE_WF_INT4 && it.rows <= kQgStreamPairRows;  // two whole panels a pass
   for (int64_t pb = 0; pb < P.k; pb += P.bk) {
     const int64_t pe = std::min(P.k, pb + P.bk);
-    for (int64_t j = it.j0; j < j1; j += kQgCols) block_scales(P, it.g, pb / P.bk, j, col_scale + (j - it.j0));
+    for (int64_t j = it.j0; j < j1; j += kQgCols) block_scales(C, it.g, pb / P.bk, j, col_scale + (j - it.j0));
     for (int64_t pc = pb; pc < pe; pc += step) {
       const int kc = int(std::min<int64_t>(step, pe - pc));
 #if defined(MOE_HAVE_X86_KERNELS)
@@ -244,16 +251,8 @@ void run_float_item(const Problem& P, const Item& it, float* scratch) {
       }
     }
   }
-  for (int64_t i = 0; i < it.rows; ++i) {
-    std::memcpy(P.out + (it.r0 + i) * P.n + it.j0, acc + i * W, size_t(j1 - it.j0) * sizeof(float));
-  }
+  for (int64_t i = 0; i < it.rows; ++i) std::memcpy(d.o + i * d.ld, acc + i * W, size_t(j1 - it.j0) * sizeof(float));
 }
-
-// Where an integer item's float products go: row i, column j of the item at o[i * ld + j].
-struct Dst {
-  float* o;
-  int64_t ld;
-};
 
 // A small group on VNNI (qg_stream_i8_vnni): a span of panels, chunk by chunk of k, into int32 sums t (rows x W),
 // then the same epilogue as run_int_item with the codes' bias taken out. C: the codes and scales (P or P's GLU pair).
@@ -357,19 +356,37 @@ void run_int_glu_tiles(const Problem& P, const Item& it, int cols, float* scratc
   }
 }
 
-// The GLU pair (P.glu): both products of the item's rows, then act = glu(h0 + b0, h1 + b1) row by row into glu.out;
-// the last item of a block of rows quantizes them (GluQuant) while they are in the cache.
-void run_int_glu(const Problem& P, const Item& it, float* scratch) {
+// Rows [i, i + rows) of the item's part of glu.out = glu(h0 + b0, h1 + b1) (IsaUnit::glu_fwd), h0 and h1 holding
+// those rows' products (row r at r * ld): the bits of add_group_bias then glu_fwd_all.
+void glu_item_rows(const Problem& P, const Item& it, const float* h0, const float* h1, int64_t ld, int64_t i, int64_t rows) {
   const Glu& G = *P.glu;
   const IsaUnit& isa = active_isa_unit();
   const int64_t cols = std::min(P.n, it.j0 + it.cols) - it.j0;
   const float* b0 = G.b0 == nullptr ? nullptr : G.b0 + it.g * P.n + it.j0;
   const float* b1 = G.b1 == nullptr ? nullptr : G.b1 + it.g * P.n + it.j0;
+  for (int64_t r = 0; r < rows; ++r) {
+    isa.glu_fwd(h0 + r * ld, h1 + r * ld, cols, b0, b1, G.act, G.limit, G.out + (it.r0 + i + r) * P.n + it.j0, nullptr,
+                nullptr);
+  }
+}
+
+// The float rows' GLU pair: both products of the item into scratch (never stored in full), then their GLU.
+void run_float_glu(const Problem& P, const Item& it, float* scratch) {
+  const int64_t cols = std::min(P.n, it.j0 + it.cols) - it.j0;
+  float* h0 = scratch + kQgKc * kQgCols + 3 * kQgSpan;  // past run_float_item's scratch; rows x cols
+  float* h1 = h0 + kQgSpan;
+  run_float_item(P, P, it, scratch, {h0, cols});
+  run_float_item(P, *P.glu->P1, it, scratch, {h1, cols});
+  glu_item_rows(P, it, h0, h1, cols, 0, it.rows);
+}
+
+// The GLU pair (P.glu): both products of the item's rows, then act = glu(h0 + b0, h1 + b1) row by row into glu.out;
+// the last item of a block of rows quantizes them (GluQuant) while they are in the cache.
+void run_int_glu(const Problem& P, const Item& it, float* scratch) {
+  const Glu& G = *P.glu;
+  const int64_t cols = std::min(P.n, it.j0 + it.cols) - it.j0;
   auto glu_rows = [&](const float* h0, const float* h1, int64_t ld, int64_t i, int64_t rows) {
-    for (int64_t r = 0; r < rows; ++r) {
-      isa.glu_fwd(h0 + r * ld, h1 + r * ld, cols, b0, b1, G.act, G.limit, G.out + (it.r0 + i + r) * P.n + it.j0,
-                  nullptr, nullptr);
-    }
+    glu_item_rows(P, it, h0, h1, ld, i, rows);
   };
   if (P.vnni && it.rows <= kQgStreamRowsInt) {
     float *h0 = scratch + 2 * kQgSpan, *h1 = h0 + kQgSpan;  // rows x cols each
@@ -461,20 +478,23 @@ void execute(Problem& P, const std::vector<int64_t>& off) {
     for (const Item& it : P.items) P.glu->left[size_t(it.blk)].fetch_add(1, std::memory_order_relaxed);
   }
   const int64_t panel = P.kp / 4 * kQgCols + 2 * kQgCols, tile = kI8TileRows * kQgCols;
-  scratch_reserve(P.glu != nullptr ? std::max(2 * panel + 3 * tile, 4 * kQgSpan)
+  const int64_t floats = kQgKc * kQgCols + 3 * kQgSpan;  // run_float_item's
+  scratch_reserve(P.glu != nullptr ? (P.integer ? std::max(2 * panel + 3 * tile, 4 * kQgSpan) : floats + 2 * kQgSpan)
                   : P.integer      ? std::max(panel + tile, 2 * kQgSpan)
-                                   : kQgKc * kQgCols + 3 * kQgSpan);
+                                   : floats);
   auto body = [](void* ctx, int64_t i, int worker) {
     const Problem& Q = *static_cast<const Problem*>(ctx);
     const Item& it = Q.items[size_t(i)];
-    if (Q.glu != nullptr) {
+    if (Q.glu != nullptr && !Q.integer) {
+      run_float_glu(Q, it, scratch(worker));
+    } else if (Q.glu != nullptr) {
       run_int_glu(Q, it, scratch(worker));
     } else if (Q.integer && Q.vnni && it.rows <= kQgStreamRowsInt) {
       run_int_stream(Q, Q, it, scratch(worker), {Q.out + it.r0 * Q.n + it.j0, Q.n});
     } else if (Q.integer) {
       run_int_item(Q, it, scratch(worker));
     } else {
-      run_float_item(Q, it, scratch(worker));
+      run_float_item(Q, Q, it, scratch(worker), {Q.out + it.r0 * Q.n + it.j0, Q.n});
     }
   };
   const int64_t items = int64_t(P.items.size());
@@ -570,6 +590,19 @@ void quantized_gmm_packed_glu(moe_weight_format_t format, const uint8_t* a8, int
   Problem P = packed_problem(format, a8, kp, lhs_scales, codes0, scales0, k, n, out);
   const Problem P1 = packed_problem(format, a8, kp, lhs_scales, codes1, scales1, k, n, out);
   Glu G{&P1, b0, b1, act, limit, out, &quant, nullptr};
+  P.glu = &G;
+  execute(P, off);
+}
+
+void quantized_gmm_float_glu(moe_weight_format_t format, const float* a, const void* codes0, const void* scales0,
+                             const void* codes1, const void* scales1, const float* b0, const float* b1,
+                             moe_activation_t act, float limit, const std::vector<int64_t>& off, int64_t k, int64_t n,
+                             float* out) {
+  if (off.back() == 0 || n == 0) return;
+  Problem P = make_problem(format, codes0, scales0, k, n, out);
+  const Problem P1 = make_problem(format, codes1, scales1, k, n, out);
+  P.a = a;
+  Glu G{&P1, b0, b1, act, limit, out, nullptr, nullptr};
   P.glu = &G;
   execute(P, off);
 }

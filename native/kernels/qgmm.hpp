@@ -11,8 +11,8 @@
 // Integer path (int8 / int4 codes, lhs in int8 range): the codes of the whole k are packed as int8.hpp's B panel
 // (k-quads of 64 columns) with their column sums and multiplied by the int8.hpp tiles; small groups (VNNI) stream
 // spans of panels chunk by chunk of k instead, the codes interleaved in registers (qg_stream_i8_vnni). A GLU pair (the
-// served FFN's wi0 and wi1 over the same rows) runs both products per work item with the GLU as their epilogue, and the
-// last item of a block of rows quantizes those rows while they are in the cache.
+// served FFN's wi0 and wi1 over the same rows, float or integer) runs both products per work item with the GLU as their
+// epilogue; on the integer path the last item of a block of rows quantizes those rows while they are in the cache.
 #pragma once
 
 #include <cstdint>
@@ -139,5 +139,13 @@ void quantized_gmm_packed_glu(moe_weight_format_t format, const uint8_t* a8, int
                               const float* b0, const float* b1, moe_activation_t act, float limit,
                               const std::vector<int64_t>& off, int64_t m, int64_t k, int64_t n, float* out,
                               const GluQuant& quant);
+
+// The same GLU pair over float rows a [m, k] (the served weight-only FFN): out = glu(a @ wi0 + b0, a @ wi1 + b1), the
+// bits of two moe_quantized_gmm calls, add_group_bias and glu_fwd_all, each item's products kept in its scratch. Rows
+// past off.back() are not written.
+void quantized_gmm_float_glu(moe_weight_format_t format, const float* a, const void* codes0, const void* scales0,
+                             const void* codes1, const void* scales1, const float* b0, const float* b1,
+                             moe_activation_t act, float limit, const std::vector<int64_t>& off, int64_t k, int64_t n,
+                             float* out);
 
 }  // namespace moe::detail
