@@ -51,6 +51,7 @@ class Capture {
   readonly where = new Map<Tensor, Ref>();
   readonly byStorage = new Map<TypedArray | Uint16Array, Ref>();
   readonly derived = new Set<Tensor>(); // depends on an argument
+  readonly derivedStorage = new Set<TypedArray | Uint16Array>();
   quiet = 0; // inside a kernel or a recorded check: reads are theirs
   firstRead: Error | undefined;
   tracked = false;
@@ -62,7 +63,10 @@ class Capture {
   #known(t: Tensor, r: Ref, derived: boolean): void {
     this.where.set(t, r);
     if (!this.byStorage.has(t.storage)) this.byStorage.set(t.storage, r);
-    if (derived) this.derived.add(t);
+    if (derived) {
+      this.derived.add(t);
+      this.derivedStorage.add(t.storage);
+    }
   }
 
   ref(t: Tensor): Ref {
@@ -73,7 +77,7 @@ class Capture {
   }
 
   isDerived(t: Tensor): boolean {
-    return this.derived.has(t) || (!this.where.has(t) && this.byStorage.has(t.storage));
+    return this.derived.has(t) || (!this.where.has(t) && this.derivedStorage.has(t.storage));
   }
 
   kernel(prim: Prim, params: unknown, impl: Backend, avals: readonly Aval[], ins: readonly Tensor[], outs: readonly Tensor[]): void {
@@ -278,7 +282,9 @@ export function jit<R>(fn: (...args: Tensor[]) => R): (...args: Tensor[]) => R {
   const recordings = new Map<string, Recording>();
   return (...args: Tensor[]): R => {
     if (capture !== undefined || args.some((t) => t.node !== undefined)) return fn(...args);
-    const key = `${activeBackend().name};${args.map((t) => `${t.dtype}${t.bf16Bits !== undefined ? "b" : ""}[${t.shape.join(",")}]`).join(";")}`;
+    // arguments over the same storage are recorded as one: which ones do is part of the key
+    const same = (t: Tensor): number => args.findIndex((u) => u.storage === t.storage);
+    const key = `${activeBackend().name};${args.map((t) => `${t.dtype}${t.bf16Bits !== undefined ? "b" : ""}[${t.shape.join(",")}]@${same(t)}`).join(";")}`;
     const rec = recordings.get(key);
     if (rec !== undefined && (!rec.hoisted || rec.rewrites === Tensor.rewrites)) return replay(rec, args) as R;
     const { result, recording } = record(fn, args);

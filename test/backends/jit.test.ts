@@ -110,6 +110,23 @@ describe("jit", () => {
     expect(calls).toBe(2);
   });
 
+  it("lets the function read values computed from its weights alone, under any tensor over them", () => {
+    useBackend("ref");
+    const w = tensor([4, 8]);
+    const g = jit((x: Tensor) => mul(x, mul(w, 0.5).sameStorage().data[1]!));
+    g(tensor([1, 2]));
+    expect(Array.from(g(tensor([3, 5])).data)).toEqual([12, 20]);
+  });
+
+  it("records again when arguments that shared storage no longer do", () => {
+    useBackend("ref");
+    const g = jit((a: Tensor, b: Tensor) => add(a, mul(b, 2)));
+    const [x, y] = [tensor([1, 2]), tensor([10, 20])];
+    expect(Array.from(g(x, x).data)).toEqual([3, 6]);
+    expect(Array.from(g(x, y).data)).toEqual([21, 42]);
+    expect(Array.from(g(y, y).data)).toEqual([30, 60]);
+  });
+
   it("refuses a function whose JavaScript reads a value computed from its arguments, naming the place", () => {
     useBackend("ref");
     const g = jit((x: Tensor) => (sum(x).data[0]! > 0 ? mul(x, 2) : x));
