@@ -159,8 +159,10 @@ function record<R>(fn: (...args: Tensor[]) => R, args: readonly Tensor[]): { res
   capture = c;
   watchValues({ read: (t) => c.read(t), check: (values, check) => recordCheck(c, values, check) });
   let result: R;
+  let shape: Template;
   try {
     result = fn(...args);
+    shape = c.template(result); // while recording: a getter of the result runs its primitives now, recorded
   } finally {
     capture = undefined;
     watchValues(undefined);
@@ -172,7 +174,7 @@ function record<R>(fn: (...args: Tensor[]) => R, args: readonly Tensor[]): { res
       `[jit] the function reads values it computed, so a replay could not follow its JavaScript: ${c.firstRead.message} ${at}`,
     );
   }
-  return { result, recording: c.tracked ? undefined : pruned(c.steps, c.template(result)) };
+  return { result, recording: c.tracked ? undefined : pruned(c.steps, shape) };
 }
 
 // Primitives whose kernels write their inputs (the optimizer steps): always replayed.

@@ -208,6 +208,17 @@ describe("jit", () => {
     expect(Array.from(got.grads[0]!.data)).toEqual(Array.from(want.grads[0]!.data));
   });
 
+  it("rebuilds a result whose getters compute on access", () => {
+    useBackend("ref");
+    const g = jit((x: Tensor) => ({
+      get doubled(): Tensor {
+        return mul(x, 2);
+      },
+    }));
+    g(tensor([1, 2]));
+    expect(Array.from(g(tensor([3, 4])).doubled.data)).toEqual([6, 8]);
+  });
+
   it("refuses results it cannot rebuild", () => {
     useBackend("ref");
     expect(() => jit((x: Tensor) => new Map([["x", x]]))(tensor([1]))).toThrow(/\[jit\] the function returned a Map/);
