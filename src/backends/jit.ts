@@ -277,8 +277,9 @@ function replay(rec: Recording, args: readonly Tensor[]): unknown {
  * for each combination of argument shapes and dtypes (and backend) runs `fn` and records it, later ones replay the
  * kernels alone. For inference: a call whose arguments carry gradient tracking, or made while another jit records,
  * runs `fn` itself, and replayed results carry no gradient. Tensors `fn` closes over (weights) are read at each
- * replay from the same tensors (an in-place update shows); swapping one for another needs a new jit. JavaScript side
- * effects of `fn` happen at its recorded call only.
+ * replay from the same tensors (an in-place update shows); swapping one for another needs a new jit. What `fn` decides
+ * from anything but its arguments' shapes and dtypes (a config, a counter, a key it makes) is fixed at its recorded
+ * call, where its JavaScript side effects happen too.
  */
 export function jit<R>(fn: (...args: Tensor[]) => R): (...args: Tensor[]) => R {
   const recordings = new Map<string, Recording>();
