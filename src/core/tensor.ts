@@ -170,12 +170,12 @@ export class Tensor {
     return this.#data !== undefined || widenedBits.has(this.#bits!);
   }
 
-  /** A new tensor object (no graph node) over the same storage; bf16 bits stay as they are. */
   /** The array behind the tensor (its bits for a bits-backed bfloat16 one), for identity only: no read is watched. */
   get storage(): TypedArray | Uint16Array {
     return this.#bits ?? this.#data!;
   }
 
+  /** A new tensor object (no graph node) over the same storage; bf16 bits stay as they are. */
   sameStorage(): Tensor {
     if (this.#checkedAt !== releases) this.#checkLive();
     return new Tensor(this.#bits ?? this.#data!, this.shape, this.dtype);
