@@ -26,6 +26,8 @@ constexpr int64_t kQgBlockRows = 128;  // rows of one work item
 #endif
 constexpr int64_t kQgIntRows = MOE_QG_INT_ROWS;
 constexpr int64_t kQgSpan = 8192;      // rows x columns of one float work item (its partial sums and accumulators)
+// Scratch floats of run_float_item: the decoded panel (kQgKc x 64), part and acc (kQgSpan each), the column scales.
+constexpr int64_t kQgFloatScratch = kQgKc * kQgCols + 3 * kQgSpan;
 // Streaming (qgmm.hpp): groups of at most this many rows (int8 / int4 codes, AVX-512), and the rows of k per chunk:
 // short chunks, so that a span reads a band of whole rows of codes at a time (the kernels prefetch the next chunk's
 // rows into the L1; longer chunks, 64 or 256, read int8 codes at half the speed at the decode shape); a tile's second
@@ -358,7 +360,8 @@ void run_int_glu_tiles(const Problem& P, const Item& it, int cols, float* scratc
 
 // Rows [i, i + rows) of the item's part of glu.out = glu(h0 + b0, h1 + b1) (IsaUnit::glu_fwd), h0 and h1 holding
 // those rows' products (row r at r * ld): the bits of add_group_bias then glu_fwd_all.
-void glu_item_rows(const Problem& P, const Item& it, const float* h0, const float* h1, int64_t ld, int64_t i, int64_t rows) {
+void glu_item_rows(const Problem& P, const Item& it, const float* h0, const float* h1, int64_t ld, int64_t i,
+                   int64_t rows) {
   const Glu& G = *P.glu;
   const IsaUnit& isa = active_isa_unit();
   const int64_t cols = std::min(P.n, it.j0 + it.cols) - it.j0;
@@ -373,7 +376,7 @@ void glu_item_rows(const Problem& P, const Item& it, const float* h0, const floa
 // The float rows' GLU pair: both products of the item into scratch (never stored in full), then their GLU.
 void run_float_glu(const Problem& P, const Item& it, float* scratch) {
   const int64_t cols = std::min(P.n, it.j0 + it.cols) - it.j0;
-  float* h0 = scratch + kQgKc * kQgCols + 3 * kQgSpan;  // past run_float_item's scratch; rows x cols
+  float* h0 = scratch + kQgFloatScratch;  // past run_float_item's scratch; rows x cols
   float* h1 = h0 + kQgSpan;
   run_float_item(P, P, it, scratch, {h0, cols});
   run_float_item(P, *P.glu->P1, it, scratch, {h1, cols});
@@ -478,10 +481,10 @@ void execute(Problem& P, const std::vector<int64_t>& off) {
     for (const Item& it : P.items) P.glu->left[size_t(it.blk)].fetch_add(1, std::memory_order_relaxed);
   }
   const int64_t panel = P.kp / 4 * kQgCols + 2 * kQgCols, tile = kI8TileRows * kQgCols;
-  const int64_t floats = kQgKc * kQgCols + 3 * kQgSpan;  // run_float_item's
-  scratch_reserve(P.glu != nullptr ? (P.integer ? std::max(2 * panel + 3 * tile, 4 * kQgSpan) : floats + 2 * kQgSpan)
+  const int64_t float_glu = kQgFloatScratch + 2 * kQgSpan;  // and run_float_glu's two products
+  scratch_reserve(P.glu != nullptr ? (P.integer ? std::max(2 * panel + 3 * tile, 4 * kQgSpan) : float_glu)
                   : P.integer      ? std::max(panel + tile, 2 * kQgSpan)
-                                   : floats);
+                                   : kQgFloatScratch);
   auto body = [](void* ctx, int64_t i, int worker) {
     const Problem& Q = *static_cast<const Problem*>(ctx);
     const Item& it = Q.items[size_t(i)];

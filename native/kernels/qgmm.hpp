@@ -51,7 +51,7 @@ inline int64_t tiled_group_bytes(bool int4, int64_t k, int64_t n) {
 }
 // The byte holding code (p, j) of int8 / int4 codes (j / 2's for int4) in either layout. Where j is a multiple of 64
 // (of 128 for int4's 64 bytes), the row's codes of the next 64 columns (bytes) follow it; in tiles, those of row p + 1
-// are 64 bytes further while p + 1 stays in p's tile of 32.
+// are 64 bytes further while p + 1 stays in p's tile of kQgTileK rows.
 inline const uint8_t* codes_at(const QgCodes& s, int64_t p, int64_t j) {
   const bool i4 = s.fmt == MOE_WF_INT4;
   if (!s.tiled) return s.c + p * (i4 ? (s.n + 1) / 2 : s.n) + (i4 ? j / 2 : j);
