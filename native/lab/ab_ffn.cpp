@@ -2,7 +2,8 @@
 // by call: each round runs the bench-shape call once with each build, in alternating order, and the verdict is the
 // median of the per-round time ratios B/A, so the VM's drift (tens of percent within minutes) cancels. The last call
 // of each build is compared bit for bit. Build and run through
-// native/test/run.sh ab "FLAGS A" "FLAGS B" [mode] [rounds]   (env: T, default 4096; THREADS,
+// native/test/run.sh ab "FLAGS A" "FLAGS B" [mode] [rounds]   (env: T, default 4096; AB_K and AB_E, top-k and experts,
+// default 8 and 64 (AB_E=1 AB_K=1 keeps one expert's weights in the L3); THREADS,
 // default 2; AB_PROBE=1, a read probe before each round and the verdict split at its median; AB_FLUSH=1, caches
 // flushed before every call; AB_TILED=1, the quantized modes' codes in tiles, with AB_A_ROWS=1 build A reading the
 // same bytes as rows), or run ab_ffn A.so B.so.
@@ -126,7 +127,14 @@ int main(int argc, char** argv) {
     }
   }
   const char* te = std::getenv("T");
-  const int64_t T = te != nullptr ? std::atoll(te) : 4096, K = 8, D = 1024, H = 1408, E = 64, R = T * K;
+  const char *ke = std::getenv("AB_K"), *ee = std::getenv("AB_E");
+  const int64_t T = te != nullptr ? std::atoll(te) : 4096, K = ke != nullptr ? std::atoll(ke) : 8, D = 1024, H = 1408,
+                E = ee != nullptr ? std::atoll(ee) : 64, R = T * K;
+  if (T < 1 || K < 1 || E < K) {
+    std::fprintf(stderr, "need T >= 1 and 1 <= AB_K <= AB_E (T=%lld, AB_K=%lld, AB_E=%lld)\n", (long long)T,
+                 (long long)K, (long long)E);
+    return 2;
+  }
   // each token picks K distinct experts (fixed LCG); rows sorted by expert
   std::vector<int32_t> ex(static_cast<size_t>(R)), order(static_cast<size_t>(R)), gs(static_cast<size_t>(E), 0);
   uint64_t s = 7;
