@@ -164,7 +164,7 @@ void stream_rows(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* 
   const uint8_t* base = codes_at(s, p0, j0);
   const int64_t ahead = prefetch_ahead(s);
   // Two: a row of codes in tiles is one cache line where the tile is aligned, and one prefetch covers it (the second
-  // cost 1.3-1.6% of the decode shape's wi0 GMM time, paired on Zen 5 with caches flushed)
+  // cost 1.3-5.5% of the decode shape's wi0 GMM time in three paired runs on Zen 5, caches flushed)
   const bool one_line = s.tiled && reinterpret_cast<uintptr_t>(base) % 64 == 0;
   const __mmask64 keep = mask64(I4 ? (cols + 1) / 2 : cols);
   const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);

@@ -340,24 +340,6 @@ void run_int_item(const Problem& P, const Item& it, float* scratch) {
   }
 }
 
-// The GLU pair's large groups: both panels packed, then tile by tile both products and glu_rows(h0, h1, ld, i, rows).
-template <class GluRows>
-void run_int_glu_tiles(const Problem& P, const Item& it, int cols, float* scratch, const GluRows& glu_rows) {
-  IntPanel p0, p1;
-  float* rest = scratch + int_panel_at(scratch, P.kp / 4, p0);
-  rest += int_panel_at(rest, P.kp / 4, p1);
-  float *h0 = rest, *h1 = h0 + kI8TileRows * kQgCols;  // kI8TileRows x 64 each
-  auto* tile = reinterpret_cast<int32_t*>(h1 + kI8TileRows * kQgCols);
-  pack_int_panel(P, P, it, p0);
-  pack_int_panel(P, *P.glu->P1, it, p1);
-  for (int64_t i = 0; i < it.rows; i += kI8TileRows) {
-    const int rows = int(std::min<int64_t>(kI8TileRows, it.rows - i));
-    int_tile(P, it, p0, i, rows, cols, tile, {h0, kQgCols});
-    int_tile(P, it, p1, i, rows, cols, tile, {h1, kQgCols});
-    glu_rows(h0, h1, kQgCols, i, rows);
-  }
-}
-
 // Rows [i, i + rows) of the item's part of glu.out = glu(h0 + b0, h1 + b1) (IsaUnit::glu_fwd), h0 and h1 holding
 // those rows' products (row r at r * ld): the bits of add_group_bias then glu_fwd_all.
 void glu_item_rows(const Problem& P, const Item& it, const float* h0, const float* h1, int64_t ld, int64_t i,
@@ -370,6 +352,23 @@ void glu_item_rows(const Problem& P, const Item& it, const float* h0, const floa
   for (int64_t r = 0; r < rows; ++r) {
     isa.glu_fwd(h0 + r * ld, h1 + r * ld, cols, b0, b1, G.act, G.limit, G.out + (it.r0 + i + r) * P.n + it.j0, nullptr,
                 nullptr);
+  }
+}
+
+// The GLU pair's large groups: both panels packed, then tile by tile both products and their GLU (glu_item_rows).
+void run_int_glu_tiles(const Problem& P, const Item& it, int cols, float* scratch) {
+  IntPanel p0, p1;
+  float* rest = scratch + int_panel_at(scratch, P.kp / 4, p0);
+  rest += int_panel_at(rest, P.kp / 4, p1);
+  float *h0 = rest, *h1 = h0 + kI8TileRows * kQgCols;  // kI8TileRows x 64 each
+  auto* tile = reinterpret_cast<int32_t*>(h1 + kI8TileRows * kQgCols);
+  pack_int_panel(P, P, it, p0);
+  pack_int_panel(P, *P.glu->P1, it, p1);
+  for (int64_t i = 0; i < it.rows; i += kI8TileRows) {
+    const int rows = int(std::min<int64_t>(kI8TileRows, it.rows - i));
+    int_tile(P, it, p0, i, rows, cols, tile, {h0, kQgCols});
+    int_tile(P, it, p1, i, rows, cols, tile, {h1, kQgCols});
+    glu_item_rows(P, it, h0, h1, kQgCols, i, rows);
   }
 }
 
@@ -388,16 +387,13 @@ void run_float_glu(const Problem& P, const Item& it, float* scratch) {
 void run_int_glu(const Problem& P, const Item& it, float* scratch) {
   const Glu& G = *P.glu;
   const int64_t cols = std::min(P.n, it.j0 + it.cols) - it.j0;
-  auto glu_rows = [&](const float* h0, const float* h1, int64_t ld, int64_t i, int64_t rows) {
-    glu_item_rows(P, it, h0, h1, ld, i, rows);
-  };
   if (P.vnni && it.rows <= kQgStreamRowsInt) {
     float *h0 = scratch + 2 * kQgSpan, *h1 = h0 + kQgSpan;  // rows x cols each
     run_int_stream(P, P, it, scratch, {h0, cols});
     run_int_stream(P, *G.P1, it, scratch, {h1, cols});
-    glu_rows(h0, h1, cols, 0, it.rows);
+    glu_item_rows(P, it, h0, h1, cols, 0, it.rows);
   } else {
-    run_int_glu_tiles(P, it, int(cols), scratch, glu_rows);
+    run_int_glu_tiles(P, it, int(cols), scratch);
   }
   // release: this item's part of the rows written; acquire: the other items'
   if (G.left[size_t(it.blk)].fetch_sub(1, std::memory_order_acq_rel) != 1) return;
