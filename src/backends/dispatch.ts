@@ -1,14 +1,13 @@
 // Running one primitive: its shape rule, then its kernel on the active backend, or on the reference backend
 // when the active one does not support these inputs. No graph: autodiff/bind.ts adds that.
-import { roundBf16InPlace } from "../core/dtype.js";
 import { DTypeError } from "../core/errors.js";
-import { Tensor } from "../core/tensor.js";
+import type { Tensor } from "../core/tensor.js";
 import { Prim, type Params } from "../prims/prims.js";
 import { shapeRules } from "../prims/shape-rules.js";
 import { refBackend } from "./ref/index.js";
 import { activeBackend } from "./select.js";
 import { capturing, quietly, recordCaptured } from "./jit.js";
-import { recordPrim, tracing } from "./trace.js";
+import { runKernel } from "./run-kernel.js";
 
 /** The primitives that take int8 / uint8 tensors (quantized codes): the ones that decode them, and moving them. */
 const CODE_PRIMS: ReadonlySet<Prim> = new Set([Prim.QuantizedGmm, Prim.Reshape, Prim.Slice, Prim.Concat]);
@@ -27,15 +26,7 @@ export function apply<P extends Prim>(prim: P, inputs: readonly Tensor[], params
   const impl = (captured ? quietly(() => backend.supports(prim, inputs, params)) : backend.supports(prim, inputs, params))
     ? backend
     : refBackend;
-  const traced = tracing();
-  const t0 = traced ? performance.now() : 0;
-  const datas = captured ? quietly(() => impl.run(prim, inputs, params, avals)) : impl.run(prim, inputs, params, avals);
-  if (traced) recordPrim(prim, impl.name, inputs, performance.now() - t0);
-  const outs = avals.map((a, i) => {
-    const d = datas[i]!;
-    if (a.dtype === "bfloat16" && d instanceof Float32Array) roundBf16InPlace(d);
-    return new Tensor(d, a.shape, a.dtype);
-  });
+  const outs = captured ? quietly(() => runKernel(impl, prim, inputs, params, avals)) : runKernel(impl, prim, inputs, params, avals);
   if (captured) recordCaptured(prim, params, impl, avals, inputs, outs);
   return outs;
 }

@@ -5,14 +5,13 @@
 // the values of an argument or of anything computed from one (a branch on data) makes jit throw, naming the place;
 // value checks that must run every call go through checkValues, which records them.
 import type { TypedArray } from "../core/dtype.js";
-import { roundBf16InPlace } from "../core/dtype.js";
 import { MoeError } from "../core/errors.js";
 import { Tensor, watchValues } from "../core/tensor.js";
 import { Prim, type Params } from "../prims/prims.js";
 import type { Aval } from "../prims/shape-rules.js";
 import type { Backend } from "./backend.js";
 import { activeBackend } from "./select.js";
-import { recordPrim, tracing } from "./trace.js";
+import { runKernel } from "./run-kernel.js";
 
 /** Where a recorded input comes from: argument i, output j of step i, or a tensor the function closed over. */
 type Ref = { arg: number } | { step: number; out: number } | { constant: Tensor } | { alias: Ref; shape: readonly number[] };
@@ -241,7 +240,6 @@ function replay(rec: Recording, args: readonly Tensor[]): unknown {
     const t = value(r.alias);
     return new Tensor(t.storage, r.shape, t.dtype);
   };
-  const traced = tracing();
   for (const s of rec.steps) {
     const ins = s.ins.map(value);
     if ("check" in s) {
@@ -249,17 +247,8 @@ function replay(rec: Recording, args: readonly Tensor[]): unknown {
       outs.push([]);
       continue;
     }
-    const t0 = traced ? performance.now() : 0;
-    const datas = s.impl.run(s.prim, ins, s.params as Params<Prim>, s.avals);
-    if (traced) recordPrim(s.prim, s.impl.name, ins, performance.now() - t0);
+    outs.push(runKernel(s.impl, s.prim, ins, s.params as Params<Prim>, s.avals));
     if (WRITES_INPUTS.has(s.prim)) Tensor.rewritten(ins); // as ops/optim-steps.ts says after its step
-    outs.push(
-      s.avals.map((a, i) => {
-        const d = datas[i]!;
-        if (a.dtype === "bfloat16" && d instanceof Float32Array) roundBf16InPlace(d);
-        return new Tensor(d, a.shape, a.dtype);
-      }),
-    );
   }
   const build = (t: Template): unknown =>
     "tensor" in t
