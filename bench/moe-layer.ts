@@ -6,6 +6,7 @@ import { moeConfig, type MoeConfig } from "../src/moe/config.js";
 import { routedMoeForward, type MoeOutput, type RoutedMoeWeights } from "../src/moe/routed-moe.js";
 import type { ExpertWeight } from "../src/moe/experts.js";
 import { jit } from "../src/backends/jit.js";
+import type { PeakTracker } from "./probes.js";
 
 export interface BenchShape {
   T: number;
@@ -73,6 +74,16 @@ export function benchWeights(s: BenchShape, dtype: "float32" | "bfloat16"): Rout
 export function servedStep(cfg: MoeConfig, w: RoutedMoeWeights<ExpertWeight>, x: Tensor): () => MoeOutput {
   const step = jit((t: Tensor) => routedMoeForward(cfg, w, t));
   return () => step(x);
+}
+
+/**
+ * A decode row's note: `replayed` (the jit-replayed step's fraction of the read probe beside it, the target's figure),
+ * then the same step called as it is (`eager`), timed here beside the probe for comparison only.
+ */
+export function decodeBesideNote(tracker: PeakTracker, replayed: number, eager: () => unknown, runs: number, bytes: number): string {
+  const called = tracker.timeBesideReads(eager, runs, bytes).besideFraction;
+  const as = called === undefined ? "" : ` (called as it is: ${(100 * called).toFixed(0)}%)`;
+  return `${(100 * replayed).toFixed(0)}% of the read probe read beside each run (median); jit-replayed${as}`;
 }
 
 export function benchInput(s: BenchShape): Tensor {

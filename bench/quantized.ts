@@ -11,7 +11,17 @@ import { quantizeWeight } from "../src/ops/quantized-weight.js";
 import type { ExpertWeight } from "../src/moe/experts.js";
 import { Prim } from "../src/prims/prims.js";
 import { timePaired, type PeerResult } from "./harness.js";
-import { benchConfig, benchInput, benchKeys, benchWeights, fill, servedStep, usefulFlops, type BenchShape } from "./moe-layer.js";
+import {
+  benchConfig,
+  benchInput,
+  benchKeys,
+  benchWeights,
+  decodeBesideNote,
+  fill,
+  servedStep,
+  usefulFlops,
+  type BenchShape,
+} from "./moe-layer.js";
 import type { PeakTracker, Probes } from "./probes.js";
 
 export interface QuantRow {
@@ -175,11 +185,9 @@ export function quantizedRows(b: QuantBench): QuantRow[] {
         const bytes = touched * (3 * s.D * s.H * (mode === "int8" ? 1 : 0.5) + (2 * s.H + s.D) * 4);
         row.gbps = bytes / t.b_s / 1e9;
         const beside = b.tracker.timeBesideReads(stepQ, b.runs * 5, bytes).besideFraction;
-        // the same step called as it is, for comparison (not a target)
-        const eager = b.tracker.timeBesideReads(() => routedMoeForward(q, served, x), b.runs * 5, bytes).besideFraction;
         if (beside !== undefined) {
           row.besideFraction = beside;
-          row.note += `; ${(100 * beside).toFixed(0)}% of the read probe read beside each run (median); jit-replayed (called as it is: ${(100 * eager!).toFixed(0)}%)`;
+          row.note += `; ${decodeBesideNote(b.tracker, beside, () => routedMoeForward(q, served, x), b.runs * 5, bytes)}`;
         }
       } else {
         row.gflops = usefulFlops(s) / t.b_s / 1e9;
