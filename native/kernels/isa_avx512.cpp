@@ -153,7 +153,7 @@ struct TrF32 : F32Rows {
 // ascending, in registers. Prefetched meanwhile: `next` (or NULL), the same strip of the next block's rows, into the
 // L2; `band` (or NULL), band_lines cache lines from there, spread over the block's rows, into MOE_BAND_HINT's level.
 template <int R, int V, class S>
-void stream_strip(const float* const* xr, const S* w, int64_t ldb, int64_t p0, int64_t kb, int64_t cols, bool first,
+void stream_strip(const float* a, const S* w, int64_t ldb, int64_t p0, int64_t kb, int64_t cols, bool first,
                   const S* next, int64_t kb_next, const char* band, int64_t band_lines, float* c, int64_t ldc) {
   const int64_t per = band != nullptr && kb > 0 ? (band_lines + kb - 1) / kb : 0;  // band lines per weight row
   __mmask16 m[V];
@@ -179,9 +179,9 @@ void stream_strip(const float* const* xr, const S* w, int64_t ldb, int64_t p0, i
     for (int v = 0; v < V; ++v) b[v] = load_w16(wr + 16 * v, m[v], false);
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
-      const __m512 a = _mm512_set1_ps(xr[i][p0 + p]);
+      const __m512 av = _mm512_set1_ps(a[p * R + i]);
 #pragma GCC unroll 8
-      for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(av, b[v], acc[i][v]);
     }
   }
 #pragma GCC unroll 8
@@ -194,7 +194,7 @@ void stream_strip(const float* const* xr, const S* w, int64_t ldb, int64_t p0, i
 }
 
 template <class S>
-using StreamStrip = void (*)(const float* const*, const S*, int64_t, int64_t, int64_t, int64_t, bool, const S*, int64_t,
+using StreamStrip = void (*)(const float*, const S*, int64_t, int64_t, int64_t, int64_t, bool, const S*, int64_t,
                              const char*, int64_t, float*, int64_t);
 
 template <class S, int V, int... R>
@@ -206,7 +206,7 @@ constexpr std::array<StreamStrip<S>, sizeof...(R)> stream_strip_table(std::integ
 // over all weight rows in blocks of MOE_STREAM_KB_STRIP, the chunks prefetching their share of the next strip's rows of
 // the block into the L2. The same chains as run_stream_blk_t's other order.
 template <class S, class Table>
-void run_strips_by_column(const GemmProblem& P, const GemmItem& it, const float* const* xr, int64_t rc, const Table& t3,
+void run_strips_by_column(const GemmProblem& P, const GemmItem& it, const float* apack, int64_t rc, const Table& t3,
                           const Table& t2, const Table& t1, float* scratch, int64_t ncols, int64_t nbp) {
   const int64_t K = P.k[0], chunks = (it.mb + rc - 1) / rc;
   for (int h = 0; h < P.halves; ++h) {
@@ -217,10 +217,11 @@ void run_strips_by_column(const GemmProblem& P, const GemmItem& it, const float*
       for (int64_t p0 = 0; p0 < K; p0 += MOE_STREAM_KB_STRIP) {
         const int64_t len = imin(MOE_STREAM_KB_STRIP, K - p0), share = (len + chunks - 1) / chunks;
         for (int64_t i0 = 0, q = 0; i0 < it.mb; i0 += rc, ++q) {
-          const size_t ri = size_t(imin(rc, it.mb - i0) - 1);
+          const int64_t r = imin(rc, it.mb - i0);
+          const size_t ri = size_t(r - 1);
           const auto f = vl == 3 ? t3[ri] : vl == 2 ? t2[ri] : t1[ri];
           const int64_t q0 = imin(q * share, len), nl = more ? imin(share, len - q0) : 0;
-          f(xr + i0, w + jc, P.ldb, p0, len, it.nb - jc, p0 == 0, nl > 0 ? w + jc + 48 + (p0 + q0) * P.ldb : nullptr, nl,
+          f(apack + i0 * K + p0 * r, w + jc, P.ldb, p0, len, it.nb - jc, p0 == 0, nl > 0 ? w + jc + 48 + (p0 + q0) * P.ldb : nullptr, nl,
             nullptr, 0, scratch + i0 * ncols + h * nbp + jc, ncols);
         }
       }
@@ -237,24 +238,38 @@ void run_strips_by_column(const GemmProblem& P, const GemmItem& it, const float*
 // take strips of 32 columns with fp32 weights, 48 otherwise (paired A/B at T=64 on Zen 5: 0.96-0.97x the time in both
 // bandwidth regimes; 16 columns 1.19x; 32 with bf16 weights 1.02-1.08x, and at T=256, where chunks of 8 rows of
 // 32-row groups are FLOPs-bound, 1.07x). Groups of more than 16 rows whose weight rows are not a multiple of 1 KB apart
-// take the strips in the other order (run_strips_by_column).
+// take the strips in the other order (run_strips_by_column). The rows' inputs are packed first, p-major per chunk, so
+// the loop reads them through one pointer (with a pointer per row, the 8-row loop kept some of them on the stack):
+// paired A/B on Zen 5, same bits, T=256 0.964x and 0.974x the time, T=64 0.993x, T=8 0.997x, bf16 weights (dpbf16) at
+// T=64 and T=8 0.996x and 1.002x; one expert in the L3 (items of 352 columns, each packing the group's rows again)
+// 1.031x, noisy (0.91-1.17). A standalone copy of the pipeline (gate, up, GLU, down; 25 or 36 rows per expert, one
+// thread): gate and up 1.17-1.25x the speed, down 1.12-1.15x.
 template <class S>
 void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) {
   const int64_t nbp = round_up(it.nb, 16), ncols = stream_ldc(P.halves * nbp);
   const int64_t r0 = P.off[it.g];
-  const float* xr[kBlkStreamRows];
-  for (int64_t i = 0; i < it.mb; ++i) xr[i] = P.a[0] + arow(P, r0 + it.i0 + i) * P.lda;
-  const int64_t chunks = (it.mb + 7) / 8, rc = (it.mb + chunks - 1) / chunks;
+  const int64_t chunks = (it.mb + 7) / 8, rc = (it.mb + chunks - 1) / chunks, K = P.k[0];
+  // the rows' inputs packed per chunk of rc rows, p-major (chunk at row i0: apack + i0 K, input p of its row i at
+  // p * r + i), after the sums in the scratch (item_scratch)
+  float* apack = scratch + it.mb * ncols + 16;
+  for (int64_t i0 = 0; i0 < it.mb; i0 += rc) {
+    const int64_t r = imin(rc, it.mb - i0);
+    for (int64_t i = 0; i < r; ++i) {
+      const float* x = P.a[0] + arow(P, r0 + it.i0 + i0 + i) * P.lda;
+      float* d = apack + i0 * K + i;
+      for (int64_t p = 0; p < K; ++p) d[p * r] = x[p];
+    }
+  }
   const int V = rc <= 2 ? 8 : rc <= 4 ? 4 : it.mb <= 16 && sizeof(S) == 4 ? 2 : 3;
   static constexpr auto t8 = stream_strip_table<S, 8>(std::make_integer_sequence<int, 2>());
   static constexpr auto t4 = stream_strip_table<S, 4>(std::make_integer_sequence<int, 4>());
   static constexpr auto t3 = stream_strip_table<S, 3>(std::make_integer_sequence<int, 8>());
   static constexpr auto t2 = stream_strip_table<S, 2>(std::make_integer_sequence<int, 8>());
   static constexpr auto t1 = stream_strip_table<S, 1>(std::make_integer_sequence<int, 8>());
-  const int64_t K = P.k[0], kb = it.mb <= 16 ? MOE_STREAM_KB : MOE_STREAM_KB_WIDE, strips = (it.nb + 16 * V - 1) / (16 * V);
+  const int64_t kb = it.mb <= 16 ? MOE_STREAM_KB : MOE_STREAM_KB_WIDE, strips = (it.nb + 16 * V - 1) / (16 * V);
   const int64_t stride = P.ldb * int64_t(sizeof(S));
   if (MOE_STREAM_BY_STRIP && it.mb > 16 && K > 0 && (stride & -stride) <= 512) {
-    run_strips_by_column<S>(P, it, xr, rc, t3, t2, t1, scratch, ncols, nbp);
+    run_strips_by_column<S>(P, it, apack, rc, t3, t2, t1, scratch, ncols, nbp);
     return epilogue(P, it, scratch, ncols, nbp);
   }
   for (int h = 0; h < P.halves; ++h) {
@@ -274,7 +289,7 @@ void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) 
           const StreamStrip<S> f = vl == 8 ? t8[ri] : vl == 4 ? t4[ri] : vl == 3 ? t3[ri] : vl == 2 ? t2[ri] : t1[ri];
           const S* next = !band && next_len > 0 && i0 == 0 ? w + jc + (p0 + len) * P.ldb : nullptr;
           const int64_t nl = band && i0 == 0 && s * slice < band_lines ? imin(slice, band_lines - s * slice) : 0;
-          f(xr + i0, w + jc, P.ldb, p0, len, it.nb - jc, p0 == 0, next, next_len, nl > 0 ? band0 + 64 * s * slice : nullptr,
+          f(apack + i0 * K + p0 * r, w + jc, P.ldb, p0, len, it.nb - jc, p0 == 0, next, next_len, nl > 0 ? band0 + 64 * s * slice : nullptr,
             nl, scratch + i0 * ncols + h * nbp + jc, ncols);
         }
       }
@@ -300,7 +315,7 @@ GemmBlocking blocking(Mul mul) {
 }
 
 int64_t item_scratch(const GemmProblem& p, const GemmItem& it) {
-  if (it.stream) return stream_scratch_floats(p, it);
+  if (it.stream) return stream_scratch_floats(p, it) + it.mb * p.k[0];  // + run_stream_blk_t's packed inputs
   switch (p.mul) {
     case Mul::DPBF16: return dpbf16_scratch(p, it);
     case Mul::AMX: return amx_scratch(p, it);
