@@ -202,12 +202,24 @@ constexpr std::array<StreamStrip<S>, sizeof...(R)> stream_strip_table(std::integ
   return {&stream_strip<R + 1, V, S>...};
 }
 
+// stream_strip<r, v, S>: v is 8 (r <= 2), 4 (r <= 4) or 1-3 (r <= 8).
+template <class S>
+StreamStrip<S> strip_kernel(int64_t v, int64_t r) {
+  static constexpr auto t8 = stream_strip_table<S, 8>(std::make_integer_sequence<int, 2>());
+  static constexpr auto t4 = stream_strip_table<S, 4>(std::make_integer_sequence<int, 4>());
+  static constexpr auto t3 = stream_strip_table<S, 3>(std::make_integer_sequence<int, 8>());
+  static constexpr auto t2 = stream_strip_table<S, 2>(std::make_integer_sequence<int, 8>());
+  static constexpr auto t1 = stream_strip_table<S, 1>(std::make_integer_sequence<int, 8>());
+  const size_t ri = size_t(r - 1);
+  return v == 8 ? t8[ri] : v == 4 ? t4[ri] : v == 3 ? t3[ri] : v == 2 ? t2[ri] : t1[ri];
+}
+
 // Groups of more than 16 rows, strips of 48 columns (rows in chunks of rc <= 8, each rereading the strip): each strip
 // over all weight rows in blocks of MOE_STREAM_KB_STRIP, the chunks prefetching their share of the next strip's rows of
 // the block into the L2. The same chains as run_stream_blk_t's other order.
-template <class S, class Table>
-void run_strips_by_column(const GemmProblem& P, const GemmItem& it, const float* apack, int64_t rc, const Table& t3,
-                          const Table& t2, const Table& t1, float* scratch, int64_t ncols, int64_t nbp) {
+template <class S>
+void run_strips_by_column(const GemmProblem& P, const GemmItem& it, const float* apack, int64_t rc, float* scratch,
+                          int64_t ncols, int64_t nbp) {
   const int64_t K = P.k[0], chunks = (it.mb + rc - 1) / rc;
   for (int h = 0; h < P.halves; ++h) {
     const S* w = static_cast<const S*>(b_source(P, it, h, 0)) + it.j0;
@@ -218,8 +230,7 @@ void run_strips_by_column(const GemmProblem& P, const GemmItem& it, const float*
         const int64_t len = imin(MOE_STREAM_KB_STRIP, K - p0), share = (len + chunks - 1) / chunks;
         for (int64_t i0 = 0, q = 0; i0 < it.mb; i0 += rc, ++q) {
           const int64_t r = imin(rc, it.mb - i0);
-          const size_t ri = size_t(r - 1);
-          const auto f = vl == 3 ? t3[ri] : vl == 2 ? t2[ri] : t1[ri];
+          const StreamStrip<S> f = strip_kernel<S>(vl, r);
           const int64_t q0 = imin(q * share, len), nl = more ? imin(share, len - q0) : 0;
           f(apack + i0 * K + p0 * r, w + jc, P.ldb, p0, len, it.nb - jc, p0 == 0, nl > 0 ? w + jc + 48 + (p0 + q0) * P.ldb : nullptr, nl,
             nullptr, 0, scratch + i0 * ncols + h * nbp + jc, ncols);
@@ -261,15 +272,10 @@ void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) 
     }
   }
   const int V = rc <= 2 ? 8 : rc <= 4 ? 4 : it.mb <= 16 && sizeof(S) == 4 ? 2 : 3;
-  static constexpr auto t8 = stream_strip_table<S, 8>(std::make_integer_sequence<int, 2>());
-  static constexpr auto t4 = stream_strip_table<S, 4>(std::make_integer_sequence<int, 4>());
-  static constexpr auto t3 = stream_strip_table<S, 3>(std::make_integer_sequence<int, 8>());
-  static constexpr auto t2 = stream_strip_table<S, 2>(std::make_integer_sequence<int, 8>());
-  static constexpr auto t1 = stream_strip_table<S, 1>(std::make_integer_sequence<int, 8>());
   const int64_t kb = it.mb <= 16 ? MOE_STREAM_KB : MOE_STREAM_KB_WIDE, strips = (it.nb + 16 * V - 1) / (16 * V);
   const int64_t stride = P.ldb * int64_t(sizeof(S));
   if (MOE_STREAM_BY_STRIP && it.mb > 16 && K > 0 && (stride & -stride) <= 512) {
-    run_strips_by_column<S>(P, it, apack, rc, t3, t2, t1, scratch, ncols, nbp);
+    run_strips_by_column<S>(P, it, apack, rc, scratch, ncols, nbp);
     return epilogue(P, it, scratch, ncols, nbp);
   }
   for (int h = 0; h < P.halves; ++h) {
@@ -284,9 +290,8 @@ void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) 
       for (int64_t jc = 0, s = 0; jc < it.nb; jc += 16 * V, ++s) {
         for (int64_t i0 = 0; i0 < it.mb; i0 += rc) {
           const int64_t r = imin(rc, it.mb - i0);
-          const size_t ri = size_t(r - 1);
           const int64_t vl = MOE_STREAM_TAIL_V && V <= 3 ? imin(V, (it.nb - jc + 15) / 16) : V;
-          const StreamStrip<S> f = vl == 8 ? t8[ri] : vl == 4 ? t4[ri] : vl == 3 ? t3[ri] : vl == 2 ? t2[ri] : t1[ri];
+          const StreamStrip<S> f = strip_kernel<S>(vl, r);
           const S* next = !band && next_len > 0 && i0 == 0 ? w + jc + (p0 + len) * P.ldb : nullptr;
           const int64_t nl = band && i0 == 0 && s * slice < band_lines ? imin(slice, band_lines - s * slice) : 0;
           f(apack + i0 * K + p0 * r, w + jc, P.ldb, p0, len, it.nb - jc, p0 == 0, next, next_len, nl > 0 ? band0 + 64 * s * slice : nullptr,
