@@ -144,6 +144,9 @@ struct TrF32 : F32Rows {
 // MOE_STREAM_TAIL_V: a strip at the end of an item's columns, narrower than 16 V, runs the kernel of as many vectors
 // as it has (1408 columns are 29 strips of 48 and one of 16). Paired A/B on Zen 5, same bits: T=256 0.990-0.994x the
 // time; one expert in the L3 (T=32, items of 352 columns) 0.961x.
+#ifndef MOE_STREAM_TAIL_V
+#define MOE_STREAM_TAIL_V 1
+#endif
 // MOE_STREAM_STRIP_PF: in the column order, the first chunk of rows prefetches its strip this many weight rows ahead
 // into the L1 (rows 5.5 KB apart, each in another 4 KB page, which the hardware's prefetchers do not follow). Paired
 // A/B on Zen 5 at T=256, same bits, against none: 0.963x, 0.949x the time, 0.943x with a read probe before each round;
@@ -152,19 +155,25 @@ struct TrF32 : F32Rows {
 #ifndef MOE_STREAM_STRIP_PF
 #define MOE_STREAM_STRIP_PF 16
 #endif
-#ifndef MOE_STREAM_TAIL_V
-#define MOE_STREAM_TAIL_V 1
+// MOE_STREAM_NEXT_STRIP: in the row order, fp32 groups of at most 16 rows prefetch the next strip of the block's rows
+// into the L1 while the current one runs (the band brings them only as far as the L2 in time: it runs a whole block
+// ahead, through an L1 that cannot hold a block). Paired A/B on Zen 5 at T=64, same bits, a read probe before each
+// round: 0.958x / 0.962x the time in the VM's faster bandwidth regime (probe medians 80 / 76 GB/s; 0.965x / 0.972x in
+// another run), 0.989x / 0.994x in its slower one (54 GB/s); T=8 0.996x. For bf16 weights (T=8) 1.07-1.09x, for the
+// 4 KB-strided groups of more than 16 rows (the down projection at T=256) 1.029x: neither takes it.
+#ifndef MOE_STREAM_NEXT_STRIP
+#define MOE_STREAM_NEXT_STRIP 1
 #endif
 
 // One strip of the blocked streaming kernel: R rows against the 16 V columns [jc, jc + 16 V) of weight rows
 // [p0, p0 + kb): c[i * ldc + 16 v + lane] continues its fma chain (from zero when `first`) over those rows, p
 // ascending, in registers. Prefetched meanwhile: `next` (or NULL), the same strip of the next block's rows, into the
 // L2; `band` (or NULL), band_lines cache lines from there, spread over the block's rows, into MOE_BAND_HINT's level;
-// while p < `ahead`, the strip's row MOE_STREAM_STRIP_PF further on, into the L1.
+// while p < near_rows, near + p ldb (the same columns further on, or the next columns), into the L1.
 template <int R, int V, class S>
 void stream_strip(const float* a, const S* w, int64_t ldb, int64_t p0, int64_t kb, int64_t cols, bool first,
                   const S* next, int64_t kb_next, const char* band, int64_t band_lines, float* c, int64_t ldc,
-                  int64_t ahead) {
+                  const S* near, int64_t near_rows) {
   const int64_t per = band != nullptr && kb > 0 ? (band_lines + kb - 1) / kb : 0;  // band lines per weight row
   __mmask16 m[V];
 #pragma GCC unroll 8
@@ -184,11 +193,9 @@ void stream_strip(const float* a, const S* w, int64_t ldb, int64_t p0, int64_t k
 #pragma GCC unroll 8
       for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(next + p * ldb + 16 * v), _MM_HINT_T1);
     }
-    if (p < ahead) {
+    if (p < near_rows) {
 #pragma GCC unroll 8
-      for (int v = 0; v < V; ++v) {
-        _mm_prefetch(reinterpret_cast<const char*>(wr + MOE_STREAM_STRIP_PF * ldb + 16 * v), _MM_HINT_T0);
-      }
+      for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(near + p * ldb + 16 * v), _MM_HINT_T0);
     }
     __m512 b[V];
 #pragma GCC unroll 8
@@ -211,7 +218,7 @@ void stream_strip(const float* a, const S* w, int64_t ldb, int64_t p0, int64_t k
 
 template <class S>
 using StreamStrip = void (*)(const float*, const S*, int64_t, int64_t, int64_t, int64_t, bool, const S*, int64_t,
-                             const char*, int64_t, float*, int64_t, int64_t);
+                             const char*, int64_t, float*, int64_t, const S*, int64_t);
 
 template <class S, int V, int... R>
 constexpr std::array<StreamStrip<S>, sizeof...(R)> stream_strip_table(std::integer_sequence<int, R...>) {
@@ -248,9 +255,10 @@ void run_strips_by_column(const GemmProblem& P, const GemmItem& it, const float*
           const int64_t r = imin(rc, it.mb - i0);
           const StreamStrip<S> f = strip_kernel<S>(vl, r);
           const int64_t q0 = imin(q * share, len), nl = more ? imin(share, len - q0) : 0;
-          const int64_t ahead = i0 == 0 ? imin(len, K - p0 - MOE_STREAM_STRIP_PF) : 0;
+          const int64_t near_rows = i0 == 0 ? imin(len, K - p0 - MOE_STREAM_STRIP_PF) : 0;
+          const S* near = near_rows > 0 ? w + jc + (p0 + MOE_STREAM_STRIP_PF) * P.ldb : nullptr;
           f(apack + i0 * K + p0 * r, w + jc, P.ldb, p0, len, it.nb - jc, p0 == 0, nl > 0 ? w + jc + 48 + (p0 + q0) * P.ldb : nullptr, nl,
-            nullptr, 0, scratch + i0 * ncols + h * nbp + jc, ncols, ahead);
+            nullptr, 0, scratch + i0 * ncols + h * nbp + jc, ncols, near, near_rows);
         }
       }
     }
@@ -309,10 +317,12 @@ void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) 
           const int64_t r = imin(rc, it.mb - i0);
           const int64_t vl = MOE_STREAM_TAIL_V && V <= 3 ? imin(V, (it.nb - jc + 15) / 16) : V;
           const StreamStrip<S> f = strip_kernel<S>(vl, r);
+          const bool ns = MOE_STREAM_NEXT_STRIP && sizeof(S) == 4 && it.mb <= 16 && i0 == 0 && jc + 16 * V < it.nb;
+          const S* near = ns ? w + jc + 16 * V + p0 * P.ldb : nullptr;
           const S* next = !band && next_len > 0 && i0 == 0 ? w + jc + (p0 + len) * P.ldb : nullptr;
           const int64_t nl = band && i0 == 0 && s * slice < band_lines ? imin(slice, band_lines - s * slice) : 0;
           f(apack + i0 * K + p0 * r, w + jc, P.ldb, p0, len, it.nb - jc, p0 == 0, next, next_len, nl > 0 ? band0 + 64 * s * slice : nullptr,
-            nl, scratch + i0 * ncols + h * nbp + jc, ncols, 0);
+            nl, scratch + i0 * ncols + h * nbp + jc, ncols, near, ns ? len : 0);
         }
       }
     }
