@@ -312,7 +312,7 @@ for (const T of values.quick === true ? [8, 64] : [8, 64, 256, 4096]) {
   // the read probe beside each run (timeBesideReads), the FMA probe before and after them all
   const bytes = touched * 3 * s.D * s.H * 4;
   const fmaBefore = tracker.read(0.3).fp32Gflops;
-  const t = tracker.timeBesideReads(servedStep(cfg, w, x), T <= 64 ? runs * 5 : runs, bytes);
+  const t = tracker.timeBesideReads(servedStep(cfg, w, x), T <= 256 ? runs * 5 : runs, bytes);
   const fmaAfter = tracker.read(0.3).fp32Gflops;
   const fma = fmaBefore !== undefined && fmaAfter !== undefined ? (fmaBefore + fmaAfter) / 2 : undefined;
   const flopsS = fma !== undefined ? usefulFlops(s) / (fma * 1e9) : undefined;
