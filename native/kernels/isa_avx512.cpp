@@ -138,12 +138,23 @@ struct TrF32 : F32Rows {
 #ifndef MOE_STREAM_BY_STRIP
 #define MOE_STREAM_BY_STRIP 1
 #endif
+// MOE_STREAM_WIDE_ROWS: fp32 groups of more than 8 rows take chunks of up to this many rows, in strips of 32 columns
+// (24 accumulators either way), instead of chunks of up to 8 rows in strips of 48: fewer chunks reread each strip.
+// Paired A/B on Zen 5, same bits: T=256 (groups of 21-43 rows) 0.932x the time; with a read probe before each round,
+// against the commit before, 0.922x / 0.936x (14 rows: 0.941x / 0.946x); 14 against 12 rows 0.987x (0.993x with the
+// probe), 10 against 12 1.029x, 15 against 14 1.024x (the accumulators spill); the down projection (the row order) in
+// chunks of 8 rows 1.029x, in the column order 1.027x; blocks of 256 weight rows 1.020x. T=64 (groups of 9-12 rows in
+// one chunk instead of two): 0.973x / 0.976x in the VM's slower bandwidth regime.
+#ifndef MOE_STREAM_WIDE_ROWS
+#define MOE_STREAM_WIDE_ROWS 12
+#endif
+static_assert(MOE_STREAM_WIDE_ROWS >= 8 && MOE_STREAM_WIDE_ROWS <= 14, "2 x 16 columns of at most 14 rows: 28 accumulators");
 #ifndef MOE_STREAM_KB_STRIP
 #define MOE_STREAM_KB_STRIP 128
 #endif
 // MOE_STREAM_TAIL_V: a strip at the end of an item's columns, narrower than 16 V, runs the kernel of as many vectors
-// as it has (1408 columns are 29 strips of 48 and one of 16). Paired A/B on Zen 5, same bits: T=256 0.990-0.994x the
-// time; one expert in the L3 (T=32, items of 352 columns) 0.961x.
+// as it has (1408 columns are 29 strips of 48 and one of 16). Paired A/B on Zen 5, same bits, with fp32 strips of 48
+// columns at T=256: 0.990-0.994x the time; one expert in the L3 (T=32, items of 352 columns) 0.961x.
 #ifndef MOE_STREAM_TAIL_V
 #define MOE_STREAM_TAIL_V 1
 #endif
@@ -175,13 +186,14 @@ void stream_strip(const float* a, const S* w, int64_t ldb, int64_t p0, int64_t k
                   const S* next, int64_t kb_next, const char* band, int64_t band_lines, float* c, int64_t ldc,
                   const S* near, int64_t near_rows) {
   const int64_t per = band != nullptr && kb > 0 ? (band_lines + kb - 1) / kb : 0;  // band lines per weight row
+  // every loop over rows and vectors unrolled (with unroll 8, the accumulators of 12 rows lived on the stack: 2.13x)
   __mmask16 m[V];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int v = 0; v < V; ++v) m[v] = cols - 16 * v <= 0 ? __mmask16(0) : tail_mask(cols - 16 * v);
   __m512 acc[R][V];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int v = 0; v < V; ++v) acc[i][v] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m[v], c + i * ldc + 16 * v);
   }
   for (int64_t p = 0; p < kb; ++p) {
@@ -190,26 +202,26 @@ void stream_strip(const float* a, const S* w, int64_t ldb, int64_t p0, int64_t k
       _mm_prefetch(band + 64 * l, MOE_BAND_HINT);
     }
     if (next != nullptr && p < kb_next) {
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(next + p * ldb + 16 * v), _MM_HINT_T1);
     }
     if (p < near_rows) {
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(near + p * ldb + 16 * v), _MM_HINT_T0);
     }
     __m512 b[V];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int v = 0; v < V; ++v) b[v] = load_w16(wr + 16 * v, m[v], false);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       const __m512 av = _mm512_set1_ps(a[p * R + i]);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(av, b[v], acc[i][v]);
     }
   }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int v = 0; v < V; ++v) {
       if (m[v] != 0) _mm512_mask_storeu_ps(c + i * ldc + 16 * v, m[v], acc[i][v]);
     }
@@ -225,30 +237,30 @@ constexpr std::array<StreamStrip<S>, sizeof...(R)> stream_strip_table(std::integ
   return {&stream_strip<R + 1, V, S>...};
 }
 
-// stream_strip<r, v, S>: v is 8 (r <= 2), 4 (r <= 4) or 1-3 (r <= 8).
+// stream_strip<r, v, S>: v is 8 (r <= 2), 4 (r <= 4), 3 (r <= 8) or 1-2 (r <= MOE_STREAM_WIDE_ROWS).
 template <class S>
 StreamStrip<S> strip_kernel(int64_t v, int64_t r) {
   static constexpr auto t8 = stream_strip_table<S, 8>(std::make_integer_sequence<int, 2>());
   static constexpr auto t4 = stream_strip_table<S, 4>(std::make_integer_sequence<int, 4>());
   static constexpr auto t3 = stream_strip_table<S, 3>(std::make_integer_sequence<int, 8>());
-  static constexpr auto t2 = stream_strip_table<S, 2>(std::make_integer_sequence<int, 8>());
-  static constexpr auto t1 = stream_strip_table<S, 1>(std::make_integer_sequence<int, 8>());
+  static constexpr auto t2 = stream_strip_table<S, 2>(std::make_integer_sequence<int, MOE_STREAM_WIDE_ROWS>());
+  static constexpr auto t1 = stream_strip_table<S, 1>(std::make_integer_sequence<int, MOE_STREAM_WIDE_ROWS>());
   const size_t ri = size_t(r - 1);
   return v == 8 ? t8[ri] : v == 4 ? t4[ri] : v == 3 ? t3[ri] : v == 2 ? t2[ri] : t1[ri];
 }
 
-// Groups of more than 16 rows, strips of 48 columns (rows in chunks of rc <= 8, each rereading the strip): each strip
+// Groups of more than 16 rows, strips of sw columns (rows in chunks of rc, each rereading the strip): each strip
 // over all weight rows in blocks of MOE_STREAM_KB_STRIP, the chunks prefetching their share of the next strip's rows of
 // the block into the L2. The same chains as run_stream_blk_t's other order.
 template <class S>
-void run_strips_by_column(const GemmProblem& P, const GemmItem& it, const float* apack, int64_t rc, float* scratch,
-                          int64_t ncols, int64_t nbp) {
+void run_strips_by_column(const GemmProblem& P, const GemmItem& it, const float* apack, int64_t rc, int64_t sw,
+                          float* scratch, int64_t ncols, int64_t nbp) {
   const int64_t K = P.k[0], chunks = (it.mb + rc - 1) / rc;
   for (int h = 0; h < P.halves; ++h) {
     const S* w = static_cast<const S*>(b_source(P, it, h, 0)) + it.j0;
-    for (int64_t jc = 0; jc < it.nb; jc += 48) {
-      const int64_t vl = imin(3, (it.nb - jc + 15) / 16);
-      const bool more = jc + 48 < it.nb;
+    for (int64_t jc = 0; jc < it.nb; jc += sw) {
+      const int64_t vl = imin(sw / 16, (it.nb - jc + 15) / 16);
+      const bool more = jc + sw < it.nb;
       for (int64_t p0 = 0; p0 < K; p0 += MOE_STREAM_KB_STRIP) {
         const int64_t len = imin(MOE_STREAM_KB_STRIP, K - p0), share = (len + chunks - 1) / chunks;
         for (int64_t i0 = 0, q = 0; i0 < it.mb; i0 += rc, ++q) {
@@ -257,7 +269,7 @@ void run_strips_by_column(const GemmProblem& P, const GemmItem& it, const float*
           const int64_t q0 = imin(q * share, len), nl = more ? imin(share, len - q0) : 0;
           const int64_t near_rows = i0 == 0 ? imin(len, K - p0 - MOE_STREAM_STRIP_PF) : 0;
           const S* near = near_rows > 0 ? w + jc + (p0 + MOE_STREAM_STRIP_PF) * P.ldb : nullptr;
-          f(apack + i0 * K + p0 * r, w + jc, P.ldb, p0, len, it.nb - jc, p0 == 0, nl > 0 ? w + jc + 48 + (p0 + q0) * P.ldb : nullptr, nl,
+          f(apack + i0 * K + p0 * r, w + jc, P.ldb, p0, len, it.nb - jc, p0 == 0, nl > 0 ? w + jc + sw + (p0 + q0) * P.ldb : nullptr, nl,
             nullptr, 0, scratch + i0 * ncols + h * nbp + jc, ncols, near, near_rows);
         }
       }
@@ -268,23 +280,25 @@ void run_strips_by_column(const GemmProblem& P, const GemmItem& it, const float*
 // The small-group path of this unit for kStreamRows < mb <= kBlkStreamRows, and for every streamed group of bf16
 // weights (run_item): run_stream's chains (acc[i][j] over p ascending, from zero), but over blocks of MOE_STREAM_KB
 // weight rows (MOE_STREAM_KB_WIDE above 16 rows), each swept in strips of 16 V columns whose accumulators stay in
-// registers for the block (rows in chunks of at most 8, which reread the strip from the L1), with the next block's
-// strip prefetched into the L2 meanwhile: the weights are read from memory once, and the accumulators go through
-// memory once per block instead of once per weight row. Chunks of 5-8 rows of a group of <= 16 rows (bytes-bound)
-// take strips of 32 columns with fp32 weights, 48 otherwise (paired A/B at T=64 on Zen 5: 0.96-0.97x the time in both
-// bandwidth regimes; 16 columns 1.19x; 32 with bf16 weights 1.02-1.08x, and at T=256, where chunks of 8 rows of
-// 32-row groups are FLOPs-bound, 1.07x). Groups of more than 16 rows whose weight rows are not a multiple of 1 KB apart
-// take the strips in the other order (run_strips_by_column). The rows' inputs are packed first, p-major per chunk, so
-// the loop reads them through one pointer (with a pointer per row, the 8-row loop kept some of them on the stack):
-// paired A/B on Zen 5, same bits, T=256 0.964x and 0.974x the time, T=64 0.993x, T=8 0.997x, bf16 weights (dpbf16) at
-// T=64 and T=8 0.996x and 1.002x; one expert in the L3 (items of 352 columns, each packing the group's rows again)
-// 1.031x, noisy (0.91-1.17). A standalone copy of the pipeline (gate, up, GLU, down; 25 or 36 rows per expert, one
-// thread): gate and up 1.17-1.25x the speed, down 1.12-1.15x.
+// registers for the block (rows in chunks of at most 8, or MOE_STREAM_WIDE_ROWS for fp32 groups of more than 8 rows,
+// which reread the strip from the L1), with the next block's strip prefetched into the L2 meanwhile: the weights are
+// read from memory once, and the accumulators go through memory once per block instead of once per weight row. Chunks
+// of 5 rows or more take strips of 32 columns with fp32 weights, 48 with bf16 (measured on chunks of 5-8 rows of groups
+// of <= 16 rows, paired A/B at T=64 on Zen 5: 32 columns against 48 with fp32 weights 0.96-0.97x the time in both
+// bandwidth regimes; 16 columns 1.19x; 32 with bf16 weights 1.02-1.08x, and at T=256, where chunks of 8 rows of 32-row
+// groups are FLOPs-bound, 1.07x). Groups of more than 16 rows whose weight rows are not a multiple of 1 KB apart take
+// the strips in the other order (run_strips_by_column). The rows' inputs are packed first, p-major per chunk, so the
+// loop reads them through one pointer (with a pointer per row, the 8-row loop kept some of them on the stack): paired
+// A/B on Zen 5, same bits, T=256 0.964x and 0.974x the time, T=64 0.993x, T=8 0.997x, bf16 weights (dpbf16) at T=64 and
+// T=8 0.996x and 1.002x; one expert in the L3 (items of 352 columns, each packing the group's rows again) 1.031x, noisy
+// (0.91-1.17). A standalone copy of the pipeline (gate, up, GLU, down; 25 or 36 rows per expert, one thread): gate and
+// up 1.17-1.25x the speed, down 1.12-1.15x.
 template <class S>
 void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) {
   const int64_t nbp = round_up(it.nb, 16), ncols = stream_ldc(P.halves * nbp);
   const int64_t r0 = P.off[it.g];
-  const int64_t chunks = (it.mb + 7) / 8, rc = (it.mb + chunks - 1) / chunks, K = P.k[0];
+  const int64_t cmax = sizeof(S) == 4 && it.mb > 8 ? MOE_STREAM_WIDE_ROWS : 8;
+  const int64_t chunks = (it.mb + cmax - 1) / cmax, rc = (it.mb + chunks - 1) / chunks, K = P.k[0];
   // the rows' inputs packed per chunk of rc rows, p-major (chunk at row i0: apack + i0 K, input p of its row i at
   // p * r + i), after the sums in the scratch (item_scratch)
   float* apack = scratch + it.mb * ncols + 16;
@@ -296,11 +310,11 @@ void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) 
       for (int64_t p = 0; p < K; ++p) d[p * r] = x[p];
     }
   }
-  const int V = rc <= 2 ? 8 : rc <= 4 ? 4 : it.mb <= 16 && sizeof(S) == 4 ? 2 : 3;
+  const int V = rc <= 2 ? 8 : rc <= 4 ? 4 : sizeof(S) == 4 ? 2 : 3;
   const int64_t kb = it.mb <= 16 ? MOE_STREAM_KB : MOE_STREAM_KB_WIDE, strips = (it.nb + 16 * V - 1) / (16 * V);
   const int64_t stride = P.ldb * int64_t(sizeof(S));
   if (MOE_STREAM_BY_STRIP && it.mb > 16 && K > 0 && (stride & -stride) <= 512) {
-    run_strips_by_column<S>(P, it, apack, rc, scratch, ncols, nbp);
+    run_strips_by_column<S>(P, it, apack, rc, 16 * V, scratch, ncols, nbp);
     return epilogue(P, it, scratch, ncols, nbp);
   }
   for (int h = 0; h < P.halves; ++h) {
