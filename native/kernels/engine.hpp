@@ -83,9 +83,13 @@ struct GemmItem {
 constexpr int64_t kStreamRows = MOE_STREAM_ROWS;
 // Groups of at most this many rows stream the weights through the AVX-512 unit's blocked kernel with the fp32
 // multiply, and at most kPairStreamRows with the bf16-pair kinds (whose packed path rounds A to bf16 and runs twice
-// the fp32 rate: at T=256 of the bench shape, groups of about 32 rows, streaming them took 1.39x the time).
+// the fp32 rate: at T=256 of the bench shape, groups of about 32 rows, streaming them took 1.39x the time). 192 rather
+// than 48 since the fp32 streaming kernel's chunks of 12 rows: paired A/B on Zen 5, same bits, fp32 weights at T=512
+// (groups of about 64 rows) 0.795x the time, T=1024 0.942x, T=1536 1.004x, T=2048 1.004x; every group streamed at
+// T=1536 0.986x, T=2048 1.031x, the bench shape (T=4096) 1.039x; bf16 weights widened to fp32 at T=512 0.884x, T=1024
+// 0.993x.
 #ifndef MOE_BLK_STREAM_ROWS
-#define MOE_BLK_STREAM_ROWS 48
+#define MOE_BLK_STREAM_ROWS 192
 #endif
 constexpr int64_t kBlkStreamRows = MOE_BLK_STREAM_ROWS;
 #ifndef MOE_PAIR_STREAM_ROWS

@@ -8,11 +8,11 @@
 // flushed before every call; AB_TILED=1, the quantized modes' codes in tiles, with AB_A_ROWS=1 build A reading the
 // same bytes as rows), or run ab_ffn A.so B.so.
 // The weights sit in huge pages, as the library's large arrays do.
-// Modes: f32 | dpbf16 | amx (the fused forward), bwd (the fp32 backward with every weight gradient, residuals from
-// one forward of build A), gmm | gmm_t (transposed rhs) | tgmm at m = T*K, k = D, n = H, and bmm (E batches of
-// T*K/E rows) with the same operands; q8f | q8i | q4f | q4i: moe_quantized_gmm with int8 / int4 codes of wi0 and a
-// float / int8-range lhs at the same shape, reporting the codes' bytes of the experts hit per second beside the read
-// probe (read before and after).
+// Modes: f32 | dpbf16 | amx | widen (the fused forward; the last three with bf16 weights), bwd (the fp32 backward with
+// every weight gradient, residuals from one forward of build A), gmm | gmm_t (transposed rhs) | tgmm at m = T*K, k = D,
+// n = H, and bmm (E batches of T*K/E rows) with the same operands; q8f | q8i | q4f | q4i: moe_quantized_gmm with int8 /
+// int4 codes of wi0 and a float / int8-range lhs at the same shape, reporting the codes' bytes of the experts hit per
+// second beside the read probe (read before and after).
 #include <dlfcn.h>
 #include <sys/mman.h>
 
@@ -118,10 +118,11 @@ int main(int argc, char** argv) {
   const std::string op = mode;
   const bool quant = op.size() == 3 && op[0] == 'q';
   const bool plain = op == "gmm" || op == "gmm_t" || op == "tgmm" || op == "bmm" || quant;
-  const bool bf16 = (op == "dpbf16" || op == "amx");
+  const bool bf16 = (op == "dpbf16" || op == "amx" || op == "widen");
   for (Build* b : {&A, &B}) {
     b->set_threads(std::getenv("THREADS") != nullptr ? std::atoi(std::getenv("THREADS")) : 2);
-    if (bf16 && b->set_path(std::strcmp(mode, "amx") == 0 ? MOE_BF16_AMX : MOE_BF16_DPBF16) != MOE_STATUS_OK) {
+    const moe_bf16_path_t path = op == "amx" ? MOE_BF16_AMX : op == "widen" ? MOE_BF16_WIDEN : MOE_BF16_DPBF16;
+    if (bf16 && b->set_path(path) != MOE_STATUS_OK) {
       std::fprintf(stderr, "bf16 path %s is not available here\n", mode);
       return 2;
     }
