@@ -92,27 +92,12 @@ inline __m512 e2m1_to_f32(__m128i b) {
   return _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(nib), table);
 }
 
-// r[c] (16 values of column c along p) -> d[p * 64 + c] for p, c < 16: a 16 x 16 transpose in registers.
+#include "transpose16.inc"
+
+// r[c] (16 values of column c along p) -> d[p * 64 + c] for p, c < 16.
 inline void transpose_store(__m512 r[16], float* d) {
-  __m512 t[16], u[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {  // u[i + q]: columns i..i+3 of element 4L + q of each lane L
-    u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-    u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-    u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int q = 0; q < 4; ++q) {
-    const __m512 x0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x44), x1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x44);
-    const __m512 x2 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xEE), x3 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xEE);
-    _mm512_storeu_ps(d + q * 64, _mm512_shuffle_f32x4(x0, x1, 0x88));
-    _mm512_storeu_ps(d + (4 + q) * 64, _mm512_shuffle_f32x4(x0, x1, 0xDD));
-    _mm512_storeu_ps(d + (8 + q) * 64, _mm512_shuffle_f32x4(x2, x3, 0x88));
-    _mm512_storeu_ps(d + (12 + q) * 64, _mm512_shuffle_f32x4(x2, x3, 0xDD));
-  }
+  transpose16(r);
+  for (int p = 0; p < 16; ++p) _mm512_storeu_ps(d + p * 64, r[p]);
 }
 
 template <int R>
