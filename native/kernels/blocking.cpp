@@ -28,7 +28,11 @@ int kind_index(Mul mul) { return mul == Mul::F32 ? 0 : mul == Mul::DPBF16 ? 1 : 
 //   nc  the packed B block (kc x nc) takes the whole L2: its panels are read in order once per row tile, so it only
 //       has to stay nearer than memory; a multiple of 2 nr (both GLU halves) in [2 nr, 2048];
 //   mc  not a cache size but the packing's amortisation: the B block is packed once per item and used by mc / mr row
-//       tiles; 512 rows (the groups of the bench shape, T K / E) rounded down to mr.
+//       tiles; 1536 rows rounded down to mr, so that a group of up to three times the bench shape's (T K / E = 512)
+//       is one item. With 504 (512 rounded down), the groups of 505 rows or more (about half of the bench shape's,
+//       512 +- 22) were split in two, each half packing the B blocks again: paired A/B on Zen 5, bench shape, two
+//       threads, same bits, 1536 against 504 took 0.972x the time (fp32) and 0.971x (dpbf16); 768 the same as 1536.
+//   tmc the weight gradient's block of output rows (tgmm): 512 rounded down to mr.
 // Paired A/B on Zen 4 (L1 32 KiB, L2 1 MiB; bench shape, 2 threads; bench/RESULTS.md): f32 kc 256, 320 and 448 ran
 // the same; nc 384 took 1.04x the time of 1024; dpbf16 nc 1024 took 0.98x the time of 512.
 GemmBlocking blocking_model(const CacheSizes& c, const TileShape& t) {
@@ -38,8 +42,8 @@ GemmBlocking blocking_model(const CacheSizes& c, const TileShape& t) {
   b.kg = t.kg;
   b.kc = int(clamp(round_down(c.l1d / 2 / (int64_t(t.mr) * t.a_bytes), 32), 64, 512));
   b.nc = int(clamp(round_down(c.l2 / (int64_t(b.kc) * t.b_bytes), 2 * t.nr), 2 * t.nr, 2048));
-  b.mc = int(round_down(512, t.mr));
-  b.tmc = b.mc;
+  b.mc = int(round_down(1536, t.mr));
+  b.tmc = int(round_down(512, t.mr));
   b.tnc = b.nc;
   return b;
 }
