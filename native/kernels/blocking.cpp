@@ -25,26 +25,31 @@ int kind_index(Mul mul) { return mul == Mul::F32 ? 0 : mul == Mul::DPBF16 ? 1 : 
 // The model (engine_block.inc's loop: a packed B block of kc rows x nc columns, reused by every row tile of an item;
 // each tile's A rows, mr x kc, read in place and reused across the block's panels):
 //   kc  the A tile takes half the L1 (the B panels stream through the other half), a multiple of 32 in [64, 512];
-//   nc  the packed B block (kc x nc) takes the whole L2: its panels are read in order once per row tile, so it only
-//       has to stay nearer than memory; a multiple of 2 nr (both GLU halves) in [2 nr, 2048];
+//   nc  the packed B block (kc x nc) takes half the L2 (its panels are read in order once per row tile; the other
+//       half holds the tiles of C, which go through memory once per kc block, and A's rows); a multiple of 2 nr (both
+//       GLU halves) in [2 nr, 2048]. Paired A/B on Zen 5 (L2 1 MiB), bench shape, two threads, same bits, against the
+//       whole L2: fp32 (nc 256 against 512) 0.990x and 0.972x the time, 1024 1.026x, 128 1.018x of 256; dpbf16
+//       (nc 512 against 1024) 0.995x.
 //   mc  not a cache size but the packing's amortisation: the B block is packed once per item and used by mc / mr row
 //       tiles; 1536 rows rounded down to mr, so that a group of up to three times the bench shape's (T K / E = 512)
 //       is one item. With 504 (512 rounded down), the groups of 505 rows or more (about half of the bench shape's,
 //       512 +- 22) were split in two, each half packing the B blocks again: paired A/B on Zen 5, bench shape, two
 //       threads, same bits, 1536 against 504 took 0.972x the time (fp32) and 0.971x (dpbf16); 768 the same as 1536.
-//   tmc the weight gradient's block of output rows (tgmm): 512 rounded down to mr.
-// Paired A/B on Zen 4 (L1 32 KiB, L2 1 MiB; bench shape, 2 threads; bench/RESULTS.md): f32 kc 256, 320 and 448 ran
-// the same; nc 384 took 1.04x the time of 1024; dpbf16 nc 1024 took 0.98x the time of 512.
+//   tmc, tnc  the weight gradient's (tgmm) blocks: 512 rows rounded down to mr, and the B block in the whole L2 (the
+//       backward with half the L2 there too took 1.015x the time; with the whole L2 for tgmm alone, 0.994x).
+// Paired A/B on Zen 4 (L1 32 KiB, L2 1 MiB; bench shape, 2 threads; bench/RESULTS.md), with the kernels of then and
+// groups split at 504 rows: f32 kc 256, 320 and 448 ran the same; nc 384 took 1.04x the time of 1024; dpbf16 nc 1024
+// took 0.98x the time of 512.
 GemmBlocking blocking_model(const CacheSizes& c, const TileShape& t) {
   GemmBlocking b{};
   b.mr = t.mr;
   b.nr = t.nr;
   b.kg = t.kg;
   b.kc = int(clamp(round_down(c.l1d / 2 / (int64_t(t.mr) * t.a_bytes), 32), 64, 512));
-  b.nc = int(clamp(round_down(c.l2 / (int64_t(b.kc) * t.b_bytes), 2 * t.nr), 2 * t.nr, 2048));
+  b.nc = int(clamp(round_down(c.l2 / 2 / (int64_t(b.kc) * t.b_bytes), 2 * t.nr), 2 * t.nr, 2048));
   b.mc = int(round_down(1536, t.mr));
   b.tmc = int(round_down(512, t.mr));
-  b.tnc = b.nc;
+  b.tnc = int(clamp(round_down(c.l2 / (int64_t(b.kc) * t.b_bytes), 2 * t.nr), 2 * t.nr, 2048));
   return b;
 }
 
