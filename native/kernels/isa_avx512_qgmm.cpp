@@ -94,7 +94,7 @@ inline __m512 e2m1_to_f32(__m128i b) {
 
 #include "transpose16.inc"
 
-// r[c] (16 values of column c along p) -> d[p * 64 + c] for p, c < 16.
+// r[c] (16 values of column c along p) -> d[p * 64 + c] for p, c < 16 (r is left transposed).
 inline void transpose_store(__m512 r[16], float* d) {
   transpose16(r);
   for (int p = 0; p < 16; ++p) _mm512_storeu_ps(d + p * 64, r[p]);
