@@ -46,10 +46,14 @@ GemmBlocking blocking_model(const CacheSizes& c, const TileShape& t) {
   b.nr = t.nr;
   b.kg = t.kg;
   b.kc = int(clamp(round_down(c.l1d / 2 / (int64_t(t.mr) * t.a_bytes), 32), 64, 512));
-  b.nc = int(clamp(round_down(c.l2 / 2 / (int64_t(b.kc) * t.b_bytes), 2 * t.nr), 2 * t.nr, 2048));
+  // the columns of a kc-row B block that fit in `bytes`
+  const auto cols = [&](int64_t bytes) {
+    return int(clamp(round_down(bytes / (int64_t(b.kc) * t.b_bytes), 2 * t.nr), 2 * t.nr, 2048));
+  };
+  b.nc = cols(c.l2 / 2);
   b.mc = int(round_down(1536, t.mr));
   b.tmc = int(round_down(512, t.mr));
-  b.tnc = int(clamp(round_down(c.l2 / (int64_t(b.kc) * t.b_bytes), 2 * t.nr), 2 * t.nr, 2048));
+  b.tnc = cols(c.l2);
   return b;
 }
 
