@@ -29,6 +29,13 @@ export function machineProbes(seconds = 0.5): Probes {
   };
 }
 
+/** A block of timed runs and, where the probe exists, the mean of its readings before and after the block. */
+export interface TimedBlock {
+  median_s: number;
+  runs_s: number[];
+  beside?: number;
+}
+
 /**
  * The peaks a run reports: the highest reading of each probe over the run (probes are read at the start and again
  * next to each timed measurement, since a VM's speed drifts). The highest reading is the conservative choice:
@@ -52,9 +59,9 @@ export class PeakTracker {
    * timeIt(f, runs) between two short probe readings; `beside`: the mean of the two readings of `key` (the
    * machine's speed while f ran), undefined without that probe.
    */
-  timeBetweenReadings(f: () => unknown, runs: number, key: keyof Probes): { median_s: number; runs_s: number[]; beside?: number } {
+  timeBetweenReadings(f: () => unknown, runs: number, key: keyof Probes, warmup = 1): TimedBlock {
     const before = this.read(0.3)[key];
-    const t = timeIt(f, runs);
+    const t = timeIt(f, runs, warmup);
     const after = this.read(0.3)[key];
     return before !== undefined && after !== undefined ? { ...t, beside: (before + after) / 2 } : t;
   }

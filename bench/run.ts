@@ -13,8 +13,8 @@ import { routedMoeForward, type RoutedMoeWeights } from "../src/moe/routed-moe.j
 import { runtimeInfo, useBackend } from "../src/backends/select.js";
 import { setNativeThreads } from "../src/backends/native/index.js";
 import { intFlag } from "../src/cli/flags.js";
-import { PeakTracker, type Probes } from "./probes.js";
-import { median, runPeer, timeIt, timePaired, type PeerResult } from "./harness.js";
+import { PeakTracker, type Probes, type TimedBlock } from "./probes.js";
+import { median, runPeer, timePaired, type PeerResult } from "./harness.js";
 import { checkTargets, type TargetRow } from "./targets.js";
 import { QUANTIZED_PEERS, quantizedRows } from "./quantized.js";
 import {
@@ -79,7 +79,7 @@ function forwardRow(
   s: BenchShape,
   dtype: "float32" | "bfloat16",
   n: number,
-): { row: Row; w: RoutedMoeWeights; x: Tensor; f: () => unknown; times: number[] } {
+): { row: Row; w: RoutedMoeWeights; x: Tensor; f: () => unknown; peakOf: keyof Probes; blocks: TimedBlock[] } {
   const cfg = benchConfig(s, dtype);
   const w = benchWeights(s, dtype);
   const x = benchInput(s);
@@ -99,11 +99,24 @@ function forwardRow(
     peakOf,
   };
   setTime(row, s, t.runs_s);
-  if (t.beside !== undefined) row.besideFraction = usefulFlops(s) / t.median_s / 1e9 / t.beside;
-  const notes = row.besideFraction !== undefined ? [`${(100 * row.besideFraction).toFixed(0)}% of the probe read beside these runs`] : [];
-  if (dtype === "bfloat16") notes.push(`bf16 path ${bf16Path ?? "-"}`);
+  setBeside(row, s, [t]);
+  return { row, w, x, f, peakOf, blocks: [t] };
+}
+
+/**
+ * The row's fraction of the probe beside: the median over its blocks of runs of (the block's GFLOP/s ÷ the probe
+ * read around that block), so that it covers the same runs as the row's median time.
+ */
+function setBeside(row: Row, s: BenchShape, blocks: TimedBlock[]): void {
+  const fractions = blocks.flatMap((b) => (b.beside !== undefined ? [usefulFlops(s) / b.median_s / 1e9 / b.beside] : []));
+  const notes: string[] = [];
+  if (fractions.length > 0) {
+    row.besideFraction = median(fractions);
+    const over = fractions.length > 1 ? ` (median of ${fractions.length} blocks of runs)` : "";
+    notes.push(`${(100 * row.besideFraction).toFixed(0)}% of the probe read beside these runs${over}`);
+  }
+  if (row.dtype.endsWith("bfloat16 weights")) notes.push(`bf16 path ${runtimeInfo().native.bf16Path ?? "-"}`);
   if (notes.length > 0) row.note = notes.join("; ");
-  return { row, w, x, f, times: t.runs_s };
 }
 
 function setTime(row: Row, s: BenchShape, times: number[]): void {
@@ -174,23 +187,29 @@ const ratio = (p: PeerResult, ours: number | undefined): number | undefined =>
   p.median_s !== undefined && ours !== undefined ? p.median_s / ours : undefined;
 
 for (const dtype of ["float32", "bfloat16"] as const) {
-  const { row, w, x, f: forward, times } = forwardRow(shape, dtype, runs);
+  const { row, w, x, f: forward, peakOf, blocks } = forwardRow(shape, dtype, runs);
+  // each later block of our runs between two probe readings too, without a warm-up call
+  const timedBlock = (): void => {
+    blocks.push(tracker.timeBetweenReadings(forward, runs, peakOf, 0));
+  };
   let bp: PeerResult | undefined;
   if (values["no-peers"] !== true) {
     // ours, onnxruntime, ours, PyTorch, onnxruntime, ours: each median spans the same stretch of time
     const op1 = ort(shape, dtype);
-    times.push(...timeIt(forward, runs, 0).runs_s);
+    timedBlock();
     const tp = torch(shape, dtype);
     peers.push({ ...tp, dtype });
     const op = combineRuns(op1, ort(shape, dtype));
     peers.push({ ...op, dtype });
-    times.push(...timeIt(forward, runs, 0).runs_s);
+    timedBlock();
     if (dtype === "float32") {
       bp = blas(shape);
       peers.push({ ...bp, dtype });
-      times.push(...timeIt(forward, runs, 0).runs_s);
+      timedBlock();
     }
+    const times = blocks.flatMap((b) => b.runs_s);
     setTime(row, shape, times);
+    setBeside(row, shape, blocks);
     console.error(`[bench]   forward over ${times.length} runs around the peers -> ${(row.median_s! * 1000).toFixed(1)} ms`);
     row.vsTorch = ratio(tp, row.median_s);
     row.vsOrt = ratio(op, row.median_s);
