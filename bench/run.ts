@@ -99,7 +99,7 @@ function forwardRow(
     peakOf,
   };
   setTime(row, s, t.runs_s);
-  setBeside(row, s, [t]);
+  setBeside(row, s, dtype, [t]);
   return { row, w, x, f, peakOf, blocks: [t] };
 }
 
@@ -107,7 +107,7 @@ function forwardRow(
  * The row's fraction of the probe beside: the median over its blocks of runs of (the block's GFLOP/s ÷ the probe
  * read around that block), so that it covers the same runs as the row's median time.
  */
-function setBeside(row: Row, s: BenchShape, blocks: TimedBlock[]): void {
+function setBeside(row: Row, s: BenchShape, dtype: "float32" | "bfloat16", blocks: TimedBlock[]): void {
   const fractions = blocks.flatMap((b) => (b.beside !== undefined ? [usefulFlops(s) / b.median_s / 1e9 / b.beside] : []));
   const notes: string[] = [];
   if (fractions.length > 0) {
@@ -115,7 +115,7 @@ function setBeside(row: Row, s: BenchShape, blocks: TimedBlock[]): void {
     const over = fractions.length > 1 ? ` (median of ${fractions.length} blocks of runs)` : "";
     notes.push(`${(100 * row.besideFraction).toFixed(0)}% of the probe read beside these runs${over}`);
   }
-  if (row.dtype.endsWith("bfloat16 weights")) notes.push(`bf16 path ${runtimeInfo().native.bf16Path ?? "-"}`);
+  if (dtype === "bfloat16") notes.push(`bf16 path ${runtimeInfo().native.bf16Path ?? "-"}`);
   if (notes.length > 0) row.note = notes.join("; ");
 }
 
@@ -209,7 +209,7 @@ for (const dtype of ["float32", "bfloat16"] as const) {
     }
     const times = blocks.flatMap((b) => b.runs_s);
     setTime(row, shape, times);
-    setBeside(row, shape, blocks);
+    setBeside(row, shape, dtype, blocks);
     console.error(`[bench]   forward over ${times.length} runs around the peers -> ${(row.median_s! * 1000).toFixed(1)} ms`);
     row.vsTorch = ratio(tp, row.median_s);
     row.vsOrt = ratio(op, row.median_s);
