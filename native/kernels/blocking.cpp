@@ -66,6 +66,19 @@ GemmBlocking blocking_for(moe_isa_t isa, Mul mul, const TileShape& t) {
   return b;
 }
 
+// The blocked streaming kernel's prefetch of the next block of weight rows (isa_avx512.cpp, stream_strip) goes into the
+// L1 where the L1 holds 48 KiB or more, else into the L2. Paired A/B (native/test/run.sh ab, same bits): on Zen 5 (L1d
+// 48 KiB) the L1 against the L2 took 0.89x / 0.96x the time at T=64 (faster / slower bandwidth regime) and 0.84-0.90x
+// at T=256; on Zen 4 (L1d 32 KiB) the L2 against the L1 took 0.74x / 0.77x at T=64, 0.95x / 0.96x at T=256, and for
+// bf16 weights at T=8 0.84x / 0.95x (fp32 at T=8 the same). MOE_BAND_L1 (0 or 1) fixes it, for the lab's A/B.
+#ifndef MOE_BAND_L1
+#define MOE_BAND_L1 -1
+#endif
+bool band_prefetch_l1() {
+  static const bool l1 = MOE_BAND_L1 >= 0 ? MOE_BAND_L1 != 0 : cache_sizes().l1d >= (int64_t(48) << 10);
+  return l1;
+}
+
 bool blocking_overridden(moe_isa_t isa, Mul mul) {
   const std::atomic<int>* o = g_override[int(isa) % 3][kind_index(mul)];
   return o[0].load() != 0 || o[1].load() != 0 || o[2].load() != 0;
@@ -109,7 +122,8 @@ const char* moe_blocking_info(void) {
     text += "; " + kind(effective_bf16_path() == MOE_BF16_AMX ? "amx" : "dpbf16", mul_for(BElem::BF16));
   }
   text += "; one row tile: whole weight rows, kc from half the l2; groups of <= " + std::to_string(isa.stream_rows) +
-          " rows (" + std::to_string(std::min(isa.stream_rows, kPairStreamRows)) + " with bf16 pairs) stream the weights";
+          " rows (" + std::to_string(std::min(isa.stream_rows, kPairStreamRows)) + " with bf16 pairs) stream the weights" +
+          (isa.isa == MOE_ISA_AVX512 ? std::string(", prefetching the next rows into the ") + (band_prefetch_l1() ? "l1" : "l2") : "");
   return text.c_str();
 }
 

@@ -109,10 +109,10 @@ struct TrF32 : F32Rows {
 // per strip, where an item spans whole rows (else as 1); 1, each strip the same columns of the next block's rows
 // (strided), into the L2. 2 against 1 on Zen 5, paired A/B, with the band prefetched into the L2: T=64 0.83x the time,
 // T=256 0.97x in the VM's slower bandwidth regime, within 2% either way in its faster one; then the band into the L1
-// (MOE_BAND_HINT) against the L2: T=64 0.89x (faster regime) and 0.96x (slower), T=256 0.84-0.90x (both); into the L3
-// (_MM_HINT_T2), 1.22x the L1's. Blocks of 32 rows above 16 rows (MOE_STREAM_KB_WIDE) against 64, with the band into
-// the L1: T=256 0.84-0.92x in the slower regime (16 rows: 1.06x the time of 32); at T=64, 8 or 32 rows for the
-// groups of <= 16 rows within 1% of 16.
+// against the L2 (Zen 5; band_prefetch_l1 chooses per machine): T=64 0.89x (faster regime) and 0.96x (slower), T=256
+// 0.84-0.90x (both); into the L3 (_MM_HINT_T2), 1.22x the L1's. Blocks of 32 rows above 16 rows (MOE_STREAM_KB_WIDE)
+// against 64, with the band into the L1: T=256 0.84-0.92x in the slower regime (16 rows: 1.06x the time of 32); at
+// T=64, 8 or 32 rows for the groups of <= 16 rows within 1% of 16.
 #ifndef MOE_STREAM_BLK
 #define MOE_STREAM_BLK 1
 #endif
@@ -121,9 +121,6 @@ struct TrF32 : F32Rows {
 #endif
 #ifndef MOE_STREAM_KB_WIDE
 #define MOE_STREAM_KB_WIDE 32
-#endif
-#ifndef MOE_BAND_HINT
-#define MOE_BAND_HINT _MM_HINT_T0
 #endif
 #ifndef MOE_STREAM_BLK_PF
 #define MOE_STREAM_BLK_PF 2
@@ -180,13 +177,15 @@ static_assert(MOE_STREAM_WIDE_ROWS >= 8 && MOE_STREAM_WIDE_ROWS <= 14, "2 x 16 c
 // One strip of the blocked streaming kernel: R rows against the 16 V columns [jc, jc + 16 V) of weight rows
 // [p0, p0 + kb): c[i * ldc + 16 v + lane] continues its fma chain (from zero when `first`) over those rows, p
 // ascending, in registers. Prefetched meanwhile: `next` (or NULL), the same strip of the next block's rows, into the
-// L2; `band` (or NULL), band_lines cache lines from there, spread over the block's rows, into MOE_BAND_HINT's level;
+// L2; `band` (or NULL), band_lines cache lines from there, spread over the block's rows, into the L1 or the L2
+// (band_prefetch_l1);
 // while p < near_rows, near + p ldb (the same columns further on, or the next columns), into the L1.
 template <int R, int V, class S>
 void stream_strip(const float* a, const S* w, int64_t ldb, int64_t p0, int64_t kb, int64_t cols, bool first,
                   const S* next, int64_t kb_next, const char* band, int64_t band_lines, float* c, int64_t ldc,
                   const S* near, int64_t near_rows) {
   const int64_t per = band != nullptr && kb > 0 ? (band_lines + kb - 1) / kb : 0;  // band lines per weight row
+  const bool band_l1 = band_prefetch_l1();
   // every loop over rows and vectors unrolled (with unroll 8, the accumulators of 12 rows lived on the stack: 2.13x)
   __mmask16 m[V];
 #pragma GCC unroll 16
@@ -200,7 +199,11 @@ void stream_strip(const float* a, const S* w, int64_t ldb, int64_t p0, int64_t k
   for (int64_t p = 0; p < kb; ++p) {
     const S* wr = w + (p0 + p) * ldb;
     for (int64_t l = p * per, le = l + per < band_lines ? l + per : band_lines; l < le; ++l) {
-      _mm_prefetch(band + 64 * l, MOE_BAND_HINT);
+      if (band_l1) {
+        _mm_prefetch(band + 64 * l, _MM_HINT_T0);
+      } else {
+        _mm_prefetch(band + 64 * l, _MM_HINT_T1);
+      }
     }
     if (next != nullptr && p < kb_next) {
 #pragma GCC unroll 16
