@@ -25,13 +25,13 @@ float dot(const float* __restrict a, const float* __restrict b, int64_t n) {
 
 }  // namespace
 
-// rows[r] = x[row_token[r]] for r < R.
-void gather_rows(const float* x, const int32_t* row_token, int64_t R, int64_t D, float* rows) {
+// rows[r * ld + i] = x[row_token[r] * D + i] for r < R, i < D.
+void gather_rows(const float* x, const int32_t* row_token, int64_t R, int64_t D, int64_t ld, float* rows) {
   const int64_t chunk = rows_per_item(D);
   auto body = [&](int64_t item, int) {
     const int64_t r1 = std::min(R, (item + 1) * chunk);
     for (int64_t r = item * chunk; r < r1; ++r) {
-      std::memcpy(rows + r * D, x + int64_t(row_token[r]) * D, size_t(D) * sizeof(float));
+      std::memcpy(rows + r * ld, x + int64_t(row_token[r]) * D, size_t(D) * sizeof(float));
     }
   };
   parallel_items((R + chunk - 1) / chunk, double(R * D) < kSerialElems, body);

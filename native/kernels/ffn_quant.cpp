@@ -209,7 +209,7 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
     if (int_rows) {
       st = quantize_gather_tokens(L, ws, x, T, D, row_token, R);
     } else {
-      gather_rows(x, row_token, R, D, rows);
+      gather_rows(x, row_token, R, D, D, rows);
       if (bf16) round_bf16(rows, R * D, rows);  // x as the layer's cast leaves it
       st = quantize_rows(L, rows, R, D);
     }

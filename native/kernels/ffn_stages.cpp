@@ -62,8 +62,9 @@ GemmProblem up_problem(const Dims& d, const float* x, const int32_t* row_token, 
 
 void up_fwd(const Dims& d, const float* x, const int32_t* row_token, const void* wi0, const void* wi1, BElem be,
             const float* b0, const float* b1, moe_activation_t act, float limit, float* act_out, float* h0,
-            float* h1) {
+            float* h1, int64_t ldx) {
   GemmProblem P = up_problem(d, x, row_token, wi0, wi1, be);
+  if (ldx != 0) P.lda = ldx;
   P.epi.kind = EpiKind::GluFwd;
   P.epi.out[0] = act_out;
   P.epi.bias[0] = b0;

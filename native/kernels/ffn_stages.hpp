@@ -28,7 +28,7 @@ struct Dims {
 // are skipped when NULL.
 void up_fwd(const Dims& d, const float* x, const int32_t* row_token, const void* wi0, const void* wi1, BElem be,
             const float* b0, const float* b1, moe_activation_t act, float limit, float* act_out, float* h0,
-            float* h1);
+            float* h1, int64_t ldx = 0);  // ldx: x's row stride when row_token is NULL and the multiply fp32 (0: D)
 // The up projection alone: h0, h1 = the products, unrounded and without bias (a bf16 layer's; see bf16_acts.cpp).
 void up_fwd_store(const Dims& d, const float* x, const int32_t* row_token, const void* wi0, const void* wi1, BElem be,
                   float* h0, float* h1);
@@ -42,7 +42,7 @@ void up_bwd(const Dims& d, const float* dh0, const float* dh1, const float* x, c
 // The passes.
 // y[t] = sum_k w[t, k] * rows[inv[t * K + k]] (w NULL: 1), ascending k, mul then add.
 // rows[r] = x[row_token[r]] for r < R.
-void gather_rows(const float* x, const int32_t* row_token, int64_t R, int64_t D, float* rows);
+void gather_rows(const float* x, const int32_t* row_token, int64_t R, int64_t D, int64_t ld, float* rows);
 void combine_fwd(const float* rows, int64_t D, const int32_t* inv, const float* w, int64_t T, int64_t K, float* y);
 // d_rows[inv[t * K + k]] = w[t, k] * dy[t]; dw[t, k] = <rows[inv[t * K + k]], dy[t]> (when dw != NULL).
 void combine_bwd(const float* dy, const float* rows, int64_t D, const int32_t* inv, const float* w, int64_t T,
