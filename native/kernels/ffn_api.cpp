@@ -7,10 +7,6 @@
 #include "ffn_stages.hpp"
 #include "workspace.hpp"
 
-#ifndef MOE_GATHER_PAD
-#define MOE_GATHER_PAD 16
-#endif
-
 namespace moe::detail {
 namespace {
 
@@ -47,12 +43,9 @@ moe_status_t fwd_api(const char* where, const float* x, int64_t T, int64_t D, co
     }
     const int64_t R = d.R;
     float* act_buf = res_act != nullptr ? res_act : workspace().f32(0, R * H);
-    // the gathered rows' stride (below): D, plus MOE_GATHER_PAD floats where D floats are a multiple of 4 KiB and the
-    // buffer is ours, so that the 12 rows of a register tile, read in place, do not all fall in one set of the L1
-    // (8 ways on Zen 4: paired A/B there, bench shape, same bits, 0.926x the time of the unpadded rows)
     const bool gathered = !bf16_layer && mul_for(be) == Mul::F32 && R > E * active_isa_unit().stream_rows;
-    const int64_t ldg = gathered && res_o == nullptr && (D * 4) % 4096 == 0 ? D + MOE_GATHER_PAD : D;
-    float* o_buf = res_o != nullptr ? res_o : workspace().f32(1, R * ldg);
+    const int64_t ldg = padded_row_stride(D);  // the gathered rows' (below)
+    float* o_buf = res_o != nullptr ? res_o : workspace().f32(1, R * (gathered ? ldg : D));
     if (bf16_layer) {
       float* h = (res_h0 == nullptr || res_h1 == nullptr) ? workspace().f32(2, 2 * R * H) : nullptr;
       float* h0 = res_h0 != nullptr ? res_h0 : h;
@@ -65,11 +58,13 @@ moe_status_t fwd_api(const char* where, const float* x, int64_t T, int64_t D, co
       down_fwd(d, act_buf, wo, be, nullptr, o_buf);
       round_rows_bf16(d, o_buf, bo);
     } else if (gathered) {
-      // groups mostly above the streamed size: x's rows gathered once, into o_buf until the down projection writes it,
-      // so that the packed path's row tiles read them in place rather than copying them for every block of columns
-      // (bench shape 0.985-0.997x the time, paired; at T=64, all streamed, it cost 1.01x)
-      gather_rows(x, row_token, R, D, ldg, o_buf);
-      up_fwd(d, o_buf, nullptr, wi0, wi1, be, b0, b1, act, limit, act_buf, res_h0, res_h1, ldg);
+      // groups mostly above the streamed size: x's rows gathered once, padded_row_stride(D) apart (into o_buf until the
+      // down projection writes it, unless o_buf is the caller's), so that the packed path's row tiles read them in place
+      // rather than copying them for every block of columns (bench shape 0.985-0.997x the time, paired; at T=64, all
+      // streamed, it cost 1.01x)
+      float* xg = res_o != nullptr ? workspace().f32(1, R * ldg) : o_buf;  // slot 1: the backward's d_o
+      gather_rows(x, row_token, R, D, ldg, xg);
+      up_fwd(d, xg, nullptr, wi0, wi1, be, b0, b1, act, limit, act_buf, res_h0, res_h1, ldg);
       down_fwd(d, act_buf, wo, be, bo, o_buf);
     } else {
       up_fwd(d, x, row_token, wi0, wi1, be, b0, b1, act, limit, act_buf, res_h0, res_h1);
@@ -96,11 +91,12 @@ moe_status_t bwd_api(const char* where, const float* dy, const float* x, int64_t
       return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
     }
     const int64_t R = d.R;
-    float* d_o = workspace().f32(1, R * D);
+    const int64_t ldo = padded_row_stride(D);
+    float* d_o = workspace().f32(1, R * ldo);
     float* dh0 = workspace().f32(0, R * H);
     float* dh1 = workspace().f32(2, R * H);
-    combine_bwd(dy, res_o, D, inv, w, T, K, d_o, dw);
-    down_bwd(d, d_o, res_act, res_h0, res_h1, wo, be, act, limit, dh0, dh1, dwo, dbo);
+    combine_bwd(dy, res_o, D, inv, w, T, K, d_o, ldo, dw);
+    down_bwd(d, d_o, ldo, res_act, res_h0, res_h1, wo, be, act, limit, dh0, dh1, dwo, dbo);
     float* dx_rows = d_o;  // d_o is dead once down_bwd is done
     up_bwd(d, dh0, dh1, x, row_token, wi0, wi1, be, dx_rows, dwi0, dwi1, db0, db1);
     combine_fwd(dx_rows, D, inv, nullptr, T, K, dx);

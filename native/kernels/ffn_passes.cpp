@@ -25,7 +25,6 @@ float dot(const float* __restrict a, const float* __restrict b, int64_t n) {
 
 }  // namespace
 
-// rows[r * ld + i] = x[row_token[r] * D + i] for r < R, i < D.
 void gather_rows(const float* x, const int32_t* row_token, int64_t R, int64_t D, int64_t ld, float* rows) {
   const int64_t chunk = rows_per_item(D);
   auto body = [&](int64_t item, int) {
@@ -89,7 +88,7 @@ void combine_fwd(const float* rows, int64_t D, const int32_t* inv, const float* 
 
 // d_rows[inv[t * K + k]] = w[t, k] * dy[t]; dw[t, k] = <rows[inv[t * K + k]], dy[t]> (when dw != NULL).
 void combine_bwd(const float* dy, const float* rows, int64_t D, const int32_t* inv, const float* w, int64_t T,
-                 int64_t K, float* d_rows, float* dw) {
+                 int64_t K, float* d_rows, int64_t ld, float* dw) {
   if (T == 0 || K == 0) return;
   const int64_t chunk = rows_per_item(D);
   auto body = [&](int64_t item, int) {
@@ -98,7 +97,7 @@ void combine_bwd(const float* dy, const float* rows, int64_t D, const int32_t* i
       const float* __restrict g = dy + t * D;
       for (int64_t k = 0; k < K; ++k) {
         const int64_t r = inv[t * K + k];
-        float* __restrict d = d_rows + r * D;
+        float* __restrict d = d_rows + r * ld;
         if (w == nullptr) {
           std::memcpy(d, g, size_t(D) * sizeof(float));
         } else {
@@ -112,8 +111,7 @@ void combine_bwd(const float* dy, const float* rows, int64_t D, const int32_t* i
   parallel_items((T + chunk - 1) / chunk, double(T) * double(K) * double(D) < kSerialElems, body);
 }
 
-// out[g, j] = sum over the rows r of group g (ascending) of src[r, j]; items: (group, 256-column block).
-void group_row_sums(const float* src, int64_t n, const std::vector<int64_t>& off, float* out) {
+void group_row_sums(const float* src, int64_t n, int64_t ld, const std::vector<int64_t>& off, float* out) {
   const int64_t G = int64_t(off.size()) - 1;
   if (G <= 0 || n == 0) return;
   constexpr int64_t kCols = 256;
@@ -123,7 +121,7 @@ void group_row_sums(const float* src, int64_t n, const std::vector<int64_t>& off
     float* __restrict o = out + g * n;
     for (int64_t j = j0; j < j1; ++j) o[j] = 0.0f;
     for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; ++r) {
-      const float* __restrict s = src + r * n;
+      const float* __restrict s = src + r * ld;
       for (int64_t j = j0; j < j1; ++j) o[j] = o[j] + s[j];
     }
   };

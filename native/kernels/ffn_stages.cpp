@@ -97,10 +97,11 @@ void down_fwd(const Dims& d, const float* act, const void* wo, BElem be, const f
   zero_rows(o_rows, d.off.back(), d.R, d.D);
 }
 
-void down_bwd(const Dims& d, const float* d_o, const float* act, const float* h0, const float* h1, const void* wo,
-              BElem be, moe_activation_t a, float limit, float* dh0, float* dh1, float* dwo, float* dbo) {
+void down_bwd(const Dims& d, const float* d_o, int64_t ldo, const float* act, const float* h0, const float* h1,
+              const void* wo, BElem be, moe_activation_t a, float limit, float* dh0, float* dh1, float* dwo, float* dbo) {
   {  // d_act = d_o @ wo^T, GLU backward in the epilogue
     GemmProblem P = rows_problem(d, d.H, d.D, d_o, wo, be, true);  // B(p, j) = wo[g][j * D + p]
+    P.lda = ldo;
     P.epi.kind = EpiKind::GluBwd;
     P.epi.out[0] = dh0;
     P.epi.out[1] = dh1;
@@ -115,10 +116,11 @@ void down_bwd(const Dims& d, const float* d_o, const float* act, const float* h0
   if (dwo != nullptr) {  // dwo[g] = act_g^T @ d_o_g
     GemmProblem P = tgmm_problem(d, d.H, d.D, act, nullptr);
     P.b[0][0] = d_o;
+    P.ldb = ldo;
     P.epi.out[0] = dwo;
     run_problem(P);
   }
-  if (dbo != nullptr) group_row_sums(d_o, d.D, d.off, dbo);
+  if (dbo != nullptr) group_row_sums(d_o, d.D, ldo, d.off, dbo);
 }
 
 void up_bwd(const Dims& d, const float* dh0, const float* dh1, const float* x, const int32_t* row_token,
@@ -148,8 +150,8 @@ void up_bwd(const Dims& d, const float* dh0, const float* dh1, const float* x, c
     P.halves = h;
     run_problem(P);
   }
-  if (db0 != nullptr) group_row_sums(dh0, d.H, d.off, db0);
-  if (db1 != nullptr) group_row_sums(dh1, d.H, d.off, db1);
+  if (db0 != nullptr) group_row_sums(dh0, d.H, d.H, d.off, db0);
+  if (db1 != nullptr) group_row_sums(dh1, d.H, d.H, d.off, db1);
 }
 
 }  // namespace moe::detail

@@ -82,7 +82,7 @@ moe_status_t down_bwd_api(const char* where, const float* d_o, const float* act,
           group_offsets(ck, gs, E, R, d.off))) {
       return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
     }
-    down_bwd(d, d_o, act, h0, h1, wo, be, a, limit, dh0, dh1, dwo, dbo);
+    down_bwd(d, d_o, D, act, h0, h1, wo, be, a, limit, dh0, dh1, dwo, dbo);
     return MOE_STATUS_OK;
   });
 }
@@ -170,7 +170,7 @@ moe_status_t moe_combine_bwd_f32(const float* dy, const float* rows, int64_t R, 
           (dw == nullptr || ck.tensor("rows", rows, {R, D})) && check_permutation(ck, "inv", inv, R))) {
       return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
     }
-    combine_bwd(dy, rows, D, inv, w, T, K, d_rows, dw);
+    combine_bwd(dy, rows, D, inv, w, T, K, d_rows, D, dw);
     return MOE_STATUS_OK;
   });
 }
