@@ -174,103 +174,16 @@ static_assert(MOE_STREAM_WIDE_ROWS >= 8 && MOE_STREAM_WIDE_ROWS <= 14, "2 x 16 c
 #define MOE_STREAM_NEXT_STRIP 1
 #endif
 
-// What a strip prefetches while it reads weight row p of its block (stream_strip below).
-template <int V, class S>
-inline void strip_prefetch(int64_t p, int64_t ldb, const S* next, int64_t kb_next, const char* band, int64_t per,
-                           int64_t band_lines, bool band_l1, const S* near, int64_t near_rows) {
-  for (int64_t l = p * per, le = l + per < band_lines ? l + per : band_lines; l < le; ++l) {
-    if (band_l1) {
-      _mm_prefetch(band + 64 * l, _MM_HINT_T0);
-    } else {
-      _mm_prefetch(band + 64 * l, _MM_HINT_T1);
-    }
-  }
-  if (next != nullptr && p < kb_next) {
-#pragma GCC unroll 16
-    for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(next + p * ldb + 16 * v), _MM_HINT_T1);
-  }
-  if (p < near_rows) {
-#pragma GCC unroll 16
-    for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(near + p * ldb + 16 * v), _MM_HINT_T0);
-  }
-}
-
-#ifndef MOE_BF16_STRIP_PAIRS
-#define MOE_BF16_STRIP_PAIRS 1
-#endif
-
-// stream_strip for bf16 weights where the strip's 16 V columns are all there (V even): each 64 bytes of a weight row
-// (32 columns) widened by one shift (the even columns) and one mask (the odd ones), instead of two zero-extensions and
-// two shifts, the accumulators of those columns held as even and odd ones (the same chains, so the same bits).
-template <int R, int V>
-void stream_strip_bf16_pairs(const float* a, const uint16_t* w, int64_t ldb, int64_t p0, int64_t kb, bool first,
-                             const uint16_t* next, int64_t kb_next, const char* band, int64_t band_lines, float* c,
-                             int64_t ldc, const uint16_t* near, int64_t near_rows) {
-  static_assert(V % 2 == 0, "pairs of vectors");
-  const int64_t per = band != nullptr && kb > 0 ? (band_lines + kb - 1) / kb : 0;
-  const bool band_l1 = band_prefetch_l1();
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
-  const __m512i high_half = _mm512_set1_epi32(int(0xFFFF0000u));
-  __m512 acc[R][V];  // acc[i][2 g] the even columns of columns [32 g, 32 g + 32), acc[i][2 g + 1] the odd ones
-#pragma GCC unroll 16
-  for (int i = 0; i < R; ++i) {
-#pragma GCC unroll 16
-    for (int g = 0; g < V / 2; ++g) {
-      if (first) {
-        acc[i][2 * g] = acc[i][2 * g + 1] = _mm512_setzero_ps();
-      } else {
-        const __m512 x0 = _mm512_loadu_ps(c + i * ldc + 32 * g), x1 = _mm512_loadu_ps(c + i * ldc + 32 * g + 16);
-        acc[i][2 * g] = _mm512_permutex2var_ps(x0, even, x1);
-        acc[i][2 * g + 1] = _mm512_permutex2var_ps(x0, odd, x1);
-      }
-    }
-  }
-  for (int64_t p = 0; p < kb; ++p) {
-    const uint16_t* wr = w + (p0 + p) * ldb;
-    strip_prefetch<V>(p, ldb, next, kb_next, band, per, band_lines, band_l1, near, near_rows);
-    __m512 b[V];
-#pragma GCC unroll 16
-    for (int g = 0; g < V / 2; ++g) {
-      const __m512i u = _mm512_loadu_si512(wr + 32 * g);
-      b[2 * g] = _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
-      b[2 * g + 1] = _mm512_castsi512_ps(_mm512_and_si512(u, high_half));
-    }
-#pragma GCC unroll 16
-    for (int i = 0; i < R; ++i) {
-      const __m512 av = _mm512_set1_ps(a[p * R + i]);
-#pragma GCC unroll 16
-      for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(av, b[v], acc[i][v]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < R; ++i) {
-#pragma GCC unroll 16
-    for (int g = 0; g < V / 2; ++g) {
-      _mm512_storeu_ps(c + i * ldc + 32 * g, _mm512_permutex2var_ps(acc[i][2 * g], lo, acc[i][2 * g + 1]));
-      _mm512_storeu_ps(c + i * ldc + 32 * g + 16, _mm512_permutex2var_ps(acc[i][2 * g], hi, acc[i][2 * g + 1]));
-    }
-  }
-}
-
 // One strip of the blocked streaming kernel: R rows against the 16 V columns [jc, jc + 16 V) of weight rows
 // [p0, p0 + kb): c[i * ldc + 16 v + lane] continues its fma chain (from zero when `first`) over those rows, p
 // ascending, in registers. Prefetched meanwhile: `next` (or NULL), the same strip of the next block's rows, into the
 // L2; `band` (or NULL), band_lines cache lines from there, spread over the block's rows, into the L1 or the L2
-// (band_prefetch_l1); while p < near_rows, near + p ldb (the same columns further on, or the next columns), into the
-// L1.
+// (band_prefetch_l1);
+// while p < near_rows, near + p ldb (the same columns further on, or the next columns), into the L1.
 template <int R, int V, class S>
 void stream_strip(const float* a, const S* w, int64_t ldb, int64_t p0, int64_t kb, int64_t cols, bool first,
                   const S* next, int64_t kb_next, const char* band, int64_t band_lines, float* c, int64_t ldc,
                   const S* near, int64_t near_rows) {
-  if constexpr (sizeof(S) == 2 && V % 2 == 0 && MOE_BF16_STRIP_PAIRS) {
-    if (cols >= 16 * V) {
-      return stream_strip_bf16_pairs<R, V>(a, w, ldb, p0, kb, first, next, kb_next, band, band_lines, c, ldc, near,
-                                           near_rows);
-    }
-  }
   const int64_t per = band != nullptr && kb > 0 ? (band_lines + kb - 1) / kb : 0;  // band lines per weight row
   const bool band_l1 = band_prefetch_l1();
   // every loop over rows and vectors unrolled (with unroll 8, the accumulators of 12 rows lived on the stack: 2.13x)
@@ -285,7 +198,21 @@ void stream_strip(const float* a, const S* w, int64_t ldb, int64_t p0, int64_t k
   }
   for (int64_t p = 0; p < kb; ++p) {
     const S* wr = w + (p0 + p) * ldb;
-    strip_prefetch<V>(p, ldb, next, kb_next, band, per, band_lines, band_l1, near, near_rows);
+    for (int64_t l = p * per, le = l + per < band_lines ? l + per : band_lines; l < le; ++l) {
+      if (band_l1) {
+        _mm_prefetch(band + 64 * l, _MM_HINT_T0);
+      } else {
+        _mm_prefetch(band + 64 * l, _MM_HINT_T1);
+      }
+    }
+    if (next != nullptr && p < kb_next) {
+#pragma GCC unroll 16
+      for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(next + p * ldb + 16 * v), _MM_HINT_T1);
+    }
+    if (p < near_rows) {
+#pragma GCC unroll 16
+      for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(near + p * ldb + 16 * v), _MM_HINT_T0);
+    }
     __m512 b[V];
 #pragma GCC unroll 16
     for (int v = 0; v < V; ++v) b[v] = load_w16(wr + 16 * v, m[v], false);
