@@ -86,7 +86,6 @@ void combine_fwd(const float* rows, int64_t D, const int32_t* inv, const float* 
   parallel_items((T + chunk - 1) / chunk, double(T) * double(K) * double(D) < kSerialElems, body);
 }
 
-// d_rows[inv[t * K + k]] = w[t, k] * dy[t]; dw[t, k] = <rows[inv[t * K + k]], dy[t]> (when dw != NULL).
 void combine_bwd(const float* dy, const float* rows, int64_t D, const int32_t* inv, const float* w, int64_t T,
                  int64_t K, float* d_rows, int64_t ld, float* dw) {
   if (T == 0 || K == 0) return;

@@ -178,8 +178,8 @@ static_assert(MOE_STREAM_WIDE_ROWS >= 8 && MOE_STREAM_WIDE_ROWS <= 14, "2 x 16 c
 // [p0, p0 + kb): c[i * ldc + 16 v + lane] continues its fma chain (from zero when `first`) over those rows, p
 // ascending, in registers. Prefetched meanwhile: `next` (or NULL), the same strip of the next block's rows, into the
 // L2; `band` (or NULL), band_lines cache lines from there, spread over the block's rows, into the L1 or the L2
-// (band_prefetch_l1);
-// while p < near_rows, near + p ldb (the same columns further on, or the next columns), into the L1.
+// (band_prefetch_l1); while p < near_rows, near + p ldb (the same columns further on, or the next columns), into the
+// L1.
 template <int R, int V, class S>
 void stream_strip(const float* a, const S* w, int64_t ldb, int64_t p0, int64_t kb, int64_t cols, bool first,
                   const S* next, int64_t kb_next, const char* band, int64_t band_lines, float* c, int64_t ldc,
