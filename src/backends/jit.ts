@@ -187,7 +187,8 @@ const WRITES_INPUTS: ReadonlySet<Prim> = new Set([Prim.AdamwStep, Prim.SgdStep])
 function pruned(steps: readonly Step[], result: Template): Recording {
   // a function that writes tensors in place (an optimizer step) may write what a constant was computed from
   const writes = steps.some((s) => !("check" in s) && WRITES_INPUTS.has(s.prim));
-  const fixed = (s: Step): s is KernelStep => !writes && !("check" in s) && s.derived === false;
+  // a step whose output the recorded call released (recycle) runs again at each replay
+  const fixed = (s: Step): s is KernelStep => !writes && !("check" in s) && s.derived === false && !s.made!.some((t) => t.released);
   const live = new Set<number>();
   const use = (r: Ref): void => {
     if ("step" in r) live.add(r.step);

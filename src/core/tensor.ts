@@ -138,6 +138,12 @@ export class Tensor {
     return s.filter((a): a is Float32Array => a instanceof Float32Array);
   }
 
+  /** Whether recycle() has released this tensor's storage (a use throws). */
+  get released(): boolean {
+    const r = releasedBefore.get(this.#bits ?? this.#data!);
+    return r !== undefined && this.#serial < r;
+  }
+
   /** Their storage was rewritten in place (the optimizer steps): forget what was derived from it. */
   static rewritten(tensors: readonly Tensor[]): void {
     rewrites++;

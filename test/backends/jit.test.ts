@@ -1,12 +1,14 @@
 // jit: a recorded function replays its kernels with the same bits as running it, runs none of its JavaScript again,
 // refuses a function that branches on values it computed (naming the place), repeats the checks recorded with
-// checkValues, recomputes what it computed once from weights after they are rewritten, and leaves gradients alone.
+// checkValues, recomputes what it computed once from weights after they are rewritten (and, at each replay, what the
+// recorded call recycled), and leaves gradients alone.
 import { afterAll, describe, expect, it } from "vitest";
 import { jit } from "../../src/backends/jit.js";
 import { useBackend } from "../../src/backends/select.js";
 import { startTrace, stopTrace } from "../../src/backends/trace.js";
 import { valueAndGrad } from "../../src/autodiff/grad.js";
 import { MoeError } from "../../src/core/errors.js";
+import { recycle } from "../../src/core/pool.js";
 import { checkValues, Tensor, tensor } from "../../src/core/tensor.js";
 import { moeConfig, type MoeConfig } from "../../src/moe/config.js";
 import { quantizeWeights } from "../../src/moe/quantize-weights.js";
@@ -42,6 +44,14 @@ const LAYERS: Record<string, Record<string, unknown>> = {
     weight_dtype: "bfloat16",
   },
   "served int8": { decoder_block: "mixtral", sparse_matmul: true, quantization: "intmp", quant_cfg: { __default__: { w_bits: 8 } } },
+  // its gate quantizes the weight and recycles the codes within the call
+  "served int4, bfloat16 layer": {
+    decoder_block: "mixtral",
+    sparse_matmul: true,
+    dtype: "bfloat16",
+    quantization: "intmp",
+    quant_cfg: { __default__: { w_bits: 4 } },
+  },
 };
 
 const inputs = (n: number): Tensor[] => Array.from({ length: n }, (_, i) => normal(foldIn(prngKey(7), i), [d.B, d.S, d.D], "float32"));
@@ -56,7 +66,7 @@ function layer(name: string): { cfg: MoeConfig; w: RoutedMoeWeights<never> } {
   const cfg = moeConfig({ ...BASE, ...LAYERS[name] });
   let w = randomWeights(cfg, d) as RoutedMoeWeights;
   if (cfg.routedBias) w = { ...w, gateBias: normal(prngKey(3), [cfg.numExperts], "float32") };
-  if (name === "served int8") return { cfg, w: quantizeWeights(w, "int8") as never };
+  if (name.startsWith("served")) return { cfg, w: quantizeWeights(w, name.startsWith("served int8") ? "int8" : "int4") as never };
   return { cfg, w: w as never };
 }
 
@@ -70,8 +80,11 @@ describe("jit", () => {
       const f = (x: Tensor) => routedMoeForward(cfg, w, x);
       let calls = 0;
       const g = jit((x: Tensor) => (calls++, f(x)));
-      for (const x of inputs(3)) {
-        const want = f(x) as unknown as Record<string, unknown>;
+      // the wants first: a call that recycles (the quantized gate) invalidates recordings that hoisted a constant
+      const xs = inputs(3);
+      const wants = xs.map((x) => f(x) as unknown as Record<string, unknown>);
+      for (const [i, x] of xs.entries()) {
+        const want = wants[i]!;
         const got = g(x) as unknown as Record<string, unknown>;
         expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
         for (const k of Object.keys(want)) expect([k, same(got[k], want[k])]).toEqual([k, true]);
@@ -156,6 +169,20 @@ describe("jit", () => {
     h(tensor([1, 2]));
     h(tensor([3, 4]));
     expect(seen).toBe(10);
+  });
+
+  it("runs again a step on weights alone whose output the recorded call recycled", () => {
+    useBackend("ref");
+    const w = tensor([1, 2]);
+    const g = jit((x: Tensor) => {
+      const t = mul(w, 10);
+      const y = add(x, t);
+      recycle(t);
+      return y;
+    });
+    const x = tensor([0.5, 0.5]);
+    expect(Array.from(g(x).data)).toEqual([10.5, 20.5]);
+    expect(Array.from(g(tensor([1, 1])).data)).toEqual([11, 21]);
   });
 
   it("recomputes what it computed from weights once they are rewritten in place", () => {
