@@ -26,6 +26,7 @@
         "kernels/isa_avx512.cpp",
         "kernels/isa_avx512_qgmm.cpp",
         "kernels/isa_avx512bf16.cpp",
+        "kernels/isa_avx512bf16_qgmm.cpp",
         "kernels/isa_avx512vnni.cpp",
         "kernels/isa_scalar.cpp",
         "kernels/movement.cpp",

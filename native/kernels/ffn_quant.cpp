@@ -141,7 +141,7 @@ moe_status_t qgmm(const Lhs& L, const float* unit_scales, const float* rows, con
                   const int32_t* gs, const std::vector<int64_t>& off, int64_t R, int64_t k, int64_t n, float* out) {
   const int64_t E = int64_t(off.size()) - 1;
   if (L.bits == 0 && unit_scales != nullptr) {
-    const moe_status_t st = quantized_gmm_run(L.fmt, rows, 0, nullptr, codes, unit_scales, gs, R, k, n, E, out);
+    const moe_status_t st = quantized_gmm_run(L.fmt, rows, 0, nullptr, codes, unit_scales, gs, R, k, n, E, out, true);
     if (st == MOE_STATUS_OK) scale_bf16(off, static_cast<const float*>(scales), n, out);
     return st;
   }

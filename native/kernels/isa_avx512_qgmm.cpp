@@ -18,22 +18,6 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
 #endif
 
-// The streaming kernels prefetch the codes this many rows ahead (the next chunk of k, qgmm.cpp) into the L1 (paired
-// A/B on Zen 5 at the decode shape, caches flushed before each call, against the L2: float rows with int8 / int4 codes
-// 0.84x / 0.94x the time, int8 rows 0.75x / 0.96x in the VM's faster bandwidth regime, 0.89-0.99x in its slower one;
-// 16 rows ahead instead of 32: 1.5-2x the time).
-#ifndef MOE_QG_PF
-#define MOE_QG_PF 32
-#endif
-// Codes in tiles are read in address order: prefetched this many bytes ahead (paired A/B of the decode shape's wi0 on
-// Zen 5, caches flushed, in the VM's faster bandwidth regime: 8 KiB 0.93x the time of 2 KiB for int8 and int4 codes;
-// the slower regime unchanged; 16 KiB 1.00-1.02x of 8 KiB).
-#ifndef MOE_QG_PF_TILED
-#define MOE_QG_PF_TILED 8192
-#endif
-#ifndef MOE_QG_PF_HINT
-#define MOE_QG_PF_HINT _MM_HINT_T0
-#endif
 // The VNNI packing of int codes prefetches this many k-quads ahead (paired A/B of the bench shape's wi0 GMM with an
 // int8 lhs on Zen 5: int8 codes 0.95x the time without, int4 0.92x; 16 quads 1.01-1.02x the time of 8, 4 quads 1.00x).
 #ifndef MOE_QG_PACK_PF
@@ -44,10 +28,6 @@ namespace moe::detail {
 namespace {
 
 inline __mmask64 mask64(int64_t n) { return n >= 64 ? ~__mmask64(0) : (__mmask64(1) << n) - 1; }
-
-// Bytes from a row of codes to the one the streams prefetch with it: the next chunk's row in rows, 8 KiB further in
-// address order in tiles.
-inline int64_t prefetch_ahead(const QgCodes& s) { return s.tiled ? MOE_QG_PF_TILED : MOE_QG_PF * codes_ld(s); }
 
 // 64 int8 values (bytes of v) as four vectors of 16 floats into d.
 inline void store_i8_as_f32(__m512i v, float* d) {

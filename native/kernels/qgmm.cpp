@@ -147,6 +147,7 @@ struct Problem {
   float* out = nullptr;
   std::vector<Item> items;
   bool integer = false, avx512 = false, vnni = false;
+  bool dpbf16 = false;  // float path: rows of bf16 values, int4 codes, AVX512_BF16 (qg_stream_dpbf16)
   Glu* glu = nullptr;  // integer path: the second product of a GLU pair and its epilogue
   // Group g's codes (codes, with c at its first byte).
   QgCodes group(int64_t g) const {
@@ -219,6 +220,9 @@ void run_float_item(const Problem& P, const Problem& C, const Item& it, float* s
 #endif
   const int64_t j1 = std::min(P.n, it.j0 + W), step = !stream ? kQgKc : s.tiled ? kQgTileK : kQgStreamKc;
   const bool pairs = stream && s.fmt == MOE_WF_INT4 && it.rows <= kQgStreamPairRows;  // two whole panels a pass
+#if defined(MOE_HAVE_X86_KERNELS)
+  const auto stream_fn = P.dpbf16 && s.fmt == MOE_WF_INT4 ? qg_stream_dpbf16 : qg_stream_avx512;
+#endif
   for (int64_t pb = 0; pb < P.k; pb += P.bk) {
     const int64_t pe = std::min(P.k, pb + P.bk);
     for (int64_t j = it.j0; j < j1; j += kQgCols) block_scales(C, it.g, pb / P.bk, j, col_scale + (j - it.j0));
@@ -227,7 +231,7 @@ void run_float_item(const Problem& P, const Problem& C, const Item& it, float* s
 #if defined(MOE_HAVE_X86_KERNELS)
       if (stream && it.rows <= kQgTile) {  // one tile of rows: every panel in one call
         const float* rs = P.lhs_scales != nullptr ? P.lhs_scales + it.r0 : ones;
-        qg_stream_avx512(s, it.j0, j1, pairs, pc, P.a + it.r0 * P.k + pc, P.k, int(it.rows), kc, part, W, pc == pb,
+        stream_fn(s, it.j0, j1, pairs, pc, P.a + it.r0 * P.k + pc, P.k, int(it.rows), kc, part, W, pc == pb,
                          pc + kc == pe, rs, col_scale, acc);
         continue;
       }
@@ -242,7 +246,7 @@ void run_float_item(const Problem& P, const Problem& C, const Item& it, float* s
           const float* rs = P.lhs_scales != nullptr ? P.lhs_scales + r : ones;
 #if defined(MOE_HAVE_X86_KERNELS)
           if (stream) {
-            qg_stream_avx512(s, j, std::min(j1, j + np * kQgCols), np == 2, pc, P.a + r * P.k + pc, P.k, rows, kc,
+            stream_fn(s, j, std::min(j1, j + np * kQgCols), np == 2, pc, P.a + r * P.k + pc, P.k, rows, kc,
                              part + c, W, pc == pb, pc + kc == pe, rs, col_scale + (j - it.j0), acc + c);
             continue;
           }
@@ -507,7 +511,7 @@ namespace moe::detail {
 
 moe_status_t quantized_gmm_run(moe_weight_format_t stored, const void* lhs, int lhs_int, const float* lhs_scales,
                                const void* codes, const void* scales, const int32_t* group_sizes, int64_t m, int64_t k,
-                               int64_t n, int64_t num_groups, float* out) {
+                               int64_t n, int64_t num_groups, float* out, bool bf16_rows) {
   {
     Checker ck{"moe_quantized_gmm", {}};
     std::vector<int64_t> off;
@@ -548,6 +552,7 @@ moe_status_t quantized_gmm_run(moe_weight_format_t stored, const void* lhs, int 
       P.a = a;
     } else {
       P.a = static_cast<const float*>(lhs);
+      P.dpbf16 = bf16_rows && P.avx512 && format == MOE_WF_INT4 && cpu_has_avx512_bf16();
     }
     execute(P, off);
     return MOE_STATUS_OK;

@@ -80,6 +80,26 @@ using QgDecodeFn = void (*)(const QgCodes& s, int64_t j0, int64_t p0, int kc, fl
 #endif
 constexpr int kQgStreamPairRows = MOE_QG_PAIR_ROWS;
 
+// The streaming kernels prefetch the codes this many rows ahead (the next chunk of k, qgmm.cpp) into the L1 (paired
+// A/B on Zen 5 at the decode shape, caches flushed before each call, against the L2: float rows with int8 / int4 codes
+// 0.84x / 0.94x the time, int8 rows 0.75x / 0.96x in the VM's faster bandwidth regime, 0.89-0.99x in its slower one;
+// 16 rows ahead instead of 32: 1.5-2x the time).
+#ifndef MOE_QG_PF
+#define MOE_QG_PF 32
+#endif
+// Codes in tiles are read in address order: prefetched this many bytes ahead (paired A/B of the decode shape's wi0 on
+// Zen 5, caches flushed, in the VM's faster bandwidth regime: 8 KiB 0.93x the time of 2 KiB for int8 and int4 codes;
+// the slower regime unchanged; 16 KiB 1.00-1.02x of 8 KiB).
+#ifndef MOE_QG_PF_TILED
+#define MOE_QG_PF_TILED 8192
+#endif
+#ifndef MOE_QG_PF_HINT
+#define MOE_QG_PF_HINT _MM_HINT_T0
+#endif
+// Bytes from a row of codes to the one the streams prefetch with it: the next chunk's row in rows, 8 KiB further in
+// address order in tiles.
+inline int64_t prefetch_ahead(const QgCodes& s) { return s.tiled ? MOE_QG_PF_TILED : MOE_QG_PF * codes_ld(s); }
+
 #if defined(MOE_HAVE_X86_KERNELS)
 void qg_tile_avx512(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, int64_t ldc,
                     bool start, bool finish, const float* row_scale, const float* col_scale, float* acc);
@@ -90,6 +110,12 @@ void qg_decode_avx512(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* p
 // this function reads it). pairs (int4, rows <= kQgStreamPairRows): two whole panels a pass, their 64 bytes of codes
 // in one load.
 void qg_stream_avx512(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int64_t p0, const float* a, int64_t lda,
+                      int rows, int kc, float* part, int64_t ldc, bool start, bool finish, const float* row_scale,
+                      const float* col_scale, float* acc);
+// The same for int4 codes and rows of bf16 values (isa_avx512bf16_qgmm.cpp; AVX512_BF16, kc <= 64): pairs of rows of
+// k by vdpbf16ps, the products exact and summed in another order than the fp32 chain's (p + 1 then p into each
+// accumulator); a last partial panel of n by qg_stream_avx512.
+void qg_stream_dpbf16(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int64_t p0, const float* a, int64_t lda,
                       int rows, int kc, float* part, int64_t ldc, bool start, bool finish, const float* row_scale,
                       const float* col_scale, float* acc);
 #endif
@@ -114,9 +140,11 @@ void qg_stream_i8_vnni(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, con
                        int32_t* t, int64_t ldt, bool start);
 
 // moe_quantized_gmm without the call lock (for the calls that compose it: ffn_quant.cpp).
+// bf16_rows: a float lhs whose values are all bf16 (a bfloat16 layer's rows): small groups of int4 codes may stream
+// through qg_stream_dpbf16.
 moe_status_t quantized_gmm_run(moe_weight_format_t format, const void* lhs, int lhs_int, const float* lhs_scales,
                                const void* codes, const void* scales, const int32_t* group_sizes, int64_t m, int64_t k,
-                               int64_t n, int64_t num_groups, float* out);
+                               int64_t n, int64_t num_groups, float* out, bool bf16_rows = false);
 // The integer path from rows already packed (int8.hpp's layout, kp a multiple of 4, in int8 range) with their scales;
 // int8 / int4 codes; off: the groups' row offsets (checked by the caller).
 void quantized_gmm_packed(moe_weight_format_t format, const uint8_t* a8, int64_t kp, const float* lhs_scales,

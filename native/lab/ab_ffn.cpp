@@ -12,7 +12,8 @@
 // every weight gradient, residuals from one forward of build A), gmm | gmm_t (transposed rhs) | tgmm at m = T*K, k = D,
 // n = H, and bmm (E batches of T*K/E rows) with the same operands; q8f | q8i | q4f | q4i: moe_quantized_gmm with int8 /
 // int4 codes of wi0 and a float / int8-range lhs at the same shape, reporting the codes' bytes of the experts hit per
-// second beside the read probe (read before and after).
+// second beside the read probe (read before and after); q8s | q4s | q8b | q4b: moe_ffn_fwd_quantized (the served
+// FFN, weight-only) with int8 / int4 codes of all three weights, a float32 (s) or bfloat16 (b) layer.
 #include <dlfcn.h>
 #include <sys/mman.h>
 
@@ -41,6 +42,7 @@ struct Build {
   decltype(&moe_gmm_bwd_rhs_f32) tgmm = nullptr;
   decltype(&moe_bmm_f32) bmm = nullptr;
   decltype(&moe_quantized_gmm) qgmm = nullptr;
+  decltype(&moe_ffn_fwd_quantized) qffn = nullptr;
   decltype(&moe_probe_read_bandwidth) read_probe = nullptr;
   explicit Build(const char* path) {
     void* h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -57,6 +59,7 @@ struct Build {
     tgmm = reinterpret_cast<decltype(tgmm)>(dlsym(h, "moe_gmm_bwd_rhs_f32"));
     bmm = reinterpret_cast<decltype(bmm)>(dlsym(h, "moe_bmm_f32"));
     qgmm = reinterpret_cast<decltype(qgmm)>(dlsym(h, "moe_quantized_gmm"));
+    qffn = reinterpret_cast<decltype(qffn)>(dlsym(h, "moe_ffn_fwd_quantized"));
     read_probe = reinterpret_cast<decltype(read_probe)>(dlsym(h, "moe_probe_read_bandwidth"));
   }
 };
@@ -185,13 +188,22 @@ int main(int argc, char** argv) {
   const bool a_rows = tiled && std::getenv("AB_A_ROWS") != nullptr && std::atoi(std::getenv("AB_A_ROWS")) != 0;
   const moe_weight_format_t qfa = a_rows ? (q8 ? MOE_WF_INT8 : MOE_WF_INT4) : qf;
   const bool qint = quant && op[2] == 'i';
-  Mapped<uint8_t> codes;
+  const bool served = quant && (op[2] == 's' || op[2] == 'b');
+  Mapped<uint8_t> codes, codes1, codes_o;
   std::vector<float> qscale, lscale;
   std::vector<int32_t> lhs_i;
   if (quant) {
     codes.resize(q8 ? nw : size_t(E * D * ((H + 1) / 2)));
     for (size_t i = 0; i < codes.size(); ++i) codes[i] = uint8_t((i * 2654435761u) >> 13);
-    qscale.assign(size_t(E * H), 0.01f);
+    if (served) {  // wi1 and wo (the same size as wi0's codes in either layout at this shape)
+      codes1.resize(codes.size());
+      codes_o.resize(codes.size());
+      for (size_t i = 0; i < codes.size(); ++i) {
+        codes1[i] = uint8_t((i * 2246822519u) >> 13);
+        codes_o[i] = uint8_t((i * 3266489917u) >> 13);
+      }
+    }
+    qscale.assign(size_t(E * std::max(H, D)), 0.01f);
     lscale.assign(size_t(R), 0.02f);
     lhs_i.resize(size_t(R * D));
     for (size_t i = 0; i < lhs_i.size(); ++i) lhs_i[i] = int32_t(i % 251) - 125;
@@ -220,6 +232,9 @@ int main(int argc, char** argv) {
         : op == "gmm_t" ? b.gmm(lhs.data(), wi0.data(), gs.data(), R, D, H, E, 1, out.data())
         : op == "tgmm"  ? b.tgmm(lhs.data(), dout.data(), gs.data(), R, D, H, E, out.data())
         : op == "bmm"   ? b.bmm(lhs.data(), wi0.data(), E, R / E, D, H, out.data())
+        : served ? b.qffn(&b == &A ? qfa : qf, 0, op[2] == 'b', x.data(), T, D, order.data(), K, w.data(), codes.data(),
+                          qscale.data(), codes1.data(), qscale.data(), codes_o.data(), qscale.data(), nullptr, nullptr,
+                          nullptr, gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data())
         : quant ? b.qgmm(&b == &A ? qfa : qf, qint ? static_cast<const void*>(lhs_i.data()) : lhs.data(), qint ? 1 : 0,
                          qint ? lscale.data() : nullptr, codes.data(), qscale.data(), gs.data(), R, D, H, E, out.data())
         : backward ? b.bwd(dy.data(), x.data(), T, D, order.data(), K, w.data(), wi0.data(), wi1.data(), wo.data(), gs.data(),
@@ -259,7 +274,7 @@ int main(int argc, char** argv) {
     tb.push_back(b);
   }
   // the outputs of the last call of each build, bit for bit
-  std::vector<float>& res = plain ? out : backward ? dwo : y;
+  std::vector<float>& res = plain && !served ? out : backward ? dwo : y;
   std::vector<float> ra_out, rb_out;
   run(A);
   ra_out = res;
@@ -270,7 +285,7 @@ int main(int argc, char** argv) {
   const bool same = std::memcmp(ra_out.data(), rb_out.data(), ra_out.size() * sizeof(float)) == 0;
   int64_t hit = 0;
   for (int32_t g : gs) hit += g > 0 ? 1 : 0;
-  const double wbytes = quant ? double(hit) * double(D) * double(q8 ? H : (H + 1) / 2)
+  const double wbytes = quant ? (served ? 3.0 : 1.0) * double(hit) * double(D) * double(q8 ? H : (H + 1) / 2)
                         : op == "gmm" ? double(hit) * double(D) * double(H) * 4.0
                         : plain ? 0.0
                                 : double(hit) * 3.0 * double(D) * double(H) * (bf16 ? 2.0 : 4.0);

@@ -336,6 +336,50 @@ void test_served_ffn(moe_isa_t isa, moe_weight_format_t sf, int lhs_bits, uint64
   }
 }
 
+// A bfloat16 layer's int4 weight-only FFN at decode sizes, where groups of 1-6 rows stream their codes (on AVX512_BF16:
+// qg_stream_dpbf16, pairs of rows of k by vdpbf16ps): the same bits on 1, 2 and 3 threads, and within a few flipped
+// bf16 roundings of the portable ISA's fp32 chains (the layer rounds each product to bf16; the sums differ in order).
+void test_bf16_layer_decode(moe_weight_format_t sf) {
+  const int64_t T = 4, K = 2, D = 255, H = 448, R = T * K;  // k odd; 3.5 pairs of panels; a last partial panel (wo)
+  const std::vector<int32_t> gs = {1, 2, 0, 5};
+  const int64_t E = int64_t(gs.size());
+  const Weights w0 = make_weights(MOE_WF_INT4, E, D, H, 91), w1 = make_weights(MOE_WF_INT4, E, D, H, 92),
+                wo = make_weights(MOE_WF_INT4, E, H, D, 93);
+  const std::vector<uint8_t> c0 = w0.stored(sf), c1 = w1.stored(sf), co = wo.stored(sf);
+  Rng r{94};
+  std::vector<float> x(static_cast<size_t>(T * D)), cw(static_cast<size_t>(R));
+  for (float& v : x) v = 2.0f * r.next();
+  for (float& v : cw) v = r.next();
+  std::vector<int32_t> order(static_cast<size_t>(R));
+  for (int64_t i = 0; i < R; ++i) order[size_t(i)] = int32_t((i * 5) % R);
+  auto run = [&](moe_isa_t isa, int threads) {
+    EXPECT(moe_set_isa(isa) == MOE_STATUS_OK, "set isa %s", moe_isa_name(isa));
+    moe_set_num_threads(threads);
+    std::vector<float> y(size_t(T * D), 123.0f);
+    const moe_status_t st = moe_ffn_fwd_quantized(sf, 0, 1, x.data(), T, D, order.data(), K, cw.data(), c0.data(),
+                                                  w0.scale_ptr(), c1.data(), w1.scale_ptr(), co.data(), wo.scale_ptr(),
+                                                  nullptr, nullptr, nullptr, gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data());
+    EXPECT(st == MOE_STATUS_OK, "bf16 layer %s: %s", kNames[sf], moe_last_error());
+    return y;
+  };
+  const moe_isa_t best = moe_isa_best();
+  const std::vector<float> one = run(best, 1), port = run(MOE_ISA_SCALAR, 1);
+  for (int threads : {2, 3}) {
+    const std::vector<float> y = run(best, threads);
+    EXPECT(std::memcmp(y.data(), one.data(), y.size() * 4) == 0, "bf16 layer %s [%s]: threads %d differ from 1",
+           kNames[sf], moe_isa_name(best), threads);
+  }
+  double num = 0.0, den = 0.0;
+  for (size_t i = 0; i < one.size(); ++i) {
+    num += (double(one[i]) - double(port[i])) * (double(one[i]) - double(port[i]));
+    den += double(port[i]) * double(port[i]);
+  }
+  EXPECT(den > 0.0 && std::sqrt(num / den) < 3e-4, "bf16 layer %s [%s]: %.2e relative to the portable ISA's result",
+         kNames[sf], moe_isa_name(best), std::sqrt(num / den));
+  moe_set_isa(best);
+  moe_set_num_threads(0);
+}
+
 }  // namespace
 
 int main() {
@@ -373,6 +417,8 @@ int main() {
     moe_set_num_threads(0);
     test_nan(isa);
   }
+  test_bf16_layer_decode(MOE_WF_INT4);
+  test_bf16_layer_decode(MOE_WF_INT4_TILES);
   test_errors();
   moe_set_num_threads(0);
   std::printf("%d checks, %d failures\n", moe_test::g_checks, moe_test::g_failures);
