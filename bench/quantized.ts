@@ -42,8 +42,8 @@ export interface QuantRow {
 
 type Mode = "int8" | "int4";
 
-function quantConfig(s: BenchShape, keys: Record<string, unknown>): MoeConfig {
-  return moeConfig(benchKeys(s, "float32", "float32", keys));
+function quantConfig(s: BenchShape, keys: Record<string, unknown>, dtype: "float32" | "bfloat16" = "float32"): MoeConfig {
+  return moeConfig(benchKeys(s, "float32", dtype, keys));
 }
 
 /** intmp weight-only with `bits`-bit weights (float activations), or int8 (activations quantized per token too). */
@@ -139,15 +139,18 @@ export function quantizedRows(b: QuantBench): QuantRow[] {
     });
   }
 
-  const servedModes: [string, Mode, Record<string, unknown>, boolean][] = [
-    ["served int8 weights, int8 activations", "int8", INT8, native.int8],
-    ["served int8 weights, float activations", "int8", weightOnly(8), native.float],
-    ["served int4 weights, float activations", "int4", weightOnly(4), native.float],
+  // a bfloat16 layer (MaxText's default dtype): its rows are bf16 values, which the int4 decode multiplies in pairs
+  const servedModes: [string, Mode, Record<string, unknown>, boolean, "float32" | "bfloat16"][] = [
+    ["served int8 weights, int8 activations", "int8", INT8, native.int8, "float32"],
+    ["served int8 weights, float activations", "int8", weightOnly(8), native.float, "float32"],
+    ["served int4 weights, float activations", "int4", weightOnly(4), native.float, "float32"],
+    ["served int4 weights, bfloat16 layer", "int4", weightOnly(4), native.float, "bfloat16"],
   ];
-  for (const [what, mode, keys, runsNatively] of servedModes) {
+  for (const [what, mode, keys, runsNatively, dtype] of servedModes) {
+    const suffix = `${mode}-${String(keys.quantization)}${dtype === "bfloat16" ? "-bf16" : ""}`;
     if (!runsNatively) {
       rows.push({
-        id: `served-${mode}-${String(keys.quantization)}`,
+        id: `served-${suffix}`,
         name: `moekit forward, ${what}`,
         shape: b.name(b.shape),
         dtype: mode,
@@ -161,7 +164,7 @@ export function quantizedRows(b: QuantBench): QuantRow[] {
       const served = quantizeWeights(w as RoutedMoeWeights<ExpertWeight>, mode);
       const x = benchInput(s);
       const f32 = benchConfig(s, "float32");
-      const q = quantConfig(s, keys);
+      const q = quantConfig(s, keys, dtype);
       log(`${decode ? "decode" : "forward"} ${b.name(s)} ${what}`);
       const before = b.tracker.read(0.3); // the probes the forward rows are judged against, read beside them
       // decode as a server runs it (jit-replayed), the forward as called
@@ -171,10 +174,10 @@ export function quantizedRows(b: QuantBench): QuantRow[] {
       const t = timePaired(stepF32, stepQ, decode ? b.runs * 5 : b.runs);
       const after = b.tracker.read(0.3);
       const row: QuantRow = {
-        id: `${decode ? "decode" : "forward"}-served-${mode}-${String(keys.quantization)}`,
+        id: `${decode ? "decode" : "forward"}-served-${suffix}`,
         name: `moekit ${decode ? "decode" : "forward"}, ${what}`,
         shape: b.name(s),
-        dtype: mode,
+        dtype: dtype === "bfloat16" ? `${mode}, bf16 activations` : mode,
         median_s: t.b_s,
         vsF32: 1 / t.ratio,
         note: `${(1 / t.ratio).toFixed(2)}x the float32 layer's speed, timed alternately (${(t.a_s * 1000).toFixed(1)} ms)`,
