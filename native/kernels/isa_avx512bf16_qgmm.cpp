@@ -39,25 +39,22 @@ inline __m512i nibble_table() {
   return _mm512_load_si512(t);
 }
 
-// Rows p (a) and p + 1 (b) of 32-bit lanes L of eight nibbles (columns 8 L + h) as two index vectors whose 32-bit
-// lane L holds, in its low and high word, the nibbles of row p and row p + 1: columns 8 L .. 8 L + 3 (lo) and
-// 8 L + 4 .. 8 L + 7 (hi), column 8 L + h (+ 4) at bits 4 h of each word.
-template <class V>
-inline void pair_words(V a, V b, V& lo, V& hi);
-template <>
+// Rows p (a) and p + 1 (b) of codes, 32-bit lanes of eight nibbles (columns 8 L + h of lane L), interleaved by 16-bit
+// words within each 128-bit lane (lo: the lane's low 64 bits, hi: its high 64 bits): 32-bit lane d of 128-bit lane l
+// of lo holds in its low and high word the nibbles of rows p and p + 1 of columns 32 l + 4 d + h (h < 4, at bits
+// 4 h of each word); of hi, columns 32 l + 16 + 4 d + h.
 inline void pair_words(__m512i a, __m512i b, __m512i& lo, __m512i& hi) {
-  lo = _mm512_mask_blend_epi16(0xAAAAAAAAu, a, _mm512_slli_epi32(b, 16));
-  hi = _mm512_mask_blend_epi16(0xAAAAAAAAu, _mm512_srli_epi32(a, 16), b);
+  lo = _mm512_unpacklo_epi16(a, b);
+  hi = _mm512_unpackhi_epi16(a, b);
 }
-template <>
 inline void pair_words(__m256i a, __m256i b, __m256i& lo, __m256i& hi) {
-  lo = _mm256_mask_blend_epi16(0xAAAAu, a, _mm256_slli_epi32(b, 16));
-  hi = _mm256_mask_blend_epi16(0xAAAAu, _mm256_srli_epi32(a, 16), b);
+  lo = _mm256_unpacklo_epi16(a, b);
+  hi = _mm256_unpackhi_epi16(a, b);
 }
 
 // R rows against one panel (Two: two panels) of int4 codes, rows [p0, p0 + kc) of k (kc <= 64), as qg_stream_avx512
-// does with its fp32 chain. Accumulators: Two, c[i][h] (h < 8) column 8 L + h in lane L; one panel, c[i][h] (h < 4)
-// column 8 L + h in lane L < 8 and column 8 L + 4 + h in lane 8 + L. part holds that layout between chunks.
+// does with its fp32 chain. Accumulators c[i][v]: Two, v = h (pair_words's lo) or 4 + h (its hi), in 32-bit lane
+// 4 l + d; one panel, v = h, lo in lane 4 l + d, hi in lane 8 + 4 l + d. part holds that layout between chunks.
 template <int R, bool Two>
 void stream_pairs(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* a, int64_t lda, float* part,
                   int64_t ldc, bool start, bool finish, const float* row_scale, const float* col_scale, float* acc) {
@@ -118,13 +115,12 @@ void stream_pairs(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float*
     }
     return;
   }
-  // column 16 v + m from t[16 h + lane]: Two, h = m % 8, lane 2 v + m / 8; one panel, column 8 L + q (L = 2 v + m / 8,
-  // q = m % 8) is h = q % 4, lane L + 8 (q / 4)
+  // column c = 16 v + m (l = c / 32, r = c % 32: r / 16 picks lo or hi, d = r % 16 / 4, h = r % 4) from t[16 u + lane]
   alignas(64) int32_t idx[V][16];
   for (int v = 0; v < V; ++v) {
     for (int m = 0; m < 16; ++m) {
-      const int L = 2 * v + m / 8, q = m % 8;
-      idx[v][m] = Two ? 16 * q + L : 16 * (q % 4) + L + 8 * (q / 4);
+      const int c = 16 * v + m, l = c / 32, hi = c % 32 / 16, d = c % 16 / 4, h = c % 4;
+      idx[v][m] = Two ? 16 * (4 * hi + h) + 4 * l + d : 16 * h + 8 * hi + 4 * l + d;
     }
   }
   for (int i = 0; i < R; ++i) {
