@@ -5,7 +5,7 @@ import { defaultKernelInit, type NdInitializer } from "../nn/init.js";
 import { Module, type Params } from "../nn/module.js";
 import { prngKey, split, type Key } from "../nn/random.js";
 import { add, cast } from "../ops/elementwise.js";
-import { quantizedEinsum, type DotQuant } from "../ops/quantize.js";
+import { castServed, quantizedEinsum, type DotQuant } from "../ops/quantize.js";
 import { getActivation } from "../ops/nn.js";
 import { groupRouting, type MoeConfig } from "./config.js";
 import { ConfigError } from "../core/errors.js";
@@ -39,7 +39,7 @@ export function computeGateLogits(
   inputs_BSD: Tensor,
   o: GateComputeOptions,
 ): GateLogitOutput {
-  let out = quantizedEinsum("BSD,DE->BSE", cast(inputs_BSD, o.dtype), cast(kernel_DE, o.dtype), o.quant);
+  let out = quantizedEinsum("BSD,DE->BSE", cast(inputs_BSD, o.dtype), castServed(kernel_DE, o.dtype), o.quant);
   if (o.scoreFunc !== "") out = getActivation(o.scoreFunc)(out);
   const pre = o.keepPreBias ? out : undefined;
   if (bias_E !== undefined) out = add(out, cast(bias_E, o.dtype));

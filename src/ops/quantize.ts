@@ -86,6 +86,21 @@ export function servedWeight(w: Tensor): Tensor {
   return w;
 }
 
+const servedCasts = new WeakMap<Tensor, Map<DType, Tensor>>();
+
+/**
+ * cast(w, dtype), made once and kept with a servedWeight (and itself served): a bfloat16 layer's served gate, cast
+ * and then quantized, would otherwise do both on every call.
+ */
+export function castServed(w: Tensor, dtype: DType): Tensor {
+  if (w.dtype === dtype || !servedSides.has(w) || w.node !== undefined) return cast(w, dtype);
+  let m = servedCasts.get(w);
+  if (m === undefined) servedCasts.set(w, (m = new Map()));
+  let c = m.get(dtype);
+  if (c === undefined) m.set(dtype, (c = servedWeight(cast(w, dtype))));
+  return c;
+}
+
 /** An operand ready for the product: its integer values and scales, or itself (in `dt`) with unit scales. */
 function side(x: Tensor, axes: readonly number[], q: OperandQuant | undefined, dt: DType, noise?: Tensor): Side {
   const memo = q !== undefined && noise === undefined ? servedSides.get(x) : undefined;
