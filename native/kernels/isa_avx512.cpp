@@ -168,8 +168,11 @@ static_assert(MOE_STREAM_WIDE_ROWS >= 8 && MOE_STREAM_WIDE_ROWS <= 14, "2 x 16 c
 // into the L1 while the current one runs (the band brings them only as far as the L2 in time: it runs a whole block
 // ahead, through an L1 that cannot hold a block). Paired A/B on Zen 5 at T=64, same bits, a read probe before each
 // round: 0.958x / 0.962x the time in the VM's faster bandwidth regime (probe medians 80 / 76 GB/s; 0.965x / 0.972x in
-// another run), 0.989x / 0.994x in its slower one (54 GB/s); T=8 0.996x. For bf16 weights (T=8) 1.07-1.09x, for the
-// 4 KB-strided groups of more than 16 rows (the down projection at T=256) 1.029x: neither takes it.
+// another run), 0.989x / 0.994x in its slower one (54 GB/s); T=8 0.996x. For the 4 KB-strided groups of more than 16
+// rows (the down projection at T=256) 1.029x: they do not take it. bf16 weights take it for groups of at most 4 rows
+// where the band goes to the L2 only (band_prefetch_l1): on Zen 5 (band into the L1) T=8 took 1.07-1.09x the time; on
+// Zen 4 (band into the L2) T=8 0.950x (60 rounds, both bandwidth regimes), the bf16 layer's dpbf16 path 0.954x, while
+// T=64 (groups of about 8 rows) took 1.029x.
 #ifndef MOE_STREAM_NEXT_STRIP
 #define MOE_STREAM_NEXT_STRIP 1
 #endif
@@ -351,7 +354,7 @@ void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) 
           const int64_t r = imin(rc, it.mb - i0);
           const int64_t vl = MOE_STREAM_TAIL_V && V <= 3 ? imin(V, (it.nb - jc + 15) / 16) : V;
           const StreamStrip<S> f = strip_kernel<S>(vl, r);
-          const bool ns = MOE_STREAM_NEXT_STRIP && sizeof(S) == 4 && it.mb <= 16 && i0 == 0 && jc + 16 * V < it.nb;
+          const bool ns = MOE_STREAM_NEXT_STRIP && (sizeof(S) == 4 ? it.mb <= 16 : it.mb <= 4 && !band_prefetch_l1()) && i0 == 0 && jc + 16 * V < it.nb;
           const S* near = ns ? w + jc + 16 * V + p0 * P.ldb : nullptr;
           const S* next = !band && next_len > 0 && i0 == 0 ? w + jc + (p0 + len) * P.ldb : nullptr;
           const int64_t nl = band && i0 == 0 && s * slice < band_lines ? imin(slice, band_lines - s * slice) : 0;
