@@ -92,6 +92,13 @@ export function checkTargets(rows: readonly TargetRow[], bf16Path?: string, prob
     out.push(besideCheck(`quantized: decode ${mode}: codes streamed at >= 75% of the read probe beside`, r, r?.bandwidthFraction, 0.75));
   }
   const bf = row("decode-served-int4-intmp-bf16");
-  out.push(besideCheck("quantized: decode int4, bfloat16 layer: codes streamed at >= 75% of the read probe beside", bf, bf?.bandwidthFraction, 0.75));
+  out.push(
+    besideCheck(
+      "quantized: decode int4, bfloat16 layer: codes streamed at >= 75% of the read probe beside",
+      bf,
+      bf?.bandwidthFraction,
+      0.75,
+    ),
+  );
   return out;
 }

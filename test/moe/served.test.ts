@@ -53,21 +53,24 @@ describe("serve mode: quantized storage", () => {
     }
   });
 
-  it.each(["float32", "bfloat16"] as const)("the served gate is a read-only copy, quantized (a %s layer: cast too) on its first call only", (dtype) => {
-    const cfg = moeConfig({ ...BASE, ...PATHS["sparse megablox"], ...intmp(8), dtype });
-    const w = randomWeights(cfg, d);
-    const x = randomInput(cfg, d);
-    const served = quantizeWeights(w, "int8");
-    expect(served.gateKernel).not.toBe(w.gateKernel);
-    const first = routedMoeForward(cfg, served, x).output;
-    startTrace();
-    const second = routedMoeForward(cfg, served, x).output;
-    // a bfloat16 layer's gate is cast once too: a cast made anew would miss the served quantization
-    expect(stopTrace().map((e) => e.prim)).not.toContain("quantize");
-    expect(bitsEqual(second.data, first.data)).toBe(true);
-    (w.gateKernel.data as Float32Array).fill(0); // the float weights' gate, written after serving: not the served one's
-    expect(bitsEqual(routedMoeForward(cfg, served, x).output.data, first.data)).toBe(true);
-  });
+  it.each(["float32", "bfloat16"] as const)(
+    "the served gate is a read-only copy, quantized (a %s layer: cast too) on its first call only",
+    (dtype) => {
+      const cfg = moeConfig({ ...BASE, ...PATHS["sparse megablox"], ...intmp(8), dtype });
+      const w = randomWeights(cfg, d);
+      const x = randomInput(cfg, d);
+      const served = quantizeWeights(w, "int8");
+      expect(served.gateKernel).not.toBe(w.gateKernel);
+      const first = routedMoeForward(cfg, served, x).output;
+      startTrace();
+      const second = routedMoeForward(cfg, served, x).output;
+      // a bfloat16 layer's gate is cast once too: a cast made anew would miss the served quantization
+      expect(stopTrace().map((e) => e.prim)).not.toContain("quantize");
+      expect(bitsEqual(second.data, first.data)).toBe(true);
+      (w.gateKernel.data as Float32Array).fill(0); // the float weights' gate, written after serving: not the served one's
+      expect(bitsEqual(routedMoeForward(cfg, served, x).output.data, first.data)).toBe(true);
+    },
+  );
 
   it("int8 config: the served layer quantizes activations per row at run time, as the int8 dense einsums do", () => {
     const keys = { ...BASE, quantization: "int8", sparse_matmul: false };
