@@ -114,8 +114,7 @@ export class Tensor {
   }
 
   #checkLive(): void {
-    const released = releasedBefore.get(this.#bits ?? this.#data!);
-    if (released !== undefined && this.#serial < released) throw new MoeError(`[recycle] ${this.toString()} used after recycle()`);
+    if (this.released) throw new MoeError(`[recycle] ${this.toString()} used after recycle()`);
     this.#checkedAt = releases;
   }
 
@@ -140,8 +139,7 @@ export class Tensor {
 
   /** Whether recycle() has released this tensor's storage (a use throws). */
   get released(): boolean {
-    const r = releasedBefore.get(this.#bits ?? this.#data!);
-    return r !== undefined && this.#serial < r;
+    return this.#serial < (releasedBefore.get(this.#bits ?? this.#data!) ?? -Infinity);
   }
 
   /** Their storage was rewritten in place (the optimizer steps): forget what was derived from it. */
