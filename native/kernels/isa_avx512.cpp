@@ -172,7 +172,8 @@ static_assert(MOE_STREAM_WIDE_ROWS >= 8 && MOE_STREAM_WIDE_ROWS <= 14, "2 x 16 c
 // rows (the down projection at T=256) 1.029x: they do not take it. bf16 weights take it for groups of at most 4 rows
 // where the band goes to the L2 only (band_prefetch_l1): on Zen 5 (band into the L1) T=8 took 1.07-1.09x the time; on
 // Zen 4 (band into the L2) T=8 0.950x (60 rounds, both bandwidth regimes), the bf16 layer's dpbf16 path 0.954x, while
-// T=64 (groups of about 8 rows) took 1.029x.
+// T=64 (groups of about 8 rows) took 1.029x. Each line of a bf16 strip is prefetched once rather than once per 16
+// weights (half a line): T=8 0.969x (60 rounds, against `a156a66`), the dpbf16 path 0.990x.
 #ifndef MOE_STREAM_NEXT_STRIP
 #define MOE_STREAM_NEXT_STRIP 1
 #endif
@@ -213,8 +214,13 @@ void stream_strip(const float* a, const S* w, int64_t ldb, int64_t p0, int64_t k
       for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(next + p * ldb + 16 * v), _MM_HINT_T1);
     }
     if (p < near_rows) {
+      if constexpr (sizeof(S) == 2) {  // 16 bf16 weights are half a line: each line of the strip once
+        const auto q = reinterpret_cast<uintptr_t>(near + p * ldb);
+        for (uintptr_t l = q & ~uintptr_t(63); l < q + 32 * V; l += 64) _mm_prefetch(reinterpret_cast<const char*>(l), _MM_HINT_T0);
+      } else {
 #pragma GCC unroll 16
-      for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(near + p * ldb + 16 * v), _MM_HINT_T0);
+        for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(near + p * ldb + 16 * v), _MM_HINT_T0);
+      }
     }
     __m512 b[V];
 #pragma GCC unroll 16
