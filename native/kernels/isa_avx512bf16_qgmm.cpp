@@ -3,7 +3,7 @@
 // bf16 pair (vpermw) and multiplied into the accumulators with vdpbf16ps. Every product x * c is exact in fp32 (x a
 // bf16 value, c an integer in [-8, 8)); vdpbf16ps adds the two of a pair into the accumulator one after the other,
 // each sum rounded, so the chain differs from the fp32 kernel's only in its order. Half the vector operations of the
-// fp32 decode per code: its table lookups give 32 values each, and there is no shift per 16 columns. Paired A/B on
+// fp32 decode per code: each table lookup, shift and product covers 32 codes rather than 16. Paired A/B on
 // Zen 4 (lab `ab q4b`: a bfloat16 layer's served FFN, T=8, codes in tiles, caches flushed, the VM's slower bandwidth
 // regime): 0.815x the time of the fp32 decode (80 rounds), the codes read at 71-74% of the read probe against 58-62%.
 #include <cstdint>
@@ -141,15 +141,14 @@ void span_pairs(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int64_t p0
                 int kc, float* part, int64_t ldc, bool start, bool finish, const float* row_scale,
                 const float* col_scale, float* acc) {
   for (int64_t j = j0, np = 1; j < j1; j += np * 64) {
-    np = pairs && pair_at(s, j, j1) ? 2 : 1;
+    np = R <= 2 && pairs && pair_at(s, j, j1) ? 2 : 1;  // the caller's pairs: rows <= kQgStreamPairRows
     const int64_t o = j - j0;
     if (s.n - j < 64) {  // the last panel of n, partial: the fp32 kernel (its loads stop at n)
       qg_stream_avx512(s, j, j1, false, p0, a, lda, rows, kc, part + o, ldc, start, finish, row_scale, col_scale + o,
                        acc + o);
-    } else if (np == 2) {
-      if constexpr (R <= 2) {
-        stream_pairs<R, true>(s, j, p0, kc, a, lda, part + o, ldc, start, finish, row_scale, col_scale + o, acc + o);
-      }
+    } else if constexpr (R <= 2) {  // two panels a pass for the fewest rows, as the fp32 kernel
+      (np == 2 ? stream_pairs<R, true> : stream_pairs<R, false>)(s, j, p0, kc, a, lda, part + o, ldc, start, finish,
+                                                                 row_scale, col_scale + o, acc + o);
     } else {
       stream_pairs<R, false>(s, j, p0, kc, a, lda, part + o, ldc, start, finish, row_scale, col_scale + o, acc + o);
     }
@@ -161,7 +160,6 @@ void span_pairs(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int64_t p0
 void qg_stream_dpbf16(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int64_t p0, const float* a, int64_t lda,
                       int rows, int kc, float* part, int64_t ldc, bool start, bool finish, const float* row_scale,
                       const float* col_scale, float* acc) {
-  pairs = pairs && rows <= 2;
   switch (rows) {
     case 1: return span_pairs<1>(s, j0, j1, pairs, p0, a, lda, rows, kc, part, ldc, start, finish, row_scale, col_scale, acc);
     case 2: return span_pairs<2>(s, j0, j1, pairs, p0, a, lda, rows, kc, part, ldc, start, finish, row_scale, col_scale, acc);
