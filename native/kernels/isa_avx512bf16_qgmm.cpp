@@ -68,9 +68,10 @@ void stream_pairs(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float*
   alignas(64) uint32_t xp[R][32];
   for (int i = 0; i < R; ++i) {
     for (int q = 0; q < 64; q += 32) {
-      const __mmask16 m0 = kc - q >= 16 ? __mmask16(0xFFFF) : kc > q ? __mmask16((1u << (kc - q)) - 1) : 0;
-      const __mmask16 m1 = kc - q - 16 >= 16 ? __mmask16(0xFFFF) : kc > q + 16 ? __mmask16((1u << (kc - q - 16)) - 1) : 0;
-      const __m512 lo = _mm512_maskz_loadu_ps(m0, a + i * lda + q), hi = _mm512_maskz_loadu_ps(m1, a + i * lda + q + 16);
+      const int left = kc - q;  // values of these 32 in the chunk
+      const uint32_t m = left >= 32 ? ~0u : left > 0 ? (1u << left) - 1 : 0u;
+      const __m512 lo = _mm512_maskz_loadu_ps(__mmask16(m), a + i * lda + q);
+      const __m512 hi = _mm512_maskz_loadu_ps(__mmask16(m >> 16), a + i * lda + q + 16);
       _mm512_store_si512(xp[i] + q / 2, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
     }
   }

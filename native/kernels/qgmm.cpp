@@ -213,6 +213,7 @@ void run_float_item(const Problem& P, const Problem& C, const Item& it, float* s
   const QgTileFn tile = P.avx512 ? qg_tile_avx512 : qg_tile_scalar;
   const QgDecodeFn decode = P.avx512 ? qg_decode_avx512 : qg_decode_scalar;
   const bool stream = P.avx512 && it.rows <= kQgStreamRows && (s.fmt == MOE_WF_INT8 || s.fmt == MOE_WF_INT4);
+  const auto stream_fn = P.dpbf16 ? qg_stream_dpbf16 : qg_stream_avx512;  // dpbf16: int4 codes
 #else
   const QgTileFn tile = qg_tile_scalar;
   const QgDecodeFn decode = qg_decode_scalar;
@@ -220,9 +221,6 @@ void run_float_item(const Problem& P, const Problem& C, const Item& it, float* s
 #endif
   const int64_t j1 = std::min(P.n, it.j0 + W), step = !stream ? kQgKc : s.tiled ? kQgTileK : kQgStreamKc;
   const bool pairs = stream && s.fmt == MOE_WF_INT4 && it.rows <= kQgStreamPairRows;  // two whole panels a pass
-#if defined(MOE_HAVE_X86_KERNELS)
-  const auto stream_fn = P.dpbf16 && s.fmt == MOE_WF_INT4 ? qg_stream_dpbf16 : qg_stream_avx512;
-#endif
   for (int64_t pb = 0; pb < P.k; pb += P.bk) {
     const int64_t pe = std::min(P.k, pb + P.bk);
     for (int64_t j = it.j0; j < j1; j += kQgCols) block_scales(C, it.g, pb / P.bk, j, col_scale + (j - it.j0));
@@ -232,7 +230,7 @@ void run_float_item(const Problem& P, const Problem& C, const Item& it, float* s
       if (stream && it.rows <= kQgTile) {  // one tile of rows: every panel in one call
         const float* rs = P.lhs_scales != nullptr ? P.lhs_scales + it.r0 : ones;
         stream_fn(s, it.j0, j1, pairs, pc, P.a + it.r0 * P.k + pc, P.k, int(it.rows), kc, part, W, pc == pb,
-                         pc + kc == pe, rs, col_scale, acc);
+                  pc + kc == pe, rs, col_scale, acc);
         continue;
       }
 #endif
@@ -246,8 +244,8 @@ void run_float_item(const Problem& P, const Problem& C, const Item& it, float* s
           const float* rs = P.lhs_scales != nullptr ? P.lhs_scales + r : ones;
 #if defined(MOE_HAVE_X86_KERNELS)
           if (stream) {
-            stream_fn(s, j, std::min(j1, j + np * kQgCols), np == 2, pc, P.a + r * P.k + pc, P.k, rows, kc,
-                             part + c, W, pc == pb, pc + kc == pe, rs, col_scale + (j - it.j0), acc + c);
+            stream_fn(s, j, std::min(j1, j + np * kQgCols), np == 2, pc, P.a + r * P.k + pc, P.k, rows, kc, part + c,
+                      W, pc == pb, pc + kc == pe, rs, col_scale + (j - it.j0), acc + c);
             continue;
           }
 #endif
