@@ -84,23 +84,26 @@ void round_bf16(const float* src, int64_t n, float* dst) {
   parallel_items((n + kBlk - 1) / kBlk, double(n) < kSerialElems, body);
 }
 
+void glu_row_bf16(float* h0, float* h1, int64_t n, const float* b0, const float* b1, moe_activation_t act, float limit,
+                  float* out) {
+  const IsaUnit& isa = active_isa_unit();
+  if (isa.glu_fwd_bf16 != nullptr && isa.glu_fwd_bf16(h0, h1, n, b0, b1, act, limit, out)) return;
+  const GluBf16 glu(act, limit);
+  for (int64_t j = 0; j < n; ++j) {
+    const double v0 = biased(h0[j], b0 != nullptr ? b0 + j : nullptr);
+    const double v1 = biased(h1[j], b1 != nullptr ? b1 + j : nullptr);
+    h0[j] = float(v0);
+    h1[j] = float(v1);
+    out[j] = float(glu(v0, v1));
+  }
+}
+
 void glu_fwd_bf16(const Dims& d, float* h0, float* h1, const float* b0, const float* b1, moe_activation_t act,
                   float limit, float* out) {
-  const GluBf16 glu(act, limit);
   const int64_t H = d.H;
-  const IsaUnit& isa = active_isa_unit();
   grouped_rows(d.off, H, [&](int64_t r, int64_t g) {
-    const float* gb0 = b0 != nullptr ? b0 + g * H : nullptr;
-    const float* gb1 = b1 != nullptr ? b1 + g * H : nullptr;
-    if (isa.glu_fwd_bf16 != nullptr && isa.glu_fwd_bf16(h0 + r * H, h1 + r * H, H, gb0, gb1, act, limit, out + r * H)) return;
-    for (int64_t j = 0; j < H; ++j) {
-      const int64_t i = r * H + j;
-      const double v0 = biased(h0[i], gb0 != nullptr ? gb0 + j : nullptr);
-      const double v1 = biased(h1[i], gb1 != nullptr ? gb1 + j : nullptr);
-      h0[i] = float(v0);
-      h1[i] = float(v1);
-      out[i] = float(glu(v0, v1));
-    }
+    glu_row_bf16(h0 + r * H, h1 + r * H, H, b0 != nullptr ? b0 + g * H : nullptr, b1 != nullptr ? b1 + g * H : nullptr,
+                 act, limit, out + r * H);
   });
 }
 

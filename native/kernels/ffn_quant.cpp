@@ -122,30 +122,12 @@ moe_status_t glu_pair_int(Lhs& L, Workspace& ws, const std::vector<int64_t>& off
   return rows_finite(ok, act, H);
 }
 
-// A bfloat16 layer's weight-only product with int8 / int4 codes, as QuantizedGmm in bf16 rounds it:
-// out = bf16(bf16(P) * bf16(s)) with P the unscaled product (out holds P on entry) and s the column's scale.
-void scale_bf16(const std::vector<int64_t>& off, const float* scales, int64_t n, float* out) {
-  auto body = [&](int64_t g, int) {
-    const float* s = scales + g * n;
-    for (int64_t r = off[size_t(g)]; r < off[size_t(g) + 1]; ++r) {
-      float* row = out + r * n;
-      for (int64_t j = 0; j < n; ++j) row[j] = round_bf16(float(double(round_bf16(row[j])) * double(round_bf16(s[j]))));
-    }
-  };
-  parallel_items(int64_t(off.size()) - 1, double(off.back() * n) < kSerialElems, body);
-}
-
-// One quantized GMM of the rows [R, k] (float, or L's quantized rows) into out [R, n]. unit_scales (E x n ones or
-// more): a bfloat16 layer's weight-only product with int8 / int4 codes, run unscaled, then scaled by scale_bf16.
-moe_status_t qgmm(const Lhs& L, const float* unit_scales, const float* rows, const void* codes, const void* scales,
-                  const int32_t* gs, const std::vector<int64_t>& off, int64_t R, int64_t k, int64_t n, float* out) {
+// One quantized GMM of the rows [R, k] (float, or L's quantized rows) into out [R, n]; bf16: a bfloat16 layer's
+// weight-only product (quantized_gmm_run's bf16_layer).
+moe_status_t qgmm(const Lhs& L, bool bf16, const float* rows, const void* codes, const void* scales, const int32_t* gs,
+                  const std::vector<int64_t>& off, int64_t R, int64_t k, int64_t n, float* out) {
   const int64_t E = int64_t(off.size()) - 1;
-  if (L.bits == 0 && unit_scales != nullptr) {
-    const moe_status_t st = quantized_gmm_run(L.fmt, rows, 0, nullptr, codes, unit_scales, gs, R, k, n, E, out, true);
-    if (st == MOE_STATUS_OK) scale_bf16(off, static_cast<const float*>(scales), n, out);
-    return st;
-  }
-  if (L.bits == 0) return quantized_gmm_run(L.fmt, rows, 0, nullptr, codes, scales, gs, R, k, n, E, out);
+  if (L.bits == 0) return quantized_gmm_run(L.fmt, rows, 0, nullptr, codes, scales, gs, R, k, n, E, out, bf16);
   if (!L.packed()) return quantized_gmm_run(L.fmt, L.q, 1, L.scales, codes, scales, gs, R, k, n, E, out);
   quantized_gmm_packed(L.fmt, static_cast<const uint8_t*>(L.q), L.kp, L.scales, codes, scales, off, R, k, n, out);
   return MOE_STATUS_OK;
@@ -200,9 +182,6 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
       L.q = L.packed() ? ws.get(5, std::max<int64_t>(1, R * Wp)) : static_cast<void*>(ws.i32(5, R * W));
       L.scales = ws.f32(4, R);
     }
-    // a bf16 layer's weight-only products run unscaled (int8 / int4 codes: one scale per column), then scaled
-    const std::vector<float> ones(bf16 && lhs_bits == 0 ? size_t(std::max<int64_t>(1, E * W)) : 0, 1.0f);
-    const float* unit = ones.empty() ? nullptr : ones.data();
     // int8 / int4 codes with quantized rows, float layer: the integer tiles' packed rows made straight from x and the GLU
     const bool int_rows = !bf16 && lhs_bits != 0 && L.packed();
     moe_status_t st = MOE_STATUS_OK;
@@ -218,14 +197,14 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
     if (int_rows) {
       st = glu_pair_int(L, ws, off, D, H, wi0_codes, wi0_scales, wi1_codes, wi1_scales, b0, b1, activation, clamp_limit,
                         act);
-    } else if (!bf16 && lhs_bits == 0) {  // float rows: the GLU pair in one pass, its products never stored
+    } else if (lhs_bits == 0) {  // float rows: the GLU pair in one pass, its products never stored
       quantized_gmm_float_glu(format, rows, wi0_codes, wi0_scales, wi1_codes, wi1_scales, b0, b1, activation,
-                              clamp_limit, off, D, H, act);
+                              clamp_limit, off, D, H, act, bf16);
     } else {
       float* h0 = ws.f32(2, 2 * R * H);  // the two products
       float* h1 = h0 + R * H;
-      st = qgmm(L, unit, rows, wi0_codes, wi0_scales, group_sizes, off, R, D, H, h0);
-      if (st == MOE_STATUS_OK) st = qgmm(L, unit, rows, wi1_codes, wi1_scales, group_sizes, off, R, D, H, h1);
+      st = qgmm(L, bf16, rows, wi0_codes, wi0_scales, group_sizes, off, R, D, H, h0);
+      if (st == MOE_STATUS_OK) st = qgmm(L, bf16, rows, wi1_codes, wi1_scales, group_sizes, off, R, D, H, h1);
       if (st != MOE_STATUS_OK) return st;
       if (bf16) {  // h0, h1 rounded, + rounded biases, rounded, every op of the GLU rounded
         glu_fwd_bf16(d, h0, h1, b0, b1, activation, clamp_limit, act);
@@ -236,7 +215,7 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
       }
       st = quantize_rows(L, act, R, H);
     }
-    if (st == MOE_STATUS_OK) st = qgmm(L, unit, act, wo_codes, wo_scales, group_sizes, off, R, H, D, rows);
+    if (st == MOE_STATUS_OK) st = qgmm(L, bf16, act, wo_codes, wo_scales, group_sizes, off, R, H, D, rows);
     if (st != MOE_STATUS_OK) return st;
     if (bf16) {
       round_rows_bf16(d, rows, bo);

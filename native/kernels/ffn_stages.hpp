@@ -70,6 +70,9 @@ void glu_bwd_all(const float* d, const float* h0, const float* h1, int64_t n, mo
 void round_bf16(const float* src, int64_t n, float* dst);
 void glu_fwd_bf16(const Dims& d, float* h0, float* h1, const float* b0, const float* b1, moe_activation_t act,
                   float limit, float* out);
+// The same for one row of n values (b0, b1: the row's biases or NULL).
+void glu_row_bf16(float* h0, float* h1, int64_t n, const float* b0, const float* b1, moe_activation_t act, float limit,
+                  float* out);
 void round_rows_bf16(const Dims& d, float* o, const float* bias);
 
 }  // namespace moe::detail

@@ -11,12 +11,15 @@
 
 #include "api_util.hpp"
 #include "engine.hpp"
+#include "ffn_stages.hpp"
 #include "int8.hpp"
 #include "qgmm.hpp"
 #include "workspace.hpp"
 
 namespace moe::detail {
 namespace {
+
+#include "widen.inc"
 
 constexpr int64_t kQgBlockRows = 128;  // rows of one work item
 // rows of one work item of the integer tiles: the panel of codes is packed once per item (1024 rather than 128: the
@@ -148,6 +151,7 @@ struct Problem {
   std::vector<Item> items;
   bool integer = false, avx512 = false, vnni = false;
   bool dpbf16 = false;  // float path: rows of bf16 values, int4 codes, AVX512_BF16 (qg_stream_dpbf16)
+  bool bf16_out = false;  // a bfloat16 layer's product (quantized_gmm_run's bf16_layer): unscaled, then scaled in bf16
   Glu* glu = nullptr;  // integer path: the second product of a GLU pair and its epilogue
   // Group g's codes (codes, with c at its first byte).
   QgCodes group(int64_t g) const {
@@ -175,6 +179,11 @@ void quantize_out_row(const GluQuant& q, const float* out, int64_t n, int64_t r)
 // The scales of block b of columns [j0, j0 + 64) (0 past n).
 void block_scales(const Problem& P, int64_t g, int64_t b, int64_t j0, float* s) {
   const int64_t cols = std::min<int64_t>(kQgCols, P.n - j0);
+  if (P.bf16_out) {  // the unscaled product
+    std::fill(s, s + cols, 1.0f);
+    std::fill(s + cols, s + kQgCols, 0.0f);
+    return;
+  }
   if (P.codes.fmt == MOE_WF_INT8 || P.codes.fmt == MOE_WF_INT4) {  // one scale per column: a copy (1.4% of a decode step)
     std::memcpy(s, P.scales + g * P.n + j0, size_t(cols) * sizeof(float));
     std::fill(s + cols, s + kQgCols, 0.0f);
@@ -255,7 +264,16 @@ void run_float_item(const Problem& P, const Problem& C, const Item& it, float* s
       }
     }
   }
-  for (int64_t i = 0; i < it.rows; ++i) std::memcpy(d.o + i * d.ld, acc + i * W, size_t(j1 - it.j0) * sizeof(float));
+  if (!C.bf16_out) {
+    for (int64_t i = 0; i < it.rows; ++i) std::memcpy(d.o + i * d.ld, acc + i * W, size_t(j1 - it.j0) * sizeof(float));
+    return;
+  }
+  const float* cs = C.scales + it.g * P.n + it.j0;  // QuantizedGmm in bf16: bf16(bf16(P) * bf16(s))
+  for (int64_t i = 0; i < it.rows; ++i) {
+    for (int64_t j = 0; j < j1 - it.j0; ++j) {
+      d.o[i * d.ld + j] = round_bf16(float(double(round_bf16(acc[i * W + j])) * double(round_bf16(cs[j]))));
+    }
+  }
 }
 
 // A small group on VNNI (qg_stream_i8_vnni): a span of panels, chunk by chunk of k, into int32 sums t (rows x W),
@@ -381,7 +399,16 @@ void run_float_glu(const Problem& P, const Item& it, float* scratch) {
   float* h1 = h0 + kQgSpan;
   run_float_item(P, P, it, scratch, {h0, cols});
   run_float_item(P, *P.glu->P1, it, scratch, {h1, cols});
-  glu_item_rows(P, it, h0, h1, cols, 0, it.rows);
+  if (!P.bf16_out) {
+    glu_item_rows(P, it, h0, h1, cols, 0, it.rows);
+    return;
+  }
+  const Glu& G = *P.glu;
+  const float* b0 = G.b0 == nullptr ? nullptr : G.b0 + it.g * P.n + it.j0;
+  const float* b1 = G.b1 == nullptr ? nullptr : G.b1 + it.g * P.n + it.j0;
+  for (int64_t r = 0; r < it.rows; ++r) {
+    glu_row_bf16(h0 + r * cols, h1 + r * cols, cols, b0, b1, G.act, G.limit, G.out + (it.r0 + r) * P.n + it.j0);
+  }
 }
 
 // The GLU pair (P.glu): both products of the item's rows, then act = glu(h0 + b0, h1 + b1) row by row into glu.out;
@@ -509,7 +536,7 @@ namespace moe::detail {
 
 moe_status_t quantized_gmm_run(moe_weight_format_t stored, const void* lhs, int lhs_int, const float* lhs_scales,
                                const void* codes, const void* scales, const int32_t* group_sizes, int64_t m, int64_t k,
-                               int64_t n, int64_t num_groups, float* out, bool bf16_rows) {
+                               int64_t n, int64_t num_groups, float* out, bool bf16_layer) {
   {
     Checker ck{"moe_quantized_gmm", {}};
     std::vector<int64_t> off;
@@ -524,6 +551,8 @@ moe_status_t quantized_gmm_run(moe_weight_format_t stored, const void* lhs, int 
           ck.tensor("scales", scales,
                     {G, format == MOE_WF_FP8_E4M3 ? nb * kb : format == MOE_WF_MXFP4 ? n * (k / 32) : n}) &&
           ck.require(lhs_int == 0 || lhs_scales != nullptr || m == 0, "an int lhs needs lhs_scales") &&
+          ck.require(!bf16_layer || (lhs_int == 0 && (format == MOE_WF_INT8 || format == MOE_WF_INT4)),
+                     "a bfloat16 layer's product takes float rows and int8 or int4 codes") &&
           ck.require(lhs_int != 0 || lhs_scales == nullptr, "a float lhs takes no lhs_scales") &&
           ck.tensor("group_sizes", group_sizes, {G}) && ck.tensor("out", out, {m, n}) &&
           group_offsets(ck, group_sizes, G, m, off) &&
@@ -550,7 +579,8 @@ moe_status_t quantized_gmm_run(moe_weight_format_t stored, const void* lhs, int 
       P.a = a;
     } else {
       P.a = static_cast<const float*>(lhs);
-      P.dpbf16 = bf16_rows && P.avx512 && format == MOE_WF_INT4 && cpu_has_avx512_bf16();
+      P.bf16_out = bf16_layer;
+      P.dpbf16 = bf16_layer && P.avx512 && format == MOE_WF_INT4 && cpu_has_avx512_bf16();
     }
     execute(P, off);
     return MOE_STATUS_OK;
@@ -599,11 +629,13 @@ void quantized_gmm_packed_glu(moe_weight_format_t format, const uint8_t* a8, int
 void quantized_gmm_float_glu(moe_weight_format_t format, const float* a, const void* codes0, const void* scales0,
                              const void* codes1, const void* scales1, const float* b0, const float* b1,
                              moe_activation_t act, float limit, const std::vector<int64_t>& off, int64_t k, int64_t n,
-                             float* out) {
+                             float* out, bool bf16_layer) {
   if (off.back() == 0 || n == 0) return;
   Problem P = make_problem(format, codes0, scales0, k, n, out);
-  const Problem P1 = make_problem(format, codes1, scales1, k, n, out);
+  Problem P1 = make_problem(format, codes1, scales1, k, n, out);
   P.a = a;
+  P.bf16_out = P1.bf16_out = bf16_layer;
+  P.dpbf16 = bf16_layer && P.avx512 && code_format(format) == MOE_WF_INT4 && cpu_has_avx512_bf16();
   Glu G{&P1, b0, b1, act, limit, out, nullptr, nullptr};
   P.glu = &G;
   execute(P, off);

@@ -140,11 +140,12 @@ void qg_stream_i8_vnni(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, con
                        int32_t* t, int64_t ldt, bool start);
 
 // moe_quantized_gmm without the call lock (for the calls that compose it: ffn_quant.cpp).
-// bf16_rows: a float lhs whose values are all bf16 (a bfloat16 layer's rows): small groups of int4 codes may stream
-// through qg_stream_dpbf16.
+// bf16_layer: a bfloat16 layer's weight-only product, as QuantizedGmm in bf16 rounds it (float rows of bf16 values,
+// int8 / int4 codes): out = bf16(bf16(P) * bf16(s)) with P the unscaled product and s the column's scale; small
+// groups of int4 codes may stream through qg_stream_dpbf16.
 moe_status_t quantized_gmm_run(moe_weight_format_t format, const void* lhs, int lhs_int, const float* lhs_scales,
                                const void* codes, const void* scales, const int32_t* group_sizes, int64_t m, int64_t k,
-                               int64_t n, int64_t num_groups, float* out, bool bf16_rows = false);
+                               int64_t n, int64_t num_groups, float* out, bool bf16_layer = false);
 // The integer path from rows already packed (int8.hpp's layout, kp a multiple of 4, in int8 range) with their scales;
 // int8 / int4 codes; off: the groups' row offsets (checked by the caller).
 void quantized_gmm_packed(moe_weight_format_t format, const uint8_t* a8, int64_t kp, const float* lhs_scales,
@@ -170,10 +171,10 @@ void quantized_gmm_packed_glu(moe_weight_format_t format, const uint8_t* a8, int
 
 // The same GLU pair over float rows a [m, k] (the served weight-only FFN): out = glu(a @ wi0 + b0, a @ wi1 + b1), the
 // bits of two moe_quantized_gmm calls, add_group_bias and glu_fwd_all, each item's products kept in its scratch. Rows
-// past off.back() are not written.
+// past off.back() are not written. bf16_layer: both products as quantized_gmm_run's bf16_layer, then glu_row_bf16.
 void quantized_gmm_float_glu(moe_weight_format_t format, const float* a, const void* codes0, const void* scales0,
                              const void* codes1, const void* scales1, const float* b0, const float* b1,
                              moe_activation_t act, float limit, const std::vector<int64_t>& off, int64_t k, int64_t n,
-                             float* out);
+                             float* out, bool bf16_layer = false);
 
 }  // namespace moe::detail
