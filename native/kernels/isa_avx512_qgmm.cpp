@@ -73,6 +73,7 @@ inline __m512 e2m1_to_f32(__m128i b) {
 }
 
 #include "transpose16.inc"
+#include "qg_tile_store.inc"
 
 // r[c] (16 values of column c along p) -> d[p * 64 + c] for p, c < 16 (r is left transposed).
 inline void transpose_store(__m512 r[16], float* d) {
@@ -99,18 +100,7 @@ void tile_rows(const float* a, int64_t lda, const float* panel, int kc, float* p
       c[i][3] = _mm512_fmadd_ps(x, b3, c[i][3]);
     }
   }
-  for (int i = 0; i < R; ++i) {
-    const __m512 rs = _mm512_set1_ps(row_scale[i]);
-    for (int v = 0; v < 4; ++v) {
-      if (finish) {
-        const __m512 scl = _mm512_mul_ps(rs, _mm512_loadu_ps(col_scale + 16 * v));
-        float* o = acc + i * ldc + 16 * v;
-        _mm512_storeu_ps(o, _mm512_fmadd_ps(c[i][v], scl, _mm512_loadu_ps(o)));
-      } else {
-        _mm512_storeu_ps(part + i * ldc + 16 * v, c[i][v]);
-      }
-    }
-  }
+  tile_store<R>(c, part, ldc, finish, row_scale, col_scale, acc);
 }
 
 // The fused decode and tile of int8 / int4 codes (qgmm.hpp, qg_stream_avx512) for R rows: each row of codes is read

@@ -27,6 +27,8 @@
 namespace moe::detail {
 namespace {
 
+#include "qg_tile_store.inc"
+
 // bf16 bits of the int4 value of the low 4 bits of an index (bit 4 ignored: the table twice).
 inline __m512i nibble_table() {
   alignas(64) uint16_t t[32];
@@ -37,6 +39,17 @@ inline __m512i nibble_table() {
     t[c] = uint16_t(b >> 16);
   }
   return _mm512_load_si512(t);
+}
+
+// x[0, kc) (bf16 values, kc <= 64) as bf16 pairs (x[2q], x[2q + 1]) in 32-bit words: 32 words, zero past kc.
+inline void row_pairs(const float* x, int kc, uint32_t* out) {
+  for (int q = 0; q < 64; q += 32) {
+    const int left = kc - q;  // values of these 32 in the chunk
+    const uint32_t m = left >= 32 ? ~0u : left > 0 ? (1u << left) - 1 : 0u;
+    const __m512 lo = _mm512_maskz_loadu_ps(__mmask16(m), x + q);
+    const __m512 hi = _mm512_maskz_loadu_ps(__mmask16(m >> 16), x + q + 16);
+    _mm512_storeu_si512(out + q / 2, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+  }
 }
 
 // Rows p (a) and p + 1 (b) of codes, 32-bit lanes of eight nibbles (columns 8 L + h of lane L), interleaved by 16-bit
@@ -66,15 +79,7 @@ void stream_pairs(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float*
   const __m512i table = nibble_table();
   // the rows' values of [p0, p0 + kc) as bf16 pairs (x[2q], x[2q + 1]) in 32-bit words, zero past kc
   alignas(64) uint32_t xp[R][32];
-  for (int i = 0; i < R; ++i) {
-    for (int q = 0; q < 64; q += 32) {
-      const int left = kc - q;  // values of these 32 in the chunk
-      const uint32_t m = left >= 32 ? ~0u : left > 0 ? (1u << left) - 1 : 0u;
-      const __m512 lo = _mm512_maskz_loadu_ps(__mmask16(m), a + i * lda + q);
-      const __m512 hi = _mm512_maskz_loadu_ps(__mmask16(m >> 16), a + i * lda + q + 16);
-      _mm512_store_si512(xp[i] + q / 2, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-    }
-  }
+  for (int i = 0; i < R; ++i) row_pairs(a + i * lda, kc, xp[i]);
   __m512 c[R][V];
   for (int i = 0; i < R; ++i) {
     for (int v = 0; v < V; ++v) c[i][v] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(part + i * ldc + 16 * v);
@@ -156,7 +161,55 @@ void span_pairs(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int64_t p0
   }
 }
 
+// The tile of qg_tile_dpbf16 for R rows: 64 columns, a pair of rows of k per vdpbf16ps.
+template <int R>
+void tile_pairs(const uint32_t* a, int64_t lda, const uint32_t* panel, int kq, float* part, int64_t ldc, bool start,
+                bool finish, const float* row_scale, const float* col_scale, float* acc) {
+  __m512 c[R][4];
+  for (int i = 0; i < R; ++i) {
+    for (int v = 0; v < 4; ++v) c[i][v] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(part + i * ldc + 16 * v);
+  }
+  for (int q = 0; q < kq; ++q) {
+    const uint32_t* b = panel + q * 64;
+    __m512bh w[4];
+    for (int v = 0; v < 4; ++v) w[v] = (__m512bh)_mm512_loadu_si512(b + 16 * v);
+    for (int i = 0; i < R; ++i) {
+      const __m512bh x = (__m512bh)_mm512_set1_epi32(int(a[i * lda + q]));
+      for (int v = 0; v < 4; ++v) c[i][v] = _mm512_dpbf16_ps(c[i][v], x, w[v]);
+    }
+  }
+  tile_store<R>(c, part, ldc, finish, row_scale, col_scale, acc);
+}
+
 }  // namespace
+
+void qg_pair_rows_dpbf16(const float* a, int64_t lda, int64_t rows, int64_t k, uint32_t* out, int64_t ldo) {
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t c = 0; c < k; c += 64) row_pairs(a + i * lda + c, int(k - c < 64 ? k - c : 64), out + i * ldo + c / 2);
+  }
+}
+
+void qg_pair_panel_dpbf16(const float* panel, int kc, uint32_t* out) {
+  for (int p = 0; p < kc; p += 2) {
+    for (int v = 0; v < 4; ++v) {
+      const __m512i lo = _mm512_srli_epi32(_mm512_castps_si512(_mm512_loadu_ps(panel + p * 64 + 16 * v)), 16);
+      const __m512i hi = p + 1 < kc ? _mm512_castps_si512(_mm512_loadu_ps(panel + (p + 1) * 64 + 16 * v)) : lo;
+      _mm512_storeu_si512(out + p / 2 * 64 + 16 * v, _mm512_mask_blend_epi16(p + 1 < kc ? 0xAAAAAAAAu : 0u, lo, hi));
+    }
+  }
+}
+
+void qg_tile_dpbf16(const uint32_t* a, int64_t lda, int rows, const uint32_t* panel, int kq, float* part, int64_t ldc,
+                    bool start, bool finish, const float* row_scale, const float* col_scale, float* acc) {
+  switch (rows) {
+    case 1: return tile_pairs<1>(a, lda, panel, kq, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 2: return tile_pairs<2>(a, lda, panel, kq, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 3: return tile_pairs<3>(a, lda, panel, kq, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 4: return tile_pairs<4>(a, lda, panel, kq, part, ldc, start, finish, row_scale, col_scale, acc);
+    case 5: return tile_pairs<5>(a, lda, panel, kq, part, ldc, start, finish, row_scale, col_scale, acc);
+    default: return tile_pairs<6>(a, lda, panel, kq, part, ldc, start, finish, row_scale, col_scale, acc);
+  }
+}
 
 void qg_stream_dpbf16(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int64_t p0, const float* a, int64_t lda,
                       int rows, int kc, float* part, int64_t ldc, bool start, bool finish, const float* row_scale,

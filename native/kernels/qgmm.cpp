@@ -29,8 +29,9 @@ constexpr int64_t kQgBlockRows = 128;  // rows of one work item
 #endif
 constexpr int64_t kQgIntRows = MOE_QG_INT_ROWS;
 constexpr int64_t kQgSpan = 8192;      // rows x columns of one float work item (its partial sums and accumulators)
-// Scratch floats of run_float_item: the decoded panel (kQgKc x 64), part and acc (kQgSpan each), the column scales.
-constexpr int64_t kQgFloatScratch = kQgKc * kQgCols + 3 * kQgSpan;
+// Scratch floats of run_float_item: the decoded panel (kQgKc x 64), part and acc (kQgSpan each), the column scales,
+// and the panel's bf16 pairs (Problem::dpbf16).
+constexpr int64_t kQgFloatScratch = kQgKc * kQgCols + 3 * kQgSpan + kQgKc / 2 * kQgCols;
 // Streaming (qgmm.hpp): groups of at most this many rows (int8 / int4 codes, AVX-512), and the rows of k per chunk:
 // short chunks, so that a span reads a band of whole rows of codes at a time (the kernels prefetch the next chunk's
 // rows into the L1; longer chunks, 64 or 256, read int8 codes at half the speed at the decode shape); a tile's second
@@ -150,7 +151,11 @@ struct Problem {
   float* out = nullptr;
   std::vector<Item> items;
   bool integer = false, avx512 = false, vnni = false;
-  bool dpbf16 = false;  // float path: rows of bf16 values, int4 codes, AVX512_BF16 (qg_stream_dpbf16)
+  // float path: rows of bf16 values, int8 / int4 codes, AVX512_BF16: vdpbf16ps (int4 streams: qg_stream_dpbf16;
+  // groups of more rows: qg_tile_dpbf16 on a_pairs, a's rows as bf16 pairs, lda_pairs apart)
+  bool dpbf16 = false;
+  const uint32_t* a_pairs = nullptr;
+  int64_t lda_pairs = 0;
   bool bf16_out = false;  // a bfloat16 layer's product (quantized_gmm_run's bf16_layer): unscaled, then scaled in bf16
   Glu* glu = nullptr;  // integer path: the second product of a GLU pair and its epilogue
   // Group g's codes (codes, with c at its first byte).
@@ -215,6 +220,7 @@ void run_float_item(const Problem& P, const Problem& C, const Item& it, float* s
   float* part = panel + kQgKc * kQgCols;            // rows x W
   float* acc = part + kQgSpan;                      // rows x W
   float* col_scale = acc + kQgSpan;                 // W
+  auto* panel_pairs = reinterpret_cast<uint32_t*>(col_scale + kQgSpan);  // kQgKc / 2 x 64
   float ones[kQgTile] = {1, 1, 1, 1, 1, 1};
   std::fill(acc, acc + it.rows * W, 0.0f);
   const QgCodes s = C.group(it.g);
@@ -222,7 +228,8 @@ void run_float_item(const Problem& P, const Problem& C, const Item& it, float* s
   const QgTileFn tile = P.avx512 ? qg_tile_avx512 : qg_tile_scalar;
   const QgDecodeFn decode = P.avx512 ? qg_decode_avx512 : qg_decode_scalar;
   const bool stream = P.avx512 && it.rows <= kQgStreamRows && (s.fmt == MOE_WF_INT8 || s.fmt == MOE_WF_INT4);
-  const auto stream_fn = P.dpbf16 ? qg_stream_dpbf16 : qg_stream_avx512;  // dpbf16: int4 codes
+  const auto stream_fn = P.dpbf16 && s.fmt == MOE_WF_INT4 ? qg_stream_dpbf16 : qg_stream_avx512;
+  const bool dp_tile = P.dpbf16 && !stream;
 #else
   const QgTileFn tile = qg_tile_scalar;
   const QgDecodeFn decode = qg_decode_scalar;
@@ -247,11 +254,19 @@ void run_float_item(const Problem& P, const Problem& C, const Item& it, float* s
       for (int64_t j = it.j0, np = 1; j < j1; j += np * kQgCols) {
         np = pairs && pair_at(s, j, j1) ? 2 : 1;
         if (!stream) decode(s, j, pc, kc, panel);
+#if defined(MOE_HAVE_X86_KERNELS)
+        if (dp_tile) qg_pair_panel_dpbf16(panel, kc, panel_pairs);
+#endif
         for (int64_t i = 0; i < it.rows; i += kQgTile) {
           const int rows = int(std::min<int64_t>(kQgTile, it.rows - i));
           const int64_t r = it.r0 + i, c = i * W + (j - it.j0);
           const float* rs = P.lhs_scales != nullptr ? P.lhs_scales + r : ones;
 #if defined(MOE_HAVE_X86_KERNELS)
+          if (dp_tile) {
+            qg_tile_dpbf16(P.a_pairs + r * P.lda_pairs + pc / 2, P.lda_pairs, rows, panel_pairs, (kc + 1) / 2, part + c, W,
+                           pc == pb, pc + kc == pe, rs, col_scale + (j - it.j0), acc + c);
+            continue;
+          }
           if (stream) {
             stream_fn(s, j, std::min(j1, j + np * kQgCols), np == 2, pc, P.a + r * P.k + pc, P.k, rows, kc, part + c,
                       W, pc == pb, pc + kc == pe, rs, col_scale + (j - it.j0), acc + c);
@@ -483,9 +498,31 @@ Problem make_problem(moe_weight_format_t stored, const void* codes, const void* 
   return P;
 }
 
+#if defined(MOE_HAVE_X86_KERNELS)
+// P.a_pairs: P's rows as bf16 pairs in workspace slot 4, once per product, where a group takes the pair tile (more rows
+// than stream; every item of its columns reads them).
+void pair_rows(Problem& P, const std::vector<int64_t>& off) {
+  bool tiles = false;
+  for (size_t g = 0; g + 1 < off.size(); ++g) tiles = tiles || off[g + 1] - off[g] > kQgStreamRows;
+  if (!tiles) return;
+  const int64_t R = off.back(), ld = (P.k + 63) / 64 * 32, chunk = 64;
+  auto* pairs = static_cast<uint32_t*>(workspace().get(4, std::max<int64_t>(1, R * ld) * 4));
+  auto body = [&](int64_t item, int) {
+    const int64_t r = item * chunk;
+    qg_pair_rows_dpbf16(P.a + r * P.k, P.k, std::min(chunk, R - r), P.k, pairs + r * ld, ld);
+  };
+  parallel_items((R + chunk - 1) / chunk, double(R * P.k) < kSerialElems, body);
+  P.a_pairs = pairs;
+  P.lda_pairs = ld;
+}
+#endif
+
 // The work items (float path: spans of panels as wide as kQgSpan allows for the item's rows, split evenly over the
 // columns) and their run on the pool.
 void execute(Problem& P, const std::vector<int64_t>& off) {
+#if defined(MOE_HAVE_X86_KERNELS)
+  if (P.dpbf16) pair_rows(P, off);
+#endif
   const int64_t panels = (P.n + kQgCols - 1) / kQgCols;
   int64_t blk = 0;
   for (int64_t g = 0; g + 1 < int64_t(off.size()); ++g) {
@@ -580,7 +617,7 @@ moe_status_t quantized_gmm_run(moe_weight_format_t stored, const void* lhs, int 
     } else {
       P.a = static_cast<const float*>(lhs);
       P.bf16_out = bf16_layer;
-      P.dpbf16 = bf16_layer && P.avx512 && format == MOE_WF_INT4 && cpu_has_avx512_bf16();
+      P.dpbf16 = bf16_layer && P.avx512 && cpu_has_avx512_bf16();
     }
     execute(P, off);
     return MOE_STATUS_OK;
@@ -635,7 +672,7 @@ void quantized_gmm_float_glu(moe_weight_format_t format, const float* a, const v
   Problem P1 = make_problem(format, codes1, scales1, k, n, out);
   P.a = a;
   P.bf16_out = P1.bf16_out = bf16_layer;
-  P.dpbf16 = bf16_layer && P.avx512 && code_format(format) == MOE_WF_INT4 && cpu_has_avx512_bf16();
+  P.dpbf16 = bf16_layer && P.avx512 && cpu_has_avx512_bf16();
   Glu G{&P1, b0, b1, act, limit, out, nullptr, nullptr};
   P.glu = &G;
   execute(P, off);

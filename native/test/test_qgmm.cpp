@@ -336,22 +336,22 @@ void test_served_ffn(moe_isa_t isa, moe_weight_format_t sf, int lhs_bits, uint64
   }
 }
 
-// A bfloat16 layer's int4 weight-only FFN at decode sizes, where groups of 1-6 rows stream their codes (on AVX512_BF16:
-// qg_stream_dpbf16, pairs of rows of k by vdpbf16ps): the same bits on 1, 2 and 3 threads, and within a few flipped
-// bf16 roundings of the portable ISA's fp32 chains (the layer rounds each product to bf16; the sums differ in order).
-void test_bf16_layer_decode(moe_weight_format_t sf) {
-  const int64_t T = 4, K = 2, D = 255, H = 448, R = T * K;  // k odd; 3.5 pairs of panels; a last partial panel (wo)
-  const std::vector<int32_t> gs = {1, 2, 0, 5};
+// A bfloat16 layer's int8 / int4 weight-only FFN (sf: stored format; T * K = sum(gs)), on AVX512_BF16 by vdpbf16ps,
+// pairs of rows of k: groups of 1-6 rows stream int4 codes (qg_stream_dpbf16), larger groups take the pair tile
+// (qg_tile_dpbf16). The same bits on 1, 2 and 3 threads, and within a few flipped bf16 roundings of the portable ISA's
+// fp32 chains (the layer rounds each product to bf16; the sums differ in order).
+void test_bf16_layer(moe_weight_format_t sf, int64_t T, int64_t K, const std::vector<int32_t>& gs) {
+  const int64_t D = 255, H = 448, R = T * K;  // k odd; 3.5 pairs of panels; a last partial panel (wo)
+  const moe_weight_format_t cf = sf == MOE_WF_INT8_TILES ? MOE_WF_INT8 : sf == MOE_WF_INT4_TILES ? MOE_WF_INT4 : sf;
   const int64_t E = int64_t(gs.size());
-  const Weights w0 = make_weights(MOE_WF_INT4, E, D, H, 91), w1 = make_weights(MOE_WF_INT4, E, D, H, 92),
-                wo = make_weights(MOE_WF_INT4, E, H, D, 93);
+  const Weights w0 = make_weights(cf, E, D, H, 91), w1 = make_weights(cf, E, D, H, 92), wo = make_weights(cf, E, H, D, 93);
   const std::vector<uint8_t> c0 = w0.stored(sf), c1 = w1.stored(sf), co = wo.stored(sf);
   Rng r{94};
   std::vector<float> x(static_cast<size_t>(T * D)), cw(static_cast<size_t>(R));
   for (float& v : x) v = 2.0f * r.next();
   for (float& v : cw) v = r.next();
   std::vector<int32_t> order(static_cast<size_t>(R));
-  for (int64_t i = 0; i < R; ++i) order[size_t(i)] = int32_t((i * 5) % R);
+  for (int64_t i = 0; i < R; ++i) order[size_t(i)] = int32_t((i * 7) % R);  // a permutation (7, R coprime)
   auto run = [&](moe_isa_t isa, int threads) {
     EXPECT(moe_set_isa(isa) == MOE_STATUS_OK, "set isa %s", moe_isa_name(isa));
     moe_set_num_threads(threads);
@@ -417,8 +417,10 @@ int main() {
     moe_set_num_threads(0);
     test_nan(isa);
   }
-  test_bf16_layer_decode(MOE_WF_INT4);
-  test_bf16_layer_decode(MOE_WF_INT4_TILES);
+  for (moe_weight_format_t sf : {MOE_WF_INT4, MOE_WF_INT4_TILES, MOE_WF_INT8, MOE_WF_INT8_TILES}) {
+    test_bf16_layer(sf, 4, 2, {1, 2, 0, 5});               // decode sizes
+    test_bf16_layer(sf, 40, 4, {1, 2, 0, 140, 17});        // a group over two row blocks (128 + 12), tiles of 6 and 5
+  }
   test_errors();
   moe_set_num_threads(0);
   std::printf("%d checks, %d failures\n", moe_test::g_checks, moe_test::g_failures);

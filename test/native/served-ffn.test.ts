@@ -127,18 +127,21 @@ describe.skipIf(!info.available)(`native served ExpertFfn${info.available ? "" :
         expect(relError(one.data, run("ref", a, { ...o, dtype: "float32" }).data)).toBeGreaterThan(1e-4);
       });
 
-  it("a bfloat16 layer's int4 weight-only served FFN at decode sizes (groups of 1-6 rows, k odd; codes in rows and in tiles): within a bf16 step of the reference, same bits on 1, 2 and 3 threads", () => {
-    // groups this small stream their codes (AVX512_BF16: two rows of k per vdpbf16ps, another order of the fp32 sums)
-    for (const [T, D, H, gs] of [
-      [4, 255, 448, [1, 2, 0, 5]],
-      [6, 1024, 1408, [1, 1, 2, 1, 3, 4]],
+  it("a bfloat16 layer's int8 / int4 weight-only served FFN at decode sizes (groups of 1-6 rows) and in larger groups (k odd; codes in rows and in tiles): within a bf16 step of the reference, same bits on 1, 2 and 3 threads", () => {
+    // on AVX512_BF16, two rows of k per vdpbf16ps (another order of the fp32 sums): groups this small stream int4
+    // codes, larger groups multiply decoded panels as bf16 pairs
+    for (const [format, T, D, H, gs] of [
+      ["int4", 4, 255, 448, [1, 2, 0, 5]],
+      ["int4", 6, 1024, 1408, [1, 1, 2, 1, 3, 4]],
+      ["int4", 80, 255, 448, [1, 2, 0, 140, 17]],
+      ["int8", 80, 255, 448, [1, 2, 0, 140, 17]],
     ] as const)
       for (const tiles of [false, true]) {
         const c: Case = { T, K: 2, D, H, gs: [...gs] };
-        const a = args("int4", c, 71, false, true);
+        const a = args(format, c, 71, false, true);
         if (tiles) for (const k of ["wi0_EDH", "wi1_EDH", "wo_EHD"] as const) a[k] = tiledWeight(a[k] as QuantizedWeight);
         const o: ExpertFfnOptions = { numExpertsPerTok: 2, activation: "silu", dtype: "bfloat16" };
-        const what = `T=${T} D=${D} H=${H} tiles=${tiles}`;
+        const what = `${format} T=${T} D=${D} H=${H} tiles=${tiles}`;
         const one = run("native", a, o, 1);
         for (const threads of [2, 3]) expect(new Uint32Array(run("native", a, o, threads).data.buffer), what).toEqual(new Uint32Array(one.data.buffer));
         // a sum that lands within its fp32 error of a bf16 rounding boundary moves one value a bf16 step (7e-5 seen
