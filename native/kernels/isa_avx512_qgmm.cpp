@@ -241,6 +241,26 @@ void qg_tile_avx512(const float* a, int64_t lda, int rows, const float* panel, i
   }
 }
 
+namespace {
+// widen.inc's round_bf16 on 16 lanes: ties to even; a NaN made quiet, its top payload bits kept.
+inline __m512 round_bf16_16(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x), hi = _mm512_set1_epi32(int(0xffff0000u));
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  const __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), odd);
+  const __m512i q = _mm512_or_si512(u, _mm512_set1_epi32(0x00400000));
+  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  return _mm512_castsi512_ps(_mm512_and_si512(_mm512_mask_mov_epi32(r, nan, q), hi));
+}
+}  // namespace
+
+void qg_scale_bf16_avx512(const float* p, const float* s, int64_t n, float* out) {
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = n - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - j)) - 1);
+    const __m512 v = _mm512_mul_ps(round_bf16_16(_mm512_maskz_loadu_ps(m, p + j)), round_bf16_16(_mm512_maskz_loadu_ps(m, s + j)));
+    _mm512_mask_storeu_ps(out + j, m, round_bf16_16(v));
+  }
+}
+
 void qg_decode_avx512(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* panel) {
   const int64_t cols = s.n - j0 < 64 ? s.n - j0 : 64;
   if (s.fmt == MOE_WF_INT8 || s.fmt == MOE_WF_INT4) {

@@ -285,6 +285,12 @@ void run_float_item(const Problem& P, const Problem& C, const Item& it, float* s
   }
   const float* cs = C.scales + it.g * P.n + it.j0;  // QuantizedGmm in bf16: bf16(bf16(P) * bf16(s))
   for (int64_t i = 0; i < it.rows; ++i) {
+#if defined(MOE_HAVE_X86_KERNELS)
+    if (P.avx512) {
+      qg_scale_bf16_avx512(acc + i * W, cs, j1 - it.j0, d.o + i * d.ld);
+      continue;
+    }
+#endif
     for (int64_t j = 0; j < j1 - it.j0; ++j) {
       d.o[i * d.ld + j] = round_bf16(float(double(round_bf16(acc[i * W + j])) * double(round_bf16(cs[j]))));
     }

@@ -104,6 +104,9 @@ inline int64_t prefetch_ahead(const QgCodes& s) { return s.tiled ? MOE_QG_PF_TIL
 void qg_tile_avx512(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, int64_t ldc,
                     bool start, bool finish, const float* row_scale, const float* col_scale, float* acc);
 void qg_decode_avx512(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* panel);
+// A bfloat16 layer's scaling (Problem::bf16_out): out[j] = bf16(bf16(p[j]) * bf16(s[j])) for j < n (widen.inc's
+// rounding; the product of two bf16 values exact in fp32, or rounded once where it leaves the range).
+void qg_scale_bf16_avx512(const float* p, const float* s, int64_t n, float* out);
 // The streaming path of small groups (int8 / int4 codes), over the 64-column panels of [j0, j1) in one call per
 // chunk of k: the tile above with panel[p * 64 + j] = code(p0 + p, j0 + j) decoded in registers as each row of codes
 // is read (no panel; the same chain), rows <= kQgTile. part holds an internal layout between a block's chunks (only
