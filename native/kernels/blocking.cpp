@@ -66,15 +66,21 @@ GemmBlocking blocking_for(moe_isa_t isa, Mul mul, const TileShape& t) {
   return b;
 }
 
-// The blocked streaming kernel's prefetch of the next block of weight rows (isa_avx512.cpp, stream_strip) goes into the
-// L1 where the L1 holds 48 KiB or more, else into the L2. Paired A/B (native/test/run.sh ab, same bits): on Zen 5 (L1d
-// 48 KiB) the L1 against the L2 took 0.89x / 0.96x the time at T=64 (faster / slower bandwidth regime) and 0.84-0.90x
-// at T=256; on Zen 4 (L1d 32 KiB) the L2 against the L1 took 0.74x / 0.77x at T=64, 0.95x / 0.96x at T=256, and for
-// bf16 weights at T=8 0.84x / 0.95x (fp32 at T=8 the same). MOE_BAND_L1 (0 or 1) fixes it, for the lab's A/B.
+// The streaming kernels' prefetch of the weights they read next (isa_avx512.cpp's stream_strip: the next block of weight
+// rows; qgmm.hpp's streams: the next chunk's codes) goes into the L1 where the L1 holds 48 KiB or more, else into the
+// L2. Paired A/B (native/test/run.sh ab, same bits):
+// - stream_strip: on Zen 5 (L1d 48 KiB) the L1 against the L2 took 0.89x / 0.96x the time at T=64 (faster / slower
+//   bandwidth regime) and 0.84-0.90x at T=256; on Zen 4 (L1d 32 KiB) the L2 against the L1 took 0.74x / 0.77x at T=64,
+//   0.95x / 0.96x at T=256, and for bf16 weights at T=8 0.84x / 0.95x (fp32 at T=8 the same).
+// - the codes' streams at the decode shape (T=8, caches flushed): on Zen 5 the L1 against the L2 took 0.84x / 0.94x
+//   (float rows, int8 / int4 codes) and 0.75x / 0.96x (int8 rows) in the faster regime, 0.89-0.99x in the slower; on
+//   Zen 4 the L2 against the L1 took 0.777x / 0.787x (float rows, int4 / int8), 0.829x (a bf16 layer, int4) and
+//   0.714x (int8 rows), over both regimes.
+// MOE_BAND_L1 (0 or 1) fixes it, for the lab's A/B.
 #ifndef MOE_BAND_L1
 #define MOE_BAND_L1 -1
 #endif
-bool band_prefetch_l1() {
+bool stream_prefetch_l1() {
   static const bool l1 = MOE_BAND_L1 >= 0 ? MOE_BAND_L1 != 0 : cache_sizes().l1d >= (int64_t(48) << 10);
   return l1;
 }
@@ -123,7 +129,7 @@ const char* moe_blocking_info(void) {
   }
   text += "; one row tile: whole weight rows, kc from half the l2; groups of <= " + std::to_string(isa.stream_rows) +
           " rows (" + std::to_string(std::min(isa.stream_rows, kPairStreamRows)) + " with bf16 pairs) stream the weights" +
-          (isa.isa == MOE_ISA_AVX512 ? std::string(", prefetching the next rows into the ") + (band_prefetch_l1() ? "l1" : "l2") : "");
+          (isa.isa == MOE_ISA_AVX512 ? std::string(", prefetching the next rows into the ") + (stream_prefetch_l1() ? "l1" : "l2") : "");
   return text.c_str();
 }
 

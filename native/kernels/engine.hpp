@@ -128,9 +128,6 @@ GemmBlocking blocking_model(const CacheSizes& c, const TileShape& t);
 // The blocking an ISA unit uses for one multiply kind: the model's for this machine's caches, with the values that
 // moe_set_blocking set for that ISA and kind in their place (blocking.cpp).
 GemmBlocking blocking_for(moe_isa_t isa, Mul mul, const TileShape& t);
-// Whether the blocked streaming kernel prefetches the next block of weight rows into the L1 (else into the L2), from
-// the L1's size (blocking.cpp states the rule).
-bool band_prefetch_l1();
 
 // One ISA unit (isa_<isa>.cpp: engine_block.inc compiled for that ISA with its register tiles): its blocking per
 // multiply kind, and the functions that size and run one work item.

@@ -47,6 +47,9 @@ void scratch_reserve(int64_t floats);
 float* scratch(int worker);
 
 // ---- ISA (isa.cpp) ----
+// Whether the streaming kernels (the blocked float stream, the quantized codes' streams) prefetch the weights they read
+// next into the L1, else into the L2: from the L1's size (blocking.cpp states the rule and its measurements).
+bool stream_prefetch_l1();
 moe_isa_t isa_best();
 moe_isa_t isa_active();
 void isa_set(moe_isa_t isa);

@@ -109,7 +109,7 @@ struct TrF32 : F32Rows {
 // per strip, where an item spans whole rows (else as 1); 1, each strip the same columns of the next block's rows
 // (strided), into the L2. 2 against 1 on Zen 5, paired A/B, with the band prefetched into the L2: T=64 0.83x the time,
 // T=256 0.97x in the VM's slower bandwidth regime, within 2% either way in its faster one; then the band into the L1
-// against the L2 (Zen 5; band_prefetch_l1 chooses per machine): T=64 0.89x (faster regime) and 0.96x (slower), T=256
+// against the L2 (Zen 5; stream_prefetch_l1 chooses per machine): T=64 0.89x (faster regime) and 0.96x (slower), T=256
 // 0.84-0.90x (both); into the L3 (_MM_HINT_T2), 1.22x the L1's. Blocks of 32 rows above 16 rows (MOE_STREAM_KB_WIDE)
 // against 64, with the band into the L1: T=256 0.84-0.92x in the slower regime (16 rows: 1.06x the time of 32); at
 // T=64, 8 or 32 rows for the groups of <= 16 rows within 1% of 16.
@@ -170,7 +170,7 @@ static_assert(MOE_STREAM_WIDE_ROWS >= 8 && MOE_STREAM_WIDE_ROWS <= 14, "2 x 16 c
 // round: 0.958x / 0.962x the time in the VM's faster bandwidth regime (probe medians 80 / 76 GB/s; 0.965x / 0.972x in
 // another run), 0.989x / 0.994x in its slower one (54 GB/s); T=8 0.996x. For the 4 KB-strided groups of more than 16
 // rows (the down projection at T=256) 1.029x: they do not take it. bf16 weights take it for groups of at most 4 rows
-// where the band goes to the L2 only (band_prefetch_l1): on Zen 5 (band into the L1) T=8 took 1.07-1.09x the time; on
+// where the band goes to the L2 only (stream_prefetch_l1): on Zen 5 (band into the L1) T=8 took 1.07-1.09x the time; on
 // Zen 4 (band into the L2) T=8 0.950x (60 rounds, both bandwidth regimes), the bf16 layer's dpbf16 path 0.954x, while
 // T=64 (groups of about 8 rows) took 1.029x. Each line of a bf16 strip is prefetched once rather than once per 16
 // weights (half a line): T=8 0.969x (60 rounds, against `a156a66`), the dpbf16 path 0.990x.
@@ -182,14 +182,14 @@ static_assert(MOE_STREAM_WIDE_ROWS >= 8 && MOE_STREAM_WIDE_ROWS <= 14, "2 x 16 c
 // [p0, p0 + kb): c[i * ldc + 16 v + lane] continues its fma chain (from zero when `first`) over those rows, p
 // ascending, in registers. Prefetched meanwhile: `next` (or NULL), the same strip of the next block's rows, into the
 // L2; `band` (or NULL), band_lines cache lines from there, spread over the block's rows, into the L1 or the L2
-// (band_prefetch_l1); while p < near_rows, near + p ldb (the same columns further on, or the next columns), into the
+// (stream_prefetch_l1); while p < near_rows, near + p ldb (the same columns further on, or the next columns), into the
 // L1.
 template <int R, int V, class S>
 void stream_strip(const float* a, const S* w, int64_t ldb, int64_t p0, int64_t kb, int64_t cols, bool first,
                   const S* next, int64_t kb_next, const char* band, int64_t band_lines, float* c, int64_t ldc,
                   const S* near, int64_t near_rows) {
   const int64_t per = band != nullptr && kb > 0 ? (band_lines + kb - 1) / kb : 0;  // band lines per weight row
-  const bool band_l1 = band_prefetch_l1();
+  const bool band_l1 = stream_prefetch_l1();
   // every loop over rows and vectors unrolled (with unroll 8, the accumulators of 12 rows lived on the stack: 2.13x)
   __mmask16 m[V];
 #pragma GCC unroll 16
@@ -360,7 +360,7 @@ void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) 
           const int64_t r = imin(rc, it.mb - i0);
           const int64_t vl = MOE_STREAM_TAIL_V && V <= 3 ? imin(V, (it.nb - jc + 15) / 16) : V;
           const StreamStrip<S> f = strip_kernel<S>(vl, r);
-          const bool ns = MOE_STREAM_NEXT_STRIP && (sizeof(S) == 4 ? it.mb <= 16 : it.mb <= 4 && !band_prefetch_l1()) && i0 == 0 && jc + 16 * V < it.nb;
+          const bool ns = MOE_STREAM_NEXT_STRIP && (sizeof(S) == 4 ? it.mb <= 16 : it.mb <= 4 && !stream_prefetch_l1()) && i0 == 0 && jc + 16 * V < it.nb;
           const S* near = ns ? w + jc + 16 * V + p0 * P.ldb : nullptr;
           const S* next = !band && next_len > 0 && i0 == 0 ? w + jc + (p0 + len) * P.ldb : nullptr;
           const int64_t nl = band && i0 == 0 && s * slice < band_lines ? imin(slice, band_lines - s * slice) : 0;

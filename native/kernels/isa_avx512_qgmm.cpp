@@ -118,6 +118,7 @@ void stream_rows(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* 
   const int64_t ld = codes_ld(s);  // tiled: [p0, p0 + kc) within one tile (qgmm.cpp's chunks)
   const uint8_t* base = codes_at(s, p0, j0);
   const int64_t ahead = prefetch_ahead(s);
+  const bool l1 = stream_prefetch_l1();
   // Two: a row of codes in tiles is one cache line where the tile is aligned, and one prefetch covers it (the second
   // cost 1.3-5.5% of the decode shape's wi0 GMM time in three paired runs on Zen 5, caches flushed)
   const bool one_line = s.tiled && reinterpret_cast<uintptr_t>(base) % 64 == 0;
@@ -129,10 +130,10 @@ void stream_rows(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* 
   }
   for (int p = 0; p < kc; ++p) {
     const uint8_t* row = base + p * ld;
-    _mm_prefetch(reinterpret_cast<const char*>(row + ahead), MOE_QG_PF_HINT);
+    qg_prefetch(row + ahead, l1);
     __m512 b[V];
     if constexpr (Two) {
-      if (!one_line) _mm_prefetch(reinterpret_cast<const char*>(row + ahead + 63), MOE_QG_PF_HINT);
+      if (!one_line) qg_prefetch(row + ahead + 63, l1);
       const __m512i w = _mm512_loadu_si512(row);
       b[0] = _mm512_permutexvar_ps(w, table);
       for (int h = 1; h < 8; ++h) b[h] = _mm512_permutexvar_ps(_mm512_srli_epi32(w, 4 * h), table);
@@ -410,13 +411,14 @@ template <int R>
 MOE_QG_VNNI void stream_i8_rows(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, const uint8_t* a, int64_t kp,
                                 int32_t* t, int64_t ldt, bool start) {
   const int64_t ahead = prefetch_ahead(s);
+  const bool l1 = stream_prefetch_l1();
   const int64_t cols = s.n - j0 < 64 ? s.n - j0 : 64;
   const __mmask64 keep = mask64(cols);
   // int8 codes + 128 (xor of the sign bit); int4 codes come as v + 8
   const __m512i flip = _mm512_set1_epi8(s.fmt == MOE_WF_INT8 ? char(0x80) : 0);
   auto row = [&](int64_t p) {
     if (p >= s.k) return _mm512_setzero_si512();  // the row's lhs is 0 there
-    _mm_prefetch(reinterpret_cast<const char*>(codes_at(s, p, j0) + ahead), MOE_QG_PF_HINT);
+    qg_prefetch(codes_at(s, p, j0) + ahead, l1);
     return _mm512_xor_si512(code_row<true>(s, j0, cols, keep, p), flip);
   };
   // every loop over the accumulators unrolled: otherwise GCC kept them on the stack

@@ -75,6 +75,7 @@ void stream_pairs(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float*
   const int64_t ld = codes_ld(s);
   const uint8_t* base = codes_at(s, p0, j0);
   const int64_t ahead = prefetch_ahead(s);
+  const bool l1 = stream_prefetch_l1();
   const bool one_line = !Two || (s.tiled && reinterpret_cast<uintptr_t>(base) % 64 == 0);
   const __m512i table = nibble_table();
   // the rows' values of [p0, p0 + kc) as bf16 pairs (x[2q], x[2q + 1]) in 32-bit words, zero past kc
@@ -87,11 +88,11 @@ void stream_pairs(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float*
   for (int p = 0; p < kc; p += 2) {
     const uint8_t* ra = base + p * ld;
     const bool has_b = p + 1 < kc;
-    _mm_prefetch(reinterpret_cast<const char*>(ra + ahead), MOE_QG_PF_HINT);
-    if (has_b) _mm_prefetch(reinterpret_cast<const char*>(ra + ld + ahead), MOE_QG_PF_HINT);
+    qg_prefetch(ra + ahead, l1);
+    if (has_b) qg_prefetch(ra + ld + ahead, l1);
     if (!one_line) {
-      _mm_prefetch(reinterpret_cast<const char*>(ra + ahead + 63), MOE_QG_PF_HINT);
-      if (has_b) _mm_prefetch(reinterpret_cast<const char*>(ra + ld + ahead + 63), MOE_QG_PF_HINT);
+      qg_prefetch(ra + ahead + 63, l1);
+      if (has_b) qg_prefetch(ra + ld + ahead + 63, l1);
     }
     __m512i w[V];
     if constexpr (Two) {

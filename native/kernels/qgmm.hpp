@@ -19,6 +19,9 @@
 #include <vector>
 
 #include "internal.hpp"
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#endif
 
 namespace moe::detail {
 
@@ -80,10 +83,9 @@ using QgDecodeFn = void (*)(const QgCodes& s, int64_t j0, int64_t p0, int kc, fl
 #endif
 constexpr int kQgStreamPairRows = MOE_QG_PAIR_ROWS;
 
-// The streaming kernels prefetch the codes this many rows ahead (the next chunk of k, qgmm.cpp) into the L1 (paired
-// A/B on Zen 5 at the decode shape, caches flushed before each call, against the L2: float rows with int8 / int4 codes
-// 0.84x / 0.94x the time, int8 rows 0.75x / 0.96x in the VM's faster bandwidth regime, 0.89-0.99x in its slower one;
-// 16 rows ahead instead of 32: 1.5-2x the time).
+// The streaming kernels prefetch the codes this many rows ahead (the next chunk of k, qgmm.cpp), into the cache level
+// stream_prefetch_l1 picks (qg_prefetch). On Zen 5, into the L1, 16 rows ahead instead of 32 took 1.5-2x the time; on
+// Zen 4, into the L2, 64 rows 1.02x.
 #ifndef MOE_QG_PF
 #define MOE_QG_PF 32
 #endif
@@ -93,14 +95,19 @@ constexpr int kQgStreamPairRows = MOE_QG_PAIR_ROWS;
 #ifndef MOE_QG_PF_TILED
 #define MOE_QG_PF_TILED 8192
 #endif
-#ifndef MOE_QG_PF_HINT
-#define MOE_QG_PF_HINT _MM_HINT_T0
-#endif
 // Bytes from a row of codes to the one the streams prefetch with it: the next chunk's row in rows, 8 KiB further in
 // address order in tiles.
 inline int64_t prefetch_ahead(const QgCodes& s) { return s.tiled ? MOE_QG_PF_TILED : MOE_QG_PF * codes_ld(s); }
 
 #if defined(MOE_HAVE_X86_KERNELS)
+// The streams' prefetch of the line at p: into the L1 where l1 (stream_prefetch_l1), else into the L2.
+inline void qg_prefetch(const uint8_t* p, bool l1) {
+  if (l1) {
+    _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+  } else {
+    _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T1);
+  }
+}
 void qg_tile_avx512(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, int64_t ldc,
                     bool start, bool finish, const float* row_scale, const float* col_scale, float* acc);
 void qg_decode_avx512(const QgCodes& s, int64_t j0, int64_t p0, int kc, float* panel);
