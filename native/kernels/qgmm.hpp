@@ -130,10 +130,10 @@ void qg_stream_dpbf16(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int6
                       const float* col_scale, float* acc);
 // Larger groups of rows of bf16 values (AVX512_BF16), as pairs of rows of k: qg_pair_rows_dpbf16 writes rows [rows, k]
 // of a as out[i * ldo + q] = the bf16 pair (a[i, 2q], a[i, 2q + 1]) (zero past k, up to the next multiple of 32
-// pairs); qg_pair_panel_dpbf16 a
-// decoded panel of codes (bf16-exact values: int8 / int4) as out[q * 64 + j] = (panel[2q, j], panel[2q + 1, j]);
-// qg_tile_dpbf16 the float tile above over kq such pairs (a: lda pairs per row), each pair added by vdpbf16ps (the
-// products exact, p + 1 then p into the sum).
+// pairs); qg_pair_panel_dpbf16 a decoded panel of codes (bf16-exact values: int8 / int4) as out[q * 64 + j] =
+// (panel[2q, j], panel[2q + 1, j]); qg_tile_dpbf16 the float tile above over kq such pairs (a: lda pairs per row), each
+// pair added by vdpbf16ps (the products exact but for bf16 denormals, which vdpbf16ps reads as zero; p + 1 then p into
+// the sum).
 void qg_pair_rows_dpbf16(const float* a, int64_t lda, int64_t rows, int64_t k, uint32_t* out, int64_t ldo);
 void qg_pair_panel_dpbf16(const float* panel, int kc, uint32_t* out);
 void qg_tile_dpbf16(const uint32_t* a, int64_t lda, int rows, const uint32_t* panel, int kq, float* part, int64_t ldc,
