@@ -200,6 +200,31 @@ void qg_pair_panel_dpbf16(const float* panel, int kc, uint32_t* out) {
   }
 }
 
+void qg_decode_pairs_int4(const QgCodes& s, int64_t j0, int64_t p0, int kc, uint32_t* out) {
+  const int64_t cols = s.n - j0 < 64 ? s.n - j0 : 64;
+  const __mmask32 bytes = __mmask32((uint64_t(1) << ((cols + 1) / 2)) - 1u);
+  const __m512i table = nibble_table();
+  // output word 2i of vector v: row p's byte of column 16 v + i (wp's word 8 v + i / 2), word 2i + 1 row p + 1's (wq's);
+  // columns 2m + 1 take their byte's high nibble
+  alignas(64) uint16_t from[4][32], shift[32];
+  for (int v = 0; v < 4; ++v) {
+    for (int w = 0; w < 32; ++w) from[v][w] = uint16_t((w & 1) * 32 + 8 * v + w / 4);
+  }
+  for (int w = 0; w < 32; ++w) shift[w] = uint16_t(w / 2 % 2 * 4);
+  const __m512i sh = _mm512_load_si512(shift);
+  for (int p = 0; p < kc; p += 2) {
+    const __m512i wp = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(bytes, codes_at(s, p0 + p, j0)));
+    const __m512i wq = p + 1 < kc ? _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(bytes, codes_at(s, p0 + p + 1, j0)))
+                                  : _mm512_setzero_si512();
+    for (int v = 0; v < 4; ++v) {
+      const __m512i ix = _mm512_srlv_epi16(_mm512_permutex2var_epi16(wp, _mm512_load_si512(from[v]), wq), sh);
+      const __mmask16 in = __mmask16(cols - 16 * v >= 16 ? 0xffff : cols > 16 * v ? (1u << (cols - 16 * v)) - 1u : 0u);
+      const __m512i pair = _mm512_maskz_mov_epi32(in, _mm512_permutexvar_epi16(ix, table));
+      _mm512_storeu_si512(out + p / 2 * 64 + 16 * v, pair);  // past kc: wq's zeros are code 0, whose value is 0
+    }
+  }
+}
+
 void qg_tile_dpbf16(const uint32_t* a, int64_t lda, int rows, const uint32_t* panel, int kq, float* part, int64_t ldc,
                     bool start, bool finish, const float* row_scale, const float* col_scale, float* acc) {
   switch (rows) {

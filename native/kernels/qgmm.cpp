@@ -253,9 +253,15 @@ void run_float_item(const Problem& P, const Problem& C, const Item& it, float* s
       // the chunk's rows of codes, panel by panel (streamed int4: two whole panels at a time for the fewest rows)
       for (int64_t j = it.j0, np = 1; j < j1; j += np * kQgCols) {
         np = pairs && pair_at(s, j, j1) ? 2 : 1;
-        if (!stream) decode(s, j, pc, kc, panel);
 #if defined(MOE_HAVE_X86_KERNELS)
-        if (dp_tile) qg_pair_panel_dpbf16(panel, kc, panel_pairs);
+        if (dp_tile && s.fmt == MOE_WF_INT4) {
+          qg_decode_pairs_int4(s, j, pc, kc, panel_pairs);
+        } else if (!stream) {
+          decode(s, j, pc, kc, panel);
+          if (dp_tile) qg_pair_panel_dpbf16(panel, kc, panel_pairs);
+        }
+#else
+        if (!stream) decode(s, j, pc, kc, panel);
 #endif
         for (int64_t i = 0; i < it.rows; i += kQgTile) {
           const int rows = int(std::min<int64_t>(kQgTile, it.rows - i));

@@ -136,6 +136,9 @@ void qg_stream_dpbf16(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int6
 // the sum).
 void qg_pair_rows_dpbf16(const float* a, int64_t lda, int64_t rows, int64_t k, uint32_t* out, int64_t ldo);
 void qg_pair_panel_dpbf16(const float* panel, int kc, uint32_t* out);
+// For int4 codes, the panel's pairs straight from the codes: out[q * 64 + j] = (code(p0 + 2q, j0 + j), code(p0 + 2q + 1,
+// j0 + j)) as bf16 (zero past n and past kc), the same words as qg_decode_avx512 then qg_pair_panel_dpbf16.
+void qg_decode_pairs_int4(const QgCodes& s, int64_t j0, int64_t p0, int kc, uint32_t* out);
 void qg_tile_dpbf16(const uint32_t* a, int64_t lda, int rows, const uint32_t* panel, int kq, float* part, int64_t ldc,
                     bool start, bool finish, const float* row_scale, const float* col_scale, float* acc);
 #endif
