@@ -85,9 +85,7 @@ template <int R>
 void tile_rows(const float* a, int64_t lda, const float* panel, int kc, float* part, int64_t ldc, bool start,
                bool finish, const float* row_scale, const float* col_scale, float* acc) {
   __m512 c[R][4];
-  for (int i = 0; i < R; ++i) {
-    for (int v = 0; v < 4; ++v) c[i][v] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(part + i * ldc + 16 * v);
-  }
+  tile_start<R>(c, part, ldc, start);
   for (int p = 0; p < kc; ++p) {
     const float* b = panel + p * 64;
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32),

@@ -167,9 +167,7 @@ template <int R>
 void tile_pairs(const uint32_t* a, int64_t lda, const uint32_t* panel, int kq, float* part, int64_t ldc, bool start,
                 bool finish, const float* row_scale, const float* col_scale, float* acc) {
   __m512 c[R][4];
-  for (int i = 0; i < R; ++i) {
-    for (int v = 0; v < 4; ++v) c[i][v] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(part + i * ldc + 16 * v);
-  }
+  tile_start<R>(c, part, ldc, start);
   for (int q = 0; q < kq; ++q) {
     const uint32_t* b = panel + q * 64;
     __m512bh w[4];

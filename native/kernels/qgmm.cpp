@@ -388,17 +388,21 @@ void run_int_item(const Problem& P, const Item& it, float* scratch) {
 }
 
 // Rows [i, i + rows) of the item's part of glu.out = glu(h0 + b0, h1 + b1) (IsaUnit::glu_fwd), h0 and h1 holding
-// those rows' products (row r at r * ld): the bits of add_group_bias then glu_fwd_all.
-void glu_item_rows(const Problem& P, const Item& it, const float* h0, const float* h1, int64_t ld, int64_t i,
-                   int64_t rows) {
+// those rows' products (row r at r * ld): the bits of add_group_bias then glu_fwd_all; a bfloat16 layer's
+// (P.bf16_out), glu_row_bf16's, which rounds h0 and h1 in place.
+void glu_item_rows(const Problem& P, const Item& it, float* h0, float* h1, int64_t ld, int64_t i, int64_t rows) {
   const Glu& G = *P.glu;
   const IsaUnit& isa = active_isa_unit();
   const int64_t cols = std::min(P.n, it.j0 + it.cols) - it.j0;
   const float* b0 = G.b0 == nullptr ? nullptr : G.b0 + it.g * P.n + it.j0;
   const float* b1 = G.b1 == nullptr ? nullptr : G.b1 + it.g * P.n + it.j0;
   for (int64_t r = 0; r < rows; ++r) {
-    isa.glu_fwd(h0 + r * ld, h1 + r * ld, cols, b0, b1, G.act, G.limit, G.out + (it.r0 + i + r) * P.n + it.j0, nullptr,
-                nullptr);
+    float* o = G.out + (it.r0 + i + r) * P.n + it.j0;
+    if (P.bf16_out) {
+      glu_row_bf16(h0 + r * ld, h1 + r * ld, cols, b0, b1, G.act, G.limit, o);
+    } else {
+      isa.glu_fwd(h0 + r * ld, h1 + r * ld, cols, b0, b1, G.act, G.limit, o, nullptr, nullptr);
+    }
   }
 }
 
@@ -426,16 +430,7 @@ void run_float_glu(const Problem& P, const Item& it, float* scratch) {
   float* h1 = h0 + kQgSpan;
   run_float_item(P, P, it, scratch, {h0, cols});
   run_float_item(P, *P.glu->P1, it, scratch, {h1, cols});
-  if (!P.bf16_out) {
-    glu_item_rows(P, it, h0, h1, cols, 0, it.rows);
-    return;
-  }
-  const Glu& G = *P.glu;
-  const float* b0 = G.b0 == nullptr ? nullptr : G.b0 + it.g * P.n + it.j0;
-  const float* b1 = G.b1 == nullptr ? nullptr : G.b1 + it.g * P.n + it.j0;
-  for (int64_t r = 0; r < it.rows; ++r) {
-    glu_row_bf16(h0 + r * cols, h1 + r * cols, cols, b0, b1, G.act, G.limit, G.out + (it.r0 + r) * P.n + it.j0);
-  }
+  glu_item_rows(P, it, h0, h1, cols, 0, it.rows);
 }
 
 // The GLU pair (P.glu): both products of the item's rows, then act = glu(h0 + b0, h1 + b1) row by row into glu.out;
@@ -528,6 +523,12 @@ void pair_rows(Problem& P, const std::vector<int64_t>& off) {
   P.lda_pairs = ld;
 }
 #endif
+
+// A bfloat16 layer's weight-only product over P's float rows (quantized_gmm_run's bf16_layer).
+void mark_bf16_layer(Problem& P) {
+  P.bf16_out = true;
+  P.dpbf16 = P.avx512 && cpu_has_avx512_bf16();
+}
 
 // The work items (float path: spans of panels as wide as kQgSpan allows for the item's rows, split evenly over the
 // columns) and their run on the pool.
@@ -628,8 +629,7 @@ moe_status_t quantized_gmm_run(moe_weight_format_t stored, const void* lhs, int 
       P.a = a;
     } else {
       P.a = static_cast<const float*>(lhs);
-      P.bf16_out = bf16_layer;
-      P.dpbf16 = bf16_layer && P.avx512 && cpu_has_avx512_bf16();
+      if (bf16_layer) mark_bf16_layer(P);
     }
     execute(P, off);
     return MOE_STATUS_OK;
@@ -683,8 +683,10 @@ void quantized_gmm_float_glu(moe_weight_format_t format, const float* a, const v
   Problem P = make_problem(format, codes0, scales0, k, n, out);
   Problem P1 = make_problem(format, codes1, scales1, k, n, out);
   P.a = a;
-  P.bf16_out = P1.bf16_out = bf16_layer;
-  P.dpbf16 = bf16_layer && P.avx512 && cpu_has_avx512_bf16();
+  if (bf16_layer) {
+    mark_bf16_layer(P);
+    mark_bf16_layer(P1);
+  }
   Glu G{&P1, b0, b1, act, limit, out, nullptr, nullptr};
   P.glu = &G;
   execute(P, off);
