@@ -447,11 +447,97 @@ MOE_QG_VNNI void stream_i8_rows(const QgCodes& s, int64_t j0, int64_t p0, int64_
   }
 }
 
+// Two whole panels of int4 codes (128 columns: row p's 64 bytes, byte m = columns 2m and 2m + 1) for R rows, the
+// same sums as stream_i8_rows. Four rows' bytes are unpacked into dwords of their four k-values still holding both
+// nibbles (q[s], dword 4L + i = byte 16L + 4s + i of each row), then split into the even and odd column's codes + 8
+// (one vpternlogd each: (x ^ 8) & 15 per byte, the odd after a shift), so acc[i][2s + e] lane 4L + i is column
+// 32L + 8s + 2i + e. t holds that layout between calls; `finish` stores it in column order.
+template <int R>
+MOE_QG_VNNI void stream_i4_pairs(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, const uint8_t* a, int64_t kp,
+                                 int32_t* t, int64_t ldt, bool start, bool finish) {
+  const int64_t ahead = prefetch_ahead(s);
+  const bool l1 = stream_prefetch_l1();
+  const bool one_line = s.tiled && reinterpret_cast<uintptr_t>(codes_at(s, p0, j0)) % 64 == 0;
+  auto row = [&](int64_t p) {
+    if (p >= s.k) return _mm512_setzero_si512();  // the row's lhs is 0 there
+    const uint8_t* r = codes_at(s, p, j0);
+    qg_prefetch(r + ahead, l1);
+    if (!one_line) qg_prefetch(r + ahead + 63, l1);
+    return _mm512_loadu_si512(r);
+  };
+  __m512i acc[R][8];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < 8; ++v) acc[i][v] = start ? _mm512_setzero_si512() : _mm512_loadu_si512(t + i * ldt + 16 * v);
+  }
+  const __m512i sign = _mm512_set1_epi32(int32_t(0x80808080u));
+  const __m512i eight = _mm512_set1_epi8(8), low = _mm512_set1_epi8(15);
+  for (int64_t q = 0; q < kq; ++q) {
+    const int64_t p = p0 + 4 * q;
+    const __m512i r0 = row(p), r1 = row(p + 1), r2 = row(p + 2), r3 = row(p + 3);
+    const __m512i lo01 = _mm512_unpacklo_epi8(r0, r1), hi01 = _mm512_unpackhi_epi8(r0, r1);
+    const __m512i lo23 = _mm512_unpacklo_epi8(r2, r3), hi23 = _mm512_unpackhi_epi8(r2, r3);
+    const __m512i quads[4] = {_mm512_unpacklo_epi16(lo01, lo23), _mm512_unpackhi_epi16(lo01, lo23),
+                              _mm512_unpacklo_epi16(hi01, hi23), _mm512_unpackhi_epi16(hi01, hi23)};
+    __m512i b[8];
+#pragma GCC unroll 4
+    for (int h = 0; h < 4; ++h) {
+      b[2 * h] = _mm512_ternarylogic_epi32(quads[h], eight, low, 0x28);  // (x ^ 8) & 15
+      b[2 * h + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi32(quads[h], 4), eight, low, 0x28);
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < R; ++i) {
+      int32_t quad;
+      __builtin_memcpy(&quad, a + i * kp + 4 * q, 4);
+      const __m512i x = _mm512_xor_si512(_mm512_set1_epi32(quad), sign);  // a - 128 as int8
+#pragma GCC unroll 8
+      for (int v = 0; v < 8; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], b[v], x);
+    }
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < R; ++i) {
+    int32_t* o = t + i * ldt;
+    if (!finish) {
+#pragma GCC unroll 8
+      for (int v = 0; v < 8; ++v) _mm512_storeu_si512(o + 16 * v, acc[i][v]);
+      continue;
+    }
+    // X[s] / Y[s] 128-bit lane L: columns 32L + 8s + 0..3 / 4..7; output vector 2L + h = lanes L of X[2h], Y[2h],
+    // X[2h + 1], Y[2h + 1]
+    __m512i x[4], y[4];
+#pragma GCC unroll 4
+    for (int h = 0; h < 4; ++h) {
+      x[h] = _mm512_unpacklo_epi32(acc[i][2 * h], acc[i][2 * h + 1]);
+      y[h] = _mm512_unpackhi_epi32(acc[i][2 * h], acc[i][2 * h + 1]);
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      // [X L, Y L, X L+1, Y L+1] for L = 0 / 2 of X[2h + u], Y[2h + u]
+      __m512i z[2][2];
+#pragma GCC unroll 2
+      for (int u = 0; u < 2; ++u) {
+        const __m512i lo = _mm512_shuffle_i32x4(x[2 * h + u], y[2 * h + u], 0x44);  // X0 X1 Y0 Y1
+        const __m512i hi = _mm512_shuffle_i32x4(x[2 * h + u], y[2 * h + u], 0xEE);  // X2 X3 Y2 Y3
+        z[u][0] = _mm512_shuffle_i32x4(lo, lo, 0xD8);                                // X0 Y0 X1 Y1
+        z[u][1] = _mm512_shuffle_i32x4(hi, hi, 0xD8);                                // X2 Y2 X3 Y3
+      }
+#pragma GCC unroll 2
+      for (int g = 0; g < 2; ++g) {
+        _mm512_storeu_si512(o + 16 * (4 * g + h), _mm512_shuffle_i32x4(z[0][g], z[1][g], 0x44));      // L = 2g
+        _mm512_storeu_si512(o + 16 * (4 * g + 2 + h), _mm512_shuffle_i32x4(z[0][g], z[1][g], 0xEE));  // L = 2g + 1
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // (qgmm.hpp) AVX512-VNNI on top of the unit's features: only called where i8_vnni_usable().
 MOE_QG_VNNI void qg_stream_i8_vnni(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, const uint8_t* a, int64_t kp,
-                                   int rows, int32_t* t, int64_t ldt, bool start) {
+                                   int rows, int32_t* t, int64_t ldt, bool start, bool pair, bool finish) {
+  if (pair) return rows == 1 ? stream_i4_pairs<1>(s, j0, p0, kq, a, kp, t, ldt, start, finish)
+                             : stream_i4_pairs<2>(s, j0, p0, kq, a, kp, t, ldt, start, finish);
   switch (rows) {
     case 1: return stream_i8_rows<1>(s, j0, p0, kq, a, kp, t, ldt, start);
     case 2: return stream_i8_rows<2>(s, j0, p0, kq, a, kp, t, ldt, start);
@@ -495,7 +581,8 @@ MOE_QG_VNNI void qg_pack_i8_vnni(const QgCodes& s, int64_t j0, int64_t kq, int8_
 
 namespace moe::detail {
 void qg_pack_i8_vnni(const QgCodes&, int64_t, int64_t, int8_t*, int32_t*) {}
-void qg_stream_i8_vnni(const QgCodes&, int64_t, int64_t, int64_t, const uint8_t*, int64_t, int, int32_t*, int64_t, bool) {}
+void qg_stream_i8_vnni(const QgCodes&, int64_t, int64_t, int64_t, const uint8_t*, int64_t, int, int32_t*, int64_t, bool, bool,
+                       bool) {}
 }  // namespace moe::detail
 
 #endif

@@ -24,6 +24,9 @@ namespace {
 constexpr int64_t kQgBlockRows = 128;  // rows of one work item
 // rows of one work item of the integer tiles: the panel of codes is packed once per item (1024 rather than 128: the
 // int8 GMM at the bench shape 0.90x the time, paired A/B on Zen 4)
+#ifndef MOE_QG_I4_PAIRS
+#define MOE_QG_I4_PAIRS 1
+#endif
 #ifndef MOE_QG_INT_ROWS
 #define MOE_QG_INT_ROWS 1024
 #endif
@@ -311,12 +314,17 @@ void run_int_stream(const Problem& P, const Problem& C, const Item& it, float* s
   float* col_scale = scratch + kQgSpan;           // W
   const QgCodes s = C.group(it.g);
   const int64_t j1 = std::min(P.n, it.j0 + W);
+  // int4 codes: two panels a pass (qg_stream_i8_vnni's pair), in rows of at most kQgStreamPairRows (the second
+  // reading the codes from the L1)
+  const bool pairs = s.fmt == MOE_WF_INT4 && MOE_QG_I4_PAIRS;
   for (int64_t q0 = 0; q0 < kq; q0 += kqc) {
-    for (int64_t j = it.j0; j < j1; j += kQgCols) {
-      for (int64_t i = 0; i < it.rows; i += kI8TileRows) {
-        const int rows = int(std::min<int64_t>(kI8TileRows, it.rows - i));
+    for (int64_t j = it.j0, np = 1; j < j1; j += np * kQgCols) {
+      np = pairs && pair_at(s, j, j1) ? 2 : 1;
+      const int64_t step = np == 2 ? kQgStreamPairRows : kI8TileRows;
+      for (int64_t i = 0; i < it.rows; i += step) {
+        const int rows = int(std::min<int64_t>(step, it.rows - i));
         qg_stream_i8_vnni(s, j, 4 * q0, std::min(kqc, kq - q0), P.a8 + (it.r0 + i) * P.kp + 4 * q0, P.kp, rows,
-                          t + i * W + (j - it.j0), W, q0 == 0);
+                          t + i * W + (j - it.j0), W, q0 == 0, np == 2, q0 + kqc >= kq);
       }
     }
   }

@@ -158,9 +158,11 @@ void qg_pack_i8_vnni(const QgCodes& s, int64_t j0, int64_t kq, int8_t* panel, in
 // The streaming integer path of small groups (int8 / int4 codes, AVX512-VNNI): for i < rows <= 4, j < 64, adds to
 // t[i * ldt + j] (from 0 if start) sum over p in [p0, p0 + 4 kq) of (a[i * kp + p - p0] - 128) * (code(p, j0 + j) + B),
 // wrapping mod 2^32, with B = 128 (int8) or 8 (int4) and a the int8.hpp packed rows from column p0 (a is 128 past k,
-// a product of 0). The caller subtracts B * sum_p (a - 128). Runs only where i8_vnni_usable().
+// a product of 0). The caller subtracts B * sum_p (a - 128). Runs only where i8_vnni_usable(). pair (int4, rows <=
+// kQgStreamPairRows, pair_at(j0)): j < 128, two whole panels a pass; t holds an internal layout between the calls of
+// one sum (only this function reads it) until the one with `finish`.
 void qg_stream_i8_vnni(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, const uint8_t* a, int64_t kp, int rows,
-                       int32_t* t, int64_t ldt, bool start);
+                       int32_t* t, int64_t ldt, bool start, bool pair = false, bool finish = true);
 
 // moe_quantized_gmm without the call lock (for the calls that compose it: ffn_quant.cpp).
 // bf16_layer: a bfloat16 layer's weight-only product, as QuantizedGmm in bf16 rounds it (float rows of bf16 values,
