@@ -208,13 +208,3 @@ export function quantizedRows(b: QuantBench): QuantRow[] {
   }
   return rows;
 }
-
-/** The quantized peer the issue names that does not run here, and why (onnxruntime's QMoE runs: bench/run.ts). */
-export const QUANTIZED_PEERS: PeerResult[] = [
-  {
-    peer: "ggml / llama.cpp Q8_0/Q4_0 MoE graph",
-    dtype: "int8/int4",
-    skipped:
-      "no npm or Debian package builds one here: Debian bookworm has no llama.cpp or ggml package, and npm's llama.cpp bindings run whole GGUF models, not a single MoE layer graph",
-  },
-];

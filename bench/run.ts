@@ -1,6 +1,6 @@
 // `npm run bench`: the MoE layer at the bench shape against peers measured in the same run, and against the
 // machine's peak measured by probes in the same run. Results: a table on stdout; --json FILE for tracking.
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Tensor } from "../src/core/tensor.js";
@@ -16,7 +16,7 @@ import { intFlag } from "../src/cli/flags.js";
 import { PeakTracker, type Probes, type TimedBlock } from "./probes.js";
 import { median, runPeer, timePaired, type PeerResult } from "./harness.js";
 import { checkTargets, type TargetRow } from "./targets.js";
-import { QUANTIZED_PEERS, quantizedRows } from "./quantized.js";
+import { quantizedRows } from "./quantized.js";
 import {
   BENCH_SHAPE,
   DECODE_SHAPE,
@@ -157,6 +157,19 @@ function ort(s: BenchShape, dtype: string): PeerResult {
     600,
   );
   console.error(`[bench]   -> ${r.median_s !== undefined ? `${(r.median_s * 1000).toFixed(1)} ms` : `skipped: ${r.skipped ?? "?"}`}`);
+  return r;
+}
+
+/** llama.cpp's MoE graph in ggml with Q8_0 (int8) or Q4_0 (int4) experts (bench/peers/ggml, built by its setup.sh). */
+function ggml(s: BenchShape, mode: "int8" | "int4", n: number): PeerResult {
+  const exe = join(root, "bench/peers/ggml/moe");
+  const type = mode === "int8" ? "q8_0" : "q4_0";
+  console.error(`[bench] peer ggml ${type} ${shapeName(s)}`);
+  if (!existsSync(exe)) return { peer: "ggml", skipped: "not built: run bench/peers/ggml/setup.sh" };
+  const r = runPeer("ggml", exe, [...[s.T, s.D, s.H, s.E, s.K].map(String), type, String(threads), String(n)], {}, 600);
+  console.error(
+    `[bench]   -> ${r.median_s !== undefined ? `${(r.median_s * 1000).toFixed(1)} ms (${String(r.weights)})` : `skipped: ${r.skipped ?? "?"}`}`,
+  );
   return r;
 }
 
@@ -396,8 +409,23 @@ if (values["no-quantized"] !== true) {
         const row = rows.find((r) => r.id === `${s === decode ? "decode" : "forward"}-served-${mode}-intmp`);
         if (row !== undefined) row.vsOrt = ratio(p, row.median_s);
       }
+    // ggml quantizes the activations to int8 blocks too: beside the int8 x int8 rows, and the int4 weight-only ones
+    for (const [mode, ids] of [
+      ["int8", ["served-int8-int8"]],
+      ["int4", ["served-int4-intmp", "served-int4-intmp-bf16"]],
+    ] as const)
+      for (const s of [shape, decode]) {
+        const p = ggml(s, mode, s === decode ? runs * 5 : runs);
+        const label = `ggml ${mode === "int8" ? "Q8_0" : "Q4_0"}`;
+        peers.push({ ...p, peer: `${label} (llama.cpp's MoE graph)`, dtype: mode, shape: shapeName(s) });
+        for (const id of ids) {
+          const row = rows.find((r) => r.id === `${s === decode ? "decode" : "forward"}-${id}`);
+          const v = ratio(p, row?.median_s);
+          if (row !== undefined && v !== undefined)
+            row.note = `${row.note ?? ""}; vs ${label} (${(p.median_s! * 1000).toFixed(1)} ms): ${v.toFixed(2)}x`;
+        }
+      }
   }
-  peers.push(...QUANTIZED_PEERS);
 }
 
 // fractions against the run's highest probe readings
@@ -433,7 +461,7 @@ for (const c of targets) console.log(`  ${c.met === undefined ? "-   " : c.met ?
 console.log("\npeers:");
 for (const p of peers)
   console.log(
-    `  ${p.peer} ${String(p.dtype)}${p.backward === true ? " fwd+bwd" : ""}: ${p.median_s !== undefined ? `${(p.median_s * 1000).toFixed(1)} ms` : `skipped (${p.skipped ?? "?"})`}`,
+    `  ${p.peer} ${String(p.dtype)}${p.backward === true ? " fwd+bwd" : ""}${p.shape !== undefined ? ` ${String(p.shape)}` : ""}: ${p.median_s !== undefined ? `${(p.median_s * 1000).toFixed(1)} ms` : `skipped (${p.skipped ?? "?"})`}`,
   );
 if (values.json !== undefined) {
   writeFileSync(

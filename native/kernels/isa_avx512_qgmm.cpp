@@ -405,6 +405,19 @@ inline __m512i code_row(const QgCodes& s, int64_t j0, int64_t cols, __mmask64 ke
   return _mm512_maskz_mov_epi8(keep, U ? int4_to_u8(b) : int4_to_i8(b));
 }
 
+// acc[i][v] += the codes' bytes b[v] times k-quad q of row i of the packed lhs a (stored + 128: a - 128 as int8).
+template <int R, int V>
+MOE_QG_VNNI inline void dpbusd_rows(__m512i (&acc)[R][V], const __m512i (&b)[V], const uint8_t* a, int64_t kp, int64_t q) {
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i) {
+    int32_t quad;
+    __builtin_memcpy(&quad, a + i * kp + 4 * q, 4);
+    const __m512i x = _mm512_xor_si512(_mm512_set1_epi32(quad), _mm512_set1_epi32(int32_t(0x80808080u)));
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], b[v], x);
+  }
+}
+
 template <int R>
 MOE_QG_VNNI void stream_i8_rows(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, const uint8_t* a, int64_t kp,
                                 int32_t* t, int64_t ldt, bool start) {
@@ -426,19 +439,11 @@ MOE_QG_VNNI void stream_i8_rows(const QgCodes& s, int64_t j0, int64_t p0, int64_
 #pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) acc[i][v] = start ? _mm512_setzero_si512() : _mm512_loadu_si512(t + i * ldt + 16 * v);
   }
-  const __m512i sign = _mm512_set1_epi32(int32_t(0x80808080u));
   for (int64_t q = 0; q < kq; ++q) {
     const int64_t p = p0 + 4 * q;
     __m512i b[4];
     interleave_quads(row(p), row(p + 1), row(p + 2), row(p + 3), b);
-#pragma GCC unroll 4
-    for (int i = 0; i < R; ++i) {
-      int32_t quad;
-      __builtin_memcpy(&quad, a + i * kp + 4 * q, 4);
-      const __m512i x = _mm512_xor_si512(_mm512_set1_epi32(quad), sign);  // a - 128 as int8
-#pragma GCC unroll 4
-      for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], b[v], x);
-    }
+    dpbusd_rows<R, 4>(acc, b, a, kp, q);
   }
 #pragma GCC unroll 4
   for (int i = 0; i < R; ++i) {
@@ -471,7 +476,6 @@ MOE_QG_VNNI void stream_i4_pairs(const QgCodes& s, int64_t j0, int64_t p0, int64
 #pragma GCC unroll 8
     for (int v = 0; v < 8; ++v) acc[i][v] = start ? _mm512_setzero_si512() : _mm512_loadu_si512(t + i * ldt + 16 * v);
   }
-  const __m512i sign = _mm512_set1_epi32(int32_t(0x80808080u));
   const __m512i eight = _mm512_set1_epi8(8), low = _mm512_set1_epi8(15);
   for (int64_t q = 0; q < kq; ++q) {
     const int64_t p = p0 + 4 * q;
@@ -486,14 +490,7 @@ MOE_QG_VNNI void stream_i4_pairs(const QgCodes& s, int64_t j0, int64_t p0, int64
       b[2 * h] = _mm512_ternarylogic_epi32(quads[h], eight, low, 0x28);  // (x ^ 8) & 15
       b[2 * h + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi32(quads[h], 4), eight, low, 0x28);
     }
-#pragma GCC unroll 2
-    for (int i = 0; i < R; ++i) {
-      int32_t quad;
-      __builtin_memcpy(&quad, a + i * kp + 4 * q, 4);
-      const __m512i x = _mm512_xor_si512(_mm512_set1_epi32(quad), sign);  // a - 128 as int8
-#pragma GCC unroll 8
-      for (int v = 0; v < 8; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], b[v], x);
-    }
+    dpbusd_rows<R, 8>(acc, b, a, kp, q);
   }
 #pragma GCC unroll 2
   for (int i = 0; i < R; ++i) {
