@@ -10,7 +10,7 @@ import { routedMoeForward, type RoutedMoeWeights } from "../src/moe/routed-moe.j
 import { quantizeWeight } from "../src/ops/quantized-weight.js";
 import type { ExpertWeight } from "../src/moe/experts.js";
 import { Prim } from "../src/prims/prims.js";
-import { timePaired, type PeerResult } from "./harness.js";
+import { timePaired } from "./harness.js";
 import {
   benchConfig,
   benchInput,
@@ -49,6 +49,7 @@ function quantConfig(s: BenchShape, keys: Record<string, unknown>, dtype: "float
 /** intmp weight-only with `bits`-bit weights (float activations), or int8 (activations quantized per token too). */
 const weightOnly = (bits: number): Record<string, unknown> => ({ quantization: "intmp", quant_cfg: { __default__: { w_bits: bits } } });
 const INT8 = { quantization: "int8" };
+const INT4_A8 = { quantization: "intmp", quant_cfg: { __default__: { w_bits: 4, a_bits: 8 } } };
 
 /** Whether the native backend runs served weights (the QuantizedGmm primitive), with float and with int8 rows. */
 export function servedNatively(): { float: boolean; int8: boolean } {
@@ -96,14 +97,13 @@ export function quantizedRows(b: QuantBench): QuantRow[] {
     const errs: string[] = [
       `int8 (MaxText, dynamic) ${relError(routedMoeForward(quantConfig(s, INT8), w, x).output, ref).toExponential(2)}`,
     ];
-    for (const [mode, bits] of [
-      ["int8", 8],
-      ["int4", 4],
+    for (const [what, mode, keys] of [
+      ["int8 weight-only", "int8", weightOnly(8)],
+      ["int4 weight-only", "int4", weightOnly(4)],
+      ["int4, int8 activations", "int4", INT4_A8],
     ] as const) {
       const served = quantizeWeights(w as RoutedMoeWeights<ExpertWeight>, mode);
-      errs.push(
-        `served ${mode} weight-only ${relError(routedMoeForward(quantConfig(s, weightOnly(bits)), served, x).output, ref).toExponential(2)}`,
-      );
+      errs.push(`served ${what} ${relError(routedMoeForward(quantConfig(s, keys), served, x).output, ref).toExponential(2)}`);
     }
     log(`accuracy ${errs.join(", ")}`);
     rows.push({
@@ -139,15 +139,16 @@ export function quantizedRows(b: QuantBench): QuantRow[] {
     });
   }
 
-  // a bfloat16 layer (MaxText's default dtype): its rows are bf16 values, which the int4 decode multiplies in pairs
-  const servedModes: [string, Mode, Record<string, unknown>, boolean, "float32" | "bfloat16"][] = [
-    ["served int8 weights, int8 activations", "int8", INT8, native.int8, "float32"],
-    ["served int8 weights, float activations", "int8", weightOnly(8), native.float, "float32"],
-    ["served int4 weights, float activations", "int4", weightOnly(4), native.float, "float32"],
-    ["served int4 weights, bfloat16 layer", "int4", weightOnly(4), native.float, "bfloat16"],
+  // a bfloat16 layer (MaxText's default dtype): its rows are bf16 values, which the int4 decode multiplies in pairs;
+  // intmp with a_bits 8: int4 codes times int8 rows (llama.cpp's Q4_0 arithmetic)
+  const servedModes: [string, Mode, Record<string, unknown>, boolean, "float32" | "bfloat16", string][] = [
+    ["served int8 weights, int8 activations", "int8", INT8, native.int8, "float32", "int8-int8"],
+    ["served int8 weights, float activations", "int8", weightOnly(8), native.float, "float32", "int8-intmp"],
+    ["served int4 weights, float activations", "int4", weightOnly(4), native.float, "float32", "int4-intmp"],
+    ["served int4 weights, int8 activations", "int4", INT4_A8, native.int8, "float32", "int4-intmp-a8"],
+    ["served int4 weights, bfloat16 layer", "int4", weightOnly(4), native.float, "bfloat16", "int4-intmp-bf16"],
   ];
-  for (const [what, mode, keys, runsNatively, dtype] of servedModes) {
-    const suffix = `${mode}-${String(keys.quantization)}${dtype === "bfloat16" ? "-bf16" : ""}`;
+  for (const [what, mode, keys, runsNatively, dtype, suffix] of servedModes) {
     if (!runsNatively) {
       rows.push({
         id: `served-${suffix}`,

@@ -409,10 +409,11 @@ if (values["no-quantized"] !== true) {
         const row = rows.find((r) => r.id === `${s === decode ? "decode" : "forward"}-served-${mode}-intmp`);
         if (row !== undefined) row.vsOrt = ratio(p, row.median_s);
       }
-    // ggml quantizes the activations to int8 blocks too: beside the int8 x int8 rows, and the int4 weight-only ones
+    // ggml quantizes the activations to int8 blocks too: beside the int8 x int8 and int4 x int8 rows, and the int4
+    // weight-only ones
     for (const [mode, ids] of [
       ["int8", ["served-int8-int8"]],
-      ["int4", ["served-int4-intmp", "served-int4-intmp-bf16"]],
+      ["int4", ["served-int4-intmp-a8", "served-int4-intmp", "served-int4-intmp-bf16"]],
     ] as const)
       for (const s of [shape, decode]) {
         const p = ggml(s, mode, s === decode ? runs * 5 : runs);
