@@ -1,6 +1,7 @@
 // The AVX-512 unit of the grouped matmul over quantized weights (qgmm.hpp): codes decoded in registers into the float
 // panel, the 6 x 64 fma tile, and the VNNI packing of int codes (with avx512vnni added to that one function). The code below the target pragma only runs after isa.cpp found AVX-512 F/BW/VL/DQ +
 // FMA and made it the active ISA (qgmm.cpp checks isa_active()).
+#include <algorithm>
 #include <cstdint>
 
 #include "qgmm.hpp"
@@ -395,12 +396,11 @@ inline void interleave_quads(__m512i a, __m512i b, __m512i c, __m512i d, __m512i
   out[3] = _mm512_shuffle_i32x4(t2, t3, 0xDD);
 }
 
-// The codes of row p (< k) of columns [j0, j0 + 64) as bytes (zero past n): int8 as they are, int4 sign-extended
-// (U false) or as v + 8 (U true).
+// The codes at r (a row of columns [j0, j0 + cols), cols <= 64) as bytes, zero past cols: int8 as they are, int4
+// sign-extended (U false) or as v + 8 (U true).
 template <bool U>
-inline __m512i code_row(const QgCodes& s, int64_t j0, int64_t cols, __mmask64 keep, int64_t p) {
-  const uint8_t* r = codes_at(s, p, j0);
-  if (s.fmt == MOE_WF_INT8) return _mm512_maskz_loadu_epi8(keep, r);
+inline __m512i code_bytes(const uint8_t* r, bool i8, int64_t cols, __mmask64 keep) {
+  if (i8) return _mm512_maskz_loadu_epi8(keep, r);
   const __m256i b = _mm256_maskz_loadu_epi8(__mmask32(mask64((cols + 1) / 2)), r);
   return _mm512_maskz_mov_epi8(keep, U ? int4_to_u8(b) : int4_to_i8(b));
 }
@@ -418,19 +418,22 @@ MOE_QG_VNNI inline void dpbusd_rows(__m512i (&acc)[R][V], const __m512i (&b)[V],
   }
 }
 
-template <int R>
+template <int R, bool L1>
 MOE_QG_VNNI void stream_i8_rows(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, const uint8_t* a, int64_t kp,
                                 int32_t* t, int64_t ldt, bool start) {
-  const int64_t ahead = prefetch_ahead(s);
-  const bool l1 = stream_prefetch_l1();
+  const int64_t ahead = prefetch_ahead(s), ld = codes_ld(s);
+  const uint8_t* base = codes_at(s, p0, j0);  // tiled: [p0, p0 + 4 kq) within one tile (run_int_stream's chunks)
   const int64_t cols = s.n - j0 < 64 ? s.n - j0 : 64;
+  const int64_t valid = std::min<int64_t>(4 * kq, s.k - p0);  // rows of codes; past them the lhs is 0
   const __mmask64 keep = mask64(cols);
-  // int8 codes + 128 (xor of the sign bit); int4 codes come as v + 8
-  const __m512i flip = _mm512_set1_epi8(s.fmt == MOE_WF_INT8 ? char(0x80) : 0);
+  const bool i8 = s.fmt == MOE_WF_INT8;
+  // int8 codes + 128 (xor of the sign bit); int4 codes as v + 8
+  const __m512i flip = _mm512_set1_epi8(i8 ? char(0x80) : 0);
   auto row = [&](int64_t p) {
-    if (p >= s.k) return _mm512_setzero_si512();  // the row's lhs is 0 there
-    qg_prefetch(codes_at(s, p, j0) + ahead, l1);
-    return _mm512_xor_si512(code_row<true>(s, j0, cols, keep, p), flip);
+    if (p >= valid) return _mm512_setzero_si512();
+    const uint8_t* r = base + p * ld;
+    _mm_prefetch(reinterpret_cast<const char*>(r + ahead), L1 ? _MM_HINT_T0 : _MM_HINT_T1);
+    return _mm512_xor_si512(code_bytes<true>(r, i8, cols, keep), flip);
   };
   // every loop over the accumulators unrolled: otherwise GCC kept them on the stack
   __m512i acc[R][4];
@@ -440,9 +443,8 @@ MOE_QG_VNNI void stream_i8_rows(const QgCodes& s, int64_t j0, int64_t p0, int64_
     for (int v = 0; v < 4; ++v) acc[i][v] = start ? _mm512_setzero_si512() : _mm512_loadu_si512(t + i * ldt + 16 * v);
   }
   for (int64_t q = 0; q < kq; ++q) {
-    const int64_t p = p0 + 4 * q;
     __m512i b[4];
-    interleave_quads(row(p), row(p + 1), row(p + 2), row(p + 3), b);
+    interleave_quads(row(4 * q), row(4 * q + 1), row(4 * q + 2), row(4 * q + 3), b);
     dpbusd_rows<R, 4>(acc, b, a, kp, q);
   }
 #pragma GCC unroll 4
@@ -457,17 +459,17 @@ MOE_QG_VNNI void stream_i8_rows(const QgCodes& s, int64_t j0, int64_t p0, int64_
 // nibbles (q[s], dword 4L + i = byte 16L + 4s + i of each row), then split into the even and odd column's codes + 8
 // (one vpternlogd each: (x ^ 8) & 15 per byte, the odd after a shift), so acc[i][2s + e] lane 4L + i is column
 // 32L + 8s + 2i + e. t holds that layout between calls; `finish` stores it in column order.
-template <int R>
+template <int R, bool L1>
 MOE_QG_VNNI void stream_i4_pairs(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, const uint8_t* a, int64_t kp,
                                  int32_t* t, int64_t ldt, bool start, bool finish) {
-  const int64_t ahead = prefetch_ahead(s);
-  const bool l1 = stream_prefetch_l1();
-  const bool one_line = s.tiled && reinterpret_cast<uintptr_t>(codes_at(s, p0, j0)) % 64 == 0;
+  const int64_t ahead = prefetch_ahead(s), ld = codes_ld(s);
+  const uint8_t* base = codes_at(s, p0, j0);  // tiled: [p0, p0 + 4 kq) within one tile (run_int_stream's chunks)
+  const bool one_line = s.tiled && reinterpret_cast<uintptr_t>(base) % 64 == 0;
+  const int64_t valid = std::min<int64_t>(4 * kq, s.k - p0);  // rows of codes; past them the lhs is 0
   auto row = [&](int64_t p) {
-    if (p >= s.k) return _mm512_setzero_si512();  // the row's lhs is 0 there
-    const uint8_t* r = codes_at(s, p, j0);
-    qg_prefetch(r + ahead, l1);
-    if (!one_line) qg_prefetch(r + ahead + 63, l1);
+    const uint8_t* r = base + p * ld;
+    _mm_prefetch(reinterpret_cast<const char*>(r + ahead), L1 ? _MM_HINT_T0 : _MM_HINT_T1);
+    if (!one_line) _mm_prefetch(reinterpret_cast<const char*>(r + ahead + 63), L1 ? _MM_HINT_T0 : _MM_HINT_T1);
     return _mm512_loadu_si512(r);
   };
   __m512i acc[R][8];
@@ -478,8 +480,14 @@ MOE_QG_VNNI void stream_i4_pairs(const QgCodes& s, int64_t j0, int64_t p0, int64
   }
   const __m512i eight = _mm512_set1_epi8(8), low = _mm512_set1_epi8(15);
   for (int64_t q = 0; q < kq; ++q) {
-    const int64_t p = p0 + 4 * q;
-    const __m512i r0 = row(p), r1 = row(p + 1), r2 = row(p + 2), r3 = row(p + 3);
+    __m512i r0, r1, r2, r3;
+    if (4 * q + 4 <= valid) {
+      r0 = row(4 * q), r1 = row(4 * q + 1), r2 = row(4 * q + 2), r3 = row(4 * q + 3);
+    } else {
+      const __m512i z = _mm512_setzero_si512();
+      r0 = 4 * q < valid ? row(4 * q) : z, r1 = 4 * q + 1 < valid ? row(4 * q + 1) : z;
+      r2 = 4 * q + 2 < valid ? row(4 * q + 2) : z, r3 = z;
+    }
     const __m512i lo01 = _mm512_unpacklo_epi8(r0, r1), hi01 = _mm512_unpackhi_epi8(r0, r1);
     const __m512i lo23 = _mm512_unpacklo_epi8(r2, r3), hi23 = _mm512_unpackhi_epi8(r2, r3);
     const __m512i quads[4] = {_mm512_unpacklo_epi16(lo01, lo23), _mm512_unpackhi_epi16(lo01, lo23),
@@ -533,20 +541,26 @@ MOE_QG_VNNI void stream_i4_pairs(const QgCodes& s, int64_t j0, int64_t p0, int64
 // (qgmm.hpp) AVX512-VNNI on top of the unit's features: only called where i8_vnni_usable().
 MOE_QG_VNNI void qg_stream_i8_vnni(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, const uint8_t* a, int64_t kp,
                                    int rows, int32_t* t, int64_t ldt, bool start, bool pair, bool finish) {
-  if (pair) return rows == 1 ? stream_i4_pairs<1>(s, j0, p0, kq, a, kp, t, ldt, start, finish)
-                             : stream_i4_pairs<2>(s, j0, p0, kq, a, kp, t, ldt, start, finish);
+  if (pair) {
+    auto f = stream_prefetch_l1() ? (rows == 1 ? stream_i4_pairs<1, true> : stream_i4_pairs<2, true>)
+                                  : (rows == 1 ? stream_i4_pairs<1, false> : stream_i4_pairs<2, false>);
+    return f(s, j0, p0, kq, a, kp, t, ldt, start, finish);
+  }
+  const bool l1 = stream_prefetch_l1();
   switch (rows) {
-    case 1: return stream_i8_rows<1>(s, j0, p0, kq, a, kp, t, ldt, start);
-    case 2: return stream_i8_rows<2>(s, j0, p0, kq, a, kp, t, ldt, start);
-    case 3: return stream_i8_rows<3>(s, j0, p0, kq, a, kp, t, ldt, start);
-    default: return stream_i8_rows<4>(s, j0, p0, kq, a, kp, t, ldt, start);
+    case 1: return (l1 ? stream_i8_rows<1, true> : stream_i8_rows<1, false>)(s, j0, p0, kq, a, kp, t, ldt, start);
+    case 2: return (l1 ? stream_i8_rows<2, true> : stream_i8_rows<2, false>)(s, j0, p0, kq, a, kp, t, ldt, start);
+    case 3: return (l1 ? stream_i8_rows<3, true> : stream_i8_rows<3, false>)(s, j0, p0, kq, a, kp, t, ldt, start);
+    default: return (l1 ? stream_i8_rows<4, true> : stream_i8_rows<4, false>)(s, j0, p0, kq, a, kp, t, ldt, start);
   }
 }
 
 MOE_QG_VNNI void qg_pack_i8_vnni(const QgCodes& s, int64_t j0, int64_t kq, int8_t* panel, int32_t* colsum) {
   const int64_t cols = s.n - j0 < 64 ? s.n - j0 : 64;
   const __mmask64 keep = mask64(cols);
-  auto row = [&](int64_t p) { return p >= s.k ? _mm512_setzero_si512() : code_row<false>(s, j0, cols, keep, p); };
+  auto row = [&](int64_t p) {
+    return p >= s.k ? _mm512_setzero_si512() : code_bytes<false>(codes_at(s, p, j0), s.fmt == MOE_WF_INT8, cols, keep);
+  };
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i sum[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
   for (int64_t q = 0; q < kq; ++q) {
