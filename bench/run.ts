@@ -124,6 +124,15 @@ function setTime(row: Row, s: BenchShape, times: number[]): void {
   row.gflops = usefulFlops(s) / row.median_s / 1e9;
 }
 
+/** A peer's result on stderr: its median (with the field `detail` of its JSON line), or why it was skipped. */
+function logged(r: PeerResult, detail?: string): PeerResult {
+  const extra = detail !== undefined ? ` (${String(r[detail])})` : "";
+  console.error(
+    `[bench]   -> ${r.median_s !== undefined ? `${(r.median_s * 1000).toFixed(1)} ms${extra}` : `skipped: ${r.skipped ?? "?"}`}`,
+  );
+  return r;
+}
+
 function torch(s: BenchShape, dtype: string, backward = false): PeerResult {
   console.error(`[bench] peer pytorch ${dtype}${backward ? " fwd+bwd" : ""}`);
   // the HF-style loop's backward is slow: one timed run, bounded
@@ -142,8 +151,7 @@ function torch(s: BenchShape, dtype: string, backward = false): PeerResult {
     { OMP_WAIT_POLICY: "PASSIVE", OMP_NUM_THREADS: String(threads) },
     backward ? 300 : 600,
   );
-  console.error(`[bench]   -> ${r.median_s !== undefined ? `${(r.median_s * 1000).toFixed(1)} ms` : `skipped: ${r.skipped ?? "?"}`}`);
-  return r;
+  return logged(r);
 }
 
 function ort(s: BenchShape, dtype: string): PeerResult {
@@ -156,8 +164,7 @@ function ort(s: BenchShape, dtype: string): PeerResult {
     {},
     600,
   );
-  console.error(`[bench]   -> ${r.median_s !== undefined ? `${(r.median_s * 1000).toFixed(1)} ms` : `skipped: ${r.skipped ?? "?"}`}`);
-  return r;
+  return logged(r);
 }
 
 /** llama.cpp's MoE graph in ggml with Q8_0 (int8) or Q4_0 (int4) experts (bench/peers/ggml, built by its setup.sh). */
@@ -167,10 +174,7 @@ function ggml(s: BenchShape, mode: "int8" | "int4", n: number): PeerResult {
   console.error(`[bench] peer ggml ${type} ${shapeName(s)}`);
   if (!existsSync(exe)) return { peer: "ggml", skipped: "not built: run bench/peers/ggml/setup.sh" };
   const r = runPeer("ggml", exe, [...[s.T, s.D, s.H, s.E, s.K].map(String), type, String(threads), String(n)], {}, 600);
-  console.error(
-    `[bench]   -> ${r.median_s !== undefined ? `${(r.median_s * 1000).toFixed(1)} ms (${String(r.weights)})` : `skipped: ${r.skipped ?? "?"}`}`,
-  );
-  return r;
+  return logged(r, "weights");
 }
 
 /** The layer's expert matmuls alone through numpy's BLAS: `python3` on PATH, or MOEKIT_BENCH_PYTHON. */
@@ -180,10 +184,7 @@ function blas(s: BenchShape): PeerResult {
   const args = [join(root, "bench/peers/blas_gemm.py"), ...[s.T, s.D, s.H, s.E, s.K].map(String), String(threads), String(runs)];
   const n = String(threads);
   const r = runPeer("blas", py, args, { OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n, MKL_NUM_THREADS: n }, 600);
-  console.error(
-    `[bench]   -> ${r.median_s !== undefined ? `${(r.median_s * 1000).toFixed(1)} ms (${String(r.blas)})` : `skipped: ${r.skipped ?? "?"}`}`,
-  );
-  return r;
+  return logged(r, "blas");
 }
 
 const peers: PeerResult[] = [];

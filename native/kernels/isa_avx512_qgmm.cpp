@@ -219,26 +219,17 @@ void stream_span(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int64_t p
 void qg_stream_avx512(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int64_t p0, const float* a, int64_t lda,
                       int rows, int kc, float* part, int64_t ldc, bool start, bool finish, const float* row_scale,
                       const float* col_scale, float* acc) {
-  switch (rows) {
-    case 1: return stream_span<1>(s, j0, j1, pairs, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 2: return stream_span<2>(s, j0, j1, pairs, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 3: return stream_span<3>(s, j0, j1, pairs, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 4: return stream_span<4>(s, j0, j1, pairs, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 5: return stream_span<5>(s, j0, j1, pairs, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
-    default: return stream_span<6>(s, j0, j1, pairs, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale, acc);
-  }
+  with_rows<6>(rows, [&](auto r) {
+    stream_span<decltype(r)::value>(s, j0, j1, pairs, p0, kc, a, lda, part, ldc, start, finish, row_scale, col_scale,
+                                    acc);
+  });
 }
 
 void qg_tile_avx512(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, int64_t ldc,
                     bool start, bool finish, const float* row_scale, const float* col_scale, float* acc) {
-  switch (rows) {
-    case 1: return tile_rows<1>(a, lda, panel, kc, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 2: return tile_rows<2>(a, lda, panel, kc, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 3: return tile_rows<3>(a, lda, panel, kc, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 4: return tile_rows<4>(a, lda, panel, kc, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 5: return tile_rows<5>(a, lda, panel, kc, part, ldc, start, finish, row_scale, col_scale, acc);
-    default: return tile_rows<6>(a, lda, panel, kc, part, ldc, start, finish, row_scale, col_scale, acc);
-  }
+  with_rows<6>(rows, [&](auto r) {
+    tile_rows<decltype(r)::value>(a, lda, panel, kc, part, ldc, start, finish, row_scale, col_scale, acc);
+  });
 }
 
 namespace {
@@ -405,6 +396,25 @@ inline __m512i code_bytes(const uint8_t* r, bool i8, int64_t cols, __mmask64 kee
   return _mm512_maskz_mov_epi8(keep, U ? int4_to_u8(b) : int4_to_i8(b));
 }
 
+// The VNNI streams' int32 sums: acc[i][v] from t[i * ldt + 16 v] (zero where start), and back (every loop unrolled:
+// otherwise GCC kept the accumulators on the stack).
+template <int R, int V>
+inline void int_acc_start(__m512i (&acc)[R][V], const int32_t* t, int64_t ldt, bool start) {
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) acc[i][v] = start ? _mm512_setzero_si512() : _mm512_loadu_si512(t + i * ldt + 16 * v);
+  }
+}
+template <int R, int V>
+inline void int_acc_store(const __m512i (&acc)[R][V], int32_t* t, int64_t ldt) {
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) _mm512_storeu_si512(t + i * ldt + 16 * v, acc[i][v]);
+  }
+}
+
 // acc[i][v] += the codes' bytes b[v] times k-quad q of row i of the packed lhs a (stored + 128: a - 128 as int8).
 template <int R, int V>
 MOE_QG_VNNI inline void dpbusd_rows(__m512i (&acc)[R][V], const __m512i (&b)[V], const uint8_t* a, int64_t kp, int64_t q) {
@@ -432,26 +442,17 @@ MOE_QG_VNNI void stream_i8_rows(const QgCodes& s, int64_t j0, int64_t p0, int64_
   auto row = [&](int64_t p) {
     if (p >= valid) return _mm512_setzero_si512();
     const uint8_t* r = base + p * ld;
-    _mm_prefetch(reinterpret_cast<const char*>(r + ahead), L1 ? _MM_HINT_T0 : _MM_HINT_T1);
+    qg_prefetch_at<L1>(r + ahead);
     return _mm512_xor_si512(code_bytes<true>(r, i8, cols, keep), flip);
   };
-  // every loop over the accumulators unrolled: otherwise GCC kept them on the stack
   __m512i acc[R][4];
-#pragma GCC unroll 4
-  for (int i = 0; i < R; ++i) {
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) acc[i][v] = start ? _mm512_setzero_si512() : _mm512_loadu_si512(t + i * ldt + 16 * v);
-  }
+  int_acc_start<R, 4>(acc, t, ldt, start);
   for (int64_t q = 0; q < kq; ++q) {
     __m512i b[4];
     interleave_quads(row(4 * q), row(4 * q + 1), row(4 * q + 2), row(4 * q + 3), b);
     dpbusd_rows<R, 4>(acc, b, a, kp, q);
   }
-#pragma GCC unroll 4
-  for (int i = 0; i < R; ++i) {
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) _mm512_storeu_si512(t + i * ldt + 16 * v, acc[i][v]);
-  }
+  int_acc_store<R, 4>(acc, t, ldt);
 }
 
 // Two whole panels of int4 codes (128 columns: row p's 64 bytes, byte m = columns 2m and 2m + 1) for R rows, the
@@ -468,16 +469,12 @@ MOE_QG_VNNI void stream_i4_pairs(const QgCodes& s, int64_t j0, int64_t p0, int64
   const int64_t valid = std::min<int64_t>(4 * kq, s.k - p0);  // rows of codes; past them the lhs is 0
   auto row = [&](int64_t p) {
     const uint8_t* r = base + p * ld;
-    _mm_prefetch(reinterpret_cast<const char*>(r + ahead), L1 ? _MM_HINT_T0 : _MM_HINT_T1);
-    if (!one_line) _mm_prefetch(reinterpret_cast<const char*>(r + ahead + 63), L1 ? _MM_HINT_T0 : _MM_HINT_T1);
+    qg_prefetch_at<L1>(r + ahead);
+    if (!one_line) qg_prefetch_at<L1>(r + ahead + 63);
     return _mm512_loadu_si512(r);
   };
   __m512i acc[R][8];
-#pragma GCC unroll 8
-  for (int i = 0; i < R; ++i) {
-#pragma GCC unroll 8
-    for (int v = 0; v < 8; ++v) acc[i][v] = start ? _mm512_setzero_si512() : _mm512_loadu_si512(t + i * ldt + 16 * v);
-  }
+  int_acc_start<R, 8>(acc, t, ldt, start);
   const __m512i eight = _mm512_set1_epi8(8), low = _mm512_set1_epi8(15);
   for (int64_t q = 0; q < kq; ++q) {
     __m512i r0, r1, r2, r3;
@@ -500,14 +497,10 @@ MOE_QG_VNNI void stream_i4_pairs(const QgCodes& s, int64_t j0, int64_t p0, int64
     }
     dpbusd_rows<R, 8>(acc, b, a, kp, q);
   }
+  if (!finish) return int_acc_store<R, 8>(acc, t, ldt);
 #pragma GCC unroll 2
   for (int i = 0; i < R; ++i) {
     int32_t* o = t + i * ldt;
-    if (!finish) {
-#pragma GCC unroll 8
-      for (int v = 0; v < 8; ++v) _mm512_storeu_si512(o + 16 * v, acc[i][v]);
-      continue;
-    }
     // X[s] / Y[s] 128-bit lane L: columns 32L + 8s + 0..3 / 4..7; output vector 2L + h = lanes L of X[2h], Y[2h],
     // X[2h + 1], Y[2h + 1]
     __m512i x[4], y[4];
@@ -541,18 +534,17 @@ MOE_QG_VNNI void stream_i4_pairs(const QgCodes& s, int64_t j0, int64_t p0, int64
 // (qgmm.hpp) AVX512-VNNI on top of the unit's features: only called where i8_vnni_usable().
 MOE_QG_VNNI void qg_stream_i8_vnni(const QgCodes& s, int64_t j0, int64_t p0, int64_t kq, const uint8_t* a, int64_t kp,
                                    int rows, int32_t* t, int64_t ldt, bool start, bool pair, bool finish) {
-  if (pair) {
-    auto f = stream_prefetch_l1() ? (rows == 1 ? stream_i4_pairs<1, true> : stream_i4_pairs<2, true>)
-                                  : (rows == 1 ? stream_i4_pairs<1, false> : stream_i4_pairs<2, false>);
-    return f(s, j0, p0, kq, a, kp, t, ldt, start, finish);
-  }
   const bool l1 = stream_prefetch_l1();
-  switch (rows) {
-    case 1: return (l1 ? stream_i8_rows<1, true> : stream_i8_rows<1, false>)(s, j0, p0, kq, a, kp, t, ldt, start);
-    case 2: return (l1 ? stream_i8_rows<2, true> : stream_i8_rows<2, false>)(s, j0, p0, kq, a, kp, t, ldt, start);
-    case 3: return (l1 ? stream_i8_rows<3, true> : stream_i8_rows<3, false>)(s, j0, p0, kq, a, kp, t, ldt, start);
-    default: return (l1 ? stream_i8_rows<4, true> : stream_i8_rows<4, false>)(s, j0, p0, kq, a, kp, t, ldt, start);
+  if (pair) {
+    return with_rows<2>(rows, [&](auto r) {
+      constexpr int R = decltype(r)::value;
+      (l1 ? stream_i4_pairs<R, true> : stream_i4_pairs<R, false>)(s, j0, p0, kq, a, kp, t, ldt, start, finish);
+    });
   }
+  with_rows<4>(rows, [&](auto r) {
+    constexpr int R = decltype(r)::value;
+    (l1 ? stream_i8_rows<R, true> : stream_i8_rows<R, false>)(s, j0, p0, kq, a, kp, t, ldt, start);
+  });
 }
 
 MOE_QG_VNNI void qg_pack_i8_vnni(const QgCodes& s, int64_t j0, int64_t kq, int8_t* panel, int32_t* colsum) {

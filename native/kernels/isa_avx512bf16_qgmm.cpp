@@ -225,27 +225,18 @@ void qg_decode_pairs_int4(const QgCodes& s, int64_t j0, int64_t p0, int kc, uint
 
 void qg_tile_dpbf16(const uint32_t* a, int64_t lda, int rows, const uint32_t* panel, int kq, float* part, int64_t ldc,
                     bool start, bool finish, const float* row_scale, const float* col_scale, float* acc) {
-  switch (rows) {
-    case 1: return tile_pairs<1>(a, lda, panel, kq, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 2: return tile_pairs<2>(a, lda, panel, kq, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 3: return tile_pairs<3>(a, lda, panel, kq, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 4: return tile_pairs<4>(a, lda, panel, kq, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 5: return tile_pairs<5>(a, lda, panel, kq, part, ldc, start, finish, row_scale, col_scale, acc);
-    default: return tile_pairs<6>(a, lda, panel, kq, part, ldc, start, finish, row_scale, col_scale, acc);
-  }
+  with_rows<6>(rows, [&](auto r) {
+    tile_pairs<decltype(r)::value>(a, lda, panel, kq, part, ldc, start, finish, row_scale, col_scale, acc);
+  });
 }
 
 void qg_stream_dpbf16(const QgCodes& s, int64_t j0, int64_t j1, bool pairs, int64_t p0, const float* a, int64_t lda,
                       int rows, int kc, float* part, int64_t ldc, bool start, bool finish, const float* row_scale,
                       const float* col_scale, float* acc) {
-  switch (rows) {
-    case 1: return span_pairs<1>(s, j0, j1, pairs, p0, a, lda, rows, kc, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 2: return span_pairs<2>(s, j0, j1, pairs, p0, a, lda, rows, kc, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 3: return span_pairs<3>(s, j0, j1, pairs, p0, a, lda, rows, kc, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 4: return span_pairs<4>(s, j0, j1, pairs, p0, a, lda, rows, kc, part, ldc, start, finish, row_scale, col_scale, acc);
-    case 5: return span_pairs<5>(s, j0, j1, pairs, p0, a, lda, rows, kc, part, ldc, start, finish, row_scale, col_scale, acc);
-    default: return span_pairs<6>(s, j0, j1, pairs, p0, a, lda, rows, kc, part, ldc, start, finish, row_scale, col_scale, acc);
-  }
+  with_rows<6>(rows, [&](auto r) {
+    span_pairs<decltype(r)::value>(s, j0, j1, pairs, p0, a, lda, rows, kc, part, ldc, start, finish, row_scale,
+                                   col_scale, acc);
+  });
 }
 
 }  // namespace moe::detail

@@ -16,6 +16,8 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "internal.hpp"
@@ -100,13 +102,19 @@ constexpr int kQgStreamPairRows = MOE_QG_PAIR_ROWS;
 inline int64_t prefetch_ahead(const QgCodes& s) { return s.tiled ? MOE_QG_PF_TILED : MOE_QG_PF * codes_ld(s); }
 
 #if defined(MOE_HAVE_X86_KERNELS)
-// The streams' prefetch of the line at p: into the L1 where l1 (stream_prefetch_l1), else into the L2.
-inline void qg_prefetch(const uint8_t* p, bool l1) {
-  if (l1) {
-    _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
-  } else {
-    _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T1);
+// The streams' prefetch of the line at p: into the L1 where L1 / l1 (stream_prefetch_l1), else into the L2.
+template <bool L1>
+inline void qg_prefetch_at(const uint8_t* p) {
+  _mm_prefetch(reinterpret_cast<const char*>(p), L1 ? _MM_HINT_T0 : _MM_HINT_T1);
+}
+inline void qg_prefetch(const uint8_t* p, bool l1) { l1 ? qg_prefetch_at<true>(p) : qg_prefetch_at<false>(p); }
+// f(std::integral_constant<int, r>()) with r = rows, or N where rows >= N: a kernel's rows as a template argument.
+template <int N, class F>
+inline void with_rows(int rows, F&& f) {
+  if constexpr (N > 1) {
+    if (rows < N) return with_rows<N - 1>(rows, std::forward<F>(f));
   }
+  f(std::integral_constant<int, N>());
 }
 void qg_tile_avx512(const float* a, int64_t lda, int rows, const float* panel, int kc, float* part, int64_t ldc,
                     bool start, bool finish, const float* row_scale, const float* col_scale, float* acc);
