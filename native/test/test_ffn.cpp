@@ -160,6 +160,7 @@ std::vector<Case> cases() {
       {"rows 1 KB apart, streamed groups past 48 rows", 50, 2, 3, 256, 256, {70, 25, 5}, 0, MOE_ACT_SILU, 0.0f, false},
       {"pool-sized", 64, 4, 4, 64, 96, {}, 0, MOE_ACT_SILU, 0.0f, true},
       {"gathered rows of 4 KiB, padded", 400, 1, 2, 1024, 16, {}, 0, MOE_ACT_SILU, 0.0f, true},
+      {"small groups' sums of 4 KiB rows, padded", 8, 2, 8, 1024, 16, {2, 4, 1, 3, 2, 1, 2, 1}, 0, MOE_ACT_SILU, 0.0f, true},
       {"streamed strips of 128 columns and a tail", 3, 1, 2, 130, 150, {1, 2}, 0, MOE_ACT_SILU, 0.0f, true},
       {"H = 0", 3, 2, 2, 5, 0, {}, 0, MOE_ACT_SILU, 0.0f, true},
       {"D = 0", 3, 2, 2, 0, 4, {}, 0, MOE_ACT_GELU_TANH, 0.0f, true},
