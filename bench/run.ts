@@ -172,7 +172,7 @@ function ggml(s: BenchShape, mode: "int8" | "int4", n: number): PeerResult {
   const exe = join(root, "bench/peers/ggml/moe");
   const type = mode === "int8" ? "q8_0" : "q4_0";
   console.error(`[bench] peer ggml ${type} ${shapeName(s)}`);
-  if (!existsSync(exe)) return { peer: "ggml", skipped: "not built: run bench/peers/ggml/setup.sh" };
+  if (!existsSync(exe)) return logged({ peer: "ggml", skipped: "not built: run bench/peers/ggml/setup.sh" });
   const r = runPeer("ggml", exe, [...[s.T, s.D, s.H, s.E, s.K].map(String), type, String(threads), String(n)], {}, 600);
   return logged(r, "weights");
 }

@@ -102,22 +102,15 @@ void tile_rows(const float* a, int64_t lda, const float* panel, int kc, float* p
   tile_store<R>(c, part, ldc, finish, row_scale, col_scale, acc);
 }
 
-// The high 16 bits of the float value of the int4 code in an index's low 4 bits (bit 4 ignored: the table twice),
-// 0..7 then -8..-1: a word lookup into the high half of each 32-bit lane, the low half zeroed, is that float.
-alignas(64) constexpr uint16_t kNibbleHigh[32] = {
-    0x0000, 0x3f80, 0x4000, 0x4040, 0x4080, 0x40a0, 0x40c0, 0x40e0, 0xc100, 0xc0e0, 0xc0c0,
-    0xc0a0, 0xc080, 0xc040, 0xc000, 0xbf80, 0x0000, 0x3f80, 0x4000, 0x4040, 0x4080, 0x40a0,
-    0x40c0, 0x40e0, 0xc100, 0xc0e0, 0xc0c0, 0xc0a0, 0xc080, 0xc040, 0xc000, 0xbf80};
-
 // The fused decode and tile of int8 / int4 codes (qgmm.hpp, qg_stream_avx512) for R rows: each row of codes is read
 // once, decoded in registers and multiplied into the R x 64 accumulators (R x 128 with Two), p ascending. int4: the
 // 16 nibble values by a table lookup (vpermps reads an index's low 4 bits); one panel: even and odd columns in
 // separate vectors (c[i][0, 1]: columns 2m and 2m + 1 of the first 32, c[i][2, 3] of the last 32); Two panels: their
 // 64 bytes in one load, c[i][h] columns 8 L + h (nibble h of 32-bit lane L), nibbles h and h + 4 looked up from one
-// shift of the lanes (vpermps on the low 4 bits, a zero-masked vpermw of kNibbleHigh on bits 16-19: 3 shifts per 64
-// bytes instead of 7; the same values, lab `ab q4s` T=8, codes in tiles, flushed: 0.959x the time, 30 rounds over
-// both bandwidth regimes, Zen 4); either interleaved into column order at the finish, part holding that layout
-// between chunks. Masked (one panel): the last panel of n (loads stop at n).
+// shift of the lanes (vpermps on the low 4 bits, a zero-masked vpermw of kInt4Bf16 on bits 16-19 writing the float's
+// high half: 3 shifts per 64 bytes instead of 7; the same values, lab `ab q4s` T=8, codes in tiles, flushed: 0.959x
+// the time, 30 rounds over both bandwidth regimes, Zen 4); either interleaved into column order at the finish, part
+// holding that layout between chunks. Masked (one panel): the last panel of n (loads stop at n).
 template <int R, bool I4, bool Masked, bool Two = false>
 void stream_rows(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* a, int64_t lda, float* part,
                  int64_t ldc, bool start, bool finish, const float* row_scale, const float* col_scale, float* acc) {
@@ -133,7 +126,7 @@ void stream_rows(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* 
   const bool one_line = s.tiled && reinterpret_cast<uintptr_t>(base) % 64 == 0;
   const __mmask64 keep = mask64(I4 ? (cols + 1) / 2 : cols);
   const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
-  const __m512i high_table = _mm512_load_si512(kNibbleHigh);
+  const __m512i high_table = _mm512_load_si512(kInt4Bf16);
   __m512 c[R][V];
   for (int i = 0; i < R; ++i) {
     for (int v = 0; v < V; ++v) c[i][v] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(part + i * ldc + 16 * v);

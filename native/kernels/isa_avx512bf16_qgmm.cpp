@@ -29,16 +29,12 @@ namespace {
 
 #include "qg_tile_store.inc"
 
-// bf16 bits of the int4 value of the low 4 bits of an index (bit 4 ignored: the table twice): 0..7, then -8..-1.
-// A constant: built by a loop on every call, it took 12% of the stream's samples at the decode shape (lab `ab q4b`,
-// T=8, codes in tiles, caches flushed: the constant 0.978x the time, 30 rounds, Zen 4). Built from nibbles by bit
-// operations instead (0x4300 | (n ^ 8), 128 + n + 8 in bf16, the 136 times the row's sum taken off at the end): the
-// same time in DRAM and with the codes in the L3, and the cancellation cost precision, so the lookup stays.
-alignas(64) constexpr uint16_t kNibbleBf16[32] = {
-    0x0000, 0x3f80, 0x4000, 0x4040, 0x4080, 0x40a0, 0x40c0, 0x40e0, 0xc100, 0xc0e0, 0xc0c0,
-    0xc0a0, 0xc080, 0xc040, 0xc000, 0xbf80, 0x0000, 0x3f80, 0x4000, 0x4040, 0x4080, 0x40a0,
-    0x40c0, 0x40e0, 0xc100, 0xc0e0, 0xc0c0, 0xc0a0, 0xc080, 0xc040, 0xc000, 0xbf80};
-inline __m512i nibble_table() { return _mm512_load_si512(kNibbleBf16); }
+// The int4 values' bf16 table (kInt4Bf16). A constant: built by a loop on every call, it took 12% of the stream's
+// samples at the decode shape (lab `ab q4b`, T=8, codes in tiles, caches flushed: the constant 0.978x the time, 30
+// rounds, Zen 4). Built from nibbles by bit operations instead (0x4300 | (n ^ 8), 128 + n + 8 in bf16, the 136 times
+// the row's sum taken off at the end): the same time in DRAM and with the codes in the L3, and the cancellation cost
+// precision, so the lookup stays.
+inline __m512i nibble_table() { return _mm512_load_si512(kInt4Bf16); }
 
 // x[0, kc) (bf16 values, kc <= 64) as bf16 pairs (x[2q], x[2q + 1]) in 32-bit words: 32 words, zero past kc.
 inline void row_pairs(const float* x, int kc, uint32_t* out) {

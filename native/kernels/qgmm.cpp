@@ -22,11 +22,12 @@ namespace {
 #include "widen.inc"
 
 constexpr int64_t kQgBlockRows = 128;  // rows of one work item
-// rows of one work item of the integer tiles: the panel of codes is packed once per item (1024 rather than 128: the
-// int8 GMM at the bench shape 0.90x the time, paired A/B on Zen 4)
+// int4 codes on the VNNI stream: two panels a pass (run_int_stream); 0 for one, as int8 codes
 #ifndef MOE_QG_I4_PAIRS
 #define MOE_QG_I4_PAIRS 1
 #endif
+// rows of one work item of the integer tiles: the panel of codes is packed once per item (1024 rather than 128: the
+// int8 GMM at the bench shape 0.90x the time, paired A/B on Zen 4)
 #ifndef MOE_QG_INT_ROWS
 #define MOE_QG_INT_ROWS 1024
 #endif

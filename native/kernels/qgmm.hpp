@@ -108,6 +108,12 @@ inline void qg_prefetch_at(const uint8_t* p) {
   _mm_prefetch(reinterpret_cast<const char*>(p), L1 ? _MM_HINT_T0 : _MM_HINT_T1);
 }
 inline void qg_prefetch(const uint8_t* p, bool l1) { l1 ? qg_prefetch_at<true>(p) : qg_prefetch_at<false>(p); }
+// bf16 bits of the int4 value in an index's low 4 bits (bit 4 ignored: the table twice), 0..7 then -8..-1: for these
+// small integers also the high half of their fp32 bits (the low half is zero). A vpermw table.
+alignas(64) constexpr uint16_t kInt4Bf16[32] = {
+    0x0000, 0x3f80, 0x4000, 0x4040, 0x4080, 0x40a0, 0x40c0, 0x40e0, 0xc100, 0xc0e0, 0xc0c0,
+    0xc0a0, 0xc080, 0xc040, 0xc000, 0xbf80, 0x0000, 0x3f80, 0x4000, 0x4040, 0x4080, 0x40a0,
+    0x40c0, 0x40e0, 0xc100, 0xc0e0, 0xc0c0, 0xc0a0, 0xc080, 0xc040, 0xc000, 0xbf80};
 // f(std::integral_constant<int, r>()) with r = rows, or N where rows >= N: a kernel's rows as a template argument.
 template <int N, class F>
 inline void with_rows(int rows, F&& f) {
