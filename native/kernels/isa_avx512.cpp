@@ -119,6 +119,16 @@ struct TrF32 : F32Rows {
 #ifndef MOE_STREAM_KB
 #define MOE_STREAM_KB 16
 #endif
+// MOE_STREAM_KB_MID: the block for groups of 5-16 rows (16-row blocks send each chunk's sums through the L2 once per
+// 16 weight rows; the ~90 KB of sums of 8 rows of the gate and up projections do not fit the L1). Paired A/B on Zen 4,
+// same bits, against 16: one expert of 8 rows in the L3 0.760x the time; T=64 fp32 0.959x, 0.970x, 0.974x and 1.013x
+// (110 rounds, caches flushed, both bandwidth regimes), bf16 weights (dpbf16) 0.953x, widened 0.967x. Groups of at
+// most 4 rows (the bf16 decode) keep 16: 64 took 1.085x the time at T=8. Only where the band goes to the L2 and two
+// blocks of rows (the one read, the one prefetched) fit in 3/4 of it, halved until they do; where the band goes to the
+// L1 (48 KiB or more, Zen 5 and Intel), untried, 16.
+#ifndef MOE_STREAM_KB_MID
+#define MOE_STREAM_KB_MID 64
+#endif
 #ifndef MOE_STREAM_KB_WIDE
 #define MOE_STREAM_KB_WIDE 32
 #endif
@@ -312,20 +322,27 @@ void pack_pmajor(const GemmProblem& P, int64_t row0, int64_t r, int64_t K, float
 
 // The small-group path of this unit for kStreamRows < mb <= kBlkStreamRows, and for every streamed group of bf16
 // weights (run_item): run_stream's chains (acc[i][j] over p ascending, from zero), but over blocks of MOE_STREAM_KB
-// weight rows (MOE_STREAM_KB_WIDE above 16 rows), each swept in strips of 16 V columns whose accumulators stay in
-// registers for the block (rows in chunks of at most 8, or MOE_STREAM_WIDE_ROWS for fp32 groups of more than 8 rows,
-// which reread the strip from the L1), with the next block's strip prefetched into the L2 meanwhile: the weights are
-// read from memory once, and the accumulators go through memory once per block instead of once per weight row. Chunks
-// of 5 rows or more take strips of 32 columns with fp32 weights, 48 with bf16 (measured on chunks of 5-8 rows of groups
-// of <= 16 rows, paired A/B at T=64 on Zen 5: 32 columns against 48 with fp32 weights 0.96-0.97x the time in both
-// bandwidth regimes; 16 columns 1.19x; 32 with bf16 weights 1.02-1.08x, and at T=256, where chunks of 8 rows of 32-row
-// groups are FLOPs-bound, 1.07x). Groups of more than 16 rows whose weight rows are not a multiple of 1 KB apart take
-// the strips in the other order (run_strips_by_column). The rows' inputs are packed first, p-major per chunk, so the
-// loop reads them through one pointer (with a pointer per row, the 8-row loop kept some of them on the stack): paired
-// A/B on Zen 5, same bits, T=256 0.964x and 0.974x the time, T=64 0.993x, T=8 0.997x, bf16 weights (dpbf16) at T=64 and
-// T=8 0.996x and 1.002x; one expert in the L3 (items of 352 columns, each packing the group's rows again) 1.031x, noisy
-// (0.91-1.17). A standalone copy of the pipeline (gate, up, GLU, down; 25 or 36 rows per expert, one thread): gate and
-// up 1.17-1.25x the speed, down 1.12-1.15x.
+// weight rows (MOE_STREAM_KB_MID for 5-16 rows, MOE_STREAM_KB_WIDE above 16), each swept in strips of 16 V columns
+// whose accumulators stay in registers for the block (rows in chunks of at most 8, or MOE_STREAM_WIDE_ROWS for fp32
+// groups of more than 8 rows, which reread the strip from the L1), with the next block's strip prefetched into the L2
+// meanwhile: the weights are read from memory once, and the accumulators go through memory once per block instead of
+// once per weight row. Chunks of 5 rows or more take strips of 32 columns with fp32 weights, 48 with bf16 (measured on
+// chunks of 5-8 rows of groups of <= 16 rows, paired A/B at T=64 on Zen 5: 32 columns against 48 with fp32 weights
+// 0.96-0.97x the time in both bandwidth regimes; 16 columns 1.19x; 32 with bf16 weights 1.02-1.08x, and at T=256, where
+// chunks of 8 rows of 32-row groups are FLOPs-bound, 1.07x). Groups of more than 16 rows whose weight rows are not a
+// multiple of 1 KB apart take the strips in the other order (run_strips_by_column). The rows' inputs are packed first,
+// p-major per chunk, so the loop reads them through one pointer (with a pointer per row, the 8-row loop kept some of
+// them on the stack): paired A/B on Zen 5, same bits, T=256 0.964x and 0.974x the time, T=64 0.993x, T=8 0.997x, bf16
+// weights (dpbf16) at T=64 and T=8 0.996x and 1.002x; one expert in the L3 (items of 352 columns, each packing the
+// group's rows again) 1.031x, noisy (0.91-1.17). A standalone copy of the pipeline (gate, up, GLU, down; 25 or 36 rows
+// per expert, one thread): gate and up 1.17-1.25x the speed, down 1.12-1.15x.
+int64_t mid_block_rows(int64_t row_bytes) {
+  if (stream_prefetch_l1()) return MOE_STREAM_KB;
+  int64_t kb = MOE_STREAM_KB_MID;
+  while (kb > MOE_STREAM_KB && 2 * kb * row_bytes > cache_l2_bytes() / 4 * 3) kb /= 2;
+  return kb;
+}
+
 template <class S>
 void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) {
   const int64_t nbp = round_up(it.nb, 16), ncols = stream_ldc(P.halves * nbp);
@@ -340,8 +357,9 @@ void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) 
     pack_pmajor(P, r0 + it.i0 + i0, r, K, apack + i0 * K);
   }
   const int V = rc <= 2 ? 8 : rc <= 4 ? 4 : sizeof(S) == 4 ? 2 : 3;
-  const int64_t kb = it.mb <= 16 ? MOE_STREAM_KB : MOE_STREAM_KB_WIDE, strips = (it.nb + 16 * V - 1) / (16 * V);
   const int64_t stride = P.ldb * int64_t(sizeof(S));
+  const int64_t kb = it.mb > 16 ? MOE_STREAM_KB_WIDE : it.mb > kStreamRows ? mid_block_rows(stride) : MOE_STREAM_KB;
+  const int64_t strips = (it.nb + 16 * V - 1) / (16 * V);
   if (MOE_STREAM_BY_STRIP && it.mb > 16 && K > 0 && (stride & -stride) <= 512) {
     run_strips_by_column<S>(P, it, apack, rc, 16 * V, scratch, ncols, nbp);
     return epilogue(P, it, scratch, ncols, nbp);

@@ -157,6 +157,7 @@ std::vector<Case> cases() {
       {"big group, k past blocks", 40, 8, 2, 300, 70, {300, 20}, 0, MOE_ACT_GELU_TANH, 0.0f, true},
       {"wide H", 30, 2, 3, 48, 530, {}, 0, MOE_ACT_SILU, 0.0f, false},
       {"streamed strips, k past blocks", 20, 3, 3, 150, 130, {40, 17, 3}, 0, MOE_ACT_SILU, 0.0f, true},
+      {"groups of 5-16 rows, k past 64-row blocks", 10, 2, 3, 150, 100, {9, 6, 5}, 0, MOE_ACT_SILU, 0.0f, true},
       {"rows 1 KB apart, streamed groups past 48 rows", 50, 2, 3, 256, 256, {70, 25, 5}, 0, MOE_ACT_SILU, 0.0f, false},
       {"pool-sized", 64, 4, 4, 64, 96, {}, 0, MOE_ACT_SILU, 0.0f, true},
       {"gathered rows of 4 KiB, padded", 400, 1, 2, 1024, 16, {}, 0, MOE_ACT_SILU, 0.0f, true},
