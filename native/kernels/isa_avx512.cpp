@@ -320,6 +320,14 @@ void pack_pmajor(const GemmProblem& P, int64_t row0, int64_t r, int64_t K, float
   }
 }
 
+// Weight rows of a block for groups of 5-16 rows (MOE_STREAM_KB_MID), row_bytes apart.
+int64_t mid_block_rows(int64_t row_bytes) {
+  if (stream_prefetch_l1()) return MOE_STREAM_KB;
+  int64_t kb = MOE_STREAM_KB_MID;
+  while (kb > MOE_STREAM_KB && 2 * kb * row_bytes > cache_l2_bytes() / 4 * 3) kb /= 2;
+  return kb;
+}
+
 // The small-group path of this unit for kStreamRows < mb <= kBlkStreamRows, and for every streamed group of bf16
 // weights (run_item): run_stream's chains (acc[i][j] over p ascending, from zero), but over blocks of MOE_STREAM_KB
 // weight rows (MOE_STREAM_KB_MID for 5-16 rows, MOE_STREAM_KB_WIDE above 16), each swept in strips of 16 V columns
@@ -336,13 +344,6 @@ void pack_pmajor(const GemmProblem& P, int64_t row0, int64_t r, int64_t K, float
 // weights (dpbf16) at T=64 and T=8 0.996x and 1.002x; one expert in the L3 (items of 352 columns, each packing the
 // group's rows again) 1.031x, noisy (0.91-1.17). A standalone copy of the pipeline (gate, up, GLU, down; 25 or 36 rows
 // per expert, one thread): gate and up 1.17-1.25x the speed, down 1.12-1.15x.
-int64_t mid_block_rows(int64_t row_bytes) {
-  if (stream_prefetch_l1()) return MOE_STREAM_KB;
-  int64_t kb = MOE_STREAM_KB_MID;
-  while (kb > MOE_STREAM_KB && 2 * kb * row_bytes > cache_l2_bytes() / 4 * 3) kb /= 2;
-  return kb;
-}
-
 template <class S>
 void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) {
   const int64_t nbp = round_up(it.nb, 16), ncols = stream_ldc(P.halves * nbp);
