@@ -180,6 +180,9 @@ void combine_row_avx512(const float* const* src, const float* w, int64_t K, int6
 // top_k of one row as routing.cpp's topk_row (larger first, equal values by lower index) for n <= 512 without NaN;
 // false otherwise, having written nothing (isa_avx512.cpp).
 bool topk_row_avx512(const float* x, int64_t n, int64_t k, float* vals, int32_t* ids);
+// Weight rows per block of the AVX-512 unit's blocked stream (isa_avx512.cpp, run_stream_blk_t) for a group of `rows`
+// rows whose weight rows are row_bytes apart.
+int64_t stream_block_rows_avx512(int64_t rows, int64_t row_bytes);
 double probe_fma_avx2(double seconds);  // isa_avx2.cpp
 double probe_dpbf16(double seconds);
 double probe_amx(double seconds);

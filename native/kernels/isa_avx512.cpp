@@ -320,14 +320,6 @@ void pack_pmajor(const GemmProblem& P, int64_t row0, int64_t r, int64_t K, float
   }
 }
 
-// Weight rows of a block for groups of 5-16 rows (MOE_STREAM_KB_MID), row_bytes apart.
-int64_t mid_block_rows(int64_t row_bytes) {
-  if (stream_prefetch_l1()) return MOE_STREAM_KB;
-  int64_t kb = MOE_STREAM_KB_MID;
-  while (kb > MOE_STREAM_KB && 2 * kb * row_bytes > cache_l2_bytes() / 4 * 3) kb /= 2;
-  return kb;
-}
-
 // The small-group path of this unit for kStreamRows < mb <= kBlkStreamRows, and for every streamed group of bf16
 // weights (run_item): run_stream's chains (acc[i][j] over p ascending, from zero), but over blocks of MOE_STREAM_KB
 // weight rows (MOE_STREAM_KB_MID for 5-16 rows, MOE_STREAM_KB_WIDE above 16), each swept in strips of 16 V columns
@@ -359,7 +351,7 @@ void run_stream_blk_t(const GemmProblem& P, const GemmItem& it, float* scratch) 
   }
   const int V = rc <= 2 ? 8 : rc <= 4 ? 4 : sizeof(S) == 4 ? 2 : 3;
   const int64_t stride = P.ldb * int64_t(sizeof(S));
-  const int64_t kb = it.mb > 16 ? MOE_STREAM_KB_WIDE : it.mb > kStreamRows ? mid_block_rows(stride) : MOE_STREAM_KB;
+  const int64_t kb = stream_block_rows_avx512(it.mb, stride);
   const int64_t strips = (it.nb + 16 * V - 1) / (16 * V);
   if (MOE_STREAM_BY_STRIP && it.mb > 16 && K > 0 && (stride & -stride) <= 512) {
     run_strips_by_column<S>(P, it, apack, rc, 16 * V, scratch, ncols, nbp);
@@ -440,6 +432,14 @@ const IsaUnit kAvx512 = {MOE_ISA_AVX512, &blocking, &item_scratch, &run_item, &g
                          &glu_fwd_bf16_row, &bmm_thin, MOE_STREAM_BLK ? kBlkStreamRows : kStreamRows};
 
 }  // namespace
+
+int64_t stream_block_rows_avx512(int64_t rows, int64_t row_bytes) {
+  if (rows > 16) return MOE_STREAM_KB_WIDE;
+  if (rows <= kStreamRows || stream_prefetch_l1()) return MOE_STREAM_KB;
+  int64_t kb = MOE_STREAM_KB_MID;  // halved until two blocks (the one read, the one prefetched) fit in 3/4 of the l2
+  while (kb > MOE_STREAM_KB && 2 * kb * row_bytes > cache_l2_bytes() / 4 * 3) kb /= 2;
+  return kb;
+}
 
 // fp32 fma throughput: 24 independent chains per thread, 32 flop per instruction.
 double probe_fma_avx512(double seconds) {

@@ -49,6 +49,15 @@ describe.skipIf(!info.available)(`GEMM blocking${info.available ? "" : ` (skippe
     }
   });
 
+  it.skipIf(b?.isa() !== "avx512")("names the streaming kernel's prefetch level and block rows, from the caches it prints", () => {
+    const text = b!.blockingInfo();
+    const [, l1, l2] = /^l1d (\d+) KiB, l2 (\d+) KiB/.exec(text)!.map(Number);
+    const intoL1 = l1 >= 48;
+    expect(text).toContain(`prefetching the next rows into the ${intoL1 ? "l1" : "l2"}, in blocks of 16 weight rows (32 above 16 rows`);
+    // 5-16 rows: 64 where the band goes to the l2 and two 64-row blocks of the smallest rows fit in 3/4 of it
+    expect(text.includes("up to 64 for 5-16 rows")).toBe(!intoL1 && l2 > 0);
+  });
+
   it("refuses block sizes the engine cannot use, naming them", () => {
     const f32 = b!.getBlocking("f32");
     expect(() => b!.setBlocking("f32", 48, 0, 0)).toThrow(/kc = 48 must be 0 .* a multiple of 32/);
