@@ -35,8 +35,11 @@ int kind_index(Mul mul) { return mul == Mul::F32 ? 0 : mul == Mul::DPBF16 ? 1 : 
 //       is one item. With 504 (512 rounded down), the groups of 505 rows or more (about half of the bench shape's,
 //       512 +- 22) were split in two, each half packing the B blocks again: paired A/B on Zen 5, bench shape, two
 //       threads, same bits, 1536 against 504 took 0.972x the time (fp32) and 0.971x (dpbf16); 768 the same as 1536.
-//   tmc, tnc  the weight gradient's (tgmm) blocks: 512 rows rounded down to mr, and the B block in the whole L2 (the
-//       backward with half the L2 there too took 1.015x the time; with the whole L2 for tgmm alone, 0.994x).
+//   tmc, tnc  the weight gradient's (tgmm) blocks: mc's 1536 rows (the bench shape's D = 1024 and H = 1408 output
+//       rows in one block, so each B block is packed once), and the B block in the whole L2 (the backward with half
+//       the L2 there too took 1.015x the time; with the whole L2 for tgmm alone, 0.994x). Paired A/B of the fp32
+//       backward on Zen 4, bench shape, two threads, same bits: tmc 1536 against 512 0.983x the time (8 rounds), 1024
+//       against 512 0.984x, 256 1.007x; 1536 against 1024 0.999x; with 1536, tnc from half the L2 1.019x.
 // Paired A/B on Zen 4 (L1 32 KiB, L2 1 MiB; bench shape, 2 threads; bench/RESULTS.md), with the kernels of then and
 // groups split at 504 rows: f32 kc 256, 320 and 448 ran the same; nc 384 took 1.04x the time of 1024; dpbf16 nc 1024
 // took 0.98x the time of 512.
@@ -52,7 +55,7 @@ GemmBlocking blocking_model(const CacheSizes& c, const TileShape& t) {
   };
   b.nc = cols(c.l2 / 2);
   b.mc = int(round_down(1536, t.mr));
-  b.tmc = int(round_down(512, t.mr));
+  b.tmc = b.mc;
   b.tnc = cols(c.l2);
   return b;
 }
