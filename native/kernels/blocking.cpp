@@ -135,10 +135,10 @@ const char* moe_blocking_info(void) {
           (isa.isa == MOE_ISA_AVX512 ? std::string(", prefetching the next rows into the ") + (stream_prefetch_l1() ? "l1" : "l2") : "");
 #if defined(MOE_HAVE_X86_KERNELS)
   if (isa.isa == MOE_ISA_AVX512) {
-    const int64_t mid = stream_block_rows_avx512(8, 0);
-    text += ", in blocks of " + std::to_string(stream_block_rows_avx512(1, 0)) + " weight rows (" +
-            std::to_string(stream_block_rows_avx512(17, 0)) + " above 16 rows" +
-            (mid != stream_block_rows_avx512(1, 0) ? "; up to " + std::to_string(mid) + " for 5-16 rows, as two blocks fit in 3/4 of the l2" : "") + ")";
+    const int64_t small = stream_block_rows_avx512(1, 0), mid = stream_block_rows_avx512(8, 0);
+    text += ", in blocks of " + std::to_string(small) + " weight rows (" + std::to_string(stream_block_rows_avx512(17, 0)) +
+            " above 16 rows" +
+            (mid != small ? "; up to " + std::to_string(mid) + " for 5-16 rows, as two blocks fit in 3/4 of the l2" : "") + ")";
   }
 #endif
   return text.c_str();
