@@ -6,7 +6,8 @@
 // default 8 and 64 (AB_E=1 AB_K=1 keeps one expert's weights in the L3); THREADS,
 // default 2; AB_PROBE=1, a read probe before each round and the verdict split at its median; AB_FLUSH=1, caches
 // flushed before every call; AB_TILED=1, the quantized modes' codes in tiles, with AB_A_ROWS=1 build A reading the
-// same bytes as rows), or run ab_ffn A.so B.so.
+// same bytes as rows; AB_TRAIN=1, mode f32 stores the backward's residuals too, as a training step's forward does), or
+// run ab_ffn A.so B.so.
 // The weights sit in huge pages, as the library's large arrays do.
 // Modes: f32 | dpbf16 | amx | widen (the fused forward; the last three with bf16 weights), bwd (the fp32 backward with
 // every weight gradient, residuals from one forward of build A), gmm | gmm_t (transposed rhs) | tgmm at m = T*K, k = D,
@@ -118,6 +119,8 @@ int main(int argc, char** argv) {
   const char* mode = argc > 3 ? argv[3] : "f32";
   const int rounds = argc > 4 ? std::atoi(argv[4]) : 12;
   const bool backward = std::strcmp(mode, "bwd") == 0;
+  // AB_TRAIN=1 (mode f32): the residuals (act, h0, h1, o) at 64-byte aligned addresses, as the library's pooled arrays
+  const bool train = !backward && std::getenv("AB_TRAIN") != nullptr && std::atoi(std::getenv("AB_TRAIN")) != 0;
   const std::string op = mode;
   const bool quant = op.size() == 3 && op[0] == 'q';
   const bool plain = op == "gmm" || op == "gmm_t" || op == "tgmm" || op == "bmm" || quant;
@@ -209,6 +212,11 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < lhs_i.size(); ++i) lhs_i[i] = int32_t(i % 251) - 125;
   }
   std::vector<float> ra, r0, r1, ro, dy, dx, dwi0, dwi1, dwo;
+  auto al = [](std::vector<float>& v) { return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t(63)); };
+  if (train) {
+    for (auto* v : {&ra, &r0, &r1}) v->resize(size_t(R * H + 16));
+    ro.resize(size_t(R * D + 16));
+  }
   if (backward) {
     for (auto* v : {&ra, &r0, &r1}) v->resize(size_t(R * H));
     ro.resize(size_t(R * D));
@@ -242,6 +250,8 @@ int main(int argc, char** argv) {
                          dwi0.data(), dwi1.data(), dwo.data(), nullptr, nullptr, nullptr)
         : bf16 ? b.bf16(x.data(), T, D, order.data(), K, w.data(), b0.data(), b1.data(), bo.data(), nullptr, nullptr, nullptr,
                       gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data(), nullptr, nullptr, nullptr, nullptr)
+        : train ? b.f32(x.data(), T, D, order.data(), K, w.data(), wi0.data(), wi1.data(), wo.data(), nullptr, nullptr, nullptr,
+                        gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data(), al(ra), al(r0), al(r1), al(ro))
              : b.f32(x.data(), T, D, order.data(), K, w.data(), wi0.data(), wi1.data(), wo.data(), nullptr, nullptr, nullptr,
                      gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data(), nullptr, nullptr, nullptr, nullptr);
     if (st != MOE_STATUS_OK) {
