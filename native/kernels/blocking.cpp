@@ -131,12 +131,11 @@ const char* moe_blocking_info(void) {
     text += "; " + kind(effective_bf16_path() == MOE_BF16_AMX ? "amx" : "dpbf16", mul_for(BElem::BF16));
   }
   text += "; one row tile: whole weight rows, kc from half the l2; groups of <= " + std::to_string(isa.stream_rows) +
-          " rows (" + std::to_string(std::min(isa.stream_rows, kPairStreamRows)) + " with bf16 pairs) stream the weights" +
-          (isa.isa == MOE_ISA_AVX512 ? std::string(", prefetching the next rows into the ") + (stream_prefetch_l1() ? "l1" : "l2") : "");
+          " rows (" + std::to_string(std::min(isa.stream_rows, kPairStreamRows)) + " with bf16 pairs) stream the weights";
 #if defined(MOE_HAVE_X86_KERNELS)
   if (isa.isa == MOE_ISA_AVX512) {
     const int64_t small = stream_block_rows_avx512(1, 0), mid = stream_block_rows_avx512(8, 0);
-    text += ", in blocks of " + std::to_string(small) + " weight rows (" + std::to_string(stream_block_rows_avx512(17, 0)) +
+    text += std::string(", prefetching the next rows into the ") + (stream_prefetch_l1() ? "l1" : "l2") + ", in blocks of " + std::to_string(small) + " weight rows (" + std::to_string(stream_block_rows_avx512(17, 0)) +
             " above 16 rows" +
             (mid != small ? "; up to " + std::to_string(mid) + " for 5-16 rows, as two blocks fit in 3/4 of the l2" : "") + ")";
   }

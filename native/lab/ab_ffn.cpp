@@ -250,10 +250,9 @@ int main(int argc, char** argv) {
                          dwi0.data(), dwi1.data(), dwo.data(), nullptr, nullptr, nullptr)
         : bf16 ? b.bf16(x.data(), T, D, order.data(), K, w.data(), b0.data(), b1.data(), bo.data(), nullptr, nullptr, nullptr,
                       gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data(), nullptr, nullptr, nullptr, nullptr)
-        : train ? b.f32(x.data(), T, D, order.data(), K, w.data(), wi0.data(), wi1.data(), wo.data(), nullptr, nullptr, nullptr,
-                        gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data(), al(ra), al(r0), al(r1), al(ro))
              : b.f32(x.data(), T, D, order.data(), K, w.data(), wi0.data(), wi1.data(), wo.data(), nullptr, nullptr, nullptr,
-                     gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data(), nullptr, nullptr, nullptr, nullptr);
+                     gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data(), train ? al(ra) : nullptr, train ? al(r0) : nullptr,
+                     train ? al(r1) : nullptr, train ? al(ro) : nullptr);
     if (st != MOE_STATUS_OK) {
       std::fprintf(stderr, "%s failed\n", mode);
       std::exit(1);
