@@ -38,9 +38,12 @@ type Template = { tensor: Ref } | { array: Template[] } | { object: [string, Tem
 interface Recording {
   steps: Step[];
   result: Template;
-  /** Tensor.rewrites when recorded: the constants it computed (if `hoisted`) are stale once storage is rewritten */
-  rewrites: number;
-  hoisted: boolean;
+  /**
+   * The storage the constants it computed depend on (the tensors they were computed from, and their own), and
+   * Tensor.writes when recorded: the constants are stale once one of these is rewritten in place or released.
+   */
+  sources: readonly (TypedArray | Uint16Array)[];
+  writes: number;
 }
 
 class Capture {
@@ -208,11 +211,26 @@ function pruned(steps: readonly Step[], result: Template): Recording {
   }
   const index = new Map<number, number>();
   steps.forEach((_, i) => live.has(i) && index.set(i, index.size));
+  // the tensors every constant was computed from, through the steps before it, and the constants themselves
+  const sources = new Set<TypedArray | Uint16Array>();
+  const seen = new Set<number>();
+  const from = (r: Ref): void => {
+    if ("constant" in r) sources.add(r.constant.storage);
+    else if ("alias" in r) from(r.alias);
+    else if ("step" in r && !seen.has(r.step)) {
+      seen.add(r.step);
+      steps[r.step]!.ins.forEach(from);
+    }
+  };
   const moved = (r: Ref): Ref => {
     if ("alias" in r) return { alias: moved(r.alias), shape: r.shape };
     if (!("step" in r)) return r;
     const s = steps[r.step]!;
-    return fixed(s) ? { constant: s.made![r.out]! } : { step: index.get(r.step)!, out: r.out };
+    if (!fixed(s)) return { step: index.get(r.step)!, out: r.out };
+    const made = s.made![r.out]!;
+    sources.add(made.storage);
+    from(r);
+    return { constant: made };
   };
   const movedAll = (t: Template): Template =>
     "tensor" in t
@@ -229,7 +247,8 @@ function pruned(steps: readonly Step[], result: Template): Recording {
         ? { ...s, ins: s.ins.map(moved) }
         : { prim: s.prim, params: s.params, impl: s.impl, avals: s.avals, ins: s.ins.map(moved) },
     );
-  return { steps: kept, result: movedAll(result), rewrites: Tensor.rewrites, hoisted: steps.some(fixed) };
+  const shape = movedAll(result);
+  return { steps: kept, result: shape, sources: [...sources], writes: Tensor.writes };
 }
 
 function replay(rec: Recording, args: readonly Tensor[]): unknown {
@@ -279,7 +298,7 @@ export function jit<R>(fn: (...args: Tensor[]) => R): (...args: Tensor[]) => R {
     const same = (t: Tensor): number => args.findIndex((u) => u.storage === t.storage);
     const key = `${activeBackend().name};${args.map((t) => `${t.dtype}${t.bf16Bits !== undefined ? "b" : ""}[${t.shape.join(",")}]@${same(t)}`).join(";")}`;
     const rec = recordings.get(key);
-    if (rec !== undefined && (!rec.hoisted || rec.rewrites === Tensor.rewrites)) return replay(rec, args) as R;
+    if (rec !== undefined && !rec.sources.some((a) => Tensor.writtenSince(a, rec.writes))) return replay(rec, args) as R;
     const { result, recording } = record(fn, args);
     if (recording !== undefined) recordings.set(key, recording);
     return result;

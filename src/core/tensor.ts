@@ -41,8 +41,10 @@ function widened(bits: Uint16Array): Float32Array {
 // it (the pool hands the array out again) own it. A tensor rechecks only after a recycle() since its last check.
 let nextSerial = 0;
 let releases = 0;
-let rewrites = 0;
 const releasedBefore = new WeakMap<TypedArray | Uint16Array, number>();
+// Each in-place rewrite or release of storage (rewritten, release) counts one write; per array, the count at its last.
+let writes = 0;
+const writtenAt = new WeakMap<TypedArray | Uint16Array, number>();
 
 /** Converts float32 values (already bf16-valued) to bf16 bit patterns; a backend may pass a faster one. */
 export type Bf16Narrowing = (values: Float32Array, bits: Uint16Array) => void;
@@ -126,8 +128,10 @@ export class Tensor {
   static release(tensors: readonly Tensor[]): Float32Array[] {
     for (const t of tensors) t.#checkLive();
     const storage = new Set(tensors.map((t) => t.#bits ?? t.#data!));
+    writes++;
     for (const a of storage) {
       releasedBefore.set(a, nextSerial);
+      writtenAt.set(a, writes);
       if (a instanceof Float32Array) narrowedValues.delete(a);
     }
     releases++;
@@ -144,13 +148,21 @@ export class Tensor {
 
   /** Their storage was rewritten in place (the optimizer steps): forget what was derived from it. */
   static rewritten(tensors: readonly Tensor[]): void {
-    rewrites++;
-    for (const t of tensors) if (t.#data instanceof Float32Array) narrowedValues.delete(t.#data);
+    writes++;
+    for (const t of tensors) {
+      if (t.#data instanceof Float32Array) narrowedValues.delete(t.#data);
+      for (const a of [t.#data, t.#bits]) if (a !== undefined) writtenAt.set(a, writes);
+    }
   }
 
   /** How many times storage has been rewritten in place (rewritten) or released (release) so far. */
-  static get rewrites(): number {
-    return rewrites + releases;
+  static get writes(): number {
+    return writes;
+  }
+
+  /** Whether `storage` was rewritten in place or released after `since` (a value of Tensor.writes). */
+  static writtenSince(storage: TypedArray | Uint16Array, since: number): boolean {
+    return (writtenAt.get(storage) ?? -1) > since;
   }
 
   /** A bfloat16 tensor's bit patterns: its storage, or made once per float32 storage array (cached). */
