@@ -45,6 +45,7 @@ struct Build {
   decltype(&moe_quantized_gmm) qgmm = nullptr;
   decltype(&moe_ffn_fwd_quantized) qffn = nullptr;
   decltype(&moe_probe_read_bandwidth) read_probe = nullptr;
+  decltype(&moe_set_blocking) set_blocking = nullptr;
   explicit Build(const char* path) {
     void* h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (h == nullptr) {
@@ -62,6 +63,7 @@ struct Build {
     qgmm = reinterpret_cast<decltype(qgmm)>(dlsym(h, "moe_quantized_gmm"));
     qffn = reinterpret_cast<decltype(qffn)>(dlsym(h, "moe_ffn_fwd_quantized"));
     read_probe = reinterpret_cast<decltype(read_probe)>(dlsym(h, "moe_probe_read_bandwidth"));
+    set_blocking = reinterpret_cast<decltype(set_blocking)>(dlsym(h, "moe_set_blocking"));
   }
 };
 
@@ -125,6 +127,17 @@ int main(int argc, char** argv) {
   const bool quant = op.size() == 3 && op[0] == 'q';
   const bool plain = op == "gmm" || op == "gmm_t" || op == "tgmm" || op == "bmm" || quant;
   const bool bf16 = (op == "dpbf16" || op == "amx" || op == "widen");
+  // AB_BLOCK_A / AB_BLOCK_B = "kc,mc,nc": that build's f32 blocking (moe_set_blocking; 0 keeps the model's value)
+  for (const char* v : {"AB_BLOCK_A", "AB_BLOCK_B"}) {
+    const char* e = std::getenv(v);
+    int kc = 0, mc = 0, nc = 0;
+    if (e == nullptr) continue;
+    if (std::sscanf(e, "%d,%d,%d", &kc, &mc, &nc) != 3 ||
+        (v[9] == 'A' ? A : B).set_blocking("f32", kc, mc, nc) != MOE_STATUS_OK) {
+      std::fprintf(stderr, "%s=%s: want kc,mc,nc valid for moe_set_blocking\n", v, e);
+      return 2;
+    }
+  }
   for (Build* b : {&A, &B}) {
     b->set_threads(std::getenv("THREADS") != nullptr ? std::atoi(std::getenv("THREADS")) : 2);
     const moe_bf16_path_t path = op == "amx" ? MOE_BF16_AMX : op == "widen" ? MOE_BF16_WIDEN : MOE_BF16_DPBF16;

@@ -1,5 +1,6 @@
 // Per-stage timings of the fused FFN's fp32 forward and backward at the bench shape (T=4096 by default):
-// GFLOP/s of each stage's matmul work. Usage: bench_stages [threads]  (env: T, K, D, H, E, REPS, FWD_ONLY=1)
+// GFLOP/s of each stage's matmul work. Usage: bench_stages [threads]  (env: T, K, D, H, E, REPS, FWD_ONLY=1; KC, MC,
+// NC set the f32 blocking as moe_set_blocking does)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -25,6 +26,9 @@ void fill(std::vector<float>& v, float a, uint32_t s) {
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
   moe_set_num_threads(threads);
+  if (env("KC", 0) != 0 || env("MC", 0) != 0 || env("NC", 0) != 0) {
+    if (moe_set_blocking("f32", int(env("KC", 0)), int(env("MC", 0)), int(env("NC", 0))) != MOE_STATUS_OK) return 1;
+  }
   const int64_t T = env("T", 4096), K = env("K", 8), D = env("D", 1024), H = env("H", 1408), E = env("E", 64);
   const int reps = int(env("REPS", 3));
   const int64_t R = T * K;
