@@ -7,6 +7,7 @@
 #include "api_util.hpp"
 #include "internal.hpp"
 #include "moe-kernels.h"
+#include "workspace.hpp"
 
 namespace {
 
@@ -59,21 +60,21 @@ extern "C" moe_status_t moe_scatter_add_f32(const float* u, const int32_t* idx, 
   return guarded("moe_scatter_add_f32", [&] {
     *bad = first_bad(idx, n, num_rows);
     if (*bad >= 0 || num_rows * inner == 0) return MOE_STATUS_OK;
-    // the updates of each row, in ascending order (a stable counting sort)
-    std::vector<int64_t> start(size_t(num_rows) + 1, 0);
-    for (int64_t i = 0; i < n; ++i) start[size_t(idx[i]) + 1]++;
-    for (int64_t r = 0; r < num_rows; ++r) start[size_t(r) + 1] += start[size_t(r)];
-    std::vector<int32_t> order(static_cast<size_t>(n));
-    {
-      std::vector<int64_t> next(start.begin(), start.end() - 1);
-      for (int64_t i = 0; i < n; ++i) order[size_t(next[size_t(idx[i])]++)] = int32_t(i);
-    }
+    // the updates of each row, in ascending order (a stable counting sort), in the workspace: T x E rows (the
+    // routing's backward) would map and fault two fresh megabytes a call
+    int32_t* start = workspace().i32(3, num_rows + 1 + n);
+    int32_t* order = start + num_rows + 1;
+    std::fill(start, start + num_rows + 1, 0);
+    for (int64_t i = 0; i < n; ++i) start[idx[i] + 1]++;
+    for (int64_t r = 0; r < num_rows; ++r) start[r + 1] += start[r];
+    for (int64_t i = 0; i < n; ++i) order[start[idx[i]]++] = int32_t(i);  // start[r] becomes the end of row r
+    auto first = [&](int64_t r) { return r == 0 ? 0 : start[r - 1]; };
     auto pass = [&](int64_t s, int64_t e) {
       std::vector<double> acc(static_cast<size_t>(inner));
       for (int64_t r = s; r < e; ++r) {
         std::fill(acc.begin(), acc.end(), 0.0);
-        for (int64_t k = start[size_t(r)]; k < start[size_t(r) + 1]; ++k) {
-          const float* row = u + int64_t(order[size_t(k)]) * inner;
+        for (int64_t k = first(r); k < start[r]; ++k) {
+          const float* row = u + int64_t(order[k]) * inner;
           for (int64_t j = 0; j < inner; ++j) acc[size_t(j)] += double(row[j]);
         }
         for (int64_t j = 0; j < inner; ++j) out[r * inner + j] = float(acc[size_t(j)]);

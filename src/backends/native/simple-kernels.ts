@@ -96,7 +96,7 @@ export function gatherNative(b: NativeBinding, x: Tensor, idx: Tensor, out: Aval
 
 export function scatterAddNative(b: NativeBinding, u: Tensor, idx: Tensor, numRows: number): Float32Array {
   const inner = size(u.shape.slice(1));
-  const o = zeroed(Float32Array, numRows * inner);
+  const o = writtenInFull("float32", numRows * inner) as Float32Array; // every row (or an error thrown below)
   const bad = b.scatterAddF32(u.data as Float32Array, idx.data as Int32Array, inner, numRows, o);
   if (bad >= 0) throw new ShapeError(`[scatter_add] index ${idx.data[bad]} at position ${bad} out of range [0,${numRows})`);
   return o;
