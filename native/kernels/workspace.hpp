@@ -18,7 +18,7 @@ struct AlignedFree {
 };
 
 // Buffers grown to the largest request and kept. Slots: 0, 1, 2 fp32 intermediates of the one-shot calls; 3 int32
-// index maps; 4 the bf16 copy of x for the bf16-pair multiply kinds (qgmm.cpp: a bfloat16 layer's rows as bf16 pairs); 5 x rounded to bf16 (a bf16 layer's forward);
+// index maps (and scatter_add's row starts and order); 4 the bf16 copy of x for the bf16-pair multiply kinds (qgmm.cpp: a bfloat16 layer's rows as bf16 pairs); 5 x rounded to bf16 (a bf16 layer's forward);
 // 6, 7, 8 the integer products' packed A, packed B and B's column sums (int8.cpp; qgmm.cpp packs A into 6); 9 an int
 // lhs as floats (qgmm.cpp). The served FFN (ffn_quant.cpp) keeps x's codes and scales in 6 and 7, and the scales and
 // codes of its quantized GLU output in 8 and 9.
