@@ -153,6 +153,7 @@ std::vector<GmmCase> gmm_cases(int mr, int nr) {
       {50, 400, 70, {25, 25}},       // k past one contraction block
       {30, 769, 20, {10, 20}},       // k just past two blocks
       {20, 30, 530, {7, 13}},        // n wider than one work item
+      {420, 1024, 40, {210, 0, 210}},  // lhs rows 4 KiB apart, groups past the streamed size: copied, not read in place
   };
   // One off the register tile and the panel width of the active ISA.
   for (int64_t m : {mr - 1, mr, mr + 1, 2 * mr + 1}) {
