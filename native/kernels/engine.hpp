@@ -177,6 +177,9 @@ void unary_f64_avx512(const float* x, float* out, int64_t n, bool sigmoid, void 
 // y = sum over k < K (K >= 1) of w[k] * src[k], ascending k, a product then a sum per element as combine_fwd
 // (isa_avx512.cpp).
 void combine_row_avx512(const float* const* src, const float* w, int64_t K, int64_t D, float* y);
+// moe_adamw_f32's update of elements [0, n) over 16 lanes: the same IEEE operations per element in the same order,
+// no product contracted into an fma (isa_avx512.cpp).
+void adamw_avx512(float* p, const float* g, float* m, float* v, int64_t n, const moe_adamw_t& c);
 // top_k of one row as routing.cpp's topk_row (larger first, equal values by lower index) for n <= 512 without NaN;
 // false otherwise, having written nothing (isa_avx512.cpp).
 bool topk_row_avx512(const float* x, int64_t n, int64_t k, float* vals, int32_t* ids);

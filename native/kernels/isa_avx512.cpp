@@ -501,16 +501,40 @@ void unary_f64_avx512(const float* x, float* out, int64_t n, bool sigmoid, void 
   if (i < n) scalar(x + i, out + i, n - i);
 }
 
+// a * b rounded on its own: never contracted into an fma with the sum it goes to
+inline __m512 mul_rounded(__m512 a, __m512 b) {
+  __m512 r = _mm512_mul_ps(a, b);
+  __asm__("" : "+v"(r));
+  return r;
+}
+
 void combine_row_avx512(const float* const* src, const float* w, int64_t K, int64_t D, float* y) {
   for (int64_t j = 0; j < D; j += 16) {
     const __mmask16 m = tail_mask(D - j);
     __m512 acc = _mm512_mul_ps(_mm512_set1_ps(w[0]), _mm512_maskz_loadu_ps(m, src[0] + j));
     for (int64_t k = 1; k < K; ++k) {
-      __m512 p = _mm512_mul_ps(_mm512_set1_ps(w[k]), _mm512_maskz_loadu_ps(m, src[k] + j));
-      __asm__("" : "+v"(p));  // the product rounded on its own: never contracted into an fma
-      acc = _mm512_add_ps(acc, p);
+      acc = _mm512_add_ps(acc, mul_rounded(_mm512_set1_ps(w[k]), _mm512_maskz_loadu_ps(m, src[k] + j)));
     }
     _mm512_mask_storeu_ps(y + j, m, acc);
+  }
+}
+
+void adamw_avx512(float* p, const float* g, float* m, float* v, int64_t n, const moe_adamw_t& c) {
+  const __m512 b1 = _mm512_set1_ps(c.b1), omb1 = _mm512_set1_ps(c.one_minus_b1), b2 = _mm512_set1_ps(c.b2),
+               omb2 = _mm512_set1_ps(c.one_minus_b2), bc1 = _mm512_set1_ps(c.bias_correction1),
+               bc2 = _mm512_set1_ps(c.bias_correction2), eps = _mm512_set1_ps(c.eps),
+               wd = _mm512_set1_ps(c.weight_decay), lr = _mm512_set1_ps(c.learning_rate);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail_mask(n - i);
+    const __m512 gi = _mm512_maskz_loadu_ps(k, g + i);
+    const __m512 mi = _mm512_add_ps(mul_rounded(b1, _mm512_maskz_loadu_ps(k, m + i)), mul_rounded(omb1, gi));
+    const __m512 vi = _mm512_add_ps(mul_rounded(b2, _mm512_maskz_loadu_ps(k, v + i)), mul_rounded(omb2, mul_rounded(gi, gi)));
+    _mm512_mask_storeu_ps(m + i, k, mi);
+    _mm512_mask_storeu_ps(v + i, k, vi);
+    const __m512 pi = _mm512_maskz_loadu_ps(k, p + i);  // after the moments' stores, as the scalar loop reads it
+    const __m512 den = _mm512_add_ps(_mm512_sqrt_ps(_mm512_div_ps(vi, bc2)), eps);
+    const __m512 u = _mm512_add_ps(_mm512_div_ps(_mm512_div_ps(mi, bc1), den), mul_rounded(wd, pi));
+    _mm512_mask_storeu_ps(p + i, k, _mm512_sub_ps(pi, mul_rounded(lr, u)));
   }
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "api_util.hpp"
+#include "engine.hpp"
 #include "internal.hpp"
 #include "moe-kernels.h"
 
@@ -28,6 +29,9 @@ extern "C" moe_status_t moe_adamw_f32(float* p, const float* g, float* m, float*
   return guarded("moe_adamw_f32", [&] {
     const moe_adamw_t c = *h;
     auto f = [&](int64_t b, int64_t e) {
+#if defined(MOE_HAVE_X86_KERNELS)
+      if (isa_active() == MOE_ISA_AVX512) return adamw_avx512(p + b, g + b, m + b, v + b, e - b, c);
+#endif
       for (int64_t i = b; i < e; ++i) {
         const float gi = g[i];
         const float mi = c.b1 * m[i] + c.one_minus_b1 * gi;
