@@ -39,11 +39,10 @@ interface Recording {
   steps: Step[];
   result: Template;
   /**
-   * The storage the constants it computed depend on (the tensors they were computed from, and their own), and
-   * Tensor.writes when recorded: the constants are stale once one of these is rewritten in place or released.
+   * The storage the constants it computed depend on (the tensors they were computed from, and their own), each with
+   * its Tensor.lastWrite when recorded: the constants are stale once one of these is rewritten in place or released.
    */
-  sources: readonly (TypedArray | Uint16Array)[];
-  writes: number;
+  sources: readonly (readonly [TypedArray | Uint16Array, number])[];
 }
 
 class Capture {
@@ -248,7 +247,7 @@ function pruned(steps: readonly Step[], result: Template): Recording {
         : { prim: s.prim, params: s.params, impl: s.impl, avals: s.avals, ins: s.ins.map(moved) },
     );
   const shape = movedAll(result);
-  return { steps: kept, result: shape, sources: [...sources], writes: Tensor.writes };
+  return { steps: kept, result: shape, sources: [...sources].map((a) => [a, Tensor.lastWrite(a)] as const) };
 }
 
 function replay(rec: Recording, args: readonly Tensor[]): unknown {
@@ -298,7 +297,7 @@ export function jit<R>(fn: (...args: Tensor[]) => R): (...args: Tensor[]) => R {
     const same = (t: Tensor): number => args.findIndex((u) => u.storage === t.storage);
     const key = `${activeBackend().name};${args.map((t) => `${t.dtype}${t.bf16Bits !== undefined ? "b" : ""}[${t.shape.join(",")}]@${same(t)}`).join(";")}`;
     const rec = recordings.get(key);
-    if (rec !== undefined && !rec.sources.some((a) => Tensor.writtenSince(a, rec.writes))) return replay(rec, args) as R;
+    if (rec !== undefined && rec.sources.every(([a, w]) => Tensor.lastWrite(a) === w)) return replay(rec, args) as R;
     const { result, recording } = record(fn, args);
     if (recording !== undefined) recordings.set(key, recording);
     return result;

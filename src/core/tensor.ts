@@ -38,13 +38,22 @@ function widened(bits: Uint16Array): Float32Array {
 }
 
 // recycle() releases storage arrays: tensors made over one before its release throw on use; tensors made after
-// it (the pool hands the array out again) own it. A tensor rechecks only after a recycle() since its last check.
+// it (the pool hands the array out again) own it. Each release or in-place rewrite of storage (release, rewritten)
+// counts one write, and each array keeps the count at its last; a tensor rechecks only after a write since its last
+// check.
 let nextSerial = 0;
-let releases = 0;
 const releasedBefore = new WeakMap<TypedArray | Uint16Array, number>();
-// Each in-place rewrite or release of storage (rewritten, release) counts one write; per array, the count at its last.
 let writes = 0;
 const writtenAt = new WeakMap<TypedArray | Uint16Array, number>();
+
+// One write of these arrays: what was derived from them (their bf16 bits) is forgotten.
+function written(storage: Iterable<TypedArray | Uint16Array>): void {
+  writes++;
+  for (const a of storage) {
+    writtenAt.set(a, writes);
+    if (a instanceof Float32Array) narrowedValues.delete(a);
+  }
+}
 
 /** Converts float32 values (already bf16-valued) to bf16 bit patterns; a backend may pass a faster one. */
 export type Bf16Narrowing = (values: Float32Array, bits: Uint16Array) => void;
@@ -82,7 +91,7 @@ export class Tensor {
   node: GradNode | undefined;
   outIndex = 0;
   readonly #serial = nextSerial++;
-  #checkedAt = releases;
+  #checkedAt = writes;
 
   /** `data`: the dtype's storage (Float32Array for float32 / bfloat16), or bf16 bit patterns for bfloat16. */
   constructor(data: TypedArray | Uint16Array, shape: Shape, dtype: DType) {
@@ -104,20 +113,20 @@ export class Tensor {
   /** The elements (float32 for bfloat16); a bits-backed bfloat16 tensor widens its bits on the first read. */
   get data(): TypedArray {
     watcher?.read(this);
-    if (this.#checkedAt !== releases) this.#checkLive();
+    if (this.#checkedAt !== writes) this.#checkLive();
     return this.#data ?? (this.#data = widened(this.#bits!));
   }
 
   /** The bf16 bit patterns behind a bits-backed bfloat16 tensor; undefined for every other tensor. */
   get bf16Bits(): Uint16Array | undefined {
     watcher?.read(this);
-    if (this.#checkedAt !== releases) this.#checkLive();
+    if (this.#checkedAt !== writes) this.#checkLive();
     return this.#bits;
   }
 
   #checkLive(): void {
     if (this.released) throw new MoeError(`[recycle] ${this.toString()} used after recycle()`);
-    this.#checkedAt = releases;
+    this.#checkedAt = writes;
   }
 
   /**
@@ -128,13 +137,8 @@ export class Tensor {
   static release(tensors: readonly Tensor[]): Float32Array[] {
     for (const t of tensors) t.#checkLive();
     const storage = new Set(tensors.map((t) => t.#bits ?? t.#data!));
-    writes++;
-    for (const a of storage) {
-      releasedBefore.set(a, nextSerial);
-      writtenAt.set(a, writes);
-      if (a instanceof Float32Array) narrowedValues.delete(a);
-    }
-    releases++;
+    for (const a of storage) releasedBefore.set(a, nextSerial);
+    written(storage);
     // a bits-backed tensor's float32 data is a widened copy shared by every tensor over the same bits: never reused;
     // a whole int32 buffer (quantized values) serves the pool as float32 storage
     const s = [...storage].map((a) => (a instanceof Int32Array && a.byteLength === a.buffer.byteLength ? new Float32Array(a.buffer) : a));
@@ -148,27 +152,18 @@ export class Tensor {
 
   /** Their storage was rewritten in place (the optimizer steps): forget what was derived from it. */
   static rewritten(tensors: readonly Tensor[]): void {
-    writes++;
-    for (const t of tensors) {
-      if (t.#data instanceof Float32Array) narrowedValues.delete(t.#data);
-      for (const a of [t.#data, t.#bits]) if (a !== undefined) writtenAt.set(a, writes);
-    }
+    written(tensors.map((t) => t.storage));
   }
 
-  /** How many times storage has been rewritten in place (rewritten) or released (release) so far. */
-  static get writes(): number {
-    return writes;
-  }
-
-  /** Whether `storage` was rewritten in place or released after `since` (a value of Tensor.writes). */
-  static writtenSince(storage: TypedArray | Uint16Array, since: number): boolean {
-    return (writtenAt.get(storage) ?? -1) > since;
+  /** Changes whenever `storage` is rewritten in place (rewritten) or released (release). */
+  static lastWrite(storage: TypedArray | Uint16Array): number {
+    return writtenAt.get(storage) ?? 0;
   }
 
   /** A bfloat16 tensor's bit patterns: its storage, or made once per float32 storage array (cached). */
   bf16BitsOf(narrow: Bf16Narrowing = narrowRef): Uint16Array {
     watcher?.read(this);
-    if (this.#checkedAt !== releases) this.#checkLive();
+    if (this.#checkedAt !== writes) this.#checkLive();
     if (this.dtype !== "bfloat16") throw new DTypeError(`[tensor] bf16 bits of a ${this.dtype} tensor`);
     if (this.#bits !== undefined) return this.#bits;
     const values = this.#data as Float32Array;
@@ -193,7 +188,7 @@ export class Tensor {
 
   /** A new tensor object (no graph node) over the same storage; bf16 bits stay as they are. */
   sameStorage(): Tensor {
-    if (this.#checkedAt !== releases) this.#checkLive();
+    if (this.#checkedAt !== writes) this.#checkLive();
     return new Tensor(this.#bits ?? this.#data!, this.shape, this.dtype);
   }
 
