@@ -2,6 +2,7 @@
 // prims/optim-steps.ts states), bit for bit over several steps, on sizes spanning several of the native kernels'
 // chunks (so several threads).
 import { afterAll, describe, expect, it } from "vitest";
+import { nativeBinding } from "../../src/backends/native/binding.js";
 import { useBackend } from "../../src/backends/select.js";
 import { Tensor } from "../../src/core/tensor.js";
 import { AdamW, SGD } from "../../src/optim/optimizers.js";
@@ -36,22 +37,27 @@ function sgdSpec(p: Float32Array, g: Float32Array, trace: Float32Array | null, l
 
 const differing = (a: Float32Array, b: Float32Array): number => a.reduce((n, x, i) => n + (Object.is(x, b[i]) ? 0 : 1), 0);
 
+// Three AdamW steps on the active backend against the spec: the number of parameters whose bits differ.
+function adamwDiffering(): number {
+  const n = 3 * 65536 + 777;
+  const p0 = rand(n, 1);
+  const param = t(Float32Array.from(p0));
+  const opt = new AdamW([param], { learningRate: 1e-2, weightDecay: 0.05 });
+  const [p, m, v] = [Float32Array.from(p0), new Float32Array(n), new Float32Array(n)];
+  for (let step = 1; step <= 3; step++) {
+    const g = rand(n, 10 + step, step === 2 ? 1e-20 : 1); // step 2: denormal squares
+    opt.step([t(g)]);
+    adamwSpec(p, g, m, v, [1e-2, 0.9, 1 - 0.9, 0.999, 1 - 0.999, 1 - 0.9 ** step, 1 - 0.999 ** step, 1e-8, 0.05]);
+  }
+  return differing(param.data as Float32Array, p);
+}
+
 describe.each(testBackends())("optimizer steps on %s", (backend) => {
   afterAll(() => void useBackend("ref"));
 
   it("AdamwStep equals the spec bit for bit (tiny gradients included)", () => {
     useBackend(backend);
-    const n = 3 * 65536 + 777;
-    const p0 = rand(n, 1);
-    const param = t(Float32Array.from(p0));
-    const opt = new AdamW([param], { learningRate: 1e-2, weightDecay: 0.05 });
-    const [p, m, v] = [Float32Array.from(p0), new Float32Array(n), new Float32Array(n)];
-    for (let step = 1; step <= 3; step++) {
-      const g = rand(n, 10 + step, step === 2 ? 1e-20 : 1); // step 2: denormal squares
-      opt.step([t(g)]);
-      adamwSpec(p, g, m, v, [1e-2, 0.9, 1 - 0.9, 0.999, 1 - 0.999, 1 - 0.9 ** step, 1 - 0.999 ** step, 1e-8, 0.05]);
-    }
-    expect(differing(param.data as Float32Array, p)).toBe(0);
+    expect(adamwDiffering()).toBe(0);
   });
 
   it("SgdStep equals the spec bit for bit, with and without momentum", () => {
@@ -69,6 +75,31 @@ describe.each(testBackends())("optimizer steps on %s", (backend) => {
         sgdSpec(p, g, trace, 0.03, momentum);
       }
       expect(differing(param.data as Float32Array, p), `momentum ${momentum}`).toBe(0);
+    }
+  });
+});
+
+// The native AdamW has a loop per ISA unit (the portable one, AVX-512's lanes): each against the spec.
+describe.runIf(nativeBinding() !== undefined)("AdamwStep on every native ISA unit", () => {
+  afterAll(() => void useBackend("ref"));
+
+  it("equals the spec bit for bit on each", () => {
+    const b = nativeBinding()!;
+    const active = b.isa();
+    const units =
+      active === "avx512"
+        ? (["scalar", "avx2", "avx512"] as const)
+        : active === "avx2"
+          ? (["scalar", "avx2"] as const)
+          : (["scalar"] as const);
+    useBackend("native");
+    try {
+      for (const isa of units) {
+        b.setIsa(isa);
+        expect([isa, adamwDiffering()]).toEqual([isa, 0]);
+      }
+    } finally {
+      b.setIsa(active);
     }
   });
 });
