@@ -103,6 +103,10 @@ constexpr int64_t kPairStreamRows = MOE_PAIR_STREAM_ROWS;
 #endif
 constexpr int64_t kWideTiles = MOE_WIDE_TILES;
 
+// Whether rows `floats` floats apart are a multiple of 4 KiB apart: a register tile's 12 such rows fall in one set of
+// an 8-way L1 (ffn_stages.hpp pads our own buffers off such strides; engine_block.inc copies a caller's).
+inline bool rows_4k_apart(int64_t floats) { return floats > 0 && (floats * 4) % 4096 == 0; }
+
 // Blocking of one multiply kind: mr x nr register (or tile) block, kc contraction block, mc x nc item.
 struct GemmBlocking {
   int mr, nr, kc, mc, nc, kg;  // kg: contraction granularity of packed operands (zero padded)

@@ -26,7 +26,7 @@ void parallel_items(int64_t n_items, bool serial, F& f) {
 // MOE_ROW_PAD floats where n floats are a multiple of 4 KiB, so that the 12 rows of a register tile do not all fall in
 // one set of the L1 (8 ways on Zen 4: paired A/B there, bench shape, same bits, the forward took 0.926x the time of
 // unpadded rows).
-inline int64_t padded_row_stride(int64_t n) { return (n * 4) % 4096 == 0 && n > 0 ? n + MOE_ROW_PAD : n; }
+inline int64_t padded_row_stride(int64_t n) { return rows_4k_apart(n) ? n + MOE_ROW_PAD : n; }
 
 struct Dims {
   int64_t T, D, R, E, H;

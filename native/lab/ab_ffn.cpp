@@ -128,12 +128,11 @@ int main(int argc, char** argv) {
   const bool plain = op == "gmm" || op == "gmm_t" || op == "tgmm" || op == "bmm" || quant;
   const bool bf16 = (op == "dpbf16" || op == "amx" || op == "widen");
   // AB_BLOCK_A / AB_BLOCK_B = "kc,mc,nc": that build's f32 blocking (moe_set_blocking; 0 keeps the model's value)
-  for (const char* v : {"AB_BLOCK_A", "AB_BLOCK_B"}) {
+  for (const auto& [v, build] : {std::pair<const char*, Build*>{"AB_BLOCK_A", &A}, {"AB_BLOCK_B", &B}}) {
     const char* e = std::getenv(v);
     int kc = 0, mc = 0, nc = 0;
     if (e == nullptr) continue;
-    if (std::sscanf(e, "%d,%d,%d", &kc, &mc, &nc) != 3 ||
-        (v[9] == 'A' ? A : B).set_blocking("f32", kc, mc, nc) != MOE_STATUS_OK) {
+    if (std::sscanf(e, "%d,%d,%d", &kc, &mc, &nc) != 3 || build->set_blocking("f32", kc, mc, nc) != MOE_STATUS_OK) {
       std::fprintf(stderr, "%s=%s: want kc,mc,nc valid for moe_set_blocking\n", v, e);
       return 2;
     }

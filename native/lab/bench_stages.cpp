@@ -27,7 +27,10 @@ int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
   moe_set_num_threads(threads);
   if (env("KC", 0) != 0 || env("MC", 0) != 0 || env("NC", 0) != 0) {
-    if (moe_set_blocking("f32", int(env("KC", 0)), int(env("MC", 0)), int(env("NC", 0))) != MOE_STATUS_OK) return 1;
+    if (moe_set_blocking("f32", int(env("KC", 0)), int(env("MC", 0)), int(env("NC", 0))) != MOE_STATUS_OK) {
+      std::fprintf(stderr, "%s\n", moe_last_error());
+      return 1;
+    }
   }
   const int64_t T = env("T", 4096), K = env("K", 8), D = env("D", 1024), H = env("H", 1408), E = env("E", 64);
   const int reps = int(env("REPS", 3));
