@@ -430,6 +430,9 @@ MOE_API moe_status_t moe_argsort_i32(const int32_t* keys, int64_t n, int32_t* ou
  * bf16 bit patterns of src [n] into dst [n]: round to nearest even (exact for bf16-valued data, denormals
  * included); a NaN keeps its sign and top payload bits and becomes quiet (bits | 0x40). On the thread pool. */
 MOE_API moe_status_t moe_f32_to_bf16_bits(const float* src, int64_t n, uint16_t* dst);
+/* src [n] rounded to bf16 values into dst [n] (float32; dst may be src): nearest even, a NaN left as it is (the
+ * TypeScript dispatcher's rounding of a bfloat16 result, bit for bit). On the thread pool. */
+MOE_API moe_status_t moe_round_bf16_f32(const float* src, int64_t n, float* dst);
 
 /* ---- Elementwise -------------------------------------------------------------------------------------------
  * out[i] = a[i] op b[i] for i < n, one IEEE float32 operation each (out may alias a or b). On the thread pool. */

@@ -415,6 +415,17 @@ Napi::Value AdamwF32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   expect_args(info, 13, "adamwF32");
   const int64_t n = typed_length(info, 0);
+// roundBf16F32(src, dst): dst may be src
+Napi::Value RoundBf16F32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 2, "roundBf16F32");
+  const int64_t n = typed_length(info, 0);
+  const View src = f32_arg(info, 0, "src", n);
+  const View dst = f32_arg(info, 1, "dst", n);
+  check_status(env, moe_round_bf16_f32(static_cast<const float*>(src.data), n, static_cast<float*>(dst.data)));
+  return env.Undefined();
+}
+
   const View p = f32_arg(info, 0, "p", n), g = f32_arg(info, 1, "g", n), m = f32_arg(info, 2, "m", n),
              v = f32_arg(info, 3, "v", n);
   check_no_overlap(env, p, {g, m, v});
@@ -817,6 +828,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adamwF32", Napi::Function::New(env, AdamwF32, "adamwF32"));
   exports.Set("sgdF32", Napi::Function::New(env, SgdF32, "sgdF32"));
   exports.Set("bestIsa", Napi::Function::New(env, BestIsa, "bestIsa"));
+  exports.Set("roundBf16F32", Napi::Function::New(env, RoundBf16F32, "roundBf16F32"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("threads", Napi::Function::New(env, Threads, "threads"));
   exports.Set("defaultThreads", Napi::Function::New(env, DefaultThreads, "defaultThreads"));

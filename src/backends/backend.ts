@@ -12,4 +12,6 @@ export interface Backend {
   /** false lets the dispatcher fall back to `ref` for this primitive, these inputs and these params. */
   supports<P extends Prim>(prim: P, inputs: readonly Tensor[], params: Params<P>): boolean;
   run<P extends Prim>(prim: P, inputs: readonly Tensor[], params: Params<P>, outs: readonly Aval[]): TypedArray[];
+  /** true where run() already leaves this primitive's bfloat16 outputs rounded (the dispatcher rounds the rest). */
+  roundsBf16?(prim: Prim): boolean;
 }

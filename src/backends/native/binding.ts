@@ -188,6 +188,8 @@ export interface NativeBinding {
   argsortI32(keys: Int32Array, out: Int32Array): void;
   /** bf16 bit patterns of src (round to nearest even; NaN made quiet, sign and top payload kept) into dst. */
   f32ToBf16Bits(src: Float32Array, dst: Uint16Array): void;
+  /** src rounded to bf16 values into dst (may be src): nearest even, NaN left as it is (as roundBf16InPlace). */
+  roundBf16F32(src: Float32Array, dst: Float32Array): void;
   /** out = a op b elementwise (op 0 add, 1 sub, 2 mul, 3 div; int32: not div, as JavaScript forms it), same lengths and type. */
   binary<A extends Float32Array | Int32Array>(op: number, a: A, b: A, out: A): void;
   /** out = op(x) elementwise (op 0 neg, 1 exp, 2 sigmoid), same lengths. */
@@ -275,6 +277,7 @@ const FUNCTIONS = [
   "f32ToBf16Bits",
   "binary",
   "unaryF32",
+  "roundBf16F32",
   "reduceF32",
   "copyStrided",
   "gather",

@@ -5,6 +5,7 @@ import { readEnv, type MoekitEnv } from "../../core/env.js";
 import { MoeError } from "../../core/errors.js";
 import { useLargeBuffers } from "../../core/dtype.js";
 import { storagePool } from "../../core/pool.js";
+import { Prim } from "../../prims/prims.js";
 import type { Backend } from "../backend.js";
 import { nativeBinding, nativeUnavailableReason, type NativeBf16Path, type NativeIsa } from "./binding.js";
 import { run, supports } from "./kernels.js";
@@ -21,7 +22,12 @@ export function nativeBackend(): Backend | undefined {
   if (b === undefined) return undefined;
   useLargeBuffers(mapped); // every call: select.ts's first-buffer hook may have run in between
   if (backend === undefined) {
-    backend = { name: "native", supports: (prim, ins, params) => supports(b, prim, ins, params), run: (prim, ins, params, outs) => run(b, prim, ins, params, outs) };
+    backend = {
+      name: "native",
+      supports: (prim, ins, params) => supports(b, prim, ins, params),
+      run: (prim, ins, params, outs) => run(b, prim, ins, params, outs),
+      roundsBf16: (prim) => prim === Prim.Cast,
+    };
     storagePool.useFreshStorage({ take: (n) => b.pooledF32(n), setMaxBytes: (bytes) => b.setPooledMaxBytes(bytes), trim: () => b.trimPooled() });
   }
   return backend;

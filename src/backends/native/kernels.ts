@@ -240,10 +240,13 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
       return [out];
     }
     case Prim.Cast: {
+      const to = (params as Params<Prim.Cast>).dtype;
+      const out = writtenInFull(to, ins[0]!.size);
+      // float32 to bfloat16: rounded here (roundsBf16), in one pass
+      if (to === "bfloat16" && ins[0]!.dtype === "float32") b.roundBf16F32(ins[0]!.data as Float32Array, out as Float32Array);
       // a typed array's set converts as the reference's stores do: int32 to the nearest float32, float32 to
-      // ToInt32 (truncated toward zero, wrapped; NaN and infinities 0), float32 and bfloat16 values copied
-      const out = writtenInFull((params as Params<Prim.Cast>).dtype, ins[0]!.size);
-      out.set(ins[0]!.data as Int32Array | Float32Array);
+      // ToInt32 (truncated toward zero, wrapped; NaN and infinities 0), bfloat16 values copied
+      else out.set(ins[0]!.data as Int32Array | Float32Array);
       return [out];
     }
     case Prim.Neg:
