@@ -463,6 +463,10 @@ MOE_API moe_status_t moe_unary_f32(moe_unary_op_t op, const float* x, float* out
  * moe_bincount_i32: out [length] = how often each value in [0, length) occurs in x [n]; other values are ignored. */
 typedef enum moe_reduce_op { MOE_REDUCE_SUM = 0, MOE_REDUCE_MAX = 1 } moe_reduce_op_t;
 MOE_API moe_status_t moe_reduce_f32(moe_reduce_op_t op, const float* x, int64_t P, int64_t R, int64_t Q, float* out);
+/* moe_softmax_f32: out [rows, n] = the softmax of each row of x [rows, n] as the reference kernel forms it: m = the
+ * row's maximum (moe_reduce_f32's), e = exp(x - m) (float32 subtraction, moe_unary_f32's exp), out = e / s with s
+ * = the float64 chain of e over the row rounded once. out may alias x. On the thread pool. */
+MOE_API moe_status_t moe_softmax_f32(const float* x, int64_t rows, int64_t n, float* out);
 MOE_API moe_status_t moe_copy_strided_b32(const void* src, int64_t src_len, void* dst, int ndim, const int64_t* shape,
                                           const int64_t* strides, int64_t offset);
 MOE_API moe_status_t moe_gather_b32(const void* x, int64_t rows, int64_t inner, const int32_t* idx, int64_t n, void* out,

@@ -73,6 +73,13 @@ moe_status_t checked(const char* fn, int64_t n, bool any_null, bool op_ok, F&& b
 
 }  // namespace
 
+void moe::detail::exp_f32(const float* x, float* out, int64_t n) {
+#if defined(MOE_HAVE_X86_KERNELS)
+  if (isa_active() == MOE_ISA_AVX512) return unary_f64_avx512(x, out, n, false, &exp_scalar);
+#endif
+  exp_scalar(x, out, n);
+}
+
 extern "C" moe_status_t moe_binary_f32(moe_binary_op_t op, const float* a, const float* b, float* out, int64_t n) {
   return checked("moe_binary_f32", n, !a || !b || !out, op >= MOE_BINARY_ADD && op <= MOE_BINARY_DIV, [&] {
     switch (op) {

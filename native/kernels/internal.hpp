@@ -45,6 +45,8 @@ int64_t rows_per_item(int64_t row_elems);
 // Ensures every worker has a 64-byte aligned scratch buffer of at least `floats` floats; throws std::bad_alloc.
 void scratch_reserve(int64_t floats);
 float* scratch(int worker);
+// out = exp(x) for n values on the calling thread, as moe_unary_f32's exp (elementwise.cpp).
+void exp_f32(const float* x, float* out, int64_t n);
 
 // ---- ISA (isa.cpp) ----
 // Whether the streaming kernels (the blocked float stream, the quantized codes' streams) prefetch the weights they read

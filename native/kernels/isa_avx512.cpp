@@ -493,9 +493,15 @@ void unary_f64_avx512(const float* x, float* out, int64_t n, bool sigmoid, void 
     } else {
       y = exp_pd(v);
     }
+    if (odd == 0) {
+      _mm256_storeu_ps(out + i, _mm512_cvtpd_ps(y));
+      continue;
+    }
+    float in[8];  // read before the store: out may alias x
+    std::memcpy(in, x + i, sizeof in);
     _mm256_storeu_ps(out + i, _mm512_cvtpd_ps(y));
-    for (int l = 0; odd != 0 && l < 8; ++l) {
-      if ((odd >> l) & 1) scalar(x + i + l, out + i + l, 1);
+    for (int l = 0; l < 8; ++l) {
+      if ((odd >> l) & 1) scalar(in + l, out + i + l, 1);
     }
   }
   if (i < n) scalar(x + i, out + i, n - i);

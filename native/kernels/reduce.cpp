@@ -1,6 +1,7 @@
 // Reductions over the middle axis of x [P, R, Q], as the reference backend's reduceAxes forms them: every output is
 // one float64 chain over r ascending, rounded once to float32, so the results equal the reference's bit for bit.
-// The chains are independent: work items of whole outputs on the thread pool, same bits for any thread count.
+// The chains are independent: work items of whole outputs on the thread pool, same bits for any thread count. The
+// softmax of rows is built from the same chains (its max and its sum) and moe_unary_f32's exp.
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -74,6 +75,34 @@ extern "C" moe_status_t moe_reduce_f32(moe_reduce_op_t op, const float* x, int64
     if (P * Q == 0) return MOE_STATUS_OK;
     if (op == MOE_REDUCE_SUM) reduce<Sum>(x, P, R, Q, out);
     else reduce<Max>(x, P, R, Q, out);
+    return MOE_STATUS_OK;
+  });
+}
+
+extern "C" moe_status_t moe_softmax_f32(const float* x, int64_t rows, int64_t n, float* out) {
+  using namespace moe::detail;
+  Checker ck{"moe_softmax_f32", {}};
+  if (!(check_sizes(ck, {{"rows", rows}, {"n", n}}) && ck.tensor("x", x, {rows, n}) && ck.tensor("out", out, {rows, n}))) {
+    return fail(MOE_STATUS_INVALID_ARGUMENT, ck.error);
+  }
+  return guarded("moe_softmax_f32", [&] {
+    if (rows * n == 0) return MOE_STATUS_OK;
+    auto pass = [&](int64_t s, int64_t e) {
+      for (int64_t p = s; p < e; ++p) {
+        const float* xr = x + p * n;
+        float* o = out + p * n;
+        double m = Max::init;
+        for (int64_t r = 0; r < n; ++r) m = Max::step(m, double(xr[r]));
+        const float mf = float(m);
+        for (int64_t r = 0; r < n; ++r) o[r] = xr[r] - mf;
+        exp_f32(o, o, n);
+        double sum = 0.0;
+        for (int64_t r = 0; r < n; ++r) sum += double(o[r]);
+        const float sf = float(sum);
+        for (int64_t r = 0; r < n; ++r) o[r] = o[r] / sf;
+      }
+    };
+    parallel_chunks(rows, std::max<int64_t>(1, kWork / n), pass);
     return MOE_STATUS_OK;
   });
 }

@@ -312,6 +312,17 @@ Napi::Value ReduceF32(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// softmaxF32(x, rows, n, out)
+Napi::Value SoftmaxF32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 4, "softmaxF32");
+  const int64_t rows = size_arg(info, 1, "rows"), n = size_arg(info, 2, "n");
+  const View x = f32_arg(info, 0, "x", count(env, {rows, n})), out = f32_arg(info, 3, "out", count(env, {rows, n}));
+  check_no_overlap(env, out, {x});
+  check_status(env, moe_softmax_f32(static_cast<const float*>(x.data), rows, n, static_cast<float*>(out.data)));
+  return env.Undefined();
+}
+
 // A JS array of non-negative integers.
 std::vector<int64_t> sizes_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (!info[i].IsArray()) throw_type(info.Env(), std::string(name) + " must be an array");
@@ -404,17 +415,6 @@ Napi::Value F32ToBf16Bits(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-float f32_scalar(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  const Napi::Value v = info[i];
-  if (!v.IsNumber()) throw_type(info.Env(), std::string(name) + " must be a number");
-  return float(v.As<Napi::Number>().DoubleValue());
-}
-
-// adamwF32(p, g, m, v, lr, b1, oneMinusB1, b2, oneMinusB2, bc1, bc2, eps, wd)
-Napi::Value AdamwF32(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  expect_args(info, 13, "adamwF32");
-  const int64_t n = typed_length(info, 0);
 // roundBf16F32(src, dst): dst may be src
 Napi::Value RoundBf16F32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -426,6 +426,17 @@ Napi::Value RoundBf16F32(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+float f32_scalar(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  const Napi::Value v = info[i];
+  if (!v.IsNumber()) throw_type(info.Env(), std::string(name) + " must be a number");
+  return float(v.As<Napi::Number>().DoubleValue());
+}
+
+// adamwF32(p, g, m, v, lr, b1, oneMinusB1, b2, oneMinusB2, bc1, bc2, eps, wd)
+Napi::Value AdamwF32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  expect_args(info, 13, "adamwF32");
+  const int64_t n = typed_length(info, 0);
   const View p = f32_arg(info, 0, "p", n), g = f32_arg(info, 1, "g", n), m = f32_arg(info, 2, "m", n),
              v = f32_arg(info, 3, "v", n);
   check_no_overlap(env, p, {g, m, v});
@@ -817,9 +828,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, moe_version()));
   exports.Set("isa", Napi::Function::New(env, Isa, "isa"));
   exports.Set("f32ToBf16Bits", Napi::Function::New(env, F32ToBf16Bits, "f32ToBf16Bits"));
+  exports.Set("roundBf16F32", Napi::Function::New(env, RoundBf16F32, "roundBf16F32"));
   exports.Set("binary", Napi::Function::New(env, Binary, "binary"));
   exports.Set("unaryF32", Napi::Function::New(env, UnaryF32, "unaryF32"));
   exports.Set("reduceF32", Napi::Function::New(env, ReduceF32, "reduceF32"));
+  exports.Set("softmaxF32", Napi::Function::New(env, SoftmaxF32, "softmaxF32"));
   exports.Set("copyStrided", Napi::Function::New(env, CopyStrided, "copyStrided"));
   exports.Set("gather", Napi::Function::New(env, Gather, "gather"));
   exports.Set("scatterAddF32", Napi::Function::New(env, ScatterAddF32, "scatterAddF32"));
@@ -828,7 +841,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adamwF32", Napi::Function::New(env, AdamwF32, "adamwF32"));
   exports.Set("sgdF32", Napi::Function::New(env, SgdF32, "sgdF32"));
   exports.Set("bestIsa", Napi::Function::New(env, BestIsa, "bestIsa"));
-  exports.Set("roundBf16F32", Napi::Function::New(env, RoundBf16F32, "roundBf16F32"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("threads", Napi::Function::New(env, Threads, "threads"));
   exports.Set("defaultThreads", Napi::Function::New(env, DefaultThreads, "defaultThreads"));

@@ -365,6 +365,49 @@ void test_errors() {
   EXPECT(moe_set_isa(moe_isa_t(int(moe_isa_best()) + 1)) == MOE_STATUS_UNSUPPORTED, "isa above best");
 }
 
+// exp and sigmoid in place (out == x) give the out-of-place bits, the lanes the 8-wide path hands to libm included
+// (not finite, or beyond +-700); softmax equals its naive loop (double max and sum chains, float subtraction and
+// division, the unary exp) bit for bit, for every thread count.
+void test_exp_softmax(moe_isa_t isa) {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> x = rand_vec(61, 91);
+  for (auto& v : x) v *= 30.0f;
+  const float odd[] = {inf, -inf, nan, 701.0f, -750.0f, 88.0f, -104.0f};
+  for (size_t i = 0; i < sizeof odd / sizeof odd[0]; ++i) x[3 + 7 * i] = odd[i];
+  for (moe_unary_op_t op : {MOE_UNARY_EXP, MOE_UNARY_SIGMOID}) {
+    std::vector<float> apart(x.size()), inplace = x;
+    EXPECT(moe_unary_f32(op, x.data(), apart.data(), int64_t(x.size())) == MOE_STATUS_OK, "unary");
+    EXPECT(moe_unary_f32(op, inplace.data(), inplace.data(), int64_t(x.size())) == MOE_STATUS_OK, "unary in place");
+    EXPECT(std::memcmp(apart.data(), inplace.data(), x.size() * sizeof(float)) == 0, "%s op %d: in place differs",
+           moe_isa_name(isa), int(op));
+  }
+  for (int64_t n : {1, 7, 8, 61}) {
+    const int64_t rows = int64_t(x.size()) / n;
+    std::vector<float> want(size_t(rows * n));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x.data() + r * n;
+      float* w = want.data() + r * n;
+      double m = -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < n; ++j) m = std::isnan(m) || std::isnan(xr[j]) ? double(nan) : (m > xr[j] ? m : xr[j]);
+      for (int64_t j = 0; j < n; ++j) w[j] = xr[j] - float(m);
+      moe_unary_f32(MOE_UNARY_EXP, w, w, n);
+      double sum = 0;
+      for (int64_t j = 0; j < n; ++j) sum += w[j];
+      for (int64_t j = 0; j < n; ++j) w[j] = w[j] / float(sum);
+    }
+    for (int threads : {1, 2, 3}) {
+      moe_set_num_threads(threads);
+      std::vector<float> got(want.size());
+      EXPECT(moe_softmax_f32(x.data(), rows, n, got.data()) == MOE_STATUS_OK, "softmax");
+      EXPECT(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0, "%s softmax n=%lld threads %d",
+             moe_isa_name(isa), (long long)n, threads);
+    }
+  }
+  float out[2];
+  EXPECT(moe_softmax_f32(x.data(), -1, 2, out) == MOE_STATUS_INVALID_ARGUMENT, "softmax negative rows");
+  EXPECT(moe_softmax_f32(nullptr, 1, 2, out) == MOE_STATUS_INVALID_ARGUMENT, "softmax NULL x");
+}
+
 }  // namespace
 
 // Block sizes change speed only: gmm (rhs as stored and transposed) and tgmm (ragged groups, several kc blocks, items split along rows and columns)
@@ -419,6 +462,7 @@ int main() {
     test_large(isa);
     test_int8_gmm(isa);
     test_blocking(isa);
+    test_exp_softmax(isa);
   }
   test_quantize();
   test_errors();

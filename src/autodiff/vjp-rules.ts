@@ -84,6 +84,11 @@ export const vjpRules: { [P in Prim]: VjpRule<P> | null } = {
     const count = axes.length > 0 ? lax.sum(mask, axes) : mask;
     return [mul(mask, unreduce(div(ct, count), x!.shape, axes))];
   },
+  // y (ct - sum(ct y)) along the axis
+  [Prim.Softmax]: ([ct], _i, [y], { axis }) => {
+    const ax = [normalizeAxis(axis, y!.ndim)];
+    return [on(ct, (c) => mul(y!, sub(c, unreduce(lax.sum(mul(c, y!), ax), y!.shape, ax))))];
+  },
   [Prim.Reshape]: ([ct], [x]) => [on(ct, (c) => lax.reshape(c, x!.shape))],
   [Prim.Transpose]: ([ct], _i, _o, { perm }) => {
     const inv = new Array<number>(perm.length);

@@ -1,6 +1,9 @@
 import { UnsupportedError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
+import { bind1 } from "../autodiff/bind.js";
 import { stopGradient } from "../autodiff/graph.js";
+import { normalizeAxis } from "../core/shape.js";
+import { Prim } from "../prims/prims.js";
 import {
   abs,
   add,
@@ -24,8 +27,12 @@ import {
 import { sliceAxis } from "./movement.js";
 import { max, sum } from "./reduce.js";
 
-/** Softmax along `axis` (max-shifted; the shift carries no gradient, as in jax.nn.softmax). */
+/**
+ * Softmax along `axis` (max-shifted; the shift carries no gradient, as in jax.nn.softmax): one primitive for float32
+ * and float64, whose result is the composition's below bit for bit.
+ */
 export function softmax(x: Tensor, axis = -1): Tensor {
+  if (x.dtype === "float32" || x.dtype === "float64") return bind1(Prim.Softmax, [x], { axis: normalizeAxis(axis, x.ndim, "softmax") });
   const e = exp(sub(x, stopGradient(max(x, axis, true))));
   return div(e, sum(e, axis, true));
 }

@@ -38,6 +38,8 @@ export enum Prim {
   // reductions
   ReduceSum = "reduce_sum",
   ReduceMax = "reduce_max",
+  // exp(x - max) / sum along one axis, fused
+  Softmax = "softmax",
   // movement
   Reshape = "reshape",
   Transpose = "transpose",
@@ -98,6 +100,8 @@ export interface PrimParams {
   /** axes are removed from the result (no keepdims). */
   [Prim.ReduceSum]: { axes: readonly number[] };
   [Prim.ReduceMax]: { axes: readonly number[] };
+  /** float32 / float64; each operation rounded as in the composition (max, sub, exp, float64 sum, div) */
+  [Prim.Softmax]: { axis: number };
   [Prim.Reshape]: { shape: readonly number[] };
   [Prim.Transpose]: { perm: readonly number[] };
   /** same rank; every input dim is 1 or equal to the target dim. */

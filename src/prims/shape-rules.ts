@@ -87,6 +87,13 @@ export const shapeRules: { [P in Prim]: ShapeRule<P> } = {
   },
   [Prim.ReduceSum]: (ins, { axes }) => reduce(Prim.ReduceSum, ins, axes),
   [Prim.ReduceMax]: (ins, { axes }) => reduce(Prim.ReduceMax, ins, axes),
+  [Prim.Softmax]: (ins, { axis }) => {
+    nIn(Prim.Softmax, ins, 1);
+    const a = ins[0]!;
+    if (a.dtype !== "float32" && a.dtype !== "float64") throw new DTypeError(`[softmax] takes float32 or float64, got ${a.dtype}`);
+    normalizeAxis(axis, a.shape.length, "softmax");
+    return [{ shape: a.shape, dtype: a.dtype }];
+  },
   [Prim.Reshape]: (ins, { shape }) => {
     nIn(Prim.Reshape, ins, 1);
     return [{ shape: resolveReshape(ins[0]!.shape, shape), dtype: ins[0]!.dtype }];

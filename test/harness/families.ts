@@ -29,7 +29,7 @@ export const FAMILIES = {
     Prim.Greater,
     Prim.Where,
   ],
-  reduce: [Prim.ReduceSum, Prim.ReduceMax],
+  reduce: [Prim.ReduceSum, Prim.ReduceMax, Prim.Softmax],
   movement: [Prim.Reshape, Prim.Transpose, Prim.BroadcastTo, Prim.Slice, Prim.Pad, Prim.Concat, Prim.Iota],
   "matmul-einsum": [Prim.BatchMatmul],
   indexing: [Prim.Gather, Prim.ScatterAdd, Prim.TopK, Prim.Argsort, Prim.Bincount, Prim.Cumsum],

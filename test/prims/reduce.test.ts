@@ -5,10 +5,12 @@ import { bind1 } from "../../src/autodiff/bind.js";
 import { Prim } from "../../src/prims/prims.js";
 import { valueAndGrad } from "../../src/autodiff/grad.js";
 import { max, mean, sum } from "../../src/ops/reduce.js";
+import { div, exp, sub } from "../../src/ops/elementwise.js";
+import { softmax } from "../../src/ops/nn.js";
 import { assertAdjoint } from "../harness/adjoint.js";
 import { assertGradcheck, project } from "../harness/gradcheck.js";
 import { Rng } from "../harness/random.js";
-import { assertAllClose, assertExact } from "../harness/tolerance.js";
+import { assertAllClose, assertExact, assertIdentical } from "../harness/tolerance.js";
 import { expectPrimError, gradCoverage } from "../harness/families.js";
 import { indices, numel, ravel } from "../harness/naive.js";
 import { testBackends } from "../harness/backends.js";
@@ -98,6 +100,63 @@ describe.each(testBackends())("reduce_sum / reduce_max kernels on %s", (backend)
   }
 });
 
+/** The softmax composition's operations along `axis`, each result rounded to the dtype (float32: Math.fround). */
+function naiveSoftmax(x: Tensor, axis: number): number[] {
+  const r = x.dtype === "float32" ? Math.fround : (v: number): number => v;
+  const [outer, n, inner] = [numel(x.shape.slice(0, axis)), x.shape[axis]!, numel(x.shape.slice(axis + 1))];
+  const y = new Array<number>(x.size);
+  for (let p = 0; p < outer; p++) {
+    for (let q = 0; q < inner; q++) {
+      const at = (i: number): number => (p * n + i) * inner + q;
+      let m = -Infinity;
+      for (let i = 0; i < n; i++) m = Number.isNaN(m) || Number.isNaN(x.data[at(i)]!) ? NaN : Math.max(m, x.data[at(i)]!);
+      let s = 0;
+      for (let i = 0; i < n; i++) s += y[at(i)] = r(Math.exp(r(x.data[at(i)]! - m)));
+      for (let i = 0; i < n; i++) y[at(i)] = r(y[at(i)]! / r(s));
+    }
+  }
+  return y;
+}
+
+const SOFTMAX_CASES: readonly [readonly number[], number][] = [
+  [[7], 0],
+  [[1], 0],
+  [[2, 3, 4], 0],
+  [[2, 3, 4], 1],
+  [[2, 3, 4], 2],
+  [[8, 64], 1],
+  [[3, 1], 0],
+  [[0, 3], 1],
+  [[4, 0], 1],
+];
+
+describe.each(testBackends())("softmax kernel on %s", (backend) => {
+  afterAll(() => void useBackend("ref"));
+  for (const [shape, axis] of SOFTMAX_CASES) {
+    for (const dtype of ["float64", "float32"] as const) {
+      it(`softmax: ${dtype}[${shape.join(",")}] along axis ${axis} conforms to float64 and is the composition's loop bit for bit`, () => {
+        const x = tensor(new Rng(6).normal(shape, "float64", 4).data, shape, dtype);
+        const [y] = conform(backend, (a) => bind1(Prim.Softmax, [a!], { axis }), [x], { k: shape[axis]! });
+        expect(y!.dtype).toBe(dtype);
+        assertIdentical(y!, naiveSoftmax(x, axis), `softmax on ${backend}`);
+      });
+    }
+  }
+
+  it("softmax: equals exp(x - max) / sum composed of primitives, bit for bit, NaN and infinite rows included", () => {
+    useBackend(backend);
+    const v = new Rng(7).normal([6, 300], "float64", 30).data;
+    [v[3], v[305], v[610], v[915]] = [NaN, Infinity, -Infinity, 800];
+    for (let j = 0; j < 300; j++) v[1200 + j] = -Infinity; // a row of -Infinity: NaN throughout, as composed
+    for (const dtype of ["float32", "float64"] as const) {
+      const x = tensor(v, [6, 300], dtype);
+      const composed = div(exp(sub(x, max(x, -1, true))), sum(exp(sub(x, max(x, -1, true))), -1, true));
+      assertIdentical(softmax(x), composed.data, `softmax ${dtype} on ${backend}`);
+      expect(Number.isNaN(softmax(x).data[1200])).toBe(true);
+    }
+  });
+});
+
 describe("reduce_sum / reduce_max kernels", () => {
   it("reduce_sum: float32 accumulates in float64 (1e8 + 1 + ... stays exact before the final rounding)", () => {
     const xs = [1e8, 1, 1, 1, 1, -1e8];
@@ -123,6 +182,28 @@ describe("reduce_sum / reduce_max kernels", () => {
     expect(mean(x).item()).toBe(3.5);
     expect(mean(x, [0, -1], true).shape).toEqual([1, 1]);
     expect(sum(x, []).shape).toEqual([2, 3]);
+  });
+});
+
+describe("softmax shape rule", () => {
+  it("softmax: rejects bfloat16 and int32 inputs (ops' softmax composes them), an axis out of range and two inputs", () => {
+    expectPrimError(
+      () => bind1(Prim.Softmax, [tensor([1, 2], [2], "bfloat16")], { axis: 0 }),
+      Prim.Softmax,
+      /float32 or float64, got bfloat16/,
+    );
+    expectPrimError(() => bind1(Prim.Softmax, [tensor([1, 2], [2], "int32")], { axis: 0 }), Prim.Softmax, /got int32/);
+    expectPrimError(() => bind1(Prim.Softmax, [tensor([1, 2], [1, 2])], { axis: 2 }), Prim.Softmax, /axis 2 out of range/);
+    const x = tensor([1, 2]);
+    expectPrimError(() => bind1(Prim.Softmax, [x, x], { axis: 0 }), Prim.Softmax, /expects 1 inputs/);
+  });
+
+  it("ops' softmax of bfloat16 values still rounds every operation (the composition)", () => {
+    const x = tensor([0.5, 1.25, -3, 2], [4], "bfloat16");
+    const y = softmax(x);
+    expect(y.dtype).toBe("bfloat16");
+    const e = exp(sub(x, max(x, -1, true)));
+    assertIdentical(y, div(e, sum(e, -1, true)).data);
   });
 });
 
@@ -182,6 +263,16 @@ describe("reduce gradients", () => {
   it("reduce_max: VJP with negative axes (axes [-1] on [2,3])", () => {
     const w = new Rng(20).normal([2]);
     assertGradcheck((a) => project(bind1(Prim.ReduceMax, [a], { axes: [-1] }), w), [new Rng(21).distinct([2, 3])]);
+  });
+
+  it("softmax: gradient matches central differences along each axis, negative included", () => {
+    for (const axis of [0, 1, -1]) {
+      const rng = new Rng(22);
+      const x = rng.normal([3, 4]);
+      const w = rng.normal([3, 4]);
+      assertGradcheck((a) => project(bind1(Prim.Softmax, [a], { axis }), w), [x]);
+    }
+    cov.mark(Prim.Softmax);
   });
 
   it("every differentiable reduce primitive was gradient-checked", () => cov.verify());

@@ -196,6 +196,8 @@ export interface NativeBinding {
   unaryF32(op: number, x: Float32Array, out: Float32Array): void;
   /** x [P,R,Q] reduced over R (op 0 sum, 1 max) in float64 chains into out [P,Q]. */
   reduceF32(op: number, x: Float32Array, P: number, R: number, Q: number, out: Float32Array): void;
+  /** out [rows,n] = softmax of each row of x [rows,n] (max and float64 sum chains as reduceF32, exp as unaryF32). */
+  softmaxF32(x: Float32Array, rows: number, n: number, out: Float32Array): void;
   /** dst (row-major over shape) = src[offset + sum idx·strides], 4-byte elements. */
   copyStrided(src: Float32Array | Int32Array, dst: Float32Array | Int32Array, shape: readonly number[], strides: readonly number[], offset: number): void;
   /** out [n,inner] = x [rows,inner] at rows idx; returns the first out-of-range position, or -1. */
@@ -275,10 +277,11 @@ const FUNCTIONS = [
   "topk",
   "argsortI32",
   "f32ToBf16Bits",
+  "roundBf16F32",
   "binary",
   "unaryF32",
-  "roundBf16F32",
   "reduceF32",
+  "softmaxF32",
   "copyStrided",
   "gather",
   "scatterAddF32",

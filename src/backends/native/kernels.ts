@@ -2,7 +2,7 @@
 // primitive and input, and the dispatcher runs the reference kernel instead.
 import { zeroed, type TypedArray } from "../../core/dtype.js";
 import { DTypeError, MoeError, ShapeError, UnsupportedError } from "../../core/errors.js";
-import { normalizeAxis, shapesEqual, type Aval } from "../../core/shape.js";
+import { normalizeAxis, shapesEqual, size, type Aval } from "../../core/shape.js";
 import type { Tensor } from "../../core/tensor.js";
 import { Prim, type Params } from "../../prims/prims.js";
 import type { NativeBinding } from "./binding.js";
@@ -112,6 +112,12 @@ export function supports<P extends Prim>(b: NativeBinding, prim: P, ins: readonl
     case Prim.ReduceSum:
     case Prim.ReduceMax:
       return ins.length === 1 && allF32(ins) && reduceLayout(ins[0]!.shape, (params as Params<Prim.ReduceSum>).axes) !== undefined;
+    case Prim.Softmax: {
+      // along the last axis (or one whose inner axes are all 1)
+      const x = ins[0]!;
+      const axis = normalizeAxis((params as Params<Prim.Softmax>).axis, x.shape.length);
+      return ins.length === 1 && allF32(ins) && size(x.shape.slice(axis + 1)) === 1;
+    }
     case Prim.Reshape:
       return true;
     case Prim.Transpose:
@@ -259,6 +265,13 @@ export function run<P extends Prim>(b: NativeBinding, prim: P, ins: readonly Ten
     case Prim.ReduceSum:
     case Prim.ReduceMax:
       return [reduceNative(b, prim, ins[0]!, (params as Params<Prim.ReduceSum>).axes)];
+    case Prim.Softmax: {
+      const x = ins[0]!;
+      const n = x.shape[normalizeAxis((params as Params<Prim.Softmax>).axis, x.shape.length)]!;
+      const out = writtenInFull("float32", x.size) as Float32Array;
+      b.softmaxF32(x.data as Float32Array, n === 0 ? 0 : x.size / n, n, out);
+      return [out];
+    }
     case Prim.Reshape:
       // row-major order is unchanged: the output shares the input's storage, as on ref
       return [ins[0]!.data];

@@ -8,7 +8,7 @@ import { add, floorDiv, mapBinary, mapUnary, mul, max2, min2, mod, sigmoid, wher
 import { argsort, bincount, gather, scatterAdd, topK } from "./kernels/indexing.js";
 import { batchMatmul } from "./kernels/matmul.js";
 import { broadcastTo, concat, iota, pad, slice, transpose } from "./kernels/movement.js";
-import { cumsum, reduceAxes } from "./kernels/reduce.js";
+import { cumsum, reduceAxes, softmax } from "./kernels/reduce.js";
 import { gmm, tgmm } from "./kernels/segment.js";
 import { expertFfn, expertFfnBwd } from "./kernels/expert-ffn.js";
 import { adamwStep, sgdStep } from "./kernels/optim-steps.js";
@@ -51,6 +51,7 @@ const kernels: { [P in Prim]: RefKernel<P> } = {
   [Prim.Where]: (ins, _p, outs) => [where(ins[0]!, ins[1]!, ins[2]!, outs[0]!)],
   [Prim.ReduceSum]: (ins, { axes }, outs) => [reduceAxes(ins[0]!, axes, outs[0]!, 0, (a, x) => a + x)],
   [Prim.ReduceMax]: (ins, { axes }, outs) => [reduceAxes(ins[0]!, axes, outs[0]!, -Infinity, max2)],
+  [Prim.Softmax]: (ins, { axis }, outs) => [softmax(ins[0]!, axis, outs[0]!)],
   // row-major order is unchanged: the output shares the input's storage (tensors are immutable)
   [Prim.Reshape]: (ins) => [ins[0]!.data],
   [Prim.Transpose]: (ins, { perm }, outs) => [transpose(ins[0]!, perm, outs[0]!)],

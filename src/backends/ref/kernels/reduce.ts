@@ -2,6 +2,7 @@ import { allocate, type TypedArray } from "../../../core/dtype.js";
 import { normalizeAxis, size, strides } from "../../../core/shape.js";
 import type { Tensor } from "../../../core/tensor.js";
 import type { Aval } from "../../../prims/shape-rules.js";
+import { max2 } from "./elementwise.js";
 import { advance } from "./movement.js";
 
 /**
@@ -56,6 +57,33 @@ function sumRunF32(v: number, data: Float32Array, from: number, n: number): numb
 function sumRun(v: number, data: TypedArray, from: number, n: number): number {
   for (let j = 0; j < n; j++) v += data[from + j]!;
   return v;
+}
+
+/**
+ * softmax along `axis` as its composition computes it: m = max (NaN if any is), e = exp(x - m) and y = e / s with
+ * s the float64 sum of e in index order, each result stored in the dtype (float32: rounded once per operation).
+ */
+export function softmax(a: Tensor, axis: number, out: Aval): TypedArray {
+  const ax = normalizeAxis(axis, a.shape.length);
+  const n = a.shape[ax]!;
+  const inner = size(a.shape.slice(ax + 1));
+  const outer = size(a.shape.slice(0, ax));
+  const o = allocate(out.dtype, a.size); // holds x - m, then e, then y
+  const x = a.data;
+  for (let p = 0; p < outer; p++) {
+    for (let q = 0; q < inner; q++) {
+      const at = (i: number): number => (p * n + i) * inner + q;
+      let m = -Infinity;
+      for (let i = 0; i < n; i++) m = max2(m, x[at(i)]!);
+      for (let i = 0; i < n; i++) o[at(i)] = x[at(i)]! - m;
+      for (let i = 0; i < n; i++) o[at(i)] = Math.exp(o[at(i)]!);
+      let s = 0;
+      for (let i = 0; i < n; i++) s += o[at(i)]!;
+      const sd = out.dtype === "float32" ? Math.fround(s) : s;
+      for (let i = 0; i < n; i++) o[at(i)] = o[at(i)]! / sd;
+    }
+  }
+  return o;
 }
 
 export function cumsum(a: Tensor, axis: number, reverse: boolean, out: Aval): TypedArray {
