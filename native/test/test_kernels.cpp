@@ -367,7 +367,7 @@ void test_errors() {
 
 // exp and sigmoid in place (out == x) give the out-of-place bits, the lanes the 8-wide path hands to libm included
 // (not finite, or beyond +-700); softmax equals its naive loop (double max and sum chains, float subtraction and
-// division, the unary exp) bit for bit, for every thread count.
+// division, the unary exp) bit for bit, for every thread count and in place.
 void test_exp_softmax(moe_isa_t isa) {
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> x = rand_vec(61, 91);
@@ -402,6 +402,10 @@ void test_exp_softmax(moe_isa_t isa) {
       EXPECT(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0, "%s softmax n=%lld threads %d",
              moe_isa_name(isa), (long long)n, threads);
     }
+    std::vector<float> inplace(x.begin(), x.begin() + rows * n);
+    EXPECT(moe_softmax_f32(inplace.data(), rows, n, inplace.data()) == MOE_STATUS_OK, "softmax in place");
+    EXPECT(std::memcmp(inplace.data(), want.data(), want.size() * sizeof(float)) == 0, "%s softmax n=%lld in place",
+           moe_isa_name(isa), (long long)n);
   }
   float out[2];
   EXPECT(moe_softmax_f32(x.data(), -1, 2, out) == MOE_STATUS_INVALID_ARGUMENT, "softmax negative rows");
