@@ -187,9 +187,13 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
     moe_status_t st = MOE_STATUS_OK;
     if (int_rows) {
       st = quantize_gather_tokens(L, ws, x, T, D, row_token, R);
+    } else if (bf16 && lhs_bits == 0) {  // x as the layer's cast leaves it: each token rounded once, then gathered
+      float* xr = ws.f32(5, T * D);
+      round_bf16(x, T * D, xr);
+      gather_rows(xr, row_token, R, D, D, rows);
     } else {
       gather_rows(x, row_token, R, D, D, rows);
-      if (bf16) round_bf16(rows, R * D, rows);  // x as the layer's cast leaves it
+      if (bf16) round_bf16(rows, R * D, rows);
       st = quantize_rows(L, rows, R, D);
     }
     if (st != MOE_STATUS_OK) return st;
@@ -217,9 +221,9 @@ extern "C" moe_status_t moe_ffn_fwd_quantized(moe_weight_format_t format, int lh
     }
     if (st == MOE_STATUS_OK) st = qgmm(L, bf16, act, wo_codes, wo_scales, group_sizes, off, R, H, D, rows);
     if (st != MOE_STATUS_OK) return st;
-    if (bf16) {
+    if (bf16 && (lhs_bits != 0 || bo != nullptr)) {  // float rows: the products came rounded (quantized_gmm_run's bf16_layer)
       round_rows_bf16(d, rows, bo);
-    } else {
+    } else if (!bf16) {
       add_group_bias(off, bo, D, rows);
     }
     combine_fwd(rows, D, inv, w, T, K, y);
