@@ -204,6 +204,7 @@ function oneSided([s, labels]: [Tensor, string[]], io: string[]): Tensor | undef
  * x · W of a float32 x (…, k) and a served [k, n] weight quantized weight-only to int8 codes (the weight-only gate),
  * neither of them differentiated: one QuantizedGmm over the weight's codes and scales kept with it, fl(fl(Σ x·c) · s), the bits
  * of einsumProduct's einsum then scale product (each an fp32 chain over k ascending, one rounding per product).
+ * bfloat16 x and W (a bfloat16 layer's gate): the same in float32, then rounded, as einsumProduct computes them.
  * undefined where that does not apply.
  */
 function servedRhsProduct(ia: string[], ib: string[], io: string[], a: Tensor, b: Tensor, q: DotQuant): Tensor | undefined {
@@ -213,8 +214,8 @@ function servedRhsProduct(ia: string[], ib: string[], io: string[], a: Tensor, b
     q.lhs !== undefined ||
     r === undefined ||
     r.bits > 8 ||
-    a.dtype !== "float32" ||
-    b.dtype !== "float32"
+    a.dtype !== b.dtype ||
+    (a.dtype !== "float32" && a.dtype !== "bfloat16")
   )
     return undefined;
   if (!servedSides.has(b) || ib.length !== 2 || ib[0] !== ia[ia.length - 1] || io.join() !== [...ia.slice(0, -1), ib[1]].join())
@@ -227,8 +228,10 @@ function servedRhsProduct(ia: string[], ib: string[], io: string[], a: Tensor, b
   };
   const m = a.size / k;
   const gs = new Tensor(Int32Array.of(m), [1], "int32");
-  const out = bind1(Prim.QuantizedGmm, [reshape(a, [m, k]), side_.gmm.codes, side_.gmm.scales, gs], { format: "int8", columns: n });
-  return reshape(out, [...a.shape.slice(0, -1), n]);
+  // bfloat16 operands: the product and its scaling in float32, then rounded (einsumProduct's computeDtype and cast)
+  const rows = reshape(cast(a, "float32"), [m, k]);
+  const out = bind1(Prim.QuantizedGmm, [rows, side_.gmm.codes, side_.gmm.scales, gs], { format: "int8", columns: n });
+  return cast(reshape(out, [...a.shape.slice(0, -1), n]), a.dtype);
 }
 
 /**
