@@ -6,7 +6,8 @@
 // default 8 and 64 (AB_E=1 AB_K=1 keeps one expert's weights in the L3); THREADS,
 // default 2; AB_PROBE=1, a read probe before each round and the verdict split at its median; AB_FLUSH=1, caches
 // flushed before every call; AB_TILED=1, the quantized modes' codes in tiles, with AB_A_ROWS=1 build A reading the
-// same bytes as rows; AB_TRAIN=1, mode f32 stores the backward's residuals too, as a training step's forward does), or
+// same bytes as rows; AB_LHS_BITS=8, the served modes in int8 serve mode (integer products); AB_TRAIN=1, mode f32
+// stores the backward's residuals too, as a training step's forward does), or
 // run ab_ffn A.so B.so.
 // The weights sit in huge pages, as the library's large arrays do.
 // Modes: f32 | dpbf16 | amx | widen (the fused forward; the last three with bf16 weights), bwd (the fp32 backward with
@@ -204,6 +205,8 @@ int main(int argc, char** argv) {
   const moe_weight_format_t qfa = a_rows ? (q8 ? MOE_WF_INT8 : MOE_WF_INT4) : qf;
   const bool qint = quant && op[2] == 'i';
   const bool served = quant && (op[2] == 's' || op[2] == 'b');
+  // AB_LHS_BITS=8 (served modes): int8 serve mode, each GMM's input rows quantized per row and multiplied as integers
+  const int lhs_bits = std::getenv("AB_LHS_BITS") != nullptr ? std::atoi(std::getenv("AB_LHS_BITS")) : 0;
   Mapped<uint8_t> codes, codes1, codes_o;
   std::vector<float> qscale, lscale;
   std::vector<int32_t> lhs_i;
@@ -252,7 +255,7 @@ int main(int argc, char** argv) {
         : op == "gmm_t" ? b.gmm(lhs.data(), wi0.data(), gs.data(), R, D, H, E, 1, out.data())
         : op == "tgmm"  ? b.tgmm(lhs.data(), dout.data(), gs.data(), R, D, H, E, out.data())
         : op == "bmm"   ? b.bmm(lhs.data(), wi0.data(), E, R / E, D, H, out.data())
-        : served ? b.qffn(&b == &A ? qfa : qf, 0, op[2] == 'b', x.data(), T, D, order.data(), K, w.data(), codes.data(),
+        : served ? b.qffn(&b == &A ? qfa : qf, lhs_bits, op[2] == 'b', x.data(), T, D, order.data(), K, w.data(), codes.data(),
                           qscale.data(), codes1.data(), qscale.data(), codes_o.data(), qscale.data(), nullptr, nullptr,
                           nullptr, gs.data(), E, H, MOE_ACT_SILU, 0.0f, y.data())
         : quant ? b.qgmm(&b == &A ? qfa : qf, qint ? static_cast<const void*>(lhs_i.data()) : lhs.data(), qint ? 1 : 0,
