@@ -131,9 +131,6 @@ void stream_rows(const QgCodes& s, int64_t j0, int64_t p0, int kc, const float* 
   for (int i = 0; i < R; ++i) {
     for (int v = 0; v < V; ++v) c[i][v] = start ? _mm512_setzero_ps() : _mm512_loadu_ps(part + i * ldc + 16 * v);
   }
-  // two rows of codes an iteration: the served FFN of int8 codes at T=8 (lab `ab q8s`, tiles, flushed, Zen 4) 0.979x
-  // the time in both read regimes, 40 rounds each; int4 1.004x
-#pragma GCC unroll 2
   for (int p = 0; p < kc; ++p) {
     const uint8_t* row = base + p * ld;
     qg_prefetch(row + ahead, l1);

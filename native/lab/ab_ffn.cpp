@@ -4,11 +4,12 @@
 // of each build is compared bit for bit. Build and run through
 // native/test/run.sh ab "FLAGS A" "FLAGS B" [mode] [rounds]   (env: T, default 4096; AB_K and AB_E, top-k and experts,
 // default 8 and 64 (AB_E=1 AB_K=1 keeps one expert's weights in the L3); THREADS,
-// default 2; AB_PROBE=1, a read probe before each round and the verdict split at its median; AB_FLUSH=1, caches
-// flushed before every call; AB_TILED=1, the quantized modes' codes in tiles, with AB_A_ROWS=1 build A reading the
-// same bytes as rows; AB_LHS_BITS=8, the served modes in int8 serve mode (integer products); AB_TRAIN=1, mode f32
-// stores the backward's residuals too, as a training step's forward does), or
-// run ab_ffn A.so B.so.
+// default 2; AB_PROBE=1, a read probe before each round and the verdict split at its median (AB_SPLIT=<GB/s>: there
+// instead); AB_FLUSH=1, caches flushed before every call; AB_TILED=1, the quantized modes' codes in tiles, with
+// AB_A_ROWS=1 build A reading the same bytes as rows; AB_LHS_BITS=8, the served modes in int8 serve mode (integer
+// products); AB_TRAIN=1, mode f32 stores the backward's residuals too, as a training step's forward does), or
+// run ab_ffn A.so B.so. One invocation's verdict can be off by a few percent for identical builds (an A/A run on Zen 4,
+// T=8 f32, 300 rounds: 1.048): below about 5%, swap the builds between invocations and combine.
 // The weights sit in huge pages, as the library's large arrays do.
 // Modes: f32 | dpbf16 | amx | widen (the fused forward; the last three with bf16 weights), bwd (the fp32 backward with
 // every weight gradient, residuals from one forward of build A), gmm | gmm_t (transposed rhs) | tgmm at m = T*K, k = D,
@@ -316,7 +317,10 @@ int main(int argc, char** argv) {
   if (per_round_probe) {
     std::vector<double> sorted = probe;
     std::sort(sorted.begin(), sorted.end());
-    const double cut = sorted[sorted.size() / 2];
+    // AB_SPLIT=<GB/s>: split there instead (the regimes apart, however many rounds each had)
+    const char* split = std::getenv("AB_SPLIT");
+    const double cut = split != nullptr ? std::atof(split) : sorted[sorted.size() / 2];
+    const char* at = split != nullptr ? "the split" : "its median";
     for (int upper = 1; upper >= 0; --upper) {
       std::vector<double> r, fa, fb, pr;
       for (int i = 0; i < rounds; ++i) {
@@ -326,9 +330,10 @@ int main(int argc, char** argv) {
         fa.push_back(wbytes / ta[size_t(i)] / 1e9 / probe[size_t(i)]);
         fb.push_back(wbytes / tb[size_t(i)] / 1e9 / probe[size_t(i)]);
       }
+      if (r.empty()) continue;
       for (auto* v : {&r, &fa, &fb, &pr}) std::sort(v->begin(), v->end());
       const size_t h = r.size() / 2;
-      std::printf("  rounds with the probe %s its median (%zu, probe median %.1f GB/s): B/A median %.3f", upper ? ">=" : "<",
+      std::printf("  rounds with the probe %s %s (%zu, probe median %.1f GB/s): B/A median %.3f", upper ? ">=" : "<", at,
                   r.size(), pr[h], r[h]);
       if (wbytes > 0) std::printf("; weights read at A %.0f%%, B %.0f%% of the probe", 100 * fa[h], 100 * fb[h]);
       std::printf("\n");
