@@ -8,8 +8,8 @@
 // instead); AB_FLUSH=1, caches flushed before every call; AB_TILED=1, the quantized modes' codes in tiles, with
 // AB_A_ROWS=1 build A reading the same bytes as rows; AB_LHS_BITS=8, the served modes in int8 serve mode (integer
 // products); AB_TRAIN=1, mode f32 stores the backward's residuals too, as a training step's forward does), or
-// run ab_ffn A.so B.so. One invocation's verdict can be off by a few percent for identical builds (an A/A run on Zen 4,
-// T=8 f32, 300 rounds: 1.048): below about 5%, swap the builds between invocations and combine.
+// run ab_ffn A.so B.so. One invocation's verdict can be off by several percent for identical builds (A/A on Zen 4,
+// T=8 f32: 1.048 over 300 rounds, 0.881-1.182 one-thread): below ~10%, swap the builds between invocations.
 // The weights sit in huge pages, as the library's large arrays do.
 // Modes: f32 | dpbf16 | amx | widen (the fused forward; the last three with bf16 weights), bwd (the fp32 backward with
 // every weight gradient, residuals from one forward of build A), gmm | gmm_t (transposed rhs) | tgmm at m = T*K, k = D,
