@@ -28,18 +28,21 @@ struct Max {
   }
 };
 
+// The chain of Op over v [n] in order, rounded once.
+template <class Op>
+float chain(const float* v, int64_t n) {
+  double acc = Op::init;
+  for (int64_t r = 0; r < n; ++r) acc = Op::step(acc, double(v[r]));
+  return float(acc);
+}
+
 template <class Op>
 void reduce(const float* x, int64_t P, int64_t R, int64_t Q, float* out) {
   if (Q == 1) {
     // a chain per row of R
     const int64_t rows = std::max<int64_t>(1, kWork / std::max<int64_t>(R, 1));
     auto pass = [&](int64_t s, int64_t e) {
-      for (int64_t p = s; p < e; ++p) {
-        double acc = Op::init;
-        const float* row = x + p * R;
-        for (int64_t r = 0; r < R; ++r) acc = Op::step(acc, double(row[r]));
-        out[p] = float(acc);
-      }
+      for (int64_t p = s; p < e; ++p) out[p] = chain<Op>(x + p * R, R);
     };
     moe::detail::parallel_chunks(P, rows, pass);
     return;
@@ -91,15 +94,11 @@ extern "C" moe_status_t moe_softmax_f32(const float* x, int64_t rows, int64_t n,
       for (int64_t p = s; p < e; ++p) {
         const float* xr = x + p * n;
         float* o = out + p * n;
-        double m = Max::init;
-        for (int64_t r = 0; r < n; ++r) m = Max::step(m, double(xr[r]));
-        const float mf = float(m);
-        for (int64_t r = 0; r < n; ++r) o[r] = xr[r] - mf;
+        const float m = chain<Max>(xr, n);
+        for (int64_t r = 0; r < n; ++r) o[r] = xr[r] - m;
         exp_f32(o, o, n);
-        double sum = 0.0;
-        for (int64_t r = 0; r < n; ++r) sum += double(o[r]);
-        const float sf = float(sum);
-        for (int64_t r = 0; r < n; ++r) o[r] = o[r] / sf;
+        const float sum = chain<Sum>(o, n);
+        for (int64_t r = 0; r < n; ++r) o[r] = o[r] / sum;
       }
     };
     parallel_chunks(rows, std::max<int64_t>(1, kWork / n), pass);
