@@ -58,20 +58,35 @@ Packed pack(const int32_t* lhs, const int32_t* rhs, int64_t m, int64_t k, int64_
   P.b = static_cast<int8_t*>(workspace().get(7, std::max<int64_t>(1, groups * P.panels * panel_bytes)));
   P.colsum = workspace().i32(8, groups * P.panels * kI8PanelCols);
   i8_pack_rows(lhs, m, k, P.kp, P.a);
+  // one 4-byte quad per (k quad, column): B(p..p+3, j) in bytes, read along B's rows (or along its columns when
+  // transposed), so that the reads run contiguously
   auto panels = [&](int64_t item) {
-    const int64_t g = item / P.panels, pn = item % P.panels, j0 = pn * kI8PanelCols;
-    int8_t* d = P.b + item * panel_bytes;
+    const int64_t g = item / P.panels, j0 = (item % P.panels) * kI8PanelCols, cols = std::min(kI8PanelCols, n - j0);
+    uint32_t* d = reinterpret_cast<uint32_t*>(P.b + item * panel_bytes);
     int32_t* cs = P.colsum + item * kI8PanelCols;
     const int32_t* w = rhs + g * k * n;
-    for (int64_t j = 0; j < kI8PanelCols; ++j) {
-      const int64_t col = j0 + j;
-      int32_t sum = 0;
-      for (int64_t p = 0; p < P.kp; ++p) {
-        const int32_t v = (col < n && p < k) ? (trans ? w[col * k + p] : w[p * n + col]) : 0;
-        d[((p / 4) * kI8PanelCols + j) * 4 + p % 4] = int8_t(v);
-        sum += v;
+    std::fill(cs, cs + kI8PanelCols, 0);
+    std::fill(d, d + P.kq * kI8PanelCols, 0u);
+    if (trans) {
+      for (int64_t j = 0; j < cols; ++j) {
+        const int32_t* col = w + (j0 + j) * k;
+        int32_t sum = 0;
+        for (int64_t p = 0; p < k; ++p) {
+          d[(p / 4) * kI8PanelCols + j] |= uint32_t(uint8_t(int8_t(col[p]))) << (8 * (p % 4));
+          sum += col[p];
+        }
+        cs[j] = sum;
       }
-      cs[j] = sum;
+      return;
+    }
+    for (int64_t p = 0; p < k; ++p) {
+      const int32_t* row = w + p * n + j0;
+      uint32_t* dq = d + (p / 4) * kI8PanelCols;
+      const int shift = int(8 * (p % 4));
+      for (int64_t j = 0; j < cols; ++j) {
+        dq[j] |= uint32_t(uint8_t(int8_t(row[j]))) << shift;
+        cs[j] += row[j];
+      }
     }
   };
   parallel_items(groups * P.panels, panels);
