@@ -51,7 +51,10 @@ function checkEntry(key: string, name: string, e: unknown): void {
 function checkQuantCfg(key: string, cfg: unknown): QuantCfg {
   if (cfg === null || typeof cfg !== "object" || Array.isArray(cfg))
     throw new ConfigError(key, cfg, "must be a mapping of module regex to {w_bits, a_bits}");
-  const map = cfg as Record<string, unknown>;
+  let map = cfg as Record<string, unknown>;
+  // a bare entry ({"w_bits": 4}, as QUANTIZATION.md writes it) stands for {"__default__": {...}}
+  const keys = Object.keys(map);
+  if (keys.length > 0 && keys.every((k) => ENTRY_KEYS.includes(k))) map = { __default__: map };
   for (const [name, e] of Object.entries(map)) {
     // the layer's MaxText module paths are not modelled: one precision for the whole layer
     if (name !== "__default__") throw new ConfigError(key, cfg, `per-module entry "${name}" is not supported; give "__default__" only`);

@@ -16,6 +16,8 @@ describe("quantization config keys", () => {
     expect(moeConfig({ quantization: "intmp", quant_cfg: { __default__: { w_bits: 4, a_bits: 8 } } }).quantCfg).toEqual({
       __default__: { w_bits: 4, a_bits: 8 },
     });
+    // a bare entry, as QUANTIZATION.md writes {"w_bits": 4}, is the default entry
+    expect(moeConfig({ quantization: "intmp", quant_cfg: { w_bits: 4 } }).quantCfg).toEqual({ __default__: { w_bits: 4 } });
   });
 
   it("reads quant_cfg_path (MaxText's JSON file) and round-trips through toMaxTextKeys", () => {
