@@ -10,11 +10,12 @@ const caseFiles = (dir: string): string[] =>
     .filter((f) => f.endsWith(".json"))
     .sort();
 const fixtures = join(import.meta.dirname, "../../fixtures");
-// golden: forward, losses and gradients; golden-quant: quantized experts, forward only; crosscheck-quant: quantized
-// experts from an independent NumPy reference (tools/crosscheck-quant), forward only
+// golden: forward, losses and gradients; golden-quant: quantized experts, forward only; crosscheck-*: more configs from
+// independent NumPy references (tools/crosscheck-float with gradients, tools/crosscheck-quant forward only)
 const suites: [string, number][] = [
   ["golden", 28],
   ["golden-quant", 6],
+  ["crosscheck-float", 54],
   ["crosscheck-quant", 38],
 ];
 
