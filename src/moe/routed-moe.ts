@@ -1,5 +1,5 @@
 // Legend: B batch, S sequence, D model dim, H expert hidden, E experts, K experts per token.
-import { ConfigError, ShapeError, UnsupportedError } from "../core/errors.js";
+import { ShapeError, UnsupportedError } from "../core/errors.js";
 import { fmt, shapesEqual } from "../core/shape.js";
 import { full, zeros, type Tensor } from "../core/tensor.js";
 import { cast, mul } from "../ops/elementwise.js";
@@ -28,6 +28,7 @@ import { checkFinite, checkGateLogits } from "./finite.js";
 import { forwardEstimate, weightEstimate } from "./memory-estimate.js";
 import { checkMemory } from "../core/memory.js";
 import type { RoutingRng } from "./routing.js";
+import { denseMatmulExpertParallel } from "./dense-expert-parallel.js";
 import type { Group } from "../parallel/group.js";
 import type { Mesh } from "../parallel/mesh.js";
 import { checkParallelSizes, checkShardShapes, gatherFsdp, meshFfn, moeAxes, matmulMesh } from "./tensor-parallel.js";
@@ -399,8 +400,9 @@ export async function routedMoeForwardParallel(
     const localGroupSizes = "groupSizes_E" in r ? r.groupSizes_E : zeros([0], "int32");
     return { ...r, gateLogits_BSE: logits, preBiasLogits_BSE: pre, ep: { path, localGroupSizes } };
   }
-  if (!cfg.sparseMatmul) throw new ConfigError("sparse_matmul", false, "expert parallelism runs the sparse (grouped matmul) path only");
-  const r = await sparseMatmulExpertParallel(cfg, axes.expert, path, x, logits, pre, ew, opts.rng, meshFfn(cfg, axes, ew));
+  const r = cfg.sparseMatmul
+    ? await sparseMatmulExpertParallel(cfg, axes.expert, path, x, logits, pre, ew, opts.rng, meshFfn(cfg, axes, ew))
+    : await denseMatmulExpertParallel(cfg, axes, path, x, logits, pre, ew, opts.rng, opts.quantKey);
   return { ...r, gateLogits_BSE: logits, preBiasLogits_BSE: pre };
 }
 

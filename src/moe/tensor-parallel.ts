@@ -259,7 +259,7 @@ export async function matmulMesh(
   quantKey?: Key,
 ): Promise<SparseResult | DenseResult> {
   const [tensor, tt] = [axes.tensor, axes.tensorTranspose.size];
-  if (axes.expert.size > 1)
+  if (axes.expert.size > 1 && cfg.sparseMatmul)
     throw new ConfigError("ici_expert_parallelism", axes.expert.size, "expert parallelism runs in expert-parallel.ts");
   if (tensor.size === 1 && tt === 1) {
     return cfg.sparseMatmul

@@ -15,7 +15,7 @@ const fixtures = join(import.meta.dirname, "../../fixtures");
 const suites: [string, number][] = [
   ["golden", 28],
   ["golden-quant", 6],
-  ["crosscheck-float", 54],
+  ["crosscheck-float", 60],
   ["crosscheck-quant", 38],
 ];
 

@@ -223,6 +223,16 @@ const SETUPS: [string, Record<string, unknown>, Shape, EpPath, number, boolean][
     false,
   ],
   ["dense, fsdp=2", { ...MIXTRAL, sparse_matmul: false }, { fsdp: 2 }, "batch_sharded", 2, true],
+  // the dense path under expert parallelism gathers the experts and the batch: the losses are the whole batch's
+  [
+    "dense capacity, expert=2 × tensor=2",
+    { ...MIXTRAL, sparse_matmul: false, capacity_factor: 1.0, mlp_bias: true },
+    { expert: 2, tensor: 2 },
+    "batch_sharded",
+    4,
+    false,
+  ],
+  ["dense, expert=2, batch replicated (decode)", { ...BIASED, sparse_matmul: false }, { expert: 2 }, "batch_replicated", 1, false],
 ];
 
 const ranksOf = (s: Shape): number => Object.values(s).reduce((a, b) => a * b, 1);
@@ -289,7 +299,6 @@ describe("mesh size rules (ConfigErrors naming the key)", () => {
       { expert: 2, tensor_transpose: 2 },
       /ici_tensor_transpose_parallelism=2: cannot combine with expert parallelism/,
     );
-    await refused({ ...MIXTRAL, sparse_matmul: false }, { expert: 2 }, /sparse_matmul=false: expert parallelism runs the sparse/);
     await refused({ ...MIXTRAL, num_experts: 3 }, { expert: 2 }, /ici_expert_parallelism=2: must divide num_experts \(3\)/);
   });
   it("weights that are not this rank's shard are refused", async () => {

@@ -245,9 +245,9 @@ SPECS = [
      dict(S8, num_experts=8, num_experts_per_tok=2, capacity_factor=0.5, model_call_mode="inference",
           load_balance_loss_weight=0.01),
      2, 4, 1, "none", 231, None, None),
-    ("f32_ep2_dense_capacity_exploratory",
-     "EXPLORATORY: expert_parallelism=2 on the DENSE capacity path (no shard_map in dense_matmul: EP only shards the "
-     "einsums), so every value, lb_loss included, is the single-device value; no ep_* side outputs.",
+    ("f32_ep2_dense_capacity",
+     "expert_parallelism=2 on the dense capacity path (no shard_map in dense_matmul: the expert weights are "
+     "all-gathered), so every value, lb_loss included, is the single-device value; no ep_* side outputs.",
      dict(S8, num_experts=4, num_experts_per_tok=2, sparse_matmul=False, capacity_factor=1.0,
           load_balance_loss_weight=0.01),
      2, 8, 2, "batch_sharded", 232, drops, None),
@@ -428,9 +428,38 @@ EXTRA = [
      8, 1, 8, "batch_sharded", 257, None, None, None),
 ]
 
+# the dense path under expert parallelism: dense_matmul has no shard_map, so every value is the single-device one
+DENSE_EP = [
+    ("f58_ep2_dense_dropless_bias_updates",
+     "EP N=2 on the dense dropless path: sigmoid score, gate bias with loss-free updates, lb_loss (whole batch).",
+     dict(S8, num_experts=4, num_experts_per_tok=2, sparse_matmul=False, routed_score_func="sigmoid",
+          routed_bias=True, routed_bias_update_rate=0.01, load_balance_loss_weight=0.01),
+     2, 4, 2, "batch_sharded", 258, None, None, None),
+    ("f59_ep2_dense_replicated_b1",
+     "EP N=2 on the dense capacity path with a one-row batch (batch_replicated): capacity per row, lb_loss.",
+     dict(S8, num_experts=4, num_experts_per_tok=2, sparse_matmul=False, capacity_factor=1.0,
+          load_balance_loss_weight=0.01),
+     1, 8, 2, "batch_replicated", 259, drops, None, None),
+    ("f60_ep4_dense_mlp_bias_shared",
+     "EP N=4 on the dense dropless path: mlp_bias, a shared expert, lb_loss; B=4 (one row per shard).",
+     dict(S8, num_experts=8, num_experts_per_tok=2, sparse_matmul=False, mlp_bias=True, shared_experts=1,
+          load_balance_loss_weight=0.01),
+     4, 2, 4, "batch_sharded", 260, None, None, None),
+    ("f61_ep2_dense_random_routing_capacity",
+     "EP N=2 on the dense capacity path with random routing (injected draw over the whole batch), lb_loss.",
+     dict(S8, num_experts=4, num_experts_per_tok=2, sparse_matmul=False, capacity_factor=1.0,
+          use_random_routing=True, load_balance_loss_weight=0.01),
+     2, 8, 2, "batch_sharded", 261, drops, None, None),
+    ("f62_ep2_dense_inference_capacity_cp2",
+     "EP N=2 on the dense inference capacity path with cp=2 sub-groups (no lb_loss in inference).",
+     dict(S8, num_experts=4, num_experts_per_tok=2, sparse_matmul=False, capacity_factor=1.0,
+          model_call_mode="inference", ici_context_autoregressive_parallelism=2),
+     2, 8, 2, "batch_sharded", 262, drops, None, None),
+]
+
 if __name__ == "__main__":
     only = sys.argv[1:]
-    for (name, desc, over, B, S, ep, path, seed, want, scales, fix) in EXTRA:
+    for (name, desc, over, B, S, ep, path, seed, want, scales, fix) in EXTRA + DENSE_EP:
         if not only or not any(name.startswith(o) for o in only):
             continue
         c = make_case(name, desc, over, B, S, ep, path, seed, want, scales, fix)

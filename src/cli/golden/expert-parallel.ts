@@ -83,7 +83,16 @@ export async function runExpertParallelCase(c: GoldenCase, cfg: MoeConfig): Prom
       0,
     );
   if (sharded) {
-    for (const n of ["output", "routed_output", "shared_output", "top_k_indices", "top_k_weights", "gate_logits", "pre_bias_logits"]) {
+    for (const n of [
+      "output",
+      "routed_output",
+      "shared_output",
+      "top_k_indices",
+      "top_k_weights",
+      "gate_logits",
+      "pre_bias_logits",
+      "kept_mask",
+    ]) {
       if (first.out[n] !== undefined) produced[n] = cat(n);
     }
   }
