@@ -16,7 +16,7 @@ const suites: [string, number][] = [
   ["golden", 28],
   ["golden-quant", 6],
   ["crosscheck-float", 60],
-  ["crosscheck-quant", 38],
+  ["crosscheck-quant", 40],
 ];
 
 describe.each(testBackends().flatMap((b) => suites.map(([s, n]) => [b, s, n] as const)))(

@@ -451,6 +451,18 @@ C.append(("qj44_int8_sparse_ep4_large_grid",
           dims(s3, sparse_matmul=True, **I8), s3, 9644, {"gscale": 0.3, "post": grid("col_shared", ep=4)}, 4,
           "batch_sharded", ep_disc, ["ep_global_scale"]))
 
+# the dense path under expert parallelism: the weights are all-gathered, so every scale is the single-device one
+s = shp(4, 4, 8, 8, 4, 2)
+C.append(("qj45_int8_dense_capacity_training_ep2",
+          "int8 dense capacity (cf=1) in training with expert parallelism 2 (batch sharded): dense_matmul has no "
+          "shard_map, the expert weights are all-gathered; dispatch/combine quantized; every value single-device.",
+          dims(s, capacity_factor=1.0, load_balance_loss_weight=0.01, **I8), s, 9645, {"gscale": 0.6}, 2,
+          "batch_sharded", dropped, []))
+C.append(("qj46_intmp_w4_dense_ep2",
+          "intmp w_bits=4 weight-only on the dense dropless path with expert parallelism 2: scales per (expert, "
+          "column) of the gathered weights, as on one device.",
+          dims(s, **MP4), s, 9646, {"gscale": 0.6}, 2, "batch_sharded", None, []))
+
 for c in C:
     if want(c[0]):
         build_case(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9])
