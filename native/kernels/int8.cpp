@@ -122,6 +122,88 @@ void i8_tile_scalar(const uint8_t* a, int64_t kp, int rows, const int8_t* panel,
   }
 }
 
+namespace {
+
+// One element of moe_quantize_f32 in the scalar loop: q from x0, its slice's abs-max mx and divisor, and the noise u.
+int32_t quantize_one(double x0, double mx, double div, double u, double Qb, double lo, double hi, bool qwix) {
+  if (mx == 0) return 0;
+  const double v = aqt_value(x0, mx, Qb, div);
+  return int32_t(qwix ? std::min(hi, std::max(lo, round_even(v + u))) : round_even(std::min(hi, std::max(lo, v)) + u));
+}
+
+// The first non-finite element of rows [c0, c1) of x (rows of n), or -1.
+int64_t first_non_finite(const float* x, int64_t c0, int64_t c1, int64_t n) {
+  for (int64_t i = c0 * n; i < c1 * n; ++i) {
+    if (!std::isfinite(x[i])) return i;
+  }
+  return -1;
+}
+
+// Slices along C with Q > 1 columns (a weight's columns, per expert or shared by all): each column's abs-max over
+// chunks of whole rows, then the rows quantized in chunks against their columns' scales, so that both passes
+// stream the rows in order and every thread has work even for one slice.
+void quantize_columns(const float* x, const float* noise, int64_t P, int64_t C, int64_t Q, double Qb, double lo,
+                      double hi, bool qwix, int32_t* q, float* scales, int64_t* first_bad) {
+  const int64_t split = std::min<int64_t>(std::max<int64_t>(C, 1), std::max<int64_t>(1, (2 * pool_threads() + P - 1) / P));
+  const int64_t span = (C + split - 1) / split;
+  std::vector<float> part(size_t(P * split * Q), 0.0f);
+  std::vector<int64_t> bad(size_t(P * split), -1);
+  auto amax = [&](int64_t item) {
+    const int64_t p = item / split, c0 = std::min(C, (item % split) * span), c1 = std::min(C, c0 + span);
+    float* m = part.data() + item * Q;
+    int finite = 1;
+    for (int64_t c = c0; c < c1; ++c) {
+      const float* row = x + (p * C + c) * Q;
+      for (int64_t j = 0; j < Q; ++j) {
+        const float a = std::fabs(row[j]);
+        finite &= a <= std::numeric_limits<float>::max();
+        m[j] = a > m[j] ? a : m[j];
+      }
+    }
+    if (finite == 0) {
+      const int64_t at = first_non_finite(x + p * C * Q, c0, c1, Q);
+      bad[size_t(item)] = at < 0 ? -1 : p * C * Q + at;
+    }
+  };
+  parallel_items(P * split, amax);
+  for (int64_t b : bad) {
+    if (b >= 0 && (*first_bad < 0 || b < *first_bad)) *first_bad = b;
+  }
+  if (*first_bad >= 0) return;
+  std::vector<double> mx(size_t(P * Q)), dv(size_t(P * Q));
+  for (int64_t p = 0; p < P; ++p) {
+    for (int64_t j = 0; j < Q; ++j) {
+      float m = 0.0f;
+      for (int64_t t = 0; t < split; ++t) m = std::max(m, part[size_t((p * split + t) * Q + j)]);
+      const size_t i = size_t(p * Q + j);
+      mx[i] = double(m);
+      dv[i] = mx[i] / Qb;
+      scales[i] = m == 0 ? 1.0f : float(dv[i]);
+    }
+  }
+  const int64_t per = rows_per_item(Q), chunks = (C + per - 1) / per;
+  [[maybe_unused]] const bool avx512 = isa_active() == MOE_ISA_AVX512;
+  auto rows = [&](int64_t item) {
+    const int64_t p = item / chunks, c0 = (item % chunks) * per, c1 = std::min(C, c0 + per);
+    const double *m = mx.data() + p * Q, *d = dv.data() + p * Q;
+    const int64_t base = (p * C + c0) * Q;
+#if defined(MOE_HAVE_X86_KERNELS)
+    if (noise == nullptr && avx512) {
+      quantize_run_avx512(x + base, c1 - c0, Q, Q, m, d, false, Qb, lo, hi, qwix, q + base);
+      return;
+    }
+#endif
+    for (int64_t i = 0; i < (c1 - c0) * Q; ++i) {
+      const int64_t j = i % Q;
+      const double u = noise == nullptr ? 0.0 : double(noise[base + i]);
+      q[base + i] = quantize_one(double(x[base + i]), m[j], d[j], u, Qb, lo, hi, qwix);
+    }
+  };
+  parallel_items(P * chunks, rows);
+}
+
+}  // namespace
+
 moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int64_t C, int64_t Q, int bits, int qwix,
                               int32_t* q, float* scales, int64_t* first_bad) {
   {
@@ -134,75 +216,46 @@ moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int
     *first_bad = -1;
     const double Qb = std::ldexp(1.0, bits - 1) - 0.5;
     const double lo = qwix != 0 ? -(Qb + 0.5) : -(Qb - 0.5), hi = Qb - 0.5;
-    // column blocks of 256, or of 16 (a cache line of each row) when Q is narrower, so that a gate kernel's single row
-    // of blocks (1 x 1024 x 64) still makes items for every thread; a column's result does not depend on its block
-    constexpr int64_t kCols = 256;
-    const int64_t cols = Q >= kCols ? kCols : 16;
-    const int64_t qblocks = (Q + cols - 1) / cols;
-    std::vector<int64_t> bad(size_t(std::max<int64_t>(1, P * qblocks)), -1);
-    const bool avx512 = isa_active() == MOE_ISA_AVX512, row_runs = avx512 && Q == 1;  // AVX-512 runs along C when Q = 1
-    auto body = [&](int64_t item) {
-      const int64_t p = item / qblocks, q0 = (item % qblocks) * cols, q1 = std::min(Q, q0 + cols);
-      // |x|'s maximum in float (exact, and the loop vectorizes); the first non-finite x is looked for only if there is one
-      float amax[kCols] = {};
+    if (Q > 1) {
+      quantize_columns(x, noise, P, C, Q, Qb, lo, hi, qwix != 0, q, scales, first_bad);
+      return MOE_STATUS_OK;
+    }
+    // Q = 1: each slice is one run of C elements (a token's row), by runs of 64 KiB: a thread reading one 4 KiB
+    // row after another's left the prefetchers to start over on every row
+    std::vector<int64_t> bad(size_t(std::max<int64_t>(1, P)), -1);
+    [[maybe_unused]] const bool avx512 = isa_active() == MOE_ISA_AVX512;
+    auto body = [&](int64_t p) {
+      const float* row = x + p * C;
       int finite = 1;
+      float amax = 0.0f;
 #if defined(MOE_HAVE_X86_KERNELS)
-      if (row_runs) amax[0] = absmax_run_avx512(x + p * C, C, &finite);
+      if (avx512) amax = absmax_run_avx512(row, C, &finite);
 #endif
-      for (int64_t c = 0; c < C && !row_runs; ++c) {
-        const float* row = x + (p * C + c) * Q;
-        for (int64_t j = q0; j < q1; ++j) {
-          const float a = std::fabs(row[j]);
-          finite &= a <= std::numeric_limits<float>::max();
-          amax[j - q0] = a > amax[j - q0] ? a : amax[j - q0];
-        }
+      for (int64_t c = 0; c < C && !avx512; ++c) {
+        const float a = std::fabs(row[c]);
+        finite &= a <= std::numeric_limits<float>::max();
+        amax = a > amax ? a : amax;
       }
-      for (int64_t c = 0; finite == 0 && c < C && bad[size_t(item)] < 0; ++c) {
-        for (int64_t j = q0; j < q1; ++j) {
-          if (!std::isfinite(x[(p * C + c) * Q + j])) {
-            bad[size_t(item)] = (p * C + c) * Q + j;
-            break;
-          }
-        }
+      if (finite == 0) {
+        bad[size_t(p)] = p * C + first_non_finite(row, 0, 1, C);
+        return;
       }
-      double absmax[kCols], divisor[kCols];
-      for (int64_t j = 0; j < q1 - q0; ++j) {
-        absmax[j] = double(amax[j]);
-        divisor[j] = absmax[j] / Qb;
-      }
-      if (bad[size_t(item)] >= 0) return;
-      for (int64_t j = q0; j < q1; ++j) scales[p * Q + j] = absmax[j - q0] == 0 ? 1.0f : float(divisor[j - q0]);
+      const double mx = double(amax), div = mx / Qb;
+      scales[p] = amax == 0 ? 1.0f : float(div);
 #if defined(MOE_HAVE_X86_KERNELS)
       if (noise == nullptr && avx512) {
-        if (row_runs) {  // the slice is one contiguous run
-          quantize_run_avx512(x + p * C, 1, C, C, absmax, divisor, true, Qb, lo, hi, qwix != 0, q + p * C);
-        } else {
-          const int64_t base = p * C * Q + q0;
-          quantize_run_avx512(x + base, C, Q, q1 - q0, absmax, divisor, false, Qb, lo, hi, qwix != 0, q + base);
-        }
+        quantize_run_avx512(row, 1, C, C, &mx, &div, true, Qb, lo, hi, qwix != 0, q + p * C);
         return;
       }
 #endif
       for (int64_t c = 0; c < C; ++c) {
-        const int64_t base = (p * C + c) * Q;
-        for (int64_t j = q0; j < q1; ++j) {
-          const double mx = absmax[j - q0], x0 = x[base + j];
-          if (mx == 0) {
-            q[base + j] = 0;
-            continue;
-          }
-          const double v = aqt_value(x0, mx, Qb, divisor[j - q0]);
-          const double u = noise == nullptr ? 0.0 : double(noise[base + j]);
-          const double r = qwix != 0 ? std::min(hi, std::max(lo, round_even(v + u))) : round_even(std::min(hi, std::max(lo, v)) + u);
-          q[base + j] = int32_t(r);
-        }
+        const double u = noise == nullptr ? 0.0 : double(noise[p * C + c]);
+        q[p * C + c] = quantize_one(double(row[c]), mx, div, u, Qb, lo, hi, qwix != 0);
       }
     };
-    // rows along C (Q = 1) by runs of 64 KiB: a thread reading one 4 KiB row after another's left the prefetchers to
-    // start over on every row
-    const int64_t per = Q == 1 ? rows_per_item(C) : 1, n = P * qblocks;
+    const int64_t per = rows_per_item(C), n = P;
     auto run = [&](int64_t c) {
-      for (int64_t item = c * per, e = std::min(n, item + per); item < e; ++item) body(item);
+      for (int64_t p = c * per, e = std::min(n, p + per); p < e; ++p) body(p);
     };
     parallel_items((n + per - 1) / per, run);
     for (int64_t b : bad) {

@@ -110,5 +110,9 @@ describe.skipIf(!info.available)(`native int8 kernels${info.available ? "" : ` (
     const nb = nativeBackend()!;
     const p = { bits: 8, axes: [1], flavour: "aqt" as const };
     expect(() => nb.run(Prim.Quantize, [x], p, shapeRules[Prim.Quantize]([x], p))).toThrow(/\[quantize\] element 2 of the input is NaN/);
+    // slices down columns (a weight's): the first non-finite element in storage order, whichever chunk of rows finds it
+    const w = new Tensor(Float32Array.from({ length: 24 }, (_, i) => (i === 20 ? Infinity : i === 7 ? NaN : i)), [8, 3], "float32");
+    const q = { bits: 8, axes: [0], flavour: "qwix" as const };
+    expect(() => nb.run(Prim.Quantize, [w], q, shapeRules[Prim.Quantize]([w], q))).toThrow(/\[quantize\] element 7 of the input is NaN/);
   });
 });
