@@ -98,7 +98,7 @@ function checkpointQuantization(family: HfFamily, architecture: string, quant: O
   if (family === "gpt_oss" && method === "mxfp4") return "mxfp4";
   throw new UnsupportedModelError(
     architecture,
-    `quantized checkpoint (quantization_config.quant_method=${method}${blocks === undefined ? "" : `, weight_block_size=${blocks}`}): moekit reads float weights, DeepSeek-V3's fp8 (e4m3, 128×128 blocks) and GPT-OSS's mxfp4; dequantize it (e.g. to bf16) first`,
+    `quantized checkpoint (quantization_config.quant_method=${method}${quant.fmt === undefined ? "" : `, fmt=${JSON.stringify(quant.fmt)}`}${blocks === undefined ? "" : `, weight_block_size=${blocks}`}): moekit reads float weights, DeepSeek-V3's fp8 (e4m3, 128×128 blocks) and GPT-OSS's mxfp4; dequantize it (e.g. to bf16) first`,
   );
 }
 

@@ -6,6 +6,8 @@
 import { MoeError } from "../core/errors.js";
 import { strides } from "../core/shape.js";
 import { checkValues, Tensor } from "../core/tensor.js";
+import { isQuantizedWeight, type QuantizedWeight } from "../ops/quantized-weight.js";
+import type { WeightFormat } from "../prims/quantized-gmm.js";
 
 /** A tensor holding NaN or ±Inf. The message reads `[name] path dtype[shape] holds NaN at [i,j,...]`. */
 export class NonFiniteError extends MoeError {
@@ -50,11 +52,41 @@ function* leaves(tree: unknown, path: string): Generator<[string, Tensor]> {
   }
 }
 
+/** The byte codes that decode to NaN in checkpoint formats stored as bytes: e4m3fn 0x7f/0xff, an e8m0 scale 0xff. */
+const NAN_BYTES: Partial<Record<WeightFormat, [keyof QuantizedWeight & ("codes" | "scales"), number[]]>> = {
+  fp8_e4m3: ["codes", [0x7f, 0xff]],
+  mxfp4: ["scales", [0xff]],
+};
+
+function* nanCodes(tree: unknown, path: string): Generator<[string, Tensor, number]> {
+  if (isQuantizedWeight(tree)) {
+    const rule = NAN_BYTES[tree.format];
+    if (rule === undefined) return;
+    const t = tree[rule[0]];
+    const i = (t.data as Uint8Array).findIndex((b) => rule[1].includes(b));
+    if (i >= 0) yield [`${path}/${rule[0]}`, t, i];
+  } else if (Array.isArray(tree)) for (const [i, t] of tree.entries()) yield* nanCodes(t, path === "" ? `${i}` : `${path}/${i}`);
+  else if (typeof tree === "object" && tree !== null && !(tree instanceof Tensor)) {
+    for (const [k, t] of Object.entries(tree)) yield* nanCodes(t, path === "" ? k : `${path}/${k}`);
+  }
+}
+
 /**
  * Throws a NonFiniteError when a tensor of `tree` (a tensor, or tensors in arrays and objects) holds NaN or ±Inf,
- * naming it (`name`, then its path in the tree) and its first non-finite element. Reads every element.
+ * naming it (`name`, then its path in the tree) and its first non-finite element; for FP8 and MXFP4 storage, its
+ * first NaN code (position in storage order). Reads every element.
  */
 export function checkFinite(tree: TensorTree, name: string): void {
+  for (const [path, t, i] of nanCodes(tree, "")) {
+    const tensor = path === "" ? name : `${name} ${path}`;
+    const code = `0x${(t.data[i] as number).toString(16)}`;
+    throw new NonFiniteError(
+      tensor,
+      [i],
+      NaN,
+      `[${tensor}] ${t.dtype}[${t.shape.join(",")}] holds the NaN code ${code} at storage index ${i}`,
+    );
+  }
   for (const [path, t] of leaves(tree, "")) {
     const bad = firstNonFinite(t);
     if (bad < 0) continue;

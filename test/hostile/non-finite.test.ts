@@ -57,6 +57,21 @@ describe("checkFinite(tensorOrTree, name)", () => {
   it("finite tensors pass", () => {
     expect(() => checkFinite({ a: x, b: [x] }, "tree")).not.toThrow();
   });
+
+  it("checkpoint storage: an e4m3fn NaN code (0x7f, 0xff) or an e8m0 NaN scale (0xff) names the weight", () => {
+    const bytes = (...b: number[]): Tensor => new Tensor(Uint8Array.from(b), [b.length], "uint8");
+    const f32 = new Tensor(Float32Array.of(1), [1], "float32");
+    const fp8 = (codes: Tensor) => ({ format: "fp8_e4m3", shape: [1, 2, 2], codes, scales: f32 });
+    expect(() => checkFinite({ wo: fp8(bytes(0x7e, 0x80, 0xfe, 0x00)) }, "layer")).not.toThrow();
+    expect(refusal(() => checkFinite({ wo: fp8(bytes(0x7e, 0xff, 0x7f, 0x00)) }, "layer")).message).toBe(
+      "[layer wo/codes] uint8[4] holds the NaN code 0xff at storage index 1",
+    );
+    const mxfp4 = (scales: Tensor) => ({ format: "mxfp4", shape: [1, 32, 1], codes: bytes(...new Array<number>(16).fill(0x77)), scales });
+    expect(() => checkFinite({ wi0: mxfp4(bytes(0xfe)) }, "layer")).not.toThrow();
+    expect(refusal(() => checkFinite({ wi0: mxfp4(bytes(0xff)) }, "layer")).message).toBe(
+      "[layer wi0/scales] uint8[1] holds the NaN code 0xff at storage index 0",
+    );
+  });
 });
 
 describe("forward(x, { checkFinite: true })", () => {

@@ -150,7 +150,7 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
   const [B, S] = x.shape as [number, number, number];
   if (values.input !== undefined) checkMemory("run", forwardEstimate(cfg, B, S, layer.sharedDim));
   // NaN or Inf in a weight or the input would run through to the output unnoticed (the gate check sees only the gate's)
-  checkFinite(layer.params, `--checkpoint ${values.checkpoint} layer ${layer.layer}`);
+  checkFinite({ ...layer.params, ...layer.quantized }, `--checkpoint ${values.checkpoint} layer ${layer.layer}`);
   if (values.input !== undefined) checkFinite(x, `--input ${values.input}`);
   log(
     `forward on x [${B},${S},${D}] ${cfg.dtype} (${layer.module}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, H=${cfg.moeMlpDim}${layer.sharedDim > 0 ? `, shared ${layer.sharedDim}` : ""})`,
