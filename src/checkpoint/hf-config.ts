@@ -94,6 +94,13 @@ export type HfQuantization = "fp8_e4m3" | "mxfp4";
 function checkpointQuantization(family: HfFamily, architecture: string, quant: Obj): HfQuantization {
   const method = typeof quant.quant_method === "string" ? quant.quant_method : JSON.stringify(quant);
   const blocks = JSON.stringify(quant.weight_block_size);
+  // static FP8 carries activation scales that the forward would have to apply (transformers loads dynamic only)
+  if (method === "fp8" && (quant.activation_scheme ?? "dynamic") !== "dynamic") {
+    throw new UnsupportedModelError(
+      architecture,
+      `quantization_config.activation_scheme=${JSON.stringify(quant.activation_scheme)}: moekit reads fp8 checkpoints with dynamic activation scaling only (their weights, decoded per 128-block)`,
+    );
+  }
   if (family === "deepseek_v3" && method === "fp8" && (quant.fmt ?? "e4m3") === "e4m3" && blocks === "[128,128]") return "fp8_e4m3";
   if (family === "gpt_oss" && method === "mxfp4") return "mxfp4";
   throw new UnsupportedModelError(

@@ -200,5 +200,10 @@ describe("quantized checkpoints as shipped", () => {
       config: { ...fx.config, quantization_config: { quant_method: "fp8", fmt: "e5m2", weight_block_size: [128, 128] } },
     });
     expect(() => readHfMoeLayer(e5m2, fx.layer)).toThrow(/fmt="e5m2"/);
+    const fp8 = { quant_method: "fp8", fmt: "e4m3", weight_block_size: [128, 128] };
+    const staticScales = writeFixture(fx, path.join(root, "dsv3-static"), {
+      config: { ...fx.config, quantization_config: { ...fp8, activation_scheme: "static" } },
+    });
+    expect(() => readHfMoeLayer(staticScales, fx.layer)).toThrow(/activation_scheme="static": .*dynamic activation scaling only/);
   });
 });
