@@ -4,20 +4,20 @@
 // gathers the batch and every expert's weights, runs the dense path on the whole batch and keeps its batch slice,
 // so the losses, bias updates and capacity masks are the single-device ones on every rank.
 import { ConfigError } from "../core/errors.js";
-import { Tensor, zeros } from "../core/tensor.js";
+import { zeros, type Tensor } from "../core/tensor.js";
 import { sliceAxis } from "../ops/movement.js";
 import { allGather, allGatherAxis } from "../parallel/collectives.js";
 import type { Group } from "../parallel/group.js";
 import type { Key } from "../nn/random.js";
 import type { MoeConfig } from "./config.js";
-import type { AnyExpertWeights, DenseResult } from "./experts.js";
+import { hasFloatKernels, type AnyExpertWeights, type DenseResult } from "./experts.js";
 import type { EpPath, EpStats } from "./expert-parallel.js";
 import type { RoutingRng } from "./routing.js";
 import { matmulMesh, type MoeAxes } from "./tensor-parallel.js";
 
 /** Every expert's weights on every rank; the gather's VJP reduce-scatters, so each rank gets its experts' gradients. */
 async function gatherExperts(expert: Group, w: AnyExpertWeights): Promise<AnyExpertWeights> {
-  if (![w.wi0, w.wi1, w.wo].every((t) => t instanceof Tensor))
+  if (!hasFloatKernels(w))
     throw new ConfigError(
       "sparse_matmul",
       false,
@@ -25,9 +25,9 @@ async function gatherExperts(expert: Group, w: AnyExpertWeights): Promise<AnyExp
     );
   const all = async (t: Tensor | undefined): Promise<Tensor | undefined> => (t === undefined ? undefined : allGatherAxis(expert, t, 0));
   return {
-    wi0: (await all(w.wi0 as Tensor))!,
-    wi1: (await all(w.wi1 as Tensor))!,
-    wo: (await all(w.wo as Tensor))!,
+    wi0: await allGatherAxis(expert, w.wi0, 0),
+    wi1: await allGatherAxis(expert, w.wi1, 0),
+    wo: await allGatherAxis(expert, w.wo, 0),
     wi0Bias: await all(w.wi0Bias),
     wi1Bias: await all(w.wi1Bias),
     woBias: await all(w.woBias),

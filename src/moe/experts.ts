@@ -41,6 +41,9 @@ export interface ExpertWeights<W extends ExpertWeight = Tensor> {
 /** What the forward takes: float or quantized expert weights. */
 export type AnyExpertWeights = ExpertWeights<ExpertWeight>;
 
+/** Whether the experts' kernels are float tensors, not served quantized storage (which the collectives do not move). */
+export const hasFloatKernels = (w: AnyExpertWeights): w is ExpertWeights => [w.wi0, w.wi1, w.wo].every((t) => !isQuantizedWeight(t));
+
 /** apply_ffn_activation: act(h0)·h1, or GPT-OSS's clamped h0·σ(1.702·h0)·(h1+1). */
 export function applyFfnActivation(cfg: MoeConfig, layerW0: Tensor, layerW1: Tensor): Tensor {
   const act = getActivation(cfg.mlpActivations[0]!);

@@ -9,7 +9,7 @@
 // Legend: B batch, S sequence, D model dim, H expert hidden, E experts, e local experts, R routed rows.
 import { ConfigError, ShapeError } from "../core/errors.js";
 import { fmt } from "../core/shape.js";
-import { Tensor, zeros } from "../core/tensor.js";
+import { zeros, type Tensor } from "../core/tensor.js";
 import { add, cast, mul } from "../ops/elementwise.js";
 import { argsort, take } from "../ops/indexing.js";
 import { sliceAxis } from "../ops/movement.js";
@@ -22,6 +22,7 @@ import {
   expertDown,
   expertFfn,
   expertUp,
+  hasFloatKernels,
   sparseMatmul,
   sparseResult,
   type DenseResult,
@@ -182,7 +183,7 @@ export function meshShardWeights<W extends ExpertWeights & { perExpertScale?: Te
 /** The FSDP all-gather of the expert weights on their embedding dim (wi_0/wi_1 axis 1, wo axis 2). */
 export async function gatherFsdp(axes: MoeAxes, w: AnyExpertWeights): Promise<AnyExpertWeights> {
   if (axes.fsdp.size === 1) return w;
-  if (![w.wi0, w.wi1, w.wo].every((t) => t instanceof Tensor))
+  if (!hasFloatKernels(w))
     throw new ConfigError(
       "ici_fsdp_parallelism",
       axes.fsdp.size,
@@ -190,9 +191,9 @@ export async function gatherFsdp(axes: MoeAxes, w: AnyExpertWeights): Promise<An
     );
   return {
     ...w,
-    wi0: await allGatherAxis(axes.fsdp, w.wi0 as Tensor, 1),
-    wi1: await allGatherAxis(axes.fsdp, w.wi1 as Tensor, 1),
-    wo: await allGatherAxis(axes.fsdp, w.wo as Tensor, 2),
+    wi0: await allGatherAxis(axes.fsdp, w.wi0, 1),
+    wi1: await allGatherAxis(axes.fsdp, w.wi1, 1),
+    wo: await allGatherAxis(axes.fsdp, w.wo, 2),
   };
 }
 
