@@ -44,32 +44,22 @@ function describe(t: Tensor, i: number): string {
 /** Tensors, possibly nested in arrays and objects (a weights record, a layer's params); other leaves are skipped. */
 type TensorTree = Tensor | undefined | null | readonly TensorTree[] | { readonly [key: string]: unknown };
 
-function* leaves(tree: unknown, path: string): Generator<[string, Tensor]> {
-  if (tree instanceof Tensor) yield [path, tree];
-  else if (Array.isArray(tree)) for (const [i, t] of tree.entries()) yield* leaves(t, path === "" ? `${i}` : `${path}/${i}`);
+const join = (path: string, key: string | number): string => (path === "" ? `${key}` : `${path}/${key}`);
+
+/** The tensors and quantized weights of a tree, with their paths. */
+function* leaves(tree: unknown, path: string): Generator<[string, Tensor | QuantizedWeight]> {
+  if (tree instanceof Tensor || isQuantizedWeight(tree)) yield [path, tree];
+  else if (Array.isArray(tree)) for (const [i, t] of tree.entries()) yield* leaves(t, join(path, i));
   else if (typeof tree === "object" && tree !== null) {
-    for (const [k, t] of Object.entries(tree)) yield* leaves(t, path === "" ? k : `${path}/${k}`);
+    for (const [k, t] of Object.entries(tree)) yield* leaves(t, join(path, k));
   }
 }
 
 /** The byte codes that decode to NaN in checkpoint formats stored as bytes: e4m3fn 0x7f/0xff, an e8m0 scale 0xff. */
-const NAN_BYTES: Partial<Record<WeightFormat, [keyof QuantizedWeight & ("codes" | "scales"), number[]]>> = {
+const NAN_BYTES: Partial<Record<WeightFormat, ["codes" | "scales", number[]]>> = {
   fp8_e4m3: ["codes", [0x7f, 0xff]],
   mxfp4: ["scales", [0xff]],
 };
-
-function* nanCodes(tree: unknown, path: string): Generator<[string, Tensor, number]> {
-  if (isQuantizedWeight(tree)) {
-    const rule = NAN_BYTES[tree.format];
-    if (rule === undefined) return;
-    const t = tree[rule[0]];
-    const i = (t.data as Uint8Array).findIndex((b) => rule[1].includes(b));
-    if (i >= 0) yield [`${path}/${rule[0]}`, t, i];
-  } else if (Array.isArray(tree)) for (const [i, t] of tree.entries()) yield* nanCodes(t, path === "" ? `${i}` : `${path}/${i}`);
-  else if (typeof tree === "object" && tree !== null && !(tree instanceof Tensor)) {
-    for (const [k, t] of Object.entries(tree)) yield* nanCodes(t, path === "" ? k : `${path}/${k}`);
-  }
-}
 
 /**
  * Throws a NonFiniteError when a tensor of `tree` (a tensor, or tensors in arrays and objects) holds NaN or ±Inf,
@@ -77,8 +67,15 @@ function* nanCodes(tree: unknown, path: string): Generator<[string, Tensor, numb
  * first NaN code (position in storage order). Reads every element.
  */
 export function checkFinite(tree: TensorTree, name: string): void {
-  for (const [path, t, i] of nanCodes(tree, "")) {
-    const tensor = path === "" ? name : `${name} ${path}`;
+  const found = [...leaves(tree, "")];
+  const named = (path: string): string => (path === "" ? name : `${name} ${path}`);
+  for (const [path, w] of found) {
+    const rule = w instanceof Tensor ? undefined : NAN_BYTES[w.format];
+    if (w instanceof Tensor || rule === undefined) continue;
+    const t = w[rule[0]];
+    const i = (t.data as Uint8Array).findIndex((b) => rule[1].includes(b));
+    if (i < 0) continue;
+    const tensor = named(join(path, rule[0]));
     const code = `0x${(t.data[i] as number).toString(16)}`;
     throw new NonFiniteError(
       tensor,
@@ -87,10 +84,18 @@ export function checkFinite(tree: TensorTree, name: string): void {
       `[${tensor}] ${t.dtype}[${t.shape.join(",")}] holds the NaN code ${code} at storage index ${i}`,
     );
   }
-  for (const [path, t] of leaves(tree, "")) {
+  const tensors = found.flatMap(([path, w]): [string, Tensor][] =>
+    w instanceof Tensor
+      ? [[path, w]]
+      : [
+          [join(path, "codes"), w.codes],
+          [join(path, "scales"), w.scales],
+        ],
+  );
+  for (const [path, t] of tensors) {
     const bad = firstNonFinite(t);
     if (bad < 0) continue;
-    const tensor = path === "" ? name : `${name} ${path}`;
+    const tensor = named(path);
     throw new NonFiniteError(
       tensor,
       positionOf(t, bad),
