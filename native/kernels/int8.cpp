@@ -131,12 +131,19 @@ int32_t quantize_one(double x0, double mx, double div, double u, double Qb, doub
   return int32_t(qwix ? std::min(hi, std::max(lo, round_even(v + u))) : round_even(std::min(hi, std::max(lo, v)) + u));
 }
 
-// The first non-finite element of rows [c0, c1) of x (rows of n), or -1.
-int64_t first_non_finite(const float* x, int64_t c0, int64_t c1, int64_t n) {
-  for (int64_t i = c0 * n; i < c1 * n; ++i) {
+// The index of the first non-finite element of rows [r0, r1) of x (rows of n), or -1.
+int64_t first_non_finite(const float* x, int64_t r0, int64_t r1, int64_t n) {
+  for (int64_t i = r0 * n; i < r1 * n; ++i) {
     if (!std::isfinite(x[i])) return i;
   }
   return -1;
+}
+
+// *first_bad = the smallest of the items' first non-finite indices (-1 each where none).
+void earliest(const std::vector<int64_t>& bad, int64_t* first_bad) {
+  for (int64_t b : bad) {
+    if (b >= 0 && (*first_bad < 0 || b < *first_bad)) *first_bad = b;
+  }
 }
 
 // Slices along C with Q > 1 columns (a weight's columns, per expert or shared by all): each column's abs-max over
@@ -160,15 +167,10 @@ void quantize_columns(const float* x, const float* noise, int64_t P, int64_t C, 
         m[j] = a > m[j] ? a : m[j];
       }
     }
-    if (finite == 0) {
-      const int64_t at = first_non_finite(x + p * C * Q, c0, c1, Q);
-      bad[size_t(item)] = at < 0 ? -1 : p * C * Q + at;
-    }
+    if (finite == 0) bad[size_t(item)] = first_non_finite(x, p * C + c0, p * C + c1, Q);
   };
   parallel_items(P * split, amax);
-  for (int64_t b : bad) {
-    if (b >= 0 && (*first_bad < 0 || b < *first_bad)) *first_bad = b;
-  }
+  earliest(bad, first_bad);
   if (*first_bad >= 0) return;
   std::vector<double> mx(size_t(P * Q)), dv(size_t(P * Q));
   for (int64_t p = 0; p < P; ++p) {
@@ -237,7 +239,7 @@ moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int
         amax = a > amax ? a : amax;
       }
       if (finite == 0) {
-        bad[size_t(p)] = p * C + first_non_finite(row, 0, 1, C);
+        bad[size_t(p)] = first_non_finite(x, p, p + 1, C);
         return;
       }
       const double mx = double(amax), div = mx / Qb;
@@ -253,14 +255,12 @@ moe_status_t quantize_f32_run(const float* x, const float* noise, int64_t P, int
         q[p * C + c] = quantize_one(double(row[c]), mx, div, u, Qb, lo, hi, qwix != 0);
       }
     };
-    const int64_t per = rows_per_item(C), n = P;
+    const int64_t per = rows_per_item(C);
     auto run = [&](int64_t c) {
-      for (int64_t p = c * per, e = std::min(n, p + per); p < e; ++p) body(p);
+      for (int64_t p = c * per, e = std::min(P, p + per); p < e; ++p) body(p);
     };
-    parallel_items((n + per - 1) / per, run);
-    for (int64_t b : bad) {
-      if (b >= 0 && (*first_bad < 0 || b < *first_bad)) *first_bad = b;
-    }
+    parallel_items((P + per - 1) / per, run);
+    earliest(bad, first_bad);
     return MOE_STATUS_OK;
   }
 }
