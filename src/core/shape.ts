@@ -68,7 +68,7 @@ export function broadcastShapes(a: Shape, b: Shape, where = "broadcast"): number
   return out;
 }
 
-/** Resolve one -1 in a reshape target. */
+/** Resolve one -1 in a reshape target; as NumPy, not beside a 0 (any size would fit: an empty batch took 0). */
 export function resolveReshape(from: Shape, to: Shape): number[] {
   const n = size(from);
   const known = to.filter((d) => d !== -1);
@@ -76,10 +76,10 @@ export function resolveReshape(from: Shape, to: Shape): number[] {
   if (free > 1) throw new ShapeError(`[reshape] more than one -1 in ${fmt(to)}`);
   checkShape(known, "reshape");
   const k = size(known);
-  const out = to.map((d) => (d === -1 ? (k === 0 ? 0 : n / k) : d));
-  if (out.some((d) => !Number.isInteger(d) || d < 0) || size(out) !== n) {
+  if (free === 1 && k === 0) throw new ShapeError(`[reshape] cannot infer the -1 in ${fmt(to)} for ${fmt(from)}: another size is 0`);
+  const out = to.map((d) => (d === -1 ? n / k : d));
+  if (out.some((d) => !Number.isInteger(d) || d < 0) || size(out) !== n)
     throw new ShapeError(`[reshape] cannot reshape ${fmt(from)} (${n} elements) to ${fmt(to)}`);
-  }
   return out;
 }
 

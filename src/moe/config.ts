@@ -2,6 +2,7 @@
 import { parse as parseYaml } from "yaml";
 import { isFloat, parseDType, type DType } from "../core/dtype.js";
 import { ConfigError } from "../core/errors.js";
+import { didYouMean } from "./suggest.js";
 import { ACTIVATION_NAMES } from "../ops/nn.js";
 import { readQuantCfg, validateQuantization, type QuantCfg } from "./quant-config.js";
 
@@ -144,25 +145,8 @@ export function twinKeys(obj: Record<string, unknown>): [string, string] | undef
   return undefined;
 }
 
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-  }
-  return d[a.length]![b.length]!;
-}
-
-/** Longest unknown key that gets a "did you mean" (the edit distance costs its length times each known key's). */
-const MAX_SUGGEST_LENGTH = 64;
-
 function suggest(key: string): string {
-  if (key.length > MAX_SUGGEST_LENGTH) return "";
-  const known = Object.keys(MOE_DEFAULTS);
-  const best = known.map((k) => [k, editDistance(key, k)] as const).sort((x, y) => x[1] - y[1])[0];
-  return best !== undefined && best[1] <= 3 ? ` (did you mean ${best[0]}?)` : "";
+  return didYouMean(key, Object.keys(MOE_DEFAULTS));
 }
 
 export interface ConfigOptions {

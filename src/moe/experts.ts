@@ -330,7 +330,7 @@ export function sparseExpertCombine(cfg: MoeConfig, r: Routed, w: AnyExpertWeigh
   if (opts === undefined) return sparseExpertCombineComposed(cfg, r, w, batchSize, sequenceLength);
   const combine_TK = cfg.decoderBlock === "llama4" ? undefined : reshape(r.weights_BSK, [-1, cfg.numExpertsPerTok]);
   const y_TD = expertFfnOp(ffnArgs(cfg, w, r.inputs_TD, r.order_R, r.groupSize_E, combine_TK), opts);
-  return cast(reshape(y_TD, [batchSize, sequenceLength, -1]), cfg.dtype);
+  return cast(reshape(y_TD, [batchSize, sequenceLength, y_TD.shape[1]!]), cfg.dtype);
 }
 
 /** sparseExpertCombine as the composition of ops. */

@@ -70,7 +70,7 @@ export function route(
   }
   const biasUpdates = shouldUpdateLoadBalance(cfg) ? calculateLoadBalanceUpdates(selected_BSK, E, cfg.routedBiasUpdateRate) : undefined;
   if (cfg.decoderBlock === "llama4") {
-    const scores_TK = reshape(sigmoid(upcastF32(weights)), [B * S, -1]);
+    const scores_TK = reshape(sigmoid(upcastF32(weights)), [B * S, weights.shape.at(-1)!]);
     inputs_TD = mul(inputs_TD, scores_TK);
   }
   let flat_R = flatten(selected_BSK);
@@ -129,15 +129,16 @@ export function unpermute(
 ): Tensor {
   const K = cfg.numExpertsPerTok;
   const unsorted_RD = sortActivations(intermediate_RD, argsort(sortedSelectedExperts_R), useCustomSortVjp);
+  const D = intermediate_RD.shape.at(-1)!; // not inferred: an empty batch would infer 0
   let w_TK = reshape(weights_BSK, [-1, K]);
-  let x_TKD = reshape(unsorted_RD, [w_TK.shape[0]!, K, -1]);
+  let x_TKD = reshape(unsorted_RD, [w_TK.shape[0]!, K, D]);
   if (cfg.decoderBlock === "llama4") w_TK = full(w_TK.shape, 1, w_TK.dtype);
   if (cfg.float32WeightSum) {
     x_TKD = upcastF32(x_TKD);
     w_TK = upcastF32(w_TK);
   }
   const out_TD = einsum("TKD,TK->TD", x_TKD, w_TK);
-  return cast(reshape(out_TD, [batchSize, sequenceLength, -1]), cfg.dtype);
+  return cast(reshape(out_TD, [batchSize, sequenceLength, D]), cfg.dtype);
 }
 
 /**

@@ -29,6 +29,7 @@ import { forwardEstimate, weightEstimate } from "./memory-estimate.js";
 import { checkMemory } from "../core/memory.js";
 import type { RoutingRng } from "./routing.js";
 import { denseMatmulExpertParallel } from "./dense-expert-parallel.js";
+import { checkExpertShapes, checkRoutedFields, REQUIRED_PATHS, ROUTED_PARAM_FIELDS } from "./routed-weights.js";
 import type { Group } from "../parallel/group.js";
 import type { Mesh } from "../parallel/mesh.js";
 import { checkParallelSizes, checkShardShapes, gatherFsdp, meshFfn, moeAxes, matmulMesh } from "./tensor-parallel.js";
@@ -102,6 +103,18 @@ export function routedGate(
   return { x, logits: logits_BSE, pre: preBiasLogits_BSE };
 }
 
+/** The layer input is [B,S,D] for the experts' D; gate_inputs, when given, [B,S,·] for the gate kernel's. */
+function checkInputs(inputs_BSD: Tensor, D: number, gateKernel: Tensor, gateInputs: Tensor | undefined): void {
+  if (inputs_BSD.ndim !== 3 || inputs_BSD.shape[2] !== D)
+    throw new ShapeError(`[RoutedMoE] input ${fmt(inputs_BSD.shape)} must be [B,S,${D}] (the experts' D)`);
+  if (gateInputs === undefined) return;
+  const [B, S] = inputs_BSD.shape;
+  if (gateInputs.ndim !== 3 || gateInputs.shape[0] !== B || gateInputs.shape[1] !== S || gateInputs.shape[2] !== gateKernel.shape[0])
+    throw new ShapeError(
+      `[RoutedMoE] gate_inputs ${fmt(gateInputs.shape)} must be [${B},${S},${gateKernel.shape[0]}] (the gate kernel's D)`,
+    );
+}
+
 /** RoutedMoE.__call__ as a pure function of the config, the weights and the input [B,S,D]. */
 export function routedMoeForward(
   cfg: MoeConfig,
@@ -109,9 +122,9 @@ export function routedMoeForward(
   inputs_BSD: Tensor,
   opts: ForwardOptions = {},
 ): MoeOutput {
-  if (inputs_BSD.ndim !== 3 || inputs_BSD.shape[2] !== w.gateKernel.shape[0]) {
-    throw new ShapeError(`[RoutedMoE] input ${fmt(inputs_BSD.shape)} must be [B,S,${w.gateKernel.shape[0]}]`);
-  }
+  checkRoutedFields(cfg, w, "RoutedMoE");
+  const D = checkExpertShapes(cfg, w, "RoutedMoE", opts.gateInputs === undefined);
+  checkInputs(inputs_BSD, D, w.gateKernel, opts.gateInputs);
   const [B, S] = inputs_BSD.shape as [number, number, number];
   checkMemory("RoutedMoE.forward", forwardEstimate(cfg, B, S));
   if (opts.checkFinite === true) checkFinite({ input: inputs_BSD, gate_inputs: opts.gateInputs, weights: w }, "RoutedMoE");
@@ -143,19 +156,7 @@ export function routedMoeParamShapes(cfg: MoeConfig, H: number): Record<string, 
   return shapes;
 }
 
-/** Field of RoutedMoeWeights holding each MaxText parameter path. */
-export const ROUTED_PARAM_FIELDS: Readonly<Record<string, keyof RoutedMoeWeights>> = {
-  "gate/kernel": "gateKernel",
-  "gate/bias": "gateBias",
-  wi_0: "wi0",
-  wi_1: "wi1",
-  wo: "wo",
-  wi_0_bias: "wi0Bias",
-  wi_1_bias: "wi1Bias",
-  wo_bias: "woBias",
-  per_expert_scale: "perExpertScale",
-};
-const REQUIRED_PATHS = new Set(["gate/kernel", "wi_0", "wi_1", "wo"]);
+export { ROUTED_PARAM_FIELDS };
 
 /**
  * RoutedMoeWeights from parameters looked up by MaxText path (`get("wi_0")`); the optional ones may be
@@ -390,6 +391,7 @@ export async function routedMoeForwardParallel(
   opts: ForwardOptions = {},
 ): Promise<MoeOutput & { ep: EpStats }> {
   const axes = moeAxes(group);
+  checkRoutedFields(cfg, w, "RoutedMoE", cfg.numExperts / axes.expert.size);
   const D = w.gateKernel.shape[0]!;
   checkParallelSizes(cfg, axes.mesh, D);
   checkShardShapes(cfg, axes.mesh, D, w);

@@ -19,8 +19,8 @@ function args(w: RoutedMoeWeights, x: Tensor): { names: string[]; values: Tensor
 }
 
 function unpack(names: string[], vals: Tensor[]): { x: Tensor; w: RoutedMoeWeights } {
-  const r = Object.fromEntries(names.map((n, i) => [n, vals[i]!])) as unknown as RoutedMoeWeights & { x: Tensor };
-  return { x: r.x, w: r };
+  const { x, ...w } = Object.fromEntries(names.map((n, i) => [n, vals[i]!])) as unknown as RoutedMoeWeights & { x: Tensor };
+  return { x, w };
 }
 
 describe.each(Object.entries(ROUTING_CONFIGS))("sparse == dense == per-token loop: %s", (_name, keys) => {

@@ -57,8 +57,8 @@ describe("reshape", () => {
     ],
     [
       [0, 3],
-      [-1, 0],
-      [0, 0],
+      [-1, 3],
+      [0, 3],
     ],
   ];
   for (const [from, to, want] of CASES) {
@@ -73,6 +73,13 @@ describe("reshape", () => {
     expectPrimError(() => bind1(Prim.Reshape, [seq([2, 3])], { shape: [4] }), "reshape", /cannot reshape/));
   it("reshape: rejects two -1", () =>
     expectPrimError(() => bind1(Prim.Reshape, [seq([2, 3])], { shape: [-1, -1] }), "reshape", /more than one -1/));
+  it("reshape: rejects a -1 beside a 0, as NumPy ([0,3] -> [-1,0] or [2,0,-1]: any size would fit)", () => {
+    for (const shape of [
+      [-1, 0],
+      [2, 0, -1],
+    ])
+      expectPrimError(() => bind1(Prim.Reshape, [seq([0, 3])], { shape }), "reshape", /cannot infer the -1 .*another size is 0/);
+  });
   it("reshape: rejects a non-integer inferred dim [5] -> [-1, 2]", () =>
     expectPrimError(() => bind1(Prim.Reshape, [seq([5])], { shape: [-1, 2] }), "reshape"));
 });
