@@ -9,7 +9,7 @@ import {
   formatBits,
   quantizeWeight,
   quantizedStorage,
-  QUANTIZE_MODES,
+  checkQuantizeMode,
   rowsWeight,
   servingWeights,
   type QuantizedWeight,
@@ -53,9 +53,11 @@ function servedKeys(layer: MoeLayer, format: QuantizeMode): Record<string, unkno
  * column), float32 scales); gate, biases and shared MLP keep their storage. `overrides` as when the layer was read.
  */
 export function quantizeMoeLayer(layer: MoeLayer, format: QuantizeMode, overrides: Record<string, unknown> = {}): MoeLayer {
-  if (!QUANTIZE_MODES.includes(format))
-    throw new MoeError(`quantization mode must be one of ${QUANTIZE_MODES.join(", ")}, got ${JSON.stringify(format)}`);
-  if (layer.quantized !== undefined) throw new MoeError("the layer is quantized already");
+  checkQuantizeMode(format, "quantizeMoeLayer");
+  if (layer.quantized !== undefined) {
+    const held = [...new Set(Object.values(layer.quantized).map((q) => q.format))].join(", ");
+    throw new MoeError(`[quantizeMoeLayer] the layer is quantized already (its experts are held as ${held})`);
+  }
   if (layer.config.decoderBlock === "gemma4")
     throw new MoeError("gemma4's per_expert_scale is folded into wo at run time: not served quantized");
   const keys = servedKeys(layer, format);

@@ -4,6 +4,7 @@ import { MoeError } from "../core/errors.js";
 import { Tensor } from "../core/tensor.js";
 import { servedWeight } from "../ops/quantize.js";
 import {
+  checkQuantizeMode,
   isQuantizedWeight,
   quantizeWeight,
   quantizedStorage,
@@ -25,6 +26,7 @@ export type { QuantizeMode };
  * @example const served = quantizeWeights(moe.weights, "int8"); routedMoeForward(intmpConfig, served, x)
  */
 export function quantizeWeights(w: RoutedMoeWeights<ExpertWeight>, mode: QuantizeMode): RoutedMoeWeights<QuantizedWeight> {
+  checkQuantizeMode(mode, "quantizeWeights");
   const q = (t: ExpertWeight): QuantizedWeight => {
     if (!isQuantizedWeight(t)) return quantizeWeight(t, mode);
     if (t.format !== mode) throw new MoeError(`[quantizeWeights] weights held as ${t.format} are not requantized to ${mode}`);

@@ -3,7 +3,7 @@
 // (Prim.QuantizedGmm).
 // Legend: G groups (experts), k contracting dim, n columns, m rows.
 import { zeroed } from "../core/dtype.js";
-import { UnsupportedError } from "../core/errors.js";
+import { MoeError, UnsupportedError } from "../core/errors.js";
 import { size } from "../core/shape.js";
 import { Tensor } from "../core/tensor.js";
 import { bind1 } from "../autodiff/bind.js";
@@ -35,12 +35,21 @@ export const formatBits = (f: WeightFormat): number => (f === "int8" || f === "f
 export const QUANTIZE_MODES = ["int8", "int4"] as const;
 export type QuantizeMode = (typeof QUANTIZE_MODES)[number];
 
+/** Refuses a mode other than QUANTIZE_MODES (a JavaScript caller's "INT8" or "int3"), naming `where`. */
+export function checkQuantizeMode(mode: unknown, where: string): asserts mode is QuantizeMode {
+  if (!QUANTIZE_MODES.includes(mode as QuantizeMode))
+    throw new MoeError(
+      `[${where}] quantization mode must be one of ${QUANTIZE_MODES.join(", ")}, got ${JSON.stringify(mode) ?? String(mode)}`,
+    );
+}
+
 /**
  * Quantizes a float [G,k,n] weight for serving: AQT's symmetric abs-max rule per (group, column) over k, bound
  * Q = 2^(bits−1) − 0.5, clip to ±(Q − 0.5), round half to even (the `intmp` weight-only rule), scales float32;
  * codes in rows (servingWeights lays a layer's out for serving).
  */
 export function quantizeWeight(w_GKN: Tensor, format: QuantizeMode): QuantizedWeight {
+  checkQuantizeMode(format, "quantizeWeight");
   const [G, k, n] = w_GKN.shape as [number, number, number];
   const [v, s] = quantize(cast(w_GKN, "float32"), [1], { bits: formatBits(format), flavour: "aqt" });
   const layout = weightLayout(format, G, k, n);

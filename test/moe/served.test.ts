@@ -53,6 +53,12 @@ describe("serve mode: quantized storage", () => {
     }
   });
 
+  it("a mode other than int8 or int4 is refused by name, not stored as an unknown format", () => {
+    const w = randomWeights(moeConfig({ ...BASE, ...intmp(8) }), d);
+    for (const mode of ["int3", "INT8", "", undefined, "fp8_e4m3"])
+      expect(() => quantizeWeights(w, mode as never)).toThrow(/\[quantizeWeights\] quantization mode must be one of int8, int4, got/);
+  });
+
   it.each(["float32", "bfloat16"] as const)(
     "the served gate is a read-only copy, quantized (a %s layer: cast too) on its first call only",
     (dtype) => {
