@@ -6,6 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Tensor } from "../core/tensor.js";
 import { fmt, shapesEqual } from "../core/shape.js";
+import { checkOptionKeys, optionKeys } from "../core/suggest.js";
 import { SafetensorsCheckpoint, type StorageDType } from "../io/index.js";
 import { defaultStorage } from "../io/codec.js";
 import { checkJsonDepth, readRegularFile } from "../io/files.js";
@@ -17,6 +18,7 @@ import {
   SHARED_PREFIX,
   expectedParamShapes,
   makeLayer,
+  LAYER_READ_OPTIONS,
   type LayerReadOptions,
   type MoeLayer,
   type MoeModuleKind,
@@ -257,7 +259,11 @@ function locateLayer(src: TensorSource, spec: HfMoeSpec, layer: number, source: 
  * layer's tensors are read; their names and shapes are checked against config.json before any data is read,
  * and tensors of the block that moekit does not understand (e.g. quantization scales) are refused.
  */
+const HF_READ_OPTIONS = [...LAYER_READ_OPTIONS, ...optionKeys<Omit<HfReadOptions, keyof LayerReadOptions>>({ family: true })];
+const HF_WRITE_OPTIONS = optionKeys<HfWriteOptions>({ family: true, maxShardBytes: true, overwrite: true, onProgress: true });
+
 export function readHfMoeLayer(dir: string, layer?: number, opts: HfReadOptions = {}): MoeLayer {
+  checkOptionKeys(opts, HF_READ_OPTIONS, "readHfMoeLayer");
   const config = readConfigJson(dir);
   const spec = hfConfigToMaxText(config, { family: opts.family });
   const N = layer ?? firstMoeLayer(spec);
@@ -458,6 +464,7 @@ export interface HfWriteResult {
  * are written (a partial checkpoint that moekit reads back).
  */
 export function writeHfMoeLayer(layer: MoeLayer, dir: string, opts: HfWriteOptions = {}): HfWriteResult {
+  checkOptionKeys(opts, HF_WRITE_OPTIONS, "writeHfMoeLayer");
   if (layer.quantized !== undefined)
     throw new CheckpointLayoutError(dir, "a quantized (served) layer is written in the MaxText layout only (--to maxtext)");
   const family = opts.family ?? (layer.hf !== undefined && isHfFamily(layer.hf.family) ? layer.hf.family : undefined);

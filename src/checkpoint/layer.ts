@@ -3,6 +3,7 @@
 // Legend: B batch, S sequence, D model dim, H expert hidden, Hs shared hidden, E experts, K experts per token.
 import { MoeError, ShapeError, UnsupportedError } from "../core/errors.js";
 import { fmt, shapesEqual } from "../core/shape.js";
+import { optionKeys } from "../core/suggest.js";
 import type { DType } from "../core/dtype.js";
 import type { Tensor } from "../core/tensor.js";
 import type { StorageDType, TensorInfo, ReadOptions } from "../io/index.js";
@@ -124,6 +125,8 @@ export interface LayerReadOptions {
   /** read tensors from here instead of opening the path (tests use it to count reads) */
   source?: TensorSource;
 }
+
+export const LAYER_READ_OPTIONS = optionKeys<LayerReadOptions>({ overrides: true, dtype: true, onProgress: true, source: true });
 
 /** Expected shape of every parameter of a module kind, by module path. */
 export function expectedParamShapes(module: MoeModuleKind, cfg: MoeConfig, sharedDim: number): Record<string, number[]> {

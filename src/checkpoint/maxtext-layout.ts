@@ -19,6 +19,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Tensor } from "../core/tensor.js";
 import { fmt, shapesEqual } from "../core/shape.js";
+import { checkOptionKeys, optionKeys } from "../core/suggest.js";
 import { SafetensorsCheckpoint, saveSafetensors, type StorageDType } from "../io/index.js";
 import { moeConfig } from "../moe/config.js";
 import {
@@ -28,6 +29,7 @@ import {
   expectedParamShapes,
   makeLayer,
   type HfProvenance,
+  LAYER_READ_OPTIONS,
   type LayerReadOptions,
   type MoeLayer,
   type MoeModuleKind,
@@ -121,7 +123,10 @@ function metadataOf(layer: MoeLayer, prefix: string): Record<string, string> {
  * Writes a layer in the MaxText layout: `out` ending in .safetensors is one file; otherwise a directory
  * with model.safetensors (or shards + index when maxShardBytes is given). Parameters keep their storage dtype.
  */
+const MAXTEXT_WRITE_OPTIONS = optionKeys<MaxTextWriteOptions>({ maxShardBytes: true, prefix: true, onProgress: true, overwrite: true });
+
 export function writeMaxTextMoeLayer(layer: MoeLayer, out: string, opts: MaxTextWriteOptions = {}): MaxTextWriteResult {
+  checkOptionKeys(opts, MAXTEXT_WRITE_OPTIONS, "writeMaxTextMoeLayer");
   const prefix = opts.prefix ?? maxTextBlockPrefix(layer.config.decoderBlock, layer.module, layer.layer, layer.firstDenseLayers);
   const tensors: Record<string, Tensor> = {};
   const dtypes: Record<string, StorageDType> = {};
@@ -190,7 +195,20 @@ function parseInt10(text: string, what: string, source: string): number {
  * Reads one MoE layer stored in the MaxText layout (a .safetensors file, a directory, or an index json).
  * The MaxText keys, module and layer come from the file's metadata, or from `opts` for files without it.
  */
+export const MAXTEXT_READ_OPTIONS = [
+  ...LAYER_READ_OPTIONS,
+  ...optionKeys<Omit<MaxTextReadOptions, keyof LayerReadOptions>>({
+    keys: true,
+    module: true,
+    layer: true,
+    sharedDim: true,
+    firstDenseLayers: true,
+    prefix: true,
+  }),
+];
+
 export function readMaxTextMoeLayer(location: string, opts: MaxTextReadOptions = {}): MoeLayer {
+  checkOptionKeys(opts, MAXTEXT_READ_OPTIONS, "readMaxTextMoeLayer");
   const src: TensorSource & { metadata?: Readonly<Record<string, unknown>> } = opts.source ?? SafetensorsCheckpoint.open(location);
   const log = opts.onProgress ?? (() => undefined);
   try {

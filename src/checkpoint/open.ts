@@ -1,10 +1,11 @@
 // Open a MoE layer from either layout, detecting which one a path holds.
 import fs from "node:fs";
 import path from "node:path";
+import { checkOptionKeys } from "../core/suggest.js";
 import { removeStaleTemporaries } from "../io/temporaries.js";
 import { CheckpointLayoutError, type LayerReadOptions, type MoeLayer } from "./layer.js";
 import { readHfMoeLayer } from "./hf-layout.js";
-import { readMaxTextMoeLayer, type MaxTextReadOptions } from "./maxtext-layout.js";
+import { MAXTEXT_READ_OPTIONS, readMaxTextMoeLayer, type MaxTextReadOptions } from "./maxtext-layout.js";
 import type { HfFamily } from "./hf-config.js";
 
 export type CheckpointFormat = "hf" | "maxtext";
@@ -27,7 +28,9 @@ export interface OpenLayerOptions extends LayerReadOptions, Omit<MaxTextReadOpti
 export function openMoeLayer(location: string, layer: number | undefined, opts: OpenLayerOptions = {}): MoeLayer {
   // a replace of this folder killed between its two renames left the old checkpoint under a temporary name
   if (!fs.existsSync(location)) removeStaleTemporaries(location);
-  const format = opts.format ?? detectCheckpointFormat(location);
-  if (format === "hf") return readHfMoeLayer(location, layer, opts);
-  return readMaxTextMoeLayer(location, { ...opts, layer });
+  checkOptionKeys(opts, [...MAXTEXT_READ_OPTIONS.filter((k) => k !== "layer"), "format", "family"], "openMoeLayer");
+  const { format: given, family, keys, module, sharedDim, firstDenseLayers, prefix, ...common } = opts;
+  const format = given ?? detectCheckpointFormat(location);
+  if (format === "hf") return readHfMoeLayer(location, layer, { ...common, family });
+  return readMaxTextMoeLayer(location, { ...common, keys, module, sharedDim, firstDenseLayers, prefix, layer });
 }

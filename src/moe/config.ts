@@ -1,8 +1,8 @@
 // MaxText MoE config: snake_case keys in, camelCase fields out, MaxText's base defaults, validated.
 import { parse as parseYaml } from "yaml";
 import { isFloat, parseDType, type DType } from "../core/dtype.js";
-import { ConfigError } from "../core/errors.js";
-import { didYouMean } from "./suggest.js";
+import { ConfigError, MoeError } from "../core/errors.js";
+import { checkOptionKeys, didYouMean, optionKeys } from "../core/suggest.js";
 import { ACTIVATION_NAMES } from "../ops/nn.js";
 import { readQuantCfg, validateQuantization, type QuantCfg } from "./quant-config.js";
 
@@ -198,6 +198,11 @@ export function groupRouting(c: MoeConfig): boolean {
  * Missing keys take MaxText's base defaults. Errors name the key, the value and why.
  */
 export function moeConfig(raw: Record<string, unknown> = {}, opts: ConfigOptions = {}): MoeConfig {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new MoeError(
+      `[moeConfig] the config must be an object of MaxText keys (parseMoeConfig reads YAML text), got ${raw === null ? "null" : Array.isArray(raw) ? "an array" : typeof raw}`,
+    );
+  checkOptionKeys(opts, optionKeys<ConfigOptions>({ strict: true }), "moeConfig");
   const strict = opts.strict ?? true;
   const merged: Record<string, unknown> = { ...MOE_DEFAULTS, mlp_activations: [...MOE_DEFAULTS.mlp_activations] };
   const twins = twinKeys(raw);
@@ -230,6 +235,15 @@ export function moeConfig(raw: Record<string, unknown> = {}, opts: ConfigOptions
   const c = Object.freeze(cfg) as unknown as MoeConfig;
   validate(c);
   return c;
+}
+
+/** Refuses what moeConfig did not make: a raw object of MaxText keys would read as NaN sizes further on. */
+export function checkIsConfig(config: unknown, where: string): asserts config is MoeConfig {
+  const c = config as Partial<MoeConfig> | null | undefined;
+  if (typeof c?.numExperts !== "number" || typeof c.expertInputDim !== "number")
+    throw new MoeError(
+      `[${where}] needs a config made by moeConfig({...MaxText keys}) or parseMoeConfig(text), got ${c === null ? "null" : typeof c === "object" ? "another object" : typeof c}`,
+    );
 }
 
 /** Parse a JSON or YAML text into a config. */

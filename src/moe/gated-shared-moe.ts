@@ -15,7 +15,7 @@ import { defaultKernelInit } from "../nn/init.js";
 import { MlpBlock, dropout } from "../nn/mlp.js";
 import { Module, type Params } from "../nn/module.js";
 import { foldIn, prngKey, type Key } from "../nn/random.js";
-import type { MoeConfig } from "./config.js";
+import { checkIsConfig, type MoeConfig } from "./config.js";
 import type { ExpertWeight } from "./experts.js";
 import { RoutedMoE, routedMoeForward, type ForwardOptions, type MoeOutput, type RoutedMoeWeights } from "./routed-moe.js";
 import { layerParamShapes, sharedMlpBlock } from "./routed-and-shared-moe.js";
@@ -117,6 +117,7 @@ export class GatedSharedMoE extends Module {
 
   constructor(config: MoeConfig, opts: GatedSharedMoeOptions = {}) {
     super();
+    checkIsConfig(config, "GatedSharedMoE");
     this.config = config;
     this.sharedDim = opts.sharedDim ?? config.moeMlpDim;
     const shapes = [...layerParamShapes(config, true, this.sharedDim), [config.expertInputDim, 1]];

@@ -3,7 +3,7 @@ import { add } from "../ops/elementwise.js";
 import { MlpBlock } from "../nn/mlp.js";
 import { Module, type Params } from "../nn/module.js";
 import { foldIn, prngKey, type Key } from "../nn/random.js";
-import type { MoeConfig } from "./config.js";
+import { checkIsConfig, type MoeConfig } from "./config.js";
 import { RoutedMoE, routedMoeParamShapes, type ForwardOptions, type MoeOutput } from "./routed-moe.js";
 import { weightEstimate } from "./memory-estimate.js";
 import { checkMemory } from "../core/memory.js";
@@ -54,6 +54,7 @@ export class RoutedAndSharedMoE extends Module {
 
   constructor(config: MoeConfig, opts: { key?: Key } = {}) {
     super();
+    checkIsConfig(config, "RoutedAndSharedMoE");
     this.config = config;
     checkMemory("RoutedAndSharedMoE", weightEstimate(layerParamShapes(config, true), config.weightDtype));
     const key = opts.key ?? prngKey(0);

@@ -1,13 +1,14 @@
 // Legend: B batch, S sequence, D model dim, H expert hidden, E experts, K experts per token.
 import { ShapeError, UnsupportedError } from "../core/errors.js";
 import { fmt, shapesEqual } from "../core/shape.js";
+import { checkOptionKeys, optionKeys } from "../core/suggest.js";
 import { full, zeros, type Tensor } from "../core/tensor.js";
 import { cast, mul } from "../ops/elementwise.js";
 import { reshape } from "../ops/movement.js";
 import { Module, type Params } from "../nn/module.js";
 import { defaultKernelInit, type NdInitializer } from "../nn/init.js";
 import { prngKey, split, type Key } from "../nn/random.js";
-import type { MoeConfig } from "./config.js";
+import { checkIsConfig, type MoeConfig } from "./config.js";
 import {
   applyFfnActivation,
   denseMatmul,
@@ -103,6 +104,15 @@ export function routedGate(
   return { x, logits: logits_BSE, pre: preBiasLogits_BSE };
 }
 
+// the shared layers hand their options (with the shared MLP's dropoutKey) down to the routed forward
+const FORWARD_OPTIONS = optionKeys<ForwardOptions & { dropoutKey?: Key }>({
+  gateInputs: true,
+  rng: true,
+  quantKey: true,
+  checkFinite: true,
+  dropoutKey: true,
+});
+
 /** The layer input is [B,S,D] for the experts' D; gate_inputs, when given, [B,S,·] for the gate kernel's. */
 function checkInputs(inputs_BSD: Tensor, D: number, gateKernel: Tensor, gateInputs: Tensor | undefined): void {
   if (inputs_BSD.ndim !== 3 || inputs_BSD.shape[2] !== D)
@@ -122,6 +132,8 @@ export function routedMoeForward(
   inputs_BSD: Tensor,
   opts: ForwardOptions = {},
 ): MoeOutput {
+  checkIsConfig(cfg, "routedMoeForward");
+  checkOptionKeys(opts, FORWARD_OPTIONS, "RoutedMoE.forward");
   checkRoutedFields(cfg, w, "RoutedMoE");
   const D = checkExpertShapes(cfg, w, "RoutedMoE", opts.gateInputs === undefined);
   checkInputs(inputs_BSD, D, w.gateKernel, opts.gateInputs);
@@ -189,6 +201,7 @@ export class RoutedMoE extends Module {
 
   constructor(config: MoeConfig, opts: RoutedMoeOptions = {}) {
     super();
+    checkIsConfig(config, "RoutedMoE");
     this.config = config;
     this.intermediateDim = opts.intermediateDim ?? config.moeMlpDim;
     const init = opts.kernelInit ?? defaultKernelInit;
@@ -390,6 +403,7 @@ export async function routedMoeForwardParallel(
   inputs_BSD: Tensor,
   opts: ForwardOptions = {},
 ): Promise<MoeOutput & { ep: EpStats }> {
+  checkOptionKeys(opts, FORWARD_OPTIONS, "RoutedMoE.forward");
   const axes = moeAxes(group);
   checkRoutedFields(cfg, w, "RoutedMoE", cfg.numExperts / axes.expert.size);
   const D = w.gateKernel.shape[0]!;

@@ -4,7 +4,7 @@
 // Legend: D model dim, H expert hidden, E experts.
 import { ConfigError, ShapeError } from "../core/errors.js";
 import { fmt } from "../core/shape.js";
-import { didYouMean } from "./suggest.js";
+import { didYouMean } from "../core/suggest.js";
 import type { Tensor } from "../core/tensor.js";
 import type { MoeConfig } from "./config.js";
 import type { ExpertWeight } from "./experts.js";

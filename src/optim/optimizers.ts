@@ -4,6 +4,7 @@
 // Gradients are consumed as they are: recycle() them after step().
 import { MoeError } from "../core/errors.js";
 import { shapesEqual } from "../core/shape.js";
+import { checkOptionKeys, optionKeys } from "../core/suggest.js";
 import { Tensor } from "../core/tensor.js";
 import { adamwStep, sgdStep } from "../ops/optim-steps.js";
 
@@ -78,6 +79,7 @@ export class AdamW {
   readonly weightDecay: number;
 
   constructor(params: readonly Tensor[], opts: AdamWOptions) {
+    checkOptionKeys(opts, optionKeys<AdamWOptions>({ learningRate: true, b1: true, b2: true, eps: true, weightDecay: true }), "adamw");
     this.#p = checkedParams("adamw", params);
     this.#shapes = params.map((p) => [...p.shape]);
     this.#m = this.#p.map((p) => new Float32Array(p.length));
@@ -140,6 +142,7 @@ export class SGD {
   readonly momentum: number;
 
   constructor(params: readonly Tensor[], opts: SgdOptions) {
+    checkOptionKeys(opts, optionKeys<SgdOptions>({ learningRate: true, momentum: true }), "sgd");
     this.#p = checkedParams("sgd", params);
     this.#shapes = params.map((p) => [...p.shape]);
     this.lr = positive("sgd", "learningRate", opts.learningRate);

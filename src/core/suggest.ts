@@ -1,4 +1,5 @@
 // "did you mean" for a misspelled name: the closest of the known names by edit distance, if it is close enough.
+import { MoeError } from "./errors.js";
 
 function editDistance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
@@ -21,3 +22,20 @@ export function didYouMean(name: string, known: readonly string[]): string {
   const best = known.map((k) => [k, editDistance(norm(name), norm(k))] as const).sort((x, y) => x[1] - y[1])[0];
   return best !== undefined && best[1] <= 3 ? ` (did you mean ${best[0]}?)` : "";
 }
+
+/**
+ * Refuses an options object that is not an object, or that holds a key `known` lacks (a misspelled option is
+ * otherwise its default, silently): `[where] unknown option checkfinite (did you mean checkFinite?)`.
+ */
+export function checkOptionKeys(opts: unknown, known: readonly string[], where: string): void {
+  if (opts === undefined) return;
+  if (typeof opts !== "object" || opts === null || Array.isArray(opts))
+    throw new MoeError(
+      `[${where}] options must be an object, got ${opts === null ? "null" : Array.isArray(opts) ? "an array" : typeof opts}`,
+    );
+  for (const k of Object.keys(opts))
+    if (!known.includes(k)) throw new MoeError(`[${where}] unknown option ${k}${didYouMean(k, known)} (options: ${known.join(", ")})`);
+}
+
+/** An options interface's keys, all of them (the compiler checks the record against T): checkOptionKeys' `known`. */
+export const optionKeys = <T>(keys: { [K in keyof Required<T>]: true }): readonly string[] => Object.keys(keys);
