@@ -1,7 +1,7 @@
 // Running one primitive: its shape rule, then its kernel on the active backend, or on the reference backend
 // when the active one does not support these inputs. No graph: autodiff/bind.ts adds that.
-import { DTypeError } from "../core/errors.js";
-import type { Tensor } from "../core/tensor.js";
+import { DTypeError, MoeError } from "../core/errors.js";
+import { Tensor } from "../core/tensor.js";
 import { Prim, type Params } from "../prims/prims.js";
 import { shapeRules } from "../prims/shape-rules.js";
 import { refBackend } from "./ref/index.js";
@@ -15,6 +15,9 @@ const takesCodes = (prim: Prim, params: unknown): boolean =>
   CODE_PRIMS.has(prim) || (prim === Prim.ExpertFfn && (params as Params<Prim.ExpertFfn>).quantized !== undefined);
 
 export function apply<P extends Prim>(prim: P, inputs: readonly Tensor[], params: Params<P>): Tensor[] {
+  // a JavaScript caller's undefined (ops.add(t, o.lbLoss) without a loss) would fail as a TypeError further in
+  const bad = inputs.findIndex((t) => !(t instanceof Tensor));
+  if (bad >= 0) throw new MoeError(`[${prim}] operand ${bad} is ${inputs[bad] === null ? "null" : typeof inputs[bad]}, not a Tensor`);
   const code = takesCodes(prim, params) ? undefined : inputs.find((t) => t.dtype === "int8" || t.dtype === "uint8");
   if (code !== undefined)
     throw new DTypeError(

@@ -293,7 +293,9 @@ export function readHfMoeLayer(dir: string, layer?: number, opts: HfReadOptions 
         }
         const info = src.info(name);
         if (!shapesEqual(info.shape, shape)) {
-          throw new CheckpointLayoutError(dir, `tensor ${name} has shape ${fmt(info.shape)}, but config.json implies ${fmt(shape)}`);
+          const over = Object.keys(opts.overrides ?? {});
+          const by = over.length > 0 ? `config.json with the overrides (${over.join(", ")})` : "config.json";
+          throw new CheckpointLayoutError(dir, `tensor ${name} has shape ${fmt(info.shape)}, but ${by} implies ${fmt(shape)}`);
         }
         bytes += info.dataOffsets[1] - info.dataOffsets[0];
         consumed.add(name);

@@ -220,9 +220,12 @@ export function readMaxTextMoeLayer(location: string, opts: MaxTextReadOptions =
     const keysText = metaString(meta, META.keys, location);
     const keys = opts.keys ?? (keysText === undefined ? undefined : parseJson<Record<string, unknown>>(keysText, META.keys, location));
     if (keys === undefined) {
+      const hf = fs.existsSync(path.join(location, "config.json"));
       throw new CheckpointLayoutError(
         location,
-        `no MaxText config: the file has no ${META.keys} metadata; pass the MaxText keys (--config FILE)`,
+        hf
+          ? "a Hugging Face checkpoint folder (it holds config.json): read it with readHfMoeLayer or openMoeLayer"
+          : `no MaxText config: the file has no ${META.keys} metadata; pass the MaxText keys (the keys option; moekit run --config FILE)`,
       );
     }
     const cfg = moeConfig({ ...keys, ...opts.overrides });
@@ -282,7 +285,7 @@ export function readMaxTextMoeLayer(location: string, opts: MaxTextReadOptions =
       );
     const bytes = [...under].filter((n) => src.has(n)).reduce((a, n) => a + src.info(n).dataOffsets[1] - src.info(n).dataOffsets[0], 0);
     checkLayerMemory(location, bytes);
-    log(`reading ${Object.keys(names).length} MaxText tensors of layer ${layer} under ${prefix}/`);
+    log(`reading ${[...under].filter((n) => src.has(n)).length} MaxText tensors of layer ${layer} under ${prefix}/`);
     const params: Record<string, Tensor> = {};
     const storage: Record<string, StorageDType> = {};
     for (const [p, name] of Object.entries(names)) {

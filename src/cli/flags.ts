@@ -35,6 +35,10 @@ const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
  */
 export function parseCommandArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
   const args = config.args ?? [];
+  // --help wins over the rest (`run --checkpoint --help` read --help as a missing path)
+  const end = args.indexOf("--");
+  if (config.options?.help !== undefined && (end < 0 ? args : args.slice(0, end)).some((a) => a === "--help" || a === "-h"))
+    return parseArgs({ ...config, args: ["--help"] } as T);
   const joined: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;

@@ -33,7 +33,7 @@ MOEKIT_NATIVE_ISA=scalar|avx2|avx512 (caps the native ISA), MOEKIT_NATIVE_BF16=w
 weights are multiplied; default: amx where available, dpbf16 on AMD cores, else widen), MOEKIT_TRACE=1 (each primitive's backend, calls and time, at exit),
 MOEKIT_TUNE=path|off (the GEMM blocking file; default: this CPU's from \`moekit tune\`, where it exists),
 MOEKIT_MPI_TIMEOUT=seconds (an MPI collective not done by then names the missing ranks and ends the job; default
-300, 0 = never).
+300, 0 = never), MOEKIT_NATIVE=0|off (do not load the native addon), MOEKIT_NATIVE_ADDON=path (load it from path).
 
 Run \`moekit <command> --help\` for a command's options.`;
 

@@ -39,3 +39,10 @@ export function checkOutput(output: NamedPath & { path: string }, inputs: readon
     throw new MoeError(`${output.flag} ${output.path} already exists; pass --force to replace it`);
   }
 }
+
+/** "2 safetensors files (and model.safetensors.index.json, config.json)" for the files a writer made. */
+export function dataFiles(files: readonly string[]): string {
+  const data = files.filter((f) => f.endsWith(".safetensors"));
+  const other = files.filter((f) => !f.endsWith(".safetensors")).map((f) => f.split(/[\\/]/).pop()!);
+  return `${data.length} safetensors file${data.length === 1 ? "" : "s"}${other.length > 0 ? ` (and ${other.join(", ")})` : ""}`;
+}

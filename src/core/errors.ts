@@ -34,6 +34,6 @@ export class ConfigError extends MoeError {
     readonly value: unknown,
     why: string,
   ) {
-    super(`[config] ${key}=${JSON.stringify(value)}: ${why}`);
+    super(`[config] ${key}=${typeof value === "number" && !Number.isFinite(value) ? String(value) : JSON.stringify(value)}: ${why}`);
   }
 }

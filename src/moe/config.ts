@@ -193,15 +193,57 @@ export function groupRouting(c: MoeConfig): boolean {
   return c.isDeepseek3 || c.routingGroupScore === "max";
 }
 
+// MaxText's model YAMLs give base_emb_dim, base_mlp_dim and base_moe_mlp_dim: pyconfig derives emb_dim, mlp_dim and
+// moe_mlp_dim from them, scaled by 2^k for global_parameter_scale 2^j (1, its default, leaves them as given).
+const BASE_KEYS: Readonly<Record<string, string>> = { base_emb_dim: "emb_dim", base_mlp_dim: "mlp_dim", base_moe_mlp_dim: "moe_mlp_dim" };
+
+const WHOLE_YAML = " (a whole MaxText model YAML: moeConfig(keys, { strict: false }) or moekit run --skip-other-keys)";
+
+function fromBaseKeys(raw: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...raw };
+  for (const name of ["global_parameter_scale", "globalParameterScale"]) {
+    if (!Object.hasOwn(out, name)) continue;
+    if (out[name] !== 1)
+      throw new ConfigError(name, out[name], "only 1 (MaxText's default) is supported: give the sizes (emb_dim, moe_mlp_dim) you want");
+    delete out[name];
+  }
+  for (const [base, key] of Object.entries(BASE_KEYS)) {
+    for (const name of [base, camelCase(base)]) {
+      if (!Object.hasOwn(out, name) || out[name] === undefined) continue;
+      const v = out[name];
+      delete out[name];
+      const target = Object.hasOwn(out, camelCase(key)) ? camelCase(key) : key;
+      if (out[target] !== undefined && out[target] !== v)
+        throw new ConfigError(
+          name,
+          v,
+          `disagrees with ${target}=${JSON.stringify(out[target])}: MaxText derives ${key} from ${base}; give one`,
+        );
+      out[target] = v;
+    }
+  }
+  return out;
+}
+
+/** The keys of a MaxText YAML that the MoE layer reads (base_* and global_parameter_scale included), and the rest. */
+export function splitMoeKeys(keys: Record<string, unknown>): { moe: Record<string, unknown>; other: string[] } {
+  const reads = (k: string): boolean =>
+    [k, snakeCase(k)].some((n) => Object.hasOwn(MOE_DEFAULTS, n) || Object.hasOwn(BASE_KEYS, n) || n === "global_parameter_scale");
+  const moe = Object.fromEntries(Object.entries(keys).filter(([k]) => reads(k)));
+  return { moe, other: Object.keys(keys).filter((k) => !reads(k)) };
+}
+
 /**
  * Build a validated MoeConfig from MaxText keys (snake_case, as in MaxText YAML; camelCase also accepted).
- * Missing keys take MaxText's base defaults. Errors name the key, the value and why.
+ * Missing keys take MaxText's base defaults. Errors name the key, the value and why. base_emb_dim,
+ * base_mlp_dim and base_moe_mlp_dim stand for emb_dim, mlp_dim and moe_mlp_dim, as MaxText's pyconfig derives them.
  */
-export function moeConfig(raw: Record<string, unknown> = {}, opts: ConfigOptions = {}): MoeConfig {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+export function moeConfig(given: Record<string, unknown> = {}, opts: ConfigOptions = {}): MoeConfig {
+  if (typeof given !== "object" || given === null || Array.isArray(given))
     throw new MoeError(
-      `[moeConfig] the config must be an object of MaxText keys (parseMoeConfig reads YAML text), got ${raw === null ? "null" : Array.isArray(raw) ? "an array" : typeof raw}`,
+      `[moeConfig] the config must be an object of MaxText keys (parseMoeConfig reads YAML text), got ${given === null ? "null" : Array.isArray(given) ? "an array" : typeof given}`,
     );
+  const raw = fromBaseKeys(given);
   checkOptionKeys(opts, optionKeys<ConfigOptions>({ strict: true }), "moeConfig");
   const strict = opts.strict ?? true;
   const merged: Record<string, unknown> = { ...MOE_DEFAULTS, mlp_activations: [...MOE_DEFAULTS.mlp_activations] };
@@ -212,9 +254,10 @@ export function moeConfig(raw: Record<string, unknown> = {}, opts: ConfigOptions
     // own keys only: "constructor" or "__proto__" are Object.prototype's, not MaxText's
     const k = Object.hasOwn(MOE_DEFAULTS, k0) ? k0 : snakeCase(k0);
     if (!Object.hasOwn(MOE_DEFAULTS, k)) {
-      if (strict) throw new ConfigError(k0, v, `is not a MoE config key${suggest(k0)}`);
+      if (strict) throw new ConfigError(k0, v, `is not a MoE config key${suggest(k0) || WHOLE_YAML}`);
       continue;
     }
+    if (v === undefined) continue; // as JavaScript options: {dtype: undefined} is the default
     if (k !== "quant_cfg") checkType(k0, v, (MOE_DEFAULTS as Record<string, unknown>)[k]);
     if (INT_KEYS.has(k) && !Number.isInteger(v)) throw new ConfigError(k0, v, "must be an integer");
     merged[k] = v;

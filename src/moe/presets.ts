@@ -205,7 +205,7 @@ const PRESETS: Preset[] = [
   { ...qwen3("qwen3-custom-30b-a3b", 2048, 128, 2048, { decoder_block: "qwen3_custom_moe", moe_expert_input_dim: 768 }) },
   {
     ...qwen3("qwen3-next-80b-a3b", 2048, 512, 512, { decoder_block: "qwen3_next", num_experts_per_tok: 10 }),
-    note: "routed experts only: Qwen3-Next's sigmoid-gated shared expert is not part of this layer yet",
+    note: "routed experts only: Qwen3-Next's sigmoid-gated shared expert is GatedSharedMoE (the API; its checkpoints load as that module)",
   },
   {
     name: "deepseek4-284b",
@@ -306,7 +306,7 @@ const PRESETS: Preset[] = [
       shared_experts: 1,
       norm_topk_prob: true,
     },
-    note: "routed experts only: Qwen3.5's gated shared expert is not part of this layer yet",
+    note: "routed experts only: a gated shared expert as Qwen3.5's is GatedSharedMoE, in the API",
   },
   {
     name: "qwen3.5-397b-a17b",
@@ -323,7 +323,7 @@ const PRESETS: Preset[] = [
       shared_experts: 1,
       norm_topk_prob: true,
     },
-    note: "routed experts only: Qwen3.5's gated shared expert is not part of this layer yet",
+    note: "routed experts only: a gated shared expert as Qwen3.5's is GatedSharedMoE, in the API",
   },
 ];
 

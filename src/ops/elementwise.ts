@@ -1,4 +1,5 @@
 import { isFloat, promote, type DType } from "../core/dtype.js";
+import { MoeError } from "../core/errors.js";
 import { broadcastShapes, shapesEqual } from "../core/shape.js";
 import { full, Tensor } from "../core/tensor.js";
 import { Prim } from "../prims/prims.js";
@@ -9,6 +10,9 @@ export type TensorLike = Tensor | number;
 
 /** Scalars take the tensor operand's dtype (weak typing, as in JAX). */
 function operands(a: TensorLike, b: TensorLike, where: string): [Tensor, Tensor] {
+  for (const [i, v] of [a, b].entries())
+    if (typeof v !== "number" && !(v instanceof Tensor))
+      throw new MoeError(`[${where}] operand ${i} is ${v === null ? "null" : typeof v}, not a Tensor or a number`);
   if (typeof a === "number" && typeof b === "number") return [full([], a, "float32"), full([], b, "float32")];
   let x = typeof a === "number" ? full([], a, (b as Tensor).dtype) : a;
   let y = typeof b === "number" ? full([], b, x.dtype) : b;

@@ -46,7 +46,9 @@ function checkedGrads(
 
 function positive(name: string, key: string, v: number, orZero = false): number {
   if (!Number.isFinite(v) || v < 0 || (!orZero && v === 0))
-    throw new MoeError(`[${name}] ${key} must be a finite number ${orZero ? ">= 0" : "> 0"}, got ${v}`);
+    throw new MoeError(
+      `[${name}] ${key} must be a finite number ${orZero ? ">= 0" : "> 0"}, got ${typeof v === "number" ? v : `${JSON.stringify(v)} (${typeof v})`}`,
+    );
   return v;
 }
 

@@ -36,7 +36,11 @@ describe("--config files (YAML): every problem the parser reports is one line, e
     ],
     ["an alias of no anchor", "a: *x\n", /not valid YAML or JSON \(Unresolved alias/],
     ["an unknown tag", "num_experts: !foo 4\n", /not valid YAML or JSON \(Unresolved tag: !foo at line 1, column 14\)$/],
-    ["a collection as a key", "? [a, b]\n: 1\n", /^moekit run: \[config\] \[ a, b \]=1: is not a MoE config key$/],
+    [
+      "a collection as a key",
+      "? [a, b]\n: 1\n",
+      /^moekit run: \[config\] \[ a, b \]=1: is not a MoE config key \(a whole MaxText model YAML: .* --skip-other-keys\)$/,
+    ],
     ["a top-level !!set (an object, not a mapping)", "!!set {a, b}\n", /: expected a mapping of MaxText keys$/],
     // the message held the key's newline: two lines
     [
@@ -45,11 +49,15 @@ describe("--config files (YAML): every problem the parser reports is one line, e
       /^moekit run: \[config\] num\\u000aexperts=4: is not a MoE config key \(did you mean num_experts\?\)$/,
     ],
     // Object.prototype's names were taken for MoE keys ("must be a function"); __proto__ was accepted silently
-    ["the key constructor", "constructor: 1\n", /^moekit run: \[config\] constructor=1: is not a MoE config key$/],
+    [
+      "the key constructor",
+      "constructor: 1\n",
+      /^moekit run: \[config\] constructor=1: is not a MoE config key \(a whole MaxText model YAML: .*\)$/,
+    ],
     [
       "the key __proto__",
       "__proto__: {num_experts: 4}\n",
-      /^moekit run: \[config\] __proto__=\{"num_experts":4\}: is not a MoE config key$/,
+      /^moekit run: \[config\] __proto__=\{"num_experts":4\}: is not a MoE config key \(a whole MaxText model YAML: .*\)$/,
     ],
   ];
   it.each(cases)("%s", async (_, text, message) => {

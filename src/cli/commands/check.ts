@@ -7,7 +7,7 @@ import { runCase, type CaseResult } from "../golden/run.js";
 
 const HELP = `Usage: moekit check <file-or-dir>... [--json]
 
-Runs golden cases (the ../shared/golden JSON format, expert-parallel cases included): forward, every
+Runs golden cases (the JSON format of fixtures/golden, expert-parallel cases included): forward, every
 gradient and side output, each judged by max|got-expected| <= 1e-4*max(1, max|expected|) (integers
 exactly). Prints one line per case with the worst tensor's scaled error; exits 1 if any case fails.
 

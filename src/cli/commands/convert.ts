@@ -10,7 +10,7 @@ import {
   type MoeModuleKind,
 } from "../../checkpoint/index.js";
 import { readKeysFile } from "../config-file.js";
-import { checkOutput } from "../outputs.js";
+import { checkOutput, dataFiles } from "../outputs.js";
 import { applyMaxMemory, LAYER_WRITE_OPTIONS, optionalIntFlag, parseCommandArgs } from "../flags.js";
 
 const HELP = `Usage: moekit convert --from hf|maxtext --to hf|maxtext IN OUT [options]
@@ -92,7 +92,7 @@ export async function convertCommand(argv: string[]): Promise<number> {
   }
   for (const c of l.caveats) onProgress?.(`note: ${c}`);
   console.log(
-    `converted layer ${l.layer} (${l.hf?.family ?? l.config.decoderBlock}, ${l.module}) from ${from} to ${to}: ${count} tensors in ${files.length} file(s) under ${output}`,
+    `converted layer ${l.layer} (${l.hf?.family ?? l.config.decoderBlock}, ${l.module}) from ${from} to ${to}: ${count} tensors in ${dataFiles(files)} under ${output}`,
   );
   return 0;
 }

@@ -1,7 +1,7 @@
 import { MoeError } from "../../core/errors.js";
 import { openMoeLayer, quantizeMoeLayer, writeMaxTextMoeLayer } from "../../checkpoint/index.js";
 import { QUANTIZE_MODES, quantizedStorage, type QuantizeMode } from "../../ops/quantized-weight.js";
-import { checkOutput } from "../outputs.js";
+import { checkOutput, dataFiles } from "../outputs.js";
 import { applyMaxMemory, LAYER_WRITE_OPTIONS, optionalIntFlag, parseCommandArgs } from "../flags.js";
 
 const HELP = `Usage: moekit quantize --mode int8|int4 IN OUT [options]
@@ -45,7 +45,7 @@ export function quantizeCommand(argv: string[]): number {
   const r = writeMaxTextMoeLayer(layer, output, { onProgress, overwrite });
   const { bytes, weights } = quantizedStorage(Object.values(layer.quantized!));
   console.log(
-    `quantized layer ${layer.layer} (${layer.config.decoderBlock}, ${layer.module}) to ${mode}: ${weights} expert weights in ${bytes} bytes (${(bytes / weights).toFixed(3)} per weight), ${r.tensorNames.length} tensors in ${r.files.length} file(s) under ${output}`,
+    `quantized layer ${layer.layer} (${layer.config.decoderBlock}, ${layer.module}) to ${mode}: ${weights} expert weights in ${bytes} bytes (${(bytes / weights).toFixed(3)} per weight), ${r.tensorNames.length} tensors in ${dataFiles(r.files)} under ${output}`,
   );
   return 0;
 }

@@ -36,6 +36,13 @@ export function joinRanks(ranks: number): Group {
   return group;
 }
 
+/** --ranks n splits the batch and the experts: checked before mpirun starts n processes to say it n times. */
+export function checkRanksFit(cfg: MoeConfig, B: number, n: number): void {
+  if (B % n !== 0) throw new MoeError(`[run] --batch ${B} must be divisible by --ranks ${n} (each rank runs B/${n} rows)`);
+  if (cfg.numExperts % n !== 0)
+    throw new MoeError(`[run] num_experts=${cfg.numExperts} must be divisible by --ranks ${n} (each rank holds E/${n} experts)`);
+}
+
 /**
  * One rank's part of the layer's forward on `x_BSD` (every rank passes the same layer and input), gathered: every
  * rank returns the whole output, routing and losses, as the single-process forward would.
@@ -44,7 +51,7 @@ export async function forwardOnRanks(group: Group, layer: RoutedMoE, x_BSD: Tens
   const cfg: MoeConfig = layer.config;
   const n = group.size;
   const B = x_BSD.shape[0]!;
-  if (B % n !== 0) throw new MoeError(`[run] --batch ${B} must be divisible by --ranks ${n} (each rank runs B/${n} rows)`);
+  checkRanksFit(cfg, B, n);
   await agreeAcrossRanks(group, "the layer", {
     config: cfg,
     input: x_BSD.shape,

@@ -1,8 +1,8 @@
 import { MoeError } from "../../core/errors.js";
 import { stats } from "../summary.js";
 import { parseSets, withOverrides } from "../sets.js";
-import { moeConfig, type MoeConfig } from "../../moe/config.js";
-import { getPreset, type Preset } from "../../moe/presets.js";
+import { moeConfig, splitMoeKeys, type MoeConfig } from "../../moe/config.js";
+import { getPreset, listPresets, type Preset } from "../../moe/presets.js";
 import { RoutedMoE, type MoeOutput } from "../../moe/routed-moe.js";
 import { layerParamShapes, RoutedAndSharedMoE, sharedExpertDim } from "../../moe/routed-and-shared-moe.js";
 import { bincount } from "../../ops/indexing.js";
@@ -14,7 +14,7 @@ import { checkMemory } from "../../core/memory.js";
 import { forwardEstimate, weightEstimate } from "../../moe/memory-estimate.js";
 import { runtimeInfo } from "../../backends/select.js";
 import { checkFinite } from "../../moe/finite.js";
-import { forwardOnRanks, inMpiJob, joinRanks, launchRanks } from "./run-ranks.js";
+import { checkRanksFit, forwardOnRanks, inMpiJob, joinRanks, launchRanks } from "./run-ranks.js";
 
 const HELP = `Usage: moekit run (--preset NAME | --config FILE) [options]
        moekit run --checkpoint PATH [--layer N] ...   (see moekit run --checkpoint PATH --help)
@@ -25,7 +25,10 @@ the output summary and routing statistics (tokens per expert, dropped assignment
 Options:
   --preset NAME     a preset from \`moekit presets\` (tiny-* twins run in well under a second)
   --config FILE     MaxText MoE keys as JSON or YAML
-  --set KEY=VALUE   override one MaxText key (repeatable), e.g. --set capacity_factor=1.0
+  --skip-other-keys with --config: ignore the keys the MoE layer does not read (a whole MaxText model
+                    YAML, base_emb_dim and base_moe_mlp_dim included); they are listed on stderr
+  --set KEY=VALUE   override one MaxText key (repeatable), e.g. --set sparse_matmul=false --set capacity_factor=1.0
+                    (capacity_factor drops tokens on the dense path only: the sparse path is dropless)
   --batch B         batch size (default 2)
   --seq S           sequence length (default 8)
   --seed N          PRNG seed for weights and input (default 0)
@@ -42,17 +45,27 @@ interface LayerChoice {
   label: string;
 }
 
-function keysFrom(values: { preset?: string; config?: string }): { keys: Record<string, unknown>; preset?: Preset; label: string } {
+function keysFrom(values: { preset?: string; config?: string; "skip-other-keys"?: boolean }): {
+  keys: Record<string, unknown>;
+  preset?: Preset;
+  label: string;
+} {
   if (values.preset !== undefined && values.config !== undefined) throw new MoeError("give --preset NAME or --config FILE, not both");
+  if (values["skip-other-keys"] === true && values.config === undefined) throw new MoeError("--skip-other-keys goes with --config FILE");
   if (values.preset !== undefined) {
     const preset = getPreset(values.preset);
     return { keys: preset.keys, preset, label: preset.name };
   }
-  if (values.config !== undefined) return { keys: readKeysFile(values.config), label: values.config };
-  throw new MoeError("give --preset NAME or --config FILE (see --help)");
+  if (values.config === undefined) throw new MoeError("give --preset NAME or --config FILE (see --help)");
+  const keys = readKeysFile(values.config);
+  if (values["skip-other-keys"] !== true) return { keys, label: values.config };
+  const { moe, other } = splitMoeKeys(keys);
+  if (other.length > 0)
+    console.error(`[moekit] ${values.config}: skipping ${other.length} keys the MoE layer does not read: ${other.join(", ")}`);
+  return { keys: moe, label: values.config };
 }
 
-function configFrom(values: { preset?: string; config?: string; set?: string[] }): LayerChoice {
+function configFrom(values: { preset?: string; config?: string; set?: string[]; "skip-other-keys"?: boolean }): LayerChoice {
   const sets = parseSets(values.set);
   const { keys, preset, label } = keysFrom(values);
   const cfg = moeConfig(withOverrides(keys, sets));
@@ -70,6 +83,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     options: {
       preset: { type: "string" },
       config: { type: "string" },
+      "skip-other-keys": { type: "boolean" },
       set: { type: "string", multiple: true },
       batch: { type: "string", default: "2" },
       seq: { type: "string", default: "8" },
@@ -97,7 +111,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const approxParams = cfg.numExperts * 3 * D * cfg.moeMlpDim + D * cfg.numExperts;
   if (approxParams > maxParams) {
     throw new MoeError(
-      `${label} has ~${approxParams.toExponential(2)} routed parameters, over --max-params ${values["max-params"]}; try the tiny-${label} preset`,
+      `${label} has ~${approxParams.toExponential(2)} routed parameters, over --max-params ${values["max-params"]}; ${listPresets().some((p) => p.name === `tiny-${label}`) ? `try the tiny-${label} preset` : "raise --max-params"}`,
     );
   }
   checkMemory("run", {
@@ -106,6 +120,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   });
   const ranks = values.ranks === undefined ? undefined : intFlag(values.ranks, "--ranks", 1);
   if (ranks !== undefined && shared) throw new MoeError(`--ranks runs RoutedMoE layers; ${label} has shared experts (RoutedAndSharedMoE)`);
+  if (ranks !== undefined) checkRanksFit(cfg, B, ranks);
   if (ranks !== undefined && !inMpiJob()) return launchRanks(ranks);
   const group = ranks === undefined ? undefined : joinRanks(ranks);
   const key = prngKey(seed);

@@ -1,0 +1,113 @@
+// Findings of a new-user audit (the README, docs and --help only), each once silent or a raw TypeError: MaxText's
+// base_* keys, a whole model YAML, {key: undefined}, NaN in messages, an undefined operand, --ranks checked before
+// mpirun, --help beside a flag missing its value.
+import fs from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../src/core/errors.js";
+import { zeros } from "../../src/core/tensor.js";
+import { moeConfig, MOE_DEFAULTS } from "../../src/moe/config.js";
+import { add } from "../../src/ops/elementwise.js";
+import { readMaxTextMoeLayer } from "../../src/checkpoint/maxtext-layout.js";
+import { readHfMoeLayer } from "../../src/checkpoint/hf-layout.js";
+import { makeFixture, writeFixture } from "../checkpoint/fixtures.js";
+import { useCli, useScratch } from "./cli-harness.js";
+
+const cli = useCli();
+const scratch = useScratch("audit-findings");
+
+// the shape of MaxText's configs/models/*.yml: base_* sizes beside keys of other layers
+const MODEL_YAML = `base_emb_dim: 64
+base_num_query_heads: 4
+base_mlp_dim: 128
+base_moe_mlp_dim: 32
+base_num_decoder_layers: 4
+vocab_size: 32000
+num_experts: 8
+num_experts_per_tok: 2
+decoder_block: "mixtral"
+`;
+
+describe("MaxText's base_* keys", () => {
+  it("stand for emb_dim, mlp_dim and moe_mlp_dim, as pyconfig derives them at global_parameter_scale 1", () => {
+    const c = moeConfig({ base_emb_dim: 64, base_mlp_dim: 128, base_moe_mlp_dim: 32, global_parameter_scale: 1, num_experts: 8 });
+    expect([c.embDim, c.mlpDim, c.moeMlpDim, c.expertInputDim]).toEqual([64, 128, 32, 64]);
+    expect(moeConfig({ baseEmbDim: 64, num_experts: 8 }).embDim).toBe(64);
+    expect(moeConfig({ base_emb_dim: 64, emb_dim: 64 }).embDim).toBe(64);
+  });
+
+  it("refuse another global_parameter_scale, and a base key that disagrees with its derived one", () => {
+    expect(() => moeConfig({ base_emb_dim: 64, global_parameter_scale: 2 })).toThrow(
+      "[config] global_parameter_scale=2: only 1 (MaxText's default) is supported",
+    );
+    expect(() => moeConfig({ base_emb_dim: 64, emb_dim: 32 })).toThrow(
+      "[config] base_emb_dim=64: disagrees with emb_dim=32: MaxText derives emb_dim from base_emb_dim; give one",
+    );
+  });
+});
+
+describe("config values", () => {
+  it("a key set to undefined takes its default, as a JavaScript option does", () => {
+    expect(moeConfig({ num_experts: 8, dtype: undefined }).dtype).toBe(MOE_DEFAULTS.dtype);
+  });
+
+  it("NaN and Infinity are printed as themselves, not as JSON's null", () => {
+    expect(() => moeConfig({ capacity_factor: NaN })).toThrow("[config] capacity_factor=NaN: must be finite");
+    expect(() => moeConfig({ capacity_factor: -Infinity })).toThrow("[config] capacity_factor=-Infinity: must be finite");
+    expect(() => moeConfig({ capacity_factor: NaN })).toThrow(ConfigError);
+  });
+});
+
+it("an undefined operand names the op and the operand (ops.add(loss, o.lbLoss) without a load-balance loss)", () => {
+  expect(() => add(zeros([2], "float32"), undefined as never)).toThrow("[add] operand 1 is undefined, not a Tensor or a number");
+  expect(() => add(null as never, 1)).toThrow("[add] operand 0 is null, not a Tensor or a number");
+});
+
+describe("checkpoints", () => {
+  const hf = writeFixture(makeFixture("mixtral"), scratch("hf"));
+  it("readMaxTextMoeLayer on a Hugging Face folder says which reader it needs, not --config", () => {
+    expect(() => readMaxTextMoeLayer(hf)).toThrow("a Hugging Face checkpoint folder (it holds config.json): read it with readHfMoeLayer");
+  });
+  it("a shape that an override changes names the override, not config.json alone", () => {
+    expect(() => readHfMoeLayer(hf, 0, { overrides: { num_experts: 2 } })).toThrow(
+      /but config\.json with the overrides \(num_experts\) implies/,
+    );
+  });
+});
+
+describe("moekit run", () => {
+  it("--skip-other-keys runs a whole MaxText model YAML and lists what it skipped; without it the error says so", async () => {
+    const file = scratch("model.yml");
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, MODEL_YAML);
+    const refused = await cli("run", "--config", file);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toMatch(/base_num_query_heads=4: is not a MoE config key \(a whole MaxText model YAML: .*--skip-other-keys\)/);
+    const r = await cli("run", "--config", file, "--skip-other-keys", "--json");
+    expect(r.code).toBe(0);
+    expect(r.err).toContain("skipping 3 keys the MoE layer does not read: base_num_query_heads, base_num_decoder_layers, vocab_size");
+    expect((JSON.parse(r.out) as { input: number[] }).input).toEqual([2, 8, 64]);
+    expect((await cli("run", "--preset", "tiny-mixtral-8x7b", "--skip-other-keys")).err).toContain(
+      "--skip-other-keys goes with --config FILE",
+    );
+  });
+
+  it("--ranks that does not divide the batch or the experts is refused before mpirun starts, once", async () => {
+    const r = await cli("run", "--preset", "tiny-mixtral-8x7b", "--ranks", "3");
+    expect(r.code).toBe(2);
+    expect(r.err.trim()).toBe("moekit run: [run] --batch 2 must be divisible by --ranks 3 (each rank runs B/3 rows)");
+    const e = await cli("run", "--preset", "tiny-mixtral-8x7b", "--batch", "6", "--ranks", "3");
+    expect(e.err.trim()).toBe("moekit run: [run] num_experts=8 must be divisible by --ranks 3 (each rank holds E/3 experts)");
+  });
+
+  it("--help wins over a flag left without its value", async () => {
+    const r = await cli("run", "--checkpoint", "--help");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^Usage: moekit run --checkpoint PATH/);
+  });
+
+  it("--max-params names a tiny twin only where one exists", async () => {
+    expect((await cli("run", "--preset", "mixtral-8x7b")).err).toContain("try the tiny-mixtral-8x7b preset");
+    expect((await cli("run", "--preset", "tiny-mixtral-8x7b", "--max-params", "10")).err).toContain("raise --max-params");
+  });
+});
