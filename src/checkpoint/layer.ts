@@ -175,6 +175,26 @@ export function validateLayer(layer: MoeLayer, source = "layer"): void {
   for (const path of [...Object.keys(layer.params), ...Object.keys(layer.quantized ?? {})]) {
     if (!(path in shapes)) throw new CheckpointLayoutError(source, `unexpected parameter ${path} for a ${layer.module} layer`);
   }
+  checkServedBits(layer, source);
+}
+
+/**
+ * Experts held as int8 / int4 codes compute with the weight bits they were stored with (intmp's w_bits, or MaxText's
+ * int8 for int8 codes): an override of quantization or quant_cfg would quantize the gate to other bits than the experts.
+ */
+function checkServedBits(layer: MoeLayer, source: string): void {
+  const cfg = layer.config;
+  const wBits = cfg.quantCfg?.__default__?.w_bits;
+  for (const format of new Set(Object.values(layer.quantized ?? {}).map((q) => q.format))) {
+    if (format !== "int8" && format !== "int4") continue;
+    const bits = format === "int8" ? 8 : 4;
+    if ((cfg.quantization === "intmp" && wBits === bits) || (cfg.quantization === "int8" && bits === 8)) continue;
+    const now = cfg.quantization === "intmp" ? `intmp with w_bits ${String(wBits)}` : `quantization=${JSON.stringify(cfg.quantization)}`;
+    throw new CheckpointLayoutError(
+      source,
+      `the experts are stored as ${format}, but the config computes ${now}: keep the stored quantization keys`,
+    );
+  }
 }
 
 /** The routed experts' weights of a layer (paths under `prefix`), float or held quantized. */

@@ -32,5 +32,7 @@ export function openMoeLayer(location: string, layer: number | undefined, opts: 
   const { format: given, family, keys, module, sharedDim, firstDenseLayers, prefix, ...common } = opts;
   const format = given ?? detectCheckpointFormat(location);
   if (format === "hf") return readHfMoeLayer(location, layer, { ...common, family });
+  if (family !== undefined)
+    throw new CheckpointLayoutError(location, `family ${family} is for Hugging Face checkpoints; this is the MaxText layout`);
   return readMaxTextMoeLayer(location, { ...common, keys, module, sharedDim, firstDenseLayers, prefix, layer });
 }

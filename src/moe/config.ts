@@ -280,6 +280,20 @@ export function moeConfig(given: Record<string, unknown> = {}, opts: ConfigOptio
   return c;
 }
 
+/** Keys set to a value this config does not read, as MaxText ignores them too: for the CLI to say so. */
+export function unreadKeys(c: MoeConfig): string[] {
+  const out: string[] = [];
+  if (c.sparseMatmul && c.capacityFactor > 0)
+    out.push(
+      `capacity_factor=${c.capacityFactor} drops no tokens on the sparse path (sparse_matmul=true is dropless); sparse_matmul=false drops them`,
+    );
+  if (!groupRouting(c) && c.nRoutingGroups !== -1)
+    out.push(
+      `n_routing_groups=${c.nRoutingGroups} is read by deepseek3 model names (model_name=${JSON.stringify(c.modelName)}) or routing_group_score=max only`,
+    );
+  return out;
+}
+
 /** Refuses what moeConfig did not make: a raw object of MaxText keys would read as NaN sizes further on. */
 export function checkIsConfig(config: unknown, where: string): asserts config is MoeConfig {
   const c = config as Partial<MoeConfig> | null | undefined;

@@ -63,8 +63,10 @@ it("an undefined operand names the op and the operand (ops.add(loss, o.lbLoss) w
   expect(() => add(null as never, 1)).toThrow("[add] operand 0 is null, not a Tensor or a number");
 });
 
+const hfDir = (): string => writeFixture(makeFixture("mixtral"), scratch("hf"));
+
 describe("checkpoints", () => {
-  const hf = writeFixture(makeFixture("mixtral"), scratch("hf"));
+  const hf = hfDir();
   it("readMaxTextMoeLayer on a Hugging Face folder says which reader it needs, not --config", () => {
     expect(() => readMaxTextMoeLayer(hf)).toThrow("a Hugging Face checkpoint folder (it holds config.json): read it with readHfMoeLayer");
   });
@@ -98,6 +100,47 @@ describe("moekit run", () => {
     expect(r.err.trim()).toBe("moekit run: [run] --batch 2 must be divisible by --ranks 3 (each rank runs B/3 rows)");
     const e = await cli("run", "--preset", "tiny-mixtral-8x7b", "--batch", "6", "--ranks", "3");
     expect(e.err.trim()).toBe("moekit run: [run] num_experts=8 must be divisible by --ranks 3 (each rank holds E/3 experts)");
+  });
+
+  it("says which keys it was given but does not read (as MaxText ignores them)", async () => {
+    const r = await cli(
+      "run",
+      "--preset",
+      "tiny-mixtral-8x7b",
+      "--set",
+      "capacity_factor=1.0",
+      "--set",
+      "n_routing_groups=2",
+      "--set",
+      "topk_routing_group=1",
+    );
+    expect(r.code).toBe(0);
+    expect(r.err).toContain("note: capacity_factor=1 drops no tokens on the sparse path (sparse_matmul=true is dropless)");
+    expect(r.err).toContain('note: n_routing_groups=2 is read by deepseek3 model names (model_name="mixtral-8x7b")');
+    expect(
+      (await cli("run", "--preset", "tiny-mixtral-8x7b", "--set", "sparse_matmul=false", "--set", "capacity_factor=1.0")).err,
+    ).not.toContain("note:");
+  });
+
+  it("--family with a MaxText-layout checkpoint is refused, not ignored", async () => {
+    const mt = scratch("mt.safetensors");
+    expect((await cli("convert", "--from", "hf", "--to", "maxtext", hfDir(), mt)).code).toBe(0);
+    const r = await cli("run", "--checkpoint", mt, "--family", "qwen3_moe");
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("family qwen3_moe is for Hugging Face checkpoints; this is the MaxText layout");
+  });
+
+  it("a served int4 checkpoint refuses an override of the bits it computes with", async () => {
+    const mt = scratch("mt.safetensors");
+    const q = scratch("q.safetensors");
+    expect((await cli("convert", "--from", "hf", "--to", "maxtext", hfDir(), mt)).code).toBe(0);
+    expect((await cli("quantize", "--mode", "int4", mt, q)).code).toBe(0);
+    const r = await cli("run", "--checkpoint", q, "--set", 'quant_cfg={"__default__":{"w_bits":8}}');
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(
+      "the experts are stored as int4, but the config computes intmp with w_bits 8: keep the stored quantization keys",
+    );
+    expect((await cli("run", "--checkpoint", q, "--set", "dtype=float64")).code).toBe(0);
   });
 
   it("--help wins over a flag left without its value", async () => {

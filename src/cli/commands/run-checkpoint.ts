@@ -23,6 +23,7 @@ import { applyMaxMemory, intFlag, optionalIntFlag, parseCommandArgs } from "../f
 import { checkMemory } from "../../core/memory.js";
 import { forwardEstimate } from "../../moe/memory-estimate.js";
 import { checkFinite } from "../../moe/finite.js";
+import { unreadKeys } from "../../moe/config.js";
 import { runtimeInfo } from "../../backends/select.js";
 
 const HELP = `Usage: moekit run --checkpoint PATH [options]
@@ -139,7 +140,7 @@ export async function runCheckpointCommand(argv: string[]): Promise<number> {
   const loadMs = performance.now() - t0;
   const cfg = layer.config;
   const D = cfg.expertInputDim;
-  for (const c of layer.caveats) log(`note: ${c}`);
+  for (const c of [...layer.caveats, ...unreadKeys(cfg)]) log(`note: ${c}`);
   let x: Tensor;
   if (values.input === undefined) checkMemory("run", forwardEstimate(cfg, batch, seq, layer.sharedDim));
   if (values.input !== undefined) {

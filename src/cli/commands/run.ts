@@ -1,7 +1,7 @@
 import { MoeError } from "../../core/errors.js";
 import { stats } from "../summary.js";
 import { parseSets, withOverrides } from "../sets.js";
-import { moeConfig, splitMoeKeys, type MoeConfig } from "../../moe/config.js";
+import { moeConfig, splitMoeKeys, unreadKeys, type MoeConfig } from "../../moe/config.js";
 import { getPreset, listPresets, type Preset } from "../../moe/presets.js";
 import { RoutedMoE, type MoeOutput } from "../../moe/routed-moe.js";
 import { layerParamShapes, RoutedAndSharedMoE, sharedExpertDim } from "../../moe/routed-and-shared-moe.js";
@@ -127,6 +127,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const log = (m: string): void => {
     if (values.json !== true && (group?.rank ?? 0) === 0) console.error(`[moekit] ${m}`);
   };
+  for (const c of unreadKeys(cfg)) log(`note: ${c}`);
   log(
     `initialising ${label} (${shared ? "RoutedAndSharedMoE" : "RoutedMoE"}, E=${cfg.numExperts}, K=${cfg.numExpertsPerTok}, D=${D}, H=${cfg.moeMlpDim}, ${cfg.sparseMatmul ? "sparse" : "dense"})`,
   );
