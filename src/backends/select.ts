@@ -13,6 +13,7 @@ export type { BackendChoice };
 
 let active: Backend | undefined;
 let warned = false;
+let configured = false;
 
 // Weights made before the first primitive (a checkpoint loaded, a layer initialised) are the buffers decode streams:
 // choose the backend at the first large one, so that they land in the native backend's huge pages. A failed choice
@@ -50,12 +51,15 @@ function selectBackend(choice: BackendChoice | Backend): Backend {
 
 /** Make `choice` the active backend ("auto": native when the addon loads, else ref). Returns its name. */
 export function useBackend(choice: BackendChoice | Backend = "auto"): string {
+  // the environment's other flags (threads, ISA, bf16 path, tuning, pool) hold whichever call chooses first
+  if (!configured) configureFromEnv();
   return selectBackend(choice).name;
 }
 
 /** Apply the environment's flags (pool budget, native threads / ISA / bf16 path) and return its backend choice. */
 export function configureFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): BackendChoice {
   const e: MoekitEnv = readEnv(env);
+  configured = true;
   if (e.poolMb !== undefined) storagePool.setMaxBytes(e.poolMb * 2 ** 20);
   configureNative(e);
   if (e.trace && !tracing()) {

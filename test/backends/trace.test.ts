@@ -66,3 +66,22 @@ describe("the primitive trace", () => {
     expect(String(r.stderr).split("\n")[0]).toMatch(/MOEKIT_TRACE=yes must be 0, 1 or /);
   });
 });
+
+describe("useBackend before the first primitive", () => {
+  it.runIf(nativeInfo().available)("keeps the environment's native flags (they were dropped when it chose first)", () => {
+    const code = [
+      'import { useBackend, runtimeInfo } from "./src/backends/select.ts";',
+      'useBackend("native");',
+      "const n = runtimeInfo().native;",
+      "console.log(JSON.stringify([n.threads, n.isa, n.bf16Path]));",
+    ].join("\n");
+    const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
+      cwd: path.join(import.meta.dirname, "../.."),
+      encoding: "utf8",
+      env: { ...process.env, MOEKIT_THREADS: "1", MOEKIT_NATIVE_ISA: "avx2", MOEKIT_NATIVE_BF16: "widen" },
+      timeout: 60_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout) as unknown).toEqual([1, nativeInfo().bestIsa === "scalar" ? "scalar" : "avx2", "widen"]);
+  });
+});
