@@ -27,14 +27,15 @@ export const REQUIRED_PATHS: ReadonlySet<string> = new Set(["gate/kernel", "wi_0
 const FIELDS = Object.values(ROUTED_PARAM_FIELDS);
 const PATH_OF = Object.fromEntries(Object.entries(ROUTED_PARAM_FIELDS).map(([p, f]) => [f, p])) as Record<string, string>;
 
-/** The config key that makes each optional field used, and the value that does. */
-const USED_WHEN: Partial<Record<keyof RoutedMoeWeights, [key: string, used: (cfg: MoeConfig) => boolean]>> = {
-  gateBias: ["routed_bias", (c) => c.routedBias],
-  wi0Bias: ["mlp_bias", (c) => c.mlpBias],
-  wi1Bias: ["mlp_bias", (c) => c.mlpBias],
-  woBias: ["mlp_bias", (c) => c.mlpBias],
-  perExpertScale: ["decoder_block", (c) => c.decoderBlock === "gemma4"],
-};
+/** The config key deciding whether each optional field is used: its value in a config, and the values that use it. */
+const USED_WHEN: Partial<Record<keyof RoutedMoeWeights, [key: string, value: (cfg: MoeConfig) => unknown, uses: (v: unknown) => boolean]>> =
+  {
+    gateBias: ["routed_bias", (c) => c.routedBias, (v) => v === true],
+    wi0Bias: ["mlp_bias", (c) => c.mlpBias, (v) => v === true],
+    wi1Bias: ["mlp_bias", (c) => c.mlpBias, (v) => v === true],
+    woBias: ["mlp_bias", (c) => c.mlpBias, (v) => v === true],
+    perExpertScale: ["decoder_block", (c) => c.decoderBlock, (v) => v === "gemma4"],
+  };
 
 type Shaped = Tensor | ExpertWeight;
 
@@ -53,19 +54,20 @@ export function checkRoutedFields(cfg: MoeConfig, w: RoutedMoeWeights<ExpertWeig
   for (const f of FIELDS) {
     const t = w[f];
     const when = USED_WHEN[f];
-    const used = when === undefined || when[1](cfg);
-    if (t === undefined) {
-      if (when !== undefined && used)
-        throw new ConfigError(when[0], keyValue(cfg, when[0]), `needs the weight ${f} (MaxText ${PATH_OF[f]})`);
-      if (used) throw new ShapeError(`[${where}] missing weight ${f} (MaxText ${PATH_OF[f]})`);
-      continue;
+    if (when === undefined) {
+      if (t === undefined) throw new ShapeError(`[${where}] missing weight ${f} (MaxText ${PATH_OF[f]})`);
+    } else {
+      const [key, value, uses] = when;
+      const v = value(cfg);
+      if (t === undefined && uses(v)) throw new ConfigError(key, v, `needs the weight ${f} (MaxText ${PATH_OF[f]})`);
+      if (t !== undefined && !uses(v))
+        throw new ConfigError(
+          key,
+          v,
+          `the weights hold ${f} (MaxText ${PATH_OF[f]}), which this config does not use: drop it or change ${key}`,
+        );
     }
-    if (!used)
-      throw new ConfigError(
-        when![0],
-        keyValue(cfg, when![0]),
-        `the weights hold ${f} (MaxText ${PATH_OF[f]}), which this config does not use: drop it or change ${when![0]}`,
-      );
+    if (t === undefined) continue;
     if (typeof t !== "object" || t === null || !Array.isArray((t as Shaped).shape))
       throw new ShapeError(
         `[${where}] weight ${f} must be a Tensor${f === "wi0" || f === "wi1" || f === "wo" ? " or a quantized weight" : ""}, got ${typeof t}`,
@@ -84,9 +86,6 @@ export function checkRoutedFields(cfg: MoeConfig, w: RoutedMoeWeights<ExpertWeig
   )
     throw new ShapeError(`[${where}] perExpertScale (MaxText per_expert_scale) is ${fmt(w.perExpertScale.shape)}, expected [${experts}]`);
 }
-
-const keyValue = (cfg: MoeConfig, key: string): unknown =>
-  ({ routed_bias: cfg.routedBias, mlp_bias: cfg.mlpBias, decoder_block: cfg.decoderBlock })[key];
 
 /** The value most of `dims` give; those that differ are named against it. */
 function agree(where: string, what: string, dims: [name: string, t: Shaped | undefined, axis: number][]): number {
