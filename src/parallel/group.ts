@@ -49,25 +49,39 @@ export function equalSlices(x: Tensor, n: number, op: string): Tensor[] {
   return noGrad(() => Array.from({ length: n }, (_, j) => sliceAxis(x, 0, j * m, (j + 1) * m)));
 }
 
+/** The collective a rank called: what the ranks compare at each call, so that different calls are a mismatch. */
+export type CollectiveOp = "allGather" | "allToAll" | "allReduce" | "reduceScatter" | "barrier";
+
 /**
- * The reductions derived from allGather and allToAll (an implementation with native reductions, such as MPI's,
- * overrides them and must keep the rank order of the sum).
+ * Every collective from two transports, each told the collective it serves (the reductions are derived from them: an
+ * implementation with native reductions overrides them and must keep the rank order of the sum).
  */
 export abstract class GroupBase implements Group {
   abstract readonly rank: number;
   abstract readonly size: number;
-  abstract allGather(x: Tensor): Promise<Tensor[]>;
-  abstract allToAll(xs: readonly Tensor[]): Promise<Tensor[]>;
+  /** Every rank's `x`, in rank order, for collective `op`. */
+  abstract gather(x: Tensor, op: CollectiveOp): Promise<Tensor[]>;
+  /** `xs[j]` to rank j (xs.length checked), what each rank sent to this one back, for collective `op`. */
+  abstract exchange(xs: readonly Tensor[], op: CollectiveOp): Promise<Tensor[]>;
+
+  allGather(x: Tensor): Promise<Tensor[]> {
+    return this.gather(x, "allGather");
+  }
+
+  async allToAll(xs: readonly Tensor[]): Promise<Tensor[]> {
+    if (xs.length !== this.size) throw new MoeError(`[group] allToAll needs ${this.size} tensors, got ${xs.length}`);
+    return this.exchange(xs, "allToAll");
+  }
 
   async allReduce(x: Tensor): Promise<Tensor> {
-    return sumInOrder(await this.allGather(x));
+    return sumInOrder(await this.gather(x, "allReduce"));
   }
 
   async reduceScatter(x: Tensor): Promise<Tensor> {
-    return sumInOrder(await this.allToAll(equalSlices(x, this.size, "reduce_scatter")));
+    return sumInOrder(await this.exchange(equalSlices(x, this.size, "reduce_scatter"), "reduceScatter"));
   }
 
   async barrier(): Promise<void> {
-    await this.allGather(zeros([0]));
+    await this.gather(zeros([0]), "barrier");
   }
 }

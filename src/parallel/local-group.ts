@@ -1,6 +1,6 @@
 import { MoeError } from "../core/errors.js";
 import { Tensor } from "../core/tensor.js";
-import { GroupBase, type Group } from "./group.js";
+import { GroupBase, type CollectiveOp, type Group } from "./group.js";
 
 interface Slot {
   op: string;
@@ -58,15 +58,12 @@ class LocalRank extends GroupBase {
     super();
   }
 
-  async allGather(x: Tensor): Promise<Tensor[]> {
-    const all = await this.rv.meet(this.rank, this.#seq++, "allGather", detach(x));
-    return all as Tensor[];
+  async gather(x: Tensor, op: CollectiveOp): Promise<Tensor[]> {
+    return (await this.rv.meet(this.rank, this.#seq++, op, [detach(x)])).map((sent) => (sent as Tensor[])[0]!);
   }
 
-  async allToAll(xs: readonly Tensor[]): Promise<Tensor[]> {
-    if (xs.length !== this.size) throw new MoeError(`[group] allToAll needs ${this.size} tensors, got ${xs.length}`);
-    const all = (await this.rv.meet(this.rank, this.#seq++, "allToAll", xs.map(detach))) as Tensor[][];
-    return all.map((sent) => sent[this.rank]!);
+  async exchange(xs: readonly Tensor[], op: CollectiveOp): Promise<Tensor[]> {
+    return (await this.rv.meet(this.rank, this.#seq++, op, xs.map(detach))).map((sent) => (sent as Tensor[])[this.rank]!);
   }
 }
 

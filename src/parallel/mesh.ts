@@ -2,7 +2,7 @@
 // sub-group per axis for the collectives along it.
 import { MoeError } from "../core/errors.js";
 import { zeros, type Tensor } from "../core/tensor.js";
-import { GroupBase, type Group } from "./group.js";
+import { GroupBase, type CollectiveOp, type Group } from "./group.js";
 
 /** Mesh axes, outermost first (MaxText's order): a rank's index is row-major over them, `expert` fastest. */
 export const MESH_AXES = ["data", "fsdp", "tensor", "tensor_transpose", "expert"] as const;
@@ -30,19 +30,16 @@ class SubGroup extends GroupBase {
     this.size = members.length;
   }
 
-  async allGather(x: Tensor): Promise<Tensor[]> {
-    if (this.size === 1) return [x.sameStorage()];
-    const inGroup = new Set(this.members);
-    const got = await this.parent.allToAll(Array.from({ length: this.parent.size }, (_, j) => (inGroup.has(j) ? x : EMPTY())));
-    return this.members.map((m) => got[m]!);
+  async gather(x: Tensor, op: CollectiveOp): Promise<Tensor[]> {
+    return this.exchange(new Array<Tensor>(this.size).fill(x), op);
   }
 
-  async allToAll(xs: readonly Tensor[]): Promise<Tensor[]> {
-    if (xs.length !== this.size) throw new MoeError(`[group] allToAll needs ${this.size} tensors, got ${xs.length}`);
+  async exchange(xs: readonly Tensor[], op: CollectiveOp): Promise<Tensor[]> {
     if (this.size === 1) return [xs[0]!.sameStorage()];
     const send = Array.from({ length: this.parent.size }, EMPTY);
     this.members.forEach((m, k) => (send[m] = xs[k]!));
-    const got = await this.parent.allToAll(send);
+    // the parent's exchange under this collective's name, where it has one (a Group of the caller's otherwise)
+    const got = this.parent instanceof GroupBase ? await this.parent.exchange(send, op) : await this.parent.allToAll(send);
     return this.members.map((m) => got[m]!);
   }
 }

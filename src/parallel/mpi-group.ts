@@ -21,7 +21,7 @@ import { packageRoot } from "../core/package-root.js";
 import { storagePool } from "../core/pool.js";
 import { shareCores } from "../backends/native/index.js";
 import { Tensor } from "../core/tensor.js";
-import { GroupBase, receiveBuffers, type Group } from "./group.js";
+import { GroupBase, receiveBuffers, type CollectiveOp, type Group } from "./group.js";
 
 interface MpiBinding {
   init(): [number, number];
@@ -71,7 +71,7 @@ export function mpiUnavailableReason(): string | undefined {
 }
 
 // the per-peer header: op, call number, storage kind, dtype, ndim, dims
-const OPS = ["allGather", "allToAll", "barrier", "subGroup"] as const;
+const OPS = ["allGather", "allToAll", "allReduce", "reduceScatter", "barrier", "subGroup"] as const;
 type Op = (typeof OPS)[number];
 const MAX_DIMS = 7;
 const HEADER = 5 + MAX_DIMS;
@@ -143,8 +143,8 @@ class MpiComm extends GroupBase {
     return recv;
   }
 
-  async allGather(x: Tensor): Promise<Tensor[]> {
-    const h = this.#headers("allGather", () => x);
+  async gather(x: Tensor, op: CollectiveOp): Promise<Tensor[]> {
+    const h = this.#headers(op, () => x);
     const incoming = Array.from({ length: this.size }, (_, j) => readHeader(h, j * HEADER));
     // 8-byte aligned slices of one buffer, so that each can be viewed as its typed array
     const displs = new Int32Array(this.size);
@@ -165,9 +165,8 @@ class MpiComm extends GroupBase {
     return incoming.map((m, j) => m.make(recv.buffer, displs[j]!));
   }
 
-  async allToAll(xs: readonly Tensor[]): Promise<Tensor[]> {
-    if (xs.length !== this.size) throw new MoeError(`[group] allToAll needs ${this.size} tensors, got ${xs.length}`);
-    const h = this.#headers("allToAll", (j) => xs[j]);
+  async exchange(xs: readonly Tensor[], op: CollectiveOp): Promise<Tensor[]> {
+    const h = this.#headers(op, (j) => xs[j]);
     // one receive buffer, each peer's part at the next offset its element size allows: parts of one dtype lie back to
     // back, so a caller can take them as one array (collectives.ts's raggedAllToAll does). Every byte a part covers is
     // written; the buffer comes from the storage pool, whose blocks are already mapped.

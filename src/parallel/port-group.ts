@@ -4,7 +4,7 @@
 import type { MessagePort } from "node:worker_threads";
 import { MoeError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
-import { GroupBase } from "./group.js";
+import { GroupBase, type CollectiveOp } from "./group.js";
 import { decode, encodeOwned } from "./wire.js";
 
 interface Msg {
@@ -44,16 +44,11 @@ export class PortGroup extends GroupBase {
     this.#inboxes = ports.map((p) => (p === undefined ? undefined : new Inbox(p)));
   }
 
-  async allGather(x: Tensor): Promise<Tensor[]> {
-    return this.exchange("allGather", new Array<Tensor>(this.size).fill(x));
+  gather(x: Tensor, op: CollectiveOp): Promise<Tensor[]> {
+    return this.exchange(new Array<Tensor>(this.size).fill(x), op);
   }
 
-  async allToAll(xs: readonly Tensor[]): Promise<Tensor[]> {
-    if (xs.length !== this.size) throw new MoeError(`[group] allToAll needs ${this.size} tensors, got ${xs.length}`);
-    return this.exchange("allToAll", xs);
-  }
-
-  private async exchange(op: string, xs: readonly Tensor[]): Promise<Tensor[]> {
+  async exchange(xs: readonly Tensor[], op: CollectiveOp): Promise<Tensor[]> {
     const seq = this.#seq++;
     this.ports.forEach((p, j) => {
       if (p === undefined) return;

@@ -12,6 +12,8 @@ import * as lib from "../../src/index.js";
 import { mpiBatches, mpiSkipReason, mpiSuiteName } from "../harness/mpi.js";
 // @ts-expect-error a plain .mjs fixture shared with the worker ranks
 import { makeCollectives } from "./fixtures/collectives-body.mjs";
+// @ts-expect-error a plain .mjs fixture shared with the worker ranks
+import { makeMismatch } from "./fixtures/mismatch-body.mjs";
 
 type Shape = Partial<Record<MeshAxis, number>>;
 interface GroupRun {
@@ -102,5 +104,28 @@ describe("mesh errors", () => {
   it("axis sizes that do not multiply to the group size are refused", () => {
     expect(() => new Mesh(createLocalGroup(4)[0]!, { tensor: 3 })).toThrow(/multiply to 3, the group has 4 ranks/);
     expect(() => new Mesh(createLocalGroup(2)[0]!, { expert: 0, tensor: 2 })).toThrow(/expert must be a positive integer/);
+  });
+});
+
+// the reductions and the barrier are built from allGather and allToAll: each is compared under its own name
+const MISMATCH = join(import.meta.dirname, "fixtures/mismatch-rank.mjs");
+const mismatchBody = { default: makeMismatch(lib) as (g: Group, a: unknown) => Promise<unknown> };
+describe("ranks calling different collectives fail, naming both", () => {
+  const pairs = [
+    ["allGather", "allReduce"],
+    ["allReduce", "reduceScatter"],
+    ["allToAll", "reduceScatter"],
+    ["barrier", "allGather"],
+  ] as const;
+  it.each(pairs)("in-process: %s against %s, on the group and on a mesh axis", async (a, b) => {
+    const whole = runSpmd(2, (g) => mismatchBody.default(g, { ops: [a, b] }));
+    await expect(whole).rejects.toThrow(new RegExp(`collective mismatch at call 0: rank \\d called (${a}|${b}), another rank (${a}|${b})`));
+    const axis = runSpmd(4, (g) => mismatchBody.default(g, { ops: [a, b, a, b], shape: { tensor: 2, expert: 2 }, axis: "expert" }));
+    await expect(axis).rejects.toThrow(/collective mismatch/);
+  });
+  it.skipIf(!built).each(pairs)("worker threads: %s against %s", async (a, b) => {
+    await expect(runWorkers(2, MISMATCH, { ops: [a, b] })).rejects.toThrow(
+      new RegExp(`collective mismatch on rank \\d: call 0 is (${a}|${b}), rank \\d sent (${a}|${b}) #0`),
+    );
   });
 });

@@ -44,6 +44,13 @@ describe.skipIf(mpiSkipReason !== undefined)(mpiSuiteName("MPI faults: a failing
     );
   });
 
+  it("a rank calling allReduce where the others call allGather: named as such, not as the allGather it is made of", async () => {
+    const { message } = await failure("mismatch-reduce");
+    expect(message).toMatch(
+      /rank [02] is at call 1 \(allGather\), rank 1 at call 1 \(allReduce\)|rank 1 is at call 1 \(allReduce\), rank [02] at call 1 \(allGather\)/,
+    );
+  });
+
   it("a rank that stalls: the others give up after MOEKIT_MPI_TIMEOUT, naming it", async () => {
     const { message, ms } = await failure("stall");
     expect(message).toMatch(/rank (0|2) at call 1 \(allToAll\): no word from rank 1 within 3 s/);
