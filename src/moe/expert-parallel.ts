@@ -57,7 +57,8 @@ export function getRaggedBufferSize(
   return Math.trunc(localBatch * Math.min(epDegree, globalExperts / topK));
 }
 
-export type EpPath = "batch_sharded" | "batch_replicated" | "ring_of_experts";
+export const EP_PATHS = ["batch_sharded", "batch_replicated", "ring_of_experts"] as const;
+export type EpPath = (typeof EP_PATHS)[number];
 
 export interface EpStats {
   path: EpPath;

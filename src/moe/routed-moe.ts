@@ -1,5 +1,5 @@
 // Legend: B batch, S sequence, D model dim, H expert hidden, E experts, K experts per token.
-import { ShapeError, UnsupportedError } from "../core/errors.js";
+import { MoeError, ShapeError, UnsupportedError } from "../core/errors.js";
 import { fmt, shapesEqual } from "../core/shape.js";
 import { checkOptionKeys, optionKeys } from "../core/suggest.js";
 import { full, zeros, type Tensor } from "../core/tensor.js";
@@ -8,7 +8,8 @@ import { reshape } from "../ops/movement.js";
 import { Module, type Params } from "../nn/module.js";
 import { defaultKernelInit, type NdInitializer } from "../nn/init.js";
 import { prngKey, split, type Key } from "../nn/random.js";
-import { checkIsConfig, type MoeConfig } from "./config.js";
+import { checkIsConfig, toMaxTextKeys, type MoeConfig } from "./config.js";
+import { agreeAcrossRanks } from "../parallel/agree.js";
 import {
   applyFfnActivation,
   denseMatmul,
@@ -35,6 +36,7 @@ import type { Group } from "../parallel/group.js";
 import type { Mesh } from "../parallel/mesh.js";
 import { checkParallelSizes, checkShardShapes, gatherFsdp, meshFfn, moeAxes, matmulMesh } from "./tensor-parallel.js";
 import {
+  EP_PATHS,
   expertShard,
   getAllToAllParams,
   getRaggedBufferSize,
@@ -409,6 +411,15 @@ export async function routedMoeForwardParallel(
   const D = w.gateKernel.shape[0]!;
   checkParallelSizes(cfg, axes.mesh, D);
   checkShardShapes(cfg, axes.mesh, D, w);
+  if (!EP_PATHS.includes(path)) throw new MoeError(`[RoutedMoE] path ${JSON.stringify(path)} is not one of ${EP_PATHS.join(", ")}`);
+  // every rank runs the same layer (a config differing on one rank gave each its own numbers, without an error); the
+  // dense path keeps its slice of the gathered batch, and the ring reduce-scatters it: both need equal slices
+  const equalRows = axes.expert.size > 1 && path !== "batch_replicated" && (!cfg.sparseMatmul || path === "ring_of_experts");
+  await agreeAcrossRanks(axes.mesh.group, `the layer (config and path${equalRows ? "; batch rows, which this path needs equal" : ""})`, {
+    config: toMaxTextKeys(cfg),
+    path,
+    ...(equalRows ? { batch_rows: inputs_BSD.shape[0] } : {}),
+  });
   const { x, logits, pre } = routedGate(cfg, w, inputs_BSD, opts.gateInputs, opts.quantKey);
   const ew = await gatherFsdp(axes, effectiveWeights(cfg, w));
   if (axes.expert.size === 1) {
@@ -424,6 +435,12 @@ export async function routedMoeForwardParallel(
 
 /** This rank's view of the weights for expert parallelism: gate replicated, experts sliced [E/N, ...]. */
 export function shardWeights<W extends ExpertWeight>(w: RoutedMoeWeights<W>, rank: number, size: number): RoutedMoeWeights<W> {
+  if (!Number.isInteger(size) || size < 1 || !Number.isInteger(rank) || rank < 0 || rank >= size)
+    throw new ShapeError(`[shardWeights] rank ${rank} of ${size}: needs 0 <= rank < size, integers`);
+  if (w.wi0.shape[0]! % size !== 0)
+    throw new ShapeError(
+      `[shardWeights] ${w.wi0.shape[0]} experts do not split over ${size} ranks (num_experts must be a multiple of the expert axis)`,
+    );
   const cut = (t: Tensor | undefined): Tensor | undefined => (t === undefined ? undefined : expertShard(t, rank, size));
   const e = w.wi0.shape[0]! / size;
   const cutW = (t: W): W => (isQuantizedWeight(t) ? quantizedWeightSlice(t, rank * e, (rank + 1) * e) : expertShard(t, rank, size)) as W;

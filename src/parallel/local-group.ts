@@ -12,12 +12,17 @@ interface Slot {
 /** Shared state of N in-process ranks: a rendezvous per collective call, in call order. */
 class Rendezvous {
   readonly slots = new Map<number, Slot>();
+  readonly returned = new Set<number>();
   failure: Error | undefined;
 
   constructor(readonly size: number) {}
 
   meet(rank: number, seq: number, op: string, value: unknown): Promise<unknown[]> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.returned.size > 0) {
+      this.fail(new MoeError(`[group] rank ${rank} calls ${op} (call ${seq}) after rank ${[...this.returned].join(", ")} returned`));
+      return Promise.reject(this.failure!);
+    }
     let slot = this.slots.get(seq);
     if (slot === undefined) {
       slot = { op, payload: new Array<unknown>(this.size), arrived: 0, waiters: [] };
@@ -37,6 +42,14 @@ class Rendezvous {
       for (const w of slot.waiters) w.resolve(slot.payload);
     }
     return p;
+  }
+
+  /** Rank `rank`'s function returned: a call some rank waits in can no longer complete. */
+  finish(rank: number): void {
+    this.returned.add(rank);
+    for (const [seq, s] of this.slots)
+      if (s.payload[rank] === undefined)
+        this.fail(new MoeError(`[group] rank ${rank} returned while another rank waits in call ${seq} (${s.op})`));
   }
 
   fail(e: Error): void {
@@ -87,7 +100,9 @@ export async function runSpmd<T>(size: number, fn: (group: Group) => Promise<T>)
   return Promise.all(
     ranks.map(async (g) => {
       try {
-        return await fn(g);
+        const out = await fn(g);
+        rv.finish(g.rank);
+        return out;
       } catch (e) {
         rv.fail(e as Error);
         throw e;

@@ -1,6 +1,7 @@
 // A device mesh over a Group (MaxText's mesh axes, the ones the MoE layer uses): rank → coordinates, and one
 // sub-group per axis for the collectives along it.
 import { MoeError } from "../core/errors.js";
+import { didYouMean } from "../core/suggest.js";
 import { zeros, type Tensor } from "../core/tensor.js";
 import { GroupBase, type CollectiveOp, type Group } from "./group.js";
 
@@ -61,6 +62,7 @@ export class Mesh {
     readonly group: Group,
     shape: Partial<MeshShape>,
   ) {
+    for (const a of Object.keys(shape)) checkAxis(a);
     const full = Object.fromEntries(MESH_AXES.map((a) => [a, shape[a] ?? 1])) as Record<MeshAxis, number>;
     for (const a of MESH_AXES) {
       if (!Number.isInteger(full[a]) || full[a] < 1) throw new MoeError(`[mesh] axis ${a} must be a positive integer, got ${full[a]}`);
@@ -73,6 +75,7 @@ export class Mesh {
 
   /** Ranks that differ from this one only on `axis`, ordered by their coordinate on it. */
   axis(axis: MeshAxis): Group {
+    checkAxis(axis);
     let g = this.#axes.get(axis);
     if (g === undefined) {
       const members = Array.from({ length: this.shape[axis] }, (_, i) => rankOf({ ...this.coords, [axis]: i }, this.shape));
@@ -86,6 +89,7 @@ export class Mesh {
 
   /** This rank's block and the block count when a dimension is split over `axes` (first axis major). */
   block(axes: readonly MeshAxis[]): { index: number; count: number } {
+    axes.forEach(checkAxis);
     return axes.reduce((b, a) => ({ index: b.index * this.shape[a] + this.coords[a], count: b.count * this.shape[a] }), {
       index: 0,
       count: 1,
@@ -95,6 +99,12 @@ export class Mesh {
   toString(): string {
     return describe(this.shape);
   }
+}
+
+/** A JavaScript caller's axis name (an `experts` axis read as size 1 everywhere), refused with the closest one. */
+function checkAxis(a: string): void {
+  if (!(MESH_AXES as readonly string[]).includes(a))
+    throw new MoeError(`[mesh] unknown axis ${a}${didYouMean(a, MESH_AXES)} (the axes are ${MESH_AXES.join(", ")})`);
 }
 
 function describe(s: MeshShape): string {

@@ -2,9 +2,9 @@
 // the result to dir/rank-<r>.bin. A failure exits non-zero, which aborts the job (joinMpi's exit hook).
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { deserialize, serialize } from "node:v8";
 import { joinMpi } from "./mpi-group.js";
+import { rankFunction } from "./rank-module.js";
 import { decode, encode } from "./wire.js";
 import { initFromEnv } from "../backends/select.js";
 
@@ -12,10 +12,7 @@ const [module, dir] = process.argv.slice(2) as [string, string];
 const group = joinMpi();
 try {
   initFromEnv();
-  const mod = (await import(module.startsWith("file:") ? module : pathToFileURL(module).href)) as {
-    default: (g: typeof group, a: unknown) => unknown;
-  };
-  const value = await mod.default(group, decode(deserialize(readFileSync(join(dir, "args.bin")))));
+  const value = await (await rankFunction(module))(group, decode(deserialize(readFileSync(join(dir, "args.bin")))));
   writeFileSync(join(dir, `rank-${group.rank}.bin`), serialize(encode(value)));
 } catch (e) {
   process.stderr.write(`moekit: MPI rank ${group.rank} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

@@ -13,21 +13,39 @@ interface Msg {
   t: unknown;
 }
 
+/** What a rank reports when a peer left: runWorkers prefers the peer's own failure to it. */
+export const PEER_GONE = "returned (or failed) while this rank waits for its part of a collective";
+
 class Inbox {
   readonly queue: Msg[] = [];
-  readonly waiters: ((m: Msg) => void)[] = [];
+  readonly waiters: { resolve: (m: Msg) => void; reject: (e: Error) => void }[] = [];
+  closed = false;
 
-  constructor(port: MessagePort) {
+  constructor(
+    port: MessagePort,
+    private readonly peer: number,
+  ) {
     port.on("message", (m: Msg) => {
       const w = this.waiters.shift();
-      if (w !== undefined) w(m);
+      if (w !== undefined) w.resolve(m);
       else this.queue.push(m);
     });
+    // the peer's rank returned or failed (worker-entry closes its ports): nothing more will come from it
+    port.on("close", () => {
+      this.closed = true;
+      for (const w of this.waiters.splice(0)) w.reject(this.#gone());
+    });
+  }
+
+  #gone(): MoeError {
+    return new MoeError(`[group] rank ${this.peer} ${PEER_GONE}`);
   }
 
   next(): Promise<Msg> {
     const m = this.queue.shift();
-    return m !== undefined ? Promise.resolve(m) : new Promise((resolve) => this.waiters.push(resolve));
+    if (m !== undefined) return Promise.resolve(m);
+    if (this.closed) return Promise.reject(this.#gone());
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 }
 
@@ -41,7 +59,7 @@ export class PortGroup extends GroupBase {
     private readonly ports: readonly (MessagePort | undefined)[],
   ) {
     super();
-    this.#inboxes = ports.map((p) => (p === undefined ? undefined : new Inbox(p)));
+    this.#inboxes = ports.map((p, j) => (p === undefined ? undefined : new Inbox(p, j)));
   }
 
   gather(x: Tensor, op: CollectiveOp): Promise<Tensor[]> {

@@ -1,7 +1,7 @@
 // Entry of one rank's worker thread (see worker-group.ts).
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
-import { pathToFileURL } from "node:url";
 import { PortGroup } from "./port-group.js";
+import { rankFunction } from "./rank-module.js";
 import { decode, encode } from "./wire.js";
 import { initFromEnv } from "../backends/select.js";
 import { shareCores } from "../backends/native/index.js";
@@ -19,10 +19,7 @@ const group = new PortGroup(d.rank, d.size, d.ports);
 try {
   initFromEnv();
   shareCores(d.size); // the ranks share this process's CPUs, each with its own native pool
-  const mod = (await import(d.module.startsWith("file:") ? d.module : pathToFileURL(d.module).href)) as {
-    default: (g: PortGroup, a: unknown) => unknown;
-  };
-  const value = await mod.default(group, decode(d.args));
+  const value = await (await rankFunction(d.module))(group, decode(d.args));
   parentPort!.postMessage({ ok: true, value: encode(value) });
 } catch (e) {
   parentPort!.postMessage({ ok: false, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });

@@ -6,6 +6,8 @@ import { fileURLToPath } from "node:url";
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { MoeError } from "../core/errors.js";
 import { decode, encode } from "./wire.js";
+import { PEER_GONE } from "./port-group.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** The compiled worker entry: next to this file when built, else the package's dist/. */
 function entryPath(): string {
@@ -37,18 +39,22 @@ export async function runWorkers<T>(size: number, module: string | URL, args?: u
         transferList: p.filter((x): x is MessagePort => x !== undefined),
       }),
   );
+  const results = workers.map(
+    (w, rank) =>
+      new Promise<T>((resolve, reject) => {
+        w.once("message", (m: { ok: boolean; value?: unknown; error?: string }) =>
+          m.ok ? resolve(decode(m.value) as T) : reject(new MoeError(`[worker_group] rank ${rank}: ${m.error ?? "failed"}`)),
+        );
+        w.once("error", (e) => reject(new MoeError(`[worker_group] rank ${rank}: ${e.message}`)));
+      }),
+  );
   try {
-    return await Promise.all(
-      workers.map(
-        (w, rank) =>
-          new Promise<T>((resolve, reject) => {
-            w.once("message", (m: { ok: boolean; value?: unknown; error?: string }) =>
-              m.ok ? resolve(decode(m.value) as T) : reject(new MoeError(`[worker_group] rank ${rank}: ${m.error ?? "failed"}`)),
-            );
-            w.once("error", (e) => reject(new MoeError(`[worker_group] rank ${rank}: ${e.message}`)));
-          }),
-      ),
-    );
+    return await Promise.all(results);
+  } catch (first) {
+    // a failed rank closes its ports, so the ranks waiting on it fail too: report its own failure, given a moment
+    const settled = await Promise.race([Promise.allSettled(results), sleep(1000, undefined, { ref: false })]);
+    const own = settled?.find((r): r is PromiseRejectedResult => r.status === "rejected" && !String(r.reason).includes(PEER_GONE));
+    throw own?.reason ?? first;
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }

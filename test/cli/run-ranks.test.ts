@@ -27,6 +27,15 @@ describe.skipIf(mpiSkipReason !== undefined)(mpiSuiteName("moekit run --ranks (M
     expect(many.lbLoss as number).toBeCloseTo(one.lbLoss as number, 6);
   });
 
+  it.each([2, 4])("--ranks %i on the dense capacity path: the same dropped assignments as one rank (not rank 0's alone)", (ranks) => {
+    const args = ["--preset", "tiny-mixtral-8x7b", "--batch", "4", "--set", "sparse_matmul=false", "--set", "capacity_factor=1.0"];
+    const one = run(args);
+    const many = run([...args, "--ranks", String(ranks)]);
+    expect(one.droppedAssignments as number).toBeGreaterThan(0);
+    expect(many.droppedAssignments).toBe(one.droppedAssignments);
+    expect(many.output).toEqual(one.output);
+  });
+
   it("--batch not divisible by --ranks is refused, naming both", () => {
     const r = spawnSync(process.execPath, [bin, "run", "--preset", "tiny-mixtral-8x7b", "--batch", "3", "--ranks", "2"], {
       encoding: "utf8",

@@ -123,6 +123,25 @@ describe("ranks calling different collectives fail, naming both", () => {
     const axis = runSpmd(4, (g) => mismatchBody.default(g, { ops: [a, b, a, b], shape: { tensor: 2, expert: 2 }, axis: "expert" }));
     await expect(axis).rejects.toThrow(/collective mismatch/);
   });
+  it("in-process: a rank that returns while another waits in a collective fails the run, naming it (it hung)", async () => {
+    await expect(runSpmd(2, (g) => mismatchBody.default(g, { ops: ["allGather", "return"] }))).rejects.toThrow(
+      /rank 1 returned while another rank waits in call 0 \(allGather\)|rank 0 calls allGather \(call 0\) after rank 1 returned/,
+    );
+  });
+  it.skipIf(!built)("worker threads: a rank that returns while another waits fails the run, naming it", async () => {
+    await expect(runWorkers(2, MISMATCH, { ops: ["allGather", "return"] })).rejects.toThrow(
+      "[group] rank 1 returned (or failed) while this rank waits for its part of a collective",
+    );
+  });
+  it.skipIf(!built)("worker threads: a rank that throws is named with its own error, not its peer's", async () => {
+    for (let i = 0; i < 3; i++)
+      await expect(runWorkers(2, MISMATCH, { ops: ["allGather", "throw"] })).rejects.toThrow("rank 1: Error: rank 1 fails on purpose");
+  });
+  it.skipIf(!built)("worker threads: a module without a default export function is named", async () => {
+    await expect(runWorkers(2, join(import.meta.dirname, "fixtures/mismatch-body.mjs"))).rejects.toThrow(
+      /mismatch-body\.mjs has no default export function \(group, args\) => result/,
+    );
+  });
   it.skipIf(!built).each(pairs)("worker threads: %s against %s", async (a, b) => {
     await expect(runWorkers(2, MISMATCH, { ops: [a, b] })).rejects.toThrow(
       new RegExp(`collective mismatch on rank \\d: call 0 is (${a}|${b}), rank \\d sent (${a}|${b}) #0`),

@@ -3,7 +3,11 @@ import type { Tensor } from "../../src/core/tensor.js";
 import type { GoldenCase, CaseTensor } from "../../src/cli/golden/case.js";
 import { runSingleDevice, type Produced } from "../../src/cli/golden/single.js";
 import { runExpertParallelCase } from "../../src/cli/golden/expert-parallel.js";
-import { moeConfig } from "../../src/moe/config.js";
+import { moeConfig, type MoeConfig } from "../../src/moe/config.js";
+import type { EpPath } from "../../src/moe/expert-parallel.js";
+import { RoutedMoE, routedMoeForwardParallel, shardWeights } from "../../src/moe/routed-moe.js";
+import { createLocalGroup } from "../../src/parallel/local-group.js";
+import { Mesh } from "../../src/parallel/mesh.js";
 import { foldIn, normal, prngKey } from "../../src/nn/random.js";
 import { testBackends, withBackend } from "../harness/backends.js";
 
@@ -170,13 +174,77 @@ describe.each(CASES)("EP=N equals EP=1 on %s: %s", (backend, name, keys, B, N) =
   }
 });
 
+const EP_KEYS = { decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, emb_dim: 8, moe_mlp_dim: 4, dtype: "float32" };
+
+/** Each of two in-process ranks' error from a forward of what `setup(rank)` gives it ("" where it succeeded). */
+async function forwardOnTwo(setup: (rank: number) => { cfg: MoeConfig; path: EpPath; rows: number }): Promise<string[]> {
+  const w = new RoutedMoE(moeConfig(EP_KEYS), { key: prngKey(3) }).weights;
+  const settled = await Promise.allSettled(
+    createLocalGroup(2).map((g) => {
+      const { cfg, path, rows } = setup(g.rank);
+      return routedMoeForwardParallel(cfg, g, path, shardWeights(w, g.rank, 2), normal(prngKey(g.rank), [rows, 3, 8], "float32"));
+    }),
+  );
+  return settled.map((r) => (r.status === "rejected" ? String(r.reason) : ""));
+}
+
 describe("EP errors", () => {
   it("a ragged buffer that would overflow is refused, naming ragged_buffer_factor", async () => {
     const c = makeCase({ decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2, ragged_buffer_factor: 0.25 }, 4, 3, 6, 5, 2, 3);
     await expect(runExpertParallelCase(c, moeConfig(c.config))).rejects.toThrow(/ragged_buffer_factor/);
   });
+  it.each([
+    ["the dense path", { sparse_matmul: false }, "batch_sharded"],
+    ["the dense capacity path", { sparse_matmul: false, capacity_factor: 1 }, "ring_of_experts"],
+    ["the sparse ring", {}, "ring_of_experts"],
+  ] as const)(
+    "%s refuses batch slices of different sizes on every rank (the dense path kept another rank's rows)",
+    async (_, keys, path) => {
+      const cfg = moeConfig({ ...EP_KEYS, ...keys });
+      const errors = await forwardOnTwo((rank) => ({ cfg, path, rows: rank === 0 ? 2 : 1 }));
+      for (const e of errors)
+        expect(e).toContain(
+          "the ranks disagree on the layer (config and path; batch rows, which this path needs equal): batch_rows is 2 on rank 0, 1 on rank 1",
+        );
+    },
+  );
+  it("ranks given different configs or paths fail alike, naming the key (each computed its own layer)", async () => {
+    const errors = await forwardOnTwo((rank) => ({
+      cfg: moeConfig({ ...EP_KEYS, mlp_activations: [rank === 0 ? "silu" : "gelu", "linear"] }),
+      path: "batch_sharded",
+      rows: 2,
+    }));
+    for (const e of errors)
+      expect(e).toMatch(
+        /the ranks disagree on the layer \(config and path\): config\.mlp_activations\.0 is "silu" on rank 0, "gelu" on rank 1/,
+      );
+    const paths = await forwardOnTwo((rank) => ({
+      cfg: moeConfig(EP_KEYS),
+      path: rank === 0 ? "batch_sharded" : "ring_of_experts",
+      rows: 2,
+    }));
+    for (const e of paths) expect(e).toMatch(/path is "batch_sharded" on rank 0, "ring_of_experts" on rank 1/);
+    const bad = await forwardOnTwo(() => ({ cfg: moeConfig(EP_KEYS), path: "batch-sharded" as EpPath, rows: 2 }));
+    for (const e of bad)
+      expect(e).toContain('[RoutedMoE] path "batch-sharded" is not one of batch_sharded, batch_replicated, ring_of_experts');
+  });
   it("a batch not divisible by the expert shards is refused", async () => {
     const c = makeCase({ decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2 }, 3, 3, 6, 5, 2, 3);
     await expect(runExpertParallelCase(c, moeConfig(c.config))).rejects.toThrow(/not divisible/);
+  });
+});
+
+describe("mesh and shard arguments", () => {
+  it("an unknown mesh axis is refused with the closest one (it read as size 1)", () => {
+    const [g] = createLocalGroup(1);
+    expect(() => new Mesh(g!, { experts: 1 } as never)).toThrow("[mesh] unknown axis experts (did you mean expert?)");
+    const mesh = new Mesh(g!, { expert: 1 });
+    expect(() => mesh.axis("experts" as never)).toThrow("[mesh] unknown axis experts");
+    expect(() => mesh.block(["tensor", "fdsp" as never])).toThrow("[mesh] unknown axis fdsp (did you mean fsdp?)");
+  });
+  it("shardWeights names a rank out of range and experts that do not split", () => {
+    const w = new RoutedMoE(moeConfig(EP_KEYS), { key: prngKey(3) }).weights;
+    expect(() => shardWeights(w, 0, 3)).toThrow("[shardWeights] 4 experts do not split over 3 ranks");
+    expect(() => shardWeights(w, 2, 2)).toThrow("[shardWeights] rank 2 of 2: needs 0 <= rank < size");
   });
 });

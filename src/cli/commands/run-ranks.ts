@@ -65,6 +65,7 @@ export async function forwardOnRanks(group: Group, layer: RoutedMoE, x_BSD: Tens
     ...o,
     output: concatenate(await group.allGather(o.output)),
     topKIndices_BSK: topK,
+    keptMask_BSK: o.keptMask_BSK === undefined ? undefined : concatenate(await group.allGather(o.keptMask_BSK)),
     // each rank's loss is on its tokens; their mean is the layer's
     lbLoss: o.lbLoss === undefined ? undefined : div(await group.allReduce(o.lbLoss), n),
     biasUpdates: o.biasUpdates === undefined ? undefined : calculateLoadBalanceUpdates(topK, cfg.numExperts, cfg.routedBiasUpdateRate),
