@@ -13,7 +13,10 @@ export type { BackendChoice };
 
 let active: Backend | undefined;
 let warned = false;
-let configured = false;
+// the environment last read (configureFromEnv), and whether its native flags went to the addon: only when native is
+// chosen, so that a flag the reference backend does not read (MOEKIT_NATIVE_BF16=amx without AMX) cannot stop it
+let env: MoekitEnv | undefined;
+let nativeConfigured = false;
 
 // Weights made before the first primitive (a checkpoint loaded, a layer initialised) are the buffers decode streams:
 // choose the backend at the first large one, so that they land in the native backend's huge pages. A failed choice
@@ -37,6 +40,10 @@ function selectBackend(choice: BackendChoice | Backend): Backend {
   if (typeof choice !== "string") return (active = choice);
   if (choice === "ref") return (active = refBackend);
   const native = nativeBackend();
+  if (native !== undefined && !nativeConfigured) {
+    configureNative(env ?? readEnv());
+    nativeConfigured = true;
+  }
   if (native === undefined) {
     const why = nativeInfo().reason ?? "unknown reason";
     if (choice === "native") throw new MoeError(`[backend] the native backend is unavailable: ${why}`);
@@ -49,19 +56,22 @@ function selectBackend(choice: BackendChoice | Backend): Backend {
   return (active = native);
 }
 
-/** Make `choice` the active backend ("auto": native when the addon loads, else ref). Returns its name. */
-export function useBackend(choice: BackendChoice | Backend = "auto"): string {
-  // the environment's other flags (threads, ISA, bf16 path, tuning, pool) hold whichever call chooses first
-  if (!configured) configureFromEnv();
-  return selectBackend(choice).name;
+/**
+ * Make `choice` the active backend ("auto": native when the addon loads, else ref; without one, MOEKIT_BACKEND's).
+ * Returns its name. The environment's other flags (pool, trace; threads, ISA, bf16 path, tuning where native is
+ * chosen) apply whichever call chooses first.
+ */
+export function useBackend(choice?: BackendChoice | Backend): string {
+  const fromEnv = env?.backend ?? configureFromEnv();
+  return selectBackend(choice ?? fromEnv).name;
 }
 
 /** Apply the environment's flags (pool budget, native threads / ISA / bf16 path) and return its backend choice. */
-export function configureFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): BackendChoice {
-  const e: MoekitEnv = readEnv(env);
-  configured = true;
+export function configureFromEnv(given: Readonly<Record<string, string | undefined>> = process.env): BackendChoice {
+  const e: MoekitEnv = readEnv(given);
+  env = e;
+  nativeConfigured = false;
   if (e.poolMb !== undefined) storagePool.setMaxBytes(e.poolMb * 2 ** 20);
-  configureNative(e);
   if (e.trace && !tracing()) {
     startTrace();
     process.once("exit", () => console.error(formatTrace(stopTrace())));

@@ -132,8 +132,11 @@ export function camelCase(key: string): string {
   return key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
+// camelCase does not invert where a digit follows "_" (use_2d_fsdp_sharding -> use2dFsdpSharding): the known keys' own
+const SNAKE_OF_CAMEL: ReadonlyMap<string, string> = new Map(Object.keys(MOE_DEFAULTS).map((k) => [camelCase(k), k]));
+
 export function snakeCase(key: string): string {
-  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  return SNAKE_OF_CAMEL.get(key) ?? key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
 /** The first key of `obj` spelled twice (`num_experts` and `numExperts`), as [snake, camel]; undefined if none. */
@@ -203,23 +206,20 @@ function fromBaseKeys(raw: Record<string, unknown>): Record<string, unknown> {
   const out = { ...raw };
   for (const name of ["global_parameter_scale", "globalParameterScale"]) {
     if (!Object.hasOwn(out, name)) continue;
-    if (out[name] !== 1)
+    if (out[name] !== 1 && out[name] !== undefined)
       throw new ConfigError(name, out[name], "only 1 (MaxText's default) is supported: give the sizes (emb_dim, moe_mlp_dim) you want");
     delete out[name];
   }
   for (const [base, key] of Object.entries(BASE_KEYS)) {
     for (const name of [base, camelCase(base)]) {
-      if (!Object.hasOwn(out, name) || out[name] === undefined) continue;
+      if (!Object.hasOwn(out, name)) continue;
       const v = out[name];
       delete out[name];
-      const target = Object.hasOwn(out, camelCase(key)) ? camelCase(key) : key;
-      if (out[target] !== undefined && out[target] !== v)
-        throw new ConfigError(
-          name,
-          v,
-          `disagrees with ${target}=${JSON.stringify(out[target])}: MaxText derives ${key} from ${base}; give one`,
-        );
-      out[target] = v;
+      // as pyconfig, which sets the size from the base key whatever the size key held (a preset's emb_dim, say)
+      if (v !== undefined) {
+        delete out[camelCase(key)];
+        out[key] = v;
+      }
     }
   }
   return out;

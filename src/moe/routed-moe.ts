@@ -408,18 +408,30 @@ export async function routedMoeForwardParallel(
   checkOptionKeys(opts, FORWARD_OPTIONS, "RoutedMoE.forward");
   const axes = moeAxes(group);
   checkRoutedFields(cfg, w, "RoutedMoE", cfg.numExperts / axes.expert.size);
-  const D = w.gateKernel.shape[0]!;
+  if (inputs_BSD.ndim !== 3) throw new ShapeError(`[RoutedMoE] input ${fmt(inputs_BSD.shape)} must be [B,S,D]`);
+  const D = inputs_BSD.shape[2]!; // full width on every rank (gate_inputs may be another width)
   checkParallelSizes(cfg, axes.mesh, D);
   checkShardShapes(cfg, axes.mesh, D, w);
   if (!EP_PATHS.includes(path)) throw new MoeError(`[RoutedMoE] path ${JSON.stringify(path)} is not one of ${EP_PATHS.join(", ")}`);
-  // every rank runs the same layer (a config differing on one rank gave each its own numbers, without an error); the
-  // dense path keeps its slice of the gathered batch, and the ring reduce-scatters it: both need equal slices
-  const equalRows = axes.expert.size > 1 && path !== "batch_replicated" && (!cfg.sparseMatmul || path === "ring_of_experts");
-  await agreeAcrossRanks(axes.mesh.group, `the layer (config and path${equalRows ? "; batch rows, which this path needs equal" : ""})`, {
+  // every rank runs the same layer on the same mesh (a config differing on one rank gave each its own numbers,
+  // without an error)
+  await agreeAcrossRanks(axes.mesh.group, "the layer (config, path, mesh and input)", {
     config: toMaxTextKeys(cfg),
     path,
-    ...(equalRows ? { batch_rows: inputs_BSD.shape[0] } : {}),
+    mesh: axes.mesh.toString(),
+    input: { dtype: inputs_BSD.dtype, D, gate_inputs: opts.gateInputs?.shape.at(-1) ?? null },
   });
+  // the dense path keeps its slice of the batch gathered over the expert axis, the ring reduce-scatters it, and the
+  // replicated path takes the same rows everywhere: equal slices over the expert axis
+  if (axes.expert.size > 1 && (path !== "batch_sharded" || !cfg.sparseMatmul))
+    await agreeAcrossRanks(
+      axes.expert,
+      `the batch slices over the expert axis, which ${cfg.sparseMatmul ? `the ${path} path` : "the dense path"} needs equal`,
+      {
+        batch_rows: inputs_BSD.shape[0],
+        sequence: inputs_BSD.shape[1],
+      },
+    );
   const { x, logits, pre } = routedGate(cfg, w, inputs_BSD, opts.gateInputs, opts.quantKey);
   const ew = await gatherFsdp(axes, effectiveWeights(cfg, w));
   if (axes.expert.size === 1) {

@@ -84,4 +84,25 @@ describe("useBackend before the first primitive", () => {
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout) as unknown).toEqual([1, nativeInfo().bestIsa === "scalar" ? "scalar" : "avx2", "widen"]);
   });
+
+  const child = (code: string, env: Record<string, string>): ReturnType<typeof spawnSync> =>
+    spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
+      cwd: path.join(import.meta.dirname, "../.."),
+      encoding: "utf8",
+      env: { ...process.env, ...env },
+      timeout: 60_000,
+    });
+  const select = 'import { useBackend, runtimeInfo } from "./src/backends/select.ts";';
+
+  it("a native flag the CPU cannot honour does not stop the reference backend; useBackend() takes MOEKIT_BACKEND's choice", () => {
+    const r = child(`${select} console.log(useBackend("ref"));`, { MOEKIT_NATIVE_BF16: "amx", MOEKIT_TUNE: "/nonexistent.json" });
+    expect(r.status, String(r.stderr)).toBe(0);
+    expect(String(r.stdout).trim()).toBe("ref");
+    expect(String(child(`${select} console.log(useBackend());`, { MOEKIT_BACKEND: "ref" }).stdout).trim()).toBe("ref");
+  });
+
+  it.runIf(nativeInfo().available)("a thread count set through the API before the first primitive stays, MOEKIT_THREADS or not", () => {
+    const code = `${select} import { setNativeThreads } from "./src/backends/native/index.ts"; setNativeThreads(2); useBackend("native"); console.log(runtimeInfo().native.threads);`;
+    expect(String(child(code, { MOEKIT_THREADS: "1" }).stdout).trim()).toBe("2");
+  });
 });

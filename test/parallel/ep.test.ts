@@ -5,7 +5,9 @@ import { runSingleDevice, type Produced } from "../../src/cli/golden/single.js";
 import { runExpertParallelCase } from "../../src/cli/golden/expert-parallel.js";
 import { moeConfig, type MoeConfig } from "../../src/moe/config.js";
 import type { EpPath } from "../../src/moe/expert-parallel.js";
-import { RoutedMoE, routedMoeForwardParallel, shardWeights } from "../../src/moe/routed-moe.js";
+import { RoutedMoE, routedMoeForward, routedMoeForwardParallel, shardWeights } from "../../src/moe/routed-moe.js";
+import { meshShardWeights } from "../../src/moe/tensor-parallel.js";
+import { concatenate } from "../../src/ops/movement.js";
 import { createLocalGroup } from "../../src/parallel/local-group.js";
 import { Mesh } from "../../src/parallel/mesh.js";
 import { foldIn, normal, prngKey } from "../../src/nn/random.js";
@@ -202,10 +204,7 @@ describe("EP errors", () => {
     async (_, keys, path) => {
       const cfg = moeConfig({ ...EP_KEYS, ...keys });
       const errors = await forwardOnTwo((rank) => ({ cfg, path, rows: rank === 0 ? 2 : 1 }));
-      for (const e of errors)
-        expect(e).toContain(
-          "the ranks disagree on the layer (config and path; batch rows, which this path needs equal): batch_rows is 2 on rank 0, 1 on rank 1",
-        );
+      for (const e of errors) expect(e).toContain("needs equal: batch_rows is 2 on rank 0, 1 on rank 1");
     },
   );
   it("ranks given different configs or paths fail alike, naming the key (each computed its own layer)", async () => {
@@ -216,7 +215,7 @@ describe("EP errors", () => {
     }));
     for (const e of errors)
       expect(e).toMatch(
-        /the ranks disagree on the layer \(config and path\): config\.mlp_activations\.0 is "silu" on rank 0, "gelu" on rank 1/,
+        /the ranks disagree on the layer \(config, path, mesh and input\): config\.mlp_activations\.0 is "silu" on rank 0, "gelu" on rank 1/,
       );
     const paths = await forwardOnTwo((rank) => ({
       cfg: moeConfig(EP_KEYS),
@@ -246,5 +245,36 @@ describe("mesh and shard arguments", () => {
     const w = new RoutedMoE(moeConfig(EP_KEYS), { key: prngKey(3) }).weights;
     expect(() => shardWeights(w, 0, 3)).toThrow("[shardWeights] 4 experts do not split over 3 ranks");
     expect(() => shardWeights(w, 2, 2)).toThrow("[shardWeights] rank 2 of 2: needs 0 <= rank < size");
+  });
+});
+
+describe("the per-forward agreement compares what must agree, where it must", () => {
+  it("data replicas may hold different batch sizes on the dense path; the expert axis's slices must be equal", async () => {
+    const cfg = moeConfig({ ...EP_KEYS, sparse_matmul: false });
+    const w = new RoutedMoE(cfg, { key: prngKey(3) }).weights;
+    const rows = [1, 1, 2, 2]; // ranks (data, expert) = (0,0) (0,1) (1,0) (1,1)
+    const xs = rows.map((b, r) => normal(prngKey(10 + r), [b, 3, 8], "float32"));
+    const outs = await Promise.all(
+      createLocalGroup(4).map(async (g) => {
+        const mesh = new Mesh(g, { data: 2, expert: 2 });
+        return (await routedMoeForwardParallel(cfg, mesh, "batch_sharded", meshShardWeights(cfg, w, mesh), xs[g.rank]!)).output;
+      }),
+    );
+    for (const d of [0, 1]) {
+      const whole = routedMoeForward(cfg, w, concatenate([xs[2 * d]!, xs[2 * d + 1]!], 0)).output;
+      const got = concatenate([outs[2 * d]!, outs[2 * d + 1]!], 0);
+      expect(Math.max(...Array.from(whole.data, (v, i) => Math.abs(v - got.data[i]!)))).toBeLessThan(1e-5);
+    }
+  });
+  it("ranks on different meshes fail alike, naming the mesh", async () => {
+    const w = new RoutedMoE(moeConfig(EP_KEYS), { key: prngKey(3) }).weights;
+    const settled = await Promise.allSettled(
+      createLocalGroup(2).map((g) => {
+        const x = normal(prngKey(g.rank), [2, 3, 8], "float32");
+        const grid = g.rank === 0 ? new Mesh(g, { expert: 2 }) : new Mesh(g, { data: 2 });
+        return routedMoeForwardParallel(moeConfig(EP_KEYS), grid, "batch_sharded", meshShardWeights(moeConfig(EP_KEYS), w, grid), x);
+      }),
+    );
+    for (const r of settled) expect(String((r as PromiseRejectedResult).reason)).toContain("mesh is");
   });
 });

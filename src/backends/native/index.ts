@@ -58,20 +58,26 @@ export function nativeInfo(): NativeInfo {
   return { available: true, isa: b.isa(), bestIsa: b.bestIsa(), threads: b.threads(), bf16Path: b.bf16Path(), blocking: b.blockingInfo(), tuning };
 }
 
+// what a caller set through the API, which the environment's flags, applied when native is chosen, leave as set
+const explicit = new Set<"threads" | "bf16">();
+
 /** Threads for the native kernels: n >= 1, or 0 for the number of CPUs. Returns false (and does nothing) when the addon is unavailable. */
 export function setNativeThreads(n: number): boolean {
   const b = nativeBinding();
   if (b === undefined) return false;
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`[native] thread count ${n} must be a non-negative integer`);
   b.setThreads(n);
+  explicit.add("threads");
   return true;
 }
+
 
 /** Choose the bf16 path (tests, benchmarks); throws for one the CPU lacks. Returns false without the addon. */
 export function setNativeBf16Path(path: NativeBf16Path): boolean {
   const b = nativeBinding();
   if (b === undefined) return false;
   b.setBf16Path(path);
+  explicit.add("bf16");
   return true;
 }
 
@@ -89,14 +95,14 @@ export function shareCores(ranksHere: number, env: MoekitEnv = readEnv()): void 
 export function configureNative(env: MoekitEnv): void {
   const b = nativeBinding();
   if (b === undefined) return;
-  if (env.threads !== undefined) b.setThreads(env.threads);
+  if (env.threads !== undefined && !explicit.has("threads")) b.setThreads(env.threads);
   if (env.nativeIsa !== undefined) {
     const order: NativeIsa[] = ["scalar", "avx2", "avx512"];
     const best = b.bestIsa();
     // a cap above what the CPU runs leaves the best ISA
     b.setIsa(order.indexOf(env.nativeIsa) < order.indexOf(best) ? env.nativeIsa : best);
   }
-  if (env.nativeBf16 !== undefined) {
+  if (env.nativeBf16 !== undefined && !explicit.has("bf16")) {
     try {
       b.setBf16Path(env.nativeBf16);
     } catch (e) {
