@@ -22,13 +22,13 @@ function accumulate(map: Map<GradNode, Ct[]>, t: Tensor, ct: Tensor): void {
  * Reverse sweep from `outputs` (seeded with `cts`) to `leaves`. A generator so the same code runs
  * synchronously, or awaits the VJPs of collectives when driven by `runAsync`.
  */
-function* sweep(outputs: readonly Tensor[], cts: readonly Tensor[], leaves: readonly Tensor[]): Generator<Step, Ct[], Ct[]> {
+function* sweep(outputs: readonly Tensor[], cts: readonly Ct[], leaves: readonly Tensor[]): Generator<Step, Ct[], Ct[]> {
   const map = new Map<GradNode, Ct[]>();
   const nodes = new Set<GradNode>();
   const stack: GradNode[] = [];
   outputs.forEach((o, i) => {
-    if (o.node === undefined) return;
-    accumulate(map, o, cts[i]!);
+    if (o.node === undefined || cts[i] === undefined) return; // an undefined cotangent is zero
+    accumulate(map, o, cts[i]);
     stack.push(o.node);
   });
   while (stack.length > 0) {
@@ -57,7 +57,7 @@ function* sweep(outputs: readonly Tensor[], cts: readonly Tensor[], leaves: read
   return leaves.map((l) => (l.node === undefined ? undefined : map.get(l.node)?.[0]));
 }
 
-export function backwardSync(outputs: readonly Tensor[], cts: readonly Tensor[], leaves: readonly Tensor[]): Ct[] {
+export function backwardSync(outputs: readonly Tensor[], cts: readonly Ct[], leaves: readonly Tensor[]): Ct[] {
   const r = sweep(outputs, cts, leaves).next();
   if (r.done !== true) {
     throw new MoeError("[grad] the function communicates across ranks: use valueAndGradAsync");

@@ -1,4 +1,6 @@
 import type { Tensor } from "../core/tensor.js";
+import { MoeError } from "../core/errors.js";
+import { fmt, shapesEqual } from "../core/shape.js";
 import { attachNode, noGrad } from "./graph.js";
 
 /**
@@ -11,7 +13,14 @@ export function customVjp<A extends Tensor[], R>(
 ): (...args: A) => Tensor {
   return (...args: A) => {
     const { out, res } = noGrad(() => fwd(...args));
-    attachNode([out], args, (cts) => bwd(res, cts[0]!));
+    attachNode([out], args, (cts) => {
+      const r = bwd(res, cts[0]!);
+      r.forEach((c, i) => {
+        if (c !== undefined && !shapesEqual(c.shape, args[i]!.shape))
+          throw new MoeError(`[customVjp] the backward's cotangent ${i} is ${fmt(c.shape)}, its input ${fmt(args[i]!.shape)}`);
+      });
+      return r;
+    });
     return out;
   };
 }

@@ -1,7 +1,7 @@
 import { MoeError } from "../core/errors.js";
 import { full, Tensor, zeros } from "../core/tensor.js";
 import { backwardAsync, backwardSync } from "./backward.js";
-import { makeLeaf } from "./graph.js";
+import { isRecording, makeLeaf } from "./graph.js";
 
 export interface ValueAndGrad<A extends Tensor[]> {
   value: Tensor;
@@ -13,6 +13,15 @@ function checkScalar(v: unknown): Tensor {
     throw new MoeError(`[grad] the function must return a one-element Tensor, got ${String(v)}`);
   }
   return v;
+}
+
+// a gradient taken inside a function being differentiated, of a tensor it tracks: the inner backward records no graph,
+// so the outer gradient would be zero
+function refuseNested(args: readonly Tensor[]): void {
+  if (isRecording() && args.some((a) => a.node !== undefined))
+    throw new MoeError(
+      "[grad] higher-order gradients (a gradient inside a differentiated function, of a tensor it tracks) are not supported",
+    );
 }
 
 function fill(grads: (Tensor | undefined)[], leaves: readonly Tensor[]): Tensor[] {
@@ -27,6 +36,7 @@ function fill(grads: (Tensor | undefined)[], leaves: readonly Tensor[]): Tensor[
  */
 export function valueAndGrad<A extends Tensor[]>(f: (...args: A) => Tensor): (...args: A) => ValueAndGrad<A> {
   return (...args: A) => {
+    refuseNested(args);
     const leaves = args.map(makeLeaf) as A;
     const value = checkScalar(f(...leaves));
     const grads = fill(backwardSync([value], [full(value.shape, 1, value.dtype)], leaves), leaves);
@@ -42,6 +52,7 @@ export function grad<A extends Tensor[]>(f: (...args: A) => Tensor): (...args: A
 /** Async variant for functions that communicate (expert parallelism): awaits collective VJPs. */
 export function valueAndGradAsync<A extends Tensor[]>(f: (...args: A) => Promise<Tensor>): (...args: A) => Promise<ValueAndGrad<A>> {
   return async (...args: A) => {
+    refuseNested(args);
     const leaves = args.map(makeLeaf) as A;
     const value = checkScalar(await f(...leaves));
     const grads = fill(await backwardAsync([value], [full(value.shape, 1, value.dtype)], leaves), leaves);
@@ -51,12 +62,13 @@ export function valueAndGradAsync<A extends Tensor[]>(f: (...args: A) => Promise
 
 export interface VjpResult {
   outputs: Tensor[];
-  /** cotangents of the outputs -> cotangents of the inputs */
-  pullback(cts: readonly Tensor[]): Tensor[];
+  /** cotangents of the outputs (undefined: zero) -> cotangents of the inputs */
+  pullback(cts: readonly (Tensor | undefined)[]): Tensor[];
 }
 
 /** Outputs of `f` and its pullback (vector-Jacobian product). */
 export function vjp<A extends Tensor[]>(f: (...args: A) => Tensor[], ...args: A): VjpResult {
+  refuseNested(args);
   const leaves = args.map(makeLeaf) as A;
   const outputs = f(...leaves);
   return {

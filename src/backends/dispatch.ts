@@ -6,7 +6,7 @@ import { Prim, type Params } from "../prims/prims.js";
 import { shapeRules } from "../prims/shape-rules.js";
 import { refBackend } from "./ref/index.js";
 import { activeBackend } from "./select.js";
-import { capturing, quietly, recordCaptured } from "./jit.js";
+import { capturing, checkCapturable, quietly, recordCaptured } from "./jit.js";
 import { runKernel } from "./run-kernel.js";
 
 /** The primitives that take int8 / uint8 tensors (quantized codes): the ones that decode them, and moving them. */
@@ -26,6 +26,7 @@ export function apply<P extends Prim>(prim: P, inputs: readonly Tensor[], params
   const avals = shapeRules[prim](inputs, params);
   const backend = activeBackend();
   const captured = capturing();
+  if (captured) checkCapturable(prim);
   const impl = (captured ? quietly(() => backend.supports(prim, inputs, params)) : backend.supports(prim, inputs, params))
     ? backend
     : refBackend;

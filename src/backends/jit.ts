@@ -143,6 +143,12 @@ export function recordCaptured(
   capture!.kernel(prim, params, impl, avals, ins, outs);
 }
 
+/** Refuses, before it runs, a primitive a replay would repeat wrongly: AdamW's bias correction is a per-step parameter. */
+export function checkCapturable(prim: Prim): void {
+  if (prim === Prim.AdamwStep)
+    throw new MoeError("[jit] AdamW.step computes its bias correction from its step count on every call: call it outside jit");
+}
+
 // checkValues (core/tensor.ts) while recording: the check is a step, and runs now with its reads its own
 function recordCheck(c: Capture, values: readonly Tensor[], check: (values: readonly Tensor[]) => void): void {
   if (c.quiet > 0) return check(values);

@@ -39,7 +39,8 @@ function checkedGrads(
     if (g === undefined) return undefined;
     if (!shapesEqual(g.shape, shapes[i]!))
       throw new MoeError(`[${name}] gradient ${i} has shape [${g.shape.join(", ")}], parameter ${i} has [${shapes[i]!.join(", ")}]`);
-    if (g.data instanceof Float32Array) return g.data;
+    // a gradient over a parameter's own storage (the parameter given as its gradient) is read before it is written
+    if (g.data instanceof Float32Array && g.data.buffer !== params[i]!.buffer) return g.data;
     return Float32Array.from(g.data as ArrayLike<number>);
   });
 }
@@ -74,6 +75,8 @@ export class AdamW {
   readonly #m: Float32Array[];
   readonly #v: Float32Array[];
   #t = 0;
+  // each parameter's own step count: a skipped one keeps its moments and its bias correction
+  readonly #ts: number[];
   readonly lr: number;
   readonly b1: number;
   readonly b2: number;
@@ -86,6 +89,7 @@ export class AdamW {
     this.#shapes = params.map((p) => [...p.shape]);
     this.#m = this.#p.map((p) => new Float32Array(p.length));
     this.#v = this.#p.map((p) => new Float32Array(p.length));
+    this.#ts = this.#p.map(() => 0);
     this.lr = positive("adamw", "learningRate", opts.learningRate);
     this.b1 = opts.b1 ?? 0.9;
     this.b2 = opts.b2 ?? 0.999;
@@ -99,7 +103,7 @@ export class AdamW {
     this.weightDecay = positive("adamw", "weightDecay", opts.weightDecay ?? 1e-4, true);
   }
 
-  /** Steps taken. */
+  /** Steps taken (calls of step). */
   get steps(): number {
     return this.#t;
   }
@@ -108,20 +112,21 @@ export class AdamW {
   step(grads: readonly (Tensor | undefined)[]): void {
     const gs = checkedGrads("adamw", this.#p, this.#shapes, grads);
     this.#t++;
-    // the per-step scalars (the kernels round each to float32)
-    const params = {
-      lr: this.lr,
-      b1: this.b1,
-      omb1: 1 - this.b1,
-      b2: this.b2,
-      omb2: 1 - this.b2,
-      bc1: 1 - this.b1 ** this.#t,
-      bc2: 1 - this.b2 ** this.#t,
-      eps: this.eps,
-      weightDecay: this.weightDecay,
-    };
     gs.forEach((g, i) => {
       if (g === undefined) return;
+      const t = ++this.#ts[i]!;
+      // the per-step scalars (the kernels round each to float32)
+      const params = {
+        lr: this.lr,
+        b1: this.b1,
+        omb1: 1 - this.b1,
+        b2: this.b2,
+        omb2: 1 - this.b2,
+        bc1: 1 - this.b1 ** t,
+        bc2: 1 - this.b2 ** t,
+        eps: this.eps,
+        weightDecay: this.weightDecay,
+      };
       adamwStep(flat(this.#p[i]!), flat(g), flat(this.#m[i]!), flat(this.#v[i]!), params);
     });
   }

@@ -5,8 +5,16 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/core/errors.js";
-import { zeros } from "../../src/core/tensor.js";
+import { tensor, zeros, type Tensor } from "../../src/core/tensor.js";
+import { grad, valueAndGrad, vjp } from "../../src/autodiff/grad.js";
+import { customVjp } from "../../src/autodiff/custom-vjp.js";
+import { mul } from "../../src/ops/elementwise.js";
+import { sum } from "../../src/ops/reduce.js";
+import { AdamW, SGD } from "../../src/optim/optimizers.js";
+import { jit } from "../../src/backends/jit.js";
+import { testBackends, withBackend } from "../harness/backends.js";
 import { moeConfig, MOE_DEFAULTS } from "../../src/moe/config.js";
+import { presetConfig } from "../../src/moe/presets.js";
 import { add } from "../../src/ops/elementwise.js";
 import { readMaxTextMoeLayer } from "../../src/checkpoint/maxtext-layout.js";
 import { readHfMoeLayer } from "../../src/checkpoint/hf-layout.js";
@@ -36,13 +44,18 @@ describe("MaxText's base_* keys", () => {
     expect(moeConfig({ base_emb_dim: 64, emb_dim: 64 }).embDim).toBe(64);
   });
 
-  it("refuse another global_parameter_scale, and a base key that disagrees with its derived one", () => {
+  it("refuse another global_parameter_scale; a base key sets its size over the size key, as pyconfig (a preset resized)", () => {
     expect(() => moeConfig({ base_emb_dim: 64, global_parameter_scale: 2 })).toThrow(
       "[config] global_parameter_scale=2: only 1 (MaxText's default) is supported",
     );
-    expect(() => moeConfig({ base_emb_dim: 64, emb_dim: 32 })).toThrow(
-      "[config] base_emb_dim=64: disagrees with emb_dim=32: MaxText derives emb_dim from base_emb_dim; give one",
-    );
+    expect(moeConfig({ base_emb_dim: 64, emb_dim: 32 }).embDim).toBe(64);
+    expect(moeConfig({ base_moe_mlp_dim: 24, moeMlpDim: 32 }).moeMlpDim).toBe(24);
+    expect(presetConfig("tiny-mixtral-8x7b", { base_emb_dim: 64 }).embDim).toBe(64);
+    expect(moeConfig({ emb_dim: 16, base_emb_dim: undefined, global_parameter_scale: undefined }).embDim).toBe(16);
+  });
+
+  it("camelCase keys with a digit map back to theirs (use2dFsdpSharding)", () => {
+    expect(moeConfig({ use2dFsdpSharding: true }).use2dFsdpSharding).toBe(true);
   });
 });
 
@@ -152,5 +165,48 @@ describe("moekit run", () => {
   it("--max-params names a tiny twin only where one exists", async () => {
     expect((await cli("run", "--preset", "mixtral-8x7b")).err).toContain("try the tiny-mixtral-8x7b preset");
     expect((await cli("run", "--preset", "tiny-mixtral-8x7b", "--max-params", "10")).err).toContain("raise --max-params");
+  });
+});
+
+describe("training API, from an autodiff audit", () => {
+  const x = tensor([1, 2], [2], "float64");
+  const cube = (z: Tensor): Tensor => sum(mul(mul(z, z), z));
+
+  it("a higher-order gradient is refused (the outer gradient came back zero)", () => {
+    expect(() => valueAndGrad((y: Tensor) => sum(grad(cube)(y)[0]!))(x)).toThrow("[grad] higher-order gradients");
+    expect(grad(cube)(x)[0]!.toArray()).toEqual([3, 12]);
+  });
+
+  it("customVjp checks the shapes its backward returns", () => {
+    const f = customVjp(
+      (a: Tensor) => ({ out: sum(a), res: undefined }),
+      () => [tensor([1, 1, 1], [3], "float64")],
+    );
+    expect(() => valueAndGrad(f)(x)).toThrow("[customVjp] the backward's cotangent 0 is [3], its input [2]");
+  });
+
+  it("an undefined cotangent in a pullback is zero", () => {
+    const { pullback } = vjp((a: Tensor) => [mul(a, 2), mul(a, 3)], x);
+    expect(pullback([undefined, tensor([1, 1], [2], "float64")])[0]!.toArray()).toEqual([3, 3]);
+    expect(pullback([undefined, undefined])[0]!.toArray()).toEqual([0, 0]);
+  });
+
+  it("AdamW: a skipped parameter keeps its own step count (its first update is lr·sign(g)); jit refuses the step", () => {
+    const a = tensor([1, 1], [2], "float32");
+    const b = tensor([1, 1], [2], "float32");
+    const opt = new AdamW([a, b], { learningRate: 0.1, weightDecay: 0 });
+    opt.step([tensor([1, -1], [2], "float32"), undefined]);
+    opt.step([tensor([1, -1], [2], "float32"), tensor([1, -1], [2], "float32")]);
+    expect(Array.from(b.data, (v) => Math.round((1 - v) * 1e5) / 1e5)).toEqual([0.1, -0.1]);
+    const g = tensor([1, -1], [2], "float32");
+    expect(() => jit(() => opt.step([g, g]))()).toThrow("[jit] AdamW.step computes its bias correction from its step count");
+  });
+
+  it("an optimizer given a parameter as its own gradient updates it on every backend", () => {
+    for (const backend of testBackends()) {
+      const p = tensor([1, 2, 3], [3], "float32");
+      withBackend(backend, () => new SGD([p], { learningRate: 0.1 }).step([p]));
+      expect(Array.from(p.data)).toEqual([0.9, 1.8, 2.7].map(Math.fround));
+    }
   });
 });
