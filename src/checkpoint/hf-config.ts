@@ -1,6 +1,7 @@
 // Hugging Face config.json -> MaxText MoE keys (and the module that reproduces the model's MoE block),
 // for the families whose MoE layer moekit computes exactly. Everything else is refused with the reason.
 // The semantics of each family were read from its published modelling code (see docs/checkpoints.md).
+import { checkOptionKeys } from "../core/suggest.js";
 import { moeConfig, twinKeys, type MoeConfig } from "../moe/config.js";
 import { UnsupportedModelError, type MoeModuleKind, type RoutingGuard } from "./layer.js";
 
@@ -244,6 +245,7 @@ export interface HfConfigOptions {
  * same MoE block. Throws UnsupportedModelError for anything that cannot be reproduced exactly.
  */
 export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): HfMoeSpec {
+  checkOptionKeys(opts, ["family"], "hfConfigToMaxText");
   if (!isObj(config)) throw new UnsupportedModelError("config.json", "is not a JSON object");
   for (const o of [config, config.text_config]) {
     const twins = isObj(o) ? twinKeys(o) : undefined;

@@ -2,6 +2,7 @@
 // version 1, u32 for versions 2 and 3), a Python dict literal {'descr', 'fortran_order', 'shape'}
 // padded with spaces and a newline, then the elements.
 import { Tensor } from "../core/tensor.js";
+import { checkOptionKeys, optionKeys } from "../core/suggest.js";
 import { castDecoded, decodeElements, defaultStorage, encodeElements, storageWidth, type Fail, type StorageDType } from "./codec.js";
 import { writeAtomically, type OverwriteOption } from "./atomic-write.js";
 import { failFor, readRegularFile } from "./files.js";
@@ -198,6 +199,7 @@ function decodeNpy(bytes: Uint8Array, file: string, options: ReadOptions = {}): 
  * Floats keep their values (f2 -> float32); integers become int32, and values beyond int32 are an error.
  */
 export function readNpy(path: string, options: ReadOptions = {}): Tensor {
+  checkOptionKeys(options, ["dtype"], "readNpy");
   return decodeNpy(readRegularFile(path, failFor("npy", path), Number.MAX_SAFE_INTEGER), path, options);
 }
 
@@ -224,6 +226,7 @@ function encodeHeader(descr: string, shape: readonly number[]): Uint8Array {
 
 /** Writes a tensor as an .npy file (version 1.0, or 2.0 for headers beyond 64 KiB), C order; an existing file only with `overwrite`. */
 export function writeNpy(path: string, t: Tensor, options: NpyWriteOptions = {}): void {
+  checkOptionKeys(options, optionKeys<NpyWriteOptions>({ descr: true, overwrite: true }), "writeNpy");
   const fail: Fail = failFor("npy", path);
   const dtype =
     options.descr === undefined ? defaultStorage(t.dtype === "bfloat16" ? "float32" : t.dtype) : parseDescr(options.descr, fail);

@@ -4,6 +4,7 @@
 import fs from "node:fs";
 import type { DType } from "../core/dtype.js";
 import { Tensor } from "../core/tensor.js";
+import { checkOptionKeys, optionKeys } from "../core/suggest.js";
 import {
   STORAGE_DTYPES,
   castDecoded,
@@ -48,6 +49,9 @@ export interface ReadOptions {
    */
   dtype?: DType;
 }
+
+export const READ_OPTIONS = optionKeys<ReadOptions>({ dtype: true });
+export const SAVE_OPTIONS = optionKeys<SaveOptions>({ metadata: true, dtypes: true, overwrite: true });
 
 export interface SaveOptions extends OverwriteOption {
   /** String pairs stored under `__metadata__`. */
@@ -274,6 +278,7 @@ export class SafetensorsFile {
 
 /** Reads every tensor of a safetensors file. */
 export function loadSafetensors(path: string, options: ReadOptions = {}): Record<string, Tensor> {
+  checkOptionKeys(options, READ_OPTIONS, "loadSafetensors");
   const file = SafetensorsFile.open(path);
   try {
     return Object.fromEntries(file.keys().map((name) => [name, file.get(name, options)]));
@@ -345,6 +350,7 @@ function encodeHeader(planned: PlannedTensor[], metadata: Record<string, string>
  * replaced only with `overwrite`.
  */
 export function saveSafetensors(path: string, tensors: Record<string, Tensor>, options: SaveOptions = {}): void {
+  checkOptionKeys(options, SAVE_OPTIONS, "saveSafetensors");
   const fail = failFor("safetensors", path);
   checkSaveOptions(tensors, options, fail);
   const planned = planTensors(tensors, options);

@@ -3,11 +3,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Tensor } from "../core/tensor.js";
+import { checkOptionKeys } from "../core/suggest.js";
 import { storageWidth, type Fail } from "./codec.js";
 import { writeAtomically, writeFolderAtomically } from "./atomic-write.js";
 import { CheckpointError, MAX_JSON_DEPTH, checkJsonDepth, failFor, isObject, readRegularFile, systemMessage } from "./files.js";
 import { backsCheckpointFile, realPathOf } from "./paths.js";
 import {
+  SAVE_OPTIONS,
   SafetensorsFile,
   checkSaveOptions,
   saveSafetensors,
@@ -289,6 +291,7 @@ export function writeShards(
  * `overwrite`, and only when it holds nothing but checkpoint files.
  */
 export function saveShardedSafetensors(dir: string, tensors: Record<string, Tensor>, options: ShardedSaveOptions): ShardedSaveResult {
+  checkOptionKeys(options, [...SAVE_OPTIONS, "maxShardBytes", "prefix"], "saveShardedSafetensors");
   const written = writeFolderAtomically(dir, (tmp) => writeShards(tmp, tensors, options), failFor("safetensors", dir), options);
   return { indexPath: path.join(dir, written.index), shards: written.shards.map((n) => path.join(dir, n)), totalSize: written.totalSize };
 }

@@ -16,6 +16,7 @@ import { MlpBlock, dropout } from "../nn/mlp.js";
 import { Module, type Params } from "../nn/module.js";
 import { foldIn, prngKey, type Key } from "../nn/random.js";
 import { checkIsConfig, type MoeConfig } from "./config.js";
+import { checkOptionKeys, optionKeys } from "../core/suggest.js";
 import type { ExpertWeight } from "./experts.js";
 import { RoutedMoE, routedMoeForward, type ForwardOptions, type MoeOutput, type RoutedMoeWeights } from "./routed-moe.js";
 import { layerParamShapes, sharedMlpBlock } from "./routed-and-shared-moe.js";
@@ -118,6 +119,7 @@ export class GatedSharedMoE extends Module {
   constructor(config: MoeConfig, opts: GatedSharedMoeOptions = {}) {
     super();
     checkIsConfig(config, "GatedSharedMoE");
+    checkOptionKeys(opts, optionKeys<GatedSharedMoeOptions>({ sharedDim: true, key: true }), "GatedSharedMoE");
     this.config = config;
     this.sharedDim = opts.sharedDim ?? config.moeMlpDim;
     const shapes = [...layerParamShapes(config, true, this.sharedDim), [config.expertInputDim, 1]];

@@ -4,6 +4,7 @@ import { MlpBlock } from "../nn/mlp.js";
 import { Module, type Params } from "../nn/module.js";
 import { foldIn, prngKey, type Key } from "../nn/random.js";
 import { checkIsConfig, type MoeConfig } from "./config.js";
+import { checkOptionKeys } from "../core/suggest.js";
 import { RoutedMoE, routedMoeParamShapes, type ForwardOptions, type MoeOutput } from "./routed-moe.js";
 import { weightEstimate } from "./memory-estimate.js";
 import { checkMemory } from "../core/memory.js";
@@ -55,6 +56,7 @@ export class RoutedAndSharedMoE extends Module {
   constructor(config: MoeConfig, opts: { key?: Key } = {}) {
     super();
     checkIsConfig(config, "RoutedAndSharedMoE");
+    checkOptionKeys(opts, ["key"], "RoutedAndSharedMoE");
     this.config = config;
     checkMemory("RoutedAndSharedMoE", weightEstimate(layerParamShapes(config, true), config.weightDtype));
     const key = opts.key ?? prngKey(0);

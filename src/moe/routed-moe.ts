@@ -204,6 +204,7 @@ export class RoutedMoE extends Module {
   constructor(config: MoeConfig, opts: RoutedMoeOptions = {}) {
     super();
     checkIsConfig(config, "RoutedMoE");
+    checkOptionKeys(opts, optionKeys<RoutedMoeOptions>({ intermediateDim: true, key: true, kernelInit: true }), "RoutedMoE");
     this.config = config;
     this.intermediateDim = opts.intermediateDim ?? config.moeMlpDim;
     const init = opts.kernelInit ?? defaultKernelInit;

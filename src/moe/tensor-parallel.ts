@@ -162,6 +162,10 @@ function block(t: Tensor, axis: number, b: { index: number; count: number }): Te
  * over tensor and tensor_transpose (the output's sharding). Checks the size rules first.
  */
 export function meshShardWeights<W extends ExpertWeights & { perExpertScale?: Tensor | undefined }>(cfg: MoeConfig, w: W, mesh: Mesh): W {
+  if (!hasFloatKernels(w))
+    throw new ShapeError(
+      "[meshShardWeights] served (quantized) expert weights are cut over an expert axis only: shardWeights(w, rank, size)",
+    );
   checkParallelSizes(cfg, mesh, w.wi0.shape[1]!, w.wi0.shape[2]);
   const exp = mesh.block(["expert"]);
   const h = mesh.block(["tensor"]);

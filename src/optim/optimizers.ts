@@ -67,7 +67,8 @@ export interface AdamWOptions {
 
 /**
  * AdamW over `params`, in place: m = b1 m + (1-b1) g, v = b2 v + (1-b2) g², p -= lr ((m/bc1) / (sqrt(v/bc2) + eps) + wd p)
- * with bc = 1 - b^t (optax.adamw). A gradient left undefined skips its parameter (its moments and step stay).
+ * with bc = 1 - b^t, t the parameter's own step count (optax.adamw). A gradient left undefined skips its parameter
+ * (its moments and step stay).
  */
 export class AdamW {
   readonly #p: Float32Array[];

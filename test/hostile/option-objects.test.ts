@@ -16,6 +16,8 @@ import { openMoeLayer } from "../../src/checkpoint/open.js";
 import { readHfMoeLayer, writeHfMoeLayer } from "../../src/checkpoint/hf-layout.js";
 import { readMaxTextMoeLayer, writeMaxTextMoeLayer } from "../../src/checkpoint/maxtext-layout.js";
 import { makeFixture, writeFixture } from "../checkpoint/fixtures.js";
+import { loadSafetensors, saveSafetensors, writeNpy } from "../../src/io/index.js";
+import { hfConfigToMaxText } from "../../src/checkpoint/hf-config.js";
 
 const keys = { num_experts: 4, num_experts_per_tok: 2, emb_dim: 8, moe_mlp_dim: 4, dtype: "float32" };
 const cfg = moeConfig(keys);
@@ -83,5 +85,38 @@ describe("a layer needs a config made by moeConfig, not a raw object of MaxText 
   ])("%s", (name, make) => {
     expect(() => make(keys as never)).toThrow(MoeError);
     expect(() => make(keys as never)).toThrow(`[${name}] needs a config made by moeConfig({...MaxText keys})`);
+  });
+});
+
+describe("constructors and io take only their options", () => {
+  it("layers, io readers and writers, hfConfigToMaxText", () => {
+    const root2 = fs.mkdtempSync(path.join(os.tmpdir(), "moekit-options2-"));
+    try {
+      expect(() => new RoutedMoE(cfg, { intermediate_dim: 8 } as never)).toThrow(
+        "[RoutedMoE] unknown option intermediate_dim (did you mean intermediateDim?)",
+      );
+      expect(
+        () => new RoutedAndSharedMoE(moeConfig({ ...keys, shared_experts: 1, decoder_block: "deepseek" }), { keys: 1 } as never),
+      ).toThrow("[RoutedAndSharedMoE] unknown option keys (did you mean key?)");
+      expect(() => new GatedSharedMoE(cfg, { shared_dim: 4 } as never)).toThrow(
+        "[GatedSharedMoE] unknown option shared_dim (did you mean sharedDim?)",
+      );
+      const f = path.join(root2, "t.safetensors");
+      expect(() => saveSafetensors(f, { a: zeros([2], "float32") }, { overwirte: true } as never)).toThrow(
+        "[saveSafetensors] unknown option overwirte (did you mean overwrite?)",
+      );
+      saveSafetensors(f, { a: zeros([2], "float32") });
+      expect(() => loadSafetensors(f, { dtpye: "float64" } as never)).toThrow(
+        "[loadSafetensors] unknown option dtpye (did you mean dtype?)",
+      );
+      expect(() => writeNpy(path.join(root2, "a.npy"), zeros([2], "float32"), { descrs: "<f4" } as never)).toThrow(
+        "[writeNpy] unknown option descrs",
+      );
+      expect(() => hfConfigToMaxText({}, { famly: "mixtral" } as never)).toThrow(
+        "[hfConfigToMaxText] unknown option famly (did you mean family?)",
+      );
+    } finally {
+      fs.rmSync(root2, { recursive: true, force: true });
+    }
   });
 });
