@@ -1,7 +1,6 @@
 // Legend: B batch, S sequence, E experts, K experts per token.
 import type { Tensor } from "../core/tensor.js";
-import { tensor } from "../core/tensor.js";
-import { cast, mul } from "../ops/elementwise.js";
+import { cast, mul, sign, sub } from "../ops/elementwise.js";
 import { bincount, oneHot } from "../ops/indexing.js";
 import { mean, sum } from "../ops/reduce.js";
 import type { MoeConfig } from "./config.js";
@@ -21,10 +20,9 @@ export function loadBalanceLoss(cfg: MoeConfig, topKIndices_BSK: Tensor, probs_B
 
 /** calculate_load_balance_updates: rate · sign(T·K/E − count_e), float32 [E]. */
 export function calculateLoadBalanceUpdates(topKIndices: Tensor, numExperts: number, rate: number): Tensor {
-  const counts = bincount(topKIndices, numExperts);
-  const avg = topKIndices.size / numExperts;
-  const out = Array.from(counts.data, (c) => Math.sign(avg - c) * rate);
-  return tensor(out, [numExperts], "float32");
+  // tensor ops, not a read of the counts in JavaScript: a jit replay recomputes it (serving DeepSeek-V3 under jit)
+  const counts = cast(bincount(topKIndices, numExperts), "float64");
+  return cast(mul(sign(sub(topKIndices.size / numExperts, counts)), rate), "float32");
 }
 
 /** should_update_load_balance: loss-free bias updates are on when routed_bias and a positive rate. */

@@ -15,6 +15,8 @@ import { jit } from "../../src/backends/jit.js";
 import { testBackends, withBackend } from "../harness/backends.js";
 import { moeConfig, MOE_DEFAULTS } from "../../src/moe/config.js";
 import { presetConfig } from "../../src/moe/presets.js";
+import { RoutedMoE, routedMoeForward } from "../../src/moe/routed-moe.js";
+import { normal, prngKey } from "../../src/nn/random.js";
 import { add } from "../../src/ops/elementwise.js";
 import { readMaxTextMoeLayer } from "../../src/checkpoint/maxtext-layout.js";
 import { readHfMoeLayer } from "../../src/checkpoint/hf-layout.js";
@@ -209,4 +211,27 @@ describe("training API, from an autodiff audit", () => {
       expect(Array.from(p.data)).toEqual([0.9, 1.8, 2.7].map(Math.fround));
     }
   });
+});
+
+it("jit replays a layer with loss-free bias updates (it was refused: the updates were read in JavaScript)", () => {
+  const cfg = moeConfig({
+    decoder_block: "deepseek",
+    model_name: "deepseek3-x",
+    num_experts: 8,
+    num_experts_per_tok: 2,
+    emb_dim: 16,
+    moe_mlp_dim: 8,
+    routed_score_func: "sigmoid",
+    routed_bias: true,
+    routed_bias_update_rate: 0.001,
+    n_routing_groups: 2,
+    topk_routing_group: 1,
+    dtype: "float32",
+  });
+  const w = new RoutedMoE(cfg, { key: prngKey(1) }).weights;
+  const f = jit((x: Tensor) => routedMoeForward(cfg, w, x).biasUpdates!);
+  for (let i = 0; i < 3; i++) {
+    const x = normal(prngKey(10 + i), [2, 4, 16], "float32");
+    expect(Array.from(f(x).data)).toEqual(Array.from(routedMoeForward(cfg, w, x).biasUpdates!.data));
+  }
 });
