@@ -16,7 +16,7 @@ import { MlpBlock, dropout } from "../nn/mlp.js";
 import { Module, type Params } from "../nn/module.js";
 import { foldIn, prngKey, type Key } from "../nn/random.js";
 import { checkIsConfig, type MoeConfig } from "./config.js";
-import { checkOptionKeys, optionKeys } from "../core/suggest.js";
+import { checkOptionKeys, didYouMean, optionKeys } from "../core/suggest.js";
 import type { ExpertWeight } from "./experts.js";
 import { RoutedMoE, routedMoeForward, type ForwardOptions, type MoeOutput, type RoutedMoeWeights } from "./routed-moe.js";
 import { layerParamShapes, sharedMlpBlock } from "./routed-and-shared-moe.js";
@@ -41,6 +41,12 @@ export type MlpKernels = Record<string, ExpertWeight>;
 export function mlpForward(cfg: MoeConfig, kernels: MlpKernels, x_BSD: Tensor, dropoutKey?: Key): Tensor {
   const dt = cfg.dtype;
   const paths = mlpKernelPaths(cfg.mlpActivations.length);
+  // a kernel of another activation count (wi_2 beside two activations) would be ignored
+  for (const k of Object.keys(kernels))
+    if (!paths.includes(k) && kernels[k] !== undefined)
+      throw new ShapeError(
+        `[mlp] unknown kernel ${k}${didYouMean(k, paths)} (mlp_activations has ${cfg.mlpActivations.length}: ${paths.join(", ")})`,
+      );
   const xx = cast(x_BSD, dt);
   const mm = (spec: string, lhs: Tensor, k: ExpertWeight): Tensor =>
     isQuantizedWeight(k) ? servedDense(lhs, k, servedLhsBits(cfg)) : quantizedEinsum(spec, lhs, cast(k, dt), denseQuant(cfg));
@@ -84,6 +90,7 @@ export function gatedSharedMoeForward(
   inputs_BSD: Tensor,
   opts: ForwardOptions & { dropoutKey?: Key } = {},
 ): GatedSharedMoeOutput {
+  checkOptionKeys(w, optionKeys<GatedSharedMoeWeights>({ routed: true, shared: true, gateKernel: true }), "GatedSharedMoE weights");
   const D = cfg.expertInputDim;
   if (w.gateKernel.ndim !== 2 || w.gateKernel.shape[0] !== D || w.gateKernel.shape[1] !== 1) {
     throw new ShapeError(`[GatedSharedMoE] shared_expert_gate/kernel has shape ${fmt(w.gateKernel.shape)}, expected [${D},1]`);

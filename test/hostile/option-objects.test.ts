@@ -10,7 +10,7 @@ import { zeros } from "../../src/core/tensor.js";
 import { moeConfig, type MoeConfig } from "../../src/moe/config.js";
 import { RoutedMoE } from "../../src/moe/routed-moe.js";
 import { RoutedAndSharedMoE } from "../../src/moe/routed-and-shared-moe.js";
-import { GatedSharedMoE } from "../../src/moe/gated-shared-moe.js";
+import { GatedSharedMoE, gatedSharedMoeForward } from "../../src/moe/gated-shared-moe.js";
 import { AdamW, SGD } from "../../src/optim/optimizers.js";
 import { openMoeLayer } from "../../src/checkpoint/open.js";
 import { readHfMoeLayer, writeHfMoeLayer } from "../../src/checkpoint/hf-layout.js";
@@ -119,4 +119,21 @@ describe("constructors and io take only their options", () => {
       fs.rmSync(root2, { recursive: true, force: true });
     }
   });
+});
+
+it("GatedSharedMoE's weights: an extra field or a shared kernel of another activation count is refused", () => {
+  const moe = new GatedSharedMoE(cfg);
+  const x2 = zeros([1, 2, 8], "float32");
+  const w = {
+    routed: moe.routedExperts.weights,
+    shared: Object.fromEntries(moe.sharedExpert.parameters()),
+    gateKernel: moe.sharedExpertGate,
+  };
+  expect(gatedSharedMoeForward(cfg, w, x2).output.shape).toEqual([1, 2, 8]);
+  expect(() => gatedSharedMoeForward(cfg, { ...w, gate: moe.sharedExpertGate } as never, x2)).toThrow(
+    "[GatedSharedMoE weights] unknown option gate (options: routed, shared, gateKernel)",
+  );
+  expect(() => gatedSharedMoeForward(cfg, { ...w, shared: { ...w.shared, "wi_2/kernel": moe.sharedExpertGate } }, x2)).toThrow(
+    "[mlp] unknown kernel wi_2/kernel",
+  );
 });
