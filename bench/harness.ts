@@ -27,6 +27,20 @@ function seconds(f: () => unknown): number {
  * Two functions timed alternately (a, b, a, b, ...) after one warm-up call each, so that both see the same
  * machine state (a VM's speed drifts over minutes): the medians of each, and of b/a.
  */
+/**
+ * `f` followed by a full garbage collection, so that a timed call pays for its own garbage and not the next one's
+ * (node --expose-gc, as `npm run bench` runs; without it, `f` alone).
+ */
+export function withGc(f: () => unknown): () => unknown {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  return gc === undefined
+    ? f
+    : () => {
+        f();
+        gc();
+      };
+}
+
 export function timePaired(a: () => unknown, b: () => unknown, runs: number): { a_s: number; b_s: number; ratio: number } {
   a();
   b();

@@ -18,4 +18,14 @@ describe("bench verdicts", () => {
     expect(r.met).toBeUndefined();
     expect(r.measured).toBe("not measured");
   });
+
+  it("give no verdict past a physical bound: over 100% of a probe, or under 1x a roofline (run BB's 0.87x was 'met')", () => {
+    const roof = find(checkTargets([{ id: "roofline-T4096", rooflineRatio: 0.87 }]), "forward at T=4096");
+    expect(roof.met).toBeUndefined();
+    expect(roof.measured).toBe("0.87x: past its bound, so the probe beside under-read; no verdict");
+    expect(find(checkTargets([{ id: "roofline-T4096", rooflineRatio: 1.2 }]), "forward at T=4096").met).toBe(true);
+    const over = find(checkTargets([{ id: "decode-f32", besideFraction: 1.04, bandwidthFraction: 0.6 }]), "decode f32");
+    expect(over.met).toBeUndefined();
+    expect(over.measured).toMatch(/^104% \(60% of the highest reading\): past its bound/);
+  });
 });
