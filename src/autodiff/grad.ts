@@ -1,7 +1,7 @@
 import { MoeError } from "../core/errors.js";
 import { full, Tensor, zeros } from "../core/tensor.js";
 import { backwardAsync, backwardSync } from "./backward.js";
-import { isRecording, makeLeaf } from "./graph.js";
+import { isRecording, makeLeaf, withRecording } from "./graph.js";
 
 export interface ValueAndGrad<A extends Tensor[]> {
   value: Tensor;
@@ -15,13 +15,24 @@ function checkScalar(v: unknown): Tensor {
   return v;
 }
 
-// a gradient taken inside a function being differentiated, of a tensor it tracks: the inner backward records no graph,
-// so the outer gradient would be zero
+// how many (synchronous) differentiated functions are running: a gradient taken inside one while it records (not in
+// a customVjp's forward), of a tensor it tracks, records no graph in the inner backward: the outer gradient would be 0
+let inside = 0;
+
 function refuseNested(args: readonly Tensor[]): void {
-  if (isRecording() && args.some((a) => a.node !== undefined))
+  if (inside > 0 && isRecording() && args.some((a) => a.node !== undefined))
     throw new MoeError(
       "[grad] higher-order gradients (a gradient inside a differentiated function, of a tensor it tracks) are not supported",
     );
+}
+
+function traced<T>(f: () => T): T {
+  inside++;
+  try {
+    return withRecording(true, f);
+  } finally {
+    inside--;
+  }
 }
 
 function fill(grads: (Tensor | undefined)[], leaves: readonly Tensor[]): Tensor[] {
@@ -38,7 +49,7 @@ export function valueAndGrad<A extends Tensor[]>(f: (...args: A) => Tensor): (..
   return (...args: A) => {
     refuseNested(args);
     const leaves = args.map(makeLeaf) as A;
-    const value = checkScalar(f(...leaves));
+    const value = checkScalar(traced(() => f(...leaves)));
     const grads = fill(backwardSync([value], [full(value.shape, 1, value.dtype)], leaves), leaves);
     return { value, grads: grads as ValueAndGrad<A>["grads"] };
   };
@@ -52,7 +63,6 @@ export function grad<A extends Tensor[]>(f: (...args: A) => Tensor): (...args: A
 /** Async variant for functions that communicate (expert parallelism): awaits collective VJPs. */
 export function valueAndGradAsync<A extends Tensor[]>(f: (...args: A) => Promise<Tensor>): (...args: A) => Promise<ValueAndGrad<A>> {
   return async (...args: A) => {
-    refuseNested(args);
     const leaves = args.map(makeLeaf) as A;
     const value = checkScalar(await f(...leaves));
     const grads = fill(await backwardAsync([value], [full(value.shape, 1, value.dtype)], leaves), leaves);
@@ -70,7 +80,7 @@ export interface VjpResult {
 export function vjp<A extends Tensor[]>(f: (...args: A) => Tensor[], ...args: A): VjpResult {
   refuseNested(args);
   const leaves = args.map(makeLeaf) as A;
-  const outputs = f(...leaves);
+  const outputs = traced(() => f(...leaves));
   return {
     outputs,
     pullback: (cts) => fill(backwardSync(outputs, cts, leaves), leaves),

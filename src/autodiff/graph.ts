@@ -14,8 +14,13 @@ export function isRecording(): boolean {
 
 /** Run `f` without recording: its results carry no gradient. */
 export function noGrad<T>(f: () => T): T {
+  return withRecording(false, f);
+}
+
+/** Run `f` recording or not (a function differentiated inside noGrad or a backward pass still records). */
+export function withRecording<T>(on: boolean, f: () => T): T {
   const prev = recording;
-  recording = false;
+  recording = on;
   try {
     return f();
   } finally {

@@ -1,6 +1,6 @@
 // MaxText's MoE model configs (values at the seed's commit, SEMANTICS.md), as MaxText keys.
 import { ConfigError } from "../core/errors.js";
-import { moeConfig, type MoeConfig } from "./config.js";
+import { moeConfig, snakeCase, type MoeConfig } from "./config.js";
 
 export interface Preset {
   name: string;
@@ -360,5 +360,7 @@ export function getPreset(name: string): Preset {
 
 /** The validated config of a preset, with optional overrides (MaxText keys). */
 export function presetConfig(name: string, overrides: Record<string, unknown> = {}): MoeConfig {
-  return moeConfig({ ...getPreset(name).keys, ...overrides });
+  // an override in camelCase replaces the preset's snake_case key, and an undefined one leaves it as the preset has it
+  const given = Object.entries(overrides).filter(([, v]) => v !== undefined);
+  return moeConfig({ ...getPreset(name).keys, ...Object.fromEntries(given.map(([k, v]) => [snakeCase(k), v])) });
 }

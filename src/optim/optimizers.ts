@@ -7,6 +7,8 @@ import { shapesEqual } from "../core/shape.js";
 import { checkOptionKeys, optionKeys } from "../core/suggest.js";
 import { Tensor } from "../core/tensor.js";
 import { adamwStep, sgdStep } from "../ops/optim-steps.js";
+import { cast, mul } from "../ops/elementwise.js";
+import { reshape } from "../ops/movement.js";
 
 function checkedParams(name: string, params: readonly Tensor[]): Float32Array[] {
   const data = params.map((p, i) => {
@@ -33,17 +35,21 @@ function checkedGrads(
   params: readonly Float32Array[],
   shapes: readonly (readonly number[])[],
   grads: readonly (Tensor | undefined)[],
-): (Float32Array | undefined)[] {
+): (Tensor | undefined)[] {
   if (grads.length !== params.length) throw new MoeError(`[${name}] step() got ${grads.length} gradients for ${params.length} parameters`);
   return grads.map((g, i) => {
     if (g === undefined) return undefined;
     if (!shapesEqual(g.shape, shapes[i]!))
       throw new MoeError(`[${name}] gradient ${i} has shape [${g.shape.join(", ")}], parameter ${i} has [${shapes[i]!.join(", ")}]`);
-    // a gradient over a parameter's own storage (the parameter given as its gradient) is read before it is written
-    if (g.data instanceof Float32Array && g.data.buffer !== params[i]!.buffer) return g.data;
-    return Float32Array.from(g.data as ArrayLike<number>);
+    // ops, not reads of g's values, so that a step runs under jit; a gradient over a parameter's storage (a parameter
+    // given as a gradient) is copied first, since the steps write the parameters
+    const flatG = reshape(cast(g, "float32"), [params[i]!.length]);
+    return params.some((p) => overlaps(p, g.storage)) ? mul(flatG, 1) : flatG;
   });
 }
+
+const overlaps = (a: ArrayBufferView, b: ArrayBufferView): boolean =>
+  a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
 
 function positive(name: string, key: string, v: number, orZero = false): number {
   if (!Number.isFinite(v) || v < 0 || (!orZero && v === 0))
@@ -128,7 +134,7 @@ export class AdamW {
         eps: this.eps,
         weightDecay: this.weightDecay,
       };
-      adamwStep(flat(this.#p[i]!), flat(g), flat(this.#m[i]!), flat(this.#v[i]!), params);
+      adamwStep(flat(this.#p[i]!), g, flat(this.#m[i]!), flat(this.#v[i]!), params);
     });
   }
 }
@@ -163,7 +169,7 @@ export class SGD {
     gs.forEach((g, i) => {
       if (g === undefined) return;
       const trace = this.#trace[i];
-      sgdStep(flat(this.#p[i]!), flat(g), trace === null ? undefined : flat(trace!), { lr: this.lr, momentum: this.momentum });
+      sgdStep(flat(this.#p[i]!), g, trace === null ? undefined : flat(trace!), { lr: this.lr, momentum: this.momentum });
     });
   }
 }

@@ -8,6 +8,7 @@ import { ConfigError } from "../../src/core/errors.js";
 import { tensor, zeros, type Tensor } from "../../src/core/tensor.js";
 import { grad, valueAndGrad, vjp } from "../../src/autodiff/grad.js";
 import { customVjp } from "../../src/autodiff/custom-vjp.js";
+import { noGrad } from "../../src/autodiff/graph.js";
 import { mul } from "../../src/ops/elementwise.js";
 import { sum } from "../../src/ops/reduce.js";
 import { AdamW, SGD } from "../../src/optim/optimizers.js";
@@ -53,6 +54,9 @@ describe("MaxText's base_* keys", () => {
     expect(moeConfig({ base_emb_dim: 64, emb_dim: 32 }).embDim).toBe(64);
     expect(moeConfig({ base_moe_mlp_dim: 24, moeMlpDim: 32 }).moeMlpDim).toBe(24);
     expect(presetConfig("tiny-mixtral-8x7b", { base_emb_dim: 64 }).embDim).toBe(64);
+    // a preset's overrides: camelCase replaces the snake_case key, undefined leaves the preset's value
+    const p = presetConfig("tiny-mixtral-8x7b", { embDim: 48, dtype: undefined, num_experts: undefined });
+    expect([p.embDim, p.dtype, p.numExperts]).toEqual([48, "float32", 8]);
     expect(moeConfig({ emb_dim: 16, base_emb_dim: undefined, global_parameter_scale: undefined }).embDim).toBe(16);
   });
 
@@ -179,6 +183,20 @@ describe("training API, from an autodiff audit", () => {
     expect(grad(cube)(x)[0]!.toArray()).toEqual([3, 12]);
   });
 
+  it("not higher-order: a gradient at a finished forward's outputs, chained vjps, a gradient inside noGrad or a customVjp", () => {
+    const { value } = valueAndGrad(cube)(x);
+    expect(grad((v: Tensor) => mul(v, v))(value)[0]!.item()).toBe(2 * value.item());
+    const s1 = vjp((a: Tensor) => [mul(a, a)], x);
+    const s2 = vjp((h: Tensor) => [sum(mul(h, 3))], s1.outputs[0]!);
+    expect(s1.pullback(s2.pullback([tensor(1, [], "float64")]))[0]!.toArray()).toEqual([6, 12]);
+    expect(noGrad(() => grad(cube)(x))[0]!.toArray()).toEqual([3, 12]);
+    const remat = customVjp(
+      (a: Tensor) => ({ out: cube(a), res: a }),
+      (a: Tensor, ct: Tensor) => [mul(vjp((z: Tensor) => [cube(z)], a).pullback([ct])[0]!, 1)],
+    );
+    expect(grad(remat)(x)[0]!.toArray()).toEqual([3, 12]);
+  });
+
   it("customVjp checks the shapes its backward returns", () => {
     const f = customVjp(
       (a: Tensor) => ({ out: sum(a), res: undefined }),
@@ -234,4 +252,19 @@ it("jit replays a layer with loss-free bias updates (it was refused: the updates
     const x = normal(prngKey(10 + i), [2, 4, 16], "float32");
     expect(Array.from(f(x).data)).toEqual(Array.from(routedMoeForward(cfg, w, x).biasUpdates!.data));
   }
+});
+
+it("SGD steps under jit with the gradient an argument; parameters given as each other's gradients read them before any update", () => {
+  const p = tensor([1, 2, 3], [3], "float32");
+  const sgd = new SGD([p], { learningRate: 0.5 });
+  const step = jit((g: Tensor) => {
+    sgd.step([g]);
+    return g;
+  });
+  for (let i = 0; i < 3; i++) step(tensor([1, 1, 1], [3], "float32"));
+  expect(Array.from(p.data)).toEqual([-0.5, 0.5, 1.5]);
+  const a = tensor([1], [1], "float32");
+  const b = tensor([2], [1], "float32");
+  new SGD([a, b], { learningRate: 0.5 }).step([b, a]);
+  expect([a.data[0], b.data[0]]).toEqual([0, 1.5]);
 });
