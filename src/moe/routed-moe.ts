@@ -406,6 +406,7 @@ export async function routedMoeForwardParallel(
   inputs_BSD: Tensor,
   opts: ForwardOptions = {},
 ): Promise<MoeOutput & { ep: EpStats }> {
+  checkIsConfig(cfg, "routedMoeForwardParallel");
   checkOptionKeys(opts, FORWARD_OPTIONS, "RoutedMoE.forward");
   const axes = moeAxes(group);
   checkRoutedFields(cfg, w, "RoutedMoE", cfg.numExperts / axes.expert.size);
