@@ -115,6 +115,13 @@ const FORWARD_OPTIONS = optionKeys<ForwardOptions & { dropoutKey?: Key }>({
   dropoutKey: true,
 });
 
+/** What both forwards check first: a config from moeConfig, their options' names, the weights' fields (E/`expertRanks` experts). */
+function checkForwardArgs(cfg: MoeConfig, w: RoutedMoeWeights<ExpertWeight>, opts: ForwardOptions, where: string, expertRanks = 1): void {
+  checkIsConfig(cfg, where);
+  checkOptionKeys(opts, FORWARD_OPTIONS, "RoutedMoE.forward");
+  checkRoutedFields(cfg, w, "RoutedMoE", cfg.numExperts / expertRanks);
+}
+
 /** The layer input is [B,S,D] for the experts' D; gate_inputs, when given, [B,S,·] for the gate kernel's. */
 function checkInputs(inputs_BSD: Tensor, D: number, gateKernel: Tensor, gateInputs: Tensor | undefined): void {
   if (inputs_BSD.ndim !== 3 || inputs_BSD.shape[2] !== D)
@@ -134,9 +141,7 @@ export function routedMoeForward(
   inputs_BSD: Tensor,
   opts: ForwardOptions = {},
 ): MoeOutput {
-  checkIsConfig(cfg, "routedMoeForward");
-  checkOptionKeys(opts, FORWARD_OPTIONS, "RoutedMoE.forward");
-  checkRoutedFields(cfg, w, "RoutedMoE");
+  checkForwardArgs(cfg, w, opts, "routedMoeForward");
   const D = checkExpertShapes(cfg, w, "RoutedMoE", opts.gateInputs === undefined);
   checkInputs(inputs_BSD, D, w.gateKernel, opts.gateInputs);
   const [B, S] = inputs_BSD.shape as [number, number, number];
@@ -406,10 +411,8 @@ export async function routedMoeForwardParallel(
   inputs_BSD: Tensor,
   opts: ForwardOptions = {},
 ): Promise<MoeOutput & { ep: EpStats }> {
-  checkIsConfig(cfg, "routedMoeForwardParallel");
-  checkOptionKeys(opts, FORWARD_OPTIONS, "RoutedMoE.forward");
   const axes = moeAxes(group);
-  checkRoutedFields(cfg, w, "RoutedMoE", cfg.numExperts / axes.expert.size);
+  checkForwardArgs(cfg, w, opts, "routedMoeForwardParallel", axes.expert.size);
   if (inputs_BSD.ndim !== 3) throw new ShapeError(`[RoutedMoE] input ${fmt(inputs_BSD.shape)} must be [B,S,D]`);
   const D = inputs_BSD.shape[2]!; // full width on every rank (gate_inputs may be another width)
   checkParallelSizes(cfg, axes.mesh, D);
