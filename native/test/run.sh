@@ -6,6 +6,8 @@
 #   native/test/run.sh bench ...       build + run native/lab/bench_gmm.cpp with the given arguments
 #   native/test/run.sh bench_ffn ...   build + run native/lab/bench_ffn.cpp with the given arguments
 #   native/test/run.sh decode_bound    the instruction bound of the weight-only decode streams (native/lab/decode_bound.cpp)
+#   native/test/run.sh limb_stream [rounds]  a candidate int4 decode (float rows as integer limbs) against the library's
+#                                      streams, caches flushed (native/lab/limb_stream.cpp)
 #   native/test/run.sh ab "FLAGS A" "FLAGS B" [f32|dpbf16|amx|widen|bwd|gmm|gmm_t|tgmm|bmm|q8f|q8i|q4f|q4i] [rounds]
 #                                      two builds of the kernels (e.g. "-DMOE_STREAM_KB=32"), timed alternately
 #                                      by native/lab/ab_ffn.cpp; with AB_A_REF=<git ref>, build A is that commit's
@@ -73,6 +75,11 @@ case "${1:-}" in
   decode_bound)
     CXXFLAGS="$CXXFLAGS -mavx512f" link "$root/lab/decode_bound.cpp" "$out/decode_bound"  # zmm16-31 in the asm
     exec "$out/decode_bound"
+    ;;
+  limb_stream)
+    shift
+    CXXFLAGS="$CXXFLAGS -fopenmp" link "$root/lab/limb_stream.cpp" "$out/limb_stream"
+    exec "$out/limb_stream" "$@"
     ;;
   bench_stages)
     shift
