@@ -10,11 +10,12 @@ const MAX_CONFIG_BYTES = 16 << 20;
 const firstLine = (message: string): string => message.split("\n")[0]!.replace(/:\s*$/, "");
 
 /**
- * The YAML (or JSON) text as plain values. Everything the parser reports is an error: syntax errors, warnings
- * (an unknown tag) and what it throws while building the values (an alias bomb, an unresolved alias).
+ * The YAML (or JSON) text as plain values, read as YAML 1.1 as MaxText's loader (PyYAML) reads its configs: `10_000`
+ * is a number and `yes` / `no` are booleans. Everything the parser reports is an error: syntax errors, warnings (an
+ * unknown tag) and what it throws while building the values (an alias bomb, an unresolved alias).
  */
 function parseKeys(text: string, fail: (problem: string) => never): unknown {
-  const doc = parseDocument(text, { uniqueKeys: true, logLevel: "error" });
+  const doc = parseDocument(text, { uniqueKeys: true, logLevel: "error", version: "1.1" });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem !== undefined) fail(`not valid YAML or JSON (${firstLine(problem.message)})`);
   try {

@@ -1,10 +1,10 @@
 import { parse as parseYaml } from "yaml";
 import type { Tensor } from "../core/tensor.js";
 
-/** A --set value: YAML scalars/lists (numbers, booleans, [a, b]), else the raw string. */
+/** A --set value: YAML 1.1 scalars/lists (numbers, booleans, [a, b]) as MaxText reads its overrides, else the raw string. */
 export function parseValue(v: string): unknown {
   try {
-    return parseYaml(v) as unknown;
+    return parseYaml(v, { version: "1.1" }) as unknown;
   } catch {
     return v;
   }

@@ -216,6 +216,7 @@ function fromBaseKeys(raw: Record<string, unknown>): Record<string, unknown> {
       const v = out[name];
       delete out[name];
       // as pyconfig, which sets the size from the base key whatever the size key held (a preset's emb_dim, say)
+      if (v !== undefined && !Number.isInteger(v)) throw new ConfigError(name, v, "must be an integer");
       if (v !== undefined) {
         delete out[camelCase(key)];
         out[key] = v;
@@ -303,9 +304,9 @@ export function checkIsConfig(config: unknown, where: string): asserts config is
     );
 }
 
-/** Parse a JSON or YAML text into a config. */
+/** Parse a JSON or YAML text into a config (YAML 1.1, as MaxText's PyYAML reads its configs: `10_000` is a number). */
 export function parseMoeConfig(text: string, opts: ConfigOptions = {}): MoeConfig {
-  const obj: unknown = parseYaml(text);
+  const obj: unknown = parseYaml(text, { version: "1.1" });
   if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
     throw new ConfigError("<config>", typeof obj, "must be a mapping of MaxText keys");
   }

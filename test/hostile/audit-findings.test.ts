@@ -113,6 +113,24 @@ describe("moekit run", () => {
     );
   });
 
+  it("reads a config as YAML 1.1, as MaxText's PyYAML does: 1_024 is a number, yes a boolean; one key skipped is one key", async () => {
+    const file = scratch("yaml11.yml");
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(
+      file,
+      "base_emb_dim: 1_024\nbase_moe_mlp_dim: 32\nnum_experts: 4\nnum_experts_per_tok: 2\nsparse_matmul: no\ncheckpoint_period: 10_000\n",
+    );
+    const r = await cli("run", "--config", file, "--skip-other-keys");
+    expect(r.code).toBe(0);
+    expect(r.err).toContain("skipping 1 key the MoE layer does not read: checkpoint_period");
+    expect(r.err).toMatch(/initialising .*yaml11.yml \(RoutedMoE, E=4, K=2, D=1024, H=32, dense\)/);
+  });
+
+  it("a base_* size that is not an integer is named as the key given, not the size it stands for", () => {
+    expect(() => moeConfig({ base_emb_dim: "abc" })).toThrow('[config] base_emb_dim="abc": must be an integer');
+    expect(() => moeConfig({ baseMoeMlpDim: 1.5 })).toThrow("[config] baseMoeMlpDim=1.5: must be an integer");
+  });
+
   it("--ranks that does not divide the batch or the experts is refused before mpirun starts, once", async () => {
     const r = await cli("run", "--preset", "tiny-mixtral-8x7b", "--ranks", "3");
     expect(r.code).toBe(2);

@@ -61,7 +61,9 @@ function keysFrom(values: { preset?: string; config?: string; "skip-other-keys"?
   if (values["skip-other-keys"] !== true) return { keys, label: values.config };
   const { moe, other } = splitMoeKeys(keys);
   if (other.length > 0)
-    console.error(`[moekit] ${values.config}: skipping ${other.length} keys the MoE layer does not read: ${other.join(", ")}`);
+    console.error(
+      `[moekit] ${values.config}: skipping ${other.length} ${other.length === 1 ? "key" : "keys"} the MoE layer does not read: ${other.join(", ")}`,
+    );
   return { keys: moe, label: values.config };
 }
 
