@@ -260,6 +260,7 @@ export class SafetensorsFile {
 
   /** A tensor as a moekit Tensor (see ReadOptions for the dtype); integers outside int32 range are an error. */
   get(name: string, options: ReadOptions = {}): Tensor {
+    checkOptionKeys(options, READ_OPTIONS, "SafetensorsFile.get");
     const raw = this.getRaw(name);
     const fail: Fail = failFor("safetensors", this.path, `tensor '${name}' (${raw.dtype})`);
     if (options.dtype === "int8" || options.dtype === "uint8")

@@ -16,7 +16,7 @@ import { openMoeLayer } from "../../src/checkpoint/open.js";
 import { readHfMoeLayer, writeHfMoeLayer } from "../../src/checkpoint/hf-layout.js";
 import { readMaxTextMoeLayer, writeMaxTextMoeLayer } from "../../src/checkpoint/maxtext-layout.js";
 import { makeFixture, writeFixture } from "../checkpoint/fixtures.js";
-import { loadSafetensors, saveSafetensors, writeNpy } from "../../src/io/index.js";
+import { loadSafetensors, SafetensorsFile, saveSafetensors, writeNpy } from "../../src/io/index.js";
 import { hfConfigToMaxText } from "../../src/checkpoint/hf-config.js";
 
 const keys = { num_experts: 4, num_experts_per_tok: 2, emb_dim: 8, moe_mlp_dim: 4, dtype: "float32" };
@@ -109,6 +109,15 @@ describe("constructors and io take only their options", () => {
       expect(() => loadSafetensors(f, { dtpye: "float64" } as never)).toThrow(
         "[loadSafetensors] unknown option dtpye (did you mean dtype?)",
       );
+      const file = SafetensorsFile.open(f);
+      try {
+        expect(() => file.get("a", { dtpye: "float64" } as never)).toThrow(
+          "[SafetensorsFile.get] unknown option dtpye (did you mean dtype?)",
+        );
+        expect(file.get("a", { dtype: "float64" }).dtype).toBe("float64");
+      } finally {
+        file.close();
+      }
       expect(() => writeNpy(path.join(root2, "a.npy"), zeros([2], "float32"), { descrs: "<f4" } as never)).toThrow(
         "[writeNpy] unknown option descrs",
       );
