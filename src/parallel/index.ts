@@ -1,6 +1,6 @@
 // The `parallel` namespace: process groups and differentiable collectives.
 export { GroupBase, type Group } from "./group.js";
-export { Mesh, MESH_AXES, type MeshAxis, type MeshShape } from "./mesh.js";
+export { Mesh, MESH_AXES, type MeshAxis, type MeshShape, type OtherMeshAxis } from "./mesh.js";
 export { createLocalGroup, runSpmd } from "./local-group.js";
 export { runWorkers } from "./worker-group.js";
 export { PortGroup } from "./port-group.js";

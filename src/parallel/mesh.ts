@@ -60,9 +60,9 @@ export class Mesh {
 
   constructor(
     readonly group: Group,
-    shape: Partial<MeshShape>,
+    shape: Partial<MeshShape> & Partial<Record<OtherMeshAxis, 1>>,
   ) {
-    for (const a of Object.keys(shape)) checkAxis(a);
+    for (const a of Object.keys(shape)) checkShapeAxis(a, (shape as Record<string, unknown>)[a]);
     const full = Object.fromEntries(MESH_AXES.map((a) => [a, shape[a] ?? 1])) as Record<MeshAxis, number>;
     for (const a of MESH_AXES) {
       if (!Number.isInteger(full[a]) || full[a] < 1) throw new MoeError(`[mesh] axis ${a} must be a positive integer, got ${full[a]}`);
@@ -101,10 +101,33 @@ export class Mesh {
   }
 }
 
+// MaxText's mesh axes that the MoE layer does not shard over: a mesh copied from a MaxText config may list them at size 1.
+const OTHER_MAXTEXT_AXES: readonly string[] = [
+  "stage",
+  "fsdp_transpose",
+  "sequence",
+  "context",
+  "context_autoregressive",
+  "tensor_sequence",
+  "autoregressive",
+] satisfies readonly OtherMeshAxis[];
+/** MaxText's mesh axes that a Mesh takes at size 1 only (so that a MaxText mesh's full list of axes can be given). */
+export type OtherMeshAxis =
+  "stage" | "fsdp_transpose" | "sequence" | "context" | "context_autoregressive" | "tensor_sequence" | "autoregressive";
+
 /** A JavaScript caller's axis name (an `experts` axis read as size 1 everywhere), refused with the closest one. */
 function checkAxis(a: string): void {
   if (!(MESH_AXES as readonly string[]).includes(a))
     throw new MoeError(`[mesh] unknown axis ${a}${didYouMean(a, MESH_AXES)} (the axes are ${MESH_AXES.join(", ")})`);
+}
+
+/** An axis of a mesh's shape: also MaxText's other axes, at size 1 (or undefined) only. */
+function checkShapeAxis(a: string, size: unknown): void {
+  if (!OTHER_MAXTEXT_AXES.includes(a)) return checkAxis(a);
+  if (size !== 1 && size !== undefined)
+    throw new MoeError(
+      `[mesh] axis ${a}=${String(size)}: a MaxText axis the MoE layer does not shard over (give it size 1; the axes are ${MESH_AXES.join(", ")})`,
+    );
 }
 
 function describe(s: MeshShape): string {

@@ -241,6 +241,15 @@ describe("mesh and shard arguments", () => {
     expect(() => mesh.axis("experts" as never)).toThrow("[mesh] unknown axis experts");
     expect(() => mesh.block(["tensor", "fdsp" as never])).toThrow("[mesh] unknown axis fdsp (did you mean fsdp?)");
   });
+  it("MaxText's other mesh axes pass at size 1 (a MaxText mesh copied whole) and are refused above it", () => {
+    const [g] = createLocalGroup(1);
+    const mesh = new Mesh(g!, { data: 1, stage: 1, fsdp: 1, fsdp_transpose: 1, sequence: 1, context: 1, expert: 1, autoregressive: 1 });
+    expect(mesh.toString()).toBe("data=1 fsdp=1 tensor=1 tensor_transpose=1 expert=1");
+    expect(() => new Mesh(g!, { sequence: 2 } as never)).toThrow(
+      "[mesh] axis sequence=2: a MaxText axis the MoE layer does not shard over (give it size 1; the axes are data, fsdp, tensor, tensor_transpose, expert)",
+    );
+    expect(() => mesh.axis("sequence" as never)).toThrow("[mesh] unknown axis sequence");
+  });
   it("shardWeights names a rank out of range and experts that do not split", () => {
     const w = new RoutedMoE(moeConfig(EP_KEYS), { key: prngKey(3) }).weights;
     expect(() => shardWeights(w, 0, 3)).toThrow("[shardWeights] 4 experts do not split over 3 ranks");
