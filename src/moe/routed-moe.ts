@@ -395,6 +395,18 @@ export class RoutedMoE extends Module {
   }
 }
 
+/** A 32-bit hash of a tensor's element bits (FNV-1a over 32-bit words): equal on ranks that hold the same values. */
+function fingerprint(t: Tensor): string {
+  const d = t.data;
+  const words =
+    d.byteOffset % 4 === 0 && d.byteLength % 4 === 0
+      ? new Uint32Array(d.buffer, d.byteOffset, d.byteLength / 4)
+      : new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i]!, 16777619);
+  return (h >>> 0).toString(16);
+}
+
 /**
  * RoutedMoE.__call__ on one rank of a Group (expert parallelism) or of a Mesh (the expert, tensor,
  * tensor_transpose, fsdp and data axes: tensor-parallel.ts). `w` holds this rank's shard (shardWeights,
@@ -435,6 +447,10 @@ export async function routedMoeForwardParallel(
       {
         batch_rows: inputs_BSD.shape[0],
         sequence: inputs_BSD.shape[1],
+        // the replicated path's rows themselves (different rows of the same shape summed into garbage, silently)
+        ...(path === "batch_replicated" && cfg.sparseMatmul
+          ? { rows: fingerprint(inputs_BSD), gate_inputs: opts.gateInputs === undefined ? null : fingerprint(opts.gateInputs) }
+          : {}),
       },
     );
   const { x, logits, pre } = routedGate(cfg, w, inputs_BSD, opts.gateInputs, opts.quantKey);

@@ -207,6 +207,13 @@ describe("EP errors", () => {
       for (const e of errors) expect(e).toContain("needs equal: batch_rows is 2 on rank 0, 1 on rank 1");
     },
   );
+  it("the replicated path refuses ranks holding different rows of the same shape (their sums mixed them)", async () => {
+    const errors = await forwardOnTwo(() => ({ cfg: moeConfig(EP_KEYS), path: "batch_replicated", rows: 2 }));
+    for (const e of errors)
+      expect(e).toMatch(
+        /the batch slices over the expert axis, which the batch_replicated path needs equal: rows is "[0-9a-f]+" on rank 0, "[0-9a-f]+" on rank 1/,
+      );
+  });
   it("ranks given different configs or paths fail alike, naming the key (each computed its own layer)", async () => {
     const errors = await forwardOnTwo((rank) => ({
       cfg: moeConfig({ ...EP_KEYS, mlp_activations: [rank === 0 ? "silu" : "gelu", "linear"] }),
