@@ -25,16 +25,17 @@ export function didYouMean(name: string, known: readonly string[]): string {
 
 /**
  * Refuses an options object that is not an object, or that holds a key `known` lacks (a misspelled option is
- * otherwise its default, silently): `[where] unknown option checkfinite (did you mean checkFinite?)`.
+ * otherwise its default, silently): `[where] unknown option checkfinite (did you mean checkFinite?)`. `noun`
+ * names what the keys are ("field" for a weights object).
  */
-export function checkOptionKeys(opts: unknown, known: readonly string[], where: string): void {
+export function checkOptionKeys(opts: unknown, known: readonly string[], where: string, noun = "option"): void {
   if (opts === undefined) return;
   if (typeof opts !== "object" || opts === null || Array.isArray(opts))
     throw new MoeError(
-      `[${where}] options must be an object, got ${opts === null ? "null" : Array.isArray(opts) ? "an array" : typeof opts}`,
+      `[${where}] ${noun}s must be an object, got ${opts === null ? "null" : Array.isArray(opts) ? "an array" : typeof opts}`,
     );
   for (const k of Object.keys(opts))
-    if (!known.includes(k)) throw new MoeError(`[${where}] unknown option ${k}${didYouMean(k, known)} (options: ${known.join(", ")})`);
+    if (!known.includes(k)) throw new MoeError(`[${where}] unknown ${noun} ${k}${didYouMean(k, known)} (${noun}s: ${known.join(", ")})`);
 }
 
 /** An options interface's keys, all of them (the compiler checks the record against T): checkOptionKeys' `known`. */

@@ -90,7 +90,12 @@ export function gatedSharedMoeForward(
   inputs_BSD: Tensor,
   opts: ForwardOptions & { dropoutKey?: Key } = {},
 ): GatedSharedMoeOutput {
-  checkOptionKeys(w, optionKeys<GatedSharedMoeWeights>({ routed: true, shared: true, gateKernel: true }), "GatedSharedMoE weights");
+  checkOptionKeys(
+    w,
+    optionKeys<GatedSharedMoeWeights>({ routed: true, shared: true, gateKernel: true }),
+    "GatedSharedMoE weights",
+    "field",
+  );
   const D = cfg.expertInputDim;
   if (w.gateKernel.ndim !== 2 || w.gateKernel.shape[0] !== D || w.gateKernel.shape[1] !== 1) {
     throw new ShapeError(`[GatedSharedMoE] shared_expert_gate/kernel has shape ${fmt(w.gateKernel.shape)}, expected [${D},1]`);

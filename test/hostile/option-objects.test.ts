@@ -140,7 +140,7 @@ it("GatedSharedMoE's weights: an extra field or a shared kernel of another activ
   };
   expect(gatedSharedMoeForward(cfg, w, x2).output.shape).toEqual([1, 2, 8]);
   expect(() => gatedSharedMoeForward(cfg, { ...w, gate: moe.sharedExpertGate } as never, x2)).toThrow(
-    "[GatedSharedMoE weights] unknown option gate (options: routed, shared, gateKernel)",
+    "[GatedSharedMoE weights] unknown field gate (fields: routed, shared, gateKernel)",
   );
   expect(() => gatedSharedMoeForward(cfg, { ...w, shared: { ...w.shared, "wi_2/kernel": moe.sharedExpertGate } }, x2)).toThrow(
     "[mlp] unknown kernel wi_2/kernel",
