@@ -35,14 +35,14 @@ const aqt = (bits: number | null | undefined): OperandQuant | undefined => (bits
 /**
  * The AQT dot_general of the dense matmuls (gate, shared experts' MlpBlock, dense expert einsums): int8 quantizes
  * both operands; intmp quantizes the weights (rhs) to w_bits and the activations (lhs) to a_bits when given. With a
- * key (training), int8's gradient products are quantized too (stochastic rounding drawn from it); without one, and
- * under intmp, gradients are straight-through.
+ * key (training), int8's gradient products are quantized too (stochastic rounding drawn from it); without one,
+ * gradients are straight-through; under intmp, float gradients with the dequantized weights in the input gradient.
  */
 export function denseQuant(cfg: MoeConfig, key?: Key): DotQuant | undefined {
   if (cfg.quantization === "int8") return { lhs: AQT8, rhs: AQT8, grad: key === undefined ? undefined : int8Grad(cfg, key) };
   if (cfg.quantization !== "intmp") return undefined;
   const e = cfg.quantCfg!.__default__!;
-  return { lhs: aqt(e.a_bits), rhs: aqt(e.w_bits) };
+  return { lhs: aqt(e.a_bits), rhs: aqt(e.w_bits), dequantizedRhsGrad: true };
 }
 
 /** The dense capacity path's dispatch and combine einsums: quantized as dense matmuls in training, plain in inference. */

@@ -2,7 +2,8 @@
 // Quantize primitive), the integer product is accumulated exactly (int32 operands: the matmul primitives accumulate
 // int32 exactly), then multiplied by s_lhs·s_rhs, which the same matmul computes from the scales (their contracting
 // axes have size 1). A side without quantization stays float (weight-only: rhs only). Gradients are straight-through:
-// those of the float matmul of the unquantized operands.
+// those of the float matmul of the unquantized operands, or (intmp: `dequantizedRhsGrad`) with the rhs as the forward
+// quantized it in the input-gradient product.
 import type { DType } from "../core/dtype.js";
 import { DTypeError, ShapeError, UnsupportedError } from "../core/errors.js";
 import { full, Tensor } from "../core/tensor.js";
@@ -42,6 +43,19 @@ export interface DotQuant {
   lhs?: OperandQuant | undefined;
   rhs?: OperandQuant | undefined;
   grad?: GradQuant | undefined;
+  /**
+   * Without `grad`: the input-gradient product (dlhs) takes the rhs dequantized as the forward quantized it, the
+   * weight gradient stays the float product (QUANTIZATION.md: intmp's "float gradients, computed with the
+   * dequantized weights"); else both are the float products of the unquantized operands.
+   */
+  dequantizedRhsGrad?: boolean;
+}
+
+/** x as `q` quantizes it over `axes`, dequantized (values × scales, in x's dtype): the operand the forward multiplied. */
+function dequantized(x: Tensor, axes: readonly number[], q: OperandQuant): Tensor {
+  const dt: DType = x.dtype === "float64" ? "float64" : "float32";
+  const [v, s] = quantize(x, axes, q);
+  return cast(mul(cast(v, dt), cast(s, dt)), x.dtype);
 }
 
 /** A grouped matmul's quantization: rhs [G,k,n] scales per (group, column), or per column over all groups (qwix's gmm rule). */
@@ -248,12 +262,16 @@ export function quantizedEinsum(spec: string, a: Tensor, b: Tensor, q: DotQuant 
   const served = servedRhsProduct(ia, ib, io, a, b, q);
   if (served !== undefined) return served;
   const [A, B, O] = [ia.join(""), ib.join(""), io.join("")];
+  const rhsAxes = ia.filter((l) => ib.includes(l) && !io.includes(l)).map((l) => ib.indexOf(l));
   const f = customVjp(
     (x: Tensor, y: Tensor) => ({ out: einsumProduct(`${A},${B}->${O}`, x, y, q), res: [x, y] }),
     ([x, y], ct) => {
       const c = cast(ct, x!.dtype);
       const g = q.grad;
-      if (g === undefined) return [einsum(`${O},${B}->${A}`, c, y!), einsum(`${A},${O}->${B}`, x!, c)];
+      if (g === undefined) {
+        const yq = q.dequantizedRhsGrad === true && q.rhs !== undefined ? dequantized(y!, rhsAxes, q.rhs) : y!;
+        return [einsum(`${O},${B}->${A}`, c, yq), einsum(`${A},${O}->${B}`, x!, c)];
+      }
       const both: DotQuant = { lhs: { bits: g.bits, flavour: "aqt" }, rhs: { bits: g.bits, flavour: "aqt" } };
       const dlhs = einsumProduct(`${O},${B}->${A}`, c, y!, both, { lhs: g.noise(c.shape, "dlhs") });
       const drhs = g.drhs
@@ -285,10 +303,12 @@ export function quantizedGmm(lhs: Tensor, rhs: Tensor, groupSizes: Tensor, q: Gm
         res: [x, w, gs],
       };
     },
-    // dlhs = gmm(ct, rhsᵀ), drhs = tgmm(lhs, ct), as the float gmm
+    // dlhs = gmm(ct, rhsᵀ) (the rhs dequantized where dequantizedRhsGrad), drhs = tgmm(lhs, ct), as the float gmm
     ([x, w, gs], ct) => {
       const c = cast(ct, x!.dtype);
-      return [gmm(c, w!, gs!, true), tgmm(x!, c, gs!), undefined];
+      const wq =
+        q.dequantizedRhsGrad === true && q.rhs !== undefined ? dequantized(w!, q.rhsSharedOverGroups === true ? [0, 1] : [1], q.rhs) : w!;
+      return [gmm(c, wq, gs!, true), tgmm(x!, c, gs!), undefined];
     },
   );
   return f(lhs, rhs, groupSizes);

@@ -40,6 +40,27 @@ describe("quantized layers", () => {
     }
   });
 
+  it.each([8, 4])("intmp w_bits=%i: gradients are the float layer's on dequantized weights (QUANTIZATION.md), dense and sparse", (bits) => {
+    for (const keys of [{ sparse_matmul: false }, { sparse_matmul: true, megablox: true }]) {
+      const float = cfg64({ ...BASE, ...keys });
+      const quant = cfg64({ ...BASE, ...keys, ...intmp(bits) });
+      const w = randomWeights(float, d);
+      const x = randomInput(float, d);
+      const ct = randomInput(float, d);
+      const grads = (cfg: typeof float, ws: RoutedMoeWeights): Tensor[] =>
+        valueAndGrad((xx: Tensor, g: Tensor, a: Tensor, b: Tensor, o: Tensor) =>
+          sum(mul(routedMoeForward(cfg, { ...ws, gateKernel: g, wi0: a, wi1: b, wo: o }, xx).output, ct)),
+        )(x, ws.gateKernel, ws.wi0, ws.wi1, ws.wo).grads;
+      const dq = dequantized(w, bits);
+      const got = grads(quant, w);
+      const want = grads(float, dq);
+      const straight = grads(float, w);
+      got.forEach((g, i) => expect(scaledError(g, want[i]!), `${JSON.stringify(keys)} grad ${i}`).toBeLessThan(1e-10));
+      // the input gradient tells the two rules apart (the unquantized weights' would be far off)
+      expect(scaledError(got[0]!, straight[0]!)).toBeGreaterThan(1e-6);
+    }
+  });
+
   it("int8 on the sparse ragged_dot path leaves the experts float: only the gate differs from the float layer", () => {
     const w = randomWeights(cfg64(BASE), d);
     const x = randomInput(cfg64(BASE), d);

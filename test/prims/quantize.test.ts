@@ -353,6 +353,48 @@ describe.each(testBackends())("quantized matmuls on %s", (backend) => {
   });
 });
 
+describe("intmp's gradients (dequantizedRhsGrad)", () => {
+  afterAll(() => void useBackend("ref"));
+  it.each(testBackends())("%s: the input gradient takes the rhs as the forward quantized it; the weight gradient is float", (backend) => {
+    useBackend(backend);
+    const rng = new Rng(11);
+    const W4: OperandQuant = { bits: 4, flavour: "aqt" };
+    const [a, b, ct] = [rng.tensor([3, 6], "float64"), rng.tensor([6, 4], "float64"), rng.tensor([3, 4], "float64")];
+    const g = valueAndGrad((x: Tensor, y: Tensor) =>
+      sum(mul(quantizedEinsum("MK,KN->MN", x, y, { rhs: W4, dequantizedRhsGrad: true }), ct)),
+    )(a, b).grads;
+    const qb = naiveQuantize(b, [0], W4);
+    const deq = tensor(
+      qb.q.map((v, i) => v * qb.s[i % 4]!),
+      [6, 4],
+      "float64",
+    );
+    const want = valueAndGrad((x: Tensor, y: Tensor) => sum(mul(einsum("MK,KN->MN", x, y), ct)));
+    assertAllClose(g[0]!.data, want(a, deq).grads[0]!.data, { rtol: 1e-12, atol: 1e-12 });
+    assertAllClose(g[1]!.data, want(a, b).grads[1]!.data, { rtol: 1e-12, atol: 1e-12 });
+    // the grouped matmul alike, per (group, column)
+    const x = rng.tensor([5, 6], "float64");
+    const w = rng.tensor([2, 6, 3], "float64");
+    const gs = tensor([3, 2], [2], "int32");
+    const c2 = rng.tensor([5, 3], "float64");
+    const gq = valueAndGrad((u: Tensor, v: Tensor) => sum(mul(quantizedGmm(u, v, gs, { rhs: W4, dequantizedRhsGrad: true }), c2)))(
+      x,
+      w,
+    ).grads;
+    const qw = naiveQuantize(w, [1], W4);
+    const wdeq = tensor(
+      qw.q.map((v, i) => v * qw.s[Math.floor(i / 18) * 3 + (i % 3)]!),
+      [2, 6, 3],
+      "float64",
+    );
+    const gf = (v: Tensor) => valueAndGrad((u: Tensor, vv: Tensor) => sum(mul(gmm(u, vv, gs), c2)))(x, v).grads;
+    assertAllClose(gq[0]!.data, gf(wdeq)[0]!.data, { rtol: 1e-12, atol: 1e-12 });
+    assertAllClose(gq[1]!.data, gf(w)[1]!.data, { rtol: 1e-12, atol: 1e-12 });
+    // and it differs from the unquantized operand's (4 bits: well above rounding)
+    expect(Math.abs(gq[0]!.data[0]! - gf(w)[0]!.data[0]!)).toBeGreaterThan(1e-6);
+  });
+});
+
 describe("quantize gradients", () => {
   it("Quantize itself is not differentiable (the matmuls above carry the straight-through rule)", () => cov.verify());
 });
