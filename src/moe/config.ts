@@ -336,6 +336,12 @@ function validate(c: MoeConfig): void {
   positive("ici_expert_parallelism", c.iciExpertParallelism);
   positive("ici_tensor_parallelism", c.iciTensorParallelism);
   positive("ici_tensor_transpose_parallelism", c.iciTensorTransposeParallelism);
+  if (c.quantizationLocalShardCount < -1)
+    throw new ConfigError(
+      "quantization_local_shard_count",
+      c.quantizationLocalShardCount,
+      "must be -1 (MaxText: the slice count), 0 or a count of shards",
+    );
   if (c.numExpertsPerTok > c.numExperts) {
     throw new ConfigError("num_experts_per_tok", c.numExpertsPerTok, `must be <= num_experts (${c.numExperts})`);
   }

@@ -14,7 +14,7 @@ import { getActivation } from "../ops/nn.js";
 import { defaultKernelInit } from "../nn/init.js";
 import { MlpBlock, dropout } from "../nn/mlp.js";
 import { Module, type Params } from "../nn/module.js";
-import { foldIn, prngKey, type Key } from "../nn/random.js";
+import { checkKey, foldIn, prngKey, type Key } from "../nn/random.js";
 import { checkIsConfig, type MoeConfig } from "./config.js";
 import { checkOptionKeys, didYouMean, optionKeys } from "../core/suggest.js";
 import type { ExpertWeight } from "./experts.js";
@@ -136,6 +136,7 @@ export class GatedSharedMoE extends Module {
     this.sharedDim = opts.sharedDim ?? config.moeMlpDim;
     const shapes = [...layerParamShapes(config, true, this.sharedDim), [config.expertInputDim, 1]];
     checkMemory("GatedSharedMoE", weightEstimate(shapes, config.weightDtype));
+    if (opts.key !== undefined) checkKey(opts.key, "GatedSharedMoE");
     const key = opts.key ?? prngKey(0);
     this.routedExperts = new RoutedMoE(config, { intermediateDim: config.moeMlpDim, key: foldIn(key, 0) });
     this.sharedExpert = sharedMlpBlock(config, this.sharedDim, foldIn(key, 1));

@@ -2,7 +2,7 @@ import type { Tensor } from "../core/tensor.js";
 import { add } from "../ops/elementwise.js";
 import { MlpBlock } from "../nn/mlp.js";
 import { Module, type Params } from "../nn/module.js";
-import { foldIn, prngKey, type Key } from "../nn/random.js";
+import { checkKey, foldIn, prngKey, type Key } from "../nn/random.js";
 import { checkIsConfig, type MoeConfig } from "./config.js";
 import { checkOptionKeys } from "../core/suggest.js";
 import { RoutedMoE, routedMoeParamShapes, type ForwardOptions, type MoeOutput } from "./routed-moe.js";
@@ -59,6 +59,7 @@ export class RoutedAndSharedMoE extends Module {
     checkOptionKeys(opts, ["key"], "RoutedAndSharedMoE");
     this.config = config;
     checkMemory("RoutedAndSharedMoE", weightEstimate(layerParamShapes(config, true), config.weightDtype));
+    if (opts.key !== undefined) checkKey(opts.key, "RoutedAndSharedMoE");
     const key = opts.key ?? prngKey(0);
     this.routedMoe = new RoutedMoE(config, { intermediateDim: config.moeMlpDim, key: foldIn(key, 0) });
     this.sharedExperts = sharedMlpBlock(config, sharedExpertDim(config), foldIn(key, 1));

@@ -7,7 +7,7 @@ import { cast, mul } from "../ops/elementwise.js";
 import { reshape } from "../ops/movement.js";
 import { Module, type Params } from "../nn/module.js";
 import { defaultKernelInit, type NdInitializer } from "../nn/init.js";
-import { prngKey, split, type Key } from "../nn/random.js";
+import { checkKey, prngKey, split, type Key } from "../nn/random.js";
 import { checkIsConfig, toMaxTextKeys, type MoeConfig } from "./config.js";
 import { agreeAcrossRanks } from "../parallel/agree.js";
 import {
@@ -119,6 +119,9 @@ const FORWARD_OPTIONS = optionKeys<ForwardOptions & { dropoutKey?: Key }>({
 function checkForwardArgs(cfg: MoeConfig, w: RoutedMoeWeights<ExpertWeight>, opts: ForwardOptions, where: string, expertRanks = 1): void {
   checkIsConfig(cfg, where);
   checkOptionKeys(opts, FORWARD_OPTIONS, "RoutedMoE.forward");
+  if (opts.quantKey !== undefined) checkKey(opts.quantKey, "RoutedMoE.forward", "quantKey");
+  if (opts.rng !== undefined && !(typeof opts.rng === "object" && opts.rng !== null && "topKIndices" in opts.rng))
+    checkKey(opts.rng, "RoutedMoE.forward", "rng");
   checkRoutedFields(cfg, w, "RoutedMoE", cfg.numExperts / expertRanks);
 }
 
@@ -210,6 +213,7 @@ export class RoutedMoE extends Module {
     super();
     checkIsConfig(config, "RoutedMoE");
     checkOptionKeys(opts, optionKeys<RoutedMoeOptions>({ intermediateDim: true, key: true, kernelInit: true }), "RoutedMoE");
+    if (opts.key !== undefined) checkKey(opts.key, "RoutedMoE");
     this.config = config;
     this.intermediateDim = opts.intermediateDim ?? config.moeMlpDim;
     const init = opts.kernelInit ?? defaultKernelInit;

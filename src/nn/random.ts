@@ -36,6 +36,18 @@ function checkInteger(v: number, what: string, where: string): void {
   if (!Number.isSafeInteger(v)) throw new MoeError(`[${where}] ${what} ${v} is not a safe integer`);
 }
 
+/**
+ * Refuses what is not a key (two integers in [0, 2^32), as prngKey makes): a number, a string or a fractional word
+ * would otherwise read as some other key, silently (two seeds giving the same draws).
+ */
+export function checkKey(key: unknown, where: string, what = "key"): asserts key is Key {
+  const word = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 32;
+  if (!Array.isArray(key) || key.length !== 2 || !word(key[0]) || !word(key[1])) {
+    const shown = Array.isArray(key) ? `[${key.map(String).join(", ")}]` : typeof key === "string" ? JSON.stringify(key) : String(key);
+    throw new MoeError(`[${where}] ${what} must be a PRNG key (prngKey(seed), split, foldIn: two uint32 words), got ${shown}`);
+  }
+}
+
 /** A key from an integer seed (a NaN or fractional seed would silently equal another seed's key). */
 export function prngKey(seed: number): Key {
   checkInteger(seed, "seed", "prngKey");
@@ -44,12 +56,14 @@ export function prngKey(seed: number): Key {
 
 /** n independent keys derived from `key`. */
 export function split(key: Key, n = 2): Key[] {
+  checkKey(key, "split");
   checkInteger(n, "count", "split");
   return Array.from({ length: n }, (_, i) => threefry2x32(key, i, 0x6b657973));
 }
 
 /** A key derived from `key` and an integer (e.g. a layer index or rank). */
 export function foldIn(key: Key, data: number): Key {
+  checkKey(key, "foldIn");
   checkInteger(data, "data", "foldIn");
   return threefry2x32(key, data >>> 0, 0x666f6c64);
 }
@@ -62,6 +76,7 @@ function count(shape: readonly number[], where: string): number {
 
 /** n uint32 words. */
 export function randomBits(key: Key, n: number): Uint32Array {
+  checkKey(key, "randomBits");
   const out = new Uint32Array(n);
   for (let i = 0; i < n; i += 2) {
     const [a, b] = threefry2x32(key, i >>> 1, 0);
@@ -72,7 +87,8 @@ export function randomBits(key: Key, n: number): Uint32Array {
 }
 
 /** Uniform floats in [0, 1) with 32 random bits each. */
-function uniform01(key: Key, n: number): Float64Array {
+function uniform01(key: Key, n: number, where: string): Float64Array {
+  checkKey(key, where);
   const bits = randomBits(key, n);
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) out[i] = bits[i]! / 4294967296;
@@ -87,7 +103,7 @@ function fill(shape: readonly number[], dtype: DType, values: ArrayLike<number>)
 }
 
 export function uniform(key: Key, shape: readonly number[], lo = 0, hi = 1, dtype: DType = "float32"): Tensor {
-  const u = uniform01(key, count(shape, "uniform"));
+  const u = uniform01(key, count(shape, "uniform"), "uniform");
   return fill(
     shape,
     dtype,
@@ -97,7 +113,7 @@ export function uniform(key: Key, shape: readonly number[], lo = 0, hi = 1, dtyp
 
 /** Integers uniform in [lo, hi) (int32). */
 export function randint(key: Key, shape: readonly number[], lo: number, hi: number): Tensor {
-  const u = uniform01(key, count(shape, "randint"));
+  const u = uniform01(key, count(shape, "randint"), "randint");
   return fill(
     shape,
     "int32",
@@ -159,7 +175,7 @@ function erfc(x: number): number {
 }
 
 export function normal(key: Key, shape: readonly number[], dtype: DType = "float32"): Tensor {
-  const u = uniform01(key, count(shape, "normal"));
+  const u = uniform01(key, count(shape, "normal"), "normal");
   return fill(
     shape,
     dtype,
@@ -171,7 +187,7 @@ export function normal(key: Key, shape: readonly number[], dtype: DType = "float
 export function truncatedNormal(key: Key, shape: readonly number[], lo = -2, hi = 2, dtype: DType = "float32"): Tensor {
   const a = normCdf(lo);
   const b = normCdf(hi);
-  const u = uniform01(key, count(shape, "truncatedNormal"));
+  const u = uniform01(key, count(shape, "truncatedNormal"), "truncatedNormal");
   return fill(
     shape,
     dtype,

@@ -7,6 +7,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { MoeError } from "../../src/core/errors.js";
 import { zeros } from "../../src/core/tensor.js";
+import { foldIn, normal, prngKey } from "../../src/nn/random.js";
 import { moeConfig, type MoeConfig } from "../../src/moe/config.js";
 import { RoutedMoE } from "../../src/moe/routed-moe.js";
 import { RoutedAndSharedMoE } from "../../src/moe/routed-and-shared-moe.js";
@@ -128,6 +129,32 @@ describe("constructors and io take only their options", () => {
       fs.rmSync(root2, { recursive: true, force: true });
     }
   });
+});
+
+it("a key that is not a PRNG key is refused, named (a number or a fraction read as another key, silently)", () => {
+  const moe = new RoutedMoE(moeConfig({ num_experts: 4, num_experts_per_tok: 2, emb_dim: 8, moe_mlp_dim: 6, quantization: "int8" }));
+  const x = zeros([1, 2, 8], "bfloat16");
+  for (const [bad, shown] of [
+    [5, "5"],
+    [null, "null"],
+    ["abc", '"abc"'],
+    [{}, "[object Object]"],
+    [[1.5, 2], "[1.5, 2]"],
+    [[2 ** 32 + 1, 0], "[4294967297, 0]"],
+    [[1, 2, 3], "[1, 2, 3]"],
+  ] as const)
+    expect(() => moe.forward(x, { quantKey: bad as never })).toThrow(
+      `[RoutedMoE.forward] quantKey must be a PRNG key (prngKey(seed), split, foldIn: two uint32 words), got ${shown}`,
+    );
+  expect(() => moe.forward(x, { rng: 7 as never })).toThrow("[RoutedMoE.forward] rng must be a PRNG key");
+  expect(() => new RoutedMoE(moeConfig({ num_experts: 4, num_experts_per_tok: 2 }), { key: 3 as never })).toThrow(
+    "[RoutedMoE] key must be a PRNG key",
+  );
+  expect(() => foldIn("k" as never, 1)).toThrow(
+    '[foldIn] key must be a PRNG key (prngKey(seed), split, foldIn: two uint32 words), got "k"',
+  );
+  expect(() => normal([0, 0.5] as never, [2])).toThrow("[normal] key must be a PRNG key");
+  expect(moe.forward(x, { quantKey: prngKey(5) }).output.shape).toEqual([1, 2, 8]);
 });
 
 it("GatedSharedMoE's weights: an extra field or a shared kernel of another activation count is refused", () => {

@@ -57,6 +57,12 @@ describe("quantization config keys", () => {
       "quantization_local_shard_count",
       /integer/,
     ],
+    [
+      "a shard count below -1",
+      { quantization: "int8", quantization_local_shard_count: -3 },
+      "quantization_local_shard_count",
+      /must be -1/,
+    ],
   ];
   it.each(cases)("refuses %s, naming the key", (_n, keys, key, why) => refused(keys, key, why));
 });
