@@ -5,7 +5,7 @@
 // those of the float matmul of the unquantized operands, or (intmp: `dequantizedRhsGrad`) with the rhs as the forward
 // quantized it in the input-gradient product.
 import type { DType } from "../core/dtype.js";
-import { DTypeError, ShapeError, UnsupportedError } from "../core/errors.js";
+import { DTypeError, MoeError, ShapeError, UnsupportedError } from "../core/errors.js";
 import { full, Tensor } from "../core/tensor.js";
 import { bind, bind1 } from "../autodiff/bind.js";
 import { isRecording } from "../autodiff/graph.js";
@@ -70,9 +70,21 @@ const MAX_EXACT_K = Math.floor((2 ** 31 - 1) / 128 ** 2);
  * Abs-max quantization of `x` with one scale per slice over `axes`: [int32 values, scales (x's shape, axes set to 1)].
  * `noise` (x's shape, in [−0.5, 0.5)) is added before rounding: stochastic rounding.
  */
-export function quantize(x: Tensor, axes: readonly number[], q: OperandQuant, noise?: Tensor): [Tensor, Tensor] {
-  const [v, s] = bind(Prim.Quantize, noise === undefined ? [x] : [x, noise], { bits: q.bits, axes, flavour: q.flavour });
-  return [v!, s!];
+export function quantize(x: Tensor, axes: readonly number[], q: OperandQuant, noise?: Tensor, what?: string): [Tensor, Tensor] {
+  try {
+    const [v, s] = bind(Prim.Quantize, noise === undefined ? [x] : [x, noise], { bits: q.bits, axes, flavour: q.flavour });
+    return [v!, s!];
+  } catch (e) {
+    // the kernels name a flat element of "the input": say which operand of which product, and where in it
+    const m =
+      what === undefined || !(e instanceof MoeError) ? null : /^\[quantize\] element (\d+) of the input is (\S+): (.*)$/.exec(e.message);
+    if (m === null) throw e;
+    const at = x.shape.reduceRight<[number[], number]>(
+      ([idx, rest], d) => [[rest % d, ...idx], Math.floor(rest / d)],
+      [[], Number(m[1])],
+    )[0];
+    throw new MoeError(`[quantize] ${what} [${x.shape.join(",")}] is ${m[2]} at [${at.join(",")}]: ${m[3]}`);
+  }
 }
 
 interface Side {
@@ -116,13 +128,13 @@ export function castServed(w: Tensor, dtype: DType): Tensor {
 }
 
 /** An operand ready for the product: its integer values and scales, or itself (in `dt`) with unit scales. */
-function side(x: Tensor, axes: readonly number[], q: OperandQuant | undefined, dt: DType, noise?: Tensor): Side {
+function side(x: Tensor, axes: readonly number[], q: OperandQuant | undefined, dt: DType, noise?: Tensor, what?: string): Side {
   const memo = q !== undefined && noise === undefined ? servedSides.get(x) : undefined;
   if (memo !== undefined) {
     const key = `${q!.bits}/${q!.flavour}/${axes.join(",")}/${dt}`;
     let hit = memo.get(key);
     if (hit === undefined) {
-      const [v, s] = quantize(x, axes, q!);
+      const [v, s] = quantize(x, axes, q!, undefined, what);
       hit = { v, s: cast(s, dt), int: true };
       memo.set(key, hit);
     }
@@ -138,7 +150,7 @@ function side(x: Tensor, axes: readonly number[], q: OperandQuant | undefined, d
       ),
       int: false,
     };
-  const [v, s] = quantize(x, axes, q, noise);
+  const [v, s] = quantize(x, axes, q, noise, what);
   return { v, s: cast(s, dt), int: true, own: true };
 }
 
@@ -186,6 +198,7 @@ function einsumProduct(spec: string, a: Tensor, b: Tensor, q: DotQuant, noise: {
     q.lhs,
     dt,
     noise.lhs,
+    `the lhs of ${spec}`,
   );
   const r = side(
     b,
@@ -193,6 +206,7 @@ function einsumProduct(spec: string, a: Tensor, b: Tensor, q: DotQuant, noise: {
     q.rhs,
     dt,
     noise.rhs,
+    `the rhs of ${spec}`,
   );
   return cast(
     rescaled(l, r, k, (u, v) => einsum(spec, u, v), dt, l.int !== r.int ? oneSided(l.int ? [l.s, ia] : [r.s, ib], io) : undefined),
@@ -292,8 +306,8 @@ export function quantizedGmm(lhs: Tensor, rhs: Tensor, groupSizes: Tensor, q: Gm
   const dt = computeDtype(lhs, rhs, "quantized gmm");
   const f = customVjp(
     (x: Tensor, w: Tensor, gs: Tensor) => {
-      const l = side(x, [1], q.lhs, dt);
-      const r = side(w, q.rhsSharedOverGroups === true ? [0, 1] : [1], q.rhs, dt);
+      const l = side(x, [1], q.lhs, dt, undefined, "the rows of a grouped matmul");
+      const r = side(w, q.rhsSharedOverGroups === true ? [0, 1] : [1], q.rhs, dt, undefined, "the weights of a grouped matmul");
       const rs = { ...r, s: broadcastTo(r.s, [w.shape[0]!, 1, w.shape[2]!]) };
       return {
         out: cast(

@@ -96,6 +96,30 @@ describe("checkpoints", () => {
   });
 });
 
+describe("a quantized layer's non-finite operand", () => {
+  it("is named as the operand of its product, with its index, not as element N of 'the input'", () => {
+    for (const sparse of [false, true]) {
+      const cfg = moeConfig({
+        num_experts: 4,
+        num_experts_per_tok: 2,
+        emb_dim: 8,
+        moe_mlp_dim: 6,
+        quantization: "int8",
+        sparse_matmul: sparse,
+      });
+      const w = new RoutedMoE(cfg).weights;
+      const d = Float32Array.from(w.wi0.data);
+      d[(1 * 8 + 2) * 6 + 5] = NaN;
+      const x = normal(prngKey(1), [2, 4, 8], "bfloat16");
+      expect(() => routedMoeForward(cfg, { ...w, wi0: tensor(d, [4, 8, 6], w.wi0.dtype) }, x)).toThrow(
+        sparse
+          ? "[quantize] the weights of a grouped matmul [4,8,6] is NaN at [1,2,5]: abs-max scales need finite values"
+          : "[quantize] the rhs of BSM,EMH->BSEH [4,8,6] is NaN at [1,2,5]: abs-max scales need finite values",
+      );
+    }
+  });
+});
+
 describe("moekit run", () => {
   it("--skip-other-keys runs a whole MaxText model YAML and lists what it skipped; without it the error says so", async () => {
     const file = scratch("model.yml");
