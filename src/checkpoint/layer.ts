@@ -112,6 +112,8 @@ export interface TensorSource {
   has(name: string): boolean;
   info(name: string): TensorInfo;
   get(name: string, options?: ReadOptions): Tensor;
+  /** dst.length bytes of a tensor's data from byte `start` (optional: quantized codes are then read in parts) */
+  readBytes?(name: string, start: number, dst: Uint8Array): void;
   close(): void;
 }
 

@@ -39,15 +39,7 @@ import {
 import { writeCheckpointFolder, writeTensorFiles } from "./write-folder.js";
 import { withDtype } from "./transforms.js";
 import { checkLayerMemory } from "./layer-memory.js";
-import {
-  QUANT_META,
-  parseLayerQuantization,
-  quantizedTensorNames,
-  quantizedTensors,
-  readQuantizedWeight,
-  servedLayout,
-} from "./quantized-layer.js";
-import type { QuantizedWeight } from "../ops/quantized-weight.js";
+import { QUANT_META, parseLayerQuantization, quantizedTensorNames, quantizedTensors, readQuantizedWeights } from "./quantized-layer.js";
 
 export const MAXTEXT_LAYER_FORMAT = "moekit.maxtext-moe-layer.v1";
 
@@ -292,9 +284,7 @@ export function readMaxTextMoeLayer(location: string, opts: MaxTextReadOptions =
       params[p] = withDtype(src.get(name), opts.dtype);
       storage[p] = src.info(name).dtype;
     }
-    const quantized: Record<string, QuantizedWeight> = {};
-    for (const p of quantPaths) quantized[p] = readQuantizedWeight(src, `${prefix}/${p}`, quant!.format, shapes[p]!, location);
-    servedLayout(quantized);
+    const quantized = quant === undefined ? {} : readQuantizedWeights(src, prefix, quantPaths, quant.format, shapes, location);
     const fields = { module, keys, layer, sharedDim, firstDenseLayers, params, storage, hf, caveats, guards };
     return makeLayer(quant === undefined ? fields : { ...fields, quantized }, opts.overrides, location);
   } finally {

@@ -4,14 +4,16 @@
 // moekit.quantization says {"format", "bits", "paths"}; the layer's keys say how it runs (intmp weight-only, or
 // int8 with activations quantized at run time).
 import { MoeError } from "../core/errors.js";
-import { fmt, shapesEqual } from "../core/shape.js";
+import { fmt, shapesEqual, size } from "../core/shape.js";
 import {
   formatBits,
   quantizeWeight,
   quantizedStorage,
   checkQuantizeMode,
   rowsWeight,
+  servedInTiles,
   servingWeights,
+  tiledWeightFromRows,
   type QuantizedWeight,
   type QuantizeMode,
   type WeightFormat,
@@ -113,33 +115,47 @@ export function parseLayerQuantization(text: string | undefined, source: string)
   return q as LayerQuantization;
 }
 
-/** Reads one quantized weight of logical shape [G,k,n] stored under `name`: codes stay one byte (or half) each. */
-export function readQuantizedWeight(
+/**
+ * A layer's quantized weights (`paths`, each [G,k,n] or a [k,n] kernel as one group) read from `src` and laid out for
+ * serving (servingWeights): int8 / int4 codes that serving holds in tiles are read group by group straight into them,
+ * so that loading holds one group's rows besides the tiles (not a second copy of every weight).
+ */
+export function readQuantizedWeights(
   src: TensorSource,
-  name: string,
+  prefix: string,
+  paths: readonly string[],
   format: WeightFormat,
-  shape: readonly number[],
+  shapes: Readonly<Record<string, readonly number[]>>,
   source: string,
-): QuantizedWeight {
-  // a 2-D kernel [k,n] is held as one group
-  const [G, k, n] = (shape.length === 2 ? [1, ...shape] : shape) as [number, number, number];
-  const want = weightLayout(format, G, k, n);
-  const names = quantizedTensorNames(name);
-  for (const [t, aval] of [
-    [names.codes, want.codes],
-    [names.scales, want.scales],
-  ] as const) {
-    if (!src.has(t)) throw new CheckpointLayoutError(source, `missing tensor ${t} ${aval.dtype}${fmt(aval.shape)} (${format} weight)`);
-    const info = src.info(t);
-    if (!shapesEqual(info.shape, aval.shape))
-      throw new CheckpointLayoutError(source, `tensor ${t} has shape ${fmt(info.shape)}, expected ${fmt(aval.shape)}`);
-  }
-  return {
-    format,
-    shape: [G, k, n],
-    codes: src.get(names.codes, { dtype: want.codes.dtype }),
-    scales: src.get(names.scales, { dtype: want.scales.dtype }),
+): Record<string, QuantizedWeight> {
+  const dims = (p: string): [number, number, number] => {
+    const s = shapes[p]!;
+    return (s.length === 2 ? [1, ...s] : s) as [number, number, number];
   };
+  const tiles = servedInTiles(paths.map((p) => ({ format, shape: dims(p) })));
+  const quantized: Record<string, QuantizedWeight> = {};
+  for (const p of paths) {
+    const [G, k, n] = dims(p);
+    const want = weightLayout(format, G, k, n);
+    const names = quantizedTensorNames(`${prefix}/${p}`);
+    for (const [t, aval] of [
+      [names.codes, want.codes],
+      [names.scales, want.scales],
+    ] as const) {
+      if (!src.has(t)) throw new CheckpointLayoutError(source, `missing tensor ${t} ${aval.dtype}${fmt(aval.shape)} (${format} weight)`);
+      const info = src.info(t);
+      if (!shapesEqual(info.shape, aval.shape))
+        throw new CheckpointLayoutError(source, `tensor ${t} has shape ${fmt(info.shape)}, expected ${fmt(aval.shape)}`);
+    }
+    const scales = src.get(names.scales, { dtype: want.scales.dtype });
+    const bytewise = ["I8", "U8"].includes(src.info(names.codes).dtype);
+    if (tiles && (format === "int8" || format === "int4") && bytewise && src.readBytes !== undefined) {
+      const groupBytes = size(want.codes.shape) / G;
+      quantized[p] = tiledWeightFromRows(format, [G, k, n], scales, (g, dst) => src.readBytes!(names.codes, g * groupBytes, dst));
+    } else quantized[p] = { format, shape: [G, k, n], codes: src.get(names.codes, { dtype: want.codes.dtype }), scales };
+  }
+  servedLayout(quantized);
+  return quantized;
 }
 
 /** Element count of the layer's weights, float and quantized. */

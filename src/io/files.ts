@@ -89,8 +89,8 @@ export function checkJsonDepth(text: string, fail: Fail, maxDepth = MAX_JSON_DEP
 const MAX_READ = 1 << 30;
 
 /** Reads exactly `length` bytes at `position`; a file that ends early is an error, never a short result. */
-export function readExactly(fd: number, position: number, length: number, fail: Fail): Uint8Array {
-  const out = zeroed(Uint8Array, length);
+export function readExactly(fd: number, position: number, length: number, fail: Fail, into?: Uint8Array): Uint8Array {
+  const out = into ?? zeroed(Uint8Array, length);
   let done = 0;
   while (done < length) {
     const n = fs.readSync(fd, out, done, Math.min(length - done, MAX_READ), position + done);

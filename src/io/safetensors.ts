@@ -251,6 +251,16 @@ export class SafetensorsFile {
     return info;
   }
 
+  /** dst.length bytes of a tensor's data from byte `start` of it, read into dst (a part of a large tensor). */
+  readBytes(name: string, start: number, dst: Uint8Array): void {
+    const [begin, end] = this.info(name).dataOffsets;
+    if (!(Number.isSafeInteger(start) && start >= 0 && start + dst.length <= end - begin))
+      this.#fail(`tensor '${name}': bytes [${start}, ${start + dst.length}) are outside its ${end - begin}`);
+    if (this.#fd === undefined) this.#fail("file is closed");
+    readExactly(this.#fd, this.#dataStart + begin + start, dst.length, this.#fail, dst);
+    this.#bytesRead += dst.length;
+  }
+
   /** A tensor's bytes in their stored dtype, read with one positioned read. */
   getRaw(name: string): RawTensor {
     const { dtype, shape, dataOffsets } = this.info(name);

@@ -203,6 +203,11 @@ export class SafetensorsCheckpoint {
     return this.#fileOf(name).getRaw(name);
   }
 
+  /** Part of a tensor's bytes (see SafetensorsFile.readBytes). */
+  readBytes(name: string, start: number, dst: Uint8Array): void {
+    this.#fileOf(name).readBytes(name, start, dst);
+  }
+
   /** Reads one tensor from its shard (see SafetensorsFile.get). */
   get(name: string, options: ReadOptions = {}): Tensor {
     return this.#fileOf(name).get(name, options);

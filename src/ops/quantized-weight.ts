@@ -68,26 +68,63 @@ export function quantizeWeight(w_GKN: Tensor, format: QuantizeMode): QuantizedWe
   return { format, shape: [G, k, n], codes: new Tensor(codes, layout.codes.shape, layout.codes.dtype), scales: s! };
 }
 
-/** Copies every row of the codes between the row and tile layouts of int8 / int4 codes (into a zeroed `tiles`). */
-function moveTiles(w: QuantizedWeight, rows: Uint8Array, tiles: Uint8Array, toTiles: boolean): void {
-  const [G, k, n] = w.shape;
-  const rowBytes = w.format === "int8" ? n : Math.ceil(n / 2);
-  const across = Math.ceil(n / tileColumns(w.format)),
-    kt = Math.ceil(k / TILE_K);
+/**
+ * Copies group g's rows of int8 / int4 codes (`rows`: that group's k rows only) to or from its tiles in `tiles`
+ * (the whole weight's, zeroed before a copy into them).
+ */
+function moveGroupTiles(
+  format: WeightFormat,
+  [, k, n]: readonly number[],
+  g: number,
+  rows: Uint8Array,
+  tiles: Uint8Array,
+  toTiles: boolean,
+): void {
+  const rowBytes = format === "int8" ? n! : Math.ceil(n! / 2);
+  const across = Math.ceil(n! / tileColumns(format)),
+    kt = Math.ceil(k! / TILE_K);
   // 4 bytes at a time where every run is whole words (the layer's load time: 1-byte copies are ~4x slower)
   const unit = rowBytes % 4 === 0 && rows.byteOffset % 4 === 0 && tiles.byteOffset % 4 === 0 ? 4 : 1;
   const view = (a: Uint8Array): Uint8Array | Uint32Array => (unit === 4 ? new Uint32Array(a.buffer, a.byteOffset, a.byteLength >> 2) : a);
   const [src, dst] = toTiles ? [view(rows), view(tiles)] : [view(tiles), view(rows)];
-  for (let g = 0; g < G; g++)
-    for (let p = 0; p < k; p++) {
-      const r = (g * k + p) * rowBytes;
-      for (let q = 0; q < across; q++) {
-        const t = ((g * kt + Math.floor(p / TILE_K)) * across + q) * TILE_BYTES + (p % TILE_K) * 64;
-        const [from, to] = toTiles ? [(r + q * 64) / unit, t / unit] : [t / unit, (r + q * 64) / unit];
-        const len = Math.min(64, rowBytes - q * 64) / unit;
-        for (let i = 0; i < len; i++) dst[to + i] = src[from + i]!;
-      }
+  for (let p = 0; p < k!; p++) {
+    const r = p * rowBytes;
+    for (let q = 0; q < across; q++) {
+      const t = ((g * kt + Math.floor(p / TILE_K)) * across + q) * TILE_BYTES + (p % TILE_K) * 64;
+      const [from, to] = toTiles ? [(r + q * 64) / unit, t / unit] : [t / unit, (r + q * 64) / unit];
+      const len = Math.min(64, rowBytes - q * 64) / unit;
+      for (let i = 0; i < len; i++) dst[to + i] = src[from + i]!;
     }
+  }
+}
+
+/** Copies every row of the codes between the row and tile layouts of int8 / int4 codes (into a zeroed `tiles`). */
+function moveTiles(w: QuantizedWeight, rows: Uint8Array, tiles: Uint8Array, toTiles: boolean): void {
+  const [G, k, n] = w.shape;
+  const groupBytes = k * (w.format === "int8" ? n : Math.ceil(n / 2));
+  for (let g = 0; g < G; g++) moveGroupTiles(w.format, w.shape, g, rows.subarray(g * groupBytes, (g + 1) * groupBytes), tiles, toTiles);
+}
+
+/**
+ * An int8 / int4 weight [G,k,n] in tiles, its codes read group by group: `readRows(g, dst)` fills dst with group g's
+ * rows (as checkpoints store them). Holds one group's rows at a time besides the tiles (a loaded layer's peak memory).
+ */
+export function tiledWeightFromRows(
+  format: "int8" | "int4",
+  shape: readonly [number, number, number],
+  scales: Tensor,
+  readRows: (g: number, dst: Uint8Array) => void,
+): QuantizedWeight {
+  const [G, k, n] = shape;
+  const aval = weightLayout(format, G, k, n, true).codes;
+  const codes = format === "int8" ? zeroed(Int8Array, size(aval.shape)) : zeroed(Uint8Array, size(aval.shape));
+  const tiles = bytesOf(codes);
+  const rows = new Uint8Array(k * (format === "int8" ? n : Math.ceil(n / 2)));
+  for (let g = 0; g < G; g++) {
+    readRows(g, rows);
+    moveGroupTiles(format, shape, g, rows, tiles, true);
+  }
+  return { format, shape: [G, k, n], codes: new Tensor(codes, aval.shape, aval.dtype), scales };
 }
 
 const bytesOf = (a: Int8Array | Uint8Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -115,12 +152,16 @@ export function tiledWeight(w: QuantizedWeight): QuantizedWeight {
  * or 128; model shapes: none), in rows otherwise; other formats as they are.
  */
 export function servingWeights(ws: readonly QuantizedWeight[]): QuantizedWeight[] {
-  const cheap = (w: QuantizedWeight): boolean => {
+  return servedInTiles(ws) ? ws.map(tiledWeight) : ws.map(rowsWeight);
+}
+
+/** Whether serving holds weights of these formats and shapes in tiles (servingWeights' rule). */
+export function servedInTiles(ws: readonly { format: WeightFormat; shape: readonly [number, number, number] }[]): boolean {
+  return ws.every((w) => {
     if (w.format !== "int8" && w.format !== "int4") return false;
     const [rows, tiles] = [false, true].map((t) => size(weightLayout(w.format, ...w.shape, t).codes.shape)) as [number, number];
     return tiles * 32 <= rows * 33;
-  };
-  return ws.every(cheap) ? ws.map(tiledWeight) : ws.map(rowsWeight);
+  });
 }
 
 /** The weight with its codes in rows (the layout checkpoints store); codes in rows already as they are. */

@@ -104,6 +104,38 @@ describe("moekit quantize", () => {
     );
   });
 
+  it("codes that serving holds in tiles are read group by group into them: no second copy of a weight while loading", async () => {
+    const wide = scratch("wide.safetensors");
+    const sizes = ["--set", "emb_dim=128", "--set", "moe_mlp_dim=128", "--set", "num_experts=4"];
+    expect((await cli("init", ...PRESET, ...sizes, wide)).code).toBe(0);
+    const q4 = scratch("wide-int4.safetensors");
+    expect((await cli("quantize", "--mode", "int4", wide, q4, "--quiet")).code).toBe(0);
+    const counted = (partial: boolean): { layer: ReturnType<typeof openMoeLayer>; whole: string[]; parts: number } => {
+      const src = SafetensorsCheckpoint.open(q4);
+      const whole: string[] = [];
+      let parts = 0;
+      const source = {
+        keys: () => src.keys(),
+        has: (n: string) => src.has(n),
+        info: (n: string) => src.info(n),
+        get: (n: string, o?: Parameters<typeof src.get>[1]) => (whole.push(n), src.get(n, o)),
+        close: () => src.close(),
+        ...(partial ? { readBytes: (n: string, start: number, dst: Uint8Array) => (parts++, src.readBytes(n, start, dst)) } : {}),
+        metadata: src.metadata,
+      };
+      return { layer: openMoeLayer(q4, undefined, { source }), whole, parts };
+    };
+    const a = counted(true);
+    expect(a.whole.filter((n) => n.endsWith("/qvalue"))).toEqual([]);
+    expect(a.parts).toBe(3 * 4); // three weights of four experts
+    for (const w of Object.values(a.layer.quantized!)) expect(w.codes.shape).toHaveLength(4); // tiles
+    // a source that reads whole tensors only: the same tiles, by the row layout's relayout
+    const b = counted(false);
+    expect(b.whole.filter((n) => n.endsWith("/qvalue"))).toHaveLength(3);
+    for (const [p, w] of Object.entries(a.layer.quantized!))
+      expect(Array.from(w.codes.data)).toEqual(Array.from(b.layer.quantized![p]!.codes.data));
+  });
+
   it("bad modes and arguments are one-line errors (exit 2)", async () => {
     for (const [args, msg] of [
       [["--mode", "int2", ckpt, scratch("o")], /--mode must be int8 or int4, got "int2"/],
