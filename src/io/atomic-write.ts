@@ -41,6 +41,25 @@ function checkFileTarget(file: string, overwrite: boolean, fail: Fail): void {
 }
 
 /**
+ * Puts the finished temporary at `file` only if nothing is there: a file made there while this one was written (the
+ * existence check ran before it) is refused, not replaced. A hard link fails atomically where `file` exists; a
+ * filesystem without hard links gets a second check, then the rename.
+ */
+function placeNew(tmp: string, file: string, fail: Fail): void {
+  try {
+    fs.linkSync(tmp, file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") fail("already exists (it appeared while this was written; pass --force, or overwrite: true, to replace it)");
+    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "EXDEV") throw e;
+    if (fs.existsSync(file)) fail("already exists (it appeared while this was written; pass --force, or overwrite: true, to replace it)");
+    fs.renameSync(tmp, file);
+    return;
+  }
+  fs.rmSync(tmp, { force: true });
+}
+
+/**
  * Writes the chunks to `file` through a temporary file renamed into place, so that a failure (including one
  * thrown while the chunks are produced) or an interruption leaves no partial file behind.
  */
@@ -55,7 +74,8 @@ export function writeAtomically(file: string, chunks: Iterable<Uint8Array>, fail
     for (const chunk of chunks) writeAll(fd, chunk);
     fs.closeSync(fd);
     fd = undefined;
-    fs.renameSync(tmp, file);
+    if (opts.overwrite === true) fs.renameSync(tmp, file);
+    else placeNew(tmp, file, fail);
   } catch (e) {
     if (fd !== undefined) fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });

@@ -6,6 +6,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { SafetensorsCheckpoint, saveShardedSafetensors, writeNpy } from "../../src/io/index.js";
 import { Tensor, tensor } from "../../src/core/tensor.js";
 import { snapshot, useCli, useScratch } from "./cli-harness.js";
+import { writeAtomically } from "../../src/io/atomic-write.js";
+import { failFor } from "../../src/io/files.js";
 
 const cli = useCli();
 const scratch = useScratch("data-loss");
@@ -126,6 +128,27 @@ describe("an existing output is replaced only with --force", () => {
     expect(() => writeNpy(file, tensor([3, 4]))).toThrow(/t.npy: already exists \(pass --force, or overwrite: true, to replace it\)/);
     writeNpy(file, tensor([3, 4]), { overwrite: true });
     expect(fs.readFileSync(file).length).toBeGreaterThan(0);
+  });
+});
+
+describe("a file made at the output while it is written", () => {
+  it("is refused, not replaced (the existence check ran before the write), and no temporary is left", () => {
+    const dir = scratch("race");
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, "out.bin");
+    const chunks = function* (): Generator<Uint8Array> {
+      yield new Uint8Array(16);
+      fs.writeFileSync(file, "precious"); // someone else's file, made mid-write
+      yield new Uint8Array(16);
+    };
+    expect(() => writeAtomically(file, chunks(), failFor("npy", file))).toThrow(
+      /out.bin: already exists \(it appeared while this was written/,
+    );
+    expect(fs.readFileSync(file, "utf8")).toBe("precious");
+    expect(fs.readdirSync(dir)).toEqual(["out.bin"]);
+    // with overwrite, replaced as asked
+    writeAtomically(file, chunks(), failFor("npy", file), { overwrite: true });
+    expect(fs.statSync(file).size).toBe(32);
   });
 });
 
