@@ -57,6 +57,29 @@ function shardedCopy(edit: (dir: string, shards: string[]) => void): string {
   return dir;
 }
 
+describe("init's arguments that were ignored are refused before the layer is made", () => {
+  it.each([
+    ["two output paths", ["a", "b"], /^moekit init: init writes one OUT, got 2 paths: .*a .*b$/],
+    ["--family without --format hf", ["--family", "mixtral", "x.safetensors"], /^moekit init: --family mixtral goes with --format hf/],
+    [
+      "--format hf onto a .safetensors name",
+      ["--format", "hf", "--family", "mixtral", "hf.safetensors"],
+      /^moekit init: --format hf writes a folder \(config.json and safetensors\), not the file .*hf.safetensors/,
+    ],
+  ])("%s", async (_, args, message) => {
+    const dir = path.dirname(scratch("x"));
+    fs.mkdirSync(dir, { recursive: true });
+    const r = await cli(
+      "init",
+      "--preset",
+      "tiny-mixtral-8x7b",
+      ...args.map((a) => (a.startsWith("-") || a === "mixtral" || a === "hf" ? a : path.join(dir, a))),
+    );
+    expectOneLine(r, message);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+});
+
 describe("bad config files", () => {
   const cases: [string, string, (f: string) => string[], RegExp][] = [
     [

@@ -1,6 +1,6 @@
 import { MoeError } from "../../core/errors.js";
 import type { Tensor } from "../../core/tensor.js";
-import { isHfFamily, makeLayer, writeHfMoeLayer, writeMaxTextMoeLayer, type MoeLayer } from "../../checkpoint/index.js";
+import { isHfFamily, makeLayer, writeHfMoeLayer, writeMaxTextMoeLayer, type HfFamily, type MoeLayer } from "../../checkpoint/index.js";
 import { moeConfig } from "../../moe/config.js";
 import { getPreset } from "../../moe/presets.js";
 import { RoutedMoE } from "../../moe/routed-moe.js";
@@ -41,6 +41,16 @@ export function initCommand(argv: string[]): number {
   }
   const out = positionals[0];
   if (values.preset === undefined || out === undefined) throw new MoeError("give --preset NAME and an output path (see --help)");
+  if (positionals.length > 1) throw new MoeError(`init writes one OUT, got ${positionals.length} paths: ${positionals.join(" ")}`);
+  // what the write will refuse, refused before the layer is made
+  const family = values.family;
+  if (values.format === "hf") {
+    if (family === undefined || !isHfFamily(family))
+      throw new MoeError(`--format hf needs --family (e.g. mixtral, qwen3_moe, deepseek_v3), got ${String(family)}`);
+    if (out.endsWith(".safetensors"))
+      throw new MoeError(`--format hf writes a folder (config.json and safetensors), not the file ${out}: give a folder name`);
+  } else if (values.format !== "maxtext") throw new MoeError(`--format must be maxtext or hf, got ${values.format}`);
+  else if (family !== undefined) throw new MoeError(`--family ${family} goes with --format hf (the MaxText layout has no family)`);
   applyMaxMemory(values["max-memory"]);
   const overwrite = values.force === true;
   checkOutput({ flag: "OUT", path: out }, [], overwrite);
@@ -48,7 +58,12 @@ export function initCommand(argv: string[]): number {
   const keys = withOverrides(p.keys, parseSets(values.set));
   const cfg = moeConfig(keys);
   const key = prngKey(intFlag(values.seed, "--seed", 0));
-  checkMemory("init", weightEstimate(layerParamShapes(cfg, p.layer === "routed_and_shared"), cfg.weightDtype));
+  const estimate = weightEstimate(layerParamShapes(cfg, p.layer === "routed_and_shared"), cfg.weightDtype);
+  checkMemory("init", estimate);
+  const log = (m: string): void => console.error(`[moekit] ${m}`);
+  log(
+    `initialising ${values.preset} (${cfg.weightDtype} weights, about ${(Object.values(estimate).reduce((a, b) => a + b, 0) / 1e6).toFixed(0)} MB)`,
+  );
   let params: Record<string, Tensor>;
   let sharedDim = 0;
   if (p.layer === "routed_and_shared") {
@@ -66,16 +81,16 @@ export function initCommand(argv: string[]): number {
     caveats: [],
     guards: [],
   });
-  const log = (m: string): void => console.error(`[moekit] ${m}`);
   if (values.format === "hf") {
-    const family = values.family;
-    if (family === undefined || !isHfFamily(family))
-      throw new MoeError(`--format hf needs --family (e.g. mixtral, qwen3_moe, deepseek_v3), got ${String(family)}`);
-    const r = writeHfMoeLayer(layer, out, { family, onProgress: log, overwrite });
+    const r = writeHfMoeLayer(layer, out, {
+      family: family as HfFamily,
+      onProgress: log,
+      overwrite,
+    });
     console.log(`wrote ${r.tensorNames.length} tensors (${family}) to ${r.dir}`);
-  } else if (values.format === "maxtext") {
+  } else {
     const r = writeMaxTextMoeLayer(layer, out, { onProgress: log, overwrite });
     console.log(`wrote ${r.tensorNames.length} tensors under ${r.prefix}/ to ${r.files.join(", ")}`);
-  } else throw new MoeError(`--format must be maxtext or hf, got ${values.format}`);
+  }
   return 0;
 }
