@@ -100,6 +100,18 @@ describe("moekit CLI", () => {
     expect(Buffer.compare(readFileSync(join(dir, "hf", "model.safetensors")), readFileSync(join(dir, "hf2", "model.safetensors")))).toBe(0);
   });
 
+  it("convert to HF says that load_balance_loss_weight, which config.json does not carry, is dropped", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moekit-lb-"));
+    expect(await main(["init", "--preset", "tiny-qwen3-235b-a22b", join(dir, "x.safetensors")])).toBe(0);
+    err.length = 0;
+    expect(
+      await main(["convert", "--from", "maxtext", "--to", "hf", "--family", "qwen3_moe", join(dir, "x.safetensors"), join(dir, "h")]),
+    ).toBe(0);
+    expect(err.join("\n")).toContain(
+      "note: load_balance_loss_weight=0.001 (a training setting, not the layer's output) is not in config.json",
+    );
+  });
+
   it("info names the backend in use", async () => {
     expect(await main(["info", "--json"])).toBe(0);
     const info = JSON.parse(out.join("\n")) as { backend: string; threads: number; bf16Path: string; blocking: string; tuning: string };

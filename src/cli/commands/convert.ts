@@ -26,7 +26,8 @@ Options:
                        (${HF_FAMILIES.join(", ")})
   --config FILE        MaxText keys (JSON or YAML) for a MaxText file without moekit metadata
   --module KIND        ${MODULE_KINDS.join(" | ")} (MaxText file without metadata)
-  --max-shard-bytes N  write shards of at most N data bytes plus an index json
+  --max-shard-bytes N  write shards of at most N data bytes plus an index json (a tensor larger than N
+                       gets a shard of its own: tensors are not split)
   --max-memory BYTES   refuse a layer estimated above BYTES in memory (default: 75% of free memory)
   --force              replace an existing OUT (a file, or a folder holding only a checkpoint)
   --quiet              no progress messages on stderr`;
@@ -91,6 +92,10 @@ export async function convertCommand(argv: string[]): Promise<number> {
     count = r.tensorNames.length;
   }
   for (const c of l.caveats) onProgress?.(`note: ${c}`);
+  if (to === "hf" && l.config.loadBalanceLossWeight !== 0)
+    onProgress?.(
+      `note: load_balance_loss_weight=${l.config.loadBalanceLossWeight} (a training setting, not the layer's output) is not in config.json: pass --set load_balance_loss_weight=${l.config.loadBalanceLossWeight} where you read it back`,
+    );
   console.log(
     `converted layer ${l.layer} (${l.hf?.family ?? l.config.decoderBlock}, ${l.module}) from ${from} to ${to}: ${count} tensors in ${dataFiles(files)} under ${output}`,
   );

@@ -2,6 +2,8 @@ import { MoeError } from "../../core/errors.js";
 import { openMoeLayer, quantizeMoeLayer, writeMaxTextMoeLayer } from "../../checkpoint/index.js";
 import { QUANTIZE_MODES, quantizedStorage, type QuantizeMode } from "../../ops/quantized-weight.js";
 import { checkOutput, dataFiles } from "../outputs.js";
+import { size } from "../../core/shape.js";
+import { weightLayout } from "../../prims/quantized-gmm.js";
 import { applyMaxMemory, LAYER_WRITE_OPTIONS, optionalIntFlag, parseCommandArgs } from "../flags.js";
 
 const HELP = `Usage: moekit quantize --mode int8|int4 IN OUT [options]
@@ -43,9 +45,13 @@ export function quantizeCommand(argv: string[]): number {
   const onProgress = values.quiet === true ? undefined : (m: string): void => console.error(`[moekit] ${m}`);
   const layer = quantizeMoeLayer(openMoeLayer(input, layerArg, { onProgress }), mode);
   const r = writeMaxTextMoeLayer(layer, output, { onProgress, overwrite });
-  const { bytes, weights } = quantizedStorage(Object.values(layer.quantized!));
+  const ws = Object.values(layer.quantized!);
+  const { bytes, weights } = quantizedStorage(ws);
+  // the file holds the codes in rows; memory may hold them in tiles, padded (run --checkpoint reports that)
+  const stored = ws.reduce((a, w) => a + size(weightLayout(w.format, ...w.shape).codes.shape) + w.scales.data.byteLength, 0);
+  const held = bytes === stored ? "" : `; held in memory in ${bytes} bytes, ${(bytes / weights).toFixed(3)} per weight, codes in tiles`;
   console.log(
-    `quantized layer ${layer.layer} (${layer.config.decoderBlock}, ${layer.module}) to ${mode}: ${weights} expert weights in ${bytes} bytes (${(bytes / weights).toFixed(3)} per weight), ${r.tensorNames.length} tensors in ${dataFiles(r.files)} under ${output}`,
+    `quantized layer ${layer.layer} (${layer.config.decoderBlock}, ${layer.module}) to ${mode}: ${weights} expert weights in ${stored} bytes (${(stored / weights).toFixed(3)} per weight${held}), ${r.tensorNames.length} tensors in ${dataFiles(r.files)} under ${output}`,
   );
   return 0;
 }
