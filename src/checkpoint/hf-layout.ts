@@ -502,6 +502,11 @@ export function writeHfMoeLayer(layer: MoeLayer, dir: string, opts: HfWriteOptio
     layerPrefix = `model.layers.${layer.layer}`;
   }
   const { tensors, dtypes } = hfTensorsOf(layer, family, layerPrefix, layout);
+  // a generated config names the tensors' dtype (transformers loads them as torch_dtype)
+  if (layer.hf === undefined || layer.hf.family !== family) {
+    const stored = new Set(Object.values(dtypes));
+    if (stored.size === 1 && stored.has("BF16")) config = { ...config, torch_dtype: "bfloat16" };
+  }
   const log = opts.onProgress ?? (() => undefined);
   log(`writing ${Object.keys(tensors).length} tensors of layer ${layer.layer} as ${family} to ${dir}`);
   const files = writeCheckpointFolder(dir, opts, (tmp) => {

@@ -112,6 +112,17 @@ describe("moekit CLI", () => {
     );
   });
 
+  it("a generated config.json names bfloat16 tensors' dtype (torch_dtype)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "moekit-bf16-"));
+    const args = ["init", "--preset", "tiny-mixtral-8x7b", "--format", "hf", "--family", "mixtral"];
+    expect(await main([...args, "--set", "weight_dtype=bfloat16", join(dir, "b")])).toBe(0);
+    expect(await main([...args, join(dir, "f")])).toBe(0);
+    const { readFileSync } = await import("node:fs");
+    const dtypeOf = (d: string): unknown =>
+      (JSON.parse(readFileSync(join(dir, d, "config.json"), "utf8")) as { torch_dtype: unknown }).torch_dtype;
+    expect([dtypeOf("b"), dtypeOf("f")]).toEqual(["bfloat16", "float32"]);
+  });
+
   it("info names the backend in use", async () => {
     expect(await main(["info", "--json"])).toBe(0);
     const info = JSON.parse(out.join("\n")) as { backend: string; threads: number; bf16Path: string; blocking: string; tuning: string };
