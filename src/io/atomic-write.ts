@@ -87,7 +87,7 @@ export function writeAtomically(file: string, chunks: Iterable<Uint8Array>, fail
 }
 
 /** Files a checkpoint folder may hold and that `overwrite` may therefore replace. */
-function isCheckpointFile(name: string): boolean {
+export function isCheckpointFile(name: string): boolean {
   return name.endsWith(".safetensors") || name.endsWith(".safetensors.index.json") || name === "config.json";
 }
 

@@ -118,6 +118,7 @@ describe("an existing output is replaced only with --force", () => {
     const r = await cli("init", ...PRESET, "--force", out);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/holds files that are not a checkpoint's \(notes.txt\); refusing to replace it/);
+    expect(r.err).not.toContain("initialising"); // refused before the layer was made
     expect(fs.readFileSync(path.join(out, "notes.txt"), "utf8")).toBe("mine");
   });
 
