@@ -252,7 +252,13 @@ export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): 
     if (twins !== undefined)
       throw new UnsupportedModelError("config.json", `${twins[0]} and ${twins[1]} are the same key spelled twice; keep one`);
   }
-  const detected = opts.family === undefined ? detectFamily(config) : { family: opts.family, architecture: opts.family };
+  // a forced family over a config.json of another model_type: every message says so (a missing key is the likely sign)
+  const declared = typeof config.model_type === "string" ? config.model_type : undefined;
+  const forced =
+    opts.family === undefined || declared === undefined || declared === opts.family
+      ? opts.family
+      : `${opts.family} (forced; config.json's model_type is ${declared})`;
+  const detected = opts.family === undefined ? detectFamily(config) : { family: opts.family, architecture: forced! };
   const { family, architecture } = detected;
   const quantization = isObj(config.quantization_config)
     ? checkpointQuantization(family, architecture, config.quantization_config)

@@ -101,6 +101,13 @@ describe("conflicting options and keys spelled twice", () => {
     const config = JSON.parse(fs.readFileSync(path.join(hf, "config.json"), "utf8")) as Record<string, unknown>;
     expect(() => hfConfigToMaxText({ ...config, numExperts: 4 })).toThrow(/num_experts and numExperts are the same key spelled twice/);
   });
+
+  it("a family forced over a config.json of another model_type says so in its errors", () => {
+    const config = JSON.parse(fs.readFileSync(path.join(hf, "config.json"), "utf8")) as Record<string, unknown>;
+    expect(() => hfConfigToMaxText(config, { family: "mixtral" })).toThrow(
+      "mixtral (forced; config.json's model_type is qwen3_moe): config.json num_local_experts=undefined: is required",
+    );
+  });
 });
 
 describe("config.json sizes are range-checked before any allocation", () => {
