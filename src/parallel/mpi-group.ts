@@ -11,6 +11,7 @@
 // absolute-address datatype per peer (MPI_BOTTOM), so that neither side packs. The reductions stay GroupBase's
 // (allGather / allToAll, then a sum in rank order), not MPI_Allreduce / MPI_Reduce_scatter: MPI does not fix
 // the order of its sums, and the results must equal the other Group implementations' bits.
+import { inspect } from "node:util";
 import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -236,8 +237,12 @@ export function joinMpi(): MpiGroup {
   world = new MpiComm(mpi, 0, rank, size, timeoutS);
   // ranks on one node share its CPUs (Open MPI names how many run here)
   shareCores(Number(process.env.OMPI_COMM_WORLD_LOCAL_SIZE ?? 1));
+  // Node emits "exit" before it prints an uncaught error, and the abort below ends the process there: print it first
+  let fatal: unknown;
+  process.on("uncaughtExceptionMonitor", (e) => (fatal = e));
   process.on("exit", (code) => {
     if (code === 0) return mpi.finalize();
+    if (fatal !== undefined) process.stderr.write(`${fatal instanceof Error ? (fatal.stack ?? String(fatal)) : inspect(fatal)}\n`);
     process.stderr.write(`moekit: MPI rank ${rank} of ${size} exits with code ${code}: aborting the job\n`);
     mpi.abort(code);
   });

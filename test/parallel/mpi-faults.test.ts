@@ -1,5 +1,6 @@
 // MPI jobs in which one rank fails: every other rank must fail within a bounded time, with an error naming the
 // rank, never hang. Rank 1 of 3 misbehaves after a first all-to-all (test/parallel/fixtures/mpi-fault-rank.mjs).
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runMpi } from "../../src/parallel/mpi-launch.js";
@@ -27,6 +28,13 @@ describe.skipIf(mpiSkipReason !== undefined)(mpiSuiteName("MPI faults: a failing
     expect(message).toMatch(/moekit: MPI rank 1 failed: Error: rank one fails on purpose/);
     expect(message).toMatch(/moekit: MPI rank 1 of 3 exits with code 1: aborting the job/);
     expect(ms).toBeLessThan(20_000);
+  });
+
+  it("a joinMpi app's uncaught error is printed before the abort (Node emits exit first, and MPI_Abort ended it there)", () => {
+    const r = spawnSync(process.execPath, [join(import.meta.dirname, "fixtures/join-throw.mjs")], { encoding: "utf8", timeout: 60_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/Error: thrown after joinMpi\n\s+at /);
+    expect(r.stderr).toMatch(/moekit: MPI rank 0 of 1 exits with code 1: aborting the job/);
   });
 
   it("a rank killed while the others are in an all-to-all ends the job (mpirun names it)", async () => {
