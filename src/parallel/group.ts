@@ -36,8 +36,19 @@ export interface Group {
  */
 export const receiveBuffers = new WeakSet<ArrayBufferLike>();
 
-/** Sum in rank order, no gradient. */
-function sumInOrder(parts: readonly Tensor[]): Tensor {
+/**
+ * Sum in rank order, no gradient. The parts must agree in shape and dtype: a sum would broadcast [1] against [4],
+ * or widen float32 with float64, silently (`op` names the collective).
+ */
+function sumInOrder(parts: readonly Tensor[], op: CollectiveOp): Tensor {
+  const first = parts[0]!;
+  const bad = parts.findIndex(
+    (p) => p.dtype !== first.dtype || p.shape.length !== first.shape.length || p.shape.some((d, i) => d !== first.shape[i]),
+  );
+  if (bad > 0)
+    throw new MoeError(
+      `[${op}] rank 0 gave ${first.dtype}[${first.shape.join(",")}], rank ${bad} gave ${parts[bad]!.dtype}[${parts[bad]!.shape.join(",")}]: a sum over ranks needs the same shape and dtype on every rank`,
+    );
   return noGrad(() => parts.reduce((a, b) => add(a, b)));
 }
 
@@ -74,11 +85,11 @@ export abstract class GroupBase implements Group {
   }
 
   async allReduce(x: Tensor): Promise<Tensor> {
-    return sumInOrder(await this.gather(x, "allReduce"));
+    return sumInOrder(await this.gather(x, "allReduce"), "allReduce");
   }
 
   async reduceScatter(x: Tensor): Promise<Tensor> {
-    return sumInOrder(await this.exchange(equalSlices(x, this.size, "reduce_scatter"), "reduceScatter"));
+    return sumInOrder(await this.exchange(equalSlices(x, this.size, "reduce_scatter"), "reduceScatter"), "reduceScatter");
   }
 
   async barrier(): Promise<void> {

@@ -123,6 +123,14 @@ describe("ranks calling different collectives fail, naming both", () => {
     const axis = runSpmd(4, (g) => mismatchBody.default(g, { ops: [a, b, a, b], shape: { tensor: 2, expert: 2 }, axis: "expert" }));
     await expect(axis).rejects.toThrow(/collective mismatch/);
   });
+  it("in-process: a sum over ranks of different shapes or dtypes fails on every rank (it broadcast, or widened, silently)", async () => {
+    const shapes = runSpmd(2, (g) => g.allReduce(lib.zeros(g.rank === 0 ? [4] : [1], "float32")));
+    await expect(shapes).rejects.toThrow(
+      "[allReduce] rank 0 gave float32[4], rank 1 gave float32[1]: a sum over ranks needs the same shape and dtype on every rank",
+    );
+    const dtypes = runSpmd(2, (g) => g.reduceScatter(lib.zeros([4], g.rank === 0 ? "float32" : "float64")));
+    await expect(dtypes).rejects.toThrow("[reduceScatter] rank 0 gave float32[2], rank 1 gave float64[2]");
+  });
   it("in-process: a rank that returns while another waits in a collective fails the run, naming it (it hung)", async () => {
     await expect(runSpmd(2, (g) => mismatchBody.default(g, { ops: ["allGather", "return"] }))).rejects.toThrow(
       /rank 1 returned while another rank waits in call 0 \(allGather\)|rank 0 calls allGather \(call 0\) after rank 1 returned/,
