@@ -36,7 +36,8 @@ Options:
                     (the first also pays one-time work, e.g. rounding float32 weights for a bfloat16 layer)
   --max-params N    refuse layers with more parameters (default 2e8; the reference backend is slow)
   --max-memory BYTES  refuse when weights and activations are estimated above BYTES (default: 75% of free memory)
-  --ranks N         expert parallelism over N MPI ranks (started under mpirun; same output as one rank)
+  --ranks N         expert parallelism over N MPI ranks (started under mpirun; RoutedMoE layers only): the
+                    output of one rank, bit for bit on ref, to float32 rounding on native (other sum orders)
   --json            machine-readable output`;
 
 interface LayerChoice {
