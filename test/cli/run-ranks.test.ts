@@ -1,5 +1,7 @@
 // moekit run --ranks N: the layer with expert parallelism over N MPI ranks reports what one rank reports.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { mpiSkipReason, mpiSuiteName } from "../harness/mpi.js";
@@ -34,6 +36,43 @@ describe.skipIf(mpiSkipReason !== undefined)(mpiSuiteName("moekit run --ranks (M
     expect(one.droppedAssignments as number).toBeGreaterThan(0);
     expect(many.droppedAssignments).toBe(one.droppedAssignments);
     expect(many.output).toEqual(one.output);
+  });
+
+  it("SIGTERM to the launching process ends mpirun and its ranks too (they ran on, orphaned), exit 143", async () => {
+    const args = [bin, "run", "--preset", "tiny-mixtral-8x7b", "--ranks", "2", "--seq", "64", "--repeat", "1000000"];
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    // the ranks print "forward on x" once they run
+    for (let i = 0; i < 600 && !err.includes("forward on x"); i++) await sleep(100);
+    expect(err).toContain("forward on x");
+    // the launcher's child (mpirun), from /proc: pid whose stat's 4th field is the launcher's pid
+    const mpirun = readdirSync("/proc")
+      .filter((d) => /^\d+$/.test(d))
+      .find((d) => {
+        try {
+          return (
+            readFileSync(`/proc/${d}/stat`, "utf8")
+              .replace(/^.*\) /, "")
+              .split(" ")[1] === String(child.pid)
+          );
+        } catch {
+          return false;
+        }
+      });
+    expect(mpirun).toBeDefined();
+    child.kill("SIGTERM");
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect(code).toBe(143);
+    const alive = (): boolean => {
+      try {
+        return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${mpirun!}/stat`, "utf8")); // gone, or a zombie
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 100 && alive(); i++) await sleep(100);
+    expect(alive()).toBe(false); // mpirun (and with it the ranks) gone
   });
 
   it("--batch not divisible by --ranks is refused, naming both", () => {

@@ -2,7 +2,8 @@
 // command starts itself under `mpirun -np N`; inside, every rank builds the same seeded layer and input, runs its
 // experts and its slice of the batch (routedMoeForwardParallel, batch_sharded), and gathers the result, which
 // rank 0 reports as one rank would.
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
+import { constants as osConstants } from "node:os";
 import { MoeError } from "../../core/errors.js";
 import type { Tensor } from "../../core/tensor.js";
 import { RoutedMoE, routedMoeForwardParallel, shardWeights, type MoeOutput, type ForwardOptions } from "../../moe/routed-moe.js";
@@ -18,15 +19,33 @@ import type { Group } from "../../parallel/group.js";
 /** Whether this process is a rank of an MPI job (Open MPI's or a PMI launcher's environment). */
 export const inMpiJob = (): boolean => process.env.OMPI_COMM_WORLD_SIZE !== undefined || process.env.PMI_SIZE !== undefined;
 
-/** Starts this command again on `ranks` MPI ranks (`mpirun`, output passed through); returns its exit code. */
-export function launchRanks(ranks: number): number {
+/**
+ * Starts this command again on `ranks` MPI ranks (`mpirun`, output passed through); returns its exit code. SIGINT and
+ * SIGTERM sent to this process go on to mpirun, which ends its ranks (they outlived a parent stopped alone).
+ */
+export async function launchRanks(ranks: number): Promise<number> {
   const missing = mpiUnavailableReason() ?? mpirunMissing();
   if (missing !== undefined) throw new MoeError(`[run] --ranks ${ranks}: MPI unavailable: ${missing}`);
-  const r = spawnSync("mpirun", [...mpirunArgs(ranks), process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+  const child = spawn("mpirun", [...mpirunArgs(ranks), process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
     stdio: "inherit",
   });
-  if (r.error !== undefined) throw new MoeError(`[run] mpirun: ${r.error.message}`);
-  return r.status ?? 1;
+  let stopped: NodeJS.Signals | undefined;
+  const forward = (signal: NodeJS.Signals): void => void child.kill((stopped = signal));
+  process.on("SIGINT", forward);
+  process.on("SIGTERM", forward);
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      child.on("error", (e) => reject(new MoeError(`[run] mpirun: ${e.message}`)));
+      // stopped by a signal: the shell's 128 + n, whatever mpirun's own code
+      const bySignal = (s: NodeJS.Signals): number => 128 + (osConstants.signals[s] ?? 0);
+      child.on("close", (code, signal) =>
+        resolve(stopped !== undefined ? bySignal(stopped) : (code ?? (signal === null ? 1 : bySignal(signal)))),
+      );
+    });
+  } finally {
+    process.off("SIGINT", forward);
+    process.off("SIGTERM", forward);
+  }
 }
 
 /** This process's rank of the job, checked to have `ranks` ranks. */

@@ -124,7 +124,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const ranks = values.ranks === undefined ? undefined : intFlag(values.ranks, "--ranks", 1);
   if (ranks !== undefined && shared) throw new MoeError(`--ranks runs RoutedMoE layers; ${label} has shared experts (RoutedAndSharedMoE)`);
   if (ranks !== undefined) checkRanksFit(cfg, B, ranks);
-  if (ranks !== undefined && !inMpiJob()) return launchRanks(ranks);
+  if (ranks !== undefined && !inMpiJob()) return await launchRanks(ranks);
   const group = ranks === undefined ? undefined : joinRanks(ranks);
   const key = prngKey(seed);
   const log = (m: string): void => {
