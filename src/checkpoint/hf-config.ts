@@ -254,11 +254,9 @@ export function hfConfigToMaxText(config: unknown, opts: HfConfigOptions = {}): 
   }
   // a forced family over a config.json of another model_type: every message says so (a missing key is the likely sign)
   const declared = typeof config.model_type === "string" ? config.model_type : undefined;
-  const forced =
-    opts.family === undefined || declared === undefined || declared === opts.family
-      ? opts.family
-      : `${opts.family} (forced; config.json's model_type is ${declared})`;
-  const detected = opts.family === undefined ? detectFamily(config) : { family: opts.family, architecture: forced! };
+  const forcedName = (f: HfFamily): string =>
+    declared === undefined || declared === f ? f : `${f} (forced; config.json's model_type is ${declared})`;
+  const detected = opts.family === undefined ? detectFamily(config) : { family: opts.family, architecture: forcedName(opts.family) };
   const { family, architecture } = detected;
   const quantization = isObj(config.quantization_config)
     ? checkpointQuantization(family, architecture, config.quantization_config)

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { MoeError } from "../core/errors.js";
 import { isInside, realPathOf } from "../io/paths.js";
-import { isCheckpointFile } from "../io/atomic-write.js";
+import { refuseForeignFiles } from "../io/atomic-write.js";
 
 /** A path named on the command line, with the flag (or positional name) that named it. */
 export interface NamedPath {
@@ -40,12 +40,10 @@ export function checkOutput(output: NamedPath & { path: string }, inputs: readon
     throw new MoeError(`${output.flag} ${output.path} already exists; pass --force to replace it`);
   }
   // what the write would refuse at its end, refused before the work: a folder of other files, a folder not writable
-  const stat = fs.statSync(output.path, { throwIfNoEntry: false });
-  const others = stat?.isDirectory() === true ? fs.readdirSync(output.path).filter((e) => !isCheckpointFile(e)) : [];
-  if (others.length > 0)
-    throw new MoeError(
-      `${output.flag} ${output.path} holds files that are not a checkpoint's (${others.slice(0, 3).join(", ")}); refusing to replace it`,
-    );
+  if (fs.statSync(output.path, { throwIfNoEntry: false })?.isDirectory() === true)
+    refuseForeignFiles(output.path, (problem) => {
+      throw new MoeError(`${output.flag} ${output.path} ${problem}`);
+    });
   let parent = folder;
   while (!fs.existsSync(parent) && path.dirname(parent) !== parent) parent = path.dirname(parent);
   try {

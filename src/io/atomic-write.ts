@@ -87,8 +87,16 @@ export function writeAtomically(file: string, chunks: Iterable<Uint8Array>, fail
 }
 
 /** Files a checkpoint folder may hold and that `overwrite` may therefore replace. */
-export function isCheckpointFile(name: string): boolean {
+function isCheckpointFile(name: string): boolean {
   return name.endsWith(".safetensors") || name.endsWith(".safetensors.index.json") || name === "config.json";
+}
+
+const shown = (names: string[]): string => `${names.slice(0, 3).join(", ")}${names.length > 3 ? ", ..." : ""}`;
+
+/** Refuses (through `fail`) a folder `dir` that holds files other than a checkpoint's: `overwrite` never replaces it. */
+export function refuseForeignFiles(dir: string, fail: Fail): void {
+  const others = fs.readdirSync(dir).filter((e) => !isCheckpointFile(e));
+  if (others.length > 0) fail(`holds files that are not a checkpoint's (${shown(others)}); refusing to replace it`);
 }
 
 function checkFolderTarget(dir: string, overwrite: boolean, fail: Fail): boolean {
@@ -98,10 +106,8 @@ function checkFolderTarget(dir: string, overwrite: boolean, fail: Fail): boolean
   if (!stat.isDirectory()) fail("exists and is not a folder");
   const entries = fs.readdirSync(dir);
   if (entries.length === 0) return false;
-  const shown = (names: string[]): string => `${names.slice(0, 3).join(", ")}${names.length > 3 ? ", ..." : ""}`;
   if (!overwrite) fail(`already exists and holds ${shown(entries)} (pass --force, or overwrite: true, to replace it)`);
-  const others = entries.filter((e) => !isCheckpointFile(e));
-  if (others.length > 0) fail(`holds files that are not a checkpoint's (${shown(others)}); refusing to replace it`);
+  refuseForeignFiles(dir, fail);
   return true;
 }
 

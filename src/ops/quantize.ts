@@ -304,10 +304,11 @@ export function quantizedEinsum(spec: string, a: Tensor, b: Tensor, q: DotQuant 
 export function quantizedGmm(lhs: Tensor, rhs: Tensor, groupSizes: Tensor, q: GmmQuant | undefined): Tensor {
   if (!isQuantized(q)) return gmm(lhs, rhs, groupSizes);
   const dt = computeDtype(lhs, rhs, "quantized gmm");
+  const rhsAxes = q.rhsSharedOverGroups === true ? [0, 1] : [1];
   const f = customVjp(
     (x: Tensor, w: Tensor, gs: Tensor) => {
       const l = side(x, [1], q.lhs, dt, undefined, "the rows of a grouped matmul");
-      const r = side(w, q.rhsSharedOverGroups === true ? [0, 1] : [1], q.rhs, dt, undefined, "the weights of a grouped matmul");
+      const r = side(w, rhsAxes, q.rhs, dt, undefined, "the weights of a grouped matmul");
       const rs = { ...r, s: broadcastTo(r.s, [w.shape[0]!, 1, w.shape[2]!]) };
       return {
         out: cast(
@@ -320,8 +321,7 @@ export function quantizedGmm(lhs: Tensor, rhs: Tensor, groupSizes: Tensor, q: Gm
     // dlhs = gmm(ct, rhsᵀ) (the rhs dequantized where dequantizedRhsGrad), drhs = tgmm(lhs, ct), as the float gmm
     ([x, w, gs], ct) => {
       const c = cast(ct, x!.dtype);
-      const wq =
-        q.dequantizedRhsGrad === true && q.rhs !== undefined ? dequantized(w!, q.rhsSharedOverGroups === true ? [0, 1] : [1], q.rhs) : w!;
+      const wq = q.dequantizedRhsGrad === true && q.rhs !== undefined ? dequantized(w!, rhsAxes, q.rhs) : w!;
       return [gmm(c, wq, gs!, true), tgmm(x!, c, gs!), undefined];
     },
   );

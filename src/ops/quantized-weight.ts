@@ -68,26 +68,29 @@ export function quantizeWeight(w_GKN: Tensor, format: QuantizeMode): QuantizedWe
   return { format, shape: [G, k, n], codes: new Tensor(codes, layout.codes.shape, layout.codes.dtype), scales: s! };
 }
 
+/** Bytes of one row of n int8 / int4 codes as checkpoints store them (int4: two per byte). */
+const rowBytesOf = (format: WeightFormat, n: number): number => (format === "int8" ? n : Math.ceil(n / 2));
+
 /**
  * Copies group g's rows of int8 / int4 codes (`rows`: that group's k rows only) to or from its tiles in `tiles`
  * (the whole weight's, zeroed before a copy into them).
  */
 function moveGroupTiles(
   format: WeightFormat,
-  [, k, n]: readonly number[],
+  [, k, n]: readonly [number, number, number],
   g: number,
   rows: Uint8Array,
   tiles: Uint8Array,
   toTiles: boolean,
 ): void {
-  const rowBytes = format === "int8" ? n! : Math.ceil(n! / 2);
-  const across = Math.ceil(n! / tileColumns(format)),
-    kt = Math.ceil(k! / TILE_K);
+  const rowBytes = rowBytesOf(format, n);
+  const across = Math.ceil(n / tileColumns(format)),
+    kt = Math.ceil(k / TILE_K);
   // 4 bytes at a time where every run is whole words (the layer's load time: 1-byte copies are ~4x slower)
   const unit = rowBytes % 4 === 0 && rows.byteOffset % 4 === 0 && tiles.byteOffset % 4 === 0 ? 4 : 1;
   const view = (a: Uint8Array): Uint8Array | Uint32Array => (unit === 4 ? new Uint32Array(a.buffer, a.byteOffset, a.byteLength >> 2) : a);
   const [src, dst] = toTiles ? [view(rows), view(tiles)] : [view(tiles), view(rows)];
-  for (let p = 0; p < k!; p++) {
+  for (let p = 0; p < k; p++) {
     const r = p * rowBytes;
     for (let q = 0; q < across; q++) {
       const t = ((g * kt + Math.floor(p / TILE_K)) * across + q) * TILE_BYTES + (p % TILE_K) * 64;
@@ -101,7 +104,7 @@ function moveGroupTiles(
 /** Copies every row of the codes between the row and tile layouts of int8 / int4 codes (into a zeroed `tiles`). */
 function moveTiles(w: QuantizedWeight, rows: Uint8Array, tiles: Uint8Array, toTiles: boolean): void {
   const [G, k, n] = w.shape;
-  const groupBytes = k * (w.format === "int8" ? n : Math.ceil(n / 2));
+  const groupBytes = k * rowBytesOf(w.format, n);
   for (let g = 0; g < G; g++) moveGroupTiles(w.format, w.shape, g, rows.subarray(g * groupBytes, (g + 1) * groupBytes), tiles, toTiles);
 }
 
@@ -119,7 +122,7 @@ export function tiledWeightFromRows(
   const aval = weightLayout(format, G, k, n, true).codes;
   const codes = format === "int8" ? zeroed(Int8Array, size(aval.shape)) : zeroed(Uint8Array, size(aval.shape));
   const tiles = bytesOf(codes);
-  const rows = new Uint8Array(k * (format === "int8" ? n : Math.ceil(n / 2)));
+  const rows = new Uint8Array(k * rowBytesOf(format, n));
   for (let g = 0; g < G; g++) {
     readRows(g, rows);
     moveGroupTiles(format, shape, g, rows, tiles, true);

@@ -1,4 +1,5 @@
 import { MoeError } from "../core/errors.js";
+import { shapesEqual } from "../core/shape.js";
 import { noGrad } from "../autodiff/graph.js";
 import { add } from "../ops/elementwise.js";
 import { sliceAxis } from "../ops/movement.js";
@@ -42,9 +43,7 @@ export const receiveBuffers = new WeakSet<ArrayBufferLike>();
  */
 function sumInOrder(parts: readonly Tensor[], op: CollectiveOp): Tensor {
   const first = parts[0]!;
-  const bad = parts.findIndex(
-    (p) => p.dtype !== first.dtype || p.shape.length !== first.shape.length || p.shape.some((d, i) => d !== first.shape[i]),
-  );
+  const bad = parts.findIndex((p) => p.dtype !== first.dtype || !shapesEqual(p.shape, first.shape));
   if (bad > 0)
     throw new MoeError(
       `[${op}] rank 0 gave ${first.dtype}[${first.shape.join(",")}], rank ${bad} gave ${parts[bad]!.dtype}[${parts[bad]!.shape.join(",")}]: a sum over ranks needs the same shape and dtype on every rank`,
