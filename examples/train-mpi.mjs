@@ -1,6 +1,6 @@
-// Data-parallel × expert-parallel training over MPI ranks: `mpirun -np 2 node examples/train-mpi.mjs` (run without
-// mpirun, it starts itself under mpirun with 2 ranks). Each rank holds half of the experts and trains on its half
-// of the batch; tokens reach their experts by ragged all-to-all. The gate is replicated: each rank's gradient of it
+// Data-parallel × expert-parallel training over MPI ranks: `mpirun -np 2 node examples/train-mpi.mjs` (1, 2 or 4
+// ranks; run without mpirun, it starts itself under mpirun with 2). Each rank holds its share of the experts and
+// trains on its share of the batch; tokens reach their experts by ragged all-to-all. The gate is replicated: each rank's gradient of it
 // is its part, summed over the ranks (allReduce) before AdamW. Rank 0 then gathers the expert shards and compares the
 // final weights with the same training run on one process.
 import { execFileSync } from "node:child_process";
@@ -46,7 +46,11 @@ const copy = (t) => tensor(Float32Array.from(t.data), t.shape, "float32");
 const single = [init.gateKernel, init.wi0, init.wi1, init.wo].map(copy); // for the one-process run (rank 0)
 
 const group = parallel.joinMpi();
-const rows = (t) => sliceAxis(t, 0, 2 * group.rank, 2 * group.rank + 2); // this rank's batch rows
+const [B, E] = [x.shape[0], cfg.numExperts];
+if (B % group.size !== 0 || E % group.size !== 0)
+  throw new Error(`${group.size} ranks: run on a number that divides both ${B} batch rows and ${E} experts`);
+const b = B / group.size;
+const rows = (t) => sliceAxis(t, 0, b * group.rank, b * (group.rank + 1)); // this rank's batch rows
 const mine = shardWeights(init, group.rank, group.size); // this rank's experts; the gate in full
 const params = [mine.gateKernel, mine.wi0, mine.wi1, mine.wo].map(copy);
 const opt = new AdamW(params, adam);

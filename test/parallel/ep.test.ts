@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Tensor } from "../../src/core/tensor.js";
+import { Tensor } from "../../src/core/tensor.js";
 import type { GoldenCase, CaseTensor } from "../../src/cli/golden/case.js";
 import { runSingleDevice, type Produced } from "../../src/cli/golden/single.js";
 import { runExpertParallelCase } from "../../src/cli/golden/expert-parallel.js";
@@ -222,7 +222,7 @@ describe("EP errors", () => {
     }));
     for (const e of errors)
       expect(e).toMatch(
-        /the ranks disagree on the layer \(config, path, mesh and input\): config\.mlp_activations\.0 is "silu" on rank 0, "gelu" on rank 1/,
+        /the ranks disagree on the layer \(config, path, mesh, input and gate\): config\.mlp_activations\.0 is "silu" on rank 0, "gelu" on rank 1/,
       );
     const paths = await forwardOnTwo((rank) => ({
       cfg: moeConfig(EP_KEYS),
@@ -233,6 +233,30 @@ describe("EP errors", () => {
     const bad = await forwardOnTwo(() => ({ cfg: moeConfig(EP_KEYS), path: "batch-sharded" as EpPath, rows: 2 }));
     for (const e of bad)
       expect(e).toContain('[RoutedMoE] path "batch-sharded" is not one of batch_sharded, batch_replicated, ring_of_experts');
+  });
+  it("ranks whose replicated gate differs (layers seeded apart) are refused: they routed the same token apart", async () => {
+    const cfg = moeConfig({ ...EP_KEYS, routed_bias: true });
+    const layers = [new RoutedMoE(cfg, { key: prngKey(3) }), new RoutedMoE(cfg, { key: prngKey(4) })];
+    const run = (w: (rank: number) => RoutedMoE["weights"]) =>
+      Promise.allSettled(
+        createLocalGroup(2).map((g) =>
+          routedMoeForwardParallel(cfg, g, "batch_sharded", shardWeights(w(g.rank), g.rank, 2), normal(prngKey(g.rank), [2, 3, 8], "float32")),
+        ),
+      );
+    for (const r of await run((rank) => layers[rank]!.weights))
+      expect(r.status === "rejected" ? String(r.reason) : "").toMatch(/gate\.kernel is "[0-9a-f]+" on rank 0, "[0-9a-f]+" on rank 1/);
+    // one element of the bias apart, the kernels equal: the bias is named alone
+    const bias = layers[0]!.weights.gateBias!;
+    const moved = new Float32Array(bias.data as Float32Array);
+    moved[moved.length - 1]! += 1;
+    const other = { ...layers[0]!.weights, gateBias: new Tensor(moved, [...bias.shape], "float32") };
+    for (const r of await run((rank) => (rank === 0 ? layers[0]!.weights : other))) {
+      const e = r.status === "rejected" ? String(r.reason) : "";
+      expect(e).toMatch(/gate\.bias is "[0-9a-f]+" on rank 0, "[0-9a-f]+" on rank 1/);
+      expect(e).not.toContain("gate.kernel");
+    }
+    // the same gate on both: runs
+    for (const r of await run(() => layers[0]!.weights)) expect(r.status).toBe("fulfilled");
   });
   it("a batch not divisible by the expert shards is refused", async () => {
     const c = makeCase({ decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2 }, 3, 3, 6, 5, 2, 3);
