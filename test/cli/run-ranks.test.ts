@@ -29,6 +29,19 @@ describe.skipIf(mpiSkipReason !== undefined)(mpiSuiteName("moekit run --ranks (M
     expect(many.lbLoss as number).toBeCloseTo(one.lbLoss as number, 6);
   });
 
+  it.each([
+    ["tiny-deepseek3-671b", 2],
+    ["tiny-gemma4-26b", 4],
+  ])("%s (RoutedAndSharedMoE) on %i ranks: the shared experts on each rank's rows, the output of one rank", (preset, ranks) => {
+    const args = ["--preset", String(preset), "--batch", "4"];
+    const one = run(args);
+    const many = run([...args, "--ranks", String(ranks)]);
+    expect(many.layer).toBe(preset);
+    expect(many.parameters).toBe(one.parameters);
+    expect(many.output).toEqual(one.output);
+    expect(many.tokensPerExpert).toEqual(one.tokensPerExpert);
+  });
+
   it.each([2, 4])("--ranks %i on the dense capacity path: the same dropped assignments as one rank (not rank 0's alone)", (ranks) => {
     const args = ["--preset", "tiny-mixtral-8x7b", "--batch", "4", "--set", "sparse_matmul=false", "--set", "capacity_factor=1.0"];
     const one = run(args);

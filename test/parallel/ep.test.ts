@@ -240,7 +240,13 @@ describe("EP errors", () => {
     const run = (w: (rank: number) => RoutedMoE["weights"]) =>
       Promise.allSettled(
         createLocalGroup(2).map((g) =>
-          routedMoeForwardParallel(cfg, g, "batch_sharded", shardWeights(w(g.rank), g.rank, 2), normal(prngKey(g.rank), [2, 3, 8], "float32")),
+          routedMoeForwardParallel(
+            cfg,
+            g,
+            "batch_sharded",
+            shardWeights(w(g.rank), g.rank, 2),
+            normal(prngKey(g.rank), [2, 3, 8], "float32"),
+          ),
         ),
       );
     for (const r of await run((rank) => layers[rank]!.weights))

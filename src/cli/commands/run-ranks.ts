@@ -1,7 +1,7 @@
 // `moekit run --ranks N`: the layer with expert parallelism over N MPI ranks. Started outside an MPI job, the
 // command starts itself under `mpirun -np N`; inside, every rank builds the same seeded layer and input, runs its
-// experts and its slice of the batch (routedMoeForwardParallel, batch_sharded), and gathers the result, which
-// rank 0 reports as one rank would.
+// experts and its slice of the batch (routedMoeForwardParallel, batch_sharded), plus the shared experts on that slice
+// where the layer has them, and gathers the result, which rank 0 reports as one rank would.
 import { spawn } from "node:child_process";
 import { constants as osConstants } from "node:os";
 import { MoeError } from "../../core/errors.js";
@@ -10,7 +10,9 @@ import { RoutedMoE, routedMoeForwardParallel, shardWeights, type MoeOutput, type
 import type { MoeConfig } from "../../moe/config.js";
 import { calculateLoadBalanceUpdates } from "../../moe/load-balance.js";
 import { concatenate, sliceAxis } from "../../ops/movement.js";
-import { div } from "../../ops/elementwise.js";
+import { add, div } from "../../ops/elementwise.js";
+import { RoutedAndSharedMoE } from "../../moe/routed-and-shared-moe.js";
+import { QuantSite, siteKey } from "../../moe/quantization.js";
 import { joinMpi, mpiUnavailableReason } from "../../parallel/mpi-group.js";
 import { mpirunArgs, mpirunMissing } from "../../parallel/mpi-launch.js";
 import { agreeAcrossRanks } from "../../parallel/agree.js";
@@ -64,10 +66,17 @@ export function checkRanksFit(cfg: MoeConfig, B: number, n: number): void {
 
 /**
  * One rank's part of the layer's forward on `x_BSD` (every rank passes the same layer and input), gathered: every
- * rank returns the whole output, routing and losses, as the single-process forward would.
+ * rank returns the whole output, routing and losses, as the single-process forward would. A RoutedAndSharedMoE's
+ * shared MLP is replicated: each rank runs it on its slice of the batch.
  */
-export async function forwardOnRanks(group: Group, layer: RoutedMoE, x_BSD: Tensor, opts: ForwardOptions): Promise<MoeOutput> {
+export async function forwardOnRanks(
+  group: Group,
+  layer: RoutedMoE | RoutedAndSharedMoE,
+  x_BSD: Tensor,
+  opts: ForwardOptions,
+): Promise<MoeOutput> {
   const cfg: MoeConfig = layer.config;
+  const routed = layer instanceof RoutedAndSharedMoE ? layer.routedMoe : layer;
   const n = group.size;
   const B = x_BSD.shape[0]!;
   checkRanksFit(cfg, B, n);
@@ -77,12 +86,17 @@ export async function forwardOnRanks(group: Group, layer: RoutedMoE, x_BSD: Tens
     weights: Object.fromEntries(layer.parameters().map(([k, t]) => [k, t.shape])),
   });
   const b = B / n;
-  const w = shardWeights(layer.weights, group.rank, n);
-  const o = await routedMoeForwardParallel(cfg, group, "batch_sharded", w, sliceAxis(x_BSD, 0, group.rank * b, (group.rank + 1) * b), opts);
+  const w = shardWeights(routed.weights, group.rank, n);
+  const x = sliceAxis(x_BSD, 0, group.rank * b, (group.rank + 1) * b);
+  const o = await routedMoeForwardParallel(cfg, group, "batch_sharded", w, x, opts);
+  const y =
+    layer instanceof RoutedAndSharedMoE
+      ? add(o.output, layer.sharedExperts.forward(x, undefined, siteKey(opts.quantKey, QuantSite.SharedMlp)))
+      : o.output;
   const topK = concatenate(await group.allGather(o.topKIndices_BSK));
   return {
     ...o,
-    output: concatenate(await group.allGather(o.output)),
+    output: concatenate(await group.allGather(y)),
     topKIndices_BSK: topK,
     keptMask_BSK: o.keptMask_BSK === undefined ? undefined : concatenate(await group.allGather(o.keptMask_BSK)),
     // each rank's loss is on its tokens; their mean is the layer's

@@ -36,8 +36,8 @@ Options:
                     (the first also pays one-time work, e.g. rounding float32 weights for a bfloat16 layer)
   --max-params N    refuse layers with more parameters (default 2e8; the reference backend is slow)
   --max-memory BYTES  refuse when weights and activations are estimated above BYTES (default: 75% of free memory)
-  --ranks N         expert parallelism over N MPI ranks (started under mpirun; RoutedMoE layers only): the
-                    output of one rank, bit for bit on ref, to float32 rounding on native (other sum orders)
+  --ranks N         expert parallelism over N MPI ranks (started under mpirun; shared experts run on each
+                    rank's rows): the output of one rank, bit for bit on ref, to float32 rounding on native
   --json            machine-readable output`;
 
 interface LayerChoice {
@@ -122,7 +122,6 @@ export async function runCommand(argv: string[]): Promise<number> {
     ...forwardEstimate(cfg, B, S, shared ? sharedExpertDim(cfg) : 0),
   });
   const ranks = values.ranks === undefined ? undefined : intFlag(values.ranks, "--ranks", 1);
-  if (ranks !== undefined && shared) throw new MoeError(`--ranks runs RoutedMoE layers; ${label} has shared experts (RoutedAndSharedMoE)`);
   if (ranks !== undefined) checkRanksFit(cfg, B, ranks);
   if (ranks !== undefined && !inMpiJob()) return await launchRanks(ranks);
   const group = ranks === undefined ? undefined : joinRanks(ranks);
@@ -145,7 +144,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   for (let i = 0; i < repeat; i++) {
     const t0 = performance.now();
     const opts = { rng: foldIn(key, 3) };
-    o = group === undefined ? layer.forward(x, opts) : await forwardOnRanks(group, layer as RoutedMoE, x, opts);
+    o = group === undefined ? layer.forward(x, opts) : await forwardOnRanks(group, layer, x, opts);
     times.push(performance.now() - t0);
   }
   if (o === undefined) throw new MoeError("--repeat must be at least 1");
