@@ -1,7 +1,8 @@
 // Public surface of moekit: the essentials at the top level, the rest in namespaces. Importing it does nothing
 // else: the backend is chosen on first use (MOEKIT_BACKEND, default native when the addon loads) or by useBackend.
 export { Tensor, tensor, zeros, zerosLike, full, checkValues } from "./core/tensor.js";
-export type { DType } from "./core/dtype.js";
+export type { DType, TypedArray } from "./core/dtype.js";
+export type { Shape, NestedNumbers } from "./core/shape.js";
 export { MoeError, ShapeError, DTypeError, UnsupportedError, ConfigError } from "./core/errors.js";
 export { prngKey, normal, uniform, split, foldIn, type Key } from "./nn/random.js";
 export { grad, valueAndGrad, valueAndGradAsync, vjp, type ValueAndGrad, type VjpResult } from "./autodiff/grad.js";
@@ -20,7 +21,7 @@ export { RoutedMoE, routedMoeForward, type MoeOutput, type RoutedMoeWeights } fr
 export { RoutedAndSharedMoE } from "./moe/routed-and-shared-moe.js";
 export { checkFinite, NonFiniteError } from "./moe/finite.js";
 export { quantizeWeights, servedExpertBytes, type QuantizeMode } from "./moe/quantize-weights.js";
-export { rowsWeight, tiledWeight, type QuantizedWeight } from "./ops/quantized-weight.js";
+export { rowsWeight, tiledWeight, type QuantizedWeight, type WeightFormat } from "./ops/quantized-weight.js";
 
 export * as ops from "./ops/index.js";
 export * as nn from "./nn/index.js";

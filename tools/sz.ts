@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Prim } from "../src/prims/prims.js";
 
-export const BUDGET = 1680;
+export const BUDGET = 1700;
 const ROOTS = ["src/core", "src/prims", "src/autodiff"];
 
 function files(dir: string): string[] {

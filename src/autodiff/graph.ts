@@ -1,6 +1,7 @@
 import type { Aval } from "../prims/shape-rules.js";
 import { newNodeId, Tensor, type GradNode } from "../core/tensor.js";
 import { isFloat } from "../core/dtype.js";
+import { MoeError } from "../core/errors.js";
 
 type Cts = readonly (Tensor | undefined)[];
 export type VjpFn = (cts: Cts) => (Tensor | undefined)[] | Promise<(Tensor | undefined)[]>;
@@ -59,7 +60,9 @@ export function attachNode(outputs: Tensor[], parents: readonly Tensor[], vjp: V
 }
 
 /** A fresh tracked leaf sharing `t`'s storage. */
-export function makeLeaf(t: Tensor): Tensor {
+export function makeLeaf(t: Tensor, i = 0): Tensor {
+  if (!(t instanceof Tensor))
+    throw new MoeError(`[grad] argument ${i} is a ${Object.prototype.toString.call(t).slice(8, -1)}, not a Tensor`);
   const leaf = t.sameStorage();
   const node: InternalNode = {
     id: newNodeId(),

@@ -295,16 +295,16 @@ function replay(rec: Recording, args: readonly Tensor[]): unknown {
  * from anything but its arguments' shapes and dtypes (a config, a counter, a key it makes) is fixed at its recorded
  * call, where its JavaScript side effects happen too.
  */
-export function jit<R>(fn: (...args: Tensor[]) => R): (...args: Tensor[]) => R {
+export function jit<A extends Tensor[], R>(fn: (...args: A) => R): (...args: A) => R {
   const recordings = new Map<string, Recording>();
-  return (...args: Tensor[]): R => {
+  return (...args: A): R => {
     if (capture !== undefined || args.some((t) => t.node !== undefined)) return fn(...args);
     // arguments over the same storage are recorded as one: which ones do is part of the key
     const same = (t: Tensor): number => args.findIndex((u) => u.storage === t.storage);
     const key = `${activeBackend().name};${args.map((t) => `${t.dtype}${t.bf16Bits !== undefined ? "b" : ""}[${t.shape.join(",")}]@${same(t)}`).join(";")}`;
     const rec = recordings.get(key);
     if (rec !== undefined && rec.sources.every(([a, w]) => Tensor.lastWrite(a) === w)) return replay(rec, args) as R;
-    const { result, recording } = record(fn, args);
+    const { result, recording } = record(fn as (...args: Tensor[]) => R, args);
     if (recording !== undefined) recordings.set(key, recording);
     return result;
   };

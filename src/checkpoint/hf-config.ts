@@ -1,6 +1,7 @@
 // Hugging Face config.json -> MaxText MoE keys (and the module that reproduces the model's MoE block),
 // for the families whose MoE layer moekit computes exactly. Everything else is refused with the reason.
 // The semantics of each family were read from its published modelling code (see docs/checkpoints.md).
+import { MoeError } from "../core/errors.js";
 import { checkOptionKeys } from "../core/suggest.js";
 import { moeConfig, twinKeys, type MoeConfig } from "../moe/config.js";
 import { UnsupportedModelError, type MoeModuleKind, type RoutingGuard } from "./layer.js";
@@ -505,9 +506,11 @@ export function firstMoeLayer(spec: HfMoeSpec): number {
 
 /** Checks that `layer` holds a MoE block, else explains which layers do. */
 export function checkMoeLayer(spec: HfMoeSpec, layer: number): void {
-  if (!Number.isInteger(layer) || layer < 0 || layer >= spec.numLayers) {
-    throw new UnsupportedModelError(spec.architecture, `layer ${layer} is out of range (num_hidden_layers=${spec.numLayers})`);
-  }
+  // a bad argument, not a model moekit cannot reproduce: a MoeError, not an UnsupportedModelError
+  if (!Number.isInteger(layer) || layer < 0 || layer >= spec.numLayers)
+    throw new MoeError(
+      `[checkpoint] layer ${layer} ${Number.isInteger(layer) ? "is out of range" : "is not an integer"}: layers are 0 to ${spec.numLayers - 1} (num_hidden_layers=${spec.numLayers})`,
+    );
   if (!spec.moeLayers.includes(layer)) {
     const shown = spec.moeLayers.length > 12 ? `${spec.moeLayers.slice(0, 12).join(", ")}, ...` : spec.moeLayers.join(", ");
     throw new UnsupportedModelError(

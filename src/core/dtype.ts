@@ -1,5 +1,7 @@
 // Element types. bfloat16 is stored in a Float32Array whose values are rounded to bf16 on every write. int8 and
 // uint8 are storage types of quantized weights (codes): only the primitives that decode them accept them.
+import { DTypeError } from "./errors.js";
+
 export type DType = "float32" | "float64" | "bfloat16" | "int32" | "int8" | "uint8";
 export type TypedArray = Float32Array | Float64Array | Int32Array | Int8Array | Uint8Array;
 
@@ -38,8 +40,24 @@ const CTORS: Record<DType, ArrayCtor<TypedArray>> = {
   uint8: Uint8Array,
 };
 
+/** The typed array class of `d`'s storage (Float32Array for bfloat16); a string that is no DType is refused. */
+export function storageOf(d: DType): ArrayCtor<TypedArray> {
+  if (!Object.hasOwn(CTORS, d)) throw new DTypeError(`[tensor] dtype ${JSON.stringify(d)} is not one of ${DTYPES.join(", ")}`);
+  return CTORS[d];
+}
+
 export function allocate(d: DType, n: number): TypedArray {
-  return zeroed(CTORS[d], n);
+  return zeroed(storageOf(d), n);
+}
+
+const INT_RANGE: Partial<Record<DType, number[]>> = { int32: [-(2 ** 31), 2 ** 31 - 1], int8: [-128, 127], uint8: [0, 255] };
+
+/** Index of the first of `values` that `d` cannot hold (an integer dtype's: a fraction, or out of its range), or -1. */
+export function firstUnfit(d: DType, values: ArrayLike<number>): number {
+  const r = INT_RANGE[d];
+  for (let i = 0; r !== undefined && i < values.length; i++)
+    if (!Number.isInteger(values[i]) || values[i]! < r[0]! || values[i]! > r[1]!) return i;
+  return -1;
 }
 
 const RANK: Record<DType, number> = { int8: 0, uint8: 0, int32: 0, bfloat16: 1, float32: 2, float64: 3 };

@@ -1,4 +1,5 @@
 import { allocate, bf16BitsRef, bf16BitsToF32, roundBf16InPlace, zeroed, type DType, type TypedArray } from "./dtype.js";
+import { firstUnfit, storageOf } from "./dtype.js";
 import { DTypeError, MoeError, ShapeError } from "./errors.js";
 import { checkShape, flattenNested, fmt, size, type NestedNumbers, type Shape } from "./shape.js";
 
@@ -103,6 +104,8 @@ export class Tensor {
         throw new DTypeError(`[tensor] a Uint16Array holds bf16 bit patterns: dtype must be bfloat16, got ${dtype}`);
       this.#bits = data;
     } else {
+      if (!(data instanceof storageOf(dtype)))
+        throw new DTypeError(`[tensor] dtype ${dtype} is stored in ${storageOf(dtype).name}, got ${data.constructor.name}`);
       this.#data = data;
     }
     this.shape = Object.freeze([...shape]);
@@ -110,7 +113,11 @@ export class Tensor {
     this.size = data.length;
   }
 
-  /** The elements (float32 for bfloat16); a bits-backed bfloat16 tensor widens its bits on the first read. */
+  /**
+   * The elements (float32 for bfloat16); a bits-backed bfloat16 tensor widens its bits on the first read. After
+   * writing into it, call `Tensor.rewritten([t])`, so that what was derived from the old values (bf16 bits, jit
+   * constants) follows.
+   */
   get data(): TypedArray {
     watcher?.read(this);
     if (this.#checkedAt !== writes) this.#checkLive();
@@ -150,8 +157,16 @@ export class Tensor {
     return this.#serial < (releasedBefore.get(this.#bits ?? this.#data!) ?? -Infinity);
   }
 
-  /** Their storage was rewritten in place (the optimizer steps): forget what was derived from it. */
+  /**
+   * Their storage was rewritten in place (the optimizer steps, or a write to `data`): forget what was derived from
+   * it. A bfloat16 tensor's new values are rounded to bfloat16, into its bits where it has them.
+   */
   static rewritten(tensors: readonly Tensor[]): void {
+    for (const t of tensors) {
+      const values = t.#bits === undefined ? t.#data : widenedBits.get(t.#bits);
+      if (t.dtype === "bfloat16" && values !== undefined) roundBf16InPlace(values as Float32Array);
+      if (t.#bits !== undefined && values !== undefined) t.#bits.set(bf16BitsRef(values as Float32Array));
+    }
     written(tensors.map((t) => t.storage));
   }
 
@@ -232,13 +247,10 @@ export function tensor(values: ArrayLike<number> | NestedNumbers, shape?: Shape,
   const shp = shape ?? nested?.shape ?? [arr.length];
   checkShape(shp, "tensor");
   const data = allocate(dtype, arr.length);
+  const bad = firstUnfit(dtype, arr);
+  if (bad >= 0) throw new DTypeError(`[tensor] ${dtype} cannot hold ${arr[bad]} (element ${bad})`);
   for (let i = 0; i < arr.length; i++) data[i] = arr[i]!;
   if (dtype === "bfloat16") roundBf16InPlace(data as Float32Array);
-  if (dtype === "int32") {
-    for (let i = 0; i < arr.length; i++) {
-      if (!Number.isInteger(arr[i])) throw new ShapeError(`[tensor] int32 value ${arr[i]} at ${i} is not an integer`);
-    }
-  }
   return new Tensor(data, shp, dtype);
 }
 
@@ -251,6 +263,7 @@ export function zeros(shape: Shape, dtype: DType = "float32"): Tensor {
 }
 
 export function full(shape: Shape, value: number, dtype: DType = "float32"): Tensor {
+  if (firstUnfit(dtype, [value]) >= 0) throw new DTypeError(`[full] ${dtype} cannot hold ${value}`);
   const t = zeros(shape, dtype);
   t.data.fill(value);
   if (dtype === "bfloat16") roundBf16InPlace(t.data as Float32Array);

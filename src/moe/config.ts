@@ -33,8 +33,16 @@ export const DECODER_BLOCKS = [
 ] as const;
 export type DecoderBlock = (typeof DECODER_BLOCKS)[number];
 
-/** Every key the MoE layer reads, with MaxText's base.yml default. Order is the PARITY.md order. */
-export const MOE_DEFAULTS = {
+/** `v` and everything in it frozen: the library's tables, handed to users as they are, cannot be changed under it. */
+export function deepFreeze<T>(v: T): T {
+  if (typeof v === "object" && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
+const DEFAULTS = {
   num_experts: 1,
   num_experts_per_tok: 1,
   emb_dim: 2048,
@@ -112,6 +120,9 @@ export const MOE_DEFAULTS = {
   wo_tile_drhs_mlp_dim: 1024,
   wo_tile_drhs_embed_dim: 1024,
 };
+
+/** Every key the MoE layer reads, with MaxText's base.yml default (frozen). Order is the PARITY.md order. */
+export const MOE_DEFAULTS: Readonly<typeof DEFAULTS> = deepFreeze(DEFAULTS);
 
 export type MaxTextMoeKeys = typeof MOE_DEFAULTS;
 export type RawConfig = { [K in keyof MaxTextMoeKeys]?: MaxTextMoeKeys[K] } & Record<string, unknown>;

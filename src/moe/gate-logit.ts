@@ -1,4 +1,5 @@
 // Legend: B batch, S sequence, D model dim (emb), E experts.
+import { tensorArg } from "../ops/args.js";
 import type { DType } from "../core/dtype.js";
 import { full, type Tensor } from "../core/tensor.js";
 import { defaultKernelInit, type NdInitializer } from "../nn/init.js";
@@ -117,6 +118,7 @@ export class GateLogit extends Module {
   }
 
   forward(inputs: Tensor): [Tensor, Tensor | undefined] {
+    tensorArg(inputs, "GateLogit", "the input");
     const o = this.opts;
     const r = computeGateLogits(this.kernel, this.bias, inputs, {
       dtype: o.dtype,

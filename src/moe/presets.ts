@@ -1,16 +1,17 @@
 // MaxText's MoE model configs (values at the seed's commit, SEMANTICS.md), as MaxText keys.
 import { ConfigError } from "../core/errors.js";
-import { moeConfig, snakeCase, type MoeConfig } from "./config.js";
+import { deepFreeze, moeConfig, snakeCase, type MoeConfig } from "./config.js";
 
+/** A preset, frozen. */
 export interface Preset {
-  name: string;
+  readonly name: string;
   /** which module the decoder builds around the routed experts */
-  layer: "routed" | "routed_and_shared";
+  readonly layer: "routed" | "routed_and_shared";
   /** MaxText keys set by the preset (everything else: base defaults) */
-  keys: Record<string, unknown>;
+  readonly keys: Readonly<Record<string, unknown>>;
   /** true for presets only in MaxText HEAD, not at the seed's commit */
-  headOnly?: boolean;
-  note?: string;
+  readonly headOnly?: boolean;
+  readonly note?: string;
 }
 
 const silu = ["silu", "linear"];
@@ -346,7 +347,8 @@ function tinyTwin(p: Preset): Preset {
   return { ...p, name: `tiny-${p.name}`, keys: { ...k, ...dims } };
 }
 
-const ALL: Preset[] = [...PRESETS, ...PRESETS.map(tinyTwin)];
+// frozen: getPreset and listPresets hand these out, and a user's change to one changed every later presetConfig
+const ALL: readonly Preset[] = deepFreeze([...PRESETS, ...PRESETS.map(tinyTwin)]);
 
 export function listPresets(): readonly Preset[] {
   return ALL;

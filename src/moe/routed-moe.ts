@@ -1,4 +1,5 @@
 // Legend: B batch, S sequence, D model dim, H expert hidden, E experts, K experts per token.
+import { tensorArg } from "../ops/args.js";
 import { MoeError, ShapeError, UnsupportedError } from "../core/errors.js";
 import { fmt, shapesEqual } from "../core/shape.js";
 import { checkOptionKeys, optionKeys } from "../core/suggest.js";
@@ -127,6 +128,8 @@ function checkForwardArgs(cfg: MoeConfig, w: RoutedMoeWeights<ExpertWeight>, opt
 
 /** The layer input is [B,S,D] for the experts' D; gate_inputs, when given, [B,S,·] for the gate kernel's. */
 function checkInputs(inputs_BSD: Tensor, D: number, gateKernel: Tensor, gateInputs: Tensor | undefined): void {
+  tensorArg(inputs_BSD, "RoutedMoE", "the input");
+  if (gateInputs !== undefined) tensorArg(gateInputs, "RoutedMoE", "gateInputs");
   if (inputs_BSD.ndim !== 3 || inputs_BSD.shape[2] !== D)
     throw new ShapeError(`[RoutedMoE] input ${fmt(inputs_BSD.shape)} must be [B,S,${D}] (the experts' D)`);
   if (gateInputs === undefined) return;
@@ -433,6 +436,7 @@ export async function routedMoeForwardParallel(
 ): Promise<MoeOutput & { ep: EpStats }> {
   const axes = moeAxes(group);
   checkForwardArgs(cfg, w, opts, "routedMoeForwardParallel", axes.expert.size);
+  tensorArg(inputs_BSD, "RoutedMoE", "the input");
   if (inputs_BSD.ndim !== 3) throw new ShapeError(`[RoutedMoE] input ${fmt(inputs_BSD.shape)} must be [B,S,D]`);
   const D = inputs_BSD.shape[2]!; // full width on every rank (gate_inputs may be another width)
   checkParallelSizes(cfg, axes.mesh, D);

@@ -1,4 +1,5 @@
 // Legend: B batch, S sequence, D model dim, H hidden.
+import { tensorArg } from "../ops/args.js";
 import { ConfigError, ShapeError } from "../core/errors.js";
 import type { DType } from "../core/dtype.js";
 import { fmt } from "../core/shape.js";
@@ -61,6 +62,7 @@ export class MlpBlock extends Module {
 
   /** x [..., D] -> [..., D]. A positive dropout rate needs `dropoutKey`; `quantKey` draws quantized gradients' noise. */
   forward(x: Tensor, dropoutKey?: Key, quantKey?: Key): Tensor {
+    tensorArg(x, "MlpBlock", "the input");
     const { activations, dtype } = this.opts;
     if (x.shape[x.ndim - 1] !== this.opts.inFeatures) {
       throw new ShapeError(`[MlpBlock] input ${fmt(x.shape)} must end in ${this.opts.inFeatures}`);

@@ -1,4 +1,5 @@
 import { MoeError, ShapeError } from "../core/errors.js";
+import { tensorArg } from "../ops/args.js";
 import { fmt, shapesEqual } from "../core/shape.js";
 import { Tensor } from "../core/tensor.js";
 
@@ -10,13 +11,18 @@ export abstract class Module {
   /** [path, tensor] pairs, MaxText names, stable order. */
   abstract parameters(): [string, Tensor][];
 
-  /** Replace parameters by path; shapes must match. Unknown paths are an error. */
+  /**
+   * Replace parameters by path (some or all); shapes must match, and unknown paths are an error. Dtypes may differ
+   * (weights as a checkpoint stores them). The module then holds the given tensors themselves: an optimizer made
+   * over the ones it held before updates those, so make it after loading.
+   */
   loadParameters(params: Params): void {
     const own = new Map(this.parameters());
     for (const [path, t] of Object.entries(params)) {
       const cur = own.get(path);
       if (cur === undefined)
         throw new MoeError(`[params] ${this.constructor.name} has no parameter "${path}" (have: ${[...own.keys()].join(", ")})`);
+      tensorArg(t, "params", `"${path}"`);
       if (!shapesEqual(cur.shape, t.shape)) {
         throw new ShapeError(`[params] "${path}" expects shape ${fmt(cur.shape)}, got ${fmt(t.shape)}`);
       }

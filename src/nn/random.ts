@@ -1,6 +1,6 @@
 // Explicit, splittable PRNG keys (counter-based Threefry-2x32, 20 rounds). No global RNG.
-import { allocate, roundBf16InPlace, type DType } from "../core/dtype.js";
-import { MoeError } from "../core/errors.js";
+import { allocate, isFloat, roundBf16InPlace, type DType } from "../core/dtype.js";
+import { DTypeError, MoeError } from "../core/errors.js";
 import { checkShape, size } from "../core/shape.js";
 import { Tensor } from "../core/tensor.js";
 
@@ -93,6 +93,8 @@ export function randomBits(key: Key, n: number): Uint32Array {
 function fromUniform(key: Key, shape: readonly number[], dtype: DType, where: string, f: (u: number) => number): Tensor {
   checkKey(key, where);
   const n = count(shape, where);
+  // draws are real numbers: an integer dtype truncated them (normal(key, shape, "int32") gave zeros)
+  if (!isFloat(dtype) && where !== "randint") throw new DTypeError(`[${where}] dtype ${dtype}: draws need float32, float64 or bfloat16`);
   const d = allocate(dtype, n);
   for (let i = 0; i < n; i += 2) {
     const [a, b] = threefry2x32(key, i >>> 1, 0);

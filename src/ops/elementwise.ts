@@ -1,3 +1,4 @@
+import { kindOf } from "./args.js";
 import { isFloat, promote, type DType } from "../core/dtype.js";
 import { MoeError } from "../core/errors.js";
 import { broadcastShapes, shapesEqual } from "../core/shape.js";
@@ -12,7 +13,7 @@ export type TensorLike = Tensor | number;
 function operands(a: TensorLike, b: TensorLike, where: string): [Tensor, Tensor] {
   for (const [i, v] of [a, b].entries())
     if (typeof v !== "number" && !(v instanceof Tensor))
-      throw new MoeError(`[${where}] operand ${i} is ${v === null ? "null" : typeof v}, not a Tensor or a number`);
+      throw new MoeError(`[${where}] operand ${i} is ${kindOf(v)}, not a Tensor or a number`);
   if (typeof a === "number" && typeof b === "number") return [full([], a, "float32"), full([], b, "float32")];
   let x = typeof a === "number" ? full([], a, (b as Tensor).dtype) : a;
   let y = typeof b === "number" ? full([], b, x.dtype) : b;

@@ -1,3 +1,4 @@
+import { tensorArg } from "./args.js";
 import { DTypeError, ShapeError } from "../core/errors.js";
 import { fmt, normalizeAxis, size } from "../core/shape.js";
 import { Tensor, tensor } from "../core/tensor.js";
@@ -94,6 +95,7 @@ export function oneHot(idx: Tensor, numClasses: number, dtype: Tensor["dtype"] =
  * row; a shortfall truncates (JAX semantics).
  */
 export function repeat(x: Tensor, repeats: number | Tensor, totalRepeatLength?: number): Tensor {
+  tensorArg(x, "repeat");
   const n = x.shape[0]!;
   const counts = typeof repeats === "number" ? new Array<number>(n).fill(repeats) : Array.from(repeats.data, (v) => Number(v));
   if (counts.length !== n) throw new ShapeError(`[repeat] ${counts.length} repeats for ${n} rows`);

@@ -1,3 +1,4 @@
+import { tensorArg } from "./args.js";
 import { ShapeError } from "../core/errors.js";
 import { size } from "../core/shape.js";
 import type { Tensor } from "../core/tensor.js";
@@ -8,11 +9,15 @@ import { sum } from "./reduce.js";
 
 /** [b,m,k] x [b,k,n] -> [b,m,n] */
 export function batchMatmul(a: Tensor, b: Tensor): Tensor {
+  tensorArg(a, "batchMatmul", 0);
+  tensorArg(b, "batchMatmul", 1);
   return bind1(Prim.BatchMatmul, [a, b], {});
 }
 
 /** [..., m, k] x [..., k, n] -> [..., m, n] with equal leading dims. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
+  tensorArg(a, "matmul", 0);
+  tensorArg(b, "matmul", 1);
   const lead = a.shape.slice(0, -2);
   const B = size(lead);
   if (a.ndim < 2 || b.ndim !== a.ndim || lead.some((d, i) => d !== b.shape[i])) {
@@ -48,6 +53,8 @@ export function einsumLabels(spec: string): { ia: string[]; ib: string[]; io: st
  * @example einsum("BSM,EMH->BSEH", x, w0)
  */
 export function einsum(spec: string, a: Tensor, b: Tensor): Tensor {
+  tensorArg(a, "einsum", 1);
+  tensorArg(b, "einsum", 2);
   const { ia, ib, io } = einsumLabels(spec.replace(/ /g, ""));
   if (ia.length !== a.ndim || ib.length !== b.ndim) {
     throw new ShapeError(`[einsum] "${spec}" does not match operand ranks ${a.ndim} and ${b.ndim}`);

@@ -1,3 +1,4 @@
+import { tensorArg } from "./args.js";
 import { UnsupportedError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
 import { bind1 } from "../autodiff/bind.js";
@@ -32,12 +33,14 @@ import { max, sum } from "./reduce.js";
  * and float64, whose result is the composition's below bit for bit.
  */
 export function softmax(x: Tensor, axis = -1): Tensor {
+  tensorArg(x, "softmax");
   if (x.dtype === "float32" || x.dtype === "float64") return bind1(Prim.Softmax, [x], { axis: normalizeAxis(axis, x.ndim, "softmax") });
   const e = exp(sub(x, stopGradient(max(x, axis, true))));
   return div(e, sum(e, axis, true));
 }
 
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  tensorArg(x, "logSoftmax");
   const shifted = sub(x, stopGradient(max(x, axis, true)));
   return sub(shifted, log(sum(exp(shifted), axis, true)));
 }
@@ -47,6 +50,7 @@ export const silu = (x: Tensor): Tensor => mul(x, sigmoid(x));
 export const relu = (x: Tensor): Tensor => where(greater(x, 0), x, 0);
 /** gelu, tanh approximation (jax.nn.gelu default approximate=True). */
 export function gelu(x: Tensor): Tensor {
+  tensorArg(x, "gelu");
   const c = Math.sqrt(2 / Math.PI);
   const inner = mul(add(x, mul(mul(mul(x, x), x), 0.044715)), c);
   return mul(mul(x, 0.5), add(tanh(inner), 1));
@@ -67,6 +71,7 @@ export const softSign = (x: Tensor): Tensor => div(x, add(abs(x), 1));
 export const sqrtSoftplus = (x: Tensor): Tensor => sqrt(softplus(x));
 /** glu along the last axis: first half * sigmoid(second half). */
 export function glu(x: Tensor): Tensor {
+  tensorArg(x, "glu");
   const n = x.shape[x.ndim - 1]!;
   return mul(sliceAxis(x, -1, 0, n / 2), sigmoid(sliceAxis(x, -1, n / 2, n)));
 }

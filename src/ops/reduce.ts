@@ -1,3 +1,4 @@
+import { tensorArg } from "./args.js";
 import { normalizeAxis } from "../core/shape.js";
 import type { Tensor } from "../core/tensor.js";
 import { Prim } from "../prims/prims.js";
@@ -21,18 +22,21 @@ function keep(x: Tensor, r: Tensor, axes: readonly number[], keepdims: boolean):
 
 /** Sum over `axis` (all axes if omitted). */
 export function sum(x: Tensor, axis?: number | readonly number[], keepdims = false): Tensor {
+  tensorArg(x, "sum");
   const axes = axesOf(x, axis);
   if (axes.length === 0) return x;
   return keep(x, bind1(Prim.ReduceSum, [x], { axes }), axes, keepdims);
 }
 
 export function max(x: Tensor, axis?: number | readonly number[], keepdims = false): Tensor {
+  tensorArg(x, "max");
   const axes = axesOf(x, axis);
   if (axes.length === 0) return x;
   return keep(x, bind1(Prim.ReduceMax, [x], { axes }), axes, keepdims);
 }
 
 export function mean(x: Tensor, axis?: number | readonly number[], keepdims = false): Tensor {
+  tensorArg(x, "mean");
   const axes = axesOf(x, axis);
   let n = 1;
   for (const a of axes) n *= x.shape[a]!;
