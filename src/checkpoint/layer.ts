@@ -18,8 +18,9 @@ import {
 } from "../moe/routed-moe.js";
 import type { ExpertWeight } from "../moe/experts.js";
 import { sharedExpertDim } from "../moe/routed-and-shared-moe.js";
-import { gatedSharedMoeForward, mlpForward, mlpKernelPaths, type MlpKernels } from "../moe/gated-shared-moe.js";
-import { add } from "../ops/elementwise.js";
+import { gatedSharedMoeForward } from "../moe/gated-shared-moe.js";
+import { mlpKernelPaths, type MlpKernels } from "../moe/shared-mlp.js";
+import { routedAndSharedMoeForward } from "../moe/routed-and-shared-moe.js";
 import type { Key } from "../nn/random.js";
 import type { QuantizedWeight } from "../ops/quantized-weight.js";
 
@@ -235,9 +236,7 @@ export function moeLayerForward(layer: MoeLayer, x_BSD: Tensor, opts: ForwardOpt
   if (layer.module === "routed") {
     out = routedMoeForward(cfg, routed, x_BSD, opts);
   } else if (layer.module === "routed_and_shared") {
-    const r = routedMoeForward(cfg, routed, x_BSD, opts);
-    const sharedOutput = mlpForward(cfg, sharedKernelsOf(layer, SHARED_PREFIX.routed_and_shared), x_BSD, opts.dropoutKey);
-    out = { ...r, output: add(r.output, sharedOutput), routedOutput: r.output, sharedOutput };
+    out = routedAndSharedMoeForward(cfg, { routed, shared: sharedKernelsOf(layer, SHARED_PREFIX.routed_and_shared) }, x_BSD, opts);
   } else {
     const gateKernel = layer.params[SHARED_GATE_PATH];
     if (gateKernel === undefined) throw new ShapeError(`[layer] missing parameter ${SHARED_GATE_PATH}`);

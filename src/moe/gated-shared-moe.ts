@@ -5,68 +5,23 @@
 import { ShapeError } from "../core/errors.js";
 import { fmt } from "../core/shape.js";
 import type { Tensor } from "../core/tensor.js";
-import { add, cast, mul, sigmoid, upcastF32 } from "../ops/elementwise.js";
+import { add, cast, mul, sigmoid } from "../ops/elementwise.js";
 import { quantizedEinsum } from "../ops/quantize.js";
-import { isQuantizedWeight } from "../ops/quantized-weight.js";
-import { denseQuant, servedLhsBits } from "./quantization.js";
-import { servedDense } from "./served.js";
-import { getActivation } from "../ops/nn.js";
+import { denseQuant } from "./quantization.js";
 import { defaultKernelInit } from "../nn/init.js";
-import { MlpBlock, dropout } from "../nn/mlp.js";
+import { MlpBlock } from "../nn/mlp.js";
 import { Module, type Params } from "../nn/module.js";
 import { checkKey, foldIn, prngKey, type Key } from "../nn/random.js";
 import { checkIsConfig, type MoeConfig } from "./config.js";
-import { checkOptionKeys, didYouMean, optionKeys } from "../core/suggest.js";
+import { checkOptionKeys, optionKeys } from "../core/suggest.js";
 import type { ExpertWeight } from "./experts.js";
 import { RoutedMoE, routedMoeForward, type ForwardOptions, type MoeOutput, type RoutedMoeWeights } from "./routed-moe.js";
 import { layerParamShapes, sharedMlpBlock } from "./routed-and-shared-moe.js";
+import { mlpForward, type MlpKernels } from "./shared-mlp.js";
 import { checkFinite } from "./finite.js";
 import { weightEstimate } from "./memory-estimate.js";
 import { checkMemory } from "../core/memory.js";
 
-/** Kernel paths of a MaxText MlpBlock: "wi/kernel" for one activation, else "wi_0/kernel", ...; then "wo/kernel". */
-export function mlpKernelPaths(numActivations: number): string[] {
-  const wi = numActivations === 1 ? ["wi/kernel"] : Array.from({ length: numActivations }, (_, i) => `wi_${i}/kernel`);
-  return [...wi, "wo/kernel"];
-}
-
-/** Kernels of a MaxText MlpBlock by path ("wi_0/kernel" [D,Hs], ..., "wo/kernel" [Hs,D]); held quantized: [1,k,n]. */
-export type MlpKernels = Record<string, ExpertWeight>;
-
-/**
- * MlpBlock.forward as a pure function (no bias, no pre-norm): h = Π_i act_i(x·wi_i) (fp32 before the
- * activation when activations_in_float32), cast to the layer dtype, dropout (dropout_rate > 0 needs
- * `dropoutKey`), h·wo.
- */
-export function mlpForward(cfg: MoeConfig, kernels: MlpKernels, x_BSD: Tensor, dropoutKey?: Key): Tensor {
-  const dt = cfg.dtype;
-  const paths = mlpKernelPaths(cfg.mlpActivations.length);
-  // a kernel of another activation count (wi_2 beside two activations) would be ignored
-  for (const k of Object.keys(kernels))
-    if (!paths.includes(k) && kernels[k] !== undefined)
-      throw new ShapeError(
-        `[mlp] unknown kernel ${k}${didYouMean(k, paths)} (mlp_activations has ${cfg.mlpActivations.length}: ${paths.join(", ")})`,
-      );
-  const xx = cast(x_BSD, dt);
-  const mm = (spec: string, lhs: Tensor, k: ExpertWeight): Tensor =>
-    isQuantizedWeight(k) ? servedDense(lhs, k, servedLhsBits(cfg)) : quantizedEinsum(spec, lhs, cast(k, dt), denseQuant(cfg));
-  let h: Tensor | undefined;
-  paths.slice(0, -1).forEach((p, i) => {
-    const k = kernels[p];
-    if (k === undefined) throw new ShapeError(`[mlp] missing kernel ${p}`);
-    let z = mm("BSD,DH->BSH", xx, k);
-    if (cfg.activationsInFloat32) z = upcastF32(z);
-    const a = getActivation(cfg.mlpActivations[i]!)(z);
-    h = h === undefined ? a : mul(h, a);
-  });
-  let hh = cast(h!, dt);
-  if (cfg.dropoutRate > 0) hh = dropout(hh, cfg.dropoutRate, dropoutKey);
-  const wo = kernels["wo/kernel"];
-  if (wo === undefined) throw new ShapeError("[mlp] missing kernel wo/kernel");
-  return mm("BSH,HD->BSD", hh, wo);
-}
-
-/** All weights of a GatedSharedMoE (W: see ExpertWeights). */
 export interface GatedSharedMoeWeights<W extends ExpertWeight = Tensor> {
   routed: RoutedMoeWeights<W>;
   /** the shared MLP's kernels, MlpBlock paths */

@@ -22,3 +22,4 @@ export * from "./tensor-parallel.js";
 export * from "./routed-moe.js";
 export * from "./routed-and-shared-moe.js";
 export * from "./gated-shared-moe.js";
+export * from "./shared-mlp.js";

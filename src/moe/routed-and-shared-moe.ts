@@ -4,8 +4,17 @@ import { MlpBlock } from "../nn/mlp.js";
 import { Module, type Params } from "../nn/module.js";
 import { checkKey, foldIn, prngKey, type Key } from "../nn/random.js";
 import { checkIsConfig, type MoeConfig } from "./config.js";
-import { checkOptionKeys } from "../core/suggest.js";
-import { RoutedMoE, routedMoeParamShapes, type ForwardOptions, type MoeOutput } from "./routed-moe.js";
+import { checkOptionKeys, optionKeys } from "../core/suggest.js";
+import {
+  RoutedMoE,
+  routedMoeForward,
+  routedMoeParamShapes,
+  type ForwardOptions,
+  type MoeOutput,
+  type RoutedMoeWeights,
+} from "./routed-moe.js";
+import { mlpForward, type MlpKernels } from "./shared-mlp.js";
+import type { ExpertWeight } from "./experts.js";
 import { weightEstimate } from "./memory-estimate.js";
 import { checkMemory } from "../core/memory.js";
 import { denseQuant, QuantSite, siteKey } from "./quantization.js";
@@ -14,6 +23,32 @@ import { checkFinite } from "./finite.js";
 export interface SharedMoeOutput extends MoeOutput {
   routedOutput: Tensor;
   sharedOutput: Tensor;
+}
+
+/** A RoutedAndSharedMoE's weights: the routed experts' and the shared MLP's. */
+export interface RoutedAndSharedMoeWeights<W extends ExpertWeight = Tensor> {
+  routed: RoutedMoeWeights<W>;
+  /** the shared MLP's kernels by MlpBlock path: "wi_0/kernel" [D,Hs], "wi_1/kernel" [D,Hs], "wo/kernel" [Hs,D] */
+  shared: MlpKernels;
+}
+
+/**
+ * RoutedAndSharedMoE.forward as a pure function of the config, the weights and the input [B,S,D] (what
+ * valueAndGrad differentiates, as routedMoeForward is RoutedMoE's): routed(x) + shared_experts(x).
+ */
+export function routedAndSharedMoeForward(
+  cfg: MoeConfig,
+  w: RoutedAndSharedMoeWeights<ExpertWeight>,
+  inputs_BSD: Tensor,
+  opts: ForwardOptions & { dropoutKey?: Key } = {},
+): SharedMoeOutput {
+  checkOptionKeys(w, optionKeys<RoutedAndSharedMoeWeights>({ routed: true, shared: true }), "RoutedAndSharedMoE weights", "field");
+  if (opts.checkFinite === true) checkFinite(w.shared, "RoutedAndSharedMoE shared_experts");
+  const r = routedMoeForward(cfg, w.routed, inputs_BSD, opts);
+  const sharedOutput = mlpForward(cfg, w.shared, inputs_BSD, opts.dropoutKey, siteKey(opts.quantKey, QuantSite.SharedMlp));
+  const output = add(r.output, sharedOutput);
+  if (opts.checkFinite === true) checkFinite(output, "RoutedAndSharedMoE output");
+  return { ...r, output, routedOutput: r.output, sharedOutput };
 }
 
 /** Width of the shared MLP: shared_experts × (mlp_dim for Gemma4, moe_mlp_dim otherwise). */
@@ -83,12 +118,12 @@ export class RoutedAndSharedMoE extends Module {
     this.sharedExperts.loadParameters(shared);
   }
 
+  /** The weights routedAndSharedMoeForward takes: the tensors this module holds. */
+  get weights(): RoutedAndSharedMoeWeights {
+    return { routed: this.routedMoe.weights, shared: this.sharedExperts.paramRecord() };
+  }
+
   forward(inputs_BSD: Tensor, opts: ForwardOptions & { dropoutKey?: Key } = {}): SharedMoeOutput {
-    if (opts.checkFinite === true) checkFinite(Object.fromEntries(this.sharedExperts.parameters()), "RoutedAndSharedMoE shared_experts");
-    const r = this.routedMoe.forward(inputs_BSD, opts);
-    const sharedOutput = this.sharedExperts.forward(inputs_BSD, opts.dropoutKey, siteKey(opts.quantKey, QuantSite.SharedMlp));
-    const output = add(r.output, sharedOutput);
-    if (opts.checkFinite === true) checkFinite(output, "RoutedAndSharedMoE output");
-    return { ...r, output, routedOutput: r.output, sharedOutput };
+    return routedAndSharedMoeForward(this.config, this.weights, inputs_BSD, opts);
   }
 }

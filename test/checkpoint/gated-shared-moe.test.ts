@@ -2,7 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { Tensor } from "../../src/core/tensor.js";
 import { moeConfig } from "../../src/moe/config.js";
-import { GatedSharedMoE, gatedSharedMoeForward, mlpForward } from "../../src/moe/gated-shared-moe.js";
+import { GatedSharedMoE, gatedSharedMoeForward } from "../../src/moe/gated-shared-moe.js";
+import { mlpForward } from "../../src/moe/shared-mlp.js";
 import { RoutedMoE } from "../../src/moe/routed-moe.js";
 import { MlpBlock } from "../../src/nn/mlp.js";
 import { foldIn, normal, prngKey } from "../../src/nn/random.js";

@@ -4,7 +4,7 @@ import type { Tensor } from "../../src/core/tensor.js";
 import { add, mul } from "../../src/ops/elementwise.js";
 import { sum } from "../../src/ops/reduce.js";
 import { routedMoeForward, type RoutedMoeWeights } from "../../src/moe/routed-moe.js";
-import { RoutedAndSharedMoE } from "../../src/moe/routed-and-shared-moe.js";
+import { RoutedAndSharedMoE, routedAndSharedMoeForward } from "../../src/moe/routed-and-shared-moe.js";
 import { normal, prngKey } from "../../src/nn/random.js";
 import { gradcheck } from "../harness/gradcheck.js";
 import { cfg64, randomInput, randomWeights, ROUTING_CONFIGS, type Dims } from "./setup.js";
@@ -75,5 +75,29 @@ describe("finite differences: RoutedAndSharedMoE (DeepSeek-V2 style, shared expe
     };
     const r = gradcheck(f, [x, ...layer.sharedExperts.parameters().map(([, t]) => t)], { stencil: 4, eps: 1e-4 });
     expect(r.maxRelErr, JSON.stringify(r.worst)).toBeLessThan(1e-6);
+  });
+});
+
+describe("routedAndSharedMoeForward: RoutedAndSharedMoE as a pure function of its weights", () => {
+  const cfg = cfg64({ ...ROUTING_CONFIGS.deepseek2_softmax_scale, emb_dim: 4, moe_mlp_dim: 3, shared_experts: 2 });
+  const layer = new RoutedAndSharedMoE(cfg, { key: prngKey(3) });
+  const x = randomInput(cfg, dims, 14);
+  it("gives the module's output bit for bit", () => {
+    expect(routedAndSharedMoeForward(cfg, layer.weights, x).output.data).toEqual(layer.forward(x).output.data);
+  });
+  it("differentiates through every weight, the shared kernels' and the routed ones' (finite differences)", () => {
+    const w = layer.weights;
+    const paths = Object.keys(w.shared);
+    const f = (xx: Tensor, gate: Tensor, wi0: Tensor, ...ks: Tensor[]): Tensor => {
+      const routed = { ...w.routed, gateKernel: gate, wi0 };
+      const o = routedAndSharedMoeForward(cfg, { routed, shared: Object.fromEntries(paths.map((p, i) => [p, ks[i]!])) }, xx).output;
+      return sum(mul(o, o));
+    };
+    const shared = paths.map((p) => w.shared[p] as Tensor);
+    const r = gradcheck(f, [x, w.routed.gateKernel, w.routed.wi0, ...shared], { stencil: 4, eps: 1e-4 });
+    expect(r.maxRelErr, JSON.stringify(r.worst)).toBeLessThan(1e-6);
+  });
+  it("names a misspelled field of its weights", () => {
+    expect(() => routedAndSharedMoeForward(cfg, { ...layer.weights, sharde: {} } as never, x)).toThrow(/sharde/);
   });
 });
