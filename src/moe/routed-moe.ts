@@ -165,6 +165,7 @@ export function routedMoeForward(
 export interface RoutedMoeOptions {
   /** hidden width of each expert (MaxText intermediate_dim); default moe_mlp_dim */
   intermediateDim?: number;
+  /** the initialisers' PRNG key; default prngKey(0), so layers built without one hold the same weights */
   key?: Key;
   kernelInit?: NdInitializer;
 }
@@ -204,7 +205,8 @@ export function routedWeightsFromPaths<W extends ExpertWeight = Tensor>(
  * MaxText's RoutedMoE: gate, routing, and the experts (sparse grouped matmul or dense einsums).
  *
  * @example
- * const moe = new RoutedMoE(moeConfig({ num_experts: 8, num_experts_per_tok: 2, emb_dim: 16, moe_mlp_dim: 32, dtype: "float32" }));
+ * const cfg = moeConfig({ num_experts: 8, num_experts_per_tok: 2, emb_dim: 16, moe_mlp_dim: 32, dtype: "float32" });
+ * const moe = new RoutedMoE(cfg, { key: prngKey(42) });
  * const { output, lbLoss } = moe.forward(x_BSD);
  */
 export class RoutedMoE extends Module {
