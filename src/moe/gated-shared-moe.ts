@@ -22,6 +22,7 @@ import { checkFinite } from "./finite.js";
 import { weightEstimate } from "./memory-estimate.js";
 import { checkMemory } from "../core/memory.js";
 
+/** All weights of a GatedSharedMoE (W: see ExpertWeights). */
 export interface GatedSharedMoeWeights<W extends ExpertWeight = Tensor> {
   routed: RoutedMoeWeights<W>;
   /** the shared MLP's kernels, MlpBlock paths */

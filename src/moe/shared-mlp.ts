@@ -58,5 +58,3 @@ export function mlpForward(cfg: MoeConfig, kernels: MlpKernels, x_BSD: Tensor, d
   if (wo === undefined) throw new ShapeError("[mlp] missing kernel wo/kernel");
   return mm("BSH,HD->BSD", hh, wo, paths.length - 1);
 }
-
-/** All weights of a GatedSharedMoE (W: see ExpertWeights). */

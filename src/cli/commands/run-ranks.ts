@@ -13,6 +13,7 @@ import { concatenate, sliceAxis } from "../../ops/movement.js";
 import { add, div } from "../../ops/elementwise.js";
 import { RoutedAndSharedMoE } from "../../moe/routed-and-shared-moe.js";
 import { QuantSite, siteKey } from "../../moe/quantization.js";
+import { mlpForward } from "../../moe/shared-mlp.js";
 import { joinMpi, mpiUnavailableReason } from "../../parallel/mpi-group.js";
 import { mpirunArgs, mpirunMissing } from "../../parallel/mpi-launch.js";
 import { agreeAcrossRanks } from "../../parallel/agree.js";
@@ -91,7 +92,7 @@ export async function forwardOnRanks(
   const o = await routedMoeForwardParallel(cfg, group, "batch_sharded", w, x, opts);
   const y =
     layer instanceof RoutedAndSharedMoE
-      ? add(o.output, layer.sharedExperts.forward(x, undefined, siteKey(opts.quantKey, QuantSite.SharedMlp)))
+      ? add(o.output, mlpForward(cfg, layer.weights.shared, x, undefined, siteKey(opts.quantKey, QuantSite.SharedMlp)))
       : o.output;
   const topK = concatenate(await group.allGather(o.topKIndices_BSK));
   return {
