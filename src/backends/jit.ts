@@ -298,6 +298,10 @@ function replay(rec: Recording, args: readonly Tensor[]): unknown {
 export function jit<A extends Tensor[], R>(fn: (...args: A) => R): (...args: A) => R {
   const recordings = new Map<string, Recording>();
   return (...args: A): R => {
+    args.forEach((t, i) => {
+      if (!(t instanceof Tensor))
+        throw new MoeError(`[jit] argument ${i} is a ${Object.prototype.toString.call(t).slice(8, -1)}, not a Tensor`);
+    });
     if (capture !== undefined || args.some((t) => t.node !== undefined)) return fn(...args);
     // arguments over the same storage are recorded as one: which ones do is part of the key
     const same = (t: Tensor): number => args.findIndex((u) => u.storage === t.storage);

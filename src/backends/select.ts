@@ -37,7 +37,10 @@ export function activeBackend(): Backend {
 }
 
 function selectBackend(choice: BackendChoice | Backend): Backend {
-  if (typeof choice !== "string") return (active = choice);
+  // a backend object, or one of the names (a JavaScript caller's "Ref" or "cuda" was taken as auto)
+  if (typeof choice === "object" && choice !== null && typeof choice.run === "function") return (active = choice);
+  if (!["auto", "native", "ref"].includes(choice as string))
+    throw new MoeError(`[backend] ${JSON.stringify(choice)} is not a backend: give "auto", "native", "ref" or a Backend object`);
   if (choice === "ref") return (active = refBackend);
   const native = nativeBackend();
   if (native !== undefined && !nativeConfigured) {

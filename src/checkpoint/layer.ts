@@ -85,6 +85,8 @@ export interface MoeLayer {
   keys: Record<string, unknown>;
   /** validated config: keys plus the overrides given when reading */
   config: MoeConfig;
+  /** the overrides given when reading (kept by quantizeMoeLayer) */
+  overrides?: Record<string, unknown>;
   /** decoder layer index (0-based, as the checkpoint counts) */
   layer: number;
   /** hidden width of the shared MLP (0 for routed) */
@@ -153,14 +155,15 @@ export function defaultSharedDim(module: MoeModuleKind, cfg: MoeConfig): number 
 
 /** Builds the layer's validated config and checks every parameter is present with its expected shape. */
 export function makeLayer(fields: Omit<MoeLayer, "config">, overrides: Record<string, unknown> = {}, source = "layer"): MoeLayer {
-  const config = moeConfig({ ...fields.keys, ...overrides });
+  const all = { ...fields.overrides, ...overrides };
+  const config = moeConfig({ ...fields.keys, ...all });
   if (fields.module === "routed_and_shared" && fields.sharedDim !== sharedExpertDim(config)) {
     throw new CheckpointLayoutError(
       source,
       `shared width ${fields.sharedDim} is not shared_experts × moe_mlp_dim = ${sharedExpertDim(config)}`,
     );
   }
-  const layer: MoeLayer = { ...fields, config };
+  const layer: MoeLayer = { ...fields, config, ...(Object.keys(all).length > 0 ? { overrides: all } : {}) };
   validateLayer(layer, source);
   return layer;
 }

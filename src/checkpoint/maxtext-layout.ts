@@ -216,7 +216,7 @@ export function readMaxTextMoeLayer(location: string, opts: MaxTextReadOptions =
       throw new CheckpointLayoutError(
         location,
         hf
-          ? "a Hugging Face checkpoint folder (it holds config.json): read it with readHfMoeLayer or openMoeLayer"
+          ? "a Hugging Face checkpoint folder (it holds config.json): read it with readHfMoeLayer or openMoeLayer (moekit convert --from hf)"
           : `no MaxText config: the file has no ${META.keys} metadata; pass the MaxText keys (the keys option; moekit run --config FILE)`,
       );
     }

@@ -42,17 +42,20 @@ function servedKeys(layer: MoeLayer, format: QuantizeMode): Record<string, unkno
   const bits = formatBits(format);
   const cfg = layer.config;
   if (cfg.quantization === "int8" && bits !== 8)
-    throw new MoeError(`an int8 layer quantizes its weights to 8 bits: --mode ${format} needs a float or intmp layer`);
+    throw new MoeError(`[quantizeMoeLayer] an int8 layer quantizes its weights to 8 bits: mode ${format} needs a float or intmp layer`);
   const wBits = cfg.quantCfg?.__default__?.w_bits;
   if (cfg.quantization === "intmp" && wBits !== bits)
-    throw new MoeError(`the layer's intmp w_bits is ${String(wBits)}: --mode ${format} would store other weights than it computes`);
+    throw new MoeError(
+      `[quantizeMoeLayer] the layer's intmp w_bits is ${String(wBits)}: mode ${format} would store other weights than it computes`,
+    );
   if (cfg.quantization !== "") return layer.keys;
   return { ...layer.keys, quantization: "intmp", quant_cfg: { __default__: { w_bits: bits } } };
 }
 
 /**
  * The layer with its routed experts' wi_0, wi_1 and wo held quantized in `format` (AQT weight-only per (expert,
- * column), float32 scales); gate, biases and shared MLP keep their storage. `overrides` as when the layer was read.
+ * column), float32 scales); gate, biases and shared MLP keep their storage. The layer keeps the overrides it was
+ * read with; `overrides` adds to them.
  */
 export function quantizeMoeLayer(layer: MoeLayer, format: QuantizeMode, overrides: Record<string, unknown> = {}): MoeLayer {
   checkQuantizeMode(format, "quantizeMoeLayer");

@@ -237,6 +237,7 @@ export function encodeElements(t: Tensor, dtype: StorageDType, fail: Fail): Uint
   if (isFloatStorage(dtype)) return encodeFloat(t, dtype);
   // quantized codes are written as they are held
   if ((t.dtype === "int8" && dtype === "I8") || (t.dtype === "uint8" && (dtype === "U8" || dtype === "F8_E4M3"))) return bytesOf(t.data);
+  if (dtype === "F8_E4M3") fail(`a ${t.dtype} tensor cannot be stored as F8_E4M3: it holds e4m3 codes, from a uint8 tensor`);
   if (t.dtype !== "int32") fail(`a ${t.dtype} tensor cannot be stored as ${dtype}; integer types need int32`);
   return encodeInt(t.data as Int32Array, dtype, fail);
 }

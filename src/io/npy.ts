@@ -3,7 +3,16 @@
 // padded with spaces and a newline, then the elements.
 import { Tensor } from "../core/tensor.js";
 import { checkOptionKeys, optionKeys } from "../core/suggest.js";
-import { castDecoded, decodeElements, defaultStorage, encodeElements, storageWidth, type Fail, type StorageDType } from "./codec.js";
+import {
+  castDecoded,
+  codesOf,
+  decodeElements,
+  defaultStorage,
+  encodeElements,
+  storageWidth,
+  type Fail,
+  type StorageDType,
+} from "./codec.js";
 import { writeAtomically, type OverwriteOption } from "./atomic-write.js";
 import { failFor, readRegularFile } from "./files.js";
 import type { ReadOptions } from "./safetensors.js";
@@ -189,6 +198,9 @@ function decodeNpy(bytes: Uint8Array, file: string, options: ReadOptions = {}): 
     fail(`truncated: ${what} needs ${need} data bytes, the file holds ${data.length}`);
   }
   if (data.length > need) fail(`${data.length - need} unexpected bytes after the ${need} data bytes`);
+  // int8 / uint8: the codes as stored, as safetensors' reader keeps them
+  if (options.dtype === "int8" || options.dtype === "uint8")
+    return new Tensor(codesOf(dtype, data.subarray(0, need), options.dtype, fail), shape, options.dtype);
   const decoded = decodeElements(dtype, data, failFor("npy", file, `data (${dtype})`));
   const target = options.dtype ?? decoded.dtype;
   return new Tensor(castDecoded(decoded, target, fail), shape, target);

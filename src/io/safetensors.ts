@@ -356,7 +356,8 @@ function encodeHeader(planned: PlannedTensor[], metadata: Record<string, string>
 
 /**
  * Writes `tensors` to a safetensors file, data in sorted-name order. Reading it back gives bit-identical
- * tensors when each keeps its natural storage dtype. Values that do not fit a requested integer dtype,
+ * tensors when each keeps its natural storage dtype; int8 and uint8 tensors (I8 / U8) come back as int32 unless
+ * read with `{ dtype: "int8" }` / `{ dtype: "uint8" }`. Values that do not fit a requested integer dtype,
  * or floats requested as integers, are an error; nothing is left at `path` then. An existing `path` is
  * replaced only with `overwrite`.
  */

@@ -297,6 +297,8 @@ export function writeShards(
  */
 export function saveShardedSafetensors(dir: string, tensors: Record<string, Tensor>, options: ShardedSaveOptions): ShardedSaveResult {
   checkOptionKeys(options, [...SAVE_OPTIONS, "maxShardBytes", "prefix"], "saveShardedSafetensors");
+  // named with the folder given, before the temporary one exists
+  if (!(options.maxShardBytes > 0)) failFor("safetensors", dir)(`maxShardBytes ${options.maxShardBytes} is not a positive number`);
   const written = writeFolderAtomically(dir, (tmp) => writeShards(tmp, tensors, options), failFor("safetensors", dir), options);
   return { indexPath: path.join(dir, written.index), shards: written.shards.map((n) => path.join(dir, n)), totalSize: written.totalSize };
 }

@@ -1,5 +1,6 @@
 /// <reference types="node" preserve="true" />
 // Starting an MPI job from Node: `mpirun` over this machine's cores (oversubscribed when ranks outnumber them).
+import { checkOptionKeys } from "../core/suggest.js";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -43,6 +44,7 @@ function entryPath(): string {
  * the job's output, which names the rank. `timeoutMs` bounds the whole job (then it is killed).
  */
 export async function runMpi<T>(size: number, module: string | URL, args?: unknown, opts: { timeoutMs?: number } = {}): Promise<T[]> {
+  checkOptionKeys(opts, ["timeoutMs"], "runMpi");
   const missing = mpirunMissing();
   if (missing !== undefined) throw new MoeError(`[mpi] MPI unavailable: ${missing}`);
   const dir = mkdtempSync(join(tmpdir(), "moekit-mpi-"));

@@ -172,7 +172,7 @@ describe("moekit quantize", () => {
     const r = await cli("quantize", "--mode", "int4", i8, scratch("no.safetensors"), "--quiet");
     expect(r.code).toBe(2);
     expect(r.err.trim()).toMatch(
-      /^moekit quantize: an int8 layer quantizes its weights to 8 bits: --mode int4 needs a float or intmp layer$/,
+      /^moekit quantize: \[quantizeMoeLayer\] an int8 layer quantizes its weights to 8 bits: mode int4 needs a float or intmp layer$/,
     );
   });
 

@@ -1,5 +1,7 @@
 // Findings of an audit of the public API from a user's side (the README, docs and .d.ts only): each test is the
 // audit's reproduction, as it failed before its fix.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DTypeError, MoeError } from "../../src/core/errors.js";
 import { full, Tensor, tensor, zeros } from "../../src/core/tensor.js";
@@ -16,6 +18,14 @@ import { normal, prngKey, uniform } from "../../src/nn/random.js";
 import { makeFixture, writeFixture } from "../checkpoint/fixtures.js";
 import { testBackends, withBackend } from "../harness/backends.js";
 import { useScratch } from "./cli-harness.js";
+import { quantizeMoeLayer } from "../../src/checkpoint/quantized-layer.js";
+import { useBackend } from "../../src/backends/select.js";
+import { jit } from "../../src/backends/jit.js";
+import { nativeBackend, setNativeThreads } from "../../src/backends/native/index.js";
+import { readNpy, writeNpy } from "../../src/io/npy.js";
+import { saveSafetensors } from "../../src/io/safetensors.js";
+import { saveShardedSafetensors } from "../../src/io/sharded.js";
+import { runMpi } from "../../src/parallel/mpi-launch.js";
 
 const scratch = useScratch("api-audit");
 const small = { num_experts: 4, num_experts_per_tok: 2, emb_dim: 16, moe_mlp_dim: 16, dtype: "float32" };
@@ -143,5 +153,55 @@ describe("checkpoints", () => {
       expect(e).not.toBeInstanceOf(UnsupportedModelError);
       expect(String(e)).toMatch(`[checkpoint] layer ${layer} is ${layer === 0.5 ? "not an integer" : "out of range"}: layers are 0 to `);
     }
+  });
+});
+
+describe("a second audit: io, checkpoint, optim, parallel and runtime", () => {
+  it("quantizeMoeLayer keeps the overrides the layer was read with (it computed in the stored dtype again)", () => {
+    const dir = writeFixture(makeFixture("mixtral"), scratch("hf-overrides"));
+    const layer = readHfMoeLayer(dir, 0, { overrides: { dtype: "float64" } });
+    expect(layer.config.dtype).toBe("float64");
+    const q = quantizeMoeLayer(layer, "int8");
+    expect(q.config.dtype).toBe("float64");
+    expect(quantizeMoeLayer(layer, "int4", { dtype: "bfloat16" }).config.dtype).toBe("bfloat16");
+  });
+
+  it('useBackend refuses a name that is no backend ("Ref" and "cuda" ran native)', () => {
+    for (const name of ["cuda", "Ref", ""])
+      expect(() => useBackend(name as never)).toThrow(`[backend] ${JSON.stringify(name)} is not a backend: give "auto", "native", "ref"`);
+    expect(useBackend("ref")).toBe("ref");
+  });
+
+  it("readNpy keeps uint8 / int8 codes with the dtype option, as loadSafetensors does", () => {
+    const file = join(mkdirSync(scratch("npy"), { recursive: true })!, "codes.npy");
+    writeNpy(file, tensor([0, 200, 255], [3], "uint8"));
+    const t = readNpy(file, { dtype: "uint8" });
+    expect([t.dtype, t.toArray()]).toEqual(["uint8", [0, 200, 255]]);
+    expect(() => readNpy(file, { dtype: "int8" })).toThrow("U8 values cannot be read as int8 codes");
+  });
+
+  it("runMpi names a misspelled option; jit names an argument that is no Tensor", () => {
+    return Promise.all([
+      expect(runMpi(1, "x.mjs", undefined, { timeout: 1 } as never)).rejects.toThrow(/runMpi.*timeout.*timeoutMs/),
+      expect(() => jit((x: Tensor) => x)(3 as never)).toThrow("[jit] argument 0 is a Number, not a Tensor"),
+    ]);
+  });
+
+  it.skipIf(nativeBackend() === undefined)("setNativeThreads' refusals are MoeErrors naming the range", () => {
+    for (const n of [-1, 1.5, 1e6])
+      expect(() => setNativeThreads(n)).toThrow(
+        new MoeError(`[native] thread count ${n} must be an integer from 0 (the number of CPUs) to 1024`),
+      );
+  });
+
+  it("writers name the user's folder and the real reason", () => {
+    const dir = scratch("sharded");
+    expect(() => saveShardedSafetensors(dir, { a: tensor([1], [1]) }, { maxShardBytes: 0 })).toThrow(
+      `[safetensors] ${dir}: maxShardBytes 0`,
+    );
+    const file = join(mkdirSync(scratch("f8"), { recursive: true })!, "x.safetensors");
+    expect(() => saveSafetensors(file, { x: tensor([1], [1]) }, { dtypes: { x: "F8_E4M3" } })).toThrow(
+      "cannot be stored as F8_E4M3: it holds e4m3 codes, from a uint8 tensor",
+    );
   });
 });

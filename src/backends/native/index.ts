@@ -65,7 +65,8 @@ const explicit = new Set<"threads" | "bf16">();
 export function setNativeThreads(n: number): boolean {
   const b = nativeBinding();
   if (b === undefined) return false;
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`[native] thread count ${n} must be a non-negative integer`);
+  if (!Number.isInteger(n) || n < 0 || n > 1024)
+    throw new MoeError(`[native] thread count ${n} must be an integer from 0 (the number of CPUs) to 1024`);
   b.setThreads(n);
   explicit.add("threads");
   return true;
