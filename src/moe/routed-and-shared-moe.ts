@@ -1,3 +1,4 @@
+import { MoeError } from "../core/errors.js";
 import type { Tensor } from "../core/tensor.js";
 import { add } from "../ops/elementwise.js";
 import { MlpBlock } from "../nn/mlp.js";
@@ -43,6 +44,9 @@ export function routedAndSharedMoeForward(
   opts: ForwardOptions & { dropoutKey?: Key } = {},
 ): SharedMoeOutput {
   checkOptionKeys(w, optionKeys<RoutedAndSharedMoeWeights>({ routed: true, shared: true }), "RoutedAndSharedMoE weights", "field");
+  for (const f of ["routed", "shared"] as const)
+    if (typeof w[f] !== "object" || w[f] === null)
+      throw new MoeError(`[RoutedAndSharedMoE] weights.${f} is missing: give { routed, shared }`);
   if (opts.checkFinite === true) checkFinite(w.shared, "RoutedAndSharedMoE shared_experts");
   const r = routedMoeForward(cfg, w.routed, inputs_BSD, opts);
   const sharedOutput = mlpForward(cfg, w.shared, inputs_BSD, opts.dropoutKey, siteKey(opts.quantKey, QuantSite.SharedMlp));

@@ -13,6 +13,7 @@ import type { MoeConfig } from "./config.js";
 import type { ExpertWeight } from "./experts.js";
 import { denseQuant, servedLhsBits } from "./quantization.js";
 import { servedDense } from "./served.js";
+import { tensorArg } from "../ops/args.js";
 
 /** Kernel paths of a MaxText MlpBlock: "wi/kernel" for one activation, else "wi_0/kernel", ...; then "wo/kernel". */
 export function mlpKernelPaths(numActivations: number): string[] {
@@ -22,6 +23,22 @@ export function mlpKernelPaths(numActivations: number): string[] {
 
 /** Kernels of a MaxText MlpBlock by path ("wi_0/kernel" [D,Hs], ..., "wo/kernel" [Hs,D]); held quantized: [1,k,n]. */
 export type MlpKernels = Record<string, ExpertWeight>;
+
+/** Each kernel a weight of [D,Hs] (wi) or [Hs,D] (wo), one Hs for all, named where it is not (an einsum named only labels). */
+function checkKernelShapes(kernels: MlpKernels, paths: readonly string[], D: number): void {
+  let Hs: number | undefined;
+  for (const p of paths) {
+    const k = kernels[p];
+    if (k === undefined) throw new ShapeError(`[mlp] missing kernel ${p}`);
+    if (!isQuantizedWeight(k)) tensorArg(k, "mlp", `kernel ${p}`);
+    const [rows, cols] = isQuantizedWeight(k) ? k.shape.slice(1) : k.shape;
+    const wo = p === "wo/kernel";
+    Hs ??= wo ? rows : cols;
+    const want = wo ? [Hs, D] : [D, Hs];
+    if ((isQuantizedWeight(k) ? k.shape[0] !== 1 : k.ndim !== 2) || rows !== want[0] || cols !== want[1])
+      throw new ShapeError(`[mlp] kernel ${p} is [${k.shape.join(",")}], expected [${want.join(",")}] (D=${D}, Hs=${Hs})`);
+  }
+}
 
 /**
  * MlpBlock.forward as a pure function (no bias, no pre-norm): h = Π_i act_i(x·wi_i) (fp32 before the
@@ -38,6 +55,7 @@ export function mlpForward(cfg: MoeConfig, kernels: MlpKernels, x_BSD: Tensor, d
       throw new ShapeError(
         `[mlp] unknown kernel ${k}${didYouMean(k, paths)} (mlp_activations has ${cfg.mlpActivations.length}: ${paths.join(", ")})`,
       );
+  checkKernelShapes(kernels, paths, x_BSD.shape.at(-1)!);
   const xx = cast(x_BSD, dt);
   const mm = (spec: string, lhs: Tensor, k: ExpertWeight, i: number): Tensor =>
     isQuantizedWeight(k)

@@ -1,5 +1,6 @@
 // Findings of an audit of the public API from a user's side (the README, docs and .d.ts only): each test is the
 // audit's reproduction, as it failed before its fix.
+import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -202,6 +203,20 @@ describe("a second audit: io, checkpoint, optim, parallel and runtime", () => {
     const file = join(mkdirSync(scratch("f8"), { recursive: true })!, "x.safetensors");
     expect(() => saveSafetensors(file, { x: tensor([1], [1]) }, { dtypes: { x: "F8_E4M3" } })).toThrow(
       "cannot be stored as F8_E4M3: it holds e4m3 codes, from a uint8 tensor",
+    );
+  });
+});
+
+describe("a third audit: today's MPI changes", () => {
+  it("moekit run refuses dropout on a shared-expert layer once, before --ranks starts ranks (each printed it, then MPI's abort)", () => {
+    const bin = join(import.meta.dirname, "../../bin/moekit.js");
+    const r = spawnSync(process.execPath, [bin, "run", "--preset", "tiny-deepseek3-671b", "--set", "dropout_rate=0.1", "--ranks", "2"], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim()).toBe(
+      "moekit run: [config] dropout_rate=0.1: moekit run runs an inference forward, where MaxText applies no dropout: set it to 0",
     );
   });
 });

@@ -97,7 +97,21 @@ describe("routedAndSharedMoeForward: RoutedAndSharedMoE as a pure function of it
     const r = gradcheck(f, [x, w.routed.gateKernel, w.routed.wi0, ...shared], { stencil: 4, eps: 1e-4 });
     expect(r.maxRelErr, JSON.stringify(r.worst)).toBeLessThan(1e-6);
   });
-  it("names a misspelled field of its weights", () => {
-    expect(() => routedAndSharedMoeForward(cfg, { ...layer.weights, sharde: {} } as never, x)).toThrow(/sharde/);
+  it("names a misspelled or missing field of its weights, and the shared kernel that is wrong", () => {
+    const w = layer.weights;
+    expect(() => routedAndSharedMoeForward(cfg, { ...w, sharde: {} } as never, x)).toThrow(/sharde/);
+    expect(() => routedAndSharedMoeForward(cfg, { routed: w.routed } as never, x)).toThrow(
+      "[RoutedAndSharedMoE] weights.shared is missing",
+    );
+    const wo = w.shared["wo/kernel"] as Tensor;
+    const [Hs, D] = wo.shape;
+    const transposed = { ...w.shared, "wo/kernel": normal(prngKey(1), [D!, Hs!], "float64") };
+    expect(() => routedAndSharedMoeForward(cfg, { ...w, shared: transposed }, x)).toThrow(
+      `[mlp] kernel wo/kernel is [${D},${Hs}], expected [${Hs},${D}]`,
+    );
+    const typed = { ...w.shared, "wi_0/kernel": new Float32Array(4) as never };
+    expect(() => routedAndSharedMoeForward(cfg, { ...w, shared: typed }, x)).toThrow(
+      "[mlp] kernel wi_0/kernel is a Float32Array, not a Tensor",
+    );
   });
 });

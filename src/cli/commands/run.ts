@@ -1,4 +1,4 @@
-import { MoeError } from "../../core/errors.js";
+import { ConfigError, MoeError } from "../../core/errors.js";
 import { stats } from "../summary.js";
 import { parseSets, withOverrides } from "../sets.js";
 import { moeConfig, splitMoeKeys, unreadKeys, type MoeConfig } from "../../moe/config.js";
@@ -121,6 +121,13 @@ export async function runCommand(argv: string[]): Promise<number> {
     ...weightEstimate(layerParamShapes(cfg, shared), cfg.weightDtype),
     ...forwardEstimate(cfg, B, S, shared ? sharedExpertDim(cfg) : 0),
   });
+  // checked before --ranks starts its ranks (each printed the layer's refusal, then MPI's abort)
+  if (shared && cfg.dropoutRate > 0)
+    throw new ConfigError(
+      "dropout_rate",
+      cfg.dropoutRate,
+      "moekit run runs an inference forward, where MaxText applies no dropout: set it to 0",
+    );
   const ranks = values.ranks === undefined ? undefined : intFlag(values.ranks, "--ranks", 1);
   if (ranks !== undefined) checkRanksFit(cfg, B, ranks);
   if (ranks !== undefined && !inMpiJob()) return await launchRanks(ranks);
