@@ -406,19 +406,25 @@ export class RoutedMoE extends Module {
 
 /**
  * A 32-bit hash of a tensor's element bits (FNV-1a over 32-bit words): equal on ranks that hold the same values.
- * Past `most` words it hashes that many, evenly spaced, the last included (a check per call, not a checksum).
+ * Past `most` words it hashes that many, evenly spaced, shifted by `call` so that successive calls cover every word
+ * (a check per call, not a checksum: a difference in one word is seen within ⌈words / most⌉ calls).
  */
-function fingerprint(t: Tensor, most = Infinity): string {
+function fingerprint(t: Tensor, most = Infinity, call = 0): string {
   const d = t.data;
   const words =
     d.byteOffset % 4 === 0 && d.byteLength % 4 === 0
       ? new Uint32Array(d.buffer, d.byteOffset, d.byteLength / 4)
       : new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
   const step = words.length > most ? (words.length - 1) / (most - 1) : 1;
+  const shift = call % Math.ceil(step);
   let h = 0x811c9dc5;
-  for (let i = 0; i < Math.min(words.length, most); i++) h = Math.imul(h ^ words[Math.round(i * step)]!, 16777619);
+  for (let i = 0; i < Math.min(words.length, most); i++)
+    h = Math.imul(h ^ words[Math.min(Math.round(i * step) + shift, words.length - 1)]!, 16777619);
   return (h >>> 0).toString(16);
 }
+
+/** Forwards run on each group: every rank counts its own calls, in step with the others (SPMD). */
+const gateChecks = new WeakMap<object, number>();
 
 /**
  * RoutedMoE.__call__ on one rank of a Group (expert parallelism) or of a Mesh (the expert, tensor,
@@ -446,13 +452,18 @@ export async function routedMoeForwardParallel(
   if (!EP_PATHS.includes(path)) throw new MoeError(`[RoutedMoE] path ${JSON.stringify(path)} is not one of ${EP_PATHS.join(", ")}`);
   // every rank runs the same layer on the same mesh (a config differing on one rank gave each its own numbers,
   // without an error)
+  const call = gateChecks.get(axes.mesh.group) ?? 0;
+  gateChecks.set(axes.mesh.group, call + 1);
   await agreeAcrossRanks(axes.mesh.group, "the layer (config, path, mesh, input and gate)", {
     config: toMaxTextKeys(cfg),
     path,
     mesh: axes.mesh.toString(),
     input: { dtype: inputs_BSD.dtype, D, gate_inputs: opts.gateInputs?.shape.at(-1) ?? null },
     // the gate is replicated: ranks seeded or loaded apart routed the same token to different experts, silently
-    gate: { kernel: fingerprint(w.gateKernel, 1 << 16), bias: w.gateBias === undefined ? null : fingerprint(w.gateBias, 1 << 16) },
+    gate: {
+      kernel: fingerprint(w.gateKernel, 1 << 16, call),
+      bias: w.gateBias === undefined ? null : fingerprint(w.gateBias, 1 << 16, call),
+    },
   });
   // the dense path keeps its slice of the batch gathered over the expert axis, the ring reduce-scatters it, and the
   // replicated path takes the same rows everywhere: equal slices over the expert axis

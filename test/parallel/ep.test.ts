@@ -264,6 +264,25 @@ describe("EP errors", () => {
     // the same gate on both: runs
     for (const r of await run(() => layers[0]!.weights)) expect(r.status).toBe("fulfilled");
   });
+  it("past 65,536 gate elements the hash samples them, and successive calls shift the sample: one element apart is caught", async () => {
+    const cfg = moeConfig({ ...EP_KEYS, emb_dim: 20000 });
+    const w = new RoutedMoE(cfg, { key: prngKey(3) }).weights;
+    const words = w.gateKernel.size;
+    const step = (words - 1) / (2 ** 16 - 1);
+    const sampled = new Set(Array.from({ length: 2 ** 16 }, (_, i) => Math.round(i * step)));
+    const j = Array.from({ length: words }, (_, i) => i).find((i) => !sampled.has(i))!;
+    const moved = new Float32Array(w.gateKernel.data as Float32Array);
+    moved[j]! += 1;
+    const apart = { ...w, gateKernel: new Tensor(moved, [...w.gateKernel.shape], "float32") };
+    const groups = createLocalGroup(2);
+    const x = normal(prngKey(0), [2, 1, 20000], "float32");
+    const call = () =>
+      Promise.allSettled(
+        groups.map((g) => routedMoeForwardParallel(cfg, g, "batch_sharded", shardWeights(g.rank === 0 ? w : apart, g.rank, 2), x)),
+      );
+    for (const r of await call()) expect(r.status).toBe("fulfilled"); // the first call's sample misses element j
+    for (const r of await call()) expect(r.status === "rejected" ? String(r.reason) : "").toMatch(/gate\.kernel is "[0-9a-f]+" on rank 0/);
+  });
   it("a batch not divisible by the expert shards is refused", async () => {
     const c = makeCase({ decoder_block: "mixtral", num_experts: 4, num_experts_per_tok: 2 }, 3, 3, 6, 5, 2, 3);
     await expect(runExpertParallelCase(c, moeConfig(c.config))).rejects.toThrow(/not divisible/);
