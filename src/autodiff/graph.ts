@@ -62,7 +62,7 @@ export function attachNode(outputs: Tensor[], parents: readonly Tensor[], vjp: V
 /** A fresh tracked leaf sharing `t`'s storage. */
 export function makeLeaf(t: Tensor, i = 0): Tensor {
   if (!(t instanceof Tensor))
-    throw new MoeError(`[grad] argument ${i} is a ${Object.prototype.toString.call(t).slice(8, -1)}, not a Tensor`);
+    throw new MoeError(`[grad] argument ${i} is not a Tensor: got ${Object.prototype.toString.call(t).slice(8, -1)}`);
   const leaf = t.sameStorage();
   const node: InternalNode = {
     id: newNodeId(),

@@ -300,7 +300,7 @@ export function jit<A extends Tensor[], R>(fn: (...args: A) => R): (...args: A) 
   return (...args: A): R => {
     args.forEach((t, i) => {
       if (!(t instanceof Tensor))
-        throw new MoeError(`[jit] argument ${i} is a ${Object.prototype.toString.call(t).slice(8, -1)}, not a Tensor`);
+        throw new MoeError(`[jit] argument ${i} is not a Tensor: got ${Object.prototype.toString.call(t).slice(8, -1)}`);
     });
     if (capture !== undefined || args.some((t) => t.node !== undefined)) return fn(...args);
     // arguments over the same storage are recorded as one: which ones do is part of the key

@@ -123,7 +123,7 @@ describe("a typed array or a plain array where a Tensor goes (JavaScript callers
 
   it("valueAndGrad names the argument (it failed with 't.sameStorage is not a function')", () => {
     expect(() => valueAndGrad((x: Tensor) => sum(x))(new Float32Array(2) as never)).toThrow(
-      "[grad] argument 0 is a Float32Array, not a Tensor",
+      "[grad] argument 0 is not a Tensor: got Float32Array",
     );
   });
 });
@@ -184,7 +184,7 @@ describe("a second audit: io, checkpoint, optim, parallel and runtime", () => {
   it("runMpi names a misspelled option; jit names an argument that is no Tensor", () => {
     return Promise.all([
       expect(runMpi(1, "x.mjs", undefined, { timeout: 1 } as never)).rejects.toThrow(/runMpi.*timeout.*timeoutMs/),
-      expect(() => jit((x: Tensor) => x)(3 as never)).toThrow("[jit] argument 0 is a Number, not a Tensor"),
+      expect(() => jit((x: Tensor) => x)(3 as never)).toThrow("[jit] argument 0 is not a Tensor: got Number"),
     ]);
   });
 
