@@ -4,18 +4,23 @@ import path from "node:path";
 import type { Tensor } from "../core/tensor.js";
 import { saveSafetensors, type StorageDType } from "../io/index.js";
 import { writeFolderAtomically } from "../io/atomic-write.js";
-import { writeShards } from "../io/sharded.js";
+import { checkShardBytes, writeShards } from "../io/sharded.js";
 import { CheckpointLayoutError } from "./layer.js";
 
 /**
- * Makes the checkpoint folder `dir` (its parent folders too): `fill` writes into a temporary folder and returns
- * the names of what it wrote; the result is their paths under `dir`. An existing non-empty `dir` is replaced
- * only with `overwrite`, and only when it holds checkpoint files alone.
+ * Makes the checkpoint folder `dir` (its parent folders too), after checking `maxShardBytes` where given: `fill`
+ * writes into a temporary folder and returns the names of what it wrote; the result is their paths under `dir`. An
+ * existing non-empty `dir` is replaced only with `overwrite`, and only when it holds checkpoint files alone.
  */
-export function writeCheckpointFolder(dir: string, opts: { overwrite?: boolean }, fill: (tmpDir: string) => string[]): string[] {
+export function writeCheckpointFolder(
+  dir: string,
+  opts: { overwrite?: boolean; maxShardBytes?: number | undefined },
+  fill: (tmpDir: string) => string[],
+): string[] {
   const fail = (problem: string): never => {
     throw new CheckpointLayoutError(dir, problem);
   };
+  if (opts.maxShardBytes !== undefined) checkShardBytes(opts.maxShardBytes, fail);
   fs.mkdirSync(path.dirname(path.resolve(dir)), { recursive: true });
   return writeFolderAtomically(dir, fill, fail, opts).map((name) => path.join(dir, name));
 }

@@ -257,8 +257,14 @@ function pick<T>(record: Record<string, T>, names: string[]): Record<string, T> 
 
 const pad5 = (i: number): string => String(i).padStart(5, "0");
 
+/** Refuses (through `fail`, named with the folder the user gave) a shard size that is not a positive number. */
+export function checkShardBytes(maxShardBytes: number, fail: Fail): void {
+  if (!(maxShardBytes > 0)) fail(`maxShardBytes ${maxShardBytes} is not a positive number`);
+}
+
 /**
- * Writes `tensors` as shards into the existing folder `dir`, the index json last. Returns the file names.
+ * Writes `tensors` as shards into the existing folder `dir`, the index json last (`maxShardBytes` checked by the
+ * caller, before the folder being made exists: checkShardBytes). Returns the file names.
  * For a folder that is being made (see writeFolderAtomically); saveShardedSafetensors is the public form.
  */
 export function writeShards(
@@ -269,7 +275,6 @@ export function writeShards(
   const prefix = options.prefix ?? "model";
   const index = `${prefix}${INDEX_SUFFIX}`;
   const fail: Fail = failFor("safetensors", path.join(dir, index));
-  if (!(options.maxShardBytes > 0)) fail(`maxShardBytes ${options.maxShardBytes} is not a positive number`);
   checkSaveOptions(tensors, options, fail);
   const sizes = new Map(
     Object.keys(tensors)
@@ -297,8 +302,8 @@ export function writeShards(
  */
 export function saveShardedSafetensors(dir: string, tensors: Record<string, Tensor>, options: ShardedSaveOptions): ShardedSaveResult {
   checkOptionKeys(options, [...SAVE_OPTIONS, "maxShardBytes", "prefix"], "saveShardedSafetensors");
-  // named with the folder given, before the temporary one exists
-  if (!(options.maxShardBytes > 0)) failFor("safetensors", dir)(`maxShardBytes ${options.maxShardBytes} is not a positive number`);
-  const written = writeFolderAtomically(dir, (tmp) => writeShards(tmp, tensors, options), failFor("safetensors", dir), options);
+  const fail = failFor("safetensors", dir);
+  checkShardBytes(options.maxShardBytes, fail);
+  const written = writeFolderAtomically(dir, (tmp) => writeShards(tmp, tensors, options), fail, options);
   return { indexPath: path.join(dir, written.index), shards: written.shards.map((n) => path.join(dir, n)), totalSize: written.totalSize };
 }

@@ -14,7 +14,8 @@ import { moeConfig, MOE_DEFAULTS } from "../../src/moe/config.js";
 import { getPreset, listPresets, presetConfig } from "../../src/moe/presets.js";
 import { RoutedMoE } from "../../src/moe/routed-moe.js";
 import { UnsupportedModelError } from "../../src/checkpoint/layer.js";
-import { readHfMoeLayer } from "../../src/checkpoint/hf-layout.js";
+import { readHfMoeLayer, writeHfMoeLayer } from "../../src/checkpoint/hf-layout.js";
+import { writeMaxTextMoeLayer } from "../../src/checkpoint/maxtext-layout.js";
 import { normal, prngKey, uniform } from "../../src/nn/random.js";
 import { makeFixture, writeFixture } from "../checkpoint/fixtures.js";
 import { testBackends, withBackend } from "../harness/backends.js";
@@ -200,6 +201,13 @@ describe("a second audit: io, checkpoint, optim, parallel and runtime", () => {
     expect(() => saveShardedSafetensors(dir, { a: tensor([1], [1]) }, { maxShardBytes: 0 })).toThrow(
       `[safetensors] ${dir}: maxShardBytes 0`,
     );
+    // the checkpoint writers too (they named their temporary folder)
+    const layer = readHfMoeLayer(writeFixture(makeFixture("mixtral"), scratch("hf-shards")), 0);
+    const out = scratch("maxtext-shards");
+    expect(() => writeMaxTextMoeLayer(layer, out, { maxShardBytes: 0 })).toThrow(
+      `[checkpoint] ${out}: maxShardBytes 0 is not a positive number`,
+    );
+    expect(() => writeHfMoeLayer(layer, out, { family: "mixtral", maxShardBytes: -5 })).toThrow(`[checkpoint] ${out}: maxShardBytes -5`);
     const file = join(mkdirSync(scratch("f8"), { recursive: true })!, "x.safetensors");
     expect(() => saveSafetensors(file, { x: tensor([1], [1]) }, { dtypes: { x: "F8_E4M3" } })).toThrow(
       "cannot be stored as F8_E4M3: it holds e4m3 codes, from a uint8 tensor",
