@@ -37,6 +37,11 @@ export function strides(shape: Shape): number[] {
   return s;
 }
 
+/** The position [i,j,...] of flat (row-major) index `flat` in `shape`. */
+export function positionOf(shape: Shape, flat: number): number[] {
+  return strides(shape).map((st, k) => Math.floor(flat / st) % shape[k]!);
+}
+
 export function normalizeAxis(axis: number, ndim: number, where = "axis"): number {
   const a = axis < 0 ? axis + ndim : axis;
   if (a < 0 || a >= ndim || !Number.isInteger(a)) {

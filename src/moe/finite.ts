@@ -4,7 +4,7 @@
 // moekit run): a scan of every element, kept off the default path.
 // Legend: B batch, S sequence, D model dim, E experts.
 import { MoeError } from "../core/errors.js";
-import { strides } from "../core/shape.js";
+import { positionOf } from "../core/shape.js";
 import { checkValues, Tensor } from "../core/tensor.js";
 import { isQuantizedWeight, type QuantizedWeight } from "../ops/quantized-weight.js";
 import type { WeightFormat } from "../prims/quantized-gmm.js";
@@ -31,14 +31,9 @@ function firstNonFinite(t: Tensor): number {
   return -1;
 }
 
-/** The position [i,j,...] of flat index `i` of `t`. */
-function positionOf(t: Tensor, i: number): number[] {
-  return strides(t.shape).map((s, k) => Math.floor(i / s) % t.shape[k]!);
-}
-
 /** "NaN at [0,3,1]" for flat index `i` of `t`. */
 function describe(t: Tensor, i: number): string {
-  return `${String(t.data[i])} at [${positionOf(t, i).join(",")}]`;
+  return `${String(t.data[i])} at [${positionOf(t.shape, i).join(",")}]`;
 }
 
 /** Tensors, possibly nested in arrays and objects (a weights record, a layer's params); other leaves are skipped. */
@@ -98,7 +93,7 @@ export function checkFinite(tree: TensorTree, name: string): void {
     const tensor = named(path);
     throw new NonFiniteError(
       tensor,
-      positionOf(t, bad),
+      positionOf(t.shape, bad),
       t.data[bad]!,
       `[${tensor}] ${t.dtype}[${t.shape.join(",")}] holds ${describe(t, bad)}`,
     );

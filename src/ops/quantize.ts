@@ -7,6 +7,7 @@
 import type { DType } from "../core/dtype.js";
 import { DTypeError, MoeError, ShapeError, UnsupportedError } from "../core/errors.js";
 import { full, Tensor } from "../core/tensor.js";
+import { positionOf } from "../core/shape.js";
 import { bind, bind1 } from "../autodiff/bind.js";
 import { isRecording } from "../autodiff/graph.js";
 import { customVjp } from "../autodiff/custom-vjp.js";
@@ -79,10 +80,7 @@ export function quantize(x: Tensor, axes: readonly number[], q: OperandQuant, no
     const m =
       what === undefined || !(e instanceof MoeError) ? null : /^\[quantize\] element (\d+) of the input is (\S+): (.*)$/.exec(e.message);
     if (m === null) throw e;
-    const at = x.shape.reduceRight<[number[], number]>(
-      ([idx, rest], d) => [[rest % d, ...idx], Math.floor(rest / d)],
-      [[], Number(m[1])],
-    )[0];
+    const at = positionOf(x.shape, Number(m[1]));
     throw new MoeError(`[quantize] ${what} [${x.shape.join(",")}] is ${m[2]} at [${at.join(",")}]: ${m[3]}`);
   }
 }
