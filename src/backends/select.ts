@@ -1,7 +1,7 @@
 // Which backend runs primitives. Nothing is chosen at import: the first primitive or large buffer (or useBackend, or
 // configureFromEnv) chooses, from MOEKIT_BACKEND and the other flags of core/env.ts.
 import { useLargeBuffers, zeroed } from "../core/dtype.js";
-import { readEnv, type BackendChoice, type MoekitEnv } from "../core/env.js";
+import { BACKEND_CHOICES, readEnv, type BackendChoice, type MoekitEnv } from "../core/env.js";
 import { MoeError } from "../core/errors.js";
 import { storagePool } from "../core/pool.js";
 import type { Backend } from "./backend.js";
@@ -39,8 +39,10 @@ export function activeBackend(): Backend {
 function selectBackend(choice: BackendChoice | Backend): Backend {
   // a backend object, or one of the names (a JavaScript caller's "Ref" or "cuda" was taken as auto)
   if (typeof choice === "object" && choice !== null && typeof choice.run === "function") return (active = choice);
-  if (!["auto", "native", "ref"].includes(choice as string))
-    throw new MoeError(`[backend] ${JSON.stringify(choice)} is not a backend: give "auto", "native", "ref" or a Backend object`);
+  if (!(BACKEND_CHOICES as readonly unknown[]).includes(choice))
+    throw new MoeError(
+      `[backend] ${JSON.stringify(choice)} is not a backend: give ${BACKEND_CHOICES.map((c) => `"${c}"`).join(", ")} or a Backend object`,
+    );
   if (choice === "ref") return (active = refBackend);
   const native = nativeBackend();
   if (native !== undefined && !nativeConfigured) {

@@ -11,7 +11,8 @@
 //   MOEKIT_MPI_TIMEOUT=seconds          an MPI collective not complete by then is an error (default 300, 0 = never)
 import { MoeError } from "./errors.js";
 
-export type BackendChoice = "auto" | "native" | "ref";
+export const BACKEND_CHOICES = ["auto", "native", "ref"] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 export type NativeIsa = "scalar" | "avx2" | "avx512";
 export type NativeBf16Path = "widen" | "dpbf16" | "amx";
 
@@ -52,7 +53,7 @@ function number(name: string, v: string | undefined, integer: boolean, max: numb
 export function readEnv(env: Readonly<Record<string, string | undefined>> = process.env): MoekitEnv {
   const native = oneOf("MOEKIT_NATIVE", env.MOEKIT_NATIVE, ["0", "off", "1", "on", ""]);
   return {
-    backend: oneOf("MOEKIT_BACKEND", env.MOEKIT_BACKEND, ["auto", "native", "ref"]) ?? "auto",
+    backend: oneOf("MOEKIT_BACKEND", env.MOEKIT_BACKEND, BACKEND_CHOICES) ?? "auto",
     threads: number("MOEKIT_THREADS", env.MOEKIT_THREADS, true, MAX_THREADS),
     poolMb: number("MOEKIT_POOL_MB", env.MOEKIT_POOL_MB, false, 2 ** 30),
     nativeDisabled: native === "0" || native === "off",

@@ -93,8 +93,6 @@ export function randomBits(key: Key, n: number): Uint32Array {
 function fromUniform(key: Key, shape: readonly number[], dtype: DType, where: string, f: (u: number) => number): Tensor {
   checkKey(key, where);
   const n = count(shape, where);
-  // draws are real numbers: an integer dtype truncated them (normal(key, shape, "int32") gave zeros)
-  if (!isFloat(dtype) && where !== "randint") throw new DTypeError(`[${where}] dtype ${dtype}: draws need float32, float64 or bfloat16`);
   const d = allocate(dtype, n);
   for (let i = 0; i < n; i += 2) {
     const [a, b] = threefry2x32(key, i >>> 1, 0);
@@ -105,8 +103,14 @@ function fromUniform(key: Key, shape: readonly number[], dtype: DType, where: st
   return new Tensor(d, shape, dtype);
 }
 
+/** `dtype`, refused unless a float: real draws in an integer dtype were truncated (normal(key, s, "int32") gave zeros). */
+function floatDType(dtype: DType, where: string): DType {
+  if (!isFloat(dtype)) throw new DTypeError(`[${where}] dtype ${dtype}: draws need float32, float64 or bfloat16`);
+  return dtype;
+}
+
 export function uniform(key: Key, shape: readonly number[], lo = 0, hi = 1, dtype: DType = "float32"): Tensor {
-  return fromUniform(key, shape, dtype, "uniform", (v) => lo + (hi - lo) * v);
+  return fromUniform(key, shape, floatDType(dtype, "uniform"), "uniform", (v) => lo + (hi - lo) * v);
 }
 
 /** Integers uniform in [lo, hi) (int32). */
@@ -168,12 +172,14 @@ function erfc(x: number): number {
 }
 
 export function normal(key: Key, shape: readonly number[], dtype: DType = "float32"): Tensor {
-  return fromUniform(key, shape, dtype, "normal", (v) => ndtri(Math.min(Math.max(v, 1e-300), 1 - 2 ** -33)));
+  return fromUniform(key, shape, floatDType(dtype, "normal"), "normal", (v) => ndtri(Math.min(Math.max(v, 1e-300), 1 - 2 ** -33)));
 }
 
 /** N(0,1) truncated to (lo, hi), by inverse CDF. */
 export function truncatedNormal(key: Key, shape: readonly number[], lo = -2, hi = 2, dtype: DType = "float32"): Tensor {
   const a = normCdf(lo);
   const b = normCdf(hi);
-  return fromUniform(key, shape, dtype, "truncatedNormal", (v) => Math.min(Math.max(ndtri(a + (b - a) * v), lo), hi));
+  return fromUniform(key, shape, floatDType(dtype, "truncatedNormal"), "truncatedNormal", (v) =>
+    Math.min(Math.max(ndtri(a + (b - a) * v), lo), hi),
+  );
 }

@@ -1,7 +1,7 @@
 // The native CPU backend: the Node-API addon built from native/ (grouped and batched matmuls, the fused expert FFN,
 // top-k, argsort, elementwise ops, reductions, movement and indexing, optimizer steps). Nothing is loaded until first
 // asked for.
-import { readEnv, type MoekitEnv } from "../../core/env.js";
+import { MAX_THREADS, readEnv, type MoekitEnv } from "../../core/env.js";
 import { MoeError } from "../../core/errors.js";
 import { useLargeBuffers } from "../../core/dtype.js";
 import { storagePool } from "../../core/pool.js";
@@ -65,8 +65,8 @@ const explicit = new Set<"threads" | "bf16">();
 export function setNativeThreads(n: number): boolean {
   const b = nativeBinding();
   if (b === undefined) return false;
-  if (!Number.isInteger(n) || n < 0 || n > 1024)
-    throw new MoeError(`[native] thread count ${n} must be an integer from 0 (the number of CPUs) to 1024`);
+  if (!Number.isInteger(n) || n < 0 || n > MAX_THREADS)
+    throw new MoeError(`[native] thread count ${n} must be an integer from 0 (the number of CPUs) to ${MAX_THREADS}`);
   b.setThreads(n);
   explicit.add("threads");
   return true;
