@@ -33,6 +33,16 @@ export interface RoutedAndSharedMoeWeights<W extends ExpertWeight = Tensor> {
   shared: MlpKernels;
 }
 
+/** The shared experts' part of RoutedAndSharedMoE.forward on x [B,S,D] (their quantized-gradient noise keyed by site). */
+export function sharedExpertsForward(
+  cfg: MoeConfig,
+  shared: MlpKernels,
+  x_BSD: Tensor,
+  opts: Pick<ForwardOptions, "quantKey"> & { dropoutKey?: Key } = {},
+): Tensor {
+  return mlpForward(cfg, shared, x_BSD, opts.dropoutKey, siteKey(opts.quantKey, QuantSite.SharedMlp));
+}
+
 /**
  * RoutedAndSharedMoE.forward as a pure function of the config, the weights and the input [B,S,D] (what
  * valueAndGrad differentiates, as routedMoeForward is RoutedMoE's): routed(x) + shared_experts(x).
@@ -49,7 +59,7 @@ export function routedAndSharedMoeForward(
       throw new MoeError(`[RoutedAndSharedMoE] weights.${f} is missing: give { routed, shared }`);
   if (opts.checkFinite === true) checkFinite(w.shared, "RoutedAndSharedMoE shared_experts");
   const r = routedMoeForward(cfg, w.routed, inputs_BSD, opts);
-  const sharedOutput = mlpForward(cfg, w.shared, inputs_BSD, opts.dropoutKey, siteKey(opts.quantKey, QuantSite.SharedMlp));
+  const sharedOutput = sharedExpertsForward(cfg, w.shared, inputs_BSD, opts);
   const output = add(r.output, sharedOutput);
   if (opts.checkFinite === true) checkFinite(output, "RoutedAndSharedMoE output");
   return { ...r, output, routedOutput: r.output, sharedOutput };

@@ -11,9 +11,7 @@ import type { MoeConfig } from "../../moe/config.js";
 import { calculateLoadBalanceUpdates } from "../../moe/load-balance.js";
 import { concatenate, sliceAxis } from "../../ops/movement.js";
 import { add, div } from "../../ops/elementwise.js";
-import { RoutedAndSharedMoE } from "../../moe/routed-and-shared-moe.js";
-import { QuantSite, siteKey } from "../../moe/quantization.js";
-import { mlpForward } from "../../moe/shared-mlp.js";
+import { RoutedAndSharedMoE, sharedExpertsForward } from "../../moe/routed-and-shared-moe.js";
 import { joinMpi, mpiUnavailableReason } from "../../parallel/mpi-group.js";
 import { mpirunArgs, mpirunMissing } from "../../parallel/mpi-launch.js";
 import { agreeAcrossRanks } from "../../parallel/agree.js";
@@ -90,10 +88,7 @@ export async function forwardOnRanks(
   const w = shardWeights(routed.weights, group.rank, n);
   const x = sliceAxis(x_BSD, 0, group.rank * b, (group.rank + 1) * b);
   const o = await routedMoeForwardParallel(cfg, group, "batch_sharded", w, x, opts);
-  const y =
-    layer instanceof RoutedAndSharedMoE
-      ? add(o.output, mlpForward(cfg, layer.weights.shared, x, undefined, siteKey(opts.quantKey, QuantSite.SharedMlp)))
-      : o.output;
+  const y = layer instanceof RoutedAndSharedMoE ? add(o.output, sharedExpertsForward(cfg, layer.weights.shared, x, opts)) : o.output;
   const topK = concatenate(await group.allGather(o.topKIndices_BSK));
   return {
     ...o,
