@@ -6,7 +6,7 @@ import { cast, mul, upcastF32 } from "../ops/elementwise.js";
 import { quantizedEinsum } from "../ops/quantize.js";
 import { isQuantizedWeight } from "../ops/quantized-weight.js";
 import { getActivation } from "../ops/nn.js";
-import { dropout } from "../nn/mlp.js";
+import { dropout, wiPaths } from "../nn/mlp.js";
 import { foldIn, type Key } from "../nn/random.js";
 import { didYouMean } from "../core/suggest.js";
 import type { MoeConfig } from "./config.js";
@@ -15,10 +15,9 @@ import { denseQuant, servedLhsBits } from "./quantization.js";
 import { servedDense } from "./served.js";
 import { tensorArg } from "../ops/args.js";
 
-/** Kernel paths of a MaxText MlpBlock: "wi/kernel" for one activation, else "wi_0/kernel", ...; then "wo/kernel". */
+/** Kernel paths of a MaxText MlpBlock: its input kernels' (wiPaths), then "wo/kernel". */
 export function mlpKernelPaths(numActivations: number): string[] {
-  const wi = numActivations === 1 ? ["wi/kernel"] : Array.from({ length: numActivations }, (_, i) => `wi_${i}/kernel`);
-  return [...wi, "wo/kernel"];
+  return [...wiPaths(numActivations), "wo/kernel"];
 }
 
 /** Kernels of a MaxText MlpBlock by path ("wi_0/kernel" [D,Hs], ..., "wo/kernel" [Hs,D]); held quantized: [1,k,n]. */
@@ -62,17 +61,14 @@ export function mlpForward(cfg: MoeConfig, kernels: MlpKernels, x_BSD: Tensor, d
       ? servedDense(lhs, k, servedLhsBits(cfg))
       : quantizedEinsum(spec, lhs, cast(k, dt), denseQuant(cfg, quantKey === undefined ? undefined : foldIn(quantKey, i)));
   let h: Tensor | undefined;
+  // every kernel is there (checkKernelShapes)
   paths.slice(0, -1).forEach((p, i) => {
-    const k = kernels[p];
-    if (k === undefined) throw new ShapeError(`[mlp] missing kernel ${p}`);
-    let z = mm("BSD,DH->BSH", xx, k, i);
+    let z = mm("BSD,DH->BSH", xx, kernels[p]!, i);
     if (cfg.activationsInFloat32) z = upcastF32(z);
     const a = getActivation(cfg.mlpActivations[i]!)(z);
     h = h === undefined ? a : mul(h, a);
   });
   let hh = cast(h!, dt);
   if (cfg.dropoutRate > 0) hh = dropout(hh, cfg.dropoutRate, dropoutKey);
-  const wo = kernels["wo/kernel"];
-  if (wo === undefined) throw new ShapeError("[mlp] missing kernel wo/kernel");
-  return mm("BSH,HD->BSD", hh, wo, paths.length - 1);
+  return mm("BSH,HD->BSD", hh, kernels["wo/kernel"]!, paths.length - 1);
 }

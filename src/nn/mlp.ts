@@ -25,8 +25,8 @@ export interface MlpBlockOptions {
   kernelInit?: NdInitializer;
 }
 
-/** Kernel paths: "wi/kernel" with one activation, else "wi_0/kernel", "wi_1/kernel", ...; then "wo/kernel". */
-function wiPaths(n: number): string[] {
+/** Input kernel paths of a MaxText MlpBlock: "wi/kernel" with one activation, else "wi_0/kernel", "wi_1/kernel", ... */
+export function wiPaths(n: number): string[] {
   return n === 1 ? ["wi/kernel"] : Array.from({ length: n }, (_, i) => `wi_${i}/kernel`);
 }
 
